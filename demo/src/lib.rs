@@ -1,0 +1,1 @@
+//! Orrery demo fleet (see issue 6).

@@ -1,0 +1,1 @@
+//! Orrery SDK (see issue 6).

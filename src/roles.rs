@@ -1,0 +1,194 @@
+//! What each subcommand runs, and the shutdown wiring they share.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use orrery_store::ClickHouseArgs;
+use orrery_store::embedded::{EmbeddedArgs, EmbeddedClickHouse};
+use orrery_store::schema::{self, SchemaParams};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AllInOneArgs, Cli, Command};
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let shutdown = shutdown_on_signal();
+    let ch = cli.clickhouse;
+    match cli.command {
+        None => all_in_one(cli.all_in_one, ch, shutdown).await,
+        Some(Command::AllInOne(args)) => all_in_one(args, ch, shutdown).await,
+        Some(Command::Collector(cmd)) => {
+            require_url(&ch, "collector")?;
+            if !cmd.no_migrate {
+                migrate(&ch).await?;
+            }
+            orrery_collector::run(cmd.collector, ch, shutdown).await
+        }
+        Some(Command::Query(cmd)) => {
+            require_url(&ch, "query")?;
+            if !cmd.no_migrate {
+                migrate(&ch).await?;
+            }
+            orrery_query::run(cmd.query, ch, shutdown).await
+        }
+        Some(Command::Migrate(cmd)) => {
+            if cmd.print {
+                for stmt in schema::full_ddl(&SchemaParams::from_args(&ch)?) {
+                    println!("{stmt};\n");
+                }
+                return Ok(());
+            }
+            let (ch, embedded) = resolve(ch, &cmd.embedded).await?;
+            let result = migrate(&ch).await;
+            if let Some(e) = embedded {
+                e.stop().await;
+            }
+            result
+        }
+        Some(Command::EmbeddedClickhouse(args)) => {
+            let embedded = EmbeddedClickHouse::start(&args).await?;
+            println!("embedded ClickHouse listening on {}", embedded.url());
+            shutdown.cancelled().await;
+            embedded.stop().await;
+            Ok(())
+        }
+    }
+}
+
+async fn all_in_one(
+    args: AllInOneArgs,
+    ch: ClickHouseArgs,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let (ch, embedded) = resolve(ch, &args.embedded).await?;
+    let result = async {
+        if !args.no_migrate {
+            migrate(&ch).await?;
+        }
+        tracing::info!(
+            otlp_grpc = %args.collector.otlp_grpc_addr,
+            otlp_http = %args.collector.otlp_http_addr,
+            ui = %args.query.query_addr,
+            "orrery all-in-one starting"
+        );
+        let collector = tokio::spawn(orrery_collector::run(
+            args.collector,
+            ch.clone(),
+            shutdown.clone(),
+        ));
+        let query = tokio::spawn(orrery_query::run(args.query, ch.clone(), shutdown.clone()));
+        // If either half stops, stop the other too, then report the first error.
+        let (c, q) = tokio::join!(
+            async {
+                let r = collector.await;
+                shutdown.cancel();
+                r
+            },
+            async {
+                let r = query.await;
+                shutdown.cancel();
+                r
+            }
+        );
+        c.context("collector task")??;
+        q.context("query task")??;
+        Ok(())
+    }
+    .await;
+    // The collector has flushed its spool by now; only then stop the engine.
+    if let Some(e) = embedded {
+        e.stop().await;
+    }
+    result
+}
+
+/// Uses the configured URL, or starts the embedded engine and points the settings at it.
+async fn resolve(
+    mut ch: ClickHouseArgs,
+    embedded: &EmbeddedArgs,
+) -> Result<(ClickHouseArgs, Option<EmbeddedClickHouse>)> {
+    if ch.clickhouse_url.is_some() {
+        return Ok((ch, None));
+    }
+    let engine = EmbeddedClickHouse::start(embedded).await?;
+    ch.clickhouse_url = Some(engine.url().to_string());
+    // The embedded engine has no native block compression.
+    ch.clickhouse_compression = false;
+    Ok((ch, Some(engine)))
+}
+
+fn require_url(ch: &ClickHouseArgs, role: &str) -> Result<()> {
+    if ch.clickhouse_url.is_none() {
+        bail!(
+            "`orrery {role}` needs --clickhouse-url (or ORRERY_CLICKHOUSE_URL); only all-in-one \
+             starts an embedded ClickHouse (or run `orrery embedded-clickhouse` and point at it)"
+        );
+    }
+    Ok(())
+}
+
+async fn migrate(ch: &ClickHouseArgs) -> Result<()> {
+    let params = SchemaParams::from_args(ch)?;
+    let url = ch.clickhouse_url.as_deref().context("ClickHouse URL")?;
+    let client = ch.server_client(url);
+    let report = retry_startup(|| schema::migrate(&client, &params)).await?;
+    tracing::info!(
+        database = %params.database,
+        applied = ?report.applied,
+        version = schema::latest_version(),
+        "schema up to date"
+    );
+    Ok(())
+}
+
+/// ClickHouse may still be starting when a collector starts (compose, Kubernetes): retry for a
+/// while with backoff rather than crash-looping.
+async fn retry_startup<T, F, Fut>(mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(err) if Instant::now() < deadline && is_connect_error(&err) => {
+                tracing::warn!(error = %err, ?delay, "ClickHouse not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn is_connect_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<clickhouse::error::Error>(),
+            Some(clickhouse::error::Error::Network(_))
+        )
+    })
+}
+
+/// Cancels the token on SIGTERM or Ctrl-C; a second signal exits at once.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutdown requested; finishing in-flight work (signal again to exit now)");
+        t.cancel();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(130);
+    });
+    token
+}

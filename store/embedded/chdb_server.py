@@ -1,0 +1,498 @@
+#!/usr/bin/env python3
+"""The ClickHouse HTTP interface in front of chDB, the embedded ClickHouse engine.
+
+Orrery's collector and query service speak to ClickHouse only through the official `clickhouse`
+Rust crate over HTTP. This server lets that same code run against chDB (PyPI `chdb-core`), which
+is ClickHouse packaged as a Python extension, with the data on local disk.
+
+What it implements, following https://clickhouse.com/docs/interfaces/http :
+- `GET /ping` and `GET /replicas_status` answer `Ok.`;
+- the query in the `query` URL parameter, in the POST body, or as the `query` field of a
+  `multipart/form-data` body (that is how the Rust crate sends queries that carry `param_*`);
+- typed query parameters `param_<name>` (URL or multipart fields), substituted by the engine;
+- `database`, `default_format`, and every other URL parameter applied as a setting for the one
+  request (`SET k = v` before, `SET k = DEFAULT` after, on a per-thread connection);
+- `INSERT ... FORMAT <fmt>` whose data is the request body (or follows the query in the body),
+  streamed chunk by chunk into chDB's streaming insert, so memory stays flat for large inserts;
+  `Content-Encoding: gzip` request bodies are inflated on the fly;
+- SELECT results streamed back in the requested format with chunked transfer encoding;
+- errors as non-2xx with `X-ClickHouse-Exception-Code` and ClickHouse's message text.
+
+Not implemented: ClickHouse's native block compression (`decompress=1` / `compress=1`), sessions,
+users and quotas. The server binds to loopback only; run a real ClickHouse for anything shared.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+import zlib
+from email.parser import BytesParser
+from email.policy import HTTP as HTTP_POLICY
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import chdb
+
+# URL parameters of the HTTP interface that are not settings.
+NON_SETTINGS = {
+    "query", "database", "default_format", "user", "password", "query_id", "session_id",
+    "session_timeout", "session_check", "compress", "decompress", "buffer_size",
+    "wait_end_of_query", "role", "quota_key", "enable_http_compression",
+    "http_zlib_compression_level", "add_http_cors_header", "http_response_buffer_size",
+    "send_progress_in_http_headers", "client_protocol_version",
+}
+SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INSERT_WITH_FORMAT = re.compile(
+    r"^\s*INSERT\s+INTO\s+(?P<target>.*?)\s+FORMAT\s+(?P<format>[A-Za-z0-9_]+)[ \t]*\r?\n?",
+    re.IGNORECASE | re.DOTALL,
+)
+READ_STATEMENT = re.compile(r"^\s*\(*\s*(SELECT|WITH|SHOW|DESC|DESCRIBE|EXPLAIN|EXISTS)\b", re.IGNORECASE)
+FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
+ERROR_CODE = re.compile(r"Code:\s*(\d+)")
+# Formats whose output has a header even when no row is returned.
+HEADER_FORMATS = ("withnames", "json", "pretty", "xml", "markdown", "native")
+
+# ClickHouse's exception code -> HTTP status, as the real server maps the common ones.
+STATUS_BY_CODE = {
+    27: 400, 36: 400, 38: 400, 41: 400, 43: 400, 44: 400, 46: 400, 47: 400, 53: 400, 62: 400,
+    69: 400, 72: 400, 117: 400, 130: 400, 190: 400, 352: 400, 386: 400, 395: 400, 456: 400,
+    457: 400, 26: 400, 33: 400, 6: 400, 7: 400, 25: 400,
+    60: 404, 81: 404, 115: 404,
+    164: 403, 497: 403, 516: 401,
+    159: 408, 209: 408, 241: 507, 252: 507,
+}
+
+VERSION = "unknown"
+BINARY_OUTPUT = ("rowbinary", "native", "parquet", "arrow", "orc", "avro", "msgpack", "protobuf")
+CHUNK = 1 << 20
+
+
+class ClickHouseError(Exception):
+    def __init__(self, code, message, status=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status or STATUS_BY_CODE.get(code, 500)
+
+
+def chdb_error(exc):
+    text = str(exc)
+    for prefix in ("Streaming query failed: ", "Streaming insert finish failed: ",
+                   "Streaming insert append failed: "):
+        text = text.replace(prefix, "")
+    match = ERROR_CODE.search(text)
+    code = int(match.group(1)) if match else 1001
+    return ClickHouseError(code, text.strip())
+
+
+class Engine:
+    """One chDB connection per server thread: chDB settings and `USE` are per connection."""
+
+    def __init__(self, path):
+        self.path = path
+        self.local = threading.local()
+        self.first = chdb.connect(path)  # opens (or creates) the data directory once
+
+    def conn(self):
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = chdb.connect(self.path)
+            self.local.conn = conn
+        return conn
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "orrery-chdb"
+    engine = None  # set in main()
+    quiet = True
+
+    def log_message(self, fmt, *args):
+        if not self.quiet:
+            sys.stderr.write("chdb-server: " + (fmt % args) + "\n")
+
+    # ---- request plumbing -------------------------------------------------------------------
+
+    def body_chunks(self):
+        """Yields the request body in pieces: Content-Length or chunked, gzip inflated."""
+        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
+        inflater = None
+        if encoding in ("gzip", "deflate"):
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+        elif encoding not in ("", "identity"):
+            raise ClickHouseError(
+                166, f"Unsupported Content-Encoding {encoding!r} (embedded server: gzip or none)", 415)
+
+        def raw():
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                while True:
+                    line = self.rfile.readline(65537)
+                    if not line:
+                        raise ClickHouseError(33, "Unexpected end of chunked request body")
+                    size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                            pass
+                        return
+                    remaining = size
+                    while remaining:
+                        piece = self.rfile.read(min(remaining, CHUNK))
+                        if not piece:
+                            raise ClickHouseError(33, "Unexpected end of chunked request body")
+                        remaining -= len(piece)
+                        yield piece
+                    self.rfile.readline(3)
+            else:
+                remaining = int(self.headers.get("Content-Length") or 0)
+                while remaining:
+                    piece = self.rfile.read(min(remaining, CHUNK))
+                    if not piece:
+                        raise ClickHouseError(33, "Unexpected end of request body")
+                    remaining -= len(piece)
+                    yield piece
+
+        for piece in raw():
+            yield inflater.decompress(piece) if inflater else piece
+        if inflater:
+            tail = inflater.flush()
+            if tail:
+                yield tail
+
+    def drain(self, chunks):
+        for _ in chunks:
+            pass
+
+    def send_error_response(self, err):
+        body = err.message
+        if "(version" not in body:
+            body += f" (version {VERSION})"
+        body = (body + "\n").encode()
+        try:
+            self.send_response(err.status)
+            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+            self.send_header("X-ClickHouse-Exception-Code", str(err.code))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def common_headers(self, fmt, query_id):
+        self.send_header("X-ClickHouse-Query-Id", query_id)
+        self.send_header("X-ClickHouse-Server-Display-Name", "orrery-embedded")
+        self.send_header("X-ClickHouse-Timezone", "UTC")
+        if fmt:
+            self.send_header("X-ClickHouse-Format", fmt)
+            binary = fmt.lower().startswith(BINARY_OUTPUT)
+            self.send_header("Content-Type", "application/octet-stream" if binary
+                             else "text/plain; charset=UTF-8")
+
+    def send_ok(self, payload, fmt, query_id, summary):
+        self.send_response(200)
+        self.common_headers(fmt, query_id)
+        self.send_header("X-ClickHouse-Summary", json.dumps(summary))
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    # ---- routes ---------------------------------------------------------------------------
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        if url.path in ("/ping", "/replicas_status"):
+            payload = b"Ok.\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=UTF-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        if url.path == "/" and not url.query:
+            payload = b"Ok.\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        self.handle_query(url, readonly=True)
+
+    def do_POST(self):
+        self.handle_query(urlsplit(self.path), readonly=False)
+
+    def handle_query(self, url, readonly):
+        if url.path not in ("/", "/query"):
+            chunks = self.body_chunks()
+            self.drain(chunks)
+            self.send_error_response(ClickHouseError(
+                1000, f"There is no handle {url.path}. Use / or /ping.", 404))
+            return
+        params = parse_qsl(url.query, keep_blank_values=True)
+        chunks = self.body_chunks()
+        try:
+            self.execute(params, chunks, readonly)
+        except ClickHouseError as err:
+            self.drain_quietly(chunks)
+            self.send_error_response(err)
+        except Exception as exc:  # a chDB error not raised as ClickHouseError
+            self.drain_quietly(chunks)
+            self.send_error_response(chdb_error(exc))
+
+    def drain_quietly(self, chunks):
+        try:
+            self.drain(chunks)
+        except Exception:
+            self.close_connection = True
+
+    def execute(self, params, chunks, readonly):
+        url_query = None
+        query_params = {}
+        settings = []
+        database = None
+        default_format = "TabSeparated"
+        query_id = str(uuid.uuid4())
+        for key, value in params:
+            if key == "query":
+                url_query = value
+            elif key.startswith("param_"):
+                query_params[key[6:]] = value
+            elif key == "database":
+                database = value
+            elif key == "default_format":
+                default_format = value
+            elif key == "query_id":
+                query_id = value or query_id
+            elif key == "decompress" and value not in ("", "0"):
+                raise ClickHouseError(
+                    115, "decompress=1 (native block compression) is not supported by the "
+                    "embedded server; turn compression off in the client", 400)
+            elif key in NON_SETTINGS:
+                continue
+            else:
+                if not SETTING_NAME.match(key):
+                    raise ClickHouseError(115, f"Unknown setting {key!r}", 400)
+                settings.append((key, value))
+
+        content_type = self.headers.get("Content-Type") or ""
+        data = chunks
+        if content_type.lower().startswith("multipart/form-data"):
+            body = b"".join(chunks)
+            fields = parse_multipart(content_type, body)
+            for name, value in fields.items():
+                if name == "query":
+                    url_query = (url_query + " " + value) if url_query else value
+                elif name.startswith("param_"):
+                    query_params[name[6:]] = value
+            data = iter(())
+
+        first = b""
+        if url_query is None:
+            # The whole body is the query, possibly followed by inline INSERT data.
+            body = b"".join(data)
+            text = body.decode("utf-8", errors="replace")
+            insert = INSERT_WITH_FORMAT.match(text)
+            if insert:
+                head_len = len(text[: insert.end()].encode("utf-8"))
+                sql, first = text[: insert.end()], body[head_len:]
+            else:
+                sql = text
+            data = iter(())
+        else:
+            sql = url_query
+            insert = INSERT_WITH_FORMAT.match(sql)
+            if insert and sql[insert.end():].strip():
+                # Inline data after FORMAT inside the query parameter itself.
+                first = sql[insert.end():].encode()
+                sql = sql[: insert.end()]
+        if not sql.strip():
+            raise ClickHouseError(62, "Empty query", 400)
+        if readonly and not READ_STATEMENT.match(sql):
+            raise ClickHouseError(164, "Cannot execute query in readonly mode (use POST)", 403)
+
+        conn = self.engine.conn()
+        started = time.monotonic()
+        applied = []
+        try:
+            conn.query("USE " + quote_identifier(database or "default"))
+            for key, value in settings:
+                conn.query(f"SET {key} = {quote_literal(value)}")
+                applied.append(key)
+            insert = INSERT_WITH_FORMAT.match(sql)
+            if insert:
+                self.run_insert(conn, insert, first, data, query_id, started)
+            else:
+                body_rest = b"".join(data)
+                if body_rest.strip():
+                    sql = sql + " " + body_rest.decode("utf-8", errors="replace")
+                self.run_query(conn, sql, query_params, default_format, query_id, started)
+        finally:
+            for key in applied:
+                try:
+                    conn.query(f"SET {key} = DEFAULT")
+                except Exception:
+                    pass
+
+    def run_insert(self, conn, insert, first, data, query_id, started):
+        fmt = insert.group("format")
+        try:
+            inserter = conn.send_insert("INSERT INTO " + insert.group("target"), fmt)
+        except Exception as exc:
+            raise chdb_error(exc)
+        try:
+            pending = bytearray(first)
+            for piece in data:
+                pending += piece
+                if len(pending) >= CHUNK:
+                    inserter.append(bytes(pending))
+                    pending.clear()
+            if pending:
+                inserter.append(bytes(pending))
+            result = inserter.finish()
+        except ClickHouseError:
+            inserter.cancel()
+            raise
+        except Exception as exc:
+            try:
+                inserter.cancel()
+            except Exception:
+                pass
+            raise chdb_error(exc)
+        summary = summary_of(0, 0, result.rows_written, result.bytes_written, 0, 0, started)
+        self.send_ok(b"", None, query_id, summary)
+
+    def run_query(self, conn, sql, query_params, default_format, query_id, started):
+        match = FORMAT_CLAUSE.search(sql)
+        fmt = match.group(1) if match else default_format
+        if not READ_STATEMENT.match(sql):
+            try:
+                result = conn.query(sql, fmt, params=query_params)
+            except Exception as exc:
+                raise chdb_error(exc)
+            payload = result.bytes() if result is not None else b""
+            rows = result.rows_read() if result is not None else 0
+            self.send_ok(payload, fmt, query_id,
+                         summary_of(rows, 0, 0, 0, 0, len(payload), started))
+            return
+        try:
+            stream = conn.send_query(sql, fmt, params=query_params)
+            first = stream.fetch()
+        except Exception as exc:
+            raise chdb_error(exc)
+        if first is None:
+            # An empty stream carries no header; formats with one must still get it.
+            payload = b""
+            if fmt.lower().startswith(HEADER_FORMATS) or "withnames" in fmt.lower():
+                try:
+                    payload = conn.query(sql, fmt, params=query_params).bytes()
+                except Exception as exc:
+                    raise chdb_error(exc)
+            self.send_ok(payload, fmt, query_id, summary_of(0, 0, 0, 0, 0, len(payload), started))
+            return
+        self.send_response(200)
+        self.common_headers(fmt, query_id)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = first
+        try:
+            while chunk is not None:
+                payload = chunk.bytes()
+                if payload:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                chunk = stream.fetch()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            stream.cancel()
+            self.close_connection = True
+        except Exception as exc:
+            # Headers are gone; like ClickHouse, put the exception in the body and cut the
+            # stream short so the client cannot mistake a partial result for a whole one.
+            message = f"\n{chdb_error(exc).message}\n".encode()
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(message), message))
+            except Exception:
+                pass
+            self.close_connection = True
+
+
+def summary_of(read_rows, read_bytes, written_rows, written_bytes, result_rows, result_bytes, started):
+    return {
+        "read_rows": str(read_rows), "read_bytes": str(read_bytes),
+        "written_rows": str(written_rows), "written_bytes": str(written_bytes),
+        "total_rows_to_read": "0", "result_rows": str(result_rows),
+        "result_bytes": str(result_bytes),
+        "elapsed_ns": str(int((time.monotonic() - started) * 1e9)),
+    }
+
+
+def parse_multipart(content_type, body):
+    message = BytesParser(policy=HTTP_POLICY).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise ClickHouseError(27, "Malformed multipart/form-data body", 400)
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name is None:
+            continue
+        fields[name] = part.get_payload(decode=True).decode("utf-8")
+    return fields
+
+
+def quote_identifier(name):
+    if IDENTIFIER.match(name):
+        return name
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def quote_literal(value):
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def main():
+    global VERSION
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--path", required=True, help="data directory of the embedded engine")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback)")
+    parser.add_argument("--port", type=int, default=8123, help="listen port; 0 picks a free one")
+    parser.add_argument("--port-file", help="write the bound port here once listening")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = parser.parse_args()
+
+    os.makedirs(args.path, exist_ok=True)
+    engine = Engine(args.path)
+    VERSION = engine.first.query("SELECT version()", "TabSeparated").bytes().decode().strip()
+    Handler.engine = engine
+    Handler.quiet = not args.verbose
+
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    port = server.server_address[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(port))
+        os.replace(tmp, args.port_file)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"chdb-server: ClickHouse {VERSION} (chDB) on http://{args.host}:{port}, data in {args.path}",
+          flush=True)
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    print("chdb-server: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

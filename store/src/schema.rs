@@ -1,0 +1,425 @@
+//! The schema and its versioned migrations.
+//!
+//! Every statement is idempotent (`IF NOT EXISTS`), so a migration interrupted half way, or two
+//! processes migrating at once, end in the same schema. Applied versions are recorded in
+//! `orrery_schema_migrations` (a ReplacingMergeTree, so concurrent records collapse).
+//!
+//! The spans table and its trace-id lookup are column-for-column the OpenTelemetry Collector
+//! ClickHouse exporter's `otel_traces` and `otel_traces_trace_id_ts` (+ materialized view), so
+//! Orrery can read tables that exporter fills and Grafana's ClickHouse data source reads ours.
+//!
+//! With a cluster name the same migrations create `*_local` ReplicatedMergeTree tables
+//! `ON CLUSTER` and Distributed tables under the exporter's names, sharded by trace id so that
+//! all spans of one trace (and thus the service-graph pairing) stay on one shard.
+
+use anyhow::{Context, Result, bail};
+
+use crate::ClickHouseArgs;
+
+/// Where a schema is created: database, retention, optional cluster.
+#[derive(Debug, Clone)]
+pub struct SchemaParams {
+    pub database: String,
+    /// Days to keep; 0 = forever.
+    pub retention_days: u32,
+    pub cluster: Option<String>,
+}
+
+impl SchemaParams {
+    pub fn from_args(args: &ClickHouseArgs) -> Result<Self> {
+        let params = Self {
+            database: args.clickhouse_database.clone(),
+            retention_days: args.retention_days,
+            cluster: args.clickhouse_cluster.clone(),
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// Names go into DDL text (DDL cannot take bound parameters), so they must be plain
+    /// identifiers. They come from the operator's configuration, never from a request.
+    pub fn validate(&self) -> Result<()> {
+        check_identifier("database", &self.database)?;
+        if let Some(cluster) = &self.cluster {
+            check_identifier("cluster", cluster)?;
+        }
+        Ok(())
+    }
+
+    fn on_cluster(&self) -> String {
+        match &self.cluster {
+            Some(c) => format!(" ON CLUSTER {c}"),
+            None => String::new(),
+        }
+    }
+
+    /// Name of the table that holds the data: `<name>_local` on a cluster, else `<name>`.
+    fn storage_name(&self, name: &str) -> String {
+        if self.cluster.is_some() {
+            format!("{name}_local")
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// Engine clause for a data table, replicated on a cluster.
+    /// `version` is the ReplacingMergeTree version column, if any.
+    fn engine(&self, kind: &str, table: &str, version: Option<&str>) -> String {
+        let version = version.map(|v| format!(", {v}")).unwrap_or_default();
+        match &self.cluster {
+            Some(_) => format!(
+                "Replicated{kind}('/clickhouse/tables/{{shard}}/{}/{table}', '{{replica}}'{version})",
+                self.database
+            ),
+            None => format!("{kind}({})", version.trim_start_matches(", ")),
+        }
+    }
+
+    fn ttl(&self, column_expr: &str) -> String {
+        if self.retention_days == 0 {
+            String::new()
+        } else {
+            format!(
+                "\nTTL {column_expr} + toIntervalDay({})",
+                self.retention_days
+            )
+        }
+    }
+
+    /// On a cluster, the Distributed table `name` in front of `name_local`, sharded by
+    /// `sharding_key`. Nothing on a single node.
+    fn distributed(&self, name: &str, sharding_key: &str) -> Vec<String> {
+        match &self.cluster {
+            Some(cluster) => vec![format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{name}{oc} AS {db}.{name}_local\n\
+                 ENGINE = Distributed('{cluster}', '{db}', '{name}_local', {sharding_key})",
+                db = self.database,
+                oc = self.on_cluster(),
+            )],
+            None => Vec::new(),
+        }
+    }
+}
+
+fn check_identifier(what: &str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        bail!(
+            "{what} name {value:?} must be an identifier: letters, digits and '_', not starting with a digit"
+        );
+    }
+    Ok(())
+}
+
+/// One schema version: a name and the statements that bring the schema to it.
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub statements: fn(&SchemaParams) -> Vec<String>,
+}
+
+/// All migrations, in order. Append only: never edit a released migration, add a new one.
+pub fn migrations() -> &'static [Migration] {
+    &[
+        Migration {
+            version: 1,
+            name: "otel_traces (OpenTelemetry exporter compatible) with trace-id lookup",
+            statements: v1_otel_traces,
+        },
+        Migration {
+            version: 2,
+            name: "service graph per-minute rollups",
+            statements: v2_service_graph_rollups,
+        },
+    ]
+}
+
+const ATTR_MAP: &str = "Map(LowCardinality(String), String)";
+
+fn v1_otel_traces(p: &SchemaParams) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let spans = p.storage_name("otel_traces");
+    let ids = p.storage_name("otel_traces_trace_id_ts");
+    let mut out = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{spans}{oc} (
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes {ATTR_MAP} CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes {ATTR_MAP} CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    Events Nested (
+        Timestamp DateTime64(9),
+        Name LowCardinality(String),
+        Attributes {ATTR_MAP}
+    ) CODEC(ZSTD(1)),
+    Links Nested (
+        TraceId String,
+        SpanId String,
+        TraceState String,
+        Attributes {ATTR_MAP}
+    ) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1
+) ENGINE = {engine}
+PARTITION BY toDate(Timestamp)
+ORDER BY (ServiceName, SpanName, toDateTime(Timestamp)){ttl}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+        engine = p.engine("MergeTree", &spans, None),
+        ttl = p.ttl("toDateTime(Timestamp)"),
+    )];
+    out.extend(p.distributed("otel_traces", "cityHash64(TraceId)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{ids}{oc} (
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime64(9) CODEC(Delta, ZSTD(1)),
+    End DateTime64(9) CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = {engine}
+PARTITION BY toDate(Start)
+ORDER BY (TraceId, toUnixTimestamp(Start)){ttl}
+SETTINGS index_granularity = 8192",
+        engine = p.engine("MergeTree", &ids, None),
+        ttl = p.ttl("toDateTime(Start)"),
+    ));
+    out.extend(p.distributed("otel_traces_trace_id_ts", "cityHash64(TraceId)"));
+    // On a cluster the view reads the local spans and writes the local lookup table, so the
+    // lookup row lives on the shard that holds the trace.
+    out.push(format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{ids}
+AS SELECT
+    TraceId,
+    min(Timestamp) AS Start,
+    max(Timestamp) AS End
+FROM {db}.{spans}
+WHERE TraceId != ''
+GROUP BY TraceId",
+        mv = p.storage_name("otel_traces_trace_id_ts_mv"),
+    ));
+    out
+}
+
+/// Per-minute edge and node rollups for the service graph. Rows are written by the query
+/// service's rollup job for closed minutes; ReplacingMergeTree keyed by (minute, edge) with the
+/// computation time as version makes recomputation by any replica idempotent (read with FINAL).
+fn v2_service_graph_rollups(p: &SchemaParams) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let edges = p.storage_name("orrery_edges_1m");
+    let nodes = p.storage_name("orrery_nodes_1m");
+    let mut out = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
+    Minute DateTime CODEC(Delta, ZSTD(1)),
+    Caller LowCardinality(String),
+    Callee LowCardinality(String),
+    CallerRegion LowCardinality(String),
+    CalleeRegion LowCardinality(String),
+    CalleeKind LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
+    LatencyBuckets Array(UInt64),
+    ComputedAt DateTime64(3)
+) ENGINE = {engine}
+PARTITION BY toDate(Minute)
+ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion){ttl}",
+        engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
+        ttl = p.ttl("Minute"),
+    )];
+    out.extend(p.distributed("orrery_edges_1m", "cityHash64(Caller, Callee)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
+    Minute DateTime CODEC(Delta, ZSTD(1)),
+    Service LowCardinality(String),
+    Region LowCardinality(String),
+    Instance LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
+    LatencyBuckets Array(UInt64),
+    ComputedAt DateTime64(3)
+) ENGINE = {engine}
+PARTITION BY toDate(Minute)
+ORDER BY (Minute, Service, Region, Instance){ttl}",
+        engine = p.engine("ReplacingMergeTree", &nodes, Some("ComputedAt")),
+        ttl = p.ttl("Minute"),
+    ));
+    out.extend(p.distributed("orrery_nodes_1m", "cityHash64(Service)"));
+    out
+}
+
+/// Statements that create the migrations ledger.
+fn ledger(p: &SchemaParams) -> Vec<String> {
+    vec![
+        format!(
+            "CREATE DATABASE IF NOT EXISTS {}{}",
+            p.database,
+            p.on_cluster()
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.orrery_schema_migrations{oc} (
+    Version UInt32,
+    Name String,
+    AppliedAt DateTime DEFAULT now()
+) ENGINE = {engine}
+ORDER BY Version",
+            db = p.database,
+            oc = p.on_cluster(),
+            engine = p.engine("ReplacingMergeTree", "orrery_schema_migrations", None),
+        ),
+    ]
+}
+
+/// The full DDL for these parameters, in order, as `orrery migrate --print` shows it (and as
+/// `deploy/clickhouse/` ships it for the cluster variant).
+pub fn full_ddl(p: &SchemaParams) -> Vec<String> {
+    let mut out = ledger(p);
+    for m in migrations() {
+        out.extend((m.statements)(p));
+    }
+    out
+}
+
+/// What `migrate` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MigrateReport {
+    pub applied: Vec<u32>,
+    pub already: Vec<u32>,
+}
+
+/// Brings the schema to the latest version. `client` must not be bound to a database that
+/// may not exist yet.
+pub async fn migrate(client: &clickhouse::Client, p: &SchemaParams) -> Result<MigrateReport> {
+    p.validate()?;
+    for stmt in ledger(p) {
+        exec(client, &stmt).await?;
+    }
+    let done: Vec<u32> = client
+        .query(&format!(
+            "SELECT DISTINCT Version FROM {}.orrery_schema_migrations ORDER BY Version",
+            p.database
+        ))
+        .fetch_all()
+        .await
+        .context("reading applied schema versions")?;
+    let mut report = MigrateReport::default();
+    for m in migrations() {
+        if done.contains(&m.version) {
+            report.already.push(m.version);
+            continue;
+        }
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applying schema migration"
+        );
+        for stmt in (m.statements)(p) {
+            exec(client, &stmt).await?;
+        }
+        client
+            .query(&format!(
+                "INSERT INTO {}.orrery_schema_migrations (Version, Name) VALUES (?, ?)",
+                p.database
+            ))
+            .bind(m.version)
+            .bind(m.name)
+            .execute()
+            .await
+            .with_context(|| format!("recording schema version {}", m.version))?;
+        report.applied.push(m.version);
+    }
+    Ok(report)
+}
+
+async fn exec(client: &clickhouse::Client, stmt: &str) -> Result<()> {
+    client
+        .query(stmt)
+        .execute()
+        .await
+        .with_context(|| format!("executing DDL: {}", first_line(stmt)))
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// The latest schema version this build knows.
+pub fn latest_version() -> u32 {
+    migrations().last().map(|m| m.version).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(cluster: Option<&str>) -> SchemaParams {
+        SchemaParams {
+            database: "orrery".into(),
+            retention_days: 3,
+            cluster: cluster.map(String::from),
+        }
+    }
+
+    #[test]
+    fn rejects_names_that_are_not_identifiers() {
+        let mut p = params(None);
+        p.database = "orrery; DROP TABLE x".into();
+        assert!(p.validate().is_err());
+        let mut p = params(Some("c-1"));
+        p.database = "ok".into();
+        assert!(p.validate().is_err());
+        assert!(params(Some("prod_cluster")).validate().is_ok());
+    }
+
+    #[test]
+    fn single_node_ddl_uses_exporter_names_and_ttl() {
+        let ddl = full_ddl(&params(None)).join(";\n");
+        assert!(ddl.contains("CREATE TABLE IF NOT EXISTS orrery.otel_traces ("));
+        assert!(ddl.contains("toIntervalDay(3)"));
+        assert!(!ddl.contains("Distributed"));
+        assert!(!ddl.contains("_local"));
+    }
+
+    #[test]
+    fn cluster_ddl_is_replicated_distributed_and_sharded_by_trace_id() {
+        let ddl = full_ddl(&params(Some("orrery_cluster")));
+        let all = ddl.join(";\n");
+        assert!(all.contains("orrery.otel_traces_local ON CLUSTER orrery_cluster"));
+        assert!(all.contains("ReplicatedMergeTree('/clickhouse/tables/{shard}/orrery/otel_traces_local', '{replica}')"));
+        assert!(all.contains(
+            "Distributed('orrery_cluster', 'orrery', 'otel_traces_local', cityHash64(TraceId))"
+        ));
+        assert!(all.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_edges_1m_local', '{replica}', ComputedAt)"));
+        // Every CREATE runs on the whole cluster.
+        assert!(ddl.iter().all(|s| s.contains("ON CLUSTER orrery_cluster")));
+    }
+
+    #[test]
+    fn zero_retention_means_no_ttl() {
+        let mut p = params(None);
+        p.retention_days = 0;
+        assert!(!full_ddl(&p).join("\n").contains("TTL"));
+    }
+}

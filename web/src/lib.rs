@@ -1,0 +1,1 @@
+//! Orrery web UI (see issue 5).
