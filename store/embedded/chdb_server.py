@@ -465,6 +465,9 @@ def main():
     parser.add_argument("--port", type=int, default=8123, help="listen port; 0 picks a free one")
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="shut down when the parent process dies (even by kill -9), so an "
+                             "orphan never keeps the data directory or the port")
     args = parser.parse_args()
 
     os.makedirs(args.path, exist_ok=True)
@@ -487,6 +490,16 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            print("chdb-server: parent exited; stopping", flush=True)
+            server.shutdown()
+
+        threading.Thread(target=watch_parent, daemon=True).start()
     print(f"chdb-server: ClickHouse {VERSION} (chDB) on http://{args.host}:{port}, data in {args.path}",
           flush=True)
     server.serve_forever(poll_interval=0.2)

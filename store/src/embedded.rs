@@ -65,6 +65,7 @@ impl Launch {
             .arg(self.port.to_string())
             .arg("--port-file")
             .arg(&self.port_file)
+            .arg("--exit-with-parent")
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())

@@ -10,6 +10,7 @@ pub mod config;
 pub mod embedded;
 pub mod schema;
 pub mod span;
+pub mod testing;
 
 pub use config::ClickHouseArgs;
 pub use span::{SPANS_TABLE, SpanRow, TRACE_ID_TS_TABLE};

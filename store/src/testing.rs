@@ -1,0 +1,120 @@
+//! Test support: one real embedded ClickHouse per test process, a fresh migrated database per
+//! test. Used by every crate's integration tests (the brief: tests run against the real engine).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::ClickHouseArgs;
+use crate::embedded::SERVER_SCRIPT;
+use crate::schema::{self, SchemaParams};
+
+/// An embedded ClickHouse started for tests. It exits with the test process.
+pub struct TestServer {
+    pub url: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    _child: Child,
+}
+
+static SHARED: OnceLock<TestServer> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// The Python that has chdb-core: `ORRERY_CHDB_PYTHON`, else the project's `.venv`.
+pub fn chdb_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORRERY_CHDB_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for dir in manifest.ancestors() {
+        let candidate = dir.join(".venv/bin/python");
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!("no chDB Python found: run scripts/install.sh or set ORRERY_CHDB_PYTHON");
+}
+
+impl TestServer {
+    /// Starts a new embedded ClickHouse in a temporary directory (blocking).
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("chdb_server.py");
+        std::fs::write(&script, SERVER_SCRIPT).expect("write server script");
+        let port_file = dir.path().join("port");
+        let data_dir = dir.path().join("clickhouse");
+        let child = Command::new(chdb_python())
+            .arg(&script)
+            .args(["--host", "127.0.0.1", "--port", "0", "--exit-with-parent", "--path"])
+            .arg(&data_dir)
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start chdb_server.py");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+                .filter(|p| ping_blocking(*p))
+            {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "embedded ClickHouse did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        TestServer {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir,
+            _dir: dir,
+            _child: child,
+        }
+    }
+
+    /// The process-wide shared server.
+    pub fn shared() -> &'static TestServer {
+        SHARED.get_or_init(TestServer::start)
+    }
+
+    /// Settings for a new, empty, migrated database on this server.
+    pub async fn fresh_database(&self) -> ClickHouseArgs {
+        let n = NEXT_DB.fetch_add(1, Ordering::Relaxed);
+        let db = format!("test_{}_{n}", std::process::id());
+        let args = ClickHouseArgs::for_url(&self.url, db);
+        let params = SchemaParams::from_args(&args).expect("schema params");
+        schema::migrate(&args.server_client(&self.url), &params)
+            .await
+            .expect("migrate test database");
+        args
+    }
+}
+
+/// Shorthand: a fresh migrated database on the shared test server.
+pub async fn fresh_database() -> ClickHouseArgs {
+    TestServer::shared().fresh_database().await
+}
+
+fn ping_blocking(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+}
