@@ -54,6 +54,16 @@ INSERT_WITH_FORMAT = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 READ_STATEMENT = re.compile(r"^\s*\(*\s*(SELECT|WITH|SHOW|DESC|DESCRIBE|EXPLAIN|EXISTS)\b", re.IGNORECASE)
+# SELECT results are streamed block by block from chDB's streaming API; `--buffer-results`
+# uses the buffered API instead (a fallback should a chDB release misbehave).
+STREAM_RESULTS = True
+# chDB streams only SELECTs; DESCRIBE, SHOW and friends go through the buffered API.
+STREAMABLE_STATEMENT = re.compile(r"^\s*\(*\s*(SELECT|WITH)\b", re.IGNORECASE)
+# Formats whose per-block outputs concatenate into one valid result once the repeated header
+# (chDB formats every streamed block as a whole result) is cut from all blocks but the first.
+STREAMABLE_FORMAT = re.compile(
+    r"^(RowBinary\w*|TabSeparated\w*|TSV\w*|CSV\w*|JSONEachRow|JSONStringsEachRow|"
+    r"JSONCompactEachRow\w*|JSONCompactStringsEachRow\w*|Native)$", re.IGNORECASE)
 FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
 ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 # Formats whose output has a header even when no row is returned.
@@ -364,13 +374,18 @@ class Handler(BaseHTTPRequestHandler):
             except Exception:
                 pass
             raise chdb_error(exc)
+        if not self.quiet:
+            sys.stderr.write(f"chdb-server: insert {fmt}: {result.rows_written} rows, "
+                             f"{result.bytes_written} bytes\n")
         summary = summary_of(0, 0, result.rows_written, result.bytes_written, 0, 0, started)
         self.send_ok(b"", None, query_id, summary)
 
     def run_query(self, conn, sql, query_params, default_format, query_id, started):
         match = FORMAT_CLAUSE.search(sql)
         fmt = match.group(1) if match else default_format
-        if not READ_STATEMENT.match(sql):
+        if not self.quiet:
+            sys.stderr.write(f"chdb-server: query [{fmt}] {sql[:300]!r} params={query_params}\n")
+        if not (STREAM_RESULTS and STREAMABLE_STATEMENT.match(sql) and STREAMABLE_FORMAT.match(fmt)):
             try:
                 result = conn.query(sql, fmt, params=query_params)
             except Exception as exc:
@@ -386,9 +401,11 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             raise chdb_error(exc)
         if first is None:
-            # An empty stream carries no header; formats with one must still get it.
+            # An empty stream carries no header, and formats with one must still get it. Once,
+            # an early chDB stream also came back empty for a non-empty result: an empty stream
+            # is cheap to recompute, so always confirm it with the buffered API.
             payload = b""
-            if fmt.lower().startswith(HEADER_FORMATS) or "withnames" in fmt.lower():
+            if True:
                 try:
                     payload = conn.query(sql, fmt, params=query_params).bytes()
                 except Exception as exc:
@@ -400,9 +417,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         chunk = first
+        header = None
         try:
             while chunk is not None:
                 payload = chunk.bytes()
+                if header is None:
+                    header = payload[: header_length(fmt, payload)]
+                elif header and payload.startswith(header):
+                    payload = payload[len(header):]
                 if payload:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
                 chunk = stream.fetch()
@@ -419,6 +441,41 @@ class Handler(BaseHTTPRequestHandler):
             except Exception:
                 pass
             self.close_connection = True
+
+
+def header_length(fmt, data):
+    """Bytes of the result header (column names/types) at the start of `data`, 0 if none."""
+    f = fmt.lower()
+    if f.startswith("rowbinarywithnames"):
+        pos = 0
+
+        def varint():
+            nonlocal pos
+            value, shift = 0, 0
+            while True:
+                b = data[pos]
+                pos += 1
+                value |= (b & 0x7F) << shift
+                if b < 0x80:
+                    return value
+                shift += 7
+
+        try:
+            n = varint()
+            for _ in range(n * (2 if f.endswith("andtypes") else 1)):
+                length = varint()  # read first: `pos += varint()` would use the stale pos
+                pos += length
+        except IndexError:
+            return 0
+        return pos
+    lines = 2 if "withnamesandtypes" in f else 1 if "withnames" in f else 0
+    pos = 0
+    for _ in range(lines):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return 0
+        pos = nl + 1
+    return pos
 
 
 def summary_of(read_rows, read_bytes, written_rows, written_bytes, result_rows, result_bytes, started):
@@ -465,11 +522,15 @@ def main():
     parser.add_argument("--port", type=int, default=8123, help="listen port; 0 picks a free one")
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--buffer-results", action="store_true",
+                        help="compute SELECT results with chDB's buffered API instead of streaming")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="shut down when the parent process dies (even by kill -9), so an "
                              "orphan never keeps the data directory or the port")
     args = parser.parse_args()
 
+    global STREAM_RESULTS
+    STREAM_RESULTS = not args.buffer_results
     os.makedirs(args.path, exist_ok=True)
     engine = Engine(args.path)
     VERSION = engine.first.query("SELECT version()", "TabSeparated").bytes().decode().strip()

@@ -48,9 +48,21 @@ impl TestServer {
         std::fs::write(&script, SERVER_SCRIPT).expect("write server script");
         let port_file = dir.path().join("port");
         let data_dir = dir.path().join("clickhouse");
-        let child = Command::new(chdb_python())
-            .arg(&script)
-            .args(["--host", "127.0.0.1", "--port", "0", "--exit-with-parent", "--path"])
+        let mut cmd = Command::new(chdb_python());
+        if std::env::var_os("ORRERY_TEST_CHDB_VERBOSE").is_some() {
+            cmd.arg(&script).arg("--verbose");
+        } else {
+            cmd.arg(&script);
+        }
+        let child = cmd
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--exit-with-parent",
+                "--path",
+            ])
             .arg(&data_dir)
             .arg("--port-file")
             .arg(&port_file)
@@ -68,7 +80,10 @@ impl TestServer {
             {
                 break port;
             }
-            assert!(Instant::now() < deadline, "embedded ClickHouse did not start");
+            assert!(
+                Instant::now() < deadline,
+                "embedded ClickHouse did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         TestServer {
@@ -108,8 +123,7 @@ fn ping_blocking(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;
