@@ -66,8 +66,6 @@ STREAMABLE_FORMAT = re.compile(
     r"JSONCompactEachRow\w*|JSONCompactStringsEachRow\w*|Native)$", re.IGNORECASE)
 FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
 ERROR_CODE = re.compile(r"Code:\s*(\d+)")
-# Formats whose output has a header even when no row is returned.
-HEADER_FORMATS = ("withnames", "json", "pretty", "xml", "markdown", "native")
 
 # ClickHouse's exception code -> HTTP status, as the real server maps the common ones.
 STATUS_BY_CODE = {
@@ -404,12 +402,10 @@ class Handler(BaseHTTPRequestHandler):
             # An empty stream carries no header, and formats with one must still get it. Once,
             # an early chDB stream also came back empty for a non-empty result: an empty stream
             # is cheap to recompute, so always confirm it with the buffered API.
-            payload = b""
-            if True:
-                try:
-                    payload = conn.query(sql, fmt, params=query_params).bytes()
-                except Exception as exc:
-                    raise chdb_error(exc)
+            try:
+                payload = conn.query(sql, fmt, params=query_params).bytes()
+            except Exception as exc:
+                raise chdb_error(exc)
             self.send_ok(payload, fmt, query_id, summary_of(0, 0, 0, 0, 0, len(payload), started))
             return
         self.send_response(200)
