@@ -1,0 +1,184 @@
+//! The `orrery` binary as a user runs it: help text, DDL printing, all-in-one on the embedded
+//! ClickHouse (schema applied, data on disk in --data-dir), clean exit on SIGTERM, and the data
+//! still there at the next start.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn orrery() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
+    // Never inherit a developer's ORRERY_* settings into the tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("ORRERY_CHDB_PYTHON", orrery_store::testing::chdb_python());
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn help_explains_every_role_and_setting_with_env_twins() {
+    let out = orrery().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "all-in-one",
+        "collector",
+        "query",
+        "migrate",
+        "embedded-clickhouse",
+        "--clickhouse-url",
+        "ORRERY_CLICKHOUSE_URL",
+        "--data-dir",
+        "ORRERY_DATA_DIR",
+        "--retention-days",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+    let out = orrery().args(["collector", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ORRERY_OTLP_GRPC_ADDR"));
+}
+
+#[test]
+fn collector_without_a_clickhouse_url_says_what_to_do() {
+    let out = orrery().arg("collector").output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("--clickhouse-url"), "{text}");
+}
+
+#[test]
+fn migrate_print_shows_cluster_ddl() {
+    let out = orrery()
+        .args([
+            "migrate",
+            "--print",
+            "--clickhouse-cluster",
+            "prod",
+            "--clickhouse-database",
+            "tracing",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ddl = String::from_utf8(out.stdout).unwrap();
+    assert!(ddl.contains("CREATE TABLE IF NOT EXISTS tracing.otel_traces_local ON CLUSTER prod"));
+    assert!(ddl.contains(
+        "ENGINE = Distributed('prod', 'tracing', 'otel_traces_local', cityHash64(TraceId))"
+    ));
+    let bad = orrery()
+        .args(["migrate", "--print", "--clickhouse-database", "x;DROP"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_all_in_one(data: &std::path::Path) -> (Running, String) {
+    let child = orrery()
+        .args(["--data-dir"])
+        .arg(data)
+        .args(["--embedded-port", "0"])
+        .args(["--otlp-grpc-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--otlp-http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--query-addr", &format!("127.0.0.1:{}", free_port())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    // The embedded engine writes its port once it answers; the schema follows right after.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let port_file = data.join("clickhouse.port");
+    loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file)
+            && let Ok(port) = p.trim().parse::<u16>()
+        {
+            let url = format!("http://127.0.0.1:{port}");
+            let version = http_get(&format!(
+                "{url}/?query=SELECT%20max(Version)%20FROM%20orrery.orrery_schema_migrations"
+            ));
+            if version == Some(orrery_store::schema::latest_version().to_string()) {
+                return (running, url);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "all-in-one did not come up with its schema"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GET with curl (a real HTTP client; the body trimmed), None unless 2xx.
+fn http_get(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn all_in_one_runs_on_the_embedded_engine_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, url) = start_all_in_one(dir.path());
+    assert!(
+        dir.path().join("clickhouse").is_dir(),
+        "data lives under --data-dir"
+    );
+    // Store a row through the engine the binary started.
+    let insert = format!(
+        "{url}/?query=INSERT%20INTO%20orrery.otel_traces%20(TraceId,SpanId,ServiceName,Timestamp)%20VALUES%20('t','s','svc',now64(9))"
+    );
+    let status = Command::new("curl")
+        .args(["-sf", "-X", "POST", &insert])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    unsafe { kill(running.0.id() as i32, 15) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "all-in-one did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    // The engine went with it: its port no longer answers.
+    assert!(http_get(&format!("{url}/ping")).is_none());
+
+    // Next start: same data, schema untouched.
+    let (_running, url) = start_all_in_one(dir.path());
+    let count = http_get(&format!(
+        "{url}/?query=SELECT%20count()%20FROM%20orrery.otel_traces"
+    ));
+    assert_eq!(count.as_deref(), Some("1"));
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
