@@ -299,3 +299,40 @@ async fn settings_apply_to_one_request_only() {
         assert_ne!(v, "3");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_inserts_and_reads_all_land() {
+    let ch = fresh_database().await;
+    let client = ch.client();
+    let mut tasks = Vec::new();
+    for w in 0..8u64 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..5u64 {
+                let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
+                for i in 0..200u64 {
+                    let mut row = span(i);
+                    row.span_id = format!("{w:04x}{batch:04x}{i:08x}");
+                    insert.write(&row).await.unwrap();
+                }
+                insert.end().await.unwrap();
+                // Reads interleave with other writers' inserts.
+                let n: u64 = client
+                    .query("SELECT count() FROM otel_traces")
+                    .fetch_one()
+                    .await
+                    .unwrap();
+                assert!(n >= (batch + 1) * 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (n, distinct): (u64, u64) = client
+        .query("SELECT count(), uniqExact(SpanId) FROM otel_traces")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!((n, distinct), (8 * 5 * 200, 8 * 5 * 200));
+}
