@@ -518,6 +518,8 @@ def main():
     parser.add_argument("--port", type=int, default=8123, help="listen port; 0 picks a free one")
     parser.add_argument("--port-file", help="write the bound port here once listening")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--remove-on-exit", metavar="DIR",
+                        help="delete DIR (e.g. a test's temporary data directory) after stopping")
     parser.add_argument("--buffer-results", action="store_true",
                         help="compute SELECT results with chDB's buffered API instead of streaming")
     parser.add_argument("--exit-with-parent", action="store_true",
@@ -562,6 +564,9 @@ def main():
     server.serve_forever(poll_interval=0.2)
     server.server_close()
     print("chdb-server: stopped", flush=True)
+    if args.remove_on_exit:
+        import shutil
+        shutil.rmtree(args.remove_on_exit, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,10 @@ impl TestServer {
             .arg(&data_dir)
             .arg("--port-file")
             .arg(&port_file)
+            // The shared server lives in a static that is never dropped: the server itself
+            // removes its temporary directory when the test process exits.
+            .arg("--remove-on-exit")
+            .arg(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
