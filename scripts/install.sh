@@ -57,4 +57,8 @@ if [ -f tests/clients/package.json ]; then
     (cd tests/clients && { [ -f package-lock.json ] && npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; })
   fi
 fi
+# --- Static validators for deploy/ (docker-compose, kubernetes-validate), own venvs ---------
+if [ -f deploy/validate/install.sh ]; then
+  bash deploy/validate/install.sh
+fi
 log "ready (venv: $ORRERY_VENV, tools: $ORRERY_TOOLS, target: $CARGO_TARGET_DIR)"
