@@ -1,0 +1,295 @@
+//! Orrery scaled out on this machine, as separate `orrery` processes on free loopback ports:
+//! one `orrery embedded-clickhouse`, N `orrery collector`s and M `orrery query` replicas pointed
+//! at it by `--clickhouse-url`. Shared by tests/deploy_scale_out.rs and benches/scale_out.rs.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The binary under test, without a developer's ORRERY_* settings.
+pub fn orrery() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("ORRERY_CHDB_PYTHON", chdb_python());
+    cmd.env("ORRERY_LOG", "warn");
+    cmd
+}
+
+pub fn chdb_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORRERY_CHDB_PYTHON") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
+}
+
+/// A child process killed (SIGKILL) when dropped, unless stopped first.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn signal(&self, sig: i32) {
+        unsafe { kill(self.child.id() as i32, sig) };
+    }
+    /// SIGTERM and wait (up to `within`) for a clean exit.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal(15);
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // Graceful first so the engine's child exits with it, then for sure.
+            self.signal(15);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    Proc {
+        name: name.to_string(),
+        child,
+    }
+}
+
+/// GET with a short timeout; the status and body, None if nothing answered.
+pub fn get(url: &str) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n')?;
+    let code: u16 = code.trim().parse().ok()?;
+    (code != 0).then(|| (code, body.to_string()))
+}
+
+pub fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SQL over the ClickHouse HTTP interface (the engine's own), the result trimmed.
+pub fn sql(url: &str, query: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--max-time", "60", "--data-binary", query, url])
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success(), "{query}: {body}");
+    body
+}
+
+pub struct Engine {
+    pub proc: Proc,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// `orrery embedded-clickhouse` on a free port, answering /ping.
+pub fn start_engine() -> Engine {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = spawn(
+        "embedded-clickhouse",
+        orrery()
+            .arg("embedded-clickhouse")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--embedded-port", "0"]),
+    );
+    let port_file = dir.path().join("clickhouse.port");
+    let mut url = String::new();
+    wait_until("the embedded ClickHouse", Duration::from_secs(120), || {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+        {
+            url = format!("http://127.0.0.1:{port}");
+            return matches!(get(&format!("{url}/ping")), Some((200, _)));
+        }
+        false
+    });
+    Engine {
+        proc,
+        url,
+        _dir: dir,
+    }
+}
+
+pub fn migrate(url: &str, database: &str) {
+    let out = orrery()
+        .args(["migrate", "--clickhouse-url", url])
+        .args(["--clickhouse-database", database])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Collector {
+    pub proc: Proc,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub spool: PathBuf,
+}
+
+impl Collector {
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http)
+    }
+}
+
+/// `orrery collector` on free ports with its own spool directory, ready (`/readyz` 200).
+pub fn start_collector(url: &str, database: &str, spool: &Path) -> Collector {
+    let (grpc, http) = (free_addr(), free_addr());
+    start_collector_at(url, database, spool, grpc, http)
+}
+
+pub fn start_collector_at(
+    url: &str,
+    database: &str,
+    spool: &Path,
+    grpc: SocketAddr,
+    http: SocketAddr,
+) -> Collector {
+    std::fs::create_dir_all(spool).unwrap();
+    let proc = spawn(
+        "collector",
+        orrery()
+            .args(["collector", "--no-migrate", "--clickhouse-url", url])
+            .args(["--clickhouse-database", database])
+            .args(["--otlp-grpc-addr", &grpc.to_string()])
+            .args(["--otlp-http-addr", &http.to_string()])
+            .arg("--spool-dir")
+            .arg(spool),
+    );
+    wait_until("a collector's /readyz", Duration::from_secs(60), || {
+        matches!(get(&format!("http://{http}/readyz")), Some((200, _)))
+    });
+    Collector {
+        proc,
+        grpc,
+        http,
+        spool: spool.to_path_buf(),
+    }
+}
+
+pub struct Query {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Query {
+    pub fn get(&self, path: &str) -> (u16, String) {
+        get(&format!("http://{}{path}", self.addr)).expect("query replica answers")
+    }
+}
+
+/// `orrery query` on a free port, answering HTTP.
+pub fn start_query(url: &str, database: &str) -> Query {
+    let addr = free_addr();
+    let proc = spawn(
+        "query",
+        orrery()
+            .args(["query", "--no-migrate", "--clickhouse-url", url])
+            .args(["--clickhouse-database", database])
+            .args(["--query-addr", &addr.to_string()]),
+    );
+    wait_until("a query replica", Duration::from_secs(60), || {
+        get(&format!("http://{addr}/api/services")).is_some_and(|(c, _)| c == 200)
+    });
+    Query { proc, addr }
+}
+
+/// Resident set size (KiB): current and peak, from /proc.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU seconds (user + system) a process has used so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Direct children of a process (e.g. the chDB server under `orrery embedded-clickhouse`).
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
