@@ -10,7 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -44,9 +48,8 @@ struct Run {
 
 fn run_once(data: &std::path::Path) -> Run {
     let (grpc, http, ui, ch) = (free_port(), free_port(), free_port(), free_port());
-    let python = std::env::var("ORRERY_CHDB_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").to_string()
-    });
+    let python = std::env::var("ORRERY_CHDB_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").to_string());
     let started = Instant::now();
     let mut child: Child = Command::new(env!("CARGO_BIN_EXE_orrery"))
         .arg("--data-dir")
@@ -78,7 +81,11 @@ fn run_once(data: &std::path::Path) -> Run {
     let rss_engine_kib = children(pid).into_iter().map(rss_kib).sum();
     unsafe { kill(pid as i32, 15) };
     let _ = child.wait();
-    Run { ready, rss_orrery_kib, rss_engine_kib }
+    Run {
+        ready,
+        rss_orrery_kib,
+        rss_engine_kib,
+    }
 }
 
 unsafe extern "C" {
@@ -95,7 +102,10 @@ fn main() {
         warm.push(run_once(dir.path()));
     }
     let report = |name: &str, runs: &[Run]| {
-        let mut t: Vec<f64> = runs.iter().map(|r| r.ready.as_secs_f64() * 1000.0).collect();
+        let mut t: Vec<f64> = runs
+            .iter()
+            .map(|r| r.ready.as_secs_f64() * 1000.0)
+            .collect();
         t.sort_by(f64::total_cmp);
         let last = runs.last().unwrap();
         println!(
