@@ -1,1 +1,11 @@
-//! Orrery web UI (see issue 5).
+//! Orrery web UI (see issue 5): the live service map and the trace views.
+//!
+//! The pure parts (API shapes, layout, encodings, waterfall model, synthetic data) build on any
+//! target and are unit-tested natively; the browser parts (Leptos app, WebGL2 renderer) only
+//! build for wasm32.
+
+pub mod api;
+pub mod encoding;
+pub mod layout;
+pub mod synth;
+pub mod waterfall;

@@ -1,0 +1,260 @@
+//! The trace waterfall model: span tree, collapsible rows and the critical path. Built once per
+//! trace in O(n log n); the visible-row list is what the virtualised view slices.
+
+use crate::api::{Span, Trace};
+use std::collections::{HashMap, HashSet};
+
+pub struct TraceModel {
+    pub spans: Vec<Span>,
+    pub children: Vec<Vec<usize>>,
+    pub roots: Vec<usize>,
+    pub depth: Vec<u32>,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub critical: Vec<bool>,
+}
+
+impl TraceModel {
+    pub fn new(trace: Trace) -> Self {
+        let spans = trace.spans;
+        let index: HashMap<&str, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id.as_str(), i))
+            .collect();
+        let mut children = vec![Vec::new(); spans.len()];
+        let mut roots = Vec::new();
+        for (i, s) in spans.iter().enumerate() {
+            match index.get(s.parent_span_id.as_str()) {
+                Some(&p) if !s.parent_span_id.is_empty() && p != i => children[p].push(i),
+                _ => roots.push(i),
+            }
+        }
+        let by_start = |v: &mut Vec<usize>| {
+            v.sort_by_key(|&i| (spans[i].start_us, spans[i].span_id.clone()));
+        };
+        for c in children.iter_mut() {
+            by_start(c);
+        }
+        by_start(&mut roots);
+        let start_us = spans.iter().map(|s| s.start_us).min().unwrap_or(0);
+        let end_us = spans
+            .iter()
+            .map(|s| s.start_us + s.duration_us)
+            .max()
+            .unwrap_or(0);
+        let mut depth = vec![0u32; spans.len()];
+        let mut stack: Vec<usize> = roots.clone();
+        let mut seen = vec![false; spans.len()];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            for &c in &children[i] {
+                depth[c] = depth[i] + 1;
+                stack.push(c);
+            }
+        }
+        let mut m = TraceModel {
+            spans,
+            children,
+            roots,
+            depth,
+            start_us,
+            end_us,
+            critical: Vec::new(),
+        };
+        m.critical = m.critical_path();
+        m
+    }
+
+    fn end(&self, i: usize) -> i64 {
+        self.spans[i].start_us + self.spans[i].duration_us
+    }
+
+    /// Spans on the critical path: from the root (the longest one), walk back from its end,
+    /// taking at each step the child that finished last before the cursor, then continue before
+    /// that child's start. Iterative, so 50,000-deep chains do not overflow the stack.
+    fn critical_path(&self) -> Vec<bool> {
+        let mut on = vec![false; self.spans.len()];
+        let Some(&root) = self.roots.iter().max_by_key(|&&i| self.spans[i].duration_us) else {
+            return on;
+        };
+        let mut stack = vec![(root, self.end(root))];
+        while let Some((i, cursor)) = stack.pop() {
+            if std::mem::replace(&mut on[i], true) {
+                continue;
+            }
+            let mut kids: Vec<usize> = self.children[i].clone();
+            kids.sort_by_key(|&c| std::cmp::Reverse(self.end(c)));
+            let mut cur = cursor;
+            let span_start = self.spans[i].start_us;
+            for c in kids {
+                let c_start = self.spans[c].start_us;
+                if c_start >= cur || c_start < span_start {
+                    continue;
+                }
+                stack.push((c, self.end(c).min(cur)));
+                cur = c_start;
+            }
+        }
+        on
+    }
+
+    /// Rows in display order, skipping the descendants of collapsed spans.
+    pub fn visible_rows(&self, collapsed: &HashSet<usize>) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.spans.len());
+        let mut stack: Vec<usize> = self.roots.iter().rev().copied().collect();
+        let mut seen = vec![false; self.spans.len()];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            out.push(i);
+            if !collapsed.contains(&i) {
+                stack.extend(self.children[i].iter().rev().copied());
+            }
+        }
+        out
+    }
+
+    pub fn duration_us(&self) -> i64 {
+        (self.end_us - self.start_us).max(1)
+    }
+}
+
+/// A synthetic trace of `n` spans over `services` services (for the big-trace bench).
+pub fn synthetic_trace(n: usize, services: usize) -> Trace {
+    let mut spans = Vec::with_capacity(n);
+    let mut rng = crate::synth::Rng(7);
+    for i in 0..n {
+        let parent = if i == 0 { None } else { Some(rng.below(i as u64) as usize) };
+        let (start, depth) = match parent {
+            None => (0, 0),
+            Some(p) => {
+                let ps: &Span = &spans[p];
+                (
+                    ps.start_us + rng.below((ps.duration_us as u64 / 2).max(1)) as i64,
+                    ps.depth + 1,
+                )
+            }
+        };
+        let dur = match parent {
+            None => 10_000_000,
+            Some(p) => {
+                let ps: &Span = &spans[p];
+                let left = ps.start_us + ps.duration_us - start;
+                1 + rng.below(left.max(2) as u64) as i64
+            }
+        };
+        spans.push(Span {
+            span_id: format!("{i:016x}"),
+            parent_span_id: parent.map(|p| format!("{p:016x}")).unwrap_or_default(),
+            name: format!("op-{}", i % 37),
+            kind: "Server".into(),
+            service: format!("svc-{}", i % services.max(1)),
+            start_us: start,
+            duration_us: dur,
+            depth,
+            status: crate::api::Status {
+                code: if i % 97 == 0 { "Error" } else { "Ok" }.into(),
+                message: String::new(),
+            },
+            ..Default::default()
+        });
+    }
+    Trace {
+        trace_id: "0000000000000000000000000000beef".into(),
+        span_count: n as i64,
+        spans,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Span;
+
+    fn span(id: &str, parent: &str, start: i64, dur: i64) -> Span {
+        Span {
+            span_id: id.into(),
+            parent_span_id: parent.into(),
+            start_us: start,
+            duration_us: dur,
+            ..Default::default()
+        }
+    }
+
+    fn model(spans: Vec<Span>) -> TraceModel {
+        TraceModel::new(Trace {
+            spans,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn tree_rows_and_collapse() {
+        let m = model(vec![
+            span("r", "", 0, 100),
+            span("b", "r", 50, 40),
+            span("a", "r", 10, 30),
+            span("a1", "a", 12, 5),
+            span("orphan", "gone", 5, 5),
+        ]);
+        let ids = |rows: Vec<usize>| -> Vec<String> {
+            rows.into_iter().map(|i| m.spans[i].span_id.clone()).collect()
+        };
+        assert_eq!(
+            ids(m.visible_rows(&HashSet::new())),
+            ["r", "a", "a1", "b", "orphan"]
+        );
+        let a = m.spans.iter().position(|s| s.span_id == "a").unwrap();
+        assert_eq!(
+            ids(m.visible_rows(&HashSet::from([a]))),
+            ["r", "a", "b", "orphan"]
+        );
+        assert_eq!(m.depth[m.spans.iter().position(|s| s.span_id == "a1").unwrap()], 2);
+    }
+
+    #[test]
+    fn critical_path_follows_the_last_finishing_children() {
+        // r [0,100]: a [10,40] then b [50,90]; c [55,60] overlaps b but finishes earlier.
+        let m = model(vec![
+            span("r", "", 0, 100),
+            span("a", "r", 10, 30),
+            span("b", "r", 50, 40),
+            span("c", "r", 55, 5),
+            span("b1", "b", 60, 20),
+        ]);
+        let on: Vec<&str> = m
+            .spans
+            .iter()
+            .zip(&m.critical)
+            .filter(|(_, c)| **c)
+            .map(|(s, _)| s.span_id.as_str())
+            .collect();
+        assert_eq!(on, ["r", "a", "b", "b1"]);
+    }
+
+    #[test]
+    fn fifty_thousand_spans_build_without_overflow() {
+        let t = synthetic_trace(50_000, 40);
+        let m = TraceModel::new(t);
+        assert_eq!(m.visible_rows(&HashSet::new()).len(), 50_000);
+        assert!(m.critical[m.roots[0]]);
+        // A pure chain (deepest possible tree) too.
+        let chain: Vec<Span> = (0..50_000)
+            .map(|i| {
+                span(
+                    &format!("{i}"),
+                    &if i == 0 { String::new() } else { format!("{}", i - 1) },
+                    i,
+                    100_000 - 2 * i,
+                )
+            })
+            .collect();
+        let m = model(chain);
+        assert_eq!(m.critical.iter().filter(|c| **c).count(), 50_000);
+    }
+}
