@@ -1,27 +1,230 @@
-//! Orrery's OTLP collector (see issue 3): receivers → spool → ClickHouse sink.
+//! Orrery's OTLP collector (see issue 3 and docs/collector.md): OTLP/gRPC and OTLP/HTTP
+//! receivers → a write-ahead spool on local disk (acknowledged only once written) → batched,
+//! deduplicated RowBinary inserts into ClickHouse.
 
-use anyhow::Result;
+pub mod convert;
+pub mod grpc;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod sink;
+pub mod spool;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use clap::Args;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use orrery_store::ClickHouseArgs;
 use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+
+use crate::convert::Limits;
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::sink::SinkConfig;
+use crate::spool::{Spool, SpoolConfig};
 
 /// Collector settings.
 #[derive(Args, Debug, Clone)]
 pub struct CollectorArgs {
     /// OTLP/gRPC listen address.
     #[arg(long, env = "ORRERY_OTLP_GRPC_ADDR", default_value = "0.0.0.0:4317")]
-    pub otlp_grpc_addr: std::net::SocketAddr,
-    /// OTLP/HTTP listen address.
+    pub otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address (also serves /metrics, /healthz, /readyz).
     #[arg(long, env = "ORRERY_OTLP_HTTP_ADDR", default_value = "0.0.0.0:4318")]
-    pub otlp_http_addr: std::net::SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    /// Require `Authorization: Bearer <token>` on both receivers.
+    #[arg(long, env = "ORRERY_OTLP_AUTH_TOKEN", hide_env_values = true)]
+    pub otlp_auth_token: Option<String>,
+    /// Directory of the write-ahead spool.
+    #[arg(long, env = "ORRERY_SPOOL_DIR", default_value = "./data/spool")]
+    pub spool_dir: PathBuf,
+    /// Spool size at which requests are pushed back (HTTP 503 + Retry-After, gRPC UNAVAILABLE).
+    #[arg(long, env = "ORRERY_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
+    pub spool_max_bytes: u64,
+    /// fsync the spool before acknowledging (group commit); off survives process crashes but
+    /// not power loss.
+    #[arg(long, env = "ORRERY_SPOOL_FSYNC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub spool_fsync: bool,
+    /// A batch (one ClickHouse insert) holds at most this many spans…
+    #[arg(long, env = "ORRERY_BATCH_MAX_SPANS", default_value_t = 50_000)]
+    pub batch_max_spans: usize,
+    /// …and about this many spooled bytes…
+    #[arg(long, env = "ORRERY_BATCH_MAX_BYTES", default_value_t = 32 << 20)]
+    pub batch_max_bytes: u64,
+    /// …and waits at most this long for more spans.
+    #[arg(long, env = "ORRERY_BATCH_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub batch_timeout: Duration,
+    /// Time to live of a batch: retries stop after this; the batch is parked on disk and
+    /// retried at the next start.
+    #[arg(long, env = "ORRERY_BATCH_TTL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub batch_ttl: Duration,
+    /// First retry backoff (doubles up to --batch-backoff-max, with full jitter).
+    #[arg(long, env = "ORRERY_BATCH_BACKOFF_INITIAL", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub batch_backoff_initial: Duration,
+    #[arg(long, env = "ORRERY_BATCH_BACKOFF_MAX", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub batch_backoff_max: Duration,
+    /// Concurrent inserts into ClickHouse.
+    #[arg(long, env = "ORRERY_BATCH_CONCURRENCY", default_value_t = 2)]
+    pub batch_concurrency: usize,
+    /// Largest request body (after gzip inflation) in bytes; larger ones get 413 /
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ORRERY_INGEST_MAX_REQUEST_BYTES", default_value_t = 16 << 20)]
+    pub ingest_max_request_bytes: usize,
+    /// Largest number of spans in one request; more is refused (400 / INVALID_ARGUMENT).
+    #[arg(
+        long,
+        env = "ORRERY_INGEST_MAX_SPANS_PER_REQUEST",
+        default_value_t = 100_000
+    )]
+    pub ingest_max_spans_per_request: usize,
+    /// Attribute string and bytes values are cut to this many bytes (on a UTF-8 boundary).
+    #[arg(long, env = "ORRERY_INGEST_MAX_ATTRIBUTE_LEN", default_value_t = 16384)]
+    pub ingest_max_attribute_len: usize,
+    /// On SIGTERM, how long to keep flushing the spool to ClickHouse before exiting (what is
+    /// left stays spooled and is sent at the next start).
+    #[arg(long, env = "ORRERY_COLLECTOR_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub collector_shutdown_timeout: Duration,
 }
 
-/// Runs the collector until `shutdown` is cancelled.
+/// Runs the collector until `shutdown` is cancelled, then stops accepting, flushes and returns.
 pub async fn run(
-    _args: CollectorArgs,
-    _clickhouse: ClickHouseArgs,
+    args: CollectorArgs,
+    clickhouse: ClickHouseArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    shutdown.cancelled().await;
-    Ok(())
+    start(args, clickhouse, shutdown).await?.wait().await
+}
+
+/// A started collector: where it listens, and the future that ends when it has stopped.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Waits until the collector has stopped (after `shutdown` is cancelled and the spool is
+    /// flushed).
+    pub async fn wait(self) -> Result<()> {
+        self.task.await.context("collector task")?
+    }
+}
+
+/// Binds both receivers, replays the spool and starts serving; returns once listening.
+pub async fn start(
+    args: CollectorArgs,
+    clickhouse: ClickHouseArgs,
+    shutdown: CancellationToken,
+) -> Result<Running> {
+    let metrics = Arc::new(Metrics::new());
+    let (spool, queue) = Spool::open(SpoolConfig {
+        dir: args.spool_dir.clone(),
+        max_bytes: args.spool_max_bytes,
+        batch_max_spans: args.batch_max_spans,
+        batch_max_bytes: args.batch_max_bytes,
+        batch_timeout: args.batch_timeout,
+        fsync: args.spool_fsync,
+    })?;
+    let ingest = Arc::new(Ingest::new(
+        spool.clone(),
+        Limits {
+            max_attribute_len: args.ingest_max_attribute_len,
+            max_spans_per_request: args.ingest_max_spans_per_request,
+        },
+        metrics.clone(),
+        args.ingest_max_request_bytes,
+        args.otlp_auth_token.clone(),
+    ));
+
+    let http_listener = tokio::net::TcpListener::bind(args.otlp_http_addr)
+        .await
+        .with_context(|| format!("binding OTLP/HTTP on {}", args.otlp_http_addr))?;
+    let grpc_listener = tokio::net::TcpListener::bind(args.otlp_grpc_addr)
+        .await
+        .with_context(|| format!("binding OTLP/gRPC on {}", args.otlp_grpc_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    tracing::info!(http = %http_addr, grpc = %grpc_addr, spool = ?args.spool_dir, "collector listening");
+
+    // Receivers stop on `shutdown`; the sink keeps going until the spool is drained (or the
+    // flush deadline passes).
+    let sink_stop = CancellationToken::new();
+    let sink = tokio::spawn(sink::run(
+        SinkConfig {
+            concurrency: args.batch_concurrency,
+            ttl: args.batch_ttl,
+            backoff_initial: args.batch_backoff_initial,
+            backoff_max: args.batch_backoff_max,
+        },
+        clickhouse.client(),
+        spool.clone(),
+        queue,
+        metrics.clone(),
+        sink_stop.clone(),
+    ));
+
+    let http = {
+        let shutdown = shutdown.clone();
+        let app = http::router(ingest.clone());
+        tokio::spawn(async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+        })
+    };
+    let grpc = {
+        let shutdown = shutdown.clone();
+        let service = TraceServiceServer::new(grpc::Receiver {
+            ingest: ingest.clone(),
+        })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(args.ingest_max_request_bytes);
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
+                .await
+        })
+    };
+
+    let timeout = args.collector_shutdown_timeout;
+    let task = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tracing::info!("collector stopping: no new requests, flushing the spool");
+        ingest.stop_accepting();
+        let (h, g) = tokio::join!(http, grpc);
+        if let Ok(Err(e)) = h {
+            tracing::error!(error = %e, "OTLP/HTTP server failed");
+        }
+        if let Ok(Err(e)) = g {
+            tracing::error!(error = %e, "OTLP/gRPC server failed");
+        }
+        // Every in-flight append has completed: closing the spool seals the open segment and
+        // ends the sink's queue once everything queued is delivered.
+        spool.close();
+        let mut sink = sink;
+        tokio::select! {
+            _ = &mut sink => tracing::info!("spool flushed"),
+            _ = tokio::time::sleep(timeout) => {
+                tracing::warn!(?timeout, "flush deadline passed; the rest stays spooled for the next start");
+                sink_stop.cancel();
+                let _ = tokio::time::timeout(Duration::from_secs(5), sink).await;
+            }
+        }
+        Ok(())
+    });
+    Ok(Running {
+        http_addr,
+        grpc_addr,
+        metrics,
+        task,
+    })
 }

@@ -137,7 +137,25 @@ pub fn migrations() -> &'static [Migration] {
             name: "service graph per-minute rollups",
             statements: v2_service_graph_rollups,
         },
+        Migration {
+            version: 3,
+            name: "otel_traces deduplicates retried inserts (collector insert_deduplication_token)",
+            statements: v3_spans_insert_dedup,
+        },
     ]
+}
+
+/// The collector retries a batch with the same `insert_deduplication_token`; a non-replicated
+/// MergeTree only honours it within `non_replicated_deduplication_window` (0 by default).
+/// Replicated tables deduplicate by default, so nothing is needed on a cluster.
+fn v3_spans_insert_dedup(p: &SchemaParams) -> Vec<String> {
+    if p.cluster.is_some() {
+        return Vec::new();
+    }
+    vec![format!(
+        "ALTER TABLE {}.otel_traces MODIFY SETTING non_replicated_deduplication_window = 10000",
+        p.database
+    )]
 }
 
 const ATTR_MAP: &str = "Map(LowCardinality(String), String)";
@@ -219,17 +237,24 @@ GROUP BY TraceId",
     out
 }
 
-/// Per-minute edge and node rollups for the service graph. Rows are written by the query
-/// service's rollup job for closed minutes; ReplacingMergeTree keyed by (minute, edge) with the
-/// computation time as version makes recomputation by any replica idempotent (read with FINAL).
+/// Per-minute service-graph rollups, written by every query replica's rollup job (see
+/// `orrery-query`'s `rollup` module). One computation of a minute writes all its edge and node
+/// rows with the same `ComputedAt` (ms), then a row in `orrery_rollup_minutes` (the marker, with
+/// the span count it saw and data-quality counts). Readers take, per minute, only the rows of the
+/// latest marker's `ComputedAt`, so a recomputation that drops an edge (a client span whose
+/// server span arrived late is no longer a virtual edge) is exact, and concurrent replicas
+/// computing the same minute are harmless. ReplacingMergeTree collapses superseded rows.
 fn v2_service_graph_rollups(p: &SchemaParams) -> Vec<String> {
     let db = &p.database;
     let oc = p.on_cluster();
     let edges = p.storage_name("orrery_edges_1m");
     let nodes = p.storage_name("orrery_nodes_1m");
+    let minutes = p.storage_name("orrery_rollup_minutes");
+    let digest = "AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64)";
     let mut out = vec![format!(
         "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
     Minute DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
     Caller LowCardinality(String),
     Callee LowCardinality(String),
     CallerRegion LowCardinality(String),
@@ -238,12 +263,11 @@ fn v2_service_graph_rollups(p: &SchemaParams) -> Vec<String> {
     Requests UInt64,
     Errors UInt64,
     DurationSumNs UInt64,
-    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64),
-    ComputedAt DateTime64(3)
+    LatencyDigest {digest},
+    LatencyBuckets Array(UInt64)
 ) ENGINE = {engine}
 PARTITION BY toDate(Minute)
-ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion){ttl}",
+ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
         engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
         ttl = p.ttl("Minute"),
     )];
@@ -251,15 +275,15 @@ ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion){ttl}",
     out.push(format!(
         "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
     Minute DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
     Service LowCardinality(String),
     Region LowCardinality(String),
     Instance LowCardinality(String),
     Requests UInt64,
     Errors UInt64,
     DurationSumNs UInt64,
-    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64),
-    ComputedAt DateTime64(3)
+    LatencyDigest {digest},
+    LatencyBuckets Array(UInt64)
 ) ENGINE = {engine}
 PARTITION BY toDate(Minute)
 ORDER BY (Minute, Service, Region, Instance){ttl}",
@@ -267,6 +291,21 @@ ORDER BY (Minute, Service, Region, Instance){ttl}",
         ttl = p.ttl("Minute"),
     ));
     out.extend(p.distributed("orrery_nodes_1m", "cityHash64(Service)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{minutes}{oc} (
+    Minute DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Spans UInt64,
+    Orphans UInt64,
+    Unmatched UInt64,
+    Late UInt64
+) ENGINE = {engine}
+PARTITION BY toDate(Minute)
+ORDER BY Minute{ttl}",
+        engine = p.engine("ReplacingMergeTree", &minutes, Some("ComputedAt")),
+        ttl = p.ttl("Minute"),
+    ));
+    out.extend(p.distributed("orrery_rollup_minutes", "toUnixTimestamp(Minute)"));
     out
 }
 

@@ -1,0 +1,441 @@
+//! OTLP trace requests → validated, truncated requests → `otel_traces` rows.
+//!
+//! Validation and truncation happen on the request itself at the receiver (so the spool holds
+//! exactly what was acknowledged); turning a validated request into rows cannot fail.
+
+use std::fmt::Write as _;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use orrery_store::SpanRow;
+use orrery_store::span::{kind, status};
+
+/// Per-request limits applied before a request is accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Attribute string values (and bytes values) longer than this are cut, in bytes.
+    pub max_attribute_len: usize,
+    /// Requests with more spans are refused as a whole.
+    pub max_spans_per_request: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_attribute_len: 16 * 1024,
+            max_spans_per_request: 100_000,
+        }
+    }
+}
+
+/// What [`sanitize`] did to a request.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sanitized {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// Why spans were rejected (the first few reasons), for `partial_success.error_message`.
+    pub message: String,
+    /// True when the request was modified (spans removed or values truncated).
+    pub changed: bool,
+}
+
+/// Too many spans in one request.
+#[derive(Debug)]
+pub struct TooManySpans {
+    pub spans: usize,
+    pub max: usize,
+}
+
+/// Removes spans with invalid ids and truncates long attribute values, in place.
+pub fn sanitize(
+    req: &mut ExportTraceServiceRequest,
+    limits: &Limits,
+) -> Result<Sanitized, TooManySpans> {
+    let total: usize = req
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    if total > limits.max_spans_per_request {
+        return Err(TooManySpans {
+            spans: total,
+            max: limits.max_spans_per_request,
+        });
+    }
+    let mut out = Sanitized::default();
+    let max = limits.max_attribute_len;
+    for (ri, rs) in req.resource_spans.iter_mut().enumerate() {
+        if let Some(res) = rs.resource.as_mut() {
+            out.changed |= truncate_attrs(&mut res.attributes, max);
+        }
+        for (si, ss) in rs.scope_spans.iter_mut().enumerate() {
+            let mut index = 0usize;
+            ss.spans.retain_mut(|span| {
+                let i = index;
+                index += 1;
+                let problem = span_problem(span);
+                if let Some(problem) = problem {
+                    out.rejected += 1;
+                    if out.rejected <= 3 {
+                        if !out.message.is_empty() {
+                            out.message.push_str("; ");
+                        }
+                        let _ = write!(
+                            out.message,
+                            "resourceSpans[{ri}].scopeSpans[{si}].spans[{i}]: {problem}"
+                        );
+                    }
+                    return false;
+                }
+                let mut changed = truncate_attrs(&mut span.attributes, max);
+                for e in &mut span.events {
+                    changed |= truncate_attrs(&mut e.attributes, max);
+                }
+                for l in &mut span.links {
+                    changed |= truncate_attrs(&mut l.attributes, max);
+                }
+                out.changed |= changed;
+                out.accepted += 1;
+                true
+            });
+        }
+    }
+    if out.rejected > 3 {
+        let _ = write!(out.message, "; and {} more", out.rejected - 3);
+    }
+    if out.rejected > 0 {
+        out.changed = true;
+        out.message = format!("{} spans rejected: {}", out.rejected, out.message);
+    }
+    Ok(out)
+}
+
+fn span_problem(span: &opentelemetry_proto::tonic::trace::v1::Span) -> Option<String> {
+    if let Some(p) = id_problem("trace_id", &span.trace_id, 16) {
+        return Some(p);
+    }
+    if let Some(p) = id_problem("span_id", &span.span_id, 8) {
+        return Some(p);
+    }
+    if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+        return Some(format!(
+            "parent_span_id must be empty or 8 bytes, got {} bytes",
+            span.parent_span_id.len()
+        ));
+    }
+    for (li, link) in span.links.iter().enumerate() {
+        if let Some(p) = id_problem("trace_id", &link.trace_id, 16)
+            .or_else(|| id_problem("span_id", &link.span_id, 8))
+        {
+            return Some(format!("links[{li}]: {p}"));
+        }
+    }
+    None
+}
+
+fn id_problem(name: &str, id: &[u8], len: usize) -> Option<String> {
+    if id.len() != len {
+        Some(format!(
+            "{name} must be {len} bytes, got {} bytes",
+            id.len()
+        ))
+    } else if id.iter().all(|b| *b == 0) {
+        Some(format!("{name} must not be all zeroes"))
+    } else {
+        None
+    }
+}
+
+fn truncate_attrs(attrs: &mut [KeyValue], max: usize) -> bool {
+    let mut changed = false;
+    for kv in attrs {
+        if let Some(v) = kv.value.as_mut() {
+            changed |= truncate_value(v, max);
+        }
+    }
+    changed
+}
+
+fn truncate_value(v: &mut AnyValue, max: usize) -> bool {
+    match v.value.as_mut() {
+        Some(Value::StringValue(s)) if s.len() > max => {
+            let mut cut = max;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+            true
+        }
+        Some(Value::BytesValue(b)) if b.len() > max => {
+            b.truncate(max);
+            true
+        }
+        Some(Value::ArrayValue(a)) => {
+            let mut changed = false;
+            for v in &mut a.values {
+                changed |= truncate_value(v, max);
+            }
+            changed
+        }
+        Some(Value::KvlistValue(kv)) => truncate_attrs(&mut kv.values, max),
+        _ => false,
+    }
+}
+
+/// Rows for every span of a (sanitized) request, in request order.
+pub fn to_rows(req: ExportTraceServiceRequest, out: &mut Vec<SpanRow>) {
+    for rs in req.resource_spans {
+        let resource_attributes = rs
+            .resource
+            .map(|r| attrs_to_map(r.attributes))
+            .unwrap_or_default();
+        let service_name = resource_attributes
+            .iter()
+            .find(|(k, _)| k == "service.name")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        for ss in rs.scope_spans {
+            let (scope_name, scope_version) =
+                ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
+            for span in ss.spans {
+                let status = span.status.unwrap_or_default();
+                let mut row = SpanRow {
+                    timestamp: span.start_time_unix_nano as i64,
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: hex(&span.parent_span_id),
+                    trace_state: span.trace_state,
+                    span_name: span.name,
+                    span_kind: kind::from_otlp(span.kind).to_string(),
+                    service_name: service_name.clone(),
+                    resource_attributes: resource_attributes.clone(),
+                    scope_name: scope_name.clone(),
+                    scope_version: scope_version.clone(),
+                    span_attributes: attrs_to_map(span.attributes),
+                    duration: span
+                        .end_time_unix_nano
+                        .saturating_sub(span.start_time_unix_nano),
+                    status_code: status::from_otlp(status.code).to_string(),
+                    status_message: status.message,
+                    ..Default::default()
+                };
+                for e in span.events {
+                    row.events_timestamp.push(e.time_unix_nano as i64);
+                    row.events_name.push(e.name);
+                    row.events_attributes.push(attrs_to_map(e.attributes));
+                }
+                for l in span.links {
+                    row.links_trace_id.push(hex(&l.trace_id));
+                    row.links_span_id.push(hex(&l.span_id));
+                    row.links_trace_state.push(l.trace_state);
+                    row.links_attributes.push(attrs_to_map(l.attributes));
+                }
+                out.push(row);
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+fn attrs_to_map(attrs: Vec<KeyValue>) -> Vec<(String, String)> {
+    attrs
+        .into_iter()
+        .map(|kv| {
+            let v = kv.value.map(value_to_string).unwrap_or_default();
+            (kv.key, v)
+        })
+        .collect()
+}
+
+/// The stored string of an attribute value: strings as they are, everything else in its JSON
+/// form (bytes as base64), as the OpenTelemetry ClickHouse exporter stores them.
+pub fn value_to_string(v: AnyValue) -> String {
+    match v.value {
+        Some(Value::StringValue(s)) => s,
+        None => String::new(),
+        Some(other) => match other {
+            Value::BytesValue(b) => base64_encode(&b),
+            Value::BoolValue(b) => b.to_string(),
+            Value::IntValue(i) => i.to_string(),
+            Value::DoubleValue(d) => to_json(Some(Value::DoubleValue(d))).to_string(),
+            other => to_json(Some(other)).to_string(),
+        },
+    }
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn to_json(v: Option<Value>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        None => J::Null,
+        Some(Value::StringValue(s)) => J::String(s),
+        Some(Value::BoolValue(b)) => J::Bool(b),
+        Some(Value::IntValue(i)) => J::from(i),
+        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(d)
+            .map(J::Number)
+            .unwrap_or_else(|| J::String(d.to_string())),
+        Some(Value::BytesValue(b)) => J::String(base64_encode(&b)),
+        // An index into a profiles string table; meaningless for traces, kept as the number.
+        Some(Value::StringValueStrindex(i)) => J::from(i),
+        Some(Value::ArrayValue(a)) => {
+            J::Array(a.values.into_iter().map(|v| to_json(v.value)).collect())
+        }
+        Some(Value::KvlistValue(kv)) => J::Object(
+            kv.values
+                .into_iter()
+                .map(|kv| (kv.key, to_json(kv.value.and_then(|v| v.value))))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn span(trace: Vec<u8>, id: Vec<u8>) -> Span {
+        Span {
+            trace_id: trace,
+            span_id: id,
+            start_time_unix_nano: 10,
+            end_time_unix_nano: 25,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn non_string_values_are_stored_as_json_text() {
+        assert_eq!(
+            value_to_string(AnyValue {
+                value: Some(Value::IntValue(-7))
+            }),
+            "-7"
+        );
+        assert_eq!(
+            value_to_string(AnyValue {
+                value: Some(Value::BoolValue(true))
+            }),
+            "true"
+        );
+        assert_eq!(
+            value_to_string(AnyValue {
+                value: Some(Value::DoubleValue(1.5))
+            }),
+            "1.5"
+        );
+        assert_eq!(
+            value_to_string(AnyValue {
+                value: Some(Value::BytesValue(vec![1, 2]))
+            }),
+            "AQI="
+        );
+        let arr = Value::ArrayValue(ArrayValue {
+            values: vec![
+                AnyValue {
+                    value: Some(Value::StringValue("a".into())),
+                },
+                AnyValue {
+                    value: Some(Value::IntValue(2)),
+                },
+            ],
+        });
+        assert_eq!(value_to_string(AnyValue { value: Some(arr) }), r#"["a",2]"#);
+    }
+
+    #[test]
+    fn bad_ids_are_rejected_individually_with_reasons() {
+        let mut req = request(vec![
+            span(vec![1; 16], vec![2; 8]),
+            span(vec![0; 16], vec![2; 8]),
+            span(vec![1; 16], vec![2; 3]),
+        ]);
+        let s = sanitize(&mut req, &Limits::default()).unwrap();
+        assert_eq!((s.accepted, s.rejected), (1, 2));
+        assert!(
+            s.message
+                .contains("spans[1]: trace_id must not be all zeroes"),
+            "{}",
+            s.message
+        );
+        assert!(
+            s.message
+                .contains("spans[2]: span_id must be 8 bytes, got 3"),
+            "{}",
+            s.message
+        );
+        let mut rows = Vec::new();
+        to_rows(req, &mut rows);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].trace_id, "01".repeat(16));
+        assert_eq!(rows[0].duration, 15);
+    }
+
+    #[test]
+    fn long_values_are_cut_on_a_char_boundary() {
+        let mut s = span(vec![1; 16], vec![2; 8]);
+        s.attributes = vec![kv("k", Value::StringValue("é".repeat(10)))];
+        let mut req = request(vec![s]);
+        let out = sanitize(
+            &mut req,
+            &Limits {
+                max_attribute_len: 5,
+                max_spans_per_request: 10,
+            },
+        )
+        .unwrap();
+        assert!(out.changed);
+        let mut rows = Vec::new();
+        to_rows(req, &mut rows);
+        assert_eq!(rows[0].span_attributes, vec![("k".into(), "éé".into())]);
+    }
+
+    #[test]
+    fn too_many_spans_refuses_the_request() {
+        let mut req = request(vec![span(vec![1; 16], vec![2; 8]); 3]);
+        let err = sanitize(
+            &mut req,
+            &Limits {
+                max_attribute_len: 5,
+                max_spans_per_request: 2,
+            },
+        )
+        .unwrap_err();
+        assert_eq!((err.spans, err.max), (3, 2));
+    }
+}

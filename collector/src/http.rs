@@ -1,0 +1,221 @@
+//! OTLP/HTTP receiver (`POST /v1/traces`, protobuf or JSON, optionally gzip) plus `/metrics`,
+//! `/healthz` and `/readyz`.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::ingest::{Ingest, IngestError};
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(ingest)
+}
+
+async fn metrics(State(ingest): State<Arc<Ingest>>) -> Response {
+    ingest.metrics.spool_bytes.set(ingest.spool.bytes());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ingest.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(ingest): State<Arc<Ingest>>) -> Response {
+    if ingest.ready() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: stopping or spool full",
+        )
+            .into_response()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// The `google.rpc.Status` message OTLP/HTTP uses for error bodies.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+async fn export(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let encoding = match content_type(&parts.headers) {
+        Some(e) => e,
+        None => {
+            let e = IngestError::Invalid(format!(
+                "unsupported Content-Type {:?}: use {PROTOBUF} or {JSON}",
+                parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .map(|v| v.to_str().unwrap_or("?"))
+                    .unwrap_or("")
+            ));
+            ingest.refused("http", &e);
+            return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, Encoding::Json, &e);
+        }
+    };
+    let decoded = decode(&ingest, &parts.headers, encoding, body).await;
+    if let Err(e) = &decoded {
+        ingest.refused("http", e);
+    }
+    let result = match decoded {
+        Ok((req, original)) => ingest.export("http", req, original).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(resp) => {
+            let body = match encoding {
+                Encoding::Protobuf => resp.encode_to_vec(),
+                Encoding::Json => serde_json::to_vec(&resp).unwrap_or_default(),
+            };
+            let ct = if encoding == Encoding::Protobuf {
+                PROTOBUF
+            } else {
+                JSON
+            };
+            ([(header::CONTENT_TYPE, ct)], body).into_response()
+        }
+        Err(e) => {
+            let status = match &e {
+                IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+                IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                IngestError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                IngestError::Unauthenticated => StatusCode::UNAUTHORIZED,
+                IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let mut resp = error_response(status, encoding, &e);
+            if let IngestError::Busy { retry_after, .. } = &e {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs().max(1)),
+                );
+            }
+            resp
+        }
+    }
+}
+
+/// Authenticates, reads (bounded), inflates (bounded) and decodes the body.
+async fn decode(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    encoding: Encoding,
+    body: Body,
+) -> Result<(ExportTraceServiceRequest, Option<Bytes>), IngestError> {
+    ingest.authorize(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let limit = ingest.max_request_bytes;
+    let too_large = || {
+        IngestError::TooLarge(format!(
+            "request body over {limit} bytes (--ingest-max-request-bytes)"
+        ))
+    };
+    let raw = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let body = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("identity") | Some("") => raw,
+        Some("gzip") => {
+            // Bounded: a small gzip body must not inflate past the limit.
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| IngestError::Invalid(format!("invalid gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(too_large());
+            }
+            Bytes::from(out)
+        }
+        Some(other) => {
+            return Err(IngestError::Invalid(format!(
+                "unsupported Content-Encoding {other:?}: use gzip or none"
+            )));
+        }
+    };
+    Ok(match encoding {
+        Encoding::Protobuf => {
+            let req = ExportTraceServiceRequest::decode(body.clone())
+                .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?;
+            (req, Some(body))
+        }
+        Encoding::Json => {
+            let req: ExportTraceServiceRequest = serde_json::from_slice(&body)
+                .map_err(|e| IngestError::Invalid(format!("invalid OTLP JSON: {e}")))?;
+            (req, None)
+        }
+    })
+}
+
+fn content_type(headers: &HeaderMap) -> Option<Encoding> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = ct.split(';').next()?.trim().to_ascii_lowercase();
+    match essence.as_str() {
+        PROTOBUF | "application/protobuf" => Some(Encoding::Protobuf),
+        JSON => Some(Encoding::Json),
+        _ => None,
+    }
+}
+
+fn error_response(status: StatusCode, encoding: Encoding, e: &IngestError) -> Response {
+    let grpc_code = match status {
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
+        StatusCode::UNAUTHORIZED => 16,
+        StatusCode::SERVICE_UNAVAILABLE => 14,
+        _ => 13,
+    };
+    let message = e.message();
+    match encoding {
+        Encoding::Protobuf => {
+            let body = RpcStatus {
+                code: grpc_code,
+                message,
+            }
+            .encode_to_vec();
+            (status, [(header::CONTENT_TYPE, PROTOBUF)], body).into_response()
+        }
+        Encoding::Json => {
+            let body = serde_json::json!({ "code": grpc_code, "message": message }).to_string();
+            (status, [(header::CONTENT_TYPE, JSON)], body).into_response()
+        }
+    }
+}

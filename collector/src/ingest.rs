@@ -1,0 +1,207 @@
+//! What both receivers do with a decoded request: check limits, drop invalid spans, write the
+//! rest to the spool, and answer with the OTLP response (partial success included).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use crate::convert::{self, Limits};
+use crate::metrics::{Metrics, Outcome, Transport};
+use crate::spool::{AppendError, Spool};
+
+/// Why a request was not accepted. Each maps to an HTTP status and a gRPC code.
+#[derive(Debug)]
+pub enum IngestError {
+    /// Malformed or over a limit: the client must not retry it as is.
+    Invalid(String),
+    /// Body over the size limit.
+    TooLarge(String),
+    /// The spool is full or the collector is stopping: retry later.
+    Busy {
+        message: String,
+        retry_after: Duration,
+    },
+    /// Authentication missing or wrong.
+    Unauthenticated,
+    /// The spool could not be written.
+    Internal(String),
+}
+
+impl IngestError {
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid",
+            Self::TooLarge(_) => "too_large",
+            Self::Busy { .. } => "pushed_back",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Internal(_) => "error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::Invalid(m) | Self::TooLarge(m) | Self::Internal(m) => m.clone(),
+            Self::Busy { message, .. } => message.clone(),
+            Self::Unauthenticated => "missing or invalid bearer token".into(),
+        }
+    }
+}
+
+pub struct Ingest {
+    pub spool: Spool,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+    pub max_request_bytes: usize,
+    pub auth_token: Option<String>,
+    pub retry_after: Duration,
+    stopping: AtomicBool,
+}
+
+impl Ingest {
+    pub fn new(
+        spool: Spool,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+        max_request_bytes: usize,
+        auth_token: Option<String>,
+    ) -> Self {
+        Self {
+            spool,
+            limits,
+            metrics,
+            max_request_bytes,
+            auth_token,
+            retry_after: Duration::from_secs(5),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub fn stop_accepting(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub fn ready(&self) -> bool {
+        !self.stopping.load(Ordering::SeqCst) && !self.spool.is_full()
+    }
+
+    /// Checks an `Authorization` header value against the configured token.
+    pub fn authorize(&self, header: Option<&str>) -> Result<(), IngestError> {
+        let Some(token) = &self.auth_token else {
+            return Ok(());
+        };
+        match header.and_then(|h| h.strip_prefix("Bearer ")) {
+            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
+            _ => Err(IngestError::Unauthenticated),
+        }
+    }
+
+    /// Records a refused request in the metrics.
+    pub fn refused(&self, transport: &'static str, e: &IngestError) {
+        self.metrics
+            .requests
+            .get_or_create(&Outcome {
+                transport,
+                outcome: e.outcome(),
+            })
+            .inc();
+        tracing::debug!(transport, outcome = e.outcome(), message = %e.message(), "request refused");
+    }
+
+    /// Accepts a decoded request. `original` is the request's protobuf encoding when the
+    /// receiver has it, written as is if nothing had to change.
+    pub async fn export(
+        &self,
+        transport: &'static str,
+        mut req: ExportTraceServiceRequest,
+        original: Option<Bytes>,
+    ) -> Result<ExportTraceServiceResponse, IngestError> {
+        let result = self.export_inner(transport, &mut req, original).await;
+        if let Err(e) = &result {
+            self.refused(transport, e);
+        } else {
+            self.metrics
+                .requests
+                .get_or_create(&Outcome {
+                    transport,
+                    outcome: "accepted",
+                })
+                .inc();
+        }
+        result
+    }
+
+    async fn export_inner(
+        &self,
+        transport: &'static str,
+        req: &mut ExportTraceServiceRequest,
+        original: Option<Bytes>,
+    ) -> Result<ExportTraceServiceResponse, IngestError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(IngestError::Busy {
+                message: "collector is shutting down".into(),
+                retry_after: self.retry_after,
+            });
+        }
+        let label = Transport { transport };
+        let s = convert::sanitize(req, &self.limits).map_err(|e| {
+            IngestError::Invalid(format!(
+                "request has {} spans, more than the limit of {} (--ingest-max-spans-per-request)",
+                e.spans, e.max
+            ))
+        })?;
+        self.metrics
+            .spans_received
+            .get_or_create(&label)
+            .inc_by((s.accepted + s.rejected) as u64);
+        if s.accepted > 0 {
+            let payload = match original {
+                Some(b) if !s.changed => b,
+                _ => Bytes::from(req.encode_to_vec()),
+            };
+            self.spool
+                .append(payload, s.accepted)
+                .await
+                .map_err(|e| match e {
+                    AppendError::Full { bytes, max } => IngestError::Busy {
+                        message: format!(
+                            "spool full ({bytes} of {max} bytes): ClickHouse is behind or unreachable; retry later"
+                        ),
+                        retry_after: self.retry_after,
+                    },
+                    AppendError::Closed => IngestError::Busy {
+                        message: "collector is shutting down".into(),
+                        retry_after: self.retry_after,
+                    },
+                    AppendError::Io(e) => {
+                        tracing::error!(error = %e, "spool write failed");
+                        IngestError::Internal(format!("spool write failed: {e}"))
+                    }
+                })?;
+            self.metrics.spool_bytes.set(self.spool.bytes());
+            self.metrics
+                .spans_accepted
+                .get_or_create(&label)
+                .inc_by(s.accepted as u64);
+        }
+        self.metrics
+            .spans_rejected
+            .get_or_create(&label)
+            .inc_by(s.rejected as u64);
+        Ok(ExportTraceServiceResponse {
+            partial_success: (s.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: s.rejected as i64,
+                error_message: s.message,
+            }),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

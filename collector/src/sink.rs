@@ -1,0 +1,140 @@
+//! Ships sealed spool segments to ClickHouse: one segment = one RowBinary insert carrying an
+//! `insert_deduplication_token`, retried with exponential backoff and full jitter until the
+//! batch's time to live runs out; then the segment is parked on disk (never dropped).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use orrery_store::{SPANS_TABLE, SpanRow};
+use prost::Message;
+use rand::Rng;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::convert;
+use crate::metrics::Metrics;
+use crate::spool::{Segment, Spool};
+
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub concurrency: usize,
+    pub ttl: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+pub async fn run(
+    cfg: SinkConfig,
+    client: clickhouse::Client,
+    spool: Spool,
+    queue: mpsc::UnboundedReceiver<Segment>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let queue = Arc::new(Mutex::new(queue));
+    let workers: Vec<_> = (0..cfg.concurrency.max(1))
+        .map(|_| {
+            let (cfg, client, spool, queue, metrics, stop) = (
+                cfg.clone(),
+                client.clone(),
+                spool.clone(),
+                queue.clone(),
+                metrics.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let next = { queue.lock().await.recv().await };
+                    let Some(seg) = next else { break };
+                    deliver(&cfg, &client, &spool, &seg, &metrics, &stop).await;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+async fn deliver(
+    cfg: &SinkConfig,
+    client: &clickhouse::Client,
+    spool: &Spool,
+    seg: &Segment,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) {
+    let deadline = Instant::now() + cfg.ttl;
+    let mut backoff = cfg.backoff_initial;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let started = Instant::now();
+        match insert(client, seg).await {
+            Ok(spans) => {
+                metrics
+                    .insert_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.batch_spans.observe(spans as f64);
+                metrics.spans_inserted.inc_by(spans as u64);
+                metrics.batches_inserted.inc();
+                if let Err(e) = spool.delivered(seg) {
+                    tracing::error!(segment = ?seg.path, error = %e, "removing delivered segment failed");
+                }
+                metrics.spool_bytes.set(spool.bytes());
+                tracing::debug!(segment = ?seg.path, spans, attempt, "batch inserted");
+                return;
+            }
+            Err(e) => {
+                let now = Instant::now();
+                if now >= deadline || (stop.is_cancelled() && attempt > 1) {
+                    metrics.batches_parked.inc();
+                    match spool.park(seg) {
+                        Ok(to) => tracing::error!(
+                            segment = ?to, error = %format!("{e:#}"), attempt,
+                            "batch not delivered within its time to live; parked on disk, retried at the next start"
+                        ),
+                        Err(pe) => {
+                            tracing::error!(segment = ?seg.path, error = %pe, "parking batch failed; it stays in the spool")
+                        }
+                    }
+                    return;
+                }
+                metrics.batch_retries.inc();
+                // Full jitter: a random wait up to the current backoff, never past the deadline.
+                let wait =
+                    Duration::from_secs_f64(rand::rng().random_range(0.0..=backoff.as_secs_f64()))
+                        .min(deadline - now);
+                tracing::warn!(segment = ?seg.path, error = %format!("{e:#}"), attempt, retry_in = ?wait, "insert failed; retrying");
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(cfg.backoff_max);
+            }
+        }
+    }
+}
+
+/// One insert of a whole segment. Rows are streamed into the insert record by record, so
+/// memory stays at one record's rows plus the client's buffer.
+async fn insert(client: &clickhouse::Client, seg: &Segment) -> Result<usize> {
+    let records = seg.read_records()?;
+    let mut insert = client
+        .insert::<SpanRow>(SPANS_TABLE)
+        .await?
+        .with_setting("insert_deduplication_token", seg.token.clone());
+    let mut rows = Vec::new();
+    let mut spans = 0;
+    for record in records {
+        let req = ExportTraceServiceRequest::decode(record)
+            .with_context(|| format!("decoding a record of {:?}", seg.path))?;
+        rows.clear();
+        convert::to_rows(req, &mut rows);
+        for row in &rows {
+            insert.write(row).await?;
+        }
+        spans += rows.len();
+    }
+    insert.end().await?;
+    Ok(spans)
+}

@@ -1,0 +1,479 @@
+//! The write-ahead spool: accepted requests are appended to a segment file before they are
+//! acknowledged; a segment is sealed when it reaches the batch size or age and becomes exactly
+//! one ClickHouse insert, deduplicated by a token derived from its file name. So a batch is the
+//! same after a crash as before it, and a replayed batch that had already landed is dropped by
+//! ClickHouse, not stored twice.
+//!
+//! Segment file: `<seq:020>-<nonce:016x>.open` while written, `.seg` once sealed; records are
+//! `[len u32 LE][crc32 u32 LE][payload]` where payload is a protobuf `ExportTraceServiceRequest`.
+//! A torn tail (a crash mid-write) is cut at start-up; it was never acknowledged.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+const HEADER: usize = 8;
+
+/// Spool settings.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    /// Above this many bytes on disk new requests are pushed back.
+    pub max_bytes: u64,
+    /// Seal a segment at this many spans…
+    pub batch_max_spans: usize,
+    /// …or this many bytes…
+    pub batch_max_bytes: u64,
+    /// …or this long after its first record.
+    pub batch_timeout: Duration,
+    /// fsync before acknowledging (group commit). Without it, a write survives a process crash
+    /// but not a power loss.
+    pub fsync: bool,
+}
+
+/// A sealed segment: one batch.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// The `insert_deduplication_token`.
+    pub token: String,
+}
+
+impl Segment {
+    fn from_path(path: PathBuf) -> io::Result<Self> {
+        let bytes = fs::metadata(&path)?.len();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Self {
+            path,
+            bytes,
+            token: format!("orrery-{stem}"),
+        })
+    }
+
+    /// The payloads of every record.
+    pub fn read_records(&self) -> Result<Vec<Bytes>> {
+        let data = fs::read(&self.path).with_context(|| format!("reading {:?}", self.path))?;
+        let (records, valid) = parse_records(&data);
+        anyhow::ensure!(
+            valid == data.len(),
+            "segment {:?} is corrupt after byte {valid}",
+            self.path
+        );
+        let data = Bytes::from(data);
+        Ok(records
+            .into_iter()
+            .map(|(start, end)| data.slice(start..end))
+            .collect())
+    }
+}
+
+/// Record boundaries of `data` and the length of its valid prefix.
+fn parse_records(data: &[u8]) -> (Vec<(usize, usize)>, usize) {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while data.len() - pos >= HEADER {
+        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap());
+        let start = pos + HEADER;
+        let Some(end) = start.checked_add(len).filter(|e| *e <= data.len()) else {
+            break;
+        };
+        if crc32fast::hash(&data[start..end]) != crc {
+            break;
+        }
+        out.push((start, end));
+        pos = end;
+    }
+    (out, pos)
+}
+
+struct Append {
+    payload: Bytes,
+    spans: usize,
+    done: oneshot::Sender<io::Result<()>>,
+}
+
+/// Handle to the spool: append (from receivers), byte accounting, and the queue of sealed
+/// segments (for the sink).
+#[derive(Clone)]
+pub struct Spool {
+    /// Taken out by [`Spool::close`], which ends the writer.
+    tx: Arc<std::sync::RwLock<Option<mpsc::Sender<Append>>>>,
+    bytes: Arc<AtomicU64>,
+    max_bytes: u64,
+    dead_dir: PathBuf,
+}
+
+/// Why an append was refused.
+#[derive(Debug)]
+pub enum AppendError {
+    Full { bytes: u64, max: u64 },
+    Closed,
+    Io(io::Error),
+}
+
+impl Spool {
+    /// Opens the spool directory, recovers what a previous process left (torn tails cut,
+    /// open segments sealed, parked segments re-queued) and starts the writer thread.
+    /// Returns the handle and the queue of sealed segments, oldest first.
+    pub fn open(cfg: SpoolConfig) -> Result<(Spool, mpsc::UnboundedReceiver<Segment>)> {
+        fs::create_dir_all(&cfg.dir).with_context(|| format!("creating spool {:?}", cfg.dir))?;
+        let dead_dir = cfg.dir.join("parked");
+        fs::create_dir_all(&dead_dir)?;
+        for entry in fs::read_dir(&dead_dir)? {
+            let p = entry?.path();
+            if let Some(name) = p.file_name() {
+                fs::rename(&p, cfg.dir.join(name))?;
+            }
+        }
+        let mut names: Vec<PathBuf> = fs::read_dir(&cfg.dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("open" | "seg")))
+            .collect();
+        names.sort();
+        let (seg_tx, seg_rx) = mpsc::unbounded_channel();
+        let bytes = Arc::new(AtomicU64::new(0));
+        let mut next_seq = 0u64;
+        for path in names {
+            let seq: u64 = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.split('-').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            next_seq = next_seq.max(seq + 1);
+            let path = if path.extension().is_some_and(|e| e == "open") {
+                match recover_open(&path)? {
+                    Some(p) => p,
+                    None => continue,
+                }
+            } else {
+                path
+            };
+            let seg = Segment::from_path(path)?;
+            bytes.fetch_add(seg.bytes, Ordering::Relaxed);
+            tracing::info!(segment = ?seg.path, bytes = seg.bytes, "replaying spooled batch");
+            let _ = seg_tx.send(seg);
+        }
+        let (tx, rx) = mpsc::channel::<Append>(1024);
+        let writer = Writer {
+            cfg: cfg.clone(),
+            next_seq,
+            current: None,
+            bytes: bytes.clone(),
+            sealed: seg_tx,
+        };
+        std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || writer.run(rx))?;
+        Ok((
+            Spool {
+                tx: Arc::new(std::sync::RwLock::new(Some(tx))),
+                bytes,
+                max_bytes: cfg.max_bytes,
+                dead_dir,
+            },
+            seg_rx,
+        ))
+    }
+
+    /// Bytes on disk (sealed, open and parked segments).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.bytes() >= self.max_bytes
+    }
+
+    /// Appends one record; returns once it is written (and synced, if configured).
+    pub async fn append(&self, payload: Bytes, spans: usize) -> Result<(), AppendError> {
+        let bytes = self.bytes();
+        if bytes + payload.len() as u64 > self.max_bytes {
+            return Err(AppendError::Full {
+                bytes,
+                max: self.max_bytes,
+            });
+        }
+        let (done, wait) = oneshot::channel();
+        let tx = self.tx.read().expect("spool lock").clone();
+        tx.ok_or(AppendError::Closed)?
+            .send(Append {
+                payload,
+                spans,
+                done,
+            })
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AppendError::Io(e)),
+            Err(_) => Err(AppendError::Closed),
+        }
+    }
+
+    /// The batch is in ClickHouse: delete it.
+    pub fn delivered(&self, seg: &Segment) -> io::Result<()> {
+        fs::remove_file(&seg.path)?;
+        self.bytes.fetch_sub(seg.bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The batch could not be delivered within its time to live: keep it on disk (it still
+    /// counts against the spool size) under `parked/`, re-queued at the next start.
+    pub fn park(&self, seg: &Segment) -> io::Result<PathBuf> {
+        let to = self.dead_dir.join(seg.path.file_name().unwrap_or_default());
+        fs::rename(&seg.path, &to)?;
+        Ok(to)
+    }
+
+    /// Stops the writer after everything queued is written; the open segment is sealed.
+    pub fn close(&self) {
+        self.tx.write().expect("spool lock").take();
+    }
+}
+
+/// Cuts a torn tail and seals an `.open` segment; removes it if it holds no record.
+fn recover_open(path: &Path) -> Result<Option<PathBuf>> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    let (records, valid) = parse_records(&data);
+    if records.is_empty() {
+        fs::remove_file(path)?;
+        return Ok(None);
+    }
+    if valid < data.len() {
+        tracing::warn!(segment = ?path, cut = data.len() - valid, "cutting torn spool tail");
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(valid as u64)?;
+        f.sync_all()?;
+    }
+    let sealed = path.with_extension("seg");
+    fs::rename(path, &sealed)?;
+    Ok(Some(sealed))
+}
+
+struct Open {
+    file: File,
+    path: PathBuf,
+    bytes: u64,
+    spans: usize,
+    since: Instant,
+}
+
+struct Writer {
+    cfg: SpoolConfig,
+    next_seq: u64,
+    current: Option<Open>,
+    bytes: Arc<AtomicU64>,
+    sealed: mpsc::UnboundedSender<Segment>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Append>) {
+        let mut pending: Vec<Append> = Vec::new();
+        loop {
+            // Wait for work, or until the open segment is due to be sealed.
+            let first = match &self.current {
+                Some(open) => {
+                    let due = open.since + self.cfg.batch_timeout;
+                    let wait = due.saturating_duration_since(Instant::now());
+                    match recv_timeout(&mut rx, wait) {
+                        Recv::Item(a) => Some(a),
+                        Recv::Timeout => None,
+                        Recv::Closed => break,
+                    }
+                }
+                None => match rx.blocking_recv() {
+                    Some(a) => Some(a),
+                    None => break,
+                },
+            };
+            let Some(first) = first else {
+                self.seal_logged();
+                continue;
+            };
+            pending.push(first);
+            while pending.len() < 256 {
+                match rx.try_recv() {
+                    Ok(a) => pending.push(a),
+                    Err(_) => break,
+                }
+            }
+            let result = self.write_all(&pending);
+            for a in pending.drain(..) {
+                let _ = a.done.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                });
+            }
+            if let Some(open) = &self.current
+                && (open.spans >= self.cfg.batch_max_spans
+                    || open.bytes >= self.cfg.batch_max_bytes
+                    || open.since.elapsed() >= self.cfg.batch_timeout)
+            {
+                self.seal_logged();
+            }
+        }
+        self.seal_logged();
+    }
+
+    fn write_all(&mut self, batch: &[Append]) -> io::Result<()> {
+        if self.current.is_none() {
+            self.current = Some(self.create()?);
+        }
+        let open = self.current.as_mut().expect("open segment");
+        let mut buf = Vec::with_capacity(batch.iter().map(|a| a.payload.len() + HEADER).sum());
+        let mut spans = 0;
+        for a in batch {
+            buf.extend_from_slice(&(a.payload.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&crc32fast::hash(&a.payload).to_le_bytes());
+            buf.extend_from_slice(&a.payload);
+            spans += a.spans;
+        }
+        if let Err(e) = open.file.write_all(&buf) {
+            // Leave no half record behind that a later record would follow.
+            let _ = open.file.set_len(open.bytes);
+            return Err(e);
+        }
+        if self.cfg.fsync {
+            open.file.sync_data()?;
+        }
+        open.bytes += buf.len() as u64;
+        open.spans += spans;
+        self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn create(&mut self) -> io::Result<Open> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let nonce: u64 = rand::random();
+        let path = self.cfg.dir.join(format!("{seq:020}-{nonce:016x}.open"));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        Ok(Open {
+            file,
+            path,
+            bytes: 0,
+            spans: 0,
+            since: Instant::now(),
+        })
+    }
+
+    fn seal_logged(&mut self) {
+        if let Err(e) = self.seal() {
+            tracing::error!(error = %e, "sealing spool segment failed; it is replayed at the next start");
+        }
+    }
+
+    fn seal(&mut self) -> io::Result<()> {
+        let Some(open) = self.current.take() else {
+            return Ok(());
+        };
+        if self.cfg.fsync {
+            open.file.sync_all()?;
+        }
+        drop(open.file);
+        let sealed = open.path.with_extension("seg");
+        fs::rename(&open.path, &sealed)?;
+        let _ = self.sealed.send(Segment::from_path(sealed)?);
+        Ok(())
+    }
+}
+
+enum Recv {
+    Item(Append),
+    Timeout,
+    Closed,
+}
+
+/// `blocking_recv` with a timeout (the writer is a plain thread: file I/O stays off the async
+/// workers).
+fn recv_timeout(rx: &mut mpsc::Receiver<Append>, wait: Duration) -> Recv {
+    let deadline = Instant::now() + wait;
+    loop {
+        match rx.try_recv() {
+            Ok(a) => return Recv::Item(a),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Recv::Closed,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Recv::Timeout;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(1)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path) -> SpoolConfig {
+        SpoolConfig {
+            dir: dir.to_path_buf(),
+            max_bytes: 1 << 20,
+            batch_max_spans: 3,
+            batch_max_bytes: 1 << 20,
+            batch_timeout: Duration::from_secs(3600),
+            fsync: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn segments_seal_at_the_span_bound_and_torn_tails_are_cut_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, mut sealed) = Spool::open(cfg(dir.path())).unwrap();
+        for i in 0..4u8 {
+            spool.append(Bytes::from(vec![i; 10]), 1).await.unwrap();
+        }
+        let seg = sealed.recv().await.unwrap();
+        assert_eq!(seg.read_records().unwrap().len(), 3);
+        assert_eq!(spool.bytes(), 4 * 18);
+        spool.delivered(&seg).unwrap();
+        assert_eq!(spool.bytes(), 18);
+        // Simulate a crash: a torn record after the fourth one, in the still-open segment.
+        let open = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "open"))
+            .unwrap();
+        std::mem::forget(spool);
+        let mut f = OpenOptions::new().append(true).open(&open).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
+        drop(f);
+        let (spool, mut sealed) = Spool::open(cfg(dir.path())).unwrap();
+        let seg = sealed.recv().await.unwrap();
+        let records = seg.read_records().unwrap();
+        assert_eq!(records, vec![Bytes::from(vec![3u8; 10])]);
+        assert_eq!(spool.bytes(), 18);
+    }
+
+    #[tokio::test]
+    async fn a_full_spool_refuses_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.max_bytes = 25;
+        let (spool, _sealed) = Spool::open(c).unwrap();
+        spool.append(Bytes::from(vec![1; 10]), 1).await.unwrap();
+        assert!(matches!(
+            spool.append(Bytes::from(vec![1; 10]), 1).await,
+            Err(AppendError::Full { .. })
+        ));
+    }
+}
