@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod sink;
 pub mod spool;
+pub mod synth;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -114,6 +114,8 @@ pub struct Spool {
     bytes: Arc<AtomicU64>,
     max_bytes: u64,
     dead_dir: PathBuf,
+    /// Set when an append was refused for space, cleared once one fits again.
+    pushing_back: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why an append was refused.
@@ -184,6 +186,7 @@ impl Spool {
                 bytes,
                 max_bytes: cfg.max_bytes,
                 dead_dir,
+                pushing_back: Arc::default(),
             },
             seg_rx,
         ))
@@ -194,19 +197,22 @@ impl Spool {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// True while requests are being pushed back for space.
     pub fn is_full(&self) -> bool {
-        self.bytes() >= self.max_bytes
+        self.pushing_back.load(Ordering::Relaxed) || self.bytes() >= self.max_bytes
     }
 
     /// Appends one record; returns once it is written (and synced, if configured).
     pub async fn append(&self, payload: Bytes, spans: usize) -> Result<(), AppendError> {
         let bytes = self.bytes();
         if bytes + payload.len() as u64 > self.max_bytes {
+            self.pushing_back.store(true, Ordering::Relaxed);
             return Err(AppendError::Full {
                 bytes,
                 max: self.max_bytes,
             });
         }
+        self.pushing_back.store(false, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
         let tx = self.tx.read().expect("spool lock").clone();
         tx.ok_or(AppendError::Closed)?
@@ -228,6 +234,7 @@ impl Spool {
     pub fn delivered(&self, seg: &Segment) -> io::Result<()> {
         fs::remove_file(&seg.path)?;
         self.bytes.fetch_sub(seg.bytes, Ordering::Relaxed);
+        self.pushing_back.store(false, Ordering::Relaxed);
         Ok(())
     }
 

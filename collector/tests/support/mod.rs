@@ -89,8 +89,19 @@ pub async fn count(ch: &ClickHouseArgs, sql_where: &str) -> u64 {
 /// Polls `count` until it reaches `want` (or the deadline), returning the last value.
 pub async fn wait_count(ch: &ClickHouseArgs, sql_where: &str, want: u64, within: Duration) -> u64 {
     let deadline = Instant::now() + within;
+    let mut n = 0;
     loop {
-        let n = count(ch, sql_where).await;
+        // ClickHouse may be restarting in the fault tests: keep polling through errors.
+        if let Ok(got) = ch
+            .client()
+            .query(&format!(
+                "SELECT count() FROM otel_traces WHERE {sql_where}"
+            ))
+            .fetch_one::<u64>()
+            .await
+        {
+            n = got;
+        }
         if n >= want || Instant::now() > deadline {
             return n;
         }
@@ -191,4 +202,50 @@ pub async fn run_client(mut cmd: std::process::Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// POSTs a protobuf request to `/v1/traces`; returns the status.
+pub async fn post_protobuf(
+    http: &reqwest::Client,
+    base: &str,
+    body: Vec<u8>,
+) -> reqwest::StatusCode {
+    match http
+        .post(format!("{base}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) => r.status(),
+        Err(_) => reqwest::StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Sends `request` until it is acknowledged, retrying on push-back or connection errors (as
+/// an OTLP exporter would). Panics on any other refusal.
+pub async fn send_until_acked(http: &reqwest::Client, base: &str, body: Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = post_protobuf(http, base, body.clone()).await;
+        if status.is_success() {
+            return;
+        }
+        assert!(
+            status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                || status == reqwest::StatusCode::TOO_MANY_REQUESTS,
+            "unexpected status {status}"
+        );
+        assert!(Instant::now() < deadline, "not acknowledged within 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `count()` and `uniqExact(SpanId)` of the spans table.
+pub async fn count_and_unique(ch: &ClickHouseArgs) -> (u64, u64) {
+    ch.client()
+        .query("SELECT count(), uniqExact(SpanId) FROM otel_traces")
+        .fetch_one()
+        .await
+        .expect("count")
 }
