@@ -3,6 +3,8 @@
 //! at it by `--clickhouse-url`. Shared by tests/deploy_scale_out.rs and benches/scale_out.rs.
 #![allow(dead_code)]
 
+pub mod splitter;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -121,7 +123,15 @@ pub fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool)
 /// SQL over the ClickHouse HTTP interface (the engine's own), the result trimmed.
 pub fn sql(url: &str, query: &str) -> String {
     let out = Command::new("curl")
-        .args(["-sS", "--fail-with-body", "--max-time", "60", "--data-binary", query, url])
+        .args([
+            "-sS",
+            "--fail-with-body",
+            "--max-time",
+            "60",
+            "--data-binary",
+            query,
+            url,
+        ])
         .output()
         .unwrap();
     let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -251,7 +261,7 @@ pub fn start_query(url: &str, database: &str) -> Query {
             .args(["--query-addr", &addr.to_string()]),
     );
     wait_until("a query replica", Duration::from_secs(60), || {
-        get(&format!("http://{addr}/api/services")).is_some_and(|(c, _)| c == 200)
+        get(&format!("http://{addr}/orrery/api/health")).is_some_and(|(c, _)| c == 200)
     });
     Query { proc, addr }
 }
