@@ -44,6 +44,12 @@ pub enum Command {
     /// Run only the embedded ClickHouse (chDB behind the ClickHouse HTTP interface) in the
     /// foreground, e.g. to put several collectors and query replicas in front of it.
     EmbeddedClickhouse(EmbeddedArgs),
+    /// All-in-one plus a living demo fleet (18 services in 3 regions with load and chaos
+    /// controls); prints the UI's URL. `orrery demo chaos ...` controls a running demo.
+    Demo(DemoCmd),
+    /// Big-mesh generator: synthetic OTLP from hundreds of services to one or more collectors,
+    /// then a JSON report of exactly what was accepted.
+    Mesh(orrery_demo::mesh::MeshArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -84,4 +90,15 @@ pub struct MigrateCmd {
     pub print: bool,
     #[command(flatten)]
     pub embedded: EmbeddedArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DemoCmd {
+    #[command(subcommand)]
+    pub action: Option<orrery_demo::DemoAction>,
+    #[command(flatten)]
+    pub demo: orrery_demo::DemoArgs,
+    #[command(flatten)]
+    pub all_in_one: AllInOneArgs,
 }

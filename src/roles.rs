@@ -8,7 +8,7 @@ use orrery_store::embedded::{EmbeddedArgs, EmbeddedClickHouse};
 use orrery_store::schema::{self, SchemaParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AllInOneArgs, Cli, Command};
+use crate::cli::{AllInOneArgs, Cli, Command, DemoCmd};
 
 pub async fn run(cli: Cli) -> Result<()> {
     let shutdown = shutdown_on_signal();
@@ -51,7 +51,48 @@ pub async fn run(cli: Cli) -> Result<()> {
             embedded.stop().await;
             Ok(())
         }
+        Some(Command::Demo(cmd)) => demo(cmd, ch, shutdown).await,
+        Some(Command::Mesh(args)) => orrery_demo::mesh::run(args, shutdown).await,
     }
+}
+
+/// `orrery demo`: the all-in-one plus the fleet exporting to it (or a chaos command, or the
+/// fleet alone with --demo-fleet-only).
+async fn demo(cmd: DemoCmd, ch: ClickHouseArgs, shutdown: CancellationToken) -> Result<()> {
+    if let Some(action) = cmd.action {
+        return orrery_demo::control(action).await;
+    }
+    if cmd.demo.demo_fleet_only {
+        return orrery_demo::run(cmd.demo, None, shutdown).await;
+    }
+    let loopback = |a: std::net::SocketAddr| {
+        let ip = if a.ip().is_unspecified() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            a.ip()
+        };
+        std::net::SocketAddr::new(ip, a.port())
+    };
+    let otlp = format!("http://{}", loopback(cmd.all_in_one.collector.otlp_grpc_addr));
+    let ui = format!("http://{}/", loopback(cmd.all_in_one.query.query_addr));
+    let backend = tokio::spawn(all_in_one(cmd.all_in_one, ch, shutdown.clone()));
+    let fleet = tokio::spawn(orrery_demo::run(cmd.demo, Some(otlp), shutdown.clone()));
+    println!("Orrery demo: open {ui}");
+    let (b, f) = tokio::join!(
+        async {
+            let r = backend.await;
+            shutdown.cancel();
+            r
+        },
+        async {
+            let r = fleet.await;
+            shutdown.cancel();
+            r
+        }
+    );
+    b.context("all-in-one task")??;
+    f.context("demo fleet task")??;
+    Ok(())
 }
 
 async fn all_in_one(

@@ -131,37 +131,47 @@ impl Mesh {
         let n = n.max(2);
         let regions = regions.clamp(1, REGIONS.len());
         let tiers = 6usize;
+        // A few entry services (gateways), then equal-sized deeper tiers.
+        let entries = (n / 20).max(1);
         let tier_of: Vec<usize> = (0..n)
             .map(|i| {
-                if i < (n / 50).max(1) {
+                if i < entries {
                     0
                 } else {
-                    1 + (i * (tiers - 1)) / n
+                    1 + ((i - entries) * (tiers - 1)) / (n - entries).max(1)
                 }
             })
             .collect();
         let names = (0..n)
             .map(|i| format!("{}-{i:03}", NOUNS[i % NOUNS.len()]))
             .collect();
-        let callees = (0..n)
-            .map(|i| {
-                let deeper: Vec<u32> = (0..n as u32)
-                    .filter(|&j| tier_of[j as usize] > tier_of[i])
-                    .collect();
-                if deeper.is_empty() {
-                    return vec![];
+        let in_tier = |t: usize| -> Vec<u32> {
+            (0..n as u32)
+                .filter(|&j| tier_of[j as usize] == t)
+                .collect()
+        };
+        let mut callees: Vec<Vec<u32>> = vec![Vec::new(); n];
+        // Everyone below the entry tier has at least one caller one tier up ...
+        for j in entries..n {
+            let up = in_tier(tier_of[j] - 1);
+            let caller = up[rng.random_range(0..up.len())];
+            callees[caller as usize].push(j as u32);
+        }
+        // ... and callers get a few more callees one (sometimes two) tiers down.
+        for i in 0..n {
+            let skip = if rng.random_bool(0.2) { 2 } else { 1 };
+            let down = in_tier(tier_of[i] + skip);
+            if down.is_empty() {
+                continue;
+            }
+            let extra = rng.random_range(1..=3usize);
+            for _ in 0..extra {
+                let c = down[rng.random_range(0..down.len())];
+                if !callees[i].contains(&c) {
+                    callees[i].push(c);
                 }
-                let k = rng.random_range(1..=4usize).min(deeper.len());
-                let mut out = Vec::with_capacity(k);
-                while out.len() < k {
-                    let c = deeper[rng.random_range(0..deeper.len())];
-                    if !out.contains(&c) {
-                        out.push(c);
-                    }
-                }
-                out
-            })
-            .collect();
+            }
+        }
         let error_rate = (0..n)
             .map(|_| if rng.random_bool(0.05) { 0.05 } else { 0.002 })
             .collect();
@@ -200,7 +210,7 @@ impl Generator {
             .unwrap()
             .as_nanos() as u64;
         let entry = self.mesh.entry[self.rng.random_range(0..self.mesh.entry.len())];
-        let mut budget = 40usize;
+        let mut budget = 60usize;
         self.server(batch, &trace_id, &[], entry, now, &mut budget);
         batch.traces += 1;
     }
@@ -221,7 +231,7 @@ impl Generator {
         let mut failed = false;
         let callees = self.mesh.callees[s].clone();
         for callee in callees {
-            if *budget < 2 || !self.rng.random_bool(0.6) {
+            if *budget < 2 || !self.rng.random_bool(0.5) {
                 continue;
             }
             *budget -= 2;
