@@ -73,7 +73,10 @@ async fn demo(cmd: DemoCmd, ch: ClickHouseArgs, shutdown: CancellationToken) -> 
         };
         std::net::SocketAddr::new(ip, a.port())
     };
-    let otlp = format!("http://{}", loopback(cmd.all_in_one.collector.otlp_grpc_addr));
+    let otlp = format!(
+        "http://{}",
+        loopback(cmd.all_in_one.collector.otlp_grpc_addr)
+    );
     let ui = format!("http://{}/", loopback(cmd.all_in_one.query.query_addr));
     let backend = tokio::spawn(all_in_one(cmd.all_in_one, ch, shutdown.clone()));
     let fleet = tokio::spawn(orrery_demo::run(cmd.demo, Some(otlp), shutdown.clone()));
