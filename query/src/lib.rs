@@ -1,9 +1,32 @@
-//! Orrery's query service (see issue 4).
+//! Orrery's query service (issue 4): the live service graph (rolled up per minute in
+//! ClickHouse, the open minutes computed from spans), trace search and trace by id, a
+//! Jaeger-compatible API, the web UI's static files, and the on-call CLI (`cli`).
+//!
+//! Nothing is kept in memory that a restart or a second replica would get wrong: every answer
+//! is computed from ClickHouse, and the rollup job is idempotent (see `rollup`).
 
-use anyhow::Result;
+pub mod api;
+pub mod calls;
+pub mod cli;
+pub mod graph;
+pub mod jaeger;
+pub mod model;
+pub mod params;
+pub mod rollup;
+pub mod traces;
+pub mod ui;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use clap::Args;
 use orrery_store::ClickHouseArgs;
 use tokio_util::sync::CancellationToken;
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
 
 /// Query service settings.
 #[derive(Args, Debug, Clone)]
@@ -11,14 +34,138 @@ pub struct QueryArgs {
     /// Listen address of the HTTP API and the web UI.
     #[arg(long, env = "ORRERY_QUERY_ADDR", default_value = "0.0.0.0:16686")]
     pub query_addr: std::net::SocketAddr,
+
+    /// Require `Authorization: Bearer <token>` (or `?access_token=`) on the APIs.
+    #[arg(long, env = "ORRERY_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Directory of the built web UI (served with fallback to index.html).
+    #[arg(long, env = "ORRERY_UI_DIR", default_value = "web/dist")]
+    pub ui_dir: PathBuf,
+
+    #[command(flatten)]
+    pub graph: GraphArgs,
+}
+
+/// Service-graph settings.
+#[derive(Args, Debug, Clone)]
+pub struct GraphArgs {
+    /// Resource attributes that name a span's region, first non-empty wins.
+    #[arg(
+        long,
+        env = "ORRERY_GRAPH_REGION_ATTRIBUTES",
+        value_delimiter = ',',
+        default_value = "cloud.region,k8s.cluster.name,deployment.environment.name"
+    )]
+    pub graph_region_attributes: Vec<String>,
+
+    /// How long after a span ended a missing parent (orphan) or missing child (virtual node)
+    /// is taken as final.
+    #[arg(long, env = "ORRERY_GRAPH_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub graph_grace: Duration,
+
+    /// How far before a child span its parent is looked for (and after a client span, its child).
+    #[arg(long, env = "ORRERY_GRAPH_PARENT_LOOKBACK", default_value = "10m", value_parser = parse_duration)]
+    pub graph_parent_lookback: Duration,
+
+    /// Do not run the rollup job in this replica (graphs are then computed from spans).
+    #[arg(long, env = "ORRERY_GRAPH_NO_ROLLUP")]
+    pub graph_no_rollup: bool,
+
+    /// How often the rollup job runs.
+    #[arg(long, env = "ORRERY_GRAPH_ROLLUP_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub graph_rollup_interval: Duration,
+
+    /// How long after a minute closes it is rolled up.
+    #[arg(long, env = "ORRERY_GRAPH_ROLLUP_DELAY", default_value = "30s", value_parser = parse_duration)]
+    pub graph_rollup_delay: Duration,
+
+    /// Rolled-up minutes younger than this are re-checked every run for late spans.
+    #[arg(long, env = "ORRERY_GRAPH_ROLLUP_LOOKBACK", default_value = "15m", value_parser = parse_duration)]
+    pub graph_rollup_lookback: Duration,
+
+    /// At start (and every 100 runs), minutes this far back without a rollup are backfilled.
+    #[arg(long, env = "ORRERY_GRAPH_ROLLUP_BACKFILL", default_value = "24h", value_parser = parse_duration)]
+    pub graph_rollup_backfill: Duration,
+
+    /// Error rate (0..1) from which a node or edge is `warning`.
+    #[arg(long, env = "ORRERY_GRAPH_ERROR_WARNING", default_value_t = 0.01)]
+    pub graph_error_warning: f64,
+
+    /// Error rate (0..1) from which a node or edge is `danger`.
+    #[arg(long, env = "ORRERY_GRAPH_ERROR_DANGER", default_value_t = 0.05)]
+    pub graph_error_danger: f64,
+
+    /// p95 latency (ms) from which a node or edge is `warning`.
+    #[arg(long, env = "ORRERY_GRAPH_P95_WARNING_MS", default_value_t = 500.0)]
+    pub graph_p95_warning_ms: f64,
+
+    /// p95 latency (ms) from which a node or edge is `danger`.
+    #[arg(long, env = "ORRERY_GRAPH_P95_DANGER_MS", default_value_t = 2000.0)]
+    pub graph_p95_danger_ms: f64,
+
+    /// Interval of the live graph stream (SSE).
+    #[arg(long, env = "ORRERY_GRAPH_STREAM_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub graph_stream_interval: Duration,
+}
+
+impl Default for GraphArgs {
+    fn default() -> Self {
+        Self {
+            graph_region_attributes: vec![
+                "cloud.region".into(),
+                "k8s.cluster.name".into(),
+                "deployment.environment.name".into(),
+            ],
+            graph_grace: Duration::from_secs(5),
+            graph_parent_lookback: Duration::from_secs(600),
+            graph_no_rollup: false,
+            graph_rollup_interval: Duration::from_secs(15),
+            graph_rollup_delay: Duration::from_secs(30),
+            graph_rollup_lookback: Duration::from_secs(900),
+            graph_rollup_backfill: Duration::from_secs(86400),
+            graph_error_warning: 0.01,
+            graph_error_danger: 0.05,
+            graph_p95_warning_ms: 500.0,
+            graph_p95_danger_ms: 2000.0,
+            graph_stream_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Runs the query service until `shutdown` is cancelled.
 pub async fn run(
-    _args: QueryArgs,
-    _clickhouse: ClickHouseArgs,
+    args: QueryArgs,
+    clickhouse: ClickHouseArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    shutdown.cancelled().await;
-    Ok(())
+    let client = clickhouse.client();
+    let listener = tokio::net::TcpListener::bind(args.query_addr)
+        .await
+        .with_context(|| format!("binding the query API on {}", args.query_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, ui_dir = %args.ui_dir.display(), "query service listening");
+    let rollup = if args.graph.graph_no_rollup {
+        None
+    } else {
+        let job = rollup::Rollup::new(client.clone(), args.graph.clone());
+        Some(tokio::spawn(job.run(shutdown.clone())))
+    };
+    let app = api::router(api::AppState::new(client, args));
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("query API server");
+    shutdown.cancel();
+    if let Some(r) = rollup {
+        let _ = r.await;
+    }
+    result
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }

@@ -1,0 +1,406 @@
+//! HTTP routes: Orrery's API under `/orrery/api`, Jaeger's under `/api`, the UI elsewhere.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clickhouse::Client;
+use serde_json::json;
+
+use crate::graph::{self, GraphRequest, Level};
+use crate::params::{self, Query as Q};
+use crate::traces::{self, Order, Search};
+use crate::{GraphArgs, QueryArgs, jaeger, ui};
+
+/// Shared state of the handlers: the ClickHouse client and settings. No caches.
+#[derive(Clone)]
+pub struct AppState {
+    pub client: Client,
+    pub args: Arc<QueryArgs>,
+}
+
+impl AppState {
+    pub fn new(client: Client, args: QueryArgs) -> Self {
+        Self {
+            client,
+            args: Arc::new(args),
+        }
+    }
+    pub fn graph_args(&self) -> &GraphArgs {
+        &self.args.graph
+    }
+}
+
+/// An error answer: status plus `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for ApiError {
+    fn from(message: String) -> Self {
+        Self::bad_request(message)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        tracing::warn!(error = %format!("{err:#}"), "query failed");
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            message: format!("storage query failed: {err:#}"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<Json<T>, ApiError>;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/orrery/api/config", get(config))
+        .route("/orrery/api/graph", get(graph_handler))
+        .route("/orrery/api/graph/diff", get(diff_handler))
+        .route("/orrery/api/graph/stream", get(stream_handler))
+        .route("/orrery/api/nodes/{id}", get(node_handler))
+        .route("/orrery/api/edges", get(edge_handler))
+        .route("/orrery/api/services", get(services_handler))
+        .route("/orrery/api/operations", get(operations_handler))
+        .route("/orrery/api/traces", get(search_handler))
+        .route("/orrery/api/traces/{id}", get(trace_handler))
+        .merge(jaeger::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/orrery/api/health", get(health_handler))
+        .merge(api)
+        .route("/orrery/api/{*rest}", get(api_not_found))
+        .route("/api/{*rest}", get(api_not_found))
+        .fallback(ui::serve)
+        .with_state(state)
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API route")
+}
+
+/// Bearer-token check when `--api-token` is set.
+async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = state.args.api_token.as_deref().filter(|t| !t.is_empty()) else {
+        return next.run(req).await;
+    };
+    let header_ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t.trim() == token);
+    let query_ok = req
+        .uri()
+        .query()
+        .is_some_and(|q| form_pairs(q).any(|(k, v)| k == "access_token" && v == token));
+    if header_ok || query_ok {
+        next.run(req).await
+    } else {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "missing or wrong bearer token".into(),
+        }
+        .into_response()
+    }
+}
+
+fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    url_decode_pairs(q)
+}
+
+/// `application/x-www-form-urlencoded` pairs (repeated keys kept).
+pub fn url_decode_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
+async fn health_handler(State(state): State<AppState>) -> Response {
+    match state.client.query("SELECT 1").fetch_one::<u8>().await {
+        Ok(_) => Json(json!({"status": "ok", "clickhouse": "ok"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "clickhouse": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let g = state.graph_args();
+    Json(json!({
+        "thresholds": {
+            "error_rate_warning": g.graph_error_warning,
+            "error_rate_danger": g.graph_error_danger,
+            "p95_ms_warning": g.graph_p95_warning_ms,
+            "p95_ms_danger": g.graph_p95_danger_ms,
+        },
+        "region_attributes": g.graph_region_attributes,
+        "default_since": "5m",
+        "stream_interval": humantime::format_duration(g.graph_stream_interval).to_string(),
+    }))
+}
+
+const DEFAULT_SINCE: Duration = Duration::from_secs(300);
+
+pub fn graph_request(q: &Q, now_ns: i64) -> Result<GraphRequest, ApiError> {
+    let level = params::level(q)?;
+    let window = params::window(q, now_ns, DEFAULT_SINCE)?;
+    let focus = q.get("service").filter(|s| !s.is_empty()).cloned();
+    if level == Level::Focused && focus.is_none() {
+        return Err(ApiError::bad_request(
+            "level=focused needs service=<node id>",
+        ));
+    }
+    Ok(GraphRequest {
+        level,
+        region: q.get("region").filter(|s| !s.is_empty()).cloned(),
+        focus,
+        window,
+        whats_wrong: true,
+    })
+}
+
+async fn graph_handler(
+    State(state): State<AppState>,
+    Query(q): Query<Q>,
+) -> ApiResult<crate::model::Graph> {
+    let req = graph_request(&q, crate::now_ns())?;
+    Ok(Json(
+        graph::graph(&state.client, state.graph_args(), &req).await?,
+    ))
+}
+
+async fn diff_handler(
+    State(state): State<AppState>,
+    Query(q): Query<Q>,
+) -> ApiResult<crate::model::GraphDiff> {
+    let now = crate::now_ns();
+    let req = graph_request(&q, now)?;
+    let base = match (q.get("base_start"), q.get("base_end")) {
+        (Some(a), Some(b)) => params::span(
+            params::int("base_start", a)? * 1_000_000,
+            params::int("base_end", b)? * 1_000_000,
+            now,
+        )?,
+        (None, None) => req.window.previous(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give both base_start and base_end, or neither",
+            ));
+        }
+    };
+    Ok(Json(
+        graph::diff(&state.client, state.graph_args(), req, base).await?,
+    ))
+}
+
+async fn stream_handler(
+    State(state): State<AppState>,
+    Query(q): Query<Q>,
+) -> Result<Response, ApiError> {
+    let interval = match q.get("interval") {
+        Some(v) => params::duration("interval", v, Duration::from_secs(1))?,
+        None => state.graph_args().graph_stream_interval,
+    };
+    if interval < Duration::from_secs(1) {
+        return Err(ApiError::bad_request("interval: at least 1s"));
+    }
+    // Validate once up front so a bad request is a 400, not an error event.
+    graph_request(&q, crate::now_ns())?;
+    let stream = futures::stream::unfold((state, q, true), move |(state, q, first)| async move {
+        if !first {
+            tokio::time::sleep(interval).await;
+        }
+        let now = crate::now_ns();
+        let event = match graph_request(&q, now) {
+            Ok(req) => match graph::graph(&state.client, state.graph_args(), &req).await {
+                Ok(g) => Event::default()
+                    .event("graph")
+                    .id((now / 1_000_000).to_string())
+                    .json_data(&g)
+                    .unwrap_or_else(|_| Event::default().event("error")),
+                Err(e) => Event::default()
+                    .event("error")
+                    .data(json!({"error": format!("{e:#}")}).to_string()),
+            },
+            Err(e) => Event::default()
+                .event("error")
+                .data(json!({"error": e.message}).to_string()),
+        };
+        Some((Ok::<_, Infallible>(event), (state, q, false)))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+async fn node_handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<Q>,
+) -> ApiResult<crate::model::NodeDetail> {
+    let w = params::window(&q, crate::now_ns(), DEFAULT_SINCE)?;
+    match graph::detail::node(&state.client, state.graph_args(), &id, w).await? {
+        Some(d) => Ok(Json(d)),
+        None => Err(ApiError::not_found(format!(
+            "no node {id:?} in this window"
+        ))),
+    }
+}
+
+async fn edge_handler(
+    State(state): State<AppState>,
+    Query(q): Query<Q>,
+) -> ApiResult<crate::model::EdgeDetail> {
+    let w = params::window(&q, crate::now_ns(), DEFAULT_SINCE)?;
+    let (Some(source), Some(target)) = (q.get("source"), q.get("target")) else {
+        return Err(ApiError::bad_request(
+            "source and target (node ids) are required",
+        ));
+    };
+    match graph::detail::edge(&state.client, state.graph_args(), source, target, w).await? {
+        Some(d) => Ok(Json(d)),
+        None => Err(ApiError::not_found(format!(
+            "no edge {source} -> {target} in this window"
+        ))),
+    }
+}
+
+async fn services_handler(
+    State(state): State<AppState>,
+    Query(q): Query<Q>,
+) -> ApiResult<serde_json::Value> {
+    let w = params::window(&q, crate::now_ns(), Duration::from_secs(86400))?;
+    let services = jaeger::services(&state.client, w).await?;
+    Ok(Json(json!({ "services": services })))
+}
+
+async fn operations_handler(
+    State(state): State<AppState>,
+    Query(q): Query<Q>,
+) -> ApiResult<serde_json::Value> {
+    let w = params::window(&q, crate::now_ns(), Duration::from_secs(86400))?;
+    let Some(service) = q.get("service") else {
+        return Err(ApiError::bad_request("service is required"));
+    };
+    let ops = jaeger::operations(&state.client, w, service, None).await?;
+    let ops: Vec<_> = ops
+        .into_iter()
+        .map(|(name, kind)| json!({"name": name, "span_kind": kind}))
+        .collect();
+    Ok(Json(json!({ "operations": ops })))
+}
+
+/// Trace search parameters; `attr` may repeat, so the raw query string is parsed.
+pub fn search_from_pairs(pairs: &[(String, String)]) -> Result<Search, ApiError> {
+    let mut s = Search {
+        limit: 20,
+        ..Default::default()
+    };
+    let ms = Duration::from_millis(1);
+    for (k, v) in pairs {
+        match k.as_str() {
+            "service" if !v.is_empty() => s.service = Some(v.clone()),
+            "operation" if !v.is_empty() => s.operation = Some(v.clone()),
+            "attr" => {
+                let Some((key, value)) = v.split_once('=') else {
+                    return Err(ApiError::bad_request(format!(
+                        "attr: {v:?} must be key=value"
+                    )));
+                };
+                if key.trim().is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "attr: {v:?} has an empty key"
+                    )));
+                }
+                s.attributes
+                    .push((key.trim().to_string(), value.to_string()));
+            }
+            "min_duration" if !v.is_empty() => {
+                s.min_duration_ns = Some(params::duration("min_duration", v, ms)?.as_nanos() as u64)
+            }
+            "max_duration" if !v.is_empty() => {
+                s.max_duration_ns = Some(params::duration("max_duration", v, ms)?.as_nanos() as u64)
+            }
+            "errors" => s.errors_only = params::boolean("errors", v)?,
+            "limit" => {
+                let n = params::int("limit", v)?;
+                if !(1..=1000).contains(&n) {
+                    return Err(ApiError::bad_request("limit: between 1 and 1000"));
+                }
+                s.limit = n as usize;
+            }
+            "order" => s.order = Order::parse(v)?,
+            _ => {}
+        }
+    }
+    if let (Some(a), Some(b)) = (s.min_duration_ns, s.max_duration_ns)
+        && a > b
+    {
+        return Err(ApiError::bad_request(
+            "min_duration is greater than max_duration",
+        ));
+    }
+    Ok(s)
+}
+
+async fn search_handler(
+    State(state): State<AppState>,
+    req: Request,
+) -> ApiResult<crate::model::TraceSearchResult> {
+    let raw = req.uri().query().unwrap_or("");
+    let pairs: Vec<(String, String)> = url_decode_pairs(raw).collect();
+    let q: Q = pairs.iter().cloned().collect();
+    let w = params::window(&q, crate::now_ns(), Duration::from_secs(3600))?;
+    let search = search_from_pairs(&pairs)?;
+    let ids = traces::search_ids(&state.client, w, &search).await?;
+    let slack = state.graph_args().graph_parent_lookback.as_nanos() as i64;
+    let traces = traces::summaries(&state.client, &ids, w, slack).await?;
+    Ok(Json(crate::model::TraceSearchResult {
+        traces,
+        limit: search.limit,
+    }))
+}
+
+async fn trace_handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<crate::model::Trace> {
+    let id = traces::normalize_trace_id(&id)?;
+    match traces::trace(&state.client, &id).await? {
+        Some(t) => Ok(Json(t)),
+        None => Err(ApiError::not_found(format!("trace {id} not found"))),
+    }
+}

@@ -1,0 +1,508 @@
+//! The service graph for a window and level, its diff, and node/edge detail.
+
+pub mod detail;
+pub mod fetch;
+pub mod layout;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use clickhouse::Client;
+
+use crate::GraphArgs;
+use crate::model::{
+    DataQuality, Edge, EdgeChange, Graph, GraphDiff, Health, Metrics, Node, WhatsWrong, Window,
+};
+pub use fetch::Span;
+use fetch::{EdgeAgg, EdgeFilter, Grouping, NodeAgg, NodeKey};
+
+pub const INTERNET: &str = "INTERNET";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Global,
+    Region,
+    Focused,
+}
+
+impl Level {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Level::Global => "global",
+            Level::Region => "region",
+            Level::Focused => "focused",
+        }
+    }
+}
+
+/// What graph to build.
+#[derive(Debug, Clone)]
+pub struct GraphRequest {
+    pub level: Level,
+    pub region: Option<String>,
+    pub focus: Option<String>,
+    pub window: Span,
+    /// Also compute the "what's wrong" ranking (one more query, for the previous window).
+    pub whats_wrong: bool,
+}
+
+pub fn window_json(w: Span) -> Window {
+    Window {
+        start_ms: w.lo / 1_000_000,
+        end_ms: w.hi / 1_000_000,
+        live: w.live(),
+    }
+}
+
+pub fn metrics(
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    q: &[f64],
+    seconds: f64,
+) -> Metrics {
+    let ms = |i: usize| q.get(i).copied().unwrap_or(0.0) / 1e6;
+    Metrics {
+        requests,
+        errors,
+        rps: requests as f64 / seconds,
+        error_rate: if requests == 0 {
+            0.0
+        } else {
+            errors as f64 / requests as f64
+        },
+        p50_ms: if requests == 0 { 0.0 } else { ms(0) },
+        p95_ms: if requests == 0 { 0.0 } else { ms(1) },
+        p99_ms: if requests == 0 { 0.0 } else { ms(2) },
+        avg_ms: if requests == 0 {
+            0.0
+        } else {
+            duration_sum_ns as f64 / requests as f64 / 1e6
+        },
+    }
+}
+
+pub fn health(s: &GraphArgs, m: &Metrics) -> Health {
+    if m.requests == 0 {
+        return Health::Normal;
+    }
+    if m.error_rate >= s.graph_error_danger || m.p95_ms >= s.graph_p95_danger_ms {
+        Health::Danger
+    } else if m.error_rate >= s.graph_error_warning || m.p95_ms >= s.graph_p95_warning_ms {
+        Health::Warning
+    } else {
+        Health::Normal
+    }
+}
+
+/// Node kind from a node id.
+pub fn node_kind(id: &str) -> &'static str {
+    if id == INTERNET {
+        "entry"
+    } else if id.starts_with("database:") {
+        "database"
+    } else if id.starts_with("queue:") {
+        "queue"
+    } else if id.starts_with("external:") {
+        "external"
+    } else if id.starts_with("region:") {
+        "region"
+    } else if id.starts_with("instance:") {
+        "instance"
+    } else {
+        "service"
+    }
+}
+
+fn display_name(id: &str) -> String {
+    match node_kind(id) {
+        "service" | "entry" => id.to_string(),
+        _ => id
+            .split_once(':')
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn is_virtual(kind: &str) -> bool {
+    matches!(kind, "database" | "queue" | "external")
+}
+
+/// Edges of one window at a level, plus the orphan/unmatched counts found on the way.
+struct EdgeSet {
+    edges: Vec<EdgeAgg>,
+    orphans: u64,
+    unmatched: u64,
+}
+
+async fn edge_set(client: &Client, s: &GraphArgs, req: &GraphRequest, w: Span) -> Result<EdgeSet> {
+    let (grouping, filter) = match req.level {
+        Level::Global => (Grouping::Regions, EdgeFilter::None),
+        Level::Region => (
+            Grouping::Services,
+            req.region
+                .clone()
+                .map(EdgeFilter::Region)
+                .unwrap_or(EdgeFilter::None),
+        ),
+        Level::Focused => (
+            Grouping::Services,
+            EdgeFilter::Touching(req.focus.clone().unwrap_or_default()),
+        ),
+    };
+    let rows = fetch::edges(client, s, w, grouping, &filter).await?;
+    let mut out = EdgeSet {
+        edges: Vec::new(),
+        orphans: 0,
+        unmatched: 0,
+    };
+    for r in rows {
+        if r.kind == "orphan" {
+            out.orphans += r.requests;
+            continue;
+        }
+        if is_virtual(&r.kind) {
+            out.unmatched += r.requests;
+            if req.level == Level::Global {
+                continue;
+            }
+        }
+        if req.level == Level::Global && r.source == r.target {
+            continue;
+        }
+        out.edges.push(r);
+    }
+    Ok(out)
+}
+
+fn edge_json(s: &GraphArgs, r: &EdgeAgg, seconds: f64, in_cycle: bool) -> Edge {
+    let m = metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds);
+    Edge {
+        id: format!("{}->{}", r.source, r.target),
+        source: r.source.clone(),
+        target: r.target.clone(),
+        health: health(s, &m),
+        metrics: m,
+        in_cycle,
+    }
+}
+
+fn node_metrics(r: &NodeAgg, seconds: f64) -> Metrics {
+    metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds)
+}
+
+/// Builds the graph for a request.
+pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result<Graph> {
+    let w = req.window;
+    let seconds = w.seconds();
+    let node_key = match req.level {
+        Level::Global => NodeKey::Regions,
+        _ => NodeKey::Services,
+    };
+    let (current, node_rows, quality) = tokio::try_join!(
+        edge_set(client, s, req, w),
+        fetch::nodes(client, s, w, &node_key),
+        fetch::quality(client, s, w),
+    )?;
+    let previous = if req.whats_wrong {
+        Some(edge_set(client, s, req, w.previous()).await?)
+    } else {
+        None
+    };
+
+    let pairs: Vec<(String, String)> = current
+        .edges
+        .iter()
+        .map(|e| (e.source.clone(), e.target.clone()))
+        .collect();
+    // Which nodes are shown.
+    let mut shown: BTreeSet<String> = pairs
+        .iter()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    match req.level {
+        Level::Focused => {
+            let focus = req.focus.clone().unwrap_or_default();
+            shown = layout::neighbourhood(&pairs, &focus);
+        }
+        Level::Region => {
+            for n in &node_rows {
+                if req.region.as_ref().is_none_or(|r| &n.region == r) {
+                    shown.insert(n.id.clone());
+                }
+            }
+        }
+        Level::Global => {
+            shown.extend(node_rows.iter().map(|n| n.id.clone()));
+        }
+    }
+    let edges_shown: Vec<&EdgeAgg> = current
+        .edges
+        .iter()
+        .filter(|e| shown.contains(&e.source) && shown.contains(&e.target))
+        .collect();
+    let shown_pairs: Vec<(String, String)> = edges_shown
+        .iter()
+        .map(|e| (e.source.clone(), e.target.clone()))
+        .collect();
+    let ids: Vec<String> = shown.iter().cloned().collect();
+    let lay = layout::layout(&ids, &shown_pairs);
+
+    let node_by_id: BTreeMap<&str, &NodeAgg> =
+        node_rows.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut nodes = Vec::new();
+    for id in &ids {
+        let kind = node_kind(id);
+        let (m, region) = match node_by_id.get(id.as_str()) {
+            Some(n) => (node_metrics(n, seconds), n.region.clone()),
+            None => {
+                // Virtual nodes and INTERNET: the calls into (or, for INTERNET, out of) them.
+                let (mut req_n, mut err_n, mut dur) = (0u64, 0u64, 0u64);
+                let mut q = vec![0.0f64; 3];
+                let mut region = String::new();
+                for e in &edges_shown {
+                    let relevant = if kind == "entry" {
+                        &e.source == id
+                    } else {
+                        &e.target == id
+                    };
+                    if relevant {
+                        req_n += e.requests;
+                        err_n += e.errors;
+                        dur += e.duration_sum_ns;
+                        // Quantiles of a union are not derivable from parts: take the worst.
+                        for (i, v) in e.q.iter().enumerate().take(3) {
+                            q[i] = q[i].max(*v);
+                        }
+                        if kind == "service" && region.is_empty() {
+                            region = e.callee_region.clone();
+                        }
+                    }
+                }
+                (metrics(req_n, err_n, dur, &q, seconds), region)
+            }
+        };
+        let region = if kind == "region" {
+            display_name(id)
+        } else {
+            region
+        };
+        nodes.push(Node {
+            id: id.clone(),
+            name: display_name(id),
+            kind: kind.to_string(),
+            region,
+            health: health(s, &m),
+            metrics: m,
+            rank: lay.ranks.get(id).copied().unwrap_or(0),
+            in_cycle: lay.in_cycle.contains(id),
+            focused: req.focus.as_deref() == Some(id.as_str()) && req.level == Level::Focused,
+        });
+    }
+    if req.level == Level::Focused
+        && let Some(focus) = &req.focus
+    {
+        let instances = fetch::nodes(client, s, w, &NodeKey::Instances(focus.clone())).await?;
+        for i in instances {
+            let m = node_metrics(&i, seconds);
+            nodes.push(Node {
+                id: format!("instance:{}", i.id),
+                name: i.id.clone(),
+                kind: "instance".into(),
+                region: i.region.clone(),
+                health: health(s, &m),
+                metrics: m,
+                rank: lay.ranks.get(focus).copied().unwrap_or(0),
+                in_cycle: false,
+                focused: false,
+            });
+        }
+    }
+    let cycle_edges: BTreeSet<(String, String)> = lay
+        .cycles
+        .iter()
+        .flat_map(|c| {
+            let set: BTreeSet<&String> = c.iter().collect();
+            shown_pairs
+                .iter()
+                .filter(move |(a, b)| set.contains(a) && set.contains(b))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let edges: Vec<Edge> = edges_shown
+        .iter()
+        .map(|e| {
+            edge_json(
+                s,
+                e,
+                seconds,
+                cycle_edges.contains(&(e.source.clone(), e.target.clone())),
+            )
+        })
+        .collect();
+    let max_volume = edges.iter().map(|e| e.metrics.rps).fold(0.0, f64::max);
+    let whats_wrong = match previous {
+        Some(prev) => whats_wrong(s, &edges, &prev.edges, w.previous().seconds()),
+        None => Vec::new(),
+    };
+    let name = match req.level {
+        Level::Global => "global".to_string(),
+        Level::Region => req.region.clone().unwrap_or_else(|| "all".into()),
+        Level::Focused => req.focus.clone().unwrap_or_default(),
+    };
+    Ok(Graph {
+        level: req.level.as_str().into(),
+        name,
+        window: window_json(w),
+        generated_at_ms: crate::now_ns() / 1_000_000,
+        max_volume,
+        nodes,
+        edges,
+        cycles: lay.cycles,
+        whats_wrong,
+        data_quality: DataQuality {
+            spans: quality.spans,
+            orphan_spans: current.orphans,
+            unmatched_client_spans: current.unmatched,
+            late_spans: quality.late,
+        },
+    })
+}
+
+/// Edges ranked by how much worse they got: error-rate rise (in percentage points) plus
+/// relative p95 rise, weighted up when the edge is now unhealthy.
+fn whats_wrong(
+    s: &GraphArgs,
+    edges: &[Edge],
+    previous: &[EdgeAgg],
+    prev_seconds: f64,
+) -> Vec<WhatsWrong> {
+    let prev: BTreeMap<(&str, &str), Metrics> = previous
+        .iter()
+        .map(|e| {
+            (
+                (e.source.as_str(), e.target.as_str()),
+                metrics(e.requests, e.errors, e.duration_sum_ns, &e.q, prev_seconds),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for e in edges {
+        let before = prev
+            .get(&(e.source.as_str(), e.target.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        let m = &e.metrics;
+        let err_rise = (m.error_rate - before.error_rate) * 100.0;
+        let p95_rise = if before.p95_ms > 0.0 {
+            (m.p95_ms - before.p95_ms) / before.p95_ms
+        } else if m.p95_ms >= s.graph_p95_warning_ms {
+            1.0
+        } else {
+            0.0
+        };
+        let score = err_rise.max(0.0) + p95_rise.max(0.0) * 10.0;
+        if score <= 0.0 {
+            continue;
+        }
+        let reason = if err_rise >= p95_rise * 10.0 {
+            format!(
+                "error rate {:.1}% -> {:.1}%",
+                before.error_rate * 100.0,
+                m.error_rate * 100.0
+            )
+        } else {
+            format!("p95 {:.1} ms -> {:.1} ms", before.p95_ms, m.p95_ms)
+        };
+        out.push(WhatsWrong {
+            edge_id: e.id.clone(),
+            source: e.source.clone(),
+            target: e.target.clone(),
+            score,
+            reason,
+            health: e.health,
+            error_rate: m.error_rate,
+            previous_error_rate: before.error_rate,
+            p95_ms: m.p95_ms,
+            previous_p95_ms: before.p95_ms,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.edge_id.cmp(&b.edge_id))
+    });
+    out.truncate(20);
+    out
+}
+
+/// Differences base → current.
+pub async fn diff(
+    client: &Client,
+    s: &GraphArgs,
+    current: GraphRequest,
+    base: Span,
+) -> Result<GraphDiff> {
+    let mut base_req = current.clone();
+    base_req.window = base;
+    base_req.whats_wrong = false;
+    let mut cur_req = current;
+    cur_req.whats_wrong = false;
+    let (a, b) = tokio::try_join!(graph(client, s, &base_req), graph(client, s, &cur_req))?;
+    let a_nodes: BTreeSet<&str> = a.nodes.iter().map(|n| n.id.as_str()).collect();
+    let b_nodes: BTreeSet<&str> = b.nodes.iter().map(|n| n.id.as_str()).collect();
+    let a_edges: BTreeMap<&str, &Edge> = a.edges.iter().map(|e| (e.id.as_str(), e)).collect();
+    let b_edges: BTreeMap<&str, &Edge> = b.edges.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut changed: Vec<EdgeChange> = b
+        .edges
+        .iter()
+        .filter_map(|e| {
+            a_edges.get(e.id.as_str()).map(|old| EdgeChange {
+                id: e.id.clone(),
+                source: e.source.clone(),
+                target: e.target.clone(),
+                rps_delta: e.metrics.rps - old.metrics.rps,
+                error_rate_delta: e.metrics.error_rate - old.metrics.error_rate,
+                p95_ms_delta: e.metrics.p95_ms - old.metrics.p95_ms,
+                base: old.metrics.clone(),
+                current: e.metrics.clone(),
+            })
+        })
+        .collect();
+    changed.sort_by(|x, y| {
+        y.error_rate_delta
+            .abs()
+            .total_cmp(&x.error_rate_delta.abs())
+            .then(y.p95_ms_delta.abs().total_cmp(&x.p95_ms_delta.abs()))
+    });
+    Ok(GraphDiff {
+        base: a.window,
+        current: b.window,
+        added_nodes: b
+            .nodes
+            .iter()
+            .filter(|n| !a_nodes.contains(n.id.as_str()))
+            .cloned()
+            .collect(),
+        removed_nodes: a
+            .nodes
+            .iter()
+            .filter(|n| !b_nodes.contains(n.id.as_str()))
+            .cloned()
+            .collect(),
+        added_edges: b
+            .edges
+            .iter()
+            .filter(|e| !a_edges.contains_key(e.id.as_str()))
+            .cloned()
+            .collect(),
+        removed_edges: a
+            .edges
+            .iter()
+            .filter(|e| !b_edges.contains_key(e.id.as_str()))
+            .cloned()
+            .collect(),
+        changed_edges: changed,
+    })
+}

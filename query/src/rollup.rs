@@ -1,0 +1,243 @@
+//! The rollup job: per-minute edge and node rows for closed minutes, so long windows do not
+//! re-join spans. Every query replica runs it; it is idempotent.
+//!
+//! Each run counts spans per minute over the lookback and compares with the span count each
+//! minute's latest marker saw. A minute without a marker, or whose count changed (late spans),
+//! is recomputed from spans — and, when spans arrived late, so are the two minutes after it,
+//! since a late parent changes the edges of children that started after it. A recomputation
+//! writes all rows with a fresh `ComputedAt` and the marker last; readers use only the latest
+//! marker's rows, so two replicas recomputing the same minute converge on the same answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::GraphArgs;
+use crate::calls::{self, minute_filter};
+
+const MINUTE_NS: i64 = 60_000_000_000;
+/// Minutes recomputed per run at most (keeps one run short; backfill continues next run).
+const MAX_MINUTES_PER_RUN: usize = 60;
+
+pub struct Rollup {
+    client: Client,
+    settings: GraphArgs,
+    last_computed_ms: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct MinuteCount {
+    minute: u32,
+    spans: u64,
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct Marker {
+    minute: u32,
+    spans: u64,
+    late: u64,
+}
+
+/// What one run did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub computed: Vec<i64>,
+    pub late_spans: u64,
+}
+
+pub fn floor_minute(ns: i64) -> i64 {
+    ns.div_euclid(MINUTE_NS) * MINUTE_NS
+}
+
+impl Rollup {
+    pub fn new(client: Client, settings: GraphArgs) -> Self {
+        Self {
+            client,
+            settings,
+            last_computed_ms: Default::default(),
+        }
+    }
+
+    /// Runs until `shutdown`, logging (not failing on) errors: ClickHouse may be briefly away.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut runs: u64 = 0;
+        loop {
+            let lookback = if runs % 100 == 0 {
+                self.settings.graph_rollup_backfill
+            } else {
+                self.settings.graph_rollup_lookback
+            };
+            match self.run_once(crate::now_ns(), lookback).await {
+                Ok(r) if !r.computed.is_empty() => {
+                    tracing::debug!(minutes = r.computed.len(), late = r.late_spans, "rolled up")
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "service-graph rollup failed")
+                }
+            }
+            runs += 1;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.settings.graph_rollup_interval) => {}
+            }
+        }
+    }
+
+    /// One pass at time `now_ns` over closed minutes within `lookback`.
+    pub async fn run_once(&self, now_ns: i64, lookback: Duration) -> Result<RunReport> {
+        let hi = floor_minute(now_ns - self.settings.graph_rollup_delay.as_nanos() as i64);
+        let lo = floor_minute(now_ns - lookback.as_nanos() as i64);
+        if hi <= lo {
+            return Ok(RunReport::default());
+        }
+        let counts: Vec<MinuteCount> = self
+            .client
+            .query(&format!(
+                "SELECT toUInt32(Minute) AS minute, Spans AS spans FROM ({})",
+                calls::SPANS_PER_MINUTE_SQL
+            ))
+            .param("lo", lo)
+            .param("hi", hi)
+            .fetch_all()
+            .await
+            .context("counting spans per minute")?;
+        let markers: Vec<Marker> = self
+            .client
+            .query(
+                "SELECT toUInt32(Minute) AS minute, argMax(Spans, ComputedAt) AS spans,
+                    argMax(Late, ComputedAt) AS late
+                 FROM orrery_rollup_minutes
+                 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+                   AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+                 GROUP BY Minute",
+            )
+            .param("lo", lo)
+            .param("hi", hi)
+            .fetch_all()
+            .await
+            .context("reading rollup markers")?;
+        let markers: BTreeMap<i64, &Marker> = markers
+            .iter()
+            .map(|m| (m.minute as i64 * 1_000_000_000, m))
+            .collect();
+        let counts: BTreeMap<i64, u64> = counts
+            .iter()
+            .map(|c| (c.minute as i64 * 1_000_000_000, c.spans))
+            .collect();
+
+        // minute -> (spans now, late spans so far)
+        let mut dirty: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+        let mut late_total = 0;
+        let mut follow: BTreeSet<i64> = BTreeSet::new();
+        for (&minute, &spans) in &counts {
+            let changed = match markers.get(&minute) {
+                None => {
+                    dirty.insert(minute, (spans, 0));
+                    true
+                }
+                Some(m) if m.spans != spans => {
+                    let late = spans.saturating_sub(m.spans);
+                    late_total += late;
+                    dirty.insert(minute, (spans, m.late + late));
+                    true
+                }
+                Some(_) => false,
+            };
+            if changed {
+                follow.insert(minute + MINUTE_NS);
+                follow.insert(minute + 2 * MINUTE_NS);
+            }
+        }
+        // Only minutes already rolled up can be stale; the others are computed when they close.
+        for minute in follow {
+            if minute < hi && markers.contains_key(&minute) && !dirty.contains_key(&minute) {
+                let spans = counts.get(&minute).copied().unwrap_or(0);
+                let late = markers.get(&minute).map(|m| m.late).unwrap_or(0);
+                dirty.insert(minute, (spans, late));
+            }
+        }
+        let mut report = RunReport {
+            late_spans: late_total,
+            ..Default::default()
+        };
+        // Newest first: the minutes the live view most likely shows.
+        for (&minute, &(spans, late)) in dirty.iter().rev().take(MAX_MINUTES_PER_RUN) {
+            self.compute_minute(minute, spans, late, now_ns).await?;
+            report.computed.push(minute);
+        }
+        Ok(report)
+    }
+
+    fn next_computed_at(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let now = (crate::now_ns() / 1_000_000) as u64;
+        let prev = self.last_computed_ms.load(Ordering::Relaxed);
+        let v = now.max(prev + 1);
+        self.last_computed_ms.store(v, Ordering::Relaxed);
+        v
+    }
+
+    /// Recomputes one minute from spans: edges, nodes, then the marker.
+    async fn compute_minute(&self, minute: i64, spans: u64, late: u64, now_ns: i64) -> Result<()> {
+        let computed = self.next_computed_at();
+        let lookback = self.settings.graph_parent_lookback.as_nanos() as i64;
+        let settled = now_ns - self.settings.graph_grace.as_nanos() as i64;
+        let hi = minute + MINUTE_NS;
+        let bind = |q: clickhouse::query::Query| {
+            q.param("lo", minute)
+                .param("hi", hi)
+                .param("plo", minute - lookback)
+                .param("chi", hi + lookback)
+                .param("settled", settled)
+                .param("region_attrs", &self.settings.graph_region_attributes)
+                .param("computed", computed)
+        };
+        bind(self.client.query(&format!(
+            "INSERT INTO orrery_edges_1m (Minute, ComputedAt, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
+             SELECT Minute, {{computed:UInt64}}, Caller, Callee, CallerRegion, CalleeRegion,
+                CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets
+             FROM ({})",
+            calls::edge_rows_sql(minute_filter::ALL)
+        )))
+        .execute()
+        .await
+        .context("rolling up edges")?;
+        bind(self.client.query(&format!(
+            "INSERT INTO orrery_nodes_1m (Minute, ComputedAt, Service, Region, Instance, Requests,
+                Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
+             SELECT Minute, {{computed:UInt64}}, Service, Region, Instance, Requests, Errors,
+                DurationSumNs, LatencyDigest, LatencyBuckets
+             FROM ({})",
+            calls::node_rows_sql(minute_filter::ALL)
+        )))
+        .execute()
+        .await
+        .context("rolling up nodes")?;
+        self.client
+            .query(
+                "INSERT INTO orrery_rollup_minutes (Minute, ComputedAt, Spans, Orphans, Unmatched, Late)
+                 SELECT toDateTime(fromUnixTimestamp64Nano({lo:Int64})), {computed:UInt64},
+                    {spans:UInt64},
+                    sumIf(Requests, CalleeKind = 'orphan'),
+                    sumIf(Requests, CalleeKind IN ('database', 'queue', 'external')),
+                    {late:UInt64}
+                 FROM orrery_edges_1m
+                 WHERE Minute = toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+                   AND ComputedAt = {computed:UInt64}",
+            )
+            .param("lo", minute)
+            .param("computed", computed)
+            .param("spans", spans)
+            .param("late", late)
+            .execute()
+            .await
+            .context("writing rollup marker")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,432 @@
+//! Trace search and trace by id.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anyhow::{Context, Result};
+use clickhouse::{Client, Row};
+use orrery_store::SpanRow;
+use orrery_store::span::status;
+use serde::Deserialize;
+
+use crate::calls::error_expr;
+use crate::graph::Span as Window;
+use crate::model::{
+    Attributes, Event, Link, Scope, ServiceCount, Span, Status, Trace, TraceSummary,
+};
+
+/// Search filters; all must match one span of a trace.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    /// `(key, value)`: span or resource attribute equals value.
+    pub attributes: Vec<(String, String)>,
+    pub min_duration_ns: Option<u64>,
+    pub max_duration_ns: Option<u64>,
+    pub errors_only: bool,
+    /// Only spans of this kind (Jaeger's `spanKind`), any spelling.
+    pub limit: usize,
+    pub order: Order,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    Newest,
+    Oldest,
+    Slowest,
+    Fastest,
+}
+
+impl Order {
+    pub fn parse(s: &str) -> Result<Order, String> {
+        match s {
+            "" | "newest" => Ok(Order::Newest),
+            "oldest" => Ok(Order::Oldest),
+            "slowest" => Ok(Order::Slowest),
+            "fastest" => Ok(Order::Fastest),
+            other => Err(format!(
+                "order: {other:?} is not one of newest, oldest, slowest, fastest"
+            )),
+        }
+    }
+}
+
+/// A 32-digit lowercase trace id from user input (shorter ids are zero-padded), or a message.
+pub fn normalize_trace_id(id: &str) -> Result<String, String> {
+    let id = id.trim().to_ascii_lowercase();
+    if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("trace id {id:?} must be 1 to 32 hex digits"));
+    }
+    Ok(format!("{id:0>32}"))
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct Hit {
+    trace_id: String,
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct PerService {
+    trace_id: String,
+    service: String,
+    spans: u64,
+    errors: u64,
+    start_ns: i64,
+    end_ns: i64,
+    roots: u64,
+    root_operation: String,
+    root_start_ns: i64,
+}
+
+/// Trace ids matching `search` in the window, in the requested order.
+pub async fn search_ids(client: &Client, w: Window, search: &Search) -> Result<Vec<String>> {
+    let mut sql = String::from(
+        "SELECT TraceId AS trace_id FROM otel_traces
+WHERE Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})",
+    );
+    if search.service.is_some() {
+        sql.push_str(" AND ServiceName = {service:String}");
+    }
+    if search.operation.is_some() {
+        sql.push_str(" AND SpanName = {operation:String}");
+    }
+    for i in 0..search.attributes.len() {
+        sql.push_str(&format!(
+            " AND (SpanAttributes[{{k{i}:String}}] = {{v{i}:String}} OR ResourceAttributes[{{k{i}:String}}] = {{v{i}:String}})"
+        ));
+    }
+    if search.min_duration_ns.is_some() {
+        sql.push_str(" AND Duration >= {min_d:UInt64}");
+    }
+    if search.max_duration_ns.is_some() {
+        sql.push_str(" AND Duration <= {max_d:UInt64}");
+    }
+    if search.errors_only {
+        sql.push_str(&format!(" AND {}", error_expr(true)));
+    }
+    sql.push_str(" GROUP BY TraceId ORDER BY ");
+    sql.push_str(match search.order {
+        Order::Newest => "max(Timestamp) DESC",
+        Order::Oldest => "min(Timestamp) ASC",
+        Order::Slowest => "max(Duration) DESC",
+        Order::Fastest => "min(Duration) ASC",
+    });
+    sql.push_str(", TraceId LIMIT {limit:UInt64}");
+    let mut q = client
+        .query(&sql)
+        .param("lo", w.lo)
+        .param("hi", w.hi)
+        .param("limit", search.limit as u64);
+    if let Some(s) = &search.service {
+        q = q.param("service", s);
+    }
+    if let Some(o) = &search.operation {
+        q = q.param("operation", o);
+    }
+    for (i, (k, v)) in search.attributes.iter().enumerate() {
+        q = q.param(&format!("k{i}"), k).param(&format!("v{i}"), v);
+    }
+    if let Some(d) = search.min_duration_ns {
+        q = q.param("min_d", d);
+    }
+    if let Some(d) = search.max_duration_ns {
+        q = q.param("max_d", d);
+    }
+    let hits: Vec<Hit> = q.fetch_all().await.context("searching traces")?;
+    Ok(hits.into_iter().map(|h| h.trace_id).collect())
+}
+
+/// Summaries of the given traces (in the given order). Spans are looked up within
+/// `[lo - slack, hi + slack)` of the search window.
+pub async fn summaries(
+    client: &Client,
+    ids: &[String],
+    w: Window,
+    slack_ns: i64,
+) -> Result<Vec<TraceSummary>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT TraceId AS trace_id, toString(ServiceName) AS service, count() AS spans,
+    countIf({err}) AS errors,
+    toInt64(min(toUnixTimestamp64Nano(Timestamp))) AS start_ns,
+    toInt64(max(toUnixTimestamp64Nano(Timestamp) + Duration)) AS end_ns,
+    countIf(ParentSpanId = '') AS roots,
+    toString(argMinIf(SpanName, Timestamp, ParentSpanId = '')) AS root_operation,
+    toInt64(minIf(toUnixTimestamp64Nano(Timestamp), ParentSpanId = '')) AS root_start_ns
+FROM otel_traces
+WHERE TraceId IN {{ids:Array(String)}}
+  AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
+GROUP BY TraceId, ServiceName",
+        err = error_expr(true)
+    );
+    let rows: Vec<PerService> = client
+        .query(&sql)
+        .param("ids", ids)
+        .param("lo", w.lo - slack_ns)
+        .param("hi", w.hi + slack_ns)
+        .fetch_all()
+        .await
+        .context("summarising traces")?;
+    let mut by_trace: HashMap<&str, Vec<&PerService>> = HashMap::new();
+    for r in &rows {
+        by_trace.entry(r.trace_id.as_str()).or_default().push(r);
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(parts) = by_trace.get(id.as_str()) else {
+            continue;
+        };
+        let start = parts.iter().map(|p| p.start_ns).min().unwrap_or(0);
+        let end = parts.iter().map(|p| p.end_ns).max().unwrap_or(0);
+        let root = parts
+            .iter()
+            .filter(|p| p.roots > 0)
+            .min_by_key(|p| p.root_start_ns);
+        let mut services: Vec<ServiceCount> = parts
+            .iter()
+            .map(|p| ServiceCount {
+                name: p.service.clone(),
+                span_count: p.spans,
+                error_count: p.errors,
+            })
+            .collect();
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        out.push(TraceSummary {
+            trace_id: id.clone(),
+            root_service: root.map(|r| r.service.clone()).unwrap_or_default(),
+            root_operation: root.map(|r| r.root_operation.clone()).unwrap_or_default(),
+            start_us: start / 1000,
+            duration_us: (end - start) / 1000,
+            span_count: parts.iter().map(|p| p.spans).sum(),
+            error_count: parts.iter().map(|p| p.errors).sum(),
+            services,
+        });
+    }
+    Ok(out)
+}
+
+/// Every stored span of one trace (normalized id), bounded by the trace-id lookup table.
+pub async fn load_spans(client: &Client, trace_id: &str) -> Result<Vec<SpanRow>> {
+    client
+        .query(
+            "SELECT ?fields FROM otel_traces
+             WHERE TraceId = {id:String}
+               AND Timestamp >= (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = {id:String})
+               AND Timestamp <= (SELECT max(End) FROM otel_traces_trace_id_ts WHERE TraceId = {id:String})
+             ORDER BY Timestamp",
+        )
+        .param("id", trace_id)
+        .fetch_all()
+        .await
+        .context("loading trace")
+}
+
+fn attrs(pairs: &[(String, String)]) -> Attributes {
+    pairs.iter().cloned().collect()
+}
+
+fn span_error(s: &SpanRow) -> bool {
+    s.is_error()
+}
+
+/// Normalizes a stored status spelling to `Ok|Error|Unset`.
+fn status_code(stored: &str) -> &'static str {
+    match status::to_otlp(stored) {
+        1 => status::OK,
+        2 => status::ERROR,
+        _ => status::UNSET,
+    }
+}
+
+fn kind_name(stored: &str) -> &'static str {
+    orrery_store::span::kind::from_otlp(orrery_store::span::kind::to_otlp(stored))
+}
+
+/// The span tree: depth-first, children by start time; spans whose parent is missing are roots
+/// marked `missing_parent`. Duplicate span ids (at-least-once delivery) are shown once.
+pub fn build_trace(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
+    let mut seen = HashSet::new();
+    let rows: Vec<SpanRow> = rows
+        .into_iter()
+        .filter(|r| seen.insert(r.span_id.clone()))
+        .collect();
+    let ids: HashSet<&str> = rows.iter().map(|r| r.span_id.as_str()).collect();
+    let mut children: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut roots = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.parent_span_id.is_empty()
+            || !ids.contains(r.parent_span_id.as_str())
+            || r.parent_span_id == r.span_id
+        {
+            roots.push(i);
+        } else {
+            children
+                .entry(r.parent_span_id.as_str())
+                .or_default()
+                .push(i);
+        }
+    }
+    let by_start =
+        |v: &mut Vec<usize>| v.sort_by_key(|&i| (rows[i].timestamp, rows[i].span_id.clone()));
+    by_start(&mut roots);
+    for v in children.values_mut() {
+        by_start(v);
+    }
+    let mut order: Vec<(usize, u32)> = Vec::new();
+    let mut stack: Vec<(usize, u32)> = roots.iter().rev().map(|&i| (i, 0)).collect();
+    let mut visited = HashSet::new();
+    while let Some((i, d)) = stack.pop() {
+        if !visited.insert(i) {
+            continue;
+        }
+        order.push((i, d));
+        if let Some(kids) = children.get(rows[i].span_id.as_str()) {
+            for &k in kids.iter().rev() {
+                stack.push((k, d + 1));
+            }
+        }
+    }
+    // Spans on a parent cycle (corrupt data) are never reached from a root: append them.
+    for i in 0..rows.len() {
+        if !visited.contains(&i) {
+            order.push((i, 0));
+        }
+    }
+    let start = rows.iter().map(|r| r.timestamp).min().unwrap_or(0);
+    let end = rows
+        .iter()
+        .map(|r| r.timestamp + r.duration as i64)
+        .max()
+        .unwrap_or(0);
+    let mut services: Vec<String> = rows.iter().map(|r| r.service_name.clone()).collect();
+    services.sort();
+    services.dedup();
+    let spans = order
+        .into_iter()
+        .map(|(i, depth)| {
+            let r = &rows[i];
+            Span {
+                span_id: r.span_id.clone(),
+                parent_span_id: r.parent_span_id.clone(),
+                trace_state: r.trace_state.clone(),
+                name: r.span_name.clone(),
+                kind: kind_name(&r.span_kind).to_string(),
+                service: r.service_name.clone(),
+                start_us: r.timestamp / 1000,
+                duration_us: (r.duration / 1000) as i64,
+                status: Status {
+                    code: status_code(&r.status_code).to_string(),
+                    message: r.status_message.clone(),
+                },
+                depth,
+                missing_parent: !r.parent_span_id.is_empty()
+                    && !ids.contains(r.parent_span_id.as_str()),
+                resource: attrs(&r.resource_attributes),
+                attributes: attrs(&r.span_attributes),
+                scope: Scope {
+                    name: r.scope_name.clone(),
+                    version: r.scope_version.clone(),
+                },
+                events: (0..r.events_name.len())
+                    .map(|e| Event {
+                        time_us: r.events_timestamp.get(e).copied().unwrap_or(0) / 1000,
+                        name: r.events_name[e].clone(),
+                        attributes: r
+                            .events_attributes
+                            .get(e)
+                            .map(|a| attrs(a))
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+                links: (0..r.links_span_id.len())
+                    .map(|l| Link {
+                        trace_id: r.links_trace_id.get(l).cloned().unwrap_or_default(),
+                        span_id: r.links_span_id[l].clone(),
+                        trace_state: r.links_trace_state.get(l).cloned().unwrap_or_default(),
+                        attributes: r
+                            .links_attributes
+                            .get(l)
+                            .map(|a| attrs(a))
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect::<Vec<_>>();
+    Trace {
+        trace_id: trace_id.to_string(),
+        start_us: start / 1000,
+        duration_us: (end - start) / 1000,
+        span_count: spans.len() as u64,
+        error_count: rows.iter().filter(|r| span_error(r)).count() as u64,
+        services,
+        spans,
+    }
+}
+
+/// Trace by id: `None` when no span of it is stored.
+pub async fn trace(client: &Client, trace_id: &str) -> Result<Option<Trace>> {
+    let rows = load_spans(client, trace_id).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(build_trace(trace_id, rows)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_are_normalized_or_rejected() {
+        assert_eq!(
+            normalize_trace_id("ABC").unwrap(),
+            format!("{}abc", "0".repeat(29))
+        );
+        assert!(normalize_trace_id("xyz").is_err());
+        assert!(normalize_trace_id(&"a".repeat(33)).is_err());
+        assert!(normalize_trace_id("").is_err());
+    }
+
+    fn row(id: &str, parent: &str, ts: i64) -> SpanRow {
+        SpanRow {
+            span_id: id.into(),
+            parent_span_id: parent.into(),
+            timestamp: ts,
+            duration: 1000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tree_is_depth_first_by_start_with_orphans_marked() {
+        let rows = vec![
+            row("c2", "r", 30),
+            row("r", "", 10),
+            row("c1", "r", 20),
+            row("g", "c1", 25),
+            row("o", "missing", 5),
+            row("c1", "r", 20),
+        ];
+        let t = build_trace("t", rows);
+        let order: Vec<(&str, u32, bool)> = t
+            .spans
+            .iter()
+            .map(|s| (s.span_id.as_str(), s.depth, s.missing_parent))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                ("o", 0, true),
+                ("r", 0, false),
+                ("c1", 1, false),
+                ("g", 2, false),
+                ("c2", 1, false)
+            ]
+        );
+        assert_eq!(t.span_count, 5);
+    }
+}

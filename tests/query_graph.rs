@@ -1,0 +1,344 @@
+//! Service-graph correctness on the real embedded engine: known topologies give exactly the
+//! expected edges, counts, errors and virtual nodes — computed live from spans, from rollups,
+//! and with the halves of a call arriving in separate, out-of-order batches.
+
+mod query_support;
+
+use std::time::Duration;
+
+use orrery_query::graph::Level;
+use orrery_store::testing::fresh_database;
+use query_support::*;
+
+/// Fan-out, a chain, a cycle, an uninstrumented database, errors (status and HTTP 5xx).
+fn mesh(base: i64) -> Vec<orrery_store::SpanRow> {
+    let mut rows = Vec::new();
+    for t in 0..10 {
+        let tr = format!("a{t}");
+        let ts = base + t * 100 * MS;
+        // INTERNET -> frontend
+        rows.push(span(&tr, "1", "", "frontend", "Server", ts, 50));
+        // frontend -> api (client span + server span), -> auth, -> search (fan-out)
+        rows.push(span(&tr, "2", "1", "frontend", "Client", ts + MS, 40));
+        let mut api = span(&tr, "3", "2", "api", "Server", ts + 2 * MS, 30);
+        if t < 2 {
+            api = api.error();
+        }
+        rows.push(api);
+        rows.push(span(&tr, "4", "1", "frontend", "Client", ts + MS, 5));
+        let mut auth = span(&tr, "5", "4", "auth", "Server", ts + 2 * MS, 3);
+        if t == 9 {
+            // HTTP 503 on the server side counts as an error without an error status.
+            auth = auth.attr("http.response.status_code", "503");
+        }
+        rows.push(auth);
+        rows.push(span(&tr, "6", "1", "frontend", "Client", ts + MS, 5));
+        rows.push(span(&tr, "7", "6", "search", "Server", ts + 2 * MS, 3));
+        // chain: api -> postgres (uninstrumented): client span with no child.
+        rows.push(
+            span(&tr, "8", "3", "api", "Client", ts + 3 * MS, 10)
+                .attr("db.system.name", "postgresql")
+                .attr("server.address", "pg.internal"),
+        );
+        // cycle: api -> worker -> api (plain parent/child across services, internal kinds).
+        if t < 3 {
+            rows.push(span(&tr, "9", "3", "worker", "Internal", ts + 4 * MS, 5));
+            rows.push(span(&tr, "a", "9", "api", "Internal", ts + 5 * MS, 2));
+        }
+        // an external API named by peer.service
+        if t < 4 {
+            rows.push(
+                span(&tr, "b", "3", "api", "Client", ts + 6 * MS, 8).attr("peer.service", "stripe"),
+            );
+        }
+    }
+    rows
+}
+
+fn expected_mesh() -> Vec<(String, String, u64, u64)> {
+    let mut v = vec![
+        e("INTERNET", "frontend", 10, 0),
+        e("api", "database:postgresql", 10, 0),
+        e("api", "external:stripe", 4, 0),
+        e("api", "worker", 3, 0),
+        e("frontend", "api", 10, 2),
+        e("frontend", "auth", 10, 1),
+        e("frontend", "search", 10, 0),
+        e("worker", "api", 3, 0),
+    ];
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn known_topology_gives_exact_edges_live_and_from_rollups() {
+    let ch = fresh_database().await;
+    let base = (now_ns() / MINUTE - 4) * MINUTE + 10_000 * MS;
+    insert(&ch, &mesh(base)).await;
+    let w = window(base - MINUTE, now_ns());
+
+    // Live: nothing rolled up yet.
+    let live = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(edge_table(&live), expected_mesh());
+    let db = live
+        .node("database:postgresql")
+        .expect("virtual database node");
+    assert_eq!(db.kind, "database");
+    assert_eq!(db.name, "postgresql");
+    assert_eq!(live.node("external:stripe").unwrap().kind, "external");
+    assert_eq!(live.node("INTERNET").unwrap().kind, "entry");
+    assert_eq!(live.node("INTERNET").unwrap().rank, 0);
+    assert_eq!(live.node("frontend").unwrap().rank, 1);
+    assert_eq!(live.node("api").unwrap().rank, 2);
+    assert_eq!(
+        live.cycles,
+        vec![vec!["api".to_string(), "worker".to_string()]]
+    );
+    assert!(live.edge("api", "worker").unwrap().in_cycle);
+    assert!(!live.edge("frontend", "api").unwrap().in_cycle);
+    // Node metrics: server spans served.
+    let api = live.node("api").unwrap();
+    assert_eq!((api.metrics.requests, api.metrics.errors), (10, 2));
+    assert_eq!(live.data_quality.spans, mesh(base).len() as u64);
+    assert_eq!(live.data_quality.orphan_spans, 0);
+    assert_eq!(live.data_quality.unmatched_client_spans, 14);
+    // frontend->api error rate 20% is danger with default thresholds.
+    assert_eq!(
+        live.edge("frontend", "api").unwrap().health,
+        orrery_query::model::Health::Danger
+    );
+    assert_eq!(
+        live.edge("frontend", "search").unwrap().health,
+        orrery_query::model::Health::Normal
+    );
+
+    // Rolled up: the same answer from the per-minute tables.
+    let report = rollup(&ch, Duration::from_secs(600)).await;
+    assert!(!report.computed.is_empty());
+    let rolled = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(edge_table(&rolled), expected_mesh());
+    assert_eq!(rolled.data_quality, live.data_quality);
+    // Running again (another replica, or the next tick) changes nothing.
+    let again = rollup(&ch, Duration::from_secs(600)).await;
+    assert!(
+        again.computed.is_empty(),
+        "nothing changed, nothing recomputed: {again:?}"
+    );
+    let twice = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(edge_table(&twice), expected_mesh());
+}
+
+#[tokio::test]
+async fn split_out_of_order_batches_and_a_late_parent_are_exact_after_rollup() {
+    let ch = fresh_database().await;
+    let base = (now_ns() / MINUTE - 5) * MINUTE + 50_000 * MS;
+    // Call 1: the server span arrives first (collector B), its client span later (collector A),
+    // after the rollup already closed the minute.
+    let parent = span("c1", "1", "", "checkout", "Server", base, 100);
+    let client = span("c1", "2", "1", "checkout", "Client", base + MS, 80);
+    // The server span starts in the *next* minute (clock skew / slow network): split minutes.
+    let server = span("c1", "3", "2", "payments", "Server", base + 15_000 * MS, 20).error();
+    insert(&ch, &[server.clone()]).await;
+    let w = window(base - MINUTE, now_ns());
+
+    let before = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(edge_table(&before), vec![]);
+    assert_eq!(
+        before.data_quality.orphan_spans, 1,
+        "server span without its parent"
+    );
+    rollup(&ch, Duration::from_secs(900)).await;
+    let rolled = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(rolled.data_quality.orphan_spans, 1);
+
+    // The other collector's batch: client then the late root, out of order within the batch.
+    insert(&ch, &[client.clone(), parent.clone()]).await;
+    // Live view already sees the pair (the rolled-up minute still has the stale answer until
+    // the next rollup run picks up the late spans).
+    let report = rollup(&ch, Duration::from_secs(900)).await;
+    assert_eq!(
+        report.late_spans, 0,
+        "client and root landed in a minute never rolled up before"
+    );
+    let g = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(
+        edge_table(&g),
+        vec![
+            e("INTERNET", "checkout", 1, 0),
+            e("checkout", "payments", 1, 1)
+        ]
+    );
+    assert_eq!(g.data_quality.orphan_spans, 0);
+    assert_eq!(
+        g.data_quality.unmatched_client_spans, 0,
+        "the client span found its server span"
+    );
+
+    // A late parent: a child is rolled up alone, then its parent arrives in the same minute.
+    let base2 = base + 2 * MINUTE;
+    let child = span("c2", "b", "a", "ledger", "Server", base2 + 2_000 * MS, 5);
+    insert(&ch, &[child]).await;
+    rollup(&ch, Duration::from_secs(900)).await;
+    let g = graph_of(&ch, Level::Region, w).await;
+    assert!(g.edge("payments", "ledger").is_none());
+    assert_eq!(g.data_quality.orphan_spans, 1);
+    insert(
+        &ch,
+        &[span(
+            "c2",
+            "a",
+            "",
+            "payments",
+            "Consumer",
+            base2 + 1_000 * MS,
+            10,
+        )],
+    )
+    .await;
+    let report = rollup(&ch, Duration::from_secs(900)).await;
+    assert_eq!(report.late_spans, 1);
+    let g = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(
+        edge_table(&g),
+        vec![
+            e("INTERNET", "checkout", 1, 0),
+            e("INTERNET", "payments", 1, 0),
+            e("checkout", "payments", 1, 1),
+            e("payments", "ledger", 1, 0),
+        ]
+    );
+    assert_eq!(g.data_quality.orphan_spans, 0);
+    assert_eq!(g.data_quality.late_spans, 1);
+}
+
+#[tokio::test]
+async fn async_messaging_pairs_producer_and_consumer_or_makes_a_queue_node() {
+    let ch = fresh_database().await;
+    let base = (now_ns() / MINUTE - 3) * MINUTE + 5_000 * MS;
+    let mut rows = Vec::new();
+    for t in 0..4 {
+        let tr = format!("m{t}");
+        let ts = base + t * 1000 * MS;
+        rows.push(span(&tr, "1", "", "orders", "Server", ts, 20));
+        rows.push(
+            span(&tr, "2", "1", "orders", "Producer", ts + MS, 2).attr("messaging.system", "kafka"),
+        );
+        if t < 3 {
+            // consumed (later, by another service): an edge orders -> billing
+            let mut c = span(&tr, "3", "2", "billing", "Consumer", ts + 500 * MS, 40);
+            if t == 0 {
+                c = c.error();
+            }
+            rows.push(c);
+        }
+    }
+    // Stored with the exporter's older enum spellings: readers accept both.
+    let mut old = span("m9", "1", "", "orders", "SPAN_KIND_SERVER", base, 20);
+    old.status_code = "STATUS_CODE_ERROR".into();
+    rows.push(old);
+    insert(&ch, &rows).await;
+    let g = graph_of(&ch, Level::Region, window(base - MINUTE, now_ns())).await;
+    assert_eq!(
+        edge_table(&g),
+        vec![
+            e("INTERNET", "orders", 5, 1),
+            e("orders", "billing", 3, 1),
+            e("orders", "queue:kafka", 1, 0),
+        ]
+    );
+    assert_eq!(g.node("queue:kafka").unwrap().kind, "queue");
+}
+
+#[tokio::test]
+async fn latency_quantiles_and_a_call_just_ingested_show_live() {
+    let ch = fresh_database().await;
+    let now = now_ns();
+    // 100 calls, 1..=100 ms, ingested "now" (the still-open minute).
+    let mut rows = Vec::new();
+    for i in 1..=100 {
+        let tr = format!("q{i}");
+        let ts = now - 2_000 * MS - i * MS;
+        rows.push(span(&tr, "1", "", "gateway", "Client", ts, 120));
+        rows.push(span(&tr, "2", "1", "profile", "Server", ts + MS, i));
+    }
+    insert(&ch, &rows).await;
+    let w = window(now - 5 * MINUTE, orrery_query::now_ns());
+    let g = graph_of(&ch, Level::Region, w).await;
+    let edge = g
+        .edge("gateway", "profile")
+        .expect("a call ingested a moment ago is in the graph");
+    assert_eq!(edge.metrics.requests, 100);
+    let m = &edge.metrics;
+    assert!((m.p50_ms - 50.0).abs() <= 3.0, "p50 {}", m.p50_ms);
+    assert!((m.p95_ms - 95.0).abs() <= 3.0, "p95 {}", m.p95_ms);
+    assert!((m.p99_ms - 99.0).abs() <= 3.0, "p99 {}", m.p99_ms);
+    assert!((m.avg_ms - 50.5).abs() < 0.01, "avg {}", m.avg_ms);
+    assert!(g.window.live);
+}
+
+#[tokio::test]
+async fn regions_make_the_global_level_and_focus_shows_neighbours_and_instances() {
+    let ch = fresh_database().await;
+    let base = (now_ns() / MINUTE - 3) * MINUTE + 5_000 * MS;
+    let mut rows = Vec::new();
+    for t in 0..6 {
+        let tr = format!("r{t}");
+        let ts = base + t * MS;
+        let inst = if t % 2 == 0 { "web-1" } else { "web-2" };
+        rows.push(
+            span(&tr, "1", "", "web", "Server", ts, 30)
+                .resource("cloud.region", "eu-west-1")
+                .resource("service.instance.id", inst),
+        );
+        rows.push(
+            span(&tr, "2", "1", "web", "Client", ts + MS, 20).resource("cloud.region", "eu-west-1"),
+        );
+        // cross-region call
+        rows.push(
+            span(&tr, "3", "2", "stock", "Server", ts + 2 * MS, 10)
+                .resource("k8s.cluster.name", "us-east"),
+        );
+        rows.push(
+            span(&tr, "4", "3", "stock", "Client", ts + 3 * MS, 5)
+                .resource("k8s.cluster.name", "us-east")
+                .attr("db.system", "redis"),
+        );
+    }
+    insert(&ch, &rows).await;
+    let w = window(base - MINUTE, now_ns());
+    let global = graph_of(&ch, Level::Global, w).await;
+    assert_eq!(
+        edge_table(&global),
+        vec![
+            e("INTERNET", "region:eu-west-1", 6, 0),
+            e("region:eu-west-1", "region:us-east", 6, 0)
+        ]
+    );
+    assert_eq!(global.node("region:us-east").unwrap().kind, "region");
+
+    let req = orrery_query::graph::GraphRequest {
+        level: Level::Focused,
+        region: None,
+        focus: Some("web".into()),
+        window: w,
+        whats_wrong: false,
+    };
+    let focused = orrery_query::graph::graph(&ch.client(), &settings(), &req)
+        .await
+        .unwrap();
+    assert_eq!(
+        edge_table(&focused),
+        vec![e("INTERNET", "web", 6, 0), e("web", "stock", 6, 0)]
+    );
+    assert!(focused.node("database:redis").is_none(), "two hops away");
+    let mut instances: Vec<(String, u64)> = focused
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "instance")
+        .map(|n| (n.name.clone(), n.metrics.requests))
+        .collect();
+    instances.sort();
+    assert_eq!(instances, vec![("web-1".into(), 3), ("web-2".into(), 3)]);
+    assert_eq!(focused.node("web").unwrap().region, "eu-west-1");
+    assert!(focused.node("web").unwrap().focused);
+}
