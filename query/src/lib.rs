@@ -139,10 +139,20 @@ pub async fn run(
     clickhouse: ClickHouseArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let client = clickhouse.client();
     let listener = tokio::net::TcpListener::bind(args.query_addr)
         .await
         .with_context(|| format!("binding the query API on {}", args.query_addr))?;
+    serve(listener, args, clickhouse, shutdown).await
+}
+
+/// Serves the API and UI on `listener` (and runs the rollup job) until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    args: QueryArgs,
+    clickhouse: ClickHouseArgs,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let client = clickhouse.client();
     tracing::info!(addr = %listener.local_addr()?, ui_dir = %args.ui_dir.display(), "query service listening");
     let rollup = if args.graph.graph_no_rollup {
         None
