@@ -34,7 +34,10 @@ if [ -f Cargo.lock ]; then
     have=$("$ORRERY_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | awk '{print $2}' || true)
     if [ "$have" != "$WB_VERSION" ]; then
       log "cargo install wasm-bindgen-cli@$WB_VERSION"
-      cargo install --locked --quiet --root "$ORRERY_TOOLS" "wasm-bindgen-cli@$WB_VERSION"
+      # --locked can ask for a dependency version the registry index does not serve yet;
+      # fall back to a fresh resolution then (the CLI version itself stays exact).
+      cargo install --locked --quiet --root "$ORRERY_TOOLS" "wasm-bindgen-cli@$WB_VERSION" ||
+        cargo install --quiet --root "$ORRERY_TOOLS" "wasm-bindgen-cli@$WB_VERSION"
     fi
   fi
 fi
@@ -55,6 +58,13 @@ if [ -f tests/clients/package.json ]; then
   if ! cmp -s tests/clients/package-lock.json tests/clients/node_modules/.package-lock.json 2>/dev/null; then
     log "npm ci in tests/clients"
     (cd tests/clients && { [ -f package-lock.json ] && npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; })
+  fi
+fi
+# --- Node: puppeteer-core drives /usr/bin/chromium for the web UI's browser tests ------------
+if [ -f web/tests/package.json ]; then
+  if ! cmp -s web/tests/package-lock.json web/tests/node_modules/.package-lock.json 2>/dev/null; then
+    log "npm ci in web/tests"
+    (cd web/tests && { [ -f package-lock.json ] && npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; })
   fi
 fi
 # --- Static validators for deploy/ (docker-compose, kubernetes-validate), own venvs ---------

@@ -251,7 +251,8 @@ impl Layout {
             self.pos.insert(centre.to_string(), Pos { x: 0.0, y: 0.0 });
         }
         for (k, id) in ids.iter().enumerate() {
-            let a = k as f32 / ids.len() as f32 * std::f32::consts::TAU - std::f32::consts::FRAC_PI_2;
+            let a =
+                k as f32 / ids.len() as f32 * std::f32::consts::TAU - std::f32::consts::FRAC_PI_2;
             self.pos.insert(
                 id.to_string(),
                 Pos {
@@ -261,8 +262,16 @@ impl Layout {
             );
         }
         let mut change = Change {
-            added: self.pos.keys().filter(|k| !before.contains(*k)).cloned().collect(),
-            removed: before.into_iter().filter(|k| !self.pos.contains_key(k)).collect(),
+            added: self
+                .pos
+                .keys()
+                .filter(|k| !before.contains(*k))
+                .cloned()
+                .collect(),
+            removed: before
+                .into_iter()
+                .filter(|k| !self.pos.contains_key(k))
+                .collect(),
         };
         change.added.sort();
         change.removed.sort();
@@ -315,8 +324,19 @@ mod tests {
     #[test]
     fn columns_follow_rank_and_nodes_never_overlap() {
         let g = input(
-            &[("INTERNET", 0), ("web", 1), ("api", 2), ("db", 3), ("cache", 3)],
-            &[("INTERNET", "web"), ("web", "api"), ("api", "db"), ("api", "cache")],
+            &[
+                ("INTERNET", 0),
+                ("web", 1),
+                ("api", 2),
+                ("db", 3),
+                ("cache", 3),
+            ],
+            &[
+                ("INTERNET", "web"),
+                ("web", "api"),
+                ("api", "db"),
+                ("api", "cache"),
+            ],
         );
         let mut l = Layout::new();
         let ch = l.update_layered(&g);
@@ -400,7 +420,12 @@ mod tests {
     fn ring_puts_the_entry_in_the_middle() {
         let mut l = Layout::new();
         let g = input(
-            &[("INTERNET", 0), ("region:eu", 1), ("region:us", 1), ("region:ap", 1)],
+            &[
+                ("INTERNET", 0),
+                ("region:eu", 1),
+                ("region:us", 1),
+                ("region:ap", 1),
+            ],
             &[],
         );
         l.update_ring(&g, "INTERNET");

@@ -5,7 +5,14 @@
 //! build for wasm32.
 
 pub mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod app;
+#[cfg(target_arch = "wasm32")]
+pub mod bench;
 pub mod encoding;
 pub mod layout;
+pub mod map;
+#[cfg(target_arch = "wasm32")]
+mod net;
 pub mod synth;
 pub mod waterfall;

@@ -6,7 +6,7 @@ use crate::api::{Edge, Graph, Metrics, Node};
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -15,10 +15,10 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -53,7 +53,11 @@ pub fn mesh(services: usize, edges: usize, ranks: u32, seed: u64) -> Graph {
             continue;
         }
         let rps = 0.05 * (1.0 / rng.unit().max(1e-4)).powf(1.3);
-        let error_rate = if rng.below(20) == 0 { rng.unit() * 0.4 } else { 0.0 };
+        let error_rate = if rng.below(20) == 0 {
+            rng.unit() * 0.4
+        } else {
+            0.0
+        };
         max_volume = max_volume.max(rps);
         out.push(Edge {
             id: format!("{}->{}", nodes[src].id, nodes[tgt].id),
@@ -123,7 +127,11 @@ mod tests {
         assert_eq!(g.edges.len(), 10_000);
         let rank: std::collections::HashMap<_, _> =
             g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect();
-        assert!(g.edges.iter().all(|e| rank[e.source.as_str()] < rank[e.target.as_str()]));
+        assert!(
+            g.edges
+                .iter()
+                .all(|e| rank[e.source.as_str()] < rank[e.target.as_str()])
+        );
         assert_eq!(g, super::mesh(2000, 10_000, 12, 1));
     }
 }

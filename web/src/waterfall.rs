@@ -77,7 +77,11 @@ impl TraceModel {
     /// that child's start. Iterative, so 50,000-deep chains do not overflow the stack.
     fn critical_path(&self) -> Vec<bool> {
         let mut on = vec![false; self.spans.len()];
-        let Some(&root) = self.roots.iter().max_by_key(|&&i| self.spans[i].duration_us) else {
+        let Some(&root) = self
+            .roots
+            .iter()
+            .max_by_key(|&&i| self.spans[i].duration_us)
+        else {
             return on;
         };
         let mut stack = vec![(root, self.end(root))];
@@ -128,7 +132,11 @@ pub fn synthetic_trace(n: usize, services: usize) -> Trace {
     let mut spans = Vec::with_capacity(n);
     let mut rng = crate::synth::Rng(7);
     for i in 0..n {
-        let parent = if i == 0 { None } else { Some(rng.below(i as u64) as usize) };
+        let parent = if i == 0 {
+            None
+        } else {
+            Some(rng.below(i as u64) as usize)
+        };
         let (start, depth) = match parent {
             None => (0, 0),
             Some(p) => {
@@ -203,7 +211,9 @@ mod tests {
             span("orphan", "gone", 5, 5),
         ]);
         let ids = |rows: Vec<usize>| -> Vec<String> {
-            rows.into_iter().map(|i| m.spans[i].span_id.clone()).collect()
+            rows.into_iter()
+                .map(|i| m.spans[i].span_id.clone())
+                .collect()
         };
         assert_eq!(
             ids(m.visible_rows(&HashSet::new())),
@@ -214,7 +224,10 @@ mod tests {
             ids(m.visible_rows(&HashSet::from([a]))),
             ["r", "a", "b", "orphan"]
         );
-        assert_eq!(m.depth[m.spans.iter().position(|s| s.span_id == "a1").unwrap()], 2);
+        assert_eq!(
+            m.depth[m.spans.iter().position(|s| s.span_id == "a1").unwrap()],
+            2
+        );
     }
 
     #[test]
@@ -248,7 +261,11 @@ mod tests {
             .map(|i| {
                 span(
                     &format!("{i}"),
-                    &if i == 0 { String::new() } else { format!("{}", i - 1) },
+                    &if i == 0 {
+                        String::new()
+                    } else {
+                        format!("{}", i - 1)
+                    },
                     i,
                     100_000 - 2 * i,
                 )

@@ -1,0 +1,64 @@
+//! The map bench page (web/dist/bench.html) in headless Chromium: 2,000 services, 10,000 edges,
+//! 100,000 GPU-instanced particles. Prints the per-frame CPU time (JS + WASM, performance.now()
+//! around each frame's work), the layout times and the 50,000-span trace model time; asserts the
+//! page rendered frames and reported numbers (the budgets are recorded in docs/benchmarks.md,
+//! not enforced by a timed test). Needs `scripts/build-web.sh` (the test command runs it).
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn map_bench_page_renders_and_reports_figures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dist = root.join("web/dist");
+    assert!(
+        dist.join("bench.html").exists() && dist.join("orrery_web_bg.wasm").exists(),
+        "web/dist is missing: run scripts/build-web.sh first"
+    );
+    assert!(
+        root.join("web/tests/node_modules/puppeteer-core").exists(),
+        "web/tests/node_modules is missing: run scripts/install.sh first"
+    );
+    let artifacts = root.join("artifacts/web");
+    let out = Command::new("node")
+        .arg(root.join("web/tests/browser.mjs"))
+        .arg("bench")
+        .arg(&dist)
+        .arg(&artifacts)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench page failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    println!("map bench: {line}");
+    let v: serde_json::Value = serde_json::from_str(line).expect("bench JSON");
+    assert_eq!(
+        v["backend"], "webgl2",
+        "headless Chromium should offer WebGL2"
+    );
+    assert_eq!(v["services"], 2000);
+    assert_eq!(v["edges"], 10_000);
+    let particles = v["particles"].as_u64().unwrap();
+    assert!(
+        (95_000..=105_000).contains(&particles),
+        "particles {particles}"
+    );
+    assert!(v["frames"].as_u64().unwrap() > 0);
+    assert_eq!(v["trace_rows"], 50_000);
+    for key in [
+        "frame_cpu_mean_ms",
+        "frame_cpu_p95_ms",
+        "layout_full_ms",
+        "layout_incremental_ms",
+        "scene_update_ms",
+        "trace_model_ms",
+    ] {
+        let x = v[key].as_f64().unwrap_or(-1.0);
+        assert!(x.is_finite() && x >= 0.0, "{key} = {x}");
+    }
+    assert!(v["layout_added"].as_u64().unwrap() == 50);
+}

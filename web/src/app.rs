@@ -1,0 +1,991 @@
+//! The Leptos app: URL-held state, the map view (WebGL2 renderer, live SSE updates, hover,
+//! drill-down, pins), node/edge panels, trace search and the virtualised waterfall.
+
+use crate::api::{EdgeDetail, Graph, NodeDetail, Trace, TraceList};
+use crate::encoding::{self, fmt_rate, fmt_us};
+use crate::layout::{Input, Layout, Pos};
+use crate::map::render::{Hit, Renderer};
+use crate::map::scene::Scene;
+use crate::net::{enc, get_json};
+use crate::waterfall::TraceModel;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+/// Everything a link should reproduce.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct UrlState {
+    pub view: String,
+    pub level: String,
+    pub region: String,
+    pub focus: String,
+    pub since: String,
+    pub trace: String,
+    pub service: String,
+    pub errors_only: bool,
+    pub hide_virtual: bool,
+    pub min_rate: f64,
+}
+
+impl UrlState {
+    fn read() -> Self {
+        let search = web_sys::window()
+            .unwrap()
+            .location()
+            .search()
+            .unwrap_or_default();
+        let p = web_sys::UrlSearchParams::new_with_str(&search).unwrap();
+        let g = |k: &str, d: &str| p.get(k).unwrap_or_else(|| d.to_string());
+        UrlState {
+            view: g("view", "map"),
+            level: g("level", "region"),
+            region: g("region", ""),
+            focus: g("focus", ""),
+            since: g("since", "5m"),
+            trace: g("trace", ""),
+            service: g("service", ""),
+            errors_only: p.get("errors").as_deref() == Some("1"),
+            hide_virtual: p.get("virtual").as_deref() == Some("0"),
+            min_rate: g("min_rate", "0").parse().unwrap_or(0.0),
+        }
+    }
+
+    fn query(&self) -> String {
+        let mut q = vec![format!("view={}", enc(&self.view))];
+        if self.view == "map" {
+            q.push(format!("level={}", enc(&self.level)));
+            if !self.region.is_empty() {
+                q.push(format!("region={}", enc(&self.region)));
+            }
+            if !self.focus.is_empty() {
+                q.push(format!("focus={}", enc(&self.focus)));
+            }
+        }
+        q.push(format!("since={}", enc(&self.since)));
+        if !self.trace.is_empty() && self.view == "trace" {
+            q.push(format!("trace={}", enc(&self.trace)));
+        }
+        if !self.service.is_empty() && self.view == "traces" {
+            q.push(format!("service={}", enc(&self.service)));
+        }
+        if self.errors_only {
+            q.push("errors=1".into());
+        }
+        if self.hide_virtual {
+            q.push("virtual=0".into());
+        }
+        if self.min_rate > 0.0 {
+            q.push(format!("min_rate={}", self.min_rate));
+        }
+        let search = web_sys::window()
+            .unwrap()
+            .location()
+            .search()
+            .unwrap_or_default();
+        for flag in ["kiosk", "reduced-motion", "renderer"] {
+            if let Some(v) = web_sys::UrlSearchParams::new_with_str(&search)
+                .unwrap()
+                .get(flag)
+            {
+                q.push(format!("{flag}={}", enc(&v)));
+            }
+        }
+        format!("?{}", q.join("&"))
+    }
+
+    fn graph_query(&self) -> String {
+        let mut q = format!("level={}&since={}", enc(&self.level), enc(&self.since));
+        if self.level == "region" && !self.region.is_empty() {
+            q += &format!("&region={}", enc(&self.region));
+        }
+        if self.level == "focused" {
+            q += &format!("&service={}", enc(&self.focus));
+        }
+        q
+    }
+}
+
+fn flag(name: &str) -> bool {
+    let search = web_sys::window()
+        .unwrap()
+        .location()
+        .search()
+        .unwrap_or_default();
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .unwrap()
+        .has(name)
+}
+
+fn prefers_reduced_motion() -> bool {
+    flag("reduced-motion")
+        || web_sys::window()
+            .unwrap()
+            .match_media("(prefers-reduced-motion: reduce)")
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.matches())
+}
+
+#[wasm_bindgen]
+pub fn start_app() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Panel {
+    None,
+    Node(String),
+    Edge(String, String),
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let state = RwSignal::new(UrlState::read());
+    // The URL follows the state (replace for filters, push for navigation).
+    Effect::new(move |prev: Option<UrlState>| {
+        let s = state.get();
+        let h = web_sys::window().unwrap().history().unwrap();
+        let url = s.query();
+        let nav = prev.as_ref().is_some_and(|p| {
+            p.view != s.view || p.level != s.level || p.focus != s.focus || p.trace != s.trace
+        });
+        if nav {
+            let _ = h.push_state_with_url(&JsValue::NULL, "", Some(&url));
+        } else {
+            let _ = h.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+        }
+        s
+    });
+    let popstate = Closure::<dyn FnMut()>::new(move || state.set(UrlState::read()));
+    let _ = web_sys::window()
+        .unwrap()
+        .add_event_listener_with_callback("popstate", popstate.as_ref().unchecked_ref());
+    popstate.forget();
+    let kiosk = flag("kiosk");
+    let go = move |view: &'static str| state.update(|s| s.view = view.to_string());
+    view! {
+        <div class="app" class:kiosk=kiosk>
+            <header class="top">
+                <span class="brand">"ORRERY"</span>
+                <nav aria-label="views">
+                    <button class:active=move || state.get().view == "map" on:click=move |_| go("map")>"Map"</button>
+                    <button class:active=move || state.get().view != "map" on:click=move |_| go("traces")>"Traces"</button>
+                </nav>
+                <label>"Window "
+                    <select aria-label="time window" on:change=move |ev| { let v = event_target_value(&ev); state.update(|s| s.since = v) }
+                        prop:value=move || state.get().since>
+                        <option value="1m">"last 1m"</option>
+                        <option value="5m">"last 5m"</option>
+                        <option value="15m">"last 15m"</option>
+                        <option value="1h">"last 1h"</option>
+                        <option value="6h">"last 6h"</option>
+                        <option value="1d">"last 1d"</option>
+                    </select>
+                </label>
+            </header>
+            {move || match state.get().view.as_str() {
+                "trace" => view! { <TraceView state=state /> }.into_any(),
+                "traces" => view! { <SearchView state=state /> }.into_any(),
+                _ => view! { <MapView state=state /> }.into_any(),
+            }}
+        </div>
+    }
+}
+
+struct MapState {
+    renderer: Renderer,
+    scene: Scene,
+    layout: Layout,
+    layout_key: String,
+    fitted: bool,
+    drag: Option<(usize, bool)>,
+    pan: Option<(f32, f32)>,
+    source: Option<web_sys::EventSource>,
+}
+
+fn pins_key(s: &UrlState) -> String {
+    format!("orrery.pins.{}.{}.{}", s.level, s.region, s.focus)
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().unwrap().local_storage().ok().flatten()
+}
+
+fn now_s() -> f64 {
+    web_sys::window().unwrap().performance().unwrap().now() / 1000.0
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+struct NodeItem {
+    id: String,
+    name: String,
+    health: String,
+    kind: String,
+    rps: f64,
+    error_rate: f64,
+}
+
+#[component]
+fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let overlay = NodeRef::<leptos::html::Canvas>::new();
+    let status = RwSignal::new(String::from("loading the map…"));
+    let nodes = RwSignal::new(Vec::<NodeItem>::new());
+    let edges = RwSignal::new(Vec::<(String, String, String, f64)>::new());
+    let meta = RwSignal::new((0.0f64, crate::api::DataQuality::default(), String::new()));
+    let hover = RwSignal::new(None::<(f32, f32, String, String)>);
+    let panel = RwSignal::new(Panel::None);
+    let locate = RwSignal::new(String::new());
+    let ms: Rc<RefCell<Option<MapState>>> = Rc::new(RefCell::new(None));
+
+    // Applies a graph: filters, incremental layout, scene + GPU upload.
+    let apply = {
+        let ms = ms.clone();
+        move |mut g: Graph| {
+            let s = state.get_untracked();
+            if s.hide_virtual {
+                g.nodes.retain(|n| !n.is_virtual());
+            }
+            if s.errors_only {
+                g.edges.retain(|e| e.metrics.error_rate > 0.0);
+            }
+            if s.min_rate > 0.0 {
+                g.edges.retain(|e| e.metrics.rps >= s.min_rate);
+            }
+            if s.hide_virtual || s.errors_only || s.min_rate > 0.0 {
+                let keep: HashSet<&str> = g
+                    .edges
+                    .iter()
+                    .flat_map(|e| [e.source.as_str(), e.target.as_str()])
+                    .collect();
+                let keep: HashSet<String> = keep.into_iter().map(String::from).collect();
+                g.nodes
+                    .retain(|n| keep.contains(&n.id) || n.focused || n.kind == "entry");
+                let ids: HashSet<String> = g.nodes.iter().map(|n| n.id.clone()).collect();
+                g.edges
+                    .retain(|e| ids.contains(&e.source) && ids.contains(&e.target));
+            }
+            let mut guard = ms.borrow_mut();
+            let Some(m) = guard.as_mut() else { return };
+            let key = pins_key(&s);
+            if m.layout_key != key {
+                m.layout = Layout::new();
+                if let Some(p) = storage().and_then(|st| st.get_item(&key).ok().flatten()) {
+                    m.layout.set_pins(Layout::pins_from_string(&p));
+                }
+                m.layout_key = key;
+                m.fitted = false;
+            }
+            let input = Input {
+                nodes: g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect(),
+                edges: g
+                    .edges
+                    .iter()
+                    .map(|e| (e.source.as_str(), e.target.as_str()))
+                    .collect(),
+            };
+            if g.level == "global" {
+                m.layout.update_ring(&input, "INTERNET");
+            } else {
+                m.layout.update_layered(&input);
+            }
+            nodes.set(
+                g.nodes
+                    .iter()
+                    .map(|n| NodeItem {
+                        id: n.id.clone(),
+                        name: n.name.clone(),
+                        health: n.health.clone(),
+                        kind: n.kind.clone(),
+                        rps: n.metrics.rps,
+                        error_rate: n.metrics.error_rate,
+                    })
+                    .collect(),
+            );
+            edges.set(
+                g.edges
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.source.clone(),
+                            e.target.clone(),
+                            e.health.clone(),
+                            e.metrics.error_rate,
+                        )
+                    })
+                    .collect(),
+            );
+            meta.set((g.max_volume, g.data_quality.clone(), g.level.clone()));
+            status.set(if g.nodes.is_empty() {
+                "No traffic in this window yet — send spans to the collector (OTLP :4317/:4318)."
+                    .into()
+            } else {
+                String::new()
+            });
+            let t = now_s();
+            m.scene.set(g, &m.layout, t, true, None, 100_000);
+            m.renderer.upload(&m.scene);
+            if !m.fitted {
+                m.renderer.fit(&m.scene);
+                m.fitted = true;
+            }
+        }
+    };
+    let apply = Rc::new(apply);
+
+    // Renderer + frame loop once the canvases exist.
+    {
+        let ms = ms.clone();
+        Effect::new(move |_| {
+            let (Some(c), Some(o)) = (canvas.get(), overlay.get()) else {
+                return;
+            };
+            if ms.borrow().is_some() {
+                return;
+            }
+            let mut r = Renderer::new(c, o, flag("renderer") && UrlState::read().view == "2d");
+            r.dpr = web_sys::window().unwrap().device_pixel_ratio() as f32;
+            r.motion = !prefers_reduced_motion();
+            *ms.borrow_mut() = Some(MapState {
+                renderer: r,
+                scene: Scene::default(),
+                layout: Layout::new(),
+                layout_key: String::new(),
+                fitted: false,
+                drag: None,
+                pan: None,
+                source: None,
+            });
+            let f: crate::map::render::FrameLoop = Rc::new(RefCell::new(None));
+            let g = f.clone();
+            let ms2 = ms.clone();
+            *g.borrow_mut() = Some(Closure::new(move |_ts: f64| {
+                // Stop when the map view is gone (the canvas left the document).
+                let alive = {
+                    let mut b = ms2.borrow_mut();
+                    match b.as_mut() {
+                        Some(m)
+                            if m.renderer.size_css().0 > 0.0
+                                || canvas.get_untracked().is_some() =>
+                        {
+                            let MapState {
+                                renderer, scene, ..
+                            } = m;
+                            renderer.frame(scene, now_s());
+                            true
+                        }
+                        _ => false,
+                    }
+                };
+                if alive {
+                    let _ = web_sys::window().unwrap().request_animation_frame(
+                        f.borrow().as_ref().unwrap().as_ref().unchecked_ref(),
+                    );
+                }
+            }));
+            let _ = web_sys::window()
+                .unwrap()
+                .request_animation_frame(g.borrow().as_ref().unwrap().as_ref().unchecked_ref());
+        });
+    }
+
+    // Data: one fetch, then the SSE stream, re-opened whenever the view or window changes.
+    {
+        let ms = ms.clone();
+        let apply = apply.clone();
+        Effect::new(move |_| {
+            let s = state.get();
+            if canvas.get().is_none() {
+                return;
+            }
+            panel.set(Panel::None);
+            let q = s.graph_query();
+            let apply2 = apply.clone();
+            spawn_local(async move {
+                match get_json::<Graph>(&format!("orrery/api/graph?{q}")).await {
+                    Ok(g) => apply2(g),
+                    Err(e) => status.set(format!("Could not load the graph: {e}")),
+                }
+            });
+            let mut b = ms.borrow_mut();
+            if let Some(m) = b.as_mut() {
+                if let Some(old) = m.source.take() {
+                    old.close();
+                }
+                if let Ok(es) = web_sys::EventSource::new(&format!(
+                    "orrery/api/graph/stream?{}",
+                    s.graph_query()
+                )) {
+                    let apply3 = apply.clone();
+                    let on_graph = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+                        move |ev: web_sys::MessageEvent| {
+                            if let Some(txt) = ev.data().as_string()
+                                && let Ok(g) = serde_json::from_str::<Graph>(&txt)
+                            {
+                                apply3(g);
+                            }
+                        },
+                    );
+                    let _ = es.add_event_listener_with_callback(
+                        "graph",
+                        on_graph.as_ref().unchecked_ref(),
+                    );
+                    on_graph.forget();
+                    m.source = Some(es);
+                }
+            }
+        });
+    }
+    {
+        let ms = send_wrapper::SendWrapper::new(ms.clone());
+        on_cleanup(move || {
+            if let Ok(mut b) = ms.try_borrow_mut()
+                && let Some(m) = b.as_mut()
+                && let Some(es) = m.source.take()
+            {
+                es.close();
+            }
+        });
+    }
+
+    let drill = move |id: String, kind: String| {
+        state.update(|s| {
+            if kind == "region" {
+                s.level = "region".into();
+                s.region = id.trim_start_matches("region:").to_string();
+                s.focus.clear();
+            } else if kind != "entry" {
+                s.level = "focused".into();
+                s.focus = id;
+            }
+        })
+    };
+    let up = move || {
+        state.update(|s| match s.level.as_str() {
+            "focused" => {
+                s.level = "region".into();
+                s.focus.clear();
+            }
+            "region" => {
+                s.level = "global".into();
+                s.region.clear();
+            }
+            _ => {}
+        })
+    };
+    let esc =
+        Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(move |ev: web_sys::KeyboardEvent| {
+            if ev.key() == "Escape" && state.get_untracked().view == "map" {
+                if panel.get_untracked() != Panel::None {
+                    panel.set(Panel::None);
+                } else {
+                    up();
+                }
+            }
+        });
+    let _ = web_sys::window()
+        .unwrap()
+        .add_event_listener_with_callback("keydown", esc.as_ref().unchecked_ref());
+    esc.forget();
+
+    let xy = |ev: &web_sys::MouseEvent| (ev.offset_x() as f32, ev.offset_y() as f32);
+    let on_move = {
+        let ms = ms.clone();
+        move |ev: web_sys::MouseEvent| {
+            let (x, y) = xy(&ev);
+            let mut b = ms.borrow_mut();
+            let Some(m) = b.as_mut() else { return };
+            if let Some((i, _)) = m.drag {
+                let p = m.renderer.screen_to_world(x, y);
+                let id = m.scene.graph.nodes[i].id.clone();
+                m.layout.pin(&id, p);
+                m.scene.from[i] = p;
+                m.scene.to[i] = p;
+                m.drag = Some((i, true));
+                m.renderer.upload(&m.scene);
+                return;
+            }
+            if let Some((px, py)) = m.pan {
+                let z = m.renderer.camera.zoom;
+                m.renderer.camera.cx -= (x - px) / z;
+                m.renderer.camera.cy -= (y - py) / z;
+                m.pan = Some((x, y));
+                return;
+            }
+            let t = now_s();
+            hover.set(match m.renderer.pick(&m.scene, x, y, t) {
+                Some(Hit::Node(i)) => {
+                    let n = &m.scene.graph.nodes[i];
+                    Some((x, y, n.name.clone(), metrics_line(&n.metrics)))
+                }
+                Some(Hit::Edge(e)) => {
+                    let e = &m.scene.graph.edges[e];
+                    Some((
+                        x,
+                        y,
+                        format!("{} → {}", e.source, e.target),
+                        metrics_line(&e.metrics),
+                    ))
+                }
+                None => None,
+            });
+        }
+    };
+    let on_down = {
+        let ms = ms.clone();
+        move |ev: web_sys::MouseEvent| {
+            let (x, y) = xy(&ev);
+            let mut b = ms.borrow_mut();
+            let Some(m) = b.as_mut() else { return };
+            match m.renderer.pick(&m.scene, x, y, now_s()) {
+                Some(Hit::Node(i)) => m.drag = Some((i, false)),
+                _ => m.pan = Some((x, y)),
+            }
+        }
+    };
+    let on_up = {
+        let ms = ms.clone();
+        move |ev: web_sys::MouseEvent| {
+            let (x, y) = xy(&ev);
+            let mut b = ms.borrow_mut();
+            let Some(m) = b.as_mut() else { return };
+            let dragged = m.drag.take();
+            let panned = m.pan.take();
+            if let Some((_, true)) = dragged {
+                if let Some(st) = storage() {
+                    let _ = st.set_item(&m.layout_key, &m.layout.pins_to_string());
+                }
+                return;
+            }
+            let _ = panned;
+            match m.renderer.pick(&m.scene, x, y, now_s()) {
+                Some(Hit::Node(i)) => {
+                    let n = &m.scene.graph.nodes[i];
+                    m.scene.selected = Some(n.id.clone());
+                    m.renderer.upload(&m.scene);
+                    panel.set(Panel::Node(n.id.clone()));
+                }
+                Some(Hit::Edge(e)) => {
+                    let e = &m.scene.graph.edges[e];
+                    panel.set(Panel::Edge(e.source.clone(), e.target.clone()));
+                }
+                None => {}
+            }
+        }
+    };
+    let on_dbl = {
+        let ms = ms.clone();
+        move |ev: web_sys::MouseEvent| {
+            let (x, y) = xy(&ev);
+            let hit = {
+                let b = ms.borrow();
+                let Some(m) = b.as_ref() else { return };
+                match m.renderer.pick(&m.scene, x, y, now_s()) {
+                    Some(Hit::Node(i)) => {
+                        let n = &m.scene.graph.nodes[i];
+                        Some((n.id.clone(), n.kind.clone()))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some((id, kind)) = hit {
+                drill(id, kind);
+            }
+        }
+    };
+    let on_wheel = {
+        let ms = ms.clone();
+        move |ev: web_sys::WheelEvent| {
+            ev.prevent_default();
+            let mut b = ms.borrow_mut();
+            let Some(m) = b.as_mut() else { return };
+            let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
+            let before = m.renderer.screen_to_world(x, y);
+            let k = (-ev.delta_y() as f32 * 0.0015).exp();
+            m.renderer.camera.zoom = (m.renderer.camera.zoom * k).clamp(0.01, 8.0);
+            let after = m.renderer.screen_to_world(x, y);
+            m.renderer.camera.cx += before.x - after.x;
+            m.renderer.camera.cy += before.y - after.y;
+        }
+    };
+    let do_locate = {
+        let ms = ms.clone();
+        move || {
+            let q = locate.get_untracked().to_lowercase();
+            let mut b = ms.borrow_mut();
+            let Some(m) = b.as_mut() else { return };
+            let found = m
+                .scene
+                .graph
+                .nodes
+                .iter()
+                .position(|n| n.name.to_lowercase().contains(&q));
+            if let Some(i) = found {
+                let p: Pos = m.scene.to[i];
+                m.renderer.camera.cx = p.x;
+                m.renderer.camera.cy = p.y;
+                m.renderer.camera.zoom = m.renderer.camera.zoom.max(1.0);
+                m.scene.selected = Some(m.scene.graph.nodes[i].id.clone());
+                m.renderer.upload(&m.scene);
+                panel.set(Panel::Node(m.scene.graph.nodes[i].id.clone()));
+            }
+        }
+    };
+    let unpin = {
+        let ms = ms.clone();
+        move |_| {
+            if let Some(m) = ms.borrow_mut().as_mut() {
+                m.layout.unpin_all();
+                if let Some(st) = storage() {
+                    let _ = st.remove_item(&m.layout_key);
+                }
+            }
+        }
+    };
+
+    view! {
+        <div class="breadcrumb" aria-label="breadcrumb">
+            <button on:click=move |_| state.update(|s| { s.level = "global".into(); s.region.clear(); s.focus.clear(); })>"Global"</button>
+            {move || { let s = state.get(); (s.level != "global").then(|| view! {
+                <span>"›"</span>
+                <button on:click=move |_| state.update(|s| { s.level = "region".into(); s.focus.clear(); })>
+                    {if s.region.is_empty() { "All regions".to_string() } else { s.region.clone() }}
+                </button>
+            })}}
+            {move || { let s = state.get(); (s.level == "focused").then(|| view! { <span>"›"</span><strong data-testid="focused">{s.focus.clone()}</strong> })}}
+            <span class="muted">" · Esc goes back · double-click drills down · drag pins a node"</span>
+            <input placeholder="locate a service" aria-label="locate a service" prop:value=move || locate.get()
+                on:input=move |ev| locate.set(event_target_value(&ev))
+                on:keydown={ let do_locate = do_locate.clone(); move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { do_locate() } } />
+            <label><input type="checkbox" prop:checked=move || state.get().errors_only on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.errors_only = c) } />" errors only"</label>
+            <label><input type="checkbox" prop:checked=move || state.get().hide_virtual on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.hide_virtual = c) } />" hide virtual"</label>
+            <label>" min rate "<input type="number" min="0" step="0.1" style="width:70px" prop:value=move || state.get().min_rate.to_string()
+                on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
+            <button on:click=unpin>"unpin all"</button>
+        </div>
+        <div class="main">
+            <div class="stage" data-testid="map" data-level=move || state.get().level
+                data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()>
+                <canvas node_ref=canvas tabindex="0" aria-label="service map"
+                    on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel
+                    on:mouseleave=move |_| hover.set(None)></canvas>
+                <canvas node_ref=overlay class="overlay"></canvas>
+                {move || (!status.get().is_empty()).then(|| view! { <div class="panel msg" style="position:absolute;left:12px;top:12px;z-index:4" data-testid="map-status">{status.get()}</div> })}
+                {move || hover.get().map(|(x, y, title, line)| view! {
+                    <div class="panel hover" data-testid="hover" style=format!("left:{}px;top:{}px", x + 14.0, y + 14.0)>
+                        <strong>{title}</strong><div>{line}</div>
+                    </div>
+                })}
+                <ul class="node-list panel" data-testid="map-nodes" aria-label="services on the map">
+                    <For each=move || nodes.get() key=|n| (n.id.clone(), n.health.clone()) children=move |n| {
+                        let id = n.id.clone();
+                        let kind = n.kind.clone();
+                        let id2 = n.id.clone();
+                        view! {
+                            <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-kind=n.kind.clone() data-health=n.health.clone()
+                                on:click=move |_| panel.set(Panel::Node(id.clone()))
+                                on:dblclick=move |_| drill(id2.clone(), kind.clone())>
+                                {format!("{} · {} · {:.1}% err", n.name, fmt_rate(n.rps), n.error_rate * 100.0)}
+                            </li>
+                        }
+                    } />
+                </ul>
+                <ul hidden data-testid="map-edges">
+                    <For each=move || edges.get() key=|e| (e.0.clone(), e.1.clone(), e.2.clone()) children=move |e| {
+                        let (s, t) = (e.0.clone(), e.1.clone());
+                        view! { <li data-edge-id=format!("{}->{}", e.0, e.1) data-health=e.2.clone() data-error-rate=e.3.to_string()
+                            on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))>{format!("{} -> {}", e.0, e.1)}</li> }
+                    } />
+                </ul>
+                <Legend meta=meta />
+            </div>
+            {move || match panel.get() {
+                Panel::None => None,
+                Panel::Node(id) => Some(view! { <NodePanel id=id state=state /> }.into_any()),
+                Panel::Edge(s, t) => Some(view! { <EdgePanel source=s target=t state=state /> }.into_any()),
+            }}
+        </div>
+    }
+}
+
+fn metrics_line(m: &crate::api::Metrics) -> String {
+    format!(
+        "{} · {:.2}% errors · p50 {:.1}ms · p95 {:.1}ms · p99 {:.1}ms",
+        fmt_rate(m.rps),
+        m.error_rate * 100.0,
+        m.p50_ms,
+        m.p95_ms,
+        m.p99_ms
+    )
+}
+
+#[component]
+fn Legend(meta: RwSignal<(f64, crate::api::DataQuality, String)>) -> impl IntoView {
+    view! {
+        <div class="panel legend" data-testid="legend">
+            <strong>"Particles (log scale)"</strong>
+            <table><tbody>
+                {move || encoding::legend(meta.get().0).into_iter().map(|(rps, pps)| view! {
+                    <tr><td>{fmt_rate(rps)}</td><td>"→"</td><td>{format!("{pps:.1} particles/s")}</td></tr>
+                }).collect_view()}
+            </tbody></table>
+            <div><span class="err">"● red"</span>" = error share · ring = node error share"</div>
+        </div>
+        <div class="panel quality" data-testid="data-quality">
+            {move || { let q = meta.get().1; format!(
+                "{} spans · {} orphan · {} unmatched client · {} late",
+                q.spans, q.orphan_spans, q.unmatched_client_spans, q.late_spans) }}
+        </div>
+    }
+}
+
+#[component]
+fn NodePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
+    let detail = RwSignal::new(None::<Result<NodeDetail, String>>);
+    let since = state.get_untracked().since;
+    let url = format!("orrery/api/nodes/{}?since={}", enc(&id), enc(&since));
+    spawn_local(async move { detail.set(Some(get_json(&url).await)) });
+    let id2 = id.clone();
+    view! {
+        <aside class="side" data-testid="node-panel">
+            <h3>{id.clone()}</h3>
+            <button on:click=move |_| state.update(|s| { s.level = "focused".into(); s.focus = id2.clone(); })>"Focus this service"</button>
+            " "
+            <button on:click={ let id = id.clone(); move |_| state.update(|s| { s.view = "traces".into(); s.service = id.clone(); }) }>"Find traces"</button>
+            {move || match detail.get() {
+                None => view! { <p class="muted">"loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Ok(d)) => view! {
+                    <p>{metrics_line(&d.node.metrics)}</p>
+                    <h4>"Operations"</h4>
+                    <table class="data" data-testid="operations"><thead><tr><th>"operation"</th><th>"kind"</th><th>"rate"</th><th>"err %"</th><th>"p95"</th></tr></thead>
+                    <tbody>{d.operations.iter().map(|o| view! {
+                        <tr><td>{o.name.clone()}</td><td>{o.span_kind.clone()}</td><td class="num">{fmt_rate(o.metrics.rps)}</td>
+                        <td class="num">{format!("{:.2}", o.metrics.error_rate * 100.0)}</td><td class="num">{format!("{:.1}ms", o.metrics.p95_ms)}</td></tr>
+                    }).collect_view()}</tbody></table>
+                    <h4>"Instances"</h4>
+                    <ul>{d.instances.iter().map(|i| view! { <li>{format!("{} · {}", if i.id.is_empty() { "(no instance id)" } else { &i.id }, metrics_line(&i.metrics))}</li> }).collect_view()}</ul>
+                }.into_any(),
+            }}
+        </aside>
+    }
+}
+
+#[component]
+fn EdgePanel(source: String, target: String, state: RwSignal<UrlState>) -> impl IntoView {
+    let detail = RwSignal::new(None::<Result<EdgeDetail, String>>);
+    let since = state.get_untracked().since;
+    let url = format!(
+        "orrery/api/edges?source={}&target={}&since={}",
+        enc(&source),
+        enc(&target),
+        enc(&since)
+    );
+    spawn_local(async move { detail.set(Some(get_json(&url).await)) });
+    let open = move |id: String| {
+        state.update(|s| {
+            s.view = "trace".into();
+            s.trace = id;
+        })
+    };
+    view! {
+        <aside class="side" data-testid="edge-panel">
+            <h3>{format!("{source} → {target}")}</h3>
+            {move || match detail.get() {
+                None => view! { <p class="muted">"loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Ok(d)) => view! {
+                    <p>{metrics_line(&d.edge.metrics)}</p>
+                    <h4>"Recent error traces"</h4>
+                    {if d.exemplars.failed.is_empty() { Some(view! { <p class="muted">"No failed calls in this window."</p> }) } else { None }}
+                    <ul data-testid="error-traces">{d.exemplars.failed.iter().map(|t| { let id = t.trace_id.clone(); view! {
+                        <li><a href="#" data-trace-id=t.trace_id.clone() on:click=move |ev| { ev.prevent_default(); open(id.clone()) }>
+                            {format!("{} · {} · {}", &t.trace_id[..t.trace_id.len().min(12)], t.operation, fmt_us(t.duration_us))}</a></li>
+                    }}).collect_view()}</ul>
+                    <h4>"Slowest"</h4>
+                    <ul>{d.exemplars.slowest.iter().map(|t| { let id = t.trace_id.clone(); view! {
+                        <li><a href="#" on:click=move |ev| { ev.prevent_default(); open(id.clone()) }>{format!("{} · {}", t.operation, fmt_us(t.duration_us))}</a></li>
+                    }}).collect_view()}</ul>
+                }.into_any(),
+            }}
+        </aside>
+    }
+}
+
+#[component]
+fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
+    let service = RwSignal::new(state.get_untracked().service);
+    let operation = RwSignal::new(String::new());
+    let attr = RwSignal::new(String::new());
+    let min_d = RwSignal::new(String::new());
+    let max_d = RwSignal::new(String::new());
+    let errors = RwSignal::new(false);
+    let order = RwSignal::new("newest".to_string());
+    let results = RwSignal::new(None::<Result<TraceList, String>>);
+    let search = move || {
+        let s = state.get_untracked();
+        let mut q = format!(
+            "since={}&limit=50&order={}",
+            enc(&s.since),
+            enc(&order.get_untracked())
+        );
+        for (k, v) in [
+            ("service", service.get_untracked()),
+            ("operation", operation.get_untracked()),
+            ("min_duration", min_d.get_untracked()),
+            ("max_duration", max_d.get_untracked()),
+        ] {
+            if !v.trim().is_empty() {
+                q += &format!("&{k}={}", enc(v.trim()));
+            }
+        }
+        for a in attr.get_untracked().split_whitespace() {
+            q += &format!("&attr={}", enc(a));
+        }
+        if errors.get_untracked() {
+            q += "&errors=true";
+        }
+        state.update(|s| s.service = service.get_untracked());
+        results.set(None);
+        spawn_local(
+            async move { results.set(Some(get_json(&format!("orrery/api/traces?{q}")).await)) },
+        );
+    };
+    search();
+    let open = move |id: String| {
+        state.update(|s| {
+            s.view = "trace".into();
+            s.trace = id;
+        })
+    };
+    view! {
+        <div class="traces">
+            <form class="search-form" on:submit=move |ev| { ev.prevent_default(); search() }>
+                <label>"service"<input prop:value=move || service.get() on:input=move |ev| service.set(event_target_value(&ev)) /></label>
+                <label>"operation"<input prop:value=move || operation.get() on:input=move |ev| operation.set(event_target_value(&ev)) /></label>
+                <label>"attributes (k=v …)"<input on:input=move |ev| attr.set(event_target_value(&ev)) /></label>
+                <label>"min duration"<input placeholder="250ms" style="width:80px" on:input=move |ev| min_d.set(event_target_value(&ev)) /></label>
+                <label>"max duration"<input placeholder="2s" style="width:80px" on:input=move |ev| max_d.set(event_target_value(&ev)) /></label>
+                <label>"order"<select on:change=move |ev| order.set(event_target_value(&ev))>
+                    <option value="newest">"newest"</option><option value="oldest">"oldest"</option>
+                    <option value="slowest">"slowest"</option><option value="fastest">"fastest"</option></select></label>
+                <label><span>"errors only"</span><input type="checkbox" on:change=move |ev| errors.set(event_target_checked(&ev)) /></label>
+                <button type="submit">"Search"</button>
+            </form>
+            {move || match results.get() {
+                None => view! { <p class="muted">"searching…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Ok(list)) if list.traces.is_empty() => view! { <p class="muted">"No traces match in this window."</p> }.into_any(),
+                Some(Ok(list)) => {
+                    let longest = list.traces.iter().map(|t| t.duration_us).max().unwrap_or(1).max(1);
+                    view! { <div data-testid="trace-results">{list.traces.into_iter().map(|t| {
+                        let id = t.trace_id.clone();
+                        let pct = t.duration_us as f64 / longest as f64 * 100.0;
+                        view! {
+                            <div class="result" class:has-error={t.error_count > 0} data-trace-id=t.trace_id.clone() tabindex="0"
+                                on:click=move |_| open(id.clone())>
+                                <div><strong>{format!("{}: {}", t.root_service, t.root_operation)}</strong>
+                                    <span class="muted">{format!(" · {} spans · {} services", t.span_count, t.services.len())}</span>
+                                    {(t.error_count > 0).then(|| view! { <span class="err">{format!(" · {} errors", t.error_count)}</span> })}</div>
+                                <div>{fmt_us(t.duration_us)}<div class="bar" style=format!("width:{pct:.1}%")></div></div>
+                            </div>
+                        }
+                    }).collect_view()}</div> }.into_any()
+                }
+            }}
+        </div>
+    }
+}
+
+const ROW_PX: f64 = 24.0;
+
+#[component]
+fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
+    let id = state.get_untracked().trace;
+    let model: RwSignal<Option<Result<Rc<TraceModel>, String>>, LocalStorage> =
+        RwSignal::new_local(None);
+    let collapsed = RwSignal::new(HashSet::<usize>::new());
+    let scroll = RwSignal::new(0.0f64);
+    let height = RwSignal::new(800.0f64);
+    let selected = RwSignal::new(None::<usize>);
+    let url = format!("orrery/api/traces/{}", enc(&id));
+    spawn_local(async move {
+        model.set(Some(
+            get_json::<Trace>(&url)
+                .await
+                .map(|t| Rc::new(TraceModel::new(t))),
+        ));
+    });
+    let rows = Memo::new(move |_| {
+        model.with(|m| match m {
+            Some(Ok(m)) => collapsed.with(|c| m.visible_rows(c)),
+            _ => Vec::new(),
+        })
+    });
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    view! {
+        <div class="waterfall" data-testid="waterfall">
+            {move || match model.get() {
+                None => view! { <p class="msg muted">"loading the trace…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="msg error">{e}</p> }.into_any(),
+                Some(Ok(m)) => {
+                    let m2 = send_wrapper::SendWrapper::new(m.clone());
+                    let m3 = send_wrapper::SendWrapper::new(m.clone());
+                    view! {
+                    <div class="wf-head"><strong>{format!("Trace {}", m.spans.first().map(|_| id.clone()).unwrap_or_default())}</strong>
+                        <span class="muted">{format!(" · {} spans · {} · critical path highlighted", m.spans.len(), fmt_us(m.duration_us()))}</span></div>
+                    <div class="wf-body">
+                        <div class="wf-scroll" node_ref=scroller data-row-count=move || rows.get().len()
+                            on:scroll=move |_| if let Some(el) = scroller.get() { scroll.set(el.scroll_top() as f64); height.set(el.client_height() as f64) }>
+                            <div style=move || format!("height:{}px;position:relative", rows.get().len() as f64 * ROW_PX)>
+                            {move || {
+                                let rows = rows.get();
+                                let first = ((scroll.get() / ROW_PX) as usize).saturating_sub(10);
+                                let last = (first + (height.get() / ROW_PX) as usize + 30).min(rows.len());
+                                let m: Rc<TraceModel> = (*m2).clone();
+                                rows[first.min(last)..last].iter().enumerate().map(|(k, &i)| {
+                                    let s = &m.spans[i];
+                                    let left = (s.start_us - m.start_us) as f64 / m.duration_us() as f64 * 100.0;
+                                    let width = s.duration_us as f64 / m.duration_us() as f64 * 100.0;
+                                    let has_kids = !m.children[i].is_empty();
+                                    let open = !collapsed.with(|c| c.contains(&i));
+                                    view! {
+                                        <div class="wf-row" class:critical=m.critical[i] class:error=s.is_error() class:selected=move || selected.get() == Some(i)
+                                            data-span-id=s.span_id.clone() style=format!("top:{}px", (first + k) as f64 * ROW_PX)
+                                            on:click=move |_| selected.set(Some(i))>
+                                            <div class="label" style=format!("padding-left:{}px", m.depth[i].min(60) * 12)>
+                                                <span class="toggle" on:click=move |ev| { ev.stop_propagation(); collapsed.update(|c| { if !c.remove(&i) { c.insert(i); } }) }>
+                                                    {if has_kids { if open { "▾" } else { "▸" } } else { "" }}</span>
+                                                <strong>{s.service.clone()}</strong>" "{s.name.clone()}
+                                            </div>
+                                            <div class="track"><div class="span-bar" style=format!("left:{left:.3}%;width:{width:.3}%")></div></div>
+                                        </div>
+                                    }
+                                }).collect_view()
+                            }}
+                            </div>
+                        </div>
+                        {move || selected.get().map(|i| { let s = m3.spans[i].clone(); let svc = s.service.clone(); view! {
+                            <aside class="side" data-testid="span-detail">
+                                <h3>{format!("{}: {}", s.service, s.name)}</h3>
+                                <p>{format!("{} · {} · status {} {}", s.kind, fmt_us(s.duration_us), s.status.code, s.status.message)}</p>
+                                <button on:click=move |_| state.update(|st| { st.view = "map".into(); st.level = "focused".into(); st.focus = svc.clone(); })>"Show service on the map"</button>
+                                <h4>"Attributes"</h4>
+                                <table class="data"><tbody>{s.attributes.iter().chain(s.resource.iter()).map(|(k, v)| view! { <tr><td>{k.clone()}</td><td>{v.clone()}</td></tr> }).collect_view()}</tbody></table>
+                                <h4>"Events"</h4>
+                                <ul>{s.events.iter().map(|e| view! { <li>{format!("{} ({} attrs)", e.name, e.attributes.len())}</li> }).collect_view()}</ul>
+                                <h4>"Links"</h4>
+                                <ul>{s.links.iter().map(|l| view! { <li>{format!("{}/{}", l.trace_id, l.span_id)}</li> }).collect_view()}</ul>
+                            </aside>
+                        }})}
+                    </div>
+                }.into_any() }
+            }}
+        </div>
+    }
+}

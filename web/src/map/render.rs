@@ -1,0 +1,551 @@
+//! Draws a `Scene`: WebGL2 with instanced nodes, edges and particles (motion in the shaders),
+//! or a 2D-canvas fallback where WebGL2 is missing. Labels go on a 2D overlay, redrawn only
+//! when the camera or layout moves.
+
+use super::scene::{ANIM_SECS, Scene};
+use super::shaders;
+use crate::layout::Pos;
+use wasm_bindgen::JsCast;
+use web_sys::{
+    CanvasRenderingContext2d as Ctx2d, HtmlCanvasElement, WebGl2RenderingContext as GL,
+    WebGlBuffer, WebGlProgram, WebGlVertexArrayObject,
+};
+
+/// A self-rescheduling requestAnimationFrame callback.
+pub type FrameLoop =
+    std::rc::Rc<std::cell::RefCell<Option<wasm_bindgen::closure::Closure<dyn FnMut(f64)>>>>;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Camera {
+    pub cx: f32,
+    pub cy: f32,
+    pub zoom: f32,
+}
+
+pub enum Hit {
+    Node(usize),
+    Edge(usize),
+}
+
+struct Pass {
+    prog: WebGlProgram,
+    vao: WebGlVertexArrayObject,
+    inst: WebGlBuffer,
+    count: i32,
+}
+
+struct Gl {
+    gl: GL,
+    particles: Pass,
+    edges: Pass,
+    nodes: Pass,
+}
+
+pub struct Renderer {
+    canvas: HtmlCanvasElement,
+    overlay: Ctx2d,
+    gl: Option<Gl>,
+    ctx2d: Option<Ctx2d>,
+    pub camera: Camera,
+    pub motion: bool,
+    frozen_time: f64,
+    labels_key: Option<(Camera, u64, bool)>,
+    scene_version: u64,
+    pub dpr: f32,
+}
+
+impl Renderer {
+    pub fn new(canvas: HtmlCanvasElement, overlay: HtmlCanvasElement, force_2d: bool) -> Self {
+        let gl = if force_2d {
+            None
+        } else {
+            canvas
+                .get_context("webgl2")
+                .ok()
+                .flatten()
+                .and_then(|c| c.dyn_into::<GL>().ok())
+                .and_then(|gl| Gl::new(gl).ok())
+        };
+        let ctx2d = if gl.is_none() {
+            canvas
+                .get_context("2d")
+                .ok()
+                .flatten()
+                .and_then(|c| c.dyn_into::<Ctx2d>().ok())
+        } else {
+            None
+        };
+        let overlay = overlay
+            .get_context("2d")
+            .ok()
+            .flatten()
+            .and_then(|c| c.dyn_into::<Ctx2d>().ok())
+            .expect("2d overlay");
+        Renderer {
+            canvas,
+            overlay,
+            gl,
+            ctx2d,
+            camera: Camera {
+                cx: 0.0,
+                cy: 0.0,
+                zoom: 1.0,
+            },
+            motion: true,
+            frozen_time: 0.0,
+            labels_key: None,
+            scene_version: 0,
+            dpr: 1.0,
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        if self.gl.is_some() {
+            "webgl2"
+        } else {
+            "canvas2d"
+        }
+    }
+
+    /// Uploads the scene's instance data (on graph/layout change, never per frame).
+    pub fn upload(&mut self, s: &Scene) {
+        self.scene_version += 1;
+        let Some(g) = &mut self.gl else { return };
+        let mut pdata = Vec::with_capacity(s.particles.len() * 12);
+        for &(ei, phase, speed, err, lane) in &s.particles {
+            let (a, b) = s.edge_ends[ei as usize];
+            let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
+            pdata.extend_from_slice(&[
+                fa.x,
+                fa.y,
+                fb.x,
+                fb.y,
+                ta.x,
+                ta.y,
+                tb.x,
+                tb.y,
+                phase,
+                speed,
+                err as u8 as f32,
+                lane,
+            ]);
+        }
+        g.particles.count = s.particles.len() as i32;
+        g.upload(&g.particles.inst, &pdata);
+        let mut edata = Vec::with_capacity(s.edge_ends.len() * 12);
+        let mut ecount = 0;
+        for (e, &(a, b)) in s.graph.edges.iter().zip(&s.edge_ends) {
+            if a == usize::MAX || b == usize::MAX {
+                continue;
+            }
+            let c = crate::encoding::health_rgb(&e.health);
+            let dim = s.dimmed.contains(&e.source) || s.dimmed.contains(&e.target);
+            let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
+            edata.extend_from_slice(&[
+                fa.x,
+                fa.y,
+                fb.x,
+                fb.y,
+                ta.x,
+                ta.y,
+                tb.x,
+                tb.y,
+                c[0],
+                c[1],
+                c[2],
+                if dim { 0.06 } else { 0.22 },
+            ]);
+            ecount += 1;
+        }
+        g.edges.count = ecount;
+        g.upload(&g.edges.inst, &edata);
+        let mut ndata = Vec::with_capacity(s.graph.nodes.len() * 9);
+        for (i, n) in s.graph.nodes.iter().enumerate() {
+            let health = match n.health.as_str() {
+                "danger" => 2.0,
+                "warning" => 1.0,
+                _ => 0.0,
+            };
+            let mut flags = 0;
+            if n.is_virtual() {
+                flags |= 1;
+            }
+            if s.selected.as_deref() == Some(n.id.as_str()) {
+                flags |= 2;
+            }
+            if s.dimmed.contains(&n.id) {
+                flags |= 4;
+            }
+            ndata.extend_from_slice(&[
+                s.from[i].x,
+                s.from[i].y,
+                s.to[i].x,
+                s.to[i].y,
+                s.radius[i],
+                n.metrics.error_rate as f32,
+                health,
+                flags as f32,
+                s.born[i],
+            ]);
+        }
+        g.nodes.count = s.graph.nodes.len() as i32;
+        g.upload(&g.nodes.inst, &ndata);
+    }
+
+    fn resize(&mut self) -> (f32, f32) {
+        let w = (self.canvas.client_width() as f32 * self.dpr).max(1.0);
+        let h = (self.canvas.client_height() as f32 * self.dpr).max(1.0);
+        if self.canvas.width() != w as u32 || self.canvas.height() != h as u32 {
+            self.canvas.set_width(w as u32);
+            self.canvas.set_height(h as u32);
+            let o = self.overlay.canvas().unwrap();
+            o.set_width(w as u32);
+            o.set_height(h as u32);
+            self.labels_key = None;
+        }
+        (w, h)
+    }
+
+    /// One frame at time `t` (seconds).
+    pub fn frame(&mut self, s: &Scene, t: f64) {
+        let t = if self.motion {
+            self.frozen_time = t;
+            t
+        } else {
+            // Reduced motion: no particle flow, layout changes apply at once.
+            self.frozen_time
+        };
+        let (w, h) = self.resize();
+        let cam = self.camera;
+        if let Some(g) = &self.gl {
+            g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
+        } else if let Some(ctx) = &self.ctx2d {
+            draw_2d(ctx, s, cam, self.dpr, w, h, t, self.motion);
+        }
+        let animating = t - s.anim_start < ANIM_SECS + 0.05;
+        let key = (cam, self.scene_version, animating);
+        if animating || self.labels_key != Some(key) {
+            self.draw_labels(s, t, w, h);
+            self.labels_key = Some(key);
+        }
+    }
+
+    fn draw_labels(&self, s: &Scene, t: f64, w: f32, h: f32) {
+        let o = &self.overlay;
+        o.clear_rect(0.0, 0.0, w as f64, h as f64);
+        let cam = self.camera;
+        let dpr = self.dpr;
+        o.set_font(&format!("{}px system-ui, sans-serif", (12.0 * dpr) as i32));
+        o.set_text_align("center");
+        let mut drawn = 0;
+        // Biggest nodes first so that the cap keeps the important names.
+        let mut order: Vec<usize> = (0..s.graph.nodes.len()).collect();
+        order.sort_by(|a, b| s.radius[*b].total_cmp(&s.radius[*a]));
+        for i in order {
+            let r_px = s.radius[i] * cam.zoom * dpr;
+            if r_px < 7.0 * dpr || drawn > 300 {
+                break;
+            }
+            let p = s.pos_at(i, t);
+            let (x, y) = world_to_screen(cam, dpr, w, h, p);
+            if x < -50.0 || y < -50.0 || x > w + 50.0 || y > h + 50.0 {
+                continue;
+            }
+            let n = &s.graph.nodes[i];
+            o.set_fill_style_str(if s.dimmed.contains(&n.id) {
+                "#5a6577"
+            } else {
+                "#d8e2ee"
+            });
+            let _ = o.fill_text(&n.name, x as f64, (y + r_px + 14.0 * dpr) as f64);
+            drawn += 1;
+        }
+    }
+
+    pub fn size_css(&self) -> (f32, f32) {
+        (
+            self.canvas.client_width() as f32,
+            self.canvas.client_height() as f32,
+        )
+    }
+
+    /// Centres and zooms so that every node is visible.
+    pub fn fit(&mut self, s: &Scene) {
+        if s.to.is_empty() {
+            return;
+        }
+        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        for p in &s.to {
+            x0 = x0.min(p.x);
+            y0 = y0.min(p.y);
+            x1 = x1.max(p.x);
+            y1 = y1.max(p.y);
+        }
+        let (w, h) = self.size_css();
+        let zoom = ((w - 120.0).max(100.0) / (x1 - x0 + 1.0))
+            .min((h - 120.0).max(100.0) / (y1 - y0 + 1.0))
+            .clamp(0.02, 2.0);
+        self.camera = Camera {
+            cx: (x0 + x1) / 2.0,
+            cy: (y0 + y1) / 2.0,
+            zoom,
+        };
+    }
+
+    pub fn screen_to_world(&self, sx: f32, sy: f32) -> Pos {
+        let (w, h) = self.size_css();
+        Pos {
+            x: (sx - w / 2.0) / self.camera.zoom + self.camera.cx,
+            y: (sy - h / 2.0) / self.camera.zoom + self.camera.cy,
+        }
+    }
+
+    /// The node under a CSS-pixel point, else the nearest edge within a few pixels.
+    pub fn pick(&self, s: &Scene, sx: f32, sy: f32, t: f64) -> Option<Hit> {
+        let p = self.screen_to_world(sx, sy);
+        let zoom = self.camera.zoom;
+        let mut best: Option<(f32, usize)> = None;
+        for i in 0..s.graph.nodes.len() {
+            let q = s.pos_at(i, t);
+            let d = ((q.x - p.x).powi(2) + (q.y - p.y).powi(2)).sqrt();
+            let r = (s.radius[i]).max(6.0 / zoom);
+            if d <= r && best.is_none_or(|b| d < b.0) {
+                best = Some((d, i));
+            }
+        }
+        if let Some((_, i)) = best {
+            return Some(Hit::Node(i));
+        }
+        let tol = 6.0 / zoom;
+        let mut best: Option<(f32, usize)> = None;
+        for (ei, &(a, b)) in s.edge_ends.iter().enumerate() {
+            if a == usize::MAX || b == usize::MAX {
+                continue;
+            }
+            let d = seg_dist(p, s.pos_at(a, t), s.pos_at(b, t));
+            if d <= tol && best.is_none_or(|bst| d < bst.0) {
+                best = Some((d, ei));
+            }
+        }
+        best.map(|(_, e)| Hit::Edge(e))
+    }
+}
+
+fn seg_dist(p: Pos, a: Pos, b: Pos) -> f32 {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let l2 = dx * dx + dy * dy;
+    let t = if l2 == 0.0 {
+        0.0
+    } else {
+        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
+    };
+    ((a.x + t * dx - p.x).powi(2) + (a.y + t * dy - p.y).powi(2)).sqrt()
+}
+
+fn world_to_screen(cam: Camera, dpr: f32, w: f32, h: f32, p: Pos) -> (f32, f32) {
+    (
+        (p.x - cam.cx) * cam.zoom * dpr + w / 2.0,
+        (p.y - cam.cy) * cam.zoom * dpr + h / 2.0,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_2d(ctx: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64, motion: bool) {
+    ctx.set_fill_style_str("#0b0f17");
+    ctx.fill_rect(0.0, 0.0, w as f64, h as f64);
+    let pos: Vec<(f32, f32)> = (0..s.graph.nodes.len())
+        .map(|i| world_to_screen(cam, dpr, w, h, s.pos_at(i, t)))
+        .collect();
+    ctx.set_line_width(dpr as f64);
+    for (e, &(a, b)) in s.graph.edges.iter().zip(&s.edge_ends) {
+        if a == usize::MAX || b == usize::MAX {
+            continue;
+        }
+        let c = crate::encoding::health_rgb(&e.health);
+        ctx.set_stroke_style_str(&format!(
+            "rgba({},{},{},0.25)",
+            (c[0] * 255.0) as u8,
+            (c[1] * 255.0) as u8,
+            (c[2] * 255.0) as u8
+        ));
+        ctx.begin_path();
+        ctx.move_to(pos[a].0 as f64, pos[a].1 as f64);
+        ctx.line_to(pos[b].0 as f64, pos[b].1 as f64);
+        ctx.stroke();
+    }
+    // The CPU moves particles here, so draw at most 20,000 (evenly sampled).
+    let step = (s.particles.len() / 20_000).max(1);
+    let size = (2.0 * dpr) as f64;
+    for (k, &(ei, phase, speed, err, _)) in s.particles.iter().enumerate().step_by(step) {
+        let _ = k;
+        let (a, b) = s.edge_ends[ei as usize];
+        let f = (phase as f64 + if motion { t * speed as f64 } else { 0.0 }).fract() as f32;
+        let x = pos[a].0 + (pos[b].0 - pos[a].0) * f;
+        let y = pos[a].1 + (pos[b].1 - pos[a].1) * f;
+        ctx.set_fill_style_str(if err { "#ff4038" } else { "#b8e0ff" });
+        ctx.fill_rect(x as f64 - size / 2.0, y as f64 - size / 2.0, size, size);
+    }
+    for (i, n) in s.graph.nodes.iter().enumerate() {
+        let r = (s.radius[i] * cam.zoom * dpr).max(3.0 * dpr) as f64;
+        ctx.set_fill_style_str("#121c2b");
+        ctx.begin_path();
+        let _ = ctx.arc(
+            pos[i].0 as f64,
+            pos[i].1 as f64,
+            r,
+            0.0,
+            std::f64::consts::TAU,
+        );
+        ctx.fill();
+        ctx.set_line_width((2.0 * dpr) as f64);
+        ctx.set_stroke_style_str(&crate::encoding::css(crate::encoding::health_rgb(
+            &n.health,
+        )));
+        ctx.stroke();
+    }
+}
+
+impl Gl {
+    fn new(gl: GL) -> Result<Self, String> {
+        let quad: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
+        let strip: [f32; 8] = [0.0, -1.0, 1.0, -1.0, 0.0, 1.0, 1.0, 1.0];
+        let particles = pass(
+            &gl,
+            &shaders::particle_vs(),
+            shaders::PARTICLE_FS,
+            &quad,
+            &[4, 4, 4],
+        )?;
+        let edges = pass(
+            &gl,
+            &shaders::edge_vs(),
+            shaders::EDGE_FS,
+            &strip,
+            &[4, 4, 4],
+        )?;
+        let nodes = pass(
+            &gl,
+            &shaders::node_vs(),
+            shaders::NODE_FS,
+            &quad,
+            &[4, 4, 1],
+        )?;
+        gl.enable(GL::BLEND);
+        gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
+        Ok(Gl {
+            gl,
+            particles,
+            edges,
+            nodes,
+        })
+    }
+
+    fn upload(&self, buf: &WebGlBuffer, data: &[f32]) {
+        self.gl.bind_buffer(GL::ARRAY_BUFFER, Some(buf));
+        // SAFETY: the view is dropped before any allocation can move `data`.
+        unsafe {
+            let view = js_sys::Float32Array::view(data);
+            self.gl
+                .buffer_data_with_array_buffer_view(GL::ARRAY_BUFFER, &view, GL::STATIC_DRAW);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draw(&self, cam: Camera, dpr: f32, w: f32, h: f32, t: f64, anim: f64, motion: bool) {
+        let gl = &self.gl;
+        gl.viewport(0, 0, w as i32, h as i32);
+        gl.clear_color(0.043, 0.059, 0.09, 1.0);
+        gl.clear(GL::COLOR_BUFFER_BIT);
+        // Seconds since page load: float32 keeps ~10 ms precision for a day, and one clock for
+        // everything keeps particles flowing across graph updates.
+        let rt = t as f32;
+        for (p, extra) in [(&self.edges, 0), (&self.particles, 1), (&self.nodes, 2)] {
+            if p.count == 0 {
+                continue;
+            }
+            gl.use_program(Some(&p.prog));
+            let u = |name: &str| gl.get_uniform_location(&p.prog, name);
+            gl.uniform4f(u("u_view").as_ref(), cam.cx, cam.cy, cam.zoom, dpr);
+            gl.uniform2f(u("u_res").as_ref(), w, h);
+            gl.uniform1f(u("u_time").as_ref(), rt);
+            gl.uniform2f(
+                u("u_anim").as_ref(),
+                anim as f32,
+                if motion { ANIM_SECS as f32 } else { 0.0 },
+            );
+            match extra {
+                1 => {
+                    gl.uniform1f(u("u_size").as_ref(), (3.2 * cam.zoom).clamp(1.4, 3.5));
+                    gl.uniform1f(u("u_motion").as_ref(), if motion { 1.0 } else { 0.0 });
+                }
+                2 => gl.uniform1f(u("u_min_px").as_ref(), 3.0),
+                _ => {}
+            }
+            gl.bind_vertex_array(Some(&p.vao));
+            gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, 4, p.count);
+        }
+        gl.bind_vertex_array(None);
+    }
+}
+
+fn pass(gl: &GL, vs: &str, fs: &str, corners: &[f32], attrs: &[i32]) -> Result<Pass, String> {
+    let prog = program(gl, vs, fs)?;
+    let vao = gl.create_vertex_array().ok_or("vao")?;
+    gl.bind_vertex_array(Some(&vao));
+    let quad = gl.create_buffer().ok_or("buffer")?;
+    gl.bind_buffer(GL::ARRAY_BUFFER, Some(&quad));
+    unsafe {
+        let view = js_sys::Float32Array::view(corners);
+        gl.buffer_data_with_array_buffer_view(GL::ARRAY_BUFFER, &view, GL::STATIC_DRAW);
+    }
+    gl.enable_vertex_attrib_array(0);
+    gl.vertex_attrib_pointer_with_i32(0, 2, GL::FLOAT, false, 0, 0);
+    let inst = gl.create_buffer().ok_or("buffer")?;
+    gl.bind_buffer(GL::ARRAY_BUFFER, Some(&inst));
+    let stride: i32 = attrs.iter().sum::<i32>() * 4;
+    let mut offset = 0;
+    for (k, &size) in attrs.iter().enumerate() {
+        let loc = k as u32 + 1;
+        gl.enable_vertex_attrib_array(loc);
+        gl.vertex_attrib_pointer_with_i32(loc, size, GL::FLOAT, false, stride, offset);
+        gl.vertex_attrib_divisor(loc, 1);
+        offset += size * 4;
+    }
+    gl.bind_vertex_array(None);
+    Ok(Pass {
+        prog,
+        vao,
+        inst,
+        count: 0,
+    })
+}
+
+fn program(gl: &GL, vs: &str, fs: &str) -> Result<WebGlProgram, String> {
+    let compile = |kind, src: &str| -> Result<_, String> {
+        let s = gl.create_shader(kind).ok_or("shader")?;
+        gl.shader_source(&s, src);
+        gl.compile_shader(&s);
+        if gl
+            .get_shader_parameter(&s, GL::COMPILE_STATUS)
+            .as_bool()
+            .unwrap_or(false)
+        {
+            Ok(s)
+        } else {
+            Err(gl.get_shader_info_log(&s).unwrap_or_default())
+        }
+    };
+    let p = gl.create_program().ok_or("program")?;
+    gl.attach_shader(&p, &compile(GL::VERTEX_SHADER, vs)?);
+    gl.attach_shader(&p, &compile(GL::FRAGMENT_SHADER, fs)?);
+    gl.link_program(&p);
+    if gl
+        .get_program_parameter(&p, GL::LINK_STATUS)
+        .as_bool()
+        .unwrap_or(false)
+    {
+        Ok(p)
+    } else {
+        Err(gl.get_program_info_log(&p).unwrap_or_default())
+    }
+}

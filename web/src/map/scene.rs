@@ -1,0 +1,226 @@
+//! The map's drawable state: node positions before/after the last layout change, sizes,
+//! colours, and the per-edge particle instances. Pure data, so it is built and hit-tested the
+//! same way whichever backend (WebGL2 or 2D canvas) draws it.
+
+use crate::api::Graph;
+use crate::encoding::{self, PARTICLE_SPEED};
+use crate::layout::{Layout, Pos};
+use std::collections::{HashMap, HashSet};
+
+pub const ANIM_SECS: f64 = 0.8;
+
+#[derive(Default)]
+pub struct Scene {
+    pub graph: Graph,
+    pub index: HashMap<String, usize>,
+    pub from: Vec<Pos>,
+    pub to: Vec<Pos>,
+    pub radius: Vec<f32>,
+    pub born: Vec<f32>,
+    pub edge_ends: Vec<(usize, usize)>,
+    pub anim_start: f64,
+    /// Per particle: edge index, phase, speed, error, lane.
+    pub particles: Vec<(u32, f32, f32, bool, f32)>,
+    pub selected: Option<String>,
+    pub dimmed: HashSet<String>,
+}
+
+impl Scene {
+    /// Where node `i` is at time `t` (seconds).
+    pub fn pos_at(&self, i: usize, t: f64) -> Pos {
+        let k = ((t - self.anim_start) / ANIM_SECS).clamp(0.0, 1.0) as f32;
+        let k = k * k * (3.0 - 2.0 * k);
+        let (a, b) = (self.from[i], self.to[i]);
+        Pos {
+            x: a.x + (b.x - a.x) * k,
+            y: a.y + (b.y - a.y) * k,
+        }
+    }
+
+    /// Installs a new graph: existing nodes glide from where they are now to their (unchanged
+    /// or pinned) layout position, new ones grow in place. `particle_target` scales the particle
+    /// count to a fixed total (bench); otherwise it is capped at `budget`.
+    pub fn set(
+        &mut self,
+        graph: Graph,
+        layout: &Layout,
+        now: f64,
+        animate: bool,
+        particle_target: Option<u32>,
+        budget: u32,
+    ) {
+        let current: HashMap<&str, Pos> = self
+            .graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), self.pos_at(i, now)))
+            .collect();
+        let n = graph.nodes.len();
+        let mut from = Vec::with_capacity(n);
+        let mut to = Vec::with_capacity(n);
+        let mut born = Vec::with_capacity(n);
+        let max_node = graph
+            .nodes
+            .iter()
+            .map(|n| n.metrics.rps)
+            .fold(0.0f64, f64::max);
+        let mut radius = Vec::with_capacity(n);
+        for node in &graph.nodes {
+            let target = layout.get(&node.id).unwrap_or(Pos { x: 0.0, y: 0.0 });
+            let was = current.get(node.id.as_str()).copied();
+            from.push(if animate {
+                was.unwrap_or(target)
+            } else {
+                target
+            });
+            to.push(target);
+            born.push(if animate && was.is_none() && !current.is_empty() {
+                now as f32
+            } else {
+                -1.0
+            });
+            radius.push(encoding::node_radius(node.metrics.rps, max_node));
+        }
+        let index: HashMap<String, usize> = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        let edge_ends: Vec<(usize, usize)> = graph
+            .edges
+            .iter()
+            .map(|e| {
+                (
+                    index.get(&e.source).copied().unwrap_or(usize::MAX),
+                    index.get(&e.target).copied().unwrap_or(usize::MAX),
+                )
+            })
+            .collect();
+        self.graph = graph;
+        self.index = index;
+        self.from = from;
+        self.to = to;
+        self.born = born;
+        self.radius = radius;
+        self.edge_ends = edge_ends;
+        self.anim_start = if animate { now } else { now - ANIM_SECS };
+        self.build_particles(particle_target, budget);
+    }
+
+    fn build_particles(&mut self, target: Option<u32>, budget: u32) {
+        let max = if self.graph.max_volume > 0.0 {
+            self.graph.max_volume
+        } else {
+            self.graph
+                .edges
+                .iter()
+                .map(|e| e.metrics.rps)
+                .fold(0.0, f64::max)
+        };
+        let raw: Vec<(f32, f32)> = self
+            .graph
+            .edges
+            .iter()
+            .zip(&self.edge_ends)
+            .map(|(e, &(s, t))| {
+                if s == usize::MAX || t == usize::MAX {
+                    return (0.0, 1.0);
+                }
+                let (a, b) = (self.to[s], self.to[t]);
+                let len = ((b.x - a.x).powi(2) + (b.y - a.y).powi(2)).sqrt().max(1.0);
+                let pps = encoding::particles_per_second(e.metrics.rps, max);
+                (encoding::particles_in_flight(pps, len) as f32, len)
+            })
+            .collect();
+        let total: f32 = raw.iter().map(|r| r.0).sum();
+        let scale = match target {
+            Some(t) if total > 0.0 => t as f32 / total,
+            _ if total > budget as f32 => budget as f32 / total,
+            _ => 1.0,
+        };
+        self.particles.clear();
+        for (ei, ((count, len), e)) in raw.iter().zip(&self.graph.edges).enumerate() {
+            let n = (count * scale).round() as u32;
+            let speed = PARTICLE_SPEED / len;
+            for i in 0..n {
+                let h = hash(ei as u32, i);
+                let phase = (i as f32 + (h & 0xff) as f32 / 512.0) / n as f32;
+                let lane = ((h >> 8) & 0xff) as f32 / 255.0 * 8.0 - 4.0;
+                let err = encoding::is_error_particle(i, e.metrics.error_rate);
+                self.particles.push((ei as u32, phase, speed, err, lane));
+            }
+        }
+    }
+}
+
+fn hash(a: u32, b: u32) -> u32 {
+    let mut x = a.wrapping_mul(0x9e37_79b9) ^ b.wrapping_mul(0x85eb_ca6b);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x2c1b_3c6d);
+    x ^= x >> 12;
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Input;
+
+    fn laid_out(g: &Graph) -> Layout {
+        let mut l = Layout::new();
+        l.update_layered(&Input {
+            nodes: g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect(),
+            edges: g
+                .edges
+                .iter()
+                .map(|e| (e.source.as_str(), e.target.as_str()))
+                .collect(),
+        });
+        l
+    }
+
+    #[test]
+    fn particles_hit_the_target_count_and_keep_the_error_share() {
+        let g = crate::synth::mesh(300, 1200, 8, 3);
+        let l = laid_out(&g);
+        let mut s = Scene::default();
+        s.set(g, &l, 0.0, false, Some(20_000), 100_000);
+        let n = s.particles.len() as f64;
+        assert!((n - 20_000.0).abs() < 20_000.0 * 0.05, "{n}");
+        let busiest = s
+            .graph
+            .edges
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.metrics.rps.total_cmp(&b.1.metrics.rps))
+            .unwrap()
+            .0 as u32;
+        let quiet = s
+            .graph
+            .edges
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.metrics.rps.total_cmp(&b.1.metrics.rps))
+            .unwrap()
+            .0 as u32;
+        let on = |e| s.particles.iter().filter(|p| p.0 == e).count();
+        assert!(on(busiest) > on(quiet));
+    }
+
+    #[test]
+    fn new_graph_animates_existing_nodes_from_where_they_were() {
+        let g = crate::synth::mesh(20, 40, 4, 5);
+        let l = laid_out(&g);
+        let mut s = Scene::default();
+        s.set(g.clone(), &l, 0.0, true, None, 1000);
+        let mut l2 = l.clone();
+        let first = g.nodes[1].id.clone();
+        l2.pin(&first, Pos { x: 999.0, y: 999.0 });
+        s.set(g, &l2, 10.0, true, None, 1000);
+        let i = s.index[&first];
+        assert_ne!(s.pos_at(i, 10.0), Pos { x: 999.0, y: 999.0 });
+        assert_eq!(s.pos_at(i, 10.0 + ANIM_SECS), Pos { x: 999.0, y: 999.0 });
+    }
+}

@@ -1,0 +1,87 @@
+// Drives headless Debian Chromium for the web UI's browser tests (tests/web_*.rs run this).
+//   node browser.mjs bench <dist-dir> <artifacts-dir> [query]   → prints the bench JSON
+//   node browser.mjs e2e <base-url> <artifacts-dir> <script.json> → prints observations JSON
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import puppeteer from "puppeteer-core";
+
+const [mode, target, artifacts, extra] = process.argv.slice(2);
+fs.mkdirSync(artifacts, { recursive: true });
+
+const MIME = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
+function serve(dir) {
+  return new Promise((resolve) => {
+    const srv = http.createServer((req, res) => {
+      const p = path.join(dir, decodeURIComponent(new URL(req.url, "http://x").pathname));
+      if (!p.startsWith(dir) || !fs.existsSync(p) || fs.statSync(p).isDirectory()) {
+        res.writeHead(404).end("not found");
+        return;
+      }
+      res.writeHead(200, { "content-type": MIME[path.extname(p)] || "application/octet-stream" });
+      fs.createReadStream(p).pipe(res);
+    });
+    srv.listen(0, "127.0.0.1", () => resolve(srv));
+  });
+}
+
+async function launch() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "orrery-chromium-"));
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    userDataDir,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      // WebGL2 on the CPU (SwiftShader) since there is no GPU.
+      "--enable-unsafe-swiftshader", "--window-size=1280,900",
+    ],
+  });
+  return { browser, userDataDir };
+}
+
+async function bench() {
+  const dir = path.resolve(target);
+  const srv = await serve(dir);
+  const { browser, userDataDir } = await launch();
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => errors.push(`${m.type()}: ${m.text()}`));
+    const url = `http://127.0.0.1:${srv.address().port}/bench.html${extra ? "?" + extra : ""}`;
+    await page.goto(url, { waitUntil: "load" });
+    try {
+      await page.waitForSelector("#bench-result[data-done=true]", { timeout: 400000 });
+    } catch (e) {
+      throw new Error(`bench did not finish: ${e}; status: ${await page.$eval("#bench-status", (el) => el.textContent).catch(() => "?")}; page log: ${errors.join(" | ")}`);
+    }
+    const json = await page.$eval("#bench-result", (el) => el.textContent);
+    await page.screenshot({ path: path.join(artifacts, `bench${extra ? "-" + extra.replace(/[^a-z0-9]+/gi, "_") : ""}.png`) });
+    process.stdout.write(json + "\n");
+  } finally {
+    await browser.close();
+    srv.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+if (mode === "bench") {
+  await bench();
+} else if (mode === "e2e") {
+  const { e2e } = await import("./e2e.mjs");
+  const { browser, userDataDir } = await launch();
+  try {
+    const out = await e2e(browser, target, artifacts, JSON.parse(extra || "{}"));
+    process.stdout.write(JSON.stringify(out) + "\n");
+  } finally {
+    await browser.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+} else {
+  console.error("usage: browser.mjs bench|e2e ...");
+  process.exit(2);
+}
