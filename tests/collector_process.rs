@@ -31,7 +31,10 @@ fn spawn(ch: &ClickHouseArgs, spool: &Path, http_port: u16, extra: &[&str]) -> P
     let child = Command::new(env!("CARGO_BIN_EXE_orrery"))
         .arg("collector")
         .arg("--no-migrate")
-        .arg(format!("--clickhouse-url={}", ch.clickhouse_url.as_deref().unwrap()))
+        .arg(format!(
+            "--clickhouse-url={}",
+            ch.clickhouse_url.as_deref().unwrap()
+        ))
         .arg(format!("--clickhouse-database={}", ch.clickhouse_database))
         .arg(format!("--otlp-http-addr=127.0.0.1:{http_port}"))
         .arg(format!("--otlp-grpc-addr=127.0.0.1:{}", free_port()))
@@ -146,14 +149,21 @@ async fn collector_kill_9_mid_stream_then_restart_loses_nothing_and_duplicates_n
     wait_healthy(&http, &proc.http).await;
     sender.await.unwrap();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 25, "the stream resumed after the restart: {acked:?}");
+    assert!(
+        acked.len() > 25,
+        "the stream resumed after the restart: {acked:?}"
+    );
 
     let n = wait_total(&ch, acked.len() as u64 * PER_REQUEST).await;
     assert!(n >= acked.len() as u64 * PER_REQUEST, "stored {n}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stored = per_seed(&ch).await;
     for seed in &acked {
-        assert_eq!(stored.get(seed), Some(&PER_REQUEST), "acknowledged request {seed}");
+        assert_eq!(
+            stored.get(seed),
+            Some(&PER_REQUEST),
+            "acknowledged request {seed}"
+        );
     }
     for (seed, n) in &stored {
         assert_eq!(*n, PER_REQUEST, "request {seed} stored partially or twice");
@@ -171,7 +181,12 @@ async fn spans_still_spooled_at_kill_9_are_replayed_at_the_next_start() {
     let spool = dir.path().join("spool");
     let port = free_port();
     // Nothing leaves the spool before the kill: the batch is neither full nor due.
-    let mut proc = spawn(&ch, &spool, port, &["--batch-timeout=1h", "--batch-max-spans=1000000"]);
+    let mut proc = spawn(
+        &ch,
+        &spool,
+        port,
+        &["--batch-timeout=1h", "--batch-max-spans=1000000"],
+    );
     let http = reqwest::Client::new();
     wait_healthy(&http, &proc.http).await;
     for seed in 0..5 {
@@ -179,7 +194,11 @@ async fn spans_still_spooled_at_kill_9_are_replayed_at_the_next_start() {
     }
     proc.child.kill().unwrap();
     proc.child.wait().unwrap();
-    assert_eq!(total(&ch).await.0, 0, "nothing was inserted before the kill");
+    assert_eq!(
+        total(&ch).await.0,
+        0,
+        "nothing was inserted before the kill"
+    );
     let mut proc = spawn(&ch, &spool, port, &["--batch-timeout=100ms"]);
     assert_eq!(wait_total(&ch, 5 * PER_REQUEST).await, 5 * PER_REQUEST);
     let (count, unique) = total(&ch).await;

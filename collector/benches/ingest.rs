@@ -1,0 +1,275 @@
+//! End-to-end ingest benchmark (issue 3). Prints figures; records nothing by itself.
+//!
+//!   cargo bench -p orrery-collector --bench ingest [-- --spans 1000000 --clients 4]
+//!
+//! 1. Raw limit: the same rows inserted straight into the embedded ClickHouse (RowBinary
+//!    through the `clickhouse` crate, 50k-row inserts, 2 streams — the collector's sink shape).
+//! 2. End to end: this binary re-runs itself as a collector process (so its CPU and RSS are
+//!    its own) against a fresh database; `--clients` concurrent OTLP/HTTP protobuf senders
+//!    post 1,000-span requests of realistic spans (5 services, 10 attributes, 20% with an
+//!    event); the clock stops when ClickHouse holds every span.
+//! Reported: spans/s both ways and their ratio, collector CPU-seconds per million spans, peak
+//! RSS, p50/p99 request latency, bytes on disk per span.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use orrery_collector::{CollectorArgs, convert, synth};
+use orrery_store::testing::TestServer;
+use orrery_store::{ClickHouseArgs, SPANS_TABLE, SpanRow};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Opts {
+    /// Spans sent end to end.
+    #[arg(long, default_value_t = 1_000_000)]
+    spans: usize,
+    /// Concurrent HTTP senders.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Internal: run as the collector process.
+    #[arg(long, hide = true)]
+    serve: Option<String>,
+    #[command(flatten)]
+    collector: CollectorArgs,
+    /// cargo bench passes --bench.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+const PER_REQUEST: usize = 1000;
+const DISTINCT: usize = 100;
+
+#[tokio::main]
+async fn main() {
+    let opts = Opts::parse();
+    if let Some(url_db) = &opts.serve {
+        let (url, db) = url_db.split_once('#').unwrap();
+        let ch = ClickHouseArgs::for_url(url, db);
+        orrery_collector::run(opts.collector, ch, shutdown_on_term())
+            .await
+            .unwrap();
+        return;
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "machine: {} cores; load average before: {}",
+        num_cpus(),
+        load.trim()
+    );
+    let server = TestServer::start();
+    let now = synth::now_ns();
+    let requests: Vec<_> = (0..DISTINCT as u64)
+        .map(|s| synth::request(s, PER_REQUEST, now))
+        .collect();
+    let bodies: Vec<bytes::Bytes> = requests.iter().map(|r| r.encode_to_vec().into()).collect();
+    let avg_body = bodies.iter().map(|b| b.len()).sum::<usize>() / bodies.len();
+    println!(
+        "request: {PER_REQUEST} spans, {avg_body} bytes protobuf ({} bytes/span)",
+        avg_body / PER_REQUEST
+    );
+
+    // 1. Raw insert rate.
+    let raw_ch = server.fresh_database().await;
+    let mut rows = Vec::new();
+    for r in &requests {
+        convert::to_rows(r.clone(), &mut rows);
+    }
+    let raw_total = opts.spans.min(500_000);
+    let started = Instant::now();
+    let streams: Vec<_> = (0..2)
+        .map(|k| {
+            let client = raw_ch.client();
+            let rows = rows.clone();
+            tokio::spawn(async move {
+                let mut sent = 0;
+                let mine = raw_total / 2;
+                while sent < mine {
+                    let mut insert = client.insert::<SpanRow>(SPANS_TABLE).await.unwrap();
+                    for i in 0..50_000.min(mine - sent) {
+                        insert.write(&rows[(i + k * 7) % rows.len()]).await.unwrap();
+                    }
+                    insert.end().await.unwrap();
+                    sent += 50_000.min(mine - sent);
+                }
+            })
+        })
+        .collect();
+    for s in streams {
+        s.await.unwrap();
+    }
+    let raw_secs = started.elapsed().as_secs_f64();
+    let raw_rate = raw_total as f64 / raw_secs;
+    println!("raw insert: {raw_total} rows in {raw_secs:.2} s = {raw_rate:.0} rows/s");
+
+    // 2. End to end through a collector process.
+    let ch = server.fresh_database().await;
+    let spool = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg(format!("--serve={}#{}", server.url, ch.clickhouse_database))
+        .arg(format!("--otlp-http-addr=127.0.0.1:{port}"))
+        .arg(format!("--otlp-grpc-addr=127.0.0.1:{}", free_port()))
+        .arg(format!("--spool-dir={}", spool.path().display()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n_requests = opts.spans / PER_REQUEST;
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders: Vec<_> = (0..opts.clients)
+        .map(|_| {
+            let (http, base, bodies, next) =
+                (http.clone(), base.clone(), bodies.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n_requests {
+                        return latencies;
+                    }
+                    loop {
+                        let t = Instant::now();
+                        let r = http
+                            .post(format!("{base}/v1/traces"))
+                            .header("content-type", "application/x-protobuf")
+                            .body(bodies[i % bodies.len()].clone())
+                            .send()
+                            .await
+                            .unwrap();
+                        if r.status().is_success() {
+                            latencies.push(t.elapsed());
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for s in senders {
+        latencies.extend(s.await.unwrap());
+    }
+    let accepted_secs = started.elapsed().as_secs_f64();
+    let total = (n_requests * PER_REQUEST) as u64;
+    let mut peak_rss = 0;
+    loop {
+        peak_rss = peak_rss.max(rss_kib(pid));
+        let n: u64 = ch
+            .client()
+            .query("SELECT count() FROM otel_traces")
+            .fetch_one()
+            .await
+            .unwrap();
+        if n >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e2e_secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    peak_rss = peak_rss.max(hwm_kib(pid));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let e2e_rate = total as f64 / e2e_secs;
+    println!(
+        "end to end: {total} spans accepted in {accepted_secs:.2} s, all in ClickHouse after {e2e_secs:.2} s = {e2e_rate:.0} spans/s ({:.0}% of raw)",
+        100.0 * e2e_rate / raw_rate
+    );
+    println!(
+        "collector process: {cpu:.2} CPU-s = {:.2} CPU-s per million spans; peak RSS {} MiB",
+        cpu / (total as f64 / 1e6),
+        peak_rss / 1024
+    );
+    println!(
+        "request latency ({} requests of {PER_REQUEST} spans, {} clients): p50 {:.1} ms, p99 {:.1} ms",
+        latencies.len(),
+        opts.clients,
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    let _ = ch
+        .client()
+        .query("OPTIMIZE TABLE otel_traces FINAL")
+        .execute()
+        .await;
+    let (bytes, rows): (u64, u64) = ch
+        .client()
+        .query("SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE database = currentDatabase() AND table = 'otel_traces' AND active")
+        .fetch_one()
+        .await
+        .unwrap();
+    println!(
+        "on disk: {bytes} bytes for {rows} spans = {:.1} bytes/span",
+        bytes as f64 / rows.max(1) as f64
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average after: {}", load.trim());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+fn hwm_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+fn shutdown_on_term() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        term.recv().await;
+        t.cancel();
+    });
+    token
+}
