@@ -44,6 +44,12 @@ pub enum Command {
     /// Run only the embedded ClickHouse (chDB behind the ClickHouse HTTP interface) in the
     /// foreground, e.g. to put several collectors and query replicas in front of it.
     EmbeddedClickhouse(EmbeddedArgs),
+    /// Find traces on a running query service (e.g. `orrery traces --service X --errors --since 15m`).
+    Traces(orrery_query::cli::TracesCmd),
+    /// Show one trace as a span tree with durations and errors.
+    Trace(orrery_query::cli::TraceCmd),
+    /// Table of service-graph edges with rate, errors and p95 (e.g. `orrery graph --since 5m`).
+    Graph(orrery_query::cli::GraphCmd),
     /// All-in-one plus a living demo fleet (18 services in 3 regions with load and chaos
     /// controls); prints the UI's URL. `orrery demo chaos ...` controls a running demo.
     Demo(DemoCmd),

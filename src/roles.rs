@@ -44,6 +44,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             result
         }
+        Some(Command::Traces(cmd)) => orrery_query::cli::traces(cmd).await,
+        Some(Command::Trace(cmd)) => orrery_query::cli::trace(cmd).await,
+        Some(Command::Graph(cmd)) => orrery_query::cli::graph(cmd).await,
         Some(Command::EmbeddedClickhouse(args)) => {
             let embedded = EmbeddedClickHouse::start(&args).await?;
             println!("embedded ClickHouse listening on {}", embedded.url());
