@@ -8,6 +8,7 @@
 //!    its own) against a fresh database; `--clients` concurrent OTLP/HTTP protobuf senders
 //!    post 1,000-span requests of realistic spans (5 services, 10 attributes, 20% with an
 //!    event); the clock stops when ClickHouse holds every span.
+//!
 //! Reported: spans/s both ways and their ratio, collector CPU-seconds per million spans, peak
 //! RSS, p50/p99 request latency, bytes on disk per span.
 

@@ -194,7 +194,7 @@ impl Ingest {
             .get_or_create(&label)
             .inc_by(s.rejected as u64);
         Ok(ExportTraceServiceResponse {
-            partial_success: (s.rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (s.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: s.rejected as i64,
                 error_message: s.message,
             }),
