@@ -119,6 +119,8 @@ pub fn start(endpoints: &[String]) -> Splitter {
         parts_failed: vec![0; endpoints.len()],
         ..Default::default()
     }));
+    // Lazy channels spawn their connection tasks on the current runtime.
+    let _enter = runtime.enter();
     let targets = endpoints
         .iter()
         .map(|e| {
