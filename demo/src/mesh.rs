@@ -152,8 +152,8 @@ impl Mesh {
         };
         let mut callees: Vec<Vec<u32>> = vec![Vec::new(); n];
         // Everyone below the entry tier has at least one caller one tier up ...
-        for j in entries..n {
-            let up = in_tier(tier_of[j] - 1);
+        for (j, tier) in tier_of.iter().enumerate().skip(entries) {
+            let up = in_tier(tier - 1);
             let caller = up[rng.random_range(0..up.len())];
             callees[caller as usize].push(j as u32);
         }
@@ -188,13 +188,16 @@ impl Mesh {
     }
 }
 
+/// Calls and errors per (caller, callee) service index.
+type EdgeMap = HashMap<(u32, u32), (u64, u64)>;
+
 /// Spans of one export request, grouped by service, plus the edges they contain.
 #[derive(Default)]
 struct Batch {
     by_service: BTreeMap<u32, Vec<Span>>,
     spans: u64,
     traces: u64,
-    edges: HashMap<(u32, u32), (u64, u64)>,
+    edges: EdgeMap,
 }
 
 struct Generator {
@@ -250,7 +253,6 @@ impl Generator {
                 trace_id,
                 &client_id,
                 &span_id,
-                s,
                 callee as usize,
                 SpanKind::Client,
                 c_start,
@@ -272,7 +274,6 @@ impl Generator {
             &span_id,
             parent,
             s,
-            s,
             SpanKind::Server,
             start,
             end,
@@ -289,7 +290,6 @@ impl Generator {
         trace_id: &[u8; 16],
         span_id: &[u8; 8],
         parent: &[u8],
-        svc: usize,
         target: usize,
         kind: SpanKind,
         start: u64,
@@ -298,13 +298,15 @@ impl Generator {
     ) -> Span {
         let m = &self.mesh;
         let route = format!("/api/v1/{}/{{id}}", NOUNS[target % NOUNS.len()]);
+        let method = if target.is_multiple_of(3) {
+            "POST"
+        } else {
+            "GET"
+        };
         let code: i64 = if error { 500 } else { 200 };
         let host = format!("{}.{}.svc", m.names[target], m.regions[target]);
         let mut attrs = vec![
-            kv_s(
-                "http.request.method",
-                if target % 3 == 0 { "POST" } else { "GET" },
-            ),
+            kv_s("http.request.method", method),
             kv_s("http.route", &route),
             kv_i("http.response.status_code", code),
             kv_s("server.address", &host),
@@ -319,12 +321,12 @@ impl Generator {
             attrs.push(kv_s("peer.service", &m.names[target]));
             attrs.push(kv_s("url.full", &format!("http://{host}:8080{route}")));
             attrs.push(kv_s("network.peer.address", "10.0.0.1"));
-            format!("{} {route}", if target % 3 == 0 { "POST" } else { "GET" })
+            format!("{method} {route}")
         } else {
             attrs.push(kv_s("url.path", &route.replace("{id}", "42")));
             attrs.push(kv_s("user_agent.original", "mesh-client/1.0"));
             attrs.push(kv_s("client.address", "10.0.0.2"));
-            format!("{} {route}", if svc % 3 == 0 { "POST" } else { "GET" })
+            format!("{method} {route}")
         };
         let mut events = Vec::new();
         if error {
@@ -367,15 +369,7 @@ impl Generator {
         }
     }
 
-    fn request(
-        &self,
-        batch: Batch,
-    ) -> (
-        ExportTraceServiceRequest,
-        u64,
-        u64,
-        HashMap<(u32, u32), (u64, u64)>,
-    ) {
+    fn request(&self, batch: Batch) -> (ExportTraceServiceRequest, u64, u64, EdgeMap) {
         let m = &self.mesh;
         let resource_spans = batch
             .by_service
@@ -456,8 +450,7 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
     let names = mesh.names.clone();
     let mut generator = Generator { mesh, rng };
 
-    let (tx, mut rx) =
-        tokio::sync::mpsc::channel::<(u64, u64, HashMap<(u32, u32), (u64, u64)>, bool)>(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, u64, EdgeMap, bool)>(1024);
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let started = Instant::now();
     let deadline =
@@ -467,7 +460,7 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
     let mut next_client = 0usize;
     let collect = tokio::spawn(async move {
         let mut report = MeshReport::default();
-        let mut edges: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
+        let mut edges: EdgeMap = HashMap::new();
         while let Some((spans, traces, batch_edges, ok)) = rx.recv().await {
             if ok {
                 report.exports += 1;
@@ -494,9 +487,9 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
         }
         let mut batch = Batch::default();
         while (batch.spans as usize) < args.batch
-            && !args
+            && args
                 .traces
-                .is_some_and(|n| generated_traces + batch.traces >= n)
+                .is_none_or(|n| generated_traces + batch.traces < n)
         {
             generator.trace(&mut batch);
         }

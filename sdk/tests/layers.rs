@@ -99,7 +99,7 @@ async fn frontend_handler(State(s): State<Frontend>) -> Result<String, StatusCod
     Ok(format!("{} {} {ok} {failed}", item.status(), boom.status()))
 }
 
-fn one<'a>(spans: &'a [RecordedSpan], f: impl Fn(&RecordedSpan) -> bool) -> &'a RecordedSpan {
+fn one(spans: &[RecordedSpan], f: impl Fn(&RecordedSpan) -> bool) -> &RecordedSpan {
     let found: Vec<_> = spans.iter().filter(|s| f(s)).collect();
     assert_eq!(found.len(), 1, "expected exactly one match in {spans:#?}");
     found[0]
