@@ -167,6 +167,8 @@ fn App() -> impl IntoView {
         .add_event_listener_with_callback("popstate", popstate.as_ref().unchecked_ref());
     popstate.forget();
     let kiosk = flag("kiosk");
+    // Only a change of view rebuilds the page; filters and navigation within a view do not.
+    let view_name = Memo::new(move |_| state.get().view);
     let go = move |view: &'static str| state.update(|s| s.view = view.to_string());
     view! {
         <div class="app" class:kiosk=kiosk>
@@ -188,7 +190,7 @@ fn App() -> impl IntoView {
                     </select>
                 </label>
             </header>
-            {move || match state.get().view.as_str() {
+            {move || match view_name.get().as_str() {
                 "trace" => view! { <TraceView state=state /> }.into_any(),
                 "traces" => view! { <SearchView state=state /> }.into_any(),
                 _ => view! { <MapView state=state /> }.into_any(),
@@ -228,6 +230,9 @@ struct NodeItem {
     kind: String,
     rps: f64,
     error_rate: f64,
+    /// Where the node was drawn (CSS px in the canvas) at the last update, for tests and tools.
+    x: i32,
+    y: i32,
 }
 
 #[component]
@@ -242,11 +247,19 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     let panel = RwSignal::new(Panel::None);
     let locate = RwSignal::new(String::new());
     let ms: Rc<RefCell<Option<MapState>>> = Rc::new(RefCell::new(None));
+    let backend = RwSignal::new(String::new());
+    // False once this view is unmounted: the frame loop, stream and key handler then stop
+    // touching its (disposed) signals.
+    let alive = Rc::new(std::cell::Cell::new(true));
 
     // Applies a graph: filters, incremental layout, scene + GPU upload.
     let apply = {
         let ms = ms.clone();
+        let alive = alive.clone();
         move |mut g: Graph| {
+            if !alive.get() {
+                return;
+            }
             let s = state.get_untracked();
             if s.hide_virtual {
                 g.nodes.retain(|n| !n.is_virtual());
@@ -294,19 +307,6 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             } else {
                 m.layout.update_layered(&input);
             }
-            nodes.set(
-                g.nodes
-                    .iter()
-                    .map(|n| NodeItem {
-                        id: n.id.clone(),
-                        name: n.name.clone(),
-                        health: n.health.clone(),
-                        kind: n.kind.clone(),
-                        rps: n.metrics.rps,
-                        error_rate: n.metrics.error_rate,
-                    })
-                    .collect(),
-            );
             edges.set(
                 g.edges
                     .iter()
@@ -334,6 +334,26 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 m.renderer.fit(&m.scene);
                 m.fitted = true;
             }
+            let cam = m.renderer.camera;
+            let (w, h) = m.renderer.size_css();
+            nodes.set(
+                m.scene
+                    .graph
+                    .nodes
+                    .iter()
+                    .zip(&m.scene.to)
+                    .map(|(n, p)| NodeItem {
+                        id: n.id.clone(),
+                        name: n.name.clone(),
+                        health: n.health.clone(),
+                        kind: n.kind.clone(),
+                        rps: n.metrics.rps,
+                        error_rate: n.metrics.error_rate,
+                        x: ((p.x - cam.cx) * cam.zoom + w / 2.0) as i32,
+                        y: ((p.y - cam.cy) * cam.zoom + h / 2.0) as i32,
+                    })
+                    .collect(),
+            );
         }
     };
     let apply = Rc::new(apply);
@@ -341,6 +361,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     // Renderer + frame loop once the canvases exist.
     {
         let ms = ms.clone();
+        let alive = alive.clone();
         Effect::new(move |_| {
             let (Some(c), Some(o)) = (canvas.get(), overlay.get()) else {
                 return;
@@ -348,9 +369,21 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             if ms.borrow().is_some() {
                 return;
             }
-            let mut r = Renderer::new(c, o, flag("renderer") && UrlState::read().view == "2d");
+            let force_2d = web_sys::UrlSearchParams::new_with_str(
+                &web_sys::window()
+                    .unwrap()
+                    .location()
+                    .search()
+                    .unwrap_or_default(),
+            )
+            .unwrap()
+            .get("renderer")
+            .as_deref()
+                == Some("2d");
+            let mut r = Renderer::new(c, o, force_2d);
             r.dpr = web_sys::window().unwrap().device_pixel_ratio() as f32;
             r.motion = !prefers_reduced_motion();
+            backend.set(r.backend().to_string());
             *ms.borrow_mut() = Some(MapState {
                 renderer: r,
                 scene: Scene::default(),
@@ -364,7 +397,11 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             let f: crate::map::render::FrameLoop = Rc::new(RefCell::new(None));
             let g = f.clone();
             let ms2 = ms.clone();
+            let alive = alive.clone();
             *g.borrow_mut() = Some(Closure::new(move |_ts: f64| {
+                if !alive.get() {
+                    return;
+                }
                 // Stop when the map view is gone (the canvas left the document).
                 let alive = {
                     let mut b = ms2.borrow_mut();
@@ -443,7 +480,9 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     }
     {
         let ms = send_wrapper::SendWrapper::new(ms.clone());
+        let alive = send_wrapper::SendWrapper::new(alive.clone());
         on_cleanup(move || {
+            alive.set(false);
             if let Ok(mut b) = ms.try_borrow_mut()
                 && let Some(m) = b.as_mut()
                 && let Some(es) = m.source.take()
@@ -669,7 +708,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             <button on:click=unpin>"unpin all"</button>
         </div>
         <div class="main">
-            <div class="stage" data-testid="map" data-level=move || state.get().level
+            <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
                 data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()>
                 <canvas node_ref=canvas tabindex="0" aria-label="service map"
                     on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel
@@ -682,12 +721,12 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                     </div>
                 })}
                 <ul class="node-list panel" data-testid="map-nodes" aria-label="services on the map">
-                    <For each=move || nodes.get() key=|n| (n.id.clone(), n.health.clone()) children=move |n| {
+                    <For each=move || nodes.get() key=|n| (n.id.clone(), n.health.clone(), n.x, n.y) children=move |n| {
                         let id = n.id.clone();
                         let kind = n.kind.clone();
                         let id2 = n.id.clone();
                         view! {
-                            <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-kind=n.kind.clone() data-health=n.health.clone()
+                            <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-x=n.x data-y=n.y data-kind=n.kind.clone() data-health=n.health.clone()
                                 on:click=move |_| panel.set(Panel::Node(id.clone()))
                                 on:dblclick=move |_| drill(id2.clone(), kind.clone())>
                                 {format!("{} · {} · {:.1}% err", n.name, fmt_rate(n.rps), n.error_rate * 100.0)}

@@ -129,7 +129,7 @@ void main() {
   if (r > 0.78) {
     // Ring: clockwise from 12 o'clock, the error share in red, the rest in the health colour.
     float a = fract(atan(v_uv.x, -v_uv.y) / 6.2831853 + 1.0);
-    c = a < v_style.y ? vec3(1.0, 0.25, 0.22) : health;
+    c = a < v_style.y ? vec3(1.0, 0.25, 0.22) : mix(vec3(0.36, 0.72, 0.86), health, 0.35);
   }
   if (selected && r > 0.9) c = vec3(1.0);
   float alpha = (1.0 - smoothstep(0.95, 1.0, r)) * (dim ? 0.3 : 1.0);

@@ -1,0 +1,283 @@
+//! Browser end to end: the real `orrery all-in-one` (embedded ClickHouse, collector, query API
+//! serving web/dist) is fed a known topology over OTLP/HTTP JSON, and headless Chromium walks
+//! the UI (web/tests/e2e.mjs): the map shows the right services and edges, hover shows metrics,
+//! double-click drills down and Escape comes back, the red edge lists its error traces, a trace
+//! opens as a waterfall, the URL reproduces the view, trace search marks errors. Screenshots
+//! land in artifacts/web/. Needs scripts/build-web.sh and scripts/install.sh (the test command
+//! runs both).
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn curl(args: &[&str]) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "10"])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn attr(k: &str, v: &str) -> serde_json::Value {
+    serde_json::json!({"key": k, "value": {"stringValue": v}})
+}
+
+/// OTLP JSON for `n` traces: frontend (root server) → checkout → payments; every third
+/// payments call fails.
+fn topology(n: usize) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 20_000_000_000;
+    let mut by_service: std::collections::BTreeMap<&str, Vec<serde_json::Value>> =
+        Default::default();
+    for i in 0..n {
+        let t0 = now + i as u64 * 100_000_000;
+        let trace = format!("{:032x}", 0xabc000 + i);
+        let id = |k: u64| format!("{:016x}", (i as u64) * 16 + k + 1);
+        let fail = i % 3 == 0;
+        let span = |sid: u64,
+                    parent: Option<u64>,
+                    name: &str,
+                    kind: u8,
+                    start: u64,
+                    end: u64,
+                    err: bool| {
+            serde_json::json!({
+                "traceId": trace, "spanId": id(sid),
+                "parentSpanId": parent.map(id).unwrap_or_default(),
+                "name": name, "kind": kind,
+                "startTimeUnixNano": (t0 + start).to_string(),
+                "endTimeUnixNano": (t0 + end).to_string(),
+                "attributes": [attr("http.route", name)],
+                "status": {"code": if err { 2 } else { 1 }, "message": if err { "card declined" } else { "" }},
+            })
+        };
+        let ms = 1_000_000;
+        by_service.entry("frontend").or_default().extend([
+            span(0, None, "GET /checkout", 2, 0, 40 * ms, fail),
+            span(1, Some(0), "POST /orders", 3, 2 * ms, 36 * ms, fail),
+        ]);
+        by_service.entry("checkout").or_default().extend([
+            span(2, Some(1), "POST /orders", 2, 3 * ms, 35 * ms, fail),
+            span(3, Some(2), "POST /pay", 3, 5 * ms, 30 * ms, fail),
+        ]);
+        by_service.entry("payments").or_default().push(span(
+            4,
+            Some(3),
+            "POST /pay",
+            2,
+            6 * ms,
+            29 * ms,
+            fail,
+        ));
+    }
+    let resource_spans: Vec<_> = by_service
+        .into_iter()
+        .map(|(svc, spans)| {
+            serde_json::json!({
+                "resource": {"attributes": [attr("service.name", svc), attr("service.instance.id", &format!("{svc}-1"))]},
+                "scopeSpans": [{"scope": {"name": "web-e2e"}, "spans": spans}],
+            })
+        })
+        .collect();
+    serde_json::json!({ "resourceSpans": resource_spans }).to_string()
+}
+
+#[test]
+fn the_map_and_trace_views_work_against_the_real_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dist = root.join("web/dist");
+    assert!(
+        dist.join("index.html").exists() && dist.join("orrery_web_bg.wasm").exists(),
+        "web/dist is missing: run scripts/build-web.sh first"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let (http, query) = (free_port(), free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON" {
+            cmd.env_remove(k);
+        }
+    }
+    let _orrery = Running(
+        cmd.env("ORRERY_CHDB_PYTHON", orrery_store::testing::chdb_python())
+            .arg("all-in-one")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--embedded-port", "0"])
+            .args(["--otlp-grpc-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--otlp-http-addr", &format!("127.0.0.1:{http}")])
+            .args(["--query-addr", &format!("127.0.0.1:{query}")])
+            .arg("--ui-dir")
+            .arg(&dist)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{query}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while curl(&[&format!("{base}/orrery/api/health")]).is_none() {
+        assert!(Instant::now() < deadline, "query API did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let body = topology(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &body,
+        &format!("http://127.0.0.1:{http}/v1/traces"),
+    ])
+    .is_none()
+    {
+        assert!(Instant::now() < deadline, "collector did not accept OTLP");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Wait until the API's graph has the topology (ingest is batched).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let g = curl(&[&format!("{base}/orrery/api/graph?since=15m")]).unwrap_or_default();
+        if g.contains("checkout->payments") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "graph never showed the edges: {g}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let opts = serde_json::json!({
+        "nodes": ["INTERNET", "frontend", "checkout", "payments"],
+        "red_edge": "checkout->payments",
+    });
+    let out = Command::new("node")
+        .arg(root.join("web/tests/browser.mjs"))
+        .arg("e2e")
+        .arg(&base)
+        .arg(root.join("artifacts/web"))
+        .arg(opts.to_string())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON");
+    println!("{}", serde_json::to_string_pretty(&v).unwrap());
+
+    let strs = |x: &serde_json::Value| -> Vec<String> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let mut nodes = strs(&v["map_nodes"]);
+    nodes.sort();
+    assert_eq!(nodes, ["INTERNET", "checkout", "frontend", "payments"]);
+    assert_eq!(v["renderer"], "webgl2");
+    let edges: Vec<(String, String)> = v["map_edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["health"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        "INTERNET->frontend",
+        "frontend->checkout",
+        "checkout->payments",
+    ] {
+        assert!(
+            edges.iter().any(|(id, _)| id == want),
+            "{want} in {edges:?}"
+        );
+    }
+    let red = v["map_edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "checkout->payments")
+        .unwrap();
+    let rate = red["error_rate"].as_f64().unwrap();
+    assert!((rate - 10.0 / 30.0).abs() < 0.02, "error rate {rate}");
+    assert_eq!(red["health"], "danger");
+    assert!(
+        v["hover"].as_str().unwrap().contains("checkout"),
+        "{}",
+        v["hover"]
+    );
+    assert!(v["hover"].as_str().unwrap().contains("p99"));
+    assert_eq!(v["focused"], "checkout");
+    assert!(
+        v["focused_url"]
+            .as_str()
+            .unwrap()
+            .contains("focus=checkout")
+    );
+    let focused = strs(&v["focused_nodes"]);
+    for want in ["checkout", "frontend", "payments"] {
+        assert!(focused.iter().any(|n| n == want), "{want} in {focused:?}");
+    }
+    assert!(!v["after_escape_url"].as_str().unwrap().contains("focus="));
+    let failed = strs(&v["error_traces"]);
+    assert!(!failed.is_empty());
+    for id in &failed {
+        let i = u64::from_str_radix(id, 16).unwrap() - 0xabc000;
+        assert_eq!(i % 3, 0, "trace {id} did not fail");
+    }
+    assert!(v["trace_url"].as_str().unwrap().contains("view=trace"));
+    let rows = v["waterfall"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["critical"] == true),
+        "a chain is all critical"
+    );
+    assert!(rows.iter().any(|r| r["error"] == true));
+    assert!(v["span_detail"].as_str().unwrap().contains("card declined"));
+    assert_eq!(v["reloaded_rows"], 5);
+    let results = v["search_results"].as_array().unwrap();
+    assert!(results.len() >= 10, "{results:?}");
+    assert!(results.iter().any(|r| r["error"] == true));
+    assert!(results.iter().any(|r| r["error"] == false));
+    let log = strs(&v["log"]);
+    assert!(
+        log.iter()
+            .all(|l| !l.contains("pageerror") && !l.contains("panicked")),
+        "{log:?}"
+    );
+}
