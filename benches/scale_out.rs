@@ -29,6 +29,26 @@ struct Figures {
     engine_rows_per_core_sec: f64,
     bytes_per_span: f64,
     failed_exports: u64,
+    /// Whole machine, busy cores during the run (of `available_parallelism`).
+    machine_busy_cores: f64,
+    /// Busy cores used by processes other than this run's (other builds, tests).
+    other_busy_cores: f64,
+}
+
+/// Busy CPU seconds of the whole machine so far (all cores; /proc/stat, USER_HZ = 100).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0.0) + f.get(4).copied().unwrap_or(0.0);
+    (total - idle) / 100.0
 }
 
 fn engine_pids(engine: &Engine) -> Vec<u32> {
@@ -54,6 +74,7 @@ fn run(n: usize, seconds: u64) -> Figures {
     let engine_cpu0 = cpu(&engine_procs);
 
     let report_file = spools.path().join("mesh.json");
+    let machine0 = machine_busy_seconds();
     let started = Instant::now();
     let mesh = orrery()
         .arg("mesh")
@@ -96,6 +117,7 @@ fn run(n: usize, seconds: u64) -> Figures {
         std::thread::sleep(Duration::from_millis(100));
     }
     let e2e = started.elapsed().as_secs_f64();
+    let machine = machine_busy_seconds() - machine0;
     let collector_cpu =
         cpu(&collectors.iter().map(|c| c.proc.pid()).collect::<Vec<_>>()) - collector_cpu0;
     let engine_cpu = cpu(&engine_procs) - engine_cpu0;
@@ -122,6 +144,8 @@ fn run(n: usize, seconds: u64) -> Figures {
         engine_rows_per_core_sec: accepted as f64 / engine_cpu.max(1e-9),
         bytes_per_span: bytes / accepted as f64,
         failed_exports: report["failed_exports"].as_u64().unwrap_or(0),
+        machine_busy_cores: machine / e2e,
+        other_busy_cores: (machine - collector_cpu - engine_cpu - mesh_cpu).max(0.0) / e2e,
     }
 }
 
@@ -141,13 +165,13 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| collectors | spans accepted | accepted spans/s | end-to-end spans/s | peak RSS per collector (MiB) | collector CPU-s / M spans | engine CPU-s / M spans | generator CPU-s / M spans | engine rows/s per core | bytes/span on disk | failed exports |"
+        "| collectors | spans accepted | accepted spans/s | end-to-end spans/s | peak RSS per collector (MiB) | collector CPU-s / M spans | engine CPU-s / M spans | generator CPU-s / M spans | engine rows/s per core | bytes/span on disk | failed exports | machine busy cores | of which other processes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in counts {
         let f = run(n, seconds);
         println!(
-            "| {} | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1} | {} | {:.2} | {:.2} |",
             f.collectors,
             f.accepted,
             f.accepted_per_sec,
@@ -163,6 +187,8 @@ fn main() {
             f.engine_rows_per_core_sec,
             f.bytes_per_span,
             f.failed_exports,
+            f.machine_busy_cores,
+            f.other_busy_cores,
         );
     }
 }

@@ -592,6 +592,11 @@ fn compose_file_parses_and_wires_collectors_and_query_replicas_behind_the_balanc
     assert_eq!(cfg["collector"]["command"][0], "collector");
     assert_eq!(cfg["query"]["command"][0], "query");
     assert_eq!(cfg["demo"]["profiles"][0], "demo");
+    assert_eq!(cfg["demo"]["environment"]["ORRERY_DEMO_FLEET_ONLY"], "true");
+    assert_eq!(
+        cfg["demo"]["environment"]["ORRERY_DEMO_OTLP_ENDPOINT"],
+        "http://lb:4317"
+    );
     for svc in ["collector", "query"] {
         assert_eq!(
             cfg[svc]["depends_on"]["migrate"]["condition"],
@@ -642,6 +647,8 @@ fn known_env_twins() -> BTreeSet<String> {
         vec!["migrate"],
         vec!["all-in-one"],
         vec!["embedded-clickhouse"],
+        vec!["demo"],
+        vec!["mesh"],
     ] {
         let out = orrery().args(&sub).arg("--help").output().unwrap();
         text.push_str(&String::from_utf8_lossy(&out.stdout));

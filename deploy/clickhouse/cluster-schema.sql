@@ -79,6 +79,7 @@ GROUP BY TraceId;
 
 CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1m_local ON CLUSTER orrery (
     Minute DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
     Caller LowCardinality(String),
     Callee LowCardinality(String),
     CallerRegion LowCardinality(String),
@@ -88,11 +89,10 @@ CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1m_local ON CLUSTER orrery (
     Errors UInt64,
     DurationSumNs UInt64,
     LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64),
-    ComputedAt DateTime64(3)
+    LatencyBuckets Array(UInt64)
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_edges_1m_local', '{replica}', ComputedAt)
 PARTITION BY toDate(Minute)
-ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion)
+ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind)
 TTL Minute + toIntervalDay(7);
 
 CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1m ON CLUSTER orrery AS orrery.orrery_edges_1m_local
@@ -100,6 +100,7 @@ ENGINE = Distributed('orrery', 'orrery', 'orrery_edges_1m_local', cityHash64(Cal
 
 CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1m_local ON CLUSTER orrery (
     Minute DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
     Service LowCardinality(String),
     Region LowCardinality(String),
     Instance LowCardinality(String),
@@ -107,8 +108,7 @@ CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1m_local ON CLUSTER orrery (
     Errors UInt64,
     DurationSumNs UInt64,
     LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64),
-    ComputedAt DateTime64(3)
+    LatencyBuckets Array(UInt64)
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_nodes_1m_local', '{replica}', ComputedAt)
 PARTITION BY toDate(Minute)
 ORDER BY (Minute, Service, Region, Instance)
@@ -116,4 +116,19 @@ TTL Minute + toIntervalDay(7);
 
 CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1m ON CLUSTER orrery AS orrery.orrery_nodes_1m_local
 ENGINE = Distributed('orrery', 'orrery', 'orrery_nodes_1m_local', cityHash64(Service));
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_minutes_local ON CLUSTER orrery (
+    Minute DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Spans UInt64,
+    Orphans UInt64,
+    Unmatched UInt64,
+    Late UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_rollup_minutes_local', '{replica}', ComputedAt)
+PARTITION BY toDate(Minute)
+ORDER BY Minute
+TTL Minute + toIntervalDay(7);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_minutes ON CLUSTER orrery AS orrery.orrery_rollup_minutes_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_rollup_minutes_local', toUnixTimestamp(Minute));
 
