@@ -330,7 +330,8 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             let t = now_s();
             m.scene.set(g, &m.layout, t, true, None, 100_000);
             m.renderer.upload(&m.scene);
-            if !m.fitted {
+            // Kiosk mode (wall displays) re-fits on every update: nobody is there to pan.
+            if !m.fitted || flag("kiosk") {
                 m.renderer.fit(&m.scene);
                 m.fitted = true;
             }
@@ -441,6 +442,16 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 return;
             }
             panel.set(Panel::None);
+            // A different view starts empty, so nothing stale is shown (or asserted on).
+            if ms
+                .borrow()
+                .as_ref()
+                .is_some_and(|m| m.layout_key != pins_key(&s))
+            {
+                nodes.set(Vec::new());
+                edges.set(Vec::new());
+                status.set("loading the map…".into());
+            }
             let q = s.graph_query();
             let apply2 = apply.clone();
             spawn_local(async move {

@@ -282,8 +282,9 @@ impl Renderer {
             y1 = y1.max(p.y);
         }
         let (w, h) = self.size_css();
-        let zoom = ((w - 120.0).max(100.0) / (x1 - x0 + 1.0))
-            .min((h - 120.0).max(100.0) / (y1 - y0 + 1.0))
+        // Leave room for node radii, labels and the corner panels.
+        let zoom = ((w * 0.85 - 100.0).max(100.0) / (x1 - x0 + 1.0))
+            .min((h * 0.75 - 100.0).max(100.0) / (y1 - y0 + 1.0))
             .clamp(0.02, 2.0);
         self.camera = Camera {
             cx: (x0 + x1) / 2.0,
