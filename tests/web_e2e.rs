@@ -274,6 +274,16 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     assert!(results.len() >= 10, "{results:?}");
     assert!(results.iter().any(|r| r["error"] == true));
     assert!(results.iter().any(|r| r["error"] == false));
+    let mut added = strs(&v["diff_added"]);
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            "INTERNET->frontend",
+            "checkout->payments",
+            "frontend->checkout"
+        ]
+    );
     let log = strs(&v["log"]);
     assert!(
         log.iter()

@@ -1,7 +1,7 @@
 //! The Leptos app: URL-held state, the map view (WebGL2 renderer, live SSE updates, hover,
 //! drill-down, pins), node/edge panels, trace search and the virtualised waterfall.
 
-use crate::api::{EdgeDetail, Graph, NodeDetail, Trace, TraceList};
+use crate::api::{EdgeDetail, Graph, GraphDiff, NodeDetail, Trace, TraceList};
 use crate::encoding::{self, fmt_rate, fmt_us};
 use crate::layout::{Input, Layout, Pos};
 use crate::map::render::{Hit, Renderer};
@@ -29,6 +29,7 @@ pub struct UrlState {
     pub errors_only: bool,
     pub hide_virtual: bool,
     pub min_rate: f64,
+    pub diff: bool,
 }
 
 impl UrlState {
@@ -51,6 +52,7 @@ impl UrlState {
             errors_only: p.get("errors").as_deref() == Some("1"),
             hide_virtual: p.get("virtual").as_deref() == Some("0"),
             min_rate: g("min_rate", "0").parse().unwrap_or(0.0),
+            diff: p.get("diff").as_deref() == Some("1"),
         }
     }
 
@@ -80,6 +82,9 @@ impl UrlState {
         }
         if self.min_rate > 0.0 {
             q.push(format!("min_rate={}", self.min_rate));
+        }
+        if self.diff && self.view == "map" {
+            q.push("diff=1".into());
         }
         let search = web_sys::window()
             .unwrap()
@@ -248,6 +253,9 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     let locate = RwSignal::new(String::new());
     let ms: Rc<RefCell<Option<MapState>>> = Rc::new(RefCell::new(None));
     let backend = RwSignal::new(String::new());
+    let diff = RwSignal::new(None::<Result<GraphDiff, String>>);
+    // Edges new in the current window (diff mode): drawn green.
+    let added_edges: Rc<RefCell<HashSet<String>>> = Rc::default();
     // False once this view is unmounted: the frame loop, stream and key handler then stop
     // touching its (disposed) signals.
     let alive = Rc::new(std::cell::Cell::new(true));
@@ -256,6 +264,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     let apply = {
         let ms = ms.clone();
         let alive = alive.clone();
+        let added_edges = added_edges.clone();
         move |mut g: Graph| {
             if !alive.get() {
                 return;
@@ -269,6 +278,14 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             }
             if s.min_rate > 0.0 {
                 g.edges.retain(|e| e.metrics.rps >= s.min_rate);
+            }
+            if s.diff {
+                let added = added_edges.borrow();
+                for e in g.edges.iter_mut() {
+                    if added.contains(&e.id) {
+                        e.health = "added".into();
+                    }
+                }
             }
             if s.hide_virtual || s.errors_only || s.min_rate > 0.0 {
                 let keep: HashSet<&str> = g
@@ -436,6 +453,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     {
         let ms = ms.clone();
         let apply = apply.clone();
+        let added_edges = added_edges.clone();
         Effect::new(move |_| {
             let s = state.get();
             if canvas.get().is_none() {
@@ -454,10 +472,26 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             }
             let q = s.graph_query();
             let apply2 = apply.clone();
+            let added = added_edges.clone();
+            let want_diff = s.diff;
+            if !want_diff {
+                added.borrow_mut().clear();
+                diff.set(None);
+            }
             spawn_local(async move {
+                // The diff first, so the graph that follows is drawn with its new edges marked.
+                if want_diff {
+                    let d = get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await;
+                    if let Ok(d) = &d {
+                        *added.borrow_mut() = d.added_edges.iter().map(|e| e.id.clone()).collect();
+                    }
+                    let _ = diff.try_set(Some(d));
+                }
                 match get_json::<Graph>(&format!("orrery/api/graph?{q}")).await {
                     Ok(g) => apply2(g),
-                    Err(e) => status.set(format!("Could not load the graph: {e}")),
+                    Err(e) => {
+                        let _ = status.try_set(format!("Could not load the graph: {e}"));
+                    }
                 }
             });
             let mut b = ms.borrow_mut();
@@ -716,6 +750,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             <label><input type="checkbox" prop:checked=move || state.get().hide_virtual on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.hide_virtual = c) } />" hide virtual"</label>
             <label>" min rate "<input type="number" min="0" step="0.1" style="width:70px" prop:value=move || state.get().min_rate.to_string()
                 on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
+            <label><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff vs previous window"</label>
             <button on:click=unpin>"unpin all"</button>
         </div>
         <div class="main">
@@ -753,6 +788,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                     } />
                 </ul>
                 <Legend meta=meta />
+                {move || diff.get().map(|d| view! { <DiffPanel diff=d /> })}
             </div>
             {move || match panel.get() {
                 Panel::None => None,
@@ -1038,4 +1074,30 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
             }}
         </div>
     }
+}
+
+#[component]
+fn DiffPanel(diff: Result<GraphDiff, String>) -> impl IntoView {
+    let d = match diff {
+        Err(e) => {
+            return view! { <div class="panel diff error" data-testid="diff">{e}</div> }.into_any();
+        }
+        Ok(d) => d,
+    };
+    view! {
+        <div class="panel diff" data-testid="diff">
+            <strong>"Diff vs the previous window"</strong>
+            <div class="muted">{format!("{} new, {} vanished edges · {} new, {} vanished nodes",
+                d.added_edges.len(), d.removed_edges.len(), d.added_nodes.len(), d.removed_nodes.len())}</div>
+            <ul>
+                {d.added_edges.iter().map(|e| view! { <li class="added" data-edge-id=e.id.clone()>{format!("+ {} → {}", e.source, e.target)}</li> }).collect_view()}
+                {d.removed_edges.iter().map(|e| view! { <li class="muted" data-edge-id=e.id.clone()>{format!("− {} → {}", e.source, e.target)}</li> }).collect_view()}
+                {d.changed_edges.iter().filter(|c| c.error_rate_delta.abs() >= 0.001).take(10).map(|c| view! {
+                    <li class={if c.error_rate_delta > 0.0 { "err" } else { "added" }}>
+                        {format!("{} → {}: errors {:.1}% → {:.1}%", c.source, c.target, c.base.error_rate * 100.0, c.current.error_rate * 100.0)}</li>
+                }).collect_view()}
+            </ul>
+        </div>
+    }
+    .into_any()
 }

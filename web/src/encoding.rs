@@ -63,6 +63,8 @@ pub fn health_rgb(health: &str) -> [f32; 3] {
     match health {
         "danger" => [0.93, 0.27, 0.25],
         "warning" => [0.98, 0.67, 0.18],
+        // Diff mode: an edge new in the current window.
+        "added" => [0.35, 0.85, 0.45],
         _ => [0.36, 0.72, 0.86],
     }
 }

@@ -78,5 +78,11 @@ export async function e2e(browser, base, artifacts, opts) {
   out.search_results = await page.$$eval("[data-testid=trace-results] .result", (els) =>
     els.map((e) => ({ id: e.dataset.traceId, error: e.classList.contains("has-error") })));
   await shot("search");
+
+  // Diff mode: against the (empty) previous window every edge is new.
+  await page.goto(`${base}/?view=map&level=region&since=15m&diff=1`, { waitUntil: "load" });
+  await page.waitForSelector("[data-testid=diff] li", { timeout: 20000 });
+  out.diff_added = await page.$$eval("[data-testid=diff] li.added[data-edge-id]", (els) => els.map((e) => e.dataset.edgeId));
+  await shot("diff");
   return out;
 }
