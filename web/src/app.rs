@@ -1000,12 +1000,32 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
     let height = RwSignal::new(800.0f64);
     let selected = RwSignal::new(None::<usize>);
     let url = format!("orrery/api/traces/{}", enc(&id));
+    // Phase timings (fetch, JSON parse, tree + critical path) for the big-trace bench.
+    let timings = RwSignal::new(String::new());
     spawn_local(async move {
-        model.set(Some(
-            get_json::<Trace>(&url)
-                .await
-                .map(|t| Rc::new(TraceModel::new(t))),
-        ));
+        let t0 = now_s();
+        let result = match crate::net::get_text(&url).await {
+            Err(e) => Err(e),
+            Ok(text) => {
+                let t1 = now_s();
+                match serde_json::from_str::<Trace>(&text) {
+                    Err(e) => Err(format!("unexpected response: {e}")),
+                    Ok(t) => {
+                        let t2 = now_s();
+                        let m = TraceModel::new(t);
+                        let t3 = now_s();
+                        let _ = timings.try_set(format!(
+                            "fetch {:.0} ms · parse {:.0} ms · model {:.0} ms",
+                            (t1 - t0) * 1e3,
+                            (t2 - t1) * 1e3,
+                            (t3 - t2) * 1e3
+                        ));
+                        Ok(Rc::new(m))
+                    }
+                }
+            }
+        };
+        let _ = model.try_set(Some(result));
     });
     let rows = Memo::new(move |_| {
         model.with(|m| match m {
@@ -1015,7 +1035,7 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
     });
     let scroller = NodeRef::<leptos::html::Div>::new();
     view! {
-        <div class="waterfall" data-testid="waterfall">
+        <div class="waterfall" data-testid="waterfall" data-timings=move || timings.get()>
             {move || match model.get() {
                 None => view! { <p class="msg muted">"loading the trace…"</p> }.into_any(),
                 Some(Err(e)) => view! { <p class="msg error">{e}</p> }.into_any(),

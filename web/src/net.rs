@@ -5,6 +5,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+    let text = get_text(url).await?;
+    serde_json::from_str(&text).map_err(|e| format!("unexpected response: {e}"))
+}
+
+/// The body of a 2xx response; otherwise the API's `{"error": ...}` message.
+pub async fn get_text(url: &str) -> Result<String, String> {
     let w = web_sys::window().ok_or("no window")?;
     let resp = JsFuture::from(w.fetch_with_str(url))
         .await
@@ -21,7 +27,7 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
             .unwrap_or(text);
         return Err(format!("HTTP {}: {msg}", resp.status()));
     }
-    serde_json::from_str(&text).map_err(|e| format!("unexpected response: {e}"))
+    Ok(text)
 }
 
 pub fn enc(s: &str) -> String {

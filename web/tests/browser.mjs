@@ -71,8 +71,9 @@ async function bench() {
 
 if (mode === "bench") {
   await bench();
-} else if (mode === "e2e") {
-  const { e2e } = await import("./e2e.mjs");
+} else if (mode === "e2e" || mode === "bigtrace") {
+  const mod = await import("./e2e.mjs");
+  const e2e = mod[mode];
   const { browser, userDataDir } = await launch();
   try {
     const out = await e2e(browser, target, artifacts, JSON.parse(extra || "{}"));

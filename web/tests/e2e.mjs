@@ -86,3 +86,42 @@ export async function e2e(browser, base, artifacts, opts) {
   await shot("diff");
   return out;
 }
+
+// Opens a big trace and measures: navigation → first rows, rows in the DOM, scroll steps.
+export async function bigtrace(browser, base, artifacts, opts) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1400, height: 900 });
+  const t0 = Date.now();
+  await page.goto(`${base}/?view=trace&trace=${opts.trace}`, { waitUntil: "load" });
+  await page.waitForSelector(".wf-row", { timeout: 120000 });
+  const open_ms = Date.now() - t0;
+  const row_count = await page.$eval(".wf-scroll", (e) => Number(e.dataset.rowCount));
+  const phases = await page.$eval("[data-testid=waterfall]", (e) => e.dataset.timings);
+  const dom_rows = await page.$$eval(".wf-row", (els) => els.length);
+  // Scroll through the whole list in 40 steps, each awaited until the rows for it are drawn.
+  const steps = await page.evaluate(async () => {
+    const el = document.querySelector(".wf-scroll");
+    const times = [];
+    for (let k = 1; k <= 40; k++) {
+      const t = performance.now();
+      el.scrollTop = (el.scrollHeight - el.clientHeight) * (k / 40);
+      el.dispatchEvent(new Event("scroll"));
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      times.push(performance.now() - t);
+    }
+    return times;
+  });
+  const last_row_visible = await page.evaluate(() => {
+    const el = document.querySelector(".wf-scroll");
+    const rows = [...document.querySelectorAll(".wf-row")];
+    const bottom = el.scrollTop + el.clientHeight;
+    return rows.some((r) => r.offsetTop + r.offsetHeight >= bottom - 30);
+  });
+  await page.screenshot({ path: `${artifacts}/bigtrace.png` });
+  const sorted = [...steps].sort((a, b) => a - b);
+  return {
+    open_ms, phases, row_count, dom_rows, scroll_steps: steps.length,
+    scroll_step_p50_ms: sorted[Math.floor(sorted.length / 2)],
+    scroll_step_max_ms: sorted[sorted.length - 1], last_row_visible,
+  };
+}
