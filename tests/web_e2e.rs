@@ -6,37 +6,10 @@
 //! land in artifacts/web/. Needs scripts/build-web.sh and scripts/install.sh (the test command
 //! runs both).
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod web_support;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn curl(args: &[&str]) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "10"])
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
-}
+use web_support::*;
 
 fn attr(k: &str, v: &str) -> serde_json::Value {
     serde_json::json!({"key": k, "value": {"stringValue": v}})
@@ -107,58 +80,9 @@ fn topology(n: usize) -> String {
 
 #[test]
 fn the_map_and_trace_views_work_against_the_real_binary() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dist = root.join("web/dist");
-    assert!(
-        dist.join("index.html").exists() && dist.join("orrery_web_bg.wasm").exists(),
-        "web/dist is missing: run scripts/build-web.sh first"
-    );
     let data = tempfile::tempdir().unwrap();
-    let (http, query) = (free_port(), free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON" {
-            cmd.env_remove(k);
-        }
-    }
-    let _orrery = Running(
-        cmd.env("ORRERY_CHDB_PYTHON", orrery_store::testing::chdb_python())
-            .arg("all-in-one")
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--embedded-port", "0"])
-            .args(["--otlp-grpc-addr", &format!("127.0.0.1:{}", free_port())])
-            .args(["--otlp-http-addr", &format!("127.0.0.1:{http}")])
-            .args(["--query-addr", &format!("127.0.0.1:{query}")])
-            .arg("--ui-dir")
-            .arg(&dist)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{query}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while curl(&[&format!("{base}/orrery/api/health")]).is_none() {
-        assert!(Instant::now() < deadline, "query API did not come up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let body = topology(30);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while curl(&[
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "--data-binary",
-        &body,
-        &format!("http://127.0.0.1:{http}/v1/traces"),
-    ])
-    .is_none()
-    {
-        assert!(Instant::now() < deadline, "collector did not accept OTLP");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let (_orrery, base, otlp) = start_orrery(data.path());
+    post_otlp(&otlp, &topology(30));
     // Wait until the API's graph has the topology (ingest is batched).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -177,22 +101,7 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
         "nodes": ["INTERNET", "frontend", "checkout", "payments"],
         "red_edge": "checkout->payments",
     });
-    let out = Command::new("node")
-        .arg(root.join("web/tests/browser.mjs"))
-        .arg("e2e")
-        .arg(&base)
-        .arg(root.join("artifacts/web"))
-        .arg(opts.to_string())
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON");
+    let v = browser("e2e", &base, &opts);
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
 
     let strs = |x: &serde_json::Value| -> Vec<String> {
