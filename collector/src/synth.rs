@@ -138,3 +138,29 @@ pub fn now_ns() -> u64 {
         .unwrap_or_default()
         .as_nanos() as u64
 }
+
+/// Replaces every id by a random-looking one through a bijection (so ids stay unique and
+/// parent links stay intact): realistic entropy for on-disk size measurements.
+pub fn scramble_ids(req: &mut ExportTraceServiceRequest) {
+    fn mix(b: &mut [u8]) {
+        for chunk in b.chunks_exact_mut(8) {
+            let mut x = u64::from_be_bytes(chunk.try_into().expect("8 bytes"));
+            x ^= x >> 30;
+            x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x ^= x >> 27;
+            x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^= x >> 31;
+            chunk.copy_from_slice(&x.to_be_bytes());
+        }
+    }
+    for span in req
+        .resource_spans
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|s| &mut s.spans)
+    {
+        mix(&mut span.trace_id);
+        mix(&mut span.span_id);
+        mix(&mut span.parent_span_id);
+    }
+}
