@@ -133,6 +133,8 @@ async fn chaos_controls_move_edge_error_rate_and_latency_and_restore_brings_them
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
+    trace_through_the_real_collector(&api, &control).await;
+
     // Four aligned minutes.
     let m0 = now_ms().div_ceil(60_000) * 60_000;
     let [m1, m2, m3] = [m0 + 60_000, m0 + 120_000, m0 + 180_000];
@@ -201,4 +203,120 @@ async fn chaos_controls_move_edge_error_rate_and_latency_and_restore_brings_them
         num(&pricing3, "p50_ms") < num(&pricing1, "p50_ms") - 300.0,
         "{pricing3}"
     );
+}
+
+/// One checkout with a known `traceparent`, read back through the real collector, ClickHouse and
+/// the query API's trace view: every span is linked to a parent that exists, across HTTP, gRPC
+/// and the queue.
+async fn trace_through_the_real_collector(api: &str, control: &str) {
+    let fleet: Value = reqwest::get(format!("{control}/fleet"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let gateway = fleet["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "edge-gateway")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let trace_id = format!(
+        "{:032x}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let caller = "00f067aa0ba902b7";
+    let resp = reqwest::Client::new()
+        .post(format!("{gateway}/api/checkout"))
+        .header("traceparent", format!("00-{trace_id}-{caller}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let expected = [
+        "edge-gateway",
+        "auth",
+        "checkout",
+        "cart",
+        "pricing",
+        "currency",
+        "inventory",
+        "payments",
+        "fraud",
+        "ml-ranker",
+        "orders",
+        "shipping",
+        "notifications",
+    ];
+    let mut trace = Value::Null;
+    for _ in 0..60 {
+        let r = reqwest::get(format!("{api}/orrery/api/traces/{trace_id}"))
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            trace = r.json().await.unwrap();
+            let services: Vec<&str> = trace["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|s| s.as_str())
+                .collect();
+            // Wait for the last hops (after the queue) and for late spans to settle.
+            if expected.iter().all(|e| services.contains(e))
+                && trace["spans"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["service"] == "notifications" && s["kind"] == "Client")
+            {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                trace = reqwest::get(format!("{api}/orrery/api/traces/{trace_id}"))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let spans = trace["spans"]
+        .as_array()
+        .unwrap_or_else(|| panic!("trace {trace_id} never arrived"));
+    let ids: std::collections::HashSet<&str> = spans
+        .iter()
+        .map(|s| s["span_id"].as_str().unwrap())
+        .collect();
+    for s in spans {
+        let parent = s["parent_span_id"].as_str().unwrap();
+        if s["service"] == "edge-gateway" && s["kind"] == "Server" {
+            // Its parent is our caller's span, which is not part of the stored trace.
+            assert_eq!(parent, caller);
+            assert_eq!(s["missing_parent"], true);
+        } else {
+            assert_eq!(s["missing_parent"], false, "{s}");
+            assert!(ids.contains(parent), "parent of {s} not in the trace");
+        }
+    }
+    let find = |kind: &str| {
+        spans
+            .iter()
+            .find(|s| s["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} span"))
+    };
+    let (producer, consumer) = (find("Producer"), find("Consumer"));
+    assert_eq!(consumer["parent_span_id"], producer["span_id"]);
+    assert_eq!(consumer["service"], "orders");
+    let grpc_servers = spans
+        .iter()
+        .filter(|s| s["kind"] == "Server" && s["attributes"]["rpc.system"] == "grpc")
+        .count();
+    assert!(grpc_servers >= 2, "{grpc_servers} gRPC server spans");
 }
