@@ -193,6 +193,10 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
             "frontend->checkout"
         ]
     );
+    let mut fixed = strs(&v["fixed_nodes"]);
+    fixed.sort();
+    assert_eq!(fixed, ["INTERNET", "checkout", "frontend", "payments"]);
+    assert!(v["fixed_label"].as_str().unwrap().starts_with("fixed "));
     let log = strs(&v["log"]);
     assert!(
         log.iter()

@@ -30,6 +30,9 @@ pub struct UrlState {
     pub hide_virtual: bool,
     pub min_rate: f64,
     pub diff: bool,
+    /// Fixed window (Unix ms); empty = live `since`.
+    pub start: String,
+    pub end: String,
 }
 
 impl UrlState {
@@ -53,6 +56,8 @@ impl UrlState {
             hide_virtual: p.get("virtual").as_deref() == Some("0"),
             min_rate: g("min_rate", "0").parse().unwrap_or(0.0),
             diff: p.get("diff").as_deref() == Some("1"),
+            start: g("start", ""),
+            end: g("end", ""),
         }
     }
 
@@ -67,7 +72,7 @@ impl UrlState {
                 q.push(format!("focus={}", enc(&self.focus)));
             }
         }
-        q.push(format!("since={}", enc(&self.since)));
+        q.push(self.window_query());
         if !self.trace.is_empty() && self.view == "trace" {
             q.push(format!("trace={}", enc(&self.trace)));
         }
@@ -102,8 +107,21 @@ impl UrlState {
         format!("?{}", q.join("&"))
     }
 
+    /// `since=…` when live, else `start=…&end=…`.
+    fn window_query(&self) -> String {
+        if self.start.is_empty() {
+            format!("since={}", enc(&self.since))
+        } else {
+            format!("start={}&end={}", enc(&self.start), enc(&self.end))
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.start.is_empty()
+    }
+
     fn graph_query(&self) -> String {
-        let mut q = format!("level={}&since={}", enc(&self.level), enc(&self.since));
+        let mut q = format!("level={}&{}", enc(&self.level), self.window_query());
         if self.level == "region" && !self.region.is_empty() {
             q += &format!("&region={}", enc(&self.region));
         }
@@ -194,6 +212,16 @@ fn App() -> impl IntoView {
                         <option value="1d">"last 1d"</option>
                     </select>
                 </label>
+                {move || { let s = state.get(); if s.live() {
+                    view! { <button title="keep this window fixed (a shareable range)" on:click=move |_| {
+                        let now = js_sys::Date::now() as i64;
+                        let secs = parse_since(&state.get_untracked().since);
+                        state.update(|s| { s.start = (now - secs * 1000).to_string(); s.end = now.to_string(); });
+                    }>"freeze window"</button> }.into_any()
+                } else {
+                    view! { <span data-testid="fixed-window">{format!("fixed {} → {}", fmt_ms(&s.start), fmt_ms(&s.end))}</span>
+                        " "<button on:click=move |_| state.update(|s| { s.start.clear(); s.end.clear(); })>"back to live"</button> }.into_any()
+                }}}
             </header>
             {move || match view_name.get().as_str() {
                 "trace" => view! { <TraceView state=state /> }.into_any(),
@@ -498,6 +526,9 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             if let Some(m) = b.as_mut() {
                 if let Some(old) = m.source.take() {
                     old.close();
+                }
+                if !s.live() {
+                    return;
                 }
                 if let Ok(es) = web_sys::EventSource::new(&format!(
                     "orrery/api/graph/stream?{}",
@@ -833,8 +864,11 @@ fn Legend(meta: RwSignal<(f64, crate::api::DataQuality, String)>) -> impl IntoVi
 #[component]
 fn NodePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
     let detail = RwSignal::new(None::<Result<NodeDetail, String>>);
-    let since = state.get_untracked().since;
-    let url = format!("orrery/api/nodes/{}?since={}", enc(&id), enc(&since));
+    let url = format!(
+        "orrery/api/nodes/{}?{}",
+        enc(&id),
+        state.get_untracked().window_query()
+    );
     spawn_local(async move { detail.set(Some(get_json(&url).await)) });
     let id2 = id.clone();
     view! {
@@ -865,12 +899,11 @@ fn NodePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
 #[component]
 fn EdgePanel(source: String, target: String, state: RwSignal<UrlState>) -> impl IntoView {
     let detail = RwSignal::new(None::<Result<EdgeDetail, String>>);
-    let since = state.get_untracked().since;
     let url = format!(
-        "orrery/api/edges?source={}&target={}&since={}",
+        "orrery/api/edges?source={}&target={}&{}",
         enc(&source),
         enc(&target),
-        enc(&since)
+        state.get_untracked().window_query()
     );
     spawn_local(async move { detail.set(Some(get_json(&url).await)) });
     let open = move |id: String| {
@@ -887,6 +920,15 @@ fn EdgePanel(source: String, target: String, state: RwSignal<UrlState>) -> impl 
                 Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
                 Some(Ok(d)) => view! {
                     <p>{metrics_line(&d.edge.metrics)}</p>
+                    <h4>"Latency"</h4>
+                    <div class="histogram" data-testid="histogram">{
+                        let max = d.histogram.counts.iter().copied().max().unwrap_or(0).max(1);
+                        d.histogram.counts.iter().enumerate().map(|(i, c)| {
+                            let label = d.histogram.bounds_ms.get(i).map(|b| format!("≤{b}ms")).unwrap_or_else(|| "more".into());
+                            view! { <div class="hbar" title=format!("{label}: {c}")>
+                                <div style=format!("height:{:.0}%", *c as f64 / max as f64 * 100.0)></div></div> }
+                        }).collect_view()
+                    }</div>
                     <h4>"Recent error traces"</h4>
                     {if d.exemplars.failed.is_empty() { Some(view! { <p class="muted">"No failed calls in this window."</p> }) } else { None }}
                     <ul data-testid="error-traces">{d.exemplars.failed.iter().map(|t| { let id = t.trace_id.clone(); view! {
@@ -916,8 +958,8 @@ fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
     let search = move || {
         let s = state.get_untracked();
         let mut q = format!(
-            "since={}&limit=50&order={}",
-            enc(&s.since),
+            "{}&limit=50&order={}",
+            s.window_query(),
             enc(&order.get_untracked())
         );
         for (k, v) in [
@@ -1120,4 +1162,21 @@ fn DiffPanel(diff: Result<GraphDiff, String>) -> impl IntoView {
         </div>
     }
     .into_any()
+}
+
+/// Seconds in a `since` value like `90s`, `5m`, `1h`, `2d` (default 5 minutes).
+fn parse_since(s: &str) -> i64 {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n.parse().unwrap_or(5);
+    n * match unit {
+        "s" => 1,
+        "h" => 3600,
+        "d" => 86400,
+        _ => 60,
+    }
+}
+
+fn fmt_ms(ms: &str) -> String {
+    let d = js_sys::Date::new(&JsValue::from_f64(ms.parse().unwrap_or(0.0)));
+    d.to_iso_string().as_string().unwrap_or_default()
 }

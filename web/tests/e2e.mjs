@@ -84,6 +84,13 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.waitForSelector("[data-testid=diff] li", { timeout: 20000 });
   out.diff_added = await page.$$eval("[data-testid=diff] li.added[data-edge-id]", (els) => els.map((e) => e.dataset.edgeId));
   await shot("diff");
+
+  // A fixed window (no stream) from the URL shows the same services.
+  const end = Date.now(), start = end - 15 * 60 * 1000;
+  await page.goto(`${base}/?view=map&level=region&start=${start}&end=${end}`, { waitUntil: "load" });
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=map-nodes] li").length >= 4, { timeout: 20000 });
+  out.fixed_nodes = await nodeIds();
+  out.fixed_label = await page.$eval("[data-testid=fixed-window]", (e) => e.textContent);
   return out;
 }
 

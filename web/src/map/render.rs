@@ -258,6 +258,20 @@ impl Renderer {
                 "#d8e2ee"
             });
             let _ = o.fill_text(&n.name, x as f64, (y + r_px + 14.0 * dpr) as f64);
+            // Notice badge for nodes in warning/danger.
+            if n.health == "warning" || n.health == "danger" {
+                o.set_fill_style_str(if n.health == "danger" {
+                    "#ee4540"
+                } else {
+                    "#faab2e"
+                });
+                o.begin_path();
+                let (bx, by) = ((x + r_px * 0.75) as f64, (y - r_px * 0.75) as f64);
+                let _ = o.arc(bx, by, (7.0 * dpr) as f64, 0.0, std::f64::consts::TAU);
+                o.fill();
+                o.set_fill_style_str("#0b0f17");
+                let _ = o.fill_text("!", bx, by + (4.0 * dpr) as f64);
+            }
             drawn += 1;
         }
     }
