@@ -66,7 +66,7 @@ impl Rollup {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut runs: u64 = 0;
         loop {
-            let lookback = if runs % 100 == 0 {
+            let lookback = if runs.is_multiple_of(100) {
                 self.settings.graph_rollup_backfill
             } else {
                 self.settings.graph_rollup_lookback
