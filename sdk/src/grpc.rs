@@ -144,3 +144,38 @@ impl Extractor for MetadataExtractor<'_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{TraceContextExt, Tracer as _, TracerProvider as _};
+    use tonic::service::Interceptor;
+
+    use super::*;
+
+    #[test]
+    fn context_round_trips_through_metadata_both_ways() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let tracer = provider.tracer("t");
+        let cx = Context::current_with_span(tracer.start("call"));
+        let sent = {
+            let _guard = cx.clone().attach();
+            InjectInterceptor.call(tonic::Request::new(())).unwrap()
+        };
+        assert!(sent.metadata().get("traceparent").is_some());
+        let received = ExtractInterceptor.call(sent).unwrap();
+        let remote = received.extensions().get::<RemoteContext>().unwrap();
+        let (a, b) = (
+            remote.0.span().span_context().clone(),
+            cx.span().span_context().clone(),
+        );
+        assert_eq!(a.trace_id(), b.trace_id());
+        assert_eq!(a.span_id(), b.span_id());
+        assert!(a.is_remote());
+    }
+
+    #[test]
+    fn only_server_fault_codes_mark_server_spans_as_errors() {
+        assert!(is_server_error(13) && is_server_error(14) && is_server_error(2));
+        assert!(!is_server_error(0) && !is_server_error(5) && !is_server_error(3));
+    }
+}
