@@ -117,8 +117,13 @@ async fn all_in_one(
             ui = %args.query.query_addr,
             "orrery all-in-one starting"
         );
+        let mut collector_args = args.collector;
+        // The spool lives with the rest of this instance's data.
+        collector_args
+            .spool_dir
+            .get_or_insert_with(|| args.embedded.data_dir.join("spool"));
         let collector = tokio::spawn(orrery_collector::run(
-            args.collector,
+            collector_args,
             ch.clone(),
             shutdown.clone(),
         ));

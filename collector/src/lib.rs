@@ -41,9 +41,10 @@ pub struct CollectorArgs {
     /// Require `Authorization: Bearer <token>` on both receivers.
     #[arg(long, env = "ORRERY_OTLP_AUTH_TOKEN", hide_env_values = true)]
     pub otlp_auth_token: Option<String>,
-    /// Directory of the write-ahead spool.
-    #[arg(long, env = "ORRERY_SPOOL_DIR", default_value = "./data/spool")]
-    pub spool_dir: PathBuf,
+    /// Directory of the write-ahead spool [default: `<data-dir>/spool` in all-in-one,
+    /// `./data/spool` otherwise].
+    #[arg(long, env = "ORRERY_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
     /// Spool size at which requests are pushed back (HTTP 503 + Retry-After, gRPC UNAVAILABLE).
     #[arg(long, env = "ORRERY_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
     pub spool_max_bytes: u64,
@@ -124,8 +125,12 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running> {
     let metrics = Arc::new(Metrics::new());
+    let spool_dir = args
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./data/spool"));
     let (spool, queue) = Spool::open(SpoolConfig {
-        dir: args.spool_dir.clone(),
+        dir: spool_dir.clone(),
         max_bytes: args.spool_max_bytes,
         batch_max_spans: args.batch_max_spans,
         batch_max_bytes: args.batch_max_bytes,
@@ -151,7 +156,7 @@ pub async fn start(
         .with_context(|| format!("binding OTLP/gRPC on {}", args.otlp_grpc_addr))?;
     let http_addr = http_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
-    tracing::info!(http = %http_addr, grpc = %grpc_addr, spool = ?args.spool_dir, "collector listening");
+    tracing::info!(http = %http_addr, grpc = %grpc_addr, spool = ?spool_dir, "collector listening");
 
     // Receivers stop on `shutdown`; the sink keeps going until the spool is drained (or the
     // flush deadline passes).

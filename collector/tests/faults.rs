@@ -33,9 +33,21 @@ async fn clickhouse_killed_mid_stream_loses_and_duplicates_nothing() {
     let c = Collector::start(&ch, &dir.path().join("spool"), &["--batch-max-spans=600"]).await;
     let http = reqwest::Client::new();
     let (requests, per_request) = (30u64, 200usize);
+    let mut killed = None;
     for seed in 0..requests {
         if seed == 8 || seed == 20 {
-            let pid = server.pid().await.expect("chDB running");
+            // The second kill waits for the supervisor to have restarted chDB after the first.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let pid = loop {
+                match server.pid().await {
+                    Some(pid) if Some(pid) != killed => break pid,
+                    _ => {
+                        assert!(std::time::Instant::now() < deadline, "chDB restarted");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            };
+            killed = Some(pid);
             let status = Command::new("kill")
                 .args(["-9", &pid.to_string()])
                 .status()
