@@ -62,3 +62,29 @@ fn map_bench_page_renders_and_reports_figures() {
     }
     assert!(v["layout_added"].as_u64().unwrap() == 50);
 }
+
+/// The 2D-canvas fallback (forced with `?renderer=2d`) draws the same scene.
+#[test]
+fn canvas_fallback_renders_frames() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("node")
+        .arg(root.join("web/tests/browser.mjs"))
+        .arg("bench")
+        .arg(root.join("web/dist"))
+        .arg(root.join("artifacts/web"))
+        .arg("renderer=2d&services=200&edges=800&particles=10000&frames=10")
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench page failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    println!("canvas fallback: {line}");
+    let v: serde_json::Value = serde_json::from_str(line).expect("bench JSON");
+    assert_eq!(v["backend"], "canvas2d");
+    assert_eq!(v["frames"], 10);
+    assert!(v["particles"].as_u64().unwrap() > 9_000);
+}
