@@ -138,7 +138,7 @@ async fn split_out_of_order_batches_and_a_late_parent_are_exact_after_rollup() {
     let client = span("c1", "2", "1", "checkout", "Client", base + MS, 80);
     // The server span starts in the *next* minute (clock skew / slow network): split minutes.
     let server = span("c1", "3", "2", "payments", "Server", base + 15_000 * MS, 20).error();
-    insert(&ch, &[server.clone()]).await;
+    insert(&ch, std::slice::from_ref(&server)).await;
     let w = window(base - MINUTE, now_ns());
 
     let before = graph_of(&ch, Level::Region, w).await;
@@ -152,7 +152,7 @@ async fn split_out_of_order_batches_and_a_late_parent_are_exact_after_rollup() {
     assert_eq!(rolled.data_quality.orphan_spans, 1);
 
     // The other collector's batch: client then the late root, out of order within the batch.
-    insert(&ch, &[client.clone(), parent.clone()]).await;
+    insert(&ch, &[client, parent]).await;
     // Live view already sees the pair (the rolled-up minute still has the stale answer until
     // the next rollup run picks up the late spans).
     let report = rollup(&ch, Duration::from_secs(900)).await;

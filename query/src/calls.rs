@@ -68,6 +68,9 @@ pub fn error_expr(server_only: bool) -> String {
 pub mod minute_filter {
     /// Everything in `[lo, hi)` (the rollup job computes exactly one minute).
     pub const ALL: &str = "";
+    /// Only the minutes listed in `{minutes:Array(UInt32)}` (Unix seconds): a rollup batch.
+    pub const LISTED: &str =
+        "AND has({minutes:Array(UInt32)}, toUInt32(toStartOfMinute(toDateTime(Timestamp))))";
     /// Only minutes the rollup has not covered (the live part of a graph query).
     pub const NOT_ROLLED: &str = "AND toStartOfMinute(toDateTime(Timestamp)) NOT IN (SELECT Minute FROM orrery_rollup_minutes WHERE Minute >= toStartOfMinute(toDateTime(fromUnixTimestamp64Nano({lo:Int64}))) AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64})))";
 }

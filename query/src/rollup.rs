@@ -20,8 +20,10 @@ use crate::GraphArgs;
 use crate::calls::{self, minute_filter};
 
 const MINUTE_NS: i64 = 60_000_000_000;
-/// Minutes recomputed per run at most (keeps one run short; backfill continues next run).
-const MAX_MINUTES_PER_RUN: usize = 60;
+/// Minutes recomputed per run at most (keeps one run bounded; backfill continues next run).
+const MAX_MINUTES_PER_RUN: usize = 1440;
+/// Minutes computed by one set of queries.
+const MINUTES_PER_BATCH: usize = 60;
 
 pub struct Rollup {
     client: Client,
@@ -165,10 +167,17 @@ impl Rollup {
             late_spans: late_total,
             ..Default::default()
         };
-        // Newest first: the minutes the live view most likely shows.
-        for (&minute, &(spans, late)) in dirty.iter().rev().take(MAX_MINUTES_PER_RUN) {
-            self.compute_minute(minute, spans, late, now_ns).await?;
-            report.computed.push(minute);
+        // Newest first (the minutes the live view most likely shows), in batches: one
+        // computation per batch, since each query pays a scan of the time range.
+        let todo: Vec<(i64, (u64, u64))> = dirty
+            .iter()
+            .rev()
+            .take(MAX_MINUTES_PER_RUN)
+            .map(|(m, v)| (*m, *v))
+            .collect();
+        for batch in todo.chunks(MINUTES_PER_BATCH) {
+            self.compute_minutes(batch, now_ns).await?;
+            report.computed.extend(batch.iter().map(|(m, _)| *m));
         }
         Ok(report)
     }
@@ -182,20 +191,26 @@ impl Rollup {
         v
     }
 
-    /// Recomputes one minute from spans: edges, nodes, then the marker.
-    async fn compute_minute(&self, minute: i64, spans: u64, late: u64, now_ns: i64) -> Result<()> {
+    /// Recomputes minutes `(minute, (spans, late))` from spans: edges, nodes, then markers.
+    async fn compute_minutes(&self, batch: &[(i64, (u64, u64))], now_ns: i64) -> Result<()> {
         let computed = self.next_computed_at();
         let lookback = self.settings.graph_parent_lookback.as_nanos() as i64;
         let settled = now_ns - self.settings.graph_grace.as_nanos() as i64;
-        let hi = minute + MINUTE_NS;
+        let lo = batch.iter().map(|(m, _)| *m).min().unwrap_or(0);
+        let hi = batch.iter().map(|(m, _)| *m).max().unwrap_or(0) + MINUTE_NS;
+        let minutes: Vec<u32> = batch
+            .iter()
+            .map(|(m, _)| (m / 1_000_000_000) as u32)
+            .collect();
         let bind = |q: clickhouse::query::Query| {
-            q.param("lo", minute)
+            q.param("lo", lo)
                 .param("hi", hi)
-                .param("plo", minute - lookback)
+                .param("plo", lo - lookback)
                 .param("chi", hi + lookback)
                 .param("settled", settled)
                 .param("region_attrs", &self.settings.graph_region_attributes)
                 .param("computed", computed)
+                .param("minutes", &minutes)
         };
         bind(self.client.query(&format!(
             "INSERT INTO orrery_edges_1m (Minute, ComputedAt, Caller, Callee, CallerRegion,
@@ -203,7 +218,7 @@ impl Rollup {
              SELECT Minute, {{computed:UInt64}}, Caller, Callee, CallerRegion, CalleeRegion,
                 CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets
              FROM ({})",
-            calls::edge_rows_sql(minute_filter::ALL)
+            calls::edge_rows_sql(minute_filter::LISTED)
         )))
         .execute()
         .await
@@ -214,30 +229,74 @@ impl Rollup {
              SELECT Minute, {{computed:UInt64}}, Service, Region, Instance, Requests, Errors,
                 DurationSumNs, LatencyDigest, LatencyBuckets
              FROM ({})",
-            calls::node_rows_sql(minute_filter::ALL)
+            calls::node_rows_sql(minute_filter::LISTED)
         )))
         .execute()
         .await
         .context("rolling up nodes")?;
-        self.client
+        let quality: Vec<MinuteQuality> = self
+            .client
             .query(
-                "INSERT INTO orrery_rollup_minutes (Minute, ComputedAt, Spans, Orphans, Unmatched, Late)
-                 SELECT toDateTime(fromUnixTimestamp64Nano({lo:Int64})), {computed:UInt64},
-                    {spans:UInt64},
-                    sumIf(Requests, CalleeKind = 'orphan'),
-                    sumIf(Requests, CalleeKind IN ('database', 'queue', 'external')),
-                    {late:UInt64}
+                "SELECT toUInt32(Minute) AS minute,
+                    sumIf(Requests, CalleeKind = 'orphan') AS orphans,
+                    sumIf(Requests, CalleeKind IN ('database', 'queue', 'external')) AS unmatched
                  FROM orrery_edges_1m
-                 WHERE Minute = toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-                   AND ComputedAt = {computed:UInt64}",
+                 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+                   AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+                   AND ComputedAt = {computed:UInt64}
+                 GROUP BY Minute",
             )
-            .param("lo", minute)
+            .param("lo", lo)
+            .param("hi", hi)
             .param("computed", computed)
-            .param("spans", spans)
-            .param("late", late)
-            .execute()
+            .fetch_all()
             .await
-            .context("writing rollup marker")?;
+            .context("reading rollup quality counts")?;
+        let quality: BTreeMap<u32, &MinuteQuality> =
+            quality.iter().map(|q| (q.minute, q)).collect();
+        let mut insert = self
+            .client
+            .insert::<MarkerRow>("orrery_rollup_minutes")
+            .await
+            .context("writing rollup markers")?;
+        for (minute, (spans, late)) in batch {
+            let m = (minute / 1_000_000_000) as u32;
+            let q = quality.get(&m);
+            insert
+                .write(&MarkerRow {
+                    minute: m,
+                    computed_at: computed,
+                    spans: *spans,
+                    orphans: q.map(|q| q.orphans).unwrap_or(0),
+                    unmatched: q.map(|q| q.unmatched).unwrap_or(0),
+                    late: *late,
+                })
+                .await?;
+        }
+        insert.end().await.context("writing rollup markers")?;
         Ok(())
     }
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct MinuteQuality {
+    minute: u32,
+    orphans: u64,
+    unmatched: u64,
+}
+
+#[derive(Row, serde::Serialize, Debug)]
+struct MarkerRow {
+    #[serde(rename = "Minute")]
+    minute: u32,
+    #[serde(rename = "ComputedAt")]
+    computed_at: u64,
+    #[serde(rename = "Spans")]
+    spans: u64,
+    #[serde(rename = "Orphans")]
+    orphans: u64,
+    #[serde(rename = "Unmatched")]
+    unmatched: u64,
+    #[serde(rename = "Late")]
+    late: u64,
 }
