@@ -452,6 +452,22 @@ fn kubernetes_collectors_scale_on_cpu_probe_health_and_flush_before_stopping() {
         .as_u64()
         .unwrap();
     assert!(grace >= 60, "collectors need time to flush, got {grace}s");
+    // The flush deadline fits inside the grace period after the preStop delay.
+    let env = c["env"].as_array().unwrap();
+    let flush = env
+        .iter()
+        .find(|e| e["name"] == "ORRERY_COLLECTOR_SHUTDOWN_TIMEOUT")
+        .and_then(|e| e["value"].as_str()?.strip_suffix('s')?.parse::<u64>().ok())
+        .expect("ORRERY_COLLECTOR_SHUTDOWN_TIMEOUT in seconds");
+    let pre_stop = c["lifecycle"]["preStop"]["exec"]["command"][1]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(
+        pre_stop + flush < grace,
+        "preStop {pre_stop}s + flush {flush}s must end before the {grace}s grace period"
+    );
     // HPA on CPU, aimed at this Deployment.
     let hpa = find(&docs, "HorizontalPodAutoscaler", "orrery-collector");
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "orrery-collector");
