@@ -132,6 +132,15 @@ impl Spool {
     /// Returns the handle and the queue of sealed segments, oldest first.
     pub fn open(cfg: SpoolConfig) -> Result<(Spool, mpsc::UnboundedReceiver<Segment>)> {
         fs::create_dir_all(&cfg.dir).with_context(|| format!("creating spool {:?}", cfg.dir))?;
+        // One process per spool: two writers would replay and delete each other's batches.
+        // The kernel drops the lock when the process dies, so a kill -9 leaves no stale lock.
+        let lock = File::create(cfg.dir.join("LOCK"))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "spool directory {:?} is in use by another collector",
+                cfg.dir
+            )
+        })?;
         let dead_dir = cfg.dir.join("parked");
         fs::create_dir_all(&dead_dir)?;
         for entry in fs::read_dir(&dead_dir)? {
@@ -171,6 +180,7 @@ impl Spool {
         }
         let (tx, rx) = mpsc::channel::<Append>(1024);
         let writer = Writer {
+            _lock: lock,
             cfg: cfg.clone(),
             next_seq,
             current: None,
@@ -281,6 +291,8 @@ struct Open {
 }
 
 struct Writer {
+    /// Held (locked) for as long as the writer runs.
+    _lock: File,
     cfg: SpoolConfig,
     next_seq: u64,
     current: Option<Open>,
@@ -454,21 +466,43 @@ mod tests {
         assert_eq!(spool.bytes(), 4 * 18);
         spool.delivered(&seg).unwrap();
         assert_eq!(spool.bytes(), 18);
-        // Simulate a crash: a torn record after the fourth one, in the still-open segment.
-        let open = fs::read_dir(dir.path())
+        // Simulate a crash: what is on disk now, copied elsewhere (this process still holds
+        // the spool), plus a torn record after the fourth one in the still-open segment.
+        let crashed = tempfile::tempdir().unwrap();
+        for entry in fs::read_dir(dir.path()).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_file() && p.file_name().unwrap() != "LOCK" {
+                fs::copy(&p, crashed.path().join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let open = fs::read_dir(crashed.path())
             .unwrap()
             .map(|e| e.unwrap().path())
             .find(|p| p.extension().is_some_and(|e| e == "open"))
             .unwrap();
-        std::mem::forget(spool);
         let mut f = OpenOptions::new().append(true).open(&open).unwrap();
         f.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
         drop(f);
-        let (spool, mut sealed) = Spool::open(cfg(dir.path())).unwrap();
+        spool.close();
+        let (spool, mut sealed) = Spool::open(cfg(crashed.path())).unwrap();
         let seg = sealed.recv().await.unwrap();
         let records = seg.read_records().unwrap();
         assert_eq!(records, vec![Bytes::from(vec![3u8; 10])]);
         assert_eq!(spool.bytes(), 18);
+    }
+
+    #[tokio::test]
+    async fn a_spool_directory_has_one_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _sealed) = Spool::open(cfg(dir.path())).unwrap();
+        let err = Spool::open(cfg(dir.path()))
+            .err()
+            .expect("second open refused");
+        assert!(
+            err.to_string().contains("in use by another collector"),
+            "{err}"
+        );
+        spool.close();
     }
 
     #[tokio::test]
