@@ -17,7 +17,7 @@ fn attr(k: &str, v: &str) -> serde_json::Value {
 
 /// OTLP JSON for `n` traces: frontend (root server) → checkout → payments; every third
 /// payments call fails.
-fn topology(n: usize) -> String {
+fn topology(n: usize, id_base: usize, leaf: &'static str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -27,7 +27,7 @@ fn topology(n: usize) -> String {
         Default::default();
     for i in 0..n {
         let t0 = now + i as u64 * 100_000_000;
-        let trace = format!("{:032x}", 0xabc000 + i);
+        let trace = format!("{:032x}", id_base + i);
         let id = |k: u64| format!("{:016x}", (i as u64) * 16 + k + 1);
         let fail = i % 3 == 0;
         let span = |sid: u64,
@@ -56,7 +56,7 @@ fn topology(n: usize) -> String {
             span(2, Some(1), "POST /orders", 2, 3 * ms, 35 * ms, fail),
             span(3, Some(2), "POST /pay", 3, 5 * ms, 30 * ms, fail),
         ]);
-        by_service.entry("payments").or_default().push(span(
+        by_service.entry(leaf).or_default().push(span(
             4,
             Some(3),
             "POST /pay",
@@ -82,7 +82,7 @@ fn topology(n: usize) -> String {
 fn the_map_and_trace_views_work_against_the_real_binary() {
     let data = tempfile::tempdir().unwrap();
     let (_orrery, base, otlp) = start_orrery(data.path());
-    post_otlp(&otlp, &topology(30));
+    post_otlp(&otlp, &topology(30, 0xabc000, "payments"));
     // Wait until the API's graph has the topology (ingest is batched).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -100,6 +100,8 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     let opts = serde_json::json!({
         "nodes": ["INTERNET", "frontend", "checkout", "payments"],
         "red_edge": "checkout->payments",
+        "otlp": otlp,
+        "live_body": topology(10, 0xdef000, "fraud"),
     });
     let v = browser("e2e", &base, &opts);
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
@@ -197,6 +199,11 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     fixed.sort();
     assert_eq!(fixed, ["INTERNET", "checkout", "frontend", "payments"]);
     assert!(v["fixed_label"].as_str().unwrap().starts_with("fixed "));
+    // Live: spans for a new service arrive while the map is open; it appears through the
+    // stream without a reload, and the services already drawn keep their places.
+    let live = strs(&v["live_nodes"]);
+    assert!(live.iter().any(|n| n == "fraud"), "{live:?}");
+    assert_eq!(strs(&v["live_moved"]), Vec::<String>::new());
     let log = strs(&v["log"]);
     assert!(
         log.iter()

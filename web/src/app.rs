@@ -804,7 +804,13 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                         let id2 = n.id.clone();
                         view! {
                             <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-x=n.x data-y=n.y data-kind=n.kind.clone() data-health=n.health.clone()
-                                on:click=move |_| panel.set(Panel::Node(id.clone()))
+                                on:click={ let id = id.clone(); move |_| panel.set(Panel::Node(id.clone())) }
+                                on:keydown={ let id = id.clone(); let kind = n.kind.clone(); move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+                                    // Keyboard: Enter opens the panel, Shift+Enter drills down.
+                                    "Enter" if ev.shift_key() => drill(id.clone(), kind.clone()),
+                                    "Enter" => panel.set(Panel::Node(id.clone())),
+                                    _ => {}
+                                } }
                                 on:dblclick=move |_| drill(id2.clone(), kind.clone())>
                                 {format!("{} · {} · {:.1}% err", n.name, fmt_rate(n.rps), n.error_rate * 100.0)}
                             </li>

@@ -91,6 +91,21 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=map-nodes] li").length >= 4, { timeout: 20000 });
   out.fixed_nodes = await nodeIds();
   out.fixed_label = await page.$eval("[data-testid=fixed-window]", (e) => e.textContent);
+
+  // Live: new spans (a new service) arrive while the map is open.
+  await page.goto(`${base}/?view=map&level=region&since=15m`, { waitUntil: "load" });
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=map-nodes] li").length >= 4, { timeout: 20000 });
+  const positions = () => page.$$eval("[data-testid=map-nodes] li", (els) =>
+    Object.fromEntries(els.map((e) => [e.dataset.nodeId, `${e.dataset.x},${e.dataset.y}`])));
+  const before = await positions();
+  const res = await fetch(opts.otlp, { method: "POST", headers: { "content-type": "application/json" }, body: opts.live_body });
+  if (!res.ok) throw new Error(`OTLP post: ${res.status} ${await res.text()}`);
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=map-nodes] li")].some((e) => e.dataset.nodeId === "fraud"), { timeout: 60000 });
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = await positions();
+  out.live_nodes = Object.keys(after);
+  out.live_moved = Object.keys(before).filter((id) => after[id] !== before[id]);
+  await shot("live");
   return out;
 }
 
