@@ -135,6 +135,22 @@ async fn chaos_controls_move_edge_error_rate_and_latency_and_restore_brings_them
 
     trace_through_the_real_collector(&api, &control).await;
 
+    // Bad chaos input is refused with the list of valid targets, and changes nothing.
+    let bad = orrery()
+        .args([
+            "demo",
+            "chaos",
+            "--control-url",
+            &control,
+            "latency",
+            "nope",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown service or peer \"nope\""));
+
     // Four aligned minutes.
     let m0 = now_ms().div_ceil(60_000) * 60_000;
     let [m1, m2, m3] = [m0 + 60_000, m0 + 120_000, m0 + 180_000];
