@@ -794,6 +794,19 @@ fn dockerfile_builds_with_the_commands_the_readme_runs() {
     assert!(last_from.ends_with("AS runtime"), "{last_from}");
     // The build context keeps what the commands need.
     let ignore = read("deploy/Dockerfile.dockerignore");
+    // …and drops the Node test clients install.sh would `npm ci` (the builder has no Node).
+    let install = read("scripts/install.sh");
+    for line in install.lines().filter(|l| l.contains("/package.json ]")) {
+        let dir = line
+            .split("[ -f ")
+            .nth(1)
+            .and_then(|r| r.split("/package.json").next())
+            .unwrap();
+        let dropped = ignore
+            .lines()
+            .any(|l| l.trim() == dir || dir.starts_with(&format!("{}/", l.trim())));
+        assert!(dropped, "Dockerfile.dockerignore must drop {dir} (npm)");
+    }
     for needed in [
         "Cargo.toml",
         "Cargo.lock",
