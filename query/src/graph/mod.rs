@@ -199,16 +199,19 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         Level::Global => NodeKey::Regions,
         _ => NodeKey::Services,
     };
-    let (current, node_rows, quality) = tokio::try_join!(
+    // All parts at once: each is one ClickHouse query.
+    let (current, node_rows, quality, previous) = tokio::try_join!(
         edge_set(client, s, req, w),
         fetch::nodes(client, s, w, &node_key),
         fetch::quality(client, s, w),
+        async {
+            if req.whats_wrong {
+                edge_set(client, s, req, w.previous()).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
     )?;
-    let previous = if req.whats_wrong {
-        Some(edge_set(client, s, req, w.previous()).await?)
-    } else {
-        None
-    };
 
     let pairs: Vec<(String, String)> = current
         .edges
