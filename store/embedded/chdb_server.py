@@ -107,13 +107,26 @@ class Engine:
         self.path = path
         self.local = threading.local()
         self.first = chdb.connect(path)  # opens (or creates) the data directory once
+        self.all = [self.first]
+        self.lock = threading.Lock()
 
     def conn(self):
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = chdb.connect(self.path)
             self.local.conn = conn
+            with self.lock:
+                self.all.append(conn)
         return conn
+
+    def close(self):
+        with self.lock:
+            conns, self.all = self.all, []
+        for conn in reversed(conns):
+            try:
+                conn.close()
+            except Exception:
+                pass
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -563,10 +576,18 @@ def main():
           flush=True)
     server.serve_forever(poll_interval=0.2)
     server.server_close()
+    # Close every connection (chDB finishes its writes), then leave without the interpreter's
+    # finalizers: chDB's global shutdown at interpreter exit has been seen to hang, which would
+    # leave an orphan holding the data directory.
+    closer = threading.Thread(target=engine.close, daemon=True)
+    closer.start()
+    closer.join(timeout=10)
     print("chdb-server: stopped", flush=True)
     if args.remove_on_exit:
         import shutil
         shutil.rmtree(args.remove_on_exit, ignore_errors=True)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
