@@ -22,7 +22,7 @@ fn span(i: u64) -> SpanRow {
         timestamp: base_ns() / 1_000_000_000 * 1_000_000_000 + i as i64 * 1_000_003,
         trace_id: format!("{:032x}", 0xabcdef00u64 + i / 4),
         span_id: format!("{:016x}", 0x1000 + i),
-        parent_span_id: if i % 4 == 0 {
+        parent_span_id: if i.is_multiple_of(4) {
             String::new()
         } else {
             format!("{:016x}", 0x1000 + i - 1)
@@ -42,23 +42,23 @@ fn span(i: u64) -> SpanRow {
             ("ünïcødé".into(), "\u{1F680}\n'\"\\".into()),
         ],
         duration: 1_000_000 + i,
-        status_code: if i % 7 == 0 {
+        status_code: if i.is_multiple_of(7) {
             "Error".into()
         } else {
             "Unset".into()
         },
         status_message: String::new(),
-        events_timestamp: if i % 5 == 0 {
+        events_timestamp: if i.is_multiple_of(5) {
             vec![base_ns() / 1_000_000_000 * 1_000_000_000 + 123]
         } else {
             vec![]
         },
-        events_name: if i % 5 == 0 {
+        events_name: if i.is_multiple_of(5) {
             vec!["exception".into()]
         } else {
             vec![]
         },
-        events_attributes: if i % 5 == 0 {
+        events_attributes: if i.is_multiple_of(5) {
             vec![vec![("exception.message".into(), "boom".into())]]
         } else {
             vec![]
