@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod sink;
 pub mod spool;
 pub mod synth;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,12 @@ pub struct CollectorArgs {
     /// Require `Authorization: Bearer <token>` on both receivers.
     #[arg(long, env = "ORRERY_OTLP_AUTH_TOKEN", hide_env_values = true)]
     pub otlp_auth_token: Option<String>,
+    /// PEM certificate chain: with --otlp-tls-key, both receivers serve TLS only.
+    #[arg(long, env = "ORRERY_OTLP_TLS_CERT")]
+    pub otlp_tls_cert: Option<PathBuf>,
+    /// PEM private key of --otlp-tls-cert.
+    #[arg(long, env = "ORRERY_OTLP_TLS_KEY")]
+    pub otlp_tls_key: Option<PathBuf>,
     /// Directory of the write-ahead spool [default: `<data-dir>/spool` in all-in-one,
     /// `./data/spool` otherwise].
     #[arg(long, env = "ORRERY_SPOOL_DIR")]
@@ -124,6 +131,8 @@ pub async fn start(
     clickhouse: ClickHouseArgs,
     shutdown: CancellationToken,
 ) -> Result<Running> {
+    // Bad TLS files fail the start, before anything is opened or bound.
+    let tls = tls::load(args.otlp_tls_cert.as_deref(), args.otlp_tls_key.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let spool_dir = args
         .spool_dir
@@ -156,7 +165,7 @@ pub async fn start(
         .with_context(|| format!("binding OTLP/gRPC on {}", args.otlp_grpc_addr))?;
     let http_addr = http_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
-    tracing::info!(http = %http_addr, grpc = %grpc_addr, spool = ?spool_dir, "collector listening");
+    tracing::info!(http = %http_addr, grpc = %grpc_addr, tls = tls.is_some(), spool = ?spool_dir, "collector listening");
 
     // Receivers stop on `shutdown`; the sink keeps going until the spool is drained (or the
     // flush deadline passes).
@@ -180,11 +189,22 @@ pub async fn start(
     let http = {
         let shutdown = shutdown.clone();
         let app = http::router(ingest.clone());
-        tokio::spawn(async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        })
+        let stopped = async move { shutdown.cancelled().await };
+        match &tls {
+            Some(tls) => {
+                let listener = tls::TlsListener::new(http_listener, tls.server_config.clone())?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                })
+            }
+            None => tokio::spawn(async move {
+                axum::serve(http_listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }),
+        }
     };
     let grpc = {
         let shutdown = shutdown.clone();
@@ -195,8 +215,15 @@ pub async fn start(
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(args.ingest_max_request_bytes);
         let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+            server = server
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .context("OTLP/gRPC TLS")?;
+        }
         tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            server
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
                 .await
