@@ -3,7 +3,9 @@
 //! and 24 h windows, trace by id, and trace search by service/duration and by attribute.
 //! Prints p50/p99 per query and the rollup's cost.
 //!
-//! `cargo run --release -p orrery-query --bin orrery-query-bench -- [--spans N] [--services N] [--runs N]`
+//! `cargo run --release -p orrery-query --bin orrery-query-bench -- [--spans N] [--services N] [--runs N] [--graph 0]`
+//!
+//! `--graph 0` skips the rollup backfill and the graph queries (trace queries only).
 
 use std::time::{Duration, Instant};
 
@@ -163,6 +165,7 @@ async fn main() -> Result<()> {
     let spans_target = arg("--spans", 10_000_000);
     let services = arg("--services", 200) as usize;
     let runs = arg("--runs", 20);
+    let with_graph = arg("--graph", 1) != 0;
     let server = tokio::task::spawn_blocking(TestServer::start).await?;
     let ch = server.fresh_database().await;
     let client = ch.client();
@@ -197,59 +200,61 @@ async fn main() -> Result<()> {
         written as f64 / fill.as_secs_f64()
     );
 
-    // Rollup: backfill the day and measure cost per minute of spans.
     let settings = GraphArgs::default();
-    let rollup = Rollup::new(client.clone(), settings.clone());
-    let t = Instant::now();
-    let mut minutes = 0;
-    loop {
-        let r = rollup
-            .run_once(now, Duration::from_secs(86_400 + 600))
-            .await?;
-        if r.computed.is_empty() {
-            break;
-        }
-        minutes += r.computed.len();
-    }
-    let took = t.elapsed();
-    let per_minute = took.as_secs_f64() / minutes.max(1) as f64;
-    let spans_per_minute = written as f64 / 1440.0;
-    println!(
-        "rollup: {minutes} minutes in {:.1} s = {:.1} ms per minute of {:.0} spans ({:.0} spans/s of rollup throughput on one query at a time)",
-        took.as_secs_f64(),
-        per_minute * 1e3,
-        spans_per_minute,
-        spans_per_minute / per_minute
-    );
-
-    let graph_req = |since: i64| GraphRequest {
-        level: Level::Region,
-        region: None,
-        focus: None,
-        window: params::span(now - since, now, now).unwrap(),
-        whats_wrong: true,
-    };
     let hour = 3_600_000 * MS;
-    let g = graph::graph(&client, &settings, &graph_req(hour)).await?;
-    println!(
-        "graph 1 h: {} nodes, {} edges",
-        g.nodes.len(),
-        g.edges.len()
-    );
-    time("graph, 1 h window (with what's-wrong)", runs, |_| {
-        let (c, s, r) = (client.clone(), settings.clone(), graph_req(hour));
-        async move { graph::graph(&c, &s, &r).await }
-    })
-    .await?;
-    time("graph, 24 h window (with what's-wrong)", runs, |_| {
-        let (c, s, r) = (
-            client.clone(),
-            settings.clone(),
-            graph_req(day - 60_000 * MS),
+    if with_graph {
+        // Rollup: backfill the day and measure cost per minute of spans.
+        let rollup = Rollup::new(client.clone(), settings.clone());
+        let t = Instant::now();
+        let mut minutes = 0;
+        loop {
+            let r = rollup
+                .run_once(now, Duration::from_secs(86_400 + 600))
+                .await?;
+            if r.computed.is_empty() {
+                break;
+            }
+            minutes += r.computed.len();
+        }
+        let took = t.elapsed();
+        let per_minute = took.as_secs_f64() / minutes.max(1) as f64;
+        let spans_per_minute = written as f64 / 1440.0;
+        println!(
+            "rollup: {minutes} minutes in {:.1} s = {:.1} ms per minute of {:.0} spans ({:.0} spans/s of rollup throughput on one query at a time)",
+            took.as_secs_f64(),
+            per_minute * 1e3,
+            spans_per_minute,
+            spans_per_minute / per_minute
         );
-        async move { graph::graph(&c, &s, &r).await }
-    })
-    .await?;
+
+        let graph_req = |since: i64| GraphRequest {
+            level: Level::Region,
+            region: None,
+            focus: None,
+            window: params::span(now - since, now, now).unwrap(),
+            whats_wrong: true,
+        };
+        let g = graph::graph(&client, &settings, &graph_req(hour)).await?;
+        println!(
+            "graph 1 h: {} nodes, {} edges",
+            g.nodes.len(),
+            g.edges.len()
+        );
+        time("graph, 1 h window (with what's-wrong)", runs, |_| {
+            let (c, s, r) = (client.clone(), settings.clone(), graph_req(hour));
+            async move { graph::graph(&c, &s, &r).await }
+        })
+        .await?;
+        time("graph, 24 h window (with what's-wrong)", runs, |_| {
+            let (c, s, r) = (
+                client.clone(),
+                settings.clone(),
+                graph_req(day - 60_000 * MS),
+            );
+            async move { graph::graph(&c, &s, &r).await }
+        })
+        .await?;
+    }
     time("trace by id", runs, |i| {
         let c = client.clone();
         let id = ids[i as usize % ids.len()].clone();
