@@ -182,3 +182,44 @@ fn all_in_one_runs_on_the_embedded_engine_and_stops_cleanly_on_sigterm() {
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+/// After `kill -9` of `orrery`, its embedded ClickHouse must not live on as an orphan holding the
+/// data directory and port — even when its stdout pipe died with the parent (logging then fails).
+#[test]
+fn embedded_engine_exits_when_orrery_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = orrery()
+        .args(["embedded-clickhouse", "--embedded-port", "0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port_file = dir.path().join("clickhouse.port");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let url = loop {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+        {
+            let url = format!("http://127.0.0.1:{port}");
+            if http_get(&format!("{url}/ping")).is_some() {
+                break url;
+            }
+        }
+        assert!(Instant::now() < deadline, "embedded engine did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Close our end of the shared stdout pipe, then kill the parent outright.
+    drop(child.stdout.take());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http_get(&format!("{url}/ping")).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "embedded ClickHouse outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -523,6 +523,14 @@ def quote_literal(value):
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def say(message):
+    """Logs a line to stdout; never fails (the reader may have died with the parent)."""
+    try:
+        print(message, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def main():
     global VERSION
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -568,12 +576,12 @@ def main():
         def watch_parent():
             while os.getppid() == parent:
                 time.sleep(0.5)
-            print("chdb-server: parent exited; stopping", flush=True)
-            server.shutdown()
+            # Stop first: the parent's end of our stdout may be gone, so logging can fail.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+            say("chdb-server: parent exited; stopping")
 
         threading.Thread(target=watch_parent, daemon=True).start()
-    print(f"chdb-server: ClickHouse {VERSION} (chDB) on http://{args.host}:{port}, data in {args.path}",
-          flush=True)
+    say(f"chdb-server: ClickHouse {VERSION} (chDB) on http://{args.host}:{port}, data in {args.path}")
     server.serve_forever(poll_interval=0.2)
     server.server_close()
     # Close every connection (chDB finishes its writes), then leave without the interpreter's
@@ -582,11 +590,10 @@ def main():
     closer = threading.Thread(target=engine.close, daemon=True)
     closer.start()
     closer.join(timeout=10)
-    print("chdb-server: stopped", flush=True)
+    say("chdb-server: stopped")
     if args.remove_on_exit:
         import shutil
         shutil.rmtree(args.remove_on_exit, ignore_errors=True)
-    sys.stdout.flush()
     os._exit(0)
 
 
