@@ -19,23 +19,7 @@ fn map_bench_page_renders_and_reports_figures() {
         root.join("web/tests/node_modules/puppeteer-core").exists(),
         "web/tests/node_modules is missing: run scripts/install.sh first"
     );
-    let artifacts = root.join("artifacts/web");
-    let out = Command::new("node")
-        .arg(root.join("web/tests/browser.mjs"))
-        .arg("bench")
-        .arg(&dist)
-        .arg(&artifacts)
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bench page failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or_default();
-    println!("map bench: {line}");
-    let v: serde_json::Value = serde_json::from_str(line).expect("bench JSON");
+    let v = run_bench_page("map bench", None);
     assert_eq!(
         v["backend"], "webgl2",
         "headless Chromium should offer WebGL2"
@@ -66,15 +50,28 @@ fn map_bench_page_renders_and_reports_figures() {
 /// The 2D-canvas fallback (forced with `?renderer=2d`) draws the same scene.
 #[test]
 fn canvas_fallback_renders_frames() {
+    let v = run_bench_page(
+        "canvas fallback",
+        Some("renderer=2d&services=200&edges=800&particles=10000&frames=10"),
+    );
+    assert_eq!(v["backend"], "canvas2d");
+    assert_eq!(v["frames"], 10);
+    assert!(v["particles"].as_u64().unwrap() > 9_000);
+}
+
+/// Opens the bench page (with optional extra query parameters) in headless Chromium through
+/// web/tests/browser.mjs and returns the figures it reports (its last stdout line, JSON).
+fn run_bench_page(label: &str, query: Option<&str>) -> serde_json::Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("node")
-        .arg(root.join("web/tests/browser.mjs"))
+    let mut cmd = Command::new("node");
+    cmd.arg(root.join("web/tests/browser.mjs"))
         .arg("bench")
         .arg(root.join("web/dist"))
-        .arg(root.join("artifacts/web"))
-        .arg("renderer=2d&services=200&edges=800&particles=10000&frames=10")
-        .output()
-        .expect("node");
+        .arg(root.join("artifacts/web"));
+    if let Some(query) = query {
+        cmd.arg(query);
+    }
+    let out = cmd.output().expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -82,9 +79,6 @@ fn canvas_fallback_renders_frames() {
         String::from_utf8_lossy(&out.stderr)
     );
     let line = stdout.lines().last().unwrap_or_default();
-    println!("canvas fallback: {line}");
-    let v: serde_json::Value = serde_json::from_str(line).expect("bench JSON");
-    assert_eq!(v["backend"], "canvas2d");
-    assert_eq!(v["frames"], 10);
-    assert!(v["particles"].as_u64().unwrap() > 9_000);
+    println!("{label}: {line}");
+    serde_json::from_str(line).expect("bench JSON")
 }
