@@ -183,7 +183,9 @@ fn truncate_value(v: &mut AnyValue, max: usize) -> bool {
     }
 }
 
-/// Rows for every span of a (sanitized) request, in request order.
+/// Rows for every span of a (sanitized) request, in request order. The collector itself
+/// encodes RowBinary directly ([`crate::rowbinary`]); this is the readable reference the tests
+/// hold that encoding to, and the benchmark's source of rows.
 pub fn to_rows(req: ExportTraceServiceRequest, out: &mut Vec<SpanRow>) {
     for rs in req.resource_spans {
         let resource_attributes = rs
@@ -251,7 +253,7 @@ fn attrs_to_map(attrs: Vec<KeyValue>) -> Vec<(String, String)> {
     attrs
         .into_iter()
         .map(|kv| {
-            let v = kv.value.map(value_to_string).unwrap_or_default();
+            let v = kv.value.as_ref().map(value_to_string).unwrap_or_default();
             (kv.key, v)
         })
         .collect()
@@ -259,17 +261,14 @@ fn attrs_to_map(attrs: Vec<KeyValue>) -> Vec<(String, String)> {
 
 /// The stored string of an attribute value: strings as they are, everything else in its JSON
 /// form (bytes as base64), as the OpenTelemetry ClickHouse exporter stores them.
-pub fn value_to_string(v: AnyValue) -> String {
-    match v.value {
-        Some(Value::StringValue(s)) => s,
+pub fn value_to_string(v: &AnyValue) -> String {
+    match &v.value {
+        Some(Value::StringValue(s)) => s.clone(),
         None => String::new(),
-        Some(other) => match other {
-            Value::BytesValue(b) => base64_encode(&b),
-            Value::BoolValue(b) => b.to_string(),
-            Value::IntValue(i) => i.to_string(),
-            Value::DoubleValue(d) => to_json(Some(Value::DoubleValue(d))).to_string(),
-            other => to_json(Some(other)).to_string(),
-        },
+        Some(Value::BytesValue(b)) => base64_encode(b),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(other) => to_json(Some(other)).to_string(),
     }
 }
 
@@ -278,26 +277,31 @@ fn base64_encode(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn to_json(v: Option<Value>) -> serde_json::Value {
+fn to_json(v: Option<&Value>) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         None => J::Null,
-        Some(Value::StringValue(s)) => J::String(s),
-        Some(Value::BoolValue(b)) => J::Bool(b),
-        Some(Value::IntValue(i)) => J::from(i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(d)
+        Some(Value::StringValue(s)) => J::String(s.clone()),
+        Some(Value::BoolValue(b)) => J::Bool(*b),
+        Some(Value::IntValue(i)) => J::from(*i),
+        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
             .map(J::Number)
             .unwrap_or_else(|| J::String(d.to_string())),
-        Some(Value::BytesValue(b)) => J::String(base64_encode(&b)),
+        Some(Value::BytesValue(b)) => J::String(base64_encode(b)),
         // An index into a profiles string table; meaningless for traces, kept as the number.
-        Some(Value::StringValueStrindex(i)) => J::from(i),
+        Some(Value::StringValueStrindex(i)) => J::from(*i),
         Some(Value::ArrayValue(a)) => {
-            J::Array(a.values.into_iter().map(|v| to_json(v.value)).collect())
+            J::Array(a.values.iter().map(|v| to_json(v.value.as_ref())).collect())
         }
         Some(Value::KvlistValue(kv)) => J::Object(
             kv.values
-                .into_iter()
-                .map(|kv| (kv.key, to_json(kv.value.and_then(|v| v.value))))
+                .iter()
+                .map(|kv| {
+                    (
+                        kv.key.clone(),
+                        to_json(kv.value.as_ref().and_then(|v| v.value.as_ref())),
+                    )
+                })
                 .collect(),
         ),
     }
@@ -342,25 +346,25 @@ mod tests {
     #[test]
     fn non_string_values_are_stored_as_json_text() {
         assert_eq!(
-            value_to_string(AnyValue {
+            value_to_string(&AnyValue {
                 value: Some(Value::IntValue(-7))
             }),
             "-7"
         );
         assert_eq!(
-            value_to_string(AnyValue {
+            value_to_string(&AnyValue {
                 value: Some(Value::BoolValue(true))
             }),
             "true"
         );
         assert_eq!(
-            value_to_string(AnyValue {
+            value_to_string(&AnyValue {
                 value: Some(Value::DoubleValue(1.5))
             }),
             "1.5"
         );
         assert_eq!(
-            value_to_string(AnyValue {
+            value_to_string(&AnyValue {
                 value: Some(Value::BytesValue(vec![1, 2]))
             }),
             "AQI="
@@ -375,7 +379,7 @@ mod tests {
                 },
             ],
         });
-        assert_eq!(value_to_string(AnyValue { value: Some(arr) }), r#"["a",2]"#);
+        assert_eq!(value_to_string(&AnyValue { value: Some(arr) }), r#"["a",2]"#);
     }
 
     #[test]

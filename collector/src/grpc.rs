@@ -30,7 +30,7 @@ impl TraceService for Receiver {
             return Err(to_status(e));
         }
         self.ingest
-            .export("grpc", request.into_inner(), None)
+            .export("grpc", request.into_inner())
             .await
             .map(Response::new)
             .map_err(to_status)

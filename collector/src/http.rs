@@ -89,7 +89,7 @@ async fn export(State(ingest): State<Arc<Ingest>>, request: Request) -> Response
         ingest.refused("http", e);
     }
     let result = match decoded {
-        Ok((req, original)) => ingest.export("http", req, original).await,
+        Ok(req) => ingest.export("http", req).await,
         Err(e) => Err(e),
     };
     match result {
@@ -131,7 +131,7 @@ async fn decode(
     headers: &HeaderMap,
     encoding: Encoding,
     body: Body,
-) -> Result<(ExportTraceServiceRequest, Option<Bytes>), IngestError> {
+) -> Result<ExportTraceServiceRequest, IngestError> {
     ingest.authorize(
         headers
             .get(header::AUTHORIZATION)
@@ -171,16 +171,10 @@ async fn decode(
         }
     };
     Ok(match encoding {
-        Encoding::Protobuf => {
-            let req = ExportTraceServiceRequest::decode(body.clone())
-                .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?;
-            (req, Some(body))
-        }
-        Encoding::Json => {
-            let req: ExportTraceServiceRequest = serde_json::from_slice(&body)
-                .map_err(|e| IngestError::Invalid(format!("invalid OTLP JSON: {e}")))?;
-            (req, None)
-        }
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
+            .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?,
+        Encoding::Json => serde_json::from_slice(&body)
+            .map_err(|e| IngestError::Invalid(format!("invalid OTLP JSON: {e}")))?,
     })
 }
 

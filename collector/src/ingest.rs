@@ -9,9 +9,9 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use prost::Message;
 
 use crate::convert::{self, Limits};
+use crate::rowbinary;
 use crate::metrics::{Metrics, Outcome, Transport};
 use crate::spool::{AppendError, Spool};
 
@@ -113,15 +113,13 @@ impl Ingest {
         tracing::debug!(transport, outcome = e.outcome(), message = %e.message(), "request refused");
     }
 
-    /// Accepts a decoded request. `original` is the request's protobuf encoding when the
-    /// receiver has it, written as is if nothing had to change.
+    /// Accepts a decoded request.
     pub async fn export(
         &self,
         transport: &'static str,
         mut req: ExportTraceServiceRequest,
-        original: Option<Bytes>,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
-        let result = self.export_inner(transport, &mut req, original).await;
+        let result = self.export_inner(transport, &mut req).await;
         if let Err(e) = &result {
             self.refused(transport, e);
         } else {
@@ -140,7 +138,6 @@ impl Ingest {
         &self,
         transport: &'static str,
         req: &mut ExportTraceServiceRequest,
-        original: Option<Bytes>,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(IngestError::Busy {
@@ -160,12 +157,10 @@ impl Ingest {
             .get_or_create(&label)
             .inc_by((s.accepted + s.rejected) as u64);
         if s.accepted > 0 {
-            let payload = match original {
-                Some(b) if !s.changed => b,
-                _ => Bytes::from(req.encode_to_vec()),
-            };
+            // Converted once, here: the spool holds the rows as they will be inserted.
+            let (record, spans) = rowbinary::record(req);
             self.spool
-                .append(payload, s.accepted)
+                .append(Bytes::from(record), spans)
                 .await
                 .map_err(|e| match e {
                     AppendError::Full { bytes, max } => IngestError::Busy {

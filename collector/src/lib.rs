@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod rowbinary;
 pub mod sink;
 pub mod spool;
 pub mod synth;
@@ -55,10 +56,15 @@ pub struct CollectorArgs {
     /// Spool size at which requests are pushed back (HTTP 503 + Retry-After, gRPC UNAVAILABLE).
     #[arg(long, env = "ORRERY_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
     pub spool_max_bytes: u64,
-    /// fsync the spool before acknowledging (group commit); off survives process crashes but
-    /// not power loss.
-    #[arg(long, env = "ORRERY_SPOOL_FSYNC", default_value_t = true, action = clap::ArgAction::Set)]
-    pub spool_fsync: bool,
+    /// When the spool is fsynced: `always` (before every acknowledgement, one per group
+    /// commit), `interval` (in the background every --spool-fsync-interval), `never`. Every mode
+    /// survives a crash of the process; power loss can take the last interval (`interval`) or
+    /// what the kernel had not written back (`never`). `true`/`false` mean always/never.
+    #[arg(long, env = "ORRERY_SPOOL_FSYNC", value_enum, default_value = "interval")]
+    pub spool_fsync: spool::Fsync,
+    /// Period of `--spool-fsync=interval`.
+    #[arg(long, env = "ORRERY_SPOOL_FSYNC_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub spool_fsync_interval: Duration,
     /// A batch (one ClickHouse insert) holds at most this many spans…
     #[arg(long, env = "ORRERY_BATCH_MAX_SPANS", default_value_t = 50_000)]
     pub batch_max_spans: usize,
@@ -145,6 +151,7 @@ pub async fn start(
         batch_max_bytes: args.batch_max_bytes,
         batch_timeout: args.batch_timeout,
         fsync: args.spool_fsync,
+        fsync_interval: args.spool_fsync_interval,
     })?;
     let ingest = Arc::new(Ingest::new(
         spool.clone(),
@@ -177,9 +184,7 @@ pub async fn start(
             backoff_initial: args.batch_backoff_initial,
             backoff_max: args.batch_backoff_max,
         },
-        // Row-by-row schema validation is off: `SpanRow` is the table's own row type (checked
-        // by the store's round-trip tests and every collector test), and it costs CPU per span.
-        clickhouse.client().with_validation(false),
+        clickhouse.client(),
         spool.clone(),
         queue,
         metrics.clone(),

@@ -1,4 +1,5 @@
-//! Ships sealed spool segments to ClickHouse: one segment = one RowBinary insert carrying an
+//! Ships sealed spool segments to ClickHouse: one segment = one RowBinary insert (the bytes the
+//! receiver encoded, sent unchanged) carrying an
 //! `insert_deduplication_token`, retried with exponential backoff and full jitter until the
 //! batch's time to live runs out; then the segment is parked on disk (never dropped).
 
@@ -7,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use orrery_store::{SPANS_TABLE, SpanRow};
+use bytes::Bytes;
 use prost::Message;
 use rand::Rng;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::convert;
 use crate::metrics::Metrics;
+use crate::rowbinary;
 use crate::spool::{Segment, Spool};
 
 #[derive(Debug, Clone)]
@@ -115,26 +116,46 @@ async fn deliver(
     }
 }
 
-/// One insert of a whole segment. Rows are streamed into the insert record by record, so
-/// memory stays at one record's rows plus the client's buffer.
+/// One insert of a whole segment: its records' RowBinary bytes, sent as they are on disk
+/// (format 1 records, protobuf from an older version's spool, are converted first).
 async fn insert(client: &clickhouse::Client, seg: &Segment) -> Result<usize> {
     let records = seg.read_records()?;
     let mut insert = client
-        .insert::<SpanRow>(SPANS_TABLE)
-        .await?
+        .insert_formatted_with(rowbinary::INSERT_SQL)
         .with_setting("insert_deduplication_token", seg.token.clone());
-    let mut rows = Vec::new();
     let mut spans = 0;
+    // Records are usually whole requests (hundreds of KiB) and go out as slices of the file;
+    // small ones are gathered so the body is not sent in tiny frames.
+    let mut small = Vec::new();
     for record in records {
-        let req = ExportTraceServiceRequest::decode(record)
-            .with_context(|| format!("decoding a record of {:?}", seg.path))?;
-        rows.clear();
-        convert::to_rows(req, &mut rows);
-        for row in &rows {
-            insert.write(row).await?;
+        let (count, rows) = if seg.format == 1 {
+            let req = ExportTraceServiceRequest::decode(record)
+                .with_context(|| format!("decoding a record of {:?}", seg.path))?;
+            let mut rows = Vec::new();
+            let count = rowbinary::encode(&req, &mut rows);
+            (count, Bytes::from(rows))
+        } else {
+            rowbinary::split_record(&record)
+                .with_context(|| format!("a record of {:?} is too short", seg.path))?
+        };
+        spans += count;
+        if rows.len() >= SEND_CHUNK {
+            if !small.is_empty() {
+                insert.send(Bytes::from(std::mem::take(&mut small))).await?;
+            }
+            insert.send(rows).await?;
+        } else {
+            small.extend_from_slice(&rows);
+            if small.len() >= SEND_CHUNK {
+                insert.send(Bytes::from(std::mem::take(&mut small))).await?;
+            }
         }
-        spans += rows.len();
+    }
+    if !small.is_empty() {
+        insert.send(Bytes::from(small)).await?;
     }
     insert.end().await?;
     Ok(spans)
 }
+
+const SEND_CHUNK: usize = 256 * 1024;

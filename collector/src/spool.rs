@@ -4,9 +4,13 @@
 //! same after a crash as before it, and a replayed batch that had already landed is dropped by
 //! ClickHouse, not stored twice.
 //!
-//! Segment file: `<seq:020>-<nonce:016x>.open` while written, `.seg` once sealed; records are
-//! `[len u32 LE][crc32 u32 LE][payload]` where payload is a protobuf `ExportTraceServiceRequest`.
-//! A torn tail (a crash mid-write) is cut at start-up; it was never acknowledged.
+//! Segment file: `<seq:020>-<nonce:016x>.open` while written, `.seg` once sealed. Format 2 (this
+//! version): the header `ORRSPOOL` + `u32 LE` version, then records
+//! `[len u32 LE][crc32 u32 LE][payload]`, each payload a [`crate::rowbinary::record`] (rows
+//! already in RowBinary). Format 1 (no header; payloads are protobuf
+//! `ExportTraceServiceRequest`s) is still read, so a spool left by an older version is replayed;
+//! a newer format is refused at start-up with a message. A torn tail (a crash mid-write) is cut
+//! at start-up; it was never acknowledged.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -20,6 +24,24 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 const HEADER: usize = 8;
+const MAGIC: &[u8; 8] = b"ORRSPOOL";
+/// The format this version writes.
+pub const FORMAT: u32 = 2;
+const FILE_HEADER: usize = MAGIC.len() + 4;
+
+/// When spool writes are made durable against power loss (a process crash loses nothing in
+/// every mode: an acknowledged append is in the kernel's page cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fsync {
+    /// `fdatasync` before every acknowledgement (one per group commit).
+    #[value(alias = "true")]
+    Always,
+    /// A background `fdatasync` of the spool every `--spool-fsync-interval`.
+    Interval,
+    /// Never; the kernel writes back on its own schedule.
+    #[value(alias = "false")]
+    Never,
+}
 
 /// Spool settings.
 #[derive(Debug, Clone)]
@@ -33,9 +55,10 @@ pub struct SpoolConfig {
     pub batch_max_bytes: u64,
     /// …or this long after its first record.
     pub batch_timeout: Duration,
-    /// fsync before acknowledging (group commit). Without it, a write survives a process crash
-    /// but not a power loss.
-    pub fsync: bool,
+    /// When writes are fsynced.
+    pub fsync: Fsync,
+    /// The period of [`Fsync::Interval`].
+    pub fsync_interval: Duration,
 }
 
 /// A sealed segment: one batch.
@@ -45,11 +68,42 @@ pub struct Segment {
     pub bytes: u64,
     /// The `insert_deduplication_token`.
     pub token: String,
+    /// 1: protobuf records (an older version's spool); 2: RowBinary records.
+    pub format: u32,
+}
+
+/// The format of a segment file and where its records start.
+fn read_format(path: &Path) -> Result<(u32, usize)> {
+    let mut head = [0u8; FILE_HEADER];
+    let mut f = File::open(path).with_context(|| format!("opening {path:?}"))?;
+    let mut got = 0;
+    while got < FILE_HEADER {
+        match f.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    if got < MAGIC.len() || &head[..MAGIC.len()] != MAGIC {
+        // Format 1 had no header (and a first record of 0x5352524f bytes is impossible).
+        return Ok((1, 0));
+    }
+    if got < FILE_HEADER {
+        // Torn while being created: no record can follow.
+        return Ok((FORMAT, FILE_HEADER));
+    }
+    let version = u32::from_le_bytes(head[MAGIC.len()..].try_into().expect("4 bytes"));
+    anyhow::ensure!(
+        version == FORMAT,
+        "spool segment {path:?} has format {version}, but this collector reads formats 1 and \
+         {FORMAT}: run the version that wrote it until the spool drains, or move the file away"
+    );
+    Ok((version, FILE_HEADER))
 }
 
 impl Segment {
-    fn from_path(path: PathBuf) -> io::Result<Self> {
+    fn from_path(path: PathBuf) -> Result<Self> {
         let bytes = fs::metadata(&path)?.len();
+        let (format, _) = read_format(&path)?;
         let stem = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -59,13 +113,16 @@ impl Segment {
             path,
             bytes,
             token: format!("orrery-{stem}"),
+            format,
         })
     }
 
     /// The payloads of every record.
     pub fn read_records(&self) -> Result<Vec<Bytes>> {
         let data = fs::read(&self.path).with_context(|| format!("reading {:?}", self.path))?;
-        let (records, valid) = parse_records(&data);
+        let start = if self.format == 1 { 0 } else { FILE_HEADER };
+        anyhow::ensure!(data.len() >= start, "segment {:?} is truncated", self.path);
+        let (records, valid) = parse_records(&data, start);
         anyhow::ensure!(
             valid == data.len(),
             "segment {:?} is corrupt after byte {valid}",
@@ -80,9 +137,9 @@ impl Segment {
 }
 
 /// Record boundaries of `data` and the length of its valid prefix.
-fn parse_records(data: &[u8]) -> (Vec<(usize, usize)>, usize) {
+fn parse_records(data: &[u8], start: usize) -> (Vec<(usize, usize)>, usize) {
     let mut out = Vec::new();
-    let mut pos = 0;
+    let mut pos = start;
     while data.len() - pos >= HEADER {
         let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap());
@@ -179,6 +236,17 @@ impl Spool {
             let _ = seg_tx.send(seg);
         }
         let (tx, rx) = mpsc::channel::<Append>(1024);
+        let unsynced = Arc::new(std::sync::Mutex::new(Unsynced::default()));
+        let syncer = if cfg.fsync == Fsync::Interval {
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            let (unsynced, every) = (unsynced.clone(), cfg.fsync_interval);
+            std::thread::Builder::new()
+                .name("spool-fsync".into())
+                .spawn(move || sync_every(every, &unsynced, stopped))?;
+            Some(stop)
+        } else {
+            None
+        };
         let writer = Writer {
             _lock: lock,
             cfg: cfg.clone(),
@@ -186,6 +254,8 @@ impl Spool {
             current: None,
             bytes: bytes.clone(),
             sealed: seg_tx,
+            unsynced,
+            _syncer: syncer,
         };
         std::thread::Builder::new()
             .name("spool-writer".into())
@@ -264,9 +334,10 @@ impl Spool {
 
 /// Cuts a torn tail and seals an `.open` segment; removes it if it holds no record.
 fn recover_open(path: &Path) -> Result<Option<PathBuf>> {
+    let (_, start) = read_format(path)?;
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
-    let (records, valid) = parse_records(&data);
+    let (records, valid) = parse_records(&data, start.min(data.len()));
     if records.is_empty() {
         fs::remove_file(path)?;
         return Ok(None);
@@ -285,6 +356,8 @@ fn recover_open(path: &Path) -> Result<Option<PathBuf>> {
 struct Open {
     file: File,
     path: PathBuf,
+    /// `<seq>-<nonce>`: names the segment and its dedup token.
+    stem: String,
     bytes: u64,
     spans: usize,
     since: Instant,
@@ -298,6 +371,46 @@ struct Writer {
     current: Option<Open>,
     bytes: Arc<AtomicU64>,
     sealed: mpsc::UnboundedSender<Segment>,
+    /// What the interval syncer has yet to sync.
+    unsynced: Arc<std::sync::Mutex<Unsynced>>,
+    /// Dropped with the writer: the syncer then syncs once more and ends.
+    _syncer: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// Files written since the last interval sync: the open segment and those sealed since.
+#[derive(Default)]
+struct Unsynced {
+    open: Option<File>,
+    sealed: Vec<File>,
+}
+
+/// [`Fsync::Interval`]: `fdatasync` what was written, every `every`, off the request path
+/// (the writer never waits for the disk).
+fn sync_every(
+    every: Duration,
+    unsynced: &std::sync::Mutex<Unsynced>,
+    stop: std::sync::mpsc::Receiver<()>,
+) {
+    loop {
+        let last = matches!(
+            stop.recv_timeout(every),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
+        let files: Vec<File> = {
+            let mut u = unsynced.lock().expect("spool sync lock");
+            let mut files = std::mem::take(&mut u.sealed);
+            files.extend(u.open.as_ref().and_then(|f| f.try_clone().ok()));
+            files
+        };
+        for f in files {
+            if let Err(e) = f.sync_data() {
+                tracing::error!(error = %e, "spool fsync failed");
+            }
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 impl Writer {
@@ -367,7 +480,7 @@ impl Writer {
             let _ = open.file.set_len(open.bytes);
             return Err(e);
         }
-        if self.cfg.fsync {
+        if self.cfg.fsync == Fsync::Always {
             open.file.sync_data()?;
         }
         open.bytes += buf.len() as u64;
@@ -380,15 +493,24 @@ impl Writer {
         let seq = self.next_seq;
         self.next_seq += 1;
         let nonce: u64 = rand::random();
-        let path = self.cfg.dir.join(format!("{seq:020}-{nonce:016x}.open"));
-        let file = OpenOptions::new()
+        let stem = format!("{seq:020}-{nonce:016x}");
+        let path = self.cfg.dir.join(format!("{stem}.open"));
+        let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(&path)?;
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&FORMAT.to_le_bytes());
+        file.write_all(&header)?;
+        self.bytes.fetch_add(header.len() as u64, Ordering::Relaxed);
+        if self.cfg.fsync == Fsync::Interval {
+            self.unsynced.lock().expect("spool sync lock").open = Some(file.try_clone()?);
+        }
         Ok(Open {
             file,
             path,
-            bytes: 0,
+            stem,
+            bytes: header.len() as u64,
             spans: 0,
             since: Instant::now(),
         })
@@ -404,13 +526,23 @@ impl Writer {
         let Some(open) = self.current.take() else {
             return Ok(());
         };
-        if self.cfg.fsync {
-            open.file.sync_all()?;
+        match self.cfg.fsync {
+            Fsync::Always => open.file.sync_all()?,
+            Fsync::Interval => {
+                let mut u = self.unsynced.lock().expect("spool sync lock");
+                u.open = None;
+                u.sealed.push(open.file);
+            }
+            Fsync::Never => drop(open.file),
         }
-        drop(open.file);
         let sealed = open.path.with_extension("seg");
         fs::rename(&open.path, &sealed)?;
-        let _ = self.sealed.send(Segment::from_path(sealed)?);
+        let _ = self.sealed.send(Segment {
+            path: sealed,
+            bytes: open.bytes,
+            token: format!("orrery-{}", open.stem),
+            format: FORMAT,
+        });
         Ok(())
     }
 }
@@ -450,7 +582,8 @@ mod tests {
             batch_max_spans: 3,
             batch_max_bytes: 1 << 20,
             batch_timeout: Duration::from_secs(3600),
-            fsync: false,
+            fsync: Fsync::Never,
+            fsync_interval: Duration::from_secs(1),
         }
     }
 
@@ -463,9 +596,11 @@ mod tests {
         }
         let seg = sealed.recv().await.unwrap();
         assert_eq!(seg.read_records().unwrap().len(), 3);
-        assert_eq!(spool.bytes(), 4 * 18);
+        assert_eq!(seg.format, FORMAT);
+        // Two segments: a 12-byte header each, 18 bytes a record.
+        assert_eq!(spool.bytes(), 2 * 12 + 4 * 18);
         spool.delivered(&seg).unwrap();
-        assert_eq!(spool.bytes(), 18);
+        assert_eq!(spool.bytes(), 12 + 18);
         // Simulate a crash: what is on disk now, copied elsewhere (this process still holds
         // the spool), plus a torn record after the fourth one in the still-open segment.
         let crashed = tempfile::tempdir().unwrap();
@@ -488,7 +623,62 @@ mod tests {
         let seg = sealed.recv().await.unwrap();
         let records = seg.read_records().unwrap();
         assert_eq!(records, vec![Bytes::from(vec![3u8; 10])]);
-        assert_eq!(spool.bytes(), 18);
+        assert_eq!(spool.bytes(), 12 + 18);
+    }
+
+    fn record(payload: &[u8]) -> Vec<u8> {
+        let mut r = (payload.len() as u32).to_le_bytes().to_vec();
+        r.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        r.extend_from_slice(payload);
+        r
+    }
+
+    #[tokio::test]
+    async fn an_older_versions_spool_is_replayed_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // Format 1: no header, records from byte 0; its torn tail is cut like any other.
+        let mut v1 = record(b"old request");
+        v1.extend_from_slice(&[9, 0, 0]);
+        fs::write(dir.path().join("00000000000000000007-00000000000000aa.open"), &v1).unwrap();
+        let (spool, mut sealed) = Spool::open(cfg(dir.path())).unwrap();
+        let seg = sealed.recv().await.unwrap();
+        assert_eq!(seg.format, 1);
+        assert_eq!(seg.token, "orrery-00000000000000000007-00000000000000aa");
+        assert_eq!(seg.read_records().unwrap(), vec![Bytes::from_static(b"old request")]);
+        // New segments continue the sequence, in the current format.
+        spool.append(Bytes::from_static(b"new"), 3).await.unwrap();
+        spool.close();
+        let seg = sealed.recv().await.unwrap();
+        assert!(seg.path.to_str().unwrap().contains("00000000000000000008-"), "{:?}", seg.path);
+        assert_eq!(seg.format, FORMAT);
+        assert_eq!(seg.read_records().unwrap(), vec![Bytes::from_static(b"new")]);
+
+        let newer = tempfile::tempdir().unwrap();
+        let mut v9 = MAGIC.to_vec();
+        v9.extend_from_slice(&9u32.to_le_bytes());
+        v9.extend_from_slice(&record(b"future"));
+        fs::write(newer.path().join("00000000000000000001-00000000000000bb.seg"), &v9).unwrap();
+        let err = Spool::open(cfg(newer.path())).err().expect("refused");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("has format 9") && msg.contains("reads formats 1 and 2"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn interval_fsync_acknowledges_and_syncs_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.fsync = Fsync::Interval;
+        c.fsync_interval = Duration::from_millis(10);
+        let (spool, mut sealed) = Spool::open(c).unwrap();
+        for i in 0..4u8 {
+            spool.append(Bytes::from(vec![i; 10]), 1).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        spool.close();
+        let first = sealed.recv().await.unwrap();
+        let second = sealed.recv().await.unwrap();
+        assert_eq!(first.read_records().unwrap().len(), 3);
+        assert_eq!(second.read_records().unwrap().len(), 1);
     }
 
     #[tokio::test]

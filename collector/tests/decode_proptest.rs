@@ -3,9 +3,15 @@
 //! rows always carry well-formed ids.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use orrery_collector::convert::{self, Limits};
+use orrery_collector::rowbinary;
+use orrery_store::SpanRow;
 use proptest::prelude::*;
 use prost::Message;
 
@@ -43,9 +49,15 @@ fn check(mut req: ExportTraceServiceRequest) {
             }
         }
     }
+    let (record, spans) = rowbinary::record(&req);
+    assert_eq!(spans, s.accepted);
     let mut rows = Vec::new();
     convert::to_rows(req, &mut rows);
     assert_eq!(rows.len(), s.accepted);
+    // The collector's direct encoding is byte for byte the rows of the readable reference.
+    let mut expected = (spans as u32).to_le_bytes().to_vec();
+    rows.iter().for_each(|r| reference_row_binary(r, &mut expected));
+    assert_eq!(record, expected);
     for r in rows {
         assert_eq!(r.trace_id.len(), 32);
         assert_eq!(r.span_id.len(), 16);
@@ -53,14 +65,125 @@ fn check(mut req: ExportTraceServiceRequest) {
     }
 }
 
-fn value() -> impl Strategy<Value = Value> {
+/// RowBinary of a `SpanRow` in `rowbinary::INSERT_SQL`'s column order, written from the
+/// format's definition (LEB128 lengths, little-endian numbers; maps and arrays as a count and
+/// their items).
+fn reference_row_binary(r: &SpanRow, out: &mut Vec<u8>) {
+    fn len(out: &mut Vec<u8>, n: usize) {
+        let mut n = n as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n > 0 { byte | 0x80 } else { byte });
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    fn s(out: &mut Vec<u8>, v: &str) {
+        len(out, v.len());
+        out.extend_from_slice(v.as_bytes());
+    }
+    fn map(out: &mut Vec<u8>, m: &[(String, String)]) {
+        len(out, m.len());
+        for (k, v) in m {
+            s(out, k);
+            s(out, v);
+        }
+    }
+    out.extend_from_slice(&r.timestamp.to_le_bytes());
+    for v in [
+        &r.trace_id,
+        &r.span_id,
+        &r.parent_span_id,
+        &r.trace_state,
+        &r.span_name,
+        &r.span_kind,
+        &r.service_name,
+    ] {
+        s(out, v);
+    }
+    map(out, &r.resource_attributes);
+    s(out, &r.scope_name);
+    s(out, &r.scope_version);
+    map(out, &r.span_attributes);
+    out.extend_from_slice(&r.duration.to_le_bytes());
+    s(out, &r.status_code);
+    s(out, &r.status_message);
+    len(out, r.events_timestamp.len());
+    r.events_timestamp
+        .iter()
+        .for_each(|t| out.extend_from_slice(&t.to_le_bytes()));
+    len(out, r.events_name.len());
+    r.events_name.iter().for_each(|v| s(out, v));
+    len(out, r.events_attributes.len());
+    r.events_attributes.iter().for_each(|m| map(out, m));
+    for list in [&r.links_trace_id, &r.links_span_id, &r.links_trace_state] {
+        len(out, list.len());
+        list.iter().for_each(|v| s(out, v));
+    }
+    len(out, r.links_attributes.len());
+    r.links_attributes.iter().for_each(|m| map(out, m));
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
         ".{0,80}".prop_map(Value::StringValue),
+        // Past 127 bytes a RowBinary length takes two bytes.
+        ".{100,200}".prop_map(Value::StringValue),
         any::<i64>().prop_map(Value::IntValue),
         any::<f64>().prop_map(Value::DoubleValue),
         any::<bool>().prop_map(Value::BoolValue),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(Value::BytesValue),
     ]
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => scalar(),
+        1 => proptest::collection::vec(scalar(), 0..4).prop_map(|v| Value::ArrayValue(ArrayValue {
+            values: v.into_iter().map(|v| AnyValue { value: Some(v) }).collect(),
+        })),
+        1 => attrs(3).prop_map(|values| Value::KvlistValue(KeyValueList { values })),
+    ]
+}
+
+fn attrs(max: usize) -> impl Strategy<Value = Vec<KeyValue>> {
+    proptest::collection::vec((".{0,10}", scalar()), 0..max).prop_map(|attrs| {
+        attrs
+            .into_iter()
+            .map(|(k, v)| KeyValue {
+                key: k,
+                value: Some(AnyValue { value: Some(v) }),
+                ..Default::default()
+            })
+            .collect()
+    })
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    (any::<u64>(), ".{0,20}", attrs(3)).prop_map(|(t, name, attributes)| Event {
+        time_unix_nano: t,
+        name,
+        attributes,
+        ..Default::default()
+    })
+}
+
+fn link() -> impl Strategy<Value = Link> {
+    (
+        proptest::collection::vec(any::<u8>(), 16..17),
+        proptest::collection::vec(any::<u8>(), 7..9),
+        ".{0,20}",
+        attrs(3),
+    )
+        .prop_map(|(trace_id, span_id, trace_state, attributes)| Link {
+            trace_id,
+            span_id,
+            trace_state,
+            attributes,
+            ..Default::default()
+        })
 }
 
 fn span() -> impl Strategy<Value = Span> {
@@ -72,14 +195,25 @@ fn span() -> impl Strategy<Value = Span> {
         any::<u64>(),
         any::<i32>(),
         proptest::collection::vec((".{0,10}", value()), 0..6),
+        (
+            proptest::collection::vec(event(), 0..3),
+            proptest::collection::vec(link(), 0..2),
+            any::<i32>(),
+            ".{0,30}",
+            ".{0,30}",
+        ),
     )
-        .prop_map(|(t, s, p, a, b, kind, attrs)| Span {
+        .prop_map(|(t, s, p, a, b, kind, attrs, (events, links, code, message, name))| Span {
             trace_id: t,
             span_id: s,
             parent_span_id: p,
             start_time_unix_nano: a,
             end_time_unix_nano: b,
             kind,
+            name,
+            events,
+            links,
+            status: (code != 0).then_some(Status { code: code % 4, message }),
             attributes: attrs
                 .into_iter()
                 .map(|(k, v)| KeyValue {
@@ -106,12 +240,40 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_spans_become_rows_or_rejections(spans in proptest::collection::vec(span(), 0..40)) {
+    fn arbitrary_spans_become_rows_or_rejections(
+        spans in proptest::collection::vec(span(), 0..40),
+        resource in proptest::option::of(attrs(4)),
+        service in proptest::option::of(value()),
+        scope in proptest::option::of((".{0,20}", ".{0,10}")),
+    ) {
+        let resource = resource.map(|mut attributes| {
+            if let Some(v) = service {
+                attributes.push(KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue { value: Some(v) }),
+                    ..Default::default()
+                });
+            }
+            Resource { attributes, ..Default::default() }
+        });
+        let scope = scope.map(|(name, version)| InstrumentationScope {
+            name,
+            version,
+            ..Default::default()
+        });
+        let (first, second) = spans.split_at(spans.len() / 2);
         let req = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-                ..Default::default()
-            }],
+            resource_spans: vec![
+                ResourceSpans {
+                    resource,
+                    scope_spans: vec![ScopeSpans { scope, spans: first.to_vec(), ..Default::default() }],
+                    ..Default::default()
+                },
+                ResourceSpans {
+                    scope_spans: vec![ScopeSpans { spans: second.to_vec(), ..Default::default() }],
+                    ..Default::default()
+                },
+            ],
         };
         // Through the wire format and back, as a receiver sees it.
         let decoded = ExportTraceServiceRequest::decode(&req.encode_to_vec()[..]).unwrap();

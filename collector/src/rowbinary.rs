@@ -1,0 +1,201 @@
+//! A validated OTLP request → `otel_traces` rows in ClickHouse's RowBinary format, written
+//! straight into a byte buffer. The receiver does this once; the spool stores the bytes and the
+//! sink sends them as the body of [`INSERT_SQL`] unchanged, so a span is converted exactly once.
+//!
+//! The stored values are those of [`crate::convert::to_rows`] (the readable reference, which
+//! the tests compare this with byte for byte); this path only avoids its owned `String`s.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use orrery_store::span::{kind, status};
+
+use crate::convert::value_to_string;
+
+/// The insert the encoded rows belong to. Columns are named so a later migration that adds a
+/// column with a default does not break the positional format.
+pub const INSERT_SQL: &str = "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, \
+    ParentSpanId, TraceState, SpanName, SpanKind, ServiceName, ResourceAttributes, ScopeName, \
+    ScopeVersion, SpanAttributes, Duration, StatusCode, StatusMessage, `Events.Timestamp`, \
+    `Events.Name`, `Events.Attributes`, `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, \
+    `Links.Attributes`) FORMAT RowBinary";
+
+/// A spool record: `[spans u32 LE][rows]`, ready to be sent as is.
+pub fn record(req: &ExportTraceServiceRequest) -> (Vec<u8>, usize) {
+    // ~1 KiB a span leaves room for typical spans without regrowing.
+    let mut out = Vec::with_capacity(4 + 1024 * span_count(req));
+    out.extend_from_slice(&[0; 4]);
+    let spans = encode(req, &mut out);
+    out[..4].copy_from_slice(&(spans as u32).to_le_bytes());
+    (out, spans)
+}
+
+/// The span count and the rows of a spool record; `None` if it is too short to be one.
+pub fn split_record(record: &bytes::Bytes) -> Option<(usize, bytes::Bytes)> {
+    let count = u32::from_le_bytes(record.get(..4)?.try_into().ok()?);
+    Some((count as usize, record.slice(4..)))
+}
+
+fn span_count(req: &ExportTraceServiceRequest) -> usize {
+    req.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum()
+}
+
+/// Appends the rows of every span of a sanitized request to `out`; returns the span count.
+pub fn encode(req: &ExportTraceServiceRequest, out: &mut Vec<u8>) -> usize {
+    let mut spans = 0;
+    // Per resource: ServiceName and ResourceAttributes are the same bytes for each of its spans.
+    let mut resource = Vec::new();
+    let mut scope = Vec::new();
+    for rs in &req.resource_spans {
+        resource.clear();
+        let attrs = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        let service = attrs.iter().find(|kv| kv.key == "service.name");
+        match service.and_then(|kv| kv.value.as_ref()) {
+            Some(v) => put_value(&mut resource, v),
+            None => put_str(&mut resource, ""),
+        }
+        put_map(&mut resource, attrs);
+        for ss in &rs.scope_spans {
+            scope.clear();
+            let (name, version) = ss
+                .scope
+                .as_ref()
+                .map(|s| (s.name.as_str(), s.version.as_str()))
+                .unwrap_or_default();
+            put_str(&mut scope, name);
+            put_str(&mut scope, version);
+            for span in &ss.spans {
+                let start = span.start_time_unix_nano;
+                out.extend_from_slice(&(start as i64).to_le_bytes());
+                put_hex(out, &span.trace_id);
+                put_hex(out, &span.span_id);
+                put_hex(out, &span.parent_span_id);
+                put_str(out, &span.trace_state);
+                put_str(out, &span.name);
+                put_str(out, kind::from_otlp(span.kind));
+                out.extend_from_slice(&resource);
+                out.extend_from_slice(&scope);
+                put_map(out, &span.attributes);
+                let duration = span.end_time_unix_nano.saturating_sub(start);
+                out.extend_from_slice(&duration.to_le_bytes());
+                let (code, message) = span
+                    .status
+                    .as_ref()
+                    .map(|s| (s.code, s.message.as_str()))
+                    .unwrap_or_default();
+                put_str(out, status::from_otlp(code));
+                put_str(out, message);
+
+                put_len(out, span.events.len());
+                for e in &span.events {
+                    out.extend_from_slice(&(e.time_unix_nano as i64).to_le_bytes());
+                }
+                put_len(out, span.events.len());
+                for e in &span.events {
+                    put_str(out, &e.name);
+                }
+                put_len(out, span.events.len());
+                for e in &span.events {
+                    put_map(out, &e.attributes);
+                }
+
+                put_len(out, span.links.len());
+                for l in &span.links {
+                    put_hex(out, &l.trace_id);
+                }
+                put_len(out, span.links.len());
+                for l in &span.links {
+                    put_hex(out, &l.span_id);
+                }
+                put_len(out, span.links.len());
+                for l in &span.links {
+                    put_str(out, &l.trace_state);
+                }
+                put_len(out, span.links.len());
+                for l in &span.links {
+                    put_map(out, &l.attributes);
+                }
+                spans += 1;
+            }
+        }
+    }
+    spans
+}
+
+/// LEB128, RowBinary's length prefix.
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// An id as lowercase hex (empty stays empty).
+fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    put_len(out, bytes.len() * 2);
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+}
+
+fn put_map(out: &mut Vec<u8>, attrs: &[KeyValue]) {
+    put_len(out, attrs.len());
+    for kv in attrs {
+        put_str(out, &kv.key);
+        match &kv.value {
+            Some(v) => put_value(out, v),
+            None => put_str(out, ""),
+        }
+    }
+}
+
+/// The stored string of a value: the common kinds formatted here, the rest (doubles, bytes,
+/// arrays, maps) through [`value_to_string`]'s JSON forms.
+fn put_value(out: &mut Vec<u8>, v: &AnyValue) {
+    match &v.value {
+        Some(Value::StringValue(s)) => put_str(out, s),
+        None => put_str(out, ""),
+        Some(Value::BoolValue(b)) => put_str(out, if *b { "true" } else { "false" }),
+        Some(Value::IntValue(i)) => put_str(out, itoa::Buffer::new().format(*i)),
+        Some(_) => put_str(out, &value_to_string(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_leb128() {
+        let mut out = Vec::new();
+        put_len(&mut out, 0);
+        put_len(&mut out, 127);
+        put_len(&mut out, 128);
+        put_len(&mut out, 300);
+        assert_eq!(out, vec![0, 127, 0x80, 1, 0xac, 2]);
+    }
+
+    #[test]
+    fn ids_are_lowercase_hex_with_their_length() {
+        let mut out = Vec::new();
+        put_hex(&mut out, &[0xab, 0x01]);
+        put_hex(&mut out, &[]);
+        assert_eq!(out, b"\x04ab01\x00");
+    }
+}
