@@ -5,40 +5,11 @@
 //! OTLP/gRPC and UI ports accept connections and the embedded ClickHouse answers /ping. Idle RSS
 //! is read from /proc for `orrery` and its chDB child after 5 s of idleness.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
-}
+use orrery_store::testing::process::{children, free_port, orrery_command, rss_kib};
 
 struct Run {
     ready: Duration,
@@ -48,17 +19,14 @@ struct Run {
 
 fn run_once(data: &std::path::Path) -> Run {
     let (grpc, http, ui, ch) = (free_port(), free_port(), free_port(), free_port());
-    let python = std::env::var("ORRERY_CHDB_PYTHON")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").to_string());
     let started = Instant::now();
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_orrery"))
+    let mut child: Child = orrery_command(env!("CARGO_BIN_EXE_orrery"))
         .arg("--data-dir")
         .arg(data)
         .args(["--embedded-port", &ch.to_string()])
         .args(["--otlp-grpc-addr", &format!("127.0.0.1:{grpc}")])
         .args(["--otlp-http-addr", &format!("127.0.0.1:{http}")])
         .args(["--query-addr", &format!("127.0.0.1:{ui}")])
-        .args(["--chdb-python", &python])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -77,8 +45,8 @@ fn run_once(data: &std::path::Path) -> Run {
     let ready = started.elapsed();
     std::thread::sleep(Duration::from_secs(5));
     let pid = child.id();
-    let rss_orrery_kib = rss_kib(pid);
-    let rss_engine_kib = children(pid).into_iter().map(rss_kib).sum();
+    let rss_orrery_kib = rss_kib(pid).0;
+    let rss_engine_kib = children(pid).into_iter().map(|c| rss_kib(c).0).sum();
     unsafe { kill(pid as i32, 15) };
     let _ = child.wait();
     Run {

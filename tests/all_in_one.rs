@@ -2,28 +2,14 @@
 //! ClickHouse (schema applied, data on disk in --data-dir), clean exit on SIGTERM, and the data
 //! still there at the next start.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn orrery() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
-    // Never inherit a developer's ORRERY_* settings into the tests.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ORRERY_CHDB_PYTHON", orrery_store::testing::chdb_python());
-    cmd
-}
+use orrery_store::testing::process::{free_port, orrery_command};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The binary under test, without a developer's ORRERY_* settings.
+fn orrery() -> Command {
+    orrery_command(env!("CARGO_BIN_EXE_orrery"))
 }
 
 #[test]

@@ -5,30 +5,16 @@
 //! The graph API works in whole minutes, so the test runs four aligned minutes: healthy,
 //! latency + chaos monkey, chaos kong, restored (about five minutes in all).
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use orrery_store::testing::process::{free_port, orrery_command};
 use serde_json::Value;
 
 fn orrery() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
-    for (k, _) in std::env::vars() {
-        if (k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON") || k.starts_with("OTEL_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ORRERY_CHDB_PYTHON", orrery_store::testing::chdb_python());
+    let mut cmd = orrery_command(env!("CARGO_BIN_EXE_orrery"));
     cmd.env("RUST_BACKTRACE", "0");
     cmd
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Running(Child);

@@ -33,13 +33,7 @@ fn validator(venv: &str, bin: &str) -> PathBuf {
 }
 
 fn orrery() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ORRERY_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
+    orrery_store::testing::process::orrery_command(env!("CARGO_BIN_EXE_orrery"))
 }
 
 fn ok(out: Output, what: &str) -> String {

@@ -13,6 +13,8 @@ use crate::ClickHouseArgs;
 use crate::embedded::SERVER_SCRIPT;
 use crate::schema::{self, SchemaParams};
 
+pub mod process;
+
 /// An embedded ClickHouse started for tests. It exits with the test process.
 pub struct TestServer {
     pub url: String,

@@ -17,24 +17,15 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// The binary under test, without a developer's ORRERY_* settings.
+// Not every user of this module needs all of them.
+#[allow(unused_imports)]
+pub use orrery_store::testing::process::{children, cpu_seconds, rss_kib};
+
+/// The binary under test, without a developer's ORRERY_*/OTEL_* settings.
 pub fn orrery() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("ORRERY_CHDB_PYTHON", chdb_python());
+    let mut cmd = orrery_store::testing::process::orrery_command(env!("CARGO_BIN_EXE_orrery"));
     cmd.env("ORRERY_LOG", "warn");
     cmd
-}
-
-pub fn chdb_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORRERY_CHDB_PYTHON") {
-        return PathBuf::from(p);
-    }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
 }
 
 /// A child process killed (SIGKILL) when dropped, unless stopped first.
@@ -264,42 +255,4 @@ pub fn start_query(url: &str, database: &str) -> Query {
         get(&format!("http://{addr}/orrery/api/health")).is_some_and(|(c, _)| c == 200)
     });
     Query { proc, addr }
-}
-
-/// Resident set size (KiB): current and peak, from /proc.
-pub fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system) a process has used so far.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// Direct children of a process (e.g. the chDB server under `orrery embedded-clickhouse`).
-pub fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
 }
