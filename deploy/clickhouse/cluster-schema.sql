@@ -132,3 +132,119 @@ TTL Minute + toIntervalDay(7);
 CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_minutes ON CLUSTER orrery AS orrery.orrery_rollup_minutes_local
 ENGINE = Distributed('orrery', 'orrery', 'orrery_rollup_minutes_local', toUnixTimestamp(Minute));
 
+CREATE TABLE IF NOT EXISTS orrery.orrery_span_calls_local ON CLUSTER orrery (
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    SpanKey UInt64 CODEC(ZSTD(1)),
+    ParentKey UInt64 CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusError UInt8 CODEC(ZSTD(1)),
+    HttpStatus UInt16 CODEC(ZSTD(1)),
+    Virtual LowCardinality(String) CODEC(ZSTD(1)),
+    Resource Map(LowCardinality(String), String) CODEC(ZSTD(1))
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/orrery/orrery_span_calls_local', '{replica}')
+PARTITION BY toDate(Timestamp)
+ORDER BY Timestamp
+TTL toDateTime(Timestamp) + toIntervalDay(7)
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_span_calls ON CLUSTER orrery AS orrery.orrery_span_calls_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_span_calls_local', rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS orrery.orrery_span_calls_mv_local ON CLUSTER orrery TO orrery.orrery_span_calls_local
+AS SELECT
+    Timestamp,
+    cityHash64(TraceId, SpanId) AS SpanKey,
+    if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS ParentKey,
+    ServiceName,
+    SpanKind,
+    Duration,
+    toUInt8(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS StatusError,
+    toUInt16OrZero(if(SpanAttributes['http.response.status_code'] != '', SpanAttributes['http.response.status_code'], SpanAttributes['http.status_code'])) AS HttpStatus,
+    if(SpanKind IN ('Client', 'Producer', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER'),
+        concat(multiIf(dbs != '', 'database', msg != '', 'queue', 'external'), ':',
+            multiIf(peer != '', peer, dbs != '', dbs, msg != '', msg, addr != '', addr, 'unknown')),
+        '') AS Virtual,
+    mapFilter((k, v) -> k IN ('cloud.region', 'cloud.availability_zone', 'cloud.provider', 'k8s.cluster.name', 'k8s.namespace.name', 'deployment.environment.name', 'deployment.environment', 'service.namespace', 'host.name', 'service.instance.id'), ResourceAttributes) AS Resource
+FROM (
+    SELECT *,
+        SpanAttributes['peer.service'] AS peer,
+        if(SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'], SpanAttributes['db.system']) AS dbs,
+        SpanAttributes['messaging.system'] AS msg,
+        multiIf(SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
+                SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
+                SpanAttributes['http.host']) AS addr
+    FROM orrery.otel_traces_local
+);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_span_minutes_local ON CLUSTER orrery (
+    Minute DateTime CODEC(Delta, ZSTD(1)),
+    Spans UInt64
+) ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_span_minutes_local', '{replica}')
+PARTITION BY toDate(Minute)
+ORDER BY Minute
+TTL Minute + toIntervalDay(7);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_span_minutes ON CLUSTER orrery AS orrery.orrery_span_minutes_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_span_minutes_local', rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS orrery.orrery_span_minutes_mv_local ON CLUSTER orrery TO orrery.orrery_span_minutes_local
+AS SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, count() AS Spans
+FROM orrery.otel_traces_local
+GROUP BY Minute;
+
+ALTER TABLE orrery.otel_traces_local ON CLUSTER orrery ADD PROJECTION IF NOT EXISTS trace_id_index (SELECT _part_offset ORDER BY TraceId);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1h_local ON CLUSTER orrery (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Caller LowCardinality(String),
+    Callee LowCardinality(String),
+    CallerRegion LowCardinality(String),
+    CalleeRegion LowCardinality(String),
+    CalleeKind LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
+    LatencyBuckets Array(UInt64)
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_edges_1h_local', '{replica}', ComputedAt)
+PARTITION BY toDate(Hour)
+ORDER BY (Hour, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind)
+TTL Hour + toIntervalDay(7);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1h ON CLUSTER orrery AS orrery.orrery_edges_1h_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_edges_1h_local', cityHash64(Caller, Callee));
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1h_local ON CLUSTER orrery (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Service LowCardinality(String),
+    Region LowCardinality(String),
+    Instance LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
+    LatencyBuckets Array(UInt64)
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_nodes_1h_local', '{replica}', ComputedAt)
+PARTITION BY toDate(Hour)
+ORDER BY (Hour, Service, Region, Instance)
+TTL Hour + toIntervalDay(7);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1h ON CLUSTER orrery AS orrery.orrery_nodes_1h_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_nodes_1h_local', cityHash64(Service));
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_hours_local ON CLUSTER orrery (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    MinutesVersion UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_rollup_hours_local', '{replica}', ComputedAt)
+PARTITION BY toDate(Hour)
+ORDER BY Hour
+TTL Hour + toIntervalDay(7);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_hours ON CLUSTER orrery AS orrery.orrery_rollup_hours_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_rollup_hours_local', toUnixTimestamp(Hour));
+

@@ -43,8 +43,9 @@ pub fn bucket_expr(duration: &str) -> String {
     )
 }
 
-/// Region of a span: the first non-empty configured resource attribute, else `unknown`.
-pub const REGION_EXPR: &str = "if(arrayFirst(x -> x != '', arrayMap(k -> ResourceAttributes[k], {region_attrs:Array(String)})) = '', 'unknown', arrayFirst(x -> x != '', arrayMap(k -> ResourceAttributes[k], {region_attrs:Array(String)})))";
+/// Region of a row of `orrery_span_calls`: the first non-empty configured resource attribute
+/// (kept in its `Resource` map), else `unknown`.
+pub const REGION_EXPR: &str = "if(arrayFirst(x -> x != '', arrayMap(k -> Resource[k], {region_attrs:Array(String)})) = '', 'unknown', arrayFirst(x -> x != '', arrayMap(k -> Resource[k], {region_attrs:Array(String)})))";
 
 /// Kind spellings (current and `SPAN_KIND_*`).
 pub const IS_SERVER_OR_CONSUMER: &str =
@@ -64,6 +65,16 @@ pub fn error_expr(server_only: bool) -> String {
     }
 }
 
+/// `error_expr` over `orrery_span_calls`, whose view keeps the status as `StatusError` and the
+/// HTTP status as `HttpStatus`.
+fn call_error_expr(server_only: bool) -> String {
+    if server_only {
+        format!("(StatusError = 1 OR ({IS_SERVER} AND HttpStatus >= 500))")
+    } else {
+        "(StatusError = 1 OR HttpStatus >= 500)".to_string()
+    }
+}
+
 /// Minute filters the graph code may splice in (constants only).
 pub mod minute_filter {
     /// Everything in `[lo, hi)` (the rollup job computes exactly one minute).
@@ -80,78 +91,69 @@ pub fn virtual_callee() -> &'static str {
     "concat(multiIf(dbs != '', 'database', msg != '', 'queue', 'external'), ':', multiIf(peer != '', peer, dbs != '', dbs, msg != '', msg, addr != '', addr, 'unknown'))"
 }
 
-/// Call rows for children with `Timestamp` in `[lo, hi)` (ns). Columns: `Minute, Caller, Callee,
-/// CallerRegion, CalleeRegion, CalleeKind, Err (UInt8), Duration (UInt64 ns)`.
+/// Call rows for children with `Timestamp` in `[lo, hi)` (ns), read from the time-ordered
+/// `orrery_span_calls` (schema v4), where a span is `SpanKey = cityHash64(TraceId, SpanId)` and
+/// its parent `ParentKey = cityHash64(TraceId, ParentSpanId)` (0 for a root). Columns: `Minute,
+/// Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, Err (UInt8), Duration (UInt64 ns)`.
 ///
 /// Parameters: `lo, hi, plo (parent lookup start), chi (lookup end), settled` (Int64 ns) and
 /// `region_attrs` (Array(String)).
 pub fn call_rows_sql(minute_filter: &str) -> String {
-    let err_server = error_expr(true);
-    let err_any = error_expr(false);
+    let err_server = call_error_expr(true);
+    let err_any = call_error_expr(false);
     format!(
         "SELECT
     toStartOfMinute(toDateTime(c.Timestamp)) AS Minute,
-    multiIf(c.ParentSpanId = '', 'INTERNET', p.SpanId != '', p.ServiceName, '') AS Caller,
+    multiIf(c.ParentKey = 0, 'INTERNET', p.SpanKey != 0, p.ServiceName, '') AS Caller,
     c.ServiceName AS Callee,
-    if(p.SpanId != '', p.Region, '') AS CallerRegion,
+    if(p.SpanKey != 0, p.Region, '') AS CallerRegion,
     c.Region AS CalleeRegion,
-    multiIf(c.ParentSpanId = '' OR p.SpanId != '', 'service', 'orphan') AS CalleeKind,
+    multiIf(c.ParentKey = 0 OR p.SpanKey != 0, 'service', 'orphan') AS CalleeKind,
     c.Err AS Err,
     c.Duration AS Duration
 FROM (
-    SELECT TraceId, SpanId, ParentSpanId, ServiceName, SpanKind, Duration, Timestamp,
+    SELECT ParentKey, ServiceName, Duration, Timestamp,
         {REGION_EXPR} AS Region,
         toUInt8({err_server}) AS Err,
         {IS_SERVER_OR_CONSUMER} AS Entry,
         toInt64(toUnixTimestamp64Nano(Timestamp)) + toInt64(Duration) < {{settled:Int64}} AS Settled
-    FROM otel_traces
+    FROM orrery_span_calls
     WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
         {minute_filter}
 ) AS c
 ANY LEFT JOIN (
-    SELECT TraceId, SpanId, ServiceName, {REGION_EXPR} AS Region
-    FROM otel_traces
+    SELECT SpanKey, ServiceName, {REGION_EXPR} AS Region
+    FROM orrery_span_calls
     WHERE Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
-        AND SpanId IN (
-            SELECT ParentSpanId FROM otel_traces
+        AND SpanKey IN (
+            SELECT ParentKey FROM orrery_span_calls
             WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
-                AND ParentSpanId != ''
+                AND ParentKey != 0
         )
-) AS p ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
-WHERE (c.ParentSpanId = '' AND c.Entry)
-    OR (p.SpanId != '' AND p.ServiceName != c.ServiceName)
-    OR (c.ParentSpanId != '' AND p.SpanId = '' AND c.Settled)
+) AS p ON c.ParentKey = p.SpanKey
+WHERE (c.ParentKey = 0 AND c.Entry)
+    OR (p.SpanKey != 0 AND p.ServiceName != c.ServiceName)
+    OR (c.ParentKey != 0 AND p.SpanKey = 0 AND c.Settled)
 UNION ALL
 SELECT
     toStartOfMinute(toDateTime(Timestamp)) AS Minute,
     ServiceName AS Caller,
-    {callee} AS Callee,
+    toString(Virtual) AS Callee,
     {REGION_EXPR} AS CallerRegion,
     '' AS CalleeRegion,
-    multiIf(dbs != '', 'database', msg != '', 'queue', 'external') AS CalleeKind,
+    splitByChar(':', toString(Virtual))[1] AS CalleeKind,
     toUInt8({err_any}) AS Err,
     Duration
-FROM (
-    SELECT Timestamp, TraceId, SpanId, ServiceName, SpanKind, Duration, StatusCode,
-        SpanAttributes, ResourceAttributes,
-        SpanAttributes['peer.service'] AS peer,
-        if(SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'], SpanAttributes['db.system']) AS dbs,
-        SpanAttributes['messaging.system'] AS msg,
-        multiIf(SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
-                SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
-                SpanAttributes['http.host']) AS addr
-    FROM otel_traces
-    WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
-        {minute_filter}
-        AND {IS_CLIENT_OR_PRODUCER}
-        AND toInt64(toUnixTimestamp64Nano(Timestamp)) + toInt64(Duration) < {{settled:Int64}}
-        AND (TraceId, SpanId) NOT IN (
-            SELECT TraceId, ParentSpanId FROM otel_traces
-            WHERE Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
-                AND ParentSpanId != ''
-        )
-)",
-        callee = virtual_callee(),
+FROM orrery_span_calls
+WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
+    {minute_filter}
+    AND Virtual != ''
+    AND toInt64(toUnixTimestamp64Nano(Timestamp)) + toInt64(Duration) < {{settled:Int64}}
+    AND SpanKey NOT IN (
+        SELECT ParentKey FROM orrery_span_calls
+        WHERE Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
+            AND ParentKey != 0
+    )",
     )
 }
 
@@ -176,23 +178,23 @@ GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
 pub fn node_rows_sql(minute_filter: &str) -> String {
     format!(
         "SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, ServiceName AS Service,
-    {REGION_EXPR} AS Region, ResourceAttributes['service.instance.id'] AS Instance,
+    {REGION_EXPR} AS Region, Resource['service.instance.id'] AS Instance,
     count() AS Requests, sum(toUInt8({err})) AS Errors, sum(Duration) AS DurationSumNs,
     quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS LatencyDigest,
     sumForEach({buckets}) AS LatencyBuckets
-FROM otel_traces
+FROM orrery_span_calls
 WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
     {minute_filter}
     AND {IS_SERVER_OR_CONSUMER}
 GROUP BY Minute, Service, Region, Instance",
-        err = error_expr(true),
+        err = call_error_expr(true),
         buckets = bucket_expr("Duration"),
     )
 }
 
-/// Spans per minute in `[lo, hi)`: what the rollup compares against its markers to notice late
-/// spans.
-pub const SPANS_PER_MINUTE_SQL: &str = "SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, count() AS Spans
-FROM otel_traces
-WHERE Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})
+/// Spans per minute in `[lo, hi)` (counted by a view on insert, schema v4): what the rollup
+/// compares against its markers to notice late spans, without reading spans.
+pub const SPANS_PER_MINUTE_SQL: &str = "SELECT Minute, sum(Spans) AS Spans
+FROM orrery_span_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64})) AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
 GROUP BY Minute ORDER BY Minute";

@@ -152,6 +152,7 @@ pub async fn serve(
     clickhouse: ClickHouseArgs,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    check_region_attributes(&args.graph.graph_region_attributes)?;
     let client = clickhouse.client();
     tracing::info!(addr = %listener.local_addr()?, ui_dir = %args.ui_dir.display(), "query service listening");
     let rollup = if args.graph.graph_no_rollup {
@@ -170,6 +171,18 @@ pub async fn serve(
         let _ = r.await;
     }
     result
+}
+
+/// The graph reads regions from the resource attributes its call table keeps (schema v4).
+pub fn check_region_attributes(attrs: &[String]) -> Result<()> {
+    let kept = orrery_store::schema::CALL_RESOURCE_KEYS;
+    if let Some(a) = attrs.iter().find(|a| !kept.contains(&a.as_str())) {
+        anyhow::bail!(
+            "--graph-region-attributes: {a:?} is not one of the resource attributes the service graph keeps: {}",
+            kept.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Nanoseconds since the Unix epoch, now.

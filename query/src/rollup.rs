@@ -20,6 +20,7 @@ use crate::GraphArgs;
 use crate::calls::{self, minute_filter};
 
 const MINUTE_NS: i64 = 60_000_000_000;
+const HOUR_NS: i64 = 60 * MINUTE_NS;
 /// Minutes recomputed per run at most (keeps one run bounded; backfill continues next run).
 const MAX_MINUTES_PER_RUN: usize = 1440;
 /// Minutes computed by one set of queries.
@@ -136,14 +137,25 @@ impl Rollup {
         let mut dirty: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
         let mut late_total = 0;
         let mut follow: BTreeSet<i64> = BTreeSet::new();
-        for (&minute, &spans) in &counts {
+        // Every closed minute gets a marker, empty ones too (with 0 spans), so readers know
+        // the whole range up to the frontier is rolled up and skip reading spans for it.
+        let all_minutes = (lo..hi)
+            .step_by(MINUTE_NS as usize)
+            .map(|m| (m, counts.get(&m).copied().unwrap_or(0)));
+        for (minute, spans) in all_minutes {
             let changed = match markers.get(&minute) {
                 None => {
                     dirty.insert(minute, (spans, 0));
                     true
                 }
                 Some(m) if m.spans != spans => {
-                    let late = spans.saturating_sub(m.spans);
+                    // A minute marked empty was not rolled up with data: its first spans are
+                    // not counted late (as before empty minutes were marked).
+                    let late = if m.spans == 0 {
+                        0
+                    } else {
+                        spans.saturating_sub(m.spans)
+                    };
                     late_total += late;
                     dirty.insert(minute, (spans, m.late + late));
                     true
@@ -179,7 +191,113 @@ impl Rollup {
             self.compute_minutes(batch, now_ns).await?;
             report.computed.extend(batch.iter().map(|(m, _)| *m));
         }
+        self.roll_up_hours(lo, hi).await?;
         Ok(report)
+    }
+
+    /// Merges the minute rows of every closed hour in `[lo, hi)` whose hour rows are missing or
+    /// stale (a minute of it was computed since) into hourly rows.
+    async fn roll_up_hours(&self, lo: i64, hi: i64) -> Result<()> {
+        let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
+        let last = hi.div_euclid(HOUR_NS) * HOUR_NS; // hours ending at or before `hi`
+        if last <= first {
+            return Ok(());
+        }
+        let stale: Vec<HourVersion> = self
+            .client
+            .query(
+                "SELECT toUInt32(m.Hour) AS hour
+FROM (
+    SELECT toStartOfHour(Minute) AS Hour, sum(c) AS v, count() AS n
+    FROM (SELECT Minute, max(ComputedAt) AS c FROM orrery_rollup_minutes
+          WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+            AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+          GROUP BY Minute)
+    GROUP BY Hour
+) AS m
+LEFT JOIN (
+    SELECT Hour, argMax(MinutesVersion, ComputedAt) AS v FROM orrery_rollup_hours
+    WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+      AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+    GROUP BY Hour
+) AS h ON m.Hour = h.Hour
+WHERE m.n = 60 AND m.v != h.v
+ORDER BY m.Hour DESC",
+            )
+            .param("lo", first)
+            .param("hi", last)
+            .fetch_all()
+            .await
+            .context("finding hours to roll up")?;
+        for hv in stale {
+            self.compute_hour(hv).await?;
+        }
+        Ok(())
+    }
+
+    /// Hour rows from the latest rows of its minutes, then the hour's marker. The version is
+    /// computed from the same minute markers the rows are selected by, in the same statement
+    /// for both, so a minute recomputed meanwhile only makes the hour stale (recomputed next run).
+    async fn compute_hour(&self, hv: HourVersion) -> Result<()> {
+        let computed = self.next_computed_at();
+        let minutes: Vec<MinuteVersion> = self
+            .client
+            .query(
+                "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at
+FROM orrery_rollup_minutes
+WHERE Minute >= toDateTime({hour:UInt32}) AND Minute < toDateTime({hour:UInt32}) + 3600
+GROUP BY Minute",
+            )
+            .param("hour", hv.hour)
+            .fetch_all()
+            .await
+            .context("reading the hour's minute markers")?;
+        let version: u64 = minutes.iter().map(|m| m.computed_at).sum();
+        let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
+        let filter =
+            "Minute >= toDateTime({hour:UInt32}) AND Minute < toDateTime({hour:UInt32}) + 3600
+    AND (toUInt32(Minute), ComputedAt) IN {pairs:Array(Tuple(UInt32, UInt64))}";
+        let bind = |q: clickhouse::query::Query| {
+            q.param("hour", hv.hour)
+                .param("pairs", &pairs)
+                .param("computed", computed)
+        };
+        bind(self.client.query(&format!(
+            "INSERT INTO orrery_edges_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
+             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, sum(Requests), sum(Errors), sum(DurationSumNs),
+                quantilesTDigestMergeState(0.5, 0.95, 0.99)(LatencyDigest), sumForEach(LatencyBuckets)
+             FROM orrery_edges_1m WHERE {filter}
+             GROUP BY Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
+        )))
+        .execute()
+        .await
+        .context("rolling up an hour of edges")?;
+        bind(self.client.query(&format!(
+            "INSERT INTO orrery_nodes_1h (Hour, ComputedAt, Service, Region, Instance, Requests,
+                Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
+             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Service, Region, Instance,
+                sum(Requests), sum(Errors), sum(DurationSumNs),
+                quantilesTDigestMergeState(0.5, 0.95, 0.99)(LatencyDigest), sumForEach(LatencyBuckets)
+             FROM orrery_nodes_1m WHERE {filter}
+             GROUP BY Service, Region, Instance"
+        )))
+        .execute()
+        .await
+        .context("rolling up an hour of nodes")?;
+        self.client
+            .query(
+                "INSERT INTO orrery_rollup_hours (Hour, ComputedAt, MinutesVersion)
+                 VALUES (toDateTime({hour:UInt32}), {computed:UInt64}, {version:UInt64})",
+            )
+            .param("hour", hv.hour)
+            .param("computed", computed)
+            .param("version", version)
+            .execute()
+            .await
+            .context("writing the hour marker")?;
+        Ok(())
     }
 
     fn next_computed_at(&self) -> u64 {
@@ -276,6 +394,17 @@ impl Rollup {
         insert.end().await.context("writing rollup markers")?;
         Ok(())
     }
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct HourVersion {
+    hour: u32,
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct MinuteVersion {
+    minute: u32,
+    computed_at: u64,
 }
 
 #[derive(Row, Deserialize, Debug)]

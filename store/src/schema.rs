@@ -142,6 +142,16 @@ pub fn migrations() -> &'static [Migration] {
             name: "otel_traces deduplicates retried inserts (collector insert_deduplication_token)",
             statements: v3_spans_insert_dedup,
         },
+        Migration {
+            version: 4,
+            name: "time-ordered call columns and span counts per minute (views), trace-id index projection",
+            statements: v4_call_table_and_trace_index,
+        },
+        Migration {
+            version: 5,
+            name: "service graph hourly rollups",
+            statements: v5_hourly_rollups,
+        },
     ]
 }
 
@@ -306,6 +316,184 @@ ORDER BY Minute{ttl}",
         ttl = p.ttl("Minute"),
     ));
     out.extend(p.distributed("orrery_rollup_minutes", "toUnixTimestamp(Minute)"));
+    out
+}
+
+/// Resource attributes kept in `orrery_span_calls.Resource`: the candidates for a node's region
+/// (`--graph-region-attributes` must name only these) and its instance.
+pub const CALL_RESOURCE_KEYS: &[&str] = &[
+    "cloud.region",
+    "cloud.availability_zone",
+    "cloud.provider",
+    "k8s.cluster.name",
+    "k8s.namespace.name",
+    "deployment.environment.name",
+    "deployment.environment",
+    "service.namespace",
+    "host.name",
+    "service.instance.id",
+];
+
+/// `otel_traces` is ordered by `(ServiceName, SpanName, time)` (exporter compatible), so a time
+/// range cannot be pruned by its key. The service graph and its rollup therefore read a narrow,
+/// time-ordered copy of the columns they need, `orrery_span_calls`, filled by a materialized view
+/// (so spans from any writer, the exporter's too, land there). Span and parent ids become 64-bit
+/// hashes of `(TraceId, SpanId)`: 16 bytes a span instead of ~35 for the hex strings, and a
+/// cheaper join. `orrery_span_minutes` counts spans per minute (the rollup's change detector)
+/// without reading spans. On a cluster both views write the shard-local tables, so the spans of
+/// one trace (sharded by `cityHash64(TraceId)`) and their call rows stay on one shard.
+///
+/// The projection keeps `otel_traces`' rows sorted by `TraceId` as `_part_offset`s only (an
+/// index, not a copy): trace by id reads the granules that hold the trace instead of testing
+/// the TraceId bloom filter of every granule. Parts written before this migration are not
+/// indexed until merged (or `ALTER TABLE otel_traces MATERIALIZE PROJECTION trace_id_index`).
+fn v4_call_table_and_trace_index(p: &SchemaParams) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let spans = p.storage_name("otel_traces");
+    let calls = p.storage_name("orrery_span_calls");
+    let counts = p.storage_name("orrery_span_minutes");
+    let keys = CALL_RESOURCE_KEYS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{calls}{oc} (
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    SpanKey UInt64 CODEC(ZSTD(1)),
+    ParentKey UInt64 CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusError UInt8 CODEC(ZSTD(1)),
+    HttpStatus UInt16 CODEC(ZSTD(1)),
+    Virtual LowCardinality(String) CODEC(ZSTD(1)),
+    Resource Map(LowCardinality(String), String) CODEC(ZSTD(1))
+) ENGINE = {engine}
+PARTITION BY toDate(Timestamp)
+ORDER BY Timestamp{ttl}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+        engine = p.engine("MergeTree", &calls, None),
+        ttl = p.ttl("toDateTime(Timestamp)"),
+    )];
+    // Read only: the view fills the local tables, so the key is never used for inserts.
+    out.extend(p.distributed("orrery_span_calls", "rand()"));
+    out.push(format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{calls}
+AS SELECT
+    Timestamp,
+    cityHash64(TraceId, SpanId) AS SpanKey,
+    if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS ParentKey,
+    ServiceName,
+    SpanKind,
+    Duration,
+    toUInt8(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS StatusError,
+    toUInt16OrZero(if(SpanAttributes['http.response.status_code'] != '', SpanAttributes['http.response.status_code'], SpanAttributes['http.status_code'])) AS HttpStatus,
+    if(SpanKind IN ('Client', 'Producer', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER'),
+        concat(multiIf(dbs != '', 'database', msg != '', 'queue', 'external'), ':',
+            multiIf(peer != '', peer, dbs != '', dbs, msg != '', msg, addr != '', addr, 'unknown')),
+        '') AS Virtual,
+    mapFilter((k, v) -> k IN ({keys}), ResourceAttributes) AS Resource
+FROM (
+    SELECT *,
+        SpanAttributes['peer.service'] AS peer,
+        if(SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'], SpanAttributes['db.system']) AS dbs,
+        SpanAttributes['messaging.system'] AS msg,
+        multiIf(SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
+                SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
+                SpanAttributes['http.host']) AS addr
+    FROM {db}.{spans}
+)",
+        mv = p.storage_name("orrery_span_calls_mv"),
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{counts}{oc} (
+    Minute DateTime CODEC(Delta, ZSTD(1)),
+    Spans UInt64
+) ENGINE = {engine}
+PARTITION BY toDate(Minute)
+ORDER BY Minute{ttl}",
+        engine = p.engine("SummingMergeTree", &counts, None),
+        ttl = p.ttl("Minute"),
+    ));
+    out.extend(p.distributed("orrery_span_minutes", "rand()"));
+    out.push(format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{counts}
+AS SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, count() AS Spans
+FROM {db}.{spans}
+GROUP BY Minute",
+        mv = p.storage_name("orrery_span_minutes_mv"),
+    ));
+    out.push(format!(
+        "ALTER TABLE {db}.{spans}{oc} ADD PROJECTION IF NOT EXISTS trace_id_index (SELECT _part_offset ORDER BY TraceId)"
+    ));
+    out
+}
+
+/// Hourly service-graph rollups, merged from the minute rollups of a closed hour (a 24 h window
+/// then merges 24 digests per edge instead of 1,440). `orrery_rollup_hours.MinutesVersion` is the
+/// sum of the latest `ComputedAt` of the hour's minutes the rows were made from: readers use an
+/// hour only while that still matches (a recomputed minute makes it stale until the next run).
+fn v5_hourly_rollups(p: &SchemaParams) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let edges = p.storage_name("orrery_edges_1h");
+    let nodes = p.storage_name("orrery_nodes_1h");
+    let hours = p.storage_name("orrery_rollup_hours");
+    let digest = "AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64)";
+    let mut out = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Caller LowCardinality(String),
+    Callee LowCardinality(String),
+    CallerRegion LowCardinality(String),
+    CalleeRegion LowCardinality(String),
+    CalleeKind LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest {digest},
+    LatencyBuckets Array(UInt64)
+) ENGINE = {engine}
+PARTITION BY toDate(Hour)
+ORDER BY (Hour, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
+        engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
+        ttl = p.ttl("Hour"),
+    )];
+    out.extend(p.distributed("orrery_edges_1h", "cityHash64(Caller, Callee)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Service LowCardinality(String),
+    Region LowCardinality(String),
+    Instance LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest {digest},
+    LatencyBuckets Array(UInt64)
+) ENGINE = {engine}
+PARTITION BY toDate(Hour)
+ORDER BY (Hour, Service, Region, Instance){ttl}",
+        engine = p.engine("ReplacingMergeTree", &nodes, Some("ComputedAt")),
+        ttl = p.ttl("Hour"),
+    ));
+    out.extend(p.distributed("orrery_nodes_1h", "cityHash64(Service)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{hours}{oc} (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    MinutesVersion UInt64
+) ENGINE = {engine}
+PARTITION BY toDate(Hour)
+ORDER BY Hour{ttl}",
+        engine = p.engine("ReplacingMergeTree", &hours, Some("ComputedAt")),
+        ttl = p.ttl("Hour"),
+    ));
+    out.extend(p.distributed("orrery_rollup_hours", "toUnixTimestamp(Hour)"));
     out
 }
 

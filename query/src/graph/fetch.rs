@@ -85,24 +85,157 @@ pub struct QualityAgg {
     pub late: u64,
 }
 
-fn bind_window(q: clickhouse::query::Query, w: Span, s: &GraphArgs) -> clickhouse::query::Query {
-    let lookback = s.graph_parent_lookback.as_nanos() as i64;
-    q.param("lo", w.lo)
+/// Rolled-up minutes of `[rlo, rhi)` outside the hours read from hourly rows, each at its
+/// latest computation.
+const ROLLED_MINUTES: &str = "(Minute, ComputedAt) IN (
+    SELECT Minute, max(ComputedAt) FROM orrery_rollup_minutes
+    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
+      AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
+    GROUP BY Minute)
+    AND NOT has({hours:Array(UInt32)}, toUInt32(toStartOfHour(Minute)))";
+
+const MINUTE_RANGE: &str = "Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
+    AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))";
+
+/// The hours read from hourly rows, each at its latest computation.
+const ROLLED_HOURS: &str = "has({hours:Array(UInt32)}, toUInt32(Hour))
+    AND Hour >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
+    AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
+    AND (Hour, ComputedAt) IN (
+        SELECT Hour, max(ComputedAt) FROM orrery_rollup_hours
+        WHERE has({hours:Array(UInt32)}, toUInt32(Hour))
+          AND Hour >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
+          AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
+        GROUP BY Hour)";
+
+/// How a window is read: whole hours whose hourly rows are current, rolled-up minutes for the
+/// rest, and spans only from `live_lo` on (the first minute without a rollup marker; the rollup
+/// marks every closed minute, empty ones too, so normally this is the last minute or two).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub hours: Vec<u32>,
+    pub live_lo: i64,
+}
+
+#[derive(Row, Deserialize)]
+struct MinuteRow {
+    minute: u32,
+}
+
+#[derive(Row, Deserialize)]
+struct HourRow {
+    hour: u32,
+}
+
+const MINUTE_NS: i64 = 60_000_000_000;
+const HOUR_NS: i64 = 60 * MINUTE_NS;
+
+/// What of `w` is rolled up. Minutes once marked stay marked, so everything before `live_lo`
+/// is still rolled up when the data query runs; from `live_lo` on, the data query itself tells
+/// rolled-up minutes from live ones. An hour is used only when it ends by `live_lo` and its
+/// marker was computed from the current computation of each of its minutes.
+pub async fn coverage(client: &Client, w: Span) -> Result<Coverage> {
+    let minutes = client
+        .query(
+            "SELECT DISTINCT toUInt32(Minute) AS minute FROM orrery_rollup_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+ORDER BY minute",
+        )
+        .param("lo", w.lo)
         .param("hi", w.hi)
-        .param("plo", w.lo - lookback)
+        .fetch_all::<MinuteRow>();
+    let hours = client
+        .query(
+            "SELECT toUInt32(h.Hour) AS hour
+FROM (
+    SELECT Hour, argMax(MinutesVersion, ComputedAt) AS v FROM orrery_rollup_hours
+    WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+      AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+    GROUP BY Hour
+) AS h
+INNER JOIN (
+    SELECT toStartOfHour(Minute) AS Hour, sum(c) AS v
+    FROM (SELECT Minute, max(ComputedAt) AS c FROM orrery_rollup_minutes
+          WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+            AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+          GROUP BY Minute)
+    GROUP BY Hour
+) AS m ON h.Hour = m.Hour
+WHERE h.v = m.v
+ORDER BY hour",
+        )
+        .param("lo", w.lo)
+        .param("hi", w.hi)
+        .fetch_all::<HourRow>();
+    let (minutes, hours) = tokio::try_join!(minutes, hours).context("reading rollup coverage")?;
+    Ok(coverage_of(
+        w,
+        minutes.iter().map(|m| m.minute as i64 * 1_000_000_000),
+        hours.iter().map(|h| h.hour as i64 * 1_000_000_000),
+    ))
+}
+
+/// `coverage` from the marked minutes and the current hours (both ascending, ns).
+pub fn coverage_of(
+    w: Span,
+    marked: impl Iterator<Item = i64>,
+    current_hours: impl Iterator<Item = i64>,
+) -> Coverage {
+    let mut live_lo = w.lo;
+    for m in marked {
+        if m != live_lo {
+            break;
+        }
+        live_lo += MINUTE_NS;
+    }
+    let live_lo = live_lo.min(w.hi);
+    let hours = current_hours
+        .filter(|&h| h >= w.lo && h + HOUR_NS <= live_lo)
+        .map(|h| (h / 1_000_000_000) as u32)
+        .collect();
+    Coverage { hours, live_lo }
+}
+
+fn bind_window(
+    q: clickhouse::query::Query,
+    w: Span,
+    c: &Coverage,
+    s: &GraphArgs,
+) -> clickhouse::query::Query {
+    let lookback = s.graph_parent_lookback.as_nanos() as i64;
+    q.param("rlo", w.lo)
+        .param("rhi", w.hi)
+        .param("hours", &c.hours)
+        .param("lo", c.live_lo)
+        .param("hi", w.hi)
+        .param("plo", c.live_lo - lookback)
         .param("chi", w.hi + lookback)
         .param("settled", w.now - s.graph_grace.as_nanos() as i64)
         .param("region_attrs", &s.graph_region_attributes)
 }
 
-const ROLLED_MINUTES: &str = "(Minute, ComputedAt) IN (
-    SELECT Minute, max(ComputedAt) FROM orrery_rollup_minutes
-    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-      AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-    GROUP BY Minute)";
-
-const MINUTE_RANGE: &str = "Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-    AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))";
+/// The rows of a window from hourly, minute and (when any minute is not rolled up) live rows.
+fn union_sql(
+    hourly: &str,
+    minutely: &str,
+    cols: &str,
+    live_sql: &str,
+    c: &Coverage,
+    w: Span,
+) -> String {
+    let mut sql = format!(
+        "SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS}
+    UNION ALL
+    SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {ROLLED_MINUTES}"
+    );
+    if c.live_lo < w.hi {
+        sql.push_str(&format!(
+            "\n    UNION ALL\n    SELECT {cols} FROM ({live_sql})"
+        ));
+    }
+    sql
+}
 
 pub async fn edges(
     client: &Client,
@@ -111,6 +244,7 @@ pub async fn edges(
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
+    let c = coverage(client, w).await?;
     let (src, dst) = match grouping {
         Grouping::Services => ("Caller", "Callee"),
         Grouping::Regions => (
@@ -138,17 +272,22 @@ FROM (
         toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion,
         Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets
     FROM (
-        SELECT {cols} FROM orrery_edges_1m WHERE {MINUTE_RANGE} AND {ROLLED_MINUTES}
-        UNION ALL
-        SELECT {cols} FROM ({live})
+        {rows}
     )
     WHERE 1 {where_filter}
 )
 GROUP BY src, dst, CalleeKind
 ORDER BY src, dst, CalleeKind",
-        live = calls::edge_rows_sql(minute_filter::NOT_ROLLED),
+        rows = union_sql(
+            "orrery_edges_1h",
+            "orrery_edges_1m",
+            cols,
+            &calls::edge_rows_sql(minute_filter::NOT_ROLLED),
+            &c,
+            w
+        ),
     );
-    let mut q = bind_window(client.query(&sql), w, s);
+    let mut q = bind_window(client.query(&sql), w, &c, s);
     q = match filter {
         EdgeFilter::None => q,
         EdgeFilter::Region(r) => q.param("region", r),
@@ -168,6 +307,7 @@ pub enum NodeKey {
 }
 
 pub async fn nodes(client: &Client, s: &GraphArgs, w: Span, key: &NodeKey) -> Result<Vec<NodeAgg>> {
+    let c = coverage(client, w).await?;
     let (key_expr, filter) = match key {
         NodeKey::Services => ("toString(Service)", ""),
         NodeKey::Regions => ("concat('region:', Region)", ""),
@@ -181,35 +321,41 @@ pub async fn nodes(client: &Client, s: &GraphArgs, w: Span, key: &NodeKey) -> Re
     arrayMap(x -> toFloat64(x), quantilesTDigestMerge(0.5, 0.95, 0.99)(LatencyDigest)) AS q,
     sumForEach(LatencyBuckets) AS buckets
 FROM (
-    SELECT {cols} FROM orrery_nodes_1m WHERE {MINUTE_RANGE} AND {ROLLED_MINUTES}
-    UNION ALL
-    SELECT {cols} FROM ({live})
+    {rows}
 )
 WHERE 1 {filter}
 GROUP BY id ORDER BY id",
-        live = calls::node_rows_sql(minute_filter::NOT_ROLLED),
+        rows = union_sql(
+            "orrery_nodes_1h",
+            "orrery_nodes_1m",
+            cols,
+            &calls::node_rows_sql(minute_filter::NOT_ROLLED),
+            &c,
+            w
+        ),
     );
-    let mut q = bind_window(client.query(&sql), w, s);
+    let mut q = bind_window(client.query(&sql), w, &c, s);
     if let NodeKey::Instances(service) = key {
         q = q.param("service", service);
     }
     q.fetch_all().await.context("reading service-graph nodes")
 }
 
-/// Spans in the window and late spans the rollup noticed.
+/// Spans in the window (rollup markers, plus the per-minute counts of minutes not rolled up)
+/// and late spans the rollup noticed.
 pub async fn quality(client: &Client, s: &GraphArgs, w: Span) -> Result<QualityAgg> {
+    let c = coverage(client, w).await?;
     let sql = format!(
         "SELECT
     toUInt64(ifNull((SELECT sum(s) FROM (SELECT argMax(Spans, ComputedAt) AS s FROM orrery_rollup_minutes
         WHERE {MINUTE_RANGE} GROUP BY Minute)), 0))
-    + toUInt64(ifNull((SELECT count() FROM otel_traces
-        WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
-        {not_rolled}), 0)) AS spans,
+    + toUInt64(ifNull((SELECT sum(Spans) FROM orrery_span_minutes
+        WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({{lo:Int64}})) AND Minute < toDateTime(fromUnixTimestamp64Nano({{hi:Int64}}))
+        AND Minute NOT IN (SELECT Minute FROM orrery_rollup_minutes WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({{lo:Int64}})) AND Minute < toDateTime(fromUnixTimestamp64Nano({{hi:Int64}})))), 0)) AS spans,
     toUInt64(ifNull((SELECT sum(l) FROM (SELECT argMax(Late, ComputedAt) AS l FROM orrery_rollup_minutes
         WHERE {MINUTE_RANGE} GROUP BY Minute)), 0)) AS late",
-        not_rolled = minute_filter::NOT_ROLLED,
     );
-    bind_window(client.query(&sql), w, s)
+    bind_window(client.query(&sql), w, &c, s)
         .fetch_one()
         .await
         .context("reading data-quality counts")
