@@ -1,12 +1,14 @@
 //! The Leptos app: URL-held state, the map view (WebGL2 renderer, live SSE updates, hover,
 //! drill-down, pins), node/edge panels, trace search and the virtualised waterfall.
 
-use crate::api::{EdgeDetail, Graph, GraphDiff, NodeDetail, Trace, TraceList};
+use crate::api::{EdgeDetail, Graph, GraphDiff, Histogram, NodeDetail, Trace, TraceList};
+use crate::diff::{self, Marks};
 use crate::encoding::{self, fmt_rate, fmt_us};
 use crate::layout::{Input, Layout, Pos};
 use crate::map::render::{Hit, Renderer};
 use crate::map::scene::Scene;
 use crate::net::{enc, get_json};
+use crate::replay::{self, Replay};
 use crate::waterfall::TraceModel;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -33,6 +35,10 @@ pub struct UrlState {
     /// Fixed window (Unix ms); empty = live `since`.
     pub start: String,
     pub end: String,
+    /// Replay position (Unix ms of the shown minute) inside the fixed window; empty = off.
+    pub replay: String,
+    /// Selected edge `source->target` (its panel is open).
+    pub edge: String,
 }
 
 impl UrlState {
@@ -58,6 +64,8 @@ impl UrlState {
             diff: p.get("diff").as_deref() == Some("1"),
             start: g("start", ""),
             end: g("end", ""),
+            replay: g("replay", ""),
+            edge: g("edge", ""),
         }
     }
 
@@ -91,6 +99,12 @@ impl UrlState {
         if self.diff && self.view == "map" {
             q.push("diff=1".into());
         }
+        if self.view == "map" && self.replaying().is_some() {
+            q.push(format!("replay={}", enc(&self.replay)));
+        }
+        if self.view == "map" && !self.edge.is_empty() {
+            q.push(format!("edge={}", enc(&self.edge)));
+        }
         let search = web_sys::window()
             .unwrap()
             .location()
@@ -120,8 +134,27 @@ impl UrlState {
         self.start.is_empty()
     }
 
+    /// The replayed range and position, when replaying a fixed window.
+    fn replaying(&self) -> Option<(Replay, i64)> {
+        let (start, end) = (self.start.parse().ok()?, self.end.parse().ok()?);
+        let pos: i64 = self.replay.parse().ok()?;
+        let r = Replay::new(start, end);
+        Some((r, r.clamp(pos)))
+    }
+
+    /// The window the data is for: the replayed minute, else the URL's window.
+    fn data_window_query(&self) -> String {
+        match self.replaying() {
+            Some((r, pos)) => {
+                let (a, b) = r.window(pos);
+                format!("start={a}&end={b}")
+            }
+            None => self.window_query(),
+        }
+    }
+
     fn graph_query(&self) -> String {
-        let mut q = format!("level={}&{}", enc(&self.level), self.window_query());
+        let mut q = format!("level={}&{}", enc(&self.level), self.data_window_query());
         if self.level == "region" && !self.region.is_empty() {
             q += &format!("&region={}", enc(&self.region));
         }
@@ -220,7 +253,7 @@ fn App() -> impl IntoView {
                     }>"freeze window"</button> }.into_any()
                 } else {
                     view! { <span data-testid="fixed-window">{format!("fixed {} → {}", fmt_ms(&s.start), fmt_ms(&s.end))}</span>
-                        " "<button on:click=move |_| state.update(|s| { s.start.clear(); s.end.clear(); })>"back to live"</button> }.into_any()
+                        " "<button on:click=move |_| state.update(|s| { s.start.clear(); s.end.clear(); s.replay.clear(); })>"back to live"</button> }.into_any()
                 }}}
             </header>
             {move || match view_name.get().as_str() {
@@ -282,8 +315,15 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     let ms: Rc<RefCell<Option<MapState>>> = Rc::new(RefCell::new(None));
     let backend = RwSignal::new(String::new());
     let diff = RwSignal::new(None::<Result<GraphDiff, String>>);
-    // Edges new in the current window (diff mode): drawn green.
-    let added_edges: Rc<RefCell<HashSet<String>>> = Rc::default();
+    // Diff mode: the diff every graph of this window is merged with (new edges green, vanished
+    // ones dashed grey).
+    let added_edges: Rc<RefCell<Option<GraphDiff>>> = Rc::default();
+    // Graph fetches are numbered so that a slow answer never overwrites a newer one (replay
+    // steps and window changes can overlap); `busy` makes replay wait for the frame it asked for.
+    let fetch_gen = Rc::new(std::cell::Cell::new(0u64));
+    let busy = Rc::new(std::cell::Cell::new(false));
+    let playing = RwSignal::new(false);
+    let speed = RwSignal::new(4.0f64);
     // False once this view is unmounted: the frame loop, stream and key handler then stop
     // touching its (disposed) signals.
     let alive = Rc::new(std::cell::Cell::new(true));
@@ -307,14 +347,6 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             if s.min_rate > 0.0 {
                 g.edges.retain(|e| e.metrics.rps >= s.min_rate);
             }
-            if s.diff {
-                let added = added_edges.borrow();
-                for e in g.edges.iter_mut() {
-                    if added.contains(&e.id) {
-                        e.health = "added".into();
-                    }
-                }
-            }
             if s.hide_virtual || s.errors_only || s.min_rate > 0.0 {
                 let keep: HashSet<&str> = g
                     .edges
@@ -328,6 +360,10 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 g.edges
                     .retain(|e| ids.contains(&e.source) && ids.contains(&e.target));
             }
+            let marks = match (s.diff, added_edges.borrow().as_ref()) {
+                (true, Some(d)) => diff::merge(&mut g, d),
+                _ => Marks::default(),
+            };
             let mut guard = ms.borrow_mut();
             let Some(m) = guard.as_mut() else { return };
             let key = pins_key(&s);
@@ -359,20 +395,25 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                         (
                             e.source.clone(),
                             e.target.clone(),
-                            e.health.clone(),
+                            marks.edge_state(e).to_string(),
                             e.metrics.error_rate,
                         )
                     })
                     .collect(),
             );
             meta.set((g.max_volume, g.data_quality.clone(), g.level.clone()));
-            status.set(if g.nodes.is_empty() {
+            let nothing = if s.replaying().is_some() {
+                "No traffic in this minute."
+            } else {
                 "No traffic in this window yet — send spans to the collector (OTLP :4317/:4318)."
-                    .into()
+            };
+            status.set(if g.nodes.is_empty() {
+                nothing.into()
             } else {
                 String::new()
             });
             let t = now_s();
+            m.scene.marks = marks;
             m.scene.set(g, &m.layout, t, true, None, 100_000);
             m.renderer.upload(&m.scene);
             // Kiosk mode (wall displays) re-fits on every update: nobody is there to pan.
@@ -391,7 +432,11 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                     .map(|(n, p)| NodeItem {
                         id: n.id.clone(),
                         name: n.name.clone(),
-                        health: n.health.clone(),
+                        health: if m.scene.marks.node_vanished(&n.id) {
+                            "vanished".into()
+                        } else {
+                            n.health.as_str().into()
+                        },
                         kind: n.kind.clone(),
                         rps: n.metrics.rps,
                         error_rate: n.metrics.error_rate,
@@ -482,12 +527,38 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         let ms = ms.clone();
         let apply = apply.clone();
         let added_edges = added_edges.clone();
-        Effect::new(move |_| {
+        let fetch_gen = fetch_gen.clone();
+        let busy = busy.clone();
+        // Only what changes the data refetches: the selected edge and the panel do not.
+        let fetch_key = Memo::new(move |_| {
             let s = state.get();
+            (
+                s.graph_query(),
+                s.diff,
+                s.errors_only,
+                s.hide_virtual,
+                s.min_rate,
+                s.live(),
+            )
+        });
+        let shown_view = Rc::new(RefCell::new(None::<String>));
+        Effect::new(move |_| {
+            fetch_key.track();
+            let s = state.get_untracked();
             if canvas.get().is_none() {
                 return;
             }
-            panel.set(Panel::None);
+            // A new view (level/region/focus) closes the panel; the first one opens the edge the
+            // URL selects (a link from a trace span).
+            let view_key = pins_key(&s);
+            let first = shown_view.borrow().is_none();
+            if shown_view.borrow().as_deref() != Some(view_key.as_str()) {
+                panel.set(match s.edge.split_once("->") {
+                    Some((a, b)) if first => Panel::Edge(a.to_string(), b.to_string()),
+                    _ => Panel::None,
+                });
+                *shown_view.borrow_mut() = Some(view_key);
+            }
             // A different view starts empty, so nothing stale is shown (or asserted on).
             if ms
                 .borrow()
@@ -503,19 +574,30 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             let added = added_edges.clone();
             let want_diff = s.diff;
             if !want_diff {
-                added.borrow_mut().clear();
+                *added.borrow_mut() = None;
                 diff.set(None);
             }
+            let generation = fetch_gen.get() + 1;
+            fetch_gen.set(generation);
+            busy.set(true);
+            let (fetch_gen, busy) = (fetch_gen.clone(), busy.clone());
             spawn_local(async move {
-                // The diff first, so the graph that follows is drawn with its new edges marked.
-                if want_diff {
-                    let d = get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await;
-                    if let Ok(d) = &d {
-                        *added.borrow_mut() = d.added_edges.iter().map(|e| e.id.clone()).collect();
-                    }
+                // The diff first, so the graph that follows is drawn with its changes marked.
+                let d = if want_diff {
+                    Some(get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await)
+                } else {
+                    None
+                };
+                let g = get_json::<Graph>(&format!("orrery/api/graph?{q}")).await;
+                if fetch_gen.get() != generation {
+                    return;
+                }
+                busy.set(false);
+                if let Some(d) = d {
+                    *added.borrow_mut() = d.as_ref().ok().cloned();
                     let _ = diff.try_set(Some(d));
                 }
-                match get_json::<Graph>(&format!("orrery/api/graph?{q}")).await {
+                match g {
                     Ok(g) => apply2(g),
                     Err(e) => {
                         let _ = status.try_set(format!("Could not load the graph: {e}"));
@@ -551,6 +633,62 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                     on_graph.forget();
                     m.source = Some(es);
                 }
+            }
+        });
+    }
+    // The URL and the drawing follow the open edge panel.
+    {
+        let ms = ms.clone();
+        Effect::new(move |_| {
+            let id = match panel.get() {
+                Panel::Edge(a, b) => format!("{a}->{b}"),
+                _ => String::new(),
+            };
+            if state.with_untracked(|s| s.edge != id) {
+                state.update(|s| s.edge = id.clone());
+            }
+            if let Ok(mut b) = ms.try_borrow_mut()
+                && let Some(m) = b.as_mut()
+            {
+                m.scene.selected_edge = (!id.is_empty()).then_some(id);
+                m.renderer.upload(&m.scene);
+            }
+        });
+    }
+    // Replay: while playing, step to the next minute once the previous frame has arrived.
+    {
+        let busy = busy.clone();
+        let timer = RwSignal::new(None::<IntervalHandle>);
+        Effect::new(move |_| {
+            let (on, every) = (playing.get(), replay::interval_ms(speed.get()));
+            if let Some(h) = timer.try_get_untracked().flatten() {
+                h.clear();
+            }
+            let busy = busy.clone();
+            let handle = on.then(|| {
+                set_interval_with_handle(
+                    move || {
+                        if busy.get() {
+                            return;
+                        }
+                        let Some((r, pos)) = state.with_untracked(|s| s.replaying()) else {
+                            playing.set(false);
+                            return;
+                        };
+                        match r.next(pos) {
+                            Some(p) => state.update(|s| s.replay = p.to_string()),
+                            None => playing.set(false),
+                        }
+                    },
+                    std::time::Duration::from_millis(every as u64),
+                )
+                .ok()
+            });
+            timer.set(handle.flatten());
+        });
+        on_cleanup(move || {
+            if let Some(h) = timer.try_get_untracked().flatten() {
+                h.clear();
             }
         });
     }
@@ -784,6 +922,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             <label><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff vs previous window"</label>
             <button on:click=unpin>"unpin all"</button>
         </div>
+        <ReplayBar state=state playing=playing speed=speed />
         <div class="main">
             <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
                 data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()>
@@ -820,7 +959,10 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 <ul hidden data-testid="map-edges">
                     <For each=move || edges.get() key=|e| (e.0.clone(), e.1.clone(), e.2.clone()) children=move |e| {
                         let (s, t) = (e.0.clone(), e.1.clone());
-                        view! { <li data-edge-id=format!("{}->{}", e.0, e.1) data-health=e.2.clone() data-error-rate=e.3.to_string()
+                        let id = format!("{}->{}", e.0, e.1);
+                        let id2 = id.clone();
+                        view! { <li data-edge-id=id data-health=e.2.clone() data-error-rate=e.3.to_string()
+                            data-selected=move || state.with(|s| s.edge == id2)
                             on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))>{format!("{} -> {}", e.0, e.1)}</li> }
                     } />
                 </ul>
@@ -873,7 +1015,7 @@ fn NodePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
     let url = format!(
         "orrery/api/nodes/{}?{}",
         enc(&id),
-        state.get_untracked().window_query()
+        state.get_untracked().data_window_query()
     );
     spawn_local(async move { detail.set(Some(get_json(&url).await)) });
     let id2 = id.clone();
@@ -888,6 +1030,8 @@ fn NodePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
                 Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
                 Some(Ok(d)) => view! {
                     <p>{metrics_line(&d.node.metrics)}</p>
+                    <h4>"Latency"</h4>
+                    <HistogramChart h=d.histogram.clone() testid="node-histogram" />
                     <h4>"Operations"</h4>
                     <table class="data" data-testid="operations"><thead><tr><th>"operation"</th><th>"kind"</th><th>"rate"</th><th>"err %"</th><th>"p95"</th></tr></thead>
                     <tbody>{d.operations.iter().map(|o| view! {
@@ -909,7 +1053,7 @@ fn EdgePanel(source: String, target: String, state: RwSignal<UrlState>) -> impl 
         "orrery/api/edges?source={}&target={}&{}",
         enc(&source),
         enc(&target),
-        state.get_untracked().window_query()
+        state.get_untracked().data_window_query()
     );
     spawn_local(async move { detail.set(Some(get_json(&url).await)) });
     let open = move |id: String| {
@@ -927,14 +1071,7 @@ fn EdgePanel(source: String, target: String, state: RwSignal<UrlState>) -> impl 
                 Some(Ok(d)) => view! {
                     <p>{metrics_line(&d.edge.metrics)}</p>
                     <h4>"Latency"</h4>
-                    <div class="histogram" data-testid="histogram">{
-                        let max = d.histogram.counts.iter().copied().max().unwrap_or(0).max(1);
-                        d.histogram.counts.iter().enumerate().map(|(i, c)| {
-                            let label = d.histogram.bounds_ms.get(i).map(|b| format!("≤{b}ms")).unwrap_or_else(|| "more".into());
-                            view! { <div class="hbar" title=format!("{label}: {c}")>
-                                <div style=format!("height:{:.0}%", *c as f64 / max as f64 * 100.0)></div></div> }
-                        }).collect_view()
-                    }</div>
+                    <HistogramChart h=d.histogram.clone() testid="histogram" />
                     <h4>"Recent error traces"</h4>
                     {if d.exemplars.failed.is_empty() { Some(view! { <p class="muted">"No failed calls in this window."</p> }) } else { None }}
                     <ul data-testid="error-traces">{d.exemplars.failed.iter().map(|t| { let id = t.trace_id.clone(); view! {
@@ -1124,11 +1261,17 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
                             }}
                             </div>
                         </div>
-                        {move || selected.get().map(|i| { let s = m3.spans[i].clone(); let svc = s.service.clone(); view! {
+                        {move || selected.get().map(|i| { let s = m3.spans[i].clone(); let svc = s.service.clone(); let call = m3.call_edge(i); view! {
                             <aside class="side" data-testid="span-detail">
                                 <h3>{format!("{}: {}", s.service, s.name)}</h3>
                                 <p>{format!("{} · {} · status {} {}", s.kind, fmt_us(s.duration_us), s.status.code, s.status.message)}</p>
-                                <button on:click=move |_| state.update(|st| { st.view = "map".into(); st.level = "focused".into(); st.focus = svc.clone(); })>"Show service on the map"</button>
+                                <button on:click={ let svc = svc.clone(); move |_| state.update(|st| { st.view = "map".into(); st.level = "focused".into(); st.focus = svc.clone(); st.edge.clear(); }) }>"Show service on the map"</button>
+                                {call.map(|(from, to)| { let label = format!("Show the call {from} → {to} on the map"); view! {
+                                    " "<button data-testid="span-edge-link" on:click=move |_| state.update(|st| {
+                                        // Focused on the callee: the edge is drawn whatever the filters.
+                                        st.view = "map".into(); st.level = "focused".into(); st.focus = to.clone();
+                                        st.edge = format!("{from}->{to}"); st.errors_only = false; st.min_rate = 0.0; st.hide_virtual = false;
+                                    })>{label}</button> }})}
                                 <h4>"Attributes"</h4>
                                 <table class="data"><tbody>{s.attributes.iter().chain(s.resource.iter()).map(|(k, v)| view! { <tr><td>{k.clone()}</td><td>{v.clone()}</td></tr> }).collect_view()}</tbody></table>
                                 <h4>"Events"</h4>
@@ -1185,4 +1328,68 @@ fn parse_since(s: &str) -> i64 {
 fn fmt_ms(ms: &str) -> String {
     let d = js_sys::Date::new(&JsValue::from_f64(ms.parse().unwrap_or(0.0)));
     d.to_iso_string().as_string().unwrap_or_default()
+}
+
+/// A latency histogram as bars (edge and node panels); `data-count` on each bar for tools.
+#[component]
+fn HistogramChart(h: Histogram, testid: &'static str) -> impl IntoView {
+    let max = h.counts.iter().copied().max().unwrap_or(0).max(1);
+    let total: u64 = h.counts.iter().sum();
+    view! {
+        <div class="histogram" data-testid=testid data-total=total>{
+            h.counts.iter().enumerate().map(|(i, c)| {
+                let label = h.bounds_ms.get(i).map(|b| format!("≤{b}ms")).unwrap_or_else(|| "more".into());
+                view! { <div class="hbar" title=format!("{label}: {c}") data-le=label.clone() data-count=*c>
+                    <div style=format!("height:{:.0}%", *c as f64 / max as f64 * 100.0)></div></div> }
+            }).collect_view()
+        }</div>
+    }
+}
+
+/// Replay controls for a fixed window: start, play/pause, speed, a scrubber over the minutes.
+#[component]
+fn ReplayBar(
+    state: RwSignal<UrlState>,
+    playing: RwSignal<bool>,
+    speed: RwSignal<f64>,
+) -> impl IntoView {
+    let info =
+        Memo::new(move |_| state.with(|s| if s.live() { None } else { Some(s.replaying()) }));
+    let range = Memo::new(move |_| info.get().flatten().map(|(r, _)| r));
+    let pos = Memo::new(move |_| info.get().flatten().map(|(_, p)| p).unwrap_or(0));
+    move || {
+        match info.get().map(|i| i.is_some()) {
+        None => None,
+        Some(false) => Some(view! {
+            <div class="replay-bar" data-testid="replay-bar">
+                <button data-testid="replay-start" on:click=move |_| state.update(|s| s.replay = s.start.clone())>
+                    "▶ replay this range minute by minute"</button>
+            </div>
+        }.into_any()),
+        Some(true) => {
+            let r = range.get_untracked().unwrap_or(Replay { first: 0, last: 0 });
+            Some(view! {
+                <div class="replay-bar" data-testid="replay" data-position=move || pos.get() data-playing=move || playing.get().to_string()
+                    data-frame=move || range.get().map(|r| r.index(pos.get())).unwrap_or(0) data-frames=r.frames()>
+                    <button data-testid="replay-play" on:click=move |_| {
+                        // Play from the start again once the end was reached.
+                        if !playing.get_untracked() && range.get_untracked().is_some_and(|r| r.next(pos.get_untracked()).is_none()) {
+                            state.update(|s| s.replay = r.first.to_string());
+                        }
+                        playing.update(|p| *p = !*p)
+                    }>{move || if playing.get() { "❚❚ pause" } else { "▶ play" }}</button>
+                    <label>" speed "<select data-testid="replay-speed" aria-label="replay speed" prop:value=move || speed.get().to_string()
+                        on:change=move |ev| speed.set(event_target_value(&ev).parse().unwrap_or(1.0))>
+                        {[1, 2, 4, 8, 16].into_iter().map(|k| view! { <option value=k.to_string()>{format!("{k}×")}</option> }).collect_view()}
+                    </select></label>
+                    <input type="range" data-testid="replay-scrubber" aria-label="replay position" min=r.first max=r.last step=replay::STEP_MS
+                        prop:value=move || pos.get().to_string()
+                        on:input=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<i64>() { state.update(|s| s.replay = r.clamp(v).to_string()) } } />
+                    <span data-testid="replay-label">{move || format!("{} · minute {} of {}", fmt_ms(&pos.get().to_string()), r.index(pos.get()) + 1, r.frames())}</span>
+                    <button on:click=move |_| { playing.set(false); state.update(|s| s.replay.clear()) }>"stop replay"</button>
+                </div>
+            }.into_any())
+        }
+    }
+    }
 }

@@ -65,6 +65,8 @@ pub fn health_rgb(health: &str) -> [f32; 3] {
         "warning" => [0.98, 0.67, 0.18],
         // Diff mode: an edge new in the current window.
         "added" => [0.35, 0.85, 0.45],
+        // Diff mode: an edge or node only in the previous window.
+        "vanished" => [0.52, 0.55, 0.6],
         _ => [0.36, 0.72, 0.86],
     }
 }

@@ -9,10 +9,12 @@ pub mod api;
 pub mod app;
 #[cfg(target_arch = "wasm32")]
 pub mod bench;
+pub mod diff;
 pub mod encoding;
 pub mod layout;
 pub mod map;
 #[cfg(target_arch = "wasm32")]
 mod net;
+pub mod replay;
 pub mod synth;
 pub mod waterfall;

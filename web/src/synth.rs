@@ -1,6 +1,6 @@
 //! Synthetic service graphs for the bench page (2,000 services / 10,000 edges) and tests.
 
-use crate::api::{Edge, Graph, Metrics, Node};
+use crate::api::{Edge, Graph, Health, Metrics, Node};
 
 /// A small deterministic PRNG (xorshift64*), enough for reproducible synthetic data.
 pub struct Rng(pub u64);
@@ -89,7 +89,7 @@ fn node(id: &str, kind: &str, rank: u32, rps: f64) -> Node {
         name: id.into(),
         kind: kind.into(),
         metrics: metrics(rps, 0.0),
-        health: "normal".into(),
+        health: Health::Normal,
         rank,
         ..Default::default()
     }
@@ -97,25 +97,25 @@ fn node(id: &str, kind: &str, rank: u32, rps: f64) -> Node {
 
 fn metrics(rps: f64, error_rate: f64) -> Metrics {
     Metrics {
-        requests: (rps * 300.0) as i64,
-        errors: (rps * 300.0 * error_rate) as i64,
+        requests: (rps * 300.0) as u64,
+        errors: (rps * 300.0 * error_rate) as u64,
         rps,
         error_rate,
         p50_ms: 5.0,
         p95_ms: 40.0,
         p99_ms: 90.0,
+        ..Default::default()
     }
 }
 
-fn health(error_rate: f64) -> String {
+fn health(error_rate: f64) -> Health {
     if error_rate >= 0.05 {
-        "danger"
+        Health::Danger
     } else if error_rate >= 0.01 {
-        "warning"
+        Health::Warning
     } else {
-        "normal"
+        Health::Normal
     }
-    .into()
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 pub struct TraceModel {
     pub spans: Vec<Span>,
     pub children: Vec<Vec<usize>>,
+    /// Parent span index (`None` for roots and spans whose parent is missing).
+    pub parent: Vec<Option<usize>>,
     pub roots: Vec<usize>,
     pub depth: Vec<u32>,
     pub start_us: i64,
@@ -24,9 +26,13 @@ impl TraceModel {
             .collect();
         let mut children = vec![Vec::new(); spans.len()];
         let mut roots = Vec::new();
+        let mut parent = vec![None; spans.len()];
         for (i, s) in spans.iter().enumerate() {
             match index.get(s.parent_span_id.as_str()) {
-                Some(&p) if !s.parent_span_id.is_empty() && p != i => children[p].push(i),
+                Some(&p) if !s.parent_span_id.is_empty() && p != i => {
+                    children[p].push(i);
+                    parent[i] = Some(p);
+                }
                 _ => roots.push(i),
             }
         }
@@ -58,6 +64,7 @@ impl TraceModel {
         let mut m = TraceModel {
             spans,
             children,
+            parent,
             roots,
             depth,
             start_us,
@@ -122,6 +129,28 @@ impl TraceModel {
         out
     }
 
+    /// The map edge of the call that brought span `i`'s service into the trace: the nearest
+    /// ancestor in another service → this service, or `INTERNET` → it when the service is the
+    /// root. `None` when the chain breaks at a missing parent (the map has no such edge).
+    pub fn call_edge(&self, i: usize) -> Option<(String, String)> {
+        let service = &self.spans[i].service;
+        let mut at = i;
+        // Bounded by the span count: a corrupt parent cycle cannot loop forever.
+        for _ in 0..self.spans.len() {
+            match self.parent[at] {
+                Some(p) if &self.spans[p].service != service => {
+                    return Some((self.spans[p].service.clone(), service.clone()));
+                }
+                Some(p) => at = p,
+                None if self.spans[at].parent_span_id.is_empty() => {
+                    return Some(("INTERNET".into(), service.clone()));
+                }
+                None => return None,
+            }
+        }
+        None
+    }
+
     pub fn duration_us(&self) -> i64 {
         (self.end_us - self.start_us).max(1)
     }
@@ -173,7 +202,7 @@ pub fn synthetic_trace(n: usize, services: usize) -> Trace {
     }
     Trace {
         trace_id: "0000000000000000000000000000beef".into(),
-        span_count: n as i64,
+        span_count: n as u64,
         spans,
         ..Default::default()
     }
@@ -228,6 +257,29 @@ mod tests {
             m.depth[m.spans.iter().position(|s| s.span_id == "a1").unwrap()],
             2
         );
+    }
+
+    #[test]
+    fn call_edge_is_the_nearest_caller_in_another_service() {
+        let svc = |mut s: Span, name: &str| {
+            s.service = name.into();
+            s
+        };
+        let m = model(vec![
+            svc(span("r", "", 0, 100), "frontend"),
+            svc(span("c", "r", 1, 90), "frontend"),
+            svc(span("s", "c", 2, 80), "checkout"),
+            svc(span("i", "s", 3, 10), "checkout"),
+            svc(span("o", "gone", 5, 5), "payments"),
+        ]);
+        let at = |id: &str| m.spans.iter().position(|s| s.span_id == id).unwrap();
+        let edge = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(m.call_edge(at("s")), edge("frontend", "checkout"));
+        // An internal span belongs to the call that entered its service.
+        assert_eq!(m.call_edge(at("i")), edge("frontend", "checkout"));
+        assert_eq!(m.call_edge(at("c")), edge("INTERNET", "frontend"));
+        assert_eq!(m.call_edge(at("r")), edge("INTERNET", "frontend"));
+        assert_eq!(m.call_edge(at("o")), None);
     }
 
     #[test]

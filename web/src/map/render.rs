@@ -4,6 +4,7 @@
 
 use super::scene::{ANIM_SECS, Scene};
 use super::shaders;
+use crate::api::Health;
 use crate::layout::Pos;
 use wasm_bindgen::JsCast;
 use web_sys::{
@@ -138,8 +139,18 @@ impl Renderer {
             if a == usize::MAX || b == usize::MAX {
                 continue;
             }
-            let c = crate::encoding::health_rgb(&e.health);
+            let state = s.marks.edge_state(e);
+            let c = crate::encoding::health_rgb(state);
             let dim = s.dimmed.contains(&e.source) || s.dimmed.contains(&e.target);
+            let alpha = if s.selected_edge.as_deref() == Some(e.id.as_str()) {
+                0.75
+            } else if dim {
+                0.06
+            } else if state == "vanished" {
+                0.5
+            } else {
+                0.22
+            };
             let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
             edata.extend_from_slice(&[
                 fa.x,
@@ -153,7 +164,8 @@ impl Renderer {
                 c[0],
                 c[1],
                 c[2],
-                if dim { 0.06 } else { 0.22 },
+                // A negative alpha asks the shader for a dashed line (vanished in diff mode).
+                if state == "vanished" { -alpha } else { alpha },
             ]);
             ecount += 1;
         }
@@ -161,10 +173,10 @@ impl Renderer {
         g.upload(&g.edges.inst, &edata);
         let mut ndata = Vec::with_capacity(s.graph.nodes.len() * 9);
         for (i, n) in s.graph.nodes.iter().enumerate() {
-            let health = match n.health.as_str() {
-                "danger" => 2.0,
-                "warning" => 1.0,
-                _ => 0.0,
+            let health = match n.health {
+                Health::Danger => 2.0,
+                Health::Warning => 1.0,
+                Health::Normal => 0.0,
             };
             let mut flags = 0;
             if n.is_virtual() {
@@ -173,7 +185,7 @@ impl Renderer {
             if s.selected.as_deref() == Some(n.id.as_str()) {
                 flags |= 2;
             }
-            if s.dimmed.contains(&n.id) {
+            if s.dimmed.contains(&n.id) || s.marks.node_vanished(&n.id) {
                 flags |= 4;
             }
             ndata.extend_from_slice(&[
@@ -252,15 +264,17 @@ impl Renderer {
                 continue;
             }
             let n = &s.graph.nodes[i];
-            o.set_fill_style_str(if s.dimmed.contains(&n.id) {
-                "#5a6577"
-            } else {
-                "#d8e2ee"
-            });
+            o.set_fill_style_str(
+                if s.dimmed.contains(&n.id) || s.marks.node_vanished(&n.id) {
+                    "#5a6577"
+                } else {
+                    "#d8e2ee"
+                },
+            );
             let _ = o.fill_text(&n.name, x as f64, (y + r_px + 14.0 * dpr) as f64);
             // Notice badge for nodes in warning/danger.
-            if n.health == "warning" || n.health == "danger" {
-                o.set_fill_style_str(if n.health == "danger" {
+            if n.health != Health::Normal && !s.marks.node_vanished(&n.id) {
+                o.set_fill_style_str(if n.health == Health::Danger {
                     "#ee4540"
                 } else {
                     "#faab2e"
@@ -376,13 +390,21 @@ fn draw_2d(ctx: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64
         if a == usize::MAX || b == usize::MAX {
             continue;
         }
-        let c = crate::encoding::health_rgb(&e.health);
+        let state = s.marks.edge_state(e);
+        let c = crate::encoding::health_rgb(state);
         ctx.set_stroke_style_str(&format!(
-            "rgba({},{},{},0.25)",
+            "rgba({},{},{},{})",
             (c[0] * 255.0) as u8,
             (c[1] * 255.0) as u8,
-            (c[2] * 255.0) as u8
+            (c[2] * 255.0) as u8,
+            if state == "vanished" { 0.5 } else { 0.25 }
         ));
+        let dash = js_sys::Array::new();
+        if state == "vanished" {
+            dash.push(&(6.0 * dpr as f64).into());
+            dash.push(&(6.0 * dpr as f64).into());
+        }
+        let _ = ctx.set_line_dash(&dash);
         ctx.begin_path();
         ctx.move_to(pos[a].0 as f64, pos[a].1 as f64);
         ctx.line_to(pos[b].0 as f64, pos[b].1 as f64);
@@ -413,9 +435,13 @@ fn draw_2d(ctx: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64
         );
         ctx.fill();
         ctx.set_line_width((2.0 * dpr) as f64);
-        ctx.set_stroke_style_str(&crate::encoding::css(crate::encoding::health_rgb(
-            &n.health,
-        )));
+        let _ = ctx.set_line_dash(&js_sys::Array::new());
+        let health = if s.marks.node_vanished(&n.id) {
+            "vanished"
+        } else {
+            n.health.as_str()
+        };
+        ctx.set_stroke_style_str(&crate::encoding::css(crate::encoding::health_rgb(health)));
         ctx.stroke();
     }
 }

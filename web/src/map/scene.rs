@@ -3,6 +3,7 @@
 //! same way whichever backend (WebGL2 or 2D canvas) draws it.
 
 use crate::api::Graph;
+use crate::diff::Marks;
 use crate::encoding::{self, PARTICLE_SPEED};
 use crate::layout::{Layout, Pos};
 use std::collections::{HashMap, HashSet};
@@ -22,7 +23,11 @@ pub struct Scene {
     /// Per particle: edge index, phase, speed, error, lane.
     pub particles: Vec<(u32, f32, f32, bool, f32)>,
     pub selected: Option<String>,
+    /// Edge id highlighted (its panel is open).
+    pub selected_edge: Option<String>,
     pub dimmed: HashSet<String>,
+    /// Diff mode: added and vanished parts (set before `set`).
+    pub marks: Marks,
 }
 
 impl Scene {
@@ -125,7 +130,8 @@ impl Scene {
             .iter()
             .zip(&self.edge_ends)
             .map(|(e, &(s, t))| {
-                if s == usize::MAX || t == usize::MAX {
+                // Vanished edges (diff mode) carry no traffic now.
+                if s == usize::MAX || t == usize::MAX || self.marks.vanished.contains(&e.id) {
                     return (0.0, 1.0);
                 }
                 let (a, b) = (self.to[s], self.to[t]);
@@ -207,6 +213,33 @@ mod tests {
             .0 as u32;
         let on = |e| s.particles.iter().filter(|p| p.0 == e).count();
         assert!(on(busiest) > on(quiet));
+    }
+
+    #[test]
+    fn vanished_edges_are_drawn_without_particles() {
+        let mut g = crate::synth::mesh(30, 60, 4, 9);
+        let busiest = g
+            .edges
+            .iter()
+            .max_by(|a, b| a.metrics.rps.total_cmp(&b.metrics.rps))
+            .unwrap()
+            .id
+            .clone();
+        let l = laid_out(&g);
+        let mut s = Scene::default();
+        s.set(g.clone(), &l, 0.0, false, None, 100_000);
+        let ei = s.graph.edges.iter().position(|e| e.id == busiest).unwrap() as u32;
+        assert!(s.particles.iter().any(|p| p.0 == ei));
+        let d = crate::api::GraphDiff {
+            removed_edges: vec![g.edges.remove(ei as usize)],
+            ..Default::default()
+        };
+        s.marks = crate::diff::merge(&mut g, &d);
+        s.set(g, &l, 1.0, true, None, 100_000);
+        let ei = s.graph.edges.iter().position(|e| e.id == busiest).unwrap();
+        assert_ne!(s.edge_ends[ei].0, usize::MAX, "drawn between its nodes");
+        assert!(!s.particles.iter().any(|p| p.0 as usize == ei));
+        assert!(!s.particles.is_empty());
     }
 
     #[test]

@@ -65,8 +65,9 @@ pub fn edge_vs() -> String {
 layout(location=0) in vec2 a_corner;  // x: 0..1 along, y: -1..1 across
 layout(location=1) in vec4 a_from;
 layout(location=2) in vec4 a_to;
-layout(location=3) in vec4 a_style;   // rgb, alpha
+layout(location=3) in vec4 a_style;   // rgb, alpha (negative: dashed)
 out vec4 v_color;
+out float v_dash;                     // world units along the edge when dashed, else -1
 void main() {
   vec4 e = mix(a_from, a_to, ease());
   vec2 d = e.zw - e.xy;
@@ -74,7 +75,8 @@ void main() {
   vec2 n = vec2(-d.y, d.x) / len;
   vec2 w = e.xy + d * a_corner.x;
   gl_Position = clip(w, n * a_corner.y * 0.9 * vec2(1.0, 1.0));
-  v_color = a_style;
+  v_color = vec4(a_style.rgb, abs(a_style.a));
+  v_dash = a_style.a < 0.0 ? a_corner.x * len : -1.0;
 }
 "#
     )
@@ -83,8 +85,12 @@ void main() {
 pub const EDGE_FS: &str = r#"#version 300 es
 precision mediump float;
 in vec4 v_color;
+in float v_dash;
 out vec4 o;
-void main() { o = v_color; }
+void main() {
+  if (v_dash >= 0.0 && fract(v_dash / 16.0) > 0.55) discard;
+  o = v_color;
+}
 "#;
 
 pub fn node_vs() -> String {
