@@ -1,11 +1,11 @@
-//! Node detail (operations, callers, callees, instances) and edge detail (histogram,
-//! operations, exemplar traces), computed for the window from rollups and spans.
+//! Node detail (operations, callers, callees, instances, latency histogram) and edge detail
+//! (histogram, operations, exemplar traces), computed for the window from rollups and spans.
 
 use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
-use super::fetch::{self, EdgeFilter, Grouping, Span};
+use super::fetch::{self, EdgeFilter, Grouping, NodeKey, Span};
 use super::{GraphRequest, INTERNET, Level, health, metrics, node_kind, window_json};
 use crate::GraphArgs;
 use crate::calls::{
@@ -70,7 +70,11 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
     if node.metrics.requests == 0 && !g.edges.iter().any(|e| e.source == id || e.target == id) {
         return Ok(None);
     }
-    let operations = if node_kind(id) == "service" {
+    let kind = node_kind(id);
+    let operations = async {
+        if kind != "service" {
+            return Ok(Vec::new());
+        }
         let from = format!(
             "SELECT SpanName, SpanKind, Duration, toUInt8({err}) AS Err FROM otel_traces
              WHERE ServiceName = {{service:String}}
@@ -85,10 +89,9 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
             .fetch_all()
             .await
             .context("node operations")?;
-        rows.into_iter().map(|r| op_json(r, w.seconds())).collect()
-    } else {
-        Vec::new()
+        anyhow::Ok(rows.into_iter().map(|r| op_json(r, w.seconds())).collect())
     };
+    let (operations, histogram) = tokio::try_join!(operations, node_histogram(client, s, id, w))?;
     let instances = g
         .nodes
         .iter()
@@ -107,7 +110,48 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
         node,
         operations,
         instances,
+        histogram,
     }))
+}
+
+/// Latency of the calls a node served, from the same rollups as its metrics: a service's
+/// server/consumer spans (summed over its instances), a virtual node's incoming calls.
+async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<Histogram> {
+    let parts: Vec<Vec<u64>> = match node_kind(id) {
+        "service" => fetch::nodes(client, s, w, &NodeKey::Instances(id.to_string()))
+            .await?
+            .into_iter()
+            .map(|n| n.buckets)
+            .collect(),
+        "database" | "queue" | "external" => fetch::edges(
+            client,
+            s,
+            w,
+            Grouping::Services,
+            &EdgeFilter::Touching(id.to_string()),
+        )
+        .await?
+        .into_iter()
+        .filter(|e| e.target == id && e.kind != "orphan")
+        .map(|e| e.buckets)
+        .collect(),
+        _ => Vec::new(),
+    };
+    Ok(histogram(parts))
+}
+
+/// Element-wise sum of bucket counts, padded to the bounds plus the overflow bucket.
+fn histogram(parts: Vec<Vec<u64>>) -> Histogram {
+    let mut counts = vec![0u64; BUCKET_BOUNDS_MS.len() + 1];
+    for part in parts {
+        for (c, n) in counts.iter_mut().zip(part) {
+            *c += n;
+        }
+    }
+    Histogram {
+        bounds_ms: BUCKET_BOUNDS_MS.to_vec(),
+        counts,
+    }
 }
 
 /// The calls across one edge as rows `TraceId, SpanId, SpanName, SpanKind, Timestamp, Duration,
@@ -254,4 +298,127 @@ pub async fn edge(
             typical: to_refs(typical),
         },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orrery_store::SpanRow;
+    use std::time::Duration;
+
+    const MS: i64 = 1_000_000;
+
+    fn span(
+        trace: u32,
+        id: u32,
+        parent: u32,
+        service: &str,
+        kind: &str,
+        ts: i64,
+        dur_ms: i64,
+    ) -> SpanRow {
+        SpanRow {
+            timestamp: ts,
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{id:016x}"),
+            parent_span_id: if parent == 0 {
+                String::new()
+            } else {
+                format!("{parent:016x}")
+            },
+            span_name: format!("{service} {kind}"),
+            span_kind: kind.into(),
+            service_name: service.into(),
+            resource_attributes: vec![
+                ("service.name".into(), service.into()),
+                (
+                    "service.instance.id".into(),
+                    format!("{service}-{}", trace % 2),
+                ),
+            ],
+            duration: (dur_ms * MS) as u64,
+            status_code: "Unset".into(),
+            ..Default::default()
+        }
+    }
+
+    fn settings() -> GraphArgs {
+        GraphArgs {
+            graph_grace: Duration::from_millis(1),
+            graph_rollup_delay: Duration::from_secs(0),
+            ..GraphArgs::default()
+        }
+    }
+
+    /// `(upper bound, count)` of the non-empty buckets (`None` = overflow).
+    fn filled(h: &Histogram) -> Vec<(Option<f64>, u64)> {
+        h.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| (h.bounds_ms.get(i).copied(), *c))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn node_detail_has_the_latency_histogram_of_the_calls_it_served() {
+        let ch = orrery_store::testing::fresh_database().await;
+        let client = ch.client();
+        let s = settings();
+        let now = crate::now_ns();
+        let t0 = now - 3 * 60_000 * MS;
+        // api (root) → shop (3 fast calls, 1 at 40 ms, 1 over 30 s) → postgres (client spans).
+        let mut rows = Vec::new();
+        for (i, dur) in [3, 4, 3, 40, 31_000].into_iter().enumerate() {
+            let t = i as u32 + 1;
+            let ts = t0 + i as i64 * MS;
+            rows.push(span(t, 1, 0, "api", "Server", ts, dur + 2));
+            rows.push(span(t, 2, 1, "api", "Client", ts, dur + 1));
+            rows.push(span(t, 3, 2, "shop", "Server", ts, dur));
+            let mut db = span(t, 4, 3, "shop", "Client", ts, 7);
+            db.span_attributes = vec![("db.system".into(), "postgresql".into())];
+            rows.push(db);
+        }
+        let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
+        for r in &rows {
+            insert.write(r).await.unwrap();
+        }
+        insert.end().await.unwrap();
+        let w = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
+
+        let check = |d: &NodeDetail, want: Vec<(Option<f64>, u64)>| {
+            assert_eq!(d.histogram.bounds_ms, BUCKET_BOUNDS_MS.to_vec());
+            assert_eq!(d.histogram.counts.len(), BUCKET_BOUNDS_MS.len() + 1);
+            assert_eq!(filled(&d.histogram), want, "{}", d.node.id);
+            assert_eq!(
+                d.histogram.counts.iter().sum::<u64>(),
+                d.node.metrics.requests
+            );
+        };
+        let shop_want = vec![(Some(5.0), 3), (Some(50.0), 1), (None, 1)];
+        let shop = node(&client, &s, "shop", w)
+            .await
+            .unwrap()
+            .expect("shop has traffic");
+        check(&shop, shop_want.clone());
+        let db = node(&client, &s, "database:postgresql", w)
+            .await
+            .unwrap()
+            .expect("the database has calls");
+        check(&db, vec![(Some(10.0), 5)]);
+
+        // Once the minutes are rolled up, the histogram comes from the rollup and is the same.
+        let report = crate::rollup::Rollup::new(client.clone(), s.clone())
+            .run_once(now, Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert!(!report.computed.is_empty());
+        let shop = node(&client, &s, "shop", w).await.unwrap().unwrap();
+        check(&shop, shop_want);
+
+        // A window without the calls has no detail at all.
+        let empty =
+            crate::params::span(now - 60 * 60_000 * MS, now - 50 * 60_000 * MS, now).unwrap();
+        assert!(node(&client, &s, "shop", empty).await.unwrap().is_none());
+    }
 }
