@@ -2,8 +2,9 @@
 //!
 //!   cargo bench -p orrery-collector --bench ingest [-- --spans 1000000 --clients 4]
 //!
-//! 1. Raw limit: the same rows inserted straight into the embedded ClickHouse (RowBinary
-//!    through the `clickhouse` crate, 50k-row inserts, 2 streams — the collector's sink shape).
+//! 1. Raw limit: the same rows inserted straight into the embedded ClickHouse (RowBinary bytes
+//!    encoded beforehand, sent through the `clickhouse` crate, 50k-row inserts, 2 streams — the
+//!    collector's sink shape without the collector).
 //! 2. End to end: this binary re-runs itself as a collector process (so its CPU and RSS are
 //!    its own) against a fresh database; `--clients` concurrent OTLP/HTTP protobuf senders
 //!    post 1,000-span requests of realistic spans (5 services, 10 attributes, 20% with an
@@ -15,9 +16,9 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use orrery_collector::{CollectorArgs, convert, synth};
+use orrery_collector::{CollectorArgs, rowbinary, synth};
+use orrery_store::ClickHouseArgs;
 use orrery_store::testing::TestServer;
-use orrery_store::{ClickHouseArgs, SPANS_TABLE, SpanRow};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,12 @@ struct Opts {
     /// Concurrent HTTP senders.
     #[arg(long, default_value_t = 4)]
     clients: usize,
+    /// Rows for the raw-limit measurement (at most --spans).
+    #[arg(long, default_value_t = 300_000)]
+    raw_spans: usize,
+    /// Measure only the raw limit.
+    #[arg(long)]
+    raw_only: bool,
     /// Internal: run as the collector process.
     #[arg(long, hide = true)]
     serve: Option<String>,
@@ -83,29 +90,33 @@ async fn main() {
     let raw_ch = server.fresh_database().await;
     // Unique ids throughout (the end-to-end run resends DISTINCT bodies, which compress
     // unrealistically well), so this table's bytes per span is the honest figure.
-    let raw_total = opts.spans.min(300_000);
-    let mut rows = Vec::with_capacity(raw_total);
-    for seed in 0..(raw_total / PER_REQUEST) as u64 {
-        let mut req = synth::request(1_000_000 + seed, PER_REQUEST, now);
-        synth::scramble_ids(&mut req);
-        convert::to_rows(req, &mut rows);
-    }
-    let rows = std::sync::Arc::new(rows);
+    let raw_total = opts.spans.min(opts.raw_spans) / 100_000 * 100_000;
+    // One body per 50k-row insert, encoded beforehand: only the insert itself is timed.
+    let batches: Vec<bytes::Bytes> = (0..raw_total / 50_000)
+        .map(|b| {
+            let mut body = Vec::new();
+            for r in 0..50 {
+                let mut req = synth::request(1_000_000 + (b * 50 + r) as u64, PER_REQUEST, now);
+                synth::scramble_ids(&mut req);
+                rowbinary::encode(&req, &mut body);
+            }
+            body.into()
+        })
+        .collect();
+    println!(
+        "raw insert body: {} bytes RowBinary per span",
+        batches[0].len() / 50_000
+    );
     let started = Instant::now();
     let streams: Vec<_> = (0..2)
         .map(|k| {
             let client = raw_ch.client();
-            let rows = rows.clone();
+            let mine: Vec<bytes::Bytes> = batches.iter().skip(k).step_by(2).cloned().collect();
             tokio::spawn(async move {
-                let mut sent = 0;
-                let mine = raw_total / 2;
-                while sent < mine {
-                    let mut insert = client.insert::<SpanRow>(SPANS_TABLE).await.unwrap();
-                    for i in 0..50_000.min(mine - sent) {
-                        insert.write(&rows[k * mine + sent + i]).await.unwrap();
-                    }
+                for body in mine {
+                    let mut insert = client.insert_formatted_with(rowbinary::INSERT_SQL);
+                    insert.send(body).await.unwrap();
                     insert.end().await.unwrap();
-                    sent += 50_000.min(mine - sent);
                 }
             })
         })
@@ -117,6 +128,9 @@ async fn main() {
     let raw_rate = raw_total as f64 / raw_secs;
     println!("raw insert: {raw_total} rows in {raw_secs:.2} s = {raw_rate:.0} rows/s");
     report_disk("on disk, unique spans (raw table)", &raw_ch).await;
+    if opts.raw_only {
+        return;
+    }
 
     // 2. End to end through a collector process.
     let ch = server.fresh_database().await;
@@ -127,6 +141,8 @@ async fn main() {
         .arg(format!("--otlp-http-addr=127.0.0.1:{port}"))
         .arg(format!("--otlp-grpc-addr=127.0.0.1:{}", free_port()))
         .arg(format!("--spool-dir={}", spool.path().display()))
+        // Spool and batch flags given to the bench go to the collector.
+        .args(std::env::args().filter(|a| a.starts_with("--spool-") || a.starts_with("--batch-")))
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -74,18 +74,8 @@ pub fn sanitize(
             ss.spans.retain_mut(|span| {
                 let i = index;
                 index += 1;
-                let problem = span_problem(span);
-                if let Some(problem) = problem {
-                    out.rejected += 1;
-                    if out.rejected <= 3 {
-                        if !out.message.is_empty() {
-                            out.message.push_str("; ");
-                        }
-                        let _ = write!(
-                            out.message,
-                            "resourceSpans[{ri}].scopeSpans[{si}].spans[{i}]: {problem}"
-                        );
-                    }
+                if let Some(problem) = span_problem(span) {
+                    out.reject(ri, si, i, &problem);
                     return false;
                 }
                 let mut changed = truncate_attrs(&mut span.attributes, max);
@@ -101,32 +91,67 @@ pub fn sanitize(
             });
         }
     }
-    if out.rejected > 3 {
-        let _ = write!(out.message, "; and {} more", out.rejected - 3);
-    }
-    if out.rejected > 0 {
-        out.changed = true;
-        out.message = format!("{} spans rejected: {}", out.rejected, out.message);
-    }
+    out.finish();
     Ok(out)
 }
 
+impl Sanitized {
+    /// Counts a rejected span; the first three are named in the message.
+    pub(crate) fn reject(&mut self, ri: usize, si: usize, i: usize, problem: &str) {
+        self.rejected += 1;
+        if self.rejected <= 3 {
+            if !self.message.is_empty() {
+                self.message.push_str("; ");
+            }
+            let _ = write!(
+                self.message,
+                "resourceSpans[{ri}].scopeSpans[{si}].spans[{i}]: {problem}"
+            );
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        if self.rejected > 3 {
+            let _ = write!(self.message, "; and {} more", self.rejected - 3);
+        }
+        if self.rejected > 0 {
+            self.changed = true;
+            self.message = format!("{} spans rejected: {}", self.rejected, self.message);
+        }
+    }
+}
+
 fn span_problem(span: &opentelemetry_proto::tonic::trace::v1::Span) -> Option<String> {
-    if let Some(p) = id_problem("trace_id", &span.trace_id, 16) {
+    ids_problem(
+        &span.trace_id,
+        &span.span_id,
+        &span.parent_span_id,
+        span.links.iter().map(|l| (&l.trace_id[..], &l.span_id[..])),
+    )
+}
+
+/// Why a span's ids (its own, its parent's, its links') make it unstorable, if they do.
+pub(crate) fn ids_problem<'a>(
+    trace_id: &[u8],
+    span_id: &[u8],
+    parent_span_id: &[u8],
+    links: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Option<String> {
+    if let Some(p) = id_problem("trace_id", trace_id, 16) {
         return Some(p);
     }
-    if let Some(p) = id_problem("span_id", &span.span_id, 8) {
+    if let Some(p) = id_problem("span_id", span_id, 8) {
         return Some(p);
     }
-    if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+    if !parent_span_id.is_empty() && parent_span_id.len() != 8 {
         return Some(format!(
             "parent_span_id must be empty or 8 bytes, got {} bytes",
-            span.parent_span_id.len()
+            parent_span_id.len()
         ));
     }
-    for (li, link) in span.links.iter().enumerate() {
-        if let Some(p) = id_problem("trace_id", &link.trace_id, 16)
-            .or_else(|| id_problem("span_id", &link.span_id, 8))
+    for (li, (trace, span)) in links.enumerate() {
+        if let Some(p) =
+            id_problem("trace_id", trace, 16).or_else(|| id_problem("span_id", span, 8))
         {
             return Some(format!("links[{li}]: {p}"));
         }
@@ -157,7 +182,7 @@ fn truncate_attrs(attrs: &mut [KeyValue], max: usize) -> bool {
     changed
 }
 
-fn truncate_value(v: &mut AnyValue, max: usize) -> bool {
+pub(crate) fn truncate_value(v: &mut AnyValue, max: usize) -> bool {
     match v.value.as_mut() {
         Some(Value::StringValue(s)) if s.len() > max => {
             let mut cut = max;
@@ -379,7 +404,10 @@ mod tests {
                 },
             ],
         });
-        assert_eq!(value_to_string(&AnyValue { value: Some(arr) }), r#"["a",2]"#);
+        assert_eq!(
+            value_to_string(&AnyValue { value: Some(arr) }),
+            r#"["a",2]"#
+        );
     }
 
     #[test]

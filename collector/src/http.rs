@@ -89,7 +89,8 @@ async fn export(State(ingest): State<Arc<Ingest>>, request: Request) -> Response
         ingest.refused("http", e);
     }
     let result = match decoded {
-        Ok(req) => ingest.export("http", req).await,
+        Ok(Decoded::Protobuf(body)) => ingest.export_protobuf("http", body).await,
+        Ok(Decoded::Json(req)) => ingest.export("http", req).await,
         Err(e) => Err(e),
     };
     match result {
@@ -125,13 +126,18 @@ async fn export(State(ingest): State<Arc<Ingest>>, request: Request) -> Response
     }
 }
 
-/// Authenticates, reads (bounded), inflates (bounded) and decodes the body.
+enum Decoded {
+    Protobuf(Bytes),
+    Json(ExportTraceServiceRequest),
+}
+
+/// Authenticates, reads (bounded), inflates (bounded) and decodes a JSON body.
 async fn decode(
     ingest: &Ingest,
     headers: &HeaderMap,
     encoding: Encoding,
     body: Body,
-) -> Result<ExportTraceServiceRequest, IngestError> {
+) -> Result<Decoded, IngestError> {
     ingest.authorize(
         headers
             .get(header::AUTHORIZATION)
@@ -171,10 +177,12 @@ async fn decode(
         }
     };
     Ok(match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?,
-        Encoding::Json => serde_json::from_slice(&body)
-            .map_err(|e| IngestError::Invalid(format!("invalid OTLP JSON: {e}")))?,
+        // Protobuf is decoded by the ingest path itself (straight from the wire).
+        Encoding::Protobuf => Decoded::Protobuf(body),
+        Encoding::Json => Decoded::Json(
+            serde_json::from_slice(&body)
+                .map_err(|e| IngestError::Invalid(format!("invalid OTLP JSON: {e}")))?,
+        ),
     })
 }
 

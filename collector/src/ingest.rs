@@ -9,9 +9,18 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
 
-use crate::convert::{self, Limits};
+use crate::convert::{self, Limits, TooManySpans};
 use crate::rowbinary;
+use crate::transcode::{self, Fallback};
+
+/// A request as a receiver hands it over.
+enum Request {
+    Decoded(ExportTraceServiceRequest),
+    /// Not decoded yet.
+    Protobuf(Bytes),
+}
 use crate::metrics::{Metrics, Outcome, Transport};
 use crate::spool::{AppendError, Spool};
 
@@ -117,9 +126,35 @@ impl Ingest {
     pub async fn export(
         &self,
         transport: &'static str,
-        mut req: ExportTraceServiceRequest,
+        req: ExportTraceServiceRequest,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
-        let result = self.export_inner(transport, &mut req).await;
+        self.counted(
+            transport,
+            self.export_inner(transport, Request::Decoded(req)),
+        )
+        .await
+    }
+
+    /// Accepts a request in protobuf encoding, converted straight from the wire when it can be
+    /// ([`transcode`]), decoded otherwise.
+    pub async fn export_protobuf(
+        &self,
+        transport: &'static str,
+        body: Bytes,
+    ) -> Result<ExportTraceServiceResponse, IngestError> {
+        self.counted(
+            transport,
+            self.export_inner(transport, Request::Protobuf(body)),
+        )
+        .await
+    }
+
+    async fn counted(
+        &self,
+        transport: &'static str,
+        export: impl Future<Output = Result<ExportTraceServiceResponse, IngestError>>,
+    ) -> Result<ExportTraceServiceResponse, IngestError> {
+        let result = export.await;
         if let Err(e) = &result {
             self.refused(transport, e);
         } else {
@@ -137,7 +172,7 @@ impl Ingest {
     async fn export_inner(
         &self,
         transport: &'static str,
-        req: &mut ExportTraceServiceRequest,
+        req: Request,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(IngestError::Busy {
@@ -146,21 +181,38 @@ impl Ingest {
             });
         }
         let label = Transport { transport };
-        let s = convert::sanitize(req, &self.limits).map_err(|e| {
+        let too_many = |e: TooManySpans| {
             IngestError::Invalid(format!(
                 "request has {} spans, more than the limit of {} (--ingest-max-spans-per-request)",
                 e.spans, e.max
             ))
-        })?;
+        };
+        // Converted once, here: the spool holds the rows as they will be inserted.
+        let (s, record) = match req {
+            Request::Protobuf(body) => match transcode::transcode(&body, &self.limits) {
+                Ok(t) => {
+                    let t = t.map_err(too_many)?;
+                    (t.sanitized, t.record)
+                }
+                Err(Fallback) => {
+                    let mut req = ExportTraceServiceRequest::decode(body)
+                        .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?;
+                    let s = convert::sanitize(&mut req, &self.limits).map_err(too_many)?;
+                    (s, rowbinary::record(&req).0)
+                }
+            },
+            Request::Decoded(mut req) => {
+                let s = convert::sanitize(&mut req, &self.limits).map_err(too_many)?;
+                (s, rowbinary::record(&req).0)
+            }
+        };
         self.metrics
             .spans_received
             .get_or_create(&label)
             .inc_by((s.accepted + s.rejected) as u64);
         if s.accepted > 0 {
-            // Converted once, here: the spool holds the rows as they will be inserted.
-            let (record, spans) = rowbinary::record(req);
             self.spool
-                .append(Bytes::from(record), spans)
+                .append(Bytes::from(record), s.accepted)
                 .await
                 .map_err(|e| match e {
                     AppendError::Full { bytes, max } => IngestError::Busy {

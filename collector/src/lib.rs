@@ -12,6 +12,7 @@ pub mod sink;
 pub mod spool;
 pub mod synth;
 pub mod tls;
+pub mod transcode;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,7 +61,12 @@ pub struct CollectorArgs {
     /// commit), `interval` (in the background every --spool-fsync-interval), `never`. Every mode
     /// survives a crash of the process; power loss can take the last interval (`interval`) or
     /// what the kernel had not written back (`never`). `true`/`false` mean always/never.
-    #[arg(long, env = "ORRERY_SPOOL_FSYNC", value_enum, default_value = "interval")]
+    #[arg(
+        long,
+        env = "ORRERY_SPOOL_FSYNC",
+        value_enum,
+        default_value = "interval"
+    )]
     pub spool_fsync: spool::Fsync,
     /// Period of `--spool-fsync=interval`.
     #[arg(long, env = "ORRERY_SPOOL_FSYNC_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]

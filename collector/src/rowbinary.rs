@@ -130,7 +130,7 @@ pub fn encode(req: &ExportTraceServiceRequest, out: &mut Vec<u8>) -> usize {
 }
 
 /// LEB128, RowBinary's length prefix.
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
+pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -138,13 +138,13 @@ fn put_len(out: &mut Vec<u8>, mut n: usize) {
     out.push(n as u8);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_len(out, s.len());
     out.extend_from_slice(s.as_bytes());
 }
 
 /// An id as lowercase hex (empty stays empty).
-fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     put_len(out, bytes.len() * 2);
     out.reserve(bytes.len() * 2);
@@ -167,7 +167,7 @@ fn put_map(out: &mut Vec<u8>, attrs: &[KeyValue]) {
 
 /// The stored string of a value: the common kinds formatted here, the rest (doubles, bytes,
 /// arrays, maps) through [`value_to_string`]'s JSON forms.
-fn put_value(out: &mut Vec<u8>, v: &AnyValue) {
+pub(crate) fn put_value(out: &mut Vec<u8>, v: &AnyValue) {
     match &v.value {
         Some(Value::StringValue(s)) => put_str(out, s),
         None => put_str(out, ""),

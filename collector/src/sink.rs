@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use rand::Rng;
 use tokio::sync::{Mutex, mpsc};

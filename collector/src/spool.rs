@@ -639,28 +639,52 @@ mod tests {
         // Format 1: no header, records from byte 0; its torn tail is cut like any other.
         let mut v1 = record(b"old request");
         v1.extend_from_slice(&[9, 0, 0]);
-        fs::write(dir.path().join("00000000000000000007-00000000000000aa.open"), &v1).unwrap();
+        fs::write(
+            dir.path()
+                .join("00000000000000000007-00000000000000aa.open"),
+            &v1,
+        )
+        .unwrap();
         let (spool, mut sealed) = Spool::open(cfg(dir.path())).unwrap();
         let seg = sealed.recv().await.unwrap();
         assert_eq!(seg.format, 1);
         assert_eq!(seg.token, "orrery-00000000000000000007-00000000000000aa");
-        assert_eq!(seg.read_records().unwrap(), vec![Bytes::from_static(b"old request")]);
+        assert_eq!(
+            seg.read_records().unwrap(),
+            vec![Bytes::from_static(b"old request")]
+        );
         // New segments continue the sequence, in the current format.
         spool.append(Bytes::from_static(b"new"), 3).await.unwrap();
         spool.close();
         let seg = sealed.recv().await.unwrap();
-        assert!(seg.path.to_str().unwrap().contains("00000000000000000008-"), "{:?}", seg.path);
+        assert!(
+            seg.path.to_str().unwrap().contains("00000000000000000008-"),
+            "{:?}",
+            seg.path
+        );
         assert_eq!(seg.format, FORMAT);
-        assert_eq!(seg.read_records().unwrap(), vec![Bytes::from_static(b"new")]);
+        assert_eq!(
+            seg.read_records().unwrap(),
+            vec![Bytes::from_static(b"new")]
+        );
 
         let newer = tempfile::tempdir().unwrap();
         let mut v9 = MAGIC.to_vec();
         v9.extend_from_slice(&9u32.to_le_bytes());
         v9.extend_from_slice(&record(b"future"));
-        fs::write(newer.path().join("00000000000000000001-00000000000000bb.seg"), &v9).unwrap();
+        fs::write(
+            newer
+                .path()
+                .join("00000000000000000001-00000000000000bb.seg"),
+            &v9,
+        )
+        .unwrap();
         let err = Spool::open(cfg(newer.path())).err().expect("refused");
         let msg = format!("{err:#}");
-        assert!(msg.contains("has format 9") && msg.contains("reads formats 1 and 2"), "{msg}");
+        assert!(
+            msg.contains("has format 9") && msg.contains("reads formats 1 and 2"),
+            "{msg}"
+        );
     }
 
     #[tokio::test]

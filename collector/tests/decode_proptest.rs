@@ -11,6 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use orrery_collector::convert::{self, Limits};
 use orrery_collector::rowbinary;
+use orrery_collector::transcode::{self, Fallback};
 use orrery_store::SpanRow;
 use proptest::prelude::*;
 use prost::Message;
@@ -56,13 +57,40 @@ fn check(mut req: ExportTraceServiceRequest) {
     assert_eq!(rows.len(), s.accepted);
     // The collector's direct encoding is byte for byte the rows of the readable reference.
     let mut expected = (spans as u32).to_le_bytes().to_vec();
-    rows.iter().for_each(|r| reference_row_binary(r, &mut expected));
+    rows.iter()
+        .for_each(|r| reference_row_binary(r, &mut expected));
     assert_eq!(record, expected);
     for r in rows {
         assert_eq!(r.trace_id.len(), 32);
         assert_eq!(r.span_id.len(), 16);
         assert!(r.parent_span_id.is_empty() || r.parent_span_id.len() == 16);
     }
+}
+
+/// The receiver's fast path (protobuf straight to rows) agrees with decode → sanitize →
+/// encode: the same record bytes and the same accepted/rejected outcome and message; it never
+/// accepts what prost refuses. Returns whether the fast path handled the request.
+fn check_transcode(bytes: &[u8]) -> bool {
+    let fast = transcode::transcode(bytes, &limits());
+    let slow = ExportTraceServiceRequest::decode(bytes);
+    match (fast, slow) {
+        (Err(Fallback), _) => return false,
+        (Ok(_), Err(e)) => panic!("the fast path accepted what prost refuses: {e}"),
+        (Ok(Err(fast)), Ok(mut req)) => {
+            let slow = convert::sanitize(&mut req, &limits()).expect_err("too many spans");
+            assert_eq!((fast.spans, fast.max), (slow.spans, slow.max));
+        }
+        (Ok(Ok(fast)), Ok(mut req)) => {
+            let slow = convert::sanitize(&mut req, &limits()).expect("within limits");
+            let f = &fast.sanitized;
+            assert_eq!(
+                (f.accepted, f.rejected, &f.message),
+                (slow.accepted, slow.rejected, &slow.message)
+            );
+            assert_eq!(fast.record, rowbinary::record(&req).0);
+        }
+    }
+    true
 }
 
 /// RowBinary of a `SpanRow` in `rowbinary::INSERT_SQL`'s column order, written from the
@@ -138,7 +166,7 @@ fn scalar() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn value() -> impl Strategy<Value = Value> {
+fn value() -> BoxedStrategy<Value> {
     prop_oneof![
         4 => scalar(),
         1 => proptest::collection::vec(scalar(), 0..4).prop_map(|v| Value::ArrayValue(ArrayValue {
@@ -146,6 +174,7 @@ fn value() -> impl Strategy<Value = Value> {
         })),
         1 => attrs(3).prop_map(|values| Value::KvlistValue(KeyValueList { values })),
     ]
+    .boxed()
 }
 
 fn attrs(max: usize) -> impl Strategy<Value = Vec<KeyValue>> {
@@ -187,6 +216,15 @@ fn link() -> impl Strategy<Value = Link> {
 }
 
 fn span() -> impl Strategy<Value = Span> {
+    span_with(value())
+}
+
+/// Spans whose attribute values are all scalars: the shape the fast path handles.
+fn scalar_span() -> impl Strategy<Value = Span> {
+    span_with(scalar().boxed())
+}
+
+fn span_with(value: BoxedStrategy<Value>) -> impl Strategy<Value = Span> {
     (
         proptest::collection::vec(any::<u8>(), 0..18),
         proptest::collection::vec(any::<u8>(), 0..10),
@@ -194,7 +232,7 @@ fn span() -> impl Strategy<Value = Span> {
         any::<u64>(),
         any::<u64>(),
         any::<i32>(),
-        proptest::collection::vec((".{0,10}", value()), 0..6),
+        proptest::collection::vec((".{0,10}", value), 0..6),
         (
             proptest::collection::vec(event(), 0..3),
             proptest::collection::vec(link(), 0..2),
@@ -203,27 +241,32 @@ fn span() -> impl Strategy<Value = Span> {
             ".{0,30}",
         ),
     )
-        .prop_map(|(t, s, p, a, b, kind, attrs, (events, links, code, message, name))| Span {
-            trace_id: t,
-            span_id: s,
-            parent_span_id: p,
-            start_time_unix_nano: a,
-            end_time_unix_nano: b,
-            kind,
-            name,
-            events,
-            links,
-            status: (code != 0).then_some(Status { code: code % 4, message }),
-            attributes: attrs
-                .into_iter()
-                .map(|(k, v)| KeyValue {
-                    key: k,
-                    value: Some(AnyValue { value: Some(v) }),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        })
+        .prop_map(
+            |(t, s, p, a, b, kind, attrs, (events, links, code, message, name))| Span {
+                trace_id: t,
+                span_id: s,
+                parent_span_id: p,
+                start_time_unix_nano: a,
+                end_time_unix_nano: b,
+                kind,
+                name,
+                events,
+                links,
+                status: (code != 0).then_some(Status {
+                    code: code % 4,
+                    message,
+                }),
+                attributes: attrs
+                    .into_iter()
+                    .map(|(k, v)| KeyValue {
+                        key: k,
+                        value: Some(AnyValue { value: Some(v) }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+        )
 }
 
 proptest! {
@@ -234,6 +277,7 @@ proptest! {
         if let Ok(req) = ExportTraceServiceRequest::decode(&data[..]) {
             check(req);
         }
+        check_transcode(&data);
         if let Ok(req) = serde_json::from_slice::<ExportTraceServiceRequest>(&data) {
             check(req);
         }
@@ -246,6 +290,37 @@ proptest! {
         service in proptest::option::of(value()),
         scope in proptest::option::of((".{0,20}", ".{0,10}")),
     ) {
+        let req = request(spans, resource, service, scope);
+        // Through the wire format and back, as a receiver sees it.
+        let bytes = req.encode_to_vec();
+        check(ExportTraceServiceRequest::decode(&bytes[..]).unwrap());
+        check_transcode(&bytes);
+    }
+
+    #[test]
+    fn the_fast_path_takes_scalar_requests_and_agrees_with_the_general_one(
+        spans in proptest::collection::vec(scalar_span(), 0..40),
+        resource in proptest::option::of(attrs(4)),
+        service in proptest::option::of(scalar()),
+        scope in proptest::option::of((".{0,20}", ".{0,10}")),
+    ) {
+        let bytes = request(spans, resource, service, scope).encode_to_vec();
+        prop_assert!(check_transcode(&bytes), "fell back on a request it should handle");
+        // Cut anywhere, the bytes are refused or (rarely) still a valid request: never a
+        // disagreement.
+        for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len().saturating_sub(1)] {
+            check_transcode(&bytes[..cut]);
+        }
+    }
+}
+
+fn request(
+    spans: Vec<Span>,
+    resource: Option<Vec<KeyValue>>,
+    service: Option<Value>,
+    scope: Option<(String, String)>,
+) -> ExportTraceServiceRequest {
+    {
         let resource = resource.map(|mut attributes| {
             if let Some(v) = service {
                 attributes.push(KeyValue {
@@ -254,7 +329,10 @@ proptest! {
                     ..Default::default()
                 });
             }
-            Resource { attributes, ..Default::default() }
+            Resource {
+                attributes,
+                ..Default::default()
+            }
         });
         let scope = scope.map(|(name, version)| InstrumentationScope {
             name,
@@ -262,21 +340,25 @@ proptest! {
             ..Default::default()
         });
         let (first, second) = spans.split_at(spans.len() / 2);
-        let req = ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
             resource_spans: vec![
                 ResourceSpans {
                     resource,
-                    scope_spans: vec![ScopeSpans { scope, spans: first.to_vec(), ..Default::default() }],
+                    scope_spans: vec![ScopeSpans {
+                        scope,
+                        spans: first.to_vec(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 },
                 ResourceSpans {
-                    scope_spans: vec![ScopeSpans { spans: second.to_vec(), ..Default::default() }],
+                    scope_spans: vec![ScopeSpans {
+                        spans: second.to_vec(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 },
             ],
-        };
-        // Through the wire format and back, as a receiver sees it.
-        let decoded = ExportTraceServiceRequest::decode(&req.encode_to_vec()[..]).unwrap();
-        check(decoded);
+        }
     }
 }
