@@ -82,6 +82,12 @@ fn topology(n: usize, id_base: usize, leaf: &'static str) -> String {
 fn the_map_and_trace_views_work_against_the_real_binary() {
     let data = tempfile::tempdir().unwrap();
     let (_orrery, base, otlp) = start_orrery(data.path());
+    // When the first trace starts (topology() places it 20 s ago): replay's data minute.
+    let data_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 20_000;
     post_otlp(&otlp, &topology(30, 0xabc000, "payments"));
     // Wait until the API's graph has the topology (ingest is batched).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -100,6 +106,8 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     let opts = serde_json::json!({
         "nodes": ["INTERNET", "frontend", "checkout", "payments"],
         "red_edge": "checkout->payments",
+        "edges": ["INTERNET->frontend", "frontend->checkout", "checkout->payments"],
+        "data_ms": data_ms,
         "otlp": otlp,
         "live_body": topology(10, 0xdef000, "fraud"),
     });
@@ -195,6 +203,131 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
             "frontend->checkout"
         ]
     );
+    // Diff mode draws the new edges (green) on the map too.
+    let drawn = v["diff_drawn"].as_array().unwrap();
+    assert_eq!(drawn.len(), 3, "{drawn:?}");
+    assert!(drawn.iter().all(|e| e["health"] == "added"), "{drawn:?}");
+    // A window after the traffic: every edge vanished, drawn as such, nodes kept (vanished).
+    let mut vanished: Vec<(String, String)> = v["vanished_edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["health"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    vanished.sort();
+    assert_eq!(
+        vanished,
+        [
+            ("INTERNET->frontend".to_string(), "vanished".to_string()),
+            ("checkout->payments".into(), "vanished".into()),
+            ("frontend->checkout".into(), "vanished".into()),
+        ]
+    );
+    let mut gone: Vec<String> = v["vanished_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            assert_eq!(n["health"], "vanished", "{n}");
+            n["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    gone.sort();
+    assert_eq!(gone, ["INTERNET", "checkout", "frontend", "payments"]);
+    assert_eq!(strs(&v["vanished_listed"]).len(), 3);
+
+    // Node panel: checkout served 30 calls of ~32 ms, all in the ≤50 ms bucket.
+    let hist = v["node_histogram"].as_array().unwrap();
+    assert_eq!(hist.len(), 15, "{hist:?}");
+    let total: u64 = hist.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 30, "{hist:?}");
+    let bucket = hist.iter().find(|b| b["le"] == "≤50ms").unwrap();
+    assert_eq!(bucket["count"], 30, "{hist:?}");
+    assert!(
+        strs(&v["node_operations"])
+            .iter()
+            .any(|o| o == "POST /orders")
+    );
+
+    // Trace → map: the payments span links to the checkout → payments call, selected, panel open.
+    assert!(
+        v["link_label"]
+            .as_str()
+            .unwrap()
+            .contains("checkout → payments")
+    );
+    for link in [&v["link"], &v["link_reloaded"]] {
+        let url = link["url"].as_str().unwrap();
+        assert!(url.contains("edge=checkout-%3Epayments"), "{url}");
+        assert!(url.contains("focus=payments"), "{url}");
+        assert_eq!(link["panel"], "checkout → payments");
+        assert_eq!(strs(&link["selected"]), ["checkout->payments"]);
+        assert_eq!(link["level"], "focused");
+    }
+
+    // Replay: the data minute shows the services; the scrubber moves to an empty minute; played
+    // at 16× it steps through every minute once, the map following, and stops at the end.
+    let r = &v["replay"];
+    let (first, data_min) = (r["first"].as_i64().unwrap(), r["data"].as_i64().unwrap());
+    assert_eq!(r["state"]["position"], data_min);
+    assert_eq!(r["state"]["frames"], 5);
+    assert!(
+        r["url"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("replay={data_min}"))
+    );
+    let mut replayed = strs(&r["nodes"]);
+    replayed.sort();
+    assert_eq!(replayed, ["INTERNET", "checkout", "frontend", "payments"]);
+    assert_eq!(r["scrubbed"]["state"]["position"], first);
+    assert!(
+        r["scrubbed"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("replay={first}"))
+    );
+    assert!(
+        r["scrubbed"]["status"]
+            .as_str()
+            .unwrap()
+            .contains("No traffic in this minute")
+    );
+    let frames: Vec<(i64, u64)> = r["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["position"].as_i64().unwrap(),
+                f["prev_nodes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let positions: Vec<i64> = frames.iter().map(|f| f.0).collect();
+    assert_eq!(
+        positions,
+        (1..5).map(|k| first + k * 60_000).collect::<Vec<_>>(),
+        "{frames:?}"
+    );
+    // The node count of the frame just left: the two empty minutes, then the data minute.
+    assert_eq!(frames[0].1, 0, "{frames:?}");
+    assert_eq!(frames[1].1, 0, "{frames:?}");
+    assert!(frames[2].1 >= 4, "{frames:?}");
+    assert_eq!(r["end"]["state"]["playing"], "false");
+    assert_eq!(r["end"]["state"]["position"], first + 4 * 60_000);
+    assert!(
+        r["end"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("replay={}", first + 4 * 60_000))
+    );
+
     let mut fixed = strs(&v["fixed_nodes"]);
     fixed.sort();
     assert_eq!(fixed, ["INTERNET", "checkout", "frontend", "payments"]);

@@ -543,7 +543,8 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         });
         let shown_view = Rc::new(RefCell::new(None::<String>));
         Effect::new(move |_| {
-            fetch_key.track();
+            // Read, not just tracked: a memo only follows its sources once it has been computed.
+            let _ = fetch_key.get();
             let s = state.get_untracked();
             if canvas.get().is_none() {
                 return;
@@ -639,20 +640,22 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     // The URL and the drawing follow the open edge panel.
     {
         let ms = ms.clone();
-        Effect::new(move |_| {
+        Effect::new(move |prev: Option<String>| {
             let id = match panel.get() {
                 Panel::Edge(a, b) => format!("{a}->{b}"),
                 _ => String::new(),
             };
-            if state.with_untracked(|s| s.edge != id) {
+            // Before any panel was opened, the URL's edge is still to be shown: keep it.
+            if (prev.is_some() || !id.is_empty()) && state.with_untracked(|s| s.edge != id) {
                 state.update(|s| s.edge = id.clone());
             }
             if let Ok(mut b) = ms.try_borrow_mut()
                 && let Some(m) = b.as_mut()
             {
-                m.scene.selected_edge = (!id.is_empty()).then_some(id);
+                m.scene.selected_edge = (!id.is_empty()).then(|| id.clone());
                 m.renderer.upload(&m.scene);
             }
+            id
         });
     }
     // Replay: while playing, step to the next minute once the previous frame has arrived.
@@ -962,7 +965,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                         let id = format!("{}->{}", e.0, e.1);
                         let id2 = id.clone();
                         view! { <li data-edge-id=id data-health=e.2.clone() data-error-rate=e.3.to_string()
-                            data-selected=move || state.with(|s| s.edge == id2)
+                            data-selected=move || state.with(|s| (s.edge == id2).to_string())
                             on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))>{format!("{} -> {}", e.0, e.1)}</li> }
                     } />
                 </ul>
@@ -1298,11 +1301,12 @@ fn DiffPanel(diff: Result<GraphDiff, String>) -> impl IntoView {
     view! {
         <div class="panel diff" data-testid="diff">
             <strong>"Diff vs the previous window"</strong>
+            <div class="muted">"new edges green · vanished dashed grey"</div>
             <div class="muted">{format!("{} new, {} vanished edges · {} new, {} vanished nodes",
                 d.added_edges.len(), d.removed_edges.len(), d.added_nodes.len(), d.removed_nodes.len())}</div>
             <ul>
                 {d.added_edges.iter().map(|e| view! { <li class="added" data-edge-id=e.id.clone()>{format!("+ {} → {}", e.source, e.target)}</li> }).collect_view()}
-                {d.removed_edges.iter().map(|e| view! { <li class="muted" data-edge-id=e.id.clone()>{format!("− {} → {}", e.source, e.target)}</li> }).collect_view()}
+                {d.removed_edges.iter().map(|e| view! { <li class="vanished" data-edge-id=e.id.clone()>{format!("− {} → {}", e.source, e.target)}</li> }).collect_view()}
                 {d.changed_edges.iter().filter(|c| c.error_rate_delta.abs() >= 0.001).take(10).map(|c| view! {
                     <li class={if c.error_rate_delta > 0.0 { "err" } else { "added" }}>
                         {format!("{} → {}: errors {:.1}% → {:.1}%", c.source, c.target, c.base.error_rate * 100.0, c.current.error_rate * 100.0)}</li>
@@ -1357,17 +1361,19 @@ fn ReplayBar(
         Memo::new(move |_| state.with(|s| if s.live() { None } else { Some(s.replaying()) }));
     let range = Memo::new(move |_| info.get().flatten().map(|(r, _)| r));
     let pos = Memo::new(move |_| info.get().flatten().map(|(_, p)| p).unwrap_or(0));
+    // Rebuilt only when replay starts/stops or the range changes, never per step (a rebuilt
+    // scrubber would drop the user's drag).
+    let mode = Memo::new(move |_| info.get().map(|i| i.map(|(r, _)| r)));
     move || {
-        match info.get().map(|i| i.is_some()) {
+        match mode.get() {
         None => None,
-        Some(false) => Some(view! {
+        Some(None) => Some(view! {
             <div class="replay-bar" data-testid="replay-bar">
                 <button data-testid="replay-start" on:click=move |_| state.update(|s| s.replay = s.start.clone())>
                     "▶ replay this range minute by minute"</button>
             </div>
         }.into_any()),
-        Some(true) => {
-            let r = range.get_untracked().unwrap_or(Replay { first: 0, last: 0 });
+        Some(Some(r)) => {
             Some(view! {
                 <div class="replay-bar" data-testid="replay" data-position=move || pos.get() data-playing=move || playing.get().to_string()
                     data-frame=move || range.get().map(|r| r.index(pos.get())).unwrap_or(0) data-frames=r.frames()>

@@ -34,6 +34,16 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.waitForSelector("[data-testid=hover]", { timeout: 5000 }).catch(() => {});
   out.hover = await page.$eval("[data-testid=hover]", (e) => e.textContent).catch(() => "");
 
+  // Node panel: operations and the node's latency histogram; Escape closes it.
+  await page.$eval("[data-testid=map-nodes] li[data-node-id=checkout]", (e) => e.click());
+  await page.waitForSelector("[data-testid=node-panel] [data-testid=node-histogram] .hbar", { timeout: 20000 });
+  out.node_histogram = await page.$$eval("[data-testid=node-histogram] .hbar", (els) =>
+    els.map((e) => ({ le: e.dataset.le, count: Number(e.dataset.count) })));
+  out.node_operations = await page.$$eval("[data-testid=operations] tbody tr", (els) => els.map((e) => e.cells[0].textContent));
+  await shot("node-panel");
+  await page.keyboard.press("Escape");
+  await page.waitForFunction(() => !document.querySelector("[data-testid=node-panel]"), { timeout: 5000 });
+
   // Drill down into checkout (double-click on the canvas), then back with Escape.
   await page.mouse.click(box.x + pos[0], box.y + pos[1], { clickCount: 2 });
   await page.waitForSelector("[data-testid=focused]", { timeout: 20000 });
@@ -64,6 +74,27 @@ export async function e2e(browser, base, artifacts, opts) {
   out.span_detail = await page.$eval("[data-testid=span-detail]", (e) => e.textContent);
   await shot("trace");
 
+  // From the payments span to its call on the map: the edge selected, its panel open.
+  await page.$$eval(".wf-row", (els) => els.find((e) => e.textContent.includes("payments")).click());
+  await page.waitForSelector("[data-testid=span-edge-link]", { timeout: 5000 });
+  out.link_label = await page.$eval("[data-testid=span-edge-link]", (e) => e.textContent);
+  await page.click("[data-testid=span-edge-link]");
+  const linked = async () => {
+    await page.waitForSelector("[data-testid=edge-panel] [data-testid=histogram]", { timeout: 20000 });
+    await page.waitForFunction(() => document.querySelector("[data-testid=map-edges] li[data-selected=true]"), { timeout: 20000 });
+    return {
+      url: await page.evaluate(() => location.search),
+      panel: await page.$eval("[data-testid=edge-panel] h3", (e) => e.textContent),
+      selected: await page.$$eval("[data-testid=map-edges] li[data-selected=true]", (els) => els.map((e) => e.dataset.edgeId)),
+      level: await page.$eval("[data-testid=map]", (e) => e.dataset.level),
+    };
+  };
+  out.link = await linked();
+  await shot("trace-to-edge");
+  // The link alone reopens it.
+  await page.goto(`${base}/${out.link.url}`, { waitUntil: "load" });
+  out.link_reloaded = await linked();
+
   // The URL alone reproduces the view.
   await page.goto(`${base}/${out.trace_url}`, { waitUntil: "load" });
   await page.waitForSelector("[data-testid=waterfall] .wf-row", { timeout: 20000 });
@@ -83,7 +114,19 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.goto(`${base}/?view=map&level=region&since=15m&diff=1`, { waitUntil: "load" });
   await page.waitForSelector("[data-testid=diff] li", { timeout: 20000 });
   out.diff_added = await page.$$eval("[data-testid=diff] li.added[data-edge-id]", (els) => els.map((e) => e.dataset.edgeId));
+  out.diff_drawn = await page.$$eval("[data-testid=map-edges] li", (els) => els.map((e) => ({ id: e.dataset.edgeId, health: e.dataset.health })));
   await shot("diff");
+
+  // Diff of a window after the traffic: every edge and node vanished, still drawn (grey, dashed).
+  const later = Date.now() + 60000;
+  await page.goto(`${base}/?view=map&level=region&start=${later}&end=${later + 15 * 60000}&diff=1`, { waitUntil: "load" });
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=map-edges] li[data-health=vanished]").length >= n
+    && document.querySelectorAll("[data-testid=map-nodes] li").length >= 4, { timeout: 20000 }, (opts.edges || []).length);
+  out.vanished_edges = await page.$$eval("[data-testid=map-edges] li", (els) => els.map((e) => ({ id: e.dataset.edgeId, health: e.dataset.health })));
+  out.vanished_nodes = await page.$$eval("[data-testid=map-nodes] li", (els) => els.map((e) => ({ id: e.dataset.nodeId, health: e.dataset.health })));
+  out.vanished_listed = await page.$$eval("[data-testid=diff] li.vanished", (els) => els.map((e) => e.dataset.edgeId));
+  await new Promise((r) => setTimeout(r, 1000));
+  await shot("diff-vanished");
 
   // A fixed window (no stream) from the URL shows the same services.
   const end = Date.now(), start = end - 15 * 60 * 1000;
@@ -91,6 +134,36 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=map-nodes] li").length >= 4, { timeout: 20000 });
   out.fixed_nodes = await nodeIds();
   out.fixed_label = await page.$eval("[data-testid=fixed-window]", (e) => e.textContent);
+
+  // Replay minute by minute: the minute with the traffic, an empty one via the scrubber, then
+  // playback to the end at 16×, watching every frame the map shows.
+  const P = Math.floor(opts.data_ms / 60000) * 60000, S = P - 2 * 60000, E = P + 3 * 60000;
+  await page.goto(`${base}/?view=map&level=region&start=${S}&end=${E}&replay=${P}`, { waitUntil: "load" });
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=map-nodes] li").length >= 4, { timeout: 20000 });
+  const replayState = () => page.$eval("[data-testid=replay]", (e) => ({ position: Number(e.dataset.position), playing: e.dataset.playing, frames: Number(e.dataset.frames) }));
+  out.replay = { first: S, data: P, state: await replayState(), nodes: await nodeIds(), url: await page.evaluate(() => location.search) };
+  await shot("replay");
+  await page.$eval("[data-testid=replay-scrubber]", (el, v) => { el.value = String(v); el.dispatchEvent(new Event("input", { bubbles: true })); }, S);
+  await page.waitForFunction(() => document.querySelector("[data-testid=map]").dataset.nodeCount === "0", { timeout: 20000 }).catch(async (e) => {
+    await shot("replay-scrub-failed");
+    throw new Error(`scrubbing did not empty the map: ${e}; url ${await page.evaluate(() => location.search)}; replay ${JSON.stringify(await replayState())}; nodes ${await nodeIds()}; api ${await page.evaluate(async (S) => (await fetch(`orrery/api/graph?level=region&start=${S}&end=${S + 60000}`)).text(), S)}; log ${log.join(" | ")}`);
+  });
+  out.replay.scrubbed = { state: await replayState(), url: await page.evaluate(() => location.search),
+    status: await page.$eval("[data-testid=map-status]", (e) => e.textContent).catch(() => "") };
+  await page.evaluate(() => {
+    window.__frames = [];
+    const bar = document.querySelector("[data-testid=replay]");
+    const map = document.querySelector("[data-testid=map]");
+    // On every step, the node count of the frame just left (steps wait for their frame).
+    new MutationObserver(() => window.__frames.push({ position: Number(bar.dataset.position), prev_nodes: Number(map.dataset.nodeCount) }))
+      .observe(bar, { attributes: true, attributeFilter: ["data-position"] });
+  });
+  await page.select("[data-testid=replay-speed]", "16");
+  await page.click("[data-testid=replay-play]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=replay]").dataset.playing === "true", { timeout: 5000 });
+  await page.waitForFunction(() => document.querySelector("[data-testid=replay]").dataset.playing === "false", { timeout: 60000 });
+  out.replay.frames = await page.evaluate(() => window.__frames);
+  out.replay.end = { state: await replayState(), url: await page.evaluate(() => location.search) };
 
   // Live: new spans (a new service) arrive while the map is open.
   await page.goto(`${base}/?view=map&level=region&since=15m`, { waitUntil: "load" });
