@@ -78,6 +78,20 @@ fn topology(n: usize, id_base: usize, leaf: &'static str) -> String {
     serde_json::json!({ "resourceSpans": resource_spans }).to_string()
 }
 
+/// `(id, health)` of the map's edge (or node) list the browser reported.
+fn id_health(list: &serde_json::Value) -> Vec<(String, String)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["health"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn the_map_and_trace_views_work_against_the_real_binary() {
     let data = tempfile::tempdir().unwrap();
@@ -125,17 +139,7 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     nodes.sort();
     assert_eq!(nodes, ["INTERNET", "checkout", "frontend", "payments"]);
     assert_eq!(v["renderer"], "webgl2");
-    let edges: Vec<(String, String)> = v["map_edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["id"].as_str().unwrap().to_string(),
-                e["health"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let edges = id_health(&v["map_edges"]);
     for want in [
         "INTERNET->frontend",
         "frontend->checkout",
@@ -208,17 +212,7 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     assert_eq!(drawn.len(), 3, "{drawn:?}");
     assert!(drawn.iter().all(|e| e["health"] == "added"), "{drawn:?}");
     // A window after the traffic: every edge vanished, drawn as such, nodes kept (vanished).
-    let mut vanished: Vec<(String, String)> = v["vanished_edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["id"].as_str().unwrap().to_string(),
-                e["health"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let mut vanished = id_health(&v["vanished_edges"]);
     vanished.sort();
     assert_eq!(
         vanished,
