@@ -375,14 +375,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 m.layout_key = key;
                 m.fitted = false;
             }
-            let input = Input {
-                nodes: g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect(),
-                edges: g
-                    .edges
-                    .iter()
-                    .map(|e| (e.source.as_str(), e.target.as_str()))
-                    .collect(),
-            };
+            let input = Input::of(&g);
             if g.level == "global" {
                 m.layout.update_ring(&input, "INTERNET");
             } else {

@@ -15,17 +15,6 @@ fn now() -> f64 {
     web_sys::window().unwrap().performance().unwrap().now()
 }
 
-fn input(g: &crate::api::Graph) -> Input<'_> {
-    Input {
-        nodes: g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect(),
-        edges: g
-            .edges
-            .iter()
-            .map(|e| (e.source.as_str(), e.target.as_str()))
-            .collect(),
-    }
-}
-
 fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * q).round() as usize]
@@ -57,7 +46,7 @@ pub fn run_bench() {
     let graph = synth::mesh(services, edges, 12, 42);
     let t0 = now();
     let mut layout = Layout::new();
-    layout.update_layered(&input(&graph));
+    layout.update_layered(&Input::of(&graph));
     let layout_full_ms = now() - t0;
 
     // Incremental: 1% of services vanish, 50 new ones with 200 new calls arrive.
@@ -85,7 +74,7 @@ pub fn run_bench() {
         next.edges.push(e);
     }
     let t0 = now();
-    let change = layout.update_layered(&input(&next));
+    let change = layout.update_layered(&Input::of(&next));
     let layout_incremental_ms = now() - t0;
 
     let canvas: web_sys::HtmlCanvasElement = doc

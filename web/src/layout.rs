@@ -24,6 +24,20 @@ pub struct Input<'a> {
     pub edges: Vec<(&'a str, &'a str)>,
 }
 
+impl<'a> Input<'a> {
+    /// Node ids with their API rank, and edges by node id.
+    pub fn of(g: &'a crate::api::Graph) -> Self {
+        Input {
+            nodes: g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect(),
+            edges: g
+                .edges
+                .iter()
+                .map(|e| (e.source.as_str(), e.target.as_str()))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Change {
     pub added: Vec<String>,

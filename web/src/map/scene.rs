@@ -176,14 +176,7 @@ mod tests {
 
     fn laid_out(g: &Graph) -> Layout {
         let mut l = Layout::new();
-        l.update_layered(&Input {
-            nodes: g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect(),
-            edges: g
-                .edges
-                .iter()
-                .map(|e| (e.source.as_str(), e.target.as_str()))
-                .collect(),
-        });
+        l.update_layered(&Input::of(g));
         l
     }
 
