@@ -1332,6 +1332,16 @@ fn fmt_ms(ms: &str) -> String {
 fn HistogramChart(h: Histogram, testid: &'static str) -> impl IntoView {
     let max = h.counts.iter().copied().max().unwrap_or(0).max(1);
     let total: u64 = h.counts.iter().sum();
+    let (lo, hi) = (
+        h.bounds_ms
+            .first()
+            .map(|b| format!("≤{b}ms"))
+            .unwrap_or_default(),
+        h.bounds_ms
+            .last()
+            .map(|b| format!(">{b}ms"))
+            .unwrap_or_default(),
+    );
     view! {
         <div class="histogram" data-testid=testid data-total=total>{
             h.counts.iter().enumerate().map(|(i, c)| {
@@ -1340,6 +1350,11 @@ fn HistogramChart(h: Histogram, testid: &'static str) -> impl IntoView {
                     <div style=format!("height:{:.0}%", *c as f64 / max as f64 * 100.0)></div></div> }
             }).collect_view()
         }</div>
+        <div class="hist-axis muted">{if total == 0 {
+            view! { <span>"No calls measured in this window."</span> }.into_any()
+        } else {
+            view! { <span>{lo}</span><span>{format!("{total} calls")}</span><span>{hi}</span> }.into_any()
+        }}</div>
     }
 }
 
