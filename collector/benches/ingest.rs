@@ -33,9 +33,26 @@ struct Opts {
     /// Rows for the raw-limit measurement (at most --spans).
     #[arg(long, default_value_t = 300_000)]
     raw_spans: usize,
+    /// Rows per raw insert.
+    #[arg(long, default_value_t = 50_000)]
+    raw_batch: usize,
+    /// Concurrent raw insert streams.
+    #[arg(long, default_value_t = 2)]
+    raw_streams: usize,
+    /// A ClickHouse setting for the raw inserts, `name=value` (repeatable).
+    #[arg(long)]
+    raw_setting: Vec<String>,
+    /// What the raw table is stripped of (repeatable; a throwaway database): `indexes` (the
+    /// five bloom filters and the minmax), `view` (the trace-id lookup materialized view),
+    /// `zstd` (every column LZ4 instead of ZSTD(1)). Finds what limits the engine.
+    #[arg(long)]
+    raw_strip: Vec<String>,
     /// Measure only the raw limit.
     #[arg(long)]
     raw_only: bool,
+    /// Measure only the receiver's conversion (protobuf → spool record) on one core.
+    #[arg(long)]
+    convert_only: bool,
     /// Internal: run as the collector process.
     #[arg(long, hide = true)]
     serve: Option<String>,
@@ -86,17 +103,76 @@ async fn main() {
         avg_body / PER_REQUEST
     );
 
+    // 0. The receiver's conversion alone, single-threaded.
+    let limits = orrery_collector::convert::Limits::default();
+    let rounds = 20;
+    let started = Instant::now();
+    let mut out_bytes = 0;
+    for _ in 0..rounds {
+        for body in &bodies {
+            let t = orrery_collector::transcode::transcode(body, &limits)
+                .expect("the fast path takes the bench's requests")
+                .unwrap();
+            out_bytes += t.record.len();
+        }
+    }
+    let per_span = started.elapsed().as_secs_f64() / (rounds * DISTINCT * PER_REQUEST) as f64;
+    println!(
+        "conversion (protobuf → RowBinary record, one thread): {:.0} ns/span, {} bytes/span out",
+        per_span * 1e9,
+        out_bytes / (rounds * DISTINCT * PER_REQUEST)
+    );
+    if opts.convert_only {
+        return;
+    }
+
     // 1. Raw insert rate.
     let raw_ch = server.fresh_database().await;
     // Unique ids throughout (the end-to-end run resends DISTINCT bodies, which compress
     // unrealistically well), so this table's bytes per span is the honest figure.
-    let raw_total = opts.spans.min(opts.raw_spans) / 100_000 * 100_000;
-    // One body per 50k-row insert, encoded beforehand: only the insert itself is timed.
-    let batches: Vec<bytes::Bytes> = (0..raw_total / 50_000)
+    let per_insert = opts.raw_batch / PER_REQUEST;
+    let raw_total = opts.spans.min(opts.raw_spans) / opts.raw_batch * opts.raw_batch;
+    for strip in &opts.raw_strip {
+        let statements: Vec<String> = match strip.as_str() {
+            "indexes" => [
+                "idx_trace_id",
+                "idx_res_attr_key",
+                "idx_res_attr_value",
+                "idx_span_attr_key",
+                "idx_span_attr_value",
+                "idx_duration",
+            ]
+            .iter()
+            .map(|i| format!("ALTER TABLE otel_traces DROP INDEX {i}"))
+            .collect(),
+            "view" => vec!["DROP VIEW otel_traces_trace_id_ts_mv".into()],
+            "zstd" => {
+                let columns: Vec<(String, String)> = raw_ch
+                    .client()
+                    .query("SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'otel_traces'")
+                    .fetch_all()
+                    .await
+                    .unwrap();
+                columns
+                    .into_iter()
+                    .map(|(n, t)| {
+                        format!("ALTER TABLE otel_traces MODIFY COLUMN `{n}` {t} CODEC(LZ4)")
+                    })
+                    .collect()
+            }
+            other => panic!("--raw-strip {other}: indexes, view or zstd"),
+        };
+        for sql in statements {
+            raw_ch.client().query(&sql).execute().await.unwrap();
+        }
+    }
+    // One body per insert, encoded beforehand: only the insert itself is timed.
+    let batches: Vec<bytes::Bytes> = (0..raw_total / opts.raw_batch)
         .map(|b| {
             let mut body = Vec::new();
-            for r in 0..50 {
-                let mut req = synth::request(1_000_000 + (b * 50 + r) as u64, PER_REQUEST, now);
+            for r in 0..per_insert {
+                let seed = 1_000_000 + (b * per_insert + r) as u64;
+                let mut req = synth::request(seed, PER_REQUEST, now);
                 synth::scramble_ids(&mut req);
                 rowbinary::encode(&req, &mut body);
             }
@@ -105,16 +181,30 @@ async fn main() {
         .collect();
     println!(
         "raw insert body: {} bytes RowBinary per span",
-        batches[0].len() / 50_000
+        batches[0].len() / opts.raw_batch
     );
     let started = Instant::now();
-    let streams: Vec<_> = (0..2)
+    let streams: Vec<_> = (0..opts.raw_streams)
         .map(|k| {
             let client = raw_ch.client();
-            let mine: Vec<bytes::Bytes> = batches.iter().skip(k).step_by(2).cloned().collect();
+            let settings: Vec<(String, String)> = opts
+                .raw_setting
+                .iter()
+                .map(|s| s.split_once('=').expect("--raw-setting name=value"))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let mine: Vec<bytes::Bytes> = batches
+                .iter()
+                .skip(k)
+                .step_by(opts.raw_streams)
+                .cloned()
+                .collect();
             tokio::spawn(async move {
                 for body in mine {
                     let mut insert = client.insert_formatted_with(rowbinary::INSERT_SQL);
+                    for (k, v) in &settings {
+                        insert = insert.with_setting(k, v);
+                    }
                     insert.send(body).await.unwrap();
                     insert.end().await.unwrap();
                 }
@@ -126,7 +216,16 @@ async fn main() {
     }
     let raw_secs = started.elapsed().as_secs_f64();
     let raw_rate = raw_total as f64 / raw_secs;
-    println!("raw insert: {raw_total} rows in {raw_secs:.2} s = {raw_rate:.0} rows/s");
+    println!(
+        "raw insert: {raw_total} rows in {raw_secs:.2} s = {raw_rate:.0} rows/s ({} rows an insert, {} streams{})",
+        opts.raw_batch,
+        opts.raw_streams,
+        opts.raw_setting
+            .iter()
+            .chain(opts.raw_strip.iter().map(|s| s as &String))
+            .map(|s| format!(", {s}"))
+            .collect::<String>()
+    );
     report_disk("on disk, unique spans (raw table)", &raw_ch).await;
     if opts.raw_only {
         return;

@@ -130,6 +130,7 @@ pub fn encode(req: &ExportTraceServiceRequest, out: &mut Vec<u8>) -> usize {
 }
 
 /// LEB128, RowBinary's length prefix.
+#[inline(always)]
 pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
@@ -138,6 +139,7 @@ pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
     out.push(n as u8);
 }
 
+#[inline]
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_len(out, s.len());
     out.extend_from_slice(s.as_bytes());
@@ -147,10 +149,11 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
 pub(crate) fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     put_len(out, bytes.len() * 2);
-    out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize]);
-        out.push(DIGITS[(b & 15) as usize]);
+    let start = out.len();
+    out.resize(start + bytes.len() * 2, 0);
+    for (pair, b) in out[start..].chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[(b >> 4) as usize];
+        pair[1] = DIGITS[(b & 15) as usize];
     }
 }
 

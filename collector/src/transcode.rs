@@ -77,27 +77,32 @@ enum Wire<'a> {
 }
 
 impl<'a> Wire<'a> {
+    #[inline(always)]
     fn varint(self) -> R<u64> {
         match self {
             Wire::Varint(v) => Ok(v),
             _ => Err(Fallback),
         }
     }
+    #[inline(always)]
     fn fixed64(self) -> R<u64> {
         match self {
             Wire::Fixed64(v) => Ok(v),
             _ => Err(Fallback),
         }
     }
+    #[inline(always)]
     fn len(self) -> R<&'a [u8]> {
         match self {
             Wire::Len(b) => Ok(b),
             _ => Err(Fallback),
         }
     }
+    #[inline(always)]
     fn str(self) -> R<&'a str> {
         std::str::from_utf8(self.len()?).map_err(|_| Fallback)
     }
+    #[inline(always)]
     fn fixed32(self) -> R<()> {
         match self {
             Wire::Fixed32 => Ok(()),
@@ -110,7 +115,19 @@ impl<'a> Wire<'a> {
 struct Fields<'a>(&'a [u8]);
 
 impl<'a> Fields<'a> {
+    #[inline(always)]
     fn varint(&mut self) -> R<u64> {
+        // Most varints (keys, lengths of short strings) are one byte.
+        if let Some((&b, rest)) = self.0.split_first()
+            && b < 0x80
+        {
+            self.0 = rest;
+            return Ok(u64::from(b));
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> R<u64> {
         let mut v = 0u64;
         for i in 0..10 {
             let (&b, rest) = self.0.split_first().ok_or(Fallback)?;
@@ -127,6 +144,7 @@ impl<'a> Fields<'a> {
         Err(Fallback)
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
         if n > self.0.len() {
             return Err(Fallback);
@@ -136,6 +154,7 @@ impl<'a> Fields<'a> {
         Ok(head)
     }
 
+    #[inline(always)]
     fn next(&mut self) -> R<Option<(u32, Wire<'a>)>> {
         if self.0.is_empty() {
             return Ok(None);
