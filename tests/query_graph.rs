@@ -342,3 +342,83 @@ async fn regions_make_the_global_level_and_focus_shows_neighbours_and_instances(
     assert_eq!(focused.node("web").unwrap().region, "eu-west-1");
     assert!(focused.node("web").unwrap().focused);
 }
+
+/// Hours and minutes of one window: how many rows of each rollup level a graph would read.
+async fn rollup_rows(ch: &orrery_store::ClickHouseArgs, hour: i64) -> (u64, u64) {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Counts {
+        hours: u64,
+        stale: u64,
+    }
+    let c: Counts = ch
+        .client()
+        .query(
+            "SELECT count() AS hours, countIf(MinutesVersion != (
+                 SELECT sum(c) FROM (SELECT Minute, max(ComputedAt) AS c FROM orrery_rollup_minutes
+                 WHERE toStartOfHour(Minute) = toDateTime({h:UInt32}) GROUP BY Minute))) AS stale
+             FROM (SELECT Hour, argMax(MinutesVersion, ComputedAt) AS MinutesVersion
+                   FROM orrery_rollup_hours WHERE Hour = toDateTime({h:UInt32}) GROUP BY Hour)",
+        )
+        .param("h", (hour / 1_000_000_000) as u32)
+        .fetch_one()
+        .await
+        .unwrap();
+    (c.hours, c.stale)
+}
+
+#[tokio::test]
+async fn closed_hours_are_read_from_hourly_rollups_and_late_spans_recompute_them() {
+    let ch = fresh_database().await;
+    let hour = 3_600_000 * MS;
+    // A whole closed hour, two hours back, with the mesh at its start and end.
+    let h = (now_ns() / hour - 2) * hour;
+    let mut rows = mesh(h + 10_000 * MS);
+    for r in mesh(h + 59 * MINUTE) {
+        let mut r = r;
+        r.trace_id = format!("{:0>32}", format!("b{}", &r.trace_id[30..]));
+        rows.push(r);
+    }
+    insert(&ch, &rows).await;
+    let doubled: Vec<_> = expected_mesh()
+        .into_iter()
+        .map(|(a, b, n, e)| (a, b, 2 * n, 2 * e))
+        .collect();
+    // From spans (nothing rolled up), then from rollups: the same answer.
+    let w = window(h - MINUTE, now_ns());
+    assert_eq!(edge_table(&graph_of(&ch, Level::Region, w).await), doubled);
+    rollup(&ch, Duration::from_secs(4 * 3600)).await;
+    assert_eq!(rollup_rows(&ch, h).await, (1, 0), "the hour is rolled up");
+    let rolled = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(edge_table(&rolled), doubled);
+    assert_eq!(rolled.data_quality.spans, rows.len() as u64);
+    // Exactly the hour (read from the hourly rows only), and a window cutting it (minutes).
+    let exact = graph_of(&ch, Level::Region, window(h, h + hour)).await;
+    assert_eq!(edge_table(&exact), doubled);
+    let half = graph_of(&ch, Level::Region, window(h + 30 * MINUTE, h + hour)).await;
+    assert_eq!(edge_table(&half), expected_mesh());
+
+    // A late span in that hour: the minute and then the hour are recomputed.
+    let late = span(
+        "ba0",
+        "c",
+        "3",
+        "billing",
+        "Server",
+        h + 59 * MINUTE + 3 * MS,
+        2,
+    );
+    insert(&ch, &[late]).await;
+    let report = rollup(&ch, Duration::from_secs(4 * 3600)).await;
+    assert_eq!(report.late_spans, 1);
+    assert_eq!(
+        rollup_rows(&ch, h).await,
+        (1, 0),
+        "the hour is current again"
+    );
+    let g = graph_of(&ch, Level::Region, window(h, h + hour)).await;
+    let mut with_late = doubled.clone();
+    with_late.push(("api".into(), "billing".into(), 1, 0));
+    with_late.sort();
+    assert_eq!(edge_table(&g), with_late);
+    assert_eq!(g.data_quality.late_spans, 1);
+}

@@ -194,8 +194,6 @@ AS SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, count() AS Spans
 FROM orrery.otel_traces_local
 GROUP BY Minute;
 
-ALTER TABLE orrery.otel_traces_local ON CLUSTER orrery ADD PROJECTION IF NOT EXISTS trace_id_index (SELECT _part_offset ORDER BY TraceId);
-
 CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1h_local ON CLUSTER orrery (
     Hour DateTime CODEC(Delta, ZSTD(1)),
     ComputedAt UInt64,

@@ -43,6 +43,24 @@ pub fn bucket_expr(duration: &str) -> String {
     )
 }
 
+/// Per-group histogram counts without a per-row array (the rollup's hot path): the bucket of
+/// each row as a scalar `multiIf`, then one `countIf` per bucket.
+pub fn bucket_counts_expr(duration: &str) -> String {
+    let mut index = String::from("multiIf(");
+    for (i, ms) in BUCKET_BOUNDS_MS.iter().enumerate() {
+        index.push_str(&format!(
+            "{duration} <= {}, {}, ",
+            (*ms * 1e6) as u64,
+            i + 1
+        ));
+    }
+    index.push_str(&format!("{})", BUCKET_BOUNDS_MS.len() + 1));
+    let counts: Vec<String> = (1..=BUCKET_BOUNDS_MS.len() + 1)
+        .map(|i| format!("countIf({index} = {i})"))
+        .collect();
+    format!("[{}]", counts.join(", "))
+}
+
 /// Region of a row of `orrery_span_calls`: the first non-empty configured resource attribute
 /// (kept in its `Resource` map), else `unknown`.
 pub const REGION_EXPR: &str = "if(arrayFirst(x -> x != '', arrayMap(k -> Resource[k], {region_attrs:Array(String)})) = '', 'unknown', arrayFirst(x -> x != '', arrayMap(k -> Resource[k], {region_attrs:Array(String)})))";
@@ -165,10 +183,10 @@ pub fn edge_rows_sql(minute_filter: &str) -> String {
         "SELECT Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind,
     count() AS Requests, sum(Err) AS Errors, sum(Duration) AS DurationSumNs,
     quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS LatencyDigest,
-    sumForEach({buckets}) AS LatencyBuckets
+    {buckets} AS LatencyBuckets
 FROM ({calls})
 GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
-        buckets = bucket_expr("Duration"),
+        buckets = bucket_counts_expr("Duration"),
         calls = call_rows_sql(minute_filter),
     )
 }
@@ -181,14 +199,14 @@ pub fn node_rows_sql(minute_filter: &str) -> String {
     {REGION_EXPR} AS Region, Resource['service.instance.id'] AS Instance,
     count() AS Requests, sum(toUInt8({err})) AS Errors, sum(Duration) AS DurationSumNs,
     quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS LatencyDigest,
-    sumForEach({buckets}) AS LatencyBuckets
+    {buckets} AS LatencyBuckets
 FROM orrery_span_calls
 WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
     {minute_filter}
     AND {IS_SERVER_OR_CONSUMER}
 GROUP BY Minute, Service, Region, Instance",
         err = call_error_expr(true),
-        buckets = bucket_expr("Duration"),
+        buckets = bucket_counts_expr("Duration"),
     )
 }
 

@@ -199,38 +199,12 @@ impl Rollup {
     /// stale (a minute of it was computed since) into hourly rows.
     async fn roll_up_hours(&self, lo: i64, hi: i64) -> Result<()> {
         let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
-        let last = hi.div_euclid(HOUR_NS) * HOUR_NS; // hours ending at or before `hi`
-        if last <= first {
-            return Ok(());
-        }
-        let stale: Vec<HourVersion> = self
-            .client
-            .query(
-                "SELECT toUInt32(m.Hour) AS hour
-FROM (
-    SELECT toStartOfHour(Minute) AS Hour, sum(c) AS v, count() AS n
-    FROM (SELECT Minute, max(ComputedAt) AS c FROM orrery_rollup_minutes
-          WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-            AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-          GROUP BY Minute)
-    GROUP BY Hour
-) AS m
-LEFT JOIN (
-    SELECT Hour, argMax(MinutesVersion, ComputedAt) AS v FROM orrery_rollup_hours
-    WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-      AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-    GROUP BY Hour
-) AS h ON m.Hour = h.Hour
-WHERE m.n = 60 AND m.v != h.v
-ORDER BY m.Hour DESC",
-            )
-            .param("lo", first)
-            .param("hi", last)
-            .fetch_all()
-            .await
-            .context("finding hours to roll up")?;
-        for hv in stale {
-            self.compute_hour(hv).await?;
+        let rolled = crate::graph::fetch::Rolled::read(&self.client, first, hi).await?;
+        for hour in rolled.stale_hours(first, hi).into_iter().rev() {
+            self.compute_hour(HourVersion {
+                hour: (hour / 1_000_000_000) as u32,
+            })
+            .await?;
         }
         Ok(())
     }
@@ -396,7 +370,6 @@ GROUP BY Minute",
     }
 }
 
-#[derive(Row, Deserialize, Debug)]
 struct HourVersion {
     hour: u32,
 }

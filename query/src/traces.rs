@@ -1,6 +1,6 @@
 //! Trace search and trace by id.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
@@ -243,8 +243,7 @@ pub async fn load_spans(client: &Client, trace_id: &str) -> Result<Vec<SpanRow>>
             .query(&format!(
                 "{SPANS}
 WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}})
-  AND Timestamp <= fromUnixTimestamp64Nano({{hi:Int64}})
-ORDER BY Timestamp"
+  AND Timestamp <= fromUnixTimestamp64Nano({{hi:Int64}})"
             ))
             .param("id", trace_id)
             .param("lo", lo)
@@ -257,15 +256,11 @@ ORDER BY Timestamp"
         }
     }
     client
-        .query(&format!("{SPANS} ORDER BY Timestamp"))
+        .query(SPANS)
         .param("id", trace_id)
         .fetch_all()
         .await
         .context("loading trace")
-}
-
-fn attrs(pairs: &[(String, String)]) -> Attributes {
-    pairs.iter().cloned().collect()
 }
 
 fn span_error(s: &SpanRow) -> bool {
@@ -287,123 +282,156 @@ fn kind_name(stored: &str) -> &'static str {
 
 /// The span tree: depth-first, children by start time; spans whose parent is missing are roots
 /// marked `missing_parent`. Duplicate span ids (at-least-once delivery) are shown once.
+///
+/// Built in linear passes over indices (hash maps keyed by borrowed ids, sorts on borrowed
+/// keys), then each row is moved, not cloned, into its output span: a 50,000-span trace is one
+/// answer the UI waits for.
 pub fn build_trace(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
-    let mut seen = HashSet::new();
-    let rows: Vec<SpanRow> = rows
-        .into_iter()
-        .filter(|r| seen.insert(r.span_id.clone()))
-        .collect();
-    let ids: HashSet<&str> = rows.iter().map(|r| r.span_id.as_str()).collect();
-    let mut children: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut roots = Vec::new();
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    let mut keep = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
-        if r.parent_span_id.is_empty()
-            || !ids.contains(r.parent_span_id.as_str())
-            || r.parent_span_id == r.span_id
-        {
-            roots.push(i);
-        } else {
+        if !first.contains_key(r.span_id.as_str()) {
+            first.insert(r.span_id.as_str(), i);
+            keep.push(i);
+        }
+    }
+    let has_parent = |r: &SpanRow| {
+        !r.parent_span_id.is_empty()
+            && r.parent_span_id != r.span_id
+            && first.contains_key(r.parent_span_id.as_str())
+    };
+    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for &i in &keep {
+        let r = &rows[i];
+        if has_parent(r) {
             children
                 .entry(r.parent_span_id.as_str())
                 .or_default()
                 .push(i);
+        } else {
+            roots.push(i);
         }
     }
-    let by_start =
-        |v: &mut Vec<usize>| v.sort_by_key(|&i| (rows[i].timestamp, rows[i].span_id.clone()));
+    let by_start = |v: &mut Vec<usize>| {
+        v.sort_unstable_by(|&a, &b| {
+            (rows[a].timestamp, &rows[a].span_id).cmp(&(rows[b].timestamp, &rows[b].span_id))
+        })
+    };
     by_start(&mut roots);
     for v in children.values_mut() {
         by_start(v);
     }
-    let mut order: Vec<(usize, u32)> = Vec::new();
+    let mut order: Vec<(usize, u32)> = Vec::with_capacity(keep.len());
+    let mut visited = vec![false; rows.len()];
     let mut stack: Vec<(usize, u32)> = roots.iter().rev().map(|&i| (i, 0)).collect();
-    let mut visited = HashSet::new();
     while let Some((i, d)) = stack.pop() {
-        if !visited.insert(i) {
+        if std::mem::replace(&mut visited[i], true) {
             continue;
         }
         order.push((i, d));
         if let Some(kids) = children.get(rows[i].span_id.as_str()) {
-            for &k in kids.iter().rev() {
-                stack.push((k, d + 1));
-            }
+            stack.extend(kids.iter().rev().map(|&k| (k, d + 1)));
         }
     }
     // Spans on a parent cycle (corrupt data) are never reached from a root: append them.
-    for i in 0..rows.len() {
-        if !visited.contains(&i) {
+    for &i in &keep {
+        if !visited[i] {
             order.push((i, 0));
         }
     }
-    let start = rows.iter().map(|r| r.timestamp).min().unwrap_or(0);
-    let end = rows
+    let missing: Vec<bool> = rows
         .iter()
+        .map(|r| !r.parent_span_id.is_empty() && !first.contains_key(r.parent_span_id.as_str()))
+        .collect();
+    let kept = keep.iter().map(|&i| &rows[i]);
+    let start = kept.clone().map(|r| r.timestamp).min().unwrap_or(0);
+    let end = kept
+        .clone()
         .map(|r| r.timestamp + r.duration as i64)
         .max()
         .unwrap_or(0);
-    let mut services: Vec<String> = rows.iter().map(|r| r.service_name.clone()).collect();
-    services.sort();
-    services.dedup();
-    let spans = order
+    let error_count = kept.clone().filter(|r| span_error(r)).count() as u64;
+    let mut services: Vec<String> = kept
+        .map(|r| r.service_name.as_str())
+        .collect::<HashSet<_>>()
         .into_iter()
-        .map(|(i, depth)| {
-            let r = &rows[i];
-            Span {
-                span_id: r.span_id.clone(),
-                parent_span_id: r.parent_span_id.clone(),
-                trace_state: r.trace_state.clone(),
-                name: r.span_name.clone(),
-                kind: kind_name(&r.span_kind).to_string(),
-                service: r.service_name.clone(),
-                start_us: r.timestamp / 1000,
-                duration_us: (r.duration / 1000) as i64,
-                status: Status {
-                    code: status_code(&r.status_code).to_string(),
-                    message: r.status_message.clone(),
-                },
-                depth,
-                missing_parent: !r.parent_span_id.is_empty()
-                    && !ids.contains(r.parent_span_id.as_str()),
-                resource: attrs(&r.resource_attributes),
-                attributes: attrs(&r.span_attributes),
-                scope: Scope {
-                    name: r.scope_name.clone(),
-                    version: r.scope_version.clone(),
-                },
-                events: (0..r.events_name.len())
-                    .map(|e| Event {
-                        time_us: r.events_timestamp.get(e).copied().unwrap_or(0) / 1000,
-                        name: r.events_name[e].clone(),
-                        attributes: r
-                            .events_attributes
-                            .get(e)
-                            .map(|a| attrs(a))
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-                links: (0..r.links_span_id.len())
-                    .map(|l| Link {
-                        trace_id: r.links_trace_id.get(l).cloned().unwrap_or_default(),
-                        span_id: r.links_span_id[l].clone(),
-                        trace_state: r.links_trace_state.get(l).cloned().unwrap_or_default(),
-                        attributes: r
-                            .links_attributes
-                            .get(l)
-                            .map(|a| attrs(a))
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect::<Vec<_>>();
+        .map(String::from)
+        .collect();
+    services.sort();
+    drop(first);
+    drop(children);
+    let mut slots: Vec<Option<SpanRow>> = rows.into_iter().map(Some).collect();
+    let spans: Vec<Span> = order
+        .into_iter()
+        .filter_map(|(i, depth)| Some(span_json(slots[i].take()?, depth, missing[i])))
+        .collect();
     Trace {
         trace_id: trace_id.to_string(),
         start_us: start / 1000,
         duration_us: (end - start) / 1000,
         span_count: spans.len() as u64,
-        error_count: rows.iter().filter(|r| span_error(r)).count() as u64,
+        error_count,
         services,
         spans,
+    }
+}
+
+fn owned_attrs(pairs: Vec<(String, String)>) -> Attributes {
+    pairs.into_iter().collect()
+}
+
+/// One stored row as an API span (moved field by field).
+fn span_json(r: SpanRow, depth: u32, missing_parent: bool) -> Span {
+    let kind = kind_name(&r.span_kind).to_string();
+    let code = status_code(&r.status_code).to_string();
+    let mut events_ts = r.events_timestamp.into_iter();
+    let mut events_attrs = r.events_attributes.into_iter();
+    let events = r
+        .events_name
+        .into_iter()
+        .map(|name| Event {
+            time_us: events_ts.next().unwrap_or(0) / 1000,
+            name,
+            attributes: events_attrs.next().map(owned_attrs).unwrap_or_default(),
+        })
+        .collect();
+    let mut links_trace = r.links_trace_id.into_iter();
+    let mut links_state = r.links_trace_state.into_iter();
+    let mut links_attrs = r.links_attributes.into_iter();
+    let links = r
+        .links_span_id
+        .into_iter()
+        .map(|span_id| Link {
+            trace_id: links_trace.next().unwrap_or_default(),
+            span_id,
+            trace_state: links_state.next().unwrap_or_default(),
+            attributes: links_attrs.next().map(owned_attrs).unwrap_or_default(),
+        })
+        .collect();
+    Span {
+        span_id: r.span_id,
+        parent_span_id: r.parent_span_id,
+        trace_state: r.trace_state,
+        name: r.span_name,
+        kind,
+        service: r.service_name,
+        start_us: r.timestamp / 1000,
+        duration_us: (r.duration / 1000) as i64,
+        status: Status {
+            code,
+            message: r.status_message,
+        },
+        depth,
+        missing_parent,
+        resource: owned_attrs(r.resource_attributes),
+        attributes: owned_attrs(r.span_attributes),
+        scope: Scope {
+            name: r.scope_name,
+            version: r.scope_version,
+        },
+        events,
+        links,
     }
 }
 

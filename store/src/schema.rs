@@ -144,8 +144,8 @@ pub fn migrations() -> &'static [Migration] {
         },
         Migration {
             version: 4,
-            name: "time-ordered call columns and span counts per minute (views), trace-id index projection",
-            statements: v4_call_table_and_trace_index,
+            name: "time-ordered call columns and span counts per minute (materialized views)",
+            statements: v4_call_table,
         },
         Migration {
             version: 5,
@@ -342,12 +342,8 @@ pub const CALL_RESOURCE_KEYS: &[&str] = &[
 /// cheaper join. `orrery_span_minutes` counts spans per minute (the rollup's change detector)
 /// without reading spans. On a cluster both views write the shard-local tables, so the spans of
 /// one trace (sharded by `cityHash64(TraceId)`) and their call rows stay on one shard.
-///
-/// The projection keeps `otel_traces`' rows sorted by `TraceId` as `_part_offset`s only (an
-/// index, not a copy): trace by id reads the granules that hold the trace instead of testing
-/// the TraceId bloom filter of every granule. Parts written before this migration are not
-/// indexed until merged (or `ALTER TABLE otel_traces MATERIALIZE PROJECTION trace_id_index`).
-fn v4_call_table_and_trace_index(p: &SchemaParams) -> Vec<String> {
+/// Spans stored before this migration are not copied (their minutes keep the rollups made then).
+fn v4_call_table(p: &SchemaParams) -> Vec<String> {
     let db = &p.database;
     let oc = p.on_cluster();
     let spans = p.storage_name("otel_traces");
@@ -424,9 +420,6 @@ AS SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, count() AS Spans
 FROM {db}.{spans}
 GROUP BY Minute",
         mv = p.storage_name("orrery_span_minutes_mv"),
-    ));
-    out.push(format!(
-        "ALTER TABLE {db}.{spans}{oc} ADD PROJECTION IF NOT EXISTS trace_id_index (SELECT _part_offset ORDER BY TraceId)"
     ));
     out
 }

@@ -3,9 +3,13 @@
 //! and 24 h windows, trace by id, and trace search by service/duration and by attribute.
 //! Prints p50/p99 per query and the rollup's cost.
 //!
-//! `cargo run --release -p orrery-query --bin orrery-query-bench -- [--spans N] [--services N] [--runs N] [--graph 0]`
+//! `cargo run --release -p orrery-query --bin orrery-query-bench -- [--spans N] [--services N] [--runs N] [--graph 0] [--big-trace N]`
 //!
 //! `--graph 0` skips the rollup backfill and the graph queries (trace queries only).
+//! `--big-trace N` also stores one trace of N spans and times its trace-by-id answer in parts
+//! (ClickHouse fetch + decode, tree building, JSON). `--url U --database D --fill 0` reuses a
+//! database an earlier run filled (on a server started by hand; `--server-pid P` to count its
+//! CPU), so queries can be re-timed without refilling.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,14 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 const MS: i64 = 1_000_000;
+
+fn arg_str(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -160,45 +172,133 @@ where
     Ok(())
 }
 
+/// CPU seconds used so far by this process and the ClickHouse server.
+fn cpu_now(server_pid: Option<u32>) -> f64 {
+    use orrery_store::testing::process::cpu_seconds;
+    cpu_seconds(std::process::id()) + server_pid.map(cpu_seconds).unwrap_or(0.0)
+}
+
+/// One trace of `n` spans over 8 services (the web big-trace test's shape: a wide, deep tree).
+fn big_trace(n: usize, t0: i64) -> Vec<SpanRow> {
+    let tid = "00000000000000000000000000b16b16".to_string();
+    (0..n)
+        .map(|i| SpanRow {
+            timestamp: t0 + i as i64 * 1_000,
+            trace_id: tid.clone(),
+            span_id: format!("{:016x}", i + 1),
+            parent_span_id: if i == 0 {
+                String::new()
+            } else {
+                format!("{:016x}", 1 + i * 7919 % i)
+            },
+            span_name: format!("op-{}", i % 41),
+            span_kind: "Server".into(),
+            service_name: format!("svc-{}", i / 2_500),
+            resource_attributes: vec![("service.name".into(), format!("svc-{}", i / 2_500))],
+            scope_name: "big-trace".into(),
+            duration: 500_000 + (i as u64 % 97) * 10_000,
+            status_code: if i % 101 == 0 { "Error" } else { "Ok" }.into(),
+            ..Default::default()
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let spans_target = arg("--spans", 10_000_000);
     let services = arg("--services", 200) as usize;
     let runs = arg("--runs", 20);
     let with_graph = arg("--graph", 1) != 0;
-    let server = tokio::task::spawn_blocking(TestServer::start).await?;
-    let ch = server.fresh_database().await;
-    let client = ch.client();
+    let fill = arg("--fill", 1) != 0;
+    let big = arg("--big-trace", 0) as usize;
+    let (_server, client, server_pid) = match arg_str("--url") {
+        Some(url) => {
+            let db = arg_str("--database").unwrap_or_else(|| "bench".into());
+            let args = orrery_store::ClickHouseArgs::for_url(&url, db);
+            if fill {
+                let params = orrery_store::schema::SchemaParams::from_args(&args)?;
+                orrery_store::schema::migrate(&args.server_client(&url), &params).await?;
+            }
+            let pid = arg("--server-pid", 0) as u32;
+            (None, args.client(), (pid != 0).then_some(pid))
+        }
+        None => {
+            let server = tokio::task::spawn_blocking(TestServer::start).await?;
+            let ch = server.fresh_database().await;
+            let pid = orrery_store::testing::process::children(std::process::id())
+                .first()
+                .copied();
+            (Some(server), ch.client(), pid)
+        }
+    };
+    println!(
+        "load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let mesh = Mesh { services };
     let mut rng = SmallRng::seed_from_u64(7);
-    let now = orrery_query::now_ns();
     let day = 86_400_000 * MS;
 
-    // Fill: traces spread over the last 24 h.
-    let t0 = Instant::now();
-    let mut written = 0u64;
-    let mut ids = Vec::new();
-    let mut batch = Vec::with_capacity(110_000);
-    while written < spans_target {
-        batch.clear();
-        while batch.len() < 100_000 {
-            let ts = now - 60_000 * MS - rng.random_range(0..day - 120_000 * MS);
-            trace(&mesh, &mut rng, ts, &mut batch);
+    let (now, ids, written) = if fill {
+        let now = orrery_query::now_ns();
+        // Fill: traces spread over the last 24 h.
+        let t0 = Instant::now();
+        let mut written = 0u64;
+        let mut ids = Vec::new();
+        let mut batch = Vec::with_capacity(110_000);
+        while written < spans_target {
+            batch.clear();
+            while batch.len() < 100_000 {
+                let ts = now - 60_000 * MS - rng.random_range(0..day - 120_000 * MS);
+                trace(&mesh, &mut rng, ts, &mut batch);
+            }
+            ids.push(batch[0].trace_id.clone());
+            let mut insert = client.insert::<SpanRow>("otel_traces").await?;
+            for r in &batch {
+                insert.write(r).await?;
+            }
+            insert.end().await?;
+            written += batch.len() as u64;
         }
-        ids.push(batch[0].trace_id.clone());
-        let mut insert = client.insert::<SpanRow>("otel_traces").await?;
-        for r in &batch {
-            insert.write(r).await?;
+        let fill = t0.elapsed();
+        println!(
+            "filled {written} spans, {services} services, 24 h: {:.1} s ({:.0} spans/s)",
+            fill.as_secs_f64(),
+            written as f64 / fill.as_secs_f64()
+        );
+        (now, ids, written)
+    } else {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Stored {
+            now: i64,
+            spans: u64,
         }
-        insert.end().await?;
-        written += batch.len() as u64;
+        let st: Stored = client
+            .query("SELECT toInt64(toUnixTimestamp64Nano(max(Timestamp))) + 60000000000 AS now, count() AS spans FROM otel_traces")
+            .fetch_one()
+            .await?;
+        let ids: Vec<String> = client
+            .query("SELECT TraceId FROM otel_traces_trace_id_ts ORDER BY cityHash64(TraceId) LIMIT 100")
+            .fetch_all()
+            .await?;
+        println!("reusing {} spans", st.spans);
+        (st.now, ids, st.spans)
+    };
+    let bytes: Vec<(String, u64, u64)> = client
+        .query(
+            "SELECT table, sum(bytes_on_disk), sum(rows) FROM system.parts
+             WHERE database = currentDatabase() AND active GROUP BY table ORDER BY table",
+        )
+        .fetch_all()
+        .await?;
+    for (table, b, rows) in &bytes {
+        println!(
+            "on disk: {table:<28} {b:>12} bytes  {rows:>10} rows  {:.1} B/span",
+            *b as f64 / written.max(1) as f64
+        );
     }
-    let fill = t0.elapsed();
-    println!(
-        "filled {written} spans, {services} services, 24 h: {:.1} s ({:.0} spans/s)",
-        fill.as_secs_f64(),
-        written as f64 / fill.as_secs_f64()
-    );
 
     let settings = GraphArgs::default();
     let hour = 3_600_000 * MS;
@@ -206,6 +306,7 @@ async fn main() -> Result<()> {
         // Rollup: backfill the day and measure cost per minute of spans.
         let rollup = Rollup::new(client.clone(), settings.clone());
         let t = Instant::now();
+        let cpu0 = cpu_now(server_pid);
         let mut minutes = 0;
         loop {
             let r = rollup
@@ -217,15 +318,34 @@ async fn main() -> Result<()> {
             minutes += r.computed.len();
         }
         let took = t.elapsed();
+        let cpu = cpu_now(server_pid) - cpu0;
         let per_minute = took.as_secs_f64() / minutes.max(1) as f64;
         let spans_per_minute = written as f64 / 1440.0;
         println!(
-            "rollup: {minutes} minutes in {:.1} s = {:.1} ms per minute of {:.0} spans ({:.0} spans/s of rollup throughput on one query at a time)",
+            "rollup backfill: {minutes} minutes (and their hours) in {:.1} s = {:.1} ms per minute of {:.0} spans; CPU {:.1} s (bench + ClickHouse{})",
             took.as_secs_f64(),
             per_minute * 1e3,
             spans_per_minute,
-            spans_per_minute / per_minute
+            cpu,
+            if server_pid.is_some() {
+                ""
+            } else {
+                ": server pid unknown, bench only"
+            },
         );
+        // At 100k spans/s a minute holds 6M spans; the per-span CPU cost scaled to that rate.
+        let cpu_per_span = cpu / written.max(1) as f64;
+        println!(
+            "rollup CPU at 100k spans/s (scaled from the backfill): {:.3} CPU-s per minute of spans = {:.3} cores",
+            cpu_per_span * 6e6,
+            cpu_per_span * 1e5
+        );
+        // The steady-state check every 15 s with nothing to recompute.
+        time("rollup run, nothing new (15 min lookback)", runs, |_| {
+            let r = &rollup;
+            async move { r.run_once(now, Duration::from_secs(900)).await }
+        })
+        .await?;
 
         let graph_req = |since: i64| GraphRequest {
             level: Level::Region,
@@ -299,5 +419,56 @@ async fn main() -> Result<()> {
         },
     )
     .await?;
+    if big > 0 {
+        let rows = big_trace(big, now - 30 * 60_000 * MS);
+        let id = rows[0].trace_id.clone();
+        let stored: u64 = client
+            .query("SELECT count() FROM otel_traces WHERE TraceId = ?")
+            .bind(&id)
+            .fetch_one()
+            .await?;
+        if stored == 0 {
+            let mut insert = client.insert::<SpanRow>("otel_traces").await?;
+            for r in &rows {
+                insert.write(r).await?;
+            }
+            insert.end().await?;
+        }
+        let label = format!("big trace ({big} spans): fetch + decode");
+        time(&label, runs, |_| {
+            let c = client.clone();
+            let id = id.clone();
+            async move { traces::load_spans(&c, &id).await }
+        })
+        .await?;
+        let rows = traces::load_spans(&client, &id).await?;
+        anyhow::ensure!(rows.len() == big, "big trace has {} spans", rows.len());
+        time(&format!("big trace ({big} spans): tree"), runs, |_| {
+            let rows = rows.clone();
+            let id = id.clone();
+            async move { Ok(traces::build_trace(&id, rows)) }
+        })
+        .await?;
+        let t = traces::build_trace(&id, rows);
+        time(&format!("big trace ({big} spans): JSON"), runs, |_| {
+            let t = &t;
+            async move { Ok(serde_json::to_vec(t)?.len()) }
+        })
+        .await?;
+        println!("big trace JSON: {} bytes", serde_json::to_vec(&t)?.len());
+        time(
+            &format!("big trace ({big} spans): whole answer"),
+            runs,
+            |_| {
+                let c = client.clone();
+                let id = id.clone();
+                async move {
+                    let t = traces::trace(&c, &id).await?.expect("stored");
+                    Ok(serde_json::to_vec(&t)?.len())
+                }
+            },
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -117,63 +117,101 @@ pub struct Coverage {
     pub live_lo: i64,
 }
 
-#[derive(Row, Deserialize)]
-struct MinuteRow {
-    minute: u32,
-}
-
-#[derive(Row, Deserialize)]
-struct HourRow {
-    hour: u32,
-}
-
 const MINUTE_NS: i64 = 60_000_000_000;
 const HOUR_NS: i64 = 60 * MINUTE_NS;
+
+#[derive(Row, Deserialize)]
+struct MarkerRow {
+    level: u8,
+    at: u32,
+    version: u64,
+}
+
+/// The rollup markers of a time range: each marked minute's latest `ComputedAt` and each
+/// hour's latest `MinutesVersion` (ns keys). One small query; graphs, their previous window
+/// and the rollup's hour step all decide from it.
+#[derive(Debug, Clone, Default)]
+pub struct Rolled {
+    pub minutes: std::collections::BTreeMap<i64, u64>,
+    pub hours: std::collections::BTreeMap<i64, u64>,
+}
+
+impl Rolled {
+    pub async fn read(client: &Client, lo: i64, hi: i64) -> Result<Rolled> {
+        let rows: Vec<MarkerRow> = client
+            .query(
+                "SELECT 0 AS level, toUInt32(Minute) AS at, max(ComputedAt) AS version
+FROM orrery_rollup_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Minute
+UNION ALL
+SELECT 1 AS level, toUInt32(Hour) AS at, argMax(MinutesVersion, ComputedAt) AS version
+FROM orrery_rollup_hours
+WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Hour",
+            )
+            .param("lo", lo)
+            .param("hi", hi)
+            .fetch_all()
+            .await
+            .context("reading rollup markers")?;
+        let mut out = Rolled::default();
+        for r in rows {
+            let at = r.at as i64 * 1_000_000_000;
+            match r.level {
+                0 => out.minutes.insert(at, r.version),
+                _ => out.hours.insert(at, r.version),
+            };
+        }
+        Ok(out)
+    }
+
+    /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
+    pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
+        let v = self.minutes.range(hour..hour + HOUR_NS);
+        (v.clone().map(|(_, c)| *c).sum(), v.count())
+    }
+
+    /// Hours whose rows were made from the current computation of each of their minutes.
+    fn current_hours(&self) -> impl Iterator<Item = i64> + '_ {
+        self.hours
+            .iter()
+            .filter(|(h, v)| self.minutes_version(**h).0 == **v)
+            .map(|(h, _)| *h)
+    }
+
+    /// Closed hours in `[lo, hi)` with all 60 minutes marked whose hour rows are missing or
+    /// made from older minute computations.
+    pub fn stale_hours(&self, lo: i64, hi: i64) -> Vec<i64> {
+        let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
+        (first..hi)
+            .step_by(HOUR_NS as usize)
+            .filter(|&h| h >= lo && h + HOUR_NS <= hi)
+            .filter(|&h| {
+                let (v, n) = self.minutes_version(h);
+                n == 60 && self.hours.get(&h) != Some(&v)
+            })
+            .collect()
+    }
+
+    /// How `w` is read (the markers must cover `w`).
+    pub fn coverage(&self, w: Span) -> Coverage {
+        coverage_of(
+            w,
+            self.minutes.range(w.lo..w.hi).map(|(m, _)| *m),
+            self.current_hours(),
+        )
+    }
+}
 
 /// What of `w` is rolled up. Minutes once marked stay marked, so everything before `live_lo`
 /// is still rolled up when the data query runs; from `live_lo` on, the data query itself tells
 /// rolled-up minutes from live ones. An hour is used only when it ends by `live_lo` and its
 /// marker was computed from the current computation of each of its minutes.
 pub async fn coverage(client: &Client, w: Span) -> Result<Coverage> {
-    let minutes = client
-        .query(
-            "SELECT DISTINCT toUInt32(Minute) AS minute FROM orrery_rollup_minutes
-WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-ORDER BY minute",
-        )
-        .param("lo", w.lo)
-        .param("hi", w.hi)
-        .fetch_all::<MinuteRow>();
-    let hours = client
-        .query(
-            "SELECT toUInt32(h.Hour) AS hour
-FROM (
-    SELECT Hour, argMax(MinutesVersion, ComputedAt) AS v FROM orrery_rollup_hours
-    WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-      AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-    GROUP BY Hour
-) AS h
-INNER JOIN (
-    SELECT toStartOfHour(Minute) AS Hour, sum(c) AS v
-    FROM (SELECT Minute, max(ComputedAt) AS c FROM orrery_rollup_minutes
-          WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-            AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-          GROUP BY Minute)
-    GROUP BY Hour
-) AS m ON h.Hour = m.Hour
-WHERE h.v = m.v
-ORDER BY hour",
-        )
-        .param("lo", w.lo)
-        .param("hi", w.hi)
-        .fetch_all::<HourRow>();
-    let (minutes, hours) = tokio::try_join!(minutes, hours).context("reading rollup coverage")?;
-    Ok(coverage_of(
-        w,
-        minutes.iter().map(|m| m.minute as i64 * 1_000_000_000),
-        hours.iter().map(|h| h.hour as i64 * 1_000_000_000),
-    ))
+    Ok(Rolled::read(client, w.lo, w.hi).await?.coverage(w))
 }
 
 /// `coverage` from the marked minutes and the current hours (both ascending, ns).
@@ -245,6 +283,20 @@ pub async fn edges(
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
     let c = coverage(client, w).await?;
+    edges_in(client, s, w, &c, grouping, filter, true).await
+}
+
+/// Edges of `w` read as `c` says; without `buckets` the histograms are left empty (the
+/// previous window of "what's wrong" needs only rates and quantiles).
+pub async fn edges_in(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    c: &Coverage,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+    buckets: bool,
+) -> Result<Vec<EdgeAgg>> {
     let (src, dst) = match grouping {
         Grouping::Services => ("Caller", "Callee"),
         Grouping::Regions => (
@@ -266,7 +318,7 @@ pub async fn edges(
     any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
     sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
     arrayMap(x -> toFloat64(x), quantilesTDigestMerge(0.5, 0.95, 0.99)(LatencyDigest)) AS q,
-    sumForEach(LatencyBuckets) AS buckets
+    {buckets} AS buckets
 FROM (
     SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
         toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion,
@@ -278,16 +330,21 @@ FROM (
 )
 GROUP BY src, dst, CalleeKind
 ORDER BY src, dst, CalleeKind",
+        buckets = if buckets {
+            "sumForEach(LatencyBuckets)"
+        } else {
+            "[]::Array(UInt64)"
+        },
         rows = union_sql(
             "orrery_edges_1h",
             "orrery_edges_1m",
             cols,
             &calls::edge_rows_sql(minute_filter::NOT_ROLLED),
-            &c,
+            c,
             w
         ),
     );
-    let mut q = bind_window(client.query(&sql), w, &c, s);
+    let mut q = bind_window(client.query(&sql), w, c, s);
     q = match filter {
         EdgeFilter::None => q,
         EdgeFilter::Region(r) => q.param("region", r),
@@ -308,6 +365,16 @@ pub enum NodeKey {
 
 pub async fn nodes(client: &Client, s: &GraphArgs, w: Span, key: &NodeKey) -> Result<Vec<NodeAgg>> {
     let c = coverage(client, w).await?;
+    nodes_in(client, s, w, &c, key).await
+}
+
+pub async fn nodes_in(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    c: &Coverage,
+    key: &NodeKey,
+) -> Result<Vec<NodeAgg>> {
     let (key_expr, filter) = match key {
         NodeKey::Services => ("toString(Service)", ""),
         NodeKey::Regions => ("concat('region:', Region)", ""),
@@ -330,11 +397,11 @@ GROUP BY id ORDER BY id",
             "orrery_nodes_1m",
             cols,
             &calls::node_rows_sql(minute_filter::NOT_ROLLED),
-            &c,
+            c,
             w
         ),
     );
-    let mut q = bind_window(client.query(&sql), w, &c, s);
+    let mut q = bind_window(client.query(&sql), w, c, s);
     if let NodeKey::Instances(service) = key {
         q = q.param("service", service);
     }
@@ -345,6 +412,15 @@ GROUP BY id ORDER BY id",
 /// and late spans the rollup noticed.
 pub async fn quality(client: &Client, s: &GraphArgs, w: Span) -> Result<QualityAgg> {
     let c = coverage(client, w).await?;
+    quality_in(client, s, w, &c).await
+}
+
+pub async fn quality_in(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    c: &Coverage,
+) -> Result<QualityAgg> {
     let sql = format!(
         "SELECT
     toUInt64(ifNull((SELECT sum(s) FROM (SELECT argMax(Spans, ComputedAt) AS s FROM orrery_rollup_minutes
@@ -355,7 +431,7 @@ pub async fn quality(client: &Client, s: &GraphArgs, w: Span) -> Result<QualityA
     toUInt64(ifNull((SELECT sum(l) FROM (SELECT argMax(Late, ComputedAt) AS l FROM orrery_rollup_minutes
         WHERE {MINUTE_RANGE} GROUP BY Minute)), 0)) AS late",
     );
-    bind_window(client.query(&sql), w, &c, s)
+    bind_window(client.query(&sql), w, c, s)
         .fetch_one()
         .await
         .context("reading data-quality counts")

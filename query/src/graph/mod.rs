@@ -135,7 +135,14 @@ struct EdgeSet {
     unmatched: u64,
 }
 
-async fn edge_set(client: &Client, s: &GraphArgs, req: &GraphRequest, w: Span) -> Result<EdgeSet> {
+async fn edge_set(
+    client: &Client,
+    s: &GraphArgs,
+    req: &GraphRequest,
+    w: Span,
+    rolled: &fetch::Rolled,
+    buckets: bool,
+) -> Result<EdgeSet> {
     let (grouping, filter) = match req.level {
         Level::Global => (Grouping::Regions, EdgeFilter::None),
         Level::Region => (
@@ -150,7 +157,16 @@ async fn edge_set(client: &Client, s: &GraphArgs, req: &GraphRequest, w: Span) -
             EdgeFilter::Touching(req.focus.clone().unwrap_or_default()),
         ),
     };
-    let rows = fetch::edges(client, s, w, grouping, &filter).await?;
+    let rows = fetch::edges_in(
+        client,
+        s,
+        w,
+        &rolled.coverage(w),
+        grouping,
+        &filter,
+        buckets,
+    )
+    .await?;
     let mut out = EdgeSet {
         edges: Vec::new(),
         orphans: 0,
@@ -199,14 +215,23 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         Level::Global => NodeKey::Regions,
         _ => NodeKey::Services,
     };
-    // All parts at once: each is one ClickHouse query.
+    // The rollup markers of both windows, then all parts at once: each is one query.
+    let lo = if req.whats_wrong {
+        w.previous().lo
+    } else {
+        w.lo
+    };
+    let rolled = fetch::Rolled::read(client, lo, w.hi).await?;
+    let cov = rolled.coverage(w);
     let (current, node_rows, quality, previous) = tokio::try_join!(
-        edge_set(client, s, req, w),
-        fetch::nodes(client, s, w, &node_key),
-        fetch::quality(client, s, w),
+        edge_set(client, s, req, w, &rolled, true),
+        fetch::nodes_in(client, s, w, &cov, &node_key),
+        fetch::quality_in(client, s, w, &cov),
         async {
             if req.whats_wrong {
-                edge_set(client, s, req, w.previous()).await.map(Some)
+                edge_set(client, s, req, w.previous(), &rolled, false)
+                    .await
+                    .map(Some)
             } else {
                 Ok(None)
             }
@@ -305,7 +330,8 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     if req.level == Level::Focused
         && let Some(focus) = &req.focus
     {
-        let instances = fetch::nodes(client, s, w, &NodeKey::Instances(focus.clone())).await?;
+        let instances =
+            fetch::nodes_in(client, s, w, &cov, &NodeKey::Instances(focus.clone())).await?;
         for i in instances {
             let m = node_metrics(&i, seconds);
             nodes.push(Node {
