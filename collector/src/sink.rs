@@ -81,7 +81,13 @@ async fn deliver(
                 metrics.batch_spans.observe(spans as f64);
                 metrics.spans_inserted.inc_by(spans as u64);
                 metrics.batches_inserted.inc();
-                if let Err(e) = spool.delivered(seg) {
+                // Off the async workers: unlinking a segment of tens of MB drops its cached
+                // pages, milliseconds that would otherwise delay requests.
+                let (s, sg) = (spool.clone(), seg.clone());
+                let removed = tokio::task::spawn_blocking(move || s.delivered(&sg))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                if let Err(e) = removed {
                     tracing::error!(segment = ?seg.path, error = %e, "removing delivered segment failed");
                 }
                 metrics.spool_bytes.set(spool.bytes());
@@ -119,7 +125,9 @@ async fn deliver(
 /// One insert of a whole segment: its records' RowBinary bytes, sent as they are on disk
 /// (format 1 records, protobuf from an older version's spool, are converted first).
 async fn insert(client: &clickhouse::Client, seg: &Segment) -> Result<usize> {
-    let records = seg.read_records()?;
+    // Reading tens of MB is blocking work: keep it off the workers that serve requests.
+    let s = seg.clone();
+    let records = tokio::task::spawn_blocking(move || s.read_records()).await??;
     let mut insert = client
         .insert_formatted_with(rowbinary::INSERT_SQL)
         .with_setting("insert_deduplication_token", seg.token.clone());
