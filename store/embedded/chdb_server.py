@@ -131,6 +131,9 @@ class Engine:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: a response is written in pieces (headers, chunks, the last chunk); with
+    # Nagle on, a keep-alive client's delayed ACK held each reply back ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "orrery-chdb"
     engine = None  # set in main()
     quiet = True
