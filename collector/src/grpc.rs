@@ -1,39 +1,149 @@
-//! OTLP/gRPC receiver (tonic, gzip accepted).
+//! OTLP/gRPC receiver (tonic, gzip accepted). The service is written out by hand rather than
+//! generated so the request reaches the ingest path as protobuf bytes: it is converted straight
+//! from the wire ([`crate::transcode`]) like an OTLP/HTTP body, not decoded into a tree first.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+use bytes::{Buf, Bytes};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
 };
+use tonic::codegen::{BoxFuture, Service, StdError, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::ingest::{Ingest, IngestError};
 
-pub struct Receiver {
-    pub ingest: Arc<Ingest>,
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The `TraceService` server.
+#[derive(Clone)]
+pub struct TraceServer {
+    ingest: Arc<Ingest>,
+    max_request_bytes: usize,
 }
 
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let auth = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        if let Err(e) = self.ingest.authorize(auth) {
-            self.ingest.refused("grpc", &e);
-            return Err(to_status(e));
+impl TraceServer {
+    pub fn new(ingest: Arc<Ingest>, max_request_bytes: usize) -> Self {
+        Self {
+            ingest,
+            max_request_bytes,
         }
-        self.ingest
-            .export("grpc", request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(to_status)
+    }
+}
+
+impl NamedService for TraceServer {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl<B> Service<http::Request<B>> for TraceServer
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != EXPORT {
+            return Box::pin(async {
+                Ok(Status::unimplemented("only TraceService/Export is served").into_http())
+            });
+        }
+        let (ingest, max) = (self.ingest.clone(), self.max_request_bytes);
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = Grpc::new(RawCodec)
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(max), None);
+            let mut resp = grpc.unary(Export(ingest), req).await;
+            // tonic answers a message over the size limit with OUT_OF_RANGE, which OTLP
+            // clients retry; RESOURCE_EXHAUSTED without retry info tells them not to.
+            let status = resp.headers().get(Status::GRPC_STATUS);
+            if status.is_some_and(|s| s.as_bytes() == b"11") {
+                resp.headers_mut()
+                    .insert(Status::GRPC_STATUS, (Code::ResourceExhausted as i32).into());
+            }
+            Ok(resp)
+        })
+    }
+}
+
+struct Export(Arc<Ingest>);
+
+impl UnaryService<Bytes> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let ingest = self.0.clone();
+        Box::pin(async move {
+            let auth = request
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if let Err(e) = ingest.authorize(auth) {
+                ingest.refused("grpc", &e);
+                return Err(to_status(e));
+            }
+            ingest
+                .export_protobuf("grpc", request.into_inner())
+                .await
+                .map(Response::new)
+                .map_err(to_status)
+        })
+    }
+}
+
+/// Requests as their protobuf bytes, responses encoded with prost.
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ResponseEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+struct ResponseEncoder;
+
+impl Encoder for ResponseEncoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+struct RawDecoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 

@@ -21,10 +21,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use orrery_store::ClickHouseArgs;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
 
 use crate::convert::Limits;
 use crate::ingest::Ingest;
@@ -219,12 +217,7 @@ pub async fn start(
     };
     let grpc = {
         let shutdown = shutdown.clone();
-        let service = TraceServiceServer::new(grpc::Receiver {
-            ingest: ingest.clone(),
-        })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(args.ingest_max_request_bytes);
+        let service = grpc::TraceServer::new(ingest.clone(), args.ingest_max_request_bytes);
         let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = &tls {

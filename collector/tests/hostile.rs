@@ -180,6 +180,22 @@ async fn bad_input_is_refused_clearly_and_good_input_still_lands() {
         .export(ExportTraceServiceRequest::decode(&b"\x0a\x05\x0a\x03"[..]).unwrap_or_default())
         .await;
     assert!(err.is_ok(), "an empty request is fine");
+    // Nested past the decoder's recursion limit; over the size limit.
+    let mut deep = synth::request(8, 1, synth::now_ns());
+    deep.resource_spans[0].scope_spans[0].spans[0]
+        .attributes
+        .push(KeyValue {
+            key: "deep".into(),
+            value: Some(nested(150)),
+            ..Default::default()
+        });
+    let err = grpc.export(deep).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("invalid protobuf"), "{err}");
+    let mut big = synth::request(9, 1, synth::now_ns());
+    big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(1_500_000);
+    let err = grpc.export(big).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
 
     // Still serving: a good request lands, with everything accepted above.
     let (s, _) = post(&http, &c.http, pb, &[], good).await;
