@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     #[default]
@@ -21,6 +21,18 @@ impl Health {
             Health::Warning => "warning",
             Health::Danger => "danger",
         }
+    }
+}
+
+/// Unknown spellings (a newer server's states) read as `normal` rather than failing the graph.
+impl<'de> Deserialize<'de> for Health {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        Ok(match s.as_ref() {
+            "danger" => Health::Danger,
+            "warning" => Health::Warning,
+            _ => Health::Normal,
+        })
     }
 }
 
@@ -365,5 +377,13 @@ mod tests {
         // `focused` is only written when set.
         assert!(v.get("focused").is_none());
         assert_eq!(Health::Danger.as_str(), "danger");
+        for h in [Health::Normal, Health::Warning, Health::Danger] {
+            let json = serde_json::to_string(&h).unwrap();
+            assert_eq!(serde_json::from_str::<Health>(&json).unwrap(), h);
+        }
+        assert_eq!(
+            serde_json::from_str::<Health>(r#""critical""#).unwrap(),
+            Health::Normal
+        );
     }
 }
