@@ -70,12 +70,13 @@ pub struct CollectorArgs {
     #[arg(long, env = "ORRERY_SPOOL_FSYNC_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub spool_fsync_interval: Duration,
     /// A batch (one ClickHouse insert) holds at most this many spans…
-    #[arg(long, env = "ORRERY_BATCH_MAX_SPANS", default_value_t = 50_000)]
+    #[arg(long, env = "ORRERY_BATCH_MAX_SPANS", default_value_t = 200_000)]
     pub batch_max_spans: usize,
     /// …and about this many spooled bytes…
-    #[arg(long, env = "ORRERY_BATCH_MAX_BYTES", default_value_t = 32 << 20)]
+    #[arg(long, env = "ORRERY_BATCH_MAX_BYTES", default_value_t = 128 << 20)]
     pub batch_max_bytes: u64,
-    /// …and waits at most this long for more spans.
+    /// …and waits at most this long for more spans (longer while every insert slot is busy:
+    /// then it grows to the bounds above).
     #[arg(long, env = "ORRERY_BATCH_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub batch_timeout: Duration,
     /// Time to live of a batch: retries stop after this; the batch is parked on disk and
@@ -154,6 +155,7 @@ pub async fn start(
         batch_max_spans: args.batch_max_spans,
         batch_max_bytes: args.batch_max_bytes,
         batch_timeout: args.batch_timeout,
+        busy_backlog: args.batch_concurrency.max(1),
         fsync: args.spool_fsync,
         fsync_interval: args.spool_fsync_interval,
     })?;

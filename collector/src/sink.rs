@@ -125,9 +125,7 @@ async fn deliver(
 /// One insert of a whole segment: its records' RowBinary bytes, sent as they are on disk
 /// (format 1 records, protobuf from an older version's spool, are converted first).
 async fn insert(client: &clickhouse::Client, seg: &Segment) -> Result<usize> {
-    // Reading tens of MB is blocking work: keep it off the workers that serve requests.
-    let s = seg.clone();
-    let records = tokio::task::spawn_blocking(move || s.read_records()).await??;
+    let mut records = seg.reader().await?;
     let mut insert = client
         .insert_formatted_with(rowbinary::INSERT_SQL)
         .with_setting("insert_deduplication_token", seg.token.clone());
@@ -135,7 +133,7 @@ async fn insert(client: &clickhouse::Client, seg: &Segment) -> Result<usize> {
     // Records are usually whole requests (hundreds of KiB) and go out as slices of the file;
     // small ones are gathered so the body is not sent in tiny frames.
     let mut small = Vec::new();
-    for record in records {
+    while let Some(record) = records.next().await? {
         let (count, rows) = if seg.format == 1 {
             let req = ExportTraceServiceRequest::decode(record)
                 .with_context(|| format!("decoding a record of {:?}", seg.path))?;

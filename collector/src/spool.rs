@@ -16,11 +16,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 const HEADER: usize = 8;
@@ -53,8 +54,11 @@ pub struct SpoolConfig {
     pub batch_max_spans: usize,
     /// …or this many bytes…
     pub batch_max_bytes: u64,
-    /// …or this long after its first record.
+    /// …or this long after its first record, unless the sink is busy: while this many sealed
+    /// segments wait or are being inserted, an open segment grows to its size bounds instead
+    /// (larger inserts are cheaper for ClickHouse, and sealing sooner would not deliver sooner).
     pub batch_timeout: Duration,
+    pub busy_backlog: usize,
     /// When writes are fsynced.
     pub fsync: Fsync,
     /// The period of [`Fsync::Interval`].
@@ -117,6 +121,23 @@ impl Segment {
         })
     }
 
+    /// Reads the records one at a time, so a large segment is never held whole in memory.
+    pub async fn reader(&self) -> Result<Records> {
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .with_context(|| format!("opening {:?}", self.path))?;
+        let mut file = tokio::io::BufReader::with_capacity(1 << 20, file);
+        let start = if self.format == 1 { 0 } else { FILE_HEADER };
+        let mut head = vec![0; start];
+        file.read_exact(&mut head)
+            .await
+            .with_context(|| format!("segment {:?} is truncated", self.path))?;
+        Ok(Records {
+            file,
+            path: self.path.clone(),
+        })
+    }
+
     /// The payloads of every record.
     pub fn read_records(&self) -> Result<Vec<Bytes>> {
         let data = fs::read(&self.path).with_context(|| format!("reading {:?}", self.path))?;
@@ -133,6 +154,41 @@ impl Segment {
             .into_iter()
             .map(|(start, end)| data.slice(start..end))
             .collect())
+    }
+}
+
+/// The records of a sealed segment, in order.
+pub struct Records {
+    file: tokio::io::BufReader<tokio::fs::File>,
+    path: PathBuf,
+}
+
+impl Records {
+    /// The next record's payload; `None` at the end. A record that does not check is an error
+    /// (sealed segments were checked when they were recovered or written).
+    pub async fn next(&mut self) -> Result<Option<Bytes>> {
+        let mut head = [0u8; HEADER];
+        let mut got = 0;
+        while got < HEADER {
+            match self.file.read(&mut head[got..]).await? {
+                0 if got == 0 => return Ok(None),
+                0 => anyhow::bail!("segment {:?} ends inside a record header", self.path),
+                n => got += n,
+            }
+        }
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+        let mut payload = vec![0; len];
+        self.file
+            .read_exact(&mut payload)
+            .await
+            .with_context(|| format!("segment {:?} ends inside a record", self.path))?;
+        anyhow::ensure!(
+            crc32fast::hash(&payload) == crc,
+            "segment {:?} has a record that fails its checksum",
+            self.path
+        );
+        Ok(Some(payload.into()))
     }
 }
 
@@ -169,6 +225,8 @@ pub struct Spool {
     /// Taken out by [`Spool::close`], which ends the writer.
     tx: Arc<std::sync::RwLock<Option<mpsc::Sender<Append>>>>,
     bytes: Arc<AtomicU64>,
+    /// Sealed segments not yet delivered or parked.
+    backlog: Arc<AtomicUsize>,
     max_bytes: u64,
     dead_dir: PathBuf,
     /// Set when an append was refused for space, cleared once one fits again.
@@ -213,6 +271,7 @@ impl Spool {
         names.sort();
         let (seg_tx, seg_rx) = mpsc::unbounded_channel();
         let bytes = Arc::new(AtomicU64::new(0));
+        let backlog = Arc::new(AtomicUsize::new(0));
         let mut next_seq = 0u64;
         for path in names {
             let seq: u64 = path
@@ -232,6 +291,7 @@ impl Spool {
             };
             let seg = Segment::from_path(path)?;
             bytes.fetch_add(seg.bytes, Ordering::Relaxed);
+            backlog.fetch_add(1, Ordering::Relaxed);
             tracing::info!(segment = ?seg.path, bytes = seg.bytes, "replaying spooled batch");
             let _ = seg_tx.send(seg);
         }
@@ -253,6 +313,7 @@ impl Spool {
             next_seq,
             current: None,
             bytes: bytes.clone(),
+            backlog: backlog.clone(),
             sealed: seg_tx,
             unsynced,
             _syncer: syncer,
@@ -264,6 +325,7 @@ impl Spool {
             Spool {
                 tx: Arc::new(std::sync::RwLock::new(Some(tx))),
                 bytes,
+                backlog,
                 max_bytes: cfg.max_bytes,
                 dead_dir,
                 pushing_back: Arc::default(),
@@ -314,6 +376,7 @@ impl Spool {
     pub fn delivered(&self, seg: &Segment) -> io::Result<()> {
         fs::remove_file(&seg.path)?;
         self.bytes.fetch_sub(seg.bytes, Ordering::Relaxed);
+        decrement(&self.backlog);
         self.pushing_back.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -323,6 +386,7 @@ impl Spool {
     pub fn park(&self, seg: &Segment) -> io::Result<PathBuf> {
         let to = self.dead_dir.join(seg.path.file_name().unwrap_or_default());
         fs::rename(&seg.path, &to)?;
+        decrement(&self.backlog);
         Ok(to)
     }
 
@@ -330,6 +394,12 @@ impl Spool {
     pub fn close(&self) {
         self.tx.write().expect("spool lock").take();
     }
+}
+
+fn decrement(n: &AtomicUsize) {
+    let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(1))
+    });
 }
 
 /// Cuts a torn tail and seals an `.open` segment; removes it if it holds no record.
@@ -370,6 +440,7 @@ struct Writer {
     next_seq: u64,
     current: Option<Open>,
     bytes: Arc<AtomicU64>,
+    backlog: Arc<AtomicUsize>,
     sealed: mpsc::UnboundedSender<Segment>,
     /// What the interval syncer has yet to sync.
     unsynced: Arc<std::sync::Mutex<Unsynced>>,
@@ -421,7 +492,10 @@ impl Writer {
             let first = match &self.current {
                 Some(open) => {
                     let due = open.since + self.cfg.batch_timeout;
-                    let wait = due.saturating_duration_since(Instant::now());
+                    // Past due with a busy sink: look again shortly.
+                    let wait = due
+                        .checked_duration_since(Instant::now())
+                        .unwrap_or(Duration::from_millis(20));
                     match recv_timeout(&mut rx, wait) {
                         Recv::Item(a) => Some(a),
                         Recv::Timeout => None,
@@ -434,7 +508,9 @@ impl Writer {
                 },
             };
             let Some(first) = first else {
-                self.seal_logged();
+                if self.seal_due() {
+                    self.seal_logged();
+                }
                 continue;
             };
             pending.push(first);
@@ -451,15 +527,22 @@ impl Writer {
                     Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
                 });
             }
-            if let Some(open) = &self.current
-                && (open.spans >= self.cfg.batch_max_spans
-                    || open.bytes >= self.cfg.batch_max_bytes
-                    || open.since.elapsed() >= self.cfg.batch_timeout)
-            {
+            if self.seal_due() {
                 self.seal_logged();
             }
         }
         self.seal_logged();
+    }
+
+    /// The open segment is full, or old enough while the sink has room for it.
+    fn seal_due(&self) -> bool {
+        let Some(open) = &self.current else {
+            return false;
+        };
+        open.spans >= self.cfg.batch_max_spans
+            || open.bytes >= self.cfg.batch_max_bytes
+            || (open.since.elapsed() >= self.cfg.batch_timeout
+                && self.backlog.load(Ordering::Relaxed) < self.cfg.busy_backlog)
     }
 
     fn write_all(&mut self, batch: &[Append]) -> io::Result<()> {
@@ -537,6 +620,7 @@ impl Writer {
         }
         let sealed = open.path.with_extension("seg");
         fs::rename(&open.path, &sealed)?;
+        self.backlog.fetch_add(1, Ordering::Relaxed);
         let _ = self.sealed.send(Segment {
             path: sealed,
             bytes: open.bytes,
@@ -582,6 +666,7 @@ mod tests {
             batch_max_spans: 3,
             batch_max_bytes: 1 << 20,
             batch_timeout: Duration::from_secs(3600),
+            busy_backlog: 2,
             fsync: Fsync::Never,
             fsync_interval: Duration::from_secs(1),
         }
@@ -685,6 +770,34 @@ mod tests {
             msg.contains("has format 9") && msg.contains("reads formats 1 and 2"),
             "{msg}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_busy_sink_lets_the_open_segment_grow_past_its_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.batch_max_spans = 100;
+        c.batch_timeout = Duration::from_millis(30);
+        c.busy_backlog = 1;
+        let (spool, mut sealed) = Spool::open(c).unwrap();
+        spool.append(Bytes::from_static(b"a"), 1).await.unwrap();
+        let first = sealed.recv().await.unwrap();
+        // The first segment is still being "inserted": the next one outlives its timeout…
+        spool.append(Bytes::from_static(b"b"), 1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(sealed.try_recv().is_err(), "sealed while the sink was busy");
+        spool.append(Bytes::from_static(b"c"), 1).await.unwrap();
+        // …and is sealed once the sink has room.
+        spool.delivered(&first).unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(5), sealed.recv())
+            .await
+            .expect("sealed after delivery")
+            .unwrap();
+        assert_eq!(second.read_records().unwrap().len(), 2);
+        let mut reader = second.reader().await.unwrap();
+        assert_eq!(reader.next().await.unwrap(), Some(Bytes::from_static(b"b")));
+        assert_eq!(reader.next().await.unwrap(), Some(Bytes::from_static(b"c")));
+        assert_eq!(reader.next().await.unwrap(), None);
     }
 
     #[tokio::test]
