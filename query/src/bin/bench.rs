@@ -205,6 +205,11 @@ fn big_trace(n: usize, t0: i64) -> Vec<SpanRow> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if arg("--print-sql", 0) != 0 {
+        use orrery_query::calls::{self, minute_filter};
+        println!("{}", calls::edge_rows_sql(minute_filter::NOT_ROLLED));
+        return Ok(());
+    }
     let spans_target = arg("--spans", 10_000_000);
     let services = arg("--services", 200) as usize;
     let runs = arg("--runs", 20);
@@ -240,6 +245,8 @@ async fn main() -> Result<()> {
     let mesh = Mesh { services };
     let mut rng = SmallRng::seed_from_u64(7);
     let day = 86_400_000 * MS;
+    // `--window-s 60 --spans 6000000`: one minute at 100k spans/s, for the rollup's cost.
+    let spread = arg("--window-s", 86_400) as i64 * 1_000 * MS;
 
     let (now, ids, written) = if fill {
         let now = orrery_query::now_ns();
@@ -251,7 +258,12 @@ async fn main() -> Result<()> {
         while written < spans_target {
             batch.clear();
             while batch.len() < 100_000 {
-                let ts = now - 60_000 * MS - rng.random_range(0..day - 120_000 * MS);
+                let ts = if spread >= day {
+                    now - 60_000 * MS - rng.random_range(0..day - 120_000 * MS)
+                } else {
+                    // One whole minute, closed (the rollup's delay is 30 s).
+                    (now / 60_000 / MS - 2) * 60_000 * MS + rng.random_range(0..spread)
+                };
                 trace(&mesh, &mut rng, ts, &mut batch);
             }
             ids.push(batch[0].trace_id.clone());
@@ -320,7 +332,7 @@ async fn main() -> Result<()> {
         let took = t.elapsed();
         let cpu = cpu_now(server_pid) - cpu0;
         let per_minute = took.as_secs_f64() / minutes.max(1) as f64;
-        let spans_per_minute = written as f64 / 1440.0;
+        let spans_per_minute = written as f64 / (spread.min(day) as f64 / 60e9).max(1.0);
         println!(
             "rollup backfill: {minutes} minutes (and their hours) in {:.1} s = {:.1} ms per minute of {:.0} spans; CPU {:.1} s (bench + ClickHouse{})",
             took.as_secs_f64(),
@@ -365,6 +377,47 @@ async fn main() -> Result<()> {
             async move { graph::graph(&c, &s, &r).await }
         })
         .await?;
+        // The parts of a 1 h graph one at a time (the graph runs them concurrently).
+        {
+            use graph::fetch::{self, EdgeFilter, Grouping, NodeKey, Rolled};
+            let w = graph_req(hour).window;
+            let p = w.previous();
+            let rolled = Rolled::read(&client, p.lo, w.hi).await?;
+            let (cw, cp) = (rolled.coverage(w), rolled.coverage(p));
+            println!(
+                "  1 h window: live from {} s before its end, {} whole hours",
+                (w.hi - cw.live_lo) / 1_000_000_000,
+                cw.hours.len()
+            );
+            let (c, s) = (&client, &settings);
+            time(
+                "  part: rollup markers (both windows)",
+                runs,
+                |_| async move { Rolled::read(c, p.lo, w.hi).await },
+            )
+            .await?;
+            let (cw, cp) = (&cw, &cp);
+            time("  part: edges", runs, |_| async move {
+                fetch::edges_in(c, s, w, cw, Grouping::Services, &EdgeFilter::None, true).await
+            })
+            .await?;
+            time(
+                "  part: edges of the previous window",
+                runs,
+                |_| async move {
+                    fetch::edges_in(c, s, p, cp, Grouping::Services, &EdgeFilter::None, false).await
+                },
+            )
+            .await?;
+            time("  part: nodes", runs, |_| async move {
+                fetch::nodes_in(c, s, w, cw, &NodeKey::Services).await
+            })
+            .await?;
+            time("  part: data quality", runs, |_| async move {
+                fetch::quality_in(c, s, w, cw).await
+            })
+            .await?;
+        }
         time("graph, 24 h window (with what's-wrong)", runs, |_| {
             let (c, s, r) = (
                 client.clone(),
