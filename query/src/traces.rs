@@ -208,55 +208,15 @@ GROUP BY TraceId, ServiceName",
     Ok(out)
 }
 
-/// First and last span start of a trace from the exporter's lookup table (filled by its
-/// materialized view); `None` when it has no row for the trace.
-#[derive(Row, Deserialize, Debug)]
-struct Bounds {
-    rows: u64,
-    start_ns: i64,
-    end_ns: i64,
-}
-
-async fn bounds(client: &Client, trace_id: &str) -> Result<Option<(i64, i64)>> {
-    let b: Bounds = client
-        .query(
-            "SELECT count() AS rows,
-    toInt64(min(toUnixTimestamp64Nano(Start))) AS start_ns,
-    toInt64(max(toUnixTimestamp64Nano(End))) AS end_ns
-FROM otel_traces_trace_id_ts WHERE TraceId = {id:String}",
-        )
-        .param("id", trace_id)
-        .fetch_one()
-        .await
-        .context("looking up trace time range")?;
-    Ok((b.rows > 0).then_some((b.start_ns, b.end_ns)))
-}
-
-/// Every stored span of one trace (normalized id). The lookup table's time range is passed as
-/// constants so partition pruning and the primary key's time part apply; the TraceId bloom
-/// filter does the rest. Without a lookup row (tables filled by an older exporter, or the view
-/// dropped) all partitions are searched through the bloom filter alone.
+/// Every stored span of one trace (normalized id), in no particular order (the tree sorts).
+///
+/// One query through the TraceId bloom filter over all partitions. Bounding it by the trace's
+/// Start/End from `otel_traces_trace_id_ts` first was measured slower at 10M spans (50 vs 41 ms
+/// p50): the extra round trip costs more than the partitions it prunes, and the primary key
+/// `(ServiceName, SpanName, time)` cannot use the time range without the service.
 pub async fn load_spans(client: &Client, trace_id: &str) -> Result<Vec<SpanRow>> {
-    const SPANS: &str = "SELECT ?fields FROM otel_traces PREWHERE TraceId = {id:String}";
-    if let Some((lo, hi)) = bounds(client, trace_id).await? {
-        let rows: Vec<SpanRow> = client
-            .query(&format!(
-                "{SPANS}
-WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}})
-  AND Timestamp <= fromUnixTimestamp64Nano({{hi:Int64}})"
-            ))
-            .param("id", trace_id)
-            .param("lo", lo)
-            .param("hi", hi)
-            .fetch_all()
-            .await
-            .context("loading trace")?;
-        if !rows.is_empty() {
-            return Ok(rows);
-        }
-    }
     client
-        .query(SPANS)
+        .query("SELECT ?fields FROM otel_traces PREWHERE TraceId = {id:String}")
         .param("id", trace_id)
         .fetch_all()
         .await
@@ -460,12 +420,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn trace_by_id_uses_lookup_bounds_and_falls_back_without_them() {
+    async fn trace_by_id_finds_its_spans_with_or_without_lookup_rows() {
         let ch = orrery_store::testing::fresh_database().await;
         let client = ch.client();
         let id = normalize_trace_id("abc").unwrap();
         let base = crate::now_ns() - 3_600_000_000_000;
-        let mut spans = vec![row("r", "", base), row("c", "r", base + 5_000_000)];
+        // Two days apart: two partitions.
+        let mut spans = vec![row("r", "", base), row("c", "r", base - 86_400_000_000_000)];
         let mut other = row("x", "", base);
         other.trace_id = normalize_trace_id("def").unwrap();
         for s in &mut spans {
@@ -479,24 +440,15 @@ mod tests {
         }
         insert.end().await.unwrap();
 
-        assert_eq!(
-            bounds(&client, &id).await.unwrap(),
-            Some((base, base + 5_000_000))
-        );
         let t = trace(&client, &id).await.unwrap().expect("trace found");
         assert_eq!(t.span_count, 2);
-
-        // An exporter without the view leaves no lookup row: the spans are still found.
+        // An exporter without the lookup view leaves no lookup row: nothing changes.
         client
             .query("TRUNCATE TABLE otel_traces_trace_id_ts")
             .execute()
             .await
             .unwrap();
-        assert_eq!(bounds(&client, &id).await.unwrap(), None);
-        let t = trace(&client, &id)
-            .await
-            .unwrap()
-            .expect("trace found without lookup");
+        let t = trace(&client, &id).await.unwrap().expect("trace found");
         assert_eq!(t.span_count, 2);
         assert!(
             trace(&client, &normalize_trace_id("123").unwrap())
