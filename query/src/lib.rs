@@ -192,3 +192,19 @@ pub fn now_ns() -> i64 {
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn region_attributes_must_be_kept_by_the_call_table() {
+        let ok: Vec<String> = crate::GraphArgs::default().graph_region_attributes;
+        assert!(super::check_region_attributes(&ok).is_ok());
+        let err = super::check_region_attributes(&["team.name".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("team.name") && err.contains("cloud.region"),
+            "{err}"
+        );
+    }
+}
