@@ -43,9 +43,8 @@ pub fn bucket_expr(duration: &str) -> String {
     )
 }
 
-/// Per-group histogram counts without a per-row array (the rollup's hot path): the bucket of
-/// each row as a scalar `multiIf`, then one `countIf` per bucket.
-pub fn bucket_counts_expr(duration: &str) -> String {
+/// The histogram bucket (1-based) of a duration, as a scalar `multiIf`.
+fn bucket_index_expr(duration: &str) -> String {
     let mut index = String::from("multiIf(");
     for (i, ms) in BUCKET_BOUNDS_MS.iter().enumerate() {
         index.push_str(&format!(
@@ -55,15 +54,22 @@ pub fn bucket_counts_expr(duration: &str) -> String {
         ));
     }
     index.push_str(&format!("{})", BUCKET_BOUNDS_MS.len() + 1));
+    index
+}
+
+/// Per-group histogram counts over a column `B` holding `bucket_index_expr` (the rollup's hot
+/// path): no per-row array, and a small expression (planning a query costs more than running
+/// it on a few minutes of spans, and grows with the expression).
+fn bucket_counts_of_b() -> String {
     let counts: Vec<String> = (1..=BUCKET_BOUNDS_MS.len() + 1)
-        .map(|i| format!("countIf({index} = {i})"))
+        .map(|i| format!("countIf(B = {i})"))
         .collect();
     format!("[{}]", counts.join(", "))
 }
 
 /// Region of a row of `orrery_span_calls`: the first non-empty configured resource attribute
 /// (kept in its `Resource` map), else `unknown`.
-pub const REGION_EXPR: &str = "if(arrayFirst(x -> x != '', arrayMap(k -> Resource[k], {region_attrs:Array(String)})) = '', 'unknown', arrayFirst(x -> x != '', arrayMap(k -> Resource[k], {region_attrs:Array(String)})))";
+pub const REGION_EXPR: &str = "arrayFirst(x -> x != '', arrayPushBack(arrayMap(k -> Resource[k], {region_attrs:Array(String)}), 'unknown'))";
 
 /// Kind spellings (current and `SPAN_KIND_*`).
 pub const IS_SERVER_OR_CONSUMER: &str =
@@ -190,9 +196,10 @@ pub fn edge_rows_sql(minute_filter: &str) -> String {
     count() AS Requests, sum(Err) AS Errors, sum(Duration) AS DurationSumNs,
     quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS LatencyDigest,
     {buckets} AS LatencyBuckets
-FROM ({calls})
+FROM (SELECT *, {index} AS B FROM ({calls}))
 GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
-        buckets = bucket_counts_expr("Duration"),
+        buckets = bucket_counts_of_b(),
+        index = bucket_index_expr("Duration"),
         calls = call_rows_sql(minute_filter),
     )
 }
@@ -206,13 +213,16 @@ pub fn node_rows_sql(minute_filter: &str) -> String {
     count() AS Requests, sum(toUInt8({err})) AS Errors, sum(Duration) AS DurationSumNs,
     quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS LatencyDigest,
     {buckets} AS LatencyBuckets
-FROM orrery_span_calls
-WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
-    {minute_filter}
-    AND {IS_SERVER_OR_CONSUMER}
+FROM (
+    SELECT *, {index} AS B FROM orrery_span_calls
+    WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
+        {minute_filter}
+        AND {IS_SERVER_OR_CONSUMER}
+)
 GROUP BY Minute, Service, Region, Instance",
         err = call_error_expr(true),
-        buckets = bucket_counts_expr("Duration"),
+        buckets = bucket_counts_of_b(),
+        index = bucket_index_expr("Duration"),
     )
 }
 
