@@ -3,8 +3,8 @@
 //!   cargo bench -p orrery-collector --bench ingest [-- --spans 1000000 --clients 4]
 //!
 //! 1. Raw limit: the same rows inserted straight into the embedded ClickHouse (RowBinary bytes
-//!    encoded beforehand, sent through the `clickhouse` crate, 50k-row inserts, 2 streams — the
-//!    collector's sink shape without the collector).
+//!    encoded beforehand, sent through the `clickhouse` crate, 200k-row inserts, 2 streams —
+//!    the collector's sink shape under load, without the collector).
 //! 2. End to end: this binary re-runs itself as a collector process (so its CPU and RSS are
 //!    its own) against a fresh database; `--clients` concurrent OTLP/HTTP protobuf senders
 //!    post 1,000-span requests of realistic spans (5 services, 10 attributes, 20% with an
@@ -35,8 +35,8 @@ struct Opts {
     /// Rows for the raw-limit measurement [default: --spans, the same rows as end to end].
     #[arg(long)]
     raw_spans: Option<usize>,
-    /// Rows per raw insert.
-    #[arg(long, default_value_t = 50_000)]
+    /// Rows per raw insert (the collector's default batch bound).
+    #[arg(long, default_value_t = 200_000)]
     raw_batch: usize,
     /// Concurrent raw insert streams.
     #[arg(long, default_value_t = 2)]

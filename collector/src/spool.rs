@@ -486,6 +486,17 @@ fn sync_every(
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Append>) {
+        // Only for waiting on the channel with a timeout (woken by the sender, no polling).
+        let timer = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "spool writer cannot start");
+                return;
+            }
+        };
         let mut pending: Vec<Append> = Vec::new();
         loop {
             // Wait for work, or until the open segment is due to be sealed.
@@ -496,7 +507,7 @@ impl Writer {
                     let wait = due
                         .checked_duration_since(Instant::now())
                         .unwrap_or(Duration::from_millis(20));
-                    match recv_timeout(&mut rx, wait) {
+                    match recv_timeout(&timer, &mut rx, wait) {
                         Recv::Item(a) => Some(a),
                         Recv::Timeout => None,
                         Recv::Closed => break,
@@ -639,19 +650,16 @@ enum Recv {
 
 /// `blocking_recv` with a timeout (the writer is a plain thread: file I/O stays off the async
 /// workers).
-fn recv_timeout(rx: &mut mpsc::Receiver<Append>, wait: Duration) -> Recv {
-    let deadline = Instant::now() + wait;
-    loop {
-        match rx.try_recv() {
-            Ok(a) => return Recv::Item(a),
-            Err(mpsc::error::TryRecvError::Disconnected) => return Recv::Closed,
-            Err(mpsc::error::TryRecvError::Empty) => {}
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Recv::Timeout;
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(1)));
+fn recv_timeout(
+    timer: &tokio::runtime::Runtime,
+    rx: &mut mpsc::Receiver<Append>,
+    wait: Duration,
+) -> Recv {
+    // The timer is created inside the runtime.
+    match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+        Ok(Some(a)) => Recv::Item(a),
+        Ok(None) => Recv::Closed,
+        Err(_) => Recv::Timeout,
     }
 }
 
