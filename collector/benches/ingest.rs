@@ -3,7 +3,7 @@
 //!   cargo bench -p orrery-collector --bench ingest [-- --spans 1000000 --clients 4]
 //!
 //! 1. Raw limit: the same rows inserted straight into the embedded ClickHouse (RowBinary bytes
-//!    encoded beforehand, sent through the `clickhouse` crate, 200k-row inserts, 2 streams —
+//!    encoded beforehand, sent through the `clickhouse` crate, 250k-row inserts, 2 streams —
 //!    the collector's sink shape under load, without the collector).
 //! 2. End to end: this binary re-runs itself as a collector process (so its CPU and RSS are
 //!    its own) against a fresh database; `--clients` concurrent OTLP/HTTP protobuf senders
@@ -35,8 +35,8 @@ struct Opts {
     /// Rows for the raw-limit measurement [default: --spans, the same rows as end to end].
     #[arg(long)]
     raw_spans: Option<usize>,
-    /// Rows per raw insert (the collector's default batch bound).
-    #[arg(long, default_value_t = 200_000)]
+    /// Rows per raw insert (about the collector's batch bound; 1M rows = 4 inserts, 2 a stream).
+    #[arg(long, default_value_t = 250_000)]
     raw_batch: usize,
     /// Concurrent raw insert streams.
     #[arg(long, default_value_t = 2)]
