@@ -154,6 +154,7 @@ impl Ingest {
         transport: &'static str,
         export: impl Future<Output = Result<ExportTraceServiceResponse, IngestError>>,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
+        let started = std::time::Instant::now();
         let result = export.await;
         if let Err(e) = &result {
             self.refused(transport, e);
@@ -165,6 +166,10 @@ impl Ingest {
                     outcome: "accepted",
                 })
                 .inc();
+            self.metrics
+                .accept_seconds
+                .get_or_create(&Transport { transport })
+                .observe(started.elapsed().as_secs_f64());
         }
         result
     }

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub spool_bytes: Gauge<u64, AtomicU64>,
     pub batch_spans: Histogram,
     pub insert_seconds: Histogram,
+    pub accept_seconds: Family<Transport, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
@@ -50,6 +51,9 @@ impl Metrics {
             spool_bytes: Gauge::default(),
             batch_spans: Histogram::new(exponential_buckets(100.0, 2.0, 12)),
             insert_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            accept_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+            }),
             registry: Registry::default(),
         };
         registry.register("requests", "Export requests by outcome", m.requests.clone());
@@ -94,6 +98,11 @@ impl Metrics {
             "insert_seconds",
             "ClickHouse insert latency",
             m.insert_seconds.clone(),
+        );
+        registry.register(
+            "accept_seconds",
+            "Time to accept a request once its body is read: conversion, spool write, acknowledgement",
+            m.accept_seconds.clone(),
         );
         Self { registry, ..m }
     }

@@ -223,6 +223,11 @@ async fn bad_input_is_refused_clearly_and_good_input_still_lands() {
         "{metrics}"
     );
     assert!(metrics.contains("outcome=\"too_large\""), "{metrics}");
+    // The two accepted gRPC requests (bad ids, empty) were timed.
+    assert!(
+        metrics.contains("orrery_collector_accept_seconds_count{transport=\"grpc\"} 2"),
+        "{metrics}"
+    );
     c.stop().await;
 }
 
