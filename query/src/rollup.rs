@@ -141,13 +141,17 @@ impl Rollup {
         // the whole range up to the frontier is rolled up and skip reading spans for it.
         let all_minutes = (lo..hi)
             .step_by(MINUTE_NS as usize)
-            .map(|m| (m, counts.get(&m).copied().unwrap_or(0)));
-        for (minute, spans) in all_minutes {
+            .map(|m| (m, counts.get(&m).copied()));
+        for (minute, count) in all_minutes {
+            let spans = count.unwrap_or(0);
             let changed = match markers.get(&minute) {
                 None => {
                     dirty.insert(minute, (spans, 0));
                     true
                 }
+                // No count for a rolled-up minute: spans stored before schema v4 (not counted
+                // by its view) keep the rollup made from them.
+                Some(_) if count.is_none() => false,
                 Some(m) if m.spans != spans => {
                     // A minute marked empty was not rolled up with data: its first spans are
                     // not counted late (as before empty minutes were marked).
@@ -286,14 +290,54 @@ GROUP BY Minute",
     /// Recomputes minutes `(minute, (spans, late))` from spans: edges, nodes, then markers.
     async fn compute_minutes(&self, batch: &[(i64, (u64, u64))], now_ns: i64) -> Result<()> {
         let computed = self.next_computed_at();
+        // Empty minutes only get their marker: a first backfill marks a day of them.
+        let busy: Vec<i64> = batch
+            .iter()
+            .filter(|(_, (spans, _))| *spans > 0)
+            .map(|(m, _)| *m)
+            .collect();
+        let quality = if busy.is_empty() {
+            Vec::new()
+        } else {
+            self.compute_rows(&busy, computed, now_ns).await?
+        };
+        let quality: BTreeMap<u32, &MinuteQuality> =
+            quality.iter().map(|q| (q.minute, q)).collect();
+        let mut insert = self
+            .client
+            .insert::<MarkerRow>("orrery_rollup_minutes")
+            .await
+            .context("writing rollup markers")?;
+        for (minute, (spans, late)) in batch {
+            let m = (minute / 1_000_000_000) as u32;
+            let q = quality.get(&m);
+            insert
+                .write(&MarkerRow {
+                    minute: m,
+                    computed_at: computed,
+                    spans: *spans,
+                    orphans: q.map(|q| q.orphans).unwrap_or(0),
+                    unmatched: q.map(|q| q.unmatched).unwrap_or(0),
+                    late: *late,
+                })
+                .await?;
+        }
+        insert.end().await.context("writing rollup markers")?;
+        Ok(())
+    }
+
+    /// Edge and node rows of the minutes `busy` (ns) with `computed`; their quality counts.
+    async fn compute_rows(
+        &self,
+        busy: &[i64],
+        computed: u64,
+        now_ns: i64,
+    ) -> Result<Vec<MinuteQuality>> {
         let lookback = self.settings.graph_parent_lookback.as_nanos() as i64;
         let settled = now_ns - self.settings.graph_grace.as_nanos() as i64;
-        let lo = batch.iter().map(|(m, _)| *m).min().unwrap_or(0);
-        let hi = batch.iter().map(|(m, _)| *m).max().unwrap_or(0) + MINUTE_NS;
-        let minutes: Vec<u32> = batch
-            .iter()
-            .map(|(m, _)| (m / 1_000_000_000) as u32)
-            .collect();
+        let lo = busy.iter().copied().min().unwrap_or(0);
+        let hi = busy.iter().copied().max().unwrap_or(0) + MINUTE_NS;
+        let minutes: Vec<u32> = busy.iter().map(|m| (m / 1_000_000_000) as u32).collect();
         let bind = |q: clickhouse::query::Query| {
             q.param("lo", lo)
                 .param("hi", hi)
@@ -344,29 +388,7 @@ GROUP BY Minute",
             .fetch_all()
             .await
             .context("reading rollup quality counts")?;
-        let quality: BTreeMap<u32, &MinuteQuality> =
-            quality.iter().map(|q| (q.minute, q)).collect();
-        let mut insert = self
-            .client
-            .insert::<MarkerRow>("orrery_rollup_minutes")
-            .await
-            .context("writing rollup markers")?;
-        for (minute, (spans, late)) in batch {
-            let m = (minute / 1_000_000_000) as u32;
-            let q = quality.get(&m);
-            insert
-                .write(&MarkerRow {
-                    minute: m,
-                    computed_at: computed,
-                    spans: *spans,
-                    orphans: q.map(|q| q.orphans).unwrap_or(0),
-                    unmatched: q.map(|q| q.unmatched).unwrap_or(0),
-                    late: *late,
-                })
-                .await?;
-        }
-        insert.end().await.context("writing rollup markers")?;
-        Ok(())
+        Ok(quality)
     }
 }
 
