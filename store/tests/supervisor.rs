@@ -38,14 +38,16 @@ async fn restarts_after_kill_keeps_data_and_stops_cleanly() {
     unsafe { libc_kill(pid as i32) };
     // The supervisor brings it back on the same URL.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let count = loop {
-        match ch
+    // Done when a new engine (a pid, not the old one) answers. While restarting, the
+    // supervisor has no child at all, which is not "restarted" yet.
+    let (count, new_pid) = loop {
+        let answer = ch
             .client()
             .query("SELECT count() FROM otel_traces")
             .fetch_one::<u64>()
-            .await
-        {
-            Ok(n) if engine.pid().await != Some(pid) => break n,
+            .await;
+        match (answer, engine.pid().await) {
+            (Ok(n), Some(now)) if now != pid => break (n, now),
             _ => {
                 assert!(
                     Instant::now() < deadline,
@@ -56,7 +58,6 @@ async fn restarts_after_kill_keeps_data_and_stops_cleanly() {
         }
     };
     assert_eq!(count, 1);
-    let new_pid = engine.pid().await.unwrap();
     engine.stop().await;
     // Stopped means gone: the process is reaped and the port refuses.
     assert!(
