@@ -422,3 +422,63 @@ async fn closed_hours_are_read_from_hourly_rollups_and_late_spans_recompute_them
     assert_eq!(edge_table(&g), with_late);
     assert_eq!(g.data_quality.late_spans, 1);
 }
+
+#[tokio::test]
+async fn service_nodes_carry_their_namespace_from_k8s_else_service_namespace() {
+    let ch = fresh_database().await;
+    let base = (now_ns() / MINUTE - 2) * MINUTE + 5_000 * MS;
+    let mut rows = Vec::new();
+    for t in 0..4 {
+        let tr = format!("n{t}");
+        let ts = base + t * MS;
+        // k8s.namespace.name wins over service.namespace.
+        rows.push(
+            span(&tr, "1", "", "shopfront", "Server", ts, 30)
+                .resource("k8s.namespace.name", "shop")
+                .resource("service.namespace", "ignored"),
+        );
+        rows.push(
+            span(&tr, "2", "1", "shopfront", "Client", ts + MS, 20)
+                .resource("k8s.namespace.name", "shop"),
+        );
+        rows.push(
+            span(&tr, "3", "2", "ledger", "Server", ts + 2 * MS, 10)
+                .resource("service.namespace", "payments"),
+        );
+        rows.push(
+            span(&tr, "4", "3", "ledger", "Client", ts + 3 * MS, 5)
+                .resource("service.namespace", "payments"),
+        );
+        // no namespace at all
+        rows.push(span(&tr, "5", "4", "legacy", "Server", ts + 4 * MS, 2));
+        rows.push(
+            span(&tr, "6", "5", "legacy", "Client", ts + 5 * MS, 1).attr("db.system", "redis"),
+        );
+    }
+    insert(&ch, &rows).await;
+    let w = window(base - MINUTE, now_ns());
+    let g = graph_of(&ch, Level::Region, w).await;
+    let ns = |id: &str| g.node(id).unwrap().namespace.clone();
+    assert_eq!(ns("shopfront").as_deref(), Some("shop"));
+    assert_eq!(ns("ledger").as_deref(), Some("payments"));
+    assert_eq!(ns("legacy"), None);
+    assert_eq!(
+        ns("database:redis"),
+        None,
+        "virtual nodes have no namespace"
+    );
+    assert_eq!(ns("INTERNET"), None);
+    // The same after the rollup (rollups do not carry it; the call table does).
+    rollup(&ch, Duration::from_secs(600)).await;
+    let rolled = graph_of(&ch, Level::Region, w).await;
+    assert_eq!(
+        rolled.node("ledger").unwrap().namespace.as_deref(),
+        Some("payments")
+    );
+    // JSON: the field is written only when known.
+    let json = serde_json::to_value(&g).unwrap();
+    let nodes = json["nodes"].as_array().unwrap();
+    let by_id = |id: &str| nodes.iter().find(|n| n["id"] == id).unwrap();
+    assert_eq!(by_id("shopfront")["namespace"], "shop");
+    assert!(by_id("legacy").get("namespace").is_none());
+}

@@ -70,6 +70,10 @@ pub struct Node {
     pub in_cycle: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub focused: bool,
+    /// The service's namespace (`k8s.namespace.name`, else `service.namespace`); absent when
+    /// neither is set or the node is not a service. The map groups services by it when zoomed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 impl Node {
@@ -376,6 +380,10 @@ mod tests {
         assert_eq!(v["health"], "danger");
         // `focused` is only written when set.
         assert!(v.get("focused").is_none());
+        // `namespace` is only written when known, and read back when present.
+        assert!(v.get("namespace").is_none());
+        let with_ns: Node = serde_json::from_str(r#"{"id":"a","namespace":"shop"}"#).unwrap();
+        assert_eq!(with_ns.namespace.as_deref(), Some("shop"));
         assert_eq!(Health::Danger.as_str(), "danger");
         for h in [Health::Normal, Health::Warning, Health::Danger] {
             let json = serde_json::to_string(&h).unwrap();

@@ -436,3 +436,40 @@ pub async fn quality_in(
         .await
         .context("reading data-quality counts")
 }
+
+#[derive(Row, Deserialize, Debug, Clone)]
+struct NamespaceRow {
+    service: String,
+    namespace: String,
+}
+
+/// How far back from the window's end services' namespaces are looked up: a namespace is a
+/// deployment fact that rarely changes, so the last hour is enough and keeps the read small.
+const NAMESPACE_LOOKBACK_NS: i64 = HOUR_NS;
+
+/// Each service's namespace (`k8s.namespace.name`, else `service.namespace`, both kept in
+/// `orrery_span_calls.Resource`), from its spans in the last hour (at most) of `w`; services
+/// with neither are left out. When spans disagree the latest wins.
+pub async fn namespaces(
+    client: &Client,
+    w: Span,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let rows: Vec<NamespaceRow> = client
+        .query(
+            "SELECT toString(ServiceName) AS service, argMax(ns, Timestamp) AS namespace
+FROM (
+    SELECT ServiceName, Timestamp,
+        if(Resource['k8s.namespace.name'] != '', Resource['k8s.namespace.name'], Resource['service.namespace']) AS ns
+    FROM orrery_span_calls
+    WHERE Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})
+)
+WHERE ns != ''
+GROUP BY ServiceName",
+        )
+        .param("lo", w.lo.max(w.hi - NAMESPACE_LOOKBACK_NS))
+        .param("hi", w.hi)
+        .fetch_all()
+        .await
+        .context("reading service namespaces")?;
+    Ok(rows.into_iter().map(|r| (r.service, r.namespace)).collect())
+}

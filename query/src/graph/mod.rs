@@ -223,7 +223,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     };
     let rolled = fetch::Rolled::read(client, lo, w.hi).await?;
     let cov = rolled.coverage(w);
-    let (current, node_rows, quality, previous) = tokio::try_join!(
+    let (current, node_rows, quality, previous, namespaces) = tokio::try_join!(
         edge_set(client, s, req, w, &rolled, true),
         fetch::nodes_in(client, s, w, &cov, &node_key),
         fetch::quality_in(client, s, w, &cov),
@@ -234,6 +234,14 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                     .map(Some)
             } else {
                 Ok(None)
+            }
+        },
+        async {
+            // Regions have no namespace; services at the other levels do.
+            if req.level == Level::Global {
+                Ok(BTreeMap::new())
+            } else {
+                fetch::namespaces(client, w).await
             }
         },
     )?;
@@ -325,6 +333,11 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
             rank: lay.ranks.get(id).copied().unwrap_or(0),
             in_cycle: lay.in_cycle.contains(id),
             focused: req.focus.as_deref() == Some(id.as_str()) && req.level == Level::Focused,
+            namespace: if kind == "service" {
+                namespaces.get(id).cloned()
+            } else {
+                None
+            },
         });
     }
     if req.level == Level::Focused
@@ -344,6 +357,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                 rank: lay.ranks.get(focus).copied().unwrap_or(0),
                 in_cycle: false,
                 focused: false,
+                namespace: None,
             });
         }
     }
