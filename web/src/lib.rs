@@ -13,6 +13,7 @@ pub mod diff;
 pub mod encoding;
 pub mod layout;
 pub mod map;
+pub mod namespaces;
 #[cfg(target_arch = "wasm32")]
 mod net;
 pub mod replay;
