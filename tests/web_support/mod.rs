@@ -2,18 +2,12 @@
 //! curl helpers, and the node/puppeteer runner.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use orrery_store::testing::process::free_port;
+use orrery_store::testing::process::orrery_command;
 
 pub struct Running(Child);
 impl Drop for Running {
@@ -50,14 +44,8 @@ pub fn dist() -> PathBuf {
 /// Starts all-in-one; returns the process guard, the UI/API base URL and the OTLP/HTTP URL.
 pub fn start_orrery(data: &Path) -> (Running, String, String) {
     let (http, query) = (free_port(), free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ORRERY_") && k != "ORRERY_CHDB_PYTHON" {
-            cmd.env_remove(k);
-        }
-    }
     let running = Running(
-        cmd.env("ORRERY_CHDB_PYTHON", orrery_store::testing::chdb_python())
+        orrery_command(env!("CARGO_BIN_EXE_orrery"))
             .arg("all-in-one")
             .arg("--data-dir")
             .arg(data)
@@ -120,4 +108,68 @@ pub fn browser(mode: &str, target: &str, opts: &serde_json::Value) -> serde_json
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON")
+}
+
+/// Spans in the big trace of web_big_trace and benches/big_trace.rs.
+pub const BIG_TRACE_SPANS: usize = 50_000;
+
+/// Sends a deterministic `spans`-span trace over OTLP/HTTP JSON (batches of 2,500, one service
+/// per batch) and waits until the API returns all of it; returns the trace id.
+pub fn load_big_trace(base: &str, otlp: &str, spans: usize) -> String {
+    let trace = "00000000000000000000000000b16b16".to_string();
+    let t0 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 120_000_000_000;
+    for from in (0..spans).step_by(2_500) {
+        post_otlp(otlp, &big_trace_batch(&trace, from, (from + 2_500).min(spans), t0));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let t = curl(&[&format!("{base}/orrery/api/traces/{trace}")]).unwrap_or_default();
+        if t.contains(&format!("\"span_count\":{spans}")) {
+            return trace;
+        }
+        assert!(Instant::now() < deadline, "the trace never had {spans} spans");
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+}
+
+/// Spans `from..to` of the big trace; span i's parent is a function of i alone, so the shape
+/// does not depend on batching.
+fn big_trace_batch(trace: &str, from: usize, to: usize, t0: u64) -> String {
+    let spans: Vec<_> = (from..to)
+        .map(|i| {
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                format!("{:016x}", 1 + (i * 7919 % i) as u64)
+            };
+            let start = t0 + (i as u64) * 1_000;
+            serde_json::json!({
+                "traceId": trace, "spanId": format!("{:016x}", i as u64 + 1), "parentSpanId": parent,
+                "name": format!("op-{}", i % 41), "kind": 2,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 500_000 + (i as u64 % 97) * 10_000).to_string(),
+                "status": {"code": if i % 101 == 0 { 2 } else { 1 }},
+            })
+        })
+        .collect();
+    let svc = format!("svc-{}", from / 2_500);
+    serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+        "scopeSpans": [{"scope": {"name": "big-trace"}, "spans": spans}],
+    }]})
+    .to_string()
+}
+
+/// The big trace's browser figures (web/tests/e2e.mjs `bigtrace`): open time, phase timings,
+/// model and DOM row counts, scroll steps.
+pub fn open_big_trace(base: &str, trace: &str, spans: usize) -> serde_json::Value {
+    browser(
+        "bigtrace",
+        base,
+        &serde_json::json!({ "trace": trace, "spans": spans }),
+    )
 }

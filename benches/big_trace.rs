@@ -1,0 +1,76 @@
+//! A 50,000-span trace opened in the waterfall, on the release build users run.
+//!
+//! `cargo bench --bench big_trace` (needs `bash scripts/build-web.sh`). Optional:
+//! ORRERY_BENCH_OPENS (default 5). The real all-in-one (embedded ClickHouse) receives the trace of
+//! tests/web_big_trace.rs over OTLP/HTTP JSON; headless Chromium opens `?view=trace&trace=<id>`
+//! once to warm up, then N times, each in a fresh browser. Prints p50 and max of navigation →
+//! first waterfall rows and of its phases as the UI reports them: API fetch, JSON parse in WASM,
+//! tree + critical path; "rest" is page load, WASM start and the first render.
+
+#[path = "../tests/web_support/mod.rs"]
+mod web_support;
+
+use web_support::*;
+
+/// "fetch 12 ms · parse 34 ms · model 5 ms" → [12, 34, 5].
+fn phases(v: &serde_json::Value) -> [f64; 3] {
+    let s = v["phases"].as_str().unwrap_or_default();
+    let mut out = [f64::NAN; 3];
+    for (slot, name) in out.iter_mut().zip(["fetch", "parse", "model"]) {
+        *slot = s
+            .split(" · ")
+            .find_map(|p| p.strip_prefix(name))
+            .and_then(|p| p.trim().trim_end_matches("ms").trim().parse().ok())
+            .unwrap_or(f64::NAN);
+    }
+    out
+}
+
+fn p50_max(mut xs: Vec<f64>) -> (f64, f64) {
+    xs.sort_by(f64::total_cmp);
+    (xs[(xs.len() - 1) / 2], xs[xs.len() - 1])
+}
+
+fn main() {
+    let opens: usize = std::env::var("ORRERY_BENCH_OPENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let data = tempfile::tempdir().unwrap();
+    let (_orrery, base, otlp) = start_orrery(data.path());
+    let trace = load_big_trace(&base, &otlp, BIG_TRACE_SPANS);
+    let warm = open_big_trace(&base, &trace, BIG_TRACE_SPANS);
+    assert_eq!(warm["row_count"], BIG_TRACE_SPANS as u64, "{warm}");
+    let mut cols: [Vec<f64>; 5] = Default::default();
+    for run in 1..=opens {
+        let v = open_big_trace(&base, &trace, BIG_TRACE_SPANS);
+        assert_eq!(v["row_count"], BIG_TRACE_SPANS as u64, "{v}");
+        let open = v["open_ms"].as_f64().unwrap();
+        let [fetch, parse, model] = phases(&v);
+        let rest = open - fetch - parse - model;
+        println!(
+            "open {run}: {open:.0} ms (fetch {fetch:.0}, parse {parse:.0}, model {model:.0}, rest {rest:.0}); \
+             scroll step p50 {:.1} ms max {:.1} ms; {} DOM rows",
+            v["scroll_step_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            v["scroll_step_max_ms"].as_f64().unwrap_or(f64::NAN),
+            v["dom_rows"]
+        );
+        for (c, x) in cols.iter_mut().zip([open, fetch, parse, model, rest]) {
+            c.push(x);
+        }
+    }
+    println!("big trace, {BIG_TRACE_SPANS} spans, {opens} opens after one warm-up (p50 / max, ms):");
+    for (name, c) in [
+        "navigation -> first rows",
+        "  API fetch",
+        "  JSON parse (WASM)",
+        "  tree + critical path",
+        "  rest: page load, WASM start, first render",
+    ]
+    .into_iter()
+    .zip(cols)
+    {
+        let (p50, max) = p50_max(c);
+        println!("{name:<45} {p50:>7.0} {max:>7.0}");
+    }
+}
