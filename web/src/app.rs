@@ -7,6 +7,7 @@ use crate::encoding::{self, fmt_rate, fmt_us};
 use crate::layout::{Input, Layout, Pos};
 use crate::map::render::{Hit, Renderer};
 use crate::map::scene::Scene;
+use crate::namespaces;
 use crate::net::{enc, get_json};
 use crate::replay::{self, Replay};
 use crate::waterfall::TraceModel;
@@ -39,6 +40,9 @@ pub struct UrlState {
     pub replay: String,
     /// Selected edge `source->target` (its panel is open).
     pub edge: String,
+    /// Namespaces expanded into their services at the region level (`ns=a,b`); the others
+    /// are drawn as one node each.
+    pub ns: String,
 }
 
 impl UrlState {
@@ -66,6 +70,7 @@ impl UrlState {
             end: g("end", ""),
             replay: g("replay", ""),
             edge: g("edge", ""),
+            ns: g("ns", ""),
         }
     }
 
@@ -101,6 +106,9 @@ impl UrlState {
         }
         if self.view == "map" && self.replaying().is_some() {
             q.push(format!("replay={}", enc(&self.replay)));
+        }
+        if self.view == "map" && self.level == "region" && !self.ns.is_empty() {
+            q.push(format!("ns={}", enc(&self.ns)));
         }
         if self.view == "map" && !self.edge.is_empty() {
             q.push(format!("edge={}", enc(&self.edge)));
@@ -294,6 +302,7 @@ struct NodeItem {
     name: String,
     health: String,
     kind: String,
+    namespace: String,
     rps: f64,
     error_rate: f64,
     /// Where the node was drawn (CSS px in the canvas) at the last update, for tests and tools.
@@ -359,6 +368,11 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 let ids: HashSet<String> = g.nodes.iter().map(|n| n.id.clone()).collect();
                 g.edges
                     .retain(|e| ids.contains(&e.source) && ids.contains(&e.target));
+            }
+            // Namespace zoom (region level): unexpanded namespaces are one node each. Diff mode
+            // compares services, so it shows them all.
+            if g.level == "region" && !s.diff {
+                namespaces::collapse(&mut g, &namespaces::parse_expanded(&s.ns));
             }
             let marks = match (s.diff, added_edges.borrow().as_ref()) {
                 (true, Some(d)) => diff::merge(&mut g, d),
@@ -431,6 +445,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                             n.health.as_str().into()
                         },
                         kind: n.kind.clone(),
+                        namespace: n.namespace.clone().unwrap_or_default(),
                         rps: n.metrics.rps,
                         error_rate: n.metrics.error_rate,
                         x: ((p.x - cam.cx) * cam.zoom + w / 2.0) as i32,
@@ -532,6 +547,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 s.hide_virtual,
                 s.min_rate,
                 s.live(),
+                s.ns.clone(),
             )
         });
         let shown_view = Rc::new(RefCell::new(None::<String>));
@@ -704,7 +720,12 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
 
     let drill = move |id: String, kind: String| {
         state.update(|s| {
-            if kind == "region" {
+            if kind == "namespace" {
+                // Zoom into a namespace: its services replace its node.
+                let mut set = namespaces::parse_expanded(&s.ns);
+                set.insert(namespaces::of_id(&id).unwrap_or_default().to_string());
+                s.ns = namespaces::format_expanded(&set);
+            } else if kind == "region" {
                 s.level = "region".into();
                 s.region = id.trim_start_matches("region:").to_string();
                 s.focus.clear();
@@ -720,6 +741,8 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 s.level = "region".into();
                 s.focus.clear();
             }
+            // Zooming out of a region first collapses its expanded namespaces.
+            "region" if !s.ns.is_empty() => s.ns.clear(),
             "region" => {
                 s.level = "global".into();
                 s.region.clear();
@@ -907,6 +930,9 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 </button>
             })}}
             {move || { let s = state.get(); (s.level == "focused").then(|| view! { <span>"›"</span><strong data-testid="focused">{s.focus.clone()}</strong> })}}
+            {move || { let s = state.get(); (s.level == "region" && !s.ns.is_empty()).then(|| view! {
+                <span>"›"</span><button data-testid="collapse-namespaces" on:click=move |_| state.update(|s| s.ns.clear())>
+                    {format!("namespaces {} (collapse)", s.ns)}</button> })}}
             <span class="muted">" · Esc goes back · double-click drills down · drag pins a node"</span>
             <input placeholder="locate a service" aria-label="locate a service" prop:value=move || locate.get()
                 on:input=move |ev| locate.set(event_target_value(&ev))
@@ -921,7 +947,8 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         <ReplayBar state=state playing=playing speed=speed />
         <div class="main">
             <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
-                data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()>
+                data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()
+                data-expanded=move || state.get().ns>
                 <canvas node_ref=canvas tabindex="0" aria-label="service map"
                     on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel
                     on:mouseleave=move |_| hover.set(None)></canvas>
@@ -938,7 +965,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                         let kind = n.kind.clone();
                         let id2 = n.id.clone();
                         view! {
-                            <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-x=n.x data-y=n.y data-kind=n.kind.clone() data-health=n.health.clone()
+                            <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-x=n.x data-y=n.y data-kind=n.kind.clone() data-health=n.health.clone() data-namespace=n.namespace.clone()
                                 on:click={ let id = id.clone(); move |_| panel.set(Panel::Node(id.clone())) }
                                 on:keydown={ let id = id.clone(); let kind = n.kind.clone(); move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
                                     // Keyboard: Enter opens the panel, Shift+Enter drills down.
@@ -967,10 +994,30 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             </div>
             {move || match panel.get() {
                 Panel::None => None,
+                Panel::Node(id) if namespaces::of_id(&id).is_some() => Some(view! { <NamespacePanel id=id state=state /> }.into_any()),
                 Panel::Node(id) => Some(view! { <NodePanel id=id state=state /> }.into_any()),
                 Panel::Edge(s, t) => Some(view! { <EdgePanel source=s target=t state=state /> }.into_any()),
             }}
         </div>
+    }
+}
+
+/// A collapsed namespace's panel: what it stands for and the way in (the node detail API
+/// knows services only).
+#[component]
+fn NamespacePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
+    let ns = namespaces::of_id(&id).unwrap_or_default().to_string();
+    let ns2 = ns.clone();
+    view! {
+        <aside class="side" data-testid="namespace-panel">
+            <h3>{format!("namespace {ns}")}</h3>
+            <p>"Its services are drawn as this one node (summed traffic; calls inside it are not drawn)."</p>
+            <button data-testid="namespace-expand" on:click=move |_| state.update(|s| {
+                let mut set = namespaces::parse_expanded(&s.ns);
+                set.insert(ns2.clone());
+                s.ns = namespaces::format_expanded(&set);
+            })>"Show its services"</button>
+        </aside>
     }
 }
 
