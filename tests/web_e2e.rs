@@ -92,8 +92,12 @@ fn id_health(list: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One all-in-one and one Chromium at a time (2 cores): the tests of this file take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_map_and_trace_views_work_against_the_real_binary() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = tempfile::tempdir().unwrap();
     let (_orrery, base, otlp) = start_orrery(data.path());
     // When the first trace starts (topology() places it 20 s ago): replay's data minute.
@@ -332,6 +336,144 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     assert!(live.iter().any(|n| n == "fraud"), "{live:?}");
     assert_eq!(strs(&v["live_moved"]), Vec::<String>::new());
     let log = strs(&v["log"]);
+    assert!(
+        log.iter()
+            .all(|l| !l.contains("pageerror") && !l.contains("panicked")),
+        "{log:?}"
+    );
+}
+
+/// Adds a namespace resource attribute to the resource of each named service.
+fn with_namespaces(body: &str, ns: &[(&str, &str, &str)]) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+    for rs in v["resourceSpans"].as_array_mut().unwrap() {
+        let attrs = rs["resource"]["attributes"].as_array_mut().unwrap();
+        let svc = attrs
+            .iter()
+            .find(|a| a["key"] == "service.name")
+            .map(|a| a["value"]["stringValue"].as_str().unwrap().to_string())
+            .unwrap();
+        for (s, key, value) in ns {
+            if *s == svc {
+                attrs.push(attr(key, value));
+            }
+        }
+    }
+    v.to_string()
+}
+
+fn ids_of(seen: &serde_json::Value, list: &str) -> Vec<String> {
+    let mut v: Vec<String> = seen[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_region_map_zooms_from_namespaces_to_services() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = tempfile::tempdir().unwrap();
+    let (_orrery, base, otlp) = start_orrery(data.path());
+    // frontend and checkout in k8s namespace "shop", payments in service.namespace "pay".
+    let body = with_namespaces(
+        &topology(30, 0x5a0000, "payments"),
+        &[
+            ("frontend", "k8s.namespace.name", "shop"),
+            ("checkout", "k8s.namespace.name", "shop"),
+            ("payments", "service.namespace", "pay"),
+        ],
+    );
+    post_otlp(&otlp, &body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let g = curl(&[&format!("{base}/orrery/api/graph?since=15m")]).unwrap_or_default();
+        if g.contains("checkout->payments") && g.contains("\"namespace\":\"pay\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "graph never showed the edges: {g}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let opts = serde_json::json!({
+        "collapsed": ["INTERNET", "namespace:shop", "namespace:pay"],
+        "expand": "shop",
+        "expanded": ["INTERNET", "frontend", "checkout", "namespace:pay"],
+    });
+    let v = browser("namespaces", &base, &opts);
+    println!("{}", serde_json::to_string_pretty(&v).unwrap());
+
+    // Zoomed out: two namespace nodes; frontend -> checkout is inside "shop" and not drawn.
+    let c = &v["collapsed"];
+    assert_eq!(
+        ids_of(c, "nodes"),
+        ["INTERNET", "namespace:pay", "namespace:shop"]
+    );
+    assert_eq!(
+        ids_of(c, "edges"),
+        ["INTERNET->namespace:shop", "namespace:shop->namespace:pay"]
+    );
+    let shop = c["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "namespace:shop")
+        .unwrap();
+    assert_eq!(shop["kind"], "namespace");
+    let red = c["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "namespace:shop->namespace:pay")
+        .unwrap();
+    let rate = red["error_rate"].as_f64().unwrap();
+    assert!((rate - 10.0 / 30.0).abs() < 0.02, "error rate {rate}");
+    assert_eq!(red["health"], "danger");
+    assert_eq!(c["expanded"], "");
+
+    // Double-click "shop": its services, with their namespace; "pay" stays collapsed.
+    for seen in [&v["expanded"], &v["reloaded"]] {
+        assert_eq!(
+            ids_of(seen, "nodes"),
+            ["INTERNET", "checkout", "frontend", "namespace:pay"]
+        );
+        assert_eq!(
+            ids_of(seen, "edges"),
+            [
+                "INTERNET->frontend",
+                "checkout->namespace:pay",
+                "frontend->checkout"
+            ]
+        );
+        assert!(seen["url"].as_str().unwrap().contains("ns=shop"), "{seen}");
+        assert_eq!(seen["expanded"], "shop");
+        let frontend = seen["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == "frontend")
+            .unwrap();
+        assert_eq!(frontend["namespace"], "shop");
+    }
+
+    // Escape zooms back out.
+    let back = &v["after_escape"];
+    assert_eq!(
+        ids_of(back, "nodes"),
+        ["INTERNET", "namespace:pay", "namespace:shop"]
+    );
+    assert!(!back["url"].as_str().unwrap().contains("ns="), "{back}");
+    let log: Vec<String> = v["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
     assert!(
         log.iter()
             .all(|l| !l.contains("pageerror") && !l.contains("panicked")),

@@ -71,8 +71,8 @@ async function bench() {
 
 if (mode === "bench") {
   await bench();
-} else if (mode === "e2e" || mode === "bigtrace") {
-  const mod = await import("./e2e.mjs");
+} else if (mode === "e2e" || mode === "bigtrace" || mode === "namespaces") {
+  const mod = await import(mode === "namespaces" ? "./namespaces.mjs" : "./e2e.mjs");
   const e2e = mod[mode];
   const { browser, userDataDir } = await launch();
   try {
