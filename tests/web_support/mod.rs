@@ -123,7 +123,10 @@ pub fn load_big_trace(base: &str, otlp: &str, spans: usize) -> String {
         .as_nanos() as u64
         - 120_000_000_000;
     for from in (0..spans).step_by(2_500) {
-        post_otlp(otlp, &big_trace_batch(&trace, from, (from + 2_500).min(spans), t0));
+        post_otlp(
+            otlp,
+            &big_trace_batch(&trace, from, (from + 2_500).min(spans), t0),
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -131,7 +134,10 @@ pub fn load_big_trace(base: &str, otlp: &str, spans: usize) -> String {
         if t.contains(&format!("\"span_count\":{spans}")) {
             return trace;
         }
-        assert!(Instant::now() < deadline, "the trace never had {spans} spans");
+        assert!(
+            Instant::now() < deadline,
+            "the trace never had {spans} spans"
+        );
         std::thread::sleep(Duration::from_millis(1000));
     }
 }

@@ -1,7 +1,7 @@
 //! The Leptos app: URL-held state, the map view (WebGL2 renderer, live SSE updates, hover,
 //! drill-down, pins), node/edge panels, trace search and the virtualised waterfall.
 
-use crate::api::{EdgeDetail, Graph, GraphDiff, Histogram, NodeDetail, Trace, TraceList};
+use crate::api::{EdgeDetail, Graph, GraphDiff, Histogram, NodeDetail, TraceList};
 use crate::diff::{self, Marks};
 use crate::encoding::{self, fmt_rate, fmt_us};
 use crate::layout::{Input, Layout, Pos};
@@ -279,6 +279,9 @@ struct MapState {
     layout: Layout,
     layout_key: String,
     fitted: bool,
+    /// Camera zoom of the last fit: wheel-zooming in to `EXPAND_ZOOM` times it over a
+    /// namespace node expands that namespace.
+    fit_zoom: f32,
     drag: Option<(usize, bool)>,
     pan: Option<(f32, f32)>,
     source: Option<web_sys::EventSource>,
@@ -427,6 +430,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             if !m.fitted || flag("kiosk") {
                 m.renderer.fit(&m.scene);
                 m.fitted = true;
+                m.fit_zoom = m.renderer.camera.zoom;
             }
             let cam = m.renderer.camera;
             let (w, h) = m.renderer.size_css();
@@ -489,6 +493,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 layout: Layout::new(),
                 layout_key: String::new(),
                 fitted: false,
+                fit_zoom: 1.0,
                 drag: None,
                 pan: None,
                 source: None,
@@ -874,15 +879,31 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         let ms = ms.clone();
         move |ev: web_sys::WheelEvent| {
             ev.prevent_default();
-            let mut b = ms.borrow_mut();
-            let Some(m) = b.as_mut() else { return };
-            let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
-            let before = m.renderer.screen_to_world(x, y);
-            let k = (-ev.delta_y() as f32 * 0.0015).exp();
-            m.renderer.camera.zoom = (m.renderer.camera.zoom * k).clamp(0.01, 8.0);
-            let after = m.renderer.screen_to_world(x, y);
-            m.renderer.camera.cx += before.x - after.x;
-            m.renderer.camera.cy += before.y - after.y;
+            let expand = {
+                let mut b = ms.borrow_mut();
+                let Some(m) = b.as_mut() else { return };
+                let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
+                let before = m.renderer.screen_to_world(x, y);
+                let k = (-ev.delta_y() as f32 * 0.0015).exp();
+                m.renderer.camera.zoom = (m.renderer.camera.zoom * k).clamp(0.01, 8.0);
+                let after = m.renderer.screen_to_world(x, y);
+                m.renderer.camera.cx += before.x - after.x;
+                m.renderer.camera.cy += before.y - after.y;
+                // Semantic zoom: zooming in far enough over a namespace opens it.
+                match m.renderer.pick(&m.scene, x, y, now_s()) {
+                    Some(Hit::Node(i))
+                        if k > 1.0
+                            && m.renderer.camera.zoom >= m.fit_zoom * EXPAND_ZOOM
+                            && m.scene.graph.nodes[i].kind == "namespace" =>
+                    {
+                        Some(m.scene.graph.nodes[i].id.clone())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(id) = expand {
+                drill(id, "namespace".into());
+            }
         }
     };
     let do_locate = {
@@ -1001,6 +1022,9 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         </div>
     }
 }
+
+/// How far past the fitted zoom the wheel must go over a namespace node to expand it.
+const EXPAND_ZOOM: f32 = 1.6;
 
 /// A collapsed namespace's panel: what it stands for and the way in (the node detail API
 /// knows services only).
@@ -1228,29 +1252,28 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
     let height = RwSignal::new(800.0f64);
     let selected = RwSignal::new(None::<usize>);
     let url = format!("orrery/api/traces/{}", enc(&id));
-    // Phase timings (fetch, JSON parse, tree + critical path) for the big-trace bench.
+    // Phase timings for the big-trace bench: start (ms since navigation), fetch, JSON parse,
+    // tree + critical path.
     let timings = RwSignal::new(String::new());
     spawn_local(async move {
         let t0 = now_s();
-        let result = match crate::net::get_text(&url).await {
+        let result = match crate::net::get_bytes(&url).await {
             Err(e) => Err(e),
-            Ok(text) => {
+            Ok(body) => {
                 let t1 = now_s();
-                match serde_json::from_str::<Trace>(&text) {
-                    Err(e) => Err(format!("unexpected response: {e}")),
-                    Ok(t) => {
-                        let t2 = now_s();
-                        let m = TraceModel::new(t);
-                        let t3 = now_s();
-                        let _ = timings.try_set(format!(
-                            "fetch {:.0} ms · parse {:.0} ms · model {:.0} ms",
-                            (t1 - t0) * 1e3,
-                            (t2 - t1) * 1e3,
-                            (t3 - t2) * 1e3
-                        ));
-                        Ok(Rc::new(m))
-                    }
-                }
+                TraceModel::parse_rows(&body).map(|rows| {
+                    let t2 = now_s();
+                    let m = TraceModel::from_rows(rows, body);
+                    let t3 = now_s();
+                    let _ = timings.try_set(format!(
+                        "start {:.0} ms · fetch {:.0} ms · parse {:.0} ms · model {:.0} ms",
+                        t0 * 1e3,
+                        (t1 - t0) * 1e3,
+                        (t2 - t1) * 1e3,
+                        (t3 - t2) * 1e3
+                    ));
+                    Rc::new(m)
+                })
             }
         };
         let _ = model.try_set(Some(result));
@@ -1304,7 +1327,7 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
                             }}
                             </div>
                         </div>
-                        {move || selected.get().map(|i| { let s = m3.spans[i].clone(); let svc = s.service.clone(); let call = m3.call_edge(i); view! {
+                        {move || selected.get().map(|i| { let s = m3.detail(i); let svc = s.service.clone(); let call = m3.call_edge(i); view! {
                             <aside class="side" data-testid="span-detail">
                                 <h3>{format!("{}: {}", s.service, s.name)}</h3>
                                 <p>{format!("{} · {} · status {} {}", s.kind, fmt_us(s.duration_us), s.status.code, s.status.message)}</p>

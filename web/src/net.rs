@@ -1,33 +1,49 @@
 //! Same-origin JSON fetches (relative URLs, so the UI works behind any host/port).
 
 use serde::de::DeserializeOwned;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
-    let text = get_text(url).await?;
-    serde_json::from_str(&text).map_err(|e| format!("unexpected response: {e}"))
+    let body = get_bytes(url).await?;
+    serde_json::from_slice(&body).map_err(|e| format!("unexpected response: {e}"))
 }
 
-/// The body of a 2xx response; otherwise the API's `{"error": ...}` message.
-pub async fn get_text(url: &str) -> Result<String, String> {
+/// The body of a 2xx response, otherwise the API's `{"error": ...}` message. As bytes: copied
+/// once into WASM memory, where `text()` would decode UTF-8 to a JS string and encode it back.
+pub async fn get_bytes(url: &str) -> Result<Vec<u8>, String> {
     let w = web_sys::window().ok_or("no window")?;
-    let resp = JsFuture::from(w.fetch_with_str(url))
+    let resp = JsFuture::from(prefetched(&w, url).unwrap_or_else(|| w.fetch_with_str(url)))
         .await
         .map_err(|e| format!("network error: {e:?}"))?;
     let resp: web_sys::Response = resp.dyn_into().map_err(|_| "bad response")?;
-    let text = JsFuture::from(resp.text().map_err(|_| "no body")?)
+    let buf = JsFuture::from(resp.array_buffer().map_err(|_| "no body")?)
         .await
-        .map_err(|_| "no body")?
-        .as_string()
-        .unwrap_or_default();
+        .map_err(|_| "no body")?;
+    let body = js_sys::Uint8Array::new(&buf).to_vec();
     if !resp.ok() {
-        let msg = serde_json::from_str::<crate::api::ApiError>(&text)
+        let msg = serde_json::from_slice::<crate::api::ApiError>(&body)
             .map(|e| e.error)
-            .unwrap_or(text);
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
         return Err(format!("HTTP {}: {msg}", resp.status()));
     }
-    Ok(text)
+    Ok(body)
+}
+
+/// The fetch of `url` that index.html started before the WASM loaded, taken once (a later
+/// visit of the same URL fetches afresh).
+fn prefetched(w: &web_sys::Window, url: &str) -> Option<js_sys::Promise> {
+    let key = JsValue::from_str("orreryPrefetch");
+    let p = js_sys::Reflect::get(w, &key).ok()?;
+    let same = js_sys::Reflect::get(&p, &"url".into()).ok()?.as_string()? == url;
+    if !same {
+        return None;
+    }
+    js_sys::Reflect::delete_property(w, &key).ok()?;
+    js_sys::Reflect::get(&p, &"response".into())
+        .ok()?
+        .dyn_into()
+        .ok()
 }
 
 pub fn enc(s: &str) -> String {
