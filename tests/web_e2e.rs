@@ -404,6 +404,8 @@ fn the_region_map_zooms_from_namespaces_to_services() {
         "collapsed": ["INTERNET", "namespace:shop", "namespace:pay"],
         "expand": "shop",
         "expanded": ["INTERNET", "frontend", "checkout", "namespace:pay"],
+        "wheel": "pay",
+        "wheel_expanded": ["payments", "namespace:shop"],
     });
     let v = browser("namespaces", &base, &opts);
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
@@ -468,6 +470,14 @@ fn the_region_map_zooms_from_namespaces_to_services() {
         ["INTERNET", "namespace:pay", "namespace:shop"]
     );
     assert!(!back["url"].as_str().unwrap().contains("ns="), "{back}");
+    // Wheel-zooming in over `pay` expands it (and only it).
+    let wheel = &v["after_wheel"];
+    assert_eq!(
+        ids_of(wheel, "nodes"),
+        ["INTERNET", "namespace:shop", "payments"]
+    );
+    assert_eq!(wheel["expanded"], "pay");
+    assert!(wheel["url"].as_str().unwrap().contains("ns=pay"), "{wheel}");
     let log: Vec<String> = v["log"]
         .as_array()
         .unwrap()

@@ -46,5 +46,19 @@ export async function namespaces(browser, base, artifacts, opts) {
   await page.keyboard.press("Escape");
   await waitNodes([`namespace:${opts.expand}`]);
   out.after_escape = await seen();
+
+  // Semantic zoom: wheel-zooming in over a namespace node (where the app drew it) opens it.
+  await new Promise((r) => setTimeout(r, 1500));
+  const target = `namespace:${opts.wheel}`;
+  const pos = await page.$eval(`[data-testid=map-nodes] li[data-node-id="${target}"]`, (e) => [Number(e.dataset.x), Number(e.dataset.y)]);
+  const box = await (await page.$("[data-testid=map] canvas")).boundingBox();
+  await page.mouse.move(box.x + pos[0], box.y + pos[1]);
+  for (let i = 0; i < 12 && !(await page.url()).includes("ns="); i++) {
+    await page.mouse.wheel({ deltaY: -120 });
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await waitNodes(opts.wheel_expanded).catch(() => {});
+  out.after_wheel = await seen();
+  await shot("wheel");
   return out;
 }
