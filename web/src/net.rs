@@ -1,7 +1,7 @@
 //! Same-origin JSON fetches (relative URLs, so the UI works behind any host/port).
 
 use serde::de::DeserializeOwned;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
@@ -13,7 +13,7 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
 /// once into WASM memory, where `text()` would decode UTF-8 to a JS string and encode it back.
 pub async fn get_bytes(url: &str) -> Result<Vec<u8>, String> {
     let w = web_sys::window().ok_or("no window")?;
-    let resp = JsFuture::from(prefetched(&w, url).unwrap_or_else(|| w.fetch_with_str(url)))
+    let resp = JsFuture::from(w.fetch_with_str(url))
         .await
         .map_err(|e| format!("network error: {e:?}"))?;
     let resp: web_sys::Response = resp.dyn_into().map_err(|_| "bad response")?;
@@ -28,22 +28,6 @@ pub async fn get_bytes(url: &str) -> Result<Vec<u8>, String> {
         return Err(format!("HTTP {}: {msg}", resp.status()));
     }
     Ok(body)
-}
-
-/// The fetch of `url` that index.html started before the WASM loaded, taken once (a later
-/// visit of the same URL fetches afresh).
-fn prefetched(w: &web_sys::Window, url: &str) -> Option<js_sys::Promise> {
-    let key = JsValue::from_str("orreryPrefetch");
-    let p = js_sys::Reflect::get(w, &key).ok()?;
-    let same = js_sys::Reflect::get(&p, &"url".into()).ok()?.as_string()? == url;
-    if !same {
-        return None;
-    }
-    js_sys::Reflect::delete_property(w, &key).ok()?;
-    js_sys::Reflect::get(&p, &"response".into())
-        .ok()?
-        .dyn_into()
-        .ok()
 }
 
 pub fn enc(s: &str) -> String {
