@@ -4,8 +4,10 @@
 //! ORRERY_BENCH_OPENS (default 5). The real all-in-one (embedded ClickHouse) receives the trace of
 //! tests/web_big_trace.rs over OTLP/HTTP JSON; headless Chromium opens `?view=trace&trace=<id>`
 //! once to warm up, then N times, each in a fresh browser. Prints p50 and max of navigation →
-//! first waterfall rows and of its phases as the UI reports them: API fetch, JSON parse in WASM,
-//! tree + critical path; "rest" is page load, WASM start and the first render.
+//! first waterfall rows and of its phases as the UI reports them: start (page load and WASM
+//! start, ms since navigation), API fetch, JSON parse in WASM, tree + critical path; "render" is
+//! what remains (first render, puppeteer seeing the rows). Also the API answer alone, timed by
+//! curl before each open. Asserts each open shows all spans; no time limit.
 
 #[path = "../tests/web_support/mod.rs"]
 mod web_support;
