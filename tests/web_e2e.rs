@@ -108,18 +108,7 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
         - 20_000;
     post_otlp(&otlp, &topology(30, 0xabc000, "payments"));
     // Wait until the API's graph has the topology (ingest is batched).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let g = curl(&[&format!("{base}/orrery/api/graph?since=15m")]).unwrap_or_default();
-        if g.contains("checkout->payments") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "graph never showed the edges: {g}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_graph(&base, &["checkout->payments"]);
 
     let opts = serde_json::json!({
         "nodes": ["INTERNET", "frontend", "checkout", "payments"],
@@ -388,22 +377,13 @@ fn the_region_map_zooms_from_namespaces_to_services() {
         ],
     );
     post_otlp(&otlp, &body);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let g = curl(&[&format!("{base}/orrery/api/graph?since=15m")]).unwrap_or_default();
-        if g.contains("checkout->payments") && g.contains("\"namespace\":\"pay\"") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "graph never showed the edges: {g}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_graph(&base, &["checkout->payments", "\"namespace\":\"pay\""]);
     let opts = serde_json::json!({
         "collapsed": ["INTERNET", "namespace:shop", "namespace:pay"],
         "expand": "shop",
         "expanded": ["INTERNET", "frontend", "checkout", "namespace:pay"],
+        "merged_edge": "namespace:shop->namespace:pay",
+        "merged_expanded": ["INTERNET", "frontend", "checkout", "payments"],
         "wheel": "pay",
         "wheel_expanded": ["payments", "namespace:shop"],
     });
@@ -470,6 +450,20 @@ fn the_region_map_zooms_from_namespaces_to_services() {
         ["INTERNET", "namespace:pay", "namespace:shop"]
     );
     assert!(!back["url"].as_str().unwrap().contains("ns="), "{back}");
+    // Clicking the merged shop -> pay edge says what it stands for and opens both namespaces.
+    let panel = v["merged_panel"].as_str().unwrap();
+    assert!(panel.contains("shop and pay"), "{panel}");
+    let both = &v["merged_expanded"];
+    assert_eq!(
+        ids_of(both, "nodes"),
+        ["INTERNET", "checkout", "frontend", "payments"]
+    );
+    assert_eq!(both["expanded"], "pay,shop");
+    assert!(
+        ids_of(both, "edges").contains(&"checkout->payments".to_string()),
+        "{both}"
+    );
+    assert_eq!(v["merged_panel_after"], false);
     // Wheel-zooming in over `pay` expands it (and only it).
     let wheel = &v["after_wheel"];
     assert_eq!(
@@ -489,4 +483,20 @@ fn the_region_map_zooms_from_namespaces_to_services() {
             .all(|l| !l.contains("pageerror") && !l.contains("panicked")),
         "{log:?}"
     );
+}
+
+/// Waits (up to 60 s) until the API's last-15-minutes graph contains every fragment.
+fn wait_for_graph(base: &str, fragments: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let g = curl(&[&format!("{base}/orrery/api/graph?since=15m")]).unwrap_or_default();
+        if fragments.iter().all(|f| g.contains(f)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "graph never showed {fragments:?}: {g}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -1017,6 +1017,8 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 Panel::None => None,
                 Panel::Node(id) if namespaces::of_id(&id).is_some() => Some(view! { <NamespacePanel id=id state=state /> }.into_any()),
                 Panel::Node(id) => Some(view! { <NodePanel id=id state=state /> }.into_any()),
+                Panel::Edge(s, t) if namespaces::of_id(&s).is_some() || namespaces::of_id(&t).is_some() =>
+                    Some(view! { <NamespaceEdgePanel source=s target=t state=state panel=panel /> }.into_any()),
                 Panel::Edge(s, t) => Some(view! { <EdgePanel source=s target=t state=state /> }.into_any()),
             }}
         </div>
@@ -1041,6 +1043,36 @@ fn NamespacePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
                 set.insert(ns2.clone());
                 s.ns = namespaces::format_expanded(&set);
             })>"Show its services"</button>
+        </aside>
+    }
+}
+
+/// An edge drawn between collapsed namespaces stands for several service-to-service calls; the
+/// edge detail API knows single calls, so the way to their traces is to open the namespaces.
+#[component]
+fn NamespaceEdgePanel(
+    source: String,
+    target: String,
+    state: RwSignal<UrlState>,
+    panel: RwSignal<Panel>,
+) -> impl IntoView {
+    let groups: Vec<String> = [&source, &target]
+        .into_iter()
+        .filter_map(|id| namespaces::of_id(id).map(String::from))
+        .collect();
+    let label = groups.join(" and ");
+    view! {
+        <aside class="side" data-testid="namespace-edge-panel">
+            <h3>{format!("{source} → {target}")}</h3>
+            <p>{format!("The calls between the services of {label}, summed. Open the namespaces to see each call, its latency and its traces.")}</p>
+            <button data-testid="namespace-edge-expand" on:click=move |_| {
+                state.update(|s| {
+                    let mut set = namespaces::parse_expanded(&s.ns);
+                    set.extend(groups.iter().cloned());
+                    s.ns = namespaces::format_expanded(&set);
+                });
+                panel.set(Panel::None);
+            }>"Show the calls"</button>
         </aside>
     }
 }

@@ -47,6 +47,17 @@ export async function namespaces(browser, base, artifacts, opts) {
   await waitNodes([`namespace:${opts.expand}`]);
   out.after_escape = await seen();
 
+  // A merged edge between namespaces explains itself and opens both ends.
+  await page.$eval(`[data-testid=map-edges] li[data-edge-id="${opts.merged_edge}"]`, (e) => e.click());
+  await page.waitForSelector("[data-testid=namespace-edge-panel]", { timeout: 10000 });
+  out.merged_panel = await page.$eval("[data-testid=namespace-edge-panel]", (e) => e.textContent);
+  await page.click("[data-testid=namespace-edge-expand]");
+  await waitNodes(opts.merged_expanded);
+  out.merged_expanded = await seen();
+  out.merged_panel_after = await page.$("[data-testid=namespace-edge-panel]") !== null;
+  await page.keyboard.press("Escape");
+  await waitNodes([`namespace:${opts.expand}`]);
+
   // Semantic zoom: wheel-zooming in over a namespace node (where the app drew it) opens it.
   await new Promise((r) => setTimeout(r, 1500));
   const target = `namespace:${opts.wheel}`;
