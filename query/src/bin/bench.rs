@@ -398,7 +398,7 @@ async fn main() -> Result<()> {
             .await?;
             let (cw, cp) = (&cw, &cp);
             time("  part: edges", runs, |_| async move {
-                fetch::edges_in(c, s, w, cw, Grouping::Services, &EdgeFilter::None, true).await
+                fetch::edges_in(c, s, w, cw, Grouping::Services, &EdgeFilter::None, false).await
             })
             .await?;
             time(
@@ -410,7 +410,7 @@ async fn main() -> Result<()> {
             )
             .await?;
             time("  part: nodes", runs, |_| async move {
-                fetch::nodes_in(c, s, w, cw, &NodeKey::Services).await
+                fetch::nodes_in(c, s, w, cw, &NodeKey::Services, false).await
             })
             .await?;
             time("  part: data quality", runs, |_| async move {

@@ -365,15 +365,18 @@ pub enum NodeKey {
 
 pub async fn nodes(client: &Client, s: &GraphArgs, w: Span, key: &NodeKey) -> Result<Vec<NodeAgg>> {
     let c = coverage(client, w).await?;
-    nodes_in(client, s, w, &c, key).await
+    nodes_in(client, s, w, &c, key, true).await
 }
 
+/// Nodes of `w` read as `c` says; without `buckets` the histograms are left empty (the graph
+/// shows only rates and quantiles; node detail reads the histogram).
 pub async fn nodes_in(
     client: &Client,
     s: &GraphArgs,
     w: Span,
     c: &Coverage,
     key: &NodeKey,
+    buckets: bool,
 ) -> Result<Vec<NodeAgg>> {
     let (key_expr, filter) = match key {
         NodeKey::Services => ("toString(Service)", ""),
@@ -386,12 +389,17 @@ pub async fn nodes_in(
         "SELECT {key_expr} AS id, toString(any(Region)) AS region,
     sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
     arrayMap(x -> toFloat64(x), quantilesTDigestMerge(0.5, 0.95, 0.99)(LatencyDigest)) AS q,
-    sumForEach(LatencyBuckets) AS buckets
+    {buckets} AS buckets
 FROM (
     {rows}
 )
 WHERE 1 {filter}
 GROUP BY id ORDER BY id",
+        buckets = if buckets {
+            "sumForEach(LatencyBuckets)"
+        } else {
+            "[]::Array(UInt64)"
+        },
         rows = union_sql(
             "orrery_nodes_1h",
             "orrery_nodes_1m",

@@ -223,9 +223,10 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     };
     let rolled = fetch::Rolled::read(client, lo, w.hi).await?;
     let cov = rolled.coverage(w);
+    // The graph shows rates and quantiles only: no histograms (edge/node detail reads them).
     let (current, node_rows, quality, previous, namespaces) = tokio::try_join!(
-        edge_set(client, s, req, w, &rolled, true),
-        fetch::nodes_in(client, s, w, &cov, &node_key),
+        edge_set(client, s, req, w, &rolled, false),
+        fetch::nodes_in(client, s, w, &cov, &node_key, false),
         fetch::quality_in(client, s, w, &cov),
         async {
             if req.whats_wrong {
@@ -343,8 +344,15 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     if req.level == Level::Focused
         && let Some(focus) = &req.focus
     {
-        let instances =
-            fetch::nodes_in(client, s, w, &cov, &NodeKey::Instances(focus.clone())).await?;
+        let instances = fetch::nodes_in(
+            client,
+            s,
+            w,
+            &cov,
+            &NodeKey::Instances(focus.clone()),
+            false,
+        )
+        .await?;
         for i in instances {
             let m = node_metrics(&i, seconds);
             nodes.push(Node {
