@@ -257,50 +257,8 @@ GROUP BY TraceId",
 fn v2_service_graph_rollups(p: &SchemaParams) -> Vec<String> {
     let db = &p.database;
     let oc = p.on_cluster();
-    let edges = p.storage_name("orrery_edges_1m");
-    let nodes = p.storage_name("orrery_nodes_1m");
     let minutes = p.storage_name("orrery_rollup_minutes");
-    let digest = "AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64)";
-    let mut out = vec![format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
-    Minute DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Caller LowCardinality(String),
-    Callee LowCardinality(String),
-    CallerRegion LowCardinality(String),
-    CalleeRegion LowCardinality(String),
-    CalleeKind LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest {digest},
-    LatencyBuckets Array(UInt64)
-) ENGINE = {engine}
-PARTITION BY toDate(Minute)
-ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
-        engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
-        ttl = p.ttl("Minute"),
-    )];
-    out.extend(p.distributed("orrery_edges_1m", "cityHash64(Caller, Callee)"));
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
-    Minute DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Service LowCardinality(String),
-    Region LowCardinality(String),
-    Instance LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest {digest},
-    LatencyBuckets Array(UInt64)
-) ENGINE = {engine}
-PARTITION BY toDate(Minute)
-ORDER BY (Minute, Service, Region, Instance){ttl}",
-        engine = p.engine("ReplacingMergeTree", &nodes, Some("ComputedAt")),
-        ttl = p.ttl("Minute"),
-    ));
-    out.extend(p.distributed("orrery_nodes_1m", "cityHash64(Service)"));
+    let mut out = rollup_tables(p, "Minute", "1m");
     out.push(format!(
         "CREATE TABLE IF NOT EXISTS {db}.{minutes}{oc} (
     Minute DateTime CODEC(Delta, ZSTD(1)),
@@ -431,50 +389,8 @@ GROUP BY Minute",
 fn v5_hourly_rollups(p: &SchemaParams) -> Vec<String> {
     let db = &p.database;
     let oc = p.on_cluster();
-    let edges = p.storage_name("orrery_edges_1h");
-    let nodes = p.storage_name("orrery_nodes_1h");
     let hours = p.storage_name("orrery_rollup_hours");
-    let digest = "AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64)";
-    let mut out = vec![format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
-    Hour DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Caller LowCardinality(String),
-    Callee LowCardinality(String),
-    CallerRegion LowCardinality(String),
-    CalleeRegion LowCardinality(String),
-    CalleeKind LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest {digest},
-    LatencyBuckets Array(UInt64)
-) ENGINE = {engine}
-PARTITION BY toDate(Hour)
-ORDER BY (Hour, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
-        engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
-        ttl = p.ttl("Hour"),
-    )];
-    out.extend(p.distributed("orrery_edges_1h", "cityHash64(Caller, Callee)"));
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
-    Hour DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Service LowCardinality(String),
-    Region LowCardinality(String),
-    Instance LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest {digest},
-    LatencyBuckets Array(UInt64)
-) ENGINE = {engine}
-PARTITION BY toDate(Hour)
-ORDER BY (Hour, Service, Region, Instance){ttl}",
-        engine = p.engine("ReplacingMergeTree", &nodes, Some("ComputedAt")),
-        ttl = p.ttl("Hour"),
-    ));
-    out.extend(p.distributed("orrery_nodes_1h", "cityHash64(Service)"));
+    let mut out = rollup_tables(p, "Hour", "1h");
     out.push(format!(
         "CREATE TABLE IF NOT EXISTS {db}.{hours}{oc} (
     Hour DateTime CODEC(Delta, ZSTD(1)),
@@ -487,6 +403,61 @@ ORDER BY Hour{ttl}",
         ttl = p.ttl("Hour"),
     ));
     out.extend(p.distributed("orrery_rollup_hours", "toUnixTimestamp(Hour)"));
+    out
+}
+
+/// The edge and node rollup tables at one granularity (`time`: the bucket column, `suffix`: the
+/// table names' `_1m`/`_1h`); minute and hour rollups have the same shape.
+fn rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let (edges_name, nodes_name) = (
+        format!("orrery_edges_{suffix}"),
+        format!("orrery_nodes_{suffix}"),
+    );
+    let edges = p.storage_name(&edges_name);
+    let nodes = p.storage_name(&nodes_name);
+    let digest = "AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64)";
+    let mut out = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
+    {time} DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Caller LowCardinality(String),
+    Callee LowCardinality(String),
+    CallerRegion LowCardinality(String),
+    CalleeRegion LowCardinality(String),
+    CalleeKind LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest {digest},
+    LatencyBuckets Array(UInt64)
+) ENGINE = {engine}
+PARTITION BY toDate({time})
+ORDER BY ({time}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
+        engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
+        ttl = p.ttl(time),
+    )];
+    out.extend(p.distributed(&edges_name, "cityHash64(Caller, Callee)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
+    {time} DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Service LowCardinality(String),
+    Region LowCardinality(String),
+    Instance LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    LatencyDigest {digest},
+    LatencyBuckets Array(UInt64)
+) ENGINE = {engine}
+PARTITION BY toDate({time})
+ORDER BY ({time}, Service, Region, Instance){ttl}",
+        engine = p.engine("ReplacingMergeTree", &nodes, Some("ComputedAt")),
+        ttl = p.ttl(time),
+    ));
+    out.extend(p.distributed(&nodes_name, "cityHash64(Service)"));
     out
 }
 
