@@ -155,6 +155,16 @@ fn pct(mut v: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
+/// One trace search as the API runs it: matching ids, then their summaries.
+async fn search_once(
+    c: clickhouse::Client,
+    w: graph::Span,
+    s: Search,
+) -> Result<Vec<orrery_query::model::TraceSummary>> {
+    let ids = traces::search_ids(&c, w, &s).await?;
+    traces::summaries(&c, &ids, w, 600_000 * MS).await
+}
+
 async fn time<F, Fut, T>(label: &str, runs: u64, mut f: F) -> Result<()>
 where
     F: FnMut(u64) -> Fut,
@@ -448,10 +458,7 @@ async fn main() -> Result<()> {
             order: Order::Newest,
             ..Default::default()
         };
-        async move {
-            let ids = traces::search_ids(&c, w, &s).await?;
-            traces::summaries(&c, &ids, w, 600_000 * MS).await
-        }
+        search_once(c, w, s)
     })
     .await?;
     time(
@@ -465,10 +472,7 @@ async fn main() -> Result<()> {
                 order: Order::Newest,
                 ..Default::default()
             };
-            async move {
-                let ids = traces::search_ids(&c, w, &s).await?;
-                traces::summaries(&c, &ids, w, 600_000 * MS).await
-            }
+            search_once(c, w, s)
         },
     )
     .await?;
