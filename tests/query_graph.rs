@@ -276,6 +276,81 @@ async fn latency_quantiles_and_a_call_just_ingested_show_live() {
     assert!(g.window.live);
 }
 
+/// Latency quantiles come from log-bucket histograms: computed live from spans and from the
+/// rollups they are the same numbers, each within the bucket (26%) of the exact quantile, and a
+/// virtual node's quantiles are those of all calls into it (the union of its edges).
+#[tokio::test]
+async fn quantiles_are_the_same_live_and_rolled_up_and_virtual_nodes_merge_their_callers() {
+    let ch = fresh_database().await;
+    let t0 = (now_ns() / MINUTE - 5) * MINUTE;
+    let mut rows = Vec::new();
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+    for i in 0..200i64 {
+        // cart -> redis: 1..=200 µs steps of 1 ms; search -> redis: 10x slower.
+        let (tr_a, tr_b) = (format!("r{i}"), format!("s{i}"));
+        let ts = t0 + i * 100 * MS;
+        let (da, db) = (1 + i, 10 * (1 + i));
+        rows.push(span(&tr_a, "1", "", "cart", "Server", ts, da + 1));
+        rows.push(span(&tr_a, "2", "1", "cart", "Client", ts, da).attr("db.system.name", "redis"));
+        rows.push(span(&tr_b, "1", "", "search", "Server", ts, db + 1));
+        rows.push(
+            span(&tr_b, "2", "1", "search", "Client", ts, db).attr("db.system.name", "redis"),
+        );
+        fast.push(da as u64 * MS as u64);
+        slow.push(db as u64 * MS as u64);
+    }
+    insert(&ch, &rows).await;
+    let w = window(t0 - MINUTE, now_ns());
+    let live = graph_of(&ch, Level::Region, w).await;
+    rollup(&ch, Duration::from_secs(3600)).await;
+    let rolled = graph_of(&ch, Level::Region, w).await;
+    let exact = |v: &mut Vec<u64>, q: f64| {
+        v.sort_unstable();
+        v[((q * v.len() as f64).ceil() as usize).max(1) - 1] as f64 / 1e6
+    };
+    let mut all: Vec<u64> = fast.iter().chain(&slow).copied().collect();
+    for (g, how) in [(&live, "live"), (&rolled, "rolled up")] {
+        let ab = g.edge("cart", "database:redis").expect("cart -> redis");
+        for (got, q) in [
+            (ab.metrics.p50_ms, 0.5),
+            (ab.metrics.p95_ms, 0.95),
+            (ab.metrics.p99_ms, 0.99),
+        ] {
+            let want = exact(&mut fast, q);
+            assert!(
+                (got - want).abs() <= want * 0.26,
+                "{how}: cart p{q} {got} vs {want}"
+            );
+        }
+        let redis = g.nodes.iter().find(|n| n.id == "database:redis").unwrap();
+        assert_eq!(redis.metrics.requests, 400);
+        let want = exact(&mut all, 0.95);
+        assert!(
+            (redis.metrics.p95_ms - want).abs() <= want * 0.26,
+            "{how}: redis p95 {} vs {want} (union of both callers)",
+            redis.metrics.p95_ms
+        );
+    }
+    for (a, b) in [("cart", "database:redis"), ("search", "database:redis")] {
+        let (l, r) = (live.edge(a, b).unwrap(), rolled.edge(a, b).unwrap());
+        assert_eq!(
+            (
+                l.metrics.p50_ms,
+                l.metrics.p95_ms,
+                l.metrics.p99_ms,
+                l.metrics.requests
+            ),
+            (
+                r.metrics.p50_ms,
+                r.metrics.p95_ms,
+                r.metrics.p99_ms,
+                r.metrics.requests
+            ),
+            "{a} -> {b}: live and rolled-up quantiles differ"
+        );
+    }
+}
+
 #[tokio::test]
 async fn regions_make_the_global_level_and_focus_shows_neighbours_and_instances() {
     let ch = fresh_database().await;
@@ -354,10 +429,10 @@ async fn rollup_rows(ch: &orrery_store::ClickHouseArgs, hour: i64) -> (u64, u64)
         .client()
         .query(
             "SELECT count() AS hours, countIf(MinutesVersion != (
-                 SELECT sum(c) FROM (SELECT Minute, max(ComputedAt) AS c FROM orrery_rollup_minutes
+                 SELECT sum(c) FROM (SELECT Minute, max(ComputedAt) AS c FROM orrery_graph_minutes
                  WHERE toStartOfHour(Minute) = toDateTime({h:UInt32}) GROUP BY Minute))) AS stale
              FROM (SELECT Hour, argMax(MinutesVersion, ComputedAt) AS MinutesVersion
-                   FROM orrery_rollup_hours WHERE Hour = toDateTime({h:UInt32}) GROUP BY Hour)",
+                   FROM orrery_graph_hours WHERE Hour = toDateTime({h:UInt32}) GROUP BY Hour)",
         )
         .param("h", (hour / 1_000_000_000) as u32)
         .fetch_one()
@@ -383,12 +458,18 @@ async fn closed_hours_are_read_from_hourly_rollups_and_late_spans_recompute_them
         .into_iter()
         .map(|(a, b, n, e)| (a, b, 2 * n, 2 * e))
         .collect();
-    // From spans (nothing rolled up), then from rollups: the same answer.
+    // From spans (nothing rolled up), then from rollups: the same answer. One set of settings
+    // throughout, so its cache of rolled-up parts is in play (and must never serve a part made
+    // from rollup rows that have been recomputed since).
+    let s = settings();
+    let graph_of = |ch, level, w| graph_with(ch, &s, level, w);
     let w = window(h - MINUTE, now_ns());
     assert_eq!(edge_table(&graph_of(&ch, Level::Region, w).await), doubled);
     rollup(&ch, Duration::from_secs(4 * 3600)).await;
     assert_eq!(rollup_rows(&ch, h).await, (1, 0), "the hour is rolled up");
     let rolled = graph_of(&ch, Level::Region, w).await;
+    assert!(!s.graph_cache.is_empty(), "rolled-up parts are cached");
+    assert_eq!(edge_table(&graph_of(&ch, Level::Region, w).await), doubled);
     assert_eq!(edge_table(&rolled), doubled);
     assert_eq!(rolled.data_quality.spans, rows.len() as u64);
     // Exactly the hour (read from the hourly rows only), and a window cutting it (minutes).

@@ -16,55 +16,38 @@
 //! Every value comes in as a bound parameter; the only text spliced in is `minute_filter`, which
 //! is one of this crate's constants.
 
+use orrery_store::latency;
+
 /// Quantiles kept in latency digests (p50, p95, p99).
 pub const DIGEST: &str = "quantilesTDigest(0.5, 0.95, 0.99)";
 
-/// Latency histogram upper bounds in milliseconds; one extra bucket holds the overflow.
-pub const BUCKET_BOUNDS_MS: [f64; 14] = [
-    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0,
-];
-
-/// `bucket bounds` as a ClickHouse array literal of nanoseconds.
-fn bounds_ns_literal() -> String {
-    let items: Vec<String> = BUCKET_BOUNDS_MS
-        .iter()
-        .map(|ms| format!("{}", (*ms * 1e6) as u64))
-        .collect();
-    format!("[{}]::Array(UInt64)", items.join(","))
-}
-
-/// The per-row histogram contribution: a one-hot array over the buckets.
-pub fn bucket_expr(duration: &str) -> String {
-    let n = BUCKET_BOUNDS_MS.len() + 1;
+/// The rollup columns after the group keys: counts, duration sum/min/max and the latency
+/// histogram (`orrery_store::latency`), over rows with `Err`, `Duration` and a bucket column `B`.
+fn count_columns() -> String {
     format!(
-        "arrayMap(i -> toUInt64(i = if(arrayFirstIndex(b -> {duration} <= b, {bounds}) = 0, {n}, arrayFirstIndex(b -> {duration} <= b, {bounds}))), range(1, {n1}))",
-        bounds = bounds_ns_literal(),
-        n1 = n + 1,
+        "count() AS Requests, sum(Err) AS Errors, sum(Duration) AS DurationSumNs,
+    min(Duration) AS DurationMinNs, max(Duration) AS DurationMaxNs,
+    {}",
+        latency::counts_sql("B")
     )
 }
 
-/// The histogram bucket (1-based) of a duration, as a scalar `multiIf`.
-fn bucket_index_expr(duration: &str) -> String {
-    let mut index = String::from("multiIf(");
-    for (i, ms) in BUCKET_BOUNDS_MS.iter().enumerate() {
-        index.push_str(&format!(
-            "{duration} <= {}, {}, ",
-            (*ms * 1e6) as u64,
-            i + 1
-        ));
-    }
-    index.push_str(&format!("{})", BUCKET_BOUNDS_MS.len() + 1));
-    index
+/// The same columns merged from rows that have them (hour rows from minute rows).
+pub fn merged_count_columns() -> String {
+    format!(
+        "sum(Requests) AS Requests, sum(Errors) AS Errors, sum(DurationSumNs) AS DurationSumNs,
+    min(DurationMinNs) AS DurationMinNs, max(DurationMaxNs) AS DurationMaxNs,
+    {}",
+        latency::merge_sql()
+    )
 }
 
-/// Per-group histogram counts over a column `B` holding `bucket_index_expr` (the rollup's hot
-/// path): no per-row array, and a small expression (planning a query costs more than running
-/// it on a few minutes of spans, and grows with the expression).
-fn bucket_counts_of_b() -> String {
-    let counts: Vec<String> = (1..=BUCKET_BOUNDS_MS.len() + 1)
-        .map(|i| format!("countIf(B = {i})"))
-        .collect();
-    format!("[{}]", counts.join(", "))
+/// Names of the rollup value columns, in table order.
+pub fn value_columns() -> String {
+    format!(
+        "Requests, Errors, DurationSumNs, DurationMinNs, DurationMaxNs, {}",
+        latency::columns_csv()
+    )
 }
 
 /// Region of a row of `orrery_span_calls`: the first non-empty configured resource attribute
@@ -91,7 +74,7 @@ pub fn error_expr(server_only: bool) -> String {
 
 /// `error_expr` over `orrery_span_calls`, whose view keeps the status as `StatusError` and the
 /// HTTP status as `HttpStatus`.
-fn call_error_expr(server_only: bool) -> String {
+pub fn call_error_expr(server_only: bool) -> String {
     if server_only {
         format!("(StatusError = 1 OR ({IS_SERVER} AND HttpStatus >= 500))")
     } else {
@@ -101,13 +84,11 @@ fn call_error_expr(server_only: bool) -> String {
 
 /// Minute filters the graph code may splice in (constants only).
 pub mod minute_filter {
-    /// Everything in `[lo, hi)` (the rollup job computes exactly one minute).
+    /// Everything in `[lo, hi)` (the live part of a graph window).
     pub const ALL: &str = "";
     /// Only the minutes listed in `{minutes:Array(UInt32)}` (Unix seconds): a rollup batch.
     pub const LISTED: &str =
         "AND has({minutes:Array(UInt32)}, toUInt32(toStartOfMinute(toDateTime(Timestamp))))";
-    /// Only minutes the rollup has not covered (the live part of a graph query).
-    pub const NOT_ROLLED: &str = "AND toStartOfMinute(toDateTime(Timestamp)) NOT IN (SELECT Minute FROM orrery_rollup_minutes WHERE Minute >= toStartOfMinute(toDateTime(fromUnixTimestamp64Nano({lo:Int64}))) AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64})))";
 }
 
 /// Virtual node id from a client/producer span's attributes: `kind:name`.
@@ -188,41 +169,39 @@ WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUni
 }
 
 /// Aggregates call rows into edge rows (per minute). Columns: `Minute, Caller, Callee,
-/// CallerRegion, CalleeRegion, CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest,
-/// LatencyBuckets`.
+/// CallerRegion, CalleeRegion, CalleeKind` and then [`value_columns`].
 pub fn edge_rows_sql(minute_filter: &str) -> String {
     format!(
         "SELECT Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind,
-    count() AS Requests, sum(Err) AS Errors, sum(Duration) AS DurationSumNs,
-    quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS LatencyDigest,
-    {buckets} AS LatencyBuckets
+    {counts}
 FROM (SELECT *, {index} AS B FROM ({calls}))
 GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
-        buckets = bucket_counts_of_b(),
-        index = bucket_index_expr("Duration"),
+        counts = count_columns(),
+        index = latency::index_sql("Duration"),
         calls = call_rows_sql(minute_filter),
     )
 }
 
 /// Node rows (per minute): the calls each service served (its server/consumer spans), per
-/// region and instance. Parameters: `lo, hi, region_attrs`.
+/// region and instance. Columns: `Minute, Service, Region, Instance` and then
+/// [`value_columns`]. Parameters: `lo, hi, region_attrs`.
 pub fn node_rows_sql(minute_filter: &str) -> String {
     format!(
-        "SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, ServiceName AS Service,
-    {REGION_EXPR} AS Region, Resource['service.instance.id'] AS Instance,
-    count() AS Requests, sum(toUInt8({err})) AS Errors, sum(Duration) AS DurationSumNs,
-    quantilesTDigestState(0.5, 0.95, 0.99)(Duration) AS LatencyDigest,
-    {buckets} AS LatencyBuckets
+        "SELECT Minute, Service, Region, Instance,
+    {counts}
 FROM (
-    SELECT *, {index} AS B FROM orrery_span_calls
+    SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, ServiceName AS Service,
+        {REGION_EXPR} AS Region, Resource['service.instance.id'] AS Instance,
+        toUInt8({err}) AS Err, Duration, {index} AS B
+    FROM orrery_span_calls
     WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
         {minute_filter}
         AND {IS_SERVER_OR_CONSUMER}
 )
 GROUP BY Minute, Service, Region, Instance",
         err = call_error_expr(true),
-        buckets = bucket_counts_of_b(),
-        index = bucket_index_expr("Duration"),
+        counts = count_columns(),
+        index = latency::index_sql("Duration"),
     )
 }
 

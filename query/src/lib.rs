@@ -107,6 +107,15 @@ pub struct GraphArgs {
     /// Interval of the live graph stream (SSE).
     #[arg(long, env = "ORRERY_GRAPH_STREAM_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub graph_stream_interval: Duration,
+
+    /// Rolled-up parts of graph windows kept in memory (0: none). Each is keyed by the rollup
+    /// versions it was read at, so it is never stale; it saves re-reading closed minutes while
+    /// a live map refreshes.
+    #[arg(long, env = "ORRERY_GRAPH_CACHE_ENTRIES", default_value_t = 16)]
+    pub graph_cache_entries: usize,
+
+    #[arg(skip)]
+    pub graph_cache: graph::cache::RolledCache,
 }
 
 impl Default for GraphArgs {
@@ -129,6 +138,8 @@ impl Default for GraphArgs {
             graph_p95_warning_ms: 500.0,
             graph_p95_danger_ms: 2000.0,
             graph_stream_interval: Duration::from_secs(5),
+            graph_cache_entries: 16,
+            graph_cache: Default::default(),
         }
     }
 }

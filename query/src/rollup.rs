@@ -114,7 +114,7 @@ impl Rollup {
             .query(
                 "SELECT toUInt32(Minute) AS minute, argMax(Spans, ComputedAt) AS spans,
                     argMax(Late, ComputedAt) AS late
-                 FROM orrery_rollup_minutes
+                 FROM orrery_graph_minutes
                  WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
                    AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
                  GROUP BY Minute",
@@ -222,7 +222,7 @@ impl Rollup {
             .client
             .query(
                 "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at
-FROM orrery_rollup_minutes
+FROM orrery_graph_minutes
 WHERE Minute >= toDateTime({hour:UInt32}) AND Minute < toDateTime({hour:UInt32}) + 3600
 GROUP BY Minute",
             )
@@ -240,25 +240,23 @@ GROUP BY Minute",
                 .param("pairs", &pairs)
                 .param("computed", computed)
         };
+        let (values, merged) = (calls::value_columns(), calls::merged_count_columns());
         bind(self.client.query(&format!(
-            "INSERT INTO orrery_edges_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
-                CalleeRegion, CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
+            "INSERT INTO orrery_graph_edges_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, {values})
              SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Caller, Callee, CallerRegion,
-                CalleeRegion, CalleeKind, sum(Requests), sum(Errors), sum(DurationSumNs),
-                quantilesTDigestMergeState(0.5, 0.95, 0.99)(LatencyDigest), sumForEach(LatencyBuckets)
-             FROM orrery_edges_1m WHERE {filter}
+                CalleeRegion, CalleeKind, {merged}
+             FROM orrery_graph_edges_1m WHERE {filter}
              GROUP BY Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
         )))
         .execute()
         .await
         .context("rolling up an hour of edges")?;
         bind(self.client.query(&format!(
-            "INSERT INTO orrery_nodes_1h (Hour, ComputedAt, Service, Region, Instance, Requests,
-                Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
+            "INSERT INTO orrery_graph_nodes_1h (Hour, ComputedAt, Service, Region, Instance, {values})
              SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Service, Region, Instance,
-                sum(Requests), sum(Errors), sum(DurationSumNs),
-                quantilesTDigestMergeState(0.5, 0.95, 0.99)(LatencyDigest), sumForEach(LatencyBuckets)
-             FROM orrery_nodes_1m WHERE {filter}
+                {merged}
+             FROM orrery_graph_nodes_1m WHERE {filter}
              GROUP BY Service, Region, Instance"
         )))
         .execute()
@@ -266,7 +264,7 @@ GROUP BY Minute",
         .context("rolling up an hour of nodes")?;
         self.client
             .query(
-                "INSERT INTO orrery_rollup_hours (Hour, ComputedAt, MinutesVersion)
+                "INSERT INTO orrery_graph_hours (Hour, ComputedAt, MinutesVersion)
                  VALUES (toDateTime({hour:UInt32}), {computed:UInt64}, {version:UInt64})",
             )
             .param("hour", hv.hour)
@@ -305,7 +303,7 @@ GROUP BY Minute",
             quality.iter().map(|q| (q.minute, q)).collect();
         let mut insert = self
             .client
-            .insert::<MarkerRow>("orrery_rollup_minutes")
+            .insert::<MarkerRow>("orrery_graph_minutes")
             .await
             .context("writing rollup markers")?;
         for (minute, (spans, late)) in batch {
@@ -348,11 +346,12 @@ GROUP BY Minute",
                 .param("computed", computed)
                 .param("minutes", &minutes)
         };
+        let values = calls::value_columns();
         bind(self.client.query(&format!(
-            "INSERT INTO orrery_edges_1m (Minute, ComputedAt, Caller, Callee, CallerRegion,
-                CalleeRegion, CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
+            "INSERT INTO orrery_graph_edges_1m (Minute, ComputedAt, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, {values})
              SELECT Minute, {{computed:UInt64}}, Caller, Callee, CallerRegion, CalleeRegion,
-                CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets
+                CalleeKind, {values}
              FROM ({})",
             calls::edge_rows_sql(minute_filter::LISTED)
         )))
@@ -360,10 +359,8 @@ GROUP BY Minute",
         .await
         .context("rolling up edges")?;
         bind(self.client.query(&format!(
-            "INSERT INTO orrery_nodes_1m (Minute, ComputedAt, Service, Region, Instance, Requests,
-                Errors, DurationSumNs, LatencyDigest, LatencyBuckets)
-             SELECT Minute, {{computed:UInt64}}, Service, Region, Instance, Requests, Errors,
-                DurationSumNs, LatencyDigest, LatencyBuckets
+            "INSERT INTO orrery_graph_nodes_1m (Minute, ComputedAt, Service, Region, Instance, {values})
+             SELECT Minute, {{computed:UInt64}}, Service, Region, Instance, {values}
              FROM ({})",
             calls::node_rows_sql(minute_filter::LISTED)
         )))
@@ -376,7 +373,7 @@ GROUP BY Minute",
                 "SELECT toUInt32(Minute) AS minute,
                     sumIf(Requests, CalleeKind = 'orphan') AS orphans,
                     sumIf(Requests, CalleeKind IN ('database', 'queue', 'external')) AS unmatched
-                 FROM orrery_edges_1m
+                 FROM orrery_graph_edges_1m
                  WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
                    AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
                    AND ComputedAt = {computed:UInt64}

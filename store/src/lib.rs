@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod embedded;
+pub mod latency;
 pub mod schema;
 pub mod span;
 pub mod testing;

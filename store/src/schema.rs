@@ -152,6 +152,11 @@ pub fn migrations() -> &'static [Migration] {
             name: "service graph hourly rollups",
             statements: v5_hourly_rollups,
         },
+        Migration {
+            version: 6,
+            name: "service graph rollups with log-bucket latency histograms (replace v2/v5 tables)",
+            statements: v6_histogram_rollups,
+        },
     ]
 }
 
@@ -451,6 +456,123 @@ ORDER BY ({time}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
     DurationSumNs UInt64,
     LatencyDigest {digest},
     LatencyBuckets Array(UInt64)
+) ENGINE = {engine}
+PARTITION BY toDate({time})
+ORDER BY ({time}, Service, Region, Instance){ttl}",
+        engine = p.engine("ReplacingMergeTree", &nodes, Some("ComputedAt")),
+        ttl = p.ttl(time),
+    ));
+    out.extend(p.distributed(&nodes_name, "cityHash64(Service)"));
+    out
+}
+
+/// Service-graph rollups whose latency is a fixed log-bucket histogram (`crate::latency`)
+/// instead of a t-digest state: merging a window becomes column sums (several times faster),
+/// and histograms merge outside ClickHouse too. New table names, so processes of the previous
+/// version never read rows of the new shape; the v2/v5 tables are dropped (rollups are derived
+/// data: the rollup job recomputes its backfill window from spans, and minutes without a
+/// rollup are computed from spans when read).
+fn v6_histogram_rollups(p: &SchemaParams) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let mut out = Vec::new();
+    for t in [
+        "orrery_edges_1m",
+        "orrery_nodes_1m",
+        "orrery_rollup_minutes",
+        "orrery_edges_1h",
+        "orrery_nodes_1h",
+        "orrery_rollup_hours",
+    ] {
+        if p.cluster.is_some() {
+            out.push(format!("DROP TABLE IF EXISTS {db}.{t}{oc} SYNC"));
+        }
+        out.push(format!(
+            "DROP TABLE IF EXISTS {db}.{}{oc} SYNC",
+            p.storage_name(t)
+        ));
+    }
+    for (time, suffix) in [("Minute", "1m"), ("Hour", "1h")] {
+        out.extend(histogram_rollup_tables(p, time, suffix));
+    }
+    let (minutes, hours) = (
+        p.storage_name("orrery_graph_minutes"),
+        p.storage_name("orrery_graph_hours"),
+    );
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{minutes}{oc} (
+    Minute DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Spans UInt64,
+    Orphans UInt64,
+    Unmatched UInt64,
+    Late UInt64
+) ENGINE = {engine}
+PARTITION BY toDate(Minute)
+ORDER BY Minute{ttl}",
+        engine = p.engine("ReplacingMergeTree", &minutes, Some("ComputedAt")),
+        ttl = p.ttl("Minute"),
+    ));
+    out.extend(p.distributed("orrery_graph_minutes", "toUnixTimestamp(Minute)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{hours}{oc} (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    MinutesVersion UInt64
+) ENGINE = {engine}
+PARTITION BY toDate(Hour)
+ORDER BY Hour{ttl}",
+        engine = p.engine("ReplacingMergeTree", &hours, Some("ComputedAt")),
+        ttl = p.ttl("Hour"),
+    ));
+    out.extend(p.distributed("orrery_graph_hours", "toUnixTimestamp(Hour)"));
+    out
+}
+
+/// Edge and node rollup tables of schema v6 at one granularity (`Minute`/`1m`, `Hour`/`1h`).
+fn histogram_rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let (edges_name, nodes_name) = (
+        format!("orrery_graph_edges_{suffix}"),
+        format!("orrery_graph_nodes_{suffix}"),
+    );
+    let edges = p.storage_name(&edges_name);
+    let nodes = p.storage_name(&nodes_name);
+    let counts = format!(
+        "    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    DurationMinNs UInt64,
+    DurationMaxNs UInt64,
+{}",
+        crate::latency::columns_ddl()
+    );
+    let mut out = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
+    {time} DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Caller LowCardinality(String),
+    Callee LowCardinality(String),
+    CallerRegion LowCardinality(String),
+    CalleeRegion LowCardinality(String),
+    CalleeKind LowCardinality(String),
+{counts}
+) ENGINE = {engine}
+PARTITION BY toDate({time})
+ORDER BY ({time}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
+        engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
+        ttl = p.ttl(time),
+    )];
+    out.extend(p.distributed(&edges_name, "cityHash64(Caller, Callee)"));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
+    {time} DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Service LowCardinality(String),
+    Region LowCardinality(String),
+    Instance LowCardinality(String),
+{counts}
 ) ENGINE = {engine}
 PARTITION BY toDate({time})
 ORDER BY ({time}, Service, Region, Instance){ttl}",

@@ -96,6 +96,11 @@ pub fn window(lo: i64, hi: i64) -> graph::Span {
 }
 
 pub async fn graph_of(ch: &ClickHouseArgs, level: Level, w: graph::Span) -> Graph {
+    graph_with(ch, &settings(), level, w).await
+}
+
+/// The graph with given settings (one `GraphArgs` shares its cache across calls).
+pub async fn graph_with(ch: &ClickHouseArgs, s: &GraphArgs, level: Level, w: graph::Span) -> Graph {
     let req = GraphRequest {
         level,
         region: None,
@@ -103,7 +108,7 @@ pub async fn graph_of(ch: &ClickHouseArgs, level: Level, w: graph::Span) -> Grap
         window: w,
         whats_wrong: true,
     };
-    graph::graph(&ch.client(), &settings(), &req).await.unwrap()
+    graph::graph(&ch.client(), s, &req).await.unwrap()
 }
 
 pub async fn rollup(ch: &ClickHouseArgs, lookback: Duration) -> orrery_query::rollup::RunReport {

@@ -217,7 +217,7 @@ fn big_trace(n: usize, t0: i64) -> Vec<SpanRow> {
 async fn main() -> Result<()> {
     if arg("--print-sql", 0) != 0 {
         use orrery_query::calls::{self, minute_filter};
-        println!("{}", calls::edge_rows_sql(minute_filter::NOT_ROLLED));
+        println!("{}", calls::call_rows_sql(minute_filter::ALL));
         return Ok(());
     }
     let spans_target = arg("--spans", 10_000_000);
@@ -230,10 +230,9 @@ async fn main() -> Result<()> {
         Some(url) => {
             let db = arg_str("--database").unwrap_or_else(|| "bench".into());
             let args = orrery_store::ClickHouseArgs::for_url(&url, db);
-            if fill {
-                let params = orrery_store::schema::SchemaParams::from_args(&args)?;
-                orrery_store::schema::migrate(&args.server_client(&url), &params).await?;
-            }
+            // A reused database gets any newer schema too (its rollups are then recomputed).
+            let params = orrery_store::schema::SchemaParams::from_args(&args)?;
+            orrery_store::schema::migrate(&args.server_client(&url), &params).await?;
             let pid = arg("--server-pid", 0) as u32;
             (None, args.client(), (pid != 0).then_some(pid))
         }
@@ -382,61 +381,75 @@ async fn main() -> Result<()> {
             g.nodes.len(),
             g.edges.len()
         );
-        time("graph, 1 h window (with what's-wrong)", runs, |_| {
-            let (c, s, r) = (client.clone(), settings.clone(), graph_req(hour));
-            async move { graph::graph(&c, &s, &r).await }
-        })
-        .await?;
-        // The parts of a 1 h graph one at a time (the graph runs them concurrently).
+        // Cold: nothing cached (every query reads ClickHouse, as after a restart or for a
+        // window nobody looked at this minute). Warm: the rolled-up part of the window (closed
+        // minutes and hours, unchanged rollup versions) comes from the query service's cache,
+        // as for a live map refreshing within the same minute; the live part is always read.
+        let cold = GraphArgs {
+            graph_cache_entries: 0,
+            ..settings.clone()
+        };
+        for (name, since) in [("1 h", hour), ("24 h", day - 60_000 * MS)] {
+            for (kind, s) in [("cold", &cold), ("warm", &settings)] {
+                time(
+                    &format!("graph, {name} window (with what's-wrong), {kind}"),
+                    runs,
+                    |_| {
+                        let (c, s, r) = (client.clone(), s.clone(), graph_req(since));
+                        async move { graph::graph(&c, &s, &r).await }
+                    },
+                )
+                .await?;
+            }
+        }
+        // The parts of a cold 1 h graph one at a time (the graph runs them concurrently).
         {
             use graph::fetch::{self, EdgeFilter, Grouping, NodeKey, Rolled};
             let w = graph_req(hour).window;
-            let p = w.previous();
+            let p = w.baseline();
             let rolled = Rolled::read(&client, p.lo, w.hi).await?;
-            let (cw, cp) = (rolled.coverage(w), rolled.coverage(p));
+            let cw = rolled.coverage(w);
             println!(
                 "  1 h window: live from {} s before its end, {} whole hours",
                 (w.hi - cw.live_lo) / 1_000_000_000,
                 cw.hours.len()
             );
-            let (c, s) = (&client, &settings);
+            let (c, s, rolled) = (&client, &cold, &rolled);
             time(
-                "  part: rollup markers (both windows)",
+                "  part: rollup markers + data quality (both windows)",
                 runs,
                 |_| async move { Rolled::read(c, p.lo, w.hi).await },
             )
             .await?;
-            let (cw, cp) = (&cw, &cp);
             time("  part: edges", runs, |_| async move {
-                fetch::edges_in(c, s, w, cw, Grouping::Services, &EdgeFilter::None, false).await
+                fetch::edges_in(c, s, w, rolled, Grouping::Services, &EdgeFilter::None).await
+            })
+            .await?;
+            let live = graph::Span {
+                lo: cw.live_lo,
+                ..w
+            };
+            time("  part: edges, live minutes only", runs, |_| async move {
+                fetch::edges_in(c, s, live, rolled, Grouping::Services, &EdgeFilter::None).await
             })
             .await?;
             time(
-                "  part: edges of the previous window",
+                "  part: edges of the baseline window (whole hours before)",
                 runs,
                 |_| async move {
-                    fetch::edges_in(c, s, p, cp, Grouping::Services, &EdgeFilter::None, false).await
+                    fetch::edges_in(c, s, p, rolled, Grouping::Services, &EdgeFilter::None).await
                 },
             )
             .await?;
             time("  part: nodes", runs, |_| async move {
-                fetch::nodes_in(c, s, w, cw, &NodeKey::Services, false).await
+                fetch::nodes_in(c, s, w, rolled, &NodeKey::Services).await
             })
             .await?;
-            time("  part: data quality", runs, |_| async move {
-                fetch::quality_in(c, s, w, cw).await
+            time("  part: namespaces", runs, |_| async move {
+                fetch::namespaces(c, w).await
             })
             .await?;
         }
-        time("graph, 24 h window (with what's-wrong)", runs, |_| {
-            let (c, s, r) = (
-                client.clone(),
-                settings.clone(),
-                graph_req(day - 60_000 * MS),
-            );
-            async move { graph::graph(&c, &s, &r).await }
-        })
-        .await?;
     }
     time("trace by id", runs, |i| {
         let c = client.clone();

@@ -9,8 +9,7 @@ use super::fetch::{self, EdgeFilter, Grouping, NodeKey, Span};
 use super::{GraphRequest, INTERNET, Level, health, metrics, node_kind, window_json};
 use crate::GraphArgs;
 use crate::calls::{
-    BUCKET_BOUNDS_MS, DIGEST, IS_CLIENT_OR_PRODUCER, IS_SERVER_OR_CONSUMER, error_expr,
-    virtual_callee,
+    DIGEST, IS_CLIENT_OR_PRODUCER, IS_SERVER_OR_CONSUMER, error_expr, virtual_callee,
 };
 use crate::model::{
     Edge, EdgeDetail, Exemplars, Histogram, Instance, NodeDetail, Operation, TraceRef,
@@ -117,11 +116,11 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
 /// Latency of the calls a node served, from the same rollups as its metrics: a service's
 /// server/consumer spans (summed over its instances), a virtual node's incoming calls.
 async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<Histogram> {
-    let parts: Vec<Vec<u64>> = match node_kind(id) {
+    let parts: Vec<orrery_store::latency::Histogram> = match node_kind(id) {
         "service" => fetch::nodes(client, s, w, &NodeKey::Instances(id.to_string()))
             .await?
             .into_iter()
-            .map(|n| n.buckets)
+            .map(|n| n.latency)
             .collect(),
         "database" | "queue" | "external" => fetch::edges(
             client,
@@ -133,25 +132,25 @@ async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Re
         .await?
         .into_iter()
         .filter(|e| e.target == id && e.kind != "orphan")
-        .map(|e| e.buckets)
+        .map(|e| e.latency)
         .collect(),
         _ => Vec::new(),
     };
     Ok(histogram(parts))
 }
 
-/// Element-wise sum of bucket counts, padded to the bounds plus the overflow bucket.
-fn histogram(parts: Vec<Vec<u64>>) -> Histogram {
-    let mut counts = vec![0u64; BUCKET_BOUNDS_MS.len() + 1];
-    for part in parts {
-        for (c, n) in counts.iter_mut().zip(part) {
-            *c += n;
-        }
+/// The merged latency of `parts`, one bar per doubling (see `Histogram::display`).
+fn histogram(parts: Vec<orrery_store::latency::Histogram>) -> Histogram {
+    let mut all = orrery_store::latency::Histogram::default();
+    for p in &parts {
+        all.merge(p);
     }
-    Histogram {
-        bounds_ms: BUCKET_BOUNDS_MS.to_vec(),
-        counts,
-    }
+    display(&all)
+}
+
+fn display(h: &orrery_store::latency::Histogram) -> Histogram {
+    let (bounds_ms, counts) = h.display();
+    Histogram { bounds_ms, counts }
 }
 
 /// The calls across one edge as rows `TraceId, SpanId, SpanName, SpanKind, Timestamp, Duration,
@@ -275,8 +274,6 @@ pub async fn edge(
             })
             .collect()
     };
-    let mut counts = r.buckets.clone();
-    counts.resize(BUCKET_BOUNDS_MS.len() + 1, 0);
     Ok(Some(EdgeDetail {
         edge: Edge {
             id: format!("{source}->{target}"),
@@ -287,10 +284,7 @@ pub async fn edge(
             in_cycle: false,
         },
         window: window_json(w),
-        histogram: Histogram {
-            bounds_ms: BUCKET_BOUNDS_MS.to_vec(),
-            counts,
-        },
+        histogram: display(&r.latency),
         operations: ops.into_iter().map(|o| op_json(o, seconds)).collect(),
         exemplars: Exemplars {
             slowest: to_refs(slowest),
@@ -387,15 +381,27 @@ mod tests {
         let w = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
 
         let check = |d: &NodeDetail, want: Vec<(Option<f64>, u64)>| {
-            assert_eq!(d.histogram.bounds_ms, BUCKET_BOUNDS_MS.to_vec());
-            assert_eq!(d.histogram.counts.len(), BUCKET_BOUNDS_MS.len() + 1);
+            assert_eq!(d.histogram.counts.len(), d.histogram.bounds_ms.len() + 1);
             assert_eq!(filled(&d.histogram), want, "{}", d.node.id);
             assert_eq!(
                 d.histogram.counts.iter().sum::<u64>(),
                 d.node.metrics.requests
             );
         };
-        let shop_want = vec![(Some(5.0), 3), (Some(50.0), 1), (None, 1)];
+        // One bar per doubling: 3, 4, 3 ms ≤ 4.19 ms; 40 ms ≤ 67.1 ms; 31 s beyond the last
+        // bucket's start (21.6 s). The same as the histogram of the exact durations.
+        let shop_want = vec![(Some(4.19), 3), (Some(67.1), 1), (None, 1)];
+        let exact = orrery_store::latency::Histogram::of(
+            &[3, 4, 3, 40, 31_000].map(|ms: u64| ms * MS as u64),
+        )
+        .display();
+        assert_eq!(
+            filled(&Histogram {
+                bounds_ms: exact.0,
+                counts: exact.1
+            }),
+            shop_want
+        );
         let shop = node(&client, &s, "shop", w)
             .await
             .unwrap()
@@ -405,7 +411,7 @@ mod tests {
             .await
             .unwrap()
             .expect("the database has calls");
-        check(&db, vec![(Some(10.0), 5)]);
+        check(&db, vec![(Some(8.39), 5)]);
 
         // Once the minutes are rolled up, the histogram comes from the rollup and is the same.
         let report = crate::rollup::Rollup::new(client.clone(), s.clone())

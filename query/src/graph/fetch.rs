@@ -6,7 +6,12 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 
 use crate::GraphArgs;
-use crate::calls::{self, minute_filter};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::cache;
+use crate::calls::{self, IS_SERVER_OR_CONSUMER, REGION_EXPR, minute_filter};
+use orrery_store::latency::{self, Histogram};
 
 /// A window in nanoseconds, minute-aligned: `[lo, hi)`; `now` caps rates and settles spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +29,23 @@ impl Span {
     pub fn live(&self) -> bool {
         self.hi >= self.now
     }
+    /// What "what's wrong" compares this window with: the previous window of the same length
+    /// (rounded up to whole hours), moved back to end on the last whole hour at or before this
+    /// window's start, so it is read from hourly rollups instead of ~60 minute rows per hour
+    /// (a 1 h window 10:23–11:23 compares with 09:00–10:00; a 15 min window with the last
+    /// whole hour before it). Error rates and quantiles do not depend on the length; rates
+    /// are per second of the baseline.
+    pub fn baseline(&self) -> Span {
+        let len = (self.hi - self.lo).max(1);
+        let len = (len + HOUR_NS - 1) / HOUR_NS * HOUR_NS;
+        let hi = self.lo.div_euclid(HOUR_NS) * HOUR_NS;
+        Span {
+            lo: hi - len,
+            hi,
+            now: self.now,
+        }
+    }
+
     /// The window of equal length just before this one.
     pub fn previous(&self) -> Span {
         let len = self.hi - self.lo;
@@ -54,7 +76,9 @@ pub enum EdgeFilter {
     Between(String, String),
 }
 
-#[derive(Row, Deserialize, Debug, Clone)]
+/// One edge of a window: counts and the merged latency histogram, with p50/p95/p99 (ns) read
+/// off it.
+#[derive(Debug, Clone)]
 pub struct EdgeAgg {
     pub source: String,
     pub target: String,
@@ -64,22 +88,84 @@ pub struct EdgeAgg {
     pub requests: u64,
     pub errors: u64,
     pub duration_sum_ns: u64,
+    pub latency: Histogram,
     pub q: Vec<f64>,
-    pub buckets: Vec<u64>,
 }
 
-#[derive(Row, Deserialize, Debug, Clone)]
+#[derive(Row, Deserialize)]
+struct EdgeRow {
+    source: String,
+    target: String,
+    kind: String,
+    caller_region: String,
+    callee_region: String,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    hist: Vec<u64>,
+}
+
+impl From<EdgeRow> for EdgeAgg {
+    fn from(r: EdgeRow) -> Self {
+        let latency = Histogram::new(r.hist, r.min_ns, r.max_ns);
+        EdgeAgg {
+            q: latency.p50_p95_p99(),
+            latency,
+            source: r.source,
+            target: r.target,
+            kind: r.kind,
+            caller_region: r.caller_region,
+            callee_region: r.callee_region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+        }
+    }
+}
+
+/// One node of a window (see [`EdgeAgg`]).
+#[derive(Debug, Clone)]
 pub struct NodeAgg {
     pub id: String,
     pub region: String,
     pub requests: u64,
     pub errors: u64,
     pub duration_sum_ns: u64,
+    pub latency: Histogram,
     pub q: Vec<f64>,
-    pub buckets: Vec<u64>,
 }
 
-#[derive(Row, Deserialize, Debug, Clone, Default)]
+#[derive(Row, Deserialize)]
+struct NodeRow {
+    id: String,
+    region: String,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    hist: Vec<u64>,
+}
+
+impl From<NodeRow> for NodeAgg {
+    fn from(r: NodeRow) -> Self {
+        let latency = Histogram::new(r.hist, r.min_ns, r.max_ns);
+        NodeAgg {
+            q: latency.p50_p95_p99(),
+            latency,
+            id: r.id,
+            region: r.region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+        }
+    }
+}
+
+/// Spans in a window and late spans the rollup noticed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QualityAgg {
     pub spans: u64,
     pub late: u64,
@@ -88,7 +174,7 @@ pub struct QualityAgg {
 /// Rolled-up minutes of `[rlo, rhi)` outside the hours read from hourly rows, each at its
 /// latest computation.
 const ROLLED_MINUTES: &str = "(Minute, ComputedAt) IN (
-    SELECT Minute, max(ComputedAt) FROM orrery_rollup_minutes
+    SELECT Minute, max(ComputedAt) FROM orrery_graph_minutes
     WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
       AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
     GROUP BY Minute)
@@ -102,7 +188,7 @@ const ROLLED_HOURS: &str = "has({hours:Array(UInt32)}, toUInt32(Hour))
     AND Hour >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
     AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
     AND (Hour, ComputedAt) IN (
-        SELECT Hour, max(ComputedAt) FROM orrery_rollup_hours
+        SELECT Hour, max(ComputedAt) FROM orrery_graph_hours
         WHERE has({hours:Array(UInt32)}, toUInt32(Hour))
           AND Hour >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
           AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
@@ -125,32 +211,52 @@ struct MarkerRow {
     level: u8,
     at: u32,
     version: u64,
+    spans: u64,
+    late: u64,
 }
 
-/// The rollup markers of a time range: each marked minute's latest `ComputedAt` and each
-/// hour's latest `MinutesVersion` (ns keys). One small query; graphs, their previous window
-/// and the rollup's hour step all decide from it.
+/// What the rollup recorded for a minute: its latest computation and the span counts then.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteMark {
+    pub computed_at: u64,
+    pub spans: u64,
+    pub late: u64,
+}
+
+/// The rollup markers of a time range: each marked minute's latest computation and each
+/// hour's latest `MinutesVersion` (ns keys), plus the span count of every minute (counted on
+/// insert). One small query; graphs, their previous window, their data quality and the
+/// rollup's hour step all decide from it.
 #[derive(Debug, Clone, Default)]
 pub struct Rolled {
-    pub minutes: std::collections::BTreeMap<i64, u64>,
+    pub minutes: std::collections::BTreeMap<i64, MinuteMark>,
     pub hours: std::collections::BTreeMap<i64, u64>,
+    pub spans: std::collections::BTreeMap<i64, u64>,
 }
 
 impl Rolled {
     pub async fn read(client: &Client, lo: i64, hi: i64) -> Result<Rolled> {
         let rows: Vec<MarkerRow> = client
             .query(
-                "SELECT 0 AS level, toUInt32(Minute) AS at, max(ComputedAt) AS version
-FROM orrery_rollup_minutes
+                "SELECT 0 AS level, toUInt32(Minute) AS at, max(ComputedAt) AS version,
+    argMax(Spans, ComputedAt) AS spans, argMax(Late, ComputedAt) AS late
+FROM orrery_graph_minutes
 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
   AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
 GROUP BY Minute
 UNION ALL
-SELECT 1 AS level, toUInt32(Hour) AS at, argMax(MinutesVersion, ComputedAt) AS version
-FROM orrery_rollup_hours
+SELECT 1 AS level, toUInt32(Hour) AS at, argMax(MinutesVersion, ComputedAt) AS version,
+    0 AS spans, 0 AS late
+FROM orrery_graph_hours
 WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
   AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Hour",
+GROUP BY Hour
+UNION ALL
+SELECT 2 AS level, toUInt32(Minute) AS at, 0 AS version, sum(Spans) AS spans, 0 AS late
+FROM orrery_span_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Minute",
             )
             .param("lo", lo)
             .param("hi", hi)
@@ -161,17 +267,47 @@ GROUP BY Hour",
         for r in rows {
             let at = r.at as i64 * 1_000_000_000;
             match r.level {
-                0 => out.minutes.insert(at, r.version),
-                _ => out.hours.insert(at, r.version),
-            };
+                0 => {
+                    out.minutes.insert(
+                        at,
+                        MinuteMark {
+                            computed_at: r.version,
+                            spans: r.spans,
+                            late: r.late,
+                        },
+                    );
+                }
+                1 => {
+                    out.hours.insert(at, r.version);
+                }
+                _ => {
+                    out.spans.insert(at, r.spans);
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// Spans in `w` (as the rollup counted them for rolled-up minutes, as stored for the
+    /// others) and late spans the rollup noticed.
+    pub fn quality(&self, w: Span) -> QualityAgg {
+        let mut q = QualityAgg::default();
+        for (m, n) in self.spans.range(w.lo..w.hi) {
+            if !self.minutes.contains_key(m) {
+                q.spans += n;
+            }
+        }
+        for mark in self.minutes.range(w.lo..w.hi).map(|(_, v)| v) {
+            q.spans += mark.spans;
+            q.late += mark.late;
+        }
+        q
     }
 
     /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
     pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
         let v = self.minutes.range(hour..hour + HOUR_NS);
-        (v.clone().map(|(_, c)| *c).sum(), v.count())
+        (v.clone().map(|(_, c)| c.computed_at).sum(), v.count())
     }
 
     /// Hours whose rows were made from the current computation of each of their minutes.
@@ -206,15 +342,11 @@ GROUP BY Hour",
     }
 }
 
-/// What of `w` is rolled up. Minutes once marked stay marked, so everything before `live_lo`
-/// is still rolled up when the data query runs; from `live_lo` on, the data query itself tells
-/// rolled-up minutes from live ones. An hour is used only when it ends by `live_lo` and its
-/// marker was computed from the current computation of each of its minutes.
-pub async fn coverage(client: &Client, w: Span) -> Result<Coverage> {
-    Ok(Rolled::read(client, w.lo, w.hi).await?.coverage(w))
-}
-
-/// `coverage` from the marked minutes and the current hours (both ascending, ns).
+/// What of `w` is rolled up, from the marked minutes and the current hours (both ascending,
+/// ns). Minutes once marked stay marked, so everything before `live_lo` is rolled up when the
+/// data queries run; everything from `live_lo` on is computed from spans (even minutes marked
+/// since), so the two parts never overlap. An hour is used only when it ends by `live_lo` and
+/// its marker was computed from the current computation of each of its minutes.
 pub fn coverage_of(
     w: Span,
     marked: impl Iterator<Item = i64>,
@@ -235,17 +367,22 @@ pub fn coverage_of(
     Coverage { hours, live_lo }
 }
 
-fn bind_window(
+/// Binds the rolled-up part of `w`: `[w.lo, live_lo)`, of which `c.hours` from hourly rows.
+fn bind_rolled(q: clickhouse::query::Query, w: Span, c: &Coverage) -> clickhouse::query::Query {
+    q.param("rlo", w.lo)
+        .param("rhi", c.live_lo)
+        .param("hours", &c.hours)
+}
+
+/// Binds the live part of `w`: spans from `live_lo` on, whatever the rollup has marked since.
+fn bind_live(
     q: clickhouse::query::Query,
     w: Span,
     c: &Coverage,
     s: &GraphArgs,
 ) -> clickhouse::query::Query {
     let lookback = s.graph_parent_lookback.as_nanos() as i64;
-    q.param("rlo", w.lo)
-        .param("rhi", w.hi)
-        .param("hours", &c.hours)
-        .param("lo", c.live_lo)
+    q.param("lo", c.live_lo)
         .param("hi", w.hi)
         .param("plo", c.live_lo - lookback)
         .param("chi", w.hi + lookback)
@@ -253,26 +390,58 @@ fn bind_window(
         .param("region_attrs", &s.graph_region_attributes)
 }
 
-/// The rows of a window from hourly, minute and (when any minute is not rolled up) live rows.
-fn union_sql(
-    hourly: &str,
-    minutely: &str,
-    cols: &str,
-    live_sql: &str,
-    c: &Coverage,
-    w: Span,
-) -> String {
-    let mut sql = format!(
+/// The rolled-up rows of a window: hourly rows of the covered hours, minute rows of the other
+/// marked minutes before `live_lo`, each at its latest computation.
+fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> String {
+    format!(
         "SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS}
     UNION ALL
     SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {ROLLED_MINUTES}"
-    );
-    if c.live_lo < w.hi {
-        sql.push_str(&format!(
-            "\n    UNION ALL\n    SELECT {cols} FROM ({live_sql})"
-        ));
+    )
+}
+
+/// The part of a cache key that says which rollup rows a window's rolled-up part is made of.
+fn rolled_versions(rolled: &Rolled, w: Span, c: &Coverage) -> Vec<(i64, u64)> {
+    let hours = c.hours.iter().map(|h| {
+        let at = *h as i64 * 1_000_000_000;
+        (at, rolled.hours.get(&at).copied().unwrap_or(0))
+    });
+    let minutes = rolled
+        .minutes
+        .range(w.lo..c.live_lo)
+        .map(|(m, mark)| (*m, mark.computed_at));
+    hours.chain(minutes).collect()
+}
+
+/// Grouping expressions `(source, target)` over rollup or call rows.
+fn edge_ends(grouping: Grouping) -> (&'static str, &'static str) {
+    match grouping {
+        Grouping::Services => ("Caller", "Callee"),
+        Grouping::Regions => (
+            "multiIf(Caller = 'INTERNET', 'INTERNET', CalleeKind = 'orphan', '', concat('region:', CallerRegion))",
+            "if(CalleeKind IN ('service', 'orphan'), concat('region:', CalleeRegion), Callee)",
+        ),
     }
-    sql
+}
+
+fn edge_filter_sql(filter: &EdgeFilter) -> &'static str {
+    match filter {
+        EdgeFilter::None => "",
+        EdgeFilter::Region(_) => {
+            "AND (CallerRegion = {region:String} OR CalleeRegion = {region:String})"
+        }
+        EdgeFilter::Touching(_) => "AND (Caller = {focus:String} OR Callee = {focus:String})",
+        EdgeFilter::Between(_, _) => "AND Caller = {source:String} AND Callee = {target:String}",
+    }
+}
+
+fn bind_edge_filter(q: clickhouse::query::Query, filter: &EdgeFilter) -> clickhouse::query::Query {
+    match filter {
+        EdgeFilter::None => q,
+        EdgeFilter::Region(r) => q.param("region", r),
+        EdgeFilter::Touching(f) => q.param("focus", f),
+        EdgeFilter::Between(a, b) => q.param("source", a).param("target", b),
+    }
 }
 
 pub async fn edges(
@@ -282,76 +451,204 @@ pub async fn edges(
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
-    let c = coverage(client, w).await?;
-    edges_in(client, s, w, &c, grouping, filter, true).await
+    let rolled = Rolled::read(client, w.lo, w.hi).await?;
+    edges_in(client, s, w, &rolled, grouping, filter).await
 }
 
-/// Edges of `w` read as `c` says; without `buckets` the histograms are left empty (the
-/// previous window of "what's wrong" needs only rates and quantiles).
+/// Edges of `w`: the rolled-up part (from cache when its rollup versions are unchanged) and
+/// the live part, read concurrently and merged here (histograms merge exactly).
 pub async fn edges_in(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    rolled: &Rolled,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Vec<EdgeAgg>> {
+    let c = rolled.coverage(w);
+    let (old, live) = tokio::try_join!(
+        rolled_edges(client, s, w, rolled, &c, grouping, filter),
+        live_edges(client, s, w, &c, grouping, filter),
+    )?;
+    let mut by_key: BTreeMap<(String, String, String), EdgeAgg> = BTreeMap::new();
+    for e in old.iter().cloned().chain(live) {
+        match by_key.entry((e.source.clone(), e.target.clone(), e.kind.clone())) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&e),
+        }
+    }
+    Ok(by_key
+        .into_values()
+        .map(|mut e| {
+            e.q = e.latency.p50_p95_p99();
+            e
+        })
+        .collect())
+}
+
+async fn rolled_edges(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    rolled: &Rolled,
+    c: &Coverage,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Arc<Vec<EdgeAgg>>> {
+    if c.live_lo <= w.lo {
+        return Ok(Arc::default());
+    }
+    let key = cache::key(&(
+        "edges",
+        grouping == Grouping::Services,
+        format!("{filter:?}"),
+        w.lo,
+        c.live_lo,
+        rolled_versions(rolled, w, c),
+    ));
+    if let Some(cache::Part::Edges(hit)) = s.graph_cache.get(key) {
+        return Ok(hit);
+    }
+    let (src, dst) = edge_ends(grouping);
+    let values = calls::value_columns();
+    let cols = format!("Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {values}");
+    let sql = format!(
+        "SELECT src AS source, dst AS target, CalleeKind AS kind,
+    any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
+    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
+    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
+FROM (
+    SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
+        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion, {values}
+    FROM ({rows})
+    WHERE 1 {filter_sql}
+)
+GROUP BY src, dst, CalleeKind",
+        hist = latency::sum_array_sql(),
+        rows = rolled_rows_sql("orrery_graph_edges_1h", "orrery_graph_edges_1m", &cols),
+        filter_sql = edge_filter_sql(filter),
+    );
+    let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c), filter);
+    let rows: Vec<EdgeRow> = q
+        .fetch_all()
+        .await
+        .context("reading service-graph edges (rolled up)")?;
+    let part: Arc<Vec<EdgeAgg>> = Arc::new(rows.into_iter().map(EdgeAgg::from).collect());
+    s.graph_cache
+        .put(key, cache::Part::Edges(part.clone()), s.graph_cache_entries);
+    Ok(part)
+}
+
+/// One row per edge and latency bucket: the live part stays a plain GROUP BY (64 per-bucket
+/// aggregates would cost more to plan than the few minutes of spans cost to read).
+#[derive(Row, Deserialize)]
+struct LiveEdgeRow {
+    source: String,
+    target: String,
+    kind: String,
+    caller_region: String,
+    callee_region: String,
+    bucket: u8,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+async fn live_edges(
     client: &Client,
     s: &GraphArgs,
     w: Span,
     c: &Coverage,
     grouping: Grouping,
     filter: &EdgeFilter,
-    buckets: bool,
 ) -> Result<Vec<EdgeAgg>> {
-    let (src, dst) = match grouping {
-        Grouping::Services => ("Caller", "Callee"),
-        Grouping::Regions => (
-            "multiIf(Caller = 'INTERNET', 'INTERNET', CalleeKind = 'orphan', '', concat('region:', CallerRegion))",
-            "if(CalleeKind IN ('service', 'orphan'), concat('region:', CalleeRegion), Callee)",
-        ),
-    };
-    let where_filter = match filter {
-        EdgeFilter::None => "",
-        EdgeFilter::Region(_) => {
-            "AND (CallerRegion = {region:String} OR CalleeRegion = {region:String})"
-        }
-        EdgeFilter::Touching(_) => "AND (Caller = {focus:String} OR Callee = {focus:String})",
-        EdgeFilter::Between(_, _) => "AND Caller = {source:String} AND Callee = {target:String}",
-    };
-    let cols = "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets";
+    if c.live_lo >= w.hi {
+        return Ok(Vec::new());
+    }
+    let (src, dst) = edge_ends(grouping);
     let sql = format!(
         "SELECT src AS source, dst AS target, CalleeKind AS kind,
     any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
-    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
-    arrayMap(x -> toFloat64(x), quantilesTDigestMerge(0.5, 0.95, 0.99)(LatencyDigest)) AS q,
-    {buckets} AS buckets
+    {index} AS bucket, count() AS requests, sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
+    min(Duration) AS min_ns, max(Duration) AS max_ns
 FROM (
     SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
-        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion,
-        Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets
-    FROM (
-        {rows}
-    )
-    WHERE 1 {where_filter}
+        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion, Err, Duration
+    FROM ({calls})
+    WHERE 1 {filter_sql}
 )
-GROUP BY src, dst, CalleeKind
-ORDER BY src, dst, CalleeKind",
-        buckets = if buckets {
-            "sumForEach(LatencyBuckets)"
-        } else {
-            "[]::Array(UInt64)"
-        },
-        rows = union_sql(
-            "orrery_edges_1h",
-            "orrery_edges_1m",
-            cols,
-            &calls::edge_rows_sql(minute_filter::NOT_ROLLED),
-            c,
-            w
-        ),
+GROUP BY src, dst, CalleeKind, bucket",
+        index = latency::index_sql("Duration"),
+        calls = calls::call_rows_sql(minute_filter::ALL),
+        filter_sql = edge_filter_sql(filter),
     );
-    let mut q = bind_window(client.query(&sql), w, c, s);
-    q = match filter {
-        EdgeFilter::None => q,
-        EdgeFilter::Region(r) => q.param("region", r),
-        EdgeFilter::Touching(f) => q.param("focus", f),
-        EdgeFilter::Between(a, b) => q.param("source", a).param("target", b),
-    };
-    q.fetch_all().await.context("reading service-graph edges")
+    let q = bind_edge_filter(bind_live(client.query(&sql), w, c, s), filter);
+    let rows: Vec<LiveEdgeRow> = q
+        .fetch_all()
+        .await
+        .context("reading service-graph edges (live)")?;
+    let mut out: BTreeMap<(String, String, String), EdgeAgg> = BTreeMap::new();
+    for r in rows {
+        let part = bucket_histogram(r.bucket, r.requests, r.min_ns, r.max_ns);
+        let e = EdgeAgg {
+            source: r.source,
+            target: r.target,
+            kind: r.kind,
+            caller_region: r.caller_region,
+            callee_region: r.callee_region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+            latency: part,
+            q: Vec::new(),
+        };
+        match out.entry((e.source.clone(), e.target.clone(), e.kind.clone())) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&e),
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// A histogram with `n` calls in one bucket.
+fn bucket_histogram(bucket: u8, n: u64, min_ns: u64, max_ns: u64) -> Histogram {
+    let mut counts = vec![0; latency::BUCKETS];
+    counts[(bucket as usize).min(latency::BUCKETS - 1)] = n;
+    Histogram::new(counts, min_ns, max_ns)
+}
+
+impl EdgeAgg {
+    /// Adds the calls of another row of the same edge.
+    fn add(&mut self, o: &EdgeAgg) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.duration_sum_ns += o.duration_sum_ns;
+        self.latency.merge(&o.latency);
+        if self.caller_region.is_empty() {
+            self.caller_region = o.caller_region.clone();
+        }
+        if self.callee_region.is_empty() {
+            self.callee_region = o.callee_region.clone();
+        }
+    }
+}
+
+impl NodeAgg {
+    fn add(&mut self, o: &NodeAgg) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.duration_sum_ns += o.duration_sum_ns;
+        self.latency.merge(&o.latency);
+        if self.region.is_empty() {
+            self.region = o.region.clone();
+        }
+    }
 }
 
 /// How nodes are keyed.
@@ -364,85 +661,167 @@ pub enum NodeKey {
 }
 
 pub async fn nodes(client: &Client, s: &GraphArgs, w: Span, key: &NodeKey) -> Result<Vec<NodeAgg>> {
-    let c = coverage(client, w).await?;
-    nodes_in(client, s, w, &c, key, true).await
+    let rolled = Rolled::read(client, w.lo, w.hi).await?;
+    nodes_in(client, s, w, &rolled, key).await
 }
 
-/// Nodes of `w` read as `c` says; without `buckets` the histograms are left empty (the graph
-/// shows only rates and quantiles; node detail reads the histogram).
+fn node_key_sql(key: &NodeKey) -> (&'static str, &'static str) {
+    match key {
+        NodeKey::Services => ("toString(Service)", ""),
+        NodeKey::Regions => ("concat('region:', Region)", ""),
+        NodeKey::Instances(_) => ("toString(Instance)", "AND Service = {service:String}"),
+    }
+}
+
+fn bind_node_key(q: clickhouse::query::Query, key: &NodeKey) -> clickhouse::query::Query {
+    match key {
+        NodeKey::Instances(service) => q.param("service", service),
+        _ => q,
+    }
+}
+
+/// Nodes of `w`: rolled-up part (cached like edges) plus live part, merged here.
 pub async fn nodes_in(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    rolled: &Rolled,
+    key: &NodeKey,
+) -> Result<Vec<NodeAgg>> {
+    let c = rolled.coverage(w);
+    let (old, live) = tokio::try_join!(
+        rolled_nodes(client, s, w, rolled, &c, key),
+        live_nodes(client, s, w, &c, key),
+    )?;
+    let mut by_id: BTreeMap<String, NodeAgg> = BTreeMap::new();
+    for n in old.iter().cloned().chain(live) {
+        match by_id.entry(n.id.clone()) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(n);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&n),
+        }
+    }
+    Ok(by_id
+        .into_values()
+        .map(|mut n| {
+            n.q = n.latency.p50_p95_p99();
+            n
+        })
+        .collect())
+}
+
+async fn rolled_nodes(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    rolled: &Rolled,
+    c: &Coverage,
+    key: &NodeKey,
+) -> Result<Arc<Vec<NodeAgg>>> {
+    if c.live_lo <= w.lo {
+        return Ok(Arc::default());
+    }
+    let cache_key = cache::key(&(
+        "nodes",
+        format!("{key:?}"),
+        w.lo,
+        c.live_lo,
+        rolled_versions(rolled, w, c),
+    ));
+    if let Some(cache::Part::Nodes(hit)) = s.graph_cache.get(cache_key) {
+        return Ok(hit);
+    }
+    let (key_expr, filter) = node_key_sql(key);
+    let cols = format!("Service, Region, Instance, {}", calls::value_columns());
+    let sql = format!(
+        "SELECT {key_expr} AS id, toString(any(Region)) AS region,
+    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
+    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
+FROM ({rows})
+WHERE 1 {filter}
+GROUP BY id",
+        hist = latency::sum_array_sql(),
+        rows = rolled_rows_sql("orrery_graph_nodes_1h", "orrery_graph_nodes_1m", &cols),
+    );
+    let q = bind_node_key(bind_rolled(client.query(&sql), w, c), key);
+    let rows: Vec<NodeRow> = q
+        .fetch_all()
+        .await
+        .context("reading service-graph nodes (rolled up)")?;
+    let part: Arc<Vec<NodeAgg>> = Arc::new(rows.into_iter().map(NodeAgg::from).collect());
+    s.graph_cache.put(
+        cache_key,
+        cache::Part::Nodes(part.clone()),
+        s.graph_cache_entries,
+    );
+    Ok(part)
+}
+
+#[derive(Row, Deserialize)]
+struct LiveNodeRow {
+    id: String,
+    region: String,
+    bucket: u8,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+async fn live_nodes(
     client: &Client,
     s: &GraphArgs,
     w: Span,
     c: &Coverage,
     key: &NodeKey,
-    buckets: bool,
 ) -> Result<Vec<NodeAgg>> {
-    let (key_expr, filter) = match key {
-        NodeKey::Services => ("toString(Service)", ""),
-        NodeKey::Regions => ("concat('region:', Region)", ""),
-        NodeKey::Instances(_) => ("toString(Instance)", "AND Service = {service:String}"),
-    };
-    let cols =
-        "Service, Region, Instance, Requests, Errors, DurationSumNs, LatencyDigest, LatencyBuckets";
+    if c.live_lo >= w.hi {
+        return Ok(Vec::new());
+    }
+    let (key_expr, filter) = node_key_sql(key);
     let sql = format!(
-        "SELECT {key_expr} AS id, toString(any(Region)) AS region,
-    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
-    arrayMap(x -> toFloat64(x), quantilesTDigestMerge(0.5, 0.95, 0.99)(LatencyDigest)) AS q,
-    {buckets} AS buckets
+        "SELECT {key_expr} AS id, toString(any(Region)) AS region, B AS bucket,
+    count() AS requests, sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
+    min(Duration) AS min_ns, max(Duration) AS max_ns
 FROM (
-    {rows}
+    SELECT ServiceName AS Service, {REGION_EXPR} AS Region,
+        Resource['service.instance.id'] AS Instance,
+        toUInt8({err}) AS Err, Duration, {index} AS B
+    FROM orrery_span_calls
+    WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
+        AND {IS_SERVER_OR_CONSUMER}
 )
 WHERE 1 {filter}
-GROUP BY id ORDER BY id",
-        buckets = if buckets {
-            "sumForEach(LatencyBuckets)"
-        } else {
-            "[]::Array(UInt64)"
-        },
-        rows = union_sql(
-            "orrery_nodes_1h",
-            "orrery_nodes_1m",
-            cols,
-            &calls::node_rows_sql(minute_filter::NOT_ROLLED),
-            c,
-            w
-        ),
+GROUP BY id, bucket",
+        err = calls::call_error_expr(true),
+        index = latency::index_sql("Duration"),
     );
-    let mut q = bind_window(client.query(&sql), w, c, s);
-    if let NodeKey::Instances(service) = key {
-        q = q.param("service", service);
-    }
-    q.fetch_all().await.context("reading service-graph nodes")
-}
-
-/// Spans in the window (rollup markers, plus the per-minute counts of minutes not rolled up)
-/// and late spans the rollup noticed.
-pub async fn quality(client: &Client, s: &GraphArgs, w: Span) -> Result<QualityAgg> {
-    let c = coverage(client, w).await?;
-    quality_in(client, s, w, &c).await
-}
-
-pub async fn quality_in(
-    client: &Client,
-    s: &GraphArgs,
-    w: Span,
-    c: &Coverage,
-) -> Result<QualityAgg> {
-    let sql = format!(
-        "SELECT
-    toUInt64(ifNull((SELECT sum(s) FROM (SELECT argMax(Spans, ComputedAt) AS s FROM orrery_rollup_minutes
-        WHERE {MINUTE_RANGE} GROUP BY Minute)), 0))
-    + toUInt64(ifNull((SELECT sum(Spans) FROM orrery_span_minutes
-        WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({{lo:Int64}})) AND Minute < toDateTime(fromUnixTimestamp64Nano({{hi:Int64}}))
-        AND Minute NOT IN (SELECT Minute FROM orrery_rollup_minutes WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({{lo:Int64}})) AND Minute < toDateTime(fromUnixTimestamp64Nano({{hi:Int64}})))), 0)) AS spans,
-    toUInt64(ifNull((SELECT sum(l) FROM (SELECT argMax(Late, ComputedAt) AS l FROM orrery_rollup_minutes
-        WHERE {MINUTE_RANGE} GROUP BY Minute)), 0)) AS late",
-    );
-    bind_window(client.query(&sql), w, c, s)
-        .fetch_one()
+    let q = bind_node_key(bind_live(client.query(&sql), w, c, s), key);
+    let rows: Vec<LiveNodeRow> = q
+        .fetch_all()
         .await
-        .context("reading data-quality counts")
+        .context("reading service-graph nodes (live)")?;
+    let mut out: BTreeMap<String, NodeAgg> = BTreeMap::new();
+    for r in rows {
+        let n = NodeAgg {
+            id: r.id,
+            region: r.region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+            latency: bucket_histogram(r.bucket, r.requests, r.min_ns, r.max_ns),
+            q: Vec::new(),
+        };
+        match out.entry(n.id.clone()) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(n);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&n),
+        }
+    }
+    Ok(out.into_values().collect())
 }
 
 #[derive(Row, Deserialize, Debug, Clone)]

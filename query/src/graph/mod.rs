@@ -1,5 +1,6 @@
 //! The service graph for a window and level, its diff, and node/edge detail.
 
+pub mod cache;
 pub mod detail;
 pub mod fetch;
 pub mod layout;
@@ -15,6 +16,7 @@ use crate::model::{
 };
 pub use fetch::Span;
 use fetch::{EdgeAgg, EdgeFilter, Grouping, NodeAgg, NodeKey};
+use orrery_store::latency::Histogram;
 
 pub const INTERNET: &str = "INTERNET";
 
@@ -42,7 +44,7 @@ pub struct GraphRequest {
     pub region: Option<String>,
     pub focus: Option<String>,
     pub window: Span,
-    /// Also compute the "what's wrong" ranking (one more query, for the previous window).
+    /// Also compute the "what's wrong" ranking (one more query, for the baseline window).
     pub whats_wrong: bool,
 }
 
@@ -141,7 +143,6 @@ async fn edge_set(
     req: &GraphRequest,
     w: Span,
     rolled: &fetch::Rolled,
-    buckets: bool,
 ) -> Result<EdgeSet> {
     let (grouping, filter) = match req.level {
         Level::Global => (Grouping::Regions, EdgeFilter::None),
@@ -157,16 +158,7 @@ async fn edge_set(
             EdgeFilter::Touching(req.focus.clone().unwrap_or_default()),
         ),
     };
-    let rows = fetch::edges_in(
-        client,
-        s,
-        w,
-        &rolled.coverage(w),
-        grouping,
-        &filter,
-        buckets,
-    )
-    .await?;
+    let rows = fetch::edges_in(client, s, w, rolled, grouping, &filter).await?;
     let mut out = EdgeSet {
         edges: Vec::new(),
         orphans: 0,
@@ -216,23 +208,16 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         _ => NodeKey::Services,
     };
     // The rollup markers of both windows, then all parts at once: each is one query.
-    let lo = if req.whats_wrong {
-        w.previous().lo
-    } else {
-        w.lo
-    };
+    let base = w.baseline();
+    let lo = if req.whats_wrong { base.lo } else { w.lo };
     let rolled = fetch::Rolled::read(client, lo, w.hi).await?;
-    let cov = rolled.coverage(w);
-    // The graph shows rates and quantiles only: no histograms (edge/node detail reads them).
-    let (current, node_rows, quality, previous, namespaces) = tokio::try_join!(
-        edge_set(client, s, req, w, &rolled, false),
-        fetch::nodes_in(client, s, w, &cov, &node_key, false),
-        fetch::quality_in(client, s, w, &cov),
+    let quality = rolled.quality(w);
+    let (current, node_rows, previous, namespaces) = tokio::try_join!(
+        edge_set(client, s, req, w, &rolled),
+        fetch::nodes_in(client, s, w, &rolled, &node_key),
         async {
             if req.whats_wrong {
-                edge_set(client, s, req, w.previous(), &rolled, false)
-                    .await
-                    .map(Some)
+                edge_set(client, s, req, base, &rolled).await.map(Some)
             } else {
                 Ok(None)
             }
@@ -295,7 +280,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
             None => {
                 // Virtual nodes and INTERNET: the calls into (or, for INTERNET, out of) them.
                 let (mut req_n, mut err_n, mut dur) = (0u64, 0u64, 0u64);
-                let mut q = vec![0.0f64; 3];
+                let mut latency = Histogram::default();
                 let mut region = String::new();
                 for e in &edges_shown {
                     let relevant = if kind == "entry" {
@@ -307,15 +292,13 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                         req_n += e.requests;
                         err_n += e.errors;
                         dur += e.duration_sum_ns;
-                        // Quantiles of a union are not derivable from parts: take the worst.
-                        for (i, v) in e.q.iter().enumerate().take(3) {
-                            q[i] = q[i].max(*v);
-                        }
+                        latency.merge(&e.latency);
                         if kind == "service" && region.is_empty() {
                             region = e.callee_region.clone();
                         }
                     }
                 }
+                let q = latency.p50_p95_p99();
                 (metrics(req_n, err_n, dur, &q, seconds), region)
             }
         };
@@ -344,15 +327,8 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     if req.level == Level::Focused
         && let Some(focus) = &req.focus
     {
-        let instances = fetch::nodes_in(
-            client,
-            s,
-            w,
-            &cov,
-            &NodeKey::Instances(focus.clone()),
-            false,
-        )
-        .await?;
+        let instances =
+            fetch::nodes_in(client, s, w, &rolled, &NodeKey::Instances(focus.clone())).await?;
         for i in instances {
             let m = node_metrics(&i, seconds);
             nodes.push(Node {
@@ -394,7 +370,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         .collect();
     let max_volume = edges.iter().map(|e| e.metrics.rps).fold(0.0, f64::max);
     let whats_wrong = match previous {
-        Some(prev) => whats_wrong(s, &edges, &prev.edges, w.previous().seconds()),
+        Some(prev) => whats_wrong(s, &edges, &prev.edges, base.seconds()),
         None => Vec::new(),
     };
     let name = match req.level {
