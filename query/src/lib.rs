@@ -85,7 +85,9 @@ pub struct GraphArgs {
     pub graph_rollup_lookback: Duration,
 
     /// At start (and every 100 runs), minutes this far back without a rollup are backfilled.
-    #[arg(long, env = "ORRERY_GRAPH_ROLLUP_BACKFILL", default_value = "24h", value_parser = parse_duration)]
+    /// Two days: a day-long window and the day before it (its "what's wrong" baseline, which is
+    /// read from rollups only).
+    #[arg(long, env = "ORRERY_GRAPH_ROLLUP_BACKFILL", default_value = "48h", value_parser = parse_duration)]
     pub graph_rollup_backfill: Duration,
 
     /// Error rate (0..1) from which a node or edge is `warning`.
@@ -132,7 +134,7 @@ impl Default for GraphArgs {
             graph_rollup_interval: Duration::from_secs(15),
             graph_rollup_delay: Duration::from_secs(30),
             graph_rollup_lookback: Duration::from_secs(900),
-            graph_rollup_backfill: Duration::from_secs(86400),
+            graph_rollup_backfill: Duration::from_secs(2 * 86400),
             graph_error_warning: 0.01,
             graph_error_danger: 0.05,
             graph_p95_warning_ms: 500.0,

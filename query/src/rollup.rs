@@ -68,14 +68,18 @@ impl Rollup {
     /// Runs until `shutdown`, logging (not failing on) errors: ClickHouse may be briefly away.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut runs: u64 = 0;
+        // A backfill is done in runs of at most MAX_MINUTES_PER_RUN minutes, back to back.
+        let mut backfilling = false;
         loop {
-            let lookback = if runs.is_multiple_of(100) {
+            let lookback = if backfilling || runs.is_multiple_of(100) {
                 self.settings.graph_rollup_backfill
             } else {
                 self.settings.graph_rollup_lookback
             };
+            backfilling = false;
             match self.run_once(crate::now_ns(), lookback).await {
                 Ok(r) if !r.computed.is_empty() => {
+                    backfilling = r.computed.len() >= MAX_MINUTES_PER_RUN;
                     tracing::debug!(minutes = r.computed.len(), late = r.late_spans, "rolled up")
                 }
                 Ok(_) => {}
@@ -252,6 +256,17 @@ GROUP BY Minute",
         .execute()
         .await
         .context("rolling up an hour of edges")?;
+        bind(self.client.query(&format!(
+            "INSERT INTO orrery_graph_services_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, {values})
+             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Caller, Callee,
+                any(CallerRegion), any(CalleeRegion), CalleeKind, {merged}
+             FROM orrery_graph_edges_1m WHERE {filter}
+             GROUP BY Caller, Callee, CalleeKind"
+        )))
+        .execute()
+        .await
+        .context("rolling up an hour of service-to-service edges")?;
         bind(self.client.query(&format!(
             "INSERT INTO orrery_graph_nodes_1h (Hour, ComputedAt, Service, Region, Instance, {values})
              SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Service, Region, Instance,

@@ -94,26 +94,55 @@ pub fn upper_ns(i: usize) -> f64 {
 }
 
 /// A merged latency histogram: bucket counts plus the smallest and largest duration (ns).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Fixed-size and inline, so graphs of thousands of edges copy and merge them without
+/// allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Histogram {
-    pub counts: Vec<u64>,
+    pub counts: [u64; BUCKETS],
     pub min_ns: u64,
     pub max_ns: u64,
 }
 
-impl Histogram {
-    pub fn new(counts: Vec<u64>, min_ns: u64, max_ns: u64) -> Self {
+impl Default for Histogram {
+    fn default() -> Self {
         Self {
-            counts,
+            counts: [0; BUCKETS],
+            min_ns: 0,
+            max_ns: 0,
+        }
+    }
+}
+
+impl Histogram {
+    /// From bucket counts as read from ClickHouse (missing buckets are empty, extra ones are
+    /// added to the last).
+    pub fn new(counts: &[u64], min_ns: u64, max_ns: u64) -> Self {
+        let mut h = Histogram {
+            counts: [0; BUCKETS],
             min_ns,
             max_ns,
+        };
+        for (i, c) in counts.iter().enumerate() {
+            h.counts[i.min(BUCKETS - 1)] += c;
         }
+        h
+    }
+
+    /// One bucket with `n` calls between `min_ns` and `max_ns`.
+    pub fn one_bucket(bucket: usize, n: u64, min_ns: u64, max_ns: u64) -> Self {
+        let mut h = Histogram {
+            counts: [0; BUCKETS],
+            min_ns,
+            max_ns,
+        };
+        h.counts[bucket.min(BUCKETS - 1)] = n;
+        h
     }
 
     /// A histogram of exact durations (tests, reference).
     pub fn of(durations: &[u64]) -> Self {
         let mut h = Histogram {
-            counts: vec![0; BUCKETS],
+            counts: [0; BUCKETS],
             min_ns: durations.iter().copied().min().unwrap_or(0),
             max_ns: durations.iter().copied().max().unwrap_or(0),
         };
@@ -129,15 +158,12 @@ impl Histogram {
 
     /// Adds another histogram (a union of their calls).
     pub fn merge(&mut self, other: &Histogram) {
-        if other.total() == 0 {
+        if other.max_ns == 0 && other.total() == 0 {
             return;
         }
-        if self.total() == 0 {
+        if self.max_ns == 0 && self.total() == 0 {
             *self = other.clone();
             return;
-        }
-        if self.counts.len() < other.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
         }
         for (c, n) in self.counts.iter_mut().zip(&other.counts) {
             *c += n;
@@ -148,7 +174,10 @@ impl Histogram {
 
     /// The `q`-quantile in ns (0 for an empty histogram).
     pub fn quantile(&self, q: f64) -> f64 {
-        let n = self.total();
+        self.quantile_of(q, self.total())
+    }
+
+    fn quantile_of(&self, q: f64, n: u64) -> f64 {
         if n == 0 {
             return 0.0;
         }
@@ -191,9 +220,10 @@ impl Histogram {
 
     /// p50, p95, p99 in ns.
     pub fn p50_p95_p99(&self) -> Vec<f64> {
+        let n = self.total();
         [0.5, 0.95, 0.99]
             .iter()
-            .map(|q| self.quantile(*q))
+            .map(|q| self.quantile_of(*q, n))
             .collect()
     }
 
@@ -215,7 +245,7 @@ impl Histogram {
                 bar.1 += c;
             }
         }
-        let overflow = self.counts.get(BUCKETS - 1).copied().unwrap_or(0);
+        let overflow = self.counts[BUCKETS - 1];
         let first = bars.iter().position(|(_, c)| *c > 0);
         let last = bars.iter().rposition(|(_, c)| *c > 0);
         let shown = match (first, last) {

@@ -495,6 +495,28 @@ fn v6_histogram_rollups(p: &SchemaParams) -> Vec<String> {
     for (time, suffix) in [("Minute", "1m"), ("Hour", "1h")] {
         out.extend(histogram_rollup_tables(p, time, suffix));
     }
+    // The hourly edges once more without the region split (regions multiply an hour's rows
+    // ~3x): what the default service-level map reads for whole hours. Its region columns hold
+    // one of the edge's regions.
+    let services = p.storage_name("orrery_graph_services_1h");
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{services}{oc} (
+    Hour DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Caller LowCardinality(String),
+    Callee LowCardinality(String),
+    CallerRegion LowCardinality(String),
+    CalleeRegion LowCardinality(String),
+    CalleeKind LowCardinality(String),
+{counts}
+) ENGINE = {engine}
+PARTITION BY toDate(Hour)
+ORDER BY (Hour, Caller, Callee, CalleeKind){ttl}",
+        counts = histogram_value_columns_ddl(),
+        engine = p.engine("ReplacingMergeTree", &services, Some("ComputedAt")),
+        ttl = p.ttl("Hour"),
+    ));
+    out.extend(p.distributed("orrery_graph_services_1h", "cityHash64(Caller, Callee)"));
     let (minutes, hours) = (
         p.storage_name("orrery_graph_minutes"),
         p.storage_name("orrery_graph_hours"),
@@ -529,6 +551,19 @@ ORDER BY Hour{ttl}",
     out
 }
 
+/// The value columns of a v6 rollup table: counts, duration sum/min/max, histogram.
+fn histogram_value_columns_ddl() -> String {
+    format!(
+        "    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    DurationMinNs UInt64,
+    DurationMaxNs UInt64,
+{}",
+        crate::latency::columns_ddl()
+    )
+}
+
 /// Edge and node rollup tables of schema v6 at one granularity (`Minute`/`1m`, `Hour`/`1h`).
 fn histogram_rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<String> {
     let db = &p.database;
@@ -539,15 +574,7 @@ fn histogram_rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<St
     );
     let edges = p.storage_name(&edges_name);
     let nodes = p.storage_name(&nodes_name);
-    let counts = format!(
-        "    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    DurationMinNs UInt64,
-    DurationMaxNs UInt64,
-{}",
-        crate::latency::columns_ddl()
-    );
+    let counts = histogram_value_columns_ddl();
     let mut out = vec![format!(
         "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
     {time} DateTime CODEC(Delta, ZSTD(1)),

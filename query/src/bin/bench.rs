@@ -23,6 +23,10 @@ use orrery_store::testing::TestServer;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+// The allocator of the `orrery` binary, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MS: i64 = 1_000_000;
 
 fn arg_str(name: &str) -> Option<String> {

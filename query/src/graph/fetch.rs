@@ -6,7 +6,7 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 
 use crate::GraphArgs;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::cache;
@@ -109,7 +109,7 @@ struct EdgeRow {
 
 impl From<EdgeRow> for EdgeAgg {
     fn from(r: EdgeRow) -> Self {
-        let latency = Histogram::new(r.hist, r.min_ns, r.max_ns);
+        let latency = Histogram::new(&r.hist, r.min_ns, r.max_ns);
         EdgeAgg {
             q: latency.p50_p95_p99(),
             latency,
@@ -151,7 +151,7 @@ struct NodeRow {
 
 impl From<NodeRow> for NodeAgg {
     fn from(r: NodeRow) -> Self {
-        let latency = Histogram::new(r.hist, r.min_ns, r.max_ns);
+        let latency = Histogram::new(&r.hist, r.min_ns, r.max_ns);
         NodeAgg {
             q: latency.p50_p95_p99(),
             latency,
@@ -470,22 +470,40 @@ pub async fn edges_in(
         rolled_edges(client, s, w, rolled, &c, grouping, filter),
         live_edges(client, s, w, &c, grouping, filter),
     )?;
-    let mut by_key: BTreeMap<(String, String, String), EdgeAgg> = BTreeMap::new();
-    for e in old.iter().cloned().chain(live) {
-        match by_key.entry((e.source.clone(), e.target.clone(), e.kind.clone())) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(e);
+    let mut out = merge_by_key(
+        &old,
+        &live,
+        |e| (&e.source, &e.target, &e.kind),
+        EdgeAgg::add,
+    );
+    for e in &mut out {
+        e.q = e.latency.p50_p95_p99();
+    }
+    out.sort_unstable_by(|a, b| {
+        (&a.source, &a.target, &a.kind).cmp(&(&b.source, &b.target, &b.kind))
+    });
+    Ok(out)
+}
+
+/// `old` then `live` with rows of equal key added up (one copy of each row, no key clones).
+fn merge_by_key<'a, T: Clone, K: std::hash::Hash + Eq + 'a>(
+    old: &'a [T],
+    live: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    add: impl Fn(&mut T, &T),
+) -> Vec<T> {
+    let mut index: HashMap<K, usize> = HashMap::with_capacity(old.len() + live.len());
+    let mut out: Vec<T> = Vec::with_capacity(old.len() + live.len());
+    for row in old.iter().chain(live) {
+        match index.entry(key(row)) {
+            std::collections::hash_map::Entry::Occupied(o) => add(&mut out[*o.get()], row),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(out.len());
+                out.push(row.clone());
             }
-            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&e),
         }
     }
-    Ok(by_key
-        .into_values()
-        .map(|mut e| {
-            e.q = e.latency.p50_p95_p99();
-            e
-        })
-        .collect())
+    out
 }
 
 async fn rolled_edges(
@@ -512,6 +530,14 @@ async fn rolled_edges(
         return Ok(hit);
     }
     let (src, dst) = edge_ends(grouping);
+    // Whole hours without the region split when neither the grouping nor the filter needs it.
+    let hourly = match (grouping, filter) {
+        (
+            Grouping::Services,
+            EdgeFilter::None | EdgeFilter::Touching(_) | EdgeFilter::Between(..),
+        ) => "orrery_graph_services_1h",
+        _ => "orrery_graph_edges_1h",
+    };
     let values = calls::value_columns();
     let cols = format!("Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {values}");
     let sql = format!(
@@ -527,7 +553,7 @@ FROM (
 )
 GROUP BY src, dst, CalleeKind",
         hist = latency::sum_array_sql(),
-        rows = rolled_rows_sql("orrery_graph_edges_1h", "orrery_graph_edges_1m", &cols),
+        rows = rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols),
         filter_sql = edge_filter_sql(filter),
     );
     let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c), filter);
@@ -591,10 +617,10 @@ GROUP BY src, dst, CalleeKind, bucket",
         .fetch_all()
         .await
         .context("reading service-graph edges (live)")?;
-    let mut out: BTreeMap<(String, String, String), EdgeAgg> = BTreeMap::new();
-    for r in rows {
-        let part = bucket_histogram(r.bucket, r.requests, r.min_ns, r.max_ns);
-        let e = EdgeAgg {
+    let parts: Vec<EdgeAgg> = rows
+        .into_iter()
+        .map(|r| EdgeAgg {
+            latency: Histogram::one_bucket(r.bucket as usize, r.requests, r.min_ns, r.max_ns),
             source: r.source,
             target: r.target,
             kind: r.kind,
@@ -603,24 +629,15 @@ GROUP BY src, dst, CalleeKind, bucket",
             requests: r.requests,
             errors: r.errors,
             duration_sum_ns: r.duration_sum_ns,
-            latency: part,
             q: Vec::new(),
-        };
-        match out.entry((e.source.clone(), e.target.clone(), e.kind.clone())) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(e);
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&e),
-        }
-    }
-    Ok(out.into_values().collect())
-}
-
-/// A histogram with `n` calls in one bucket.
-fn bucket_histogram(bucket: u8, n: u64, min_ns: u64, max_ns: u64) -> Histogram {
-    let mut counts = vec![0; latency::BUCKETS];
-    counts[(bucket as usize).min(latency::BUCKETS - 1)] = n;
-    Histogram::new(counts, min_ns, max_ns)
+        })
+        .collect();
+    Ok(merge_by_key(
+        &[],
+        &parts,
+        |e| (&e.source, &e.target, &e.kind),
+        EdgeAgg::add,
+    ))
 }
 
 impl EdgeAgg {
@@ -693,22 +710,12 @@ pub async fn nodes_in(
         rolled_nodes(client, s, w, rolled, &c, key),
         live_nodes(client, s, w, &c, key),
     )?;
-    let mut by_id: BTreeMap<String, NodeAgg> = BTreeMap::new();
-    for n in old.iter().cloned().chain(live) {
-        match by_id.entry(n.id.clone()) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(n);
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&n),
-        }
+    let mut out = merge_by_key(&old, &live, |n| &n.id, NodeAgg::add);
+    for n in &mut out {
+        n.q = n.latency.p50_p95_p99();
     }
-    Ok(by_id
-        .into_values()
-        .map(|mut n| {
-            n.q = n.latency.p50_p95_p99();
-            n
-        })
-        .collect())
+    out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
 }
 
 async fn rolled_nodes(
@@ -803,25 +810,19 @@ GROUP BY id, bucket",
         .fetch_all()
         .await
         .context("reading service-graph nodes (live)")?;
-    let mut out: BTreeMap<String, NodeAgg> = BTreeMap::new();
-    for r in rows {
-        let n = NodeAgg {
+    let parts: Vec<NodeAgg> = rows
+        .into_iter()
+        .map(|r| NodeAgg {
+            latency: Histogram::one_bucket(r.bucket as usize, r.requests, r.min_ns, r.max_ns),
             id: r.id,
             region: r.region,
             requests: r.requests,
             errors: r.errors,
             duration_sum_ns: r.duration_sum_ns,
-            latency: bucket_histogram(r.bucket, r.requests, r.min_ns, r.max_ns),
             q: Vec::new(),
-        };
-        match out.entry(n.id.clone()) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(n);
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().add(&n),
-        }
-    }
-    Ok(out.into_values().collect())
+        })
+        .collect();
+    Ok(merge_by_key(&[], &parts, |n| &n.id, NodeAgg::add))
 }
 
 #[derive(Row, Deserialize, Debug, Clone)]
@@ -859,4 +860,65 @@ GROUP BY ServiceName",
         .await
         .context("reading service namespaces")?;
     Ok(rows.into_iter().map(|r| (r.service, r.namespace)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: i64 = MINUTE_NS;
+
+    #[test]
+    fn baseline_is_the_previous_window_in_whole_hours_ending_before_it() {
+        let h = 100 * HOUR_NS;
+        // 1 h window 10:23–11:23 → 09:00–10:00.
+        let w = Span {
+            lo: h + 23 * M,
+            hi: h + 83 * M,
+            now: h + 83 * M,
+        };
+        assert_eq!((w.baseline().lo, w.baseline().hi), (h - HOUR_NS, h));
+        // 15 min → the last whole hour before it; 24 h → the 24 whole hours before.
+        let w = Span {
+            lo: h + 50 * M,
+            hi: h + 65 * M,
+            ..w
+        };
+        assert_eq!((w.baseline().lo, w.baseline().hi), (h - HOUR_NS, h));
+        let w = Span {
+            lo: h + M,
+            hi: h + 24 * HOUR_NS + M,
+            ..w
+        };
+        assert_eq!((w.baseline().lo, w.baseline().hi), (h - 24 * HOUR_NS, h));
+        // A window starting on the hour ends its baseline there.
+        let w = Span {
+            lo: h,
+            hi: h + HOUR_NS,
+            ..w
+        };
+        assert_eq!((w.baseline().lo, w.baseline().hi), (h - HOUR_NS, h));
+    }
+
+    #[test]
+    fn rolled_and_live_rows_of_one_key_add_up() {
+        let row = |k: &str, n: u64, ms: u64| NodeAgg {
+            id: k.into(),
+            region: String::new(),
+            requests: n,
+            errors: 0,
+            duration_sum_ns: n * ms * 1_000_000,
+            latency: Histogram::of(&vec![ms * 1_000_000; n as usize]),
+            q: Vec::new(),
+        };
+        let old = [row("a", 2, 10), row("b", 1, 5)];
+        let live = [row("a", 1, 40), row("c", 3, 1)];
+        let out = merge_by_key(&old, &live, |n| &n.id, NodeAgg::add);
+        let got: Vec<(&str, u64)> = out.iter().map(|n| (n.id.as_str(), n.requests)).collect();
+        assert_eq!(got, [("a", 3), ("b", 1), ("c", 3)]);
+        assert_eq!(
+            out[0].latency,
+            Histogram::of(&[10_000_000, 10_000_000, 40_000_000])
+        );
+    }
 }

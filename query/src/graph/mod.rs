@@ -212,6 +212,14 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     let lo = if req.whats_wrong { base.lo } else { w.lo };
     let rolled = fetch::Rolled::read(client, lo, w.hi).await?;
     let quality = rolled.quality(w);
+    // The baseline is read from rollups only: it is closed, so normally all rolled up; where
+    // it is not (older than the rollup's backfill, or a lagging rollup) its unrolled tail is
+    // left out rather than joined from spans — a day-long baseline from spans would cost more
+    // than the whole graph.
+    let base = Span {
+        hi: rolled.coverage(base).live_lo.max(base.lo),
+        ..base
+    };
     let (current, node_rows, previous, namespaces) = tokio::try_join!(
         edge_set(client, s, req, w, &rolled),
         fetch::nodes_in(client, s, w, &rolled, &node_key),
