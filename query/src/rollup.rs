@@ -199,111 +199,95 @@ impl Rollup {
             self.compute_minutes(batch, now_ns).await?;
             report.computed.extend(batch.iter().map(|(m, _)| *m));
         }
-        self.roll_up_blocks(lo, hi).await?;
+        self.roll_up_hours(lo, hi).await?;
         Ok(report)
     }
 
-    /// Merges the minute rows of every closed 10-minute block and hour in `[lo, hi)` whose rows
-    /// are missing or stale (a minute of it was computed since) into block rows.
-    async fn roll_up_blocks(&self, lo: i64, hi: i64) -> Result<()> {
+    /// Merges the minute rows of every closed hour in `[lo, hi)` whose hour rows are missing or
+    /// stale (a minute of it was computed since) into hourly rows.
+    async fn roll_up_hours(&self, lo: i64, hi: i64) -> Result<()> {
         let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
         let rolled = crate::graph::fetch::Rolled::read(&self.client, first, hi).await?;
-        for ten in rolled.stale_tens(first, hi).into_iter().rev() {
-            self.compute_block(Block::Ten((ten / 1_000_000_000) as u32))
-                .await?;
-        }
         for hour in rolled.stale_hours(first, hi).into_iter().rev() {
-            self.compute_block(Block::Hour((hour / 1_000_000_000) as u32))
-                .await?;
+            self.compute_hour(HourVersion {
+                hour: (hour / 1_000_000_000) as u32,
+            })
+            .await?;
         }
         Ok(())
     }
 
-    /// Block rows from the latest rows of its minutes, then the block's marker. The version is
+    /// Hour rows from the latest rows of its minutes, then the hour's marker. The version is
     /// computed from the same minute markers the rows are selected by, in the same statement
-    /// for both, so a minute recomputed meanwhile only makes the block stale (recomputed next
-    /// run). An hour gets edges (per region pair and without), nodes; a 10-minute block only
-    /// the service-to-service edges the default map reads.
-    async fn compute_block(&self, block: Block) -> Result<()> {
-        let (start, len) = match block {
-            Block::Hour(h) => (h, 3600u32),
-            Block::Ten(t) => (t, 600u32),
-        };
+    /// for both, so a minute recomputed meanwhile only makes the hour stale (recomputed next run).
+    async fn compute_hour(&self, hv: HourVersion) -> Result<()> {
         let computed = self.next_computed_at();
         let minutes: Vec<MinuteVersion> = self
             .client
             .query(
                 "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at
 FROM orrery_graph_minutes
-WHERE Minute >= toDateTime({start:UInt32}) AND Minute < toDateTime({start:UInt32}) + {len:UInt32}
+WHERE Minute >= toDateTime({hour:UInt32}) AND Minute < toDateTime({hour:UInt32}) + 3600
 GROUP BY Minute",
             )
-            .param("start", start)
-            .param("len", len)
+            .param("hour", hv.hour)
             .fetch_all()
             .await
-            .context("reading the block's minute markers")?;
+            .context("reading the hour's minute markers")?;
         let version: u64 = minutes.iter().map(|m| m.computed_at).sum();
         let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
-        let filter = "Minute >= toDateTime({start:UInt32})
-    AND Minute < toDateTime({start:UInt32}) + {len:UInt32}
+        let filter =
+            "Minute >= toDateTime({hour:UInt32}) AND Minute < toDateTime({hour:UInt32}) + 3600
     AND (toUInt32(Minute), ComputedAt) IN {pairs:Array(Tuple(UInt32, UInt64))}";
         let bind = |q: clickhouse::query::Query| {
-            q.param("start", start)
-                .param("len", len)
+            q.param("hour", hv.hour)
                 .param("pairs", &pairs)
                 .param("computed", computed)
         };
         let (values, merged) = (calls::value_columns(), calls::merged_count_columns());
-        let (services, marker, time) = match block {
-            Block::Hour(_) => ("orrery_graph_services_1h", "orrery_graph_hours", "Hour"),
-            Block::Ten(_) => ("orrery_graph_services_10m", "orrery_graph_tens", "Start"),
-        };
         bind(self.client.query(&format!(
-            "INSERT INTO {services} ({time}, ComputedAt, Caller, Callee, CallerRegion,
+            "INSERT INTO orrery_graph_edges_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
                 CalleeRegion, CalleeKind, {values})
-             SELECT toDateTime({{start:UInt32}}), {{computed:UInt64}}, Caller, Callee,
+             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, {merged}
+             FROM orrery_graph_edges_1m WHERE {filter}
+             GROUP BY Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
+        )))
+        .execute()
+        .await
+        .context("rolling up an hour of edges")?;
+        bind(self.client.query(&format!(
+            "INSERT INTO orrery_graph_services_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
+                CalleeRegion, CalleeKind, {values})
+             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Caller, Callee,
                 any(CallerRegion), any(CalleeRegion), CalleeKind, {merged}
              FROM orrery_graph_edges_1m WHERE {filter}
              GROUP BY Caller, Callee, CalleeKind"
         )))
         .execute()
         .await
-        .context("rolling up service-to-service edges")?;
-        if let Block::Hour(_) = block {
-            bind(self.client.query(&format!(
-                "INSERT INTO orrery_graph_edges_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
-                    CalleeRegion, CalleeKind, {values})
-                 SELECT toDateTime({{start:UInt32}}), {{computed:UInt64}}, Caller, Callee,
-                    CallerRegion, CalleeRegion, CalleeKind, {merged}
-                 FROM orrery_graph_edges_1m WHERE {filter}
-                 GROUP BY Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
-            )))
-            .execute()
-            .await
-            .context("rolling up an hour of edges")?;
-            bind(self.client.query(&format!(
-                "INSERT INTO orrery_graph_nodes_1h (Hour, ComputedAt, Service, Region, Instance, {values})
-                 SELECT toDateTime({{start:UInt32}}), {{computed:UInt64}}, Service, Region, Instance,
-                    {merged}
-                 FROM orrery_graph_nodes_1m WHERE {filter}
-                 GROUP BY Service, Region, Instance"
-            )))
-            .execute()
-            .await
-            .context("rolling up an hour of nodes")?;
-        }
+        .context("rolling up an hour of service-to-service edges")?;
+        bind(self.client.query(&format!(
+            "INSERT INTO orrery_graph_nodes_1h (Hour, ComputedAt, Service, Region, Instance, {values})
+             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Service, Region, Instance,
+                {merged}
+             FROM orrery_graph_nodes_1m WHERE {filter}
+             GROUP BY Service, Region, Instance"
+        )))
+        .execute()
+        .await
+        .context("rolling up an hour of nodes")?;
         self.client
-            .query(&format!(
-                "INSERT INTO {marker} ({time}, ComputedAt, MinutesVersion)
-                 VALUES (toDateTime({{start:UInt32}}), {{computed:UInt64}}, {{version:UInt64}})"
-            ))
-            .param("start", start)
+            .query(
+                "INSERT INTO orrery_graph_hours (Hour, ComputedAt, MinutesVersion)
+                 VALUES (toDateTime({hour:UInt32}), {computed:UInt64}, {version:UInt64})",
+            )
+            .param("hour", hv.hour)
             .param("computed", computed)
             .param("version", version)
             .execute()
             .await
-            .context("writing the block marker")?;
+            .context("writing the hour marker")?;
         Ok(())
     }
 
@@ -420,11 +404,8 @@ GROUP BY Minute",
     }
 }
 
-/// A block of minutes rolled up together, by its start (Unix seconds).
-#[derive(Clone, Copy)]
-enum Block {
-    Hour(u32),
-    Ten(u32),
+struct HourVersion {
+    hour: u32,
 }
 
 #[derive(Row, Deserialize, Debug)]

@@ -517,27 +517,6 @@ ORDER BY (Hour, Caller, Callee, CalleeKind){ttl}",
         ttl = p.ttl("Hour"),
     ));
     out.extend(p.distributed("orrery_graph_services_1h", "cityHash64(Caller, Callee)"));
-    // The same per 10 minutes, so an hour-long window reads ~6 block rows per edge instead of
-    // ~60 minute rows for most of its span.
-    let tens = p.storage_name("orrery_graph_services_10m");
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{tens}{oc} (
-    Start DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Caller LowCardinality(String),
-    Callee LowCardinality(String),
-    CallerRegion LowCardinality(String),
-    CalleeRegion LowCardinality(String),
-    CalleeKind LowCardinality(String),
-{counts}
-) ENGINE = {engine}
-PARTITION BY toDate(Start)
-ORDER BY (Start, Caller, Callee, CalleeKind){ttl}",
-        counts = histogram_value_columns_ddl(),
-        engine = p.engine("ReplacingMergeTree", &tens, Some("ComputedAt")),
-        ttl = p.ttl("Start"),
-    ));
-    out.extend(p.distributed("orrery_graph_services_10m", "cityHash64(Caller, Callee)"));
     let (minutes, hours) = (
         p.storage_name("orrery_graph_minutes"),
         p.storage_name("orrery_graph_hours"),
@@ -569,19 +548,6 @@ ORDER BY Hour{ttl}",
         ttl = p.ttl("Hour"),
     ));
     out.extend(p.distributed("orrery_graph_hours", "toUnixTimestamp(Hour)"));
-    let tens_marks = p.storage_name("orrery_graph_tens");
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{tens_marks}{oc} (
-    Start DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    MinutesVersion UInt64
-) ENGINE = {engine}
-PARTITION BY toDate(Start)
-ORDER BY Start{ttl}",
-        engine = p.engine("ReplacingMergeTree", &tens_marks, Some("ComputedAt")),
-        ttl = p.ttl("Start"),
-    ));
-    out.extend(p.distributed("orrery_graph_tens", "toUnixTimestamp(Start)"));
     out
 }
 

@@ -178,8 +178,7 @@ const ROLLED_MINUTES: &str = "(Minute, ComputedAt) IN (
     WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
       AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
     GROUP BY Minute)
-    AND NOT has({hours:Array(UInt32)}, toUInt32(toStartOfHour(Minute)))
-    AND NOT has({tens:Array(UInt32)}, toUInt32(toStartOfTenMinutes(Minute)))";
+    AND NOT has({hours:Array(UInt32)}, toUInt32(toStartOfHour(Minute)))";
 
 const MINUTE_RANGE: &str = "Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
     AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))";
@@ -195,30 +194,16 @@ const ROLLED_HOURS: &str = "has({hours:Array(UInt32)}, toUInt32(Hour))
           AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
         GROUP BY Hour)";
 
-/// The 10-minute blocks read from their rows (service-to-service edges only).
-const ROLLED_TENS: &str = "has({tens:Array(UInt32)}, toUInt32(Start))
-    AND Start >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
-    AND Start < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
-    AND (Start, ComputedAt) IN (
-        SELECT Start, max(ComputedAt) FROM orrery_graph_tens
-        WHERE has({tens:Array(UInt32)}, toUInt32(Start))
-          AND Start >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
-          AND Start < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
-        GROUP BY Start)";
-
-/// How a window is read: whole hours whose hourly rows are current, whole 10-minute blocks
-/// likewise (for the service-level edges, outside those hours), rolled-up minutes for the
+/// How a window is read: whole hours whose hourly rows are current, rolled-up minutes for the
 /// rest, and spans only from `live_lo` on (the first minute without a rollup marker; the rollup
 /// marks every closed minute, empty ones too, so normally this is the last minute or two).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Coverage {
     pub hours: Vec<u32>,
-    pub tens: Vec<u32>,
     pub live_lo: i64,
 }
 
 const MINUTE_NS: i64 = 60_000_000_000;
-const TEN_NS: i64 = 10 * MINUTE_NS;
 const HOUR_NS: i64 = 60 * MINUTE_NS;
 
 #[derive(Row, Deserialize)]
@@ -246,7 +231,6 @@ pub struct MinuteMark {
 pub struct Rolled {
     pub minutes: std::collections::BTreeMap<i64, MinuteMark>,
     pub hours: std::collections::BTreeMap<i64, u64>,
-    pub tens: std::collections::BTreeMap<i64, u64>,
     pub spans: std::collections::BTreeMap<i64, u64>,
 }
 
@@ -267,13 +251,6 @@ FROM orrery_graph_hours
 WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
   AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
 GROUP BY Hour
-UNION ALL
-SELECT 3 AS level, toUInt32(Start) AS at, argMax(MinutesVersion, ComputedAt) AS version,
-    0 AS spans, 0 AS late
-FROM orrery_graph_tens
-WHERE Start >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Start < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Start
 UNION ALL
 SELECT 2 AS level, toUInt32(Minute) AS at, 0 AS version, sum(Spans) AS spans, 0 AS late
 FROM orrery_span_minutes
@@ -303,9 +280,6 @@ GROUP BY Minute",
                 1 => {
                     out.hours.insert(at, r.version);
                 }
-                3 => {
-                    out.tens.insert(at, r.version);
-                }
                 _ => {
                     out.spans.insert(at, r.spans);
                 }
@@ -330,55 +304,32 @@ GROUP BY Minute",
         q
     }
 
-    /// Sum of the latest `ComputedAt` of the minutes of `[start, start + len)`, and how many
-    /// are marked: the version a block (hour, 10 minutes) made from them carries.
-    pub fn minutes_version(&self, start: i64, len: i64) -> (u64, usize) {
-        let v = self.minutes.range(start..start + len);
+    /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
+    pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
+        let v = self.minutes.range(hour..hour + HOUR_NS);
         (v.clone().map(|(_, c)| c.computed_at).sum(), v.count())
     }
 
-    /// Blocks of `len` whose rows were made from the current computation of each minute.
-    fn current(
-        &self,
-        blocks: &std::collections::BTreeMap<i64, u64>,
-        len: i64,
-    ) -> impl Iterator<Item = i64> {
-        blocks
+    /// Hours whose rows were made from the current computation of each of their minutes.
+    fn current_hours(&self) -> impl Iterator<Item = i64> + '_ {
+        self.hours
             .iter()
-            .filter(|(b, v)| self.minutes_version(**b, len).0 == **v)
-            .map(|(b, _)| *b)
-            .collect::<Vec<_>>()
-            .into_iter()
+            .filter(|(h, v)| self.minutes_version(**h).0 == **v)
+            .map(|(h, _)| *h)
     }
 
-    /// Closed blocks of `len` in `[lo, hi)` with all their minutes marked whose rows are
-    /// missing or made from older minute computations.
-    fn stale(
-        &self,
-        blocks: &std::collections::BTreeMap<i64, u64>,
-        len: i64,
-        lo: i64,
-        hi: i64,
-    ) -> Vec<i64> {
-        let first = lo.div_euclid(len) * len;
+    /// Closed hours in `[lo, hi)` with all 60 minutes marked whose hour rows are missing or
+    /// made from older minute computations.
+    pub fn stale_hours(&self, lo: i64, hi: i64) -> Vec<i64> {
+        let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
         (first..hi)
-            .step_by(len as usize)
-            .filter(|&b| b >= lo && b + len <= hi)
-            .filter(|&b| {
-                let (v, n) = self.minutes_version(b, len);
-                n as i64 == len / MINUTE_NS && blocks.get(&b) != Some(&v)
+            .step_by(HOUR_NS as usize)
+            .filter(|&h| h >= lo && h + HOUR_NS <= hi)
+            .filter(|&h| {
+                let (v, n) = self.minutes_version(h);
+                n == 60 && self.hours.get(&h) != Some(&v)
             })
             .collect()
-    }
-
-    /// Closed hours in `[lo, hi)` to (re)compute.
-    pub fn stale_hours(&self, lo: i64, hi: i64) -> Vec<i64> {
-        self.stale(&self.hours, HOUR_NS, lo, hi)
-    }
-
-    /// Closed 10-minute blocks in `[lo, hi)` to (re)compute.
-    pub fn stale_tens(&self, lo: i64, hi: i64) -> Vec<i64> {
-        self.stale(&self.tens, TEN_NS, lo, hi)
     }
 
     /// How `w` is read (the markers must cover `w`).
@@ -386,8 +337,7 @@ GROUP BY Minute",
         coverage_of(
             w,
             self.minutes.range(w.lo..w.hi).map(|(m, _)| *m),
-            self.current(&self.hours, HOUR_NS),
-            self.current(&self.tens, TEN_NS),
+            self.current_hours(),
         )
     }
 }
@@ -401,7 +351,6 @@ pub fn coverage_of(
     w: Span,
     marked: impl Iterator<Item = i64>,
     current_hours: impl Iterator<Item = i64>,
-    current_tens: impl Iterator<Item = i64>,
 ) -> Coverage {
     let mut live_lo = w.lo;
     for m in marked {
@@ -411,36 +360,18 @@ pub fn coverage_of(
         live_lo += MINUTE_NS;
     }
     let live_lo = live_lo.min(w.hi);
-    let hours: Vec<u32> = current_hours
+    let hours = current_hours
         .filter(|&h| h >= w.lo && h + HOUR_NS <= live_lo)
         .map(|h| (h / 1_000_000_000) as u32)
         .collect();
-    let in_hours =
-        |t: i64| hours.contains(&((t.div_euclid(HOUR_NS) * HOUR_NS / 1_000_000_000) as u32));
-    let tens = current_tens
-        .filter(|&t| t >= w.lo && t + TEN_NS <= live_lo && !in_hours(t))
-        .map(|t| (t / 1_000_000_000) as u32)
-        .collect();
-    Coverage {
-        hours,
-        tens,
-        live_lo,
-    }
+    Coverage { hours, live_lo }
 }
 
-/// Binds the rolled-up part of `w`: `[w.lo, live_lo)`, of which `c.hours` from hourly rows and,
-/// with `tens`, `c.tens` from 10-minute rows.
-fn bind_rolled(
-    q: clickhouse::query::Query,
-    w: Span,
-    c: &Coverage,
-    tens: bool,
-) -> clickhouse::query::Query {
-    let none: &[u32] = &[];
+/// Binds the rolled-up part of `w`: `[w.lo, live_lo)`, of which `c.hours` from hourly rows.
+fn bind_rolled(q: clickhouse::query::Query, w: Span, c: &Coverage) -> clickhouse::query::Query {
     q.param("rlo", w.lo)
         .param("rhi", c.live_lo)
         .param("hours", &c.hours)
-        .param("tens", if tens { &c.tens[..] } else { none })
 }
 
 /// Binds the live part of `w`: spans from `live_lo` on, whatever the rollup has marked since.
@@ -459,41 +390,27 @@ fn bind_live(
         .param("region_attrs", &s.graph_region_attributes)
 }
 
-/// The rolled-up rows of a window: hourly rows of the covered hours, 10-minute rows of the
-/// covered blocks (when a table is given), minute rows of the other marked minutes before
-/// `live_lo`, each at its latest computation.
-fn rolled_rows_sql(hourly: &str, tens: Option<&str>, minutely: &str, cols: &str) -> String {
-    let tens = tens
-        .map(|t| format!("SELECT {cols} FROM {t} WHERE {ROLLED_TENS}\n    UNION ALL\n    "))
-        .unwrap_or_default();
+/// The rolled-up rows of a window: hourly rows of the covered hours, minute rows of the other
+/// marked minutes before `live_lo`, each at its latest computation.
+fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> String {
     format!(
         "SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS}
     UNION ALL
-    {tens}SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {ROLLED_MINUTES}"
+    SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {ROLLED_MINUTES}"
     )
 }
 
 /// The part of a cache key that says which rollup rows a window's rolled-up part is made of.
-fn rolled_versions(rolled: &Rolled, w: Span, c: &Coverage, tens: bool) -> Vec<(i64, u64)> {
-    let block = |map: &'_ std::collections::BTreeMap<i64, u64>, at: &u32| {
-        let at = *at as i64 * 1_000_000_000;
-        (at, map.get(&at).copied().unwrap_or(0))
-    };
-    let hours = c.hours.iter().map(|h| block(&rolled.hours, h));
-    let tens = c
-        .tens
-        .iter()
-        .filter(|_| tens)
-        .map(|t| block(&rolled.tens, t));
+fn rolled_versions(rolled: &Rolled, w: Span, c: &Coverage) -> Vec<(i64, u64)> {
+    let hours = c.hours.iter().map(|h| {
+        let at = *h as i64 * 1_000_000_000;
+        (at, rolled.hours.get(&at).copied().unwrap_or(0))
+    });
     let minutes = rolled
         .minutes
         .range(w.lo..c.live_lo)
         .map(|(m, mark)| (*m, mark.computed_at));
-    // Tens are keyed by start like minutes; mark them apart.
-    hours
-        .chain(tens.map(|(t, v)| (-t, v)))
-        .chain(minutes)
-        .collect()
+    hours.chain(minutes).collect()
 }
 
 /// Where a graph starts its live part before it has read the rollup markers: minutes before
@@ -619,35 +536,26 @@ pub async fn rolled_edges(
     if c.live_lo <= w.lo {
         return Ok(Arc::default());
     }
-    // Whole hours and 10-minute blocks without the region split when neither the grouping nor
-    // the filter needs it (the default service-level map).
-    let services = matches!(
-        (grouping, filter),
-        (
-            Grouping::Services,
-            EdgeFilter::None | EdgeFilter::Touching(_) | EdgeFilter::Between(..)
-        )
-    );
-    let (hourly, tens) = if services {
-        (
-            "orrery_graph_services_1h",
-            Some("orrery_graph_services_10m"),
-        )
-    } else {
-        ("orrery_graph_edges_1h", None)
-    };
     let key = cache::key(&(
         "edges",
         grouping == Grouping::Services,
         format!("{filter:?}"),
         w.lo,
         c.live_lo,
-        rolled_versions(rolled, w, c, services),
+        rolled_versions(rolled, w, c),
     ));
     if let Some(cache::Part::Edges(hit)) = s.graph_cache.get(key) {
         return Ok(hit);
     }
     let (src, dst) = edge_ends(grouping);
+    // Whole hours without the region split when neither the grouping nor the filter needs it.
+    let hourly = match (grouping, filter) {
+        (
+            Grouping::Services,
+            EdgeFilter::None | EdgeFilter::Touching(_) | EdgeFilter::Between(..),
+        ) => "orrery_graph_services_1h",
+        _ => "orrery_graph_edges_1h",
+    };
     let values = calls::value_columns();
     let cols = format!("Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {values}");
     let sql = format!(
@@ -663,10 +571,10 @@ FROM (
 )
 GROUP BY src, dst, CalleeKind",
         hist = latency::sum_array_sql(),
-        rows = rolled_rows_sql(hourly, tens, "orrery_graph_edges_1m", &cols),
+        rows = rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols),
         filter_sql = edge_filter_sql(filter),
     );
-    let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c, services), filter);
+    let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c), filter);
     let rows: Vec<EdgeRow> = q
         .fetch_all()
         .await
@@ -850,7 +758,7 @@ pub async fn rolled_nodes(
         format!("{key:?}"),
         w.lo,
         c.live_lo,
-        rolled_versions(rolled, w, c, false),
+        rolled_versions(rolled, w, c),
     ));
     if let Some(cache::Part::Nodes(hit)) = s.graph_cache.get(cache_key) {
         return Ok(hit);
@@ -865,14 +773,9 @@ FROM ({rows})
 WHERE 1 {filter}
 GROUP BY id",
         hist = latency::sum_array_sql(),
-        rows = rolled_rows_sql(
-            "orrery_graph_nodes_1h",
-            None,
-            "orrery_graph_nodes_1m",
-            &cols
-        ),
+        rows = rolled_rows_sql("orrery_graph_nodes_1h", "orrery_graph_nodes_1m", &cols),
     );
-    let q = bind_node_key(bind_rolled(client.query(&sql), w, c, false), key);
+    let q = bind_node_key(bind_rolled(client.query(&sql), w, c), key);
     let rows: Vec<NodeRow> = q
         .fetch_all()
         .await
