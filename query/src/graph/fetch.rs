@@ -413,17 +413,6 @@ fn rolled_versions(rolled: &Rolled, w: Span, c: &Coverage) -> Vec<(i64, u64)> {
     hours.chain(minutes).collect()
 }
 
-/// Where a graph starts its live part before it has read the rollup markers: minutes before
-/// this are normally rolled up already (a minute is marked `--graph-rollup-delay` after it
-/// closes, at the next run of the rollup). If the rollup lags, the minutes between its frontier
-/// and this are read live too, once the markers are known.
-pub fn live_guess(s: &GraphArgs, w: Span) -> i64 {
-    let settle = s.graph_rollup_delay + s.graph_rollup_interval;
-    let guess =
-        crate::rollup::floor_minute(w.now - settle.as_nanos() as i64 - MINUTE_NS - 5_000_000_000);
-    guess.clamp(w.lo, w.hi)
-}
-
 /// Grouping expressions `(source, target)` over rollup or call rows.
 fn edge_ends(grouping: Grouping) -> (&'static str, &'static str) {
     match grouping {
@@ -481,15 +470,8 @@ pub async fn edges_in(
         rolled_edges(client, s, w, rolled, &c, grouping, filter),
         live_edges(client, s, w, &c, grouping, filter),
     )?;
-    Ok(merge_edges(&old, &[live]))
-}
-
-/// The rolled-up part and live parts of a window's edges as one answer (p50/p95/p99 computed,
-/// sorted by edge).
-pub fn merge_edges(old: &[EdgeAgg], live: &[Vec<EdgeAgg>]) -> Vec<EdgeAgg> {
-    let live: Vec<EdgeAgg> = live.concat();
     let mut out = merge_by_key(
-        old,
+        &old,
         &live,
         |e| (&e.source, &e.target, &e.kind),
         EdgeAgg::add,
@@ -500,7 +482,7 @@ pub fn merge_edges(old: &[EdgeAgg], live: &[Vec<EdgeAgg>]) -> Vec<EdgeAgg> {
     out.sort_unstable_by(|a, b| {
         (&a.source, &a.target, &a.kind).cmp(&(&b.source, &b.target, &b.kind))
     });
-    out
+    Ok(out)
 }
 
 /// `old` then `live` with rows of equal key added up (one copy of each row, no key clones).
@@ -524,7 +506,7 @@ fn merge_by_key<'a, T: Clone, K: std::hash::Hash + Eq + 'a>(
     out
 }
 
-pub async fn rolled_edges(
+async fn rolled_edges(
     client: &Client,
     s: &GraphArgs,
     w: Span,
@@ -602,7 +584,7 @@ struct LiveEdgeRow {
     max_ns: u64,
 }
 
-pub async fn live_edges(
+async fn live_edges(
     client: &Client,
     s: &GraphArgs,
     w: Span,
@@ -728,21 +710,15 @@ pub async fn nodes_in(
         rolled_nodes(client, s, w, rolled, &c, key),
         live_nodes(client, s, w, &c, key),
     )?;
-    Ok(merge_nodes(&old, &[live]))
-}
-
-/// The rolled-up part and live parts of a window's nodes as one answer.
-pub fn merge_nodes(old: &[NodeAgg], live: &[Vec<NodeAgg>]) -> Vec<NodeAgg> {
-    let live: Vec<NodeAgg> = live.concat();
-    let mut out = merge_by_key(old, &live, |n| &n.id, NodeAgg::add);
+    let mut out = merge_by_key(&old, &live, |n| &n.id, NodeAgg::add);
     for n in &mut out {
         n.q = n.latency.p50_p95_p99();
     }
     out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    out
+    Ok(out)
 }
 
-pub async fn rolled_nodes(
+async fn rolled_nodes(
     client: &Client,
     s: &GraphArgs,
     w: Span,
@@ -801,7 +777,7 @@ struct LiveNodeRow {
     max_ns: u64,
 }
 
-pub async fn live_nodes(
+async fn live_nodes(
     client: &Client,
     s: &GraphArgs,
     w: Span,

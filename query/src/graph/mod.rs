@@ -137,9 +137,14 @@ struct EdgeSet {
     unmatched: u64,
 }
 
-/// How a level groups and filters edges.
-fn edge_query(req: &GraphRequest) -> (Grouping, EdgeFilter) {
-    match req.level {
+async fn edge_set(
+    client: &Client,
+    s: &GraphArgs,
+    req: &GraphRequest,
+    w: Span,
+    rolled: &fetch::Rolled,
+) -> Result<EdgeSet> {
+    let (grouping, filter) = match req.level {
         Level::Global => (Grouping::Regions, EdgeFilter::None),
         Level::Region => (
             Grouping::Services,
@@ -152,11 +157,8 @@ fn edge_query(req: &GraphRequest) -> (Grouping, EdgeFilter) {
             Grouping::Services,
             EdgeFilter::Touching(req.focus.clone().unwrap_or_default()),
         ),
-    }
-}
-
-/// The shown edges of a level, with orphans and unmatched client calls counted apart.
-fn edge_set(req: &GraphRequest, rows: Vec<EdgeAgg>) -> EdgeSet {
+    };
+    let rows = fetch::edges_in(client, s, w, rolled, grouping, &filter).await?;
     let mut out = EdgeSet {
         edges: Vec::new(),
         orphans: 0,
@@ -178,7 +180,7 @@ fn edge_set(req: &GraphRequest, rows: Vec<EdgeAgg>) -> EdgeSet {
         }
         out.edges.push(r);
     }
-    out
+    Ok(out)
 }
 
 fn edge_json(s: &GraphArgs, r: &EdgeAgg, seconds: f64, in_cycle: bool) -> Edge {
@@ -205,21 +207,29 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         Level::Global => NodeKey::Regions,
         _ => NodeKey::Services,
     };
-    let (grouping, filter) = edge_query(req);
-    // The live part (spans after the rollup frontier) is the slowest read, so it starts at once,
-    // from where the frontier normally is, together with the rollup markers of both windows and
-    // the namespaces; the rolled-up parts follow once the markers say what is rolled up.
+    // The rollup markers of both windows, then all parts at once: each is one query.
     let base = w.baseline();
     let lo = if req.whats_wrong { base.lo } else { w.lo };
-    let guess = fetch::live_guess(s, w);
-    let from_guess = fetch::Coverage {
-        live_lo: guess,
-        ..Default::default()
+    let rolled = fetch::Rolled::read(client, lo, w.hi).await?;
+    let quality = rolled.quality(w);
+    // The baseline is read from rollups only: it is closed, so normally all rolled up; where
+    // it is not (older than the rollup's backfill, or a lagging rollup) its unrolled tail is
+    // left out rather than joined from spans — a day-long baseline from spans would cost more
+    // than the whole graph.
+    let base = Span {
+        hi: rolled.coverage(base).live_lo.max(base.lo),
+        ..base
     };
-    let (rolled, live_edges, live_nodes, namespaces) = tokio::try_join!(
-        fetch::Rolled::read(client, lo, w.hi),
-        fetch::live_edges(client, s, w, &from_guess, grouping, &filter),
-        fetch::live_nodes(client, s, w, &from_guess, &node_key),
+    let (current, node_rows, previous, namespaces) = tokio::try_join!(
+        edge_set(client, s, req, w, &rolled),
+        fetch::nodes_in(client, s, w, &rolled, &node_key),
+        async {
+            if req.whats_wrong {
+                edge_set(client, s, req, base, &rolled).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
         async {
             // Regions have no namespace; services at the other levels do.
             if req.level == Level::Global {
@@ -229,44 +239,6 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
             }
         },
     )?;
-    let quality = rolled.quality(w);
-    // Rolled up up to the frontier or the guess, whichever is first; if the rollup lags behind
-    // the guess, the minutes in between are read live.
-    let cov = rolled.coverage(Span {
-        hi: guess.min(w.hi),
-        ..w
-    });
-    let gap = Span { hi: guess, ..w };
-    // The baseline is read from rollups only: it is closed, so normally all rolled up; where
-    // it is not (older than the rollup's backfill, or a lagging rollup) its unrolled tail is
-    // left out rather than joined from spans — a day-long baseline from spans would cost more
-    // than the whole graph.
-    let base_cov = rolled.coverage(base);
-    let base = Span {
-        hi: base_cov.live_lo.max(base.lo),
-        ..base
-    };
-    let (old_edges, gap_edges, old_nodes, gap_nodes, previous) = tokio::try_join!(
-        fetch::rolled_edges(client, s, w, &rolled, &cov, grouping, &filter),
-        fetch::live_edges(client, s, gap, &cov, grouping, &filter),
-        fetch::rolled_nodes(client, s, w, &rolled, &cov, &node_key),
-        fetch::live_nodes(client, s, gap, &cov, &node_key),
-        async {
-            if req.whats_wrong {
-                let rows =
-                    fetch::rolled_edges(client, s, base, &rolled, &base_cov, grouping, &filter)
-                        .await?;
-                Ok(Some(edge_set(req, fetch::merge_edges(&rows, &[]))))
-            } else {
-                Ok(None)
-            }
-        },
-    )?;
-    let current = edge_set(
-        req,
-        fetch::merge_edges(&old_edges, &[live_edges, gap_edges]),
-    );
-    let node_rows = fetch::merge_nodes(&old_nodes, &[live_nodes, gap_nodes]);
 
     let pairs: Vec<(String, String)> = current
         .edges
