@@ -498,23 +498,11 @@ fn v6_histogram_rollups(p: &SchemaParams) -> Vec<String> {
     // The hourly edges once more without the region split (regions multiply an hour's rows
     // ~3x): what the default service-level map reads for whole hours. Its region columns hold
     // one of the edge's regions.
-    let services = p.storage_name("orrery_graph_services_1h");
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{services}{oc} (
-    Hour DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Caller LowCardinality(String),
-    Callee LowCardinality(String),
-    CallerRegion LowCardinality(String),
-    CalleeRegion LowCardinality(String),
-    CalleeKind LowCardinality(String),
-{counts}
-) ENGINE = {engine}
-PARTITION BY toDate(Hour)
-ORDER BY (Hour, Caller, Callee, CalleeKind){ttl}",
-        counts = histogram_value_columns_ddl(),
-        engine = p.engine("ReplacingMergeTree", &services, Some("ComputedAt")),
-        ttl = p.ttl("Hour"),
+    out.push(histogram_edges_ddl(
+        p,
+        "orrery_graph_services_1h",
+        "Hour",
+        "Hour, Caller, Callee, CalleeKind",
     ));
     out.extend(p.distributed("orrery_graph_services_1h", "cityHash64(Caller, Callee)"));
     let (minutes, hours) = (
@@ -564,19 +552,10 @@ fn histogram_value_columns_ddl() -> String {
     )
 }
 
-/// Edge and node rollup tables of schema v6 at one granularity (`Minute`/`1m`, `Hour`/`1h`).
-fn histogram_rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<String> {
-    let db = &p.database;
-    let oc = p.on_cluster();
-    let (edges_name, nodes_name) = (
-        format!("orrery_graph_edges_{suffix}"),
-        format!("orrery_graph_nodes_{suffix}"),
-    );
-    let edges = p.storage_name(&edges_name);
-    let nodes = p.storage_name(&nodes_name);
-    let counts = histogram_value_columns_ddl();
-    let mut out = vec![format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{edges}{oc} (
+/// A v6 edge rollup table `name` (its local table on a cluster) with time column `time`.
+fn histogram_edges_ddl(p: &SchemaParams, name: &str, time: &str, order_by: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{table}{oc} (
     {time} DateTime CODEC(Delta, ZSTD(1)),
     ComputedAt UInt64,
     Caller LowCardinality(String),
@@ -587,9 +566,35 @@ fn histogram_rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<St
 {counts}
 ) ENGINE = {engine}
 PARTITION BY toDate({time})
-ORDER BY ({time}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind){ttl}",
-        engine = p.engine("ReplacingMergeTree", &edges, Some("ComputedAt")),
+ORDER BY ({order_by}){ttl}",
+        db = p.database,
+        table = p.storage_name(name),
+        oc = p.on_cluster(),
+        counts = histogram_value_columns_ddl(),
+        engine = p.engine(
+            "ReplacingMergeTree",
+            &p.storage_name(name),
+            Some("ComputedAt")
+        ),
         ttl = p.ttl(time),
+    )
+}
+
+/// Edge and node rollup tables of schema v6 at one granularity (`Minute`/`1m`, `Hour`/`1h`).
+fn histogram_rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let (edges_name, nodes_name) = (
+        format!("orrery_graph_edges_{suffix}"),
+        format!("orrery_graph_nodes_{suffix}"),
+    );
+    let nodes = p.storage_name(&nodes_name);
+    let counts = histogram_value_columns_ddl();
+    let mut out = vec![histogram_edges_ddl(
+        p,
+        &edges_name,
+        time,
+        &format!("{time}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"),
     )];
     out.extend(p.distributed(&edges_name, "cityHash64(Caller, Callee)"));
     out.push(format!(
