@@ -260,24 +260,8 @@ GROUP BY TraceId",
 /// server span arrived late is no longer a virtual edge) is exact, and concurrent replicas
 /// computing the same minute are harmless. ReplacingMergeTree collapses superseded rows.
 fn v2_service_graph_rollups(p: &SchemaParams) -> Vec<String> {
-    let db = &p.database;
-    let oc = p.on_cluster();
-    let minutes = p.storage_name("orrery_rollup_minutes");
     let mut out = rollup_tables(p, "Minute", "1m");
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{minutes}{oc} (
-    Minute DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Spans UInt64,
-    Orphans UInt64,
-    Unmatched UInt64,
-    Late UInt64
-) ENGINE = {engine}
-PARTITION BY toDate(Minute)
-ORDER BY Minute{ttl}",
-        engine = p.engine("ReplacingMergeTree", &minutes, Some("ComputedAt")),
-        ttl = p.ttl("Minute"),
-    ));
+    out.push(minute_markers_ddl(p, "orrery_rollup_minutes"));
     out.extend(p.distributed("orrery_rollup_minutes", "toUnixTimestamp(Minute)"));
     out
 }
@@ -392,21 +376,8 @@ GROUP BY Minute",
 /// sum of the latest `ComputedAt` of the hour's minutes the rows were made from: readers use an
 /// hour only while that still matches (a recomputed minute makes it stale until the next run).
 fn v5_hourly_rollups(p: &SchemaParams) -> Vec<String> {
-    let db = &p.database;
-    let oc = p.on_cluster();
-    let hours = p.storage_name("orrery_rollup_hours");
     let mut out = rollup_tables(p, "Hour", "1h");
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{hours}{oc} (
-    Hour DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    MinutesVersion UInt64
-) ENGINE = {engine}
-PARTITION BY toDate(Hour)
-ORDER BY Hour{ttl}",
-        engine = p.engine("ReplacingMergeTree", &hours, Some("ComputedAt")),
-        ttl = p.ttl("Hour"),
-    ));
+    out.push(hour_markers_ddl(p, "orrery_rollup_hours"));
     out.extend(p.distributed("orrery_rollup_hours", "toUnixTimestamp(Hour)"));
     out
 }
@@ -505,12 +476,18 @@ fn v6_histogram_rollups(p: &SchemaParams) -> Vec<String> {
         "Hour, Caller, Callee, CalleeKind",
     ));
     out.extend(p.distributed("orrery_graph_services_1h", "cityHash64(Caller, Callee)"));
-    let (minutes, hours) = (
-        p.storage_name("orrery_graph_minutes"),
-        p.storage_name("orrery_graph_hours"),
-    );
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{minutes}{oc} (
+    out.push(minute_markers_ddl(p, "orrery_graph_minutes"));
+    out.extend(p.distributed("orrery_graph_minutes", "toUnixTimestamp(Minute)"));
+    out.push(hour_markers_ddl(p, "orrery_graph_hours"));
+    out.extend(p.distributed("orrery_graph_hours", "toUnixTimestamp(Hour)"));
+    out
+}
+
+/// A table of minute markers (the rollup's: latest computation, span and data-quality counts).
+fn minute_markers_ddl(p: &SchemaParams, name: &str) -> String {
+    let table = p.storage_name(name);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{table}{oc} (
     Minute DateTime CODEC(Delta, ZSTD(1)),
     ComputedAt UInt64,
     Spans UInt64,
@@ -520,23 +497,29 @@ fn v6_histogram_rollups(p: &SchemaParams) -> Vec<String> {
 ) ENGINE = {engine}
 PARTITION BY toDate(Minute)
 ORDER BY Minute{ttl}",
-        engine = p.engine("ReplacingMergeTree", &minutes, Some("ComputedAt")),
+        db = p.database,
+        oc = p.on_cluster(),
+        engine = p.engine("ReplacingMergeTree", &table, Some("ComputedAt")),
         ttl = p.ttl("Minute"),
-    ));
-    out.extend(p.distributed("orrery_graph_minutes", "toUnixTimestamp(Minute)"));
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{hours}{oc} (
+    )
+}
+
+/// A table of hour markers (the minute computations an hour's rows were made from).
+fn hour_markers_ddl(p: &SchemaParams, name: &str) -> String {
+    let table = p.storage_name(name);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{table}{oc} (
     Hour DateTime CODEC(Delta, ZSTD(1)),
     ComputedAt UInt64,
     MinutesVersion UInt64
 ) ENGINE = {engine}
 PARTITION BY toDate(Hour)
 ORDER BY Hour{ttl}",
-        engine = p.engine("ReplacingMergeTree", &hours, Some("ComputedAt")),
+        db = p.database,
+        oc = p.on_cluster(),
+        engine = p.engine("ReplacingMergeTree", &table, Some("ComputedAt")),
         ttl = p.ttl("Hour"),
-    ));
-    out.extend(p.distributed("orrery_graph_hours", "toUnixTimestamp(Hour)"));
-    out
+    )
 }
 
 /// The value columns of a v6 rollup table: counts, duration sum/min/max, histogram.
