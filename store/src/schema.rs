@@ -469,10 +469,11 @@ fn v6_histogram_rollups(p: &SchemaParams) -> Vec<String> {
     // The hourly edges once more without the region split (regions multiply an hour's rows
     // ~3x): what the default service-level map reads for whole hours. Its region columns hold
     // one of the edge's regions.
-    out.push(histogram_edges_ddl(
+    out.push(histogram_table_ddl(
         p,
         "orrery_graph_services_1h",
         "Hour",
+        EDGE_KEYS,
         "Hour, Caller, Callee, CalleeKind",
     ));
     out.extend(p.distributed("orrery_graph_services_1h", "cityHash64(Caller, Callee)"));
@@ -535,18 +536,24 @@ fn histogram_value_columns_ddl() -> String {
     )
 }
 
-/// A v6 edge rollup table `name` (its local table on a cluster) with time column `time`.
-fn histogram_edges_ddl(p: &SchemaParams, name: &str, time: &str, order_by: &str) -> String {
+/// A v6 rollup table `name` (its local table on a cluster): time column `time`, then the
+/// `keys` (low-cardinality strings), then the value columns.
+fn histogram_table_ddl(
+    p: &SchemaParams,
+    name: &str,
+    time: &str,
+    keys: &[&str],
+    order_by: &str,
+) -> String {
+    let keys: String = keys
+        .iter()
+        .map(|k| format!("    {k} LowCardinality(String),\n"))
+        .collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {db}.{table}{oc} (
     {time} DateTime CODEC(Delta, ZSTD(1)),
     ComputedAt UInt64,
-    Caller LowCardinality(String),
-    Callee LowCardinality(String),
-    CallerRegion LowCardinality(String),
-    CalleeRegion LowCardinality(String),
-    CalleeKind LowCardinality(String),
-{counts}
+{keys}{counts}
 ) ENGINE = {engine}
 PARTITION BY toDate({time})
 ORDER BY ({order_by}){ttl}",
@@ -563,38 +570,37 @@ ORDER BY ({order_by}){ttl}",
     )
 }
 
+/// The key columns of a v6 edge table.
+const EDGE_KEYS: &[&str] = &[
+    "Caller",
+    "Callee",
+    "CallerRegion",
+    "CalleeRegion",
+    "CalleeKind",
+];
+
 /// Edge and node rollup tables of schema v6 at one granularity (`Minute`/`1m`, `Hour`/`1h`).
 fn histogram_rollup_tables(p: &SchemaParams, time: &str, suffix: &str) -> Vec<String> {
-    let db = &p.database;
-    let oc = p.on_cluster();
-    let (edges_name, nodes_name) = (
+    let (edges, nodes) = (
         format!("orrery_graph_edges_{suffix}"),
         format!("orrery_graph_nodes_{suffix}"),
     );
-    let nodes = p.storage_name(&nodes_name);
-    let counts = histogram_value_columns_ddl();
-    let mut out = vec![histogram_edges_ddl(
+    let mut out = vec![histogram_table_ddl(
         p,
-        &edges_name,
+        &edges,
         time,
+        EDGE_KEYS,
         &format!("{time}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"),
     )];
-    out.extend(p.distributed(&edges_name, "cityHash64(Caller, Callee)"));
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{nodes}{oc} (
-    {time} DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Service LowCardinality(String),
-    Region LowCardinality(String),
-    Instance LowCardinality(String),
-{counts}
-) ENGINE = {engine}
-PARTITION BY toDate({time})
-ORDER BY ({time}, Service, Region, Instance){ttl}",
-        engine = p.engine("ReplacingMergeTree", &nodes, Some("ComputedAt")),
-        ttl = p.ttl(time),
+    out.extend(p.distributed(&edges, "cityHash64(Caller, Callee)"));
+    out.push(histogram_table_ddl(
+        p,
+        &nodes,
+        time,
+        &["Service", "Region", "Instance"],
+        &format!("{time}, Service, Region, Instance"),
     ));
-    out.extend(p.distributed(&nodes_name, "cityHash64(Service)"));
+    out.extend(p.distributed(&nodes, "cityHash64(Service)"));
     out
 }
 

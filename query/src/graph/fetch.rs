@@ -109,10 +109,10 @@ struct EdgeRow {
 
 impl From<EdgeRow> for EdgeAgg {
     fn from(r: EdgeRow) -> Self {
-        let latency = Histogram::new(&r.hist, r.min_ns, r.max_ns);
         EdgeAgg {
-            q: latency.p50_p95_p99(),
-            latency,
+            latency: Histogram::new(&r.hist, r.min_ns, r.max_ns),
+            // Quantiles are read once the parts are merged (`merge_edges`).
+            q: Vec::new(),
             source: r.source,
             target: r.target,
             kind: r.kind,
@@ -151,10 +151,10 @@ struct NodeRow {
 
 impl From<NodeRow> for NodeAgg {
     fn from(r: NodeRow) -> Self {
-        let latency = Histogram::new(&r.hist, r.min_ns, r.max_ns);
         NodeAgg {
-            q: latency.p50_p95_p99(),
-            latency,
+            latency: Histogram::new(&r.hist, r.min_ns, r.max_ns),
+            // Quantiles are read once the parts are merged (`merge_nodes`).
+            q: Vec::new(),
             id: r.id,
             region: r.region,
             requests: r.requests,
