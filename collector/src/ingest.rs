@@ -105,7 +105,7 @@ impl Ingest {
             return Ok(());
         };
         match header.and_then(|h| h.strip_prefix("Bearer ")) {
-            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(given) if orrery_store::auth::token_matches(given, token) => Ok(()),
             _ => Err(IngestError::Unauthenticated),
         }
     }
@@ -252,8 +252,4 @@ impl Ingest {
             }),
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

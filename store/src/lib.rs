@@ -6,6 +6,7 @@
 //! Nothing here, nor in the collector or the query service, knows whether the URL points at
 //! the embedded engine or at a real ClickHouse server or cluster.
 
+pub mod auth;
 pub mod config;
 pub mod embedded;
 pub mod latency;
