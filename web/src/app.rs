@@ -10,6 +10,7 @@ use crate::map::scene::Scene;
 use crate::namespaces;
 use crate::net::{enc, get_json};
 use crate::replay::{self, Replay};
+use crate::stream::{LiveStream, StreamState};
 use crate::waterfall::TraceModel;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -231,6 +232,7 @@ fn App() -> impl IntoView {
         .add_event_listener_with_callback("popstate", popstate.as_ref().unchecked_ref());
     popstate.forget();
     let kiosk = flag("kiosk");
+    let auth = crate::auth::state();
     // Only a change of view rebuilds the page; filters and navigation within a view do not.
     let view_name = Memo::new(move |_| state.get().view);
     let go = move |view: &'static str| state.update(|s| s.view = view.to_string());
@@ -263,13 +265,80 @@ fn App() -> impl IntoView {
                     view! { <span data-testid="fixed-window">{format!("fixed {} → {}", fmt_ms(&s.start), fmt_ms(&s.end))}</span>
                         " "<button on:click=move |_| state.update(|s| { s.start.clear(); s.end.clear(); s.replay.clear(); })>"back to live"</button> }.into_any()
                 }}}
+                {move || auth.signed_in.get().then(|| view! {
+                    <button class="sign-out" data-testid="sign-out" title="forget this tab's API token"
+                        on:click=move |_| crate::auth::sign_out()>"sign out"</button> })}
             </header>
-            {move || match view_name.get().as_str() {
+            <SignIn />
+            // A sign-in or sign-out (the auth epoch) rebuilds the view: every request of it is
+            // made again with the new credentials, and the live stream reopened.
+            {move || { let _ = auth.epoch.get(); match view_name.get().as_str() {
                 "trace" => view! { <TraceView state=state /> }.into_any(),
                 "traces" => view! { <SearchView state=state /> }.into_any(),
                 _ => view! { <MapView state=state /> }.into_any(),
-            }}
+            }}}
         </div>
+    }
+}
+
+/// The sign-in form, open while `auth.prompt` holds a message (the first 401 opens it). A modal
+/// dialog: labelled, focus moved to the token field, the result announced (`role="alert"`).
+#[component]
+fn SignIn() -> impl IntoView {
+    let auth = crate::auth::state();
+    let token = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let input = NodeRef::<leptos::html::Input>::new();
+    // Focus the token field whenever the form opens.
+    Effect::new(move |_| {
+        if auth.prompt.get().is_some()
+            && let Some(i) = input.get()
+        {
+            let _ = i.focus();
+        }
+    });
+    let submit = move |ev: web_sys::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let candidate = token.get_untracked();
+        spawn_local(async move {
+            let res = crate::auth::sign_in(&candidate).await;
+            let _ = busy.try_set(false);
+            match res {
+                Ok(()) => {
+                    let _ = token.try_set(String::new());
+                    let _ = error.try_set(None);
+                }
+                Err(e) => {
+                    let _ = error.try_set(Some(e));
+                    if let Some(i) = input.get_untracked() {
+                        i.select();
+                    }
+                }
+            }
+        });
+    };
+    move || {
+        auth.prompt.get().map(|why| view! {
+            <div class="sign-in-backdrop">
+                <form class="sign-in panel" role="dialog" aria-modal="true" aria-labelledby="sign-in-title"
+                    aria-describedby="sign-in-why" data-testid="sign-in" on:submit=submit>
+                    <h2 id="sign-in-title">"Sign in"</h2>
+                    <p id="sign-in-why" data-testid="sign-in-why">{why}</p>
+                    <label for="sign-in-token">"API token"</label>
+                    <input id="sign-in-token" node_ref=input type="password" name="token" required
+                        autocomplete="current-password" spellcheck="false" data-testid="sign-in-token"
+                        prop:value=move || token.get() on:input=move |ev| token.set(event_target_value(&ev)) />
+                    <p class="error" role="alert" data-testid="sign-in-error">{move || error.get()}</p>
+                    <p class="muted">"Kept for this tab only (until it is closed); sent as an Authorization header, never in a URL."</p>
+                    <button type="submit" prop:disabled=move || busy.get()>"Sign in"</button>
+                </form>
+            </div>
+        })
     }
 }
 
@@ -284,7 +353,7 @@ struct MapState {
     fit_zoom: f32,
     drag: Option<(usize, bool)>,
     pan: Option<(f32, f32)>,
-    source: Option<web_sys::EventSource>,
+    source: Option<LiveStream>,
 }
 
 fn pins_key(s: &UrlState) -> String {
@@ -318,6 +387,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let overlay = NodeRef::<leptos::html::Canvas>::new();
     let status = RwSignal::new(String::from("loading the map…"));
+    let stream_state = RwSignal::new(StreamState::Connecting);
     let nodes = RwSignal::new(Vec::<NodeItem>::new());
     let edges = RwSignal::new(Vec::<(String, String, String, f64)>::new());
     let meta = RwSignal::new((0.0f64, crate::api::DataQuality::default(), String::new()));
@@ -621,33 +691,29 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             });
             let mut b = ms.borrow_mut();
             if let Some(m) = b.as_mut() {
-                if let Some(old) = m.source.take() {
-                    old.close();
-                }
+                // Dropping the old stream aborts its connection and its reconnects.
+                m.source = None;
                 if !s.live() {
+                    let _ = stream_state.try_set(StreamState::Connecting);
                     return;
                 }
-                if let Ok(es) = web_sys::EventSource::new(&format!(
-                    "orrery/api/graph/stream?{}",
-                    s.graph_query()
-                )) {
-                    let apply3 = apply.clone();
-                    let on_graph = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-                        move |ev: web_sys::MessageEvent| {
-                            if let Some(txt) = ev.data().as_string()
-                                && let Ok(g) = serde_json::from_str::<Graph>(&txt)
-                            {
-                                apply3(g);
-                            }
-                        },
-                    );
-                    let _ = es.add_event_listener_with_callback(
-                        "graph",
-                        on_graph.as_ref().unchecked_ref(),
-                    );
-                    on_graph.forget();
-                    m.source = Some(es);
-                }
+                let apply3 = apply.clone();
+                let on_event: Rc<dyn Fn(crate::sse::SseEvent)> =
+                    Rc::new(move |ev: crate::sse::SseEvent| {
+                        if ev.event == "graph"
+                            && let Ok(g) = serde_json::from_str::<Graph>(&ev.data)
+                        {
+                            apply3(g);
+                        }
+                    });
+                let on_state: Rc<dyn Fn(StreamState)> = Rc::new(move |st: StreamState| {
+                    let _ = stream_state.try_set(st);
+                });
+                m.source = Some(LiveStream::open(
+                    format!("orrery/api/graph/stream?{}", s.graph_query()),
+                    on_event,
+                    on_state,
+                ));
             }
         });
     }
@@ -716,9 +782,9 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             alive.set(false);
             if let Ok(mut b) = ms.try_borrow_mut()
                 && let Some(m) = b.as_mut()
-                && let Some(es) = m.source.take()
+                && let Some(stream) = m.source.take()
             {
-                es.close();
+                stream.close();
             }
         });
     }
@@ -960,7 +1026,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 on:keydown={ let do_locate = do_locate.clone(); move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { do_locate() } } />
             <label><input type="checkbox" prop:checked=move || state.get().errors_only on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.errors_only = c) } />" errors only"</label>
             <label><input type="checkbox" prop:checked=move || state.get().hide_virtual on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.hide_virtual = c) } />" hide virtual"</label>
-            <label>" min rate "<input type="number" min="0" step="0.1" style="width:70px" prop:value=move || state.get().min_rate.to_string()
+            <label>" min rate "<input type="number" min="0" step="0.1" class="w-70" prop:value=move || state.get().min_rate.to_string()
                 on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
             <label><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff vs previous window"</label>
             <button on:click=unpin>"unpin all"</button>
@@ -969,14 +1035,22 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         <div class="main">
             <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
                 data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()
-                data-expanded=move || state.get().ns>
+                data-expanded=move || state.get().ns
+                data-stream=move || match stream_state.get() { StreamState::Connecting => "connecting", StreamState::Live => "live", StreamState::Retrying { .. } => "retrying", StreamState::Unauthorized => "unauthorized" }>
                 <canvas node_ref=canvas tabindex="0" aria-label="service map"
                     on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel
                     on:mouseleave=move |_| hover.set(None)></canvas>
                 <canvas node_ref=overlay class="overlay"></canvas>
-                {move || (!status.get().is_empty()).then(|| view! { <div class="panel msg" style="position:absolute;left:12px;top:12px;z-index:4" data-testid="map-status">{status.get()}</div> })}
+                {move || (!status.get().is_empty()).then(|| view! { <div class="panel msg map-status" data-testid="map-status">{status.get()}</div> })}
+                {move || match stream_state.get() {
+                    StreamState::Retrying { ms, error } => Some(view! { <div class="panel msg stream-status" role="status" data-testid="stream-status">
+                        {format!("Live updates interrupted ({error}); reconnecting in {:.0} s…", f64::from(ms) / 1000.0)}</div> }.into_any()),
+                    StreamState::Unauthorized => Some(view! { <div class="panel msg stream-status error" role="status" data-testid="stream-status">
+                        {crate::net::UNAUTHORIZED}</div> }.into_any()),
+                    _ => None,
+                }}
                 {move || hover.get().map(|(x, y, title, line)| view! {
-                    <div class="panel hover" data-testid="hover" style=format!("left:{}px;top:{}px", x + 14.0, y + 14.0)>
+                    <div class="panel hover" data-testid="hover" style:left=format!("{}px", x + 14.0) style:top=format!("{}px", y + 14.0)>
                         <strong>{title}</strong><div>{line}</div>
                     </div>
                 })}
@@ -1239,8 +1313,8 @@ fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                 <label>"service"<input prop:value=move || service.get() on:input=move |ev| service.set(event_target_value(&ev)) /></label>
                 <label>"operation"<input prop:value=move || operation.get() on:input=move |ev| operation.set(event_target_value(&ev)) /></label>
                 <label>"attributes (k=v …)"<input on:input=move |ev| attr.set(event_target_value(&ev)) /></label>
-                <label>"min duration"<input placeholder="250ms" style="width:80px" on:input=move |ev| min_d.set(event_target_value(&ev)) /></label>
-                <label>"max duration"<input placeholder="2s" style="width:80px" on:input=move |ev| max_d.set(event_target_value(&ev)) /></label>
+                <label>"min duration"<input placeholder="250ms" class="w-80" on:input=move |ev| min_d.set(event_target_value(&ev)) /></label>
+                <label>"max duration"<input placeholder="2s" class="w-80" on:input=move |ev| max_d.set(event_target_value(&ev)) /></label>
                 <label>"order"<select on:change=move |ev| order.set(event_target_value(&ev))>
                     <option value="newest">"newest"</option><option value="oldest">"oldest"</option>
                     <option value="slowest">"slowest"</option><option value="fastest">"fastest"</option></select></label>
@@ -1262,7 +1336,7 @@ fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                                 <div><strong>{format!("{}: {}", t.root_service, t.root_operation)}</strong>
                                     <span class="muted">{format!(" · {} spans · {} services", t.span_count, t.services.len())}</span>
                                     {(t.error_count > 0).then(|| view! { <span class="err">{format!(" · {} errors", t.error_count)}</span> })}</div>
-                                <div>{fmt_us(t.duration_us)}<div class="bar" style=format!("width:{pct:.1}%")></div></div>
+                                <div>{fmt_us(t.duration_us)}<div class="bar" style:width=format!("{pct:.1}%")></div></div>
                             </div>
                         }
                     }).collect_view()}</div> }.into_any()
@@ -1328,10 +1402,12 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
                     view! {
                     <div class="wf-head"><strong>{format!("Trace {}", m.spans.first().map(|_| id.clone()).unwrap_or_default())}</strong>
                         <span class="muted">{format!(" · {} spans · {} · critical path highlighted", m.spans.len(), fmt_us(m.duration_us()))}</span></div>
+                    {m.truncated.then(|| view! { <p class="msg warn" role="status" data-testid="trace-truncated">
+                        {format!("truncated: showing the first {} spans of a bigger trace (the server's --query-max-trace-spans)", m.spans.len())}</p> })}
                     <div class="wf-body">
                         <div class="wf-scroll" node_ref=scroller data-row-count=move || rows.get().len()
                             on:scroll=move |_| if let Some(el) = scroller.get() { scroll.set(el.scroll_top() as f64); height.set(el.client_height() as f64) }>
-                            <div style=move || format!("height:{}px;position:relative", rows.get().len() as f64 * ROW_PX)>
+                            <div class="wf-rows" style:height=move || format!("{}px", rows.get().len() as f64 * ROW_PX)>
                             {move || {
                                 let rows = rows.get();
                                 let first = ((scroll.get() / ROW_PX) as usize).saturating_sub(10);
@@ -1345,14 +1421,14 @@ fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
                                     let open = !collapsed.with(|c| c.contains(&i));
                                     view! {
                                         <div class="wf-row" class:critical=m.critical[i] class:error=s.is_error() class:selected=move || selected.get() == Some(i)
-                                            data-span-id=s.span_id.clone() style=format!("top:{}px", (first + k) as f64 * ROW_PX)
+                                            data-span-id=s.span_id.clone() style:top=format!("{}px", (first + k) as f64 * ROW_PX)
                                             on:click=move |_| selected.set(Some(i))>
-                                            <div class="label" style=format!("padding-left:{}px", m.depth[i].min(60) * 12)>
+                                            <div class="label" style:padding-left=format!("{}px", m.depth[i].min(60) * 12)>
                                                 <span class="toggle" on:click=move |ev| { ev.stop_propagation(); collapsed.update(|c| { if !c.remove(&i) { c.insert(i); } }) }>
                                                     {if has_kids { if open { "▾" } else { "▸" } } else { "" }}</span>
                                                 <strong>{s.service.clone()}</strong>" "{s.name.clone()}
                                             </div>
-                                            <div class="track"><div class="span-bar" style=format!("left:{left:.3}%;width:{width:.3}%")></div></div>
+                                            <div class="track"><div class="span-bar" style:left=format!("{left:.3}%") style:width=format!("{width:.3}%")></div></div>
                                         </div>
                                     }
                                 }).collect_view()
@@ -1449,7 +1525,7 @@ fn HistogramChart(h: Histogram, testid: &'static str) -> impl IntoView {
             h.counts.iter().enumerate().map(|(i, c)| {
                 let label = h.bounds_ms.get(i).map(|b| format!("≤{b}ms")).unwrap_or_else(|| "more".into());
                 view! { <div class="hbar" title=format!("{label}: {c}") data-le=label.clone() data-count=*c>
-                    <div style=format!("height:{:.0}%", *c as f64 / max as f64 * 100.0)></div></div> }
+                    <div style:height=format!("{:.0}%", *c as f64 / max as f64 * 100.0)></div></div> }
             }).collect_view()
         }</div>
         <div class="hist-axis muted">{if total == 0 {

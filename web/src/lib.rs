@@ -8,6 +8,8 @@ pub mod api;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 #[cfg(target_arch = "wasm32")]
+mod auth;
+#[cfg(target_arch = "wasm32")]
 pub mod bench;
 pub mod diff;
 pub mod encoding;
@@ -17,5 +19,8 @@ pub mod namespaces;
 #[cfg(target_arch = "wasm32")]
 mod net;
 pub mod replay;
+pub mod sse;
+#[cfg(target_arch = "wasm32")]
+mod stream;
 pub mod synth;
 pub mod waterfall;

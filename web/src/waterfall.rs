@@ -45,8 +45,10 @@ impl From<&Span> for SpanRow {
 /// `GET /orrery/api/traces/{id}` read for the rows only (unknown fields are skipped).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct TraceRows {
-    spans: Vec<SpanRow>,
+pub struct TraceRows {
+    pub spans: Vec<SpanRow>,
+    /// The server returned only the first spans of a bigger trace (`--query-max-trace-spans`).
+    pub truncated: bool,
 }
 
 /// Where the full spans come from when one is selected.
@@ -66,13 +68,17 @@ pub struct TraceModel {
     pub start_us: i64,
     pub end_us: i64,
     pub critical: Vec<bool>,
+    /// Only the first spans of a bigger trace (the server's cap): the UI says so.
+    pub truncated: bool,
     detail: Detail,
 }
 
 impl TraceModel {
     pub fn new(trace: Trace) -> Self {
         let rows = trace.spans.iter().map(SpanRow::from).collect();
-        Self::build(rows, Detail::Spans(trace.spans))
+        let mut m = Self::build(rows, Detail::Spans(trace.spans));
+        m.truncated = trace.truncated;
+        m
     }
 
     /// From the bytes of the API's trace answer.
@@ -82,15 +88,15 @@ impl TraceModel {
     }
 
     /// The rows of the API's trace answer (the parse step of [`Self::from_json`]).
-    pub fn parse_rows(body: &[u8]) -> Result<Vec<SpanRow>, String> {
-        serde_json::from_slice::<TraceRows>(body)
-            .map(|t| t.spans)
-            .map_err(|e| format!("unexpected response: {e}"))
+    pub fn parse_rows(body: &[u8]) -> Result<TraceRows, String> {
+        serde_json::from_slice::<TraceRows>(body).map_err(|e| format!("unexpected response: {e}"))
     }
 
     /// The model of rows parsed from `body` (the build step of [`Self::from_json`]).
-    pub fn from_rows(rows: Vec<SpanRow>, body: Vec<u8>) -> Self {
-        Self::build(rows, Detail::Body(body))
+    pub fn from_rows(rows: TraceRows, body: Vec<u8>) -> Self {
+        let mut m = Self::build(rows.spans, Detail::Body(body));
+        m.truncated = rows.truncated;
+        m
     }
 
     /// The whole of span `i` (for the detail panel). From the API's bytes: the span object that
@@ -179,6 +185,7 @@ impl TraceModel {
             start_us,
             end_us,
             critical: Vec::new(),
+            truncated: false,
             detail,
         };
         m.critical = m.critical_path();
@@ -352,6 +359,21 @@ mod tests {
             spans,
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn the_truncated_flag_is_read_from_the_answer_and_absent_means_complete() {
+        let body = br#"{"trace_id":"t","spans":[{"span_id":"a","start_us":1,"duration_us":2}],"truncated":true}"#;
+        let m = TraceModel::from_json(body.to_vec()).unwrap();
+        assert!(m.truncated);
+        assert_eq!(m.spans.len(), 1);
+        let old = br#"{"trace_id":"t","spans":[{"span_id":"a","start_us":1,"duration_us":2}]}"#;
+        assert!(!TraceModel::from_json(old.to_vec()).unwrap().truncated);
+        let t = Trace {
+            truncated: true,
+            ..Default::default()
+        };
+        assert!(TraceModel::new(t).truncated);
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! The live graph stream, read with `fetch()` instead of `EventSource`: an `EventSource` cannot
+//! send an `Authorization` header, and a token in its URL would end up in history and access
+//! logs. The body (`text/event-stream`) is parsed by `sse.rs`.
+//!
+//! Reconnects like `EventSource` does, with backoff: when the connection fails or ends, it is
+//! opened again after 1 s, 2 s, 4 s … 30 s (+ jitter; back to 1 s once a connection delivered an
+//! event); the server sends the whole graph first on every connection, so nothing is missed. A
+//! connection silent for longer than `STALL_MS` (the server's keep-alive comes every 15 s) is
+//! taken as dead and replaced. A 401 stops the stream: the sign-in form opens, and signing in
+//! rebuilds the view, which opens a new stream.
+
+use crate::sse::{MAX_EVENT_BYTES, SseEvent, SseParser, backoff_ms};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+
+/// No byte for this long (three keep-alive periods) → reconnect.
+const STALL_MS: i32 = 45_000;
+
+/// The stream's state, for the map's status line and `data-stream` (tests).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamState {
+    Connecting,
+    Live,
+    /// Waiting `ms` before the next attempt, after `error`.
+    Retrying {
+        ms: u32,
+        error: String,
+    },
+    /// The API refused the token: stopped until the user signs in.
+    Unauthorized,
+}
+
+/// An open stream; closing (or dropping) it aborts the connection and stops reconnecting.
+pub struct LiveStream {
+    stopped: Rc<Cell<bool>>,
+    abort: Rc<RefCell<Option<web_sys::AbortController>>>,
+}
+
+impl LiveStream {
+    pub fn open(
+        url: String,
+        on_event: Rc<dyn Fn(SseEvent)>,
+        on_state: Rc<dyn Fn(StreamState)>,
+    ) -> LiveStream {
+        let stopped = Rc::new(Cell::new(false));
+        let abort: Rc<RefCell<Option<web_sys::AbortController>>> = Rc::default();
+        let (stop, ab) = (stopped.clone(), abort.clone());
+        spawn_local(async move {
+            let mut failures = 0u32;
+            while !stop.get() {
+                on_state(StreamState::Connecting);
+                let ctl = web_sys::AbortController::new().ok();
+                *ab.borrow_mut() = ctl.clone();
+                let token = crate::auth::token();
+                let res = connect(
+                    &url,
+                    token.as_deref(),
+                    ctl.as_ref(),
+                    &on_event,
+                    &on_state,
+                    &stop,
+                )
+                .await;
+                if stop.get() {
+                    return;
+                }
+                let error = match res {
+                    Ended::Unauthorized => {
+                        crate::auth::unauthorized(token.as_deref());
+                        on_state(StreamState::Unauthorized);
+                        return;
+                    }
+                    Ended::Failed { error, delivered } => {
+                        if delivered {
+                            failures = 0;
+                        }
+                        error
+                    }
+                };
+                let ms = backoff_ms(failures, js_sys::Math::random());
+                failures = failures.saturating_add(1);
+                on_state(StreamState::Retrying { ms, error });
+                sleep(ms as i32).await;
+            }
+        });
+        LiveStream { stopped, abort }
+    }
+
+    pub fn close(&self) {
+        self.stopped.set(true);
+        if let Some(c) = self.abort.borrow_mut().take() {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+enum Ended {
+    Unauthorized,
+    /// The connection failed or ended; `delivered` when it had delivered an event.
+    Failed {
+        error: String,
+        delivered: bool,
+    },
+}
+
+async fn connect(
+    url: &str,
+    token: Option<&str>,
+    ctl: Option<&web_sys::AbortController>,
+    on_event: &Rc<dyn Fn(SseEvent)>,
+    on_state: &Rc<dyn Fn(StreamState)>,
+    stop: &Cell<bool>,
+) -> Ended {
+    let failed = |error: String| Ended::Failed {
+        error,
+        delivered: false,
+    };
+    let signal = ctl.map(|c| c.signal());
+    let promise = match crate::net::request(url, token, signal.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let resp: web_sys::Response = match JsFuture::from(promise).await.map(|r| r.dyn_into()) {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => return failed("bad response".into()),
+        Err(e) => return failed(format!("network error: {e:?}")),
+    };
+    if resp.status() == 401 {
+        return Ended::Unauthorized;
+    }
+    if !resp.ok() {
+        return failed(format!("HTTP {}", resp.status()));
+    }
+    let Some(body) = resp.body() else {
+        return failed("no body".into());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut parser = SseParser::new(MAX_EVENT_BYTES);
+    let mut delivered = false;
+    loop {
+        let read = reader.read();
+        let next = js_sys::Promise::race(&js_sys::Array::of2(&read, &timeout(STALL_MS)));
+        let chunk = match JsFuture::from(next).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Ended::Failed {
+                    error: format!("stream error: {e:?}"),
+                    delivered,
+                };
+            }
+        };
+        if stop.get() {
+            return Ended::Failed {
+                error: "closed".into(),
+                delivered,
+            };
+        }
+        if chunk.is_undefined() {
+            // The stall timer won the race: the connection is dead without having said so.
+            if let Some(c) = ctl {
+                c.abort();
+            }
+            return Ended::Failed {
+                error: "no data for 45 s".into(),
+                delivered,
+            };
+        }
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            return Ended::Failed {
+                error: "the server ended the stream".into(),
+                delivered,
+            };
+        }
+        let Ok(value) = js_sys::Reflect::get(&chunk, &"value".into()) else {
+            continue;
+        };
+        let bytes = js_sys::Uint8Array::new(&value).to_vec();
+        match parser.push(&bytes) {
+            Ok(events) => {
+                for ev in events {
+                    if !delivered {
+                        delivered = true;
+                        on_state(StreamState::Live);
+                    }
+                    on_event(ev);
+                }
+            }
+            Err(error) => {
+                if let Some(c) = ctl {
+                    c.abort();
+                }
+                return Ended::Failed { error, delivered };
+            }
+        }
+    }
+}
+
+/// A promise resolving to `undefined` after `ms`.
+fn timeout(ms: i32) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    })
+}
+
+async fn sleep(ms: i32) {
+    let _ = JsFuture::from(timeout(ms)).await;
+}
