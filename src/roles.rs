@@ -12,7 +12,8 @@ use crate::cli::{AllInOneArgs, Cli, Command, DemoCmd};
 
 pub async fn run(cli: Cli) -> Result<()> {
     let shutdown = shutdown_on_signal();
-    let ch = cli.clickhouse;
+    let mut ch = cli.clickhouse;
+    ch.load_password_file()?;
     match cli.command {
         None => all_in_one(cli.all_in_one, ch, shutdown).await,
         Some(Command::AllInOne(args)) => all_in_one(args, ch, shutdown).await,
@@ -49,7 +50,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Some(Command::Graph(cmd)) => orrery_query::cli::graph(cmd).await,
         Some(Command::EmbeddedClickhouse(args)) => {
             let embedded = EmbeddedClickHouse::start(&args).await?;
-            println!("embedded ClickHouse listening on {}", embedded.url());
+            println!(
+                "embedded ClickHouse listening on {}; point other roles at it with \
+                 --clickhouse-url {} --clickhouse-password-file {} (a new secret at every start)",
+                embedded.endpoint(),
+                embedded.endpoint(),
+                embedded.secret_file().display()
+            );
             shutdown.cancelled().await;
             embedded.stop().await;
             Ok(())
@@ -162,7 +169,10 @@ async fn resolve(
         return Ok((ch, None));
     }
     let engine = EmbeddedClickHouse::start(embedded).await?;
-    ch.clickhouse_url = Some(engine.url().to_string());
+    // The engine's secret, in-process (any configured user/password is for a real server).
+    ch.clickhouse_url = Some(engine.endpoint().to_string());
+    ch.clickhouse_user = None;
+    ch.clickhouse_password = Some(engine.secret().to_string());
     // The embedded engine has no native block compression.
     ch.clickhouse_compression = false;
     Ok((ch, Some(engine)))

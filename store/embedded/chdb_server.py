@@ -16,13 +16,33 @@ What it implements, following https://clickhouse.com/docs/interfaces/http :
   streamed chunk by chunk into chDB's streaming insert, so memory stays flat for large inserts;
   `Content-Encoding: gzip` request bodies are inflated on the fly;
 - SELECT results streamed back in the requested format with chunked transfer encoding;
-- errors as non-2xx with `X-ClickHouse-Exception-Code` and ClickHouse's message text.
+- errors as non-2xx with `X-ClickHouse-Exception-Code` and ClickHouse's message text, with the
+  HTTP status ClickHouse itself gives each code.
+
+Closed by default (see docs/security.md, "Embedded engine"):
+- every query needs the secret (`--secret-file`) as `X-ClickHouse-Key` (how the `clickhouse`
+  crate sends a password) or HTTP basic auth, user `default`: none → 401, wrong → 403;
+- a request with an `Origin` or `Sec-Fetch-*` header (a browser) or a `Host` other than this
+  server's loopback address:port (DNS rebinding) → 403, before anything else is looked at;
+- the engine runs as a ClickHouse user whose grants leave out every source (`file`, `url`,
+  `remote`, `s3`, …), dictionaries, functions, backups and SYSTEM, with the settings that name
+  files pinned; what grants cannot express (`INTO OUTFILE`, `FROM INFILE`, `ATTACH … FROM`, the
+  `file()` function, chDB's `python()`, every table function not on an allowlist, several
+  statements in one request) is refused by a tokenizer before the engine sees the query;
+- GET runs with `readonly = 2`, as ClickHouse does.
+
+Inserts go through `INSERT … FROM INFILE` of the staged body, never chDB's streaming insert:
+that one reports success while silently storing nothing when the table refuses the rows (too
+many partitions, a CHECK constraint, a failing materialized view). Every successful insert
+answers `X-ClickHouse-Summary` with the rows read from the body and written.
 
 Not implemented: ClickHouse's native block compression (`decompress=1` / `compress=1`), sessions,
 users and quotas. The server binds to loopback only; run a real ClickHouse for anything shared.
 """
 
 import argparse
+import base64
+import hmac
 import json
 import os
 import re
@@ -53,7 +73,6 @@ INSERT_WITH_FORMAT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<target>.*?)\s+FORMAT\s+(?P<format>[A-Za-z0-9_]+)[ \t]*\r?\n?",
     re.IGNORECASE | re.DOTALL,
 )
-READ_STATEMENT = re.compile(r"^\s*\(*\s*(SELECT|WITH|SHOW|DESC|DESCRIBE|EXPLAIN|EXISTS)\b", re.IGNORECASE)
 # SELECT results are streamed block by block from chDB's streaming API; `--buffer-results`
 # uses the buffered API instead (a fallback should a chDB release misbehave).
 STREAM_RESULTS = True
@@ -67,15 +86,50 @@ STREAMABLE_FORMAT = re.compile(
 FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
 ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
-# ClickHouse's exception code -> HTTP status, as the real server maps the common ones.
-STATUS_BY_CODE = {
-    27: 400, 36: 400, 38: 400, 41: 400, 43: 400, 44: 400, 46: 400, 47: 400, 53: 400, 62: 400,
-    69: 400, 72: 400, 117: 400, 130: 400, 190: 400, 352: 400, 386: 400, 395: 400, 456: 400,
-    457: 400, 26: 400, 33: 400, 6: 400, 7: 400, 25: 400,
-    60: 404, 81: 404, 115: 404,
-    164: 403, 497: 403, 516: 401,
-    159: 408, 209: 408, 241: 507, 252: 507,
+# ClickHouse's exception code -> HTTP status, transcribed from ClickHouse's
+# src/Server/HTTP/exceptionCodeToHTTPStatus.cpp by name; the numbers come from the engine itself
+# (errorCodeToName) at start, so they cannot drift from the chDB release. Anything else is 500.
+STATUS_BY_NAME = {
+    "REQUIRED_PASSWORD": 401,
+    **{n: 403 for n in ("UNKNOWN_USER", "WRONG_PASSWORD", "AUTHENTICATION_FAILED",
+                        "SET_NON_GRANTED_ROLE", "ACCESS_DENIED")},
+    **{n: 400 for n in (
+        "BAD_ARGUMENTS", "CANNOT_COMPILE_REGEXP", "CANNOT_PARSE_TEXT", "CANNOT_PARSE_ESCAPE_SEQUENCE",
+        "CANNOT_PARSE_QUOTED_STRING", "CANNOT_PARSE_DATE", "CANNOT_PARSE_DATETIME",
+        "CANNOT_PARSE_NUMBER", "CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING", "CANNOT_PARSE_IPV4",
+        "CANNOT_PARSE_IPV6", "CANNOT_PARSE_INPUT_ASSERTION_FAILED", "CANNOT_PARSE_UUID",
+        "DUPLICATE_COLUMN", "ILLEGAL_COLUMN", "UNKNOWN_ELEMENT_IN_AST", "UNKNOWN_TYPE_OF_AST_NODE",
+        "THERE_IS_NO_COLUMN", "TOO_DEEP_AST", "TOO_BIG_AST", "UNEXPECTED_AST_STRUCTURE",
+        "SYNTAX_ERROR", "INCORRECT_DATA", "TYPE_MISMATCH", "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE")},
+    **{n: 404 for n in (
+        "UNKNOWN_TABLE", "UNKNOWN_FUNCTION", "UNKNOWN_IDENTIFIER", "UNKNOWN_TYPE", "UNKNOWN_STORAGE",
+        "UNKNOWN_DATABASE", "UNKNOWN_SETTING", "UNKNOWN_DIRECTION_OF_SORTING",
+        "UNKNOWN_AGGREGATE_FUNCTION", "UNKNOWN_FORMAT", "UNKNOWN_DATABASE_ENGINE",
+        "UNKNOWN_TYPE_OF_QUERY", "UNKNOWN_ROLE")},
+    "QUERY_IS_TOO_LARGE": 413,
+    "NOT_IMPLEMENTED": 501,
+    "SOCKET_TIMEOUT": 503, "CANNOT_OPEN_FILE": 503, "CANNOT_SCHEDULE_TASK": 503,
+    "HTTP_LENGTH_REQUIRED": 411,
+    "TIMEOUT_EXCEEDED": 408,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
 }
+STATUS_BY_CODE = {}  # filled in main() from STATUS_BY_NAME
+# Codes the shim raises itself (the same numbers as ClickHouse's).
+REQUIRED_PASSWORD, AUTHENTICATION_FAILED, ACCESS_DENIED, SYNTAX_ERROR = 194, 516, 497, 62
+
+# Table functions that read only the database or generate data. Every other table function the
+# engine knows (queried at start, so a new chDB release adds none silently) is refused.
+ALLOWED_TABLE_FUNCTIONS = {
+    "numbers", "numbers_mt", "zeros", "zeros_mt", "generaterandom", "generate_series",
+    "generateseries", "values", "null", "view", "merge", "loop", "input", "format", "primes",
+}
+# Functions (not table functions) that reach outside the database: `file()` reads any path in
+# clickhouse-local mode, where ClickHouse skips its user_files_path check.
+DENIED_FUNCTIONS = {"file"}
+# Words refused anywhere outside literals: client-side file I/O that chDB executes in-process.
+DENIED_WORDS = {"outfile", "infile"}
+# Statements refused by their first word: `ATTACH … FROM '<path>'` attaches any directory.
+DENIED_STATEMENTS = {"attach"}
 
 VERSION = "unknown"
 BINARY_OUTPUT = ("rowbinary", "native", "parquet", "arrow", "orc", "avro", "msgpack", "protobuf")
@@ -100,24 +154,190 @@ def chdb_error(exc):
     return ClickHouseError(code, text.strip())
 
 
-class Engine:
-    """One chDB connection per server thread: chDB settings and `USE` are per connection."""
+IDENT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+DENIED_FUNCTION_NAMES = set(DENIED_FUNCTIONS)  # plus the engine's table functions, in main()
 
-    def __init__(self, path):
+
+def refuse(message):
+    return ClickHouseError(ACCESS_DENIED, f"default: {message} (refused by the embedded engine: "
+                           "it serves Orrery's database only; see docs/security.md)")
+
+
+def sql_tokens(sql):
+    """ClickHouse's lexer, as far as the checks need it: yields (kind, text) for identifiers
+    (bare: "word", quoted: "ident", unescaped), string literals and single punctuation characters, skipping
+    whitespace and comments.
+
+    Where it cannot be sure to read a query exactly as the engine does, it errs towards seeing
+    more code, never less: `/* */` comments do not nest here (the engine's do), so a nested
+    comment's tail is checked as code; `$` (heredoc strings, `$` in identifiers) and backslash
+    escapes inside quoted identifiers are refused outright."""
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c.isspace():
+            i += 1
+        elif sql.startswith("--", i) or (c == "#" and (i + 1 >= n or sql[i + 1].isspace()
+                                                         or sql[i + 1] == "!")):
+            while i < n and sql[i] not in "\r\n":
+                i += 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif c in "'`\"":
+            j, out = i + 1, []
+            while j < n:
+                d = sql[j]
+                if d == "\\":
+                    if c != "'":
+                        raise refuse("backslash escapes in quoted identifiers are refused")
+                    out.append(sql[j:j + 2])
+                    j += 2
+                elif d == c:
+                    if j + 1 < n and sql[j + 1] == c:  # doubled quote
+                        out.append(c)
+                        j += 2
+                    else:
+                        j += 1
+                        break
+                else:
+                    out.append(d)
+                    j += 1
+            yield ("string" if c == "'" else "ident"), "".join(out)
+            i = j
+        elif c == "$":
+            raise refuse("`$` outside string literals (heredocs, `$` in names) is refused")
+        elif c in IDENT_CHARS or ord(c) > 127:
+            j = i + 1
+            while j < n and (sql[j] in IDENT_CHARS or ord(sql[j]) > 127):
+                j += 1
+            if "$" in sql[i:j]:
+                raise refuse("`$` outside string literals (heredocs, `$` in names) is refused")
+            yield "word", sql[i:j]
+            i = j
+        else:
+            yield "punct", c
+            i += 1
+
+
+def check_sql(sql):
+    """Refuses what reaches outside the database (see the module docstring); returns the
+    statement's first word, lower case."""
+    tokens = list(sql_tokens(sql))
+    first = tokens[0][1].lower() if tokens and tokens[0][0] == "word" else ""
+    if first in DENIED_STATEMENTS:
+        raise refuse(f"{first.upper()} statements are refused")
+    for k, (kind, text) in enumerate(tokens):
+        if kind == "punct" and text == ";" and any(t != ("punct", ";") for t in tokens[k + 1:]):
+            raise ClickHouseError(SYNTAX_ERROR, "Multi-statements are not allowed", 400)
+        if kind not in ("word", "ident"):
+            continue
+        word = text.lower()
+        if kind == "word" and word in DENIED_WORDS:
+            raise refuse(f"{text.upper()} is refused")
+        if word in DENIED_FUNCTION_NAMES and k + 1 < len(tokens) and tokens[k + 1] == ("punct", "("):
+            raise refuse(f"the function {text}() is refused")
+    return first
+
+
+# The user every chDB connection runs as. Its grants are the whole of what Orrery (schema
+# migrations, inserts, queries, cancelling its own queries) needs; sources (FILE, URL, REMOTE,
+# S3, MYSQL, …), dictionaries, functions, BACKUP, SYSTEM, access management and ALTER FREEZE
+# (which writes outside the table) are left out, and the settings that name files are pinned.
+USERS_XML = """<clickhouse>
+  <users>
+    <default>
+      <password></password>
+      <profile>default</profile>
+      <quota>default</quota>
+      <grants>
+        <query>GRANT SHOW, SELECT, INSERT, ALTER, CREATE DATABASE, CREATE TABLE, CREATE VIEW, DROP DATABASE, DROP TABLE, DROP VIEW, TRUNCATE, OPTIMIZE, KILL QUERY ON *.*</query>
+        <query>REVOKE ALTER FREEZE PARTITION, ALTER FETCH PARTITION, ALTER MOVE PARTITION ON *.*</query>
+      </grants>
+    </default>
+  </users>
+  <profiles>
+    <default>
+      <constraints>
+        <output_format_schema><readonly/></output_format_schema>
+        <format_schema><readonly/></format_schema>
+      </constraints>
+    </default>
+  </profiles>
+  <quotas><default/></quotas>
+</clickhouse>
+"""
+CONFIG_XML = """<clickhouse>
+  <users_config>{users}</users_config>
+  <user_files_path>{empty}/</user_files_path>
+  <user_scripts_path>{empty}/</user_scripts_path>
+  <format_schema_path>{empty}/</format_schema_path>
+</clickhouse>
+"""
+
+
+def write_access_config(directory):
+    """Writes the engine's server config and users (above) into `directory` (0700); returns the
+    config's path. `empty` is a directory nothing is ever put in: file paths the engine would
+    resolve against it find nothing."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    empty = os.path.join(directory, "empty")
+    os.makedirs(empty, mode=0o700, exist_ok=True)
+    staging = os.path.join(directory, "staging")
+    os.makedirs(staging, mode=0o700, exist_ok=True)
+    for name in os.listdir(staging):  # bodies of inserts a crash interrupted
+        try:
+            os.remove(os.path.join(staging, name))
+        except OSError:
+            pass
+    users = os.path.join(directory, "users.xml")
+    config = os.path.join(directory, "config.xml")
+    for path, text in ((users, USERS_XML), (config, CONFIG_XML.format(users=users, empty=empty))):
+        tmp = path + ".tmp"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return config, staging
+
+
+class Engine:
+    """Per server thread, one chDB connection for writes and one for reads with `readonly = 2`
+    (what ClickHouse applies to GET): chDB settings and `USE` are per connection, and `readonly`
+    cannot be lowered again on a connection once raised."""
+
+    def __init__(self, path, config):
         self.path = path
         self.local = threading.local()
-        self.first = chdb.connect(path)  # opens (or creates) the data directory once
+        # Opens (or creates) the data directory once; the config applies to the whole engine.
+        self.first = chdb.connect(f"{path}?config-file={config}")
         self.all = [self.first]
         self.lock = threading.Lock()
 
-    def conn(self):
-        conn = getattr(self.local, "conn", None)
+    def conn(self, readonly=False):
+        name = "ro" if readonly else "rw"
+        conn = getattr(self.local, name, None)
         if conn is None:
-            conn = chdb.connect(self.path)
-            self.local.conn = conn
+            conn = chdb.connect(self.path + ("?readonly=2" if readonly else ""))
+            setattr(self.local, name, conn)
             with self.lock:
                 self.all.append(conn)
         return conn
+
+    def release_thread(self):
+        """Closes this thread's connections (a server thread serves one client connection)."""
+        for name in ("rw", "ro"):
+            conn = getattr(self.local, name, None)
+            if conn is None:
+                continue
+            setattr(self.local, name, None)
+            with self.lock:
+                if conn in self.all:
+                    self.all.remove(conn)
+            try:
+                conn.close()
+            except Exception:
+                pass
 
     def close(self):
         with self.lock:
@@ -136,6 +356,9 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "orrery-chdb"
     engine = None  # set in main()
+    staging = None  # set in main(): where insert bodies are staged
+    secret = b""  # set in main(): the contents of --secret-file
+    allowed_hosts = set()  # set in main(): "127.0.0.1:<port>", "localhost:<port>"
     quiet = True
 
     def log_message(self, fmt, *args):
@@ -221,7 +444,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_ok(self, payload, fmt, query_id, summary):
         self.send_response(200)
         self.common_headers(fmt, query_id)
-        self.send_header("X-ClickHouse-Summary", json.dumps(summary))
+        self.send_header("X-ClickHouse-Summary", json.dumps(summary, separators=(",", ":")))
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if payload:
@@ -229,7 +452,61 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- routes ---------------------------------------------------------------------------
 
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self.engine is not None:
+                self.engine.release_thread()
+
+    def refuse_early(self, err):
+        """Answers without reading the body, and closes the connection (the unread body)."""
+        self.close_connection = True
+        self.send_error_response(err)
+
+    def browser_or_foreign_host(self):
+        """A ClickHouseError for a request a browser sent, or one addressed to another host
+        name (DNS rebinding), else None. Browsers add `Origin` to cross-origin POSTs and
+        `Sec-Fetch-*` to every request; no ClickHouse client sends either."""
+        for header in ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode"):
+            if self.headers.get(header) is not None:
+                return ClickHouseError(ACCESS_DENIED, f"default: requests with a {header} header "
+                                       "(from a web browser) are refused by the embedded engine", 403)
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host not in self.allowed_hosts:
+            return ClickHouseError(ACCESS_DENIED, f"default: Host {host!r} refused: the embedded "
+                                   f"engine answers only to {sorted(self.allowed_hosts)}", 403)
+        return None
+
+    def authentication_error(self):
+        """A ClickHouseError unless the request carries the secret, else None: as the
+        `clickhouse` crate sends a password (X-ClickHouse-User / X-ClickHouse-Key) or HTTP basic
+        auth. User `default` or none. Status and codes as ClickHouse's for the same cases."""
+        user = self.headers.get("X-ClickHouse-User")
+        key = self.headers.get("X-ClickHouse-Key")
+        auth = self.headers.get("Authorization") or ""
+        if auth[:6].lower() == "basic " and key is None:
+            try:
+                decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+            except Exception:
+                decoded = ""
+            basic_user, _, key = decoded.partition(":")
+            user = user or basic_user
+        if not key:
+            return ClickHouseError(REQUIRED_PASSWORD, "default: Authentication failed: the embedded "
+                                   "engine requires its secret (X-ClickHouse-Key or basic auth; "
+                                   "the secret is in <data-dir>/clickhouse.secret)", 401)
+        if user not in (None, "", "default") or not hmac.compare_digest(
+                key.encode("utf-8"), self.secret):
+            return ClickHouseError(AUTHENTICATION_FAILED, f"{user or 'default'}: Authentication "
+                                   "failed: password is incorrect, or there is no user with such "
+                                   "name.", 403)
+        return None
+
     def do_GET(self):
+        err = self.browser_or_foreign_host()
+        if err:
+            return self.refuse_early(err)
         url = urlsplit(self.path)
         if url.path in ("/ping", "/replicas_status"):
             payload = b"Ok.\n"
@@ -246,9 +523,15 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
             return
+        err = self.authentication_error()
+        if err:
+            return self.refuse_early(err)
         self.handle_query(url, readonly=True)
 
     def do_POST(self):
+        err = self.browser_or_foreign_host() or self.authentication_error()
+        if err:
+            return self.refuse_early(err)
         self.handle_query(urlsplit(self.path), readonly=False)
 
     def handle_query(self, url, readonly):
@@ -337,10 +620,22 @@ class Handler(BaseHTTPRequestHandler):
                 sql = sql[: insert.end()]
         if not sql.strip():
             raise ClickHouseError(62, "Empty query", 400)
-        if readonly and not READ_STATEMENT.match(sql):
-            raise ClickHouseError(164, "Cannot execute query in readonly mode (use POST)", 403)
+        insert = INSERT_WITH_FORMAT.match(sql)
+        if not insert:
+            body_rest = b"".join(data)
+            if body_rest.strip():
+                sql = sql + " " + body_rest.decode("utf-8", errors="replace")
+        # For an INSERT … FORMAT only the statement is SQL; the rest is data.
+        first_word = check_sql(sql)
+        readonly = readonly or any(k == "readonly" and v not in ("", "0") for k, v in settings)
+        settings = [(k, v) for k, v in settings if k != "readonly"]
+        if first_word == "set":
+            # Without a session, ClickHouse applies a SET to nothing after it; here it would
+            # stick to this thread's connection, so it is acknowledged and not run.
+            self.send_ok(b"", None, query_id, summary_of(0, 0, 0, 0, 0, 0, time.monotonic()))
+            return
 
-        conn = self.engine.conn()
+        conn = self.engine.conn(readonly=readonly)
         started = time.monotonic()
         applied = []
         try:
@@ -348,13 +643,10 @@ class Handler(BaseHTTPRequestHandler):
             for key, value in settings:
                 conn.query(f"SET {key} = {quote_literal(value)}")
                 applied.append(key)
-            insert = INSERT_WITH_FORMAT.match(sql)
             if insert:
-                self.run_insert(conn, insert, first, data, query_id, started)
+                check = not any(k.startswith("input_format_allow_errors") for k, _ in settings)
+                self.run_insert(conn, insert, first, data, query_id, started, check)
             else:
-                body_rest = b"".join(data)
-                if body_rest.strip():
-                    sql = sql + " " + body_rest.decode("utf-8", errors="replace")
                 self.run_query(conn, sql, query_params, default_format, query_id, started)
         finally:
             for key in applied:
@@ -363,35 +655,41 @@ class Handler(BaseHTTPRequestHandler):
                 except Exception:
                     pass
 
-    def run_insert(self, conn, insert, first, data, query_id, started):
+    def run_insert(self, conn, insert, first, data, query_id, started, check_rows):
+        """Stages the body in a file, then `INSERT … FROM INFILE` it through chDB's ordinary
+        query path, which raises every error of the insert. (chDB's streaming insert swallows
+        errors raised while writing — too many partitions, CHECK constraints, materialized
+        views — and reports the rows as written while storing none.)"""
         fmt = insert.group("format")
+        staged = os.path.join(self.staging, uuid.uuid4().hex)
         try:
-            inserter = conn.send_insert("INSERT INTO " + insert.group("target"), fmt)
-        except Exception as exc:
-            raise chdb_error(exc)
-        try:
-            pending = bytearray(first)
-            for piece in data:
-                pending += piece
-                if len(pending) >= CHUNK:
-                    inserter.append(bytes(pending))
-                    pending.clear()
-            if pending:
-                inserter.append(bytes(pending))
-            result = inserter.finish()
-        except ClickHouseError:
-            inserter.cancel()
-            raise
-        except Exception as exc:
+            with open(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+                if first:
+                    f.write(first)
+                for piece in data:
+                    f.write(piece)
             try:
-                inserter.cancel()
-            except Exception:
+                result = conn.query(f"INSERT INTO {insert.group('target')} FROM INFILE "
+                                    f"{quote_literal(staged)} FORMAT {fmt}")
+            except Exception as exc:
+                raise chdb_error(exc)
+        except OSError as exc:  # the staging file: disk full, …
+            raise ClickHouseError(243, f"Cannot stage the insert's data: {exc}")
+        finally:
+            try:
+                os.remove(staged)
+            except OSError:
                 pass
-            raise chdb_error(exc)
+        received, written = result.rows_read(), result.rows_written()
+        # written counts the rows materialized views wrote too, so it is at least the rows
+        # received when everything was stored (a deduplicated retry also counts as written).
+        if check_rows and written < received:
+            raise ClickHouseError(1002, f"The insert stored {written} of the {received} rows it "
+                                  "received (embedded engine check)")
         if not self.quiet:
-            sys.stderr.write(f"chdb-server: insert {fmt}: {result.rows_written} rows, "
-                             f"{result.bytes_written} bytes\n")
-        summary = summary_of(0, 0, result.rows_written, result.bytes_written, 0, 0, started)
+            sys.stderr.write(f"chdb-server: insert {fmt}: {received} rows in, {written} written\n")
+        summary = summary_of(received, result.bytes_read(), written, result.bytes_written(),
+                             written, result.bytes_written(), started)
         self.send_ok(b"", None, query_id, summary)
 
     def run_query(self, conn, sql, query_params, default_format, query_id, started):
@@ -500,6 +798,17 @@ def summary_of(read_rows, read_bytes, written_rows, written_bytes, result_rows, 
     }
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that goes away mid-request (a cancelled query, a closed keep-alive
+        # connection) is routine, not a traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 def parse_multipart(content_type, body):
     message = BytesParser(policy=HTTP_POLICY).parsebytes(
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
@@ -541,6 +850,12 @@ def main():
     parser.add_argument("--host", default="127.0.0.1", help="listen address (loopback)")
     parser.add_argument("--port", type=int, default=8123, help="listen port; 0 picks a free one")
     parser.add_argument("--port-file", help="write the bound port here once listening")
+    parser.add_argument("--secret-file", required=True,
+                        help="file holding the secret every query must carry (the password of "
+                             "user default); the supervisor writes it, mode 0600")
+    parser.add_argument("--access-dir",
+                        help="where the engine's access config and staged inserts live "
+                             "(default: <path>.access, mode 0700)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     parser.add_argument("--remove-on-exit", metavar="DIR",
                         help="delete DIR (e.g. a test's temporary data directory) after stopping")
@@ -553,15 +868,39 @@ def main():
 
     global STREAM_RESULTS
     STREAM_RESULTS = not args.buffer_results
+    # The server changes directory below: every path given becomes absolute first.
+    for name in ("path", "port_file", "secret_file", "access_dir", "remove_on_exit"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
+    with open(args.secret_file, "rb") as f:
+        secret = f.read().strip()
+    if len(secret) < 16:
+        sys.exit(f"chdb-server: the secret in {args.secret_file} is too short (16 bytes at least)")
     os.makedirs(args.path, exist_ok=True)
-    engine = Engine(args.path)
-    VERSION = engine.first.query("SELECT version()", "TabSeparated").bytes().decode().strip()
+    access_dir = args.access_dir or args.path.rstrip("/") + ".access"
+    config, staging = write_access_config(access_dir)
+    # clickhouse-local also reads a config.xml from the working directory: be where ours is.
+    os.chdir(access_dir)
+    engine = Engine(args.path, config)
+    first = engine.first
+    VERSION = first.query("SELECT version()", "TabSeparated").bytes().decode().strip()
+    names = first.query("SELECT number, errorCodeToName(number) FROM numbers(2000) "
+                        "WHERE errorCodeToName(number) != ''", "TabSeparated").bytes().decode()
+    code_of = {name: int(code) for code, name in (line.split("\t") for line in names.split("\n") if line)}
+    STATUS_BY_CODE.update({code_of[n]: status for n, status in STATUS_BY_NAME.items() if n in code_of})
+    functions = first.query("SELECT name FROM system.table_functions", "TabSeparated").bytes().decode()
+    DENIED_FUNCTION_NAMES.update(
+        f for f in (line.strip().lower() for line in functions.split("\n")) if f
+        and f not in ALLOWED_TABLE_FUNCTIONS)
     Handler.engine = engine
+    Handler.staging = staging
+    Handler.secret = secret
     Handler.quiet = not args.verbose
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = Server((args.host, args.port), Handler)
     port = server.server_address[1]
+    # A name an attacker's page can make a browser send (DNS rebinding) is never one of these.
+    Handler.allowed_hosts = {f"{args.host}:{port}", f"localhost:{port}", args.host, "localhost"}
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:

@@ -10,14 +10,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::ClickHouseArgs;
-use crate::embedded::SERVER_SCRIPT;
+use crate::embedded::{SERVER_SCRIPT, generate_secret, with_credentials, write_secret_file};
 use crate::schema::{self, SchemaParams};
 
 pub mod process;
 
 /// An embedded ClickHouse started for tests. It exits with the test process.
 pub struct TestServer {
+    /// `http://default:<secret>@127.0.0.1:<port>`: what `ClickHouseArgs` (and reqwest, curl)
+    /// turn into credentials. The raw `clickhouse` crate ignores them: give it `secret`.
     pub url: String,
+    /// `http://127.0.0.1:<port>`, no credentials.
+    pub endpoint: String,
+    /// The password of user `default`; the engine refuses queries without it.
+    pub secret: String,
     pub port: u16,
     pub data_dir: PathBuf,
     _dir: tempfile::TempDir,
@@ -50,6 +56,9 @@ impl TestServer {
         std::fs::write(&script, SERVER_SCRIPT).expect("write server script");
         let port_file = dir.path().join("port");
         let data_dir = dir.path().join("clickhouse");
+        let secret = generate_secret().expect("secret");
+        let secret_file = dir.path().join("clickhouse.secret");
+        write_secret_file(&secret_file, &secret).expect("write secret file");
         let mut cmd = Command::new(chdb_python());
         if std::env::var_os("ORRERY_TEST_CHDB_VERBOSE").is_some() {
             cmd.arg(&script).arg("--verbose");
@@ -68,6 +77,8 @@ impl TestServer {
             .arg(&data_dir)
             .arg("--port-file")
             .arg(&port_file)
+            .arg("--secret-file")
+            .arg(&secret_file)
             // The shared server lives in a static that is never dropped: the server itself
             // removes its temporary directory when the test process exits.
             .arg("--remove-on-exit")
@@ -92,13 +103,21 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
+        let endpoint = format!("http://127.0.0.1:{port}");
         TestServer {
-            url: format!("http://127.0.0.1:{port}"),
+            url: with_credentials(&endpoint, &secret),
+            endpoint,
+            secret,
             port,
             data_dir,
             _dir: dir,
             _child: child,
         }
+    }
+
+    /// A `clickhouse` crate client for this server, with its secret.
+    pub fn client(&self) -> clickhouse::Client {
+        ClickHouseArgs::for_url(&self.url, "default").server_client(&self.url)
     }
 
     /// The process-wide shared server.
@@ -129,9 +148,9 @@ fn ping_blocking(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
+    let request =
+        format!("GET /ping HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() {
         return false;
     }
     let mut buf = String::new();
