@@ -43,6 +43,11 @@ pub fn dist() -> PathBuf {
 
 /// Starts all-in-one; returns the process guard, the UI/API base URL and the OTLP/HTTP URL.
 pub fn start_orrery(data: &Path) -> (Running, String, String) {
+    start_orrery_with(data, &[])
+}
+
+/// `start_orrery` with extra flags (e.g. `--api-token`).
+pub fn start_orrery_with(data: &Path, extra: &[&str]) -> (Running, String, String) {
     let (http, query) = (free_port(), free_port());
     let running = Running(
         orrery_command(env!("CARGO_BIN_EXE_orrery"))
@@ -55,6 +60,7 @@ pub fn start_orrery(data: &Path) -> (Running, String, String) {
             .args(["--query-addr", &format!("127.0.0.1:{query}")])
             .arg("--ui-dir")
             .arg(dist())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -71,11 +77,17 @@ pub fn start_orrery(data: &Path) -> (Running, String, String) {
 
 /// POSTs an OTLP/JSON body (retrying while the collector starts).
 pub fn post_otlp(url: &str, body: &str) {
+    post_otlp_with(url, body, None)
+}
+
+/// `post_otlp` with the collector's `--otlp-auth-token`.
+pub fn post_otlp_with(url: &str, body: &str, token: Option<&str>) {
+    let bearer = format!("authorization: Bearer {}", token.unwrap_or_default());
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), body).unwrap();
     let data = format!("@{}", file.path().display());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while curl(&[
+    let mut args = vec![
         "-X",
         "POST",
         "-H",
@@ -83,9 +95,11 @@ pub fn post_otlp(url: &str, body: &str) {
         "--data-binary",
         &data,
         url,
-    ])
-    .is_none()
-    {
+    ];
+    if token.is_some() {
+        args.extend(["-H", bearer.as_str()]);
+    }
+    while curl(&args).is_none() {
         assert!(Instant::now() < deadline, "collector did not accept OTLP");
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -178,4 +192,94 @@ pub fn open_big_trace(base: &str, trace: &str, spans: usize) -> serde_json::Valu
         base,
         &serde_json::json!({ "trace": trace, "spans": spans }),
     )
+}
+
+pub fn attr(k: &str, v: &str) -> serde_json::Value {
+    serde_json::json!({"key": k, "value": {"stringValue": v}})
+}
+
+/// OTLP JSON for `n` traces: frontend (root server) → checkout → payments; every third
+/// payments call fails.
+pub fn topology(n: usize, id_base: usize, leaf: &'static str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 20_000_000_000;
+    let mut by_service: std::collections::BTreeMap<&str, Vec<serde_json::Value>> =
+        Default::default();
+    for i in 0..n {
+        let t0 = now + i as u64 * 100_000_000;
+        let trace = format!("{:032x}", id_base + i);
+        let id = |k: u64| format!("{:016x}", (i as u64) * 16 + k + 1);
+        let fail = i % 3 == 0;
+        let span = |sid: u64,
+                    parent: Option<u64>,
+                    name: &str,
+                    kind: u8,
+                    start: u64,
+                    end: u64,
+                    err: bool| {
+            serde_json::json!({
+                "traceId": trace, "spanId": id(sid),
+                "parentSpanId": parent.map(id).unwrap_or_default(),
+                "name": name, "kind": kind,
+                "startTimeUnixNano": (t0 + start).to_string(),
+                "endTimeUnixNano": (t0 + end).to_string(),
+                "attributes": [attr("http.route", name)],
+                "status": {"code": if err { 2 } else { 1 }, "message": if err { "card declined" } else { "" }},
+            })
+        };
+        let ms = 1_000_000;
+        by_service.entry("frontend").or_default().extend([
+            span(0, None, "GET /checkout", 2, 0, 40 * ms, fail),
+            span(1, Some(0), "POST /orders", 3, 2 * ms, 36 * ms, fail),
+        ]);
+        by_service.entry("checkout").or_default().extend([
+            span(2, Some(1), "POST /orders", 2, 3 * ms, 35 * ms, fail),
+            span(3, Some(2), "POST /pay", 3, 5 * ms, 30 * ms, fail),
+        ]);
+        by_service.entry(leaf).or_default().push(span(
+            4,
+            Some(3),
+            "POST /pay",
+            2,
+            6 * ms,
+            29 * ms,
+            fail,
+        ));
+    }
+    let resource_spans: Vec<_> = by_service
+        .into_iter()
+        .map(|(svc, spans)| {
+            serde_json::json!({
+                "resource": {"attributes": [attr("service.name", svc), attr("service.instance.id", &format!("{svc}-1"))]},
+                "scopeSpans": [{"scope": {"name": "web-e2e"}, "spans": spans}],
+            })
+        })
+        .collect();
+    serde_json::json!({ "resourceSpans": resource_spans }).to_string()
+}
+
+/// Waits until the API's graph (last 15 min) contains every fragment; `token` for a service
+/// started with `--api-token`.
+pub fn wait_for_graph(base: &str, token: Option<&str>, fragments: &[&str]) {
+    let bearer = token.map(|t| format!("authorization: Bearer {t}"));
+    let url = format!("{base}/orrery/api/graph?since=15m");
+    let mut args = vec![url.as_str()];
+    if let Some(h) = &bearer {
+        args.extend(["-H", h.as_str()]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let g = curl(&args).unwrap_or_default();
+        if fragments.iter().all(|f| g.contains(f)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "graph never showed {fragments:?}: {g}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

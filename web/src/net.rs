@@ -63,7 +63,7 @@ pub async fn fetch_with(
 ) -> Result<Vec<u8>, FetchError> {
     let resp = JsFuture::from(request(url, token, None).map_err(FetchError::Other)?)
         .await
-        .map_err(|e| FetchError::Other(format!("network error: {e:?}")))?;
+        .map_err(|e| FetchError::Other(format!("network error: {}", js_message(&e))))?;
     let resp: web_sys::Response = resp
         .dyn_into()
         .map_err(|_| FetchError::Other("bad response".into()))?;
@@ -85,6 +85,14 @@ pub async fn fetch_with(
         return Err(FetchError::Other(format!("HTTP {}: {msg}", resp.status())));
     }
     Ok(body)
+}
+
+/// The message of a JS exception (a `TypeError: network error` → "network error").
+pub fn js_message(e: &wasm_bindgen::JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "unknown error".into())
 }
 
 pub fn enc(s: &str) -> String {

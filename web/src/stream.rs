@@ -131,7 +131,7 @@ async fn connect(
     let resp: web_sys::Response = match JsFuture::from(promise).await.map(|r| r.dyn_into()) {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => return failed("bad response".into()),
-        Err(e) => return failed(format!("network error: {e:?}")),
+        Err(e) => return failed(format!("network error: {}", crate::net::js_message(&e))),
     };
     if resp.status() == 401 {
         return Ended::Unauthorized;
@@ -152,7 +152,7 @@ async fn connect(
             Ok(c) => c,
             Err(e) => {
                 return Ended::Failed {
-                    error: format!("stream error: {e:?}"),
+                    error: format!("connection lost: {}", crate::net::js_message(&e)),
                     delivered,
                 };
             }

@@ -155,6 +155,9 @@ export async function auth(browser, base, artifacts, opts) {
     out.reload_401 = apiSince(reloadFrom).filter((r) => r.status === 401).length;
     const signedApi = apiSince(signedFrom);
     out.signed_requests = signedApi.length;
+    // Which endpoints were called (path, ids replaced by ":id"), for the assertion that every
+    // kind of request of the UI was covered.
+    out.signed_paths = [...new Set(signedApi.map((r) => r.url.split("?")[0].replace(/^(\/orrery\/api\/(nodes|traces)\/).+$/, "$1:id")))].sort();
     out.signed_without_token = signedApi.filter((r) => r.auth !== `Bearer ${opts.token}`).map((r) => r.url);
     out.stream_requests = signedApi.filter((r) => r.url.startsWith("/orrery/api/graph/stream")).map((r) => ({ url: r.url, auth: r.auth }));
 
