@@ -56,6 +56,9 @@ pub enum Command {
     /// Big-mesh generator: synthetic OTLP from hundreds of services to one or more collectors,
     /// then a JSON report of exactly what was accepted.
     Mesh(orrery_demo::mesh::MeshArgs),
+    /// A collector's spool: list, inspect, replay (once the cause is fixed) and drop its dead
+    /// letters (spans ClickHouse refused); `replay --all` drains a whole spool.
+    Spool(orrery_collector::spool_cli::SpoolCmd),
 }
 
 #[derive(Args, Debug, Clone)]

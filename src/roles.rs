@@ -63,6 +63,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Demo(cmd)) => demo(cmd, ch, shutdown).await,
         Some(Command::Mesh(args)) => orrery_demo::mesh::run(args, shutdown).await,
+        Some(Command::Spool(cmd)) => orrery_collector::spool_cli::run(cmd, ch).await,
     }
 }
 

@@ -4,6 +4,7 @@
 //! exactly what was acknowledged); turning a validated request into rows cannot fail.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
@@ -17,6 +18,11 @@ pub struct Limits {
     pub max_attribute_len: usize,
     /// Requests with more spans are refused as a whole.
     pub max_spans_per_request: usize,
+    /// Spans starting more than this after the collector's clock are rejected.
+    pub max_span_future: Duration,
+    /// Spans starting more than this before the collector's clock are rejected (the retention:
+    /// ClickHouse would drop them at once); `None` (retention 0) sets no past bound.
+    pub max_span_age: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -24,6 +30,69 @@ impl Default for Limits {
         Self {
             max_attribute_len: 16 * 1024,
             max_spans_per_request: 100_000,
+            max_span_future: Duration::from_secs(3600),
+            max_span_age: Some(Duration::from_secs(7 * 86_400)),
+        }
+    }
+}
+
+impl Limits {
+    /// The start times accepted for a request received at `now_ns` (ns since the Unix epoch).
+    pub fn window(&self, now_ns: u64) -> TimeWindow {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        TimeWindow {
+            earliest: self
+                .max_span_age
+                .map_or(1, |age| now_ns.saturating_sub(nanos(age)).max(1)),
+            // Never past i64::MAX: the stored DateTime64(9) is signed.
+            latest: now_ns
+                .saturating_add(nanos(self.max_span_future))
+                .min(i64::MAX as u64),
+            max_age: self.max_span_age,
+            max_future: self.max_span_future,
+        }
+    }
+}
+
+/// The accepted range of span start times (inclusive, ns since the Unix epoch), fixed once per
+/// request so that every span of a request is judged against the same clock reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub earliest: u64,
+    pub latest: u64,
+    /// The limits the window was made from, for messages (which must not depend on the
+    /// clock reading: both conversion paths word a rejection identically).
+    pub max_age: Option<Duration>,
+    pub max_future: Duration,
+}
+
+/// Why a span was rejected (the `reason` label of `orrery_collector_spans_invalid_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// A trace, span, parent or link id of the wrong length or all zeroes.
+    InvalidId,
+    /// Start unset (0) or before the retention.
+    TooOld,
+    /// Start further in the future than `--max-span-future`.
+    TooNew,
+    /// End before start (a negative duration; an unset end is one).
+    EndBeforeStart,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 4] = [
+        Reject::InvalidId,
+        Reject::TooOld,
+        Reject::TooNew,
+        Reject::EndBeforeStart,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::InvalidId => "invalid_id",
+            Reject::TooOld => "too_old",
+            Reject::TooNew => "too_far_in_future",
+            Reject::EndBeforeStart => "end_before_start",
         }
     }
 }
@@ -37,6 +106,8 @@ pub struct Sanitized {
     pub message: String,
     /// True when the request was modified (spans removed or values truncated).
     pub changed: bool,
+    /// Rejected spans by reason, indexed like [`Reject::ALL`].
+    pub by_reason: [usize; 4],
 }
 
 /// Too many spans in one request.
@@ -65,6 +136,7 @@ pub fn sanitize(
     }
     let mut out = Sanitized::default();
     let max = limits.max_attribute_len;
+    let window = limits.window(now_ns());
     for (ri, rs) in req.resource_spans.iter_mut().enumerate() {
         if let Some(res) = rs.resource.as_mut() {
             out.changed |= truncate_attrs(&mut res.attributes, max);
@@ -74,8 +146,8 @@ pub fn sanitize(
             ss.spans.retain_mut(|span| {
                 let i = index;
                 index += 1;
-                if let Some(problem) = span_problem(span) {
-                    out.reject(ri, si, i, &problem);
+                if let Some((reason, problem)) = span_problem(span, window) {
+                    out.reject(ri, si, i, reason, &problem);
                     return false;
                 }
                 let mut changed = truncate_attrs(&mut span.attributes, max);
@@ -97,8 +169,9 @@ pub fn sanitize(
 
 impl Sanitized {
     /// Counts a rejected span; the first three are named in the message.
-    pub(crate) fn reject(&mut self, ri: usize, si: usize, i: usize, problem: &str) {
+    pub(crate) fn reject(&mut self, ri: usize, si: usize, i: usize, reason: Reject, problem: &str) {
         self.rejected += 1;
+        self.by_reason[reason as usize] += 1;
         if self.rejected <= 3 {
             if !self.message.is_empty() {
                 self.message.push_str("; ");
@@ -121,17 +194,83 @@ impl Sanitized {
     }
 }
 
-fn span_problem(span: &opentelemetry_proto::tonic::trace::v1::Span) -> Option<String> {
-    ids_problem(
+fn span_problem(
+    span: &opentelemetry_proto::tonic::trace::v1::Span,
+    window: TimeWindow,
+) -> Option<(Reject, String)> {
+    problem(
         &span.trace_id,
         &span.span_id,
         &span.parent_span_id,
         span.links.iter().map(|l| (&l.trace_id[..], &l.span_id[..])),
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        window,
     )
 }
 
+/// Why a span cannot be stored, if it cannot: the one rule both the fast path
+/// ([`crate::transcode`]) and the general path ([`sanitize`]) apply.
+///
+/// Times: the start must lie in `window` (a start before the retention would be dropped by
+/// ClickHouse at once, and one far in the future is a broken clock; both would also spread a
+/// batch over arbitrarily many daily partitions). The end must not precede the start (an unset
+/// end is 0, so it does): such a span is rejected, not clamped, because its duration is
+/// unknown and a made-up 0 would distort latency. A zero duration is a valid instant.
+pub(crate) fn problem<'a>(
+    trace_id: &[u8],
+    span_id: &[u8],
+    parent_span_id: &[u8],
+    links: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    start: u64,
+    end: u64,
+    window: TimeWindow,
+) -> Option<(Reject, String)> {
+    if let Some(p) = ids_problem(trace_id, span_id, parent_span_id, links) {
+        return Some((Reject::InvalidId, p));
+    }
+    if start == 0 {
+        return Some((
+            Reject::TooOld,
+            "start_time_unix_nano is unset (0)".to_string(),
+        ));
+    }
+    if start < window.earliest {
+        return Some((
+            Reject::TooOld,
+            format!(
+                "start_time_unix_nano {start} is before the retention ({} before now)",
+                humantime::format_duration(window.max_age.unwrap_or_default())
+            ),
+        ));
+    }
+    if start > window.latest {
+        return Some((
+            Reject::TooNew,
+            format!(
+                "start_time_unix_nano {start} is too far in the future (more than {} after now, --ingest-max-span-future)",
+                humantime::format_duration(window.max_future)
+            ),
+        ));
+    }
+    if end < start {
+        return Some((
+            Reject::EndBeforeStart,
+            format!("end_time_unix_nano {end} is before start_time_unix_nano {start}"),
+        ));
+    }
+    None
+}
+
+/// Nanoseconds since the Unix epoch by the collector's clock.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Why a span's ids (its own, its parent's, its links') make it unstorable, if they do.
-pub(crate) fn ids_problem<'a>(
+fn ids_problem<'a>(
     trace_id: &[u8],
     span_id: &[u8],
     parent_span_id: &[u8],
@@ -359,13 +498,81 @@ mod tests {
     }
 
     fn span(trace: Vec<u8>, id: Vec<u8>) -> Span {
+        let start = now_ns() - 60_000_000_000;
         Span {
             trace_id: trace,
             span_id: id,
-            start_time_unix_nano: 10,
-            end_time_unix_nano: 25,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 15,
             ..Default::default()
         }
+    }
+
+    const HOUR: u64 = 3_600_000_000_000;
+
+    #[test]
+    fn span_times_outside_the_window_or_ending_before_they_start_are_rejected_by_reason() {
+        let now = now_ns();
+        let at = |start: u64, end: u64| Span {
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            ..span(vec![1; 16], vec![2; 8])
+        };
+        let mut req = request(vec![
+            at(now - HOUR, now - HOUR), // zero duration: an instant, kept
+            at(now - 6 * 24 * HOUR, now - 6 * 24 * HOUR + 5), // inside the 7-day retention
+            at(now - 8 * 24 * HOUR, now - 8 * 24 * HOUR + 5), // before it
+            at(0, 5),                   // unset start
+            at(now + 2 * HOUR, now + 2 * HOUR + 5), // past the 1 h future slack
+            at(now + HOUR / 2, now + HOUR / 2 + 5), // within it
+            at(now - HOUR, now - HOUR - 1), // ends before it starts
+            at(now - HOUR, 0),          // unset end
+            at(u64::MAX, u64::MAX),     // would be negative as DateTime64
+        ]);
+        let s = sanitize(&mut req, &Limits::default()).unwrap();
+        assert_eq!((s.accepted, s.rejected), (3, 6), "{}", s.message);
+        assert_eq!(s.by_reason, [0, 2, 2, 2]);
+        assert!(
+            s.message.contains("spans[2]: start_time_unix_nano"),
+            "{}",
+            s.message
+        );
+        assert!(s.message.contains("before the retention"), "{}", s.message);
+        assert!(
+            s.message
+                .contains("spans[3]: start_time_unix_nano is unset"),
+            "{}",
+            s.message
+        );
+        assert!(s.message.contains("too far in the future"), "{}", s.message);
+        let mut rows = Vec::new();
+        to_rows(req, &mut rows);
+        assert_eq!(
+            rows.iter().map(|r| r.duration).collect::<Vec<_>>(),
+            vec![0, 5, 5]
+        );
+    }
+
+    #[test]
+    fn retention_zero_sets_no_past_bound_but_unset_starts_stay_rejected() {
+        let limits = Limits {
+            max_span_age: None,
+            ..Limits::default()
+        };
+        let w = limits.window(1_000 * HOUR);
+        assert_eq!((w.earliest, w.latest), (1, 1_001 * HOUR));
+        let old = Span {
+            start_time_unix_nano: 1_000_000_000,
+            end_time_unix_nano: 2_000_000_000,
+            ..span(vec![1; 16], vec![2; 8])
+        };
+        let unset = Span {
+            start_time_unix_nano: 0,
+            ..old.clone()
+        };
+        let mut req = request(vec![old, unset]);
+        let s = sanitize(&mut req, &limits).unwrap();
+        assert_eq!((s.accepted, s.rejected), (1, 1));
     }
 
     #[test]
@@ -448,6 +655,7 @@ mod tests {
             &Limits {
                 max_attribute_len: 5,
                 max_spans_per_request: 10,
+                ..Limits::default()
             },
         )
         .unwrap();
@@ -465,6 +673,7 @@ mod tests {
             &Limits {
                 max_attribute_len: 5,
                 max_spans_per_request: 2,
+                ..Limits::default()
             },
         )
         .unwrap_err();

@@ -28,8 +28,25 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .with_state(ingest)
 }
 
-async fn metrics(State(ingest): State<Arc<Ingest>>) -> Response {
+async fn metrics(State(ingest): State<Arc<Ingest>>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !ingest.authorize_metrics(auth) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or invalid bearer token (--collector-metrics-token)\n",
+        )
+            .into_response();
+    }
     ingest.metrics.spool_bytes.set(ingest.spool.bytes());
+    let dir = ingest.spool.dead_dir();
+    let metrics = ingest.metrics.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::sink::refresh_dead_letters(&metrics, &dir);
+    })
+    .await;
     (
         [(
             header::CONTENT_TYPE,
@@ -40,16 +57,38 @@ async fn metrics(State(ingest): State<Arc<Ingest>>) -> Response {
         .into_response()
 }
 
+/// 503 while the collector cannot accept (stopping, spool full, spool disk failing); 200
+/// otherwise. Dead letters do not make it unready (they are not a reason to stop traffic: new
+/// spans still land), but the body names them so a probe log or a human sees them.
 async fn readyz(State(ingest): State<Arc<Ingest>>) -> Response {
-    if ingest.ready() {
-        (StatusCode::OK, "ready").into_response()
+    let (spool, dir) = (ingest.spool.clone(), ingest.spool.dead_dir());
+    let dead = tokio::task::spawn_blocking(move || {
+        // While writes fail, try one: ready again as soon as the disk has room.
+        spool.probe();
+        crate::deadletter::summary(&dir)
+    })
+    .await
+    .unwrap_or_default();
+    let why = ingest.not_ready();
+    let mut body = if why.is_empty() {
+        "ready\n".to_string()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: stopping or spool full",
-        )
-            .into_response()
+        format!("not ready: {}\n", why.join("; "))
+    };
+    if dead.segments > 0 {
+        body.push_str(&format!(
+            "dead letters: {} spans in {} segments under {:?} (orrery spool list)\n",
+            dead.spans,
+            dead.segments,
+            ingest.spool.dead_dir()
+        ));
     }
+    let status = if why.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
-use crate::convert::{self, Limits, TooManySpans};
+use crate::convert::{self, Limits, Reject, TooManySpans};
 use crate::rowbinary;
 use crate::transcode::{self, Fallback};
 
@@ -21,7 +21,7 @@ enum Request {
     /// Not decoded yet.
     Protobuf(Bytes),
 }
-use crate::metrics::{Metrics, Outcome, Transport};
+use crate::metrics::{Metrics, Outcome, Reason, Transport};
 use crate::spool::{AppendError, Spool};
 
 /// Why a request was not accepted. Each maps to an HTTP status and a gRPC code.
@@ -38,7 +38,7 @@ pub enum IngestError {
     },
     /// Authentication missing or wrong.
     Unauthenticated,
-    /// The spool could not be written.
+    /// Anything else that is the collector's fault (not retryable by the client as is).
     Internal(String),
 }
 
@@ -68,6 +68,7 @@ pub struct Ingest {
     pub metrics: Arc<Metrics>,
     pub max_request_bytes: usize,
     pub auth_token: Option<String>,
+    pub metrics_token: Option<String>,
     pub retry_after: Duration,
     stopping: AtomicBool,
 }
@@ -79,6 +80,7 @@ impl Ingest {
         metrics: Arc<Metrics>,
         max_request_bytes: usize,
         auth_token: Option<String>,
+        metrics_token: Option<String>,
     ) -> Self {
         Self {
             spool,
@@ -86,6 +88,7 @@ impl Ingest {
             metrics,
             max_request_bytes,
             auth_token,
+            metrics_token,
             retry_after: Duration::from_secs(5),
             stopping: AtomicBool::new(false),
         }
@@ -96,7 +99,24 @@ impl Ingest {
     }
 
     pub fn ready(&self) -> bool {
-        !self.stopping.load(Ordering::SeqCst) && !self.spool.is_full()
+        self.not_ready().is_empty()
+    }
+
+    /// Why the collector should get no traffic now (empty: ready).
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.stopping.load(Ordering::SeqCst) {
+            why.push("stopping".to_string());
+        }
+        if self.spool.is_full() {
+            why.push(format!(
+                "spool full ({} of {} bytes): ClickHouse is behind or unreachable",
+                self.spool.bytes(),
+                self.spool.max_bytes()
+            ));
+        }
+        why.extend(self.spool.health_problems());
+        why
     }
 
     /// Checks an `Authorization` header value against the configured token.
@@ -107,6 +127,16 @@ impl Ingest {
         match header.and_then(|h| h.strip_prefix("Bearer ")) {
             Some(given) if orrery_store::auth::token_matches(given, token) => Ok(()),
             _ => Err(IngestError::Unauthenticated),
+        }
+    }
+
+    /// Checks an `Authorization` header value against the `/metrics` token, if one is set.
+    pub fn authorize_metrics(&self, header: Option<&str>) -> bool {
+        match &self.metrics_token {
+            None => true,
+            Some(token) => header
+                .and_then(orrery_store::auth::bearer)
+                .is_some_and(|given| orrery_store::auth::token_matches(given, token)),
         }
     }
 
@@ -230,9 +260,16 @@ impl Ingest {
                         message: "collector is shutting down".into(),
                         retry_after: self.retry_after,
                     },
+                    // Disk full or any other write error: nothing was acknowledged, and the
+                    // client should retry (here once the disk has room, or at another
+                    // collector): 503 / UNAVAILABLE, never 500 / INTERNAL, which OTLP
+                    // clients drop. The writer logs the state change once.
                     AppendError::Io(e) => {
-                        tracing::error!(error = %e, "spool write failed");
-                        IngestError::Internal(format!("spool write failed: {e}"))
+                        self.metrics.spool_write_errors.inc();
+                        IngestError::Busy {
+                            message: format!("spool write failed ({e}); retry later"),
+                            retry_after: self.retry_after,
+                        }
                     }
                 })?;
             self.metrics.spool_bytes.set(self.spool.bytes());
@@ -245,6 +282,16 @@ impl Ingest {
             .spans_rejected
             .get_or_create(&label)
             .inc_by(s.rejected as u64);
+        for (reason, n) in Reject::ALL.iter().zip(s.by_reason) {
+            if n > 0 {
+                self.metrics
+                    .spans_invalid
+                    .get_or_create(&Reason {
+                        reason: reason.label(),
+                    })
+                    .inc_by(n as u64);
+            }
+        }
         Ok(ExportTraceServiceResponse {
             partial_success: (s.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: s.rejected as i64,

@@ -2,7 +2,9 @@
 //! receivers → a write-ahead spool on local disk (acknowledged only once written) → batched,
 //! deduplicated RowBinary inserts into ClickHouse.
 
+pub mod chhttp;
 pub mod convert;
+pub mod deadletter;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
@@ -10,6 +12,7 @@ pub mod metrics;
 pub mod rowbinary;
 pub mod sink;
 pub mod spool;
+pub mod spool_cli;
 pub mod synth;
 pub mod tls;
 pub mod transcode;
@@ -27,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::convert::Limits;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
-use crate::sink::SinkConfig;
+use crate::sink::{Placer, SinkConfig};
 use crate::spool::{Spool, SpoolConfig};
 
 /// Collector settings.
@@ -91,6 +94,13 @@ pub struct CollectorArgs {
     /// Concurrent inserts into ClickHouse.
     #[arg(long, env = "ORRERY_BATCH_CONCURRENCY", default_value_t = 2)]
     pub batch_concurrency: usize,
+    /// Longest one insert may take, sending the batch and waiting for ClickHouse's answer; a
+    /// hung server then counts as a failed attempt (retried until --batch-ttl, then parked).
+    #[arg(long, env = "ORRERY_BATCH_INSERT_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub batch_insert_timeout: Duration,
+    /// Longest a TCP connect to ClickHouse may take.
+    #[arg(long, env = "ORRERY_BATCH_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub batch_connect_timeout: Duration,
     /// Largest request body (after gzip inflation) in bytes; larger ones get 413 /
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "ORRERY_INGEST_MAX_REQUEST_BYTES", default_value_t = 16 << 20)]
@@ -102,6 +112,11 @@ pub struct CollectorArgs {
         default_value_t = 100_000
     )]
     pub ingest_max_spans_per_request: usize,
+    /// Spans starting more than this after the collector's clock are rejected (partial
+    /// success, reason `too_far_in_future`). Spans starting before the retention
+    /// (--retention-days, when not 0) are rejected too (`too_old`).
+    #[arg(long, alias = "max-span-future", env = "ORRERY_INGEST_MAX_SPAN_FUTURE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ingest_max_span_future: Duration,
     /// Attribute string and bytes values are cut to this many bytes (on a UTF-8 boundary).
     #[arg(long, env = "ORRERY_INGEST_MAX_ATTRIBUTE_LEN", default_value_t = 16384)]
     pub ingest_max_attribute_len: usize,
@@ -109,6 +124,9 @@ pub struct CollectorArgs {
     /// left stays spooled and is sent at the next start).
     #[arg(long, env = "ORRERY_COLLECTOR_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub collector_shutdown_timeout: Duration,
+    /// Require `Authorization: Bearer <token>` on the collector's `/metrics` (unset: public).
+    #[arg(long, env = "ORRERY_COLLECTOR_METRICS_TOKEN", hide_env_values = true)]
+    pub collector_metrics_token: Option<String>,
 }
 
 /// Runs the collector until `shutdown` is cancelled, then stops accepting, flushes and returns.
@@ -158,16 +176,21 @@ pub async fn start(
         busy_backlog: args.batch_concurrency.max(1),
         fsync: args.spool_fsync,
         fsync_interval: args.spool_fsync_interval,
+        fsync_errors: metrics.spool_fsync_errors.clone(),
     })?;
     let ingest = Arc::new(Ingest::new(
         spool.clone(),
         Limits {
             max_attribute_len: args.ingest_max_attribute_len,
             max_spans_per_request: args.ingest_max_spans_per_request,
+            max_span_future: args.ingest_max_span_future,
+            max_span_age: (clickhouse.retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(clickhouse.retention_days) * 86_400)),
         },
         metrics.clone(),
         args.ingest_max_request_bytes,
         args.otlp_auth_token.clone(),
+        args.collector_metrics_token.clone(),
     ));
 
     let http_listener = tokio::net::TcpListener::bind(args.otlp_http_addr)
@@ -179,23 +202,39 @@ pub async fn start(
     let http_addr = http_listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
     tracing::info!(http = %http_addr, grpc = %grpc_addr, tls = tls.is_some(), spool = ?spool_dir, "collector listening");
+    if args.otlp_auth_token.is_none() {
+        for addr in [http_addr, grpc_addr] {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "OTLP listener on a non-loopback address without --otlp-auth-token: anyone who can reach it can write spans");
+            }
+        }
+    }
 
     // Receivers stop on `shutdown`; the sink keeps going until the spool is drained (or the
     // flush deadline passes).
     let sink_stop = CancellationToken::new();
-    let sink = tokio::spawn(sink::run(
+    let placer = Arc::new(Placer::new(
         SinkConfig {
             concurrency: args.batch_concurrency,
             ttl: args.batch_ttl,
             backoff_initial: args.batch_backoff_initial,
             backoff_max: args.batch_backoff_max,
+            max_partitions_per_insert: sink::partitions_setting(clickhouse.retention_days),
+            bisect_budget: 256,
         },
-        clickhouse.client(),
-        spool.clone(),
-        queue,
+        chhttp::InsertClient::new(
+            &clickhouse,
+            args.batch_connect_timeout,
+            args.batch_insert_timeout,
+        ),
         metrics.clone(),
-        sink_stop.clone(),
+        spool.dead_dir(),
     ));
+    let dead = placer.refresh_dead_letters();
+    if dead.segments > 0 {
+        tracing::warn!(segments = dead.segments, spans = dead.spans, dir = ?spool.dead_dir(), "dead letters present (`orrery spool list`)");
+    }
+    let sink = tokio::spawn(sink::run(placer, spool.clone(), queue, sink_stop.clone()));
 
     let http = {
         let shutdown = shutdown.clone();

@@ -20,14 +20,32 @@ pub struct Outcome {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub requests: Family<Outcome, Counter>,
     pub spans_received: Family<Transport, Counter>,
     pub spans_accepted: Family<Transport, Counter>,
     pub spans_rejected: Family<Transport, Counter>,
+    pub spans_invalid: Family<Reason, Counter>,
     pub spans_inserted: Counter,
     pub batches_inserted: Counter,
+    /// Failed insert attempts by kind (retryable, permanent, unconfirmed, timeout).
+    pub insert_failures: Family<Reason, Counter>,
+    pub batches_bisected: Counter,
+    pub dead_letter_spans: Counter,
+    /// What is in `<spool>/dead/` now (refreshed on every change and every scrape).
+    pub dead_letter_spans_stored: Gauge<u64, AtomicU64>,
+    pub dead_letter_segments: Gauge<u64, AtomicU64>,
+    pub dead_letter_bytes: Gauge<u64, AtomicU64>,
+    pub spool_write_errors: Counter,
+    pub spool_fsync_errors: Counter,
+    /// Request bytes (read and inflated) held by requests being received or converted.
+    pub inflight_request_bytes: Gauge<u64, AtomicU64>,
     pub batch_retries: Counter,
     pub batches_parked: Counter,
     pub spool_bytes: Gauge<u64, AtomicU64>,
@@ -44,8 +62,18 @@ impl Metrics {
             spans_received: Family::default(),
             spans_accepted: Family::default(),
             spans_rejected: Family::default(),
+            spans_invalid: Family::default(),
             spans_inserted: Counter::default(),
             batches_inserted: Counter::default(),
+            insert_failures: Family::default(),
+            batches_bisected: Counter::default(),
+            dead_letter_spans: Counter::default(),
+            dead_letter_spans_stored: Gauge::default(),
+            dead_letter_segments: Gauge::default(),
+            dead_letter_bytes: Gauge::default(),
+            spool_write_errors: Counter::default(),
+            spool_fsync_errors: Counter::default(),
+            inflight_request_bytes: Gauge::default(),
             batch_retries: Counter::default(),
             batches_parked: Counter::default(),
             spool_bytes: Gauge::default(),
@@ -67,6 +95,56 @@ impl Metrics {
             "spans_rejected",
             "Spans rejected individually (partial success)",
             m.spans_rejected.clone(),
+        );
+        registry.register(
+            "spans_invalid",
+            "Spans rejected individually, by reason (invalid_id, too_old, too_far_in_future, end_before_start)",
+            m.spans_invalid.clone(),
+        );
+        registry.register(
+            "insert_failures",
+            "Failed insert attempts by kind: retryable, permanent (ClickHouse refused the data), unconfirmed (fewer rows written than sent), timeout",
+            m.insert_failures.clone(),
+        );
+        registry.register(
+            "batches_bisected",
+            "Batches split to isolate rows ClickHouse refuses permanently",
+            m.batches_bisected.clone(),
+        );
+        registry.register(
+            "dead_letter_spans",
+            "Spans set aside in <spool>/dead/ because ClickHouse refuses them permanently (see `orrery spool list`)",
+            m.dead_letter_spans.clone(),
+        );
+        registry.register(
+            "dead_letter_spans_stored",
+            "Spans now in <spool>/dead/",
+            m.dead_letter_spans_stored.clone(),
+        );
+        registry.register(
+            "dead_letter_segments",
+            "Dead-letter segments now in <spool>/dead/",
+            m.dead_letter_segments.clone(),
+        );
+        registry.register(
+            "dead_letter_bytes",
+            "Bytes now in <spool>/dead/ (not counted against --spool-max-bytes)",
+            m.dead_letter_bytes.clone(),
+        );
+        registry.register(
+            "spool_write_errors",
+            "Spool writes that failed (disk full, I/O error): those requests got 503 / UNAVAILABLE",
+            m.spool_write_errors.clone(),
+        );
+        registry.register(
+            "spool_fsync_errors",
+            "Failed fsyncs of spool files or the spool directory",
+            m.spool_fsync_errors.clone(),
+        );
+        registry.register(
+            "inflight_request_bytes",
+            "Request bytes (as read plus inflated) held by requests being received or converted",
+            m.inflight_request_bytes.clone(),
         );
         registry.register(
             "spans_inserted",

@@ -180,9 +180,128 @@ pub(crate) fn put_value(out: &mut Vec<u8>, v: &AnyValue) {
     }
 }
 
+/// Where one row sits in a block of RowBinary rows of [`INSERT_SQL`], with the fields the
+/// spool tools show (start time, service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowInfo {
+    pub range: std::ops::Range<usize>,
+    /// `Timestamp`, ns since the Unix epoch.
+    pub timestamp: i64,
+    pub service: String,
+}
+
+/// Splits RowBinary rows of [`INSERT_SQL`] into rows (to bisect a batch that ClickHouse
+/// refuses, and to inspect dead letters). `None` if the bytes are not such rows.
+pub fn rows(data: &[u8]) -> Option<Vec<RowInfo>> {
+    let mut r = Reader { data, pos: 0 };
+    let mut out = Vec::new();
+    while r.pos < data.len() {
+        let start = r.pos;
+        let timestamp = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        for _ in 0..6 {
+            r.string()?; // TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind
+        }
+        let service = String::from_utf8_lossy(r.string()?).into_owned();
+        r.map()?; // ResourceAttributes
+        r.string()?; // ScopeName
+        r.string()?; // ScopeVersion
+        r.map()?; // SpanAttributes
+        r.take(8)?; // Duration
+        r.string()?; // StatusCode
+        r.string()?; // StatusMessage
+        let n = r.len()?;
+        r.take(n.checked_mul(8)?)?; // Events.Timestamp
+        r.array(|r| r.string().map(drop))?; // Events.Name
+        r.array(|r| r.map())?; // Events.Attributes
+        r.array(|r| r.string().map(drop))?; // Links.TraceId
+        r.array(|r| r.string().map(drop))?; // Links.SpanId
+        r.array(|r| r.string().map(drop))?; // Links.TraceState
+        r.array(|r| r.map())?; // Links.Attributes
+        out.push(RowInfo {
+            range: start..r.pos,
+            timestamp,
+            service,
+        });
+    }
+    Some(out)
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.data.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        let mut n = 0usize;
+        for i in 0..10 {
+            let b = *self.take(1)?.first()?;
+            n |= usize::from(b & 0x7f).checked_shl(7 * i)?;
+            if b < 0x80 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    fn map(&mut self) -> Option<()> {
+        let n = self.len()?;
+        for _ in 0..n {
+            self.string()?;
+            self.string()?;
+        }
+        Some(())
+    }
+
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        let n = self.len()?;
+        for _ in 0..n {
+            item(self)?;
+        }
+        Some(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_split_where_they_were_encoded() {
+        let mut req = crate::synth::request(3, 7, 1_700_000_000_000_000_000);
+        // Events and links on one span, so every column kind is walked.
+        let span = &mut req.resource_spans[0].scope_spans[0].spans[0];
+        span.events.push(Default::default());
+        span.links
+            .push(opentelemetry_proto::tonic::trace::v1::span::Link {
+                trace_id: vec![1; 16],
+                span_id: vec![2; 8],
+                ..Default::default()
+            });
+        let (record, n) = record(&req);
+        let split = rows(&record[4..]).expect("rows");
+        assert_eq!(split.len(), n);
+        assert_eq!(split.last().unwrap().range.end, record.len() - 4);
+        assert!(
+            split
+                .iter()
+                .all(|r| r.timestamp >= 1_700_000_000_000_000_000)
+        );
+        assert!(split.iter().all(|r| !r.service.is_empty()));
+        assert_eq!(rows(&record[4..record.len() - 1]), None);
+    }
 
     #[test]
     fn lengths_are_leb128() {

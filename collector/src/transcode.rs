@@ -12,7 +12,9 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use orrery_store::span::{kind, status};
 
-use crate::convert::{Limits, Sanitized, TooManySpans, ids_problem, value_to_string};
+use crate::convert::{
+    Limits, Sanitized, TimeWindow, TooManySpans, now_ns, problem, value_to_string,
+};
 use crate::rowbinary::{put_hex, put_len, put_str};
 
 /// The request needs the general path.
@@ -33,6 +35,7 @@ pub struct Transcoded {
 pub fn transcode(buf: &[u8], limits: &Limits) -> R<Result<Transcoded, TooManySpans>> {
     let mut t = Transcoder {
         max: limits.max_attribute_len,
+        window: limits.window(now_ns()),
         out: Vec::with_capacity(buf.len() * 3 / 2 + 4),
         sanitized: Sanitized::default(),
         resource: Vec::new(),
@@ -210,6 +213,7 @@ struct Link<'a> {
 
 struct Transcoder<'a> {
     max: usize,
+    window: TimeWindow,
     out: Vec<u8>,
     sanitized: Sanitized,
     /// ServiceName and ResourceAttributes of the current resource.
@@ -378,8 +382,10 @@ impl<'a> Transcoder<'a> {
         }
 
         let links = self.links.iter().map(|l| (l.trace_id, l.span_id));
-        if let Some(problem) = ids_problem(trace_id, span_id, parent, links) {
-            self.sanitized.reject(ri, si, i, &problem);
+        if let Some((reason, problem)) =
+            problem(trace_id, span_id, parent, links, start, end, self.window)
+        {
+            self.sanitized.reject(ri, si, i, reason, &problem);
             return Ok(());
         }
         self.sanitized.accepted += 1;

@@ -20,7 +20,31 @@ fn limits() -> Limits {
     Limits {
         max_attribute_len: 32,
         max_spans_per_request: 1000,
+        ..Limits::default()
     }
+}
+
+/// Start and end times: mostly inside the accepted window (so most spans become rows), the
+/// rest anywhere (too old, in the future, ending before they start).
+fn times() -> impl Strategy<Value = (u64, u64)> {
+    (0u8..8, any::<u64>(), any::<u64>(), 0u64..10_000_000_000).prop_map(
+        |(sel, raw_a, raw_b, dur)| {
+            let now = convert::now_ns();
+            let day = 86_400_000_000_000u64;
+            match sel {
+                0 => (raw_a, raw_b),
+                1 => (raw_a, raw_a.saturating_add(dur)),
+                2 => {
+                    let start = now - 3 * day + raw_a % (3 * day);
+                    (start, raw_b)
+                }
+                _ => {
+                    let start = now - 6 * day + raw_a % (6 * day);
+                    (start, start + dur)
+                }
+            }
+        },
+    )
 }
 
 fn check(mut req: ExportTraceServiceRequest) {
@@ -229,8 +253,7 @@ fn span_with(value: BoxedStrategy<Value>) -> impl Strategy<Value = Span> {
         proptest::collection::vec(any::<u8>(), 0..18),
         proptest::collection::vec(any::<u8>(), 0..10),
         proptest::collection::vec(any::<u8>(), 0..10),
-        any::<u64>(),
-        any::<u64>(),
+        times(),
         any::<i32>(),
         proptest::collection::vec((".{0,10}", value), 0..6),
         (
@@ -242,7 +265,7 @@ fn span_with(value: BoxedStrategy<Value>) -> impl Strategy<Value = Span> {
         ),
     )
         .prop_map(
-            |(t, s, p, a, b, kind, attrs, (events, links, code, message, name))| Span {
+            |(t, s, p, (a, b), kind, attrs, (events, links, code, message, name))| Span {
                 trace_id: t,
                 span_id: s,
                 parent_span_id: p,

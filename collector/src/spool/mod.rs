@@ -12,6 +12,8 @@
 //! a newer format is refused at start-up with a message. A torn tail (a crash mid-write) is cut
 //! at start-up; it was never acknowledged.
 
+pub mod health;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
+
+use self::health::{Health, private_dir, private_file, sync_dir};
 
 const HEADER: usize = 8;
 const MAGIC: &[u8; 8] = b"ORRSPOOL";
@@ -63,6 +67,8 @@ pub struct SpoolConfig {
     pub fsync: Fsync,
     /// The period of [`Fsync::Interval`].
     pub fsync_interval: Duration,
+    /// Counts failed fsyncs (the collector's `spool_fsync_errors` metric).
+    pub fsync_errors: prometheus_client::metrics::counter::Counter,
 }
 
 /// A sealed segment: one batch.
@@ -74,6 +80,9 @@ pub struct Segment {
     pub token: String,
     /// 1: protobuf records (an older version's spool); 2: RowBinary records.
     pub format: u32,
+    /// Replayed from disk at start-up: a previous process may have inserted it before it
+    /// stopped, so ClickHouse may deduplicate all of it (see the sink's row check).
+    pub may_have_landed: bool,
 }
 
 /// The format of a segment file and where its records start.
@@ -105,7 +114,7 @@ fn read_format(path: &Path) -> Result<(u32, usize)> {
 }
 
 impl Segment {
-    fn from_path(path: PathBuf) -> Result<Self> {
+    pub fn from_path(path: PathBuf) -> Result<Self> {
         let bytes = fs::metadata(&path)?.len();
         let (format, _) = read_format(&path)?;
         let stem = path
@@ -118,6 +127,7 @@ impl Segment {
             bytes,
             token: format!("orrery-{stem}"),
             format,
+            may_have_landed: true,
         })
     }
 
@@ -228,7 +238,10 @@ pub struct Spool {
     /// Sealed segments not yet delivered or parked.
     backlog: Arc<AtomicUsize>,
     max_bytes: u64,
-    dead_dir: PathBuf,
+    dir: PathBuf,
+    parked_dir: PathBuf,
+    fsync: Fsync,
+    health: Arc<Health>,
     /// Set when an append was refused for space, cleared once one fits again.
     pushing_back: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -246,23 +259,21 @@ impl Spool {
     /// open segments sealed, parked segments re-queued) and starts the writer thread.
     /// Returns the handle and the queue of sealed segments, oldest first.
     pub fn open(cfg: SpoolConfig) -> Result<(Spool, mpsc::UnboundedReceiver<Segment>)> {
-        fs::create_dir_all(&cfg.dir).with_context(|| format!("creating spool {:?}", cfg.dir))?;
-        // One process per spool: two writers would replay and delete each other's batches.
-        // The kernel drops the lock when the process dies, so a kill -9 leaves no stale lock.
-        let lock = File::create(cfg.dir.join("LOCK"))?;
-        lock.try_lock().map_err(|_| {
-            anyhow::anyhow!(
-                "spool directory {:?} is in use by another collector",
-                cfg.dir
-            )
-        })?;
-        let dead_dir = cfg.dir.join("parked");
-        fs::create_dir_all(&dead_dir)?;
-        for entry in fs::read_dir(&dead_dir)? {
+        private_dir(&cfg.dir).with_context(|| format!("creating spool {:?}", cfg.dir))?;
+        let lock = lock(&cfg.dir)?;
+        let health = Arc::new(Health::new(cfg.fsync_errors.clone()));
+        let parked_dir = cfg.dir.join("parked");
+        private_dir(&parked_dir)?;
+        private_dir(&cfg.dir.join(DEAD))?;
+        for entry in fs::read_dir(&parked_dir)? {
             let p = entry?.path();
             if let Some(name) = p.file_name() {
                 fs::rename(&p, cfg.dir.join(name))?;
             }
+        }
+        if cfg.fsync != Fsync::Never {
+            sync_dir(&cfg.dir)?;
+            sync_dir(&parked_dir)?;
         }
         let mut names: Vec<PathBuf> = fs::read_dir(&cfg.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -300,9 +311,10 @@ impl Spool {
         let syncer = if cfg.fsync == Fsync::Interval {
             let (stop, stopped) = std::sync::mpsc::channel::<()>();
             let (unsynced, every) = (unsynced.clone(), cfg.fsync_interval);
+            let (dir, health) = (cfg.dir.clone(), health.clone());
             std::thread::Builder::new()
                 .name("spool-fsync".into())
-                .spawn(move || sync_every(every, &unsynced, stopped))?;
+                .spawn(move || sync_every(every, &unsynced, &dir, &health, stopped))?;
             Some(stop)
         } else {
             None
@@ -316,6 +328,7 @@ impl Spool {
             backlog: backlog.clone(),
             sealed: seg_tx,
             unsynced,
+            health: health.clone(),
             _syncer: syncer,
         };
         std::thread::Builder::new()
@@ -327,7 +340,10 @@ impl Spool {
                 bytes,
                 backlog,
                 max_bytes: cfg.max_bytes,
-                dead_dir,
+                dir: cfg.dir.clone(),
+                parked_dir,
+                fsync: cfg.fsync,
+                health,
                 pushing_back: Arc::default(),
             },
             seg_rx,
@@ -337,6 +353,41 @@ impl Spool {
     /// Bytes on disk (sealed, open and parked segments).
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where permanently refused rows are set aside.
+    pub fn dead_dir(&self) -> PathBuf {
+        self.dir.join(DEAD)
+    }
+
+    /// Disk problems that make the collector unready (write or fsync failing).
+    pub fn health_problems(&self) -> Vec<String> {
+        self.health.problems()
+    }
+
+    /// While writes fail: tries a small write, so health recovers without traffic. Blocking.
+    pub fn probe(&self) {
+        health::probe(&self.dir, &self.health);
+    }
+
+    /// Makes an entry change in `dir` durable per the fsync policy: now (`always`), at the
+    /// next interval (`interval`), or never.
+    pub fn entries_changed(&self, dir: &Path) {
+        match self.fsync {
+            Fsync::Always => {
+                let _ = self.health.fsync_result("spool directory", sync_dir(dir));
+            }
+            Fsync::Interval => self.health.dir_dirty.store(true, Ordering::Release),
+            Fsync::Never => {}
+        }
     }
 
     /// True while requests are being pushed back for space.
@@ -375,6 +426,7 @@ impl Spool {
     /// The batch is in ClickHouse: delete it.
     pub fn delivered(&self, seg: &Segment) -> io::Result<()> {
         fs::remove_file(&seg.path)?;
+        self.entries_changed(&self.dir);
         self.bytes.fetch_sub(seg.bytes, Ordering::Relaxed);
         decrement(&self.backlog);
         self.pushing_back.store(false, Ordering::Relaxed);
@@ -384,8 +436,12 @@ impl Spool {
     /// The batch could not be delivered within its time to live: keep it on disk (it still
     /// counts against the spool size) under `parked/`, re-queued at the next start.
     pub fn park(&self, seg: &Segment) -> io::Result<PathBuf> {
-        let to = self.dead_dir.join(seg.path.file_name().unwrap_or_default());
+        let to = self
+            .parked_dir
+            .join(seg.path.file_name().unwrap_or_default());
         fs::rename(&seg.path, &to)?;
+        self.entries_changed(&self.parked_dir);
+        self.entries_changed(&self.dir);
         decrement(&self.backlog);
         Ok(to)
     }
@@ -394,6 +450,64 @@ impl Spool {
     pub fn close(&self) {
         self.tx.write().expect("spool lock").take();
     }
+}
+
+/// The subdirectory of permanently refused rows (dead letters).
+pub const DEAD: &str = "dead";
+
+/// Takes the spool's lock file: one process per spool, since two writers would replay and
+/// delete each other's batches. The kernel drops the lock when the process dies, so a kill -9
+/// leaves no stale lock.
+pub fn lock(dir: &Path) -> Result<File> {
+    let lock = private_file()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .with_context(|| format!("opening {:?}", dir.join("LOCK")))?;
+    lock.try_lock()
+        .map_err(|_| anyhow::anyhow!("spool directory {dir:?} is in use by another collector"))?;
+    Ok(lock)
+}
+
+/// Writes a complete segment file (header and `records`) at `path` through a temporary name,
+/// synced, so that it either exists whole or not at all.
+pub fn write_segment_file(path: &Path, records: &[&[u8]]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let result = (|| {
+        let mut f = private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        let mut head = MAGIC.to_vec();
+        head.extend_from_slice(&FORMAT.to_le_bytes());
+        f.write_all(&head)?;
+        for r in records {
+            let len = u32::try_from(r.len()).map_err(io::Error::other)?;
+            f.write_all(&len.to_le_bytes())?;
+            f.write_all(&crc32fast::hash(r).to_le_bytes())?;
+            f.write_all(r)?;
+        }
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Blocking `Spool::delivered` for a segment the sink's worker owns, off the async workers.
+pub async fn delivered_off_thread(spool: &Spool, seg: &Segment) -> io::Result<()> {
+    let (s, sg) = (spool.clone(), seg.clone());
+    tokio::task::spawn_blocking(move || s.delivered(&sg))
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 fn decrement(n: &AtomicUsize) {
@@ -420,6 +534,9 @@ fn recover_open(path: &Path) -> Result<Option<PathBuf>> {
     }
     let sealed = path.with_extension("seg");
     fs::rename(path, &sealed)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
     Ok(Some(sealed))
 }
 
@@ -444,6 +561,7 @@ struct Writer {
     sealed: mpsc::UnboundedSender<Segment>,
     /// What the interval syncer has yet to sync.
     unsynced: Arc<std::sync::Mutex<Unsynced>>,
+    health: Arc<Health>,
     /// Dropped with the writer: the syncer then syncs once more and ends.
     _syncer: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -460,6 +578,8 @@ struct Unsynced {
 fn sync_every(
     every: Duration,
     unsynced: &std::sync::Mutex<Unsynced>,
+    dir: &Path,
+    health: &Health,
     stop: std::sync::mpsc::Receiver<()>,
 ) {
     loop {
@@ -473,11 +593,20 @@ fn sync_every(
             files.extend(u.open.as_ref().and_then(|f| f.try_clone().ok()));
             files
         };
+        let mut result = Ok(());
         for f in files {
             if let Err(e) = f.sync_data() {
-                tracing::error!(error = %e, "spool fsync failed");
+                result = Err(e);
             }
         }
+        // After the files: a segment's directory entry is only useful once its data is there.
+        if health.clear_dir_dirty()
+            && let Err(e) = sync_dir(dir)
+        {
+            health.dir_dirty.store(true, Ordering::Release);
+            result = Err(e);
+        }
+        let _ = health.fsync_result("spool (interval)", result);
         if last {
             return;
         }
@@ -532,6 +661,7 @@ impl Writer {
                 }
             }
             let result = self.write_all(&pending);
+            self.health.write_result(&result);
             for a in pending.drain(..) {
                 let _ = a.done.send(match &result {
                     Ok(()) => Ok(()),
@@ -575,7 +705,14 @@ impl Writer {
             return Err(e);
         }
         if self.cfg.fsync == Fsync::Always {
-            open.file.sync_data()?;
+            let synced = self
+                .health
+                .fsync_result("spool segment", open.file.sync_data());
+            if let Err(e) = synced {
+                // Not acknowledged; cut it so a retry does not store it twice.
+                let _ = open.file.set_len(open.bytes);
+                return Err(e);
+            }
         }
         open.bytes += buf.len() as u64;
         open.spans += spans;
@@ -589,13 +726,22 @@ impl Writer {
         let nonce: u64 = rand::random();
         let stem = format!("{seq:020}-{nonce:016x}");
         let path = self.cfg.dir.join(format!("{stem}.open"));
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
+        let mut file = private_file().create_new(true).append(true).open(&path)?;
         let mut header = MAGIC.to_vec();
         header.extend_from_slice(&FORMAT.to_le_bytes());
-        file.write_all(&header)?;
+        if let Err(e) = file.write_all(&header) {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        match self.cfg.fsync {
+            Fsync::Always => {
+                self.health
+                    .fsync_result("spool directory", sync_dir(&self.cfg.dir))?;
+            }
+            Fsync::Interval => self.health.dir_dirty.store(true, Ordering::Release),
+            Fsync::Never => {}
+        }
         self.bytes.fetch_add(header.len() as u64, Ordering::Relaxed);
         if self.cfg.fsync == Fsync::Interval {
             self.unsynced.lock().expect("spool sync lock").open = Some(file.try_clone()?);
@@ -631,12 +777,22 @@ impl Writer {
         }
         let sealed = open.path.with_extension("seg");
         fs::rename(&open.path, &sealed)?;
+        match self.cfg.fsync {
+            Fsync::Always => {
+                let _ = self
+                    .health
+                    .fsync_result("spool directory", sync_dir(&self.cfg.dir));
+            }
+            Fsync::Interval => self.health.dir_dirty.store(true, Ordering::Release),
+            Fsync::Never => {}
+        }
         self.backlog.fetch_add(1, Ordering::Relaxed);
         let _ = self.sealed.send(Segment {
             path: sealed,
             bytes: open.bytes,
             token: format!("orrery-{}", open.stem),
             format: FORMAT,
+            may_have_landed: false,
         });
         Ok(())
     }
@@ -664,192 +820,4 @@ fn recv_timeout(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(dir: &Path) -> SpoolConfig {
-        SpoolConfig {
-            dir: dir.to_path_buf(),
-            max_bytes: 1 << 20,
-            batch_max_spans: 3,
-            batch_max_bytes: 1 << 20,
-            batch_timeout: Duration::from_secs(3600),
-            busy_backlog: 2,
-            fsync: Fsync::Never,
-            fsync_interval: Duration::from_secs(1),
-        }
-    }
-
-    #[tokio::test]
-    async fn segments_seal_at_the_span_bound_and_torn_tails_are_cut_on_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, mut sealed) = Spool::open(cfg(dir.path())).unwrap();
-        for i in 0..4u8 {
-            spool.append(Bytes::from(vec![i; 10]), 1).await.unwrap();
-        }
-        let seg = sealed.recv().await.unwrap();
-        assert_eq!(seg.read_records().unwrap().len(), 3);
-        assert_eq!(seg.format, FORMAT);
-        // Two segments: a 12-byte header each, 18 bytes a record.
-        assert_eq!(spool.bytes(), 2 * 12 + 4 * 18);
-        spool.delivered(&seg).unwrap();
-        assert_eq!(spool.bytes(), 12 + 18);
-        // Simulate a crash: what is on disk now, copied elsewhere (this process still holds
-        // the spool), plus a torn record after the fourth one in the still-open segment.
-        let crashed = tempfile::tempdir().unwrap();
-        for entry in fs::read_dir(dir.path()).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_file() && p.file_name().unwrap() != "LOCK" {
-                fs::copy(&p, crashed.path().join(p.file_name().unwrap())).unwrap();
-            }
-        }
-        let open = fs::read_dir(crashed.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "open"))
-            .unwrap();
-        let mut f = OpenOptions::new().append(true).open(&open).unwrap();
-        f.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
-        drop(f);
-        spool.close();
-        let (spool, mut sealed) = Spool::open(cfg(crashed.path())).unwrap();
-        let seg = sealed.recv().await.unwrap();
-        let records = seg.read_records().unwrap();
-        assert_eq!(records, vec![Bytes::from(vec![3u8; 10])]);
-        assert_eq!(spool.bytes(), 12 + 18);
-    }
-
-    fn record(payload: &[u8]) -> Vec<u8> {
-        let mut r = (payload.len() as u32).to_le_bytes().to_vec();
-        r.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        r.extend_from_slice(payload);
-        r
-    }
-
-    #[tokio::test]
-    async fn an_older_versions_spool_is_replayed_and_a_newer_one_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        // Format 1: no header, records from byte 0; its torn tail is cut like any other.
-        let mut v1 = record(b"old request");
-        v1.extend_from_slice(&[9, 0, 0]);
-        fs::write(
-            dir.path()
-                .join("00000000000000000007-00000000000000aa.open"),
-            &v1,
-        )
-        .unwrap();
-        let (spool, mut sealed) = Spool::open(cfg(dir.path())).unwrap();
-        let seg = sealed.recv().await.unwrap();
-        assert_eq!(seg.format, 1);
-        assert_eq!(seg.token, "orrery-00000000000000000007-00000000000000aa");
-        assert_eq!(
-            seg.read_records().unwrap(),
-            vec![Bytes::from_static(b"old request")]
-        );
-        // New segments continue the sequence, in the current format.
-        spool.append(Bytes::from_static(b"new"), 3).await.unwrap();
-        spool.close();
-        let seg = sealed.recv().await.unwrap();
-        assert!(
-            seg.path.to_str().unwrap().contains("00000000000000000008-"),
-            "{:?}",
-            seg.path
-        );
-        assert_eq!(seg.format, FORMAT);
-        assert_eq!(
-            seg.read_records().unwrap(),
-            vec![Bytes::from_static(b"new")]
-        );
-
-        let newer = tempfile::tempdir().unwrap();
-        let mut v9 = MAGIC.to_vec();
-        v9.extend_from_slice(&9u32.to_le_bytes());
-        v9.extend_from_slice(&record(b"future"));
-        fs::write(
-            newer
-                .path()
-                .join("00000000000000000001-00000000000000bb.seg"),
-            &v9,
-        )
-        .unwrap();
-        let err = Spool::open(cfg(newer.path())).err().expect("refused");
-        let msg = format!("{err:#}");
-        assert!(
-            msg.contains("has format 9") && msg.contains("reads formats 1 and 2"),
-            "{msg}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_busy_sink_lets_the_open_segment_grow_past_its_age() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = cfg(dir.path());
-        c.batch_max_spans = 100;
-        c.batch_timeout = Duration::from_millis(30);
-        c.busy_backlog = 1;
-        let (spool, mut sealed) = Spool::open(c).unwrap();
-        spool.append(Bytes::from_static(b"a"), 1).await.unwrap();
-        let first = sealed.recv().await.unwrap();
-        // The first segment is still being "inserted": the next one outlives its timeout…
-        spool.append(Bytes::from_static(b"b"), 1).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(120)).await;
-        assert!(sealed.try_recv().is_err(), "sealed while the sink was busy");
-        spool.append(Bytes::from_static(b"c"), 1).await.unwrap();
-        // …and is sealed once the sink has room.
-        spool.delivered(&first).unwrap();
-        let second = tokio::time::timeout(Duration::from_secs(5), sealed.recv())
-            .await
-            .expect("sealed after delivery")
-            .unwrap();
-        assert_eq!(second.read_records().unwrap().len(), 2);
-        let mut reader = second.reader().await.unwrap();
-        assert_eq!(reader.next().await.unwrap(), Some(Bytes::from_static(b"b")));
-        assert_eq!(reader.next().await.unwrap(), Some(Bytes::from_static(b"c")));
-        assert_eq!(reader.next().await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn interval_fsync_acknowledges_and_syncs_in_the_background() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = cfg(dir.path());
-        c.fsync = Fsync::Interval;
-        c.fsync_interval = Duration::from_millis(10);
-        let (spool, mut sealed) = Spool::open(c).unwrap();
-        for i in 0..4u8 {
-            spool.append(Bytes::from(vec![i; 10]), 1).await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        spool.close();
-        let first = sealed.recv().await.unwrap();
-        let second = sealed.recv().await.unwrap();
-        assert_eq!(first.read_records().unwrap().len(), 3);
-        assert_eq!(second.read_records().unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_spool_directory_has_one_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let (spool, _sealed) = Spool::open(cfg(dir.path())).unwrap();
-        let err = Spool::open(cfg(dir.path()))
-            .err()
-            .expect("second open refused");
-        assert!(
-            err.to_string().contains("in use by another collector"),
-            "{err}"
-        );
-        spool.close();
-    }
-
-    #[tokio::test]
-    async fn a_full_spool_refuses_appends() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = cfg(dir.path());
-        c.max_bytes = 25;
-        let (spool, _sealed) = Spool::open(c).unwrap();
-        spool.append(Bytes::from(vec![1; 10]), 1).await.unwrap();
-        assert!(matches!(
-            spool.append(Bytes::from(vec![1; 10]), 1).await,
-            Err(AppendError::Full { .. })
-        ));
-    }
-}
+mod tests;

@@ -1,0 +1,132 @@
+//! Durable file operations of the spool and its health: files `0600`, directories `0700`, the
+//! directory fsynced after a segment is created, renamed or deleted (per the fsync policy), and
+//! write or fsync failures remembered so that `/readyz` answers 503 until the disk works again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::metrics::counter::Counter;
+
+/// Spool files hold other teams' trace data: only the collector's user reads them.
+pub const FILE_MODE: u32 = 0o600;
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and parents) and makes it `0700`.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+}
+
+/// Options for a new spool file: `0600`.
+pub fn private_file() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.mode(FILE_MODE);
+    o
+}
+
+/// Makes the directory entries of `dir` durable: a file created, renamed or removed in it is
+/// only safe from power loss once its directory is synced.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// What went wrong with the spool's disk, if anything, and whether the directory has changes
+/// that the interval syncer still has to make durable.
+#[derive(Debug, Default)]
+pub struct Health {
+    write_error: Mutex<Option<String>>,
+    fsync_error: Mutex<Option<String>>,
+    /// Set by entry changes under `Fsync::Interval`; the syncer syncs the directory.
+    pub dir_dirty: AtomicBool,
+    pub fsync_errors: Counter,
+}
+
+impl Health {
+    pub fn new(fsync_errors: Counter) -> Self {
+        Self {
+            fsync_errors,
+            ..Self::default()
+        }
+    }
+
+    /// Records the outcome of a spool write; logs once per change of state.
+    pub fn write_result(&self, result: &io::Result<()>) {
+        let mut state = self.write_error.lock().expect("health lock");
+        match (result, state.is_some()) {
+            (Err(e), false) => {
+                tracing::error!(error = %e, "spool writes failing: requests get 503 / UNAVAILABLE and /readyz answers 503 until a write succeeds");
+                *state = Some(e.to_string());
+            }
+            (Err(e), true) => *state = Some(e.to_string()),
+            (Ok(()), true) => {
+                tracing::info!("spool writes succeed again");
+                *state = None;
+            }
+            (Ok(()), false) => {}
+        }
+    }
+
+    /// Records the outcome of an fsync; logs once per change of state.
+    pub fn fsync_result(&self, what: &str, result: io::Result<()>) -> io::Result<()> {
+        let mut state = self.fsync_error.lock().expect("health lock");
+        match (&result, state.is_some()) {
+            (Err(e), was) => {
+                self.fsync_errors.inc();
+                if !was {
+                    tracing::error!(error = %e, what, "spool fsync failing: /readyz answers 503 until one succeeds");
+                }
+                *state = Some(format!("{what}: {e}"));
+            }
+            (Ok(()), true) => {
+                tracing::info!("spool fsync succeeds again");
+                *state = None;
+            }
+            (Ok(()), false) => {}
+        }
+        result
+    }
+
+    /// The problems to report on `/readyz` (empty: healthy).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(e) = &*self.write_error.lock().expect("health lock") {
+            out.push(format!("spool write failing: {e}"));
+        }
+        if let Some(e) = &*self.fsync_error.lock().expect("health lock") {
+            out.push(format!("spool fsync failing: {e}"));
+        }
+        out
+    }
+
+    pub fn write_failing(&self) -> bool {
+        self.write_error.lock().expect("health lock").is_some()
+    }
+
+    pub fn clear_dir_dirty(&self) -> bool {
+        self.dir_dirty.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// While writes fail, `/readyz` tries one small write (4 KiB, synced, removed) so that the
+/// collector turns ready again once the disk has room, even with no traffic routed to it.
+pub fn probe(dir: &Path, health: &Health) {
+    if !health.write_failing() {
+        return;
+    }
+    let path: PathBuf = dir.join("probe.tmp");
+    let result = (|| {
+        let mut f = private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        f.write_all(&[0u8; 4096])?;
+        f.sync_data()
+    })();
+    let _ = fs::remove_file(&path);
+    health.write_result(&result);
+}
