@@ -8,6 +8,11 @@ export async function e2e(browser, base, artifacts, opts) {
   const log = [];
   page.on("pageerror", (e) => log.push(`pageerror: ${e}`));
   page.on("console", (m) => { if (m.type() === "error") log.push(`console: ${m.text()}`); });
+  // CSP violations are logged as console errors (and fail the test).
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener("securitypolicyviolation", (e) =>
+      console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+  });
   const out = { log };
   const shot = (name) => page.screenshot({ path: path.join(artifacts, `e2e-${name}.png`) });
   const want = opts.nodes || [];
@@ -178,6 +183,9 @@ export async function e2e(browser, base, artifacts, opts) {
   const after = await positions();
   out.live_nodes = Object.keys(after);
   out.live_moved = Object.keys(before).filter((id) => after[id] !== before[id]);
+  // Without --api-token the sign-in form never opens.
+  out.sign_in_shown = await page.evaluate(() => !!document.querySelector("[data-testid=sign-in]"));
+  out.stream_state = await page.$eval("[data-testid=map]", (e) => e.dataset.stream);
   await shot("live");
   return out;
 }
