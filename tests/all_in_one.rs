@@ -95,8 +95,10 @@ fn start_all_in_one(data: &std::path::Path) -> (Running, String) {
     loop {
         if let Ok(p) = std::fs::read_to_string(&port_file)
             && let Ok(port) = p.trim().parse::<u16>()
+            && let Ok(secret) = std::fs::read_to_string(data.join("clickhouse.secret"))
         {
-            let url = format!("http://127.0.0.1:{port}");
+            // The engine's secret as the URL's credentials (curl sends them as basic auth).
+            let url = format!("http://default:{}@127.0.0.1:{port}", secret.trim());
             let version = http_get(&format!(
                 "{url}/?query=SELECT%20max(Version)%20FROM%20orrery.orrery_schema_migrations"
             ));

@@ -153,8 +153,11 @@ pub fn start_engine() -> Engine {
         if let Some(port) = std::fs::read_to_string(&port_file)
             .ok()
             .and_then(|p| p.trim().parse::<u16>().ok())
+            && let Ok(secret) = std::fs::read_to_string(dir.path().join("clickhouse.secret"))
         {
-            url = format!("http://127.0.0.1:{port}");
+            // The engine's per-start secret as the URL's credentials: `--clickhouse-url` and
+            // curl both send them (a test shortcut; operators use --clickhouse-password-file).
+            url = format!("http://default:{}@127.0.0.1:{port}", secret.trim());
             return matches!(get(&format!("{url}/ping")), Some((200, _)));
         }
         false
