@@ -151,7 +151,7 @@ fn without_replication(ddl: &str) -> (Vec<String>, Vec<(String, String)>) {
 #[tokio::test]
 async fn cluster_ddl_minus_replication_executes_on_the_embedded_engine() {
     let server = orrery_store::testing::TestServer::shared();
-    let client = clickhouse::Client::default().with_url(&server.url);
+    let client = server.client();
     let (stmts, sharding) = without_replication(&committed_cluster_ddl());
     for s in &stmts {
         client
@@ -222,7 +222,7 @@ async fn single_node_ddl_printed_by_migrate_executes_on_the_embedded_engine() {
         "orrery migrate --print",
     );
     let server = orrery_store::testing::TestServer::shared();
-    let client = clickhouse::Client::default().with_url(&server.url);
+    let client = server.client();
     for s in statements(&printed) {
         assert!(
             !s.contains("ON CLUSTER") && !s.contains("Replicated"),
@@ -442,7 +442,7 @@ fn port_number(c: &Value, port: &Value) -> u64 {
 #[test]
 fn kubernetes_collectors_scale_on_cpu_probe_health_and_flush_before_stopping() {
     let docs = k8s_docs();
-    let collector = find(&docs, "Deployment", "orrery-collector");
+    let collector = find(&docs, "StatefulSet", "orrery-collector");
     let c = container(collector);
     assert_eq!(c["args"][0], "collector");
     let ready = &c["readinessProbe"]["httpGet"];
@@ -471,8 +471,9 @@ fn kubernetes_collectors_scale_on_cpu_probe_health_and_flush_before_stopping() {
         pre_stop + flush < grace,
         "preStop {pre_stop}s + flush {flush}s must end before the {grace}s grace period"
     );
-    // HPA on CPU, aimed at this Deployment.
+    // HPA on CPU, aimed at this StatefulSet.
     let hpa = find(&docs, "HorizontalPodAutoscaler", "orrery-collector");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "StatefulSet");
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "orrery-collector");
     assert_eq!(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu");
     assert!(
@@ -518,13 +519,6 @@ fn kubernetes_collectors_scale_on_cpu_probe_health_and_flush_before_stopping() {
 #[test]
 fn kubernetes_secrets_and_config_references_resolve_and_pods_run_unprivileged() {
     let docs = k8s_docs();
-    let keys = |kind: &str, name: &str, field: &str| -> BTreeSet<String> {
-        let d = find(&docs, kind, name);
-        d[field]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default()
-    };
     let mut refs = 0;
     for d in docs.iter().filter(|d| {
         matches!(
@@ -539,8 +533,8 @@ fn kubernetes_secrets_and_config_references_resolve_and_pods_run_unprivileged() 
                     let name = s["name"].as_str().unwrap();
                     let key = s["key"].as_str().unwrap().to_string();
                     assert!(
-                        keys("Secret", name, "stringData").contains(&key),
-                        "{name}/{key}"
+                        generated_secret_keys(name).contains(&key),
+                        "{name}/{key} is not made by the kustomization's secretGenerator"
                     );
                     refs += 1;
                 }
@@ -570,13 +564,20 @@ fn kubernetes_secrets_and_config_references_resolve_and_pods_run_unprivileged() 
     assert!(refs >= 6, "credentials and tokens come from Secrets");
 }
 
+// Security of the deployment (secrets, grants, NetworkPolicy) and the collector spool's volume.
+#[path = "deploy_static/security.rs"]
+mod security;
+use security::generated_secret_keys;
+
 // ---- Compose -----------------------------------------------------------------------------------
 
 fn compose(args: &[&str], password: Option<&str>) -> Output {
     let mut cmd = Command::new(validator("deploy-compose", "docker-compose"));
     cmd.current_dir(root().join("deploy/compose"))
         .args(["--project-directory", "."])
-        .env_remove("CLICKHOUSE_PASSWORD")
+        .env_remove("CLICKHOUSE_COLLECTOR_PASSWORD")
+        .env_remove("CLICKHOUSE_QUERY_PASSWORD")
+        .env_remove("CLICKHOUSE_MIGRATE_PASSWORD")
         .env_remove("DOCKER_HOST");
     for (k, _) in std::env::vars() {
         if k.starts_with("ORRERY_") || k.starts_with("COMPOSE_") {
@@ -584,7 +585,9 @@ fn compose(args: &[&str], password: Option<&str>) -> Output {
         }
     }
     if let Some(p) = password {
-        cmd.env("CLICKHOUSE_PASSWORD", p);
+        for role in ["COLLECTOR", "QUERY", "MIGRATE"] {
+            cmd.env(format!("CLICKHOUSE_{role}_PASSWORD"), p);
+        }
     }
     cmd.args(args).output().unwrap()
 }
@@ -602,7 +605,7 @@ fn compose_file_parses_and_wires_collectors_and_query_replicas_behind_the_balanc
     // Without the password the file refuses to resolve (the validator really evaluates it).
     let missing = compose(&["config", "--quiet"], None);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("CLICKHOUSE_PASSWORD"));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("CLICKHOUSE_COLLECTOR_PASSWORD"));
 
     let cfg = &yaml_docs(&resolved)[0]["services"];
     assert!(cfg["collector"]["scale"].as_u64().unwrap() >= 2);
@@ -636,7 +639,18 @@ fn compose_file_parses_and_wires_collectors_and_query_replicas_behind_the_balanc
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["target"].as_u64().unwrap())
+        .map(|p| match p.as_str() {
+            // With a host address compose prints `127.0.0.1:4317:4317/tcp`.
+            Some(s) => {
+                assert!(
+                    s.starts_with("127.0.0.1:"),
+                    "published beyond loopback: {s}"
+                );
+                let target = s.rsplit(':').next().unwrap();
+                target.trim_end_matches("/tcp").parse().unwrap()
+            }
+            None => p["target"].as_u64().unwrap(),
+        })
         .collect();
     assert_eq!(published, BTreeSet::from([4317, 4318, 16686]));
     // nginx: gRPC (HTTP/2) and HTTP to every collector, UI/API to every query replica.
