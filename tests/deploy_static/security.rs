@@ -777,7 +777,11 @@ fn the_drain_job_replays_an_orphaned_collector_claim_with_the_binarys_own_comman
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    assert_eq!(&args[..2], ["spool", "replay"]);
+    assert_eq!(
+        &args[..3],
+        ["spool", "replay", "--all"],
+        "the whole spool, not only dead letters"
+    );
     let dir = args
         .windows(2)
         .find(|w| w[0] == "--spool-dir")
@@ -806,7 +810,12 @@ fn the_drain_job_replays_an_orphaned_collector_claim_with_the_binarys_own_comman
         .output()
         .unwrap();
     let help = ok(help, "orrery spool replay --help");
-    assert!(help.contains("--spool-dir"), "{help}");
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(flag),
+            "`orrery spool replay` has no {flag}: {help}"
+        );
+    }
     assert!(
         help.contains("ORRERY_CLICKHOUSE_URL") || help.contains("--clickhouse-url"),
         "{help}"
