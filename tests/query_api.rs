@@ -36,6 +36,7 @@ async fn start(ch: &ClickHouseArgs, token: Option<&str>, ui_dir: std::path::Path
             graph_no_rollup: true,
             ..settings()
         },
+        limits: Default::default(),
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(orrery_query::serve(
@@ -438,12 +439,24 @@ async fn bearer_token_stream_and_static_ui() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
-    // SSE with the token in the query (EventSource cannot set headers): first event is a graph.
-    let mut r = http
+    // A token in the URL is not accepted (it would end up in logs and history): the UI reads
+    // the stream with fetch() and the header.
+    let r = http
         .get(format!(
             "{}/orrery/api/graph/stream?since=5m&interval=1s&access_token=s3cret",
             s.base
         ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // SSE with the token in the header: first event is a graph.
+    let mut r = http
+        .get(format!(
+            "{}/orrery/api/graph/stream?since=5m&interval=1s",
+            s.base
+        ))
+        .bearer_auth("s3cret")
         .send()
         .await
         .unwrap();
@@ -471,10 +484,8 @@ async fn bearer_token_stream_and_static_ui() {
     let g: Value = serde_json::from_str(&data[6..]).unwrap();
     assert_eq!(g["edges"].as_array().unwrap().len(), 2);
     let r = http
-        .get(format!(
-            "{}/orrery/api/graph/stream?interval=10ms&access_token=s3cret",
-            s.base
-        ))
+        .get(format!("{}/orrery/api/graph/stream?interval=10ms", s.base))
+        .bearer_auth("s3cret")
         .send()
         .await
         .unwrap();

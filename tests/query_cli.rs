@@ -53,6 +53,7 @@ async fn traces_trace_and_graph_print_tables_and_json() {
             graph_no_rollup: true,
             ..settings()
         },
+        limits: Default::default(),
     };
     tokio::spawn(orrery_query::serve(
         listener,
@@ -124,5 +125,37 @@ async fn traces_trace_and_graph_print_tables_and_json() {
     let (ok, _, err) = orrery(&["trace", "zz", "--query-url", &url]).await;
     assert!(!ok);
     assert!(err.contains("hex"), "{err}");
+
+    // A trace bigger than --query-max-trace-spans: its earliest spans, and the CLI says so.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let capped_url = format!("http://{}", listener.local_addr().unwrap());
+    let args = QueryArgs {
+        query_addr: listener.local_addr().unwrap(),
+        api_token: None,
+        ui_dir: "/nonexistent".into(),
+        graph: GraphArgs {
+            graph_no_rollup: true,
+            ..settings()
+        },
+        limits: orrery_query::limits::LimitArgs {
+            query_max_trace_spans: 2,
+            ..Default::default()
+        },
+    };
+    tokio::spawn(orrery_query::serve(
+        listener,
+        args,
+        ch.clone(),
+        shutdown.clone(),
+    ));
+    let (ok, out, err) = orrery(&["trace", "c1", "--query-url", &capped_url]).await;
+    assert!(ok, "{err}");
+    assert!(out.lines().next().unwrap().contains("2 span(s)"), "{out}");
+    assert!(
+        out.contains("TRUNCATED") && out.contains("its 2 earliest"),
+        "{out}"
+    );
+    let (ok, out, _) = orrery(&["trace", "c1", "--query-url", &url]).await;
+    assert!(ok && !out.contains("TRUNCATED"), "{out}");
     shutdown.cancel();
 }

@@ -333,6 +333,10 @@ pub struct Trace {
     pub error_count: u64,
     pub services: Vec<String>,
     pub spans: Vec<Span>,
+    /// The trace has more spans than the query service returns (`--query-max-trace-spans`):
+    /// `spans` holds the earliest ones by start time, `span_count` counts only those.
+    /// Absent in answers of older servers (read as `false`).
+    pub truncated: bool,
 }
 
 /// The body of every 4xx/5xx answer.

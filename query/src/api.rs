@@ -5,16 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clickhouse::Client;
+use futures::StreamExt;
 use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::graph::{self, GraphRequest, Level};
+use crate::limits;
 use crate::params::{self, Query as Q};
 use crate::traces::{self, Order, Search};
 use crate::{GraphArgs, QueryArgs, jaeger, ui};
@@ -22,40 +26,80 @@ use crate::{GraphArgs, QueryArgs, jaeger, ui};
 /// Shared state of the handlers: the ClickHouse client and settings. No caches.
 #[derive(Clone)]
 pub struct AppState {
+    /// Carries the per-query limits (`--query-max-execution-time`, `--query-max-memory`).
+    /// Handlers use [`AppState::ch`], which also tags the request's queries so they are
+    /// killed when the client goes away.
     pub client: Client,
     pub args: Arc<QueryArgs>,
+    /// One permit per open live stream (`--query-max-streams`).
+    pub streams: Arc<Semaphore>,
+    /// One permit per request being handled (`--query-max-concurrent-requests`).
+    pub requests: Arc<Semaphore>,
+    /// Cancelled on shutdown: live streams end.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
     pub fn new(client: Client, args: QueryArgs) -> Self {
         Self {
-            client,
+            client: args.limits.bound(client),
+            streams: Arc::new(Semaphore::new(args.limits.query_max_streams)),
+            requests: Arc::new(Semaphore::new(args.limits.query_max_concurrent_requests)),
             args: Arc::new(args),
+            shutdown: CancellationToken::new(),
         }
+    }
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
     pub fn graph_args(&self) -> &GraphArgs {
         &self.args.graph
     }
+    /// The client for this request's ClickHouse queries: bounded, and tagged so that they are
+    /// killed if the request is dropped (client gone, request timeout).
+    pub fn ch(&self) -> Client {
+        limits::tagged(&self.client)
+    }
 }
 
-/// An error answer: status plus `{"error": message}`.
+/// An error answer: status plus `{"error": message}` (and `"limit"` naming the limit hit,
+/// with a `Retry-After` header, when a limit refused the request).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    pub limit: Option<&'static str>,
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
+            status,
             message: message.into(),
+            limit: None,
+            retry_after: None,
         }
     }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
     pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    /// A limit refused the request: `status` (429 or 503), the limit's name, when to retry.
+    pub fn limited(
+        status: StatusCode,
+        limit: &'static str,
+        message: impl Into<String>,
+        retry_after: u64,
+    ) -> Self {
         Self {
-            status: StatusCode::NOT_FOUND,
+            status,
             message: message.into(),
+            limit: Some(limit),
+            retry_after: Some(retry_after),
         }
     }
 }
@@ -68,22 +112,43 @@ impl From<String> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
-        tracing::warn!(error = %format!("{err:#}"), "query failed");
-        Self {
-            status: StatusCode::BAD_GATEWAY,
-            message: format!("storage query failed: {err:#}"),
+        if let Some(hit) = limits::limit_hit(&err) {
+            tracing::info!(limit = hit.limit, error = %format!("{err:#}"), "query stopped by a limit");
+            return Self::limited(hit.status, hit.limit, hit.message, hit.retry_after);
         }
+        tracing::warn!(error = %format!("{err:#}"), "query failed");
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            format!("storage query failed: {err:#}"),
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let body = match self.limit {
+            Some(limit) => json!({ "error": self.message, "limit": limit }),
+            None => json!({ "error": self.message }),
+        };
+        let mut r = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
     }
 }
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// Every route. Orrery's and Jaeger's APIs (add new API routers to `api`) require the token
+/// and have their ClickHouse queries killed when the request is dropped; health and the UI's
+/// static files are public (the UI must load to show its sign-in form). Every answer carries
+/// the security headers, and every request is bounded in time and in number.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/orrery/api/config", get(config))
@@ -97,13 +162,19 @@ pub fn router(state: AppState) -> Router {
         .route("/orrery/api/traces", get(search_handler))
         .route("/orrery/api/traces/{id}", get(trace_handler))
         .merge(jaeger::routes())
+        .route("/orrery/api/{*rest}", get(api_not_found))
+        .route("/api/{*rest}", get(api_not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            kill_queries_if_dropped,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/orrery/api/health", get(health_handler))
         .merge(api)
-        .route("/orrery/api/{*rest}", get(api_not_found))
-        .route("/api/{*rest}", get(api_not_found))
         .fallback(ui::serve)
+        .layer(middleware::from_fn_with_state(state.clone(), bounded))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
@@ -111,34 +182,105 @@ async fn api_not_found() -> ApiError {
     ApiError::not_found("no such API route")
 }
 
-/// Bearer-token check when `--api-token` is set.
+/// Bearer-token check when `--api-token` is set: the `Authorization: Bearer <token>` header
+/// only (a token in a URL ends up in logs and browser history), compared in constant time.
 async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(token) = state.args.api_token.as_deref().filter(|t| !t.is_empty()) else {
         return next.run(req).await;
     };
-    let header_ok = req
+    let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t.trim() == token);
-    let query_ok = req
-        .uri()
-        .query()
-        .is_some_and(|q| form_pairs(q).any(|(k, v)| k == "access_token" && v == token));
-    if header_ok || query_ok {
-        next.run(req).await
-    } else {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "missing or wrong bearer token".into(),
-        }
-        .into_response()
+        .and_then(orrery_store::auth::bearer)
+        .map(str::trim);
+    match given {
+        Some(t) if orrery_store::auth::token_matches(t, token) => next.run(req).await,
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong API token: send the token the query service was started with \
+             (--api-token) as `Authorization: Bearer <token>`",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this API needs a token: send `Authorization: Bearer <token>` with the query \
+             service's --api-token",
+        )
+        .into_response(),
     }
 }
 
-fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    url_decode_pairs(q)
+/// Tags the request's ClickHouse queries and kills them if the request is dropped before it
+/// answers (client disconnected, request timeout). See `limits::killed_if_dropped`.
+async fn kill_queries_if_dropped(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    limits::killed_if_dropped(state.client.clone(), limits::new_tag(), next.run(req)).await
+}
+
+/// At most `--query-max-concurrent-requests` requests at once (more get 503 at once: load
+/// shedding rather than a queue that grows), each answered within `--query-request-timeout`
+/// (a live stream: until its headers).
+async fn bounded(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = state.requests.clone().try_acquire_owned() else {
+        return ApiError::limited(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "max_concurrent_requests",
+            "the query service is handling as many requests as it allows \
+             (--query-max-concurrent-requests): retry in a moment",
+            1,
+        )
+        .into_response();
+    };
+    let limit = state.args.limits.query_request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::limited(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            format!(
+                "the request took longer than the query service allows \
+                 (--query-request-timeout {}): narrow the time window or add filters, or retry later",
+                humantime::format_duration(limit)
+            ),
+            5,
+        )
+        .into_response(),
+    }
+}
+
+/// The Content-Security-Policy of every answer: only this origin's scripts (the UI has no
+/// inline script: `index.html` loads `main.js`), WebAssembly compilation, this origin's
+/// styles (inline style attributes too: the UI's views set them), fetches to this origin
+/// only, no plugins, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; \
+connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every answer (UI and API): no framing, no MIME sniffing, no referrer,
+/// and a CSP unless the handler set a more specific one.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
 }
 
 /// `application/x-www-form-urlencoded` pairs (repeated keys kept).
@@ -147,7 +289,7 @@ pub fn url_decode_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ 
 }
 
 async fn health_handler(State(state): State<AppState>) -> Response {
-    match state.client.query("SELECT 1").fetch_one::<u8>().await {
+    match state.ch().query("SELECT 1").fetch_one::<u8>().await {
         Ok(_) => Json(json!({"status": "ok", "clickhouse": "ok"})).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -198,7 +340,7 @@ async fn graph_handler(
 ) -> ApiResult<crate::model::Graph> {
     let req = graph_request(&q, crate::now_ns())?;
     Ok(Json(
-        graph::graph(&state.client, state.graph_args(), &req).await?,
+        graph::graph(&state.ch(), state.graph_args(), &req).await?,
     ))
 }
 
@@ -210,8 +352,8 @@ async fn diff_handler(
     let req = graph_request(&q, now)?;
     let base = match (q.get("base_start"), q.get("base_end")) {
         (Some(a), Some(b)) => params::span(
-            params::int("base_start", a)? * 1_000_000,
-            params::int("base_end", b)? * 1_000_000,
+            params::timestamp_ms("base_start", a)?,
+            params::timestamp_ms("base_end", b)?,
             now,
         )?,
         (None, None) => req.window.previous(),
@@ -222,7 +364,7 @@ async fn diff_handler(
         }
     };
     Ok(Json(
-        graph::diff(&state.client, state.graph_args(), req, base).await?,
+        graph::diff(&state.ch(), state.graph_args(), req, base).await?,
     ))
 }
 
@@ -234,32 +376,62 @@ async fn stream_handler(
         Some(v) => params::duration("interval", v, Duration::from_secs(1))?,
         None => state.graph_args().graph_stream_interval,
     };
-    if interval < Duration::from_secs(1) {
-        return Err(ApiError::bad_request("interval: at least 1s"));
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&interval) {
+        return Err(ApiError::bad_request("interval: between 1s and 1h"));
     }
     // Validate once up front so a bad request is a 400, not an error event.
     graph_request(&q, crate::now_ns())?;
+    let Ok(permit) = state.streams.clone().try_acquire_owned() else {
+        return Err(ApiError::limited(
+            StatusCode::TOO_MANY_REQUESTS,
+            "max_streams",
+            format!(
+                "this query service replica has as many live streams open as it allows \
+                 (--query-max-streams {}): close another map or retry later",
+                state.args.limits.query_max_streams
+            ),
+            30,
+        ));
+    };
+    let shutdown = state.shutdown.clone();
     let stream = futures::stream::unfold((state, q, true), move |(state, q, first)| async move {
         if !first {
             tokio::time::sleep(interval).await;
         }
         let now = crate::now_ns();
         let event = match graph_request(&q, now) {
-            Ok(req) => match graph::graph(&state.client, state.graph_args(), &req).await {
-                Ok(g) => Event::default()
-                    .event("graph")
-                    .id((now / 1_000_000).to_string())
-                    .json_data(&g)
-                    .unwrap_or_else(|_| Event::default().event("error")),
-                Err(e) => Event::default()
-                    .event("error")
-                    .data(json!({"error": format!("{e:#}")}).to_string()),
-            },
+            Ok(req) => {
+                // The body outlives the request's middleware: tag and guard each tick here.
+                let client = state.client.clone();
+                let tick = limits::killed_if_dropped(client, limits::new_tag(), async {
+                    graph::graph(&state.ch(), state.graph_args(), &req).await
+                });
+                match tick.await {
+                    Ok(g) => Event::default()
+                        .event("graph")
+                        .id((now / 1_000_000).to_string())
+                        .json_data(&g)
+                        .unwrap_or_else(|_| Event::default().event("error")),
+                    Err(e) => {
+                        let e = ApiError::from(e);
+                        Event::default()
+                            .event("error")
+                            .data(json!({"error": e.message, "limit": e.limit}).to_string())
+                    }
+                }
+            }
             Err(e) => Event::default()
                 .event("error")
                 .data(json!({"error": e.message}).to_string()),
         };
         Some((Ok::<_, Infallible>(event), (state, q, false)))
+    })
+    // The stream ends (and its connection can close) when the service shuts down; the permit
+    // is released when the stream is dropped (client gone or shutdown).
+    .take_until(shutdown.cancelled_owned())
+    .map(move |e| {
+        let _held = &permit;
+        e
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -272,7 +444,7 @@ async fn node_handler(
     Query(q): Query<Q>,
 ) -> ApiResult<crate::model::NodeDetail> {
     let w = params::window(&q, crate::now_ns(), DEFAULT_SINCE)?;
-    match graph::detail::node(&state.client, state.graph_args(), &id, w).await? {
+    match graph::detail::node(&state.ch(), state.graph_args(), &id, w).await? {
         Some(d) => Ok(Json(d)),
         None => Err(ApiError::not_found(format!(
             "no node {id:?} in this window"
@@ -290,7 +462,7 @@ async fn edge_handler(
             "source and target (node ids) are required",
         ));
     };
-    match graph::detail::edge(&state.client, state.graph_args(), source, target, w).await? {
+    match graph::detail::edge(&state.ch(), state.graph_args(), source, target, w).await? {
         Some(d) => Ok(Json(d)),
         None => Err(ApiError::not_found(format!(
             "no edge {source} -> {target} in this window"
@@ -303,7 +475,7 @@ async fn services_handler(
     Query(q): Query<Q>,
 ) -> ApiResult<serde_json::Value> {
     let w = params::window(&q, crate::now_ns(), Duration::from_secs(86400))?;
-    let services = jaeger::services(&state.client, w).await?;
+    let services = jaeger::services(&state.ch(), w).await?;
     Ok(Json(json!({ "services": services })))
 }
 
@@ -315,7 +487,7 @@ async fn operations_handler(
     let Some(service) = q.get("service") else {
         return Err(ApiError::bad_request("service is required"));
     };
-    let ops = jaeger::operations(&state.client, w, service, None).await?;
+    let ops = jaeger::operations(&state.ch(), w, service, None).await?;
     let ops: Vec<_> = ops
         .into_iter()
         .map(|(name, kind)| json!({"name": name, "span_kind": kind}))
@@ -385,9 +557,10 @@ async fn search_handler(
     let q: Q = pairs.iter().cloned().collect();
     let w = params::window(&q, crate::now_ns(), Duration::from_secs(3600))?;
     let search = search_from_pairs(&pairs)?;
-    let ids = traces::search_ids(&state.client, w, &search).await?;
+    let client = state.ch();
+    let ids = traces::search_ids(&client, w, &search).await?;
     let slack = state.graph_args().graph_parent_lookback.as_nanos() as i64;
-    let traces = traces::summaries(&state.client, &ids, w, slack).await?;
+    let traces = traces::summaries(&client, &ids, w, slack).await?;
     Ok(Json(crate::model::TraceSearchResult {
         traces,
         limit: search.limit,
@@ -399,7 +572,8 @@ async fn trace_handler(
     Path(id): Path<String>,
 ) -> ApiResult<crate::model::Trace> {
     let id = traces::normalize_trace_id(&id)?;
-    match traces::trace(&state.client, &id).await? {
+    let max = state.args.limits.query_max_trace_spans;
+    match traces::trace_capped(&state.ch(), &id, max).await? {
         Some(t) => Ok(Json(t)),
         None => Err(ApiError::not_found(format!("trace {id} not found"))),
     }

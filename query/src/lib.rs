@@ -10,9 +10,11 @@ pub mod calls;
 pub mod cli;
 pub mod graph;
 pub mod jaeger;
+pub mod limits;
 pub mod model;
 pub mod params;
 pub mod rollup;
+pub mod server;
 pub mod traces;
 pub mod ui;
 
@@ -35,7 +37,9 @@ pub struct QueryArgs {
     #[arg(long, env = "ORRERY_QUERY_ADDR", default_value = "0.0.0.0:16686")]
     pub query_addr: std::net::SocketAddr,
 
-    /// Require `Authorization: Bearer <token>` (or `?access_token=`) on the APIs.
+    /// Require `Authorization: Bearer <token>` on the APIs (Orrery's and Jaeger's; the UI's
+    /// static files and health stay public). Without it, anyone who reaches the port can
+    /// read every trace: a warning is logged when the listener is not on loopback.
     #[arg(long, env = "ORRERY_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
 
@@ -45,6 +49,9 @@ pub struct QueryArgs {
 
     #[command(flatten)]
     pub graph: GraphArgs,
+
+    #[command(flatten)]
+    pub limits: limits::LimitArgs,
 }
 
 /// Service-graph settings.
@@ -166,17 +173,32 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     check_region_attributes(&args.graph.graph_region_attributes)?;
+    args.limits.check()?;
     let client = clickhouse.client();
-    tracing::info!(addr = %listener.local_addr()?, ui_dir = %args.ui_dir.display(), "query service listening");
+    // Tables made by an older exporter release are read with casts, decided once here; if
+    // ClickHouse is not up yet, the current exporter shape is assumed.
+    if let Err(e) = orrery_store::schema::resolve_span_columns(&client).await {
+        tracing::warn!(error = %format!("{e:#}"), "could not read otel_traces columns; assuming the current exporter shape");
+    }
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, ui_dir = %args.ui_dir.display(), "query service listening");
+    if !addr.ip().is_loopback() && args.api_token.as_deref().is_none_or(str::is_empty) {
+        tracing::warn!(%addr, "the query API listens on a non-loopback address without --api-token: \
+            anyone who can reach it can read every trace (set --api-token / ORRERY_API_TOKEN, \
+            or bind 127.0.0.1)");
+    }
     let rollup = if args.graph.graph_no_rollup {
         None
     } else {
-        let job = rollup::Rollup::new(client.clone(), args.graph.clone());
+        let job = rollup::Rollup::new(
+            args.limits.bound_background(client.clone()),
+            args.graph.clone(),
+        );
         Some(tokio::spawn(job.run(shutdown.clone())))
     };
-    let app = api::router(api::AppState::new(client, args));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    let limits = args.limits.clone();
+    let app = api::router(api::AppState::new(client, args).with_shutdown(shutdown.clone()));
+    let result = server::serve(listener, app, &limits, shutdown.clone())
         .await
         .context("query API server");
     shutdown.cancel();

@@ -10,17 +10,40 @@ use crate::rollup::floor_minute;
 const MINUTE_NS: i64 = 60_000_000_000;
 /// Longest window accepted (retention is days; anything longer is a typo).
 const MAX_WINDOW: Duration = Duration::from_secs(31 * 86400);
+/// Longest duration any parameter accepts (ten years): far beyond any window or span, and
+/// far inside what nanosecond arithmetic on `i64` can hold, so no later sum overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86400);
+/// Latest timestamp accepted (2100-01-01, in Unix ms); the earliest is the epoch.
+pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000;
 
 pub type Query = HashMap<String, String>;
 
-/// A duration like `250ms`, `1.5s`, `5m`, `2h`, `1d`, or a bare number of `bare_unit`.
+/// A duration like `250ms`, `1.5s`, `5m`, `2h`, `1d`, or a bare number of `bare_unit`; at
+/// most [`MAX_DURATION`], never negative, NaN or infinite.
 pub fn duration(name: &str, value: &str, bare_unit: Duration) -> Result<Duration, String> {
+    let d = parse_duration(name, value, bare_unit)?;
+    if d > MAX_DURATION {
+        return Err(format!("{name}: {value:?} is longer than 3650 days"));
+    }
+    Ok(d)
+}
+
+/// Seconds as a `Duration`, checked: `Duration::from_secs_f64` panics on NaN, infinity,
+/// negatives and overflow, so those are refused first.
+fn secs(name: &str, value: &str, secs: f64) -> Result<Duration, String> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("{name}: {value:?} must be a non-negative duration"));
+    }
+    if !secs.is_finite() || secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!("{name}: {value:?} is longer than 3650 days"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_duration(name: &str, value: &str, bare_unit: Duration) -> Result<Duration, String> {
     let v = value.trim();
     if let Ok(n) = v.parse::<f64>() {
-        if n.is_finite() && n >= 0.0 {
-            return Ok(bare_unit.mul_f64(n));
-        }
-        return Err(format!("{name}: {value:?} must not be negative"));
+        return secs(name, value, n * bare_unit.as_secs_f64());
     }
     // humantime has no fractions ("1.5s"); handle `<float><unit>` for the common units.
     let units: [(&str, f64); 7] = [
@@ -35,10 +58,8 @@ pub fn duration(name: &str, value: &str, bare_unit: Duration) -> Result<Duration
     for (unit, secs) in units {
         if let Some(num) = v.strip_suffix(unit)
             && let Ok(n) = num.trim().parse::<f64>()
-            && n.is_finite()
-            && n >= 0.0
         {
-            return Ok(Duration::from_secs_f64(n * secs));
+            return self::secs(name, value, n * secs);
         }
     }
     humantime::parse_duration(v)
@@ -50,6 +71,17 @@ pub fn int(name: &str, value: &str) -> Result<i64, String> {
         .trim()
         .parse::<i64>()
         .map_err(|_| format!("{name}: {value:?} is not an integer"))
+}
+
+/// A timestamp in Unix milliseconds (between the epoch and 2100), as nanoseconds.
+pub fn timestamp_ms(name: &str, value: &str) -> Result<i64, String> {
+    let ms = int(name, value)?;
+    if !(0..=MAX_TIMESTAMP_MS).contains(&ms) {
+        return Err(format!(
+            "{name}: {value:?} is not a Unix time in milliseconds between 1970 and 2100"
+        ));
+    }
+    Ok(ms * 1_000_000)
 }
 
 pub fn boolean(name: &str, value: &str) -> Result<bool, String> {
@@ -68,21 +100,27 @@ fn ceil_minute(ns: i64) -> i64 {
 /// A minute-aligned window from `start`/`end` (Unix ms) or `since` (default `default_since`).
 pub fn window(q: &Query, now_ns: i64, default_since: Duration) -> Result<Span, String> {
     let end_ns = match q.get("end").filter(|v| !v.is_empty()) {
-        Some(v) => int("end", v)?.saturating_mul(1_000_000),
+        Some(v) => timestamp_ms("end", v)?,
         None => now_ns,
     };
     let start_ns = match (q.get("start").filter(|v| !v.is_empty()), q.get("since")) {
-        (Some(v), _) => int("start", v)?.saturating_mul(1_000_000),
+        (Some(v), _) => timestamp_ms("start", v)?,
         (None, Some(s)) => {
             let d = duration("since", s, Duration::from_secs(1))?;
-            end_ns - d.as_nanos() as i64
+            end_ns.saturating_sub(d.as_nanos() as i64)
         }
-        (None, None) => end_ns - default_since.as_nanos() as i64,
+        (None, None) => end_ns.saturating_sub(default_since.as_nanos() as i64),
     };
     span(start_ns, end_ns, now_ns)
 }
 
+/// A checked window `[start, end)` in ns: non-empty, at most 31 days, within 1970..2100 (so
+/// minute rounding and the comparisons and baselines derived from it cannot overflow).
 pub fn span(start_ns: i64, end_ns: i64, now_ns: i64) -> Result<Span, String> {
+    let latest = MAX_TIMESTAMP_MS * 1_000_000;
+    if !(0..=latest).contains(&start_ns) || !(0..=latest).contains(&end_ns) {
+        return Err("the window must lie between 1970 and 2100".into());
+    }
     if end_ns <= start_ns {
         return Err("the window is empty: start must be before end".into());
     }
@@ -133,6 +171,49 @@ mod tests {
         );
         assert!(duration("d", "soon", ms).is_err());
         assert!(duration("d", "-3s", ms).is_err());
+    }
+
+    #[test]
+    fn extreme_durations_are_refused_not_panics() {
+        let ms = Duration::from_millis(1);
+        for v in [
+            "1e300",
+            "1e300s",
+            "1e300d",
+            "NaN",
+            "nans",
+            "inf",
+            "-inf",
+            "infs",
+            "-0.5",
+            "-1ms",
+            "99999999999999999999d",
+            "100000000000000000000000000000",
+            "5000000000h",
+        ] {
+            let e = duration("since", v, ms).unwrap_err();
+            assert!(e.contains("since"), "{v}: {e}");
+        }
+        assert_eq!(duration("d", "3650d", ms).unwrap(), MAX_DURATION);
+    }
+
+    #[test]
+    fn extreme_windows_are_refused_not_panics() {
+        let now = 1_000 * MINUTE_NS;
+        for (k, v) in [
+            ("start", i64::MAX.to_string()),
+            ("start", i64::MIN.to_string()),
+            ("start", "-1".to_string()),
+            ("end", i64::MAX.to_string()),
+            ("end", "9223372036854775807000".to_string()),
+            ("since", "1e300".to_string()),
+            ("since", "3650d".to_string()),
+        ] {
+            let q: Query = [(k.to_string(), v.clone())].into_iter().collect();
+            assert!(window(&q, now, Duration::from_secs(60)).is_err(), "{k}={v}");
+        }
+        assert!(span(i64::MIN, i64::MAX, now).is_err());
+        assert!(span(i64::MAX - 1, i64::MAX, now).is_err());
     }
 
     #[test]

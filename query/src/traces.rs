@@ -214,13 +214,43 @@ GROUP BY TraceId, ServiceName",
 /// Start/End from `otel_traces_trace_id_ts` first was measured slower at 10M spans (50 vs 41 ms
 /// p50): the extra round trip costs more than the partitions it prunes, and the primary key
 /// `(ServiceName, SpanName, time)` cannot use the time range without the service.
+///
+/// At most [`DEFAULT_MAX_TRACE_SPANS`] spans (the earliest): use [`load_spans_capped`] to
+/// choose the cap and learn whether the trace was cut.
 pub async fn load_spans(client: &Client, trace_id: &str) -> Result<Vec<SpanRow>> {
-    client
-        .query("SELECT ?fields FROM otel_traces PREWHERE TraceId = {id:String}")
+    Ok(load_spans_capped(client, trace_id, DEFAULT_MAX_TRACE_SPANS)
+        .await?
+        .0)
+}
+
+/// The default of `--query-max-trace-spans`.
+pub const DEFAULT_MAX_TRACE_SPANS: u64 = 100_000;
+
+/// At most `max` spans of one trace, the earliest by start time, and whether there were
+/// more. Anyone can put any number of spans under one trace id; this keeps the answer (and
+/// the service's memory) bounded. The whole trace is still read by ClickHouse (bounded by
+/// the per-query limits), but a top-N sort keeps only `max + 1` rows.
+pub async fn load_spans_capped(
+    client: &Client,
+    trace_id: &str,
+    max: u64,
+) -> Result<(Vec<SpanRow>, bool)> {
+    // The select list casts what an older exporter release's table stores differently.
+    let sql = format!(
+        "SELECT {} FROM otel_traces PREWHERE TraceId = {{id:String}}
+             ORDER BY Timestamp, SpanId LIMIT {{n:UInt64}}",
+        orrery_store::schema::span_select()
+    );
+    let mut rows: Vec<SpanRow> = client
+        .query(&sql)
         .param("id", trace_id)
+        .param("n", max.saturating_add(1))
         .fetch_all()
         .await
-        .context("loading trace")
+        .context("loading trace")?;
+    let truncated = rows.len() as u64 > max;
+    rows.truncate(max as usize);
+    Ok((rows, truncated))
 }
 
 fn span_error(s: &SpanRow) -> bool {
@@ -334,6 +364,7 @@ pub fn build_trace(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
         error_count,
         services,
         spans,
+        truncated: false,
     }
 }
 
@@ -397,11 +428,18 @@ fn span_json(r: SpanRow, depth: u32, missing_parent: bool) -> Span {
 
 /// Trace by id: `None` when no span of it is stored.
 pub async fn trace(client: &Client, trace_id: &str) -> Result<Option<Trace>> {
-    let rows = load_spans(client, trace_id).await?;
+    trace_capped(client, trace_id, DEFAULT_MAX_TRACE_SPANS).await
+}
+
+/// Trace by id with at most `max` spans (`truncated` says when there were more).
+pub async fn trace_capped(client: &Client, trace_id: &str, max: u64) -> Result<Option<Trace>> {
+    let (rows, truncated) = load_spans_capped(client, trace_id, max).await?;
     if rows.is_empty() {
         return Ok(None);
     }
-    Ok(Some(build_trace(trace_id, rows)))
+    let mut t = build_trace(trace_id, rows);
+    t.truncated = truncated;
+    Ok(Some(t))
 }
 
 #[cfg(test)]

@@ -234,6 +234,14 @@ pub fn format_trace(t: &Trace) -> String {
             ms(s.duration_us)
         );
     }
+    if t.truncated {
+        let _ = writeln!(
+            out,
+            "TRUNCATED: the trace has more spans than the query service returns \
+             (--query-max-trace-spans); shown are its {} earliest",
+            t.spans.len()
+        );
+    }
     out
 }
 
