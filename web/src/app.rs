@@ -704,6 +704,13 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                             && let Ok(g) = serde_json::from_str::<Graph>(&ev.data)
                         {
                             apply3(g);
+                        } else if ev.event == "error" {
+                            // A refresh that failed (e.g. hit a query limit); the stream goes
+                            // on and the next graph clears the message.
+                            let msg = serde_json::from_str::<crate::api::ApiError>(&ev.data)
+                                .map(|e| e.error)
+                                .unwrap_or(ev.data);
+                            let _ = status.try_set(format!("Live update failed: {msg}"));
                         }
                     });
                 let on_state: Rc<dyn Fn(StreamState)> = Rc::new(move |st: StreamState| {

@@ -4,7 +4,8 @@
 //!
 //! Reconnects like `EventSource` does, with backoff: when the connection fails or ends, it is
 //! opened again after 1 s, 2 s, 4 s … 30 s (+ jitter; back to 1 s once a connection delivered an
-//! event); the server sends the whole graph first on every connection, so nothing is missed. A
+//! event; never sooner than an error answer's `Retry-After`, e.g. the 429 of the server's cap on
+//! streams); the server sends the whole graph first on every connection, so nothing is missed. A
 //! connection silent for longer than `STALL_MS` (the server's keep-alive comes every 15 s) is
 //! taken as dead and replaced. A 401 stops the stream: the sign-in form opens, and signing in
 //! rebuilds the view, which opens a new stream.
@@ -66,20 +67,24 @@ impl LiveStream {
                 if stop.get() {
                     return;
                 }
-                let error = match res {
+                let (error, at_least) = match res {
                     Ended::Unauthorized => {
                         crate::auth::unauthorized(token.as_deref());
                         on_state(StreamState::Unauthorized);
                         return;
                     }
+                    Ended::Refused {
+                        error,
+                        retry_after_ms,
+                    } => (error, retry_after_ms),
                     Ended::Failed { error, delivered } => {
                         if delivered {
                             failures = 0;
                         }
-                        error
+                        (error, 0)
                     }
                 };
-                let ms = backoff_ms(failures, js_sys::Math::random());
+                let ms = backoff_ms(failures, js_sys::Math::random()).max(at_least);
                 failures = failures.saturating_add(1);
                 on_state(StreamState::Retrying { ms, error });
                 sleep(ms as i32).await;
@@ -104,6 +109,11 @@ impl Drop for LiveStream {
 
 enum Ended {
     Unauthorized,
+    /// An error answer; `retry_after_ms` from its `Retry-After` (0 when absent).
+    Refused {
+        error: String,
+        retry_after_ms: u32,
+    },
     /// The connection failed or ended; `delivered` when it had delivered an event.
     Failed {
         error: String,
@@ -137,7 +147,27 @@ async fn connect(
         return Ended::Unauthorized;
     }
     if !resp.ok() {
-        return failed(format!("HTTP {}", resp.status()));
+        // A limit (429 too many streams, 503 busy) says when to come back; the message says why.
+        let retry_after_ms = resp
+            .headers()
+            .get("retry-after")
+            .ok()
+            .flatten()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .map(|s| s.min(300) * 1000)
+            .unwrap_or(0);
+        let text = match resp.text() {
+            Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+            Err(_) => None,
+        };
+        let why = text
+            .and_then(|t| serde_json::from_str::<crate::api::ApiError>(&t).ok())
+            .map(|e| format!(": {}", e.error))
+            .unwrap_or_default();
+        return Ended::Refused {
+            error: format!("HTTP {}{why}", resp.status()),
+            retry_after_ms,
+        };
     }
     let Some(body) = resp.body() else {
         return failed("no body".into());
