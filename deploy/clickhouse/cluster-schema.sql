@@ -718,3 +718,47 @@ TTL Hour + toIntervalDay(7);
 CREATE TABLE IF NOT EXISTS orrery.orrery_graph_hours ON CLUSTER orrery AS orrery.orrery_graph_hours_local
 ENGINE = Distributed('orrery', 'orrery', 'orrery_graph_hours_local', toUnixTimestamp(Hour));
 
+DROP VIEW IF EXISTS orrery.otel_traces_trace_id_ts_mv_local ON CLUSTER orrery;
+
+DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery SYNC;
+
+DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7 ON CLUSTER orrery SYNC;
+
+CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery (
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime CODEC(Delta, ZSTD(1)),
+    End DateTime CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/orrery/otel_traces_trace_id_ts_v7_local', '{replica}')
+PARTITION BY toDate(Start)
+ORDER BY (TraceId, Start)
+TTL Start + toIntervalDay(7)
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts_v7 ON CLUSTER orrery AS orrery.otel_traces_trace_id_ts_v7_local
+ENGINE = Distributed('orrery', 'orrery', 'otel_traces_trace_id_ts_v7_local', cityHash64(TraceId));
+
+INSERT INTO orrery.otel_traces_trace_id_ts_v7 (TraceId, Start, End)
+SELECT TraceId, toDateTime(Start), toDateTime(End) FROM orrery.otel_traces_trace_id_ts
+SETTINGS insert_distributed_sync = 1;
+
+EXCHANGE TABLES orrery.otel_traces_trace_id_ts_local AND orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery;
+
+DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery SYNC;
+
+DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7 ON CLUSTER orrery SYNC;
+
+DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery SYNC;
+
+CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery AS orrery.otel_traces_trace_id_ts_local
+ENGINE = Distributed('orrery', 'orrery', 'otel_traces_trace_id_ts_local', cityHash64(TraceId));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS orrery.otel_traces_trace_id_ts_mv_local ON CLUSTER orrery TO orrery.otel_traces_trace_id_ts_local
+AS SELECT
+    TraceId,
+    min(Timestamp) AS Start,
+    max(Timestamp) AS End
+FROM orrery.otel_traces_local
+WHERE TraceId != ''
+GROUP BY TraceId;
+

@@ -144,7 +144,10 @@ pub async fn load_whole_traces(client: &Client, ids: &[String]) -> Result<Vec<Sp
         return Ok(Vec::new());
     }
     let rows: Vec<SpanRow> = client
-        .query("SELECT ?fields FROM otel_traces PREWHERE TraceId IN {ids:Array(String)} LIMIT {max:UInt64}")
+        .query(&format!(
+            "SELECT {} FROM otel_traces PREWHERE TraceId IN {{ids:Array(String)}} LIMIT {{max:UInt64}}",
+            orrery_store::schema::span_select()
+        ))
         .param("ids", ids)
         .param("max", MAX_SEARCH_SPANS as u64 + 1)
         .fetch_all()

@@ -16,6 +16,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::ClickHouseArgs;
 
+mod exporter;
+pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
+
 /// Where a schema is created: database, retention, optional cluster.
 #[derive(Debug, Clone)]
 pub struct SchemaParams {
@@ -156,6 +159,11 @@ pub fn migrations() -> &'static [Migration] {
             version: 6,
             name: "service graph rollups with log-bucket latency histograms (replace v2/v5 tables)",
             statements: v6_histogram_rollups,
+        },
+        Migration {
+            version: 7,
+            name: "otel_traces_trace_id_ts in the exporter's current shape (DateTime, ORDER BY (TraceId, Start), ttl_only_drop_parts)",
+            statements: exporter::v7_align_trace_id_ts,
         },
     ]
 }
@@ -746,8 +754,13 @@ mod tests {
             "Distributed('orrery_cluster', 'orrery', 'otel_traces_local', cityHash64(TraceId))"
         ));
         assert!(all.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_edges_1m_local', '{replica}', ComputedAt)"));
-        // Every CREATE runs on the whole cluster.
-        assert!(ddl.iter().all(|s| s.contains("ON CLUSTER orrery_cluster")));
+        // Every DDL statement runs on the whole cluster; data copies (migration 7) go through
+        // Distributed tables instead.
+        assert!(
+            ddl.iter()
+                .filter(|s| !s.starts_with("INSERT"))
+                .all(|s| s.contains("ON CLUSTER orrery_cluster"))
+        );
     }
 
     #[test]
