@@ -4,11 +4,12 @@
 //! the sign-in form opens on the first 401, a wrong token is refused and not kept, the right one
 //! loads the map; every API request after that carries `Authorization: Bearer` — the live
 //! stream too — and no URL carries the token; the stream survives a network cut (reconnects
-//! with the token, updates flow again); a reload stays signed in, a new tab does not; sign-out
-//! and a rotated token bring the form back; no Content-Security-Policy violation under the
-//! policy the server sends (read from its response, not restated here), with any
-//! `'unsafe-inline'`/`'unsafe-eval'` in it removed by the proxy. Without a token the UI shows no
-//! form (tests/web_e2e.rs). Screenshots: artifacts/web/auth-*.png.
+//! with the token, updates flow again); the node panel, trace search and a trace (cut by
+//! `--query-max-trace-spans`: the view says it is truncated) load; a reload stays signed in, a
+//! new tab does not; sign-out and a rotated token bring the form back; no
+//! Content-Security-Policy violation under the policy the server sends (read from its response,
+//! not restated here), with any `'unsafe-inline'`/`'unsafe-eval'` in it removed by the proxy.
+//! Without a token the UI shows no form (tests/web_e2e.rs). Screenshots: artifacts/web/auth-*.png.
 
 mod web_support;
 
@@ -22,7 +23,15 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
     let data = tempfile::tempdir().unwrap();
     let (_orrery, base, otlp) = start_orrery_with(
         data.path(),
-        &["--api-token", TOKEN, "--otlp-auth-token", INGEST],
+        // A span cap under the test traces' 5 spans: the trace view says it is truncated.
+        &[
+            "--api-token",
+            TOKEN,
+            "--otlp-auth-token",
+            INGEST,
+            "--query-max-trace-spans",
+            "4",
+        ],
     );
     // The API refuses requests without the token, and the ingest token is not the API token.
     assert!(curl(&[&format!("{base}/orrery/api/config")]).is_none());
@@ -151,7 +160,11 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
     }
     assert_eq!(v["urls_with_token"], serde_json::json!([]));
     assert!(v["search_results"].as_u64().unwrap() >= 10);
-    assert_eq!(v["trace_rows"], 5);
+    assert_eq!(v["trace_rows"], 4);
+    assert_eq!(
+        s(&v["trace_truncated"]),
+        "truncated: showing the first 4 spans of a bigger trace (the server's --query-max-trace-spans)"
+    );
     assert_eq!(v["reload_sign_in"], false);
     assert_eq!(v["reload_401"], 0);
     // 8. A new tab asks again.

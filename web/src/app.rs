@@ -1052,8 +1052,7 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 {move || match stream_state.get() {
                     StreamState::Retrying { ms, error } => Some(view! { <div class="panel msg stream-status" role="status" data-testid="stream-status">
                         {format!("Live updates interrupted ({error}); reconnecting in {:.0} s…", f64::from(ms) / 1000.0)}</div> }.into_any()),
-                    StreamState::Unauthorized => Some(view! { <div class="panel msg stream-status error" role="status" data-testid="stream-status">
-                        {crate::net::UNAUTHORIZED}</div> }.into_any()),
+                    // Unauthorized: the graph fetch's status already says so and the form is open.
                     _ => None,
                 }}
                 {move || hover.get().map(|(x, y, title, line)| view! {

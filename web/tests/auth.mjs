@@ -145,6 +145,8 @@ export async function auth(browser, base, artifacts, opts) {
     await page.click(".result");
     await page.waitForSelector(".wf-row", { timeout: 30000 });
     out.trace_rows = await page.$$eval(".wf-row", (els) => els.length);
+    out.trace_truncated = await page.$eval("[data-testid=trace-truncated]", (e) => e.textContent).catch(() => null);
+    await shot(page, "trace");
 
     // 7. A reload keeps the tab signed in: no form, the map loads.
     await page.goto(mapUrl, { waitUntil: "load" });
