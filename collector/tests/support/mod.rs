@@ -2,6 +2,8 @@
 //! over a fresh database of the real embedded ClickHouse, and row comparison helpers.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,9 @@ pub fn args(spool: &Path, extra: &[&str]) -> CollectorArgs {
         "--batch-backoff-initial=50ms".into(),
         "--batch-backoff-max=500ms".into(),
     ];
+    // A flag in `extra` replaces its default above.
+    let flag = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+    argv.retain(|a| !extra.iter().any(|e| flag(e) == flag(a)));
     argv.extend(extra.iter().map(|s| s.to_string()));
     Wrapper::parse_from(argv).args
 }
