@@ -97,6 +97,15 @@ pub struct EngineHealth {
     restarts: Counter<u64, AtomicU64>,
 }
 
+impl std::fmt::Debug for EngineHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHealth")
+            .field("state", &self.state())
+            .field("restarts", &self.restarts())
+            .finish()
+    }
+}
+
 impl EngineHealth {
     fn new() -> Self {
         let (state, _) = watch::channel(EngineState::Up);
@@ -112,6 +121,17 @@ impl EngineHealth {
     fn set(&self, state: EngineState) {
         self.up.set(i64::from(state == EngineState::Up));
         self.state.send_replace(state);
+    }
+
+    /// Why a role is not ready because of the engine (for a `/readyz` body), None while up.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        match self.state() {
+            EngineState::Up => None,
+            EngineState::Restarting { attempt, delay } => Some(format!(
+                "embedded ClickHouse down, restart attempt {attempt} after {delay:?}"
+            )),
+            EngineState::Stopped => Some("embedded ClickHouse stopped".into()),
+        }
     }
 
     /// True while the engine answers (not restarting, not stopped).

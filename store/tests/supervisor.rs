@@ -111,6 +111,8 @@ async fn repeated_crashes_back_off_exponentially_and_health_reports_it() {
             }
         };
         assert!(!health.is_up());
+        let why = health.not_ready_reason().unwrap();
+        assert!(why.contains("restart attempt"), "{why}");
         loop {
             states.changed().await.unwrap();
             if *states.borrow_and_update() == EngineState::Up {
@@ -131,6 +133,7 @@ async fn repeated_crashes_back_off_exponentially_and_health_reports_it() {
     let ms: Vec<u128> = delays.iter().map(|d| d.as_millis()).collect();
     assert_eq!(ms, [300, 600, 1_000, 1_000]);
     assert_eq!(health.restarts(), 4);
+    assert_eq!(health.not_ready_reason(), None);
 
     let mut registry = prometheus_client::registry::Registry::default();
     health.register(&mut registry);
