@@ -242,10 +242,10 @@ async fn tables_of_three_exporter_generations_are_migrated_and_read() {
             .unwrap();
         assert_eq!(n, 1, "{}: lookup row copied", case.name);
         client
-            .query(&format!(
+            .query(
                 "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ServiceName, Duration)
-                 VALUES (now64(9), 'ffffffffffffffffffffffffffffffff', 'b', 'x', 1)"
-            ))
+                 VALUES (now64(9), 'ffffffffffffffffffffffffffffffff', 'b', 'x', 1)",
+            )
             .execute()
             .await
             .unwrap();
