@@ -202,9 +202,16 @@ pub async fn serve(
         .await
         .context("query API server");
     shutdown.cancel();
-    if let Some(r) = rollup {
-        let _ = r.await;
+    if let Some(mut r) = rollup {
+        // A rollup run in progress (a backfill can take seconds) is not waited for long: a run
+        // is idempotent, the next start redoes what this one left.
+        let wait = limits.query_shutdown_grace.min(Duration::from_millis(500));
+        if tokio::time::timeout(wait, &mut r).await.is_err() {
+            tracing::info!("rollup run still in progress at shutdown: abandoned");
+            r.abort();
+        }
     }
+    tracing::info!("query service stopped");
     result
 }
 

@@ -91,10 +91,12 @@ pub async fn serve(
     if open > 0 {
         tracing::info!(open, grace = ?limits.query_shutdown_grace, "query listener closed, waiting for open requests");
     }
+    let waited = std::time::Instant::now();
     let drained = tokio::time::timeout(limits.query_shutdown_grace, async {
         while conns.join_next().await.is_some() {}
     })
     .await;
+    tracing::debug!(waited = ?waited.elapsed(), "query connections drained");
     if drained.is_err() {
         tracing::warn!(
             left = conns.len(),
