@@ -30,9 +30,15 @@ impl Drop for Server {
 }
 
 async fn start(ch: &orrery_store::ClickHouseArgs) -> Server {
+    start_with(ch, &[]).await
+}
+
+async fn start_with(ch: &orrery_store::ClickHouseArgs, flags: &[&str]) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let mut args = Cli::parse_from(["test", "--query-addr", &addr, "--graph-no-rollup"]).query;
+    let mut argv = vec!["test", "--query-addr", &addr, "--graph-no-rollup"];
+    argv.extend_from_slice(flags);
+    let mut args = Cli::parse_from(argv).query;
     args.graph = orrery_query::GraphArgs {
         graph_no_rollup: true,
         ..settings()
@@ -125,10 +131,14 @@ fn data(base: i64) -> Vec<SpanRow> {
 }
 
 async fn setup() -> (Server, i64) {
+    setup_with(&[]).await
+}
+
+async fn setup_with(flags: &[&str]) -> (Server, i64) {
     let ch = fresh_database().await;
     let base = now_ns() - 2 * MINUTE;
     insert(&ch, &data(base)).await;
-    (start(&ch).await, base)
+    (start_with(&ch, flags).await, base)
 }
 
 fn ids(v: &Value) -> Vec<String> {
@@ -466,4 +476,52 @@ async fn v3_find_traces_and_summaries() {
             assert!(msg.contains(word), "{q}: {msg}");
         }
     }
+}
+
+#[tokio::test]
+async fn spans_held_per_answer_are_bounded_by_the_trace_span_cap() {
+    // Trace A has 5 spans, B 1: a cap of 3 spans per answer.
+    let (s, _) = setup_with(&["--query-max-trace-spans", "3"]).await;
+    let (st, v) = get(&format!("{}/api/traces?service=api&lookback=1h", s.base)).await;
+    assert_eq!(st, 400, "{v}");
+    let msg = v["errors"][0]["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("--query-max-trace-spans") && msg.contains("limit"),
+        "{msg}"
+    );
+    // Asking for fewer traces (the newest, B) is answered.
+    let (st, v) = get(&format!(
+        "{}/api/traces?service=api&lookback=1h&limit=1",
+        s.base
+    ))
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(ids(&v), vec![tid(B)[16..].to_string()]);
+    // v3 find traces: the same 400, in the gateway's shape.
+    let (st, v) = get(&format!(
+        "{}/api/v3/traces?query.serviceName=api&query.startTimeMin=2000-01-01T00:00:00Z&query.startTimeMax=2100-01-01T00:00:00Z",
+        s.base
+    ))
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["httpCode"], 400);
+    // Trace by id: the first 3 spans, and a warning the Jaeger UI shows.
+    let (st, v) = get(&format!("{}/api/traces/{}", s.base, tid(A))).await;
+    assert_eq!(st, 200, "{v}");
+    let t = &v["data"][0];
+    assert_eq!(t["spans"].as_array().unwrap().len(), 3);
+    assert!(
+        t["warnings"][0].as_str().unwrap().contains("truncated"),
+        "{t}"
+    );
+    let (st, v) = get(&format!("{}/api/v3/traces/{}", s.base, tid(A))).await;
+    assert_eq!(st, 200, "{v}");
+    let n: usize = v["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["scopeSpans"].as_array().unwrap())
+        .map(|ss| ss["spans"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(n, 3);
 }

@@ -30,9 +30,6 @@ pub use v1_model::trace_json;
 
 /// Most traces one search may return (`limit`, `query.searchDepth`); beyond is a 400.
 pub const MAX_SEARCH_TRACES: i64 = 1500;
-/// Most spans one search loads to answer with whole traces; beyond is a 400 asking for a
-/// smaller limit or a narrower search.
-pub const MAX_SEARCH_SPANS: usize = 100_000;
 /// Most `traceID` parameters in one v1 search.
 pub const MAX_TRACE_IDS: usize = 100;
 
@@ -138,8 +135,12 @@ pub enum LoadError {
 }
 
 /// Every stored span of the given traces (the whole traces, whatever the search window was),
-/// at most [`MAX_SEARCH_SPANS`].
-pub async fn load_whole_traces(client: &Client, ids: &[String]) -> Result<Vec<SpanRow>, LoadError> {
+/// at most `max` (`--query-max-trace-spans`: what one answer may hold in memory).
+pub async fn load_whole_traces(
+    client: &Client,
+    ids: &[String],
+    max: u64,
+) -> Result<Vec<SpanRow>, LoadError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -149,15 +150,15 @@ pub async fn load_whole_traces(client: &Client, ids: &[String]) -> Result<Vec<Sp
             orrery_store::schema::span_select()
         ))
         .param("ids", ids)
-        .param("max", MAX_SEARCH_SPANS as u64 + 1)
+        .param("max", max.saturating_add(1))
         .fetch_all()
         .await
         .context("loading traces")
         .map_err(LoadError::Storage)?;
-    if rows.len() > MAX_SEARCH_SPANS {
+    if rows.len() as u64 > max {
         return Err(LoadError::TooMany(format!(
-            "the {} traces found hold more than {MAX_SEARCH_SPANS} spans; ask for fewer traces \
-             (limit / query.searchDepth) or narrow the search",
+            "the {} traces found hold more than {max} spans (--query-max-trace-spans); ask for \
+             fewer traces (limit / query.searchDepth) or narrow the search",
             ids.len()
         )));
     }

@@ -249,7 +249,8 @@ pub async fn search_handler(State(state): State<AppState>, req: Request) -> Resp
     };
     // Whole traces, not only their spans inside the window: the results table shows each
     // trace's root, name and duration.
-    let mut spans = match super::load_whole_traces(&state.client, &ids).await {
+    let max = state.args.limits.query_max_trace_spans;
+    let mut spans = match super::load_whole_traces(&state.client, &ids, max).await {
         Ok(rows) => by_trace(rows),
         Err(e) => return load_error(e),
     };
@@ -274,9 +275,20 @@ pub async fn trace_handler(State(state): State<AppState>, Path(id): Path<String>
         Ok(id) => id,
         Err(e) => return jaeger_error(StatusCode::BAD_REQUEST, e),
     };
-    match crate::traces::load_spans(&state.client, &id).await {
-        Ok(rows) if rows.is_empty() => jaeger_error(StatusCode::NOT_FOUND, "trace not found"),
-        Ok(rows) => envelope(json!([v1_model::trace_json(&id, rows)]), 1, None),
+    let max = state.args.limits.query_max_trace_spans;
+    match crate::traces::load_spans_capped(&state.client, &id, max).await {
+        Ok((rows, _)) if rows.is_empty() => jaeger_error(StatusCode::NOT_FOUND, "trace not found"),
+        Ok((rows, truncated)) => {
+            let mut trace = v1_model::trace_json(&id, rows);
+            if truncated {
+                // The Jaeger UI shows a trace's warnings in its header.
+                trace["warnings"] = json!([format!(
+                    "trace truncated: only its first {max} spans by start time are shown \
+                     (--query-max-trace-spans)"
+                )]);
+            }
+            envelope(json!([trace]), 1, None)
+        }
         Err(e) => storage_error(e),
     }
 }

@@ -169,7 +169,8 @@ pub async fn find_traces(State(state): State<AppState>, req: Request) -> Respons
     if ids.is_empty() {
         return error(StatusCode::NOT_FOUND, "No traces found");
     }
-    match super::load_whole_traces(&state.client, &ids).await {
+    let max = state.args.limits.query_max_trace_spans;
+    match super::load_whole_traces(&state.client, &ids, max).await {
         Ok(rows) if rows.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
         Ok(rows) => ok(json!({ "result": otlp::traces_data(&rows) })),
         Err(super::LoadError::TooMany(msg)) => error(StatusCode::BAD_REQUEST, msg),
@@ -229,9 +230,11 @@ pub async fn get_trace(
             format!("malformed parameter {name}: {v:?} is not a boolean"),
         );
     }
-    match crate::traces::load_spans(&state.client, &id).await {
-        Ok(rows) if rows.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
-        Ok(rows) => ok(json!({ "result": otlp::traces_data(&rows) })),
+    // OTLP has no place for a warning: a trace over the cap comes back as its first spans.
+    let max = state.args.limits.query_max_trace_spans;
+    match crate::traces::load_spans_capped(&state.client, &id, max).await {
+        Ok((rows, _)) if rows.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
+        Ok((rows, _)) => ok(json!({ "result": otlp::traces_data(&rows) })),
         Err(e) => storage_error(e),
     }
 }
