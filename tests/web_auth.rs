@@ -91,6 +91,7 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
     assert_eq!(f["label"], "API token");
     assert_eq!(f["type"], "password");
     assert_eq!(f["focused"], true);
+    assert_eq!(f["behind_inert"], true);
     assert!(
         s(&v["map_status_401"]).contains("HTTP 401"),
         "{}",
@@ -113,6 +114,7 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
         );
     }
     assert_eq!(v["sign_out_shown"], true);
+    assert_eq!(v["inert_after"], false);
     // 4.-5. The stream delivered a new service; after a cut it said so, reconnected with the
     // token and delivered another.
     assert!(

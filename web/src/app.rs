@@ -238,7 +238,9 @@ fn App() -> impl IntoView {
     let go = move |view: &'static str| state.update(|s| s.view = view.to_string());
     view! {
         <div class="app" class:kiosk=kiosk>
-            <header class="top">
+            // While the sign-in dialog is open the rest of the page is inert (no focus, no
+            // clicks, hidden from assistive technology): the dialog is modal.
+            <header class="top" inert=move || auth.prompt.get().is_some()>
                 <span class="brand">"ORRERY"</span>
                 <nav aria-label="views">
                     <button class:active=move || state.get().view == "map" on:click=move |_| go("map")>"Map"</button>
@@ -272,11 +274,13 @@ fn App() -> impl IntoView {
             <SignIn />
             // A sign-in or sign-out (the auth epoch) rebuilds the view: every request of it is
             // made again with the new credentials, and the live stream reopened.
+            <div class="view" inert=move || auth.prompt.get().is_some()>
             {move || { let _ = auth.epoch.get(); match view_name.get().as_str() {
                 "trace" => view! { <TraceView state=state /> }.into_any(),
                 "traces" => view! { <SearchView state=state /> }.into_any(),
                 _ => view! { <MapView state=state /> }.into_any(),
             }}}
+            </div>
         </div>
     }
 }
@@ -830,7 +834,11 @@ fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
     };
     let esc =
         Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(move |ev: web_sys::KeyboardEvent| {
-            if ev.key() == "Escape" && state.get_untracked().view == "map" {
+            // Keys typed in the (modal) sign-in dialog are not for the map behind it.
+            if ev.key() == "Escape"
+                && state.get_untracked().view == "map"
+                && crate::auth::state().prompt.get_untracked().is_none()
+            {
                 if panel.get_untracked() != Panel::None {
                     panel.set(Panel::None);
                 } else {

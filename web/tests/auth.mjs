@@ -89,6 +89,8 @@ export async function auth(browser, base, artifacts, opts) {
         role: f.getAttribute("role"), modal: f.getAttribute("aria-modal"),
         title: document.getElementById(f.getAttribute("aria-labelledby"))?.textContent,
         label: input.labels[0]?.textContent, type: input.type, focused: document.activeElement === input,
+        // Modal: the page behind is inert.
+        behind_inert: document.querySelector("header.top").inert && document.querySelector(".view").inert,
       };
     });
     out.map_status_401 = await page.$eval("[data-testid=map-status]", (e) => e.textContent).catch(() => "");
@@ -117,6 +119,7 @@ export async function auth(browser, base, artifacts, opts) {
       cookie: document.cookie, url: location.href,
     }));
     out.sign_out_shown = await page.evaluate(() => !!document.querySelector("[data-testid=sign-out]"));
+    out.inert_after = await page.evaluate(() => document.querySelector("header.top").inert || document.querySelector(".view").inert);
 
     // 4. The live stream (with the token) delivers a new service.
     await page.waitForFunction(() => document.querySelector("[data-testid=map]").dataset.stream === "live", { timeout: 30000 });
