@@ -63,6 +63,7 @@ fn main() {
                 concurrency: 8,
                 seed: 1,
                 report: None,
+                ledger: None,
             };
             let report = generate(&args, CancellationToken::new()).await.unwrap();
             assert_eq!(report.spans, received.load(Ordering::Relaxed));

@@ -57,6 +57,11 @@ pub struct MeshArgs {
     /// Also write the JSON report to this file.
     #[arg(long, env = "ORRERY_MESH_REPORT")]
     pub report: Option<std::path::PathBuf>,
+    /// Also write one line per trace to this file, `ok|failed <trace id hex> <spans>`: which
+    /// traces the collectors acknowledged (a trace is always sent whole in one request), so a
+    /// test can check every acknowledged span by id (the soak test does).
+    #[arg(long, env = "ORRERY_MESH_LEDGER")]
+    pub ledger: Option<std::path::PathBuf>,
 }
 
 /// Exactly what the collectors accepted (exports that failed are counted apart, not here).
@@ -190,6 +195,8 @@ impl Mesh {
 
 /// Calls and errors per (caller, callee) service index.
 type EdgeMap = HashMap<(u32, u32), (u64, u64)>;
+/// Trace ids of a request with their span counts.
+type TraceSpans = Vec<([u8; 16], u32)>;
 
 /// Spans of one export request, grouped by service, plus the edges they contain.
 #[derive(Default)]
@@ -198,6 +205,8 @@ struct Batch {
     spans: u64,
     traces: u64,
     edges: EdgeMap,
+    /// Trace id and span count of every trace in the batch (for --ledger).
+    trace_spans: Vec<([u8; 16], u32)>,
 }
 
 struct Generator {
@@ -214,8 +223,12 @@ impl Generator {
             .as_nanos() as u64;
         let entry = self.mesh.entry[self.rng.random_range(0..self.mesh.entry.len())];
         let mut budget = 60usize;
+        let before = batch.spans;
         self.server(batch, &trace_id, &[], entry, now, &mut budget);
         batch.traces += 1;
+        batch
+            .trace_spans
+            .push((trace_id, (batch.spans - before) as u32));
     }
 
     /// A server span in `svc` (child of `parent`), its calls, and returns (end time, error).
@@ -369,7 +382,7 @@ impl Generator {
         }
     }
 
-    fn request(&self, batch: Batch) -> (ExportTraceServiceRequest, u64, u64, EdgeMap) {
+    fn request(&self, batch: Batch) -> (ExportTraceServiceRequest, u64, u64, EdgeMap, TraceSpans) {
         let m = &self.mesh;
         let resource_spans = batch
             .by_service
@@ -405,6 +418,7 @@ impl Generator {
             batch.spans,
             batch.traces,
             batch.edges,
+            batch.trace_spans,
         )
     }
 }
@@ -450,7 +464,13 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
     let names = mesh.names.clone();
     let mut generator = Generator { mesh, rng };
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, u64, EdgeMap, bool)>(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, u64, EdgeMap, TraceSpans, bool)>(1024);
+    let mut ledger = match &args.ledger {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let started = Instant::now();
     let deadline =
@@ -461,7 +481,18 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
     let collect = tokio::spawn(async move {
         let mut report = MeshReport::default();
         let mut edges: EdgeMap = HashMap::new();
-        while let Some((spans, traces, batch_edges, ok)) = rx.recv().await {
+        let mut ledger_error: Option<std::io::Error> = None;
+        while let Some((spans, traces, batch_edges, trace_spans, ok)) = rx.recv().await {
+            if let Some(w) = ledger.as_mut() {
+                use std::io::Write as _;
+                let status = if ok { "ok" } else { "failed" };
+                for (id, n) in &trace_spans {
+                    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                    if let Err(e) = writeln!(w, "{status} {hex} {n}") {
+                        ledger_error.get_or_insert(e);
+                    }
+                }
+            }
             if ok {
                 report.exports += 1;
                 report.spans += spans;
@@ -476,7 +507,13 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
                 report.failed_spans += spans;
             }
         }
-        (report, edges)
+        if let Some(w) = ledger.as_mut() {
+            use std::io::Write as _;
+            if let Err(e) = w.flush() {
+                ledger_error.get_or_insert(e);
+            }
+        }
+        (report, edges, ledger_error)
     });
     loop {
         if shutdown.is_cancelled()
@@ -495,7 +532,7 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
         }
         generated_spans += batch.spans;
         generated_traces += batch.traces;
-        let (req, spans, traces, edges) = generator.request(batch);
+        let (req, spans, traces, edges, trace_spans) = generator.request(batch);
         let mut client = clients[next_client % clients.len()].clone();
         next_client += 1;
         let permit = sem.clone().acquire_owned().await?;
@@ -511,7 +548,7 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
                     false
                 }
             };
-            let _ = tx.send((spans, traces, edges, ok)).await;
+            let _ = tx.send((spans, traces, edges, trace_spans, ok)).await;
             drop(permit);
         });
         // Pace to the target rate.
@@ -522,7 +559,10 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
         }
     }
     drop(tx);
-    let (mut report, edges) = collect.await?;
+    let (mut report, edges, ledger_error) = collect.await?;
+    if let Some(e) = ledger_error {
+        return Err(e).context("writing the --ledger file");
+    }
     report.elapsed_secs = started.elapsed().as_secs_f64();
     report.spans_per_sec = report.spans as f64 / report.elapsed_secs.max(1e-9);
     let mut edges: Vec<EdgeCount> = edges

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 async fn report_matches_what_the_receivers_recorded() {
     let a = OtlpRecorder::start().await.unwrap();
     let b = OtlpRecorder::start().await.unwrap();
+    let ledger = std::env::temp_dir().join(format!("orrery-mesh-ledger-{}", std::process::id()));
     let args = MeshArgs {
         services: 120,
         rate: 20_000,
@@ -24,6 +25,7 @@ async fn report_matches_what_the_receivers_recorded() {
         concurrency: 4,
         seed: 7,
         report: None,
+        ledger: Some(ledger.clone()),
     };
     let report = generate(&args, CancellationToken::new()).await.unwrap();
     assert_eq!(report.traces, 400);
@@ -37,6 +39,27 @@ async fn report_matches_what_the_receivers_recorded() {
     assert_eq!(spans.len() as u64, report.spans);
     let traces: HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
     assert_eq!(traces.len() as u64, report.traces);
+
+    // The ledger: every trace once, acknowledged, with its exact span count.
+    let mut per_trace: HashMap<&str, u64> = HashMap::new();
+    for s in &spans {
+        *per_trace.entry(s.trace_id.as_str()).or_default() += 1;
+    }
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let _ = std::fs::remove_file(&ledger);
+    let mut listed = HashSet::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 3, "{line}");
+        assert_eq!(f[0], "ok", "{line}");
+        assert!(listed.insert(f[1]), "trace listed twice: {line}");
+        assert_eq!(
+            per_trace.get(f[1]).copied(),
+            Some(f[2].parse().unwrap()),
+            "{line}"
+        );
+    }
+    assert_eq!(listed.len() as u64, report.traces);
 
     // Rebuild the edges from the spans themselves: a client span and its server child.
     let by_parent: HashMap<(&str, &str), &orrery_sdk::testing::RecordedSpan> = spans
