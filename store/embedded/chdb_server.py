@@ -703,9 +703,13 @@ class Handler(BaseHTTPRequestHandler):
             except Exception as exc:
                 raise chdb_error(exc)
             payload = result.bytes() if result is not None else b""
-            rows = result.rows_read() if result is not None else 0
-            self.send_ok(payload, fmt, query_id,
-                         summary_of(rows, 0, 0, 0, 0, len(payload), started))
+            if result is None:
+                summary = summary_of(0, 0, 0, 0, 0, len(payload), started)
+            else:  # an INSERT … VALUES / SELECT lands here: its written rows count too
+                summary = summary_of(result.rows_read(), result.bytes_read(), result.rows_written(),
+                                     result.bytes_written(), result.rows_written(), len(payload),
+                                     started)
+            self.send_ok(payload, fmt, query_id, summary)
             return
         try:
             stream = conn.send_query(sql, fmt, params=query_params)

@@ -544,4 +544,19 @@ async fn a_successful_insert_reports_clickhouse_summary_with_written_rows() {
     assert_eq!(summary(&headers)["written_rows"], "250");
     let (_, _, body) = post(port, &key(server), &format!("SELECT count() FROM {db}.d"));
     assert_eq!(body.trim(), "250");
+    // An INSERT … VALUES and an INSERT … SELECT report their rows the same way.
+    let (status, headers, body) = post(
+        port,
+        &key(server),
+        &format!("INSERT INTO {db}.d VALUES (1000), (1001), (1002)"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(summary(&headers)["written_rows"], "3");
+    let (status, headers, body) = post(
+        port,
+        &key(server),
+        &format!("INSERT INTO {db}.d SELECT number + 2000 FROM numbers(7)"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(summary(&headers)["written_rows"], "7");
 }
