@@ -429,11 +429,16 @@ async fn a_client_that_goes_away_leaves_no_query_running() {
     let (start, end) = old_window();
     bulk_spans(&ch, 2_000_000, start).await;
     let s = start_with(&ch, LimitArgs::default()).await;
+    let path = format!("/orrery/api/graph?start={start}&end={end}&level=global");
+    // How long the graph takes when the client waits for it.
+    let t = Instant::now();
+    let r = reqwest::get(format!("{}{path}", s.base)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let full = t.elapsed();
     // A raw client: send the request, wait until its queries run, hang up.
     let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let req = format!(
-        "GET /orrery/api/graph?start={start}&end={end}&level=global HTTP/1.1\r\nHost: x\r\n\r\n"
-    );
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let t = Instant::now();
     conn.write_all(req.as_bytes()).await.unwrap();
     wait_for(
         "the graph's queries start",
@@ -448,6 +453,10 @@ async fn a_client_that_goes_away_leaves_no_query_running() {
         async || running_queries(&ch).await == 0,
     )
     .await;
+    let gone = t.elapsed();
+    eprintln!("graph answered in {full:?}; a client that hung up: its queries gone after {gone:?}");
+    // Stopped, not finished: gone well before the full graph would have been computed.
+    assert!(gone < full / 2, "{gone:?} vs {full:?}");
 }
 
 #[tokio::test]
