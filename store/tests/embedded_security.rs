@@ -560,3 +560,47 @@ async fn a_successful_insert_reports_clickhouse_summary_with_written_rows() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(summary(&headers)["written_rows"], "7");
 }
+
+/// Every spelling of a file read a tokenizer might miss — separators (spaces, tabs, comments of
+/// each kind), the name bare, quoted, in other cases, and the call in every position a query can
+/// hold one — is refused, and the file's content never comes back.
+#[tokio::test]
+async fn no_spelling_of_a_file_read_gets_through() {
+    let server = TestServer::shared();
+    let port = server.port;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = "ORRERY-MARKER-7f3a";
+    let path = dir.path().join("secret.txt");
+    std::fs::write(&path, format!("{marker}\n")).unwrap();
+    let path = path.display().to_string();
+    let separators = [
+        "", " ", "\n", "\t", "/**/", "/* ( */", "-- c\n", "# c\n", "\r\n",
+    ];
+    let names = ["file", "`file`", "\"file\"", "FILE", "File", "fIlE"];
+    let mut tried = 0;
+    for name in names {
+        for sep in separators {
+            let call = format!("{name}{sep}({sep}'{path}'{sep})");
+            let table = format!("{name}{sep}({sep}'{path}', 'LineAsString'{sep})");
+            for sql in [
+                format!("SELECT{sep} {call}"),
+                format!("SELECT * FROM {table}"),
+                format!("SELECT * FROM{sep}{table}"),
+                format!("WITH {call} AS a SELECT a"),
+                format!("SELECT (SELECT {call})"),
+                format!("SELECT * FROM numbers(1) WHERE {call} != ''"),
+                format!("SELECT * FROM system.one AS o JOIN {table} AS f ON 1"),
+                format!("SELECT 1 UNION ALL SELECT length({call})"),
+            ] {
+                let (status, _, body) = post(port, &key(server), &sql);
+                assert!(
+                    !body.contains(marker),
+                    "read the file: {sql:?} → {status} {body}"
+                );
+                assert_ne!(status, 200, "not refused: {sql:?} → {body}");
+                tried += 1;
+            }
+        }
+    }
+    assert_eq!(tried, names.len() * separators.len() * 8);
+}
