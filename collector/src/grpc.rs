@@ -17,6 +17,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::budget::{Budget, Held};
 use crate::ingest::{Ingest, IngestError};
 
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -61,6 +62,12 @@ where
             });
         }
         let (ingest, max) = (self.ingest.clone(), self.max_request_bytes);
+        // The message's bytes count against the in-flight budget as they arrive.
+        let req = req.map(|b| Budgeted {
+            inner: Box::pin(b),
+            budget: ingest.budget.clone(),
+            held: Held::default(),
+        });
         Box::pin(async move {
             let mut gzip = EnabledCompressionEncodings::default();
             gzip.enable(CompressionEncoding::Gzip);
@@ -97,8 +104,15 @@ impl UnaryService<Bytes> for Export {
                 ingest.refused("grpc", &e);
                 return Err(to_status(e));
             }
+            // The message (possibly inflated from gzip) and its conversion, while converted.
+            let body = request.into_inner();
+            let mut held = Held::default();
+            if let Err(e) = ingest.reserve(&mut held, body.len()) {
+                ingest.refused("grpc", &e);
+                return Err(to_status(e));
+            }
             ingest
-                .export_protobuf("grpc", request.into_inner())
+                .export_protobuf("grpc", body, held)
                 .await
                 .map(Response::new)
                 .map_err(to_status)
@@ -161,5 +175,60 @@ fn to_status(e: IngestError) -> Status {
             message,
             ErrorDetails::with_retry_info(Some(retry_after)),
         ),
+        // RESOURCE_EXHAUSTED with RetryInfo: OTLP clients retry it after the delay.
+        IngestError::Overloaded {
+            message,
+            retry_after,
+        } => Status::with_error_details(
+            Code::ResourceExhausted,
+            message,
+            ErrorDetails::with_retry_info(Some(retry_after)),
+        ),
+    }
+}
+
+/// A request body whose bytes are reserved in the in-flight budget as they arrive; past the
+/// budget it fails with RESOURCE_EXHAUSTED (+ RetryInfo), which tonic passes on as the status.
+struct Budgeted<B> {
+    inner: std::pin::Pin<Box<B>>,
+    budget: Budget,
+    held: Held,
+}
+
+impl<B> http_body::Body for Budgeted<B>
+where
+    B: http_body::Body,
+    B::Error: Into<StdError>,
+{
+    type Data = B::Data;
+    type Error = StdError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref()
+                    && let Err(e) = this.budget.reserve(&mut this.held, data.remaining())
+                {
+                    let status = to_status(crate::ingest::overloaded(e));
+                    return Poll::Ready(Some(Err(Box::new(status))));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

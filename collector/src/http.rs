@@ -11,9 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use crate::budget::Held;
 use crate::ingest::{Ingest, IngestError};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -123,13 +125,14 @@ async fn export(State(ingest): State<Arc<Ingest>>, request: Request) -> Response
             return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, Encoding::Json, &e);
         }
     };
-    let decoded = decode(&ingest, &parts.headers, encoding, body).await;
+    let mut held = Held::default();
+    let decoded = decode(&ingest, &parts.headers, encoding, body, &mut held).await;
     if let Err(e) = &decoded {
         ingest.refused("http", e);
     }
     let result = match decoded {
-        Ok(Decoded::Protobuf(body)) => ingest.export_protobuf("http", body).await,
-        Ok(Decoded::Json(req)) => ingest.export("http", req).await,
+        Ok(Decoded::Protobuf(body)) => ingest.export_protobuf("http", body, held).await,
+        Ok(Decoded::Json(req)) => ingest.export("http", req, held).await,
         Err(e) => Err(e),
     };
     match result {
@@ -149,12 +152,16 @@ async fn export(State(ingest): State<Arc<Ingest>>, request: Request) -> Response
             let status = match &e {
                 IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
                 IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                IngestError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                IngestError::Busy { .. } | IngestError::Overloaded { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 IngestError::Unauthenticated => StatusCode::UNAUTHORIZED,
                 IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let mut resp = error_response(status, encoding, &e);
-            if let IngestError::Busy { retry_after, .. } = &e {
+            if let IngestError::Busy { retry_after, .. }
+            | IngestError::Overloaded { retry_after, .. } = &e
+            {
                 resp.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs().max(1)),
@@ -170,12 +177,14 @@ enum Decoded {
     Json(ExportTraceServiceRequest),
 }
 
-/// Authenticates, reads (bounded), inflates (bounded) and decodes a JSON body.
+/// Authenticates, reads (bounded in size, time and the in-flight budget), inflates (bounded,
+/// off the async workers) and decodes a JSON body (off the async workers).
 async fn decode(
     ingest: &Ingest,
     headers: &HeaderMap,
     encoding: Encoding,
     body: Body,
+    held: &mut Held,
 ) -> Result<Decoded, IngestError> {
     ingest.authorize(
         headers
@@ -183,14 +192,47 @@ async fn decode(
             .and_then(|v| v.to_str().ok()),
     )?;
     let limit = ingest.max_request_bytes;
-    let too_large = || {
+    let too_large = move || {
         IngestError::TooLarge(format!(
             "request body over {limit} bytes (--ingest-max-request-bytes)"
         ))
     };
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    // A declared length is refused or reserved before anything is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    if let Some(n) = declared {
+        ingest.reserve(held, n)?;
+    }
+    let timeout = ingest.body_timeout;
+    let read = async {
+        let mut body = body;
+        let mut raw = Vec::with_capacity(declared.unwrap_or(0));
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| IngestError::Invalid(format!("reading the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if raw.len() + data.len() > limit {
+                    return Err(too_large());
+                }
+                // Past the declared length (or without one): reserve as it comes.
+                let beyond =
+                    (raw.len() + data.len()).saturating_sub(declared.unwrap_or(0).max(raw.len()));
+                ingest.reserve(held, beyond)?;
+                raw.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(raw))
+    };
+    let raw = tokio::time::timeout(timeout, read).await.map_err(|_| {
+        IngestError::Invalid(format!(
+            "request body not received within {timeout:?} (--otlp-http-body-timeout)"
+        ))
+    })??;
     let body = match headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -198,15 +240,34 @@ async fn decode(
     {
         None | Some("identity") | Some("") => raw,
         Some("gzip") => {
-            // Bounded: a small gzip body must not inflate past the limit.
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| IngestError::Invalid(format!("invalid gzip body: {e}")))?;
-            if out.len() > limit {
-                return Err(too_large());
-            }
+            // Bounded: a small gzip body must not inflate past the limit, nor past the
+            // in-flight budget (reserved as it inflates).
+            let budget = ingest.budget.clone();
+            let mut inflated = Held::default();
+            let (out, inflated) = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                let mut gz = flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1);
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let n = gz
+                        .read(&mut chunk)
+                        .map_err(|e| IngestError::Invalid(format!("invalid gzip body: {e}")))?;
+                    if n == 0 {
+                        break;
+                    }
+                    budget
+                        .reserve(&mut inflated, n)
+                        .map_err(crate::ingest::overloaded)?;
+                    out.extend_from_slice(&chunk[..n]);
+                    if out.len() > limit {
+                        return Err(too_large());
+                    }
+                }
+                Ok((out, inflated))
+            })
+            .await
+            .map_err(|e| IngestError::Internal(format!("gzip: {e}")))??;
+            held.merge(inflated);
             Bytes::from(out)
         }
         Some(other) => {
@@ -218,10 +279,17 @@ async fn decode(
     Ok(match encoding {
         // Protobuf is decoded by the ingest path itself (straight from the wire).
         Encoding::Protobuf => Decoded::Protobuf(body),
-        Encoding::Json => Decoded::Json(
-            serde_json::from_slice(&body)
-                .map_err(|e| IngestError::Invalid(format!("invalid OTLP JSON: {e}")))?,
-        ),
+        Encoding::Json => {
+            // The decoded tree is a few times the JSON text.
+            ingest.reserve(held, body.len() * 2)?;
+            let req = tokio::task::spawn_blocking(move || {
+                serde_json::from_slice(&body)
+                    .map_err(|e| IngestError::Invalid(format!("invalid OTLP JSON: {e}")))
+            })
+            .await
+            .map_err(|e| IngestError::Internal(format!("JSON: {e}")))??;
+            Decoded::Json(req)
+        }
     })
 }
 

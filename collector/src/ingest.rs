@@ -21,6 +21,7 @@ enum Request {
     /// Not decoded yet.
     Protobuf(Bytes),
 }
+use crate::budget::{Budget, Exhausted, Held};
 use crate::metrics::{Metrics, Outcome, Reason, Transport};
 use crate::spool::{AppendError, Spool};
 
@@ -36,6 +37,11 @@ pub enum IngestError {
         message: String,
         retry_after: Duration,
     },
+    /// Too many request bytes in memory (--ingest-max-inflight-bytes): retry shortly.
+    Overloaded {
+        message: String,
+        retry_after: Duration,
+    },
     /// Authentication missing or wrong.
     Unauthenticated,
     /// Anything else that is the collector's fault (not retryable by the client as is).
@@ -48,6 +54,7 @@ impl IngestError {
             Self::Invalid(_) => "invalid",
             Self::TooLarge(_) => "too_large",
             Self::Busy { .. } => "pushed_back",
+            Self::Overloaded { .. } => "overloaded",
             Self::Unauthenticated => "unauthenticated",
             Self::Internal(_) => "error",
         }
@@ -56,7 +63,7 @@ impl IngestError {
     pub fn message(&self) -> String {
         match self {
             Self::Invalid(m) | Self::TooLarge(m) | Self::Internal(m) => m.clone(),
-            Self::Busy { message, .. } => message.clone(),
+            Self::Busy { message, .. } | Self::Overloaded { message, .. } => message.clone(),
             Self::Unauthenticated => "missing or invalid bearer token".into(),
         }
     }
@@ -64,9 +71,12 @@ impl IngestError {
 
 pub struct Ingest {
     pub spool: Spool,
+    pub budget: Budget,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
     pub max_request_bytes: usize,
+    /// How long a client may take to send a request body (OTLP/HTTP).
+    pub body_timeout: Duration,
     pub auth_token: Option<String>,
     pub metrics_token: Option<String>,
     pub retry_after: Duration,
@@ -81,12 +91,15 @@ impl Ingest {
         max_request_bytes: usize,
         auth_token: Option<String>,
         metrics_token: Option<String>,
+        budget: Budget,
     ) -> Self {
         Self {
             spool,
+            budget,
             limits,
             metrics,
             max_request_bytes,
+            body_timeout: Duration::from_secs(30),
             auth_token,
             metrics_token,
             retry_after: Duration::from_secs(5),
@@ -140,6 +153,15 @@ impl Ingest {
         }
     }
 
+    /// Reserves `bytes` of the in-flight budget for a request.
+    pub fn reserve(&self, held: &mut Held, bytes: usize) -> Result<(), IngestError> {
+        let r = self.budget.reserve(held, bytes).map_err(overloaded);
+        self.metrics
+            .inflight_request_bytes
+            .set(self.budget.in_use());
+        r
+    }
+
     /// Records a refused request in the metrics.
     pub fn refused(&self, transport: &'static str, e: &IngestError) {
         self.metrics
@@ -152,15 +174,16 @@ impl Ingest {
         tracing::debug!(transport, outcome = e.outcome(), message = %e.message(), "request refused");
     }
 
-    /// Accepts a decoded request.
+    /// Accepts a decoded request (`held`: the budget its bytes hold, kept until answered).
     pub async fn export(
         &self,
         transport: &'static str,
         req: ExportTraceServiceRequest,
+        held: Held,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         self.counted(
             transport,
-            self.export_inner(transport, Request::Decoded(req)),
+            self.export_inner(transport, Request::Decoded(req), held),
         )
         .await
     }
@@ -171,10 +194,11 @@ impl Ingest {
         &self,
         transport: &'static str,
         body: Bytes,
+        held: Held,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         self.counted(
             transport,
-            self.export_inner(transport, Request::Protobuf(body)),
+            self.export_inner(transport, Request::Protobuf(body), held),
         )
         .await
     }
@@ -208,6 +232,7 @@ impl Ingest {
         &self,
         transport: &'static str,
         req: Request,
+        mut held: Held,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(IngestError::Busy {
@@ -216,31 +241,16 @@ impl Ingest {
             });
         }
         let label = Transport { transport };
-        let too_many = |e: TooManySpans| {
-            IngestError::Invalid(format!(
-                "request has {} spans, more than the limit of {} (--ingest-max-spans-per-request)",
-                e.spans, e.max
-            ))
-        };
-        // Converted once, here: the spool holds the rows as they will be inserted.
-        let (s, record) = match req {
-            Request::Protobuf(body) => match transcode::transcode(&body, &self.limits) {
-                Ok(t) => {
-                    let t = t.map_err(too_many)?;
-                    (t.sanitized, t.record)
-                }
-                Err(Fallback) => {
-                    let mut req = ExportTraceServiceRequest::decode(body)
-                        .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?;
-                    let s = convert::sanitize(&mut req, &self.limits).map_err(too_many)?;
-                    (s, rowbinary::record(&req).0)
-                }
-            },
-            Request::Decoded(mut req) => {
-                let s = convert::sanitize(&mut req, &self.limits).map_err(too_many)?;
-                (s, rowbinary::record(&req).0)
-            }
-        };
+        // The converted rows are about as large as the protobuf they come from.
+        if let Request::Protobuf(body) = &req {
+            self.reserve(&mut held, body.len())?;
+        }
+        // Converted once, here, off the async workers (a 16 MiB request is tens of
+        // milliseconds of CPU): the spool holds the rows as they will be inserted.
+        let limits = self.limits;
+        let (s, record) = tokio::task::spawn_blocking(move || convert_request(req, &limits))
+            .await
+            .map_err(|e| IngestError::Internal(format!("conversion failed: {e}")))??;
         self.metrics
             .spans_received
             .get_or_create(&label)
@@ -292,6 +302,10 @@ impl Ingest {
                     .inc_by(n as u64);
             }
         }
+        drop(held);
+        self.metrics
+            .inflight_request_bytes
+            .set(self.budget.in_use());
         Ok(ExportTraceServiceResponse {
             partial_success: (s.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: s.rejected as i64,
@@ -299,4 +313,42 @@ impl Ingest {
             }),
         })
     }
+}
+
+pub fn overloaded(e: Exhausted) -> IngestError {
+    IngestError::Overloaded {
+        message: e.message(),
+        retry_after: Exhausted::RETRY_AFTER,
+    }
+}
+
+/// A request → its validation outcome and its spool record.
+fn convert_request(
+    req: Request,
+    limits: &Limits,
+) -> Result<(convert::Sanitized, Vec<u8>), IngestError> {
+    let too_many = |e: TooManySpans| {
+        IngestError::Invalid(format!(
+            "request has {} spans, more than the limit of {} (--ingest-max-spans-per-request)",
+            e.spans, e.max
+        ))
+    };
+    Ok(match req {
+        Request::Protobuf(body) => match transcode::transcode(&body, limits) {
+            Ok(t) => {
+                let t = t.map_err(too_many)?;
+                (t.sanitized, t.record)
+            }
+            Err(Fallback) => {
+                let mut req = ExportTraceServiceRequest::decode(body)
+                    .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?;
+                let s = convert::sanitize(&mut req, limits).map_err(too_many)?;
+                (s, rowbinary::record(&req).0)
+            }
+        },
+        Request::Decoded(mut req) => {
+            let s = convert::sanitize(&mut req, limits).map_err(too_many)?;
+            (s, rowbinary::record(&req).0)
+        }
+    })
 }

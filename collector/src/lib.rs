@@ -2,6 +2,7 @@
 //! receivers → a write-ahead spool on local disk (acknowledged only once written) → batched,
 //! deduplicated RowBinary inserts into ClickHouse.
 
+pub mod budget;
 pub mod chhttp;
 pub mod convert;
 pub mod deadletter;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod rowbinary;
+pub mod serve;
 pub mod sink;
 pub mod spool;
 pub mod spool_cli;
@@ -105,6 +107,20 @@ pub struct CollectorArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "ORRERY_INGEST_MAX_REQUEST_BYTES", default_value_t = 16 << 20)]
     pub ingest_max_request_bytes: usize,
+    /// Request bytes held in memory across all connections (as read, plus their gzip
+    /// inflation and conversion); a request that does not fit is pushed back (HTTP 503 +
+    /// Retry-After, gRPC RESOURCE_EXHAUSTED + RetryInfo). At least 2 × --ingest-max-request-bytes.
+    #[arg(long, env = "ORRERY_INGEST_MAX_INFLIGHT_BYTES", default_value_t = 256 << 20)]
+    pub ingest_max_inflight_bytes: usize,
+    /// A client must send a request's headers within this (OTLP/HTTP), or is disconnected.
+    #[arg(long, env = "ORRERY_OTLP_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub otlp_http_header_timeout: Duration,
+    /// A client must send a request's body within this (OTLP/HTTP), or gets 400.
+    #[arg(long, env = "ORRERY_OTLP_HTTP_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub otlp_http_body_timeout: Duration,
+    /// An OTLP/gRPC request (receiving and answering it) must finish within this.
+    #[arg(long, env = "ORRERY_OTLP_GRPC_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub otlp_grpc_request_timeout: Duration,
     /// Largest number of spans in one request; more is refused (400 / INVALID_ARGUMENT).
     #[arg(
         long,
@@ -162,6 +178,13 @@ pub async fn start(
 ) -> Result<Running> {
     // Bad TLS files fail the start, before anything is opened or bound.
     let tls = tls::load(args.otlp_tls_cert.as_deref(), args.otlp_tls_key.as_deref())?;
+    anyhow::ensure!(
+        args.ingest_max_inflight_bytes >= 2 * args.ingest_max_request_bytes,
+        "--ingest-max-inflight-bytes ({}) must be at least 2 × --ingest-max-request-bytes ({}): \
+         a request of the largest size counts its bytes and its conversion",
+        args.ingest_max_inflight_bytes,
+        args.ingest_max_request_bytes
+    );
     let metrics = Arc::new(Metrics::new());
     let spool_dir = args
         .spool_dir
@@ -178,7 +201,7 @@ pub async fn start(
         fsync_interval: args.spool_fsync_interval,
         fsync_errors: metrics.spool_fsync_errors.clone(),
     })?;
-    let ingest = Arc::new(Ingest::new(
+    let mut ingest = Ingest::new(
         spool.clone(),
         Limits {
             max_attribute_len: args.ingest_max_attribute_len,
@@ -191,7 +214,10 @@ pub async fn start(
         args.ingest_max_request_bytes,
         args.otlp_auth_token.clone(),
         args.collector_metrics_token.clone(),
-    ));
+        budget::Budget::new(args.ingest_max_inflight_bytes),
+    );
+    ingest.body_timeout = args.otlp_http_body_timeout;
+    let ingest = Arc::new(ingest);
 
     let http_listener = tokio::net::TcpListener::bind(args.otlp_http_addr)
         .await
@@ -239,20 +265,18 @@ pub async fn start(
     let http = {
         let shutdown = shutdown.clone();
         let app = http::router(ingest.clone());
-        let stopped = async move { shutdown.cancelled().await };
+        let header_timeout = args.otlp_http_header_timeout;
         match &tls {
             Some(tls) => {
                 let listener = tls::TlsListener::new(http_listener, tls.server_config.clone())?;
                 tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await
+                    serve::serve(listener, app, shutdown, header_timeout).await;
+                    Ok::<(), std::io::Error>(())
                 })
             }
             None => tokio::spawn(async move {
-                axum::serve(http_listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                serve::serve(http_listener, app, shutdown, header_timeout).await;
+                Ok(())
             }),
         }
     };
@@ -260,7 +284,15 @@ pub async fn start(
         let shutdown = shutdown.clone();
         let service = grpc::TraceServer::new(ingest.clone(), args.ingest_max_request_bytes);
         let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
-        let mut server = tonic::transport::Server::builder();
+        // Dead peers are found by HTTP/2 pings; a request cannot take longer than its timeout;
+        // one connection cannot open unbounded concurrent streams.
+        let mut server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .timeout(args.otlp_grpc_request_timeout)
+            .concurrency_limit_per_connection(64)
+            .max_concurrent_streams(Some(128));
         if let Some(tls) = &tls {
             let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
             server = server

@@ -38,7 +38,8 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// that the interval syncer still has to make durable.
 #[derive(Debug, Default)]
 pub struct Health {
-    write_error: Mutex<Option<String>>,
+    /// The last failed write's error and size.
+    write_error: Mutex<Option<(String, usize)>>,
     fsync_error: Mutex<Option<String>>,
     /// Set by entry changes under `Fsync::Interval`; the syncer syncs the directory.
     pub dir_dirty: AtomicBool,
@@ -53,15 +54,15 @@ impl Health {
         }
     }
 
-    /// Records the outcome of a spool write; logs once per change of state.
-    pub fn write_result(&self, result: &io::Result<()>) {
+    /// Records the outcome of a spool write of `size` bytes; logs once per change of state.
+    pub fn write_result(&self, result: &io::Result<()>, size: usize) {
         let mut state = self.write_error.lock().expect("health lock");
         match (result, state.is_some()) {
             (Err(e), false) => {
                 tracing::error!(error = %e, "spool writes failing: requests get 503 / UNAVAILABLE and /readyz answers 503 until a write succeeds");
-                *state = Some(e.to_string());
+                *state = Some((e.to_string(), size));
             }
-            (Err(e), true) => *state = Some(e.to_string()),
+            (Err(e), true) => *state = Some((e.to_string(), size)),
             (Ok(()), true) => {
                 tracing::info!("spool writes succeed again");
                 *state = None;
@@ -93,7 +94,7 @@ impl Health {
     /// The problems to report on `/readyz` (empty: healthy).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(e) = &*self.write_error.lock().expect("health lock") {
+        if let Some((e, _)) = &*self.write_error.lock().expect("health lock") {
             out.push(format!("spool write failing: {e}"));
         }
         if let Some(e) = &*self.fsync_error.lock().expect("health lock") {
@@ -102,8 +103,13 @@ impl Health {
         out
     }
 
-    pub fn write_failing(&self) -> bool {
-        self.write_error.lock().expect("health lock").is_some()
+    /// The size of the last failed write, while writes fail.
+    pub fn failed_write_size(&self) -> Option<usize> {
+        self.write_error
+            .lock()
+            .expect("health lock")
+            .as_ref()
+            .map(|(_, n)| *n)
     }
 
     pub fn clear_dir_dirty(&self) -> bool {
@@ -111,12 +117,14 @@ impl Health {
     }
 }
 
-/// While writes fail, `/readyz` tries one small write (4 KiB, synced, removed) so that the
-/// collector turns ready again once the disk has room, even with no traffic routed to it.
+/// While writes fail, `/readyz` tries a write as large as the one that failed (synced, then
+/// removed), so that the collector turns ready again once the disk has room for it, even with
+/// no traffic routed to it — and not while only a smaller write would fit.
 pub fn probe(dir: &Path, health: &Health) {
-    if !health.write_failing() {
+    let Some(size) = health.failed_write_size() else {
         return;
-    }
+    };
+    let size = size.max(4096);
     let path: PathBuf = dir.join("probe.tmp");
     let result = (|| {
         let mut f = private_file()
@@ -124,9 +132,15 @@ pub fn probe(dir: &Path, health: &Health) {
             .create(true)
             .truncate(true)
             .open(&path)?;
-        f.write_all(&[0u8; 4096])?;
+        let chunk = vec![0u8; 64 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            f.write_all(&chunk[..n])?;
+            left -= n;
+        }
         f.sync_data()
     })();
     let _ = fs::remove_file(&path);
-    health.write_result(&result);
+    health.write_result(&result, size);
 }

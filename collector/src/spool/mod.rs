@@ -661,7 +661,8 @@ impl Writer {
                 }
             }
             let result = self.write_all(&pending);
-            self.health.write_result(&result);
+            let size = pending.iter().map(|a| a.payload.len() + HEADER).sum();
+            self.health.write_result(&result, size);
             for a in pending.drain(..) {
                 let _ = a.done.send(match &result {
                     Ok(()) => Ok(()),
