@@ -7,16 +7,11 @@
 //! sent anywhere by the browser on its own (unlike a cookie, so no CSRF). The token is never
 //! put in a URL (history, logs, `Referer`).
 
+use crate::signin::{EXPIRED, On401, REFUSED, REQUIRED, on_401};
 use leptos::prelude::*;
 use std::cell::RefCell;
 
 const KEY: &str = "orrery.api_token";
-
-/// Why the sign-in form is open; `None` when it is closed.
-pub const REQUIRED: &str = "This Orrery requires an API token.";
-pub const EXPIRED: &str =
-    "The API token of this tab was refused (it may have been changed). Sign in again.";
-pub const REFUSED: &str = "Token refused.";
 
 thread_local! {
     static TOKEN: RefCell<Option<String>> = RefCell::new(read_stored());
@@ -82,18 +77,16 @@ pub fn headers(token: Option<&str>) -> Result<web_sys::Headers, String> {
     Ok(h)
 }
 
-/// A request answered 401. `sent` is the token it carried: a late 401 for a token that has
-/// since been replaced changes nothing.
+/// A request answered 401. `sent` is the token it carried: a late 401 for other credentials
+/// than the tab's current ones changes nothing (`signin::on_401`).
 pub fn unauthorized(sent: Option<&str>) {
-    let current = token();
-    if sent.is_some() && sent != current.as_deref() {
-        return;
-    }
-    let msg = if sent.is_some() {
-        set_token(None);
-        EXPIRED
-    } else {
-        REQUIRED
+    let msg = match on_401(sent, token().as_deref()) {
+        On401::Ignore => return,
+        On401::Required => REQUIRED,
+        On401::Expired => {
+            set_token(None);
+            EXPIRED
+        }
     };
     let prompt = state().prompt;
     if prompt.get_untracked().is_none() {
