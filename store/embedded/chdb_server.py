@@ -170,12 +170,17 @@ def sql_tokens(sql):
 
     Where it cannot be sure to read a query exactly as the engine does, it errs towards seeing
     more code, never less: `/* */` comments do not nest here (the engine's do), so a nested
-    comment's tail is checked as code; `$` (heredoc strings, `$` in identifiers) and backslash
-    escapes inside quoted identifiers are refused outright."""
+    comment's tail is checked as code; line comments end at `\r` too (the engine's only at
+    `\n`); every character that is not printable ASCII separates names; `$` (heredoc strings,
+    `$` in identifiers) and backslash escapes inside quoted identifiers are refused outright."""
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
-        if c.isspace():
+        if not "!" <= c <= "~":
+            # Whitespace, and every character that is not printable ASCII: the engine takes
+            # U+200B, U+2060, U+FEFF, U+180E, … for whitespace (Python does not), so
+            # `file<U+200B>(` would otherwise pass as one unknown name. Splitting a name the
+            # engine keeps whole can only make the check refuse more.
             i += 1
         elif sql.startswith("--", i) or (c == "#" and (i + 1 >= n or sql[i + 1].isspace()
                                                          or sql[i + 1] == "!")):
@@ -207,9 +212,9 @@ def sql_tokens(sql):
             i = j
         elif c == "$":
             raise refuse("`$` outside string literals (heredocs, `$` in names) is refused")
-        elif c in IDENT_CHARS or ord(c) > 127:
+        elif c in IDENT_CHARS:
             j = i + 1
-            while j < n and (sql[j] in IDENT_CHARS or ord(sql[j]) > 127):
+            while j < n and sql[j] in IDENT_CHARS:
                 j += 1
             if "$" in sql[i:j]:
                 raise refuse("`$` outside string literals (heredocs, `$` in names) is refused")

@@ -573,8 +573,11 @@ async fn no_spelling_of_a_file_read_gets_through() {
     let path = dir.path().join("secret.txt");
     std::fs::write(&path, format!("{marker}\n")).unwrap();
     let path = path.display().to_string();
+    // With Unicode characters the engine reads as whitespace and Python does not (zero-width
+    // space, word joiner, BOM, Mongolian vowel separator), and some both do.
     let separators = [
-        "", " ", "\n", "\t", "/**/", "/* ( */", "-- c\n", "# c\n", "\r\n",
+        "", " ", "\n", "\t", "/**/", "/* ( */", "-- c\n", "# c\n", "\r\n", "\u{200B}", "\u{2060}",
+        "\u{FEFF}", "\u{180E}", "\u{00A0}", "\u{3000}", "\u{0085}", "\u{000B}",
     ];
     let names = ["file", "`file`", "\"file\"", "FILE", "File", "fIlE"];
     let mut tried = 0;
