@@ -18,10 +18,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::graph::{self, GraphRequest, Level};
-use crate::limits;
 use crate::params::{self, Query as Q};
 use crate::traces::{self, Order, Search};
 use crate::{GraphArgs, QueryArgs, jaeger, ui};
+use crate::{limits, metrics};
 
 /// Shared state of the handlers: the ClickHouse client and settings. No caches.
 #[derive(Clone)]
@@ -113,6 +113,7 @@ impl From<String> for ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         if let Some(hit) = limits::limit_hit(&err) {
+            metrics::limit_hit(hit.limit);
             tracing::info!(limit = hit.limit, error = %format!("{err:#}"), "query stopped by a limit");
             return Self::limited(hit.status, hit.limit, hit.message, hit.retry_after);
         }
@@ -162,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orrery/api/traces", get(search_handler))
         .route("/orrery/api/traces/{id}", get(trace_handler))
         .merge(jaeger::routes())
+        .route("/metrics", get(metrics_handler))
         .route("/orrery/api/{*rest}", get(api_not_found))
         .route("/api/{*rest}", get(api_not_found))
         .route_layer(middleware::from_fn_with_state(
@@ -194,8 +196,13 @@ async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Respon
         .and_then(|v| v.to_str().ok())
         .and_then(orrery_store::auth::bearer)
         .map(str::trim);
+    if let Some(t) = given
+        && orrery_store::auth::token_matches(t, token)
+    {
+        return next.run(req).await;
+    }
+    metrics::inc(&metrics::AUTH_FAILURES);
     match given {
-        Some(t) if orrery_store::auth::token_matches(t, token) => next.run(req).await,
         Some(_) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong API token: send the token the query service was started with \
@@ -226,6 +233,7 @@ async fn kill_queries_if_dropped(
 /// (a live stream: until its headers).
 async fn bounded(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Ok(_permit) = state.requests.clone().try_acquire_owned() else {
+        metrics::inc(&metrics::REQUESTS_SHED);
         return ApiError::limited(
             StatusCode::SERVICE_UNAVAILABLE,
             "max_concurrent_requests",
@@ -238,7 +246,9 @@ async fn bounded(State(state): State<AppState>, req: Request, next: Next) -> Res
     let limit = state.args.limits.query_request_timeout;
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => ApiError::limited(
+        Err(_) => {
+            metrics::inc(&metrics::REQUEST_TIMEOUTS);
+            ApiError::limited(
             StatusCode::SERVICE_UNAVAILABLE,
             "request_timeout",
             format!(
@@ -248,8 +258,21 @@ async fn bounded(State(state): State<AppState>, req: Request, next: Next) -> Res
             ),
             5,
         )
-        .into_response(),
+        .into_response()
+        }
     }
+}
+
+/// Prometheus metrics of the limits (see `metrics.rs`).
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    let l = &state.args.limits;
+    let in_flight = l.query_max_concurrent_requests - state.requests.available_permits();
+    let streams = l.query_max_streams - state.streams.available_permits();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(in_flight as u64, streams as u64),
+    )
+        .into_response()
 }
 
 /// The Content-Security-Policy of every answer: only this origin's scripts (the UI has no
@@ -382,6 +405,7 @@ async fn stream_handler(
     // Validate once up front so a bad request is a 400, not an error event.
     graph_request(&q, crate::now_ns())?;
     let Ok(permit) = state.streams.clone().try_acquire_owned() else {
+        metrics::inc(&metrics::STREAMS_REFUSED);
         return Err(ApiError::limited(
             StatusCode::TOO_MANY_REQUESTS,
             "max_streams",

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod graph;
 pub mod jaeger;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod params;
 pub mod rollup;

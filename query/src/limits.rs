@@ -327,7 +327,10 @@ impl Drop for KillOnDrop {
                 .execute()
                 .await;
             match r {
-                Ok(()) => tracing::debug!(tag, "client went away: its queries were killed"),
+                Ok(()) => {
+                    crate::metrics::inc(&crate::metrics::QUERIES_KILLED);
+                    tracing::debug!(tag, "request dropped: its queries were killed")
+                }
                 Err(e) => tracing::warn!(tag, error = %e, "could not kill an abandoned query"),
             }
         });

@@ -9,7 +9,7 @@
 //!   finish (live streams end themselves on the same signal), then the rest are dropped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 use axum::Router;
@@ -21,9 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::limits::LimitArgs;
-
-/// Connections refused because `--query-max-connections` were open (for tests and logs).
-pub static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+use crate::metrics::{CONNECTIONS_OPEN, CONNECTIONS_REFUSED};
 
 pub async fn serve(
     listener: TcpListener,
@@ -55,7 +53,7 @@ pub async fn serve(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if REFUSED_CONNECTIONS
+            if CONNECTIONS_REFUSED
                 .fetch_add(1, Ordering::Relaxed)
                 .is_multiple_of(1000)
             {
@@ -69,8 +67,10 @@ pub async fn serve(
         let svc = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let shutdown = shutdown.clone();
+        CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
         conns.spawn(async move {
             let _slot = slot;
+            let _open = OpenConnection;
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
@@ -105,4 +105,13 @@ pub async fn serve(
         conns.abort_all();
     }
     Ok(())
+}
+
+/// Counts an open connection down when its task ends (or is aborted).
+struct OpenConnection;
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        CONNECTIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -352,6 +352,21 @@ async fn a_query_over_the_limits_is_a_503_naming_the_limit_and_what_to_do() {
         msg.contains("--query-max-execution-time") && msg.contains("narrow the time window"),
         "{msg}"
     );
+    let text = http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(
+            &text,
+            "orrery_query_limit_hits_total{limit=\"max_execution_time\"}"
+        ) >= 1.0,
+        "{text}"
+    );
     drop(s);
 
     let s = start_with(
@@ -633,7 +648,34 @@ async fn requests_and_streams_are_capped() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["limit"], "max_streams");
     assert!(v["error"].as_str().unwrap().contains("--query-max-streams"));
+    // What an operator sees.
+    let text = http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\norrery_query_streams_open 1\n"), "{text}");
+    assert!(
+        metric(&text, "orrery_query_streams_refused_total") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "orrery_query_requests_shed_total") >= 1.0,
+        "{text}"
+    );
     drop(first);
+}
+
+/// The value of the first sample of `name` (with its labels, if any) in an exposition.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 #[tokio::test]
@@ -724,6 +766,7 @@ async fn auth_is_header_only_json_and_leaves_the_ui_public() {
         "/api/services",
         "/api/v3/services",
         "/api/nope",
+        "/metrics",
     ] {
         let r = http.get(format!("{}{path}", s.base)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");

@@ -1,0 +1,129 @@
+//! Prometheus metrics of the query service's limits (`GET /metrics` on the query port, behind
+//! `--api-token` like the APIs): what an operator watches to see whether the limits bite —
+//! requests shed, streams refused, queries stopped by the engine or killed, connections held.
+//!
+//! Counters are per process (one query service per process; tests that run several servers
+//! in one process see their sum).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub static REQUESTS_SHED: AtomicU64 = AtomicU64::new(0);
+pub static REQUEST_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+pub static STREAMS_REFUSED: AtomicU64 = AtomicU64::new(0);
+pub static QUERIES_KILLED: AtomicU64 = AtomicU64::new(0);
+pub static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
+pub static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
+pub static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);
+pub static LIMIT_TIME: AtomicU64 = AtomicU64::new(0);
+pub static LIMIT_MEMORY: AtomicU64 = AtomicU64::new(0);
+pub static LIMIT_BUSY: AtomicU64 = AtomicU64::new(0);
+
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a query stopped by one of the engine's limits.
+pub fn limit_hit(limit: &str) {
+    match limit {
+        "max_execution_time" => inc(&LIMIT_TIME),
+        "max_memory_usage" => inc(&LIMIT_MEMORY),
+        _ => inc(&LIMIT_BUSY),
+    }
+}
+
+/// The exposition text; `in_flight` and `streams_open` come from the server's semaphores.
+pub fn render(in_flight: u64, streams_open: u64) -> String {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    metric(
+        "orrery_query_requests_in_flight",
+        "gauge",
+        "Requests being handled (cap: --query-max-concurrent-requests).",
+        &[("", in_flight)],
+    );
+    metric(
+        "orrery_query_requests_shed_total",
+        "counter",
+        "Requests answered 503 at once because --query-max-concurrent-requests were in flight.",
+        &[("", get(&REQUESTS_SHED))],
+    );
+    metric(
+        "orrery_query_request_timeouts_total",
+        "counter",
+        "Requests answered 503 after --query-request-timeout.",
+        &[("", get(&REQUEST_TIMEOUTS))],
+    );
+    metric(
+        "orrery_query_streams_open",
+        "gauge",
+        "Live graph streams open (cap: --query-max-streams).",
+        &[("", streams_open)],
+    );
+    metric(
+        "orrery_query_streams_refused_total",
+        "counter",
+        "Live graph streams answered 429 because --query-max-streams were open.",
+        &[("", get(&STREAMS_REFUSED))],
+    );
+    metric(
+        "orrery_query_limit_hits_total",
+        "counter",
+        "ClickHouse queries stopped by a per-query limit, by limit.",
+        &[
+            ("{limit=\"max_execution_time\"}", get(&LIMIT_TIME)),
+            ("{limit=\"max_memory_usage\"}", get(&LIMIT_MEMORY)),
+            ("{limit=\"too_many_queries\"}", get(&LIMIT_BUSY)),
+        ],
+    );
+    metric(
+        "orrery_query_queries_killed_total",
+        "counter",
+        "Requests whose ClickHouse queries were killed because the request was dropped \
+         (client gone, request timeout).",
+        &[("", get(&QUERIES_KILLED))],
+    );
+    metric(
+        "orrery_query_auth_failures_total",
+        "counter",
+        "API requests answered 401 (missing or wrong token).",
+        &[("", get(&AUTH_FAILURES))],
+    );
+    metric(
+        "orrery_query_connections_open",
+        "gauge",
+        "Client connections open (cap: --query-max-connections).",
+        &[("", get(&CONNECTIONS_OPEN))],
+    );
+    metric(
+        "orrery_query_connections_refused_total",
+        "counter",
+        "Client connections closed at once because --query-max-connections were open.",
+        &[("", get(&CONNECTIONS_REFUSED))],
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exposition_has_help_type_and_labels() {
+        super::limit_hit("max_memory_usage");
+        let text = super::render(3, 2);
+        assert!(text.contains(
+            "# TYPE orrery_query_requests_in_flight gauge\norrery_query_requests_in_flight 3\n"
+        ));
+        assert!(text.contains("orrery_query_streams_open 2\n"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("orrery_query_limit_hits_total{limit=\"max_memory_usage\"}"))
+            .unwrap();
+        assert!(line.split(' ').nth(1).unwrap().parse::<u64>().unwrap() >= 1);
+    }
+}
