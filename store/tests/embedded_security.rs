@@ -304,6 +304,20 @@ async fn nothing_reaches_outside_the_database_even_with_the_secret() {
         ),
     );
     assert_eq!(status, 403, "{body}");
+    // A path as a query parameter, which the engine substitutes after any check of the text:
+    // the grants refuse it.
+    let sql = "SELECT * FROM {t:Identifier}";
+    let (status, headers, body) = raw(
+        port,
+        &format!(
+            "POST /?param_t=%2Fetc%2Fpasswd HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{}\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{sql}",
+            key(server),
+            sql.len()
+        ),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(header(&headers, "x-clickhouse-exception-code"), Some("497"));
     assert!(!dir.path().join("written").exists());
     assert!(!dir.path().join("attach").exists());
     // Legitimate queries with the same words in literals and names still run.
