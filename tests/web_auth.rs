@@ -18,8 +18,12 @@ use web_support::*;
 const TOKEN: &str = "s3cret-ui-token";
 const INGEST: &str = "ingest-only-token";
 
+/// One all-in-one and one Chromium at a time (2 cores): the tests of this file take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stream() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = tempfile::tempdir().unwrap();
     let (_orrery, base, otlp) = start_orrery_with(
         data.path(),
@@ -199,4 +203,37 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
         })
         .collect();
     assert!(bad.is_empty(), "{bad:?}");
+}
+
+/// Many viewers: a replica allowing one live stream (`--query-max-streams 1`). The second tab
+/// still draws the map (the graph fetch is no stream), says why its live updates wait, and waits
+/// the 429's `Retry-After` (30 s) instead of retrying every second; once the first tab closes it
+/// goes live.
+#[test]
+fn a_refused_stream_waits_for_retry_after_and_connects_when_a_slot_frees() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let data = tempfile::tempdir().unwrap();
+    let (_orrery, base, otlp) = start_orrery_with(data.path(), &["--query-max-streams", "1"]);
+    post_otlp(&otlp, &topology(10, 0xa20000, "payments"));
+    wait_for_graph(&base, None, &["checkout->payments"]);
+    let v = browser("streamcap", &base, &serde_json::json!({}));
+    println!("{}", serde_json::to_string_pretty(&v).unwrap());
+
+    let status = v["status"].as_str().unwrap();
+    assert!(status.contains("HTTP 429"), "{status}");
+    assert!(status.contains("--query-max-streams 1"), "{status}");
+    assert!(status.contains("reconnecting in 30 s"), "{status}");
+    let mut nodes: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["INTERNET", "checkout", "frontend", "payments"]);
+    // One refused attempt, then (after Retry-After, not before) the accepted one.
+    assert_eq!(v["b_streams"], serde_json::json!([429, 200]));
+    let waited = v["live_after_ms"].as_u64().unwrap();
+    assert!((29_000..60_000).contains(&waited), "live after {waited} ms");
+    assert_eq!(v["log"], serde_json::json!([]));
 }

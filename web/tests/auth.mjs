@@ -201,3 +201,41 @@ export async function auth(browser, base, artifacts, opts) {
     proxy.srv.close();
   }
 }
+
+// Two tabs against a service allowing one live stream (--query-max-streams 1): the second tab
+// still shows the map (the graph fetch is not a stream), says why its live updates wait, and
+// honours the 429's Retry-After instead of retrying every second; when the first tab closes it
+// connects. Reports timings and the stream requests of the second tab.
+export async function streamcap(browser, base, artifacts, opts) {
+  const proxy = await startProxy(base);
+  const out = { log: [] };
+  const mapUrl = `${proxy.url}/?view=map&level=region&since=15m`;
+  const stateIs = (p, s, timeout) => p.waitForFunction((s) => document.querySelector("[data-testid=map]")?.dataset.stream === s,
+    { timeout, polling: "mutation" }, s);
+  try {
+    const a = await browser.newPage();
+    a.on("pageerror", (e) => out.log.push(`pageerror: ${e}`));
+    await a.goto(mapUrl, { waitUntil: "load" });
+    await stateIs(a, "live", 30000);
+    const from = proxy.seen.length;
+    const b = await browser.newPage();
+    b.on("pageerror", (e) => out.log.push(`pageerror: ${e}`));
+    await b.setViewport({ width: 1400, height: 900 });
+    await b.goto(mapUrl, { waitUntil: "load" });
+    await stateIs(b, "retrying", 30000);
+    const refusedAt = Date.now();
+    out.status = await b.$eval("[data-testid=stream-status]", (e) => e.textContent);
+    // The graph itself is a plain fetch: the map is drawn while live updates wait.
+    await b.waitForFunction(() => document.querySelectorAll("[data-testid=map-nodes] li").length >= 4, { timeout: 30000 });
+    out.nodes = await b.$$eval("[data-testid=map-nodes] li", (els) => els.map((e) => e.dataset.nodeId));
+    await b.screenshot({ path: path.join(artifacts, "auth-stream-cap.png") });
+    await a.close();
+    await stateIs(b, "live", 90000);
+    out.live_after_ms = Date.now() - refusedAt;
+    out.b_streams = proxy.seen.slice(from).filter((r) => r.url.startsWith("/orrery/api/graph/stream")).map((r) => r.status);
+    return out;
+  } finally {
+    proxy.srv.closeAllConnections?.();
+    proxy.srv.close();
+  }
+}
