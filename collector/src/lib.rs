@@ -112,7 +112,8 @@ pub struct CollectorArgs {
     /// Retry-After, gRPC RESOURCE_EXHAUSTED + RetryInfo). At least 2 × --ingest-max-request-bytes.
     #[arg(long, env = "ORRERY_INGEST_MAX_INFLIGHT_BYTES", default_value_t = 256 << 20)]
     pub ingest_max_inflight_bytes: usize,
-    /// A client must send a request's headers within this (OTLP/HTTP), or is disconnected.
+    /// A client must send a request's headers (OTLP/HTTP) or the HTTP/2 preface (OTLP/gRPC)
+    /// within this, or is disconnected.
     #[arg(long, env = "ORRERY_OTLP_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub otlp_http_header_timeout: Duration,
     /// A client must send a request's body within this (OTLP/HTTP), or gets 400.
@@ -283,7 +284,7 @@ pub async fn start(
     let grpc = {
         let shutdown = shutdown.clone();
         let service = grpc::TraceServer::new(ingest.clone(), args.ingest_max_request_bytes);
-        let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
+        let incoming = serve::grpc_incoming(grpc_listener, args.otlp_http_header_timeout);
         // Dead peers are found by HTTP/2 pings; a request cannot take longer than its timeout;
         // one connection cannot open unbounded concurrent streams.
         let mut server = tonic::transport::Server::builder()

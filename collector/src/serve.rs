@@ -1,6 +1,8 @@
 //! Serves the OTLP/HTTP router with hyper directly (not `axum::serve`) for the limits axum
 //! does not expose: a client must send a request's headers within `--otlp-http-header-timeout`
 //! (a slowloris connection is cut), and HTTP/2 connections are pinged and closed when dead.
+//! For OTLP/gRPC, [`grpc_incoming`] drops connections that do not send the HTTP/2 preface
+//! within the same timeout (tonic has no such limit of its own).
 
 use std::time::Duration;
 
@@ -51,4 +53,53 @@ pub async fn serve<L>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Accepted gRPC connections, each handed to tonic only once its first 24 bytes (the HTTP/2
+/// client preface, or the start of a TLS handshake) arrived within `timeout`; a client that
+/// connects and sends nothing, or a partial preface, is disconnected.
+pub fn grpc_incoming(
+    listener: tokio::net::TcpListener,
+    timeout: Duration,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            // Ends with the server (which drops the receiving side).
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = tx.closed() => return,
+            };
+            let stream = match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // E.g. out of file descriptors: back off rather than spin.
+                    tracing::warn!(error = %e, "OTLP/gRPC accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let conn_tx = tx.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 24];
+                let ready = async {
+                    loop {
+                        match stream.peek(&mut head).await {
+                            Ok(n) if n >= head.len() => return true,
+                            Ok(0) | Err(_) => return false,
+                            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    }
+                };
+                match tokio::time::timeout(timeout, ready).await {
+                    Ok(true) => {
+                        let _ = conn_tx.send(Ok(stream)).await;
+                    }
+                    _ => tracing::debug!("OTLP/gRPC connection without a preface in time: closed"),
+                }
+            });
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }

@@ -129,6 +129,25 @@ async fn a_client_sending_a_partial_header_or_a_slow_body_is_cut_off() {
     assert!(text.is_empty() || text.contains("408"), "{text}");
     assert!(took < Duration::from_secs(8), "cut off after {took:?}");
 
+    // The same on the gRPC port: half an HTTP/2 preface, then nothing.
+    let grpc = c.grpc.clone();
+    let started = Instant::now();
+    let (read, took) = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(grpc).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+        let mut buf = [0u8; 64];
+        (s.read(&mut buf), started.elapsed())
+    })
+    .await
+    .unwrap();
+    // Closed (EOF, or a reset since its bytes were never read), not left hanging.
+    match read {
+        Ok(n) => assert_eq!(n, 0),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(took < Duration::from_secs(8), "cut off after {took:?}");
+
     // Headers complete, body never finished: 400 with a message once the body timeout passes.
     let addr = c.http.trim_start_matches("http://").to_string();
     let slow = tokio::task::spawn_blocking(move || {
