@@ -174,10 +174,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/orrery/api/health", get(health_handler))
         .merge(api)
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(ui::serve)
         .layer(middleware::from_fn_with_state(state.clone(), bounded))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this API route answers GET only",
+    )
 }
 
 async fn api_not_found() -> ApiError {
@@ -519,6 +527,9 @@ async fn operations_handler(
     Ok(Json(json!({ "operations": ops })))
 }
 
+/// Most `attr` filters in one search: each is a condition on every span read.
+pub const MAX_SEARCH_ATTRIBUTES: usize = 20;
+
 /// Trace search parameters; `attr` may repeat, so the raw query string is parsed.
 pub fn search_from_pairs(pairs: &[(String, String)]) -> Result<Search, ApiError> {
     let mut s = Search {
@@ -539,6 +550,11 @@ pub fn search_from_pairs(pairs: &[(String, String)]) -> Result<Search, ApiError>
                 if key.trim().is_empty() {
                     return Err(ApiError::bad_request(format!(
                         "attr: {v:?} has an empty key"
+                    )));
+                }
+                if s.attributes.len() >= MAX_SEARCH_ATTRIBUTES {
+                    return Err(ApiError::bad_request(format!(
+                        "attr: at most {MAX_SEARCH_ATTRIBUTES} attribute filters per search"
                     )));
                 }
                 s.attributes

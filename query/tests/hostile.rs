@@ -310,6 +310,26 @@ async fn known_panics_of_the_past_are_400s_with_the_parameter_named() {
         let msg = v["error"].as_str().unwrap();
         assert!(msg.contains(name), "{path}: {msg}");
     }
+    // Twenty-one attribute filters: refused before any SQL is built.
+    let attrs: Vec<String> = (0..21).map(|i| format!("attr=k{i}%3Dv")).collect();
+    let r = http
+        .get(format!("{}/orrery/api/traces?{}", s.base, attrs.join("&")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("at most 20"), "{v}");
+    // A method the API does not answer: JSON 405, not an empty body.
+    let r = http
+        .post(format!("{}/orrery/api/graph", s.base))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("GET"), "{v}");
 }
 
 // --- engine limits -------------------------------------------------------------------------
