@@ -365,6 +365,10 @@ class Handler(BaseHTTPRequestHandler):
     secret = b""  # set in main(): the contents of --secret-file
     allowed_hosts = set()  # set in main(): "127.0.0.1:<port>", "localhost:<port>"
     quiet = True
+    # Socket timeout (--idle-timeout): a connection that sends nothing (an idle keep-alive, a
+    # client stuck mid-header or mid-body) for this long is closed. Longer than hyper's 90 s
+    # pool idle time, so the crate never reuses a connection the server is closing.
+    timeout = 300
 
     def log_message(self, fmt, *args):
         if not self.quiet:
@@ -808,7 +812,44 @@ def summary_of(read_rows, read_bytes, written_rows, written_bytes, result_rows, 
 
 
 class Server(ThreadingHTTPServer):
+    """One thread per connection (chDB connections are per thread), at most `max_connections`
+    at once: beyond it a connection gets an immediate 503 and is closed, so a flood of idle or
+    slow local connections cannot pile up threads without bound."""
+
     daemon_threads = True
+    max_connections = 256  # --max-connections
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.active = 0
+        self.active_lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with self.active_lock:
+            full = self.active >= self.max_connections
+            if not full:
+                self.active += 1
+        if full:
+            body = (f"Code: 202. DB::Exception: Too many simultaneous connections to the embedded "
+                    f"engine (more than {self.max_connections}, --max-connections). "
+                    "(TOO_MANY_SIMULTANEOUS_QUERIES)\n").encode()
+            try:
+                request.settimeout(1)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nX-ClickHouse-Exception-Code: 202"
+                                b"\r\nContent-Type: text/plain; charset=UTF-8\r\nConnection: close"
+                                b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.active_lock:
+                self.active -= 1
 
     def handle_error(self, request, client_address):
         # A client that goes away mid-request (a cancelled query, a closed keep-alive
@@ -866,6 +907,10 @@ def main():
                         help="where the engine's access config and staged inserts live "
                              "(default: <path>.access, mode 0700)")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--idle-timeout", type=float, default=300,
+                        help="seconds a connection may send nothing before it is closed")
+    parser.add_argument("--max-connections", type=int, default=256,
+                        help="connections served at once; more get 503 at once")
     parser.add_argument("--remove-on-exit", metavar="DIR",
                         help="delete DIR (e.g. a test's temporary data directory) after stopping")
     parser.add_argument("--buffer-results", action="store_true",
@@ -906,6 +951,8 @@ def main():
     Handler.secret = secret
     Handler.quiet = not args.verbose
 
+    Handler.timeout = args.idle_timeout
+    Server.max_connections = args.max_connections
     server = Server((args.host, args.port), Handler)
     port = server.server_address[1]
     # A name an attacker's page can make a browser send (DNS rebinding) is never one of these.

@@ -51,6 +51,11 @@ pub fn chdb_python() -> PathBuf {
 impl TestServer {
     /// Starts a new embedded ClickHouse in a temporary directory (blocking).
     pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// [`TestServer::start`] with more arguments for the server (e.g. its limits).
+    pub fn start_with(extra_args: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let script = dir.path().join("chdb_server.py");
         std::fs::write(&script, SERVER_SCRIPT).expect("write server script");
@@ -79,6 +84,7 @@ impl TestServer {
             .arg(&port_file)
             .arg("--secret-file")
             .arg(&secret_file)
+            .args(extra_args)
             // The shared server lives in a static that is never dropped: the server itself
             // removes its temporary directory when the test process exits.
             .arg("--remove-on-exit")

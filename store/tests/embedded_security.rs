@@ -621,3 +621,49 @@ async fn no_spelling_of_a_file_read_gets_through() {
     }
     assert_eq!(tried, names.len() * separators.len() * 8);
 }
+
+/// Local clients that connect and send nothing cannot pile up: beyond --max-connections a
+/// connection gets 503 at once, an idle one is closed after --idle-timeout, and the engine
+/// serves again as soon as they are gone.
+#[tokio::test]
+async fn idle_and_excess_connections_are_bounded() {
+    let server = tokio::task::spawn_blocking(|| {
+        TestServer::start_with(&["--max-connections", "8", "--idle-timeout", "2"])
+    })
+    .await
+    .unwrap();
+    let port = server.port;
+    // Eight connections that send nothing (or half a request line) hold every slot.
+    let mut idle: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            if i % 2 == 1 {
+                s.write_all(b"GET /pi").unwrap();
+            }
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, headers, body) = post(port, &key(&server), "SELECT 1");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(header(&headers, "x-clickhouse-exception-code"), Some("202"));
+    // After the idle timeout the server has closed them: reads end.
+    let started = std::time::Instant::now();
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // Slots are free again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = post(port, &key(&server), "SELECT 1");
+        if status == 200 {
+            assert_eq!(body.trim(), "1");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
