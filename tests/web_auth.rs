@@ -105,6 +105,10 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
     assert!(s(&v["refused"]).to_lowercase().contains("token refused"));
     assert_eq!(v["open_after_wrong"], true);
     assert!(v["stored_after_wrong"].is_null());
+    assert_eq!(
+        v["unsendable"],
+        "the token has characters an HTTP header cannot carry"
+    );
     // 3. Right token: the map with its data; the token is in sessionStorage only.
     let mut nodes: Vec<String> = v["map_nodes"].as_array().unwrap().iter().map(s).collect();
     nodes.sort();

@@ -104,11 +104,18 @@ export async function auth(browser, base, artifacts, opts) {
     out.open_after_wrong = await signInOpen(page);
     out.stored_after_wrong = await page.evaluate(() => sessionStorage.getItem("orrery.api_token"));
     await shot(page, "refused");
+    // A token no HTTP header can carry (beyond Latin-1) is an error in the form, not a crash.
+    await page.$eval("[data-testid=sign-in-token]", (e) => { e.value = ""; });
+    await page.type("[data-testid=sign-in-token]", "t€ken");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /header/.test(document.querySelector("[data-testid=sign-in-error]")?.textContent), { timeout: 20000 });
+    out.unsendable = await page.$eval("[data-testid=sign-in-error]", (e) => e.textContent);
 
     // 3. The right token: the form closes, the map loads with data.
     const signedFrom = mark();
     await page.$eval("[data-testid=sign-in-token]", (e) => { e.value = ""; });
-    await page.type("[data-testid=sign-in-token]", opts.token);
+    // Pasted with blanks around it: trimmed.
+    await page.type("[data-testid=sign-in-token]", `  ${opts.token} `);
     await page.keyboard.press("Enter");
     await page.waitForFunction(() => !document.querySelector("[data-testid=sign-in]"), { timeout: 20000 });
     for (const n of opts.nodes) await hasNode(page, n);
