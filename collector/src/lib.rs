@@ -254,6 +254,7 @@ pub async fn start(
             args.batch_connect_timeout,
             args.batch_insert_timeout,
         ),
+        clickhouse.client(),
         metrics.clone(),
         spool.dead_dir(),
     ));

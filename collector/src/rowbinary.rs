@@ -226,6 +226,14 @@ pub fn rows(data: &[u8]) -> Option<Vec<RowInfo>> {
     Some(out)
 }
 
+/// The `TraceId` and `SpanId` of one row (as [`rows`] split them).
+pub fn row_ids(row: &[u8]) -> Option<(String, String)> {
+    let mut r = Reader { data: row, pos: 8 };
+    let trace = String::from_utf8(r.string()?.to_vec()).ok()?;
+    let span = String::from_utf8(r.string()?.to_vec()).ok()?;
+    Some((trace, span))
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,

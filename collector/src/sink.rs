@@ -61,6 +61,8 @@ pub fn partitions_setting(retention_days: u32) -> u64 {
 pub struct Placer {
     pub cfg: SinkConfig,
     pub client: InsertClient,
+    /// For reading back a sample of a batch whose retry reported fewer rows than sent.
+    pub reader: clickhouse::Client,
     pub metrics: Arc<Metrics>,
     pub dead_dir: PathBuf,
     /// One bisection at a time: it holds a whole batch in memory.
@@ -86,12 +88,14 @@ impl Placer {
     pub fn new(
         cfg: SinkConfig,
         client: InsertClient,
+        reader: clickhouse::Client,
         metrics: Arc<Metrics>,
         dead_dir: PathBuf,
     ) -> Self {
         Self {
             cfg,
             client,
+            reader,
             metrics,
             dead_dir,
             bisecting: Semaphore::new(1),
@@ -142,15 +146,35 @@ impl Placer {
                 // Fewer rows than sent. When an earlier attempt (or an earlier process) may
                 // have inserted this batch, ClickHouse drops the repeat by its deduplication
                 // token and reports 0 written rows (or fewer, if only some of its blocks had
-                // landed): the rows are there, from the earlier attempt. Otherwise rows were
-                // lost without an error, which is a failure: never a deletion.
-                Ok(written) if may_have_landed => {
-                    self.metrics.batch_spans.observe(spans as f64);
-                    self.metrics.spans_inserted.inc_by(spans as u64);
-                    self.metrics.batches_inserted.inc();
-                    tracing::info!(segment = ?seg.path, spans, written, attempt, "batch was already in ClickHouse (deduplicated retry)");
-                    return Placed::Inserted { spans };
-                }
+                // landed). That is only believed once a sample of the batch's rows is read back
+                // from ClickHouse: a silent loss must not pass for a deduplication.
+                Ok(written) if may_have_landed => match self.sample_present(seg).await {
+                    Ok(true) => {
+                        self.metrics.batch_spans.observe(spans as f64);
+                        self.metrics.spans_inserted.inc_by(spans as u64);
+                        self.metrics.batches_inserted.inc();
+                        tracing::info!(segment = ?seg.path, spans, written, attempt, "batch was already in ClickHouse (deduplicated retry, sample read back)");
+                        return Placed::Inserted { spans };
+                    }
+                    Ok(false) => InsertError {
+                        kind: Kind::Permanent { bisect: true },
+                        code: None,
+                        message: format!(
+                            "ClickHouse reported {written} rows written of {spans} sent, and the batch's rows are not there"
+                        ),
+                        may_have_landed: false,
+                        label: "unconfirmed",
+                    },
+                    Err(e) => InsertError {
+                        kind: Kind::Retryable,
+                        code: None,
+                        message: format!(
+                            "ClickHouse reported {written} rows written of {spans} sent; reading a sample back failed: {e:#}"
+                        ),
+                        may_have_landed: true,
+                        label: "unconfirmed",
+                    },
+                },
                 Ok(written) => InsertError {
                     kind: Kind::Permanent { bisect: true },
                     code: None,
@@ -179,6 +203,42 @@ impl Placer {
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(self.cfg.backoff_max);
         }
+    }
+
+    /// Whether a sample of the batch's rows (up to 16, spread over it) is in ClickHouse.
+    async fn sample_present(&self, seg: &Segment) -> anyhow::Result<bool> {
+        let path = seg.path.clone();
+        let (ids, lo, hi) = tokio::task::spawn_blocking(move || {
+            let (data, rows) = deadletter::load_rows(&path)?;
+            let step = (rows.len() / 16).max(1);
+            let picked: Vec<_> = rows.iter().step_by(step).take(16).collect();
+            let ids: Vec<(String, String)> = picked
+                .iter()
+                .filter_map(|r| rowbinary::row_ids(&data[r.range.clone()]))
+                .collect();
+            let lo = picked.iter().map(|r| r.timestamp).min().unwrap_or(0);
+            let hi = picked.iter().map(|r| r.timestamp).max().unwrap_or(0);
+            anyhow::Ok((ids, lo, hi))
+        })
+        .await??;
+        if ids.is_empty() {
+            return Ok(true);
+        }
+        let (traces, spans): (Vec<String>, Vec<String>) = ids.iter().cloned().unzip();
+        let found: u64 = self
+            .reader
+            .query(
+                "SELECT uniqExact(TraceId, SpanId) FROM otel_traces \
+                 WHERE Timestamp >= fromUnixTimestamp64Nano(?) AND Timestamp <= fromUnixTimestamp64Nano(?) \
+                 AND TraceId IN ? AND SpanId IN ?",
+            )
+            .bind(lo)
+            .bind(hi)
+            .bind(traces)
+            .bind(spans)
+            .fetch_one()
+            .await?;
+        Ok(found >= ids.len() as u64)
     }
 
     fn failed(&self, e: &InsertError) {

@@ -214,6 +214,7 @@ async fn replay(
             bisect_budget: 256,
         },
         crate::chhttp::InsertClient::new(&ch, Duration::from_secs(10), timeout),
+        ch.client(),
         Arc::new(Metrics::new()),
         dead_dir.to_path_buf(),
     );

@@ -391,3 +391,114 @@ async fn with_retention_zero_a_request_over_101_past_days_is_accepted_and_stored
     );
     c.stop().await;
 }
+
+/// The fake's URL with the engine's credentials in it.
+fn via(fake: &fake::Fake, ch: &ClickHouseArgs) -> ClickHouseArgs {
+    let mut out = ch.clone();
+    let url = ch.clickhouse_url.clone().unwrap();
+    let creds = url
+        .split_once("://")
+        .unwrap()
+        .1
+        .rsplit_once('@')
+        .map(|(c, _)| c.to_string());
+    out.clickhouse_url = Some(match creds {
+        Some(c) => fake.url.replacen("://", &format!("://{c}@"), 1),
+        None => fake.url.clone(),
+    });
+    out
+}
+
+fn spooled_batch(
+    dir: &std::path::Path,
+    seed: u64,
+    spans: usize,
+    service: &str,
+) -> std::path::PathBuf {
+    let mut req = synth::request(seed, spans, synth::now_ns());
+    set_service(&mut req, service);
+    let (record, n) = rowbinary::record(&req);
+    assert_eq!(n, spans);
+    let path = dir.join(format!("{seed:020}-00000000000000ab.seg"));
+    spool::write_segment_file(&path, &[&record]).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_batch_reported_as_0_rows_written_is_read_back_and_never_deleted_unseen() {
+    // A batch left in the spool by a previous process may have landed: a retry reporting 0
+    // rows is normally ClickHouse deduplicating it. Here the server stored nothing (answers 200,
+    // written_rows 0): the sink reads a sample back, finds it missing, and keeps the rows.
+    let ch = orrery_store::testing::fresh_database().await;
+    let fake = fake::start(fake::Mode::SilentDrop {
+        upstream: endpoint(&ch),
+    })
+    .await;
+    let spool = tempfile::tempdir().unwrap();
+    spooled_batch(spool.path(), 51, 30, "silently-dropped");
+    let c = Collector::start(&via(&fake, &ch), spool.path(), &[]).await;
+    let dead_dir = spool.path().join(spool::DEAD);
+    wait_for("the rows set aside", Duration::from_secs(60), async || {
+        deadletter::summary(&dead_dir).spans == 30
+    })
+    .await;
+    assert_eq!(count(&ch, "ServiceName = 'silently-dropped'").await, 0);
+    let m = metrics(&reqwest::Client::new(), &c.http).await;
+    assert!(
+        m.contains("orrery_collector_insert_failures_total{reason=\"unconfirmed\"}"),
+        "{m}"
+    );
+    c.stop().await;
+    // Against the real engine they land, once.
+    orrery_collector::spool_cli::run(
+        SpoolCmd {
+            action: SpoolAction::Replay {
+                names: vec![],
+                all: false,
+                timeout: Duration::from_secs(30),
+            },
+            spool_dir: spool.path().to_path_buf(),
+        },
+        ch.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&ch, "ServiceName = 'silently-dropped'").await, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_batch_that_had_landed_is_deduplicated_and_not_stored_twice() {
+    let ch = orrery_store::testing::fresh_database().await;
+    let first = tempfile::tempdir().unwrap();
+    let seg = spooled_batch(first.path(), 61, 25, "landed-twice");
+    let copy = std::fs::read(&seg).unwrap();
+    let c = Collector::start(&ch, first.path(), &[]).await;
+    assert_eq!(
+        wait_count(
+            &ch,
+            "ServiceName = 'landed-twice'",
+            25,
+            Duration::from_secs(60)
+        )
+        .await,
+        25
+    );
+    c.stop().await;
+    // The same batch again (as if the process died between the insert and the delete).
+    let second = tempfile::tempdir().unwrap();
+    std::fs::write(second.path().join(seg.file_name().unwrap()), copy).unwrap();
+    let c = Collector::start(&ch, second.path(), &[]).await;
+    let http = reqwest::Client::new();
+    wait_for("the replay", Duration::from_secs(60), async || {
+        metrics(&http, &c.http)
+            .await
+            .contains("orrery_collector_batches_inserted_total 1")
+    })
+    .await;
+    assert_eq!(count(&ch, "ServiceName = 'landed-twice'").await, 25);
+    assert_eq!(
+        deadletter::summary(&second.path().join(spool::DEAD)).segments,
+        0
+    );
+    c.stop().await;
+}

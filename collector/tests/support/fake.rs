@@ -19,6 +19,9 @@ pub enum Mode {
     Poison { upstream: String, poison: Vec<u8> },
     /// Accept, read nothing, never answer.
     Hang,
+    /// Forward everything but inserts to `upstream`; answer inserts 200 with `written_rows` 0
+    /// and store nothing (what chDB's streaming insert did with a refused block).
+    SilentDrop { upstream: String },
 }
 
 pub struct Fake {
@@ -59,9 +62,10 @@ pub async fn start(mode: Mode) -> Fake {
 
 async fn handle(State(st): State<St>, req: Request) -> Response {
     st.requests.fetch_add(1, Ordering::SeqCst);
-    let (upstream, poison) = match &st.mode {
+    let (upstream, poison, drop_inserts) = match &st.mode {
         Mode::Hang => std::future::pending().await,
-        Mode::Poison { upstream, poison } => (upstream.clone(), poison.clone()),
+        Mode::Poison { upstream, poison } => (upstream.clone(), poison.clone(), false),
+        Mode::SilentDrop { upstream } => (upstream.clone(), Vec::new(), true),
     };
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
@@ -70,7 +74,22 @@ async fn handle(State(st): State<St>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    if pq.contains("INSERT") && body.windows(poison.len()).any(|w| w == &poison[..]) {
+    if drop_inserts && pq.contains("INSERT") {
+        st.refused.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::OK,
+            [(
+                "X-ClickHouse-Summary",
+                r#"{"read_rows":"0","read_bytes":"0","written_rows":"0","written_bytes":"0","total_rows_to_read":"0","result_rows":"0","result_bytes":"0","elapsed_ns":"1000"}"#,
+            )],
+            "",
+        )
+            .into_response();
+    }
+    if !poison.is_empty()
+        && pq.contains("INSERT")
+        && body.windows(poison.len()).any(|w| w == &poison[..])
+    {
         st.refused.fetch_add(1, Ordering::SeqCst);
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
