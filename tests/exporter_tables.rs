@@ -292,3 +292,94 @@ async fn tables_of_three_exporter_generations_are_migrated_and_read() {
         assert_eq!(v["summaries"][0]["errorSpanCount"], 1, "{}: {v}", case.name);
     }
 }
+
+async fn lookup_shape(client: &clickhouse::Client) -> (Vec<(String, String)>, String) {
+    let cols: Vec<ColumnType> = client
+        .query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase()
+             AND table = 'otel_traces_trace_id_ts' ORDER BY position",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    let key: String = client
+        .query(
+            "SELECT sorting_key FROM system.tables WHERE database = currentDatabase()
+             AND name = 'otel_traces_trace_id_ts'",
+        )
+        .fetch_one()
+        .await
+        .unwrap();
+    (cols.into_iter().map(|c| (c.name, c.ty)).collect(), key)
+}
+
+/// Migration 7 run again after a crash, and by several processes at once: the lookup table
+/// always ends in the new shape with its rows, and the view keeps filling it.
+#[tokio::test]
+async fn migration_7_survives_reruns_and_concurrent_migrators() {
+    let server = TestServer::shared();
+    let db = format!("exporter_race_{}", std::process::id());
+    let ch = ClickHouseArgs::for_url(&server.url, db.clone());
+    let root = ch.server_client(&server.url);
+    root.query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+        .execute()
+        .await
+        .unwrap();
+    for stmt in GEN1.replace("{db}", &db).split(';') {
+        root.query(stmt).execute().await.unwrap();
+    }
+    let client = ch.client();
+    client
+        .query(
+            "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ServiceName, Duration)
+             SELECT now64(9), lower(hex(number + 1)), 's', 'svc', 1 FROM numbers(100)",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let params = SchemaParams::from_args(&ch).unwrap();
+    // Four migrators at once; some may lose the race on the rename and fail their start.
+    let runs = futures::future::join_all((0..4).map(|_| schema::migrate(&root, &params))).await;
+    assert!(runs.iter().any(|r| r.is_ok()), "{runs:?}");
+    // The losers' restart: nothing left to do, or the whole migration again.
+    schema::migrate(&root, &params).await.unwrap();
+    let new_shape = (
+        vec![
+            ("TraceId".to_string(), "String".to_string()),
+            ("Start".to_string(), "DateTime".to_string()),
+            ("End".to_string(), "DateTime".to_string()),
+        ],
+        "TraceId, Start".to_string(),
+    );
+    assert_eq!(lookup_shape(&client).await, new_shape);
+    let distinct = |c: clickhouse::Client| async move {
+        c.query("SELECT uniqExact(TraceId) FROM otel_traces_trace_id_ts")
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(distinct(client.clone()).await, 100);
+    // A crash after the rename but before the version was recorded: the statements run again.
+    let v7 = schema::migrations()
+        .iter()
+        .find(|m| m.version == 7)
+        .unwrap();
+    for stmt in (v7.statements)(&params) {
+        root.query(&stmt).execute().await.unwrap();
+    }
+    assert_eq!(lookup_shape(&client).await, new_shape);
+    assert_eq!(distinct(client.clone()).await, 100);
+    client
+        .query(
+            "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ServiceName, Duration)
+             VALUES (now64(9), 'after', 's', 'svc', 1)",
+        )
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(
+        distinct(client.clone()).await,
+        101,
+        "the view writes the table in place"
+    );
+}

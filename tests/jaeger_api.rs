@@ -29,10 +29,6 @@ impl Drop for Server {
     }
 }
 
-async fn start(ch: &orrery_store::ClickHouseArgs) -> Server {
-    start_with(ch, &[]).await
-}
-
 async fn start_with(ch: &orrery_store::ClickHouseArgs, flags: &[&str]) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();

@@ -718,12 +718,6 @@ TTL Hour + toIntervalDay(7);
 CREATE TABLE IF NOT EXISTS orrery.orrery_graph_hours ON CLUSTER orrery AS orrery.orrery_graph_hours_local
 ENGINE = Distributed('orrery', 'orrery', 'orrery_graph_hours_local', toUnixTimestamp(Hour));
 
-DROP VIEW IF EXISTS orrery.otel_traces_trace_id_ts_mv_local ON CLUSTER orrery;
-
-DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7 ON CLUSTER orrery SYNC;
-
 CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery (
     TraceId String CODEC(ZSTD(1)),
     Start DateTime CODEC(Delta, ZSTD(1)),
@@ -752,13 +746,4 @@ DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery SYNC;
 
 CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery AS orrery.otel_traces_trace_id_ts_local
 ENGINE = Distributed('orrery', 'orrery', 'otel_traces_trace_id_ts_local', cityHash64(TraceId));
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS orrery.otel_traces_trace_id_ts_mv_local ON CLUSTER orrery TO orrery.otel_traces_trace_id_ts_local
-AS SELECT
-    TraceId,
-    min(Timestamp) AS Start,
-    max(Timestamp) AS End
-FROM orrery.otel_traces_local
-WHERE TraceId != ''
-GROUP BY TraceId;
 

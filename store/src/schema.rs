@@ -125,6 +125,12 @@ pub struct Migration {
     pub version: u32,
     pub name: &'static str,
     pub statements: fn(&SchemaParams) -> Vec<String>,
+    /// A query answering 1 when the migration took effect, for one whose statements another
+    /// process running them at the same time could undo (then they run again).
+    pub verify: Option<fn(&SchemaParams) -> String>,
+    /// A scratch table name in the statements that each run replaces with a name of its own,
+    /// so processes migrating at once never share (and swap in) each other's half-filled table.
+    pub scratch: Option<&'static str>,
 }
 
 /// All migrations, in order. Append only: never edit a released migration, add a new one.
@@ -134,36 +140,50 @@ pub fn migrations() -> &'static [Migration] {
             version: 1,
             name: "otel_traces (OpenTelemetry exporter compatible) with trace-id lookup",
             statements: v1_otel_traces,
+            verify: None,
+            scratch: None,
         },
         Migration {
             version: 2,
             name: "service graph per-minute rollups",
             statements: v2_service_graph_rollups,
+            verify: None,
+            scratch: None,
         },
         Migration {
             version: 3,
             name: "otel_traces deduplicates retried inserts (collector insert_deduplication_token)",
             statements: v3_spans_insert_dedup,
+            verify: None,
+            scratch: None,
         },
         Migration {
             version: 4,
             name: "time-ordered call columns and span counts per minute (materialized views)",
             statements: v4_call_table,
+            verify: None,
+            scratch: None,
         },
         Migration {
             version: 5,
             name: "service graph hourly rollups",
             statements: v5_hourly_rollups,
+            verify: None,
+            scratch: None,
         },
         Migration {
             version: 6,
             name: "service graph rollups with log-bucket latency histograms (replace v2/v5 tables)",
             statements: v6_histogram_rollups,
+            verify: None,
+            scratch: None,
         },
         Migration {
             version: 7,
             name: "otel_traces_trace_id_ts in the exporter's current shape (DateTime, ORDER BY (TraceId, Start), ttl_only_drop_parts)",
             statements: exporter::v7_align_trace_id_ts,
+            verify: Some(exporter::v7_verify),
+            scratch: Some(exporter::V7_SCRATCH),
         },
     ]
 }
@@ -677,8 +697,38 @@ pub async fn migrate(client: &clickhouse::Client, p: &SchemaParams) -> Result<Mi
             name = m.name,
             "applying schema migration"
         );
-        for stmt in (m.statements)(p) {
-            exec(client, &stmt).await?;
+        let mut attempt = 1;
+        loop {
+            let run = scratch_suffix();
+            for stmt in (m.statements)(p) {
+                let stmt = match m.scratch {
+                    Some(name) => stmt.replace(name, &format!("{name}_{run}")),
+                    None => stmt,
+                };
+                exec(client, &stmt).await?;
+            }
+            let Some(verify) = m.verify else { break };
+            let ok: u8 = client
+                .query(&verify(p))
+                .fetch_one()
+                .await
+                .with_context(|| format!("verifying schema version {}", m.version))?;
+            if ok == 1 {
+                break;
+            }
+            if attempt == 3 {
+                bail!(
+                    "schema version {} did not take effect after {attempt} attempts (another \
+                     process migrating at the same time?): start again",
+                    m.version
+                );
+            }
+            tracing::warn!(
+                version = m.version,
+                attempt,
+                "schema migration undone by a concurrent migrator: running it again"
+            );
+            attempt += 1;
         }
         client
             .query(&format!(
@@ -693,6 +743,21 @@ pub async fn migrate(client: &clickhouse::Client, p: &SchemaParams) -> Result<Mi
         report.applied.push(m.version);
     }
     Ok(report)
+}
+
+/// Unique per migration run in this and any other process: pid, time, a counter.
+fn scratch_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{nanos}_{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 async fn exec(client: &clickhouse::Client, stmt: &str) -> Result<()> {

@@ -3,7 +3,8 @@
 //!
 //! - migration 7 rebuilds `otel_traces_trace_id_ts` in the exporter's current shape
 //!   (`Start`/`End DateTime`, `ORDER BY (TraceId, Start)`, `ttl_only_drop_parts = 1`; its
-//!   `internal/sql_templates/traces_id_ts_lookup_table.sql`), copying the lookup rows;
+//!   `internal/sql_templates/traces_id_ts_lookup_table.sql`), copying the lookup rows and
+//!   exchanging the new table into place;
 //! - [`resolve_span_columns`] reads `otel_traces`'s columns once at start and builds the select
 //!   list span reads use, so a table made by an older exporter release (`Duration Int64`, no
 //!   `ScopeName`/`ScopeVersion`, `Map(String, String)` attributes) is read with casts and
@@ -160,27 +161,25 @@ pub async fn resolve_span_columns(client: &clickhouse::Client) -> Result<Vec<Str
     Ok(differences)
 }
 
-/// Migration 7: `otel_traces_trace_id_ts` in the exporter's current shape. The old table's rows
-/// are copied (through Distributed tables on a cluster, so each lands on its trace's shard) and
-/// the tables exchanged; every step can run again after a crash.
+/// The scratch table of migration 7; `migrate` gives each run its own name (a suffix).
+pub const V7_SCRATCH: &str = "otel_traces_trace_id_ts_v7";
+
+/// Migration 7: `otel_traces_trace_id_ts` in the exporter's current shape. A new table is
+/// filled from the old one (through Distributed tables on a cluster, so each row lands on its
+/// trace's shard) and swapped in with one atomic `EXCHANGE TABLES`; the materialized view
+/// writes to its target by name, so it carries on into the new table untouched.
+///
+/// Several processes may migrate at once: each run fills its own scratch table
+/// ([`V7_SCRATCH`] plus a per-run suffix), so every table swapped in is a complete new-shape
+/// copy and the old shape can never come back; [`v7_verify`] checks the result anyway. Rows
+/// the view writes into a table in the seconds before it is swapped out are lost with it
+/// (Orrery never reads this table). A run that crashes leaves its scratch table behind.
 pub fn v7_align_trace_id_ts(p: &SchemaParams) -> Vec<String> {
     let db = &p.database;
     let oc = p.on_cluster();
     let ids = p.storage_name("otel_traces_trace_id_ts");
     let new = p.storage_name("otel_traces_trace_id_ts_v7");
-    let mv = p.storage_name("otel_traces_trace_id_ts_mv");
-    let spans = p.storage_name("otel_traces");
-    let clustered = p.cluster.is_some();
-    let mut out = vec![
-        format!("DROP VIEW IF EXISTS {db}.{mv}{oc}"),
-        format!("DROP TABLE IF EXISTS {db}.{new}{oc} SYNC"),
-    ];
-    if clustered {
-        out.push(format!(
-            "DROP TABLE IF EXISTS {db}.otel_traces_trace_id_ts_v7{oc} SYNC"
-        ));
-    }
-    out.push(format!(
+    let mut out = vec![format!(
         "CREATE TABLE IF NOT EXISTS {db}.{new}{oc} (
     TraceId String CODEC(ZSTD(1)),
     Start DateTime CODEC(Delta, ZSTD(1)),
@@ -192,7 +191,7 @@ ORDER BY (TraceId, Start){ttl}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
         engine = p.engine("MergeTree", &new, None),
         ttl = p.ttl("Start"),
-    ));
+    )];
     out.extend(p.distributed("otel_traces_trace_id_ts_v7", "cityHash64(TraceId)"));
     // On a cluster both names are Distributed tables: the copy reads every shard and writes
     // each row to its trace's shard, synchronously so the exchange below sees it.
@@ -203,8 +202,8 @@ SETTINGS insert_distributed_sync = 1"
     ));
     out.push(format!("EXCHANGE TABLES {db}.{ids} AND {db}.{new}{oc}"));
     out.push(format!("DROP TABLE IF EXISTS {db}.{new}{oc} SYNC"));
-    if clustered {
-        // The Distributed tables were made `AS` the old local table: remake them.
+    if p.cluster.is_some() {
+        // The Distributed tables were made `AS` the old local table: remake the front.
         out.push(format!(
             "DROP TABLE IF EXISTS {db}.otel_traces_trace_id_ts_v7{oc} SYNC"
         ));
@@ -213,17 +212,17 @@ SETTINGS insert_distributed_sync = 1"
         ));
         out.extend(p.distributed("otel_traces_trace_id_ts", "cityHash64(TraceId)"));
     }
-    out.push(format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{ids}
-AS SELECT
-    TraceId,
-    min(Timestamp) AS Start,
-    max(Timestamp) AS End
-FROM {db}.{spans}
-WHERE TraceId != ''
-GROUP BY TraceId"
-    ));
     out
+}
+
+/// 1 when migration 7 took effect: the lookup table's `Start` is a `DateTime`.
+pub fn v7_verify(p: &SchemaParams) -> String {
+    format!(
+        "SELECT toUInt8(count() = 1) FROM system.columns WHERE database = '{}' \
+         AND table = '{}' AND name = 'Start' AND type = 'DateTime'",
+        p.database,
+        p.storage_name("otel_traces_trace_id_ts")
+    )
 }
 
 #[cfg(test)]
