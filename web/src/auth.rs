@@ -13,6 +13,8 @@ use std::cell::RefCell;
 
 const KEY: &str = "orrery.api_token";
 
+// The signals are created on first use, which is in `App` (its owner lives as long as the
+// page), so they are never disposed while a view still reads them.
 thread_local! {
     static TOKEN: RefCell<Option<String>> = RefCell::new(read_stored());
     static STATE: AuthState = AuthState {
