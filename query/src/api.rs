@@ -177,8 +177,25 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(ui::serve)
         .layer(middleware::from_fn_with_state(state.clone(), bounded))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// A handler panicked (a bug: every input is validated first): a JSON 500 and an error log
+/// line instead of a dropped connection and a backtrace per request.
+fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("?");
+    tracing::error!(panic = what, "query handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (a bug in the query service; it is logged)",
+    )
+    .into_response()
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -621,5 +638,34 @@ async fn trace_handler(
     match traces::trace_capped(&state.ch(), &id, max).await? {
         Some(t) => Ok(Json(t)),
         None => Err(ApiError::not_found(format!("trace {id} not found"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500_with_the_security_headers() {
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    ""
+                }),
+            )
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+            .layer(middleware::from_fn(security_headers));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let r = reqwest::get(format!("http://{addr}/boom")).await.unwrap();
+        assert_eq!(r.status(), 500);
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["error"].as_str().unwrap().contains("internal error"));
     }
 }
