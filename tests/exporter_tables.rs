@@ -5,16 +5,18 @@
 //! through Orrery's, Jaeger v1's and Jaeger v3's trace-by-id.
 //!
 //! The DDL of each generation, as the exporter created it (its `%s` placeholders filled the way
-//! the exporter fills them without a cluster, TTL or table-name options):
+//! the exporter fills them without a cluster, TTL or table-name options). The contrib
+//! repository's history was too large to fetch here, so the two older generations are the
+//! shapes found in copies of the exporter's older DDL; the newest is its current
+//! `internal/sql_templates`:
 //!
-//! - `GEN1` (releases of 2022 to mid-2023): no `ScopeName`/`ScopeVersion`, `Duration Int64`,
-//!   `SPAN_KIND_*`/`STATUS_CODE_*` spellings, lookup `DateTime64(9)` ordered by
+//! - `GEN1` (oldest): no `ScopeName`/`ScopeVersion`, `Duration Int64`, `SPAN_KIND_*`/
+//!   `STATUS_CODE_*` spellings, lookup `DateTime64(9)` ordered by
 //!   `(TraceId, toUnixTimestamp(Start))`;
-//! - `GEN2` (mid-2023 to 2025): `ScopeName`/`ScopeVersion` added, still `Duration Int64`, lookup
-//!   unchanged;
-//! - `GEN3` (current `internal/sql_templates/traces_table.sql` and
-//!   `traces_id_ts_lookup_table.sql`): `Duration UInt64`, `Server`/`Error` spellings, lookup
-//!   `DateTime` ordered by `(TraceId, Start)` with `ttl_only_drop_parts = 1`.
+//! - `GEN2`: `ScopeName`/`ScopeVersion` added, still `Duration Int64`, lookup unchanged;
+//! - `GEN3` (current `traces_table.sql` and `traces_id_ts_lookup_table.sql`): `Duration UInt64`,
+//!   `Server`/`Error` spellings, lookup `DateTime` ordered by `(TraceId, Start)` with
+//!   `ttl_only_drop_parts = 1`.
 
 mod query_support;
 

@@ -365,6 +365,9 @@ async fn v3_discovery_trace_by_id_and_errors_match_the_gateway() {
         v,
         json!({"error": {"httpCode": 404, "message": "No traces found"}})
     );
+    let (st, v) = get(&format!("{}/api/v3/nothing/here", s.base)).await;
+    assert_eq!(st, 404);
+    assert_eq!(v["error"]["httpCode"], 404, "{v}");
     let (st, v) = get(&format!("{}/api/v3/traces/not-an-id!", s.base)).await;
     assert_eq!(st, 400);
     assert_eq!(v["error"]["httpCode"], 400);

@@ -49,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v3/traces", get(v3::find_traces))
         .route("/api/v3/traces/{trace_id}", get(v3::get_trace))
         .route("/api/v3/trace-summaries", get(v3::trace_summaries))
+        .route("/api/v3/{*rest}", get(v3::not_found))
 }
 
 /// The window the service and operation lists cover: everything stored (retention bounds

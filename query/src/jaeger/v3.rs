@@ -63,6 +63,11 @@ fn query_map(req: &Request) -> HashMap<String, String> {
     url_decode_pairs(req.uri().query().unwrap_or("")).collect()
 }
 
+/// Unknown `/api/v3/…` paths answer in the gateway's error shape.
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such API v3 route")
+}
+
 pub async fn services(State(state): State<AppState>) -> Response {
     match super::services(&state.client, super::catalog_window(crate::now_ns())).await {
         Ok(s) => ok(json!({ "services": s })),
