@@ -12,6 +12,7 @@ pub mod graph;
 pub mod jaeger;
 pub mod limits;
 pub mod metrics;
+pub mod middleware;
 pub mod model;
 pub mod params;
 pub mod rollup;
