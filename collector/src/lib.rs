@@ -18,6 +18,7 @@ pub mod spool_cli;
 pub mod synth;
 pub mod tls;
 pub mod transcode;
+pub mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

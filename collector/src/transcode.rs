@@ -12,10 +12,9 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use orrery_store::span::{kind, status};
 
-use crate::convert::{
-    Limits, Sanitized, TimeWindow, TooManySpans, now_ns, problem, value_to_string,
-};
+use crate::convert::{Limits, Sanitized, TimeWindow, TooManySpans, now_ns, value_to_string};
 use crate::rowbinary::{put_hex, put_len, put_str};
+use crate::validate::problem;
 
 /// The request needs the general path.
 #[derive(Debug, PartialEq, Eq)]

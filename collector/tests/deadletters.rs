@@ -278,6 +278,35 @@ async fn a_poison_row_answered_with_code_252_is_set_aside_alone_and_replayed_aft
         count(&ch, "ServiceName IN ('client-a', 'client-b')").await,
         80
     );
+    // Draining the whole spool is refused while its collector runs.
+    let all = orrery_collector::spool_cli::run(
+        cmd(SpoolAction::Replay {
+            names: vec![],
+            all: true,
+            timeout: Duration::from_secs(5),
+        }),
+        ch.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{all:#}").contains("in use by another collector"),
+        "{all:#}"
+    );
+    // Dropping names what it drops; an unknown name is an error.
+    let unknown = orrery_collector::spool_cli::run(
+        cmd(SpoolAction::Drop {
+            names: vec!["nope".into()],
+            all: false,
+        }),
+        ch.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{unknown:#}").contains("no dead letter \"nope\""),
+        "{unknown:#}"
+    );
     c.stop().await;
 }
 

@@ -144,3 +144,52 @@ pub fn probe(dir: &Path, health: &Health) {
     let _ = fs::remove_file(&path);
     health.write_result(&result, size);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_make_the_spool_unhealthy_until_the_same_operation_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Health::new(Counter::default());
+        assert!(h.problems().is_empty());
+        let full = io::Error::from_raw_os_error(28); // ENOSPC
+        h.write_result(&Err(io::Error::new(full.kind(), full.to_string())), 100_000);
+        assert_eq!(h.failed_write_size(), Some(100_000));
+        assert!(
+            h.problems()[0].contains("spool write failing"),
+            "{:?}",
+            h.problems()
+        );
+        // The probe writes as much as failed; here the disk has room, so health returns.
+        probe(dir.path(), &h);
+        assert!(h.problems().is_empty());
+        assert!(!dir.path().join("probe.tmp").exists());
+
+        let _ = h.fsync_result("spool segment", Err(io::Error::other("EIO")));
+        let _ = h.fsync_result("spool segment", Err(io::Error::other("EIO")));
+        assert_eq!(h.fsync_errors.get(), 2);
+        assert!(h.problems()[0].contains("spool fsync failing: spool segment: EIO"));
+        h.fsync_result("spool directory", Ok(())).unwrap();
+        assert!(h.problems().is_empty());
+    }
+
+    #[test]
+    fn new_files_and_directories_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        private_dir(&sub).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&sub), 0o700);
+        let f = sub.join("f");
+        private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&f)
+            .unwrap();
+        assert_eq!(mode(&f), 0o600);
+        sync_dir(&sub).unwrap();
+    }
+}
