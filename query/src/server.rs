@@ -67,10 +67,13 @@ pub async fn serve(
         let svc = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let shutdown = shutdown.clone();
+        // Counted here and uncounted by the guard's drop, which also runs when the task is
+        // aborted before its first poll.
         CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
+        let open = OpenConnection;
         conns.spawn(async move {
             let _slot = slot;
-            let _open = OpenConnection;
+            let _open = open;
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
