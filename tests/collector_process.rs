@@ -237,3 +237,55 @@ async fn sigterm_stops_accepting_flushes_the_spool_and_exits() {
     assert_eq!(total(&ch).await, (5 * PER_REQUEST, 5 * PER_REQUEST));
     assert_eq!(segments(&spool), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spool_of_a_collector_that_never_comes_back_is_drained_with_orrery_spool_replay_all() {
+    let ch = orrery_store::testing::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // Everything stays spooled (an open segment, as a kill -9 during an outage leaves it).
+    let mut proc = spawn(
+        &ch,
+        &spool,
+        free_port(),
+        &["--batch-timeout=1h", "--batch-max-spans=1000000"],
+    );
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &proc.http).await;
+    for seed in 0..4 {
+        assert!(post(&http, &proc.http, seed).await);
+    }
+    proc.child.kill().unwrap();
+    proc.child.wait().unwrap();
+    assert_eq!(total(&ch).await.0, 0);
+    let (spool_dir, ch2) = (spool.clone(), ch.clone());
+    let replay = move |extra: &[&str]| {
+        let (spool, ch) = (&spool_dir, &ch2);
+        let out = Command::new(env!("CARGO_BIN_EXE_orrery"))
+            .args(["spool", "replay", "--all"])
+            .arg(format!("--spool-dir={}", spool.display()))
+            .arg(format!(
+                "--clickhouse-url={}",
+                ch.clickhouse_url.as_deref().unwrap()
+            ))
+            .arg(format!("--clickhouse-database={}", ch.clickhouse_database))
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = tokio::task::spawn_blocking(move || replay(&[]))
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("{} spans inserted", 4 * PER_REQUEST)),
+        "{out}"
+    );
+    assert_eq!(total(&ch).await, (4 * PER_REQUEST, 4 * PER_REQUEST));
+    assert_eq!(segments(&spool), 0);
+}

@@ -41,8 +41,8 @@ pub enum SpoolAction {
     },
     /// Insert dead letters into ClickHouse (--clickhouse-url) once the cause is fixed: rows
     /// ClickHouse now accepts land and the dead letter is removed; rows still refused stay.
-    /// With --all (only while no collector uses the spool): every batch of the spool, queued
-    /// and parked too, e.g. to drain the spool of a collector that will not come back.
+    /// With --all (only while no collector uses the spool): every batch of the spool, queued,
+    /// open and parked too, e.g. to drain the spool of a collector that will not come back.
     Replay {
         /// Dead letters to replay (default: all of them).
         names: Vec<String>,
@@ -221,15 +221,16 @@ async fn replay(
     let stop = CancellationToken::new();
     let mut failed = 0;
     for path in targets {
-        if path.extension().is_some_and(|e| e == "open") {
-            // Left by a collector that stopped: its complete records are sealed first.
-            println!(
-                "{}: open segment, start a collector on this spool to seal it",
-                path.display()
-            );
-            failed += 1;
-            continue;
-        }
+        // Left by a collector that stopped (we hold the spool's lock, so it is gone): its
+        // torn tail, never acknowledged, is cut and it is sealed, as a collector's start does.
+        let path = if path.extension().is_some_and(|e| e == "open") {
+            match spool::recover_open(&path)? {
+                Some(sealed) => sealed,
+                None => continue,
+            }
+        } else {
+            path
+        };
         let seg = Segment::from_path(path.clone())?;
         let name = path
             .file_name()

@@ -519,7 +519,7 @@ fn decrement(n: &AtomicUsize) {
 }
 
 /// Cuts a torn tail and seals an `.open` segment; removes it if it holds no record.
-fn recover_open(path: &Path) -> Result<Option<PathBuf>> {
+pub fn recover_open(path: &Path) -> Result<Option<PathBuf>> {
     let (_, start) = read_format(path)?;
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
