@@ -17,7 +17,7 @@ use anyhow::Result;
 use orrery_query::graph::{self, GraphRequest, Level};
 use orrery_query::rollup::Rollup;
 use orrery_query::traces::{self, Order, Search};
-use orrery_query::{GraphArgs, params};
+use orrery_query::{GraphArgs, jaeger, params};
 use orrery_store::SpanRow;
 use orrery_store::testing::TestServer;
 use rand::rngs::SmallRng;
@@ -490,6 +490,45 @@ async fn main() -> Result<()> {
                 ..Default::default()
             };
             search_once(c, w, s)
+        },
+    )
+    .await?;
+    // Jaeger API v3 search as the Jaeger UI sends it: ids, then whole-trace summaries (two
+    // aggregates over `TraceId IN (…)`, orphan count included).
+    time(
+        "jaeger v3 trace-summaries: service, 1 h, depth 20",
+        runs,
+        |i| {
+            let c = client.clone();
+            let q = jaeger::search::Query {
+                service: Some(mesh.name(services / 10 + i as usize % 50)),
+                limit: 20,
+                ..Default::default()
+            };
+            async move {
+                let ids = jaeger::search::search_ids(&c, w, &q).await?;
+                jaeger::summary::summaries(&c, &ids).await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    // A plain tag also matches event and link attributes (Jaeger's semantics): the cost of
+    // reading those columns too.
+    time(
+        "jaeger tag search customer.id=X, 1 h, depth 20",
+        runs,
+        |i| {
+            let c = client.clone();
+            let q = jaeger::search::Query {
+                tags: vec![("customer.id".into(), format!("{}", i * 37 % 10_000))],
+                limit: 20,
+                ..Default::default()
+            };
+            async move {
+                jaeger::search::search_ids(&c, w, &q).await?;
+                Ok(())
+            }
         },
     )
     .await?;
