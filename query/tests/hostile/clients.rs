@@ -176,6 +176,22 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = reqwest::get(format!("{}/metrics", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(&text, "orrery_query_connections_refused_total") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "orrery_query_connections_open") >= 1.0,
+        "{text}"
+    );
 }
 
 #[tokio::test]
