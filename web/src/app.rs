@@ -11,7 +11,7 @@ use crate::namespaces;
 use crate::net::{enc, get_json};
 use crate::replay::{self, Replay};
 use crate::stream::{LiveStream, StreamState};
-use crate::waterfall::TraceModel;
+use crate::trace_view::TraceView;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::RefCell;
@@ -131,7 +131,7 @@ impl UrlState {
     }
 
     /// `since=…` when live, else `start=…&end=…`.
-    fn window_query(&self) -> String {
+    pub(crate) fn window_query(&self) -> String {
         if self.start.is_empty() {
             format!("since={}", enc(&self.since))
         } else {
@@ -368,7 +368,7 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window().unwrap().local_storage().ok().flatten()
 }
 
-fn now_s() -> f64 {
+pub(crate) fn now_s() -> f64 {
     web_sys::window().unwrap().performance().unwrap().now() / 1000.0
 }
 
@@ -1360,121 +1360,6 @@ fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
     }
 }
 
-const ROW_PX: f64 = 24.0;
-
-#[component]
-fn TraceView(state: RwSignal<UrlState>) -> impl IntoView {
-    let id = state.get_untracked().trace;
-    let model: RwSignal<Option<Result<Rc<TraceModel>, String>>, LocalStorage> =
-        RwSignal::new_local(None);
-    let collapsed = RwSignal::new(HashSet::<usize>::new());
-    let scroll = RwSignal::new(0.0f64);
-    let height = RwSignal::new(800.0f64);
-    let selected = RwSignal::new(None::<usize>);
-    let url = format!("orrery/api/traces/{}", enc(&id));
-    // Phase timings for the big-trace bench: start (ms since navigation), fetch, JSON parse,
-    // tree + critical path.
-    let timings = RwSignal::new(String::new());
-    spawn_local(async move {
-        let t0 = now_s();
-        let result = match crate::net::get_bytes(&url).await {
-            Err(e) => Err(e),
-            Ok(body) => {
-                let t1 = now_s();
-                TraceModel::parse_rows(&body).map(|rows| {
-                    let t2 = now_s();
-                    let m = TraceModel::from_rows(rows, body);
-                    let t3 = now_s();
-                    let _ = timings.try_set(format!(
-                        "start {:.0} ms · fetch {:.0} ms · parse {:.0} ms · model {:.0} ms",
-                        t0 * 1e3,
-                        (t1 - t0) * 1e3,
-                        (t2 - t1) * 1e3,
-                        (t3 - t2) * 1e3
-                    ));
-                    Rc::new(m)
-                })
-            }
-        };
-        let _ = model.try_set(Some(result));
-    });
-    let rows = Memo::new(move |_| {
-        model.with(|m| match m {
-            Some(Ok(m)) => collapsed.with(|c| m.visible_rows(c)),
-            _ => Vec::new(),
-        })
-    });
-    let scroller = NodeRef::<leptos::html::Div>::new();
-    view! {
-        <div class="waterfall" data-testid="waterfall" data-timings=move || timings.get()>
-            {move || match model.get() {
-                None => view! { <p class="msg muted">"loading the trace…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="msg error">{e}</p> }.into_any(),
-                Some(Ok(m)) => {
-                    let m2 = send_wrapper::SendWrapper::new(m.clone());
-                    let m3 = send_wrapper::SendWrapper::new(m.clone());
-                    view! {
-                    <div class="wf-head"><strong>{format!("Trace {}", m.spans.first().map(|_| id.clone()).unwrap_or_default())}</strong>
-                        <span class="muted">{format!(" · {} spans · {} · critical path highlighted", m.spans.len(), fmt_us(m.duration_us()))}</span></div>
-                    {m.truncated.then(|| view! { <p class="msg warn" role="status" data-testid="trace-truncated">
-                        {format!("truncated: showing the first {} spans of a bigger trace (the server's --query-max-trace-spans)", m.spans.len())}</p> })}
-                    <div class="wf-body">
-                        <div class="wf-scroll" node_ref=scroller data-row-count=move || rows.get().len()
-                            on:scroll=move |_| if let Some(el) = scroller.get() { scroll.set(el.scroll_top() as f64); height.set(el.client_height() as f64) }>
-                            <div class="wf-rows" style:height=move || format!("{}px", rows.get().len() as f64 * ROW_PX)>
-                            {move || {
-                                let rows = rows.get();
-                                let first = ((scroll.get() / ROW_PX) as usize).saturating_sub(10);
-                                let last = (first + (height.get() / ROW_PX) as usize + 30).min(rows.len());
-                                let m: Rc<TraceModel> = (*m2).clone();
-                                rows[first.min(last)..last].iter().enumerate().map(|(k, &i)| {
-                                    let s = &m.spans[i];
-                                    let left = (s.start_us - m.start_us) as f64 / m.duration_us() as f64 * 100.0;
-                                    let width = s.duration_us as f64 / m.duration_us() as f64 * 100.0;
-                                    let has_kids = !m.children[i].is_empty();
-                                    let open = !collapsed.with(|c| c.contains(&i));
-                                    view! {
-                                        <div class="wf-row" class:critical=m.critical[i] class:error=s.is_error() class:selected=move || selected.get() == Some(i)
-                                            data-span-id=s.span_id.clone() style:top=format!("{}px", (first + k) as f64 * ROW_PX)
-                                            on:click=move |_| selected.set(Some(i))>
-                                            <div class="label" style:padding-left=format!("{}px", m.depth[i].min(60) * 12)>
-                                                <span class="toggle" on:click=move |ev| { ev.stop_propagation(); collapsed.update(|c| { if !c.remove(&i) { c.insert(i); } }) }>
-                                                    {if has_kids { if open { "▾" } else { "▸" } } else { "" }}</span>
-                                                <strong>{s.service.clone()}</strong>" "{s.name.clone()}
-                                            </div>
-                                            <div class="track"><div class="span-bar" style:left=format!("{left:.3}%") style:width=format!("{width:.3}%")></div></div>
-                                        </div>
-                                    }
-                                }).collect_view()
-                            }}
-                            </div>
-                        </div>
-                        {move || selected.get().map(|i| { let s = m3.detail(i); let svc = s.service.clone(); let call = m3.call_edge(i); view! {
-                            <aside class="side" data-testid="span-detail">
-                                <h3>{format!("{}: {}", s.service, s.name)}</h3>
-                                <p>{format!("{} · {} · status {} {}", s.kind, fmt_us(s.duration_us), s.status.code, s.status.message)}</p>
-                                <button on:click={ let svc = svc.clone(); move |_| state.update(|st| { st.view = "map".into(); st.level = "focused".into(); st.focus = svc.clone(); st.edge.clear(); }) }>"Show service on the map"</button>
-                                {call.map(|(from, to)| { let label = format!("Show the call {from} → {to} on the map"); view! {
-                                    " "<button data-testid="span-edge-link" on:click=move |_| state.update(|st| {
-                                        // Focused on the callee: the edge is drawn whatever the filters.
-                                        st.view = "map".into(); st.level = "focused".into(); st.focus = to.clone();
-                                        st.edge = format!("{from}->{to}"); st.errors_only = false; st.min_rate = 0.0; st.hide_virtual = false;
-                                    })>{label}</button> }})}
-                                <h4>"Attributes"</h4>
-                                <table class="data"><tbody>{s.attributes.iter().chain(s.resource.iter()).map(|(k, v)| view! { <tr><td>{k.clone()}</td><td>{v.clone()}</td></tr> }).collect_view()}</tbody></table>
-                                <h4>"Events"</h4>
-                                <ul>{s.events.iter().map(|e| view! { <li>{format!("{} ({} attrs)", e.name, e.attributes.len())}</li> }).collect_view()}</ul>
-                                <h4>"Links"</h4>
-                                <ul>{s.links.iter().map(|l| view! { <li>{format!("{}/{}", l.trace_id, l.span_id)}</li> }).collect_view()}</ul>
-                            </aside>
-                        }})}
-                    </div>
-                }.into_any() }
-            }}
-        </div>
-    }
-}
-
 #[component]
 fn DiffPanel(diff: Result<GraphDiff, String>) -> impl IntoView {
     let d = match diff {
@@ -1514,7 +1399,7 @@ fn parse_since(s: &str) -> i64 {
     }
 }
 
-fn fmt_ms(ms: &str) -> String {
+pub(crate) fn fmt_ms(ms: &str) -> String {
     let d = js_sys::Date::new(&JsValue::from_f64(ms.parse().unwrap_or(0.0)));
     d.to_iso_string().as_string().unwrap_or_default()
 }

@@ -24,4 +24,7 @@ pub mod sse;
 #[cfg(target_arch = "wasm32")]
 mod stream;
 pub mod synth;
+pub mod trace_info;
+#[cfg(target_arch = "wasm32")]
+mod trace_view;
 pub mod waterfall;

@@ -1,0 +1,209 @@
+//! The trace page and trace search against Jaeger UI's features (issue 19), in headless Chromium
+//! on the real `orrery all-in-one` (embedded ClickHouse) fed over OTLP/HTTP JSON
+//! (web/tests/traces.mjs walks the UI; this asserts what it saw).
+//!
+//! The trace: frontend `GET /checkout` 0–40 ms → `POST /orders` (client 2–36) → checkout
+//! `POST /orders` 3–35 (error) → `SELECT orders` 5–15, `SELECT stock` 16–20, `publish order`
+//! (producer 30–32) → mailer `consume order` 60–160 ms (a late consumer, long after the root
+//! ended) → `send mail` 70–150. Eight spans, three services, six levels.
+
+mod web_support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+use web_support::*;
+
+const TRACE: &str = "000000000000000000000000007ace01";
+const SPANS: usize = 8;
+
+/// OTLP JSON of the trace above, started 30 s ago.
+fn late_consumer_trace() -> String {
+    let t0 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 30_000_000_000;
+    let ms = 1_000_000u64;
+    let span = |id: u64, parent: u64, name: &str, kind: u8, from: u64, to: u64, err: bool| {
+        serde_json::json!({
+            "traceId": TRACE, "spanId": format!("{id:016x}"),
+            "parentSpanId": if parent == 0 { String::new() } else { format!("{parent:016x}") },
+            "name": name, "kind": kind,
+            "startTimeUnixNano": (t0 + from * ms).to_string(),
+            "endTimeUnixNano": (t0 + to * ms).to_string(),
+            "status": {"code": if err { 2 } else { 1 }},
+        })
+    };
+    let service = |name: &str, spans: Vec<serde_json::Value>| {
+        serde_json::json!({
+            "resource": {"attributes": [attr("service.name", name)]},
+            "scopeSpans": [{"scope": {"name": "web-traces"}, "spans": spans}],
+        })
+    };
+    serde_json::json!({"resourceSpans": [
+        service("frontend", vec![
+            span(1, 0, "GET /checkout", 2, 0, 40, false),
+            span(2, 1, "POST /orders", 3, 2, 36, false),
+        ]),
+        service("checkout", vec![
+            span(3, 2, "POST /orders", 2, 3, 35, true),
+            span(4, 3, "SELECT orders", 3, 5, 15, false),
+            span(5, 3, "SELECT stock", 3, 16, 20, false),
+            span(6, 3, "publish order", 4, 30, 32, false),
+        ]),
+        service("mailer", vec![
+            span(7, 6, "consume order", 5, 60, 160, false),
+            span(8, 7, "send mail", 3, 70, 150, false),
+        ]),
+    ]})
+    .to_string()
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_trace_page_has_jaeger_uis_waterfall_features() {
+    let data = tempfile::tempdir().unwrap();
+    let (_orrery, base, otlp) = start_orrery(data.path());
+    post_otlp(&otlp, &late_consumer_trace());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !curl(&[&format!("{base}/orrery/api/traces/{TRACE}")])
+        .unwrap_or_default()
+        .contains(&format!("\"span_count\":{SPANS}"))
+    {
+        assert!(std::time::Instant::now() < deadline, "trace not stored");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let v = browser(
+        "traces",
+        &base,
+        &serde_json::json!({ "trace": TRACE, "spans": SPANS }),
+    );
+    println!("{}", serde_json::to_string_pretty(&v).unwrap());
+    assert_eq!(
+        v["log"],
+        serde_json::json!([]),
+        "page errors or CSP violations"
+    );
+
+    // Header: the duration is the late consumer's end, not the root's 40 ms.
+    let h = &v["header"];
+    assert_eq!(h["duration_us"], 160_000, "{h}");
+    assert_eq!(
+        (&h["services"], &h["depth"], &h["spans"], &h["errors"]),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(6),
+            &serde_json::json!(8),
+            &serde_json::json!(1)
+        )
+    );
+    assert!(text(&h["text"]).contains("160.0ms"), "{h}");
+
+    // Ruler: ticks on a nice step (50 ms for 160 ms) from 0 across the whole trace.
+    let ticks: Vec<String> = v["ticks"].as_array().unwrap().iter().map(text).collect();
+    assert_eq!(ticks, ["0", "50ms", "100ms", "150ms"]);
+
+    // Rows: a duration beside every bar; one colour per service, the legend's.
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), SPANS);
+    let legend = v["legend"].as_array().unwrap();
+    assert_eq!(legend.len(), 3, "{legend:?}");
+    let colour_of = |svc: &str| {
+        legend
+            .iter()
+            .find(|l| l["service"] == svc)
+            .map(|l| text(&l["colour"]))
+            .unwrap()
+    };
+    for r in rows {
+        assert_eq!(text(&r["colour"]), colour_of(&text(&r["service"])), "{r}");
+        assert!(!text(&r["duration"]).is_empty(), "{r}");
+    }
+    let mut colours: Vec<String> = legend.iter().map(|l| text(&l["colour"])).collect();
+    colours.dedup();
+    colours.sort();
+    colours.dedup();
+    assert_eq!(colours.len(), 3, "distinct service colours: {legend:?}");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| text(&r["name"]).contains(name))
+            .unwrap_or_else(|| panic!("{name} in {rows:?}"))
+    };
+    assert_eq!(text(&row("consume order")["duration"]), "100.0ms");
+    // The late consumer ends at the right edge of the timeline (not clipped, not beyond)…
+    let consumer_right = row("consume order")["bar_right"].as_f64().unwrap();
+    assert!((consumer_right - 1.0).abs() < 0.01, "{consumer_right}");
+    // …and the root covers its quarter of it.
+    let root_right = row("GET /checkout")["bar_right"].as_f64().unwrap();
+    assert!((root_right - 0.25).abs() < 0.01, "{root_right}");
+    assert!(row("POST /orders")["error"] == true || rows.iter().any(|r| r["error"] == true));
+
+    // Collapse all: one row, whose badge counts its 1 child and 7 spans below.
+    assert_eq!(v["collapsed_rows"], 1);
+    assert_eq!(v["collapsed_badge"]["children"], 1);
+    assert_eq!(v["collapsed_badge"]["below"], 7);
+    assert_eq!(v["expanded_rows"], SPANS);
+    // Three levels: root, client, checkout server (3 children, collapsed).
+    assert_eq!(v["level3_rows"], 3);
+    assert_eq!(v["level3_badges"], serde_json::json!([1, 1, 3]));
+
+    // Span search.
+    assert_eq!(v["slash_focus"], "span-search", "/ focuses the search");
+    assert_eq!(v["search_matches"]["n"], 2);
+    let hl: Vec<String> = v["search_highlighted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(hl.len(), 2, "{hl:?}");
+    assert!(hl.iter().all(|t| t.contains("SELECT")), "{hl:?}");
+    assert!(text(&v["search_enter"][0]).contains("SELECT orders"), "{v}");
+    assert!(text(&v["search_enter2"][0]).contains("SELECT stock"), "{v}");
+    assert_eq!(v["search_count_text"], "2 of 2 matches");
+    // A match inside a collapsed subtree: its ancestors open, the rest stays collapsed.
+    assert_eq!(v["hidden_match"]["rows"], 6, "{}", v["hidden_match"]);
+    assert!(text(&v["hidden_match"]["selected"][0]).contains("SELECT stock"));
+
+    // Keyboard: j, j, j → the checkout server span; Enter collapses it; Enter expands; k up.
+    assert!(
+        text(&v["key_j1"]).contains("GET /checkout"),
+        "{}",
+        v["key_j1"]
+    );
+    assert!(text(&v["key_j3"]).contains("checkout"), "{}", v["key_j3"]);
+    assert!(text(&v["key_j3"]).contains("POST /orders"));
+    assert_eq!(v["key_enter_rows"], 3);
+    assert_eq!(v["key_enter2_rows"], SPANS);
+    assert!(text(&v["key_k"]).contains("frontend"), "{}", v["key_k"]);
+    assert!(text(&v["detail_open"]).contains("frontend: POST /orders"));
+
+    // Statistics: per service/operation count, total and self time (children subtracted).
+    let stats = v["stats"].as_array().unwrap();
+    let stat = |svc: &str, op: &str| {
+        stats
+            .iter()
+            .find(|r| r["service"] == svc && r["operation"] == op)
+            .unwrap_or_else(|| panic!("{svc}/{op} in {stats:?}"))
+    };
+    let cs = stat("checkout", "POST /orders");
+    assert_eq!((&cs["count"], &cs["errors"]), (&1.into(), &1.into()));
+    assert_eq!(cs["total_us"], 32_000);
+    // 32 ms minus the SELECTs (10 + 4) and the producer (2).
+    assert_eq!(cs["self_us"], 16_000);
+    assert_eq!(stat("frontend", "GET /checkout")["self_us"], 6_000);
+    assert_eq!(stat("mailer", "consume order")["self_us"], 20_000);
+    assert_eq!(stat("checkout", "SELECT orders")["self_us"], 10_000);
+    assert_eq!(
+        stats.len(),
+        8,
+        "one row per service and operation (POST /orders twice)"
+    );
+    assert_eq!(
+        stats[0]["operation"], "consume order",
+        "biggest total first"
+    );
+    assert_eq!(v["back_to_timeline_rows"], SPANS);
+}

@@ -1,0 +1,124 @@
+// The browser half of tests/web_traces.rs (issue 19): walks the trace page and the trace search
+// page served by a real `orrery all-in-one` and reports what it saw (the Rust test asserts).
+import path from "node:path";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function traces(browser, base, artifacts, opts) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1400, height: 900 });
+  const log = [];
+  page.on("pageerror", (e) => log.push(`pageerror: ${e}`));
+  page.on("console", (m) => { if (m.type() === "error") log.push(`console: ${m.text()}`); });
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener("securitypolicyviolation", (e) =>
+      console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+  });
+  const out = { log };
+  const shot = (name) => page.screenshot({ path: path.join(artifacts, `traces-${name}.png`) });
+  const rowsNow = () => page.$$eval(".wf-row", (els) => els.map((e) => ({
+    span: e.dataset.spanId, service: e.dataset.service, text: e.querySelector(".label").textContent,
+    selected: e.classList.contains("selected"), match: e.classList.contains("match"),
+  })));
+  // Waits until the waterfall shows `n` rows.
+  const rowCount = async (n) => {
+    await page.waitForFunction((n) => document.querySelectorAll(".wf-row").length === n, { timeout: 5000 }, n)
+      .catch(() => {});
+    return page.$$eval(".wf-row", (els) => els.length);
+  };
+
+  // 1. The waterfall: header, legend, ruler, durations, colours, the late consumer.
+  await page.goto(`${base}/?view=trace&trace=${opts.trace}`, { waitUntil: "load" });
+  await page.waitForSelector("[data-testid=waterfall] .wf-row", { timeout: 30000 });
+  out.header = await page.$eval("[data-testid=trace-header]", (e) => ({
+    duration_us: Number(e.dataset.durationUs), services: Number(e.dataset.services), depth: Number(e.dataset.depth),
+    spans: Number(e.dataset.spans), errors: Number(e.dataset.errors), text: e.textContent }));
+  out.legend = await page.$$eval("[data-testid=service-legend] li", (els) => els.map((e) => ({
+    service: e.dataset.service, colour: getComputedStyle(e.querySelector(".swatch")).backgroundColor, text: e.textContent })));
+  out.ticks = await page.$$eval("[data-testid=time-ruler] .tick", (els) => els.map((e) => e.dataset.label));
+  out.rows = await page.$$eval(".wf-row", (els) => els.map((e) => {
+    const track = e.querySelector(".track").getBoundingClientRect();
+    const bar = e.querySelector(".span-bar").getBoundingClientRect();
+    return {
+      span: e.dataset.spanId, service: e.dataset.service, name: e.querySelector(".label").textContent,
+      duration: e.querySelector(".dur").textContent,
+      colour: getComputedStyle(e.querySelector(".span-bar")).backgroundColor,
+      bar_left: (bar.left - track.left) / track.width, bar_right: (bar.right - track.left) / track.width,
+      error: e.classList.contains("error"), critical: e.classList.contains("critical"),
+    };
+  }));
+  await shot("waterfall");
+
+  // Collapse all / expand all / by depth, child counts on collapsed rows.
+  await page.click("[data-testid=collapse-all]");
+  out.collapsed_rows = await rowCount(1);
+  out.collapsed_badge = await page.$eval(".wf-row [data-testid=child-count]", (e) => ({ children: Number(e.dataset.children), below: Number(e.dataset.below), text: e.textContent }));
+  await page.click("[data-testid=expand-all]");
+  out.expanded_rows = await rowCount(opts.spans);
+  await page.select("[data-testid=levels]", "3");
+  out.level3_rows = await rowCount(3);
+  out.level3 = await rowsNow();
+  out.level3_badges = await page.$$eval(".wf-row [data-testid=child-count]", (els) => els.map((e) => Number(e.dataset.children)));
+  await page.click("[data-testid=expand-all]");
+  await rowCount(opts.spans);
+
+  // 2. Span search: "/" focuses it, matches highlighted and counted, Enter goes to the next.
+  await page.click("[data-testid=trace-header]");
+  await page.keyboard.press("/");
+  out.slash_focus = await page.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
+  await page.keyboard.type("select");
+  await page.waitForFunction(() => document.querySelector("[data-testid=span-search-count]").dataset.matches === "2", { timeout: 5000 }).catch(() => {});
+  out.search_matches = await page.$eval("[data-testid=span-search-count]", (e) => ({ n: Number(e.dataset.matches), text: e.textContent }));
+  out.search_highlighted = (await rowsNow()).filter((r) => r.match).map((r) => r.text);
+  await page.keyboard.press("Enter");
+  await sleep(200);
+  out.search_enter = (await rowsNow()).filter((r) => r.selected).map((r) => r.text);
+  await page.keyboard.press("Enter");
+  await sleep(200);
+  out.search_enter2 = (await rowsNow()).filter((r) => r.selected).map((r) => r.text);
+  out.search_count_text = await page.$eval("[data-testid=span-search-count]", (e) => e.textContent);
+  // A search that hits a span inside a collapsed subtree expands its ancestors.
+  await page.click("[data-testid=collapse-all]");
+  await rowCount(1);
+  await page.click("[data-testid=span-search]", { clickCount: 3 });
+  await page.keyboard.type("stock");
+  await page.keyboard.press("Enter");
+  await sleep(300);
+  out.hidden_match = { rows: (await rowsNow()).length, selected: (await rowsNow()).filter((r) => r.selected).map((r) => r.text) };
+  await shot("search");
+  await page.click("[data-testid=span-search]", { clickCount: 3 });
+  await page.keyboard.press("Backspace");
+  await page.keyboard.press("Escape");
+  await page.click("[data-testid=expand-all]");
+  await rowCount(opts.spans);
+
+  // Keyboard: j/k through the rows, Enter collapses/expands the selected one.
+  await page.click("[data-testid=trace-header]");
+  // Start from no selection: reload.
+  await page.goto(`${base}/?view=trace&trace=${opts.trace}`, { waitUntil: "load" });
+  await page.waitForSelector("[data-testid=waterfall] .wf-row", { timeout: 30000 });
+  const sel = async () => (await rowsNow()).filter((r) => r.selected).map((r) => r.text)[0] || null;
+  await page.keyboard.press("j");
+  out.key_j1 = await sel();
+  await page.keyboard.press("j");
+  await page.keyboard.press("j");
+  out.key_j3 = await sel();
+  await page.keyboard.press("Enter");
+  out.key_enter_rows = await rowCount(3);
+  await page.keyboard.press("Enter");
+  out.key_enter2_rows = await rowCount(opts.spans);
+  await page.keyboard.press("k");
+  out.key_k = await sel();
+  out.detail_open = await page.$eval("[data-testid=span-detail] h3", (e) => e.textContent).catch(() => null);
+
+  // 4. Trace statistics.
+  await page.click("[data-testid=tab-stats]");
+  await page.waitForSelector("[data-testid=trace-stats] tbody tr", { timeout: 5000 });
+  out.stats = await page.$$eval("[data-testid=trace-stats] tbody tr", (els) => els.map((e) => ({
+    service: e.dataset.service, operation: e.dataset.operation, count: Number(e.dataset.count),
+    errors: Number(e.dataset.errors), total_us: Number(e.dataset.totalUs), self_us: Number(e.dataset.selfUs) })));
+  await shot("stats");
+  await page.click("[data-testid=tab-timeline]");
+  out.back_to_timeline_rows = await rowCount(opts.spans);
+  return out;
+}
