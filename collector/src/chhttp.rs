@@ -130,6 +130,11 @@ impl InsertClient {
         }
     }
 
+    /// The bound on one insert (`--batch-insert-timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Runs `sql` (an `INSERT … FORMAT …`) with `settings`, its body produced by `produce`
     /// into the sender it is given (returning an error aborts the request, so nothing is
     /// committed). Returns the rows ClickHouse reports as written.

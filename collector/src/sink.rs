@@ -148,7 +148,7 @@ impl Placer {
                 // token and reports 0 written rows (or fewer, if only some of its blocks had
                 // landed). That is only believed once a sample of the batch's rows is read back
                 // from ClickHouse: a silent loss must not pass for a deduplication.
-                Ok(written) if may_have_landed => match self.sample_present(seg).await {
+                Ok(written) if may_have_landed => match self.sample_present_within(seg).await {
                     Ok(true) => {
                         self.metrics.batch_spans.observe(spans as f64);
                         self.metrics.spans_inserted.inc_by(spans as u64);
@@ -203,6 +203,13 @@ impl Placer {
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(self.cfg.backoff_max);
         }
+    }
+
+    /// [`Self::sample_present`], bounded like an insert (a hung server must not hold the slot).
+    async fn sample_present_within(&self, seg: &Segment) -> anyhow::Result<bool> {
+        tokio::time::timeout(self.client.timeout(), self.sample_present(seg))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {:?}", self.client.timeout()))?
     }
 
     /// Whether a sample of the batch's rows (up to 16, spread over it) is in ClickHouse.
