@@ -67,18 +67,27 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
     let data = tempfile::tempdir().unwrap();
     let (_orrery, base, otlp) = start_orrery(data.path());
     post_otlp(&otlp, &late_consumer_trace());
+    // 30 more traces for the search page: frontend → checkout → payments, every third failing.
+    post_otlp(&otlp, &topology(30, 0xabc000, "payments"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let last = format!("{:032x}", 0xabc000 + 29);
     while !curl(&[&format!("{base}/orrery/api/traces/{TRACE}")])
         .unwrap_or_default()
         .contains(&format!("\"span_count\":{SPANS}"))
+        || !curl(&[&format!("{base}/orrery/api/traces/{last}")])
+            .unwrap_or_default()
+            .contains("\"span_count\":5")
     {
-        assert!(std::time::Instant::now() < deadline, "trace not stored");
+        assert!(std::time::Instant::now() < deadline, "traces not stored");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let v = browser(
         "traces",
         &base,
-        &serde_json::json!({ "trace": TRACE, "spans": SPANS }),
+        &serde_json::json!({
+            "trace": TRACE, "spans": SPANS, "search": true, "search_results": 31,
+            "services": ["frontend", "checkout", "payments", "mailer"],
+        }),
     );
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
     assert_eq!(
@@ -206,4 +215,116 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
         "biggest total first"
     );
     assert_eq!(v["back_to_timeline_rows"], SPANS);
+
+    // The search page. Pickers: the window's services; checkout's operations with their kind.
+    let services: Vec<String> = v["service_options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    for want in ["", "frontend", "checkout", "payments", "mailer"] {
+        assert!(services.iter().any(|s| s == want), "{want} in {services:?}");
+    }
+    let ops = v["checkout_operations"].as_array().unwrap();
+    let op = |name: &str| {
+        ops.iter()
+            .find(|o| o["value"] == name)
+            .unwrap_or_else(|| panic!("{name} in {ops:?}"))
+    };
+    for (name, kind) in [
+        ("POST /orders", "server"),
+        ("POST /pay", "client"),
+        ("SELECT orders", "client"),
+        ("publish order", "producer"),
+    ] {
+        let o = op(name);
+        assert_eq!(text(&o["kind"]).to_lowercase(), kind, "{o}");
+        assert_eq!(text(&o["text"]), format!("{name} ({kind})"));
+    }
+    assert!(
+        !ops.iter().any(|o| o["value"] == "GET /checkout"),
+        "only checkout's operations: {ops:?}"
+    );
+    // Results of frontend / GET /checkout: all 31 traces, each with its details.
+    let url = text(&v["search_url"]);
+    assert!(url.contains("service=frontend"), "{url}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 31, "{results:?}");
+    assert_eq!(v["result_count"], "31 traces");
+    let now_us = v["now_ms"].as_i64().unwrap() * 1000;
+    for r in results {
+        assert_eq!(r["title"], "frontend: GET /checkout");
+        assert_eq!(r["shown_id"], r["id"]);
+        assert_eq!(text(&r["id"]).len(), 32);
+        let start = r["start_us"].as_i64().unwrap();
+        assert!(now_us - start < 600_000_000 && now_us > start, "{r}");
+        let ago = text(&r["ago"]);
+        assert!(ago.ends_with("s ago") || ago.ends_with("m ago"), "{ago}");
+        assert!(text(&r["started"]).starts_with("20"), "{r}");
+    }
+    let late = results.iter().find(|r| r["id"] == TRACE).unwrap();
+    assert_eq!(late["errors"], 1);
+    assert_eq!(late["error_text"], "1 error");
+    // A chip per service with its span count, in the waterfall's colour.
+    let chips: Vec<(String, u64, String)> = late["chips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                text(&c["service"]),
+                c["spans"].as_u64().unwrap(),
+                text(&c["colour"]),
+            )
+        })
+        .collect();
+    let mut got: Vec<(String, u64)> = chips.iter().map(|(s, n, _)| (s.clone(), *n)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("checkout".into(), 4),
+            ("frontend".into(), 2),
+            ("mailer".into(), 2)
+        ]
+    );
+    for (svc, _, colour) in &chips {
+        assert_eq!(colour, &colour_of(svc), "{svc}: the waterfall's colour");
+    }
+    // Duration bars relative to the longest (the 160 ms trace; the others are 40 ms).
+    assert!((late["bar"].as_f64().unwrap() - 1.0).abs() < 0.02, "{late}");
+    let other = results.iter().find(|r| r["id"] != TRACE).unwrap();
+    assert!(
+        (other["bar"].as_f64().unwrap() - 0.25).abs() < 0.02,
+        "{other}"
+    );
+    let failed = results
+        .iter()
+        .filter(|r| r["errors"].as_u64().unwrap() > 0)
+        .count();
+    assert_eq!(failed, 11, "10 failed chains + the late trace");
+    // Sorts.
+    let ids = |k: &str| -> Vec<serde_json::Value> { v["sorted"][k].as_array().unwrap().clone() };
+    assert_eq!(ids("longest")[0]["id"], TRACE);
+    assert_eq!(ids("shortest").last().unwrap()["id"], TRACE);
+    let errs: Vec<u64> = ids("errors")
+        .iter()
+        .map(|r| r["errors"].as_u64().unwrap())
+        .collect();
+    assert!(errs.windows(2).all(|w| w[0] >= w[1]), "{errs:?}");
+    assert_eq!(errs[0], 5, "a failed chain: all five spans error");
+    let starts: Vec<i64> = ids("recent")
+        .iter()
+        .map(|r| r["start_us"].as_i64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    let durs: Vec<i64> = ids("shortest")
+        .iter()
+        .map(|r| r["duration_us"].as_i64().unwrap())
+        .collect();
+    assert!(durs.windows(2).all(|w| w[0] <= w[1]), "{durs:?}");
+    // Enter on a focused result opens it.
+    assert!(text(&v["opened_url"]).contains(&format!("trace={TRACE}")));
+    assert_eq!(v["opened_rows"], SPANS);
 }

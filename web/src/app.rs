@@ -1,7 +1,7 @@
 //! The Leptos app: URL-held state, the map view (WebGL2 renderer, live SSE updates, hover,
 //! drill-down, pins), node/edge panels, trace search and the virtualised waterfall.
 
-use crate::api::{EdgeDetail, Graph, GraphDiff, Histogram, NodeDetail, TraceList};
+use crate::api::{EdgeDetail, Graph, GraphDiff, Histogram, NodeDetail};
 use crate::diff::{self, Marks};
 use crate::encoding::{self, fmt_rate, fmt_us};
 use crate::layout::{Input, Layout, Pos};
@@ -11,6 +11,7 @@ use crate::namespaces;
 use crate::net::{enc, get_json};
 use crate::replay::{self, Replay};
 use crate::stream::{LiveStream, StreamState};
+use crate::trace_search::SearchView;
 use crate::trace_view::TraceView;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -1272,91 +1273,6 @@ fn EdgePanel(source: String, target: String, state: RwSignal<UrlState>) -> impl 
                 }.into_any(),
             }}
         </aside>
-    }
-}
-
-#[component]
-fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
-    let service = RwSignal::new(state.get_untracked().service);
-    let operation = RwSignal::new(String::new());
-    let attr = RwSignal::new(String::new());
-    let min_d = RwSignal::new(String::new());
-    let max_d = RwSignal::new(String::new());
-    let errors = RwSignal::new(false);
-    let order = RwSignal::new("newest".to_string());
-    let results = RwSignal::new(None::<Result<TraceList, String>>);
-    let search = move || {
-        let s = state.get_untracked();
-        let mut q = format!(
-            "{}&limit=50&order={}",
-            s.window_query(),
-            enc(&order.get_untracked())
-        );
-        for (k, v) in [
-            ("service", service.get_untracked()),
-            ("operation", operation.get_untracked()),
-            ("min_duration", min_d.get_untracked()),
-            ("max_duration", max_d.get_untracked()),
-        ] {
-            if !v.trim().is_empty() {
-                q += &format!("&{k}={}", enc(v.trim()));
-            }
-        }
-        for a in attr.get_untracked().split_whitespace() {
-            q += &format!("&attr={}", enc(a));
-        }
-        if errors.get_untracked() {
-            q += "&errors=true";
-        }
-        state.update(|s| s.service = service.get_untracked());
-        results.set(None);
-        spawn_local(
-            async move { results.set(Some(get_json(&format!("orrery/api/traces?{q}")).await)) },
-        );
-    };
-    search();
-    let open = move |id: String| {
-        state.update(|s| {
-            s.view = "trace".into();
-            s.trace = id;
-        })
-    };
-    view! {
-        <div class="traces">
-            <form class="search-form" on:submit=move |ev| { ev.prevent_default(); search() }>
-                <label>"service"<input prop:value=move || service.get() on:input=move |ev| service.set(event_target_value(&ev)) /></label>
-                <label>"operation"<input prop:value=move || operation.get() on:input=move |ev| operation.set(event_target_value(&ev)) /></label>
-                <label>"attributes (k=v …)"<input on:input=move |ev| attr.set(event_target_value(&ev)) /></label>
-                <label>"min duration"<input placeholder="250ms" class="w-80" on:input=move |ev| min_d.set(event_target_value(&ev)) /></label>
-                <label>"max duration"<input placeholder="2s" class="w-80" on:input=move |ev| max_d.set(event_target_value(&ev)) /></label>
-                <label>"order"<select on:change=move |ev| order.set(event_target_value(&ev))>
-                    <option value="newest">"newest"</option><option value="oldest">"oldest"</option>
-                    <option value="slowest">"slowest"</option><option value="fastest">"fastest"</option></select></label>
-                <label><span>"errors only"</span><input type="checkbox" on:change=move |ev| errors.set(event_target_checked(&ev)) /></label>
-                <button type="submit">"Search"</button>
-            </form>
-            {move || match results.get() {
-                None => view! { <p class="muted">"searching…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
-                Some(Ok(list)) if list.traces.is_empty() => view! { <p class="muted">"No traces match in this window."</p> }.into_any(),
-                Some(Ok(list)) => {
-                    let longest = list.traces.iter().map(|t| t.duration_us).max().unwrap_or(1).max(1);
-                    view! { <div data-testid="trace-results">{list.traces.into_iter().map(|t| {
-                        let id = t.trace_id.clone();
-                        let pct = t.duration_us as f64 / longest as f64 * 100.0;
-                        view! {
-                            <div class="result" class:has-error={t.error_count > 0} data-trace-id=t.trace_id.clone() tabindex="0"
-                                on:click=move |_| open(id.clone())>
-                                <div><strong>{format!("{}: {}", t.root_service, t.root_operation)}</strong>
-                                    <span class="muted">{format!(" · {} spans · {} services", t.span_count, t.services.len())}</span>
-                                    {(t.error_count > 0).then(|| view! { <span class="err">{format!(" · {} errors", t.error_count)}</span> })}</div>
-                                <div>{fmt_us(t.duration_us)}<div class="bar" style:width=format!("{pct:.1}%")></div></div>
-                            </div>
-                        }
-                    }).collect_view()}</div> }.into_any()
-                }
-            }}
-        </div>
     }
 }
 

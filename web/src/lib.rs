@@ -26,5 +26,7 @@ mod stream;
 pub mod synth;
 pub mod trace_info;
 #[cfg(target_arch = "wasm32")]
+mod trace_search;
+#[cfg(target_arch = "wasm32")]
 mod trace_view;
 pub mod waterfall;

@@ -250,6 +250,44 @@ pub fn label_after(left_pct: f64, width_pct: f64) -> bool {
     left_pct + width_pct <= 80.0
 }
 
+/// How long ago `then_us` was at `now_us`, as a search result says it ("12s ago", "3m ago",
+/// "2h ago", "4d ago"; a start in the future — clock skew — is "just now").
+pub fn ago(now_us: i64, then_us: i64) -> String {
+    let s = (now_us - then_us) / 1_000_000;
+    match s {
+        ..=0 => "just now".into(),
+        1..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86_399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// Orders of the search results (client side, like Jaeger's "Sort").
+pub const SORTS: [(&str, &str); 5] = [
+    ("recent", "most recent"),
+    ("longest", "longest first"),
+    ("shortest", "shortest first"),
+    ("spans", "most spans"),
+    ("errors", "most errors"),
+];
+
+/// Sorts search results by one of [`SORTS`] (ties: most recent first, then trace id, so the
+/// order is stable); an unknown key sorts by most recent.
+pub fn sort_traces(list: &mut [crate::api::TraceSummary], by: &str) {
+    list.sort_by(|a, b| {
+        let key = match by {
+            "longest" => b.duration_us.cmp(&a.duration_us),
+            "shortest" => a.duration_us.cmp(&b.duration_us),
+            "spans" => b.span_count.cmp(&a.span_count),
+            "errors" => b.error_count.cmp(&a.error_count),
+            _ => std::cmp::Ordering::Equal,
+        };
+        key.then_with(|| b.start_us.cmp(&a.start_us))
+            .then_with(|| a.trace_id.cmp(&b.trace_id))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +452,47 @@ mod tests {
         let stats = statistics(&m);
         assert_eq!(stats.iter().map(|r| r.count).sum::<usize>(), 50_000);
         assert!(stats.iter().all(|r| r.self_us <= r.total_us));
+    }
+
+    #[test]
+    fn relative_times_and_sorting_of_search_results() {
+        let s = 1_000_000;
+        assert_eq!(ago(100 * s, 100 * s), "just now");
+        assert_eq!(ago(100 * s, 200 * s), "just now");
+        assert_eq!(ago(100 * s, 88 * s), "12s ago");
+        assert_eq!(ago(4000 * s, 3820 * s), "3m ago");
+        assert_eq!(ago(8000 * s, 800 * s), "2h ago");
+        assert_eq!(ago(400_000 * s, 50_000 * s), "4d ago");
+        let t =
+            |id: &str, start: i64, dur: i64, spans: u64, errors: u64| crate::api::TraceSummary {
+                trace_id: id.into(),
+                start_us: start,
+                duration_us: dur,
+                span_count: spans,
+                error_count: errors,
+                ..Default::default()
+            };
+        let mut v = vec![
+            t("a", 1, 50, 3, 0),
+            t("b", 3, 10, 9, 2),
+            t("c", 2, 90, 5, 2),
+        ];
+        let ids = |v: &[crate::api::TraceSummary]| -> String {
+            v.iter().map(|t| t.trace_id.as_str()).collect()
+        };
+        sort_traces(&mut v, "recent");
+        assert_eq!(ids(&v), "bca");
+        sort_traces(&mut v, "longest");
+        assert_eq!(ids(&v), "cab");
+        sort_traces(&mut v, "shortest");
+        assert_eq!(ids(&v), "bac");
+        sort_traces(&mut v, "spans");
+        assert_eq!(ids(&v), "bca");
+        // Equal errors: the more recent first.
+        sort_traces(&mut v, "errors");
+        assert_eq!(ids(&v), "bca");
+        sort_traces(&mut v, "nonsense");
+        assert_eq!(ids(&v), "bca");
     }
 
     #[test]

@@ -120,5 +120,46 @@ export async function traces(browser, base, artifacts, opts) {
   await shot("stats");
   await page.click("[data-testid=tab-timeline]");
   out.back_to_timeline_rows = await rowCount(opts.spans);
+  if (!opts.search) return out;
+
+  // 3. The search page: pickers from the API, result details, sort, open.
+  await page.goto(`${base}/?view=traces&since=15m`, { waitUntil: "load" });
+  await page.waitForFunction((want) => {
+    const opts = [...document.querySelectorAll("[data-testid=service-picker] option")].map((o) => o.value);
+    return want.every((w) => opts.includes(w));
+  }, { timeout: 20000 }, opts.services).catch(() => {});
+  out.service_options = await page.$$eval("[data-testid=service-picker] option", (els) => els.map((e) => e.value));
+  await page.select("[data-testid=service-picker]", "checkout");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=operation-picker] option").length > 2, { timeout: 20000 }).catch(() => {});
+  out.checkout_operations = await page.$$eval("[data-testid=operation-picker] option", (els) =>
+    els.map((e) => ({ value: e.value, kind: e.dataset.kind || "", text: e.textContent })));
+  await page.select("[data-testid=service-picker]", "frontend");
+  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=operation-picker] option")].some((o) => o.value === "GET /checkout"), { timeout: 20000 }).catch(() => {});
+  await page.select("[data-testid=operation-picker]", "GET /checkout");
+  await page.click(".search-form button[type=submit]");
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=trace-results] .result").length >= n, { timeout: 20000 }, opts.search_results).catch(() => {});
+  out.search_url = await page.evaluate(() => location.search);
+  const results = () => page.$$eval("[data-testid=trace-results] .result", (els) => els.map((e) => ({
+    id: e.dataset.traceId, start_us: Number(e.dataset.startUs), duration_us: Number(e.dataset.durationUs),
+    errors: Number(e.dataset.errors), title: e.querySelector(".r-title strong").textContent,
+    shown_id: e.querySelector("[data-testid=trace-id]").textContent,
+    ago: e.querySelector("[data-testid=ago]").textContent, started: e.querySelector("[data-testid=started]").textContent,
+    error_text: (e.querySelector("[data-testid=error-count]") || {}).textContent || "",
+    chips: [...e.querySelectorAll(".chip")].map((c) => ({ service: c.dataset.service, spans: Number(c.dataset.spans),
+      colour: getComputedStyle(c.querySelector(".swatch")).backgroundColor, text: c.textContent })),
+    bar: e.querySelector(".bar").getBoundingClientRect().width / e.querySelector(".r-dur").getBoundingClientRect().width,
+  })));
+  out.results = await results();
+  out.result_count = await page.$eval("[data-testid=result-count]", (e) => e.textContent);
+  out.now_ms = await page.evaluate(() => Date.now());
+  await shot("search-page");
+  const order = async (k) => { await page.select("[data-testid=sort]", k); await sleep(200); return (await results()).map((r) => ({ id: r.id, duration_us: r.duration_us, errors: r.errors, start_us: r.start_us })); };
+  out.sorted = { longest: await order("longest"), shortest: await order("shortest"), errors: await order("errors"), recent: await order("recent") };
+  // Keyboard: Tab to a result, Enter opens it.
+  await page.focus(`[data-testid=trace-results] .result[data-trace-id="${opts.trace}"]`);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("[data-testid=waterfall] .wf-row", { timeout: 20000 }).catch(() => {});
+  out.opened_url = await page.evaluate(() => location.search);
+  out.opened_rows = await page.$$eval(".wf-row", (els) => els.length);
   return out;
 }
