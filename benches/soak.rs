@@ -9,7 +9,9 @@
 //! generator's (the harness: tests/soak_support/).
 //!
 //! Optional: ORRERY_SOAK_SECONDS (default 180), ORRERY_SOAK_RATE (spans/s, default 3000),
-//! ORRERY_SOAK_TMPFS_MIB (each spool's tmpfs, default 128; 0 = no tmpfs, the disk fault skipped).
+//! ORRERY_SOAK_TMPFS_MIB (each spool's tmpfs, default 128; 0 = no tmpfs, the disk fault skipped),
+//! ORRERY_SOAK_FAULTS (a comma-separated subset of kill-collector, kill-engine-server,
+//! restart-engine, disk-full, to find which fault a finding comes from; default all).
 
 #[path = "../tests/deploy_support/mod.rs"]
 mod deploy_support;
@@ -32,7 +34,17 @@ fn main() {
     let rate = env("ORRERY_SOAK_RATE", 3000);
     let tmpfs = env("ORRERY_SOAK_TMPFS_MIB", 128);
     let at = |fraction: f64| (seconds as f64 * fraction) as u64;
-    let plan = Plan {
+    let only = std::env::var("ORRERY_SOAK_FAULTS").unwrap_or_default();
+    let wanted = |f: &Fault| {
+        let name = match f {
+            Fault::KillCollector(_) => "kill-collector",
+            Fault::KillEngineServer => "kill-engine-server",
+            Fault::RestartEngine(_) => "restart-engine",
+            Fault::FillSpoolDisk(..) => "disk-full",
+        };
+        only.is_empty() || only.split(',').any(|o| o.trim() == name)
+    };
+    let mut plan = Plan {
         duration: Duration::from_secs(seconds),
         rate,
         services: 100,
@@ -47,6 +59,7 @@ fn main() {
         poison_every: Duration::from_millis(500),
         tmpfs_mib: (tmpfs > 0).then_some(tmpfs),
     };
+    plan.faults.retain(|(_, f)| wanted(f));
     println!(
         "soak: orrery mesh (100 services, {rate} spans/s offered) → 2 collectors → one embedded ClickHouse, {seconds} s, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -10,7 +10,9 @@
 //! dead letters.
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod poison;
+mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -19,6 +21,8 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::deploy_support::*;
+use engine::{SoakEngine, Tmpfs, fill_disk};
+use report::uptime;
 
 pub const DB: &str = "soak";
 
@@ -119,16 +123,13 @@ pub struct Outcome {
     pub graph_vs_stored_calls: i64,
     /// The same difference, summed, in the graph read right after the replica started.
     pub fresh_graph_vs_stored_calls: i64,
+    /// Rows beyond the first of a span in `orrery_span_calls`, the materialized view the graph
+    /// reads (filled at every insert into the spans table: a retried insert that the spans
+    /// table deduplicates must not reach it twice either).
+    pub view_duplicates: u64,
     pub graph_note: String,
     pub load_before: String,
     pub load_after: String,
-}
-
-fn uptime() -> String {
-    Command::new("uptime")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 fn now_ms() -> i64 {
@@ -136,135 +137,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-// ---- the engine, restartable on the same directory and port -----------------------------------
-
-pub struct SoakEngine {
-    pub proc: Option<Proc>,
-    pub dir: PathBuf,
-    pub port: u16,
-    /// With the engine's current secret as credentials (`orrery embedded-clickhouse` makes a new
-    /// one at every start and writes it to `<data-dir>/clickhouse.secret`).
-    pub url: String,
-}
-
-impl SoakEngine {
-    pub fn start(dir: &Path, port: u16) -> SoakEngine {
-        let mut e = SoakEngine {
-            proc: None,
-            dir: dir.to_path_buf(),
-            port,
-            url: String::new(),
-        };
-        e.spawn();
-        e
-    }
-
-    fn spawn(&mut self) {
-        // The port may still be held for a moment by the server that just died.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let proc = spawn(
-                "embedded-clickhouse",
-                orrery()
-                    .arg("embedded-clickhouse")
-                    .arg("--data-dir")
-                    .arg(&self.dir)
-                    .args(["--embedded-port", &self.port.to_string()]),
-            );
-            self.proc = Some(proc);
-            if self.wait_ready(Duration::from_secs(120)) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the engine did not come back");
-            if let Some(mut p) = self.proc.take() {
-                p.kill_hard();
-            }
-        }
-    }
-
-    /// Whether /ping answers within `within` (false if the supervisor exited).
-    pub fn wait_ready(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(p) = self.proc.as_mut()
-                && p.child.try_wait().unwrap().is_some()
-            {
-                return false;
-            }
-            if let Ok(secret) = std::fs::read_to_string(self.dir.join("clickhouse.secret")) {
-                self.url = format!("http://default:{}@127.0.0.1:{}", secret.trim(), self.port);
-                if matches!(get(&format!("{}/ping", self.url)), Some((200, _))) {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-
-    /// The engine's server process (the supervisor's child).
-    pub fn server_pid(&self) -> Option<u32> {
-        self.proc
-            .as_ref()
-            .and_then(|p| children(p.pid()).into_iter().next())
-    }
-
-    pub fn kill_all(&mut self) {
-        let server = self.server_pid();
-        if let Some(mut p) = self.proc.take() {
-            p.kill_hard();
-        }
-        // The server exits with its parent (--exit-with-parent); make sure.
-        if let Some(pid) = server {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
-    }
-}
-
-// ---- tmpfs spools ------------------------------------------------------------------------------
-
-/// A tmpfs mounted at a directory, unmounted on drop.
-pub struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    pub fn mount(at: &Path, mib: u64) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={mib}m,mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(Tmpfs(at.to_path_buf()))
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Fills the filesystem holding `dir` with a file until the disk is full; returns its path.
-fn fill_disk(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    let path = dir.join("soak-filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0u8; 64 << 10];
-    while f.write_all(&chunk).is_ok() {}
-    let _ = f.sync_all();
-    path
 }
 
 // ---- the run -----------------------------------------------------------------------------------
@@ -613,6 +485,13 @@ pub fn run(plan: &Plan) -> Outcome {
         outcome.lost += n.saturating_sub(have);
     }
 
+    outcome.view_duplicates = sql(
+        &run.engine.url,
+        &format!("SELECT count() - uniqExact(SpanKey) FROM {DB}.orrery_span_calls FORMAT TSV"),
+    )
+    .parse()
+    .unwrap();
+
     // Poison: accepted spans are stored once or in dead letters.
     outcome.poison_accepted = outcome.poison.iter().map(poison::Sent::accepted).sum();
     outcome.poison_stored = outcome
@@ -714,134 +593,4 @@ pub fn run(plan: &Plan) -> Outcome {
     drop(run);
     drop(mounts);
     outcome
-}
-
-impl Outcome {
-    pub fn print(&self) {
-        println!("load before: {}", self.load_before);
-        println!("load after:  {}", self.load_after);
-        println!("| figure | value |\n|---|---|");
-        let row = |k: &str, v: String| println!("| {k} | {v} |");
-        row("run", format!("{:.0} s", self.seconds));
-        row(
-            "spans acknowledged (generator)",
-            format!(
-                "{} in {} traces; {} exports failed ({} spans, not acknowledged)",
-                self.accepted_spans,
-                self.accepted_traces,
-                self.failed_exports,
-                self.unacknowledged_spans
-            ),
-        );
-        row("spans/s held", format!("{:.0}", self.held_per_sec));
-        row(
-            "faults injected / survived",
-            format!(
-                "{} / {}",
-                self.faults
-                    .iter()
-                    .filter(|f| !f.note.starts_with("SKIPPED"))
-                    .count(),
-                self.faults.iter().filter(|f| f.survived).count()
-            ),
-        );
-        row(
-            "spans lost (acknowledged, not stored)",
-            self.lost.to_string(),
-        );
-        row(
-            "batches left in the spools after the final stop",
-            self.batches_left_in_spools.to_string(),
-        );
-        row(
-            "duplicates (count() − uniqExact)",
-            self.duplicates.to_string(),
-        );
-        row(
-            "stored though not acknowledged",
-            format!(
-                "{} (the connection broke after spooling; at-least-once)",
-                self.unacked_stored
-            ),
-        );
-        row(
-            "bad inputs tried",
-            format!(
-                "{} requests ({} spans): {} refused 4xx, {} spans rejected via partial_success, {} pushed back/unreachable",
-                self.poison.len(),
-                self.poison.iter().map(|p| p.spans).sum::<u64>(),
-                self.poison
-                    .iter()
-                    .filter(|p| (400..500).contains(&p.status))
-                    .count(),
-                self.poison
-                    .iter()
-                    .filter(|p| p.status == 200)
-                    .map(|p| p.rejected)
-                    .sum::<u64>(),
-                self.poison
-                    .iter()
-                    .filter(|p| p.status == 0 || p.status >= 500)
-                    .count(),
-            ),
-        );
-        row(
-            "poison spans accepted → stored / dead letters / unaccounted",
-            format!(
-                "{} → {} / {} / {}",
-                self.poison_accepted,
-                self.poison_stored,
-                self.poison_dead_lettered
-                    .map_or("n/a".into(), |d| d.to_string()),
-                self.poison_unaccounted
-            ),
-        );
-        row(
-            "graph vs generator (per edge calls)",
-            if self.graph_note.is_empty() {
-                format!(
-                    "{} edges: {} calls missing, {} extra; ClickHouse holds {} client spans beyond \
-                     the acknowledged calls; graph ≠ ClickHouse on {} edges ({:+} calls; \
-                     {:+} calls read from the replica at its start)",
-                    self.edges_checked,
-                    self.edge_calls_missing,
-                    self.edge_calls_extra,
-                    self.stored_calls_extra,
-                    self.graph_vs_stored_edges_differing,
-                    self.graph_vs_stored_calls,
-                    self.fresh_graph_vs_stored_calls
-                )
-            } else {
-                self.graph_note.clone()
-            },
-        );
-        if !self.dead_letter_note.is_empty() {
-            row("note", self.dead_letter_note.clone());
-        }
-        println!("\n| at (s) | fault | survived | recovery (s) | note |\n|---|---|---|---|---|");
-        for f in &self.faults {
-            println!(
-                "| {:.1} | {} | {} | {:.2} | {} |",
-                f.at_secs,
-                f.what,
-                if f.survived { "yes" } else { "no" },
-                f.recovery_secs,
-                f.note
-            );
-        }
-        let mut kinds: BTreeMap<&str, (u64, BTreeMap<u16, u64>, u64)> = BTreeMap::new();
-        for p in &self.poison {
-            let e = kinds.entry(p.kind.name()).or_default();
-            e.0 += 1;
-            *e.1.entry(p.status).or_default() += 1;
-            e.2 += p.rejected;
-        }
-        println!(
-            "\n| bad input | tried | answers (status × n) | spans rejected |\n|---|---|---|---|"
-        );
-        for (k, (n, statuses, rejected)) in kinds {
-            let answers: Vec<String> = statuses.iter().map(|(s, c)| format!("{s}×{c}")).collect();
-            println!("| {k} | {n} | {} | {rejected} |", answers.join(", "));
-        }
-    }
 }

@@ -224,7 +224,14 @@ impl Poisoner {
                             let status = r.status().as_u16();
                             (status, r.text().await.unwrap_or_default())
                         }
-                        Err(e) => (0, e.to_string()),
+                        Err(e) => {
+                            // The innermost cause says what happened (refused, reset, timeout).
+                            let mut cause: &dyn std::error::Error = &e;
+                            while let Some(next) = cause.source() {
+                                cause = next;
+                            }
+                            (0, cause.to_string())
+                        }
                     };
                     let rejected = match status {
                         200 => rejected_in(&text),
