@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod calls;
+pub mod checks;
 pub mod cli;
 pub mod graph;
 pub mod jaeger;

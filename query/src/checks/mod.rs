@@ -1,0 +1,9 @@
+//! Checks (issue 16): SLO, regression and conformity rules over the live service graph, for
+//! deploy gates (`orrery check`). `rules` reads and validates a rules file (docs/checks.md);
+//! `eval` turns the graph API's graphs into verdicts.
+
+pub mod eval;
+pub mod rules;
+
+#[cfg(test)]
+mod tests;
