@@ -2,7 +2,8 @@
 //! compose file is checked by `docker-compose config` (PyPI docker-compose 1.29), the manifests by
 //! `kubernetes-validate` against the Kubernetes schemas, the Dockerfile against the README's run
 //! command, and the ClickHouse cluster DDL against the binary and — minus replication — the real
-//! embedded engine. Validators come from `deploy/validate/install.sh` (run by scripts/install.sh).
+//! embedded engine. Validators come from `deploy/validate/install.sh` (run by scripts/install.sh);
+//! the kustomization is built with `kubectl kustomize` (or `kustomize build`) from PATH.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

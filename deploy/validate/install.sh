@@ -30,3 +30,10 @@ venv() { # name requirements-file [pre-step]
 }
 venv deploy-compose requirements-compose.txt pyyaml5
 venv deploy-k8s requirements-k8s.txt
+
+# `kubectl kustomize` (or a standalone `kustomize`) builds the kustomization in
+# tests/deploy_static.rs (it must refuse to build without the operator's secret files). Not
+# installed here: use the distribution's kubectl or https://kubectl.docs.kubernetes.io/installation/kustomize/.
+if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1; then
+  log "warning: neither kubectl nor kustomize on PATH: tests/deploy_static.rs needs one"
+fi
