@@ -126,10 +126,11 @@ pub(crate) async fn metrics_handler(State(state): State<AppState>) -> Response {
 
 /// The Content-Security-Policy of every answer: only this origin's scripts (the UI has no
 /// inline script: `index.html` loads `main.js`), WebAssembly compilation, this origin's
-/// styles (inline style attributes too: the UI's views set them), fetches to this origin
-/// only, no plugins, no framing.
+/// stylesheets only (the UI sets no inline style attributes: per-element positions go through
+/// the CSSOM, which CSP does not restrict — tests/web_auth.rs fails on any violation), fetches
+/// to this origin only, no plugins, no framing.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; \
+style-src 'self'; img-src 'self' data: blob:; font-src 'self' data:; \
 connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Security headers on every answer (UI and API): no framing, no MIME sniffing, no referrer,

@@ -38,6 +38,9 @@ fn jaeger_error(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 fn storage_error(err: anyhow::Error) -> Response {
+    if let Some(response) = super::limited_response(&err, |status, msg| jaeger_error(status, msg)) {
+        return response;
+    }
     tracing::warn!(error = %format!("{err:#}"), "jaeger API query failed");
     jaeger_error(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}"))
 }
@@ -63,7 +66,7 @@ fn window(start: i64, end: i64, now: i64) -> Result<Window, String> {
 }
 
 pub async fn services_handler(State(state): State<AppState>) -> Response {
-    match super::services(&state.client, catalog_window(crate::now_ns())).await {
+    match super::services(&state.ch(), catalog_window(crate::now_ns())).await {
         Ok(s) => {
             let n = s.len();
             envelope(json!(s), n, None)
@@ -76,14 +79,7 @@ pub async fn service_operations_handler(
     State(state): State<AppState>,
     Path(service): Path<String>,
 ) -> Response {
-    match super::operations(
-        &state.client,
-        catalog_window(crate::now_ns()),
-        &service,
-        None,
-    )
-    .await
-    {
+    match super::operations(&state.ch(), catalog_window(crate::now_ns()), &service, None).await {
         Ok(ops) => {
             let mut names: Vec<String> = ops.into_iter().map(|(n, _)| n).collect();
             names.dedup();
@@ -103,14 +99,7 @@ pub async fn operations_handler(State(state): State<AppState>, req: Request) -> 
         .get("spanKind")
         .filter(|s| !s.is_empty())
         .map(|s| s.as_str());
-    match super::operations(
-        &state.client,
-        catalog_window(crate::now_ns()),
-        service,
-        want,
-    )
-    .await
-    {
+    match super::operations(&state.ch(), catalog_window(crate::now_ns()), service, want).await {
         Ok(ops) => {
             let data: Vec<Value> = ops
                 .iter()
@@ -235,7 +224,7 @@ pub async fn search_handler(State(state): State<AppState>, req: Request) -> Resp
         Err(e) => return jaeger_error(StatusCode::BAD_REQUEST, e),
     };
     let ids = if trace_ids.is_empty() {
-        match search::search_ids(&state.client, w, &search).await {
+        match search::search_ids(&state.ch(), w, &search).await {
             Ok(ids) => ids,
             Err(e) => return storage_error(e),
         }
@@ -250,7 +239,7 @@ pub async fn search_handler(State(state): State<AppState>, req: Request) -> Resp
     // Whole traces, not only their spans inside the window: the results table shows each
     // trace's root, name and duration.
     let max = state.args.limits.query_max_trace_spans;
-    let mut spans = match super::load_whole_traces(&state.client, &ids, max).await {
+    let mut spans = match super::load_whole_traces(&state.ch(), &ids, max).await {
         Ok(rows) => by_trace(rows),
         Err(e) => return load_error(e),
     };
@@ -276,7 +265,7 @@ pub async fn trace_handler(State(state): State<AppState>, Path(id): Path<String>
         Err(e) => return jaeger_error(StatusCode::BAD_REQUEST, e),
     };
     let max = state.args.limits.query_max_trace_spans;
-    match crate::traces::load_spans_capped(&state.client, &id, max).await {
+    match crate::traces::load_spans_capped(&state.ch(), &id, max).await {
         Ok((rows, _)) if rows.is_empty() => jaeger_error(StatusCode::NOT_FOUND, "trace not found"),
         Ok((rows, truncated)) => {
             let mut trace = v1_model::trace_json(&id, rows);
@@ -319,7 +308,7 @@ pub async fn dependencies_handler(State(state): State<AppState>, req: Request) -
         Err(e) => return jaeger_error(StatusCode::BAD_REQUEST, e),
     };
     let rows = fetch::edges(
-        &state.client,
+        &state.ch(),
         state.graph_args(),
         w,
         fetch::Grouping::Services,

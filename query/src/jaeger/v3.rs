@@ -37,6 +37,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn storage_error(err: anyhow::Error) -> Response {
+    if let Some(response) = super::limited_response(&err, |status, msg| error(status, msg)) {
+        return response;
+    }
     tracing::warn!(error = %format!("{err:#}"), "jaeger API v3 query failed");
     error(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}"))
 }
@@ -69,7 +72,7 @@ pub async fn not_found() -> Response {
 }
 
 pub async fn services(State(state): State<AppState>) -> Response {
-    match super::services(&state.client, super::catalog_window(crate::now_ns())).await {
+    match super::services(&state.ch(), super::catalog_window(crate::now_ns())).await {
         Ok(s) => ok(json!({ "services": s })),
         Err(e) => storage_error(e),
     }
@@ -80,7 +83,7 @@ pub async fn operations(State(state): State<AppState>, req: Request) -> Response
     let service = q.get("service").cloned().unwrap_or_default();
     let kind = param(&q, "spanKind", "span_kind").map(|(_, v)| v);
     let w = super::catalog_window(crate::now_ns());
-    match super::operations(&state.client, w, &service, kind).await {
+    match super::operations(&state.ch(), w, &service, kind).await {
         Ok(ops) => {
             let ops: Vec<Value> = ops
                 .into_iter()
@@ -161,7 +164,7 @@ pub fn parse_find(q: &HashMap<String, String>, now: i64) -> Result<(Search, Wind
 async fn find_ids(state: &AppState, q: HashMap<String, String>) -> Result<Vec<String>, Response> {
     let (search, w) =
         parse_find(&q, crate::now_ns()).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
-    search::search_ids(&state.client, w, &search)
+    search::search_ids(&state.ch(), w, &search)
         .await
         .map_err(storage_error)
 }
@@ -175,7 +178,7 @@ pub async fn find_traces(State(state): State<AppState>, req: Request) -> Respons
         return error(StatusCode::NOT_FOUND, "No traces found");
     }
     let max = state.args.limits.query_max_trace_spans;
-    match super::load_whole_traces(&state.client, &ids, max).await {
+    match super::load_whole_traces(&state.ch(), &ids, max).await {
         Ok(rows) if rows.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
         Ok(rows) => ok(json!({ "result": otlp::traces_data(&rows) })),
         Err(super::LoadError::TooMany(msg)) => error(StatusCode::BAD_REQUEST, msg),
@@ -188,7 +191,7 @@ pub async fn trace_summaries(State(state): State<AppState>, req: Request) -> Res
         Ok(ids) => ids,
         Err(resp) => return resp,
     };
-    match summary::summaries(&state.client, &ids).await {
+    match summary::summaries(&state.ch(), &ids).await {
         Ok(sums) => ok(json!({
             "summaries": sums.iter().map(|s| s.to_json()).collect::<Vec<_>>()
         })),
@@ -237,7 +240,7 @@ pub async fn get_trace(
     }
     // OTLP has no place for a warning: a trace over the cap comes back as its first spans.
     let max = state.args.limits.query_max_trace_spans;
-    match crate::traces::load_spans_capped(&state.client, &id, max).await {
+    match crate::traces::load_spans_capped(&state.ch(), &id, max).await {
         Ok((rows, _)) if rows.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
         Ok((rows, _)) => ok(json!({ "result": otlp::traces_data(&rows) })),
         Err(e) => storage_error(e),
