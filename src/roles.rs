@@ -126,6 +126,7 @@ async fn all_in_one(
             "orrery all-in-one starting"
         );
         let mut collector_args = args.collector;
+        collector_args.engine_health = embedded.as_ref().map(|e| e.health());
         // The spool lives with the rest of this instance's data.
         collector_args
             .spool_dir

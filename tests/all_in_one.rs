@@ -76,13 +76,16 @@ impl Drop for Running {
     }
 }
 
-fn start_all_in_one(data: &std::path::Path) -> (Running, String) {
+/// Starts all-in-one on `data`; returns the process, the engine's URL (with its secret) and the
+/// collector's OTLP/HTTP port (which serves /readyz and /metrics).
+fn start_all_in_one(data: &std::path::Path) -> (Running, String, u16) {
+    let otlp_http = free_port();
     let child = orrery()
         .args(["--data-dir"])
         .arg(data)
         .args(["--embedded-port", "0"])
         .args(["--otlp-grpc-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--otlp-http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--otlp-http-addr", &format!("127.0.0.1:{otlp_http}")])
         .args(["--query-addr", &format!("127.0.0.1:{}", free_port())])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -103,7 +106,7 @@ fn start_all_in_one(data: &std::path::Path) -> (Running, String) {
                 "{url}/?query=SELECT%20max(Version)%20FROM%20orrery.orrery_schema_migrations"
             ));
             if version == Some(orrery_store::schema::latest_version().to_string()) {
-                return (running, url);
+                return (running, url, otlp_http);
             }
         }
         assert!(
@@ -128,7 +131,7 @@ fn http_get(url: &str) -> Option<String> {
 #[test]
 fn all_in_one_runs_on_the_embedded_engine_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut running, url) = start_all_in_one(dir.path());
+    let (mut running, url, _) = start_all_in_one(dir.path());
     assert!(
         dir.path().join("clickhouse").is_dir(),
         "data lives under --data-dir"
@@ -160,11 +163,83 @@ fn all_in_one_runs_on_the_embedded_engine_and_stops_cleanly_on_sigterm() {
     assert!(http_get(&format!("{url}/ping")).is_none());
 
     // Next start: same data, schema untouched.
-    let (_running, url) = start_all_in_one(dir.path());
+    let (_running, url, _) = start_all_in_one(dir.path());
     let count = http_get(&format!(
         "{url}/?query=SELECT%20count()%20FROM%20orrery.otel_traces"
     ));
     assert_eq!(count.as_deref(), Some("1"));
+}
+
+/// GET with curl: the status code and the body, whatever the status.
+fn http_status(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// kill -9 of the embedded engine under all-in-one: the collector's /readyz turns 503 naming the
+/// engine while the supervisor restarts it, /metrics counts the restart, and both come back.
+#[test]
+fn a_restarting_engine_makes_the_collector_unready_and_shows_in_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, _url, http) = start_all_in_one(dir.path());
+    let readyz = format!("http://127.0.0.1:{http}/readyz");
+    let metrics = format!("http://127.0.0.1:{http}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_status(&readyz).0 != 200 {
+        assert!(Instant::now() < deadline, "collector never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        http_status(&metrics)
+            .1
+            .contains("orrery_embedded_engine_up 1")
+    );
+    let engine = orrery_store::testing::process::children(running.0.id());
+    assert_eq!(
+        engine.len(),
+        1,
+        "one engine process under all-in-one: {engine:?}"
+    );
+    unsafe { kill(engine[0] as i32, 9) };
+    // The supervisor notices at once and waits its backoff before the new engine answers:
+    // the collector must say so while it lasts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let unready = loop {
+        let (code, body) = http_status(&readyz);
+        if code == 503 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never reported the engine down"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(unready.contains("embedded ClickHouse"), "{unready}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_status(&readyz).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "collector not ready again after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = http_status(&metrics).1;
+    assert!(
+        text.contains("orrery_embedded_engine_restarts_total 1"),
+        "{text}"
+    );
+    assert!(text.contains("orrery_embedded_engine_up 1"), "{text}");
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "one OpenMetrics EOF at the end"
+    );
+    assert_eq!(text.matches("# EOF").count(), 1);
 }
 
 unsafe extern "C" {

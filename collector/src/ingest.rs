@@ -77,6 +77,9 @@ pub struct Ingest {
     pub max_request_bytes: usize,
     /// How long a client may take to send a request body (OTLP/HTTP).
     pub body_timeout: Duration,
+    /// The embedded engine next to this collector (all-in-one), if any: a restarting engine
+    /// makes the collector unready (spans would only pile up in the spool).
+    pub engine_health: Option<orrery_store::embedded::EngineHealth>,
     pub auth_token: Option<String>,
     pub metrics_token: Option<String>,
     pub retry_after: Duration,
@@ -100,6 +103,7 @@ impl Ingest {
             metrics,
             max_request_bytes,
             body_timeout: Duration::from_secs(30),
+            engine_health: None,
             auth_token,
             metrics_token,
             retry_after: Duration::from_secs(5),
@@ -129,6 +133,11 @@ impl Ingest {
             ));
         }
         why.extend(self.spool.health_problems());
+        why.extend(
+            self.engine_health
+                .as_ref()
+                .and_then(|h| h.not_ready_reason()),
+        );
         why
     }
 

@@ -39,6 +39,11 @@ use crate::spool::{Spool, SpoolConfig};
 /// Collector settings.
 #[derive(Args, Debug, Clone)]
 pub struct CollectorArgs {
+    /// The embedded engine's health when this collector runs in all-in-one next to it: `/readyz`
+    /// answers 503 while the engine restarts, `/metrics` exports its up/restarts figures.
+    #[arg(skip)]
+    pub engine_health: Option<orrery_store::embedded::EngineHealth>,
+
     /// OTLP/gRPC listen address.
     #[arg(long, env = "ORRERY_OTLP_GRPC_ADDR", default_value = "0.0.0.0:4317")]
     pub otlp_grpc_addr: SocketAddr,
@@ -187,7 +192,10 @@ pub async fn start(
         args.ingest_max_inflight_bytes,
         args.ingest_max_request_bytes
     );
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(match &args.engine_health {
+        Some(health) => Metrics::new().with_engine(health),
+        None => Metrics::new(),
+    });
     let spool_dir = args
         .spool_dir
         .clone()
@@ -219,6 +227,7 @@ pub async fn start(
         budget::Budget::new(args.ingest_max_inflight_bytes),
     );
     ingest.body_timeout = args.otlp_http_body_timeout;
+    ingest.engine_health = args.engine_health.clone();
     let ingest = Arc::new(ingest);
 
     let http_listener = tokio::net::TcpListener::bind(args.otlp_http_addr)

@@ -27,6 +27,8 @@ pub struct Reason {
 
 pub struct Metrics {
     pub registry: Registry,
+    /// The embedded engine's metrics, when it runs next to this collector (`with_engine`).
+    engine: Option<Registry>,
     pub requests: Family<Outcome, Counter>,
     pub spans_received: Family<Transport, Counter>,
     pub spans_accepted: Family<Transport, Counter>,
@@ -83,6 +85,7 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 14))
             }),
             registry: Registry::default(),
+            engine: None,
         };
         registry.register("requests", "Export requests by outcome", m.requests.clone());
         registry.register("spans_received", "Spans received", m.spans_received.clone());
@@ -186,9 +189,24 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        if let Some(engine) = &self.engine {
+            let _ = encode_registry(&mut out, engine);
+        }
+        let _ = encode_eof(&mut out);
         out
+    }
+
+    /// Also exports the embedded engine's `orrery_embedded_engine_*` metrics (all-in-one: the
+    /// engine runs next to this collector). A registry of its own, so that the names keep
+    /// their prefix instead of taking `orrery_collector_`.
+    pub fn with_engine(mut self, health: &orrery_store::embedded::EngineHealth) -> Self {
+        let mut registry = Registry::default();
+        health.register(&mut registry);
+        self.engine = Some(registry);
+        self
     }
 }
 
