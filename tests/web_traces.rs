@@ -149,6 +149,37 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
     assert!((root_right - 0.25).abs() < 0.01, "{root_right}");
     assert!(row("POST /orders")["error"] == true || rows.iter().any(|r| r["error"] == true));
 
+    // Minimap: drawn; a drag from 60 ms past the end zooms to 60–160 ms: the ruler follows, the
+    // root (0–40 ms) leaves the view, the consumer (60–160 ms) fills it; reset restores.
+    assert_eq!(v["minimap_drawn"], true);
+    assert_eq!(
+        v["minimap_dragging"], 1,
+        "the selection shows while dragging"
+    );
+    assert_eq!(v["zoom"], "0.3750,1.0000");
+    let zt: Vec<String> = v["zoom_ticks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(zt, ["60ms", "80ms", "100ms", "120ms", "140ms", "160ms"]);
+    let zrow = |name: &str| {
+        v["zoom_rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| text(&r["name"]).contains(name))
+            .unwrap()
+            .clone()
+    };
+    assert!(zrow("GET /checkout")["bar_right"].as_f64().unwrap() <= 0.0);
+    let c = zrow("consume order");
+    assert!(c["bar_left"].as_f64().unwrap().abs() < 0.01, "{c}");
+    assert!((c["bar_right"].as_f64().unwrap() - 1.0).abs() < 0.01, "{c}");
+    assert_eq!(v["unzoom"], "0.0000,1.0000");
+    assert_eq!(v["unzoom_ticks"], v["ticks"]);
+
     // Collapse all: one row, whose badge counts its 1 child and 7 spans below.
     assert_eq!(v["collapsed_rows"], 1);
     assert_eq!(v["collapsed_badge"]["children"], 1);

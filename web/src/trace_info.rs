@@ -34,7 +34,13 @@ pub struct Tick {
 /// Ticks at a "nice" step (1, 2 or 5 × 10^k µs) giving about `target` intervals over
 /// `duration_us`, from 0 up to the end (the end itself is a tick when it is on the step).
 pub fn ticks(duration_us: i64, target: u32) -> Vec<Tick> {
-    let d = duration_us.max(1) as f64;
+    ticks_between(0.0, duration_us.max(1) as f64, target)
+}
+
+/// The ticks of a zoomed range `[from_us, to_us]` (offsets from the trace's start): the
+/// multiples of a nice step inside it, positioned in % of the range.
+pub fn ticks_between(from_us: f64, to_us: f64, target: u32) -> Vec<Tick> {
+    let d = (to_us - from_us).max(1.0);
     let raw = d / target.max(1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
@@ -44,11 +50,11 @@ pub fn ticks(duration_us: i64, target: u32) -> Vec<Tick> {
         .unwrap_or(10.0 * mag)
         .max(1.0);
     let mut out = Vec::new();
-    let mut k = 0.0;
-    while k * step <= d + 1e-9 {
+    let mut k = (from_us / step - 1e-9).ceil().max(0.0);
+    while k * step <= to_us + 1e-9 && out.len() <= 2 * target as usize + 2 {
         let us = k * step;
         out.push(Tick {
-            pct: us / d * 100.0,
+            pct: (us - from_us) / d * 100.0,
             label: fmt_offset(us, step),
         });
         k += 1.0;
@@ -244,6 +250,14 @@ pub fn statistics(m: &TraceModel) -> Vec<StatRow> {
     rows
 }
 
+/// The zoom range `[a, b]` (fractions of the trace) a minimap drag from `x0` to `x1` (fractions
+/// of its width, either direction, clamped) selects; a click or a sliver (< 0.5%) selects
+/// nothing (`None`).
+pub fn drag_range(x0: f64, x1: f64) -> Option<(f64, f64)> {
+    let (a, b) = (x0.min(x1).clamp(0.0, 1.0), x0.max(x1).clamp(0.0, 1.0));
+    (b - a >= 0.005).then_some((a, b))
+}
+
 /// Where a span's duration label goes: after the bar when there is room on the right, else
 /// before it (the bar reaches the right edge).
 pub fn label_after(left_pct: f64, width_pct: f64) -> bool {
@@ -360,6 +374,14 @@ mod tests {
         assert_eq!(ticks(0, 5)[0].label, "0");
         assert!(ticks(1, 5).len() <= 2);
         assert!(ticks(i64::MAX / 4, 5).len() <= 12);
+        // A zoomed range: multiples of the step inside it, positioned in the range.
+        let z = ticks_between(60_000.0, 160_000.0, 6);
+        let labels: Vec<&str> = z.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["60ms", "80ms", "100ms", "120ms", "140ms", "160ms"]);
+        assert_eq!((z[0].pct, z[5].pct), (0.0, 100.0));
+        let z = ticks_between(65_000.0, 95_000.0, 6);
+        assert_eq!(z[0].label, "65ms");
+        assert!(z.iter().all(|t| (0.0..=100.0).contains(&t.pct)));
     }
 
     #[test]
@@ -493,6 +515,14 @@ mod tests {
         assert_eq!(ids(&v), "bca");
         sort_traces(&mut v, "nonsense");
         assert_eq!(ids(&v), "bca");
+    }
+
+    #[test]
+    fn a_minimap_drag_selects_a_range_in_either_direction() {
+        assert_eq!(drag_range(0.375, 1.0), Some((0.375, 1.0)));
+        assert_eq!(drag_range(0.9, 0.2), Some((0.2, 0.9)));
+        assert_eq!(drag_range(-0.5, 1.7), Some((0.0, 1.0)));
+        assert_eq!(drag_range(0.5, 0.501), None);
     }
 
     #[test]

@@ -103,6 +103,8 @@ fn Waterfall(
     let current = RwSignal::new(None::<usize>);
     let tab = RwSignal::new("timeline");
     let levels = RwSignal::new(String::from("all"));
+    // The shown time range, as fractions of the trace (the minimap's drag sets it).
+    let zoom = RwSignal::new((0.0f64, 1.0f64));
     let lm = send_wrapper::SendWrapper::new(l.clone());
     let rows = Memo::new(move |_| collapsed.with(|c| lm.m.visible_rows(c)));
     let lm = send_wrapper::SendWrapper::new(l.clone());
@@ -218,8 +220,12 @@ fn Waterfall(
         }
     };
     let ap = send_wrapper::SendWrapper::new(all_parents);
-    let ticks = trace_info::ticks(s.duration_us, 6);
-    let grid = ticks.clone();
+    let dur = s.duration_us.max(1) as f64;
+    let ticks = Memo::new(move |_| {
+        let (a, b) = zoom.get();
+        trace_info::ticks_between(a * dur, b * dur, 6)
+    });
+    let lmini = send_wrapper::SendWrapper::new(l.clone());
     let lm = send_wrapper::SendWrapper::new(l.clone());
     let ld = send_wrapper::SendWrapper::new(l.clone());
     let lstats = send_wrapper::SendWrapper::new(l.clone());
@@ -274,34 +280,36 @@ fn Waterfall(
             <button aria-label="next match" on:click=move |_| step_match(1)>"↓"</button>
             <span class="muted keys">"j/k move · Enter expand · / find"</span>
         </div>
+        <Minimap l=lmini zoom=zoom />
         <div class="wf-body">
             {move || if tab.get() == "stats" {
                 view! { <StatsTable l=lstats.clone() /> }.into_any()
             } else {
             let lm = lm.clone();
-            let grid = grid.clone();
-            let ticks = ticks.clone();
             view! {
             <div class="wf-scroll" node_ref=scroller data-row-count=move || rows.get().len()
                 on:scroll=move |_| if let Some(el) = scroller.get() { scroll.set(el.scroll_top() as f64); height.set(el.client_height() as f64) }>
                 <div class="wf-ruler" data-testid="time-ruler">
                     <div class="label muted">"service · operation"</div>
-                    <div class="track">{ticks.iter().map(|t| view! {
+                    <div class="track">{move || ticks.get().into_iter().map(|t| view! {
                         <span class="tick" data-label=t.label.clone() style:left=format!("{:.3}%", t.pct)>{t.label.clone()}</span>
                     }).collect_view()}</div>
                 </div>
                 <div class="wf-rows" style:height=move || format!("{}px", rows.get().len() as f64 * ROW_PX)>
-                {grid.iter().map(|t| view! { <div class="grid-line" style:left=format!("calc(40% + {:.3}%)", t.pct * 0.6)></div> }).collect_view()}
+                {move || ticks.get().into_iter().map(|t| view! { <div class="grid-line" style:left=format!("calc(40% + {:.3}%)", t.pct * 0.6)></div> }).collect_view()}
                 {move || {
                     let rows = rows.get();
                     let first = ((scroll.get() / ROW_PX) as usize).saturating_sub(10);
                     let last = (first + (height.get() / ROW_PX) as usize + 30).min(rows.len());
                     let l: Rc<Loaded> = (*lm).clone();
                     let m = &l.m;
+                    let (za, zb) = zoom.get();
+                    let zw = (zb - za).max(1e-6);
                     rows[first.min(last)..last].iter().enumerate().map(|(k, &i)| {
                         let s = &m.spans[i];
-                        let left = (s.start_us - m.start_us) as f64 / m.duration_us() as f64 * 100.0;
-                        let width = s.duration_us as f64 / m.duration_us() as f64 * 100.0;
+                        // In % of the zoomed range (bars outside it are clipped by the track).
+                        let left = ((s.start_us - m.start_us) as f64 / m.duration_us() as f64 - za) / zw * 100.0;
+                        let width = s.duration_us as f64 / m.duration_us() as f64 / zw * 100.0;
                         let kids = m.children[i].len();
                         let below = l.descendants[i];
                         let open = !collapsed.with(|c| c.contains(&i));
@@ -367,6 +375,100 @@ fn SpanDetail(
                 <li><a href="#" data-testid="span-link" on:click=move |ev| { ev.prevent_default(); state.update(|st| { st.view = "trace".into(); st.trace = t.clone(); }) }>
                     {format!("{}/{}", lk.trace_id, lk.span_id)}</a></li> }}).collect_view()}</ul>
         </aside>
+    }
+}
+
+/// The trace overview: every span as a thin line in its service's colour (row order top to
+/// bottom, time left to right), drawn on a canvas once, after the first rows are on screen.
+/// Dragging across it zooms the timeline to that range; "reset zoom" shows the whole trace.
+#[component]
+fn Minimap(l: send_wrapper::SendWrapper<Rc<Loaded>>, zoom: RwSignal<(f64, f64)>) -> impl IntoView {
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let track = NodeRef::<leptos::html::Div>::new();
+    // (where the drag started, where the pointer is), fractions of the track.
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    let frac = move |x: i32| {
+        track.get_untracked().map(|t| {
+            let r = t.get_bounding_client_rect();
+            ((x as f64 - r.left()) / r.width().max(1.0)).clamp(0.0, 1.0)
+        })
+    };
+    let drawn = std::cell::Cell::new(false);
+    Effect::new(move |_| {
+        let Some(c) = canvas.get() else { return };
+        if drawn.replace(true) {
+            return;
+        }
+        let l = l.clone();
+        set_timeout(move || draw_minimap(&c, &l.m), std::time::Duration::ZERO);
+    });
+    let moving = window_event_listener(leptos::ev::mousemove, move |ev| {
+        if let (Some((x0, _)), Some(x)) = (drag.get_untracked(), frac(ev.client_x())) {
+            drag.set(Some((x0, x)));
+        }
+    });
+    let up = window_event_listener(leptos::ev::mouseup, move |ev| {
+        if let Some((x0, _)) = drag.get_untracked() {
+            drag.set(None);
+            if let Some(x) = frac(ev.client_x()) {
+                // The overview always shows the whole trace: the drag is the new range.
+                if let Some(r) = trace_info::drag_range(x0, x) {
+                    zoom.set(r);
+                }
+            }
+        }
+    });
+    on_cleanup(move || {
+        moving.remove();
+        up.remove();
+    });
+    let pct = |f: f64| format!("{:.3}%", f * 100.0);
+    view! {
+        <div class="minimap" data-testid="minimap" data-zoom=move || { let (a, b) = zoom.get(); format!("{a:.4},{b:.4}") }>
+            <div class="label">
+                <span class="muted">"overview: drag to zoom "</span>
+                <button data-testid="zoom-reset" disabled=move || zoom.get() == (0.0, 1.0) on:click=move |_| zoom.set((0.0, 1.0))>"reset zoom"</button>
+            </div>
+            <div class="mm-track" node_ref=track
+                on:mousedown=move |ev| { ev.prevent_default(); if let Some(x) = frac(ev.client_x()) { drag.set(Some((x, x))) } }>
+                <canvas node_ref=canvas aria-hidden="true"></canvas>
+                <div class="mm-shade" style:left="0%" style:width=move || pct(zoom.get().0)></div>
+                <div class="mm-shade" style:left=move || pct(zoom.get().1) style:width=move || pct(1.0 - zoom.get().1)></div>
+                {move || drag.get().map(|(x0, x)| view! {
+                    <div class="mm-sel" style:left=pct(x0.min(x)) style:width=pct((x - x0).abs())></div> })}
+            </div>
+        </div>
+    }
+}
+
+fn draw_minimap(c: &web_sys::HtmlCanvasElement, m: &TraceModel) {
+    let (w, h) = (
+        c.client_width().max(1) as f64,
+        c.client_height().max(1) as f64,
+    );
+    c.set_width(w as u32);
+    c.set_height(h as u32);
+    let Some(ctx) = c
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|x| x.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    let order = m.visible_rows(&HashSet::new());
+    let n = order.len().max(1) as f64;
+    let d = m.duration_us() as f64;
+    let line = (h / n).max(1.0);
+    for (k, &i) in order.iter().enumerate() {
+        let s = &m.spans[i];
+        ctx.set_fill_style_str(service_colour(&s.service));
+        ctx.fill_rect(
+            (s.start_us - m.start_us) as f64 / d * w,
+            k as f64 / n * h,
+            (s.duration_us as f64 / d * w).max(1.0),
+            line,
+        );
     }
 }
 
