@@ -50,6 +50,10 @@ pub enum Command {
     Trace(orrery_query::cli::TraceCmd),
     /// Table of service-graph edges with rate, errors and p95 (e.g. `orrery graph --since 5m`).
     Graph(orrery_query::cli::GraphCmd),
+    /// Check SLO, regression and conformity rules against the live graph: a deploy gate
+    /// (`orrery check --rules rules.yaml`, or `--edge a->b --max-error-rate 1% --max-p95 300ms`);
+    /// exits 0 pass, 1 violated, 2 not enough data or error.
+    Check(orrery_query::cli::check::CheckCmd),
     /// All-in-one plus a living demo fleet (18 services in 3 regions with load and chaos
     /// controls); prints the UI's URL. `orrery demo chaos ...` controls a running demo.
     Demo(DemoCmd),

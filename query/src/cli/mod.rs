@@ -1,5 +1,7 @@
-//! The on-call CLI: `orrery traces`, `orrery trace <id>`, `orrery graph`, against a running
+//! The on-call CLI: `orrery traces`, `orrery trace <id>`, `orrery graph`, `orrery check`, against a running
 //! query service's HTTP API; `--json` prints the API's JSON for scripts.
+
+pub mod check;
 
 use std::fmt::Write as _;
 

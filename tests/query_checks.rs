@@ -1,0 +1,294 @@
+//! `orrery check` (issue 16) run as the real binary against a query service on the real
+//! embedded engine: verdicts and exit codes for passing, violated, no-data and broken rules, and
+//! a hung query service.
+
+mod query_support;
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use orrery_query::{GraphArgs, QueryArgs};
+use orrery_store::testing::fresh_database;
+use query_support::*;
+use tokio_util::sync::CancellationToken;
+
+/// (exit code, stdout, stderr)
+async fn check(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .arg("check")
+        .args(args)
+        .env_remove("ORRERY_API_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rules_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// `n` calls shop -> `callee` at `ts`, `errors` of them failed, each `dur_ms` long.
+fn calls(
+    tag: &str,
+    callee: &str,
+    ts: i64,
+    n: usize,
+    errors: usize,
+    dur_ms: i64,
+) -> Vec<orrery_store::SpanRow> {
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let t = format!("{tag}{i}");
+        let at = ts + i as i64 * MS;
+        rows.push(span(&t, "1", "", "shop", "Server", at, dur_ms + 2));
+        rows.push(span(&t, "2", "1", "shop", "Client", at, dur_ms + 1));
+        let callee_span = span(&t, "3", "2", callee, "Server", at, dur_ms);
+        rows.push(if i < errors {
+            callee_span.error()
+        } else {
+            callee_span
+        });
+    }
+    rows
+}
+
+async fn serve(ch: &orrery_store::ClickHouseArgs, shutdown: &CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let args = QueryArgs {
+        query_addr: listener.local_addr().unwrap(),
+        api_token: None,
+        ui_dir: "/nonexistent".into(),
+        graph: GraphArgs {
+            graph_no_rollup: true,
+            ..settings()
+        },
+        limits: Default::default(),
+    };
+    tokio::spawn(orrery_query::serve(
+        listener,
+        args,
+        ch.clone(),
+        shutdown.clone(),
+    ));
+    url
+}
+
+const HEALTHY: &str = r#"
+rules:
+  - name: payments-slo
+    window: 10m
+    slo: { source: shop, target: payments, max_error_rate: 1%, max_p95: 300ms, min_requests: 10 }
+  - name: shop-needs-payments
+    require: { from: shop, to: payments }
+  - name: payments-callers
+    allowed_callers: { service: payments, callers: [shop] }
+  - name: payments-no-db
+    forbid: { from: payments, to: "database:*" }
+  - name: search-no-regression
+    window: 2m
+    regression:
+      source: shop
+      target: search
+      baseline_offset: 5m
+      max_p95_increase_percent: 50
+"#;
+
+#[tokio::test]
+async fn check_gates_on_slo_conformity_regression_and_data() {
+    let ch = fresh_database().await;
+    let now = now_ns();
+    let recent = now - MINUTE;
+    let mut rows = calls("p", "payments", recent, 20, 0, 40);
+    // 5 of 20 failed: 25% errors on shop -> fraud.
+    rows.extend(calls("f", "fraud", recent, 20, 5, 40));
+    // shop -> search: 20 ms five minutes ago (baseline), 200 ms now.
+    rows.extend(calls("sb", "search", now - 6 * MINUTE, 20, 0, 20));
+    rows.extend(calls("sc", "search", recent, 20, 0, 200));
+    // shop reads a database straight (a client span with no child: a virtual edge).
+    rows.push(
+        span("db1", "1", "", "shop", "Client", recent, 3)
+            .attr("db.system", "postgresql")
+            .attr("peer.service", "orders-db"),
+    );
+    insert(&ch, &rows).await;
+    let shutdown = CancellationToken::new();
+    let url = serve(&ch, &shutdown).await;
+    let u = url.as_str();
+
+    // A healthy part of the topology passes every rule kind, table and JSON.
+    let healthy_rules = rules_file(&HEALTHY.replace(
+        "max_p95_increase_percent: 50",
+        "max_p95_increase_percent: 2000",
+    ));
+    let path = healthy_rules.path().to_str().unwrap();
+    let (code, out, err) = check(&["--query-url", u, "--rules", path]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("RULE"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("payments-slo")).unwrap();
+    assert!(
+        row.contains("pass") && row.contains("shop->payments") && row.contains(" 20 "),
+        "{out}"
+    );
+    assert!(
+        out.contains("5 rule(s): 5 pass, 0 violated, 0 no data"),
+        "{out}"
+    );
+    let (code, out, _) = check(&["--query-url", u, "--rules", path, "--json"]).await;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "pass");
+    assert_eq!(v["outcomes"][0]["measured"]["requests"], 20);
+
+    // The regression rule as written (p95 may rise by 50%) catches 20 ms -> 200 ms.
+    let strict = rules_file(HEALTHY);
+    let (code, out, err) =
+        check(&["--query-url", u, "--rules", strict.path().to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("search-no-regression"))
+        .unwrap();
+    assert!(
+        row.contains("VIOLATED") && row.contains("shop->search"),
+        "{out}"
+    );
+
+    // Inline SLO: the healthy edge passes, the error-injected one fails with its measured rate.
+    let (code, out, err) = check(&[
+        "--query-url",
+        u,
+        "--edge",
+        "shop->payments",
+        "--max-error-rate",
+        "1%",
+        "--max-p95",
+        "300ms",
+        "--since",
+        "10m",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = check(&[
+        "--query-url",
+        u,
+        "--edge",
+        "shop->fraud",
+        "--max-error-rate",
+        "1%",
+        "--since",
+        "10m",
+    ])
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("VIOLATED") && out.contains("25.00% > 1.00%"),
+        "{out}"
+    );
+
+    // A forbidden edge the topology has.
+    let forbid = rules_file(
+        "rules:\n  - name: shop-no-db\n    forbid: { from: shop, to: \"database:*\" }\n",
+    );
+    let (code, out, err) =
+        check(&["--query-url", u, "--rules", forbid.path().to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("shop->database:orders-db"), "{out}");
+
+    // Too little traffic for a verdict: exit 2, not a pass.
+    let (code, out, err) = check(&[
+        "--query-url",
+        u,
+        "--edge",
+        "shop->payments",
+        "--max-error-rate",
+        "1%",
+        "--min-requests",
+        "1000",
+        "--since",
+        "10m",
+    ])
+    .await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("no_data") && out.contains("min_requests 1000"),
+        "{out}"
+    );
+
+    // A bad rules file: exit 2 with the line and the reason, before any request.
+    let bad = rules_file(
+        "rules:\n  - name: ok\n    require: { from: a, to: b }\n  - name: broken\n    slo: { source: a, max_p95: fast }\n",
+    );
+    let (code, out, err) =
+        check(&["--query-url", u, "--rules", bad.path().to_str().unwrap()]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("line 4") && err.contains("not a latency"),
+        "{err}"
+    );
+    let (code, _, err) = check(&["--query-url", u, "--edge", "nope", "--max-p95", "1s"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("source->target"), "{err}");
+
+    // --wait re-checks a violated rule until the time is up, then exits with the verdict.
+    let started = Instant::now();
+    let (code, out, err) = check(&[
+        "--query-url",
+        u,
+        "--edge",
+        "shop->fraud",
+        "--max-error-rate",
+        "1%",
+        "--since",
+        "10m",
+        "--wait",
+        "3s",
+        "--wait-interval",
+        "1s",
+    ])
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("attempt 2"), "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    shutdown.cancel();
+}
+
+/// A query service that accepts connections and never answers must not hang a deploy gate.
+#[tokio::test]
+async fn a_hung_query_service_is_an_error_not_a_hang() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            open.push(s);
+        }
+    });
+    let started = Instant::now();
+    let (code, _, err) = check(&[
+        "--query-url",
+        &url,
+        "--edge",
+        "a->b",
+        "--max-p95",
+        "1s",
+        "--timeout",
+        "2s",
+    ])
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no answer within"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    held.abort();
+}
