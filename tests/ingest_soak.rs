@@ -77,3 +77,97 @@ fn acknowledged_spans_survive_a_collector_kill_an_engine_kill_and_poison_exactly
         out.dead_letter_note
     );
 }
+
+/// Copies a directory tree (a stopped collector's spool).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// What a `kill -9` between a segment's insert and its deletion does, made deterministic: the
+/// same spooled segment is inserted twice (`orrery spool replay --all` on two copies of one
+/// spool, each insert with the segment's own deduplication token). The spans table keeps one
+/// copy; the materialized views the graph reads must too. Ignored while it fails: on the
+/// embedded engine the views' target tables have no deduplication window, so they take the
+/// second insert again (the soak's miss in docs/benchmarks.md; fix: a
+/// `non_replicated_deduplication_window` on `orrery_span_calls`, `orrery_span_minutes` and
+/// `otel_traces_trace_id_ts`).
+#[test]
+#[ignore = "fails until the materialized views' target tables deduplicate replayed inserts"]
+fn a_segment_inserted_twice_is_stored_once_in_the_spans_table_and_in_every_view() {
+    use deploy_support::*;
+    let engine = start_engine();
+    migrate(&engine.url, "replayed");
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    // A collector whose ClickHouse is unreachable: everything it acknowledges stays spooled.
+    let (grpc, http) = (free_addr(), free_addr());
+    let dead = format!("http://127.0.0.1:{}", free_addr().port());
+    let mut collector = spawn(
+        "collector",
+        orrery()
+            .args(["collector", "--no-migrate", "--clickhouse-url", &dead])
+            .args(["--clickhouse-database", "replayed"])
+            .args(["--otlp-grpc-addr", &grpc.to_string()])
+            .args(["--otlp-http-addr", &http.to_string()])
+            .args(["--collector-shutdown-timeout", "1s"])
+            .arg("--spool-dir")
+            .arg(&spool),
+    );
+    wait_until("the collector", Duration::from_secs(60), || {
+        matches!(get(&format!("http://{http}/healthz")), Some((200, _)))
+    });
+    let out = orrery()
+        .args(["mesh", "--endpoint", &format!("http://{grpc}")])
+        .args(["--services", "20", "--traces", "50", "--seed", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let spans = report["spans"].as_u64().unwrap();
+    assert!(spans > 100 && report["failed_exports"] == 0, "{report}");
+    collector.terminate(Duration::from_secs(30));
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    copy_dir(&spool, &a);
+    copy_dir(&spool, &b);
+
+    let counts = || -> Vec<u64> {
+        sql(
+            &engine.url,
+            "SELECT (SELECT count() FROM replayed.otel_traces), \
+             (SELECT count() FROM replayed.orrery_span_calls), \
+             (SELECT sum(Spans) FROM replayed.orrery_span_minutes) FORMAT TSV",
+        )
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect()
+    };
+    for copy in [&a, &b] {
+        let out = orrery()
+            .args(["spool", "replay", "--all", "--clickhouse-url", &engine.url])
+            .args(["--clickhouse-database", "replayed", "--spool-dir"])
+            .arg(copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            counts(),
+            [spans, spans, spans],
+            "after replaying {}",
+            copy.display()
+        );
+    }
+}
