@@ -94,13 +94,10 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// What a `kill -9` between a segment's insert and its deletion does, made deterministic: the
 /// same spooled segment is inserted twice (`orrery spool replay --all` on two copies of one
 /// spool, each insert with the segment's own deduplication token). The spans table keeps one
-/// copy; the materialized views the graph reads must too. Ignored while it fails: on the
-/// embedded engine the views' target tables have no deduplication window, so they take the
-/// second insert again (the soak's miss in docs/benchmarks.md; fix: a
-/// `non_replicated_deduplication_window` on `orrery_span_calls`, `orrery_span_minutes` and
-/// `otel_traces_trace_id_ts`).
+/// copy; the materialized views the graph reads must too (schema v8 gives their tables a
+/// deduplication window; without it they took the second insert again — the soak's first miss,
+/// docs/benchmarks.md).
 #[test]
-#[ignore = "fails until the materialized views' target tables deduplicate replayed inserts"]
 fn a_segment_inserted_twice_is_stored_once_in_the_spans_table_and_in_every_view() {
     use deploy_support::*;
     let engine = start_engine();

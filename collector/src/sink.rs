@@ -112,6 +112,14 @@ impl Placer {
             // The summary must count the rows: an asynchronous insert answers before they
             // are written (and reports 0).
             ("async_insert", "0".to_string()),
+            // A replayed batch must not reach the materialized views (the graph's call table,
+            // the minute counts, the trace-id lookup) twice either: each view's block is
+            // deduplicated by a token derived from this one (and, single-node, within the
+            // view tables' own deduplication window — schema v8).
+            (
+                "deduplicate_blocks_in_dependent_materialized_views",
+                "1".to_string(),
+            ),
         ]
     }
 

@@ -185,7 +185,40 @@ pub fn migrations() -> &'static [Migration] {
             verify: Some(exporter::v7_verify),
             scratch: Some(exporter::V7_SCRATCH),
         },
+        Migration {
+            version: 8,
+            name: "the materialized views' tables deduplicate retried inserts too",
+            statements: v8_view_insert_dedup,
+            verify: None,
+            scratch: None,
+        },
     ]
+}
+
+/// A segment the collector inserted and then died before deleting is inserted again with the
+/// same `insert_deduplication_token` (the ingest soak does exactly that). `otel_traces` drops the
+/// repeat (v3), but each materialized view writes its own block into its own table, and a
+/// non-replicated MergeTree deduplicates a view's block only within its own
+/// `non_replicated_deduplication_window` — 0 by default, so the graph's call table and minute
+/// counts took every replay again. Replicated tables deduplicate by default; the collector also
+/// sends `deduplicate_blocks_in_dependent_materialized_views = 1`, which a cluster needs.
+fn v8_view_insert_dedup(p: &SchemaParams) -> Vec<String> {
+    if p.cluster.is_some() {
+        return Vec::new();
+    }
+    [
+        "orrery_span_calls",
+        "orrery_span_minutes",
+        "otel_traces_trace_id_ts",
+    ]
+    .iter()
+    .map(|t| {
+        format!(
+            "ALTER TABLE {}.{t} MODIFY SETTING non_replicated_deduplication_window = 10000",
+            p.database
+        )
+    })
+    .collect()
 }
 
 /// The collector retries a batch with the same `insert_deduplication_token`; a non-replicated
