@@ -292,3 +292,110 @@ async fn a_hung_query_service_is_an_error_not_a_hang() {
     assert!(started.elapsed() < Duration::from_secs(30));
     held.abort();
 }
+
+/// `--graph-rules` on the query service: evaluated every interval, states at
+/// `/orrery/api/checks`; an invalid file stops the start with the line and the reason.
+#[tokio::test]
+async fn the_query_service_evaluates_its_rules_and_lists_their_states() {
+    let ch = fresh_database().await;
+    let recent = now_ns() - MINUTE;
+    let mut rows = calls("p", "payments", recent, 20, 0, 40);
+    rows.extend(calls("f", "fraud", recent, 20, 5, 40));
+    insert(&ch, &rows).await;
+    let rules = rules_file(
+        "rules:\n  - name: payments-slo\n    window: 10m\n    slo: { source: shop, target: payments, max_error_rate: 1% }\n  - name: fraud-slo\n    window: 10m\n    slo: { source: shop, target: fraud, max_error_rate: 1% }\n  - name: quiet\n    slo: { source: shop, target: nobody, max_p95: 1s }\n",
+    );
+    let start = |rules: Option<std::path::PathBuf>| {
+        let ch = ch.clone();
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let shutdown = CancellationToken::new();
+            let args = QueryArgs {
+                query_addr: listener.local_addr().unwrap(),
+                api_token: None,
+                ui_dir: "/nonexistent".into(),
+                graph: GraphArgs {
+                    graph_no_rollup: true,
+                    graph_rules: rules,
+                    graph_rules_interval: Duration::from_secs(1),
+                    ..settings()
+                },
+                limits: Default::default(),
+            };
+            let task = tokio::spawn(orrery_query::serve(listener, args, ch, shutdown.clone()));
+            (url, shutdown, task)
+        }
+    };
+    let (url, shutdown, _task) = start(Some(rules.path().to_path_buf())).await;
+    let http = reqwest::Client::new();
+    let mut board = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = http
+            .get(format!("{url}/orrery/api/checks"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            board = r.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let states = board["rules"].as_array().expect("a board");
+    let verdict = |name: &str| {
+        states
+            .iter()
+            .find(|s| s["rule"] == name)
+            .map(|s| s["verdict"].as_str().unwrap().to_string())
+    };
+    assert_eq!(verdict("payments-slo").as_deref(), Some("pass"), "{board}");
+    assert_eq!(verdict("fraud-slo").as_deref(), Some("violated"), "{board}");
+    assert_eq!(verdict("quiet").as_deref(), Some("no_data"), "{board}");
+    let fraud = states.iter().find(|s| s["rule"] == "fraud-slo").unwrap();
+    assert_eq!(fraud["outcome"]["measured"]["requests"], 20);
+    let since = fraud["since_ms"].as_i64().unwrap();
+    // A later evaluation with the same verdict keeps `since_ms`, moves `evaluated_at_ms`.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later: serde_json::Value = http
+        .get(format!("{url}/orrery/api/checks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fraud = later["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["rule"] == "fraud-slo")
+        .unwrap()
+        .clone();
+    assert_eq!(fraud["since_ms"].as_i64().unwrap(), since, "{later}");
+    assert!(
+        fraud["evaluated_at_ms"].as_i64().unwrap() > since,
+        "{later}"
+    );
+    shutdown.cancel();
+
+    // Without rules the endpoint says how to get them.
+    let (url, shutdown, _task) = start(None).await;
+    let r = http
+        .get(format!("{url}/orrery/api/checks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("--graph-rules"));
+    shutdown.cancel();
+
+    // An invalid file: the service does not start, and says where and why.
+    let bad = rules_file("rules:\n  - name: x\n    forbid: { from: a }\n");
+    let (_, _, task) = start(Some(bad.path().to_path_buf())).await;
+    let err = format!("{:#}", task.await.unwrap().unwrap_err());
+    assert!(
+        err.contains("line 2") && err.contains("missing field `to`"),
+        "{err}"
+    );
+}

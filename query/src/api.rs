@@ -163,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orrery/api/operations", get(operations_handler))
         .route("/orrery/api/traces", get(search_handler))
         .route("/orrery/api/traces/{id}", get(trace_handler))
+        .route("/orrery/api/checks", get(crate::checks::server::handler))
         .merge(jaeger::routes())
         .route("/metrics", get(mw::metrics_handler))
         .route("/orrery/api/{*rest}", get(api_not_found))

@@ -128,6 +128,19 @@ pub struct GraphArgs {
 
     #[arg(skip)]
     pub graph_cache: graph::cache::RolledCache,
+
+    /// Rules file (docs/checks.md) this replica evaluates every --graph-rules-interval; the
+    /// states are served at /orrery/api/checks. An invalid file stops the start with the line
+    /// and the reason.
+    #[arg(long, env = "ORRERY_GRAPH_RULES")]
+    pub graph_rules: Option<PathBuf>,
+
+    /// How often the --graph-rules are evaluated (1s to 1h).
+    #[arg(long, env = "ORRERY_GRAPH_RULES_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub graph_rules_interval: Duration,
+
+    #[arg(skip)]
+    pub graph_checks: checks::server::Checks,
 }
 
 impl Default for GraphArgs {
@@ -152,6 +165,9 @@ impl Default for GraphArgs {
             graph_stream_interval: Duration::from_secs(5),
             graph_cache_entries: 16,
             graph_cache: Default::default(),
+            graph_rules: None,
+            graph_rules_interval: Duration::from_secs(30),
+            graph_checks: Default::default(),
         }
     }
 }
@@ -178,6 +194,8 @@ pub async fn serve(
     check_region_attributes(&args.graph.graph_region_attributes)?;
     args.limits.check()?;
     let client = clickhouse.client();
+    // Before anything runs: an invalid rules file stops the start.
+    let checks = start_checks(&args, &client, &shutdown)?;
     // Tables made by an older exporter release are read with casts, decided once here; if
     // ClickHouse is not up yet, the current exporter shape is assumed.
     if let Err(e) = orrery_store::schema::resolve_span_columns(&client).await {
@@ -214,8 +232,35 @@ pub async fn serve(
             r.abort();
         }
     }
+    if let Some(c) = checks {
+        c.abort();
+    }
     tracing::info!("query service stopped");
     result
+}
+
+/// Loads `--graph-rules` (refusing an invalid file) and starts their evaluation.
+fn start_checks(
+    args: &QueryArgs,
+    client: &clickhouse::Client,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let g = &args.graph;
+    let Some(path) = &g.graph_rules else {
+        return Ok(None);
+    };
+    let interval = g.graph_rules_interval;
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&interval) {
+        anyhow::bail!("--graph-rules-interval: between 1s and 1h");
+    }
+    let set = checks::rules::load(path).map_err(|e| anyhow::anyhow!("--graph-rules {e}"))?;
+    Ok(Some(tokio::spawn(checks::server::run(
+        args.limits.bound_background(client.clone()),
+        g.clone(),
+        set.rules,
+        interval,
+        shutdown.clone(),
+    ))))
 }
 
 /// The graph reads regions from the resource attributes its call table keeps (schema v4).

@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod rules;
+pub mod server;
 
 #[cfg(test)]
 mod tests;

@@ -315,3 +315,37 @@ fn the_demo_rules_file_in_the_repo_parses() {
     let set = parse(include_str!("../../../docs/examples/demo-rules.yaml")).unwrap();
     assert!(set.rules.len() >= 6);
 }
+
+#[test]
+fn the_board_keeps_since_until_the_verdict_changes_and_survives_errors() {
+    use super::server::fold;
+    let rules = parse(GOOD).unwrap().rules;
+    let one = &rules[..1];
+    let every = std::time::Duration::from_secs(30);
+    let bad = evaluate(&rules[0], &shop(m(500, 15, 200.0)), None);
+    let good = evaluate(&rules[0], &shop(m(500, 0, 200.0)), None);
+    let b1 = fold(None, one, vec![Ok(bad.clone())], 1_000, every);
+    assert_eq!(b1.rules[0].verdict, Verdict::Violated);
+    assert_eq!(b1.rules[0].since_ms, 1_000);
+    let b2 = fold(Some(&b1), one, vec![Ok(bad)], 2_000, every);
+    assert_eq!(
+        (b2.rules[0].since_ms, b2.rules[0].evaluated_at_ms),
+        (1_000, 2_000)
+    );
+    // A failed read keeps the last verdict (a storage hiccup must not "resolve" a rule).
+    let b3 = fold(
+        Some(&b2),
+        one,
+        vec![Err("engine down".into())],
+        3_000,
+        every,
+    );
+    assert_eq!(b3.rules[0].verdict, Verdict::Violated);
+    assert_eq!(b3.rules[0].since_ms, 1_000);
+    assert_eq!(b3.rules[0].error.as_deref(), Some("engine down"));
+    let b4 = fold(Some(&b3), one, vec![Ok(good)], 4_000, every);
+    assert_eq!(b4.rules[0].verdict, Verdict::Pass);
+    assert_eq!(b4.rules[0].since_ms, 4_000);
+    assert!(b4.rules[0].error.is_none());
+    assert_eq!(b4.interval_ms, 30_000);
+}

@@ -1,0 +1,220 @@
+//! The query service's own evaluation of a rules file (`--graph-rules`): every
+//! `--graph-rules-interval` each rule is judged on the graph `graph::graph` builds (the graph
+//! API's numbers, through the same rollups and cache), and `/orrery/api/checks` lists every
+//! rule's state — verdict, since when, the measured values — for the map's notices.
+//!
+//! State is per replica and in memory (a restart re-evaluates within one interval); keeping
+//! history in ClickHouse and sending alerts are not built yet (docs/checks.md, "Not done").
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use clickhouse::Client;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::eval::{self, Outcome, Verdict};
+use super::rules::{Rule, RuleKind};
+use crate::GraphArgs;
+use crate::graph::{self, GraphRequest, Level};
+
+/// One rule's current state.
+#[derive(Serialize, Debug, Clone)]
+pub struct RuleState {
+    pub rule: String,
+    pub kind: &'static str,
+    pub description: String,
+    pub verdict: Verdict,
+    /// When the verdict last changed (Unix ms).
+    pub since_ms: i64,
+    pub evaluated_at_ms: i64,
+    pub outcome: Option<Outcome>,
+    /// The last evaluation failed (the verdict is the one before it).
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone, Default)]
+pub struct Board {
+    pub interval_ms: u64,
+    pub evaluated_at_ms: i64,
+    pub rules: Vec<RuleState>,
+}
+
+/// Shared by clones (the evaluation task writes, the API reads); `None` without `--graph-rules`.
+#[derive(Clone, Default)]
+pub struct Checks {
+    inner: Arc<Mutex<Option<Board>>>,
+}
+
+impl std::fmt::Debug for Checks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Checks")
+    }
+}
+
+impl Checks {
+    pub fn snapshot(&self) -> Option<Board> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set(&self, b: Board) {
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
+    }
+}
+
+/// `GET /orrery/api/checks`.
+pub async fn handler(State(state): State<crate::api::AppState>) -> Response {
+    match state.graph_args().graph_checks.snapshot() {
+        Some(board) => Json(board).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({
+                "error": "no rules are evaluated here: start the query service with \
+                          --graph-rules <file> (docs/checks.md)"
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// Evaluates every rule once at `now_ns`: one graph read per distinct window.
+pub async fn evaluate_all(
+    client: &Client,
+    s: &GraphArgs,
+    rules: &[Rule],
+    now_ns: i64,
+) -> Vec<Result<Outcome, String>> {
+    let mut graphs: HashMap<(i64, i64), Result<orrery_api::Graph, String>> = HashMap::new();
+    let mut out = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let w = rule.window.as_nanos() as i64;
+        let cur = (now_ns - w, now_ns);
+        let base = match &rule.kind {
+            RuleKind::Regression(r) => {
+                let off = r.baseline_offset.as_nanos() as i64;
+                Some((cur.0 - off, cur.1 - off))
+            }
+            _ => None,
+        };
+        for key in std::iter::once(cur).chain(base) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(key) {
+                let g = match crate::params::span(key.0, key.1, now_ns) {
+                    Ok(window) => {
+                        let req = GraphRequest {
+                            level: Level::Region,
+                            region: None,
+                            focus: None,
+                            window,
+                            whats_wrong: false,
+                        };
+                        graph::graph(client, s, &req)
+                            .await
+                            .map_err(|e| format!("{e:#}"))
+                    }
+                    Err(e) => Err(e),
+                };
+                slot.insert(g);
+            }
+        }
+        let current = &graphs[&cur];
+        let baseline = base.map(|b| &graphs[&b]);
+        out.push(match (current, baseline) {
+            (Err(e), _) | (_, Some(Err(e))) => Err(e.clone()),
+            (Ok(g), b) => Ok(eval::evaluate(rule, g, b.and_then(|b| b.as_ref().ok()))),
+        });
+    }
+    out
+}
+
+/// Folds one evaluation into the board: `since_ms` moves only when a verdict changes, and each
+/// change is one log line.
+pub fn fold(
+    prev: Option<&Board>,
+    rules: &[Rule],
+    results: Vec<Result<Outcome, String>>,
+    now_ms: i64,
+    interval: Duration,
+) -> Board {
+    let mut states = Vec::with_capacity(rules.len());
+    for (rule, result) in rules.iter().zip(results) {
+        let before = prev.and_then(|b| b.rules.iter().find(|r| r.rule == rule.name));
+        let state = match result {
+            Ok(o) => {
+                let changed = before.is_none_or(|b| b.verdict != o.verdict);
+                if changed {
+                    let from = before.map_or("unknown", |b| b.verdict.as_str());
+                    if o.verdict == Verdict::Violated {
+                        tracing::warn!(rule = %rule.name, from, to = o.verdict.as_str(), reason = %o.reason, "check state changed");
+                    } else {
+                        tracing::info!(rule = %rule.name, from, to = o.verdict.as_str(), reason = %o.reason, "check state changed");
+                    }
+                }
+                RuleState {
+                    rule: rule.name.clone(),
+                    kind: rule.kind.as_str(),
+                    description: rule.description.clone(),
+                    verdict: o.verdict,
+                    since_ms: match before {
+                        Some(b) if !changed => b.since_ms,
+                        _ => now_ms,
+                    },
+                    evaluated_at_ms: now_ms,
+                    outcome: Some(o),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                if before.is_none_or(|b| b.error.is_none()) {
+                    tracing::warn!(rule = %rule.name, error = %e, "check could not be evaluated");
+                }
+                RuleState {
+                    rule: rule.name.clone(),
+                    kind: rule.kind.as_str(),
+                    description: rule.description.clone(),
+                    verdict: before.map_or(Verdict::NoData, |b| b.verdict),
+                    since_ms: before.map_or(now_ms, |b| b.since_ms),
+                    evaluated_at_ms: now_ms,
+                    outcome: before.and_then(|b| b.outcome.clone()),
+                    error: Some(e),
+                }
+            }
+        };
+        states.push(state);
+    }
+    Board {
+        interval_ms: interval.as_millis() as u64,
+        evaluated_at_ms: now_ms,
+        rules: states,
+    }
+}
+
+/// The evaluation loop, until `shutdown`.
+pub async fn run(
+    client: Client,
+    s: GraphArgs,
+    rules: Vec<Rule>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(rules = rules.len(), interval = %humantime::format_duration(interval), "evaluating check rules");
+    loop {
+        let now = crate::now_ns();
+        let results = evaluate_all(&client, &s, &rules, now).await;
+        let prev = s.graph_checks.snapshot();
+        s.graph_checks.set(fold(
+            prev.as_ref(),
+            &rules,
+            results,
+            now / 1_000_000,
+            interval,
+        ));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
