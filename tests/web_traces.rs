@@ -358,4 +358,34 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
     // Enter on a focused result opens it.
     assert!(text(&v["opened_url"]).contains(&format!("trace={TRACE}")));
     assert_eq!(v["opened_rows"], SPANS);
+
+    // The scatter plot: 31 dots, 11 red; the 160 ms trace highest (smallest y) and, with 8
+    // spans, bigger than the 5-span ones; clicking it opens it.
+    let dots = v["dots"].as_array().unwrap();
+    assert_eq!(dots.len(), 31);
+    assert_eq!(dots.iter().filter(|d| d["error"] == true).count(), 11);
+    let late_dot = dots.iter().find(|d| d["id"] == TRACE).unwrap();
+    let num = |d: &serde_json::Value, k: &str| d[k].as_f64().unwrap();
+    for d in dots.iter().filter(|d| d["id"] != TRACE) {
+        assert!(num(late_dot, "cy") < num(d, "cy"), "{late_dot} vs {d}");
+        assert!(num(late_dot, "r") > num(d, "r"));
+        // 10 s earlier: to the left of every other trace.
+        assert!(num(late_dot, "cx") < num(d, "cx"));
+    }
+    assert_ne!(
+        text(&dots.iter().find(|d| d["error"] == true).unwrap()["fill"]),
+        text(&dots.iter().find(|d| d["error"] == false).unwrap()["fill"]),
+        "errors are drawn in another colour"
+    );
+    assert!(text(&v["dot_opened_url"]).contains(&format!("trace={TRACE}")));
+    // Dragging across the other traces makes that range the window: the late trace is out.
+    assert_eq!(v["scatter_dragging"], 1);
+    let narrowed_url = text(&v["narrowed_url"]);
+    assert!(
+        narrowed_url.contains("start=") && narrowed_url.contains("end="),
+        "{narrowed_url}"
+    );
+    let narrowed = v["narrowed"].as_array().unwrap();
+    assert!(!narrowed.is_empty() && narrowed.len() <= 30, "{narrowed:?}");
+    assert!(!narrowed.iter().any(|id| id == TRACE), "{narrowed:?}");
 }

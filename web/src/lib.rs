@@ -19,6 +19,7 @@ pub mod namespaces;
 #[cfg(target_arch = "wasm32")]
 mod net;
 pub mod replay;
+pub mod scatter;
 pub mod signin;
 pub mod sse;
 #[cfg(target_arch = "wasm32")]

@@ -107,9 +107,18 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
             q += "&errors=true";
         }
         state.update(|s| s.service = service.get_untracked());
+        // The API rounds a window to whole minutes; a fixed window (e.g. a range dragged on
+        // the plot) keeps exactly the traces that started inside it.
+        let exact = s.start.parse::<i64>().ok().zip(s.end.parse::<i64>().ok());
         results.set(None);
         spawn_local(async move {
-            let _ = results.try_set(Some(get_json(&format!("orrery/api/traces?{q}")).await));
+            let mut r: Result<TraceList, String> =
+                get_json(&format!("orrery/api/traces?{q}")).await;
+            if let (Ok(list), Some((a, b))) = (&mut r, exact) {
+                list.traces
+                    .retain(|t| (a * 1000..b * 1000).contains(&t.start_us));
+            }
+            let _ = results.try_set(Some(r));
         });
     };
     search();
@@ -165,7 +174,13 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                     let longest = list.traces.iter().map(|t| t.duration_us).max().unwrap_or(1).max(1);
                     let n = list.traces.len();
                     let traces = list.traces;
+                    let plot = crate::scatter::Plot::new(&traces);
                     view! {
+                        <ScatterPlot plot=plot state=state on_range=move |(a, b): (i64, i64)| {
+                            // A dragged range becomes the fixed window, searched again.
+                            state.update(|s| { s.start = (a / 1000).to_string(); s.end = (b / 1000 + 1).to_string(); });
+                            search();
+                        } />
                         <div class="results-head">
                             <span data-testid="result-count">{format!("{n} trace{}", if n == 1 { "" } else { "s" })}</span>
                             <label>"sort "<select data-testid="sort" prop:value=move || sort.get() on:change=move |ev| sort.set(event_target_value(&ev))>
@@ -209,5 +224,66 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                 }
             }}
         </div>
+    }
+}
+
+/// Duration over time of the results: click a dot to open its trace, drag across the plot to
+/// search that time range (it becomes the fixed window).
+#[component]
+fn ScatterPlot(
+    plot: crate::scatter::Plot,
+    state: RwSignal<UrlState>,
+    #[prop(into)] on_range: Callback<(i64, i64)>,
+) -> impl IntoView {
+    use crate::scatter::{BOTTOM, H, LEFT, W};
+    let svg = NodeRef::<leptos::svg::Svg>::new();
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    let vx = move |client_x: i32| {
+        svg.get_untracked().map(|e| {
+            let r = e.get_bounding_client_rect();
+            (client_x as f64 - r.left()) / r.width().max(1.0) * W
+        })
+    };
+    let p2 = plot.clone();
+    let finish = move |x: Option<f64>| {
+        if let (Some((x0, _)), Some(x)) = (drag.get_untracked(), x) {
+            drag.set(None);
+            if let Some((a, b)) = crate::trace_info::drag_range(x0 / W, x / W) {
+                on_range.run((p2.time_at(a * W), p2.time_at(b * W)));
+            }
+        }
+    };
+    let open = move |id: String| {
+        state.update(|s| {
+            s.view = "trace".into();
+            s.trace = id;
+        })
+    };
+    let label_t = |us: i64| {
+        js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(us as f64 / 1e3))
+            .to_locale_time_string("en-GB")
+            .as_string()
+            .unwrap_or_default()
+    };
+    view! {
+        <svg class="scatter" data-testid="scatter" node_ref=svg viewBox=format!("0 0 {W} {H}") role="img"
+            aria-label="duration of each result over time; click a dot to open the trace, drag to search a range"
+            on:mousedown=move |ev| { ev.prevent_default(); if let Some(x) = vx(ev.client_x()) { drag.set(Some((x, x))) } }
+            on:mousemove=move |ev| if let (Some((x0, _)), Some(x)) = (drag.get_untracked(), vx(ev.client_x())) { drag.set(Some((x0, x))) }
+            on:mouseup=move |ev| finish(vx(ev.client_x()))
+            on:mouseleave=move |_| drag.set(None)>
+            <rect class="plot-bg" x=LEFT y="0" width=W - LEFT height=H - BOTTOM></rect>
+            <text class="axis" x="4" y="16">{crate::encoding::fmt_us(plot.max_us)}</text>
+            <text class="axis" x="4" y=H - BOTTOM>"0"</text>
+            <text class="axis" x=LEFT y=H - 4.0>{label_t(plot.t0_us)}</text>
+            <text class="axis end" x=W - 4.0 y=H - 4.0>{label_t(plot.t1_us)}</text>
+            {plot.dots.into_iter().map(|d| { let id = d.trace_id.clone(); view! {
+                <circle class="dot" class:err=d.error data-trace-id=d.trace_id.clone() cx=format!("{:.1}", d.x) cy=format!("{:.1}", d.y)
+                    r=format!("{:.1}", d.r) on:click=move |_| open(id.clone())>
+                    <title>{d.trace_id.clone()}</title></circle>
+            }}).collect_view()}
+            {move || drag.get().map(|(a, b)| view! {
+                <rect class="drag-sel" x=a.min(b) y="0" width=(b - a).abs() height=H - BOTTOM></rect> })}
+        </svg>
     }
 }

@@ -192,5 +192,35 @@ export async function traces(browser, base, artifacts, opts) {
   await page.waitForSelector("[data-testid=waterfall] .wf-row", { timeout: 20000 }).catch(() => {});
   out.opened_url = await page.evaluate(() => location.search);
   out.opened_rows = await page.$$eval(".wf-row", (els) => els.length);
+
+  // The duration-over-time plot: a dot per result; click one to open it; drag to narrow.
+  const searchAgain = async () => {
+    await page.goto(`${base}/?view=traces&since=15m&service=frontend`, { waitUntil: "load" });
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=scatter] circle.dot").length >= n, { timeout: 20000 }, opts.search_results).catch(() => {});
+  };
+  await searchAgain();
+  const dots = () => page.$$eval("[data-testid=scatter] circle.dot", (els) => els.map((e) => ({
+    id: e.dataset.traceId, cx: Number(e.getAttribute("cx")), cy: Number(e.getAttribute("cy")), r: Number(e.getAttribute("r")),
+    error: e.classList.contains("err"), fill: getComputedStyle(e).fill })));
+  out.dots = await dots();
+  await shot("scatter");
+  await page.click(`[data-testid=scatter] circle.dot[data-trace-id="${opts.trace}"]`);
+  await page.waitForSelector("[data-testid=waterfall] .wf-row", { timeout: 20000 }).catch(() => {});
+  out.dot_opened_url = await page.evaluate(() => location.search);
+  await searchAgain();
+  // Drag from just left of the earliest other trace to the right edge: the late trace (10 s
+  // earlier) falls outside.
+  const box = await page.$eval("[data-testid=scatter]", (e) => { const r = e.getBoundingClientRect(); return { x: r.left, y: r.top, w: r.width, h: r.height }; });
+  const others = out.dots.filter((d) => d.id !== opts.trace).map((d) => d.cx);
+  const from = box.x + (Math.min(...others) - 8) / 1000 * box.w;
+  await page.mouse.move(from, box.y + box.h / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.w - 3, box.y + box.h / 2, { steps: 5 });
+  out.scatter_dragging = await page.$$eval("[data-testid=scatter] .drag-sel", (els) => els.length);
+  await page.mouse.up();
+  await page.waitForFunction(() => location.search.includes("start="), { timeout: 5000 }).catch(() => {});
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=trace-results] .result").length > 0, { timeout: 20000 }).catch(() => {});
+  out.narrowed_url = await page.evaluate(() => location.search);
+  out.narrowed = await page.$$eval("[data-testid=trace-results] .result", (els) => els.map((e) => e.dataset.traceId));
   return out;
 }
