@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use orrery_api::{Edge, Graph, Metrics, Node};
 use serde::Serialize;
 
-use super::rules::{AllowedCallers, EdgeMatch, Regression, Rule, RuleKind, Scope, Slo, Subject};
+use super::rules::{
+    AllowedCallers, EdgeMatch, NoCycles, Regression, Rule, RuleKind, Scope, Slo, Subject,
+};
 
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -166,6 +168,7 @@ pub fn evaluate(rule: &Rule, current: &Graph, baseline: Option<&Graph>) -> Outco
         RuleKind::Forbid(m) => forbid(m, current, &nodes, &mut o),
         RuleKind::Require(m) => require(m, current, &nodes, &mut o),
         RuleKind::AllowedCallers(c) => callers(c, current, &nodes, &mut o),
+        RuleKind::NoCycles(c) => no_cycles(c, current, &nodes, &mut o),
     }
     o
 }
@@ -424,5 +427,62 @@ fn callers(c: &AllowedCallers, g: &Graph, nodes: &Nodes, o: &mut Outcome) {
         o.violating = bad.iter().take(MAX_LISTED).map(|e| e.id.clone()).collect();
     } else {
         o.reason = "every caller is allowed".into();
+    }
+}
+
+/// Cycles of the subgraph induced by the selected nodes (the graph's own `cycles` are over all
+/// nodes: a cycle through an unselected node is not a cycle among the selected ones).
+fn no_cycles(c: &NoCycles, g: &Graph, nodes: &Nodes, o: &mut Outcome) {
+    if empty(g) {
+        o.verdict = Verdict::NoData;
+        o.reason = "no traffic in the window: nothing to check".into();
+        return;
+    }
+    let selected = |id: &str| c.among.iter().any(|s| sel_matches(s, nodes, id));
+    let mut dg = petgraph::graph::DiGraph::<&str, ()>::new();
+    let mut index = HashMap::new();
+    for e in g.edges.iter().filter(|e| {
+        e.metrics.requests >= c.min_requests
+            && e.source != e.target
+            && selected(&e.source)
+            && selected(&e.target)
+    }) {
+        let mut ix = |id: &str| {
+            *index
+                .entry(id.to_string())
+                .or_insert_with(|| dg.add_node(""))
+        };
+        let (a, b) = (ix(&e.source), ix(&e.target));
+        dg.add_edge(a, b, ());
+    }
+    let names: HashMap<_, _> = index.iter().map(|(k, v)| (*v, k.clone())).collect();
+    let mut cycles: Vec<Vec<String>> = petgraph::algo::tarjan_scc(&dg)
+        .into_iter()
+        .filter(|scc| scc.len() > 1)
+        .map(|scc| {
+            let mut v: Vec<String> = scc.iter().map(|i| names[i].clone()).collect();
+            v.sort();
+            v
+        })
+        .collect();
+    cycles.sort();
+    if let Some(first) = cycles.first() {
+        o.verdict = Verdict::Violated;
+        o.reason = format!(
+            "cycle among {}{}",
+            first.join(", "),
+            if cycles.len() > 1 {
+                format!(" (and {} more cycle(s))", cycles.len() - 1)
+            } else {
+                String::new()
+            }
+        );
+        o.violating = cycles
+            .iter()
+            .take(MAX_LISTED)
+            .map(|c| c.join(" <-> "))
+            .collect();
+    } else {
+        o.reason = "no cycle among the selected nodes".into();
     }
 }

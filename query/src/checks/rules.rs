@@ -35,6 +35,7 @@ pub enum RuleKind {
     Forbid(EdgeMatch),
     Require(EdgeMatch),
     AllowedCallers(AllowedCallers),
+    NoCycles(NoCycles),
 }
 
 impl RuleKind {
@@ -45,6 +46,7 @@ impl RuleKind {
             RuleKind::Forbid(_) => "forbid",
             RuleKind::Require(_) => "require",
             RuleKind::AllowedCallers(_) => "allowed_callers",
+            RuleKind::NoCycles(_) => "no_cycles",
         }
     }
 }
@@ -97,6 +99,13 @@ pub struct EdgeMatch {
 pub struct AllowedCallers {
     pub service: Selector,
     pub callers: Vec<Selector>,
+    pub min_requests: u64,
+}
+
+/// No cycle among the selected nodes (over edges with at least `min_requests` calls).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoCycles {
+    pub among: Vec<Selector>,
     pub min_requests: u64,
 }
 
@@ -270,6 +279,15 @@ struct RawRule {
     forbid: Option<RawEdgeMatch>,
     require: Option<RawEdgeMatch>,
     allowed_callers: Option<RawCallers>,
+    no_cycles: Option<RawNoCycles>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawNoCycles {
+    #[serde(default)]
+    among: Vec<String>,
+    min_requests: Option<u64>,
 }
 
 /// The subject fields SLO and regression rules share (serde cannot `flatten` into a
@@ -388,10 +406,11 @@ impl TryFrom<RawRule> for Rule {
             r.forbid.is_some(),
             r.require.is_some(),
             r.allowed_callers.is_some(),
+            r.no_cycles.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(format!(
-                "rule {name:?}: give exactly one of slo, regression, forbid, require, allowed_callers"
+                "rule {name:?}: give exactly one of slo, regression, forbid, require, allowed_callers, no_cycles"
             ));
         }
         let at = |e: String| format!("rule {name:?}: {e}");
@@ -473,6 +492,19 @@ impl TryFrom<RawRule> for Rule {
                     .callers
                     .iter()
                     .map(|s| Selector::parse(s).map_err(|e| at(format!("callers: {e}"))))
+                    .collect::<Result<_, _>>()?,
+                min_requests: c.min_requests.unwrap_or(1).max(1),
+            })
+        } else if let Some(c) = r.no_cycles {
+            let among = if c.among.is_empty() {
+                vec!["*".to_string()]
+            } else {
+                c.among
+            };
+            RuleKind::NoCycles(NoCycles {
+                among: among
+                    .iter()
+                    .map(|s| Selector::parse(s).map_err(|e| at(format!("among: {e}"))))
                     .collect::<Result<_, _>>()?,
                 min_requests: c.min_requests.unwrap_or(1).max(1),
             })

@@ -349,3 +349,33 @@ fn the_board_keeps_since_until_the_verdict_changes_and_survives_errors() {
     assert!(b4.rules[0].error.is_none());
     assert_eq!(b4.interval_ms, 30_000);
 }
+
+#[test]
+fn cycles_among_the_selected_nodes_only() {
+    let rule = |among: &str| {
+        parse(&format!(
+            "rules:\n  - name: c\n    no_cycles: {{ among: [{among}] }}\n"
+        ))
+        .unwrap()
+        .rules
+        .remove(0)
+    };
+    let mut g = shop(m(500, 0, 10.0));
+    assert_eq!(evaluate(&rule("\"*\""), &g, None).verdict, Verdict::Pass);
+    // payments -> frontend closes frontend -> checkout -> payments -> frontend.
+    g.edges.push(edge("payments", "frontend", m(2, 0, 1.0)));
+    let o = evaluate(&rule("\"*\""), &g, None);
+    assert_eq!(o.verdict, Verdict::Violated, "{o:?}");
+    assert!(
+        o.reason.contains("checkout, frontend, payments"),
+        "{}",
+        o.reason
+    );
+    // Without checkout selected, the remaining edges form no cycle among the selection.
+    let o = evaluate(&rule("frontend, payments"), &g, None);
+    assert_eq!(o.verdict, Verdict::Pass, "{o:?}");
+    assert_eq!(
+        evaluate(&rule("\"*\""), &Graph::default(), None).verdict,
+        Verdict::NoData
+    );
+}
