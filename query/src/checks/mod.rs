@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod rules;
+pub mod selector;
 pub mod server;
 
 #[cfg(test)]
