@@ -354,6 +354,7 @@ async fn the_query_service_evaluates_its_rules_and_lists_their_states() {
     assert_eq!(verdict("quiet").as_deref(), Some("no_data"), "{board}");
     let fraud = states.iter().find(|s| s["rule"] == "fraud-slo").unwrap();
     assert_eq!(fraud["outcome"]["measured"]["requests"], 20);
+    assert_eq!(fraud["firing"], true, "no `for:`: fires at once");
     let since = fraud["since_ms"].as_i64().unwrap();
     // A later evaluation with the same verdict keeps `since_ms`, moves `evaluated_at_ms`.
     tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -27,6 +27,9 @@ pub struct Rule {
     pub description: String,
     /// The window the rule is evaluated over, ending now.
     pub window: Duration,
+    /// How long a rule must stay violated before the query service reports it firing (`for:`;
+    /// zero: at once). A one-shot `orrery check` judges the moment and ignores it.
+    pub for_duration: Duration,
     pub kind: RuleKind,
 }
 
@@ -198,6 +201,8 @@ struct RawRule {
     #[serde(default)]
     description: String,
     window: Option<String>,
+    #[serde(rename = "for")]
+    for_duration: Option<String>,
     slo: Option<RawSlo>,
     regression: Option<RawRegression>,
     forbid: Option<RawEdgeMatch>,
@@ -435,7 +440,19 @@ impl TryFrom<RawRule> for Rule {
         } else {
             unreachable!("exactly one kind was checked above")
         };
+        let for_duration = match r.for_duration.as_deref().map(str::trim) {
+            None | Some("0") | Some("0s") => Duration::ZERO,
+            Some(f) => humantime::parse_duration(f)
+                .ok()
+                .filter(|d| *d <= Duration::from_secs(86400))
+                .ok_or_else(|| {
+                    at(format!(
+                        "for: {f:?} is not a duration up to 1d, like \"5m\""
+                    ))
+                })?,
+        };
         Ok(Rule {
+            for_duration,
             name,
             description: r.description,
             window,

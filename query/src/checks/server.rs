@@ -30,6 +30,9 @@ pub struct RuleState {
     pub kind: &'static str,
     pub description: String,
     pub verdict: Verdict,
+    /// Violated for at least the rule's `for:` (at once without one): what notices and alerts
+    /// act on.
+    pub firing: bool,
     /// When the verdict last changed (Unix ms).
     pub since_ms: i64,
     pub evaluated_at_ms: i64,
@@ -153,15 +156,22 @@ pub fn fold(
                         tracing::info!(rule = %rule.name, from, to = o.verdict.as_str(), reason = %o.reason, "check state changed");
                     }
                 }
+                let since_ms = match before {
+                    Some(b) if !changed => b.since_ms,
+                    _ => now_ms,
+                };
+                let firing = o.verdict == Verdict::Violated
+                    && now_ms - since_ms >= rule.for_duration.as_millis() as i64;
+                if firing != before.is_some_and(|b| b.firing) {
+                    tracing::warn!(rule = %rule.name, firing, reason = %o.reason, "check firing state changed");
+                }
                 RuleState {
                     rule: rule.name.clone(),
                     kind: rule.kind.as_str(),
                     description: rule.description.clone(),
                     verdict: o.verdict,
-                    since_ms: match before {
-                        Some(b) if !changed => b.since_ms,
-                        _ => now_ms,
-                    },
+                    firing,
+                    since_ms,
                     evaluated_at_ms: now_ms,
                     outcome: Some(o),
                     error: None,
@@ -176,6 +186,7 @@ pub fn fold(
                     kind: rule.kind.as_str(),
                     description: rule.description.clone(),
                     verdict: before.map_or(Verdict::NoData, |b| b.verdict),
+                    firing: before.is_some_and(|b| b.firing),
                     since_ms: before.map_or(now_ms, |b| b.since_ms),
                     evaluated_at_ms: now_ms,
                     outcome: before.and_then(|b| b.outcome.clone()),

@@ -379,3 +379,41 @@ fn cycles_among_the_selected_nodes_only() {
         Verdict::NoData
     );
 }
+
+#[test]
+fn for_delays_firing_until_the_rule_stayed_violated() {
+    use super::server::fold;
+    let rules = parse(
+        "rules:\n  - name: a\n    for: 2m\n    slo: { source: checkout, target: payments, max_error_rate: 1% }\n",
+    )
+    .unwrap()
+    .rules;
+    assert_eq!(rules[0].for_duration.as_secs(), 120);
+    let every = std::time::Duration::from_secs(30);
+    let bad = || Ok(evaluate(&rules[0], &shop(m(500, 15, 200.0)), None));
+    let b1 = fold(None, &rules, vec![bad()], 0, every);
+    assert!(b1.rules[0].verdict == Verdict::Violated && !b1.rules[0].firing);
+    let b2 = fold(Some(&b1), &rules, vec![bad()], 119_000, every);
+    assert!(!b2.rules[0].firing);
+    let b3 = fold(Some(&b2), &rules, vec![bad()], 120_000, every);
+    assert!(b3.rules[0].firing);
+    // Clearing resets it; a new violation waits the full `for` again.
+    let good = Ok(evaluate(&rules[0], &shop(m(500, 0, 200.0)), None));
+    let b4 = fold(Some(&b3), &rules, vec![good], 150_000, every);
+    assert!(!b4.rules[0].firing);
+    let b5 = fold(Some(&b4), &rules, vec![bad()], 180_000, every);
+    assert!(!b5.rules[0].firing);
+    // Without `for:` a violation fires at once.
+    let now = parse(GOOD).unwrap().rules;
+    let b = fold(
+        None,
+        &now[..1],
+        vec![Ok(evaluate(&now[0], &shop(m(500, 15, 1.0)), None))],
+        0,
+        every,
+    );
+    assert!(b.rules[0].firing);
+    let err = parse("rules:\n  - name: a\n    for: forever\n    forbid: { from: a, to: b }\n")
+        .unwrap_err();
+    assert!(err.contains("line 2") && err.contains("for:"), "{err}");
+}
