@@ -14,6 +14,8 @@ use web_support::*;
 
 const TRACE: &str = "000000000000000000000000007ace01";
 const SPANS: usize = 8;
+/// A trace of `topology()` that did not fail (frontend → checkout → payments).
+const COMPARE_WITH: &str = "00000000000000000000000000abc001";
 
 /// OTLP JSON of the trace above, started 30 s ago.
 fn late_consumer_trace() -> String {
@@ -86,6 +88,7 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
         &base,
         &serde_json::json!({
             "trace": TRACE, "spans": SPANS, "search": true, "search_results": 31,
+            "compare_with": COMPARE_WITH,
             "services": ["frontend", "checkout", "payments", "mailer"],
         }),
     );
@@ -388,4 +391,52 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
     let narrowed = v["narrowed"].as_array().unwrap();
     assert!(!narrowed.is_empty() && narrowed.len() <= 30, "{narrowed:?}");
     assert!(!narrowed.iter().any(|id| id == TRACE), "{narrowed:?}");
+
+    // Compare: the late-consumer trace (A) against a frontend → checkout → payments one (B),
+    // merged by path: the shared chain is the same, A's SELECTs, producer and mailer spans are
+    // removed, B's payment calls added.
+    assert_eq!(v["compare_disabled_before"], true);
+    assert!(
+        !text(&v["compare_stayed"]).contains("view=trace&"),
+        "a tick does not open"
+    );
+    let curl_ = text(&v["compare_url"]);
+    assert!(
+        curl_.contains("view=compare")
+            && curl_.contains(&format!("trace={TRACE}"))
+            && curl_.contains(&format!("compare={COMPARE_WITH}")),
+        "{curl_}"
+    );
+    let got: Vec<(String, String, String, u64, u64)> = v["compare_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                text(&r["service"]),
+                text(&r["operation"]),
+                text(&r["change"]),
+                r["a"].as_u64().unwrap(),
+                r["b"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("frontend", "GET /checkout", "same", 1, 1),
+        ("frontend", "POST /orders", "same", 1, 1),
+        ("checkout", "POST /orders", "same", 1, 1),
+        ("checkout", "SELECT orders", "removed", 1, 0),
+        ("checkout", "SELECT stock", "removed", 1, 0),
+        ("checkout", "publish order", "removed", 1, 0),
+        ("mailer", "consume order", "removed", 1, 0),
+        ("mailer", "send mail", "removed", 1, 0),
+        ("checkout", "POST /pay", "added", 0, 1),
+        ("payments", "POST /pay", "added", 0, 1),
+    ];
+    let want: Vec<(String, String, String, u64, u64)> = want
+        .iter()
+        .map(|(s, o, c, a, b)| (s.to_string(), o.to_string(), c.to_string(), *a, *b))
+        .collect();
+    assert_eq!(got, want);
+    assert!(text(&v["compare_summary"]).starts_with("2 added · 5 removed · 0 slower"));
 }

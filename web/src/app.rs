@@ -45,6 +45,8 @@ pub struct UrlState {
     /// Namespaces expanded into their services at the region level (`ns=a,b`); the others
     /// are drawn as one node each.
     pub ns: String,
+    /// The second trace of a comparison (`view=compare&trace=A&compare=B`).
+    pub compare: String,
 }
 
 impl UrlState {
@@ -73,6 +75,7 @@ impl UrlState {
             replay: g("replay", ""),
             edge: g("edge", ""),
             ns: g("ns", ""),
+            compare: g("compare", ""),
         }
     }
 
@@ -88,8 +91,11 @@ impl UrlState {
             }
         }
         q.push(self.window_query());
-        if !self.trace.is_empty() && self.view == "trace" {
+        if !self.trace.is_empty() && (self.view == "trace" || self.view == "compare") {
             q.push(format!("trace={}", enc(&self.trace)));
+        }
+        if !self.compare.is_empty() && self.view == "compare" {
+            q.push(format!("compare={}", enc(&self.compare)));
         }
         if !self.service.is_empty() && self.view == "traces" {
             q.push(format!("service={}", enc(&self.service)));
@@ -218,7 +224,11 @@ fn App() -> impl IntoView {
         let h = web_sys::window().unwrap().history().unwrap();
         let url = s.query();
         let nav = prev.as_ref().is_some_and(|p| {
-            p.view != s.view || p.level != s.level || p.focus != s.focus || p.trace != s.trace
+            p.view != s.view
+                || p.level != s.level
+                || p.focus != s.focus
+                || p.trace != s.trace
+                || p.compare != s.compare
         });
         if nav {
             let _ = h.push_state_with_url(&JsValue::NULL, "", Some(&url));
@@ -278,6 +288,7 @@ fn App() -> impl IntoView {
             <div class="view" inert=move || auth.prompt.get().is_some()>
             {move || { let _ = auth.epoch.get(); match view_name.get().as_str() {
                 "trace" => view! { <TraceView state=state /> }.into_any(),
+                "compare" => view! { <crate::trace_compare::CompareView state=state /> }.into_any(),
                 "traces" => view! { <SearchView state=state /> }.into_any(),
                 _ => view! { <MapView state=state /> }.into_any(),
             }}}

@@ -25,6 +25,9 @@ pub mod sse;
 #[cfg(target_arch = "wasm32")]
 mod stream;
 pub mod synth;
+#[cfg(target_arch = "wasm32")]
+mod trace_compare;
+pub mod trace_diff;
 pub mod trace_info;
 #[cfg(target_arch = "wasm32")]
 mod trace_search;

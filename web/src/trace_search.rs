@@ -51,6 +51,8 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
     let limit = RwSignal::new("50".to_string());
     let sort = RwSignal::new("recent".to_string());
     let results = RwSignal::new(None::<Result<TraceList, String>>);
+    // Results ticked for comparison (the first two are compared).
+    let picked = RwSignal::new(Vec::<String>::new());
     let services = RwSignal::new(None::<Result<Services, String>>);
     let operations = RwSignal::new(None::<Result<Operations, String>>);
     // The pickers: services of the window; the chosen service's operations.
@@ -183,6 +185,10 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                         } />
                         <div class="results-head">
                             <span data-testid="result-count">{format!("{n} trace{}", if n == 1 { "" } else { "s" })}</span>
+                            <button data-testid="compare-button" disabled=move || picked.with(|p| p.len() != 2)
+                                on:click=move |_| { let p = picked.get_untracked(); if p.len() == 2 { state.update(|s| {
+                                    s.view = "compare".into(); s.trace = p[0].clone(); s.compare = p[1].clone(); }) } }>
+                                {move || format!("compare selected ({}/2)", picked.with(|p| p.len()))}</button>
                             <label>"sort "<select data-testid="sort" prop:value=move || sort.get() on:change=move |ev| sort.set(event_target_value(&ev))>
                                 {trace_info::SORTS.iter().map(|(k, label)| view! { <option value=*k>{*label}</option> }).collect_view()}
                             </select></label>
@@ -200,7 +206,15 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                                         tabindex="0" role="link"
                                         on:click={ let id = id.clone(); move |_| open(id.clone()) }
                                         on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { open(id.clone()) }>
-                                        <div class="r-title"><strong>{format!("{}: {}", t.root_service, t.root_operation)}</strong>
+                                        <div class="r-title">
+                                            <input type="checkbox" data-testid="compare-pick" aria-label=format!("select trace {} to compare", t.trace_id)
+                                                prop:checked={ let id = t.trace_id.clone(); move || picked.with(|p| p.contains(&id)) }
+                                                on:click=|ev| ev.stop_propagation()
+                                                on:change={ let id = t.trace_id.clone(); move |ev| { let on = event_target_checked(&ev); picked.update(|p| {
+                                                    p.retain(|x| x != &id);
+                                                    if on { p.push(id.clone()); if p.len() > 2 { p.remove(0); } }
+                                                }) } } />
+                                            " "<strong>{format!("{}: {}", t.root_service, t.root_operation)}</strong>
                                             " "<code class="muted tid" data-testid="trace-id">{t.trace_id.clone()}</code></div>
                                         <div class="r-time">
                                             <span data-testid="ago">{trace_info::ago(now_us, t.start_us)}</span>

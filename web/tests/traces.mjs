@@ -207,6 +207,20 @@ export async function traces(browser, base, artifacts, opts) {
   await page.click(`[data-testid=scatter] circle.dot[data-trace-id="${opts.trace}"]`);
   await page.waitForSelector("[data-testid=waterfall] .wf-row", { timeout: 20000 }).catch(() => {});
   out.dot_opened_url = await page.evaluate(() => location.search);
+  // Compare two traces: tick two results, "compare selected".
+  await searchAgain();
+  out.compare_disabled_before = await page.$eval("[data-testid=compare-button]", (e) => e.disabled);
+  await page.click(`.result[data-trace-id="${opts.trace}"] [data-testid=compare-pick]`);
+  await page.click(`.result[data-trace-id="${opts.compare_with}"] [data-testid=compare-pick]`);
+  out.compare_stayed = await page.evaluate(() => location.search);
+  await page.click("[data-testid=compare-button]");
+  await page.waitForSelector("[data-testid=compare-table] tbody tr", { timeout: 20000 }).catch(() => {});
+  out.compare_url = await page.evaluate(() => location.search);
+  out.compare_rows = await page.$$eval("[data-testid=compare-table] tbody tr", (els) => els.map((e) => ({
+    service: e.dataset.service, operation: e.dataset.operation, change: e.dataset.change,
+    a: Number(e.dataset.countA), b: Number(e.dataset.countB) })));
+  out.compare_summary = await page.$eval("[data-testid=compare-summary]", (e) => e.textContent).catch(() => "");
+  await shot("compare");
   await searchAgain();
   // Drag from just left of the earliest other trace to the right edge: the late trace (10 s
   // earlier) falls outside.
