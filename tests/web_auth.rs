@@ -158,6 +158,9 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
             "/orrery/api/graph",
             "/orrery/api/graph/stream",
             "/orrery/api/nodes/:id",
+            // The trace search page's service and operation pickers.
+            "/orrery/api/operations",
+            "/orrery/api/services",
             "/orrery/api/traces",
             "/orrery/api/traces/:id"
         ])
