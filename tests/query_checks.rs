@@ -400,3 +400,126 @@ async fn the_query_service_evaluates_its_rules_and_lists_their_states() {
         "{err}"
     );
 }
+
+/// An Alertmanager stand-in: records every `(path, JSON body)` posted to it.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, len) = loop {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "connection closed mid-request");
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    assert!(n > 0);
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap();
+                seen.lock().unwrap().push((path, body));
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (url, got)
+}
+
+/// Two replicas with the same rules post the violated rule to Alertmanager's v2 API with the
+/// same identity (labels), so Alertmanager merges them; the passing rule is never sent.
+#[tokio::test]
+async fn two_replicas_send_the_same_alert_identity_to_alertmanager() {
+    let ch = fresh_database().await;
+    let recent = now_ns() - MINUTE;
+    let mut rows = calls("p", "payments", recent, 20, 0, 40);
+    rows.extend(calls("f", "fraud", recent, 20, 5, 40));
+    insert(&ch, &rows).await;
+    let rules = rules_file(
+        "rules:\n  - name: payments-slo\n    window: 10m\n    slo: { source: shop, target: payments, max_error_rate: 1% }\n  - name: fraud-slo\n    description: fraud scoring answers\n    window: 10m\n    slo: { source: shop, target: fraud, max_error_rate: 1% }\n",
+    );
+    let (am, got) = receiver().await;
+    let shutdown = CancellationToken::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let args = QueryArgs {
+            query_addr: listener.local_addr().unwrap(),
+            api_token: None,
+            ui_dir: "/nonexistent".into(),
+            graph: GraphArgs {
+                graph_no_rollup: true,
+                graph_rules: Some(rules.path().to_path_buf()),
+                graph_rules_interval: Duration::from_secs(1),
+                graph_alertmanager_url: vec![am.clone()],
+                ..settings()
+            },
+            limits: Default::default(),
+        };
+        tokio::spawn(orrery_query::serve(
+            listener,
+            args,
+            ch.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let started = Instant::now();
+    while got.lock().unwrap().len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            got.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    let posts = got.lock().unwrap().clone();
+    let mut identities = std::collections::BTreeSet::new();
+    for (path, body) in &posts {
+        assert_eq!(path, "/api/v2/alerts");
+        let alerts = body.as_array().unwrap();
+        assert_eq!(alerts.len(), 1, "only the violated rule: {body}");
+        let a = &alerts[0];
+        identities.insert(a["labels"].to_string());
+        assert_eq!(a["annotations"]["subject"], "shop->fraud", "{a}");
+        assert_eq!(a["annotations"]["description"], "fraud scoring answers");
+        assert!(
+            a["annotations"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("25.00% > 1.00%"),
+            "{a}"
+        );
+        assert!(
+            a["startsAt"].as_str().unwrap() < a["endsAt"].as_str().unwrap(),
+            "{a}"
+        );
+    }
+    assert_eq!(
+        identities.into_iter().collect::<Vec<_>>(),
+        vec![serde_json::json!({"alertname": "OrreryCheckViolated", "rule": "fraud-slo", "kind": "slo"}).to_string()],
+        "one identity across both replicas and every re-send"
+    );
+}

@@ -139,6 +139,12 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_GRAPH_RULES_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub graph_rules_interval: Duration,
 
+    /// Alertmanager base URLs (comma-separated) the firing --graph-rules are posted to
+    /// (`/api/v2/alerts`) after every evaluation; every replica may send, Alertmanager merges
+    /// the copies (docs/checks.md).
+    #[arg(long, env = "ORRERY_GRAPH_ALERTMANAGER_URL", value_delimiter = ',')]
+    pub graph_alertmanager_url: Vec<String>,
+
     #[arg(skip)]
     pub graph_checks: checks::server::Checks,
 }
@@ -167,6 +173,7 @@ impl Default for GraphArgs {
             graph_cache: Default::default(),
             graph_rules: None,
             graph_rules_interval: Duration::from_secs(30),
+            graph_alertmanager_url: Vec::new(),
             graph_checks: Default::default(),
         }
     }
@@ -247,6 +254,11 @@ fn start_checks(
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let g = &args.graph;
     let Some(path) = &g.graph_rules else {
+        if !g.graph_alertmanager_url.is_empty() {
+            anyhow::bail!(
+                "--graph-alertmanager-url needs --graph-rules <file>: there is nothing to alert on"
+            );
+        }
         return Ok(None);
     };
     let interval = g.graph_rules_interval;
@@ -259,6 +271,7 @@ fn start_checks(
         g.clone(),
         set.rules,
         interval,
+        g.graph_alertmanager_url.clone(),
         shutdown.clone(),
     ))))
 }

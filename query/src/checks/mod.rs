@@ -2,6 +2,7 @@
 //! deploy gates (`orrery check`). `rules` reads and validates a rules file (docs/checks.md);
 //! `eval` turns the graph API's graphs into verdicts.
 
+pub mod alerts;
 pub mod eval;
 pub mod rules;
 pub mod selector;

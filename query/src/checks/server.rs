@@ -209,20 +209,21 @@ pub async fn run(
     s: GraphArgs,
     rules: Vec<Rule>,
     interval: Duration,
+    alertmanagers: Vec<String>,
     shutdown: CancellationToken,
 ) {
+    let http = reqwest::Client::new();
     tracing::info!(rules = rules.len(), interval = %humantime::format_duration(interval), "evaluating check rules");
     loop {
         let now = crate::now_ns();
         let results = evaluate_all(&client, &s, &rules, now).await;
         let prev = s.graph_checks.snapshot();
-        s.graph_checks.set(fold(
-            prev.as_ref(),
-            &rules,
-            results,
-            now / 1_000_000,
-            interval,
-        ));
+        let board = fold(prev.as_ref(), &rules, results, now / 1_000_000, interval);
+        let alerts = super::alerts::payload(prev.as_ref(), &board);
+        s.graph_checks.set(board);
+        if !alertmanagers.is_empty() {
+            super::alerts::send(&http, &alertmanagers, &alerts).await;
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}

@@ -417,3 +417,45 @@ fn for_delays_firing_until_the_rule_stayed_violated() {
         .unwrap_err();
     assert!(err.contains("line 2") && err.contains("for:"), "{err}");
 }
+
+#[test]
+fn alertmanager_payload_fires_and_resolves_with_a_replica_independent_identity() {
+    use super::alerts::{ALERT_NAME, payload};
+    use super::server::fold;
+    let rules = parse(GOOD).unwrap().rules;
+    let one = &rules[..1];
+    let every = std::time::Duration::from_secs(30);
+    let bad = || Ok(evaluate(&rules[0], &shop(m(500, 15, 200.0)), None));
+    let b1 = fold(None, one, vec![bad()], 1_700_000_000_000, every);
+    let a = payload(None, &b1);
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        a[0]["labels"],
+        serde_json::json!({"alertname": ALERT_NAME, "rule": "checkout-payments", "kind": "slo"})
+    );
+    assert_eq!(a[0]["startsAt"], "2023-11-14T22:13:20.000Z");
+    // Ends four intervals ahead: Alertmanager resolves it alone if every replica dies.
+    assert_eq!(a[0]["endsAt"], "2023-11-14T22:15:20.000Z");
+    assert!(
+        a[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("3.00% > 1.00%"),
+        "{a:?}"
+    );
+    assert_eq!(a[0]["annotations"]["subject"], "checkout->payments");
+    // A second replica that saw the violation later sends the same identity.
+    let other = fold(None, one, vec![bad()], 1_700_000_030_000, every);
+    assert_eq!(payload(None, &other)[0]["labels"], a[0]["labels"]);
+    // Still firing: re-sent; cleared: sent once as resolved (endsAt = now), then nothing.
+    let b2 = fold(Some(&b1), one, vec![bad()], 1_700_000_030_000, every);
+    assert_eq!(payload(Some(&b1), &b2).len(), 1);
+    let good = || Ok(evaluate(&rules[0], &shop(m(500, 0, 200.0)), None));
+    let b3 = fold(Some(&b2), one, vec![good()], 1_700_000_060_000, every);
+    let r = payload(Some(&b2), &b3);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["endsAt"], "2023-11-14T22:14:20.000Z");
+    assert_eq!(r[0]["startsAt"], "2023-11-14T22:13:20.000Z");
+    let b4 = fold(Some(&b3), one, vec![good()], 1_700_000_090_000, every);
+    assert!(payload(Some(&b3), &b4).is_empty());
+}

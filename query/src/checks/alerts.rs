@@ -1,0 +1,92 @@
+//! Firing rules sent to Alertmanager (`--graph-alertmanager-url`, its `POST /api/v2/alerts`), so
+//! routing, grouping, silencing and paging stay in Alertmanager.
+//!
+//! Several query replicas evaluate the same rules and all send: an alert's identity is its label
+//! set — `alertname`, `rule`, `kind`, nothing per replica — so Alertmanager merges the copies
+//! into one alert and notifies once, exactly as for a pair of HA Prometheus servers. No lease or
+//! coordination is needed. A firing alert is re-sent every evaluation with `endsAt` four
+//! intervals ahead: if every replica dies, Alertmanager resolves it on its own; a rule that
+//! stops firing is sent once with `endsAt` = now (resolved).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::server::{Board, RuleState};
+
+/// The alert name every check alert carries (route on it in Alertmanager).
+pub const ALERT_NAME: &str = "OrreryCheckViolated";
+
+fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn alert(s: &RuleState, starts_ms: i64, ends_ms: i64) -> Value {
+    let o = s.outcome.as_ref();
+    let mut annotations = json!({
+        "summary": format!("check {:?} violated: {}", s.rule, o.map_or("", |o| o.reason.as_str())),
+    });
+    if !s.description.is_empty() {
+        annotations["description"] = s.description.clone().into();
+    }
+    if let Some(m) = o.and_then(|o| o.measured.as_ref()) {
+        annotations["subject"] = m.subject.clone().into();
+        annotations["measured"] = format!(
+            "calls {} errors {:.2}% p95 {:.1}ms p99 {:.1}ms",
+            m.requests,
+            m.error_rate * 100.0,
+            m.p95_ms,
+            m.p99_ms
+        )
+        .into();
+    }
+    json!({
+        "labels": {"alertname": ALERT_NAME, "rule": s.rule, "kind": s.kind},
+        "annotations": annotations,
+        "startsAt": rfc3339(starts_ms),
+        "endsAt": rfc3339(ends_ms),
+    })
+}
+
+/// The alerts to post after an evaluation: every firing rule (ending 4 intervals ahead) and
+/// every rule that was firing before and is not now (ending now: resolved).
+pub fn payload(prev: Option<&Board>, now: &Board) -> Vec<Value> {
+    let ahead = now.evaluated_at_ms + 4 * now.interval_ms as i64;
+    let mut out = Vec::new();
+    for s in &now.rules {
+        let before = prev.and_then(|p| p.rules.iter().find(|r| r.rule == s.rule));
+        if s.firing {
+            out.push(alert(s, s.since_ms, ahead));
+        } else if let Some(b) = before.filter(|b| b.firing) {
+            let mut resolved = b.clone();
+            resolved.outcome = s.outcome.clone().or(resolved.outcome);
+            out.push(alert(&resolved, b.since_ms, now.evaluated_at_ms));
+        }
+    }
+    out
+}
+
+/// Posts `alerts` to every Alertmanager; failures are logged (the next evaluation re-sends
+/// every firing alert, so a missed post heals itself).
+pub async fn send(client: &reqwest::Client, urls: &[String], alerts: &[Value]) {
+    if alerts.is_empty() {
+        return;
+    }
+    for url in urls {
+        let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+        let r = client
+            .post(&endpoint)
+            .timeout(Duration::from_secs(10))
+            .json(alerts)
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => {
+                tracing::warn!(%endpoint, status = %resp.status(), "Alertmanager refused the check alerts")
+            }
+            Err(e) => tracing::warn!(%endpoint, error = %e, "could not reach Alertmanager"),
+        }
+    }
+}
