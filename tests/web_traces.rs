@@ -248,6 +248,29 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
         stats[0]["operation"], "consume order",
         "biggest total first"
     );
+    // Spans table: all 8, longest first (the 100 ms consumer), then by start (the root first);
+    // picking "send mail" selects it in the timeline.
+    let by_dur: Vec<i64> = v["spans_by_duration"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["duration_us"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        by_dur,
+        [
+            100_000, 80_000, 40_000, 34_000, 32_000, 10_000, 4_000, 2_000
+        ]
+    );
+    let by_start = v["spans_by_start"].as_array().unwrap();
+    assert_eq!(by_start.len(), SPANS);
+    assert!(text(&by_start[0]["text"]).contains("GET /checkout"));
+    assert!(text(&by_start[7]["text"]).contains("send mail"));
+    assert!(
+        text(&v["spans_pick"][0]).contains("send mail"),
+        "{}",
+        v["spans_pick"]
+    );
     assert_eq!(v["back_to_timeline_rows"], SPANS);
 
     // The search page. Pickers: the window's services; checkout's operations with their kind.

@@ -21,6 +21,7 @@ mod net;
 pub mod replay;
 pub mod scatter;
 pub mod signin;
+pub mod span_table;
 pub mod sse;
 #[cfg(target_arch = "wasm32")]
 mod stream;

@@ -256,6 +256,7 @@ fn Waterfall(
             <div role="group" aria-label="trace views">
                 <button data-testid="tab-timeline" aria-pressed=move || (tab.get() == "timeline").to_string() on:click=move |_| tab.set("timeline")>"Timeline"</button>
                 <button data-testid="tab-stats" aria-pressed=move || (tab.get() == "stats").to_string() on:click=move |_| tab.set("stats")>"Statistics"</button>
+                <button data-testid="tab-spans" aria-pressed=move || (tab.get() == "spans").to_string() on:click=move |_| tab.set("spans")>"Spans table"</button>
             </div>
             <button data-testid="expand-all" on:click=move |_| { levels.set("all".into()); collapsed.set(HashSet::new()) }>"expand all"</button>
             <button data-testid="collapse-all" on:click=move |_| { levels.set("1".into()); collapsed.set((*ap).as_ref().clone()) }>"collapse all"</button>
@@ -284,6 +285,9 @@ fn Waterfall(
         <div class="wf-body">
             {move || if tab.get() == "stats" {
                 view! { <StatsTable l=lstats.clone() /> }.into_any()
+            } else if tab.get() == "spans" {
+                // A row opens its span in the timeline.
+                view! { <SpansTable l=lstats.clone() on_pick=move |i: usize| { tab.set("timeline"); reveal(i) } /> }.into_any()
             } else {
             let lm = lm.clone();
             view! {
@@ -400,7 +404,12 @@ fn Minimap(l: send_wrapper::SendWrapper<Rc<Loaded>>, zoom: RwSignal<(f64, f64)>)
             return;
         }
         let l = l.clone();
-        set_timeout(move || draw_minimap(&c, &l.m), std::time::Duration::ZERO);
+        // Not in the task that puts the first rows on screen: on 50,000 spans drawing takes tens
+        // of ms, which would delay them.
+        set_timeout(
+            move || draw_minimap(&c, &l.m),
+            std::time::Duration::from_millis(150),
+        );
     });
     let moving = window_event_listener(leptos::ev::mousemove, move |ev| {
         if let (Some((x0, _)), Some(x)) = (drag.get_untracked(), frac(ev.client_x())) {
@@ -460,15 +469,66 @@ fn draw_minimap(c: &web_sys::HtmlCanvasElement, m: &TraceModel) {
     let n = order.len().max(1) as f64;
     let d = m.duration_us() as f64;
     let line = (h / n).max(1.0);
-    for (k, &i) in order.iter().enumerate() {
+    // Grouped by colour: one fill-style change per colour, not per span.
+    let mut by_colour: Vec<(&str, usize, usize)> = order
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (service_colour(&m.spans[i].service), k, i))
+        .collect();
+    by_colour.sort_unstable_by_key(|x| x.0);
+    let mut current = "";
+    for (colour, k, i) in by_colour {
         let s = &m.spans[i];
-        ctx.set_fill_style_str(service_colour(&s.service));
+        if colour != current {
+            ctx.set_fill_style_str(colour);
+            current = colour;
+        }
         ctx.fill_rect(
             (s.start_us - m.start_us) as f64 / d * w,
             k as f64 / n * h,
             (s.duration_us as f64 / d * w).max(1.0),
             line,
         );
+    }
+}
+
+/// Every span (up to `span_table::LIMIT`) in a table sorted by a column; a row opens the span.
+#[component]
+fn SpansTable(
+    l: send_wrapper::SendWrapper<Rc<Loaded>>,
+    #[prop(into)] on_pick: Callback<usize>,
+) -> impl IntoView {
+    let by = RwSignal::new("duration".to_string());
+    let n = l.m.spans.len();
+    let l2 = l.clone();
+    view! {
+        <div class="wf-stats">
+        <p class="muted" data-testid="spans-table-note">{if n > crate::span_table::LIMIT {
+            format!("{} of {n} spans (the first by the chosen column)", crate::span_table::LIMIT) } else { format!("{n} spans") }}</p>
+        <table class="data" data-testid="spans-table">
+            <thead><tr>{crate::span_table::COLUMNS.iter().map(|(k, label)| view! {
+                <th><button class="th-sort" data-testid=format!("sort-{k}") aria-pressed=move || (by.get() == *k).to_string()
+                    on:click=move |_| by.set(k.to_string())>{*label}</button></th> }).collect_view()}
+                <th>"status"</th></tr></thead>
+            <tbody>{move || {
+                let m = &l2.m;
+                crate::span_table::order(m, &by.get(), crate::span_table::LIMIT).into_iter().map(|i| {
+                    let s = &m.spans[i];
+                    view! {
+                        <tr data-span-id=s.span_id.clone() data-duration-us=s.duration_us tabindex="0" class="pick"
+                            on:click=move |_| on_pick.run(i)
+                            on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { on_pick.run(i) }>
+                            <td class="num">{fmt_us(s.duration_us)}</td>
+                            <td class="num">{format!("+{}", fmt_us(s.start_us - m.start_us))}</td>
+                            <td><span class="swatch" style:background-color=service_colour(&s.service)></span>{s.service.clone()}</td>
+                            <td>{s.name.clone()}</td>
+                            <td class:err=s.is_error()>{if s.is_error() { "error" } else { "" }}</td>
+                        </tr>
+                    }
+                }).collect_view()
+            }}</tbody>
+        </table>
+        </div>
     }
 }
 

@@ -149,6 +149,19 @@ export async function traces(browser, base, artifacts, opts) {
     service: e.dataset.service, operation: e.dataset.operation, count: Number(e.dataset.count),
     errors: Number(e.dataset.errors), total_us: Number(e.dataset.totalUs), self_us: Number(e.dataset.selfUs) })));
   await shot("stats");
+  // The spans table: sorted by duration, then by start; a row opens its span in the timeline.
+  await page.click("[data-testid=tab-spans]");
+  await page.waitForSelector("[data-testid=spans-table] tbody tr", { timeout: 5000 });
+  const spanRows = () => page.$$eval("[data-testid=spans-table] tbody tr", (els) => els.map((e) => ({
+    span: e.dataset.spanId, duration_us: Number(e.dataset.durationUs), text: e.textContent })));
+  out.spans_by_duration = await spanRows();
+  await page.click("[data-testid=sort-start]");
+  await sleep(200);
+  out.spans_by_start = await spanRows();
+  await shot("spans-table");
+  await page.$$eval("[data-testid=spans-table] tbody tr", (els) => els.find((e) => e.textContent.includes("send mail")).click());
+  await page.waitForSelector(".wf-row.selected", { timeout: 5000 }).catch(() => {});
+  out.spans_pick = (await rowsNow()).filter((r) => r.selected).map((r) => r.text);
   await page.click("[data-testid=tab-timeline]");
   out.back_to_timeline_rows = await rowCount(opts.spans);
   if (!opts.search) return out;
