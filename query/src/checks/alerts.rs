@@ -41,8 +41,12 @@ fn alert(s: &RuleState, starts_ms: i64, ends_ms: i64) -> Value {
         )
         .into();
     }
+    let mut labels = json!({"alertname": ALERT_NAME, "rule": s.rule, "kind": s.kind});
+    for (k, v) in &s.labels {
+        labels[k] = v.clone().into();
+    }
     json!({
-        "labels": {"alertname": ALERT_NAME, "rule": s.rule, "kind": s.kind},
+        "labels": labels,
         "annotations": annotations,
         "startsAt": rfc3339(starts_ms),
         "endsAt": rfc3339(ends_ms),

@@ -30,6 +30,8 @@ pub struct Rule {
     /// How long a rule must stay violated before the query service reports it firing (`for:`;
     /// zero: at once). A one-shot `orrery check` judges the moment and ignores it.
     pub for_duration: Duration,
+    /// Extra alert labels (`severity: page`, `team: payments`) for Alertmanager's routing.
+    pub labels: std::collections::BTreeMap<String, String>,
     pub kind: RuleKind,
 }
 
@@ -203,6 +205,8 @@ struct RawRule {
     window: Option<String>,
     #[serde(rename = "for")]
     for_duration: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
     slo: Option<RawSlo>,
     regression: Option<RawRegression>,
     forbid: Option<RawEdgeMatch>,
@@ -451,7 +455,27 @@ impl TryFrom<RawRule> for Rule {
                     ))
                 })?,
         };
+        for (k, v) in &r.labels {
+            let valid = k
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !k.starts_with("__");
+            if !valid {
+                return Err(at(format!(
+                    "labels: {k:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
+                )));
+            }
+            if matches!(k.as_str(), "alertname" | "rule" | "kind") {
+                return Err(at(format!("labels: {k:?} is set by Orrery")));
+            }
+            if v.len() > 1024 {
+                return Err(at(format!("labels: {k:?}: value over 1024 bytes")));
+            }
+        }
         Ok(Rule {
+            labels: r.labels,
             for_duration,
             name,
             description: r.description,

@@ -29,6 +29,8 @@ pub struct RuleState {
     pub rule: String,
     pub kind: &'static str,
     pub description: String,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     pub verdict: Verdict,
     /// Violated for at least the rule's `for:` (at once without one): what notices and alerts
     /// act on.
@@ -169,6 +171,7 @@ pub fn fold(
                     rule: rule.name.clone(),
                     kind: rule.kind.as_str(),
                     description: rule.description.clone(),
+                    labels: rule.labels.clone(),
                     verdict: o.verdict,
                     firing,
                     since_ms,
@@ -185,6 +188,7 @@ pub fn fold(
                     rule: rule.name.clone(),
                     kind: rule.kind.as_str(),
                     description: rule.description.clone(),
+                    labels: rule.labels.clone(),
                     verdict: before.map_or(Verdict::NoData, |b| b.verdict),
                     firing: before.is_some_and(|b| b.firing),
                     since_ms: before.map_or(now_ms, |b| b.since_ms),

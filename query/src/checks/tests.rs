@@ -459,3 +459,36 @@ fn alertmanager_payload_fires_and_resolves_with_a_replica_independent_identity()
     let b4 = fold(Some(&b3), one, vec![good()], 1_700_000_090_000, every);
     assert!(payload(Some(&b3), &b4).is_empty());
 }
+
+#[test]
+fn rule_labels_route_alerts_and_bad_label_names_are_refused() {
+    use super::alerts::payload;
+    use super::server::fold;
+    let rules = parse(
+        "rules:\n  - name: a\n    labels: { severity: page, team: pay }\n    slo: { source: checkout, target: payments, max_error_rate: 1% }\n",
+    )
+    .unwrap()
+    .rules;
+    let b = fold(
+        None,
+        &rules,
+        vec![Ok(evaluate(&rules[0], &shop(m(500, 15, 1.0)), None))],
+        0,
+        std::time::Duration::from_secs(30),
+    );
+    let a = payload(None, &b);
+    assert_eq!(a[0]["labels"]["severity"], "page");
+    assert_eq!(a[0]["labels"]["team"], "pay");
+    assert_eq!(a[0]["labels"]["rule"], "a");
+    for (bad, why) in [
+        ("\"bad-name\": x", "not a label name"),
+        ("__x: y", "not a label name"),
+        ("rule: other", "set by Orrery"),
+    ] {
+        let err = parse(&format!(
+            "rules:\n  - name: a\n    labels: {{ {bad} }}\n    forbid: {{ from: a, to: b }}\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("line 2") && err.contains(why), "{err}");
+    }
+}
