@@ -523,3 +523,75 @@ async fn two_replicas_send_the_same_alert_identity_to_alertmanager() {
         "one identity across both replicas and every re-send"
     );
 }
+
+/// An Alertmanager that accepts connections and never answers does not stall the evaluation:
+/// the rule states keep being refreshed every interval.
+#[tokio::test]
+async fn a_hung_alertmanager_does_not_stall_the_evaluation() {
+    let ch = fresh_database().await;
+    insert(&ch, &calls("f", "fraud", now_ns() - MINUTE, 20, 5, 40)).await;
+    let rules = rules_file(
+        "rules:\n  - name: fraud-slo\n    window: 10m\n    slo: { source: shop, target: fraud, max_error_rate: 1% }\n",
+    );
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let am = format!("http://{}", hung.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = hung.accept().await {
+            open.push(s);
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let args = QueryArgs {
+        query_addr: listener.local_addr().unwrap(),
+        api_token: None,
+        ui_dir: "/nonexistent".into(),
+        graph: GraphArgs {
+            graph_no_rollup: true,
+            graph_rules: Some(rules.path().to_path_buf()),
+            graph_rules_interval: Duration::from_secs(1),
+            graph_alertmanager_url: vec![am],
+            ..settings()
+        },
+        limits: Default::default(),
+    };
+    tokio::spawn(orrery_query::serve(
+        listener,
+        args,
+        ch.clone(),
+        shutdown.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let evaluated = || async {
+        let r = http
+            .get(format!("{url}/orrery/api/checks"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 200 {
+            return None;
+        }
+        let b: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(b["rules"][0]["verdict"], "violated", "{b}");
+        b["evaluated_at_ms"].as_i64()
+    };
+    let started = Instant::now();
+    let first = loop {
+        if let Some(t) = evaluated().await {
+            break t;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The post to the hung receiver would hold a blocking loop for its 10 s timeout.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = evaluated().await.unwrap();
+    assert!(
+        later - first >= 2_000,
+        "evaluations stalled: {first} -> {later}"
+    );
+    shutdown.cancel();
+    held.abort();
+}

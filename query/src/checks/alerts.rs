@@ -71,8 +71,8 @@ pub fn payload(prev: Option<&Board>, now: &Board) -> Vec<Value> {
     out
 }
 
-/// Posts `alerts` to every Alertmanager; failures are logged (the next evaluation re-sends
-/// every firing alert, so a missed post heals itself).
+/// Posts `alerts` to every Alertmanager (10 s timeout each); failures are logged (the next
+/// evaluation re-sends every firing alert, so a missed post heals itself).
 pub async fn send(client: &reqwest::Client, urls: &[String], alerts: &[Value]) {
     if alerts.is_empty() {
         return;

@@ -217,6 +217,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let http = reqwest::Client::new();
+    let mut posting: Option<tokio::task::JoinHandle<()>> = None;
     tracing::info!(rules = rules.len(), interval = %humantime::format_duration(interval), "evaluating check rules");
     loop {
         let now = crate::now_ns();
@@ -225,11 +226,27 @@ pub async fn run(
         let board = fold(prev.as_ref(), &rules, results, now / 1_000_000, interval);
         let alerts = super::alerts::payload(prev.as_ref(), &board);
         s.graph_checks.set(board);
-        if !alertmanagers.is_empty() {
-            super::alerts::send(&http, &alertmanagers, &alerts).await;
+        // Posts run beside the evaluation, one batch at a time: a slow or hung Alertmanager
+        // neither delays the verdicts nor piles up posts. A batch skipped while the previous one
+        // is still out loses nothing lasting: firing alerts are re-sent next time, and a skipped
+        // "resolved" is reached by the alert's own `endsAt`.
+        if !alertmanagers.is_empty() && !alerts.is_empty() {
+            if posting.as_ref().is_none_or(|p| p.is_finished()) {
+                let (http, urls) = (http.clone(), alertmanagers.clone());
+                posting = Some(tokio::spawn(async move {
+                    super::alerts::send(&http, &urls, &alerts).await;
+                }));
+            } else {
+                tracing::warn!("previous Alertmanager post still in flight: skipped this round");
+            }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                if let Some(p) = posting {
+                    p.abort();
+                }
+                return;
+            }
             _ = tokio::time::sleep(interval) => {}
         }
     }
