@@ -595,3 +595,46 @@ async fn a_hung_alertmanager_does_not_stall_the_evaluation() {
     shutdown.cancel();
     held.abort();
 }
+
+/// Against a service with --api-token: no token is exit 2 saying 401, the token is a verdict.
+#[tokio::test]
+async fn check_sends_the_api_token_and_a_refusal_is_an_error() {
+    let ch = fresh_database().await;
+    insert(&ch, &calls("p", "payments", now_ns() - MINUTE, 20, 0, 40)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let args = QueryArgs {
+        query_addr: listener.local_addr().unwrap(),
+        api_token: Some("s3cret-token".into()),
+        ui_dir: "/nonexistent".into(),
+        graph: GraphArgs {
+            graph_no_rollup: true,
+            ..settings()
+        },
+        limits: Default::default(),
+    };
+    tokio::spawn(orrery_query::serve(
+        listener,
+        args,
+        ch.clone(),
+        shutdown.clone(),
+    ));
+    let inline = [
+        "--edge",
+        "shop->payments",
+        "--max-error-rate",
+        "1%",
+        "--since",
+        "10m",
+    ];
+    let mut a = vec!["--query-url", url.as_str()];
+    a.extend(inline);
+    let (code, out, err) = check(&a).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("401"), "{err}");
+    a.extend(["--api-token", "s3cret-token"]);
+    let (code, out, err) = check(&a).await;
+    assert_eq!(code, 0, "{out}{err}");
+    shutdown.cancel();
+}
