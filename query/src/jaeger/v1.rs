@@ -38,7 +38,7 @@ fn jaeger_error(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 fn storage_error(err: anyhow::Error) -> Response {
-    if let Some(response) = super::limited_response(&err, |status, msg| jaeger_error(status, msg)) {
+    if let Some(response) = super::limited_response(&err, jaeger_error) {
         return response;
     }
     tracing::warn!(error = %format!("{err:#}"), "jaeger API query failed");

@@ -37,7 +37,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn storage_error(err: anyhow::Error) -> Response {
-    if let Some(response) = super::limited_response(&err, |status, msg| error(status, msg)) {
+    if let Some(response) = super::limited_response(&err, error) {
         return response;
     }
     tracing::warn!(error = %format!("{err:#}"), "jaeger API v3 query failed");
