@@ -239,8 +239,13 @@ pub async fn load_spans_capped(
     trace_id: &str,
     max: u64,
 ) -> Result<(Vec<SpanRow>, bool)> {
+    // The span columns as this table has them (an older exporter's table: casts and defaults,
+    // resolved once at start), never `?fields`, which assumes the current shape.
+    let columns = orrery_store::schema::span_select();
     let rows: Vec<SpanRow> = client
-        .query("SELECT ?fields FROM otel_traces PREWHERE TraceId = {id:String} LIMIT {n:UInt64}")
+        .query(&format!(
+            "SELECT {columns} FROM otel_traces PREWHERE TraceId = {{id:String}} LIMIT {{n:UInt64}}"
+        ))
         .param("id", trace_id)
         .param("n", max.saturating_add(1))
         .fetch_all()
@@ -251,10 +256,10 @@ pub async fn load_spans_capped(
     }
     drop(rows);
     let rows: Vec<SpanRow> = client
-        .query(
-            "SELECT ?fields FROM otel_traces PREWHERE TraceId = {id:String}
-             ORDER BY Timestamp, SpanId LIMIT {n:UInt64}",
-        )
+        .query(&format!(
+            "SELECT {columns} FROM otel_traces PREWHERE TraceId = {{id:String}}
+             ORDER BY Timestamp, SpanId LIMIT {{n:UInt64}}"
+        ))
         .param("id", trace_id)
         .param("n", max)
         .fetch_all()
