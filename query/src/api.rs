@@ -111,12 +111,27 @@ impl From<String> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer to a storage failure that was one of the query limits (time, memory, a busy
+    /// engine) — counted and logged once here — or `None` for any other failure. The Jaeger
+    /// APIs wrap it in their own envelopes.
+    pub fn limit_hit(err: &anyhow::Error) -> Option<Self> {
+        let hit = limits::limit_hit(err)?;
+        metrics::limit_hit(hit.limit);
+        tracing::info!(limit = hit.limit, error = %format!("{err:#}"), "query stopped by a limit");
+        Some(Self::limited(
+            hit.status,
+            hit.limit,
+            hit.message,
+            hit.retry_after,
+        ))
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
-        if let Some(hit) = limits::limit_hit(&err) {
-            metrics::limit_hit(hit.limit);
-            tracing::info!(limit = hit.limit, error = %format!("{err:#}"), "query stopped by a limit");
-            return Self::limited(hit.status, hit.limit, hit.message, hit.retry_after);
+        if let Some(limited) = Self::limit_hit(&err) {
+            return limited;
         }
         tracing::warn!(error = %format!("{err:#}"), "query failed");
         Self::new(

@@ -55,21 +55,20 @@ pub fn routes() -> Router<AppState> {
 /// The window the service and operation lists cover: everything stored (retention bounds
 /// it), as Jaeger lists every service its storage holds. A day ahead covers senders whose
 /// clocks run fast.
-/// A storage failure that was one of the query limits (time, memory, a busy engine), answered
-/// in the caller's error envelope with the same status, `Retry-After` and counter as the
-/// Orrery API's; `None` for any other failure.
+/// A storage failure that was one of the query limits, in the caller's error envelope with the
+/// Orrery API's status and `Retry-After` (`ApiError::limit_hit`); `None` for any other failure.
 fn limited_response(
     err: &anyhow::Error,
     envelope: impl FnOnce(axum::http::StatusCode, String) -> axum::response::Response,
 ) -> Option<axum::response::Response> {
-    let hit = crate::limits::limit_hit(err)?;
-    crate::metrics::limit_hit(hit.limit);
-    tracing::info!(limit = hit.limit, error = %format!("{err:#}"), "jaeger query stopped by a limit");
-    let mut response = envelope(hit.status, hit.message);
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from(hit.retry_after),
-    );
+    let limited = crate::api::ApiError::limit_hit(err)?;
+    let mut response = envelope(limited.status, limited.message);
+    if let Some(seconds) = limited.retry_after {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(seconds),
+        );
+    }
     Some(response)
 }
 
