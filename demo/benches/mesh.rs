@@ -59,6 +59,7 @@ fn main() {
                 duration: Duration::from_secs(10),
                 traces: None,
                 regions: 3,
+                namespaces: 1,
                 batch: 1000,
                 concurrency: 8,
                 seed: 1,

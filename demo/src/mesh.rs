@@ -45,6 +45,11 @@ pub struct MeshArgs {
     /// Number of regions services are spread over.
     #[arg(long, env = "ORRERY_MESH_REGIONS", default_value_t = 3)]
     pub regions: usize,
+    /// Number of namespaces (teams) services are spread over: 1 puts every service in the
+    /// `mesh` namespace; more sets `service.namespace` and the `team` resource attribute to a
+    /// team name per service (each team owns services in every tier, as real teams do).
+    #[arg(long, env = "ORRERY_MESH_NAMESPACES", default_value_t = 1)]
+    pub namespaces: usize,
     /// Spans per export request.
     #[arg(long, env = "ORRERY_MESH_BATCH", default_value_t = 1000)]
     pub batch: usize,
@@ -112,6 +117,17 @@ const NOUNS: [&str; 24] = [
     "users",
     "wallet",
 ];
+/// Team names for `--namespaces` above 1 (a suffix keeps them distinct past the list's end).
+const TEAMS: [&str; 8] = [
+    "storefront",
+    "payments",
+    "logistics",
+    "identity",
+    "platform",
+    "data",
+    "growth",
+    "support",
+];
 const REGIONS: [&str; 6] = [
     "us-east-1",
     "eu-west-1",
@@ -125,6 +141,8 @@ const REGIONS: [&str; 6] = [
 struct Mesh {
     names: Vec<String>,
     regions: Vec<&'static str>,
+    /// Namespace (= team) of each service.
+    teams: Vec<String>,
     tier_of: Vec<usize>,
     callees: Vec<Vec<u32>>,
     error_rate: Vec<f64>,
@@ -132,7 +150,7 @@ struct Mesh {
 }
 
 impl Mesh {
-    fn new(n: usize, regions: usize, rng: &mut StdRng) -> Mesh {
+    fn new(n: usize, regions: usize, namespaces: usize, rng: &mut StdRng) -> Mesh {
         let n = n.max(2);
         let regions = regions.clamp(1, REGIONS.len());
         let tiers = 6usize;
@@ -183,6 +201,7 @@ impl Mesh {
         Mesh {
             names,
             regions: (0..n).map(|i| REGIONS[i % regions]).collect(),
+            teams: (0..n).map(|i| team_name(i, namespaces)).collect(),
             entry: (0..n as u32)
                 .filter(|&i| tier_of[i as usize] == 0)
                 .collect(),
@@ -190,6 +209,19 @@ impl Mesh {
             callees,
             error_rate,
         }
+    }
+}
+
+/// The namespace (and team) of service `i` when there are `namespaces` of them: `mesh` for one,
+/// else team names dealt round-robin, so every team has services in every tier.
+pub fn team_name(i: usize, namespaces: usize) -> String {
+    if namespaces <= 1 {
+        return "mesh".into();
+    }
+    let k = i % namespaces;
+    match k / TEAMS.len() {
+        0 => TEAMS[k].into(),
+        round => format!("{}-{}", TEAMS[k % TEAMS.len()], round + 1),
     }
 }
 
@@ -393,7 +425,8 @@ impl Generator {
                     resource: Some(Resource {
                         attributes: vec![
                             kv_s("service.name", &m.names[s]),
-                            kv_s("service.namespace", "mesh"),
+                            kv_s("service.namespace", &m.teams[s]),
+                            kv_s("team", &m.teams[s]),
                             kv_s("service.instance.id", &format!("{}-{}", m.names[s], s % 3)),
                             kv_s("cloud.region", m.regions[s]),
                             kv_s("host.name", &format!("node-{}", s % 17)),
@@ -460,7 +493,7 @@ pub async fn generate(args: &MeshArgs, shutdown: CancellationToken) -> Result<Me
         clients.push(TraceServiceClient::new(channel).max_encoding_message_size(64 << 20));
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let mesh = Mesh::new(args.services, args.regions, &mut rng);
+    let mesh = Mesh::new(args.services, args.regions, args.namespaces, &mut rng);
     let names = mesh.names.clone();
     let mut generator = Generator { mesh, rng };
 
@@ -602,4 +635,18 @@ pub async fn run(args: MeshArgs, shutdown: CancellationToken) -> Result<()> {
         report.failed_spans
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn team_names_are_distinct_and_one_namespace_is_mesh() {
+        assert_eq!(team_name(17, 1), "mesh");
+        assert_eq!(team_name(17, 0), "mesh");
+        let names: std::collections::HashSet<String> = (0..100).map(|i| team_name(i, 20)).collect();
+        assert_eq!(names.len(), 20);
+        assert_eq!(team_name(0, 3), team_name(3, 3));
+    }
 }

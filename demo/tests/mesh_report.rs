@@ -21,6 +21,7 @@ async fn report_matches_what_the_receivers_recorded() {
         duration: Duration::ZERO,
         traces: Some(400),
         regions: 3,
+        namespaces: 4,
         batch: 500,
         concurrency: 4,
         seed: 7,
@@ -97,4 +98,14 @@ async fn report_matches_what_the_receivers_recorded() {
     assert!(spans.iter().all(|s| s.attributes.len() >= 9));
     let services: HashSet<&str> = spans.iter().map(|s| s.service.as_str()).collect();
     assert!(services.len() > 60, "{} services seen", services.len());
+
+    // --namespaces 4: every service sits in one of four namespaces, its `team` the same.
+    let mut ns_of: HashMap<&str, &str> = HashMap::new();
+    for s in &spans {
+        let ns = s.resource["service.namespace"].as_str();
+        assert_eq!(s.resource["team"].as_str(), ns, "{}", s.service);
+        assert_eq!(*ns_of.entry(s.service.as_str()).or_insert(ns), ns);
+    }
+    let namespaces: HashSet<&str> = ns_of.values().copied().collect();
+    assert_eq!(namespaces.len(), 4, "{namespaces:?}");
 }
