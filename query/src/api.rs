@@ -1,164 +1,27 @@
 //! HTTP routes: Orrery's API under `/orrery/api`, Jaeger's under `/api`, the UI elsewhere.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use clickhouse::Client;
 use futures::StreamExt;
 use serde_json::json;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use crate::graph::{self, GraphRequest, Level};
 use crate::middleware as mw;
-use crate::params::{self, Query as Q};
+use crate::params::{self, Query as Q, url_decode_pairs};
 use crate::traces::{self, Order, Search};
-use crate::{GraphArgs, QueryArgs, jaeger, ui};
+use crate::{jaeger, ui};
 use crate::{limits, metrics};
 
-/// Shared state of the handlers: the ClickHouse client and settings. No caches.
-#[derive(Clone)]
-pub struct AppState {
-    /// Carries the per-query limits (`--query-max-execution-time`, `--query-max-memory`).
-    /// Handlers use [`AppState::ch`], which also tags the request's queries so they are
-    /// killed when the client goes away.
-    pub client: Client,
-    pub args: Arc<QueryArgs>,
-    /// One permit per open live stream (`--query-max-streams`).
-    pub streams: Arc<Semaphore>,
-    /// One permit per request being handled (`--query-max-concurrent-requests`).
-    pub requests: Arc<Semaphore>,
-    /// Cancelled on shutdown: live streams end.
-    pub shutdown: CancellationToken,
-}
-
-impl AppState {
-    pub fn new(client: Client, args: QueryArgs) -> Self {
-        Self {
-            client: args.limits.bound(client),
-            streams: Arc::new(Semaphore::new(args.limits.query_max_streams)),
-            requests: Arc::new(Semaphore::new(args.limits.query_max_concurrent_requests)),
-            args: Arc::new(args),
-            shutdown: CancellationToken::new(),
-        }
-    }
-    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
-        self.shutdown = shutdown;
-        self
-    }
-    pub fn graph_args(&self) -> &GraphArgs {
-        &self.args.graph
-    }
-    /// The client for this request's ClickHouse queries: bounded, and tagged so that they are
-    /// killed if the request is dropped (client gone, request timeout).
-    pub fn ch(&self) -> Client {
-        limits::tagged(&self.client)
-    }
-}
-
-/// An error answer: status plus `{"error": message}` (and `"limit"` naming the limit hit,
-/// with a `Retry-After` header, when a limit refused the request).
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    pub limit: Option<&'static str>,
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            limit: None,
-            retry_after: None,
-        }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-    /// A limit refused the request: `status` (429 or 503), the limit's name, when to retry.
-    pub fn limited(
-        status: StatusCode,
-        limit: &'static str,
-        message: impl Into<String>,
-        retry_after: u64,
-    ) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            limit: Some(limit),
-            retry_after: Some(retry_after),
-        }
-    }
-}
-
-impl From<String> for ApiError {
-    fn from(message: String) -> Self {
-        Self::bad_request(message)
-    }
-}
-
-impl ApiError {
-    /// The answer to a storage failure that was one of the query limits (time, memory, a busy
-    /// engine) — counted and logged once here — or `None` for any other failure. The Jaeger
-    /// APIs wrap it in their own envelopes.
-    pub fn limit_hit(err: &anyhow::Error) -> Option<Self> {
-        let hit = limits::limit_hit(err)?;
-        metrics::limit_hit(hit.limit);
-        tracing::info!(limit = hit.limit, error = %format!("{err:#}"), "query stopped by a limit");
-        Some(Self::limited(
-            hit.status,
-            hit.limit,
-            hit.message,
-            hit.retry_after,
-        ))
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> Self {
-        if let Some(limited) = Self::limit_hit(&err) {
-            return limited;
-        }
-        tracing::warn!(error = %format!("{err:#}"), "query failed");
-        Self::new(
-            StatusCode::BAD_GATEWAY,
-            format!("storage query failed: {err:#}"),
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = match self.limit {
-            Some(limit) => json!({ "error": self.message, "limit": limit }),
-            None => json!({ "error": self.message }),
-        };
-        let mut r = (self.status, Json(body)).into_response();
-        if let Some(s) = self.retry_after {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        r
-    }
-}
+pub use crate::error::ApiError;
+pub use crate::state::AppState;
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -203,11 +66,6 @@ pub fn router(state: AppState) -> Router {
 
 async fn api_not_found() -> ApiError {
     ApiError::not_found("no such API route")
-}
-
-/// `application/x-www-form-urlencoded` pairs (repeated keys kept).
-pub fn url_decode_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 
 /// Public (probes): says whether ClickHouse answers, not why not — the error can name internal

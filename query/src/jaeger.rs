@@ -22,8 +22,8 @@ use orrery_store::SpanRow;
 use orrery_store::span::kind;
 use serde::Deserialize;
 
-use crate::api::AppState;
 use crate::graph::Span as Window;
+use crate::state::AppState;
 
 pub use v1::parse_search;
 pub use v1_model::trace_json;
@@ -61,7 +61,7 @@ fn limited_response(
     err: &anyhow::Error,
     envelope: impl FnOnce(axum::http::StatusCode, String) -> axum::response::Response,
 ) -> Option<axum::response::Response> {
-    let limited = crate::api::ApiError::limit_hit(err)?;
+    let limited = crate::error::ApiError::limit_hit(err)?;
     let mut response = envelope(limited.status, limited.message);
     if let Some(seconds) = limited.retry_after {
         response.headers_mut().insert(

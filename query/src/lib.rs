@@ -9,6 +9,7 @@ pub mod api;
 pub mod calls;
 pub mod checks;
 pub mod cli;
+pub mod error;
 pub mod graph;
 pub mod jaeger;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod params;
 pub mod rollup;
 pub mod server;
+pub mod state;
 pub mod traces;
 pub mod ui;
 
@@ -225,7 +227,7 @@ pub async fn serve(
         Some(tokio::spawn(job.run(shutdown.clone())))
     };
     let limits = args.limits.clone();
-    let app = api::router(api::AppState::new(client, args).with_shutdown(shutdown.clone()));
+    let app = api::router(state::AppState::new(client, args).with_shutdown(shutdown.clone()));
     let result = server::serve(listener, app, &limits, shutdown.clone())
         .await
         .context("query API server");

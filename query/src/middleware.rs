@@ -7,7 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::{ApiError, AppState};
+use crate::error::ApiError;
+use crate::state::AppState;
 use crate::{limits, metrics};
 
 /// A handler panicked (a bug: every input is validated first): a JSON 500 and an error log

@@ -145,6 +145,11 @@ pub fn level(q: &Query) -> Result<Level, String> {
     }
 }
 
+/// `application/x-www-form-urlencoded` pairs (repeated keys kept).
+pub fn url_decode_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

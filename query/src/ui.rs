@@ -5,7 +5,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 const NOT_BUILT: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Orrery</title></head>\
 <body style=\"font-family: sans-serif; max-width: 40em; margin: 4em auto\"><h1>Orrery</h1>\

@@ -72,7 +72,7 @@ impl Checks {
 }
 
 /// `GET /orrery/api/checks`.
-pub async fn handler(State(state): State<crate::api::AppState>) -> Response {
+pub async fn handler(State(state): State<crate::state::AppState>) -> Response {
     match state.graph_args().graph_checks.snapshot() {
         Some(board) => Json(board).into_response(),
         None => (

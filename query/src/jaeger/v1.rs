@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 
 use super::search::{self, Query as Search};
 use super::{LoadError, MAX_TRACE_IDS, by_trace, catalog_window, params as jp, v1_model};
-use crate::api::{AppState, url_decode_pairs};
 use crate::graph::{self, Span as Window, fetch};
 use crate::params;
+use crate::params::url_decode_pairs;
+use crate::state::AppState;
 
 /// Jaeger's default `limit`.
 const DEFAULT_LIMIT: usize = 100;

@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 
 use super::search::{self, Query as Search};
 use super::{otlp, params as jp, summary};
-use crate::api::{AppState, url_decode_pairs};
 use crate::graph::Span as Window;
+use crate::params::url_decode_pairs;
+use crate::state::AppState;
 
 /// Jaeger's default `query.searchDepth`.
 const DEFAULT_SEARCH_DEPTH: usize = 100;

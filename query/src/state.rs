@@ -1,0 +1,51 @@
+//! What every handler shares (the bounded ClickHouse client, the settings, the permits of
+//! the request and stream limits), apart from the routes so that route modules depend on it
+//! and not on each other.
+
+use std::sync::Arc;
+
+use clickhouse::Client;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{GraphArgs, QueryArgs, limits};
+
+/// Shared state of the handlers: the ClickHouse client, the settings and the limits' semaphores.
+#[derive(Clone)]
+pub struct AppState {
+    /// Carries the per-query limits (`--query-max-execution-time`, `--query-max-memory`).
+    /// Handlers use [`AppState::ch`], which also tags the request's queries so they are
+    /// killed when the client goes away.
+    pub client: Client,
+    pub args: Arc<QueryArgs>,
+    /// One permit per open live stream (`--query-max-streams`).
+    pub streams: Arc<Semaphore>,
+    /// One permit per request being handled (`--query-max-concurrent-requests`).
+    pub requests: Arc<Semaphore>,
+    /// Cancelled on shutdown: live streams end.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(client: Client, args: QueryArgs) -> Self {
+        Self {
+            client: args.limits.bound(client),
+            streams: Arc::new(Semaphore::new(args.limits.query_max_streams)),
+            requests: Arc::new(Semaphore::new(args.limits.query_max_concurrent_requests)),
+            args: Arc::new(args),
+            shutdown: CancellationToken::new(),
+        }
+    }
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+    pub fn graph_args(&self) -> &GraphArgs {
+        &self.args.graph
+    }
+    /// The client for this request's ClickHouse queries: bounded, and tagged so that they are
+    /// killed if the request is dropped (client gone, request timeout).
+    pub fn ch(&self) -> Client {
+        limits::tagged(&self.client)
+    }
+}
