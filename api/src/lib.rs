@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod live;
+
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
