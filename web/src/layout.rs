@@ -2,15 +2,24 @@
 //!
 //! Region/focused levels: layered left→right by the API's `rank` (call depth), one column per
 //! rank, nodes on integer row slots. A fresh layout orders each column by barycentre sweeps
-//! (deterministic for the same graph). An update keeps every existing node where it is, drops
-//! vanished ones and puts new ones on the free slot nearest their neighbours, so the picture a
-//! person has learnt does not move. Global level: regions on a ring around the entry node.
-//! Pins (dragged positions) override everything.
-
+//! (deterministic for the same graph). Aspect-aware: a rank taller than the screen's shape
+//! allows wraps into sub-columns (filled row by row, so the barycentre order still runs top to
+//! bottom), with the wrap height chosen to maximise the zoom at which the whole graph fits a
+//! viewport of the layout's aspect — 2,000 services use the screen's area instead of a 30-pixel
+//! strip, while a small graph (no rank taller than the picture is wide) never wraps. An update
+//! keeps every existing node where it is, drops vanished ones and puts new ones on the free
+//! slot nearest their neighbours, so the picture a person has learnt does not move. Global
+//! level: regions on a ring around the entry node. Pins (dragged positions) override everything.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const COLUMN: f32 = 280.0;
 pub const ROW: f32 = 80.0;
+/// Distance between the sub-columns of a wrapped rank (less than a rank's column: they belong
+/// together, and labels of a dense rank show by level of detail anyway).
+pub const SUB_COLUMN: f32 = 110.0;
+/// Width / height of the area the layout aims at by default (the map's free area on a
+/// 1280×900 screen); `Layout::set_aspect` takes the real one.
+pub const DEFAULT_ASPECT: f32 = 1.7;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pos {
@@ -44,15 +53,43 @@ pub struct Change {
     pub removed: Vec<String>,
 }
 
-#[derive(Debug, Default, Clone)]
+/// Where a rank's sub-columns start and how many it has (fixed at the fresh layout, so
+/// incremental updates fill the same grid).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RankGrid {
+    x0: f32,
+    subs: u32,
+}
+
+#[derive(Debug, Clone)]
 pub struct Layout {
     pos: HashMap<String, Pos>,
     pins: HashMap<String, Pos>,
+    ranks: BTreeMap<u32, RankGrid>,
+    aspect: f32,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            pos: HashMap::new(),
+            pins: HashMap::new(),
+            ranks: BTreeMap::new(),
+            aspect: DEFAULT_ASPECT,
+        }
+    }
 }
 
 impl Layout {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The width/height of the area the graph is shown in; used by the next fresh layout.
+    pub fn set_aspect(&mut self, aspect: f32) {
+        if aspect.is_finite() && aspect > 0.05 {
+            self.aspect = aspect.clamp(0.3, 5.0);
+        }
     }
 
     /// Where a node is drawn (its pin if pinned).
@@ -130,10 +167,14 @@ impl Layout {
             neighbours.entry(s).or_default().push(t);
             neighbours.entry(t).or_default().push(s);
         }
-        let mut occupied: HashMap<u32, HashSet<i32>> = HashMap::new();
+        let mut occupied: HashMap<u32, HashSet<(i32, i32)>> = HashMap::new();
         for (id, rank) in &input.nodes {
-            if let Some(p) = self.pos.get(*id) {
-                occupied.entry(*rank).or_default().insert(slot_of(p.y));
+            if let Some(p) = self.pos.get(*id).copied() {
+                let g = self.grid(*rank);
+                occupied
+                    .entry(*rank)
+                    .or_default()
+                    .insert((g.sub_of(p.x), slot_of(p.y)));
             }
         }
         let mut new: Vec<(u32, &str)> = input
@@ -150,24 +191,44 @@ impl Layout {
                 .flatten()
                 .filter_map(|n| self.pos.get(*n).map(|p| p.y))
                 .collect();
-            let column = occupied.entry(rank).or_default();
+            let grid = self.grid(rank);
+            let cells = occupied.entry(rank).or_default();
             let wanted = if ys.is_empty() {
-                column.iter().max().map_or(0, |m| m + 1)
+                cells.iter().map(|c| c.1).max().map_or(0, |m| m + 1)
             } else {
                 slot_of(ys.iter().sum::<f32>() / ys.len() as f32)
             };
-            let slot = nearest_free(column, wanted);
-            column.insert(slot);
+            let (sub, row) = nearest_free(cells, grid.subs, wanted);
+            cells.insert((sub, row));
             self.pos.insert(
                 id.to_string(),
                 Pos {
-                    x: rank as f32 * COLUMN,
-                    y: slot as f32 * ROW,
+                    x: grid.x0 + sub as f32 * SUB_COLUMN,
+                    y: row as f32 * ROW,
                 },
             );
             change.added.push(id.to_string());
         }
         change
+    }
+
+    /// The grid of `rank`; a rank the fresh layout did not have gets one sub-column, placed
+    /// as the fresh layout would have placed it (its own column past the known ranks' wraps).
+    fn grid(&mut self, rank: u32) -> RankGrid {
+        if let Some(g) = self.ranks.get(&rank) {
+            return *g;
+        }
+        let before: f32 = self
+            .ranks
+            .range(..rank)
+            .map(|(_, g)| (g.subs - 1) as f32 * SUB_COLUMN)
+            .sum();
+        let g = RankGrid {
+            x0: rank as f32 * COLUMN + before,
+            subs: 1,
+        };
+        self.ranks.insert(rank, g);
+        g
     }
 
     fn fresh_layered(&mut self, input: &Input) {
@@ -235,14 +296,28 @@ impl Layout {
             }
         }
         self.pos.clear();
+        self.ranks.clear();
+        let sizes: Vec<(u32, usize)> = columns.iter().map(|(r, c)| (*r, c.len())).collect();
+        let height = wrap_height(&sizes, self.aspect);
+        let mut wraps = 0.0;
         for (rank, col) in &columns {
-            let half = (col.len() as i32 - 1) / 2;
+            let subs = col.len().div_ceil(height).max(1);
+            let rows = col.len().div_ceil(subs);
+            let grid = RankGrid {
+                x0: *rank as f32 * COLUMN + wraps,
+                subs: subs as u32,
+            };
+            self.ranks.insert(*rank, grid);
+            wraps += (subs - 1) as f32 * SUB_COLUMN;
+            let half = (rows as i32 - 1) / 2;
+            // Row by row across the sub-columns: order k sits in row k / subs, so y still
+            // follows the barycentre order.
             for (k, &i) in col.iter().enumerate() {
                 self.pos.insert(
                     input.nodes[i].0.to_string(),
                     Pos {
-                        x: *rank as f32 * COLUMN,
-                        y: (k as i32 - half) as f32 * ROW,
+                        x: grid.x0 + (k % subs) as f32 * SUB_COLUMN,
+                        y: ((k / subs) as i32 - half) as f32 * ROW,
                     },
                 );
             }
@@ -312,13 +387,51 @@ fn slot_of(y: f32) -> i32 {
     (y / ROW).round() as i32
 }
 
-fn nearest_free(column: &HashSet<i32>, wanted: i32) -> i32 {
-    for d in 0.. {
-        if !column.contains(&(wanted + d)) {
-            return wanted + d;
+impl RankGrid {
+    fn sub_of(&self, x: f32) -> i32 {
+        ((x - self.x0) / SUB_COLUMN).round() as i32
+    }
+}
+
+/// The most rows a sub-column may hold: the value that lets the whole layered picture fit the
+/// largest into a `aspect`-shaped viewport (ties go to fewer wraps, so a graph that fits
+/// without wrapping is never wrapped).
+pub fn wrap_height(ranks: &[(u32, usize)], aspect: f32) -> usize {
+    let tallest = ranks.iter().map(|r| r.1).max().unwrap_or(1).max(1);
+    let (first, last) = (
+        ranks.first().map_or(0, |r| r.0),
+        ranks.last().map_or(0, |r| r.0),
+    );
+    let mut best = (f32::MIN, tallest);
+    for h in (1..=tallest).rev() {
+        let mut rows = 0;
+        let mut wraps = 0;
+        for &(_, n) in ranks {
+            let subs = n.div_ceil(h).max(1);
+            rows = rows.max(n.div_ceil(subs));
+            wraps += subs - 1;
         }
-        if !column.contains(&(wanted - d)) {
-            return wanted - d;
+        // One node's room around the extremes, as the fit leaves.
+        let width = (last - first) as f32 * COLUMN + wraps as f32 * SUB_COLUMN + COLUMN;
+        let height = rows as f32 * ROW + ROW;
+        let zoom = (aspect / width).min(1.0 / height);
+        if zoom > best.0 * 1.000_01 {
+            best = (zoom, h);
+        }
+    }
+    best.1
+}
+
+/// The free cell of a rank's grid nearest to row `wanted` (rows outward, then sub-columns in
+/// order).
+fn nearest_free(cells: &HashSet<(i32, i32)>, subs: u32, wanted: i32) -> (i32, i32) {
+    for d in 0.. {
+        for row in [wanted + d, wanted - d] {
+            for sub in 0..subs as i32 {
+                if !cells.contains(&(sub, row)) {
+                    return (sub, row);
+                }
+            }
         }
     }
     unreachable!()
@@ -428,6 +541,105 @@ mod tests {
         assert_eq!(l2.pins(), l.pins());
         l.update_layered(&input(&[("a", 0), ("b", 1)], &[("a", "b")]));
         assert_eq!(l.get("a"), Some(Pos { x: 5.5, y: -3.0 }));
+    }
+
+    fn min_distance(l: &Layout, ids: &[String]) -> f32 {
+        let mut by_x: Vec<Pos> = ids.iter().map(|id| l.get(id).unwrap()).collect();
+        by_x.sort_by(|a, b| a.x.total_cmp(&b.x));
+        let mut best = f32::MAX;
+        for (i, a) in by_x.iter().enumerate() {
+            for b in &by_x[i + 1..] {
+                if b.x - a.x >= best {
+                    break;
+                }
+                best = best.min(((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt());
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn two_thousand_services_fill_the_screen_shape_instead_of_a_strip() {
+        let g = crate::synth::mesh(2000, 5000, 6, 3);
+        let mut l = Layout::new();
+        l.set_aspect(1.7);
+        l.update_layered(&Input::of(&g));
+        let (x0, y0, x1, y1) = l.bounds().unwrap();
+        let (w, h) = (x1 - x0 + COLUMN, y1 - y0 + ROW);
+        let aspect = w / h;
+        assert!((1.1..2.6).contains(&aspect), "aspect {aspect} ({w} x {h})");
+        // The zoom at which it fits a 1000x588 area is several times the unwrapped one's.
+        let unwrapped_height = 400.0 * ROW;
+        let zoom = (1000.0 / w).min(588.0 / h);
+        assert!(zoom > 6.0 * 588.0 / unwrapped_height, "zoom {zoom}");
+        let ids: Vec<String> = g.nodes.iter().map(|n| n.id.clone()).collect();
+        assert!(min_distance(&l, &ids) >= ROW.min(SUB_COLUMN) - 0.01);
+        // Ranks still read left to right: every node of rank r left of every node of r + 1.
+        let rank: HashMap<&str, u32> = g.nodes.iter().map(|n| (n.id.as_str(), n.rank)).collect();
+        let mut span: BTreeMap<u32, (f32, f32)> = BTreeMap::new();
+        for (id, r) in &rank {
+            let x = l.get(id).unwrap().x;
+            let e = span.entry(*r).or_insert((x, x));
+            *e = (e.0.min(x), e.1.max(x));
+        }
+        let spans: Vec<_> = span.values().collect();
+        assert!(spans.windows(2).all(|w| w[0].1 < w[1].0), "{spans:?}");
+    }
+
+    #[test]
+    fn a_wide_screen_wraps_more_than_a_tall_one() {
+        let g = crate::synth::mesh(600, 1200, 4, 3);
+        let shape = |aspect| {
+            let mut l = Layout::new();
+            l.set_aspect(aspect);
+            l.update_layered(&Input::of(&g));
+            let (x0, y0, x1, y1) = l.bounds().unwrap();
+            (x1 - x0) / (y1 - y0)
+        };
+        assert!(shape(2.5) > 1.5 * shape(0.8));
+    }
+
+    #[test]
+    fn incremental_updates_fill_the_wrapped_grid_without_collisions() {
+        let g = crate::synth::mesh(800, 2000, 5, 11);
+        let mut l = Layout::new();
+        l.update_layered(&Input::of(&g));
+        let before: HashMap<String, Pos> = g
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), l.get(&n.id).unwrap()))
+            .collect();
+        let mut next = g.clone();
+        let extra = crate::synth::mesh(120, 300, 5, 12);
+        for mut n in extra.nodes.into_iter().skip(1) {
+            n.id = format!("new-{}", n.id);
+            next.nodes.push(n);
+        }
+        // A rank the first layout never had goes to its own column on the right.
+        let mut late = next.nodes[1].clone();
+        late.id = "late".into();
+        late.rank = 9;
+        next.nodes.push(late);
+        let ch = l.update_layered(&Input::of(&next));
+        assert_eq!(ch.added.len(), 121);
+        for (id, p) in &before {
+            assert_eq!(l.get(id), Some(*p), "{id} moved");
+        }
+        let ids: Vec<String> = next.nodes.iter().map(|n| n.id.clone()).collect();
+        assert!(min_distance(&l, &ids) >= ROW.min(SUB_COLUMN) - 0.01);
+        let right = before.values().map(|p| p.x).fold(f32::MIN, f32::max);
+        assert!(l.get("late").unwrap().x > right);
+    }
+
+    #[test]
+    fn wraps_only_where_it_gains_zoom() {
+        // The demo's shape (five ranks of a few services) is wider than tall: no wrap.
+        let sizes = [(0, 1), (1, 3), (2, 6), (3, 5), (4, 2)];
+        assert_eq!(wrap_height(&sizes, DEFAULT_ASPECT), 6);
+        // One caller of 18 services is a tall strip: it wraps (into 4 sub-columns of 5 rows).
+        assert_eq!(wrap_height(&[(0, 1), (1, 18)], 1.7), 5);
+        // On a portrait screen the same strip stays whole.
+        assert_eq!(wrap_height(&[(0, 1), (1, 18)], 0.4), 18);
     }
 
     #[test]
