@@ -19,6 +19,8 @@ pub mod namespaces;
 #[cfg(target_arch = "wasm32")]
 mod net;
 pub mod replay;
+#[cfg(target_arch = "wasm32")]
+pub mod route;
 pub mod scatter;
 pub mod signin;
 pub mod span_table;

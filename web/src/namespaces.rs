@@ -3,12 +3,56 @@
 //! groups. Expanding a namespace puts its services back (zoom, not hiding). Calls inside one
 //! collapsed namespace are not drawn as self-loops: they are already part of the namespace
 //! node's traffic (its services' served calls), so drawing them again would count them twice.
+//!
+//! Collapsing helps a crowded region and must never hide a legible one: by default (`group=`
+//! absent) a region collapses only when its map has more than [`LEGIBLE_NODES`] nodes **and**
+//! more than one namespace — a region of one namespace is never drawn as a single node.
+//! `group=namespace` collapses whenever there are namespaces, `group=none` never.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{Edge, Graph, Health, Metrics, Node};
 
 pub const PREFIX: &str = "namespace:";
+
+/// The most nodes a region map draws expanded before its namespaces are collapsed. The layered
+/// layout gives each node a label of ~12 characters (≈ 90 px) and a row of ≈ 28 px; at
+/// 1280×800 (minus header and legend) that is about 6 columns of 10 legible rows, so past 60
+/// nodes labels start to overlap and a namespace level reads better.
+pub const LEGIBLE_NODES: usize = 60;
+
+/// How the region map groups services, from the URL's `group=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    /// Namespaces collapse only when the map would be crowded (see [`should_collapse`]).
+    Auto,
+    /// Always one node per namespace (until expanded).
+    Namespace,
+    /// Always every service.
+    None,
+}
+
+impl Grouping {
+    /// `group=namespace` / `group=none`; anything else (or absent) is automatic.
+    pub fn parse(s: &str) -> Grouping {
+        match s {
+            "namespace" => Grouping::Namespace,
+            "none" => Grouping::None,
+            _ => Grouping::Auto,
+        }
+    }
+}
+
+/// Whether the region map is drawn at namespace zoom: automatically only when it has more than
+/// [`LEGIBLE_NODES`] nodes and more than one namespace (one namespace collapsed would be one
+/// node: nothing legible left), always/never when the user chose so.
+pub fn should_collapse(g: &Graph, mode: Grouping) -> bool {
+    match mode {
+        Grouping::None => false,
+        Grouping::Namespace => !all(g).is_empty(),
+        Grouping::Auto => g.nodes.len() > LEGIBLE_NODES && all(g).len() > 1,
+    }
+}
 
 /// The namespaces named in the URL's `ns=` (comma-separated), as a set.
 pub fn parse_expanded(s: &str) -> BTreeSet<String> {
@@ -318,6 +362,62 @@ mod tests {
         let mut full = graph();
         assert!(!collapse(&mut full, &all(&graph())));
         assert_eq!(full, graph());
+    }
+
+    /// `n` services spread round-robin over `namespaces` namespaces (none when 0), a chain.
+    fn mesh(n: usize, namespaces: usize) -> Graph {
+        let nodes = (0..n)
+            .map(|i| {
+                let ns = (namespaces > 0).then(|| format!("team-{}", i % namespaces));
+                svc(
+                    &format!("s{i}"),
+                    ns.as_deref(),
+                    i as u32,
+                    m(1, 0, 1.0, 1.0),
+                    Health::Normal,
+                )
+            })
+            .collect();
+        let edges = (1..n)
+            .map(|i| {
+                edge(
+                    &format!("s{}", i - 1),
+                    &format!("s{i}"),
+                    m(1, 0, 1.0, 1.0),
+                    Health::Normal,
+                )
+            })
+            .collect();
+        Graph {
+            level: "region".into(),
+            nodes,
+            edges,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_legible_region_is_never_collapsed_and_a_crowded_one_of_several_namespaces_is() {
+        // The demo: 18 services of one namespace (plus peers) — services shown.
+        assert!(!should_collapse(&mesh(25, 1), Grouping::Auto));
+        // One namespace is never one node, however big.
+        assert!(!should_collapse(&mesh(2000, 1), Grouping::Auto));
+        // Several namespaces but few nodes: still legible expanded.
+        assert!(!should_collapse(&mesh(LEGIBLE_NODES, 4), Grouping::Auto));
+        assert!(!should_collapse(&graph(), Grouping::Auto));
+        // Past the threshold with several namespaces: collapsed.
+        assert!(should_collapse(&mesh(LEGIBLE_NODES + 1, 2), Grouping::Auto));
+        assert!(should_collapse(&mesh(300, 6), Grouping::Auto));
+        // No namespaces at all: nothing to collapse into.
+        assert!(!should_collapse(&mesh(300, 0), Grouping::Auto));
+        // The user's choice wins: always (if there is a namespace) or never.
+        assert!(should_collapse(&graph(), Grouping::Namespace));
+        assert!(!should_collapse(&mesh(300, 0), Grouping::Namespace));
+        assert!(!should_collapse(&mesh(300, 6), Grouping::None));
+        assert_eq!(Grouping::parse("namespace"), Grouping::Namespace);
+        assert_eq!(Grouping::parse("none"), Grouping::None);
+        assert_eq!(Grouping::parse(""), Grouping::Auto);
+        assert_eq!(Grouping::parse("bogus"), Grouping::Auto);
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! (`trace_diff.rs`), each node with both sides' span counts and average durations, marked
 //! added (only in B), removed (only in A), slower, faster or a different call count.
 
-use crate::app::UrlState;
 use crate::encoding::fmt_us;
 use crate::net::enc;
+use crate::route::UrlState;
 use crate::trace_diff::{self, Change, DiffRow};
 use crate::trace_info::service_colour;
 use crate::waterfall::TraceModel;

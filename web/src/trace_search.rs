@@ -5,9 +5,9 @@
 //! count and a duration bar, sorted on the client.
 
 use crate::api::TraceList;
-use crate::app::UrlState;
 use crate::encoding::fmt_us;
 use crate::net::{enc, get_json};
+use crate::route::UrlState;
 use crate::trace_info::{self, service_colour};
 use leptos::prelude::*;
 use leptos::task::spawn_local;

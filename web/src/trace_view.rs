@@ -2,9 +2,9 @@
 //! virtualised waterfall (only the rows in view plus a margin are in the DOM), span search,
 //! keyboard navigation, collapse by depth, the trace statistics table and the span detail.
 
-use crate::app::{UrlState, now_s};
 use crate::encoding::fmt_us;
 use crate::net::enc;
+use crate::route::{UrlState, now_s};
 use crate::trace_info::{self, Summary, service_colour};
 use crate::waterfall::TraceModel;
 use leptos::prelude::*;

@@ -1,0 +1,305 @@
+//! The map view's data: one graph fetch, then the live stream (re-opened when the view or
+//! window changes), each graph applied through the filters and the namespace zoom to the
+//! layout, the scene and the GPU; and the URL following the open edge panel.
+
+use super::map_view::{Map, NodeItem, Shared, pins_key, storage};
+use super::{Panel, flag, now_s};
+use crate::api::{Graph, GraphDiff};
+use crate::diff::{self, Marks};
+use crate::layout::{Input, Layout};
+use crate::namespaces;
+use crate::net::get_json;
+use crate::stream::{LiveStream, StreamState};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
+/// Applies a graph: filters, namespace zoom, incremental layout, scene + GPU upload.
+fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
+    let Map {
+        state,
+        nodes,
+        edges,
+        meta,
+        status,
+        ..
+    } = m;
+    let Shared {
+        ms,
+        alive,
+        added_edges,
+        ..
+    } = sh.clone();
+    move |mut g: Graph| {
+        if !alive.get() {
+            return;
+        }
+        let s = state.get_untracked();
+        if s.hide_virtual {
+            g.nodes.retain(|n| !n.is_virtual());
+        }
+        if s.errors_only {
+            g.edges.retain(|e| e.metrics.error_rate > 0.0);
+        }
+        if s.min_rate > 0.0 {
+            g.edges.retain(|e| e.metrics.rps >= s.min_rate);
+        }
+        if s.hide_virtual || s.errors_only || s.min_rate > 0.0 {
+            let keep: HashSet<&str> = g
+                .edges
+                .iter()
+                .flat_map(|e| [e.source.as_str(), e.target.as_str()])
+                .collect();
+            let keep: HashSet<String> = keep.into_iter().map(String::from).collect();
+            g.nodes
+                .retain(|n| keep.contains(&n.id) || n.focused || n.kind == "entry");
+            let ids: HashSet<String> = g.nodes.iter().map(|n| n.id.clone()).collect();
+            g.edges
+                .retain(|e| ids.contains(&e.source) && ids.contains(&e.target));
+        }
+        // Namespace zoom (region level): unexpanded namespaces are one node each. Diff mode
+        // compares services, so it shows them all.
+        if g.level == "region" && !s.diff {
+            namespaces::collapse(&mut g, &namespaces::parse_expanded(&s.ns));
+        }
+        let marks = match (s.diff, added_edges.borrow().as_ref()) {
+            (true, Some(d)) => diff::merge(&mut g, d),
+            _ => Marks::default(),
+        };
+        let mut guard = ms.borrow_mut();
+        let Some(m) = guard.as_mut() else { return };
+        let key = pins_key(&s);
+        if m.layout_key != key {
+            m.layout = Layout::new();
+            if let Some(p) = storage().and_then(|st| st.get_item(&key).ok().flatten()) {
+                m.layout.set_pins(Layout::pins_from_string(&p));
+            }
+            m.layout_key = key;
+            m.fitted = false;
+        }
+        let input = Input::of(&g);
+        if g.level == "global" {
+            m.layout.update_ring(&input, "INTERNET");
+        } else {
+            m.layout.update_layered(&input);
+        }
+        edges.set(
+            g.edges
+                .iter()
+                .map(|e| {
+                    (
+                        e.source.clone(),
+                        e.target.clone(),
+                        marks.edge_state(e).to_string(),
+                        e.metrics.error_rate,
+                    )
+                })
+                .collect(),
+        );
+        meta.set((g.max_volume, g.data_quality.clone(), g.level.clone()));
+        let nothing = if s.replaying().is_some() {
+            "No traffic in this minute."
+        } else {
+            "No traffic in this window yet — send spans to the collector (OTLP :4317/:4318)."
+        };
+        status.set(if g.nodes.is_empty() {
+            nothing.into()
+        } else {
+            String::new()
+        });
+        let t = now_s();
+        m.scene.marks = marks;
+        m.scene.set(g, &m.layout, t, true, None, 100_000);
+        m.renderer.upload(&m.scene);
+        // Kiosk mode (wall displays) re-fits on every update: nobody is there to pan.
+        if !m.fitted || flag("kiosk") {
+            m.renderer.fit(&m.scene);
+            m.fitted = true;
+            m.fit_zoom = m.renderer.camera.zoom;
+        }
+        let cam = m.renderer.camera;
+        let (w, h) = m.renderer.size_css();
+        nodes.set(
+            m.scene
+                .graph
+                .nodes
+                .iter()
+                .zip(&m.scene.to)
+                .map(|(n, p)| NodeItem {
+                    id: n.id.clone(),
+                    name: n.name.clone(),
+                    health: if m.scene.marks.node_vanished(&n.id) {
+                        "vanished".into()
+                    } else {
+                        n.health.as_str().into()
+                    },
+                    kind: n.kind.clone(),
+                    namespace: n.namespace.clone().unwrap_or_default(),
+                    rps: n.metrics.rps,
+                    error_rate: n.metrics.error_rate,
+                    x: ((p.x - cam.cx) * cam.zoom + w / 2.0) as i32,
+                    y: ((p.y - cam.cy) * cam.zoom + h / 2.0) as i32,
+                })
+                .collect(),
+        );
+    }
+}
+
+/// Fetches the graph whenever what it depends on changes, then follows the live stream.
+pub(crate) fn install(m: Map, sh: &Shared) {
+    let Map {
+        state,
+        canvas,
+        nodes,
+        edges,
+        status,
+        stream_state,
+        panel,
+        diff,
+        ..
+    } = m;
+    let apply = Rc::new(applier(m, sh));
+    {
+        let Shared {
+            ms,
+            added_edges,
+            fetch_gen,
+            busy,
+            ..
+        } = sh.clone();
+        // Only what changes the data refetches: the selected edge and the panel do not.
+        let fetch_key = Memo::new(move |_| {
+            let s = state.get();
+            (
+                s.graph_query(),
+                s.diff,
+                s.errors_only,
+                s.hide_virtual,
+                s.min_rate,
+                s.live(),
+                s.ns.clone(),
+            )
+        });
+        let shown_view = Rc::new(RefCell::new(None::<String>));
+        Effect::new(move |_| {
+            // Read, not just tracked: a memo only follows its sources once it has been computed.
+            let _ = fetch_key.get();
+            let s = state.get_untracked();
+            if canvas.get().is_none() {
+                return;
+            }
+            // A new view (level/region/focus) closes the panel; the first one opens the edge the
+            // URL selects (a link from a trace span).
+            let view_key = pins_key(&s);
+            let first = shown_view.borrow().is_none();
+            if shown_view.borrow().as_deref() != Some(view_key.as_str()) {
+                panel.set(match s.edge.split_once("->") {
+                    Some((a, b)) if first => Panel::Edge(a.to_string(), b.to_string()),
+                    _ => Panel::None,
+                });
+                *shown_view.borrow_mut() = Some(view_key);
+            }
+            // A different view starts empty, so nothing stale is shown (or asserted on).
+            if ms
+                .borrow()
+                .as_ref()
+                .is_some_and(|m| m.layout_key != pins_key(&s))
+            {
+                nodes.set(Vec::new());
+                edges.set(Vec::new());
+                status.set("loading the map…".into());
+            }
+            let q = s.graph_query();
+            let apply2 = apply.clone();
+            let added = added_edges.clone();
+            let want_diff = s.diff;
+            if !want_diff {
+                *added.borrow_mut() = None;
+                diff.set(None);
+            }
+            let generation = fetch_gen.get() + 1;
+            fetch_gen.set(generation);
+            busy.set(true);
+            let (fetch_gen, busy) = (fetch_gen.clone(), busy.clone());
+            spawn_local(async move {
+                // The diff first, so the graph that follows is drawn with its changes marked.
+                let d = if want_diff {
+                    Some(get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await)
+                } else {
+                    None
+                };
+                let g = get_json::<Graph>(&format!("orrery/api/graph?{q}")).await;
+                if fetch_gen.get() != generation {
+                    return;
+                }
+                busy.set(false);
+                if let Some(d) = d {
+                    *added.borrow_mut() = d.as_ref().ok().cloned();
+                    let _ = diff.try_set(Some(d));
+                }
+                match g {
+                    Ok(g) => apply2(g),
+                    Err(e) => {
+                        let _ = status.try_set(format!("Could not load the graph: {e}"));
+                    }
+                }
+            });
+            let mut b = ms.borrow_mut();
+            if let Some(m) = b.as_mut() {
+                // Dropping the old stream aborts its connection and its reconnects.
+                m.source = None;
+                if !s.live() {
+                    let _ = stream_state.try_set(StreamState::Connecting);
+                    return;
+                }
+                let apply3 = apply.clone();
+                let on_event: Rc<dyn Fn(crate::sse::SseEvent)> =
+                    Rc::new(move |ev: crate::sse::SseEvent| {
+                        if ev.event == "graph"
+                            && let Ok(g) = serde_json::from_str::<Graph>(&ev.data)
+                        {
+                            apply3(g);
+                        } else if ev.event == "error" {
+                            // A refresh that failed (e.g. hit a query limit); the stream goes
+                            // on and the next graph clears the message.
+                            let msg = serde_json::from_str::<crate::api::ApiError>(&ev.data)
+                                .map(|e| e.error)
+                                .unwrap_or(ev.data);
+                            let _ = status.try_set(format!("Live update failed: {msg}"));
+                        }
+                    });
+                let on_state: Rc<dyn Fn(StreamState)> = Rc::new(move |st: StreamState| {
+                    let _ = stream_state.try_set(st);
+                });
+                m.source = Some(LiveStream::open(
+                    format!("orrery/api/graph/stream?{}", s.graph_query()),
+                    on_event,
+                    on_state,
+                ));
+            }
+        });
+    }
+    // The URL and the drawing follow the open edge panel.
+    {
+        let ms = sh.ms.clone();
+        Effect::new(move |prev: Option<String>| {
+            let id = match panel.get() {
+                Panel::Edge(a, b) => format!("{a}->{b}"),
+                _ => String::new(),
+            };
+            // Before any panel was opened, the URL's edge is still to be shown: keep it.
+            if (prev.is_some() || !id.is_empty()) && state.with_untracked(|s| s.edge != id) {
+                state.update(|s| s.edge = id.clone());
+            }
+            if let Ok(mut b) = ms.try_borrow_mut()
+                && let Some(m) = b.as_mut()
+            {
+                m.scene.selected_edge = (!id.is_empty()).then(|| id.clone());
+                m.renderer.upload(&m.scene);
+            }
+            id
+        });
+    }
+}

@@ -1,0 +1,237 @@
+//! The map view: its state (signals shared by the data, input and frame parts, and the drawing
+//! state behind them) and its markup — breadcrumb and filters, the stage with the canvases,
+//! the node list that mirrors them, the legend, and the side panel.
+
+use super::map_input::{self, drill};
+use super::panels::{DiffPanel, Legend, SidePanel};
+use super::replay_bar::{self, ReplayBar};
+use super::{Panel, UrlState};
+use crate::api::GraphDiff;
+use crate::encoding::fmt_rate;
+use crate::layout::Layout;
+use crate::map::render::Renderer;
+use crate::map::scene::Scene;
+use crate::stream::{LiveStream, StreamState};
+use leptos::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// How far past the fitted zoom the wheel must go over a namespace node to expand it.
+pub(crate) const EXPAND_ZOOM: f32 = 1.6;
+
+/// The drawing state: renderer, scene, layout and camera bookkeeping, the live stream.
+pub(crate) struct MapState {
+    pub(crate) renderer: Renderer,
+    pub(crate) scene: Scene,
+    pub(crate) layout: Layout,
+    pub(crate) layout_key: String,
+    pub(crate) fitted: bool,
+    /// Camera zoom of the last fit: wheel-zooming in to `EXPAND_ZOOM` times it over a
+    /// namespace node expands that namespace.
+    pub(crate) fit_zoom: f32,
+    pub(crate) drag: Option<(usize, bool)>,
+    pub(crate) pan: Option<(f32, f32)>,
+    pub(crate) source: Option<LiveStream>,
+}
+
+pub(crate) fn pins_key(s: &UrlState) -> String {
+    format!("orrery.pins.{}.{}.{}", s.level, s.region, s.focus)
+}
+
+pub(crate) fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().unwrap().local_storage().ok().flatten()
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub(crate) struct NodeItem {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) health: String,
+    pub(crate) kind: String,
+    pub(crate) namespace: String,
+    pub(crate) rps: f64,
+    pub(crate) error_rate: f64,
+    /// Where the node was drawn (CSS px in the canvas) at the last update, for tests and tools.
+    pub(crate) x: i32,
+    pub(crate) y: i32,
+}
+
+/// The map view's signals (all `Copy`): what the markup shows and the parts write.
+#[derive(Clone, Copy)]
+pub(crate) struct Map {
+    pub(crate) state: RwSignal<UrlState>,
+    pub(crate) canvas: NodeRef<leptos::html::Canvas>,
+    pub(crate) overlay: NodeRef<leptos::html::Canvas>,
+    pub(crate) status: RwSignal<String>,
+    pub(crate) stream_state: RwSignal<StreamState>,
+    pub(crate) nodes: RwSignal<Vec<NodeItem>>,
+    /// `(source, target, diff state, error rate)` of each drawn edge.
+    pub(crate) edges: RwSignal<Vec<(String, String, String, f64)>>,
+    /// The busiest edge's rate, the data quality and the level of the last graph.
+    pub(crate) meta: RwSignal<(f64, crate::api::DataQuality, String)>,
+    pub(crate) hover: RwSignal<Option<(f32, f32, String, String)>>,
+    pub(crate) panel: RwSignal<Panel>,
+    pub(crate) locate: RwSignal<String>,
+    pub(crate) backend: RwSignal<String>,
+    pub(crate) diff: RwSignal<Option<Result<GraphDiff, String>>>,
+    pub(crate) playing: RwSignal<bool>,
+    pub(crate) speed: RwSignal<f64>,
+}
+
+/// The map view's non-reactive state, shared by its closures.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) ms: Rc<RefCell<Option<MapState>>>,
+    /// Diff mode: the diff every graph of this window is merged with (new edges green,
+    /// vanished ones dashed grey).
+    pub(crate) added_edges: Rc<RefCell<Option<GraphDiff>>>,
+    /// Graph fetches are numbered so that a slow answer never overwrites a newer one (replay
+    /// steps and window changes can overlap).
+    pub(crate) fetch_gen: Rc<Cell<u64>>,
+    /// A graph fetch is under way: replay waits for the frame it asked for.
+    pub(crate) busy: Rc<Cell<bool>>,
+    /// False once this view is unmounted: the frame loop, stream and key handler then stop
+    /// touching its (disposed) signals.
+    pub(crate) alive: Rc<Cell<bool>>,
+}
+
+#[component]
+pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
+    let m = Map {
+        state,
+        canvas: NodeRef::new(),
+        overlay: NodeRef::new(),
+        status: RwSignal::new(String::from("loading the map…")),
+        stream_state: RwSignal::new(StreamState::Connecting),
+        nodes: RwSignal::new(Vec::new()),
+        edges: RwSignal::new(Vec::new()),
+        meta: RwSignal::new((0.0, crate::api::DataQuality::default(), String::new())),
+        hover: RwSignal::new(None),
+        panel: RwSignal::new(Panel::None),
+        locate: RwSignal::new(String::new()),
+        backend: RwSignal::new(String::new()),
+        diff: RwSignal::new(None),
+        playing: RwSignal::new(false),
+        speed: RwSignal::new(4.0),
+    };
+    let sh = Shared {
+        ms: Rc::new(RefCell::new(None)),
+        added_edges: Rc::default(),
+        fetch_gen: Rc::new(Cell::new(0)),
+        busy: Rc::new(Cell::new(false)),
+        alive: Rc::new(Cell::new(true)),
+    };
+    super::map_frame::install(m, &sh);
+    super::map_data::install(m, &sh);
+    replay_bar::step_while_playing(state, m.playing, m.speed, sh.busy.clone());
+    map_input::install_keys(m);
+    let Map {
+        canvas,
+        overlay,
+        status,
+        stream_state,
+        nodes,
+        edges,
+        meta,
+        hover,
+        panel,
+        locate,
+        backend,
+        diff,
+        playing,
+        speed,
+        ..
+    } = m;
+    let (on_move, on_down, on_up, on_dbl, on_wheel) = (
+        map_input::on_move(m, &sh),
+        map_input::on_down(m, &sh),
+        map_input::on_up(m, &sh),
+        map_input::on_dbl(m, &sh),
+        map_input::on_wheel(m, &sh),
+    );
+    let do_locate = map_input::do_locate(m, &sh);
+    let unpin = map_input::unpin(m, &sh);
+
+    view! {
+        <div class="breadcrumb" aria-label="breadcrumb">
+            <button on:click=move |_| state.update(|s| { s.level = "global".into(); s.region.clear(); s.focus.clear(); })>"Global"</button>
+            {move || { let s = state.get(); (s.level != "global").then(|| view! {
+                <span>"›"</span>
+                <button on:click=move |_| state.update(|s| { s.level = "region".into(); s.focus.clear(); })>
+                    {if s.region.is_empty() { "All regions".to_string() } else { s.region.clone() }}
+                </button>
+            })}}
+            {move || { let s = state.get(); (s.level == "focused").then(|| view! { <span>"›"</span><strong data-testid="focused">{s.focus.clone()}</strong> })}}
+            {move || { let s = state.get(); (s.level == "region" && !s.ns.is_empty()).then(|| view! {
+                <span>"›"</span><button data-testid="collapse-namespaces" on:click=move |_| state.update(|s| s.ns.clear())>
+                    {format!("namespaces {} (collapse)", s.ns)}</button> })}}
+            <span class="muted">" · Esc goes back · double-click drills down · drag pins a node"</span>
+            <input placeholder="locate a service" aria-label="locate a service" prop:value=move || locate.get()
+                on:input=move |ev| locate.set(event_target_value(&ev))
+                on:keydown={ let do_locate = do_locate.clone(); move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { do_locate() } } />
+            <label><input type="checkbox" prop:checked=move || state.get().errors_only on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.errors_only = c) } />" errors only"</label>
+            <label><input type="checkbox" prop:checked=move || state.get().hide_virtual on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.hide_virtual = c) } />" hide virtual"</label>
+            <label>" min rate "<input type="number" min="0" step="0.1" class="w-70" prop:value=move || state.get().min_rate.to_string()
+                on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
+            <label><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff vs previous window"</label>
+            <button on:click=unpin>"unpin all"</button>
+        </div>
+        <ReplayBar state=state playing=playing speed=speed />
+        <div class="main">
+            <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
+                data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()
+                data-expanded=move || state.get().ns
+                data-stream=move || match stream_state.get() { StreamState::Connecting => "connecting", StreamState::Live => "live", StreamState::Retrying { .. } => "retrying", StreamState::Unauthorized => "unauthorized" }>
+                <canvas node_ref=canvas tabindex="0" aria-label="service map"
+                    on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel
+                    on:mouseleave=move |_| hover.set(None)></canvas>
+                <canvas node_ref=overlay class="overlay"></canvas>
+                {move || (!status.get().is_empty()).then(|| view! { <div class="panel msg map-status" data-testid="map-status">{status.get()}</div> })}
+                {move || match stream_state.get() {
+                    StreamState::Retrying { ms, error } => Some(view! { <div class="panel msg stream-status" role="status" data-testid="stream-status">
+                        {format!("Live updates interrupted ({error}); reconnecting in {:.0} s…", f64::from(ms) / 1000.0)}</div> }.into_any()),
+                    // Unauthorized: the graph fetch's status already says so and the form is open.
+                    _ => None,
+                }}
+                {move || hover.get().map(|(x, y, title, line)| view! {
+                    <div class="panel hover" data-testid="hover" style:left=format!("{}px", x + 14.0) style:top=format!("{}px", y + 14.0)>
+                        <strong>{title}</strong><div>{line}</div>
+                    </div>
+                })}
+                <ul class="node-list panel" data-testid="map-nodes" aria-label="services on the map">
+                    <For each=move || nodes.get() key=|n| (n.id.clone(), n.health.clone(), n.x, n.y) children=move |n| {
+                        let id = n.id.clone();
+                        let kind = n.kind.clone();
+                        let id2 = n.id.clone();
+                        view! {
+                            <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-x=n.x data-y=n.y data-kind=n.kind.clone() data-health=n.health.clone() data-namespace=n.namespace.clone()
+                                on:click={ let id = id.clone(); move |_| panel.set(Panel::Node(id.clone())) }
+                                on:keydown={ let id = id.clone(); let kind = n.kind.clone(); move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+                                    // Keyboard: Enter opens the panel, Shift+Enter drills down.
+                                    "Enter" if ev.shift_key() => drill(state, id.clone(), kind.clone()),
+                                    "Enter" => panel.set(Panel::Node(id.clone())),
+                                    _ => {}
+                                } }
+                                on:dblclick=move |_| drill(state, id2.clone(), kind.clone())>
+                                {format!("{} · {} · {:.1}% err", n.name, fmt_rate(n.rps), n.error_rate * 100.0)}
+                            </li>
+                        }
+                    } />
+                </ul>
+                <ul hidden data-testid="map-edges">
+                    <For each=move || edges.get() key=|e| (e.0.clone(), e.1.clone(), e.2.clone()) children=move |e| {
+                        let (s, t) = (e.0.clone(), e.1.clone());
+                        let id = format!("{}->{}", e.0, e.1);
+                        let id2 = id.clone();
+                        view! { <li data-edge-id=id data-health=e.2.clone() data-error-rate=e.3.to_string()
+                            data-selected=move || state.with(|s| (s.edge == id2).to_string())
+                            on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))>{format!("{} -> {}", e.0, e.1)}</li> }
+                    } />
+                </ul>
+                <Legend meta=meta />
+                {move || diff.get().map(|d| view! { <DiffPanel diff=d /> })}
+            </div>
+            <SidePanel panel=panel state=state />
+        </div>
+    }
+}
