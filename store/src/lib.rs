@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod config;
 pub mod embedded;
+pub mod graph_rules;
 pub mod latency;
 pub mod schema;
 pub mod span;

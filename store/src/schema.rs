@@ -383,33 +383,14 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
     )];
     // Read only: the view fills the local tables, so the key is never used for inserts.
     out.extend(p.distributed("orrery_span_calls", "rand()"));
-    out.push(format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{calls}
-AS SELECT
-    Timestamp,
-    cityHash64(TraceId, SpanId) AS SpanKey,
-    if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS ParentKey,
-    ServiceName,
-    SpanKind,
-    Duration,
-    toUInt8(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS StatusError,
-    toUInt16OrZero(if(SpanAttributes['http.response.status_code'] != '', SpanAttributes['http.response.status_code'], SpanAttributes['http.status_code'])) AS HttpStatus,
-    if(SpanKind IN ('Client', 'Producer', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER'),
-        concat(multiIf(dbs != '', 'database', msg != '', 'queue', 'external'), ':',
-            multiIf(peer != '', peer, dbs != '', dbs, msg != '', msg, addr != '', addr, 'unknown')),
-        '') AS Virtual,
-    mapFilter((k, v) -> k IN ({keys}), ResourceAttributes) AS Resource
-FROM (
-    SELECT *,
-        SpanAttributes['peer.service'] AS peer,
-        if(SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'], SpanAttributes['db.system']) AS dbs,
-        SpanAttributes['messaging.system'] AS msg,
-        multiIf(SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
-                SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
-                SpanAttributes['http.host']) AS addr
-    FROM {db}.{spans}
-)",
-        mv = p.storage_name("orrery_span_calls_mv"),
+    // The rules that make a span a call live in `graph_rules`, next to every query applying them.
+    out.push(crate::graph_rules::call_view_ddl(
+        db,
+        &p.storage_name("orrery_span_calls_mv"),
+        &oc,
+        &calls,
+        &spans,
+        &keys,
     ));
     out.push(format!(
         "CREATE TABLE IF NOT EXISTS {db}.{counts}{oc} (

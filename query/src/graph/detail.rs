@@ -1,56 +1,88 @@
 //! Node detail (operations, callers, callees, instances, latency histogram) and edge detail
 //! (histogram, operations, exemplar traces), computed for the window from rollups and spans.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
+use orrery_store::graph_rules;
+use orrery_store::latency::Histogram as Latency;
 use serde::Deserialize;
 
 use super::fetch::{self, EdgeFilter, Grouping, NodeKey, Span};
-use super::{GraphRequest, INTERNET, Level, health, metrics, node_kind, window_json};
+use super::{GraphRequest, Level, health, metrics, node_kind, window_json};
 use crate::GraphArgs;
-use crate::calls::{
-    DIGEST, IS_CLIENT_OR_PRODUCER, IS_SERVER_OR_CONSUMER, error_expr, virtual_callee,
-};
 use crate::model::{
     Edge, EdgeDetail, Exemplars, Histogram, Instance, NodeDetail, Operation, TraceRef,
 };
 
+/// Exemplar calls of each sort (slowest, failed, typical) an edge detail shows.
+const EXEMPLARS: usize = 5;
+/// Operations an edge or node detail lists (the busiest).
+const MAX_OPERATIONS: usize = 200;
+
+/// One operation's calls in one latency bucket (`graph_rules::edge_operations_sql`,
+/// `node_operations_sql`).
 #[derive(Row, Deserialize, Debug)]
-struct OpRow {
+struct OpBucketRow {
     name: String,
+    kind: String,
+    bucket: u8,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+/// An operation's calls with their merged latency histogram.
+#[derive(Default)]
+struct OpAgg {
     kind: String,
     requests: u64,
     errors: u64,
     duration_sum_ns: u64,
-    q: Vec<f64>,
+    latency: Latency,
 }
 
-#[derive(Row, Deserialize, Debug)]
-struct RefRow {
-    trace_id: String,
-    span_id: String,
-    operation: String,
-    start_ns: i64,
-    duration_ns: u64,
-    err: u8,
-}
-
-fn op_json(r: OpRow, seconds: f64) -> Operation {
-    Operation {
-        name: r.name,
-        span_kind: orrery_store::span::kind::from_otlp(orrery_store::span::kind::to_otlp(&r.kind))
-            .to_string(),
-        metrics: metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds),
+/// Operations from per-bucket rows, busiest first (then by name), at most [`MAX_OPERATIONS`];
+/// their quantiles are read off the merged histogram exactly as an edge's or node's are.
+fn operations(rows: Vec<OpBucketRow>, seconds: f64) -> Vec<Operation> {
+    let mut ops: BTreeMap<String, OpAgg> = BTreeMap::new();
+    for r in rows {
+        let op = ops.entry(r.name).or_default();
+        if op.kind.is_empty() {
+            op.kind = r.kind;
+        }
+        op.requests += r.requests;
+        op.errors += r.errors;
+        op.duration_sum_ns += r.duration_sum_ns;
+        op.latency.merge(&Latency::one_bucket(
+            r.bucket as usize,
+            r.requests,
+            r.min_ns,
+            r.max_ns,
+        ));
     }
-}
-
-fn ops_sql(from: &str) -> String {
-    format!(
-        "SELECT toString(SpanName) AS name, toString(any(SpanKind)) AS kind, count() AS requests,
-    sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
-    arrayMap(x -> toFloat64(x), {DIGEST}(Duration)) AS q
-FROM ({from}) GROUP BY SpanName ORDER BY requests DESC, name LIMIT 200"
-    )
+    let mut ops: Vec<(String, OpAgg)> = ops.into_iter().collect();
+    ops.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then_with(|| a.0.cmp(&b.0)));
+    ops.truncate(MAX_OPERATIONS);
+    ops.into_iter()
+        .map(|(name, o)| Operation {
+            name,
+            span_kind: orrery_store::span::kind::from_otlp(orrery_store::span::kind::to_otlp(
+                &o.kind,
+            ))
+            .to_string(),
+            metrics: metrics(
+                o.requests,
+                o.errors,
+                o.duration_sum_ns,
+                &o.latency.p50_p95_p99(),
+                seconds,
+            ),
+        })
+        .collect()
 }
 
 /// Node detail, or `None` when the node has no traffic in the window.
@@ -74,21 +106,15 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
         if kind != "service" {
             return Ok(Vec::new());
         }
-        let from = format!(
-            "SELECT SpanName, SpanKind, Duration, toUInt8({err}) AS Err FROM otel_traces
-             WHERE ServiceName = {{service:String}}
-               AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})",
-            err = error_expr(true)
-        );
-        let rows: Vec<OpRow> = client
-            .query(&ops_sql(&from))
+        let rows: Vec<OpBucketRow> = client
+            .query(&graph_rules::node_operations_sql())
             .param("service", id)
             .param("lo", w.lo)
             .param("hi", w.hi)
             .fetch_all()
             .await
             .context("node operations")?;
-        anyhow::Ok(rows.into_iter().map(|r| op_json(r, w.seconds())).collect())
+        anyhow::Ok(operations(rows, w.seconds()))
     };
     let (operations, histogram) = tokio::try_join!(operations, node_histogram(client, s, id, w))?;
     let instances = g
@@ -116,7 +142,7 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
 /// Latency of the calls a node served, from the same rollups as its metrics: a service's
 /// server/consumer spans (summed over its instances), a virtual node's incoming calls.
 async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<Histogram> {
-    let parts: Vec<orrery_store::latency::Histogram> = match node_kind(id) {
+    let parts: Vec<Latency> = match node_kind(id) {
         "service" => fetch::nodes(client, s, w, &NodeKey::Instances(id.to_string()))
             .await?
             .into_iter()
@@ -131,7 +157,7 @@ async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Re
         )
         .await?
         .into_iter()
-        .filter(|e| e.target == id && e.kind != "orphan")
+        .filter(|e| e.target == id && e.kind != graph_rules::kind::ORPHAN)
         .map(|e| e.latency)
         .collect(),
         _ => Vec::new(),
@@ -140,72 +166,21 @@ async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Re
 }
 
 /// The merged latency of `parts`, one bar per doubling (see `Histogram::display`).
-fn histogram(parts: Vec<orrery_store::latency::Histogram>) -> Histogram {
-    let mut all = orrery_store::latency::Histogram::default();
+fn histogram(parts: Vec<Latency>) -> Histogram {
+    let mut all = Latency::default();
     for p in &parts {
         all.merge(p);
     }
     display(&all)
 }
 
-fn display(h: &orrery_store::latency::Histogram) -> Histogram {
+fn display(h: &Latency) -> Histogram {
     let (bounds_ms, counts) = h.display();
     Histogram { bounds_ms, counts }
 }
 
-/// The calls across one edge as rows `TraceId, SpanId, SpanName, SpanKind, Timestamp, Duration,
-/// Err` (callee side when the callee is instrumented, else the client span).
-fn calls_across_sql(source: &str, target: &str) -> String {
-    let err_server = error_expr(true);
-    if source == INTERNET {
-        return format!(
-            "SELECT TraceId, SpanId, SpanName, SpanKind, Timestamp, Duration, toUInt8({err_server}) AS Err
-             FROM otel_traces
-             WHERE ServiceName = {{target:String}} AND ParentSpanId = '' AND {IS_SERVER_OR_CONSUMER}
-               AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})"
-        );
-    }
-    if node_kind(target) != "service" {
-        return format!(
-            "SELECT TraceId, SpanId, SpanName, SpanKind, Timestamp, Duration, toUInt8({err}) AS Err
-             FROM (
-                SELECT *, SpanAttributes['peer.service'] AS peer,
-                    if(SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'], SpanAttributes['db.system']) AS dbs,
-                    SpanAttributes['messaging.system'] AS msg,
-                    multiIf(SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
-                            SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
-                            SpanAttributes['http.host']) AS addr
-                FROM otel_traces
-                WHERE ServiceName = {{source:String}} AND {IS_CLIENT_OR_PRODUCER}
-                  AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
-             )
-             WHERE {callee} = {{target:String}}
-               AND (TraceId, SpanId) NOT IN (
-                 SELECT TraceId, ParentSpanId FROM otel_traces
-                 WHERE Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
-                   AND ParentSpanId != '')",
-            err = error_expr(false),
-            callee = virtual_callee(),
-        );
-    }
-    format!(
-        "SELECT c.TraceId AS TraceId, c.SpanId AS SpanId, c.SpanName AS SpanName, c.SpanKind AS SpanKind,
-            c.Timestamp AS Timestamp, c.Duration AS Duration, c.Err AS Err
-         FROM (
-            SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, Timestamp, Duration, toUInt8({err_server}) AS Err
-            FROM otel_traces
-            WHERE ServiceName = {{target:String}}
-              AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
-         ) AS c
-         ANY INNER JOIN (
-            SELECT TraceId, SpanId FROM otel_traces
-            WHERE ServiceName = {{source:String}}
-              AND Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
-         ) AS p ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId"
-    )
-}
-
-fn bind(
+/// Binds what the call rows of one edge need (`graph_rules::call_rows_sql` + `ONE_EDGE`).
+fn bind_calls(
     q: clickhouse::query::Query,
     s: &GraphArgs,
     w: Span,
@@ -217,11 +192,97 @@ fn bind(
         .param("hi", w.hi)
         .param("plo", w.lo - lookback)
         .param("chi", w.hi + lookback)
+        .param("settled", w.now - s.graph_grace.as_nanos() as i64)
+        .param("region_attrs", &s.graph_region_attributes)
         .param("source", source)
         .param("target", target)
 }
 
-/// Edge detail, or `None` when no call crossed the edge in the window.
+/// A call an exemplar list holds: `(SpanKey, start ns, duration ns, err)`.
+type CallTuple = (u64, i64, u64, u8);
+
+#[derive(Row, Deserialize)]
+struct ExemplarRow {
+    slowest: Vec<CallTuple>,
+    failed: Vec<CallTuple>,
+    typical: Vec<CallTuple>,
+}
+
+#[derive(Row, Deserialize)]
+struct SpanNameRow {
+    key: u64,
+    trace_id: String,
+    span_id: String,
+    operation: String,
+}
+
+/// The exemplar calls of an edge: chosen from its call rows (the map's rules), then their
+/// trace and span ids and names looked up in `otel_traces` (one small query).
+async fn exemplars(
+    client: &Client,
+    s: &GraphArgs,
+    w: Span,
+    (source, target, service): (&str, &str, &str),
+    median_ns: i64,
+) -> Result<Exemplars> {
+    let picked: ExemplarRow = bind_calls(
+        client.query(&graph_rules::edge_exemplars_sql(EXEMPLARS)),
+        s,
+        w,
+        source,
+        target,
+    )
+    .param("median", median_ns)
+    .fetch_one()
+    .await
+    .context("edge exemplars")?;
+    let keys: Vec<u64> = [&picked.slowest, &picked.failed, &picked.typical]
+        .into_iter()
+        .flatten()
+        .map(|c| c.0)
+        .collect();
+    let names: BTreeMap<u64, SpanNameRow> = if keys.is_empty() {
+        BTreeMap::new()
+    } else {
+        client
+            .query(graph_rules::SPANS_BY_KEY_SQL)
+            .param("service", service)
+            .param("lo", w.lo)
+            .param("hi", w.hi)
+            .param("keys", &keys)
+            .fetch_all::<SpanNameRow>()
+            .await
+            .context("edge exemplar spans")?
+            .into_iter()
+            .map(|r| (r.key, r))
+            .collect()
+    };
+    let refs = |calls: &[CallTuple]| -> Vec<TraceRef> {
+        calls
+            .iter()
+            .filter_map(|&(key, start_ns, duration_ns, err)| {
+                let span = names.get(&key)?;
+                Some(TraceRef {
+                    trace_id: span.trace_id.clone(),
+                    span_id: span.span_id.clone(),
+                    operation: span.operation.clone(),
+                    start_us: start_ns / 1000,
+                    duration_us: (duration_ns / 1000) as i64,
+                    error: err != 0,
+                })
+            })
+            .collect()
+    };
+    Ok(Exemplars {
+        slowest: refs(&picked.slowest),
+        failed: refs(&picked.failed),
+        typical: refs(&picked.typical),
+    })
+}
+
+/// Edge detail, or `None` when no call crossed the edge in the window. Its metrics and
+/// histogram are the map's (rollups plus live rows); its operations and exemplars are the same
+/// call rows (`graph_rules`) grouped by span name, with quantiles from the same histograms.
 pub async fn edge(
     client: &Client,
     s: &GraphArgs,
@@ -237,43 +298,38 @@ pub async fn edge(
         &EdgeFilter::Between(source.to_string(), target.to_string()),
     )
     .await?;
-    let Some(r) = rows.into_iter().find(|r| r.kind != "orphan") else {
+    let Some(r) = rows
+        .into_iter()
+        .find(|r| r.kind != graph_rules::kind::ORPHAN)
+    else {
         return Ok(None);
     };
     let seconds = w.seconds();
     let m = metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds);
     let median_ns = r.q.first().copied().unwrap_or(0.0) as i64;
-    let calls = calls_across_sql(source, target);
-    let refs = |order: &str, filter: &str| {
-        format!(
-            "SELECT TraceId AS trace_id, SpanId AS span_id, toString(SpanName) AS operation,
-                toInt64(toUnixTimestamp64Nano(Timestamp)) AS start_ns, Duration AS duration_ns, Err AS err
-             FROM ({calls}) WHERE 1 {filter} ORDER BY {order} LIMIT 5"
-        )
+    // The spans a call row stands for: the callee's, unless the callee is not instrumented.
+    let service = if node_kind(target) == "service" {
+        target
+    } else {
+        source
     };
-    let fetch_refs = |sql: String| {
-        let q = bind(client.query(&sql), s, w, source, target).param("median", median_ns);
-        async move { q.fetch_all::<RefRow>().await.context("edge exemplars") }
-    };
-    let ops_q = bind(client.query(&ops_sql(&calls)), s, w, source, target);
-    let (slowest, failed, typical, ops) = tokio::try_join!(
-        fetch_refs(refs("Duration DESC, TraceId", "")),
-        fetch_refs(refs("Timestamp DESC, TraceId", "AND Err = 1")),
-        fetch_refs(refs("abs(toInt64(Duration) - {median:Int64}), TraceId", "")),
-        async { ops_q.fetch_all::<OpRow>().await.context("edge operations") },
+    let ops_q = bind_calls(
+        client.query(&graph_rules::edge_operations_sql()),
+        s,
+        w,
+        source,
+        target,
+    )
+    .param("service", service);
+    let (exemplars, ops) = tokio::try_join!(
+        exemplars(client, s, w, (source, target, service), median_ns),
+        async {
+            ops_q
+                .fetch_all::<OpBucketRow>()
+                .await
+                .context("edge operations")
+        },
     )?;
-    let to_refs = |rows: Vec<RefRow>| -> Vec<TraceRef> {
-        rows.into_iter()
-            .map(|r| TraceRef {
-                trace_id: r.trace_id,
-                span_id: r.span_id,
-                operation: r.operation,
-                start_us: r.start_ns / 1000,
-                duration_us: (r.duration_ns / 1000) as i64,
-                error: r.err != 0,
-            })
-            .collect()
-    };
     Ok(Some(EdgeDetail {
         edge: Edge {
             id: format!("{source}->{target}"),
@@ -285,12 +341,8 @@ pub async fn edge(
         },
         window: window_json(w),
         histogram: display(&r.latency),
-        operations: ops.into_iter().map(|o| op_json(o, seconds)).collect(),
-        exemplars: Exemplars {
-            slowest: to_refs(slowest),
-            failed: to_refs(failed),
-            typical: to_refs(typical),
-        },
+        operations: operations(ops, seconds),
+        exemplars,
     }))
 }
 
@@ -426,5 +478,112 @@ mod tests {
         let empty =
             crate::params::span(now - 60 * 60_000 * MS, now - 50 * 60_000 * MS, now).unwrap();
         assert!(node(&client, &s, "shop", empty).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn edge_detail_operations_use_the_edges_histogram_estimator() {
+        let ch = orrery_store::testing::fresh_database().await;
+        let client = ch.client();
+        let s = settings();
+        let now = crate::now_ns();
+        let t0 = now - 3 * 60_000 * MS;
+        // api → shop over two operations; shop → postgres (client spans, one failing).
+        let a_ms = [3u64, 4, 3, 40, 900];
+        let b_ms = [31_000u64, 5];
+        let mut rows = Vec::new();
+        let mut t = 0;
+        for (name, durs) in [("GET /a", &a_ms[..]), ("GET /b", &b_ms[..])] {
+            for &dur in durs {
+                t += 1;
+                let ts = t0 + t as i64 * MS;
+                rows.push(span(t, 1, 0, "api", "Server", ts, dur as i64 + 2));
+                rows.push(span(t, 2, 1, "api", "Client", ts, dur as i64 + 1));
+                let mut callee = span(t, 3, 2, "shop", "Server", ts, dur as i64);
+                callee.span_name = name.into();
+                if dur == 900 {
+                    callee.status_code = "Error".into();
+                }
+                rows.push(callee);
+                let mut db = span(t, 4, 3, "shop", "Client", ts, 7);
+                db.span_attributes = vec![("db.system".into(), "postgresql".into())];
+                db.span_name = "SELECT".into();
+                rows.push(db);
+            }
+        }
+        let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
+        for r in &rows {
+            insert.write(r).await.unwrap();
+        }
+        insert.end().await.unwrap();
+        let w = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
+        let ns = |ms: &[u64]| ms.iter().map(|m| m * MS as u64).collect::<Vec<_>>();
+        let ms = |q: f64| q / 1e6;
+
+        for rolled_up in [false, true] {
+            if rolled_up {
+                crate::rollup::Rollup::new(client.clone(), s.clone())
+                    .run_once(now, Duration::from_secs(600))
+                    .await
+                    .unwrap();
+            }
+            let d = edge(&client, &s, "api", "shop", w).await.unwrap().unwrap();
+            let all: Vec<u64> = ns(&a_ms).into_iter().chain(ns(&b_ms)).collect();
+            let edge_q = Latency::of(&all).p50_p95_p99();
+            assert_eq!(
+                d.edge.metrics.p95_ms,
+                ms(edge_q[1]),
+                "rolled up: {rolled_up}"
+            );
+            assert_eq!(d.edge.metrics.requests, 7);
+            let names: Vec<&str> = d.operations.iter().map(|o| o.name.as_str()).collect();
+            assert_eq!(names, ["GET /a", "GET /b"], "busiest first");
+            for (op, durs) in d.operations.iter().zip([&a_ms[..], &b_ms[..]]) {
+                let q = Latency::of(&ns(durs)).p50_p95_p99();
+                assert_eq!(
+                    (op.metrics.p50_ms, op.metrics.p95_ms, op.metrics.p99_ms),
+                    (ms(q[0]), ms(q[1]), ms(q[2])),
+                    "{}: the histogram estimate, as for the edge",
+                    op.name
+                );
+                assert_eq!(op.span_kind, "Server");
+            }
+            assert_eq!(d.operations[0].metrics.errors, 1);
+            // Exemplars are the edge's calls with their trace ids: the 31 s call is the
+            // slowest, the failed one is the 900 ms call.
+            let slowest = &d.exemplars.slowest[0];
+            assert_eq!(
+                (slowest.operation.as_str(), slowest.duration_us),
+                ("GET /b", 31_000_000)
+            );
+            assert_eq!(slowest.trace_id, format!("{:032x}", 6));
+            assert_eq!(slowest.span_id, format!("{:016x}", 3));
+            assert_eq!(d.exemplars.slowest.len(), 5);
+            assert_eq!(d.exemplars.failed.len(), 1);
+            assert_eq!(d.exemplars.failed[0].duration_us, 900_000);
+            assert!(d.exemplars.failed[0].error);
+            assert_eq!(d.exemplars.typical.len(), 5);
+
+            // A virtual edge: the client spans' operations and exemplars.
+            let db = edge(&client, &s, "shop", "database:postgresql", w)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(db.operations.len(), 1);
+            assert_eq!(db.operations[0].name, "SELECT");
+            assert_eq!(db.operations[0].span_kind, "Client");
+            assert_eq!(db.operations[0].metrics.requests, 7);
+            assert_eq!(db.operations[0].metrics.p95_ms, db.edge.metrics.p95_ms);
+            assert_eq!(db.exemplars.slowest.len(), 5);
+            assert!(db.exemplars.failed.is_empty());
+            // An entry edge: the roots.
+            let entry = edge(&client, &s, "INTERNET", "api", w)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(entry.operations[0].metrics.requests, 7);
+            assert_eq!(entry.exemplars.slowest[0].span_id, format!("{:016x}", 1));
+        }
+        // No edge, no detail.
+        assert!(edge(&client, &s, "shop", "api", w).await.unwrap().is_none());
     }
 }

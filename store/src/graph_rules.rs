@@ -1,0 +1,602 @@
+//! The service graph's rules, written once: what a call, an entry, a virtual callee, an error
+//! and an orphan or late span are, and every SQL fragment that applies them — the call view's
+//! DDL (schema v4), the call rows the rollups and the live reads aggregate, the node rows, and
+//! the rows edge and node detail read. The map, the detail panels, "what's wrong" and the
+//! checks all read numbers made by these fragments, so they cannot disagree about a rule.
+//!
+//! A *call row* is one span that crosses a service boundary, classified as
+//! - an edge `parent.service -> child.service` (the parent, looked up by a self-join on
+//!   `(TraceId, ParentSpanId = SpanId)`, belongs to another service; any span kinds),
+//! - an entry `INTERNET -> service` (a root server/consumer span),
+//! - a virtual edge `service -> database:x | queue:x | external:x` (a client/producer span that
+//!   has no child once it has settled; the callee is named from its attributes,
+//!   [`VIRTUAL_CALLEE`]),
+//! - an orphan (`CalleeKind = 'orphan'`): a span whose parent never arrived, once settled.
+//!
+//! An *error* is an error status in either stored spelling, or an HTTP status ≥ 500; on a
+//! callee's row only a server span's HTTP status counts (the callee is the one that failed),
+//! on a virtual edge the client span's does (nothing else saw the answer).
+//!
+//! A span is *settled* once it ended before `{settled}` (now minus the grace period): only then
+//! is a missing parent (orphan) or child (virtual callee) taken as final. A *late* span is one
+//! stored after the rollup computed its minute; the rollup notices it from the per-minute span
+//! counts ([`SPANS_PER_MINUTE_SQL`]) and recomputes the minute.
+//!
+//! The join runs over whatever is in ClickHouse when the query runs, so it does not matter
+//! which collector delivered which span, in which batch or order: both halves of a call are
+//! matched as soon as both are stored.
+//!
+//! Every value comes in as a bound parameter; the only text spliced into these fragments is
+//! this module's constants (minute filters) and, in the DDL, names the schema has validated.
+
+use crate::latency;
+
+/// The caller of entry calls: the world outside the traced services.
+pub const INTERNET: &str = "INTERNET";
+
+/// The `CalleeKind` of call rows and rollup rows (and node kinds of the same spelling).
+pub mod kind {
+    pub const SERVICE: &str = "service";
+    pub const DATABASE: &str = "database";
+    pub const QUEUE: &str = "queue";
+    pub const EXTERNAL: &str = "external";
+    /// A span whose parent never arrived: counted for data quality, never drawn.
+    pub const ORPHAN: &str = "orphan";
+    /// Kinds of virtual callees, in the order [`super::VIRTUAL_CALLEE`] tries them.
+    pub const VIRTUAL: [&str; 3] = [DATABASE, QUEUE, EXTERNAL];
+}
+
+/// Rollup-row filters over `CalleeKind`.
+pub const IS_ORPHAN_ROW: &str = "CalleeKind = 'orphan'";
+pub const IS_VIRTUAL_ROW: &str = "CalleeKind IN ('database', 'queue', 'external')";
+
+/// Span kinds that serve a call (both spellings: current and `SPAN_KIND_*`).
+pub const SERVER_OR_CONSUMER_KINDS: [&str; 4] = [
+    "Server",
+    "Consumer",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CONSUMER",
+];
+/// Span kinds that make a call.
+pub const CLIENT_OR_PRODUCER_KINDS: [&str; 4] = [
+    "Client",
+    "Producer",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+];
+/// `SpanKind IN` [`SERVER_OR_CONSUMER_KINDS`].
+pub const IS_SERVER_OR_CONSUMER: &str =
+    "SpanKind IN ('Server', 'Consumer', 'SPAN_KIND_SERVER', 'SPAN_KIND_CONSUMER')";
+/// `SpanKind IN` [`CLIENT_OR_PRODUCER_KINDS`].
+pub const IS_CLIENT_OR_PRODUCER: &str =
+    "SpanKind IN ('Client', 'Producer', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER')";
+/// Only server spans count their HTTP status as their own failure.
+pub const IS_SERVER: &str = "SpanKind IN ('Server', 'SPAN_KIND_SERVER')";
+
+/// The error status, in every stored spelling (`crate::span::status::ERROR_SPELLINGS`).
+pub const IS_ERROR_STATUS: &str = "StatusCode IN ('Error', 'STATUS_CODE_ERROR')";
+/// The HTTP status a span answered with (the current attribute, else the old one), 0 if none.
+pub const HTTP_STATUS: &str = "toUInt16OrZero(if(SpanAttributes['http.response.status_code'] != '', SpanAttributes['http.response.status_code'], SpanAttributes['http.status_code']))";
+/// HTTP statuses from this one on are errors.
+pub const HTTP_ERROR_MIN: u16 = 500;
+
+/// Error rule over `otel_traces` rows (`server_only`: only server spans count their HTTP
+/// status, as on a callee's row).
+pub fn error_expr(server_only: bool) -> String {
+    let http = format!("{HTTP_STATUS} >= {HTTP_ERROR_MIN}");
+    if server_only {
+        format!("({IS_ERROR_STATUS} OR ({IS_SERVER} AND {http}))")
+    } else {
+        format!("({IS_ERROR_STATUS} OR {http})")
+    }
+}
+
+/// [`error_expr`] over `orrery_span_calls`, whose view keeps the status as `StatusError` and
+/// the HTTP status as `HttpStatus`.
+pub fn call_error_expr(server_only: bool) -> String {
+    if server_only {
+        format!("(StatusError = 1 OR ({IS_SERVER} AND HttpStatus >= {HTTP_ERROR_MIN}))")
+    } else {
+        format!("(StatusError = 1 OR HttpStatus >= {HTTP_ERROR_MIN})")
+    }
+}
+
+/// The span attributes a virtual callee is named from, as aliases `peer, dbs, msg, addr` (a
+/// select list over `otel_traces`; the whitespace is the call view's).
+pub const VIRTUAL_ATTRS: &str = "SpanAttributes['peer.service'] AS peer,
+        if(SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'], SpanAttributes['db.system']) AS dbs,
+        SpanAttributes['messaging.system'] AS msg,
+        multiIf(SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
+                SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
+                SpanAttributes['http.host']) AS addr";
+
+/// A client/producer span's virtual callee `kind:name` over [`VIRTUAL_ATTRS`]: a database
+/// (`db.system`), else a queue (`messaging.system`), else external; named by `peer.service`,
+/// else the system, else the server address, else `unknown`.
+pub const VIRTUAL_CALLEE: &str = "concat(multiIf(dbs != '', 'database', msg != '', 'queue', 'external'), ':',
+            multiIf(peer != '', peer, dbs != '', dbs, msg != '', msg, addr != '', addr, 'unknown'))";
+
+/// The `orrery_span_calls` materialized view (schema v4): `mv` reads `spans` and writes
+/// `calls` (all already qualified or local names as the schema resolved them), `oc` the
+/// `ON CLUSTER` clause or empty, `keys` the quoted resource keys kept. Released DDL: the text
+/// must stay byte-identical (`released_call_view_is_byte_identical`).
+pub fn call_view_ddl(db: &str, mv: &str, oc: &str, calls: &str, spans: &str, keys: &str) -> String {
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{calls}
+AS SELECT
+    Timestamp,
+    cityHash64(TraceId, SpanId) AS SpanKey,
+    if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS ParentKey,
+    ServiceName,
+    SpanKind,
+    Duration,
+    toUInt8({IS_ERROR_STATUS}) AS StatusError,
+    {HTTP_STATUS} AS HttpStatus,
+    if({IS_CLIENT_OR_PRODUCER},
+        {VIRTUAL_CALLEE},
+        '') AS Virtual,
+    mapFilter((k, v) -> k IN ({keys}), ResourceAttributes) AS Resource
+FROM (
+    SELECT *,
+        {VIRTUAL_ATTRS}
+    FROM {db}.{spans}
+)"
+    )
+}
+
+/// Region of a row of `orrery_span_calls`: the first non-empty configured resource attribute
+/// (kept in its `Resource` map), else `unknown`. Parameter: `region_attrs`.
+pub const REGION_EXPR: &str = "arrayFirst(x -> x != '', arrayPushBack(arrayMap(k -> Resource[k], {region_attrs:Array(String)}), 'unknown'))";
+
+/// A service's namespace on a row of `orrery_span_calls`: `k8s.namespace.name`, else
+/// `service.namespace` (both kept in `Resource`), else empty.
+pub const NAMESPACE_EXPR: &str = "if(Resource['k8s.namespace.name'] != '', Resource['k8s.namespace.name'], Resource['service.namespace'])";
+
+/// The span ended before `{settled:Int64}` (ns): a missing parent or child is final.
+pub const SETTLED: &str =
+    "toInt64(toUnixTimestamp64Nano(Timestamp)) + toInt64(Duration) < {settled:Int64}";
+
+/// Rows of `orrery_span_calls` with `Timestamp` in `[{lo}, {hi})` (ns).
+const IN_WINDOW: &str = "Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})";
+
+/// Minute filters the graph code may splice in (constants only).
+pub mod minute_filter {
+    /// Everything in `[lo, hi)` (the live part of a graph window).
+    pub const ALL: &str = "";
+    /// Only the minutes listed in `{minutes:Array(UInt32)}` (Unix seconds): a rollup batch.
+    pub const LISTED: &str =
+        "AND has({minutes:Array(UInt32)}, toUInt32(toStartOfMinute(toDateTime(Timestamp))))";
+}
+
+/// A client span's children start after it does, give or take clock skew: the search for them
+/// starts this much (ns) before the client spans' range rather than a whole parent lookback
+/// before it (at 100k spans/s every minute of lookback is 6M more keys to read).
+pub const CHILD_SKEW_NS: i64 = 60_000_000_000;
+
+/// Call rows for children with `Timestamp` in `[lo, hi)` (ns), read from the time-ordered
+/// `orrery_span_calls` (schema v4), where a span is `SpanKey = cityHash64(TraceId, SpanId)` and
+/// its parent `ParentKey = cityHash64(TraceId, ParentSpanId)` (0 for a root). Columns: `Minute,
+/// Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, Err (UInt8), Duration (UInt64 ns)`.
+///
+/// Parameters: `lo, hi, plo (parent lookup start), chi (lookup end), settled` (Int64 ns) and
+/// `region_attrs` (Array(String)).
+pub fn call_rows_sql(minute_filter: &str) -> String {
+    call_rows(minute_filter, false)
+}
+
+/// [`call_rows_sql`] plus the span each call row stands for: `SpanKey` (the callee's span for
+/// edges and entries, the client span for virtual edges) and its `Timestamp` — what edge
+/// detail needs to pick exemplars and name operations.
+pub fn call_rows_with_keys_sql(minute_filter: &str) -> String {
+    call_rows(minute_filter, true)
+}
+
+fn call_rows(minute_filter: &str, keys: bool) -> String {
+    let err_server = call_error_expr(true);
+    let err_any = call_error_expr(false);
+    let (inner_key, outer_key, virtual_key) = if keys {
+        (
+            "SpanKey, ",
+            ",\n    c.SpanKey AS SpanKey,\n    c.Timestamp AS Timestamp",
+            ",\n    SpanKey,\n    Timestamp",
+        )
+    } else {
+        ("", "", "")
+    };
+    let (service, orphan) = (kind::SERVICE, kind::ORPHAN);
+    format!(
+        "SELECT
+    toStartOfMinute(toDateTime(c.Timestamp)) AS Minute,
+    multiIf(c.ParentKey = 0, '{INTERNET}', p.SpanKey != 0, p.ServiceName, '') AS Caller,
+    c.ServiceName AS Callee,
+    if(p.SpanKey != 0, p.Region, '') AS CallerRegion,
+    c.Region AS CalleeRegion,
+    multiIf(c.ParentKey = 0 OR p.SpanKey != 0, '{service}', '{orphan}') AS CalleeKind,
+    c.Err AS Err,
+    c.Duration AS Duration{outer_key}
+FROM (
+    SELECT {inner_key}ParentKey, ServiceName, Duration, Timestamp,
+        {REGION_EXPR} AS Region,
+        toUInt8({err_server}) AS Err,
+        {IS_SERVER_OR_CONSUMER} AS Entry,
+        {SETTLED} AS Settled
+    FROM orrery_span_calls
+    WHERE {IN_WINDOW}
+        {minute_filter}
+) AS c
+ANY LEFT JOIN (
+    SELECT SpanKey, ServiceName, {REGION_EXPR} AS Region
+    FROM orrery_span_calls
+    WHERE Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
+        AND SpanKey IN (
+            SELECT ParentKey FROM orrery_span_calls
+            WHERE {IN_WINDOW}
+                AND ParentKey != 0
+        )
+) AS p ON c.ParentKey = p.SpanKey
+WHERE (c.ParentKey = 0 AND c.Entry)
+    OR (p.SpanKey != 0 AND p.ServiceName != c.ServiceName)
+    OR (c.ParentKey != 0 AND p.SpanKey = 0 AND c.Settled)
+UNION ALL
+SELECT
+    toStartOfMinute(toDateTime(Timestamp)) AS Minute,
+    ServiceName AS Caller,
+    toString(Virtual) AS Callee,
+    {REGION_EXPR} AS CallerRegion,
+    '' AS CalleeRegion,
+    splitByChar(':', toString(Virtual))[1] AS CalleeKind,
+    toUInt8({err_any}) AS Err,
+    Duration{virtual_key}
+FROM orrery_span_calls
+WHERE {IN_WINDOW}
+    {minute_filter}
+    AND Virtual != ''
+    AND {SETTLED}
+    AND SpanKey NOT IN (
+        SELECT ParentKey FROM orrery_span_calls
+        WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}} - {CHILD_SKEW_NS})
+            AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
+            AND ParentKey != 0
+    )",
+    )
+}
+
+/// The call rows of one edge, `{source:String} -> {target:String}` (node ids as the map has
+/// them; orphans never belong to an edge): a filter over [`call_rows_sql`]'s columns.
+pub const ONE_EDGE: &str =
+    "Caller = {source:String} AND Callee = {target:String} AND CalleeKind != 'orphan'";
+
+/// The rollup columns after the group keys: counts, duration sum/min/max and the latency
+/// histogram (`crate::latency`), over rows with `Err`, `Duration` and a bucket column `B`.
+pub fn count_columns() -> String {
+    format!(
+        "count() AS Requests, sum(Err) AS Errors, sum(Duration) AS DurationSumNs,
+    min(Duration) AS DurationMinNs, max(Duration) AS DurationMaxNs,
+    {}",
+        latency::counts_sql("B")
+    )
+}
+
+/// The same columns merged from rows that have them (hour rows from minute rows).
+pub fn merged_count_columns() -> String {
+    format!(
+        "sum(Requests) AS Requests, sum(Errors) AS Errors, sum(DurationSumNs) AS DurationSumNs,
+    min(DurationMinNs) AS DurationMinNs, max(DurationMaxNs) AS DurationMaxNs,
+    {}",
+        latency::merge_sql()
+    )
+}
+
+/// Names of the rollup value columns, in table order.
+pub fn value_columns() -> String {
+    format!(
+        "Requests, Errors, DurationSumNs, DurationMinNs, DurationMaxNs, {}",
+        latency::columns_csv()
+    )
+}
+
+/// Aggregates call rows into edge rows (per minute). Columns: `Minute, Caller, Callee,
+/// CallerRegion, CalleeRegion, CalleeKind` and then [`value_columns`].
+pub fn edge_rows_sql(minute_filter: &str) -> String {
+    format!(
+        "SELECT Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind,
+    {counts}
+FROM (SELECT *, {index} AS B FROM ({calls}))
+GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
+        counts = count_columns(),
+        index = latency::index_sql("Duration"),
+        calls = call_rows_sql(minute_filter),
+    )
+}
+
+/// The calls a service served (its server/consumer spans) with `Timestamp` in `[lo, hi)`, one
+/// row each: `Minute, Service, Region, Instance, Err, Duration, B` (B: latency bucket). What
+/// node rows aggregate, rolled up or live. Parameters: `lo, hi, region_attrs`.
+pub fn served_rows_sql(minute_filter: &str) -> String {
+    format!(
+        "SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, ServiceName AS Service,
+        {REGION_EXPR} AS Region, Resource['service.instance.id'] AS Instance,
+        toUInt8({err}) AS Err, Duration, {index} AS B
+    FROM orrery_span_calls
+    WHERE {IN_WINDOW}
+        {minute_filter}
+        AND {IS_SERVER_OR_CONSUMER}",
+        err = call_error_expr(true),
+        index = latency::index_sql("Duration"),
+    )
+}
+
+/// Node rows (per minute): [`served_rows_sql`] per service, region and instance. Columns:
+/// `Minute, Service, Region, Instance` and then [`value_columns`].
+pub fn node_rows_sql(minute_filter: &str) -> String {
+    format!(
+        "SELECT Minute, Service, Region, Instance,
+    {counts}
+FROM (
+    {served}
+)
+GROUP BY Minute, Service, Region, Instance",
+        counts = count_columns(),
+        served = served_rows_sql(minute_filter),
+    )
+}
+
+/// Grouping expressions `(source, target)` that turn service-level edge rows (rolled up or
+/// call rows) into region-level ones: services become `region:<name>`, INTERNET and virtual
+/// callees stay, an orphan's caller is unknown (empty).
+pub const REGION_EDGE_ENDS: (&str, &str) = (
+    "multiIf(Caller = 'INTERNET', 'INTERNET', CalleeKind = 'orphan', '', concat('region:', CallerRegion))",
+    "if(CalleeKind IN ('service', 'orphan'), concat('region:', CalleeRegion), Callee)",
+);
+
+/// Spans per minute in `[lo, hi)` (counted by a view on insert, schema v4): what the rollup
+/// compares against its markers to notice late spans, without reading spans.
+pub const SPANS_PER_MINUTE_SQL: &str = "SELECT Minute, sum(Spans) AS Spans
+FROM orrery_span_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64})) AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Minute ORDER BY Minute";
+
+/// Trace id, span id and name of the spans `{keys:Array(UInt64)}` (call rows' `SpanKey`s) of
+/// service `{service:String}` in `[lo, hi)`: `orrery_span_calls` keeps only hashes, so the
+/// few spans edge detail shows are looked up in `otel_traces` (pruned by its service key).
+pub const SPANS_BY_KEY_SQL: &str = "SELECT cityHash64(TraceId, SpanId) AS key, TraceId AS trace_id, SpanId AS span_id,
+    toString(SpanName) AS operation
+FROM otel_traces
+WHERE ServiceName = {service:String}
+    AND Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})
+    AND has({keys:Array(UInt64)}, cityHash64(TraceId, SpanId))
+LIMIT 1 BY key";
+
+/// Operations of one edge: its call rows ([`ONE_EDGE`] over [`call_rows_with_keys_sql`])
+/// joined to their spans' names, per operation and latency bucket (`name, kind, bucket,
+/// requests, errors, duration_sum_ns, min_ns, max_ns`), so an operation's quantiles come from
+/// the same histogram arithmetic as the edge's. `{service:String}` is the service whose spans
+/// the call rows stand for. Parameters as [`call_rows_sql`] plus `source, target, service`.
+pub fn edge_operations_sql() -> String {
+    format!(
+        "SELECT toString(t.SpanName) AS name, toString(any(t.SpanKind)) AS kind, c.B AS bucket,
+    count() AS requests, sum(c.Err) AS errors, sum(c.Duration) AS duration_sum_ns,
+    min(c.Duration) AS min_ns, max(c.Duration) AS max_ns
+FROM (
+    SELECT SpanKey, Err, Duration, {index} AS B
+    FROM ({calls})
+    WHERE {ONE_EDGE}
+) AS c
+ANY INNER JOIN (
+    SELECT cityHash64(TraceId, SpanId) AS K, SpanName, SpanKind
+    FROM otel_traces
+    WHERE ServiceName = {{service:String}}
+        AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
+) AS t ON c.SpanKey = t.K
+GROUP BY name, bucket",
+        index = latency::index_sql("Duration"),
+        calls = call_rows_with_keys_sql(minute_filter::ALL),
+    )
+}
+
+/// Operations of a service (all its spans, any kind) per operation and latency bucket, the
+/// same columns as [`edge_operations_sql`]; errors by the callee's rule. Parameters: `service,
+/// lo, hi`.
+pub fn node_operations_sql() -> String {
+    format!(
+        "SELECT toString(SpanName) AS name, toString(any(SpanKind)) AS kind, {index} AS bucket,
+    count() AS requests, sum(toUInt8({err})) AS errors, sum(Duration) AS duration_sum_ns,
+    min(Duration) AS min_ns, max(Duration) AS max_ns
+FROM otel_traces
+WHERE ServiceName = {{service:String}}
+    AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
+GROUP BY name, bucket",
+        index = latency::index_sql("Duration"),
+        err = error_expr(true),
+    )
+}
+
+/// Exemplar calls of one edge: up to `n` slowest, latest failed and closest to
+/// `{median:Int64}` (ns), each as `(SpanKey, start ns, duration ns, err)` tuples, in one pass
+/// over the edge's call rows. Parameters as [`call_rows_sql`] plus `source, target, median`.
+pub fn edge_exemplars_sql(n: usize) -> String {
+    let call = "(SpanKey, toInt64(toUnixTimestamp64Nano(Timestamp)), Duration, Err)";
+    format!(
+        "SELECT
+    arrayMap(x -> x.2, groupArraySorted({n})((-toInt64(Duration), {call}))) AS slowest,
+    arrayMap(x -> x.2, groupArraySortedIf({n})((-toInt64(toUnixTimestamp64Nano(Timestamp)), {call}), Err = 1)) AS failed,
+    arrayMap(x -> x.2, groupArraySorted({n})((abs(toInt64(Duration) - {{median:Int64}}), {call}))) AS typical
+FROM ({calls})
+WHERE {ONE_EDGE}",
+        calls = call_rows_with_keys_sql(minute_filter::ALL),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{SchemaParams, full_ddl};
+
+    /// The call view exactly as schema v4 was released (with `{db}`, `{mv}`, `{oc}`,
+    /// `{calls}`, `{spans}`, `{keys}` to fill in). Existing installs have this view; a fresh
+    /// install must create the very same one, so this text never changes.
+    const RELEASED_V4_CALL_VIEW: &str = "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{calls}
+AS SELECT
+    Timestamp,
+    cityHash64(TraceId, SpanId) AS SpanKey,
+    if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS ParentKey,
+    ServiceName,
+    SpanKind,
+    Duration,
+    toUInt8(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS StatusError,
+    toUInt16OrZero(if(SpanAttributes['http.response.status_code'] != '', SpanAttributes['http.response.status_code'], SpanAttributes['http.status_code'])) AS HttpStatus,
+    if(SpanKind IN ('Client', 'Producer', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER'),
+        concat(multiIf(dbs != '', 'database', msg != '', 'queue', 'external'), ':',
+            multiIf(peer != '', peer, dbs != '', dbs, msg != '', msg, addr != '', addr, 'unknown')),
+        '') AS Virtual,
+    mapFilter((k, v) -> k IN ({keys}), ResourceAttributes) AS Resource
+FROM (
+    SELECT *,
+        SpanAttributes['peer.service'] AS peer,
+        if(SpanAttributes['db.system.name'] != '', SpanAttributes['db.system.name'], SpanAttributes['db.system']) AS dbs,
+        SpanAttributes['messaging.system'] AS msg,
+        multiIf(SpanAttributes['server.address'] != '', SpanAttributes['server.address'],
+                SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'],
+                SpanAttributes['http.host']) AS addr
+    FROM {db}.{spans}
+)";
+
+    fn released(db: &str, mv: &str, oc: &str, calls: &str, spans: &str, keys: &str) -> String {
+        RELEASED_V4_CALL_VIEW
+            .replace("{db}", db)
+            .replace("{mv}", mv)
+            .replace("{oc}", oc)
+            .replace("{calls}", calls)
+            .replace("{spans}", spans)
+            .replace("{keys}", keys)
+    }
+
+    fn keys() -> String {
+        crate::schema::CALL_RESOURCE_KEYS
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    #[test]
+    fn released_call_view_is_byte_identical() {
+        let k = keys();
+        assert_eq!(
+            call_view_ddl(
+                "orrery",
+                "orrery_span_calls_mv",
+                "",
+                "orrery_span_calls",
+                "otel_traces",
+                &k
+            ),
+            released(
+                "orrery",
+                "orrery_span_calls_mv",
+                "",
+                "orrery_span_calls",
+                "otel_traces",
+                &k
+            )
+        );
+        // And the schema's full DDL (single node and cluster) carries exactly that statement.
+        for (cluster, suffix, oc) in [
+            (None, "", String::new()),
+            (Some("c1"), "_local", " ON CLUSTER c1".to_string()),
+        ] {
+            let p = SchemaParams {
+                database: "orrery".into(),
+                retention_days: 7,
+                cluster: cluster.map(String::from),
+            };
+            let want = released(
+                "orrery",
+                &format!("orrery_span_calls_mv{suffix}"),
+                &oc,
+                &format!("orrery_span_calls{suffix}"),
+                &format!("otel_traces{suffix}"),
+                &k,
+            );
+            let ddl = full_ddl(&p);
+            assert_eq!(
+                ddl.iter().filter(|s| **s == want).count(),
+                1,
+                "cluster {cluster:?}: the released call view is not in the DDL verbatim"
+            );
+        }
+    }
+
+    #[test]
+    fn spelling_constants_agree_with_the_span_row_spellings() {
+        use crate::span::{kind as span_kind, status};
+        let list = |xs: &[&str]| {
+            xs.iter()
+                .map(|x| format!("'{x}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert_eq!(
+            IS_ERROR_STATUS,
+            format!("StatusCode IN ({})", list(&status::ERROR_SPELLINGS))
+        );
+        assert_eq!(
+            IS_SERVER_OR_CONSUMER,
+            format!("SpanKind IN ({})", list(&SERVER_OR_CONSUMER_KINDS))
+        );
+        assert_eq!(
+            IS_CLIENT_OR_PRODUCER,
+            format!("SpanKind IN ({})", list(&CLIENT_OR_PRODUCER_KINDS))
+        );
+        for k in SERVER_OR_CONSUMER_KINDS {
+            assert!(matches!(span_kind::to_otlp(k), 2 | 5), "{k}");
+        }
+        for k in CLIENT_OR_PRODUCER_KINDS {
+            assert!(matches!(span_kind::to_otlp(k), 3 | 4), "{k}");
+        }
+        assert_eq!(
+            IS_VIRTUAL_ROW,
+            format!("CalleeKind IN ({})", list(&kind::VIRTUAL))
+        );
+        assert_eq!(IS_ORPHAN_ROW, format!("CalleeKind = '{}'", kind::ORPHAN));
+    }
+
+    #[test]
+    fn fragments_apply_one_rule_each() {
+        // The error rule: the callee's (server spans' HTTP status only) and the caller's.
+        assert_eq!(
+            call_error_expr(true),
+            "(StatusError = 1 OR (SpanKind IN ('Server', 'SPAN_KIND_SERVER') AND HttpStatus >= 500))"
+        );
+        assert!(error_expr(true).contains(IS_ERROR_STATUS) && error_expr(true).contains(IS_SERVER));
+        assert!(!error_expr(false).contains(IS_SERVER));
+        // Call rows: callee's error rule on edges and entries, the caller's on virtual edges;
+        // the settled rule decides both orphans and virtual callees.
+        let rows = call_rows_sql(minute_filter::ALL);
+        assert!(rows.contains(&call_error_expr(true)) && rows.contains(&call_error_expr(false)));
+        assert_eq!(rows.matches(SETTLED).count(), 2);
+        assert!(rows.contains("'INTERNET'") && rows.contains("'orphan'"));
+        // The keyed variant is the same rows plus the span key and time, nothing else.
+        let keyed = call_rows_with_keys_sql(minute_filter::LISTED);
+        assert!(keyed.contains("c.SpanKey AS SpanKey") && keyed.contains(minute_filter::LISTED));
+        let unkeyed_again = keyed
+            .replace("SpanKey, ParentKey", "ParentKey")
+            .replace(
+                ",\n    c.SpanKey AS SpanKey,\n    c.Timestamp AS Timestamp",
+                "",
+            )
+            .replace(",\n    SpanKey,\n    Timestamp", "");
+        assert_eq!(unkeyed_again, call_rows_sql(minute_filter::LISTED));
+        // Node rows aggregate exactly the served rows.
+        assert!(node_rows_sql("").contains(&served_rows_sql("")));
+        // Edge detail reads the call rows, not otel_traces, to decide which spans are calls.
+        let ops = edge_operations_sql();
+        assert!(ops.contains(&call_rows_with_keys_sql("")) && ops.contains(ONE_EDGE));
+        let ex = edge_exemplars_sql(5);
+        assert!(ex.contains(&call_rows_with_keys_sql("")) && !ex.contains("otel_traces"));
+        // Every value is a bound parameter: no quotes around braces.
+        for sql in [rows, keyed, ops, ex, node_operations_sql()] {
+            assert!(!sql.contains("'{"), "{sql}");
+        }
+    }
+}
