@@ -5,7 +5,9 @@
 //! The trace: frontend `GET /checkout` 0–40 ms → `POST /orders` (client 2–36) → checkout
 //! `POST /orders` 3–35 (error) → `SELECT orders` 5–15, `SELECT stock` 16–20, `publish order`
 //! (producer 30–32) → mailer `consume order` 60–160 ms (a late consumer, long after the root
-//! ended) → `send mail` 70–150. Eight spans, three services, six levels.
+//! ended) → `send mail` 70–150. Eight spans, three services, six levels. The checkout span has
+//! an `exception` event at 25 ms (with attributes); the consumer a `message received` event at
+//! 61 ms and a link to the producing trace (`COMPARE_WITH`'s root span).
 
 mod web_support;
 
@@ -41,19 +43,32 @@ fn late_consumer_trace() -> String {
             "scopeSpans": [{"scope": {"name": "web-traces"}, "spans": spans}],
         })
     };
+    let mut checkout = span(3, 2, "POST /orders", 2, 3, 35, true);
+    checkout["events"] = serde_json::json!([{
+        "timeUnixNano": (t0 + 25 * ms).to_string(), "name": "exception",
+        "attributes": [attr("exception.type", "TimeoutError"), attr("exception.message", "stock timed out")],
+    }]);
+    let mut consumer = span(7, 6, "consume order", 5, 60, 160, false);
+    consumer["events"] = serde_json::json!([{
+        "timeUnixNano": (t0 + 61 * ms).to_string(), "name": "message received", "attributes": [],
+    }]);
+    consumer["links"] = serde_json::json!([{
+        "traceId": COMPARE_WITH, "spanId": "0000000000000011",
+        "attributes": [attr("messaging.operation", "receive")],
+    }]);
     serde_json::json!({"resourceSpans": [
         service("frontend", vec![
             span(1, 0, "GET /checkout", 2, 0, 40, false),
             span(2, 1, "POST /orders", 3, 2, 36, false),
         ]),
         service("checkout", vec![
-            span(3, 2, "POST /orders", 2, 3, 35, true),
+            checkout,
             span(4, 3, "SELECT orders", 3, 5, 15, false),
             span(5, 3, "SELECT stock", 3, 16, 20, false),
             span(6, 3, "publish order", 4, 30, 32, false),
         ]),
         service("mailer", vec![
-            span(7, 6, "consume order", 5, 60, 160, false),
+            consumer,
             span(8, 7, "send mail", 3, 70, 150, false),
         ]),
     ]})
@@ -83,6 +98,7 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
         assert!(std::time::Instant::now() < deadline, "traces not stored");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+    std::fs::create_dir_all(root().join("docs/images")).unwrap();
     let v = browser(
         "traces",
         &base,
@@ -90,6 +106,8 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
             "trace": TRACE, "spans": SPANS, "search": true, "search_results": 31,
             "compare_with": COMPARE_WITH,
             "services": ["frontend", "checkout", "payments", "mailer"],
+            "event_span": "0000000000000003", "link_span": "0000000000000007",
+            "docs_images": root().join("docs/images"),
         }),
     );
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
@@ -272,6 +290,163 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
         v["spans_pick"]
     );
     assert_eq!(v["back_to_timeline_rows"], SPANS);
+
+    // Events on the bars: the exception at 25 ms of 160, the message at 61 ms.
+    let marks = v["event_marks"].as_array().unwrap();
+    assert_eq!(marks.len(), 2, "{marks:?}");
+    let mark = |name: &str| marks.iter().find(|m| m["name"] == name).unwrap();
+    assert_eq!(mark("exception")["span"], "0000000000000003");
+    assert!((mark("exception")["at"].as_f64().unwrap() - 25.0 / 160.0).abs() < 0.01);
+    assert!(
+        text(&mark("exception")["title"]).contains("+22.0ms"),
+        "{marks:?}"
+    );
+    assert_eq!(mark("message received")["span"], "0000000000000007");
+    assert!((mark("message received")["at"].as_f64().unwrap() - 61.0 / 160.0).abs() < 0.01);
+    // Their attributes in the span detail; the consumer's link.
+    let d = &v["detail_error_span"];
+    assert!(text(&d["title"]).contains("checkout: POST /orders"), "{d}");
+    assert_eq!(d["events"][0]["name"], "exception");
+    let attrs = d["events"][0]["attrs"].to_string();
+    assert!(
+        attrs.contains(r#"["exception.type","TimeoutError"]"#)
+            && attrs.contains(r#"["exception.message","stock timed out"]"#),
+        "{attrs}"
+    );
+    let c = &v["detail_consumer"];
+    assert_eq!(c["events"][0]["name"], "message received");
+    assert_eq!(c["links"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["links"][0]["trace"], COMPARE_WITH);
+    assert!(text(&c["links"][0]["href"]).contains(COMPARE_WITH));
+    // The link opens the linked trace (its five spans); Back returns.
+    assert!(text(&v["link_url"]).contains(&format!("trace={COMPARE_WITH}")));
+    assert_eq!(v["link_header"]["spans"], 5, "{}", v["link_header"]);
+    assert_eq!(v["back_rows"], SPANS);
+
+    // Flame graph: one frame per path (8 here), the root full width; widths are the time in
+    // and below a frame: the root 140 ms of self time in all (the 160 ms trace minus the
+    // 20 ms gap between the producer and the late consumer), send mail 80 of it.
+    let flame = v["flame"].as_array().unwrap();
+    assert_eq!(flame.len(), SPANS, "{flame:?}");
+    let frame = |fr: &[serde_json::Value], op: &str, svc: &str| {
+        fr.iter()
+            .find(|f| f["operation"] == op && f["service"] == svc)
+            .unwrap_or_else(|| panic!("{svc} {op} in {fr:?}"))
+            .clone()
+    };
+    let root = frame(flame, "GET /checkout", "frontend");
+    assert_eq!(
+        (root["w"].as_f64(), root["depth"].as_u64()),
+        (Some(1.0), Some(0))
+    );
+    assert_eq!(root["total_us"], 140_000);
+    let mail = frame(flame, "send mail", "mailer");
+    assert!(
+        (mail["w"].as_f64().unwrap() - 80.0 / 140.0).abs() < 1e-3,
+        "{mail}"
+    );
+    assert!(
+        (mail["px_w"].as_f64().unwrap() - 80.0 / 140.0).abs() < 0.01,
+        "{mail}"
+    );
+    assert_eq!(mail["depth"], 6 - 1);
+    assert_eq!(
+        mail["colour"],
+        colour_of("mailer"),
+        "frames in the service colour"
+    );
+    // Clicking the consumer zooms to it: it fills the width, its ancestors above it too, the
+    // SELECTs (not below it) leave; its span's detail opens.
+    let z = v["flame_zoomed"].as_array().unwrap();
+    let consume = frame(z, "consume order", "mailer");
+    assert_eq!(
+        (consume["x"].as_f64(), consume["w"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert_eq!(
+        frame(z, "GET /checkout", "frontend")["w"].as_f64(),
+        Some(1.0)
+    );
+    assert!(
+        !z.iter().any(|f| f["operation"] == "SELECT orders"),
+        "{z:?}"
+    );
+    assert_eq!(z.len(), 6, "4 ancestors, the consumer, send mail: {z:?}");
+    assert!(text(&v["flame_zoom_detail"]).contains("mailer: consume order"));
+    assert_eq!(v["flame_reset"], SPANS);
+
+    // Graph by service: three nodes, a call each way down the chain, in layers; by operation:
+    // one node per operation (8) and the 7 parent → child calls.
+    let gs = &v["graph_services"];
+    let keys: Vec<(String, u64)> = gs["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (text(&n["key"]), n["layer"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("frontend".to_string(), 0),
+            ("checkout".to_string(), 1),
+            ("mailer".to_string(), 2)
+        ]
+    );
+    assert_eq!(
+        gs["edges"],
+        serde_json::json!([
+            {"from": "frontend", "to": "checkout", "calls": 1},
+            {"from": "checkout", "to": "mailer", "calls": 1}
+        ])
+    );
+    assert_eq!(
+        gs["table"],
+        serde_json::json!([["frontend", "checkout", "1"], ["checkout", "mailer", "1"]])
+    );
+    assert!(
+        gs["nodes"][1]["error"] == true,
+        "checkout has the failed span"
+    );
+    let go = &v["graph_operations"];
+    assert_eq!(go["nodes"].as_array().unwrap().len(), SPANS);
+    assert_eq!(go["edges"].as_array().unwrap().len(), SPANS - 1);
+    assert!(
+        go["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["from"] == "checkout publish order" && e["to"] == "mailer consume order"),
+        "{go}"
+    );
+
+    // Accessibility: no serious or critical axe violations on the trace page (timeline with a
+    // span open, flame graph, graph); Tab reaches every control.
+    for k in ["a11y_trace", "a11y_flame", "a11y_graph"] {
+        assert_eq!(v[k], serde_json::json!([]), "{k}");
+    }
+    // (The checks themselves catch a nameless button and one that Tab skips.)
+    assert!(
+        v["a11y_probe"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "button-name"),
+        "{}",
+        v["a11y_probe"]
+    );
+    let probe = v["unreachable_probe"].as_array().unwrap();
+    assert!(probe.iter().any(|x| x == "kbd probe"), "{probe:?}");
+    assert!(
+        probe.iter().all(|x| x == "kbd probe" || x == ""),
+        "{probe:?}"
+    );
+    for k in ["unreachable_trace", "unreachable_flame"] {
+        assert_eq!(
+            v[k],
+            serde_json::json!([]),
+            "{k}: controls Tab never reached"
+        );
+    }
 
     // The search page. Pickers: the window's services; checkout's operations with their kind.
     let services: Vec<String> = v["service_options"]
@@ -462,4 +637,40 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
         .collect();
     assert_eq!(got, want);
     assert!(text(&v["compare_summary"]).starts_with("2 added · 5 removed · 0 slower"));
+
+    // The drag on the plot filled the form's custom range.
+    let nf = &v["narrowed_form"];
+    assert_eq!(nf["lookback"], "custom", "{nf}");
+    assert!(
+        text(&nf["from"]).len() >= 16 && text(&nf["to"]) > text(&nf["from"]),
+        "{nf}"
+    );
+    // A typed custom range: an end before the start is refused without searching…
+    assert!(
+        !text(&v["custom_prefilled"]).is_empty(),
+        "custom starts from the lookback"
+    );
+    let bad = &v["custom_bad"];
+    assert!(text(&bad["error"]).contains("after its start"), "{bad}");
+    assert!(!text(&bad["url"]).contains("start="), "{bad}");
+    // …a valid one is the window (in the URL) and leaves out the trace that started before it.
+    let custom = &v["custom"];
+    assert!(custom["error"].is_null(), "{custom}");
+    let cu = text(&custom["url"]);
+    assert!(cu.contains("start=") && cu.contains("end="), "{cu}");
+    let ids = custom["results"].as_array().unwrap();
+    assert_eq!(ids.len(), 30, "{custom}");
+    assert!(!ids.iter().any(|id| id == TRACE));
+
+    // Accessibility of the search (with results and with the custom range) and compare pages.
+    for k in ["a11y_search", "a11y_search_custom", "a11y_compare"] {
+        assert_eq!(v[k], serde_json::json!([]), "{k}");
+    }
+    for k in ["unreachable_search", "unreachable_compare"] {
+        assert_eq!(
+            v[k],
+            serde_json::json!([]),
+            "{k}: controls Tab never reached"
+        );
+    }
 }

@@ -31,9 +31,13 @@ pub mod synth;
 #[cfg(target_arch = "wasm32")]
 mod trace_compare;
 pub mod trace_diff;
+pub mod trace_flame;
+pub mod trace_graph;
 pub mod trace_info;
 #[cfg(target_arch = "wasm32")]
 mod trace_search;
 #[cfg(target_arch = "wasm32")]
 mod trace_view;
+#[cfg(target_arch = "wasm32")]
+mod trace_views;
 pub mod waterfall;

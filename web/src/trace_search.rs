@@ -39,6 +39,37 @@ fn iso(us: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Unix ms → the value of a `datetime-local` input (local time, to the second).
+fn local_input(ms: i64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date(),
+        d.get_hours(),
+        d.get_minutes(),
+        d.get_seconds()
+    )
+}
+
+/// A `datetime-local` value (local time) → Unix ms; `None` when empty or not a time.
+fn parse_local(v: &str) -> Option<i64> {
+    let t = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(v.trim())).get_time();
+    (!v.trim().is_empty() && t.is_finite()).then_some(t as i64)
+}
+
+/// The lookbacks the form offers (Jaeger's "Lookback"), besides a custom range.
+const LOOKBACKS: [(&str, &str); 7] = [
+    ("5m", "last 5 minutes"),
+    ("15m", "last 15 minutes"),
+    ("1h", "last hour"),
+    ("6h", "last 6 hours"),
+    ("1d", "last day"),
+    ("2d", "last 2 days"),
+    ("custom", "custom range"),
+];
+
 #[component]
 pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
     let service = RwSignal::new(state.get_untracked().service);
@@ -51,6 +82,21 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
     let limit = RwSignal::new("50".to_string());
     let sort = RwSignal::new("recent".to_string());
     let results = RwSignal::new(None::<Result<TraceList, String>>);
+    // The searched time range: a lookback, or "custom" with the from/to inputs (local time).
+    let init = state.get_untracked();
+    let fixed = init
+        .start
+        .parse::<i64>()
+        .ok()
+        .zip(init.end.parse::<i64>().ok());
+    let lookback = RwSignal::new(if fixed.is_some() {
+        "custom".to_string()
+    } else {
+        init.since.clone()
+    });
+    let range_from = RwSignal::new(fixed.map(|(a, _)| local_input(a)).unwrap_or_default());
+    let range_to = RwSignal::new(fixed.map(|(_, b)| local_input(b)).unwrap_or_default());
+    let range_error = RwSignal::new(None::<String>);
     // Results ticked for comparison (the first two are compared).
     let picked = RwSignal::new(Vec::<String>::new());
     let services = RwSignal::new(None::<Result<Services, String>>);
@@ -85,6 +131,50 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
         });
     });
     let search = move || {
+        // The form's range becomes the page's window (the URL's since, or start and end).
+        let lb = lookback.get_untracked();
+        if lb == "custom" {
+            // An input still showing the URL's bound keeps it to the millisecond (the inputs
+            // show seconds).
+            let keep = |input: &str, url: &str| {
+                url.parse::<i64>()
+                    .ok()
+                    .filter(|&ms| local_input(ms) == input)
+                    .or_else(|| parse_local(input))
+            };
+            let cur = state.get_untracked();
+            match (
+                keep(&range_from.get_untracked(), &cur.start),
+                keep(&range_to.get_untracked(), &cur.end),
+            ) {
+                (Some(a), Some(b)) if a < b => {
+                    range_error.set(None);
+                    state.update(|s| {
+                        s.start = a.to_string();
+                        s.end = b.to_string();
+                        s.replay.clear();
+                    });
+                }
+                (Some(_), Some(_)) => {
+                    range_error.set(Some("the range's end must be after its start".into()));
+                    return;
+                }
+                _ => {
+                    range_error.set(Some(
+                        "give the range's start and end (date and time)".into(),
+                    ));
+                    return;
+                }
+            }
+        } else {
+            range_error.set(None);
+            state.update(|s| {
+                s.since = lb;
+                s.start.clear();
+                s.end.clear();
+                s.replay.clear();
+            });
+        }
         let s = state.get_untracked();
         let mut q = format!(
             "{}&limit={}&order={}",
@@ -154,6 +244,27 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                         view! { <option value=o.name.clone() data-kind=o.span_kind.clone() selected=chosen>{label}</option> }
                     }).collect_view()}
                 </select></label>
+                <label>"lookback"<select data-testid="lookback" prop:value=move || lookback.get()
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        if v == "custom" && range_from.with_untracked(|f| f.is_empty()) {
+                            // Start from the current lookback.
+                            let now = js_sys::Date::now() as i64;
+                            let secs = match lookback.get_untracked().as_str() { "15m" => 900, "1h" => 3600, "6h" => 21_600, "1d" => 86_400, "2d" => 172_800, _ => 300 };
+                            range_from.set(local_input(now - secs * 1000));
+                            range_to.set(local_input(now));
+                        }
+                        lookback.set(v);
+                    }>
+                    {LOOKBACKS.iter().map(|(k, label)| view! { <option value=*k>{*label}</option> }).collect_view()}
+                    {move || { let cur = lookback.get(); (!LOOKBACKS.iter().any(|(k, _)| *k == cur)).then(|| view! { <option value=cur.clone()>{format!("last {cur}")}</option> }) }}
+                </select></label>
+                {move || (lookback.get() == "custom").then(|| view! {
+                    <label class="range">"from"<input type="datetime-local" step="1" data-testid="range-from" prop:value=move || range_from.get()
+                        on:input=move |ev| range_from.set(event_target_value(&ev)) /></label>
+                    <label class="range">"to"<input type="datetime-local" step="1" data-testid="range-to" prop:value=move || range_to.get()
+                        on:input=move |ev| range_to.set(event_target_value(&ev)) /></label>
+                })}
                 <label>"attributes (logfmt: k=v …)"<input data-testid="attr-filter" placeholder="http.status_code=500 error=true"
                     on:input=move |ev| attr.set(event_target_value(&ev)) /></label>
                 <label>"min duration"<input placeholder="250ms" class="w-80" on:input=move |ev| min_d.set(event_target_value(&ev)) /></label>
@@ -165,6 +276,7 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                     <option value="slowest">"slowest"</option><option value="fastest">"fastest"</option></select></label>
                 <label><span>"errors only"</span><input type="checkbox" on:change=move |ev| errors.set(event_target_checked(&ev)) /></label>
                 <button type="submit">"Search"</button>
+                {move || range_error.get().map(|e| view! { <span class="error" role="alert" data-testid="range-error">{e}</span> })}
                 {move || matches!(services.get(), Some(Err(_))).then(|| view! {
                     <span class="error" data-testid="picker-error">"service list unavailable"</span> })}
             </form>
@@ -179,8 +291,10 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                     let plot = crate::scatter::Plot::new(&traces);
                     view! {
                         <ScatterPlot plot=plot state=state on_range=move |(a, b): (i64, i64)| {
-                            // A dragged range becomes the fixed window, searched again.
-                            state.update(|s| { s.start = (a / 1000).to_string(); s.end = (b / 1000 + 1).to_string(); });
+                            // A dragged range becomes the form's custom range, searched again.
+                            lookback.set("custom".into());
+                            range_from.set(local_input(a / 1000));
+                            range_to.set(local_input(b / 1000 + 1000));
                             search();
                         } />
                         <div class="results-head">

@@ -6,6 +6,7 @@ use crate::encoding::fmt_us;
 use crate::net::enc;
 use crate::route::{UrlState, now_s};
 use crate::trace_info::{self, Summary, service_colour};
+use crate::trace_views::{FlameGraph, SpansTable, StatsTable, TraceGraph};
 use crate::waterfall::TraceModel;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -257,6 +258,8 @@ fn Waterfall(
                 <button data-testid="tab-timeline" aria-pressed=move || (tab.get() == "timeline").to_string() on:click=move |_| tab.set("timeline")>"Timeline"</button>
                 <button data-testid="tab-stats" aria-pressed=move || (tab.get() == "stats").to_string() on:click=move |_| tab.set("stats")>"Statistics"</button>
                 <button data-testid="tab-spans" aria-pressed=move || (tab.get() == "spans").to_string() on:click=move |_| tab.set("spans")>"Spans table"</button>
+                <button data-testid="tab-flame" aria-pressed=move || (tab.get() == "flame").to_string() on:click=move |_| tab.set("flame")>"Flame graph"</button>
+                <button data-testid="tab-graph" aria-pressed=move || (tab.get() == "graph").to_string() on:click=move |_| tab.set("graph")>"Graph"</button>
             </div>
             <button data-testid="expand-all" on:click=move |_| { levels.set("all".into()); collapsed.set(HashSet::new()) }>"expand all"</button>
             <button data-testid="collapse-all" on:click=move |_| { levels.set("1".into()); collapsed.set((*ap).as_ref().clone()) }>"collapse all"</button>
@@ -288,6 +291,11 @@ fn Waterfall(
             } else if tab.get() == "spans" {
                 // A row opens its span in the timeline.
                 view! { <SpansTable l=lstats.clone() on_pick=move |i: usize| { tab.set("timeline"); reveal(i) } /> }.into_any()
+            } else if tab.get() == "flame" {
+                // A frame shows its first span's detail beside the graph.
+                view! { <FlameGraph l=lstats.clone() on_pick=move |i: usize| selected.set(Some(i)) /> }.into_any()
+            } else if tab.get() == "graph" {
+                view! { <TraceGraph l=lstats.clone() /> }.into_any()
             } else {
             let lm = lm.clone();
             view! {
@@ -336,6 +344,12 @@ fn Waterfall(
                                 </div>
                                 <div class="track">
                                     <div class="span-bar" style:left=format!("{left:.3}%") style:width=format!("{width:.3}%") style:background-color=colour></div>
+                                    {s.events.iter().map(|e| {
+                                        let at = ((e.time_us - m.start_us) as f64 / m.duration_us() as f64 - za) / zw * 100.0;
+                                        let title = format!("{} at +{}", e.name, fmt_us(e.time_us - s.start_us));
+                                        view! { <span class="ev-mark" data-testid="event-mark" data-name=e.name.clone() title=title
+                                            style:left=format!("{at:.3}%")></span> }
+                                    }).collect_view()}
                                     <span class="dur" class:before=!after style:left=format!("{:.3}%", if after { left + width } else { left })>{fmt_us(s.duration_us)}</span>
                                 </div>
                             </div>
@@ -372,12 +386,20 @@ fn SpanDetail(
                 })>{label}</button> }})}
             <h4>"Attributes"</h4>
             <table class="data"><tbody>{s.attributes.iter().chain(s.resource.iter()).map(|(k, v)| view! { <tr><td>{k.clone()}</td><td>{v.clone()}</td></tr> }).collect_view()}</tbody></table>
-            <h4>"Events"</h4>
-            <ul>{s.events.iter().map(|e| view! { <li>{format!("{} ({} attrs)", e.name, e.attributes.len())}</li> }).collect_view()}</ul>
-            <h4>"Links"</h4>
-            <ul>{s.links.iter().map(|lk| { let t = lk.trace_id.clone(); view! {
-                <li><a href="#" data-testid="span-link" on:click=move |ev| { ev.prevent_default(); state.update(|st| { st.view = "trace".into(); st.trace = t.clone(); }) }>
-                    {format!("{}/{}", lk.trace_id, lk.span_id)}</a></li> }}).collect_view()}</ul>
+            <h4>{format!("Events ({})", s.events.len())}</h4>
+            <ul class="events" data-testid="span-events">{s.events.iter().map(|e| view! {
+                <li data-name=e.name.clone()><strong>{e.name.clone()}</strong>{format!(" at +{}", fmt_us(e.time_us - s.start_us))}
+                    {(!e.attributes.is_empty()).then(|| view! { <table class="data"><tbody>{e.attributes.iter().map(|(k, v)| view! {
+                        <tr><td>{k.clone()}</td><td>{v.clone()}</td></tr> }).collect_view()}</tbody></table> })}
+                </li> }).collect_view()}</ul>
+            <h4>{format!("Links ({})", s.links.len())}</h4>
+            <ul class="links">{s.links.iter().map(|lk| { let t = lk.trace_id.clone(); let same = state.with_untracked(|st| st.trace.eq_ignore_ascii_case(&t)); view! {
+                <li><a href=format!("?view=trace&trace={}", lk.trace_id) data-testid="span-link" data-trace-id=lk.trace_id.clone()
+                    on:click=move |ev| { ev.prevent_default(); state.update(|st| { st.view = "trace".into(); st.trace = t.clone(); }) }>
+                    {format!("{}trace {} span {}", if same { "this " } else { "" }, lk.trace_id, lk.span_id)}</a>
+                    {(!lk.attributes.is_empty()).then(|| view! { <table class="data"><tbody>{lk.attributes.iter().map(|(k, v)| view! {
+                        <tr><td>{k.clone()}</td><td>{v.clone()}</td></tr> }).collect_view()}</tbody></table> })}
+                </li> }}).collect_view()}</ul>
         </aside>
     }
 }
@@ -489,72 +511,5 @@ fn draw_minimap(c: &web_sys::HtmlCanvasElement, m: &TraceModel) {
             (s.duration_us as f64 / d * w).max(1.0),
             line,
         );
-    }
-}
-
-/// Every span (up to `span_table::LIMIT`) in a table sorted by a column; a row opens the span.
-#[component]
-fn SpansTable(
-    l: send_wrapper::SendWrapper<Rc<Loaded>>,
-    #[prop(into)] on_pick: Callback<usize>,
-) -> impl IntoView {
-    let by = RwSignal::new("duration".to_string());
-    let n = l.m.spans.len();
-    let l2 = l.clone();
-    view! {
-        <div class="wf-stats">
-        <p class="muted" data-testid="spans-table-note">{if n > crate::span_table::LIMIT {
-            format!("{} of {n} spans (the first by the chosen column)", crate::span_table::LIMIT) } else { format!("{n} spans") }}</p>
-        <table class="data" data-testid="spans-table">
-            <thead><tr>{crate::span_table::COLUMNS.iter().map(|(k, label)| view! {
-                <th><button class="th-sort" data-testid=format!("sort-{k}") aria-pressed=move || (by.get() == *k).to_string()
-                    on:click=move |_| by.set(k.to_string())>{*label}</button></th> }).collect_view()}
-                <th>"status"</th></tr></thead>
-            <tbody>{move || {
-                let m = &l2.m;
-                crate::span_table::order(m, &by.get(), crate::span_table::LIMIT).into_iter().map(|i| {
-                    let s = &m.spans[i];
-                    view! {
-                        <tr data-span-id=s.span_id.clone() data-duration-us=s.duration_us tabindex="0" class="pick"
-                            on:click=move |_| on_pick.run(i)
-                            on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { on_pick.run(i) }>
-                            <td class="num">{fmt_us(s.duration_us)}</td>
-                            <td class="num">{format!("+{}", fmt_us(s.start_us - m.start_us))}</td>
-                            <td><span class="swatch" style:background-color=service_colour(&s.service)></span>{s.service.clone()}</td>
-                            <td>{s.name.clone()}</td>
-                            <td class:err=s.is_error()>{if s.is_error() { "error" } else { "" }}</td>
-                        </tr>
-                    }
-                }).collect_view()
-            }}</tbody>
-        </table>
-        </div>
-    }
-}
-
-/// Jaeger's "trace statistics": per service and operation, count, errors, durations and self
-/// time (time not spent in children), biggest total first.
-#[component]
-fn StatsTable(l: send_wrapper::SendWrapper<Rc<Loaded>>) -> impl IntoView {
-    let rows = trace_info::statistics(&l.m);
-    let total: i64 = l.summary.duration_us.max(1);
-    view! {
-        <div class="wf-stats">
-        <table class="data" data-testid="trace-stats">
-            <thead><tr><th>"service"</th><th>"operation"</th><th class="num">"count"</th><th class="num">"errors"</th>
-                <th class="num">"total"</th><th class="num">"avg"</th><th class="num">"min"</th><th class="num">"max"</th>
-                <th class="num">"self total"</th><th class="num">"self % of trace"</th></tr></thead>
-            <tbody>{rows.into_iter().map(|r| view! {
-                <tr data-service=r.service.clone() data-operation=r.operation.clone() data-count=r.count data-errors=r.errors
-                    data-total-us=r.total_us data-self-us=r.self_us>
-                    <td><span class="swatch" style:background-color=service_colour(&r.service)></span>{r.service.clone()}</td>
-                    <td>{r.operation.clone()}</td><td class="num">{r.count}</td><td class="num">{r.errors}</td>
-                    <td class="num">{fmt_us(r.total_us)}</td><td class="num">{fmt_us(r.avg_us)}</td>
-                    <td class="num">{fmt_us(r.min_us)}</td><td class="num">{fmt_us(r.max_us)}</td>
-                    <td class="num">{fmt_us(r.self_us)}</td><td class="num">{format!("{:.1}%", r.self_us as f64 / total as f64 * 100.0)}</td>
-                </tr>
-            }).collect_view()}</tbody>
-        </table>
-        </div>
     }
 }

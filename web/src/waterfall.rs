@@ -20,6 +20,17 @@ pub struct SpanRow {
     pub start_us: i64,
     pub duration_us: i64,
     pub status: Status,
+    /// When the span's events (logs) happened, drawn as marks on its bar. Only the time and
+    /// name: the attributes are the detail panel's (parsed when the span is selected).
+    pub events: Vec<EventMark>,
+}
+
+/// An event of a span as its bar shows it.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(default)]
+pub struct EventMark {
+    pub time_us: i64,
+    pub name: String,
 }
 
 impl SpanRow {
@@ -38,6 +49,14 @@ impl From<&Span> for SpanRow {
             start_us: s.start_us,
             duration_us: s.duration_us,
             status: s.status.clone(),
+            events: s
+                .events
+                .iter()
+                .map(|e| EventMark {
+                    time_us: e.time_us,
+                    name: e.name.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -480,8 +499,10 @@ mod tests {
             .attributes
             .insert("http.route".into(), "/cart".into());
         t.spans[42].resource.insert("host.name".into(), "h1".into());
+        let at = t.spans[42].start_us + 5;
         t.spans[42].events.push(crate::api::Event {
             name: "retry".into(),
+            time_us: at,
             ..Default::default()
         });
         t.spans[42].links.push(crate::api::Link {
@@ -499,6 +520,14 @@ mod tests {
             full.visible_rows(&HashSet::new())
         );
         assert_eq!(m.detail(42), t.spans[42]);
+        // The row carries the event's time and name for the mark on the bar.
+        assert_eq!(
+            m.spans[42].events,
+            [EventMark {
+                time_us: t.spans[42].start_us + 5,
+                name: "retry".into()
+            }]
+        );
         assert_eq!(m.detail(299), t.spans[299]);
     }
 

@@ -1,12 +1,14 @@
 // The browser half of tests/web_traces.rs (issue 19): walks the trace page and the trace search
 // page served by a real `orrery all-in-one` and reports what it saw (the Rust test asserts).
 import path from "node:path";
+import { seriousViolations } from "./a11y.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function traces(browser, base, artifacts, opts) {
   const page = await browser.newPage();
-  await page.setViewport({ width: 1400, height: 900 });
+  // 1280x800: also the size of the screenshots committed to docs/images.
+  await page.setViewport({ width: 1280, height: 800 });
   const log = [];
   page.on("pageerror", (e) => log.push(`pageerror: ${e}`));
   page.on("console", (m) => { if (m.type() === "error") log.push(`console: ${m.text()}`); });
@@ -16,6 +18,33 @@ export async function traces(browser, base, artifacts, opts) {
   });
   const out = { log };
   const shot = (name) => page.screenshot({ path: path.join(artifacts, `traces-${name}.png`) });
+  // The screenshots of docs/web.md (opts.docs_images: docs/images).
+  const docShot = (name) => opts.docs_images ? page.screenshot({ path: path.join(opts.docs_images, `${name}.png`) }) : null;
+  // Every visible, enabled control inside `scope` that Tab never reaches from the top of the
+  // page (each tabbed through once; the list should be empty).
+  const unreachable = async (scope) => {
+    const n = await page.evaluate((scope) => {
+      document.activeElement && document.activeElement.blur();
+      document.querySelectorAll("[data-kbd]").forEach((e) => delete e.dataset.kbd);
+      const els = [...document.querySelectorAll(`${scope} :is(a[href], button, input, select, textarea, [tabindex="0"])`)]
+        .filter((e) => !e.disabled && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden");
+      els.forEach((e, k) => { e.dataset.kbd = String(k); });
+      return els.length;
+    }, scope);
+    const seen = [];
+    for (let k = 0; k < n + 12; k++) {
+      await page.keyboard.press("Tab");
+      const id = await page.evaluate(() => document.activeElement && document.activeElement.dataset.kbd);
+      if (id !== undefined && id !== null) seen.push(id);
+    }
+    return page.evaluate((seen) => [...document.querySelectorAll("[data-kbd]")].filter((e) => !seen.includes(e.dataset.kbd))
+      .map((e) => e.dataset.testid || e.getAttribute("aria-label") || e.textContent.trim().slice(0, 40)), seen);
+  };
+  const localInput = (ms) => page.evaluate((ms) => {
+    const d = new Date(ms); const p = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }, ms);
+  const setInput = (sel, v) => page.$eval(sel, (e, v) => { e.value = v; e.dispatchEvent(new Event("input", { bubbles: true })); }, v);
   const rowsNow = () => page.$$eval(".wf-row", (els) => els.map((e) => ({
     span: e.dataset.spanId, service: e.dataset.service, text: e.querySelector(".label").textContent,
     selected: e.classList.contains("selected"), match: e.classList.contains("match"),
@@ -46,6 +75,13 @@ export async function traces(browser, base, artifacts, opts) {
       bar_left: (bar.left - track.left) / track.width, bar_right: (bar.right - track.left) / track.width,
       error: e.classList.contains("error"), critical: e.classList.contains("critical"),
     };
+  }));
+  // Span events as marks on their bars (left edge in fractions of the track).
+  out.event_marks = await page.$$eval("[data-testid=event-mark]", (els) => els.map((e) => {
+    const track = e.closest(".track").getBoundingClientRect();
+    const r = e.getBoundingClientRect();
+    return { span: e.closest(".wf-row").dataset.spanId, name: e.dataset.name, title: e.title,
+      at: (r.left + r.width / 2 - track.left) / track.width };
   }));
   await shot("waterfall");
 
@@ -164,6 +200,89 @@ export async function traces(browser, base, artifacts, opts) {
   out.spans_pick = (await rowsNow()).filter((r) => r.selected).map((r) => r.text);
   await page.click("[data-testid=tab-timeline]");
   out.back_to_timeline_rows = await rowCount(opts.spans);
+
+  // The span detail: events with their attributes; links that open the linked trace.
+  const detailOf = async (span) => {
+    await page.click(`.wf-row[data-span-id="${span}"]`);
+    await page.waitForFunction((span) => (document.querySelector("[data-testid=span-detail] p.muted") || {}).textContent?.includes(span), { timeout: 5000 }, span).catch(() => {});
+    return page.$eval("[data-testid=span-detail]", (e) => ({
+      title: e.querySelector("h3").textContent,
+      events: [...e.querySelectorAll("[data-testid=span-events] > li")].map((li) => ({ name: li.dataset.name, text: li.textContent,
+        attrs: [...li.querySelectorAll("tr")].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)) })),
+      links: [...e.querySelectorAll("[data-testid=span-link]")].map((a) => ({ trace: a.dataset.traceId, text: a.textContent, href: a.getAttribute("href") })),
+    }));
+  };
+  out.detail_error_span = await detailOf(opts.event_span);
+  out.detail_consumer = await detailOf(opts.link_span);
+  // The trace page with a span open: axe, the keyboard reaches every control, screenshot.
+  out.a11y_trace = await seriousViolations(page);
+  out.unreachable_trace = await unreachable("body");
+  // Both checks can fail: a nameless button is a critical axe violation, and a button taken
+  // out of the Tab order is reported as unreachable.
+  await page.evaluate(() => {
+    const b = document.createElement("button"); b.id = "axe-probe"; document.querySelector(".wf-tools").append(b);
+    const k = document.createElement("button"); k.id = "kbd-probe"; k.tabIndex = -1; k.textContent = "kbd probe";
+    document.querySelector(".wf-tools").append(k);
+  });
+  out.a11y_probe = (await seriousViolations(page, ".wf-tools")).map((v) => v.id);
+  out.unreachable_probe = await unreachable("body");
+  await page.evaluate(() => { document.getElementById("axe-probe").remove(); document.getElementById("kbd-probe").remove(); });
+  await page.click(`.wf-row[data-span-id="${opts.link_span}"]`);
+  await docShot("trace-waterfall");
+  // Statistics for the docs.
+  await page.click("[data-testid=tab-stats]");
+  await page.waitForSelector("[data-testid=trace-stats] tbody tr", { timeout: 5000 });
+  await docShot("trace-statistics");
+
+  // The flame graph: frames by path, widths = time in and below; a click zooms to a frame.
+  await page.click("[data-testid=tab-flame]");
+  await page.waitForSelector("[data-testid=flame-frame]", { timeout: 5000 }).catch(() => {});
+  const frames = () => page.$$eval("[data-testid=flame-frame]", (els) => els.map((e) => ({
+    service: e.dataset.service, operation: e.dataset.operation, depth: Number(e.dataset.depth),
+    x: Number(e.dataset.x), w: Number(e.dataset.w), total_us: Number(e.dataset.totalUs), self_us: Number(e.dataset.selfUs),
+    px_w: e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width,
+    colour: getComputedStyle(e).backgroundColor })));
+  out.flame = await frames();
+  out.a11y_flame = await seriousViolations(page);
+  await docShot("trace-flamegraph");
+  await page.$$eval("[data-testid=flame-frame]", (els) => els.find((e) => e.dataset.operation === "consume order").click());
+  await sleep(200);
+  out.flame_zoomed = await frames();
+  out.flame_zoom_detail = await page.$eval("[data-testid=span-detail] h3", (e) => e.textContent).catch(() => null);
+  // Keyboard: a frame is a button (Tab, Enter).
+  await page.click("[data-testid=flame-reset]");
+  await sleep(200);
+  out.flame_reset = (await frames()).length;
+  out.unreachable_flame = await unreachable("body");
+
+  // The graph: by service, then by operation; every call also in the table.
+  await page.click("[data-testid=tab-graph]");
+  await page.waitForSelector("[data-testid=graph-node]", { timeout: 5000 }).catch(() => {});
+  const graph = () => page.evaluate(() => ({
+    nodes: [...document.querySelectorAll("[data-testid=graph-node]")].map((e) => ({ key: e.dataset.key, layer: Number(e.dataset.layer), spans: Number(e.dataset.spans), error: e.classList.contains("err") })),
+    edges: [...document.querySelectorAll("[data-testid=graph-edge]")].map((e) => ({ from: e.dataset.from, to: e.dataset.to, calls: Number(e.dataset.calls) })),
+    table: [...document.querySelectorAll("[data-testid=graph-calls] tbody tr")].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)),
+  }));
+  out.graph_services = await graph();
+  out.a11y_graph = await seriousViolations(page);
+  await docShot("trace-graph");
+  await page.click("[data-testid=graph-by-operation]");
+  await sleep(200);
+  out.graph_operations = await graph();
+  await page.click("[data-testid=tab-timeline]");
+  await rowCount(opts.spans);
+
+  // A link opens the linked trace.
+  await page.click(`.wf-row[data-span-id="${opts.link_span}"]`);
+  await page.waitForSelector("[data-testid=span-link]", { timeout: 5000 });
+  await page.click("[data-testid=span-link]");
+  await page.waitForFunction((t) => location.search.includes(`trace=${t}`), { timeout: 5000 }, opts.compare_with).catch(() => {});
+  await page.waitForFunction(() => document.querySelector("[data-testid=trace-header]") && document.querySelectorAll(".wf-row").length > 0, { timeout: 20000 }).catch(() => {});
+  out.link_url = await page.evaluate(() => location.search);
+  out.link_header = await page.$eval("[data-testid=trace-header]", (e) => ({ spans: Number(e.dataset.spans), text: e.textContent })).catch(() => null);
+  await page.goBack();
+  await page.waitForFunction((t) => location.search.includes(`trace=${t}`), { timeout: 5000 }, opts.trace).catch(() => {});
+  out.back_rows = await rowCount(opts.spans);
   if (!opts.search) return out;
 
   // 3. The search page: pickers from the API, result details, sort, open.
@@ -197,6 +316,8 @@ export async function traces(browser, base, artifacts, opts) {
   out.result_count = await page.$eval("[data-testid=result-count]", (e) => e.textContent);
   out.now_ms = await page.evaluate(() => Date.now());
   await shot("search-page");
+  out.a11y_search = await seriousViolations(page);
+  out.unreachable_search = await unreachable("body");
   const order = async (k) => { await page.select("[data-testid=sort]", k); await sleep(200); return (await results()).map((r) => ({ id: r.id, duration_us: r.duration_us, errors: r.errors, start_us: r.start_us })); };
   out.sorted = { longest: await order("longest"), shortest: await order("shortest"), errors: await order("errors"), recent: await order("recent") };
   // Keyboard: Tab to a result, Enter opens it.
@@ -234,6 +355,9 @@ export async function traces(browser, base, artifacts, opts) {
     a: Number(e.dataset.countA), b: Number(e.dataset.countB) })));
   out.compare_summary = await page.$eval("[data-testid=compare-summary]", (e) => e.textContent).catch(() => "");
   await shot("compare");
+  await docShot("trace-compare");
+  out.a11y_compare = await seriousViolations(page);
+  out.unreachable_compare = await unreachable("body");
   await searchAgain();
   // Drag from just left of the earliest other trace to the right edge: the late trace (10 s
   // earlier) falls outside.
@@ -249,5 +373,35 @@ export async function traces(browser, base, artifacts, opts) {
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=trace-results] .result").length > 0, { timeout: 20000 }).catch(() => {});
   out.narrowed_url = await page.evaluate(() => location.search);
   out.narrowed = await page.$$eval("[data-testid=trace-results] .result", (els) => els.map((e) => e.dataset.traceId));
+  // The drag filled the form's custom range.
+  out.narrowed_form = await page.evaluate(() => ({ lookback: document.querySelector("[data-testid=lookback]").value,
+    from: (document.querySelector("[data-testid=range-from]") || {}).value, to: (document.querySelector("[data-testid=range-to]") || {}).value }));
+
+  // A custom range typed in the form: from 5 s after the late trace started to a minute from
+  // now leaves it out; an end before the start is refused without searching.
+  await page.goto(`${base}/?view=traces&since=15m&service=frontend`, { waitUntil: "load" });
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=trace-results] .result").length >= n, { timeout: 20000 }, opts.search_results).catch(() => {});
+  const late = out.results.find((r) => r.id === opts.trace);
+  await page.select("[data-testid=lookback]", "custom");
+  await page.waitForSelector("[data-testid=range-from]", { timeout: 5000 });
+  out.custom_prefilled = await page.$eval("[data-testid=range-from]", (e) => e.value);
+  const rFrom = await localInput(late.start_us / 1000 + 5000);
+  const rTo = await localInput(Date.now() + 60000);
+  await setInput("[data-testid=range-from]", rTo);
+  await setInput("[data-testid=range-to]", rFrom);
+  await page.click(".search-form button[type=submit]");
+  await sleep(300);
+  out.custom_bad = { error: await page.$eval("[data-testid=range-error]", (e) => e.textContent).catch(() => null),
+    url: await page.evaluate(() => location.search) };
+  await setInput("[data-testid=range-from]", rFrom);
+  await setInput("[data-testid=range-to]", rTo);
+  await page.click(".search-form button[type=submit]");
+  await page.waitForFunction(() => location.search.includes("start="), { timeout: 5000 }).catch(() => {});
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=trace-results] .result").length > 0, { timeout: 20000 }).catch(() => {});
+  out.custom = { url: await page.evaluate(() => location.search), from: rFrom, to: rTo,
+    error: await page.$eval("[data-testid=range-error]", (e) => e.textContent).catch(() => null),
+    results: await page.$$eval("[data-testid=trace-results] .result", (els) => els.map((e) => e.dataset.traceId)) };
+  out.a11y_search_custom = await seriousViolations(page);
+  await docShot("trace-search");
   return out;
 }
