@@ -477,9 +477,13 @@ async fn bearer_token_stream_and_static_ui() {
             .unwrap()
             .unwrap();
         buf.push_str(&String::from_utf8_lossy(&chunk));
-        events = buf.matches("event: graph").count();
+        events = buf.matches("event: graph").count() + buf.matches("event: delta").count();
     }
-    assert_eq!(events, 2, "two graph events one interval apart: {buf}");
+    assert_eq!(events, 2, "a graph, then a delta one interval later: {buf}");
+    assert!(
+        buf.starts_with("event: graph\n"),
+        "the full graph first: {buf}"
+    );
     let data = buf.lines().find(|l| l.starts_with("data: ")).unwrap();
     let g: Value = serde_json::from_str(&data[6..]).unwrap();
     assert_eq!(g["edges"].as_array().unwrap().len(), 2);

@@ -1,24 +1,20 @@
 //! HTTP routes: Orrery's API under `/orrery/api`, Jaeger's under `/api`, the UI elsewhere.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures::StreamExt;
 use serde_json::json;
 
-use crate::graph::{self, GraphRequest, Level};
+use crate::graph;
 use crate::middleware as mw;
 use crate::params::{self, Query as Q, url_decode_pairs};
 use crate::traces::{self, Order, Search};
 use crate::{jaeger, ui};
-use crate::{limits, metrics};
 
 pub use crate::error::ApiError;
 pub use crate::state::AppState;
@@ -34,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orrery/api/config", get(config))
         .route("/orrery/api/graph", get(graph_handler))
         .route("/orrery/api/graph/diff", get(diff_handler))
-        .route("/orrery/api/graph/stream", get(stream_handler))
+        .route("/orrery/api/graph/stream", get(crate::live::handler))
         .route("/orrery/api/nodes/{id}", get(node_handler))
         .route("/orrery/api/edges", get(edge_handler))
         .route("/orrery/api/services", get(services_handler))
@@ -99,25 +95,7 @@ async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-const DEFAULT_SINCE: Duration = Duration::from_secs(300);
-
-pub fn graph_request(q: &Q, now_ns: i64) -> Result<GraphRequest, ApiError> {
-    let level = params::level(q)?;
-    let window = params::window(q, now_ns, DEFAULT_SINCE)?;
-    let focus = q.get("service").filter(|s| !s.is_empty()).cloned();
-    if level == Level::Focused && focus.is_none() {
-        return Err(ApiError::bad_request(
-            "level=focused needs service=<node id>",
-        ));
-    }
-    Ok(GraphRequest {
-        level,
-        region: q.get("region").filter(|s| !s.is_empty()).cloned(),
-        focus,
-        window,
-        whats_wrong: true,
-    })
-}
+pub use crate::params::{DEFAULT_SINCE, graph_request};
 
 async fn graph_handler(
     State(state): State<AppState>,
@@ -151,77 +129,6 @@ async fn diff_handler(
     Ok(Json(
         graph::diff(&state.ch(), state.graph_args(), req, base).await?,
     ))
-}
-
-async fn stream_handler(
-    State(state): State<AppState>,
-    Query(q): Query<Q>,
-) -> Result<Response, ApiError> {
-    let interval = match q.get("interval") {
-        Some(v) => params::duration("interval", v, Duration::from_secs(1))?,
-        None => state.graph_args().graph_stream_interval,
-    };
-    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&interval) {
-        return Err(ApiError::bad_request("interval: between 1s and 1h"));
-    }
-    // Validate once up front so a bad request is a 400, not an error event.
-    graph_request(&q, crate::now_ns())?;
-    let Ok(permit) = state.streams.clone().try_acquire_owned() else {
-        metrics::inc(&metrics::STREAMS_REFUSED);
-        return Err(ApiError::limited(
-            StatusCode::TOO_MANY_REQUESTS,
-            "max_streams",
-            format!(
-                "this query service replica has as many live streams open as it allows \
-                 (--query-max-streams {}): close another map or retry later",
-                state.args.limits.query_max_streams
-            ),
-            30,
-        ));
-    };
-    let shutdown = state.shutdown.clone();
-    let stream = futures::stream::unfold((state, q, true), move |(state, q, first)| async move {
-        if !first {
-            tokio::time::sleep(interval).await;
-        }
-        let now = crate::now_ns();
-        let event = match graph_request(&q, now) {
-            Ok(req) => {
-                // The body outlives the request's middleware: tag and guard each tick here.
-                let client = state.client.clone();
-                let tick = limits::killed_if_dropped(client, limits::new_tag(), async {
-                    graph::graph(&state.ch(), state.graph_args(), &req).await
-                });
-                match tick.await {
-                    Ok(g) => Event::default()
-                        .event("graph")
-                        .id((now / 1_000_000).to_string())
-                        .json_data(&g)
-                        .unwrap_or_else(|_| Event::default().event("error")),
-                    Err(e) => {
-                        let e = ApiError::from(e);
-                        Event::default()
-                            .event("error")
-                            .data(json!({"error": e.message, "limit": e.limit}).to_string())
-                    }
-                }
-            }
-            Err(e) => Event::default()
-                .event("error")
-                .data(json!({"error": e.message}).to_string()),
-        };
-        Some((Ok::<_, Infallible>(event), (state, q, false)))
-    })
-    // The stream ends (and its connection can close) when the service shuts down; the permit
-    // is released when the stream is dropped (client gone or shutdown).
-    .take_until(shutdown.cancelled_owned())
-    .map(move |e| {
-        let _held = &permit;
-        e
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
 }
 
 async fn node_handler(

@@ -13,6 +13,7 @@ pub mod error;
 pub mod graph;
 pub mod jaeger;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod middleware;
 pub mod model;

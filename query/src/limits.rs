@@ -69,6 +69,17 @@ pub struct LimitArgs {
     #[arg(long, env = "ORRERY_QUERY_MAX_STREAMS", default_value_t = 64)]
     pub query_max_streams: usize,
 
+    /// Most distinct live maps (stream shapes: level, region, focus, window, interval)
+    /// computed at once in this replica; streams of the same shape share one computation per
+    /// tick. A stream of one more shape gets 429 with `Retry-After`.
+    #[arg(long, env = "ORRERY_QUERY_MAX_STREAM_SHAPES", default_value_t = 16)]
+    pub query_max_stream_shapes: usize,
+
+    /// A live stream whose client has taken no event for this long (it stopped reading) is
+    /// dropped: it no longer holds a stream slot or keeps its map being computed.
+    #[arg(long, env = "ORRERY_QUERY_STREAM_STALL", default_value = "60s", value_parser = parse_duration)]
+    pub query_stream_stall: Duration,
+
     /// Most requests handled at once; beyond it 503 with `Retry-After` (load shedding
     /// instead of an unbounded queue).
     #[arg(
@@ -104,6 +115,8 @@ impl Default for LimitArgs {
             query_max_memory: 2 << 30,
             query_max_trace_spans: 100_000,
             query_max_streams: 64,
+            query_max_stream_shapes: 16,
+            query_stream_stall: Duration::from_secs(60),
             query_max_concurrent_requests: 128,
             query_max_connections: 1024,
             query_request_timeout: Duration::from_secs(60),
@@ -118,6 +131,7 @@ impl LimitArgs {
         let positive = [
             ("--query-max-execution-time", self.query_max_execution_time),
             ("--query-request-timeout", self.query_request_timeout),
+            ("--query-stream-stall", self.query_stream_stall),
             (
                 "--query-header-read-timeout",
                 self.query_header_read_timeout,
@@ -138,6 +152,7 @@ impl LimitArgs {
                 self.query_max_concurrent_requests,
             ),
             ("--query-max-connections", self.query_max_connections),
+            ("--query-max-stream-shapes", self.query_max_stream_shapes),
         ] {
             if n == 0 {
                 anyhow::bail!("{name} must be at least 1");

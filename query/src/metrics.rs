@@ -18,6 +18,18 @@ pub static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);
 pub static LIMIT_TIME: AtomicU64 = AtomicU64::new(0);
 pub static LIMIT_MEMORY: AtomicU64 = AtomicU64::new(0);
 pub static LIMIT_BUSY: AtomicU64 = AtomicU64::new(0);
+// Live graph streams (`live.rs`): shapes being computed and their subscribers (gauges), one
+// count per graph computation, events by kind, bytes handed to the connections, resyncs.
+pub static LIVE_SHAPES: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_SUBSCRIBERS: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_SHAPES_REFUSED: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_COMPUTATIONS: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_EVENTS_GRAPH: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_EVENTS_DELTA: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_EVENTS_ERROR: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_BYTES_SENT: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_RESYNCS: AtomicU64 = AtomicU64::new(0);
+pub static LIVE_DROPPED: AtomicU64 = AtomicU64::new(0);
 
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -71,6 +83,58 @@ pub fn render(in_flight: u64, streams_open: u64) -> String {
         "counter",
         "Live graph streams answered 429 because --query-max-streams were open.",
         &[("", get(&STREAMS_REFUSED))],
+    );
+    metric(
+        "orrery_query_live_shapes",
+        "gauge",
+        "Distinct live maps computed, one computation per tick each (cap: --query-max-stream-shapes).",
+        &[("", get(&LIVE_SHAPES))],
+    );
+    metric(
+        "orrery_query_live_subscribers",
+        "gauge",
+        "Live streams subscribed to a shape (cap: --query-max-streams).",
+        &[("", get(&LIVE_SUBSCRIBERS))],
+    );
+    metric(
+        "orrery_query_live_shapes_refused_total",
+        "counter",
+        "Live streams answered 429 because --query-max-stream-shapes distinct maps were computed.",
+        &[("", get(&LIVE_SHAPES_REFUSED))],
+    );
+    metric(
+        "orrery_query_live_computations_total",
+        "counter",
+        "Graph computations of live maps (one per shape and tick, however many subscribers).",
+        &[("", get(&LIVE_COMPUTATIONS))],
+    );
+    metric(
+        "orrery_query_live_events_total",
+        "counter",
+        "Live stream events sent, by kind (graph = full graph, delta = changes only).",
+        &[
+            ("{kind=\"graph\"}", get(&LIVE_EVENTS_GRAPH)),
+            ("{kind=\"delta\"}", get(&LIVE_EVENTS_DELTA)),
+            ("{kind=\"error\"}", get(&LIVE_EVENTS_ERROR)),
+        ],
+    );
+    metric(
+        "orrery_query_live_bytes_sent_total",
+        "counter",
+        "Bytes of live stream events handed to client connections.",
+        &[("", get(&LIVE_BYTES_SENT))],
+    );
+    metric(
+        "orrery_query_live_resyncs_total",
+        "counter",
+        "Full graphs sent to a subscriber that fell behind (missed a tick) instead of a delta.",
+        &[("", get(&LIVE_RESYNCS))],
+    );
+    metric(
+        "orrery_query_live_dropped_total",
+        "counter",
+        "Live streams dropped because their client took no event for --query-stream-stall.",
+        &[("", get(&LIVE_DROPPED))],
     );
     metric(
         "orrery_query_limit_hits_total",

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::graph::{Level, Span};
+use crate::error::ApiError;
+use crate::graph::{GraphRequest, Level, Span};
 use crate::rollup::floor_minute;
 
 const MINUTE_NS: i64 = 60_000_000_000;
@@ -148,6 +149,30 @@ pub fn level(q: &Query) -> Result<Level, String> {
 /// `application/x-www-form-urlencoded` pairs (repeated keys kept).
 pub fn url_decode_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
     form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
+/// The window of a graph request without `start` or `since`.
+pub const DEFAULT_SINCE: Duration = Duration::from_secs(300);
+
+/// A graph request from its parameters (`level`, `region`, `service`, the window). The live
+/// stream shares one computation among requests equal here (`live.rs`), so every parameter
+/// that changes the graph must end up in the `GraphRequest`.
+pub fn graph_request(q: &Query, now_ns: i64) -> Result<GraphRequest, ApiError> {
+    let level = level(q)?;
+    let window = window(q, now_ns, DEFAULT_SINCE)?;
+    let focus = q.get("service").filter(|s| !s.is_empty()).cloned();
+    if level == Level::Focused && focus.is_none() {
+        return Err(ApiError::bad_request(
+            "level=focused needs service=<node id>",
+        ));
+    }
+    Ok(GraphRequest {
+        level,
+        region: q.get("region").filter(|s| !s.is_empty()).cloned(),
+        focus,
+        window,
+        whats_wrong: true,
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub struct AppState {
     pub requests: Arc<Semaphore>,
     /// Cancelled on shutdown: live streams end.
     pub shutdown: CancellationToken,
+    /// The live maps computed for the streams (`live.rs`), one per shape.
+    pub live: Arc<crate::live::Registry>,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
         Self {
             client: args.limits.bound(client),
             streams: Arc::new(Semaphore::new(args.limits.query_max_streams)),
+            live: crate::live::Registry::new(args.limits.query_max_stream_shapes),
             requests: Arc::new(Semaphore::new(args.limits.query_max_concurrent_requests)),
             args: Arc::new(args),
             shutdown: CancellationToken::new(),
