@@ -1,5 +1,7 @@
 //! Chaos controls, switchable at runtime: latency monkey (slow a service or peer down), chaos
-//! monkey (fail a share of its calls), chaos kong (take a whole region down), and restore.
+//! monkey (fail a share of its calls), chaos kong (take a whole region down), silence (a service
+//! keeps answering but stops reporting spans), and restore. A target `service@version` hits only
+//! that version's instances (the canary, see `fleet::CANARIES`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -22,6 +24,9 @@ pub struct ChaosState {
     pub error_share: BTreeMap<String, f64>,
     /// Regions that are down: every service and peer there fails every call.
     pub down_regions: BTreeSet<String>,
+    /// Services that answer but export no spans (their telemetry is lost).
+    #[serde(default)]
+    pub silenced: BTreeSet<String>,
 }
 
 /// What a call into a service or peer should suffer.
@@ -40,14 +45,24 @@ pub struct Chaos {
     state: RwLock<ChaosState>,
     /// Names that may be targeted, with their region.
     targets: BTreeMap<String, String>,
+    /// The targets that are instrumented services (may be silenced).
+    services: BTreeSet<String>,
 }
 
 impl Chaos {
     pub fn new(targets: impl IntoIterator<Item = (String, String)>) -> Self {
+        let targets: BTreeMap<String, String> = targets.into_iter().collect();
         Self {
             state: RwLock::default(),
-            targets: targets.into_iter().collect(),
+            services: targets.keys().cloned().collect(),
+            targets,
         }
+    }
+
+    /// Marks which targets are instrumented services (the others are peers).
+    pub fn with_services(mut self, services: impl IntoIterator<Item = String>) -> Self {
+        self.services = services.into_iter().collect();
+        self
     }
 
     pub fn state(&self) -> ChaosState {
@@ -56,13 +71,21 @@ impl Chaos {
 
     /// Applies the latency for `target` (sleeps), then says whether the call should fail.
     pub async fn apply(&self, target: &str, region: &str) -> Verdict {
+        self.apply_as(&[target], region).await
+    }
+
+    /// [`Chaos::apply`] for a call that every one of `targets` names (a service and its
+    /// `service@version`): latencies add up, error shares combine as independent failures.
+    pub async fn apply_as(&self, targets: &[&str], region: &str) -> Verdict {
         let (latency, share, down) = {
             let s = self.state.read().unwrap();
-            (
-                s.latency_ms.get(target).copied().unwrap_or(0),
-                s.error_share.get(target).copied().unwrap_or(0.0),
-                s.down_regions.contains(region),
-            )
+            let latency: u64 = targets.iter().filter_map(|t| s.latency_ms.get(*t)).sum();
+            let healthy: f64 = targets
+                .iter()
+                .filter_map(|t| s.error_share.get(*t))
+                .map(|p| 1.0 - p)
+                .product();
+            (latency, 1.0 - healthy, s.down_regions.contains(region))
         };
         if down {
             return Verdict::Unavailable;
@@ -101,6 +124,28 @@ impl Chaos {
         Ok(())
     }
 
+    /// Whether `service` currently exports nothing.
+    pub fn silenced(&self, service: &str) -> bool {
+        self.state.read().unwrap().silenced.contains(service)
+    }
+
+    /// Silence: `service` keeps answering but its spans are not exported (`on` false undoes it).
+    pub fn silence(&self, service: &str, on: bool) -> Result<(), String> {
+        self.check_target(service)?;
+        if !self.services.contains(service) {
+            return Err(format!(
+                "{service:?} is not a demo service (peers report nothing anyway)"
+            ));
+        }
+        let mut s = self.state.write().unwrap();
+        if on {
+            s.silenced.insert(service.to_string());
+        } else {
+            s.silenced.remove(service);
+        }
+        Ok(())
+    }
+
     pub fn kong(&self, region: &str) -> Result<(), String> {
         if !crate::topology::REGIONS.contains(&region) {
             return Err(format!(
@@ -133,7 +178,8 @@ impl Chaos {
 }
 
 /// The control API: `GET /chaos`, `POST /chaos/latency/{target}/{ms}`,
-/// `POST /chaos/error/{target}/{share}`, `POST /chaos/kong/{region}`, `POST /chaos/restore`.
+/// `POST /chaos/error/{target}/{share}`, `POST /chaos/kong/{region}`,
+/// `POST /chaos/silence/{service}`, `POST /chaos/restore`.
 pub fn router(chaos: Arc<Chaos>, fleet: serde_json::Value) -> Router {
     Router::new()
         .route(
@@ -161,6 +207,14 @@ pub fn router(chaos: Arc<Chaos>, fleet: serde_json::Value) -> Router {
             post(
                 |State(c): State<Arc<Chaos>>, Path(r): Path<String>| async move {
                     reply(&c, c.kong(&r))
+                },
+            ),
+        )
+        .route(
+            "/chaos/silence/{service}",
+            post(
+                |State(c): State<Arc<Chaos>>, Path(t): Path<String>| async move {
+                    reply(&c, c.silence(&t, true))
                 },
             ),
         )
@@ -205,6 +259,37 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(30));
         c.restore();
         assert_eq!(c.state(), ChaosState::default());
+    }
+
+    #[tokio::test]
+    async fn a_versioned_target_hits_only_calls_that_name_it_and_silence_is_per_service() {
+        let c = Chaos::new([
+            ("payments".to_string(), "us-east-1".to_string()),
+            ("payments@1.5.0".to_string(), "us-east-1".to_string()),
+            ("stripe".to_string(), "external".to_string()),
+        ])
+        .with_services(["payments".to_string()]);
+        c.set_error_share("payments@1.5.0", 1.0).unwrap();
+        assert_eq!(
+            c.apply_as(&["payments", "payments@1.4.2"], "us-east-1")
+                .await,
+            Verdict::Healthy
+        );
+        assert_eq!(
+            c.apply_as(&["payments", "payments@1.5.0"], "us-east-1")
+                .await,
+            Verdict::Fail
+        );
+        assert!(!c.silenced("payments"));
+        c.silence("payments", true).unwrap();
+        assert!(c.silenced("payments"));
+        assert!(
+            c.silence("stripe", true)
+                .unwrap_err()
+                .contains("not a demo service")
+        );
+        c.restore();
+        assert!(!c.silenced("payments"));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The running fleet: one axum server (HTTP/1 + h2c gRPC) per service on a loopback port, each
 //! with its own tracer provider and resource, a queue between checkout and orders, and calls to
-//! uninstrumented peers recorded as client spans.
+//! uninstrumented peers recorded as client spans. Services in [`CANARIES`] also run a canary
+//! instance of a newer version that takes a share of their HTTP calls, so canary checks
+//! (docs/checks.md) have two versions to compare and chaos can hurt only the canary
+//! (`payments@1.5.0`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +29,13 @@ use crate::chaos::{Chaos, Verdict};
 use crate::grpc;
 use crate::topology::{self, Peer, PeerKind, Route, ServiceSpec, Step};
 
+/// The version every service runs.
+pub const VERSION: &str = "1.4.2";
+
+/// Services that also run a canary: (service, the canary's version, share of the service's
+/// HTTP calls it takes).
+pub const CANARIES: &[(&str, &str, f64)] = &[("payments", "1.5.0", 0.3)];
+
 /// How to run the fleet.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
@@ -37,6 +47,7 @@ pub struct FleetConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceInfo {
     pub name: String,
+    pub version: String,
     pub region: String,
     pub instance_id: String,
     pub url: String,
@@ -59,6 +70,10 @@ struct Message {
 struct Svc {
     name: &'static str,
     region: &'static str,
+    /// `name@version`: the chaos target that hits only this version's instances.
+    versioned: String,
+    /// Canary instances of other services and the share of HTTP calls each takes.
+    canaries: Arc<HashMap<&'static str, (String, f64)>>,
     tracer: Tracer,
     http: TracedClient,
     urls: Arc<HashMap<&'static str, String>>,
@@ -84,6 +99,14 @@ impl Fleet {
             urls.insert(spec.name, format!("http://{}", l.local_addr()?));
             listeners.push(l);
         }
+        let mut canary_listeners = Vec::new();
+        let mut canaries = HashMap::new();
+        for (name, version, share) in CANARIES {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            canaries.insert(*name, (format!("http://{}", l.local_addr()?), *share));
+            canary_listeners.push((*name, *version, l));
+        }
+        let canaries = Arc::new(canaries);
         let mut channels = HashMap::new();
         for (name, url) in &urls {
             let channel = tonic::transport::Endpoint::from_shared(url.clone())?
@@ -100,8 +123,19 @@ impl Fleet {
                     .into_iter()
                     .map(|p| (p.name.to_string(), p.region.to_string())),
             )
-            .chain([(topology::QUEUE_PEER.to_string(), "us-east-1".to_string())]);
-        let chaos = Arc::new(Chaos::new(targets));
+            .chain([(topology::QUEUE_PEER.to_string(), "us-east-1".to_string())])
+            .chain(CANARIES.iter().flat_map(|(name, version, _)| {
+                let region = specs
+                    .iter()
+                    .find(|s| s.name == *name)
+                    .map_or("", |s| s.region);
+                [
+                    (format!("{name}@{VERSION}"), region.to_string()),
+                    (format!("{name}@{version}"), region.to_string()),
+                ]
+            }));
+        let services: Vec<String> = specs.iter().map(|s| s.name.to_string()).collect();
+        let chaos = Arc::new(Chaos::new(targets).with_services(services));
         let mut queue_rx = HashMap::new();
         let mut queues = HashMap::new();
         for spec in &specs {
@@ -125,14 +159,33 @@ impl Fleet {
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
             .build()?;
-        for (spec, listener) in specs.into_iter().zip(listeners) {
-            let instance_id = format!("{}-{:04x}", spec.name, rand::rng().random::<u16>());
+        // The fleet's own instances, then each canary: the same spec under a newer version.
+        let mut instances: Vec<(ServiceSpec, tokio::net::TcpListener, &'static str, bool)> = specs
+            .iter()
+            .cloned()
+            .zip(listeners)
+            .map(|(spec, l)| (spec, l, VERSION, false))
+            .collect();
+        for (name, version, l) in canary_listeners {
+            let spec = specs
+                .iter()
+                .find(|s| s.name == name)
+                .expect("canary of a fleet service");
+            instances.push((spec.clone(), l, version, true));
+        }
+        for (spec, listener, version, canary) in instances {
+            let instance_id = if canary {
+                format!("{}-canary-{:04x}", spec.name, rand::rng().random::<u16>())
+            } else {
+                format!("{}-{:04x}", spec.name, rand::rng().random::<u16>())
+            };
+            let url = format!("http://{}", listener.local_addr()?);
             let builder = Builder::new()
                 .service_name(spec.name)
                 .endpoint(config.otlp_endpoint.clone())
                 .ignore_env_resource()
                 .resource_attribute("service.namespace", "orrery-demo")
-                .resource_attribute("service.version", "1.4.2")
+                .resource_attribute("service.version", version)
                 .resource_attribute("service.instance.id", instance_id.clone())
                 .resource_attribute("cloud.provider", "aws")
                 .resource_attribute("cloud.region", spec.region)
@@ -141,6 +194,8 @@ impl Fleet {
             let svc = Arc::new(Svc {
                 name: spec.name,
                 region: spec.region,
+                versioned: format!("{}@{version}", spec.name),
+                canaries: canaries.clone(),
                 tracer: telemetry.tracer().clone(),
                 http: TracedClient::with_client(http.clone(), telemetry.tracer().clone()),
                 urls: urls.clone(),
@@ -150,16 +205,25 @@ impl Fleet {
             });
             fleet.services.push(ServiceInfo {
                 name: spec.name.to_string(),
+                version: version.to_string(),
                 region: spec.region.to_string(),
                 instance_id,
-                url: urls[spec.name].clone(),
+                url,
             });
-            if let Some((topic, route)) = &spec.consumes {
+            // A canary shares the service's queue consumer role with nobody: only HTTP/gRPC.
+            if let Some((topic, route)) = spec.consumes.as_ref().filter(|_| !canary) {
                 let rx = queue_rx.remove(topic).expect("one consumer per topic");
                 let task = consume(svc.clone(), topic, route.clone(), rx, stop.clone());
                 fleet.tasks.push(tokio::spawn(task));
             }
-            let app = router(&spec, svc).layer(OtelLayer::new(telemetry.tracer().clone()));
+            let chaos = chaos.clone();
+            let app = router(&spec, svc)
+                .layer(OtelLayer::new(telemetry.tracer().clone()))
+                .layer(axum::middleware::from_fn(
+                    move |req: axum::extract::Request, next: axum::middleware::Next| {
+                        silence(chaos.clone(), spec.name, req, next)
+                    },
+                ));
             let stop = stop.clone();
             fleet.tasks.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, app)
@@ -245,9 +309,41 @@ fn router(spec: &ServiceSpec, svc: Arc<Svc>) -> Router {
     app
 }
 
+/// Silence (chaos): the request reaches the service with its `traceparent` marked not sampled,
+/// so the service's spans (and those it causes downstream) are not recorded — the service
+/// answers as before but reports nothing, like one whose telemetry broke. Its callers' client
+/// spans stay, now without a server child.
+async fn silence(
+    chaos: Arc<Chaos>,
+    name: &'static str,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if chaos.silenced(name) {
+        let unsampled = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.get(..52))
+            .map(|head| format!("{head}-00"))
+            .unwrap_or_else(|| {
+                let (t, s): (u128, u64) = (rand::rng().random(), rand::rng().random());
+                format!("00-{:032x}-{:016x}-00", t.max(1), s.max(1))
+            });
+        if let Ok(v) = http::HeaderValue::from_str(&unsampled) {
+            req.headers_mut().insert("traceparent", v);
+        }
+    }
+    next.run(req).await
+}
+
 /// One call into a service: chaos first, then its own work, then its downstream steps.
 async fn handle(svc: &Svc, route: &Route) -> Result<(), Failure> {
-    match svc.chaos.apply(svc.name, svc.region).await {
+    match svc
+        .chaos
+        .apply_as(&[svc.name, svc.versioned.as_str()], svc.region)
+        .await
+    {
         Verdict::Unavailable => return Err(Failure::Unavailable),
         Verdict::Fail => return Err(Failure::Internal("chaos monkey".into())),
         Verdict::Healthy => {}
@@ -272,7 +368,12 @@ fn run_step<'a>(
                 path,
                 optional,
             } => {
-                let url = format!("{}{path}", svc.urls[service]);
+                // A service with a canary: a share of its calls goes to the canary instance.
+                let base = match svc.canaries.get(service) {
+                    Some((url, share)) if rand::rng().random_bool(*share) => url,
+                    _ => &svc.urls[service],
+                };
+                let url = format!("{base}{path}");
                 let method = http::Method::from_bytes(method.as_bytes()).expect("method");
                 let client = svc.http.clone().peer_service(*service);
                 let result = client.send(client.inner().request(method, url)).await;

@@ -72,6 +72,8 @@ pub enum ChaosWhat {
     Error { target: String, share: f64 },
     /// Chaos kong: take a whole region down (us-east-1, eu-west-1, ap-southeast-1).
     Kong { region: String },
+    /// Silence: a service keeps answering but stops reporting spans (lost telemetry).
+    Silence { service: String },
     /// Undo all chaos.
     Restore,
     /// Show what is currently broken.
@@ -91,6 +93,7 @@ pub async fn control(action: DemoAction) -> Result<()> {
             client.post(format!("{base}/chaos/error/{target}/{share}"))
         }
         ChaosWhat::Kong { region } => client.post(format!("{base}/chaos/kong/{region}")),
+        ChaosWhat::Silence { service } => client.post(format!("{base}/chaos/silence/{service}")),
         ChaosWhat::Restore => client.post(format!("{base}/chaos/restore")),
         ChaosWhat::Status => client.get(format!("{base}/chaos")),
     };

@@ -38,6 +38,14 @@ pub fn router(state: AppState) -> Router {
         .route("/orrery/api/traces", get(search_handler))
         .route("/orrery/api/traces/{id}", get(trace_handler))
         .route("/orrery/api/checks", get(crate::checks::server::handler))
+        .route(
+            "/orrery/api/checks/versions",
+            get(crate::checks::canary::handler),
+        )
+        .route(
+            "/orrery/api/checks/last-seen",
+            get(crate::checks::stale::handler),
+        )
         .merge(jaeger::routes())
         .route("/metrics", get(mw::metrics_handler))
         .route("/orrery/api/{*rest}", get(api_not_found))

@@ -143,9 +143,32 @@ fn pct(f: f64) -> String {
     format!("{:.2}%", f * 100.0)
 }
 
-/// Evaluates one rule. `baseline` is the graph of a regression rule's baseline window (ignored
-/// by other kinds; a regression without one is `no_data`).
+/// What some rule kinds need besides the window's graph: a regression its baseline window's
+/// graph, a canary the version split of its service, a stale-callee rule when its callees last
+/// reported (and the time it is judged at). A rule whose input is missing is `no_data`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub baseline: Option<&'a Graph>,
+    pub split: Option<&'a super::canary::VersionSplit>,
+    pub last_seen: Option<&'a super::stale::LastSeen>,
+    pub now_ms: i64,
+}
+
+/// Evaluates one rule that needs at most a baseline graph (see [`evaluate_with`]).
 pub fn evaluate(rule: &Rule, current: &Graph, baseline: Option<&Graph>) -> Outcome {
+    evaluate_with(
+        rule,
+        current,
+        Inputs {
+            baseline,
+            ..Inputs::default()
+        },
+    )
+}
+
+/// Evaluates one rule on the window's graph and the extra `inputs` its kind needs.
+pub fn evaluate_with(rule: &Rule, current: &Graph, inputs: Inputs) -> Outcome {
+    let baseline = inputs.baseline;
     let mut o = Outcome {
         rule: rule.name.clone(),
         kind: rule.kind.as_str(),
@@ -169,6 +192,20 @@ pub fn evaluate(rule: &Rule, current: &Graph, baseline: Option<&Graph>) -> Outco
         RuleKind::Require(m) => require(m, current, &nodes, &mut o),
         RuleKind::AllowedCallers(c) => callers(c, current, &nodes, &mut o),
         RuleKind::NoCycles(c) => no_cycles(c, current, &nodes, &mut o),
+        RuleKind::Canary(c) => match inputs.split {
+            Some(split) => super::canary::evaluate(c, split, &mut o),
+            None => {
+                o.verdict = Verdict::NoData;
+                o.reason = "no version split of the service".into();
+            }
+        },
+        RuleKind::StaleCallees(st) => match inputs.last_seen {
+            Some(seen) => super::stale::evaluate(st, current, seen, inputs.now_ms, &mut o),
+            None => {
+                o.verdict = Verdict::NoData;
+                o.reason = "no last-seen times of the callees".into();
+            }
+        },
     }
     o
 }

@@ -43,6 +43,8 @@ pub enum RuleKind {
     Require(EdgeMatch),
     AllowedCallers(AllowedCallers),
     NoCycles(NoCycles),
+    Canary(super::canary::Canary),
+    StaleCallees(super::stale::StaleCallees),
 }
 
 impl RuleKind {
@@ -54,6 +56,8 @@ impl RuleKind {
             RuleKind::Require(_) => "require",
             RuleKind::AllowedCallers(_) => "allowed_callers",
             RuleKind::NoCycles(_) => "no_cycles",
+            RuleKind::Canary(_) => "canary",
+            RuleKind::StaleCallees(_) => "stale_callees",
         }
     }
 }
@@ -213,6 +217,8 @@ struct RawRule {
     require: Option<RawEdgeMatch>,
     allowed_callers: Option<RawCallers>,
     no_cycles: Option<RawNoCycles>,
+    canary: Option<super::canary::RawCanary>,
+    stale_callees: Option<super::stale::RawStale>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -340,10 +346,12 @@ impl TryFrom<RawRule> for Rule {
             r.require.is_some(),
             r.allowed_callers.is_some(),
             r.no_cycles.is_some(),
+            r.canary.is_some(),
+            r.stale_callees.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(format!(
-                "rule {name:?}: give exactly one of slo, regression, forbid, require, allowed_callers, no_cycles"
+                "rule {name:?}: give exactly one of slo, regression, canary, forbid, require, allowed_callers, no_cycles, stale_callees"
             ));
         }
         let at = |e: String| format!("rule {name:?}: {e}");
@@ -441,6 +449,10 @@ impl TryFrom<RawRule> for Rule {
                     .collect::<Result<_, _>>()?,
                 min_requests: c.min_requests.unwrap_or(1).max(1),
             })
+        } else if let Some(c) = r.canary {
+            RuleKind::Canary(c.try_into().map_err(at)?)
+        } else if let Some(c) = r.stale_callees {
+            RuleKind::StaleCallees(c.try_into().map_err(at)?)
         } else {
             unreachable!("exactly one kind was checked above")
         };

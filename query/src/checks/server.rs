@@ -115,6 +115,7 @@ pub async fn evaluate_all(
                             focus: None,
                             window,
                             whats_wrong: false,
+                            group: Default::default(),
                         };
                         graph::graph(client, s, &req)
                             .await
@@ -129,10 +130,61 @@ pub async fn evaluate_all(
         let baseline = base.map(|b| &graphs[&b]);
         out.push(match (current, baseline) {
             (Err(e), _) | (_, Some(Err(e))) => Err(e.clone()),
-            (Ok(g), b) => Ok(eval::evaluate(rule, g, b.and_then(|b| b.as_ref().ok()))),
+            (Ok(g), b) => extra_inputs(client, rule, g, cur, now_ns)
+                .await
+                .map(|(split, seen)| {
+                    eval::evaluate_with(
+                        rule,
+                        g,
+                        eval::Inputs {
+                            baseline: b.and_then(|b| b.as_ref().ok()),
+                            split: split.as_ref(),
+                            last_seen: seen.as_ref(),
+                            now_ms: now_ns / 1_000_000,
+                        },
+                    )
+                }),
         });
     }
     out
+}
+
+/// The reads a canary (its version split) or a stale-callee rule (when its callees last
+/// reported) needs besides the graph; nothing for other kinds.
+async fn extra_inputs(
+    client: &Client,
+    rule: &Rule,
+    g: &orrery_api::Graph,
+    (lo, hi): (i64, i64),
+    now_ns: i64,
+) -> Result<
+    (
+        Option<super::canary::VersionSplit>,
+        Option<super::stale::LastSeen>,
+    ),
+    String,
+> {
+    match &rule.kind {
+        RuleKind::Canary(c) => super::canary::read(
+            client,
+            &c.service,
+            c.version.as_deref(),
+            &c.instances,
+            lo,
+            hi,
+        )
+        .await
+        .map(|s| (Some(s), None))
+        .map_err(|e| format!("{e:#}")),
+        RuleKind::StaleCallees(st) => {
+            let since = now_ns - st.known_within.as_nanos() as i64;
+            super::stale::read(client, &super::stale::names(st, g), since)
+                .await
+                .map(|s| (None, Some(s)))
+                .map_err(|e| format!("{e:#}"))
+        }
+        _ => Ok((None, None)),
+    }
 }
 
 /// Folds one evaluation into the board: `since_ms` moves only when a verdict changes, and each

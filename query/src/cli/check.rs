@@ -13,8 +13,10 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::{Target, get_json};
+use crate::checks::canary::VersionSplit;
 use crate::checks::eval::{self, Outcome, Verdict};
 use crate::checks::rules::{self, Rule, RuleKind};
+use crate::checks::stale::LastSeen;
 use crate::model::Graph;
 
 /// Check rules against the live graph (exit 0 pass, 1 violated, 2 no data or error).
@@ -141,13 +143,63 @@ pub async fn evaluate(target: &Target, rules: &[Rule], now_ms: i64) -> Result<Ve
                 slot.insert(g);
             }
         }
-        out.push(eval::evaluate(
+        let g = &graphs[&cur];
+        let (split, seen) = extra_inputs(target, rule, g, cur).await?;
+        out.push(eval::evaluate_with(
             rule,
-            &graphs[&cur],
-            base.map(|b| &graphs[&b]),
+            g,
+            eval::Inputs {
+                baseline: base.map(|b| &graphs[&b]),
+                split: split.as_ref(),
+                last_seen: seen.as_ref(),
+                now_ms,
+            },
         ));
     }
     Ok(out)
+}
+
+/// A canary's version split or a stale-callee rule's last-seen times, from the query API.
+async fn extra_inputs(
+    target: &Target,
+    rule: &Rule,
+    g: &Graph,
+    (lo, hi): (i64, i64),
+) -> Result<(Option<VersionSplit>, Option<LastSeen>)> {
+    let ctx = || format!("reading the data of rule {:?}", rule.name);
+    match &rule.kind {
+        RuleKind::Canary(c) => {
+            let mut q = vec![
+                ("service", c.service.clone()),
+                ("start", lo.to_string()),
+                ("end", hi.to_string()),
+            ];
+            if let Some(v) = &c.version {
+                q.push(("version", v.clone()));
+            }
+            q.extend(c.instances.iter().map(|i| ("instance", i.clone())));
+            let (split, _) = get_json(target, "/orrery/api/checks/versions", &q)
+                .await
+                .with_context(ctx)?;
+            Ok((Some(split), None))
+        }
+        RuleKind::StaleCallees(st) => {
+            let names = crate::checks::stale::names(st, g);
+            if names.is_empty() {
+                return Ok((None, Some(LastSeen::default())));
+            }
+            let mut q = vec![(
+                "since",
+                format!("{}s", st.known_within.as_secs().min(7 * 86400)),
+            )];
+            q.extend(names.into_iter().map(|n| ("service", n)));
+            let (seen, _) = get_json(target, "/orrery/api/checks/last-seen", &q)
+                .await
+                .with_context(ctx)?;
+            Ok((None, Some(seen)))
+        }
+        _ => Ok((None, None)),
+    }
 }
 
 /// Runs the command; returns the process exit code.

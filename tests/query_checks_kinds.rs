@@ -1,0 +1,307 @@
+//! Canary and stale-callee rules end to end: `orrery check` (the real binary) against a query
+//! service on the real embedded engine — its per-version read (`/orrery/api/checks/versions`)
+//! and last-seen read (`/orrery/api/checks/last-seen`) — and the service's own evaluation.
+
+mod query_support;
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use orrery_query::{GraphArgs, QueryArgs};
+use orrery_store::testing::fresh_database;
+use query_support::*;
+use tokio_util::sync::CancellationToken;
+
+async fn check(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .arg("check")
+        .args(args)
+        .env_remove("ORRERY_API_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rules_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// `n` calls into `service` (server spans) of `version` on `instance`, `errors` failed.
+fn served(
+    tag: &str,
+    service: &str,
+    version: &str,
+    instance: &str,
+    ts: i64,
+    n: usize,
+    errors: usize,
+    dur_ms: i64,
+) -> Vec<orrery_store::SpanRow> {
+    (0..n)
+        .map(|i| {
+            let s = span(
+                &format!("{tag}{i}"),
+                "1",
+                "",
+                service,
+                "Server",
+                ts + i as i64 * MS,
+                dur_ms,
+            )
+            .resource("service.version", version)
+            .resource("service.instance.id", instance);
+            if i < errors { s.error() } else { s }
+        })
+        .collect()
+}
+
+async fn serve(
+    ch: &orrery_store::ClickHouseArgs,
+    rules: Option<std::path::PathBuf>,
+    shutdown: &CancellationToken,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let args = QueryArgs {
+        query_addr: listener.local_addr().unwrap(),
+        api_token: None,
+        ui_dir: "/nonexistent".into(),
+        graph: GraphArgs {
+            graph_no_rollup: true,
+            graph_rules: rules,
+            graph_rules_interval: Duration::from_secs(1),
+            ..settings()
+        },
+        limits: Default::default(),
+    };
+    tokio::spawn(orrery_query::serve(
+        listener,
+        args,
+        ch.clone(),
+        shutdown.clone(),
+    ));
+    url
+}
+
+const RULES: &str = r#"
+rules:
+  - name: payments-canary
+    window: 5m
+    canary:
+      service: payments
+      version: 1.5.0
+      max_error_rate_increase_points: 5
+      max_p95_increase_percent: 50
+      min_requests: 20
+  - name: search-canary
+    window: 5m
+    canary:
+      service: search
+      instances: [search-canary-1]
+      max_p95_increase_percent: 50
+  - name: no-silent-callees
+    window: 3m
+    stale_callees: { after: 5m }
+"#;
+
+#[tokio::test]
+async fn canary_and_stale_callee_rules_judge_real_reads_from_the_cli_and_the_service() {
+    let ch = fresh_database().await;
+    let now = now_ns();
+    let recent = now - MINUTE;
+    let mut rows = Vec::new();
+    // payments: 1.4.2 clean on two instances, the 1.5.0 canary fails a quarter of its calls.
+    rows.extend(served(
+        "pa",
+        "payments",
+        "1.4.2",
+        "payments-a",
+        recent,
+        60,
+        0,
+        40,
+    ));
+    rows.extend(served(
+        "pb",
+        "payments",
+        "1.4.2",
+        "payments-b",
+        recent,
+        60,
+        0,
+        40,
+    ));
+    rows.extend(served(
+        "pc",
+        "payments",
+        "1.5.0",
+        "payments-c",
+        recent,
+        40,
+        10,
+        40,
+    ));
+    // search: its canary instance as fast as the others.
+    rows.extend(served("sa", "search", "7", "search-a", recent, 50, 0, 20));
+    rows.extend(served(
+        "sc",
+        "search",
+        "7",
+        "search-canary-1",
+        recent,
+        30,
+        0,
+        20,
+    ));
+    // fraud reported ten minutes ago; payments' calls to it now have no server span.
+    rows.extend(served(
+        "fo",
+        "fraud",
+        "1",
+        "fraud-a",
+        now - 10 * MINUTE,
+        5,
+        0,
+        5,
+    ));
+    for i in 0..8 {
+        rows.push(
+            span(
+                &format!("pf{i}"),
+                "1",
+                "",
+                "payments",
+                "Client",
+                recent + i * MS,
+                3,
+            )
+            .attr("peer.service", "fraud"),
+        );
+    }
+    insert(&ch, &rows).await;
+    let rules = rules_file(RULES);
+    let shutdown = CancellationToken::new();
+    let url = serve(&ch, Some(rules.path().to_path_buf()), &shutdown).await;
+    let file = rules.path().to_str().unwrap();
+
+    let (code, out, err) = check(&["--query-url", &url, "--rules", file, "--json"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let o = |rule: &str| {
+        v["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["rule"] == rule)
+            .unwrap()
+            .clone()
+    };
+    let pay = o("payments-canary");
+    assert_eq!(pay["verdict"], "violated", "{pay}");
+    assert_eq!(pay["measured"]["subject"], "payments@1.5.0");
+    assert_eq!(pay["measured"]["requests"], 40);
+    assert_eq!(pay["measured"]["error_rate"], 0.25);
+    assert_eq!(pay["baseline"]["requests"], 120);
+    assert_eq!(pay["baseline"]["subject"], "payments@1.4.2");
+    let search = o("search-canary");
+    assert_eq!(search["verdict"], "pass", "{search}");
+    assert_eq!(search["measured"]["requests"], 30);
+    let stale = o("no-silent-callees");
+    assert_eq!(stale["verdict"], "violated", "{stale}");
+    let reason = stale["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "payments->external:fraud: 8 call(s) to fraud, which has not reported for"
+        ),
+        "{reason}"
+    );
+
+    // The service's own evaluation reads the same and agrees.
+    let started = Instant::now();
+    loop {
+        let b: serde_json::Value = reqwest::get(format!("{url}/orrery/api/checks"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let verdicts: Vec<(String, String)> = b["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["rule"].as_str().unwrap().to_string(),
+                    r["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if verdicts
+            == [
+                ("payments-canary".to_string(), "violated".to_string()),
+                ("search-canary".to_string(), "pass".to_string()),
+                ("no-silent-callees".to_string(), "violated".to_string()),
+            ]
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{b}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A looser margin passes; a canary that has not served enough calls yet is exit 2.
+    let loose = rules_file(
+        &RULES
+            .replace(
+                "max_error_rate_increase_points: 5",
+                "max_error_rate_increase_points: 30",
+            )
+            .replace("after: 5m", "after: 15m"),
+    );
+    let (code, out, err) = check(&[
+        "--query-url",
+        &url,
+        "--rules",
+        loose.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let young = rules_file(&RULES.replace("min_requests: 20", "min_requests: 41"));
+    let (code, out, err) = check(&[
+        "--query-url",
+        &url,
+        "--rules",
+        young.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 1, "still 1: the stale callee is violated: {out}{err}");
+    assert!(
+        out.contains("no_data") && out.contains("canary payments@1.5.0 40"),
+        "{out}"
+    );
+
+    // The reads refuse what they cannot bound.
+    let r = reqwest::get(format!("{url}/orrery/api/checks/versions?service=payments"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = reqwest::get(format!(
+        "{url}/orrery/api/checks/last-seen?service=a&since=30d"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let many: String = (0..1001).map(|i| format!("service=s{i}&")).collect();
+    let r = reqwest::get(format!("{url}/orrery/api/checks/last-seen?{many}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    shutdown.cancel();
+}
