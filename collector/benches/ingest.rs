@@ -18,9 +18,9 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use orrery_collector::{CollectorArgs, rowbinary, synth};
-use orrery_store::ClickHouseArgs;
+use orrery_collector::{CollectorArgs, row, rowbinary, synth};
 use orrery_store::testing::TestServer;
+use orrery_store::{ClickHouseArgs, SPANS_TABLE};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -146,20 +146,21 @@ async fn main() {
                 "idx_duration",
             ]
             .iter()
-            .map(|i| format!("ALTER TABLE otel_traces DROP INDEX {i}"))
+            .map(|i| format!("ALTER TABLE {SPANS_TABLE} DROP INDEX {i}"))
             .collect(),
             "view" => vec!["DROP VIEW otel_traces_trace_id_ts_mv".into()],
             "zstd" => {
                 let columns: Vec<(String, String)> = raw_ch
                     .client()
-                    .query("SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'otel_traces'")
+                    .query("SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = ?")
+                    .bind(SPANS_TABLE)
                     .fetch_all()
                     .await
                     .unwrap();
                 columns
                     .into_iter()
                     .map(|(n, t)| {
-                        format!("ALTER TABLE otel_traces MODIFY COLUMN `{n}` {t} CODEC(LZ4)")
+                        format!("ALTER TABLE {SPANS_TABLE} MODIFY COLUMN `{n}` {t} CODEC(LZ4)")
                     })
                     .collect()
             }
@@ -177,7 +178,11 @@ async fn main() {
                 let seed = (b * per_insert + r) as u64;
                 let mut req = synth::request(seed, PER_REQUEST, now);
                 synth::scramble_ids(&mut req);
-                rowbinary::encode(&req, &mut body);
+                rowbinary::encode(
+                    &req,
+                    orrery_collector::convert::Limits::default().max_attribute_len,
+                    &mut body,
+                );
             }
             body.into()
         })
@@ -204,7 +209,7 @@ async fn main() {
                 .collect();
             tokio::spawn(async move {
                 for body in mine {
-                    let mut insert = client.insert_formatted_with(rowbinary::INSERT_SQL);
+                    let mut insert = client.insert_formatted_with(row::insert_sql());
                     for (k, v) in &settings {
                         insert = insert.with_setting(k, v);
                     }
@@ -298,7 +303,7 @@ async fn main() {
         peak_rss = peak_rss.max(rss_kib(pid));
         let n: u64 = ch
             .client()
-            .query("SELECT count() FROM otel_traces")
+            .query(&format!("SELECT count() FROM {SPANS_TABLE}"))
             .fetch_one()
             .await
             .unwrap();
@@ -341,12 +346,13 @@ async fn main() {
 async fn report_disk(what: &str, ch: &ClickHouseArgs) {
     let _ = ch
         .client()
-        .query("OPTIMIZE TABLE otel_traces FINAL")
+        .query(&format!("OPTIMIZE TABLE {SPANS_TABLE} FINAL"))
         .execute()
         .await;
     let (bytes, rows): (u64, u64) = ch
         .client()
-        .query("SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE database = currentDatabase() AND table = 'otel_traces' AND active")
+        .query("SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE database = currentDatabase() AND table = ? AND active")
+        .bind(SPANS_TABLE)
         .fetch_one()
         .await
         .unwrap();

@@ -1,7 +1,7 @@
-//! OTLP trace requests → validated, truncated requests → `otel_traces` rows.
-//!
-//! Validation and truncation happen on the request itself at the receiver (so the spool holds
-//! exactly what was acknowledged); turning a validated request into rows cannot fail.
+//! Validation of a decoded OTLP trace request (the general path; the fast path,
+//! [`crate::transcode`], validates as it reads): spans that cannot be stored are removed and
+//! counted by reason. Long attribute values are cut when the row is written
+//! ([`crate::row::put_value`]), so turning a validated request into rows cannot fail.
 
 use std::fmt::Write as _;
 
@@ -9,9 +9,6 @@ use crate::validate::problem;
 pub use crate::validate::{Limits, Reject, TimeWindow, now_ns};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use orrery_store::SpanRow;
-use orrery_store::span::{kind, status};
 
 /// What [`sanitize`] did to a request.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -20,8 +17,6 @@ pub struct Sanitized {
     pub rejected: usize,
     /// Why spans were rejected (the first few reasons), for `partial_success.error_message`.
     pub message: String,
-    /// True when the request was modified (spans removed or values truncated).
-    pub changed: bool,
     /// Rejected spans by reason, indexed like [`Reject::ALL`].
     pub by_reason: [usize; 4],
 }
@@ -33,7 +28,8 @@ pub struct TooManySpans {
     pub max: usize,
 }
 
-/// Removes spans with invalid ids and truncates long attribute values, in place.
+/// Removes the spans that cannot be stored (invalid ids, times outside the accepted window),
+/// in place.
 pub fn sanitize(
     req: &mut ExportTraceServiceRequest,
     limits: &Limits,
@@ -51,12 +47,8 @@ pub fn sanitize(
         });
     }
     let mut out = Sanitized::default();
-    let max = limits.max_attribute_len;
     let window = limits.window(now_ns());
     for (ri, rs) in req.resource_spans.iter_mut().enumerate() {
-        if let Some(res) = rs.resource.as_mut() {
-            out.changed |= truncate_attrs(&mut res.attributes, max);
-        }
         for (si, ss) in rs.scope_spans.iter_mut().enumerate() {
             let mut index = 0usize;
             ss.spans.retain_mut(|span| {
@@ -66,14 +58,6 @@ pub fn sanitize(
                     out.reject(ri, si, i, reason, &problem);
                     return false;
                 }
-                let mut changed = truncate_attrs(&mut span.attributes, max);
-                for e in &mut span.events {
-                    changed |= truncate_attrs(&mut e.attributes, max);
-                }
-                for l in &mut span.links {
-                    changed |= truncate_attrs(&mut l.attributes, max);
-                }
-                out.changed |= changed;
                 out.accepted += 1;
                 true
             });
@@ -104,7 +88,6 @@ impl Sanitized {
             let _ = write!(self.message, "; and {} more", self.rejected - 3);
         }
         if self.rejected > 0 {
-            self.changed = true;
             self.message = format!("{} spans rejected: {}", self.rejected, self.message);
         }
     }
@@ -125,51 +108,25 @@ fn span_problem(
     )
 }
 
-fn truncate_attrs(attrs: &mut [KeyValue], max: usize) -> bool {
-    let mut changed = false;
-    for kv in attrs {
-        if let Some(v) = kv.value.as_mut() {
-            changed |= truncate_value(v, max);
-        }
-    }
-    changed
-}
+/// Rows for every span of a (sanitized) request, in request order, attribute values cut at
+/// `max` bytes: the readable reference the tests hold the row writer ([`crate::row`]) to.
+#[cfg(any(test, feature = "testing"))]
+pub fn to_rows(req: ExportTraceServiceRequest, max: usize, out: &mut Vec<orrery_store::SpanRow>) {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use orrery_store::span::{kind, status};
 
-pub(crate) fn truncate_value(v: &mut AnyValue, max: usize) -> bool {
-    match v.value.as_mut() {
-        Some(Value::StringValue(s)) if s.len() > max => {
-            let mut cut = max;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            s.truncate(cut);
-            true
-        }
-        Some(Value::BytesValue(b)) if b.len() > max => {
-            b.truncate(max);
-            true
-        }
-        Some(Value::ArrayValue(a)) => {
-            let mut changed = false;
-            for v in &mut a.values {
-                changed |= truncate_value(v, max);
-            }
-            changed
-        }
-        Some(Value::KvlistValue(kv)) => truncate_attrs(&mut kv.values, max),
-        _ => false,
-    }
-}
-
-/// Rows for every span of a (sanitized) request, in request order. The collector itself
-/// encodes RowBinary directly ([`crate::rowbinary`]); this is the readable reference the tests
-/// hold that encoding to, and the benchmark's source of rows.
-pub fn to_rows(req: ExportTraceServiceRequest, out: &mut Vec<SpanRow>) {
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let map = |attrs: Vec<KeyValue>| -> Vec<(String, String)> {
+        attrs
+            .into_iter()
+            .map(|kv| {
+                let v = crate::row::stored_string(kv.value.as_ref(), max);
+                (kv.key, v)
+            })
+            .collect()
+    };
     for rs in req.resource_spans {
-        let resource_attributes = rs
-            .resource
-            .map(|r| attrs_to_map(r.attributes))
-            .unwrap_or_default();
+        let resource_attributes = rs.resource.map(|r| map(r.attributes)).unwrap_or_default();
         let service_name = resource_attributes
             .iter()
             .find(|(k, _)| k == "service.name")
@@ -180,7 +137,7 @@ pub fn to_rows(req: ExportTraceServiceRequest, out: &mut Vec<SpanRow>) {
                 ss.scope.map(|s| (s.name, s.version)).unwrap_or_default();
             for span in ss.spans {
                 let status = span.status.unwrap_or_default();
-                let mut row = SpanRow {
+                let mut row = orrery_store::SpanRow {
                     timestamp: span.start_time_unix_nano as i64,
                     trace_id: hex(&span.trace_id),
                     span_id: hex(&span.span_id),
@@ -192,7 +149,7 @@ pub fn to_rows(req: ExportTraceServiceRequest, out: &mut Vec<SpanRow>) {
                     resource_attributes: resource_attributes.clone(),
                     scope_name: scope_name.clone(),
                     scope_version: scope_version.clone(),
-                    span_attributes: attrs_to_map(span.attributes),
+                    span_attributes: map(span.attributes),
                     duration: span
                         .end_time_unix_nano
                         .saturating_sub(span.start_time_unix_nano),
@@ -203,13 +160,13 @@ pub fn to_rows(req: ExportTraceServiceRequest, out: &mut Vec<SpanRow>) {
                 for e in span.events {
                     row.events_timestamp.push(e.time_unix_nano as i64);
                     row.events_name.push(e.name);
-                    row.events_attributes.push(attrs_to_map(e.attributes));
+                    row.events_attributes.push(map(e.attributes));
                 }
                 for l in span.links {
                     row.links_trace_id.push(hex(&l.trace_id));
                     row.links_span_id.push(hex(&l.span_id));
                     row.links_trace_state.push(l.trace_state);
-                    row.links_attributes.push(attrs_to_map(l.attributes));
+                    row.links_attributes.push(map(l.attributes));
                 }
                 out.push(row);
             }
@@ -217,78 +174,10 @@ pub fn to_rows(req: ExportTraceServiceRequest, out: &mut Vec<SpanRow>) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-fn attrs_to_map(attrs: Vec<KeyValue>) -> Vec<(String, String)> {
-    attrs
-        .into_iter()
-        .map(|kv| {
-            let v = kv.value.as_ref().map(value_to_string).unwrap_or_default();
-            (kv.key, v)
-        })
-        .collect()
-}
-
-/// The stored string of an attribute value: strings as they are, everything else in its JSON
-/// form (bytes as base64), as the OpenTelemetry ClickHouse exporter stores them.
-pub fn value_to_string(v: &AnyValue) -> String {
-    match &v.value {
-        Some(Value::StringValue(s)) => s.clone(),
-        None => String::new(),
-        Some(Value::BytesValue(b)) => base64_encode(b),
-        Some(Value::BoolValue(b)) => b.to_string(),
-        Some(Value::IntValue(i)) => i.to_string(),
-        Some(other) => to_json(Some(other)).to_string(),
-    }
-}
-
-fn base64_encode(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-fn to_json(v: Option<&Value>) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        None => J::Null,
-        Some(Value::StringValue(s)) => J::String(s.clone()),
-        Some(Value::BoolValue(b)) => J::Bool(*b),
-        Some(Value::IntValue(i)) => J::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
-            .map(J::Number)
-            .unwrap_or_else(|| J::String(d.to_string())),
-        Some(Value::BytesValue(b)) => J::String(base64_encode(b)),
-        // An index into a profiles string table; meaningless for traces, kept as the number.
-        Some(Value::StringValueStrindex(i)) => J::from(*i),
-        Some(Value::ArrayValue(a)) => {
-            J::Array(a.values.iter().map(|v| to_json(v.value.as_ref())).collect())
-        }
-        Some(Value::KvlistValue(kv)) => J::Object(
-            kv.values
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.key.clone(),
-                        to_json(kv.value.as_ref().and_then(|v| v.value.as_ref())),
-                    )
-                })
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     fn kv(key: &str, value: Value) -> KeyValue {
@@ -360,7 +249,7 @@ mod tests {
         );
         assert!(s.message.contains("too far in the future"), "{}", s.message);
         let mut rows = Vec::new();
-        to_rows(req, &mut rows);
+        to_rows(req, Limits::default().max_attribute_len, &mut rows);
         assert_eq!(
             rows.iter().map(|r| r.duration).collect::<Vec<_>>(),
             vec![0, 5, 5]
@@ -390,48 +279,6 @@ mod tests {
     }
 
     #[test]
-    fn non_string_values_are_stored_as_json_text() {
-        assert_eq!(
-            value_to_string(&AnyValue {
-                value: Some(Value::IntValue(-7))
-            }),
-            "-7"
-        );
-        assert_eq!(
-            value_to_string(&AnyValue {
-                value: Some(Value::BoolValue(true))
-            }),
-            "true"
-        );
-        assert_eq!(
-            value_to_string(&AnyValue {
-                value: Some(Value::DoubleValue(1.5))
-            }),
-            "1.5"
-        );
-        assert_eq!(
-            value_to_string(&AnyValue {
-                value: Some(Value::BytesValue(vec![1, 2]))
-            }),
-            "AQI="
-        );
-        let arr = Value::ArrayValue(ArrayValue {
-            values: vec![
-                AnyValue {
-                    value: Some(Value::StringValue("a".into())),
-                },
-                AnyValue {
-                    value: Some(Value::IntValue(2)),
-                },
-            ],
-        });
-        assert_eq!(
-            value_to_string(&AnyValue { value: Some(arr) }),
-            r#"["a",2]"#
-        );
-    }
-
-    #[test]
     fn bad_ids_are_rejected_individually_with_reasons() {
         let mut req = request(vec![
             span(vec![1; 16], vec![2; 8]),
@@ -453,7 +300,7 @@ mod tests {
             s.message
         );
         let mut rows = Vec::new();
-        to_rows(req, &mut rows);
+        to_rows(req, Limits::default().max_attribute_len, &mut rows);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].trace_id, "01".repeat(16));
         assert_eq!(rows[0].duration, 15);
@@ -464,19 +311,20 @@ mod tests {
         let mut s = span(vec![1; 16], vec![2; 8]);
         s.attributes = vec![kv("k", Value::StringValue("é".repeat(10)))];
         let mut req = request(vec![s]);
-        let out = sanitize(
-            &mut req,
-            &Limits {
-                max_attribute_len: 5,
-                max_spans_per_request: 10,
-                ..Limits::default()
-            },
-        )
-        .unwrap();
-        assert!(out.changed);
+        let limits = Limits {
+            max_attribute_len: 5,
+            max_spans_per_request: 10,
+            ..Limits::default()
+        };
+        let out = sanitize(&mut req, &limits).unwrap();
+        assert_eq!((out.accepted, out.rejected), (1, 0));
+        // Cut where the row is written, by both encoders.
+        let (record, _) = crate::rowbinary::record(&req, limits.max_attribute_len);
         let mut rows = Vec::new();
-        to_rows(req, &mut rows);
+        to_rows(req, limits.max_attribute_len, &mut rows);
         assert_eq!(rows[0].span_attributes, vec![("k".into(), "éé".into())]);
+        let cut = "k\x04éé".as_bytes();
+        assert!(record.windows(cut.len()).any(|w| w == cut));
     }
 
     #[test]

@@ -191,7 +191,7 @@ pub fn load_rows(path: &Path) -> Result<(Bytes, Vec<rowbinary::RowInfo>)> {
             use prost::Message;
             let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(record)
                 .with_context(|| format!("decoding a record of {path:?}"))?;
-            rowbinary::encode(&req, &mut data);
+            rowbinary::encode(&req, usize::MAX, &mut data);
         } else {
             let (_, rows) = rowbinary::split_record(&record)
                 .with_context(|| format!("a record of {path:?} is too short"))?;

@@ -352,12 +352,12 @@ fn convert_request(
                 let mut req = ExportTraceServiceRequest::decode(body)
                     .map_err(|e| IngestError::Invalid(format!("invalid protobuf: {e}")))?;
                 let s = convert::sanitize(&mut req, limits).map_err(too_many)?;
-                (s, rowbinary::record(&req).0)
+                (s, rowbinary::record(&req, limits.max_attribute_len).0)
             }
         },
         Request::Decoded(mut req) => {
             let s = convert::sanitize(&mut req, limits).map_err(too_many)?;
-            (s, rowbinary::record(&req).0)
+            (s, rowbinary::record(&req, limits.max_attribute_len).0)
         }
     })
 }

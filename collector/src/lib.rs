@@ -10,11 +10,14 @@ pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod row;
 pub mod rowbinary;
 pub mod serve;
 pub mod sink;
 pub mod spool;
 pub mod spool_cli;
+/// Synthetic requests for tests and benchmarks (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
 pub mod synth;
 pub mod tls;
 pub mod transcode;

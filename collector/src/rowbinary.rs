@@ -1,30 +1,23 @@
-//! A validated OTLP request → `otel_traces` rows in ClickHouse's RowBinary format, written
-//! straight into a byte buffer. The receiver does this once; the spool stores the bytes and the
-//! sink sends them as the body of [`INSERT_SQL`] unchanged, so a span is converted exactly once.
+//! Spool records of RowBinary rows, and reading them back: the general path's encoding of a
+//! decoded (prost) request into rows through the one row writer ([`crate::row`]), and the
+//! row splitter the sink's bisection and the dead-letter tools use.
 //!
-//! The stored values are those of [`crate::convert::to_rows`] (the readable reference, which
-//! the tests compare this with byte for byte); this path only avoids its owned `String`s.
+//! The receiver writes each request's rows once (usually on the fast path,
+//! [`crate::transcode`]); the spool stores the bytes and the sink sends them as the body of
+//! [`crate::row::insert_sql`] unchanged.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use orrery_store::span::{kind, status};
+use opentelemetry_proto::tonic::trace::v1::Span;
 
-use crate::convert::value_to_string;
+use crate::row::{self, ColumnType, SpanValues};
 
-/// The insert the encoded rows belong to. Columns are named so a later migration that adds a
-/// column with a default does not break the positional format.
-pub const INSERT_SQL: &str = "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, \
-    ParentSpanId, TraceState, SpanName, SpanKind, ServiceName, ResourceAttributes, ScopeName, \
-    ScopeVersion, SpanAttributes, Duration, StatusCode, StatusMessage, `Events.Timestamp`, \
-    `Events.Name`, `Events.Attributes`, `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, \
-    `Links.Attributes`) FORMAT RowBinary";
-
-/// A spool record: `[spans u32 LE][rows]`, ready to be sent as is.
-pub fn record(req: &ExportTraceServiceRequest) -> (Vec<u8>, usize) {
+/// A spool record: `[spans u32 LE][rows]`, ready to be sent as is. Attribute values longer
+/// than `max_attribute_len` bytes are cut.
+pub fn record(req: &ExportTraceServiceRequest, max_attribute_len: usize) -> (Vec<u8>, usize) {
     // ~1 KiB a span leaves room for typical spans without regrowing.
     let mut out = Vec::with_capacity(4 + 1024 * span_count(req));
     out.extend_from_slice(&[0; 4]);
-    let spans = encode(req, &mut out);
+    let spans = encode(req, max_attribute_len, &mut out);
     out[..4].copy_from_slice(&(spans as u32).to_le_bytes());
     (out, spans)
 }
@@ -43,25 +36,40 @@ fn span_count(req: &ExportTraceServiceRequest) -> usize {
         .sum()
 }
 
-/// Appends the rows of every span of a sanitized request to `out`; returns the span count.
-pub fn encode(req: &ExportTraceServiceRequest, out: &mut Vec<u8>) -> usize {
+/// Appends the rows of every span of a validated request ([`crate::convert::sanitize`]) to
+/// `out`; returns the span count.
+pub fn encode(
+    req: &ExportTraceServiceRequest,
+    max_attribute_len: usize,
+    out: &mut Vec<u8>,
+) -> usize {
+    let max = max_attribute_len;
     let mut spans = 0;
     // Per resource: ServiceName and ResourceAttributes are the same bytes for each of its spans.
     let mut resource = Vec::new();
+    let mut entries = Vec::new();
     let mut scope = Vec::new();
     for rs in &req.resource_spans {
         resource.clear();
+        entries.clear();
         let attrs = rs
             .resource
             .as_ref()
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default();
-        let service = attrs.iter().find(|kv| kv.key == "service.name");
-        match service.and_then(|kv| kv.value.as_ref()) {
-            Some(v) => put_value(&mut resource, v),
-            None => put_str(&mut resource, ""),
+        let mut service = None;
+        for kv in attrs {
+            let value = row::put_entry(
+                &mut entries,
+                &kv.key,
+                row::AttrValue::of(kv.value.as_ref()),
+                max,
+            );
+            if service.is_none() && kv.key == "service.name" {
+                service = Some(value);
+            }
         }
-        put_map(&mut resource, attrs);
+        row::put_resource(&mut resource, service, attrs.len(), &entries);
         for ss in &rs.scope_spans {
             scope.clear();
             let (name, version) = ss
@@ -69,59 +77,9 @@ pub fn encode(req: &ExportTraceServiceRequest, out: &mut Vec<u8>) -> usize {
                 .as_ref()
                 .map(|s| (s.name.as_str(), s.version.as_str()))
                 .unwrap_or_default();
-            put_str(&mut scope, name);
-            put_str(&mut scope, version);
+            row::put_scope(&mut scope, name, version);
             for span in &ss.spans {
-                let start = span.start_time_unix_nano;
-                out.extend_from_slice(&(start as i64).to_le_bytes());
-                put_hex(out, &span.trace_id);
-                put_hex(out, &span.span_id);
-                put_hex(out, &span.parent_span_id);
-                put_str(out, &span.trace_state);
-                put_str(out, &span.name);
-                put_str(out, kind::from_otlp(span.kind));
-                out.extend_from_slice(&resource);
-                out.extend_from_slice(&scope);
-                put_map(out, &span.attributes);
-                let duration = span.end_time_unix_nano.saturating_sub(start);
-                out.extend_from_slice(&duration.to_le_bytes());
-                let (code, message) = span
-                    .status
-                    .as_ref()
-                    .map(|s| (s.code, s.message.as_str()))
-                    .unwrap_or_default();
-                put_str(out, status::from_otlp(code));
-                put_str(out, message);
-
-                put_len(out, span.events.len());
-                for e in &span.events {
-                    out.extend_from_slice(&(e.time_unix_nano as i64).to_le_bytes());
-                }
-                put_len(out, span.events.len());
-                for e in &span.events {
-                    put_str(out, &e.name);
-                }
-                put_len(out, span.events.len());
-                for e in &span.events {
-                    put_map(out, &e.attributes);
-                }
-
-                put_len(out, span.links.len());
-                for l in &span.links {
-                    put_hex(out, &l.trace_id);
-                }
-                put_len(out, span.links.len());
-                for l in &span.links {
-                    put_hex(out, &l.span_id);
-                }
-                put_len(out, span.links.len());
-                for l in &span.links {
-                    put_str(out, &l.trace_state);
-                }
-                put_len(out, span.links.len());
-                for l in &span.links {
-                    put_map(out, &l.attributes);
-                }
+                row::write_row(out, &resource, &scope, &Decoded { span, max });
                 spans += 1;
             }
         }
@@ -129,54 +87,73 @@ pub fn encode(req: &ExportTraceServiceRequest, out: &mut Vec<u8>) -> usize {
     spans
 }
 
-/// LEB128, RowBinary's length prefix.
-#[inline(always)]
-pub(crate) fn put_len(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
+/// A span decoded by prost, as the row writer reads it.
+struct Decoded<'a> {
+    span: &'a Span,
+    max: usize,
+}
+
+impl SpanValues for Decoded<'_> {
+    fn start(&self) -> u64 {
+        self.span.start_time_unix_nano
     }
-    out.push(n as u8);
-}
-
-#[inline]
-pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_len(out, s.len());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// An id as lowercase hex (empty stays empty).
-pub(crate) fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    put_len(out, bytes.len() * 2);
-    let start = out.len();
-    out.resize(start + bytes.len() * 2, 0);
-    for (pair, b) in out[start..].chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[(b >> 4) as usize];
-        pair[1] = DIGITS[(b & 15) as usize];
+    fn end(&self) -> u64 {
+        self.span.end_time_unix_nano
     }
-}
-
-fn put_map(out: &mut Vec<u8>, attrs: &[KeyValue]) {
-    put_len(out, attrs.len());
-    for kv in attrs {
-        put_str(out, &kv.key);
-        match &kv.value {
-            Some(v) => put_value(out, v),
-            None => put_str(out, ""),
-        }
+    fn trace_id(&self) -> &[u8] {
+        &self.span.trace_id
     }
-}
-
-/// The stored string of a value: the common kinds formatted here, the rest (doubles, bytes,
-/// arrays, maps) through [`value_to_string`]'s JSON forms.
-pub(crate) fn put_value(out: &mut Vec<u8>, v: &AnyValue) {
-    match &v.value {
-        Some(Value::StringValue(s)) => put_str(out, s),
-        None => put_str(out, ""),
-        Some(Value::BoolValue(b)) => put_str(out, if *b { "true" } else { "false" }),
-        Some(Value::IntValue(i)) => put_str(out, itoa::Buffer::new().format(*i)),
-        Some(_) => put_str(out, &value_to_string(v)),
+    fn span_id(&self) -> &[u8] {
+        &self.span.span_id
+    }
+    fn parent_span_id(&self) -> &[u8] {
+        &self.span.parent_span_id
+    }
+    fn trace_state(&self) -> &str {
+        &self.span.trace_state
+    }
+    fn name(&self) -> &str {
+        &self.span.name
+    }
+    fn kind(&self) -> i32 {
+        self.span.kind
+    }
+    fn status(&self) -> (i32, &str) {
+        self.span
+            .status
+            .as_ref()
+            .map(|s| (s.code, s.message.as_str()))
+            .unwrap_or_default()
+    }
+    fn put_attributes(&self, out: &mut Vec<u8>) {
+        row::put_map(out, &self.span.attributes, self.max);
+    }
+    fn events(&self) -> usize {
+        self.span.events.len()
+    }
+    fn event_time(&self, i: usize) -> u64 {
+        self.span.events[i].time_unix_nano
+    }
+    fn event_name(&self, i: usize) -> &str {
+        &self.span.events[i].name
+    }
+    fn put_event_attributes(&self, i: usize, out: &mut Vec<u8>) {
+        row::put_map(out, &self.span.events[i].attributes, self.max);
+    }
+    fn links(&self) -> usize {
+        self.span.links.len()
+    }
+    fn link_trace_id(&self, i: usize) -> &[u8] {
+        &self.span.links[i].trace_id
+    }
+    fn link_span_id(&self, i: usize) -> &[u8] {
+        &self.span.links[i].span_id
+    }
+    fn link_trace_state(&self, i: usize) -> &str {
+        &self.span.links[i].trace_state
+    }
+    fn put_link_attributes(&self, i: usize, out: &mut Vec<u8>) {
+        row::put_map(out, &self.span.links[i].attributes, self.max);
     }
 }
 
@@ -190,33 +167,22 @@ pub struct RowInfo {
     pub service: String,
 }
 
-/// Splits RowBinary rows of [`INSERT_SQL`] into rows (to bisect a batch that ClickHouse
-/// refuses, and to inspect dead letters). `None` if the bytes are not such rows.
+/// Splits RowBinary rows of [`crate::row::insert_sql`] into rows (to bisect a batch that
+/// ClickHouse refuses, and to inspect dead letters), walking [`row::COLUMNS`]. `None` if the
+/// bytes are not such rows.
 pub fn rows(data: &[u8]) -> Option<Vec<RowInfo>> {
-    let mut r = Reader { data, pos: 0 };
+    let mut r = Reader::new(data);
     let mut out = Vec::new();
     while r.pos < data.len() {
         let start = r.pos;
-        let timestamp = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
-        for _ in 0..6 {
-            r.string()?; // TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind
+        let (mut timestamp, mut service) = (0, String::new());
+        for (name, ty) in row::COLUMNS {
+            match name {
+                "Timestamp" => timestamp = i64::from_le_bytes(r.take(8)?.try_into().ok()?),
+                "ServiceName" => service = String::from_utf8_lossy(r.string()?).into_owned(),
+                _ => r.skip(ty)?,
+            }
         }
-        let service = String::from_utf8_lossy(r.string()?).into_owned();
-        r.map()?; // ResourceAttributes
-        r.string()?; // ScopeName
-        r.string()?; // ScopeVersion
-        r.map()?; // SpanAttributes
-        r.take(8)?; // Duration
-        r.string()?; // StatusCode
-        r.string()?; // StatusMessage
-        let n = r.len()?;
-        r.take(n.checked_mul(8)?)?; // Events.Timestamp
-        r.array(|r| r.string().map(drop))?; // Events.Name
-        r.array(|r| r.map())?; // Events.Attributes
-        r.array(|r| r.string().map(drop))?; // Links.TraceId
-        r.array(|r| r.string().map(drop))?; // Links.SpanId
-        r.array(|r| r.string().map(drop))?; // Links.TraceState
-        r.array(|r| r.map())?; // Links.Attributes
         out.push(RowInfo {
             range: start..r.pos,
             timestamp,
@@ -228,18 +194,38 @@ pub fn rows(data: &[u8]) -> Option<Vec<RowInfo>> {
 
 /// The `TraceId` and `SpanId` of one row (as [`rows`] split them).
 pub fn row_ids(row: &[u8]) -> Option<(String, String)> {
+    // Timestamp (8 bytes), then TraceId and SpanId.
     let mut r = Reader { data: row, pos: 8 };
     let trace = String::from_utf8(r.string()?.to_vec()).ok()?;
     let span = String::from_utf8(r.string()?.to_vec()).ok()?;
     Some((trace, span))
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Reader { data, pos: 0 }
+    }
+
+    /// Skips one value of a column.
+    fn skip(&mut self, ty: ColumnType) -> Option<()> {
+        match ty {
+            ColumnType::Fixed64 => self.take(8).map(drop),
+            ColumnType::Str => self.string().map(drop),
+            ColumnType::Map => self.map(),
+            ColumnType::Fixed64s => {
+                let n = self.len()?;
+                self.take(n.checked_mul(8)?).map(drop)
+            }
+            ColumnType::Strs => self.array(|r| r.string().map(drop)),
+            ColumnType::Maps => self.array(|r| r.map()),
+        }
+    }
+
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.data.get(self.pos..end)?;
@@ -259,7 +245,7 @@ impl<'a> Reader<'a> {
         None
     }
 
-    fn string(&mut self) -> Option<&'a [u8]> {
+    pub(crate) fn string(&mut self) -> Option<&'a [u8]> {
         let n = self.len()?;
         self.take(n)
     }
@@ -298,7 +284,7 @@ mod tests {
                 span_id: vec![2; 8],
                 ..Default::default()
             });
-        let (record, n) = record(&req);
+        let (record, n) = record(&req, usize::MAX);
         let split = rows(&record[4..]).expect("rows");
         assert_eq!(split.len(), n);
         assert_eq!(split.last().unwrap().range.end, record.len() - 4);
@@ -309,23 +295,5 @@ mod tests {
         );
         assert!(split.iter().all(|r| !r.service.is_empty()));
         assert_eq!(rows(&record[4..record.len() - 1]), None);
-    }
-
-    #[test]
-    fn lengths_are_leb128() {
-        let mut out = Vec::new();
-        put_len(&mut out, 0);
-        put_len(&mut out, 127);
-        put_len(&mut out, 128);
-        put_len(&mut out, 300);
-        assert_eq!(out, vec![0, 127, 0x80, 1, 0xac, 2]);
-    }
-
-    #[test]
-    fn ids_are_lowercase_hex_with_their_length() {
-        let mut out = Vec::new();
-        put_hex(&mut out, &[0xab, 0x01]);
-        put_hex(&mut out, &[]);
-        assert_eq!(out, b"\x04ab01\x00");
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use orrery_store::SPANS_TABLE;
 use prost::Message;
 use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, mpsc};
@@ -135,7 +136,7 @@ impl Placer {
             let spans = AtomicUsize::new(0);
             let result = self
                 .client
-                .insert(rowbinary::INSERT_SQL, &self.settings(&seg.token), |tx| {
+                .insert(crate::row::insert_sql(), &self.settings(&seg.token), |tx| {
                     stream_segment(seg, tx, &spans)
                 })
                 .await;
@@ -242,11 +243,11 @@ impl Placer {
         let (traces, spans): (Vec<String>, Vec<String>) = ids.iter().cloned().unzip();
         let found: u64 = self
             .reader
-            .query(
-                "SELECT uniqExact(TraceId, SpanId) FROM otel_traces \
+            .query(&format!(
+                "SELECT uniqExact(TraceId, SpanId) FROM {SPANS_TABLE} \
                  WHERE Timestamp >= fromUnixTimestamp64Nano(?) AND Timestamp <= fromUnixTimestamp64Nano(?) \
                  AND TraceId IN ? AND SpanId IN ?",
-            )
+            ))
             .bind(lo)
             .bind(hi)
             .bind(traces)
@@ -393,7 +394,7 @@ impl Placer {
             let result = self
                 .client
                 .insert(
-                    rowbinary::INSERT_SQL,
+                    crate::row::insert_sql(),
                     &self.settings(token),
                     |tx| async move { tx.send(body).await },
                 )
@@ -512,7 +513,8 @@ async fn stream_segment(seg: &Segment, tx: BodySender, spans: &AtomicUsize) -> a
             let req = ExportTraceServiceRequest::decode(record)
                 .with_context(|| format!("decoding a record of {:?}", seg.path))?;
             let mut rows = Vec::new();
-            let count = rowbinary::encode(&req, &mut rows);
+            // Cut at receipt by the version that spooled them.
+            let count = rowbinary::encode(&req, usize::MAX, &mut rows);
             (count, Bytes::from(rows))
         } else {
             rowbinary::split_record(&record)

@@ -9,11 +9,8 @@
 //! prost and takes the general path (which also words the error for malformed input). The
 //! property tests hold the two paths to the same bytes and the same accept/reject outcome.
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
-use orrery_store::span::{kind, status};
-
-use crate::convert::{Limits, Sanitized, TimeWindow, TooManySpans, now_ns, value_to_string};
-use crate::rowbinary::{put_hex, put_len, put_str};
+use crate::convert::{Limits, Sanitized, TimeWindow, TooManySpans, now_ns};
+use crate::row::{self, AttrValue, SpanValues};
 use crate::validate::problem;
 
 /// The request needs the general path.
@@ -265,12 +262,7 @@ impl<'a> Transcoder<'a> {
             }
         }
         self.resource.clear();
-        match service {
-            Some(range) => self.resource.extend_from_slice(&map[range]),
-            None => put_str(&mut self.resource, ""),
-        }
-        put_len(&mut self.resource, count);
-        self.resource.extend_from_slice(&map);
+        row::put_resource(&mut self.resource, service, count, &map);
 
         let mut fields = Fields(buf);
         let mut si = 0;
@@ -317,8 +309,7 @@ impl<'a> Transcoder<'a> {
             }
         }
         self.scope.clear();
-        put_str(&mut self.scope, name);
-        put_str(&mut self.scope, version);
+        row::put_scope(&mut self.scope, name, version);
 
         let mut fields = Fields(buf);
         let mut i = 0;
@@ -388,52 +379,25 @@ impl<'a> Transcoder<'a> {
             return Ok(());
         }
         self.sanitized.accepted += 1;
-        let out = &mut self.out;
-        out.extend_from_slice(&(start as i64).to_le_bytes());
-        put_hex(out, trace_id);
-        put_hex(out, span_id);
-        put_hex(out, parent);
-        put_str(out, trace_state);
-        put_str(out, name);
-        put_str(out, kind::from_otlp(span_kind));
-        out.extend_from_slice(&self.resource);
-        out.extend_from_slice(&self.scope);
-        put_len(out, attr_count);
-        out.extend_from_slice(&self.attrs);
-        out.extend_from_slice(&end.saturating_sub(start).to_le_bytes());
-        put_str(out, status::from_otlp(code));
-        put_str(out, message);
-
-        put_len(out, self.events.len());
-        for e in &self.events {
-            out.extend_from_slice(&(e.time as i64).to_le_bytes());
-        }
-        put_len(out, self.events.len());
-        for e in &self.events {
-            put_str(out, e.name);
-        }
-        put_len(out, self.events.len());
-        for e in &self.events {
-            put_len(out, e.count);
-            out.extend_from_slice(&self.ev_attrs[e.attrs.clone()]);
-        }
-        put_len(out, self.links.len());
-        for l in &self.links {
-            put_hex(out, l.trace_id);
-        }
-        put_len(out, self.links.len());
-        for l in &self.links {
-            put_hex(out, l.span_id);
-        }
-        put_len(out, self.links.len());
-        for l in &self.links {
-            put_str(out, l.trace_state);
-        }
-        put_len(out, self.links.len());
-        for l in &self.links {
-            put_len(out, l.count);
-            out.extend_from_slice(&self.link_attrs[l.attrs.clone()]);
-        }
+        let span = Parsed {
+            trace_id,
+            span_id,
+            parent,
+            trace_state,
+            name,
+            kind: span_kind,
+            start,
+            end,
+            code,
+            message,
+            attr_count,
+            attrs: &self.attrs,
+            events: &self.events,
+            ev_attrs: &self.ev_attrs,
+            links: &self.links,
+            link_attrs: &self.link_attrs,
+        };
+        row::write_row(&mut self.out, &self.resource, &self.scope, &span);
         Ok(())
     }
 
@@ -524,60 +488,133 @@ impl<'a> Transcoder<'a> {
                 _ => {}
             }
         }
-        put_str(out, key);
-        let from = out.len();
-        self.any_value(out, value.unwrap_or_default())?;
-        Ok((key, from..out.len()))
+        let value = any_value(value.unwrap_or_default())?;
+        Ok((key, row::put_entry(out, key, value, self.max)))
     }
+}
 
-    fn any_value(&self, out: &mut Vec<u8>, buf: &'a [u8]) -> R<()> {
-        enum V<'a> {
-            None,
-            Str(&'a str),
-            Bool(bool),
-            Int(i64),
-            Double(f64),
-            Bytes(&'a [u8]),
-        }
-        let mut v = V::None;
-        let mut fields = Fields(buf);
-        while let Some((tag, wire)) = fields.next()? {
-            // A oneof: the last variant on the wire wins.
-            v = match tag {
-                1 => V::Str(wire.str()?),
-                2 => V::Bool(wire.varint()? != 0),
-                3 => V::Int(wire.varint()? as i64),
-                4 => V::Double(f64::from_bits(wire.fixed64()?)),
-                7 => V::Bytes(wire.len()?),
-                // Arrays, maps and string-table indexes take the general path.
-                5 | 6 | 8 => return Err(Fallback),
-                _ => v,
-            };
-        }
-        match v {
-            V::None => put_str(out, ""),
-            V::Str(s) => {
-                let mut cut = s.len().min(self.max);
-                while !s.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                put_str(out, &s[..cut]);
-            }
-            V::Bool(b) => put_str(out, if b { "true" } else { "false" }),
-            V::Int(i) => put_str(out, itoa::Buffer::new().format(i)),
-            V::Double(d) => put_str(
-                out,
-                &value_to_string(&AnyValue {
-                    value: Some(Value::DoubleValue(d)),
-                }),
-            ),
-            V::Bytes(b) => put_str(
-                out,
-                &value_to_string(&AnyValue {
-                    value: Some(Value::BytesValue(b[..b.len().min(self.max)].to_vec())),
-                }),
-            ),
-        }
-        Ok(())
+/// An `AnyValue` message's value.
+fn any_value(buf: &[u8]) -> R<AttrValue<'_>> {
+    let mut v = AttrValue::Empty;
+    let mut fields = Fields(buf);
+    while let Some((tag, wire)) = fields.next()? {
+        // A oneof: the last variant on the wire wins.
+        v = match tag {
+            1 => AttrValue::Str(wire.str()?),
+            2 => AttrValue::Bool(wire.varint()? != 0),
+            3 => AttrValue::Int(wire.varint()? as i64),
+            4 => AttrValue::Double(f64::from_bits(wire.fixed64()?)),
+            7 => AttrValue::Bytes(wire.len()?),
+            // Arrays, maps and string-table indexes take the general path.
+            5 | 6 | 8 => return Err(Fallback),
+            _ => v,
+        };
+    }
+    Ok(v)
+}
+
+/// One span read from the wire (borrowed from the request and the transcoder's buffers), as
+/// the row writer reads it.
+struct Parsed<'a, 't> {
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    parent: &'a [u8],
+    trace_state: &'a str,
+    name: &'a str,
+    kind: i32,
+    start: u64,
+    end: u64,
+    code: i32,
+    message: &'a str,
+    /// `attrs` holds `attr_count` encoded map entries.
+    attr_count: usize,
+    attrs: &'t [u8],
+    events: &'t [Event<'a>],
+    ev_attrs: &'t [u8],
+    links: &'t [Link<'a>],
+    link_attrs: &'t [u8],
+}
+
+impl SpanValues for Parsed<'_, '_> {
+    #[inline]
+    fn start(&self) -> u64 {
+        self.start
+    }
+    #[inline]
+    fn end(&self) -> u64 {
+        self.end
+    }
+    #[inline]
+    fn trace_id(&self) -> &[u8] {
+        self.trace_id
+    }
+    #[inline]
+    fn span_id(&self) -> &[u8] {
+        self.span_id
+    }
+    #[inline]
+    fn parent_span_id(&self) -> &[u8] {
+        self.parent
+    }
+    #[inline]
+    fn trace_state(&self) -> &str {
+        self.trace_state
+    }
+    #[inline]
+    fn name(&self) -> &str {
+        self.name
+    }
+    #[inline]
+    fn kind(&self) -> i32 {
+        self.kind
+    }
+    #[inline]
+    fn status(&self) -> (i32, &str) {
+        (self.code, self.message)
+    }
+    #[inline]
+    fn put_attributes(&self, out: &mut Vec<u8>) {
+        row::put_len(out, self.attr_count);
+        out.extend_from_slice(self.attrs);
+    }
+    #[inline]
+    fn events(&self) -> usize {
+        self.events.len()
+    }
+    #[inline]
+    fn event_time(&self, i: usize) -> u64 {
+        self.events[i].time
+    }
+    #[inline]
+    fn event_name(&self, i: usize) -> &str {
+        self.events[i].name
+    }
+    #[inline]
+    fn put_event_attributes(&self, i: usize, out: &mut Vec<u8>) {
+        let e = &self.events[i];
+        row::put_len(out, e.count);
+        out.extend_from_slice(&self.ev_attrs[e.attrs.clone()]);
+    }
+    #[inline]
+    fn links(&self) -> usize {
+        self.links.len()
+    }
+    #[inline]
+    fn link_trace_id(&self, i: usize) -> &[u8] {
+        self.links[i].trace_id
+    }
+    #[inline]
+    fn link_span_id(&self, i: usize) -> &[u8] {
+        self.links[i].span_id
+    }
+    #[inline]
+    fn link_trace_state(&self, i: usize) -> &str {
+        self.links[i].trace_state
+    }
+    #[inline]
+    fn put_link_attributes(&self, i: usize, out: &mut Vec<u8>) {
+        let l = &self.links[i];
+        row::put_len(out, l.count);
+        out.extend_from_slice(&self.link_attrs[l.attrs.clone()]);
     }
 }

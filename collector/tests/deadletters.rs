@@ -325,7 +325,7 @@ async fn a_batch_over_101_days_lands_whole_on_the_embedded_engine() {
         s.start_time_unix_nano = now + (i as u64 + 1) * DAY;
         s.end_time_unix_nano = s.start_time_unix_nano + 1_000;
     }
-    let (record, n) = rowbinary::record(&req);
+    let (record, n) = rowbinary::record(&req, usize::MAX);
     assert_eq!(n, 121);
     spool::write_segment_file(
         &spool
@@ -446,7 +446,7 @@ fn spooled_batch(
 ) -> std::path::PathBuf {
     let mut req = synth::request(seed, spans, synth::now_ns());
     set_service(&mut req, service);
-    let (record, n) = rowbinary::record(&req);
+    let (record, n) = rowbinary::record(&req, usize::MAX);
     assert_eq!(n, spans);
     let path = dir.join(format!("{seed:020}-00000000000000ab.seg"));
     spool::write_segment_file(&path, &[&record]).unwrap();

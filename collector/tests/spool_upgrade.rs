@@ -42,7 +42,8 @@ async fn an_older_versions_spool_is_replayed_into_clickhouse() {
     let collector = Collector::start(&ch, spool.path(), &[]).await;
     assert_eq!(wait_count(&ch, "1", 40, Duration::from_secs(30)).await, 40);
     let mut expected = Vec::new();
-    convert::to_rows(req, &mut expected);
+    // An older version cut the values before spooling them: they are sent as they are.
+    convert::to_rows(req, usize::MAX, &mut expected);
     for service in synth::SERVICES {
         let mut want: Vec<_> = expected
             .iter()
