@@ -2,7 +2,9 @@
 //! or a 2D-canvas fallback where WebGL2 is missing. Labels go on a 2D overlay, redrawn only
 //! when the camera or layout moves.
 
-use super::scene::{ANIM_SECS, Scene};
+use super::labels::{self, Rect};
+use super::route;
+use super::scene::{self, ANIM_SECS, Scene};
 use super::shaders;
 use crate::api::Health;
 use crate::layout::Pos;
@@ -33,6 +35,8 @@ struct Pass {
     vao: WebGlVertexArrayObject,
     inst: WebGlBuffer,
     count: i32,
+    /// Vertices of the strip drawn per instance.
+    verts: i32,
 }
 
 struct Gl {
@@ -53,6 +57,16 @@ pub struct Renderer {
     labels_key: Option<(Camera, u64, bool)>,
     scene_version: u64,
     pub dpr: f32,
+    /// Label widths (device px at the label font) and priority order, refreshed on upload.
+    label_w: Vec<f32>,
+    label_order: Vec<usize>,
+    /// Labels drawn by the last label pass (device px).
+    pub label_boxes: Vec<(usize, Rect)>,
+    /// `?geometry=1`: publish node and label boxes on the overlay (`data-geometry`) and frame
+    /// CPU figures on the canvas (`data-frame-stats`) for the browser tests and benches.
+    report: bool,
+    first_frame_done: bool,
+    frame_ms: Vec<f64>,
 }
 
 impl Renderer {
@@ -97,6 +111,14 @@ impl Renderer {
             labels_key: None,
             scene_version: 0,
             dpr: 1.0,
+            label_w: Vec::new(),
+            label_order: Vec::new(),
+            label_boxes: Vec::new(),
+            report: web_sys::window()
+                .and_then(|w| w.location().search().ok())
+                .is_some_and(|q| q.contains("geometry=1")),
+            first_frame_done: false,
+            frame_ms: Vec::new(),
         }
     }
 
@@ -111,8 +133,9 @@ impl Renderer {
     /// Uploads the scene's instance data (on graph/layout change, never per frame).
     pub fn upload(&mut self, s: &Scene) {
         self.scene_version += 1;
+        self.measure_labels(s);
         let Some(g) = &mut self.gl else { return };
-        let mut pdata = Vec::with_capacity(s.particles.len() * 12);
+        let mut pdata = Vec::with_capacity(s.particles.len() * 13);
         for &(ei, phase, speed, err, lane) in &s.particles {
             let (a, b) = s.edge_ends[ei as usize];
             let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
@@ -129,28 +152,39 @@ impl Renderer {
                 speed,
                 err as u8 as f32,
                 lane,
+                s.bend[ei as usize],
             ]);
         }
         g.particles.count = s.particles.len() as i32;
         g.upload(&g.particles.inst, &pdata);
-        let mut edata = Vec::with_capacity(s.edge_ends.len() * 12);
+        let mut edata = Vec::with_capacity(s.edge_ends.len() * 16);
         let mut ecount = 0;
-        for (e, &(a, b)) in s.graph.edges.iter().zip(&s.edge_ends) {
+        let max_rps = s
+            .graph
+            .edges
+            .iter()
+            .map(|e| e.metrics.rps)
+            .fold(0.0f64, f64::max);
+        let crowded = s.graph.edges.len() >= scene::CROWDED_EDGES;
+        // Unhealthy and heavy edges last, so they are drawn over the thin ones.
+        for ei in scene::edge_draw_order(&s.graph, &s.marks) {
+            let (e, (a, b)) = (&s.graph.edges[ei], s.edge_ends[ei]);
             if a == usize::MAX || b == usize::MAX {
                 continue;
             }
             let state = s.marks.edge_state(e);
             let c = crate::encoding::health_rgb(state);
             let dim = s.dimmed.contains(&e.source) || s.dimmed.contains(&e.target);
-            let alpha = if s.selected_edge.as_deref() == Some(e.id.as_str()) {
-                0.75
+            let (style_alpha, width) = scene::edge_style(state, e.metrics.rps, max_rps, crowded);
+            let selected = s.selected_edge.as_deref() == Some(e.id.as_str());
+            let alpha = if selected {
+                0.9
             } else if dim {
                 0.06
-            } else if state == "vanished" {
-                0.5
             } else {
-                0.22
+                style_alpha
             };
+            let width = if selected { width + 1.5 } else { width };
             let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
             edata.extend_from_slice(&[
                 fa.x,
@@ -166,6 +200,10 @@ impl Renderer {
                 c[2],
                 // A negative alpha asks the shader for a dashed line (vanished in diff mode).
                 if state == "vanished" { -alpha } else { alpha },
+                width,
+                s.bend[ei],
+                0.0,
+                0.0,
             ]);
             ecount += 1;
         }
@@ -220,6 +258,29 @@ impl Renderer {
 
     /// One frame at time `t` (seconds).
     pub fn frame(&mut self, s: &Scene, t: f64) {
+        let started = now_ms();
+        self.draw_frame(s, t);
+        if !self.first_frame_done && !s.graph.nodes.is_empty() {
+            // The first frame with nodes in it: the browser tests time navigation → map.
+            self.first_frame_done = true;
+            let _ = self
+                .canvas
+                .set_attribute("data-first-frame-ms", &format!("{:.1}", now_ms()));
+        }
+        if self.report {
+            self.frame_ms.push(now_ms() - started);
+            if self.frame_ms.len().is_multiple_of(30) {
+                let _ = self
+                    .canvas
+                    .set_attribute("data-frame-stats", &frame_stats(&self.frame_ms));
+            }
+            if self.frame_ms.len() >= 3000 {
+                self.frame_ms.drain(..1500);
+            }
+        }
+    }
+
+    fn draw_frame(&mut self, s: &Scene, t: f64) {
         let t = if self.motion {
             self.frozen_time = t;
             t
@@ -242,27 +303,52 @@ impl Renderer {
         }
     }
 
-    fn draw_labels(&self, s: &Scene, t: f64, w: f32, h: f32) {
+    /// Label widths at the label font and the priority order (once per graph update).
+    fn measure_labels(&mut self, s: &Scene) {
+        let o = &self.overlay;
+        o.set_font(&label_font(self.dpr));
+        self.label_w = s
+            .graph
+            .nodes
+            .iter()
+            .map(|n| {
+                o.measure_text(&n.name)
+                    .map(|m| m.width() as f32)
+                    .unwrap_or(n.name.len() as f32 * 7.0 * self.dpr)
+            })
+            .collect();
+        self.label_order = labels::priority(&s.graph, s.selected.as_deref());
+    }
+
+    /// Labels by level of detail: in priority order, each where it overlaps no label already
+    /// drawn, up to the screen's budget (see `labels`).
+    fn draw_labels(&mut self, s: &Scene, t: f64, w: f32, h: f32) {
         let o = &self.overlay;
         o.clear_rect(0.0, 0.0, w as f64, h as f64);
         let cam = self.camera;
         let dpr = self.dpr;
-        o.set_font(&format!("{}px system-ui, sans-serif", (12.0 * dpr) as i32));
+        o.set_font(&label_font(dpr));
         o.set_text_align("center");
-        let mut drawn = 0;
-        // Biggest nodes first so that the cap keeps the important names.
-        let mut order: Vec<usize> = (0..s.graph.nodes.len()).collect();
-        order.sort_by(|a, b| s.radius[*b].total_cmp(&s.radius[*a]));
-        for i in order {
-            let r_px = s.radius[i] * cam.zoom * dpr;
-            if r_px < 7.0 * dpr || drawn > 300 {
-                break;
-            }
-            let p = s.pos_at(i, t);
-            let (x, y) = world_to_screen(cam, dpr, w, h, p);
+        let line = 14.0 * dpr;
+        let candidates = self.label_order.iter().filter_map(|&i| {
+            let r_px = (s.radius[i] * cam.zoom).max(3.0) * dpr;
+            let (x, y) = world_to_screen(cam, dpr, w, h, s.pos_at(i, t));
             if x < -50.0 || y < -50.0 || x > w + 50.0 || y > h + 50.0 {
-                continue;
+                return None;
             }
+            let lw = self.label_w.get(i).copied().unwrap_or(60.0 * dpr) + 4.0 * dpr;
+            Some((
+                i,
+                Rect {
+                    x: x - lw / 2.0,
+                    y: y + r_px + 2.0 * dpr,
+                    w: lw,
+                    h: line,
+                },
+            ))
+        });
+        let placed = labels::place(candidates, labels::budget(w, h, dpr));
+        for &(i, r) in &placed {
             let n = &s.graph.nodes[i];
             o.set_fill_style_str(
                 if s.dimmed.contains(&n.id) || s.marks.node_vanished(&n.id) {
@@ -271,22 +357,71 @@ impl Renderer {
                     "#d8e2ee"
                 },
             );
-            let _ = o.fill_text(&n.name, x as f64, (y + r_px + 14.0 * dpr) as f64);
-            // Notice badge for nodes in warning/danger.
-            if n.health != Health::Normal && !s.marks.node_vanished(&n.id) {
-                o.set_fill_style_str(if n.health == Health::Danger {
-                    "#ee4540"
-                } else {
-                    "#faab2e"
-                });
-                o.begin_path();
-                let (bx, by) = ((x + r_px * 0.75) as f64, (y - r_px * 0.75) as f64);
-                let _ = o.arc(bx, by, (7.0 * dpr) as f64, 0.0, std::f64::consts::TAU);
-                o.fill();
-                o.set_fill_style_str("#0b0f17");
-                let _ = o.fill_text("!", bx, by + (4.0 * dpr) as f64);
+            let _ = o.fill_text(
+                &n.name,
+                (r.x + r.w / 2.0) as f64,
+                (r.y + line - 3.0 * dpr) as f64,
+            );
+        }
+        // Notice badges for every visible node in warning/danger (labelled or not).
+        for (i, n) in s.graph.nodes.iter().enumerate() {
+            if n.health == Health::Normal || s.marks.node_vanished(&n.id) {
+                continue;
             }
-            drawn += 1;
+            let r_px = s.radius[i] * cam.zoom * dpr;
+            if r_px < 5.0 * dpr {
+                continue;
+            }
+            let (x, y) = world_to_screen(cam, dpr, w, h, s.pos_at(i, t));
+            if x < -20.0 || y < -20.0 || x > w + 20.0 || y > h + 20.0 {
+                continue;
+            }
+            o.set_fill_style_str(if n.health == Health::Danger {
+                "#ee4540"
+            } else {
+                "#faab2e"
+            });
+            o.begin_path();
+            let (bx, by) = ((x + r_px * 0.75) as f64, (y - r_px * 0.75) as f64);
+            let _ = o.arc(bx, by, (7.0 * dpr) as f64, 0.0, std::f64::consts::TAU);
+            o.fill();
+            o.set_fill_style_str("#0b0f17");
+            let _ = o.fill_text("!", bx, by + (4.0 * dpr) as f64);
+        }
+        self.label_boxes = placed;
+        if self.report {
+            self.publish_geometry(s, t, w, h);
+        }
+    }
+
+    /// `data-geometry` on the overlay: the viewport, every node's centre and drawn radius and
+    /// every drawn label box, in CSS px (what the browser tests measure legibility on).
+    fn publish_geometry(&self, s: &Scene, t: f64, w: f32, h: f32) {
+        use std::fmt::Write as _;
+        let (cam, dpr) = (self.camera, self.dpr);
+        let mut out = format!(r#"{{"w":{:.1},"h":{:.1},"nodes":["#, w / dpr, h / dpr);
+        for i in 0..s.graph.nodes.len() {
+            let (x, y) = world_to_screen(cam, dpr, w, h, s.pos_at(i, t));
+            let r = (s.radius[i] * cam.zoom).max(3.0);
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(out, "{sep}[{:.1},{:.1},{:.1}]", x / dpr, y / dpr, r);
+        }
+        out.push_str(r#"],"labels":["#);
+        for (k, (i, r)) in self.label_boxes.iter().enumerate() {
+            let sep = if k == 0 { "" } else { "," };
+            let name = serde_json::to_string(&s.graph.nodes[*i].name).unwrap_or_default();
+            let _ = write!(
+                out,
+                "{sep}[{:.1},{:.1},{:.1},{:.1},{name}]",
+                r.x / dpr,
+                r.y / dpr,
+                r.w / dpr,
+                r.h / dpr
+            );
+        }
+        out.push_str("]}");
+        if let Some(c) = self.overlay.canvas() {
+            let _ = c.set_attribute("data-geometry", &out);
         }
     }
 
@@ -351,7 +486,11 @@ impl Renderer {
             if a == usize::MAX || b == usize::MAX {
                 continue;
             }
-            let d = seg_dist(p, s.pos_at(a, t), s.pos_at(b, t));
+            let (pa, pb) = (s.pos_at(a, t), s.pos_at(b, t));
+            let d = match s.bend.get(ei) {
+                Some(&bend) if bend != 0.0 => route::curve_distance(p, pa, pb, bend),
+                _ => route::segment_distance(p, pa, pb),
+            };
             if d <= tol && best.is_none_or(|bst| d < bst.0) {
                 best = Some((d, ei));
             }
@@ -360,15 +499,29 @@ impl Renderer {
     }
 }
 
-fn seg_dist(p: Pos, a: Pos, b: Pos) -> f32 {
-    let (dx, dy) = (b.x - a.x, b.y - a.y);
-    let l2 = dx * dx + dy * dy;
-    let t = if l2 == 0.0 {
-        0.0
-    } else {
-        (((p.x - a.x) * dx + (p.y - a.y) * dy) / l2).clamp(0.0, 1.0)
-    };
-    ((a.x + t * dx - p.x).powi(2) + (a.y + t * dy - p.y).powi(2)).sqrt()
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+fn label_font(dpr: f32) -> String {
+    format!("{}px system-ui, sans-serif", (12.0 * dpr) as i32)
+}
+
+/// Frame CPU figures (ms) as JSON: count, mean, p50, p95, max.
+fn frame_stats(ms: &[f64]) -> String {
+    let mut v = ms.to_vec();
+    v.sort_by(f64::total_cmp);
+    let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+    format!(
+        r#"{{"frames":{},"mean_ms":{:.3},"p50_ms":{:.3},"p95_ms":{:.3},"max_ms":{:.3}}}"#,
+        v.len(),
+        v.iter().sum::<f64>() / v.len() as f64,
+        q(0.5),
+        q(0.95),
+        q(1.0)
+    )
 }
 
 fn world_to_screen(cam: Camera, dpr: f32, w: f32, h: f32, p: Pos) -> (f32, f32) {
@@ -385,19 +538,28 @@ fn draw_2d(ctx: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64
     let pos: Vec<(f32, f32)> = (0..s.graph.nodes.len())
         .map(|i| world_to_screen(cam, dpr, w, h, s.pos_at(i, t)))
         .collect();
-    ctx.set_line_width(dpr as f64);
-    for (e, &(a, b)) in s.graph.edges.iter().zip(&s.edge_ends) {
+    let max_rps = s
+        .graph
+        .edges
+        .iter()
+        .map(|e| e.metrics.rps)
+        .fold(0.0f64, f64::max);
+    let crowded = s.graph.edges.len() >= scene::CROWDED_EDGES;
+    for ei in scene::edge_draw_order(&s.graph, &s.marks) {
+        let (e, (a, b)) = (&s.graph.edges[ei], s.edge_ends[ei]);
         if a == usize::MAX || b == usize::MAX {
             continue;
         }
         let state = s.marks.edge_state(e);
         let c = crate::encoding::health_rgb(state);
+        let (alpha, width) = scene::edge_style(state, e.metrics.rps, max_rps, crowded);
+        ctx.set_line_width((width * dpr) as f64);
         ctx.set_stroke_style_str(&format!(
             "rgba({},{},{},{})",
             (c[0] * 255.0) as u8,
             (c[1] * 255.0) as u8,
             (c[2] * 255.0) as u8,
-            if state == "vanished" { 0.5 } else { 0.25 }
+            alpha
         ));
         let dash = js_sys::Array::new();
         if state == "vanished" {
@@ -407,7 +569,14 @@ fn draw_2d(ctx: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64
         let _ = ctx.set_line_dash(&dash);
         ctx.begin_path();
         ctx.move_to(pos[a].0 as f64, pos[a].1 as f64);
-        ctx.line_to(pos[b].0 as f64, pos[b].1 as f64);
+        let (dx, dy) = (pos[b].0 - pos[a].0, pos[b].1 - pos[a].1);
+        let bend = s.bend[ei];
+        ctx.quadratic_curve_to(
+            ((pos[a].0 + pos[b].0) / 2.0 - dy * bend) as f64,
+            ((pos[a].1 + pos[b].1) / 2.0 + dx * bend) as f64,
+            pos[b].0 as f64,
+            pos[b].1 as f64,
+        );
         ctx.stroke();
     }
     // The CPU moves particles here, so draw at most 20,000 (evenly sampled).
@@ -417,8 +586,11 @@ fn draw_2d(ctx: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64
         let _ = k;
         let (a, b) = s.edge_ends[ei as usize];
         let f = (phase as f64 + if motion { t * speed as f64 } else { 0.0 }).fract() as f32;
-        let x = pos[a].0 + (pos[b].0 - pos[a].0) * f;
-        let y = pos[a].1 + (pos[b].1 - pos[a].1) * f;
+        let at = |k: usize| Pos {
+            x: pos[k].0,
+            y: pos[k].1,
+        };
+        let Pos { x, y } = route::curve_point(at(a), at(b), s.bend[ei as usize], f);
         ctx.set_fill_style_str(if err { "#ff4038" } else { "#b8e0ff" });
         ctx.fill_rect(x as f64 - size / 2.0, y as f64 - size / 2.0, size, size);
     }
@@ -449,20 +621,26 @@ fn draw_2d(ctx: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64
 impl Gl {
     fn new(gl: GL) -> Result<Self, String> {
         let quad: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
-        let strip: [f32; 8] = [0.0, -1.0, 1.0, -1.0, 0.0, 1.0, 1.0, 1.0];
+        // An edge is a strip of segments along t = 0..1, so curves bend smoothly.
+        let strip: Vec<f32> = (0..=shaders::EDGE_SEGMENTS)
+            .flat_map(|k| {
+                let t = k as f32 / shaders::EDGE_SEGMENTS as f32;
+                [t, -1.0, t, 1.0]
+            })
+            .collect();
         let particles = pass(
             &gl,
             &shaders::particle_vs(),
             shaders::PARTICLE_FS,
             &quad,
-            &[4, 4, 4],
+            &[4, 4, 4, 1],
         )?;
         let edges = pass(
             &gl,
             &shaders::edge_vs(),
             shaders::EDGE_FS,
             &strip,
-            &[4, 4, 4],
+            &[4, 4, 4, 4],
         )?;
         let nodes = pass(
             &gl,
@@ -523,7 +701,7 @@ impl Gl {
                 _ => {}
             }
             gl.bind_vertex_array(Some(&p.vao));
-            gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, 4, p.count);
+            gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, p.count);
         }
         gl.bind_vertex_array(None);
     }
@@ -558,6 +736,7 @@ fn pass(gl: &GL, vs: &str, fs: &str, corners: &[f32], attrs: &[i32]) -> Result<P
         vao,
         inst,
         count: 0,
+        verts: (corners.len() / 2) as i32,
     })
 }
 

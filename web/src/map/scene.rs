@@ -6,6 +6,7 @@ use crate::api::Graph;
 use crate::diff::Marks;
 use crate::encoding::{self, PARTICLE_SPEED};
 use crate::layout::{Layout, Pos};
+use crate::map::route;
 use std::collections::{HashMap, HashSet};
 
 pub const ANIM_SECS: f64 = 0.8;
@@ -19,6 +20,8 @@ pub struct Scene {
     pub radius: Vec<f32>,
     pub born: Vec<f32>,
     pub edge_ends: Vec<(usize, usize)>,
+    /// Per edge: the curve's bend (0 = straight; see `route`).
+    pub bend: Vec<f32>,
     pub anim_start: f64,
     /// Per particle: edge index, phase, speed, error, lane.
     pub particles: Vec<(u32, f32, f32, bool, f32)>,
@@ -103,8 +106,10 @@ impl Scene {
                 )
             })
             .collect();
+        let bend = bends(&graph, &index, &to, &radius);
         self.graph = graph;
         self.index = index;
+        self.bend = bend;
         self.from = from;
         self.to = to;
         self.born = born;
@@ -160,6 +165,73 @@ impl Scene {
         }
     }
 }
+
+/// Global level: every edge between two regions is a curve kept clear of the `INTERNET` node
+/// in the middle of the ring (its radius plus room for its label); edges from or to it, and
+/// every edge on the other levels, are straight.
+fn bends(graph: &Graph, index: &HashMap<String, usize>, to: &[Pos], radius: &[f32]) -> Vec<f32> {
+    let centre = (graph.level == "global")
+        .then(|| index.get("INTERNET"))
+        .flatten()
+        .copied();
+    graph
+        .edges
+        .iter()
+        .map(|e| {
+            let (Some(c), Some(&a), Some(&b)) =
+                (centre, index.get(&e.source), index.get(&e.target))
+            else {
+                return 0.0;
+            };
+            if a == c || b == c {
+                return 0.0;
+            }
+            route::bend_around(to[a], to[b], to[c], radius[c] + 48.0)
+        })
+        .collect()
+}
+
+/// How an edge is drawn: (alpha, width in CSS px). What matters stands out: unhealthy edges
+/// are opaque and wide, heavy ones wider than thin ones (width grows with the square root of
+/// the share of the busiest edge's rate); on a big graph (`crowded`) the thin healthy majority
+/// fades back so the few that matter are not lost in it.
+pub fn edge_style(state: &str, rps: f64, max_rps: f64, crowded: bool) -> (f32, f32) {
+    let share = if max_rps > 0.0 {
+        (rps / max_rps).clamp(0.0, 1.0).sqrt() as f32
+    } else {
+        0.0
+    };
+    let width = 0.9 + 2.6 * share;
+    match state {
+        "danger" => (0.85, width + 1.2),
+        "warning" => (0.7, width + 0.6),
+        "vanished" => (0.5, width),
+        "added" => (0.6, width),
+        _ if crowded => (0.07 + 0.4 * share, width),
+        _ => (0.22 + 0.3 * share, width),
+    }
+}
+
+/// Order in which edges are drawn (later on top): healthy by rate, then warning, then danger.
+pub fn edge_draw_order(g: &Graph, marks: &Marks) -> Vec<usize> {
+    let weight = |state: &str| match state {
+        "danger" => 3,
+        "warning" => 2,
+        "added" | "vanished" => 1,
+        _ => 0,
+    };
+    let mut order: Vec<usize> = (0..g.edges.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ea, eb) = (&g.edges[a], &g.edges[b]);
+        weight(marks.edge_state(ea))
+            .cmp(&weight(marks.edge_state(eb)))
+            .then(ea.metrics.rps.total_cmp(&eb.metrics.rps))
+    });
+    order
+}
+
+/// A graph this many edges or more draws its thin healthy edges faded.
+pub const CROWDED_EDGES: usize = 300;
 
 fn hash(a: u32, b: u32) -> u32 {
     let mut x = a.wrapping_mul(0x9e37_79b9) ^ b.wrapping_mul(0x85eb_ca6b);
@@ -248,5 +320,69 @@ mod tests {
         let i = s.index[&first];
         assert_ne!(s.pos_at(i, 10.0), Pos { x: 999.0, y: 999.0 });
         assert_eq!(s.pos_at(i, 10.0 + ANIM_SECS), Pos { x: 999.0, y: 999.0 });
+    }
+
+    #[test]
+    fn global_edges_between_regions_curve_around_the_internet_node() {
+        let mut g = crate::synth::mesh(6, 0, 2, 1);
+        g.level = "global".into();
+        for n in g.nodes.iter_mut().skip(1) {
+            n.id = format!("region:{}", n.id);
+        }
+        let ids: Vec<String> = g.nodes.iter().map(|n| n.id.clone()).collect();
+        let edge = |s: &str, t: &str| crate::api::Edge {
+            id: format!("{s}->{t}"),
+            source: s.into(),
+            target: t.into(),
+            ..Default::default()
+        };
+        // INTERNET → one region, and every region to the one opposite it on the ring.
+        g.edges = vec![edge("INTERNET", &ids[1])];
+        for k in 1..=6 {
+            g.edges.push(edge(&ids[k], &ids[1 + (k + 2) % 6]));
+        }
+        let mut l = Layout::new();
+        l.update_ring(&Input::of(&g), "INTERNET");
+        let mut s = Scene::default();
+        s.set(g, &l, 0.0, false, None, 1000);
+        let o = s.to[s.index["INTERNET"]];
+        let r = s.radius[s.index["INTERNET"]];
+        assert_eq!(s.bend[0], 0.0, "from INTERNET: straight");
+        for (k, &(a, b)) in s.edge_ends.iter().enumerate().skip(1) {
+            assert!(
+                route::segment_distance(o, s.to[a], s.to[b]) < 1.0,
+                "straight would cross"
+            );
+            let d = route::curve_distance(o, s.to[a], s.to[b], s.bend[k]);
+            assert!(d > r + 40.0, "edge {k} passes {d} from INTERNET's centre");
+        }
+        // The region level draws straight edges.
+        let g = crate::synth::mesh(20, 40, 4, 5);
+        let mut s = Scene::default();
+        s.set(g.clone(), &laid_out(&g), 0.0, false, None, 1000);
+        assert!(s.bend.iter().all(|b| *b == 0.0));
+    }
+
+    #[test]
+    fn red_and_heavy_edges_stand_out_over_thin_ones() {
+        let (thin_a, thin_w) = edge_style("normal", 0.1, 100.0, true);
+        let (heavy_a, heavy_w) = edge_style("normal", 100.0, 100.0, true);
+        let (red_a, red_w) = edge_style("danger", 0.1, 100.0, true);
+        assert!(heavy_w > 2.0 * thin_w && heavy_a > 3.0 * thin_a);
+        assert!(red_a > heavy_a && red_w > thin_w);
+        assert!(edge_style("normal", 0.1, 100.0, false).0 > thin_a);
+        let mut g = crate::synth::mesh(30, 80, 4, 9);
+        for e in &mut g.edges {
+            e.health = crate::api::Health::Normal;
+        }
+        g.edges[5].health = crate::api::Health::Danger;
+        g.edges[6].health = crate::api::Health::Warning;
+        let order = edge_draw_order(&g, &Marks::default());
+        assert_eq!(&order[order.len() - 2..], &[6, 5], "red drawn last, on top");
+        let rps: Vec<f64> = order[..order.len() - 2]
+            .iter()
+            .map(|&i| g.edges[i].metrics.rps)
+            .collect();
+        assert!(rps.windows(2).all(|w| w[0] <= w[1]));
     }
 }

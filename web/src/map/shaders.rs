@@ -13,6 +13,21 @@ vec4 clip(vec2 world, vec2 offset_px) {
   vec2 s = (world - u_view.xy) * u_view.z * u_view.w + offset_px * u_view.w;
   return vec4(s / (u_res * 0.5) * vec2(1.0, -1.0), 0.0, 1.0);
 }
+// The edge curve (quadratic Bézier, control point = midpoint + normal × bend × length), the
+// same formula as map::route::curve_point.
+vec2 bezier(vec2 a, vec2 b, float bend, float t) {
+  vec2 d = b - a;
+  vec2 c = (a + b) * 0.5 + vec2(-d.y, d.x) * bend;
+  float u = 1.0 - t;
+  return u * u * a + 2.0 * u * t * c + t * t * b;
+}
+vec2 bezier_normal(vec2 a, vec2 b, float bend, float t) {
+  vec2 d = b - a;
+  vec2 c = (a + b) * 0.5 + vec2(-d.y, d.x) * bend;
+  vec2 g = 2.0 * (1.0 - t) * (c - a) + 2.0 * t * (b - c);
+  float l = length(g);
+  return l < 1e-4 ? vec2(0.0, 1.0) : vec2(-g.y, g.x) / l;
+}
 float ease() {
   float k = clamp((u_time - u_anim.x) / max(u_anim.y, 1e-3), 0.0, 1.0);
   return k * k * (3.0 - 2.0 * k);
@@ -27,6 +42,7 @@ layout(location=0) in vec2 a_corner;
 layout(location=1) in vec4 a_from;   // source.xy, target.xy before the layout change
 layout(location=2) in vec4 a_to;     // source.xy, target.xy after
 layout(location=3) in vec4 a_p;      // phase, speed (edge lengths per second), error, lane
+layout(location=4) in float a_bend;  // the edge's curve
 uniform float u_size;
 uniform float u_motion;              // 0 in reduced-motion mode: particles stand still
 out vec3 v_color;
@@ -34,10 +50,7 @@ out vec2 v_uv;
 void main() {
   vec4 e = mix(a_from, a_to, ease());
   float t = fract(a_p.x + u_time * a_p.y * u_motion);
-  vec2 d = e.zw - e.xy;
-  float len = max(length(d), 1e-3);
-  vec2 n = vec2(-d.y, d.x) / len;
-  vec2 w = e.xy + d * t + n * a_p.w;
+  vec2 w = bezier(e.xy, e.zw, a_bend, t) + bezier_normal(e.xy, e.zw, a_bend, t) * a_p.w;
   gl_Position = clip(w, a_corner * u_size);
   v_color = a_p.z > 0.5 ? vec3(1.0, 0.25, 0.22) : vec3(0.72, 0.88, 1.0);
   v_uv = a_corner;
@@ -58,25 +71,28 @@ void main() {
 }
 "#;
 
+/// Segments of an edge's triangle strip (enough for the curves to look smooth).
+pub const EDGE_SEGMENTS: usize = 24;
+
 pub fn edge_vs() -> String {
     format!(
         "{HEAD}{}",
         r#"
-layout(location=0) in vec2 a_corner;  // x: 0..1 along, y: -1..1 across
+layout(location=0) in vec2 a_corner;  // x: 0..1 along (EDGE_SEGMENTS steps), y: -1..1 across
 layout(location=1) in vec4 a_from;
 layout(location=2) in vec4 a_to;
 layout(location=3) in vec4 a_style;   // rgb, alpha (negative: dashed)
+layout(location=4) in vec4 a_geom;    // width (CSS px), bend, unused, unused
 out vec4 v_color;
 out float v_dash;                     // world units along the edge when dashed, else -1
 void main() {
   vec4 e = mix(a_from, a_to, ease());
-  vec2 d = e.zw - e.xy;
-  float len = max(length(d), 1e-3);
-  vec2 n = vec2(-d.y, d.x) / len;
-  vec2 w = e.xy + d * a_corner.x;
-  gl_Position = clip(w, n * a_corner.y * 0.9 * vec2(1.0, 1.0));
+  float t = a_corner.x;
+  vec2 w = bezier(e.xy, e.zw, a_geom.y, t);
+  vec2 n = bezier_normal(e.xy, e.zw, a_geom.y, t);
+  gl_Position = clip(w, n * a_corner.y * 0.5 * a_geom.x);
   v_color = vec4(a_style.rgb, abs(a_style.a));
-  v_dash = a_style.a < 0.0 ? a_corner.x * len : -1.0;
+  v_dash = a_style.a < 0.0 ? t * length(e.zw - e.xy) : -1.0;
 }
 "#
     )
