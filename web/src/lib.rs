@@ -14,6 +14,7 @@ pub mod bench;
 pub mod diff;
 pub mod encoding;
 pub mod layout;
+pub mod live;
 pub mod map;
 pub mod namespaces;
 #[cfg(target_arch = "wasm32")]

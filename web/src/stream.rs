@@ -9,7 +9,12 @@
 //! connection silent for longer than `STALL_MS` (the server's keep-alive comes every 15 s) is
 //! taken as dead and replaced. A 401 stops the stream: the sign-in form opens, and signing in
 //! rebuilds the view, which opens a new stream.
+//!
+//! After the first graph the server sends only changes (`delta` events); `live.rs` applies them,
+//! so the map still gets a whole graph per tick. A delta that does not fit the graph held
+//! reopens the connection (which starts with the whole graph again).
 
+use crate::live::{LiveGraph, Update};
 use crate::sse::{MAX_EVENT_BYTES, SseEvent, SseParser, backoff_ms};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -39,10 +44,39 @@ pub struct LiveStream {
     abort: Rc<RefCell<Option<web_sys::AbortController>>>,
 }
 
+/// What the map is handed: the whole graph of each tick, or a failed refresh's message.
+pub type OnUpdate = Rc<dyn Fn(Update)>;
+
 impl LiveStream {
+    /// Every update as an SSE event, as before deltas existed: the whole graph as a `graph`
+    /// event, a failed refresh as an `error` event. (`open_graphs` hands over the graph itself
+    /// and saves serialising it again for the caller to parse.)
     pub fn open(
         url: String,
         on_event: Rc<dyn Fn(SseEvent)>,
+        on_state: Rc<dyn Fn(StreamState)>,
+    ) -> LiveStream {
+        let on_update: OnUpdate = Rc::new(move |u: Update| match u {
+            Update::Graph(g) => on_event(SseEvent {
+                event: "graph".into(),
+                data: serde_json::to_string(&g).unwrap_or_default(),
+                id: None,
+            }),
+            Update::Error(error) => on_event(SseEvent {
+                event: "error".into(),
+                data: serde_json::to_string(&crate::api::ApiError { error }).unwrap_or_default(),
+                id: None,
+            }),
+            Update::Resync(_) | Update::Nothing => {}
+        });
+        Self::open_graphs(url, on_update, on_state)
+    }
+
+    /// The stream handing over `Update::Graph` (the whole current graph, after each `graph` or
+    /// `delta` event) and `Update::Error`.
+    pub fn open_graphs(
+        url: String,
+        on_update: OnUpdate,
         on_state: Rc<dyn Fn(StreamState)>,
     ) -> LiveStream {
         let stopped = Rc::new(Cell::new(false));
@@ -59,7 +93,7 @@ impl LiveStream {
                     &url,
                     token.as_deref(),
                     ctl.as_ref(),
-                    &on_event,
+                    &on_update,
                     &on_state,
                     &stop,
                 )
@@ -125,7 +159,7 @@ async fn connect(
     url: &str,
     token: Option<&str>,
     ctl: Option<&web_sys::AbortController>,
-    on_event: &Rc<dyn Fn(SseEvent)>,
+    on_update: &OnUpdate,
     on_state: &Rc<dyn Fn(StreamState)>,
     stop: &Cell<bool>,
 ) -> Ended {
@@ -174,6 +208,8 @@ async fn connect(
     };
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut parser = SseParser::new(MAX_EVENT_BYTES);
+    // The graph of this connection: every connection starts with the whole graph.
+    let mut live = LiveGraph::new();
     let mut delivered = false;
     loop {
         let read = reader.read();
@@ -224,7 +260,20 @@ async fn connect(
                         delivered = true;
                         on_state(StreamState::Live);
                     }
-                    on_event(ev);
+                    match live.on_event(&ev) {
+                        Update::Resync(why) => {
+                            // Reopened (after the short first backoff): the whole graph comes.
+                            if let Some(c) = ctl {
+                                c.abort();
+                            }
+                            return Ended::Failed {
+                                error: format!("out of step with the server ({why}): reconnecting"),
+                                delivered,
+                            };
+                        }
+                        Update::Nothing => {}
+                        u => on_update(u),
+                    }
                 }
             }
             Err(error) => {
