@@ -254,9 +254,9 @@ pub fn put_value(out: &mut Vec<u8>, v: AttrValue<'_>, max: usize) {
 pub fn stored_string(v: Option<&AnyValue>, max: usize) -> String {
     let mut out = Vec::new();
     put_value(&mut out, AttrValue::of(v), max);
-    let mut r = crate::rowbinary::Reader::new(&out);
-    let s = r.string().expect("a string was written");
-    String::from_utf8(s.to_vec()).expect("values are UTF-8")
+    // Past the LEB128 length: its last byte is the first without the top bit.
+    let len_bytes = out.iter().position(|b| b & 0x80 == 0).map_or(0, |i| i + 1);
+    String::from_utf8(out.split_off(len_bytes)).expect("values are UTF-8")
 }
 
 /// `s` cut to at most `max` bytes, on a char boundary.

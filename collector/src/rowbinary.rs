@@ -201,13 +201,13 @@ pub fn row_ids(row: &[u8]) -> Option<(String, String)> {
     Some((trace, span))
 }
 
-pub(crate) struct Reader<'a> {
+struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    fn new(data: &'a [u8]) -> Self {
         Reader { data, pos: 0 }
     }
 
@@ -245,7 +245,7 @@ impl<'a> Reader<'a> {
         None
     }
 
-    pub(crate) fn string(&mut self) -> Option<&'a [u8]> {
+    fn string(&mut self) -> Option<&'a [u8]> {
         let n = self.len()?;
         self.take(n)
     }

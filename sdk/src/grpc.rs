@@ -28,6 +28,8 @@ use opentelemetry_sdk::trace::SdkTracer;
 use tonic::metadata::{KeyRef, MetadataKey, MetadataMap, MetadataValue};
 
 use crate::propagation::{extract, inject};
+pub use crate::semconv::is_server_error;
+use crate::semconv::split_host_port;
 
 /// Client interceptor: writes the current context (`traceparent`, `baggage`) into the request
 /// metadata.
@@ -74,7 +76,7 @@ where
 {
     let path = full_method.trim_start_matches('/');
     let (service, method) = path.split_once('/').unwrap_or((path, ""));
-    let (host, port) = crate::server::split_host_port(server_address);
+    let (host, port) = split_host_port(server_address);
     let mut attrs = vec![
         KeyValue::new("rpc.system", "grpc"),
         KeyValue::new("rpc.service", service.to_string()),
@@ -104,12 +106,6 @@ where
     }
     span.end();
     result
-}
-
-/// gRPC codes that mark a *server* span as an error (semantic conventions): UNKNOWN,
-/// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
-pub fn is_server_error(code: i64) -> bool {
-    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
 }
 
 /// Lets [`crate::propagation::inject`] write gRPC metadata.
@@ -171,11 +167,5 @@ mod tests {
         assert_eq!(a.trace_id(), b.trace_id());
         assert_eq!(a.span_id(), b.span_id());
         assert!(a.is_remote());
-    }
-
-    #[test]
-    fn only_server_fault_codes_mark_server_spans_as_errors() {
-        assert!(is_server_error(13) && is_server_error(14) && is_server_error(2));
-        assert!(!is_server_error(0) && !is_server_error(5) && !is_server_error(3));
     }
 }

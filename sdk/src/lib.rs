@@ -27,6 +27,7 @@
 mod client;
 pub mod grpc;
 pub mod propagation;
+mod semconv;
 mod server;
 mod telemetry;
 #[cfg(feature = "testing")]

@@ -10,6 +10,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::propagation::{HeaderExtractor, extract};
+use crate::semconv::{is_server_error, split_host_port};
 
 /// A tower layer recording one server span per request, as a child of the caller's
 /// `traceparent`. HTTP requests get the HTTP semantic conventions (`http.request.method`,
@@ -210,7 +211,7 @@ impl RequestInfo {
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(0);
             span.set_attribute(KeyValue::new("rpc.grpc.status_code", code));
-            if crate::grpc::is_server_error(code) {
+            if is_server_error(code) {
                 let message = resp
                     .headers()
                     .get("grpc-message")
@@ -227,17 +228,5 @@ impl RequestInfo {
                 span.set_status(Status::error(""));
             }
         }
-    }
-}
-
-pub(crate) fn split_host_port(authority: &str) -> (String, Option<i64>) {
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            match port.parse() {
-                Ok(p) => (host.trim_matches(['[', ']']).to_string(), Some(p)),
-                Err(_) => (authority.to_string(), None),
-            }
-        }
-        _ => (authority.to_string(), None),
     }
 }
