@@ -13,6 +13,7 @@ mod auth;
 pub mod bench;
 pub mod diff;
 pub mod encoding;
+pub mod grouping;
 pub mod layout;
 pub mod live;
 pub mod map;
