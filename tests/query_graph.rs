@@ -153,8 +153,8 @@ async fn split_out_of_order_batches_and_a_late_parent_are_exact_after_rollup() {
 
     // The other collector's batch: client then the late root, out of order within the batch.
     insert(&ch, &[client, parent]).await;
-    // Live view already sees the pair (the rolled-up minute still has the stale answer until
-    // the next rollup run picks up the late spans).
+    // The next read already sees the pair (the minutes whose span counts changed since their
+    // rollup are read from spans until recomputed: see the backdated-spans test below).
     let report = rollup(&ch, Duration::from_secs(900)).await;
     assert_eq!(
         report.late_spans, 0,
@@ -397,6 +397,7 @@ async fn regions_make_the_global_level_and_focus_shows_neighbours_and_instances(
         focus: Some("web".into()),
         window: w,
         whats_wrong: false,
+        group: Default::default(),
     };
     let focused = orrery_query::graph::graph(&ch.client(), &settings(), &req)
         .await
@@ -594,4 +595,173 @@ async fn a_lagging_rollup_leaves_no_gap_and_no_double_count() {
     // Caught up: the same answer from rollups.
     rollup(&ch, Duration::from_secs(3600)).await;
     assert_eq!(edge_table(&graph_of(&ch, Level::Region, w).await), doubled);
+}
+
+/// One batch inserted as the collector sends it: with an `insert_deduplication_token`, so a
+/// retry of the same batch is dropped by `otel_traces` and by the views' tables.
+async fn insert_batch(
+    ch: &orrery_store::ClickHouseArgs,
+    token: &str,
+    rows: &[orrery_store::SpanRow],
+) {
+    let client = ch
+        .client()
+        .with_setting("insert_deduplication_token", token)
+        .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1");
+    let mut insert = client
+        .insert::<orrery_store::SpanRow>("otel_traces")
+        .await
+        .unwrap();
+    for r in rows {
+        insert.write(r).await.unwrap();
+    }
+    insert.end().await.unwrap();
+}
+
+/// Spans backdated into minutes that are already rolled up (a late batch of whole traces, a
+/// late root whose child was rolled up as an orphan, a late server span whose client was
+/// rolled up as a virtual edge), sent twice as a retry, are in the very next graph read —
+/// live and for a closed window, through the same cache of rolled-up parts — without any
+/// rollup run; the next rollup run then serves the same answer from rollups.
+#[tokio::test]
+async fn spans_backdated_into_rolled_up_minutes_are_in_the_very_next_read() {
+    let ch = fresh_database().await;
+    let m = (now_ns() / MINUTE - 6) * MINUTE;
+    let base = m + 10_000 * MS;
+    let mut first = mesh(base);
+    // A client span that finds no child before the rollup: rolled up as a virtual edge.
+    first.push(
+        span("a0", "x", "3", "api", "Client", m + 50_000 * MS, 4)
+            .attr("server.address", "inventory.internal"),
+    );
+    // A child whose parent has not arrived: rolled up as an orphan (the next minute).
+    first.push(span(
+        "c2",
+        "b",
+        "a",
+        "ledger",
+        "Server",
+        m + MINUTE + 2_000 * MS,
+        5,
+    ));
+    insert(&ch, &first).await;
+    let s = settings();
+    let graph_of = |ch, w| graph_with(ch, &s, Level::Region, w);
+    let live_w = window(m - MINUTE, now_ns());
+    let closed_w = window(m - MINUTE, m + 3 * MINUTE);
+
+    rollup(&ch, Duration::from_secs(900)).await;
+    let mut before = expected_mesh();
+    before.push(e("api", "external:inventory.internal", 1, 0));
+    before.sort();
+    let g = graph_of(&ch, live_w).await;
+    assert_eq!(edge_table(&g), before);
+    assert_eq!(g.data_quality.orphan_spans, 1);
+    assert_eq!(edge_table(&graph_of(&ch, closed_w).await), before);
+    assert!(!s.graph_cache.is_empty(), "the rolled-up parts are cached");
+    let markers = orrery_query::graph::fetch::Rolled::read(&ch.client(), live_w.lo, live_w.hi)
+        .await
+        .unwrap();
+    let c = markers.coverage(live_w);
+    assert!(c.live_lo > m + 2 * MINUTE, "minutes m, m+1 are rolled up");
+    assert!(c.live_minutes.is_empty());
+
+    // The late batch: ten more traces in minute m, the orphan's root (minute m), the virtual
+    // client's server span (minute m+1). Sent, then retried with the same token.
+    let mut late: Vec<_> = mesh(base + 20_000 * MS)
+        .into_iter()
+        .map(|mut r| {
+            r.trace_id = format!("{:0>32}", format!("d{}", &r.trace_id[30..]));
+            r
+        })
+        .collect();
+    late.push(span(
+        "c2",
+        "a",
+        "",
+        "payments",
+        "Consumer",
+        m + 59_000 * MS,
+        10,
+    ));
+    late.push(span(
+        "a0",
+        "i",
+        "x",
+        "inventory",
+        "Server",
+        m + MINUTE + 5_000 * MS,
+        2,
+    ));
+    insert_batch(&ch, "late-batch-1", &late).await;
+    insert_batch(&ch, "late-batch-1", &late).await;
+
+    let mut after: Vec<_> = expected_mesh()
+        .into_iter()
+        .map(|(a, b, n, e)| (a, b, 2 * n, 2 * e))
+        .collect();
+    after.extend([
+        e("INTERNET", "payments", 1, 0),
+        e("payments", "ledger", 1, 0),
+        e("api", "inventory", 1, 0),
+    ]);
+    after.sort();
+    let spans = (first.len() + late.len()) as u64;
+    for w in [live_w, closed_w] {
+        let g = graph_of(&ch, w).await;
+        assert_eq!(
+            edge_table(&g),
+            after,
+            "the next read, before any rollup run"
+        );
+        assert_eq!(
+            g.data_quality.orphan_spans, 0,
+            "the orphan found its late parent"
+        );
+        assert_eq!(
+            g.data_quality.unmatched_client_spans, 28,
+            "two meshes' 14 each, and no virtual inventory"
+        );
+        assert_eq!(
+            g.data_quality.spans, spans,
+            "the retry is not counted twice"
+        );
+        assert_eq!(g.data_quality.late_spans, late.len() as u64);
+        assert_eq!(
+            g.node("api").unwrap().metrics.requests,
+            20,
+            "nodes are exact too"
+        );
+    }
+    let c = orrery_query::graph::fetch::Rolled::read(&ch.client(), live_w.lo, live_w.hi)
+        .await
+        .unwrap()
+        .coverage(live_w);
+    let (mm, m1) = ((m / 1_000_000_000) as u32, (m / 1_000_000_000) as u32 + 60);
+    assert!(
+        c.live_minutes.contains(&mm) && c.live_minutes.contains(&m1),
+        "the stale minutes are read from spans: {c:?}"
+    );
+
+    // The rollup recomputes them; the same answer now comes from rollups (and the cache).
+    let report = rollup(&ch, Duration::from_secs(900)).await;
+    assert_eq!(report.late_spans, late.len() as u64);
+    assert!(report.computed.contains(&m) && report.computed.contains(&(m + MINUTE)));
+    let c = orrery_query::graph::fetch::Rolled::read(&ch.client(), live_w.lo, live_w.hi)
+        .await
+        .unwrap()
+        .coverage(live_w);
+    assert!(c.live_minutes.is_empty(), "all current again: {c:?}");
+    for w in [live_w, closed_w, live_w] {
+        let g = graph_of(&ch, w).await;
+        assert_eq!(edge_table(&g), after);
+        assert_eq!(g.data_quality.late_spans, late.len() as u64);
+        assert_eq!(g.data_quality.spans, spans);
+    }
+    // (A minute that closed while the test ran is the only thing a run may still compute.)
+    let again = rollup(&ch, Duration::from_secs(900)).await;
+    assert!(
+        again.computed.iter().all(|&x| x >= c.live_lo),
+        "nothing left to recompute: {again:?}"
+    );
 }

@@ -18,9 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::GraphArgs;
 use crate::calls::{self, minute_filter};
-
-const MINUTE_NS: i64 = 60_000_000_000;
-const HOUR_NS: i64 = 60 * MINUTE_NS;
+use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
+use crate::graph::fetch::{MinuteMarker, Rolled};
 /// Minutes recomputed per run at most (keeps one run bounded; backfill continues next run).
 const MAX_MINUTES_PER_RUN: usize = 1440;
 /// Minutes computed by one set of queries.
@@ -30,19 +29,6 @@ pub struct Rollup {
     client: Client,
     settings: GraphArgs,
     last_computed_ms: std::sync::atomic::AtomicU64,
-}
-
-#[derive(Row, Deserialize, Debug)]
-struct MinuteCount {
-    minute: u32,
-    spans: u64,
-}
-
-#[derive(Row, Deserialize, Debug)]
-struct Marker {
-    minute: u32,
-    spans: u64,
-    late: u64,
 }
 
 /// What one run did.
@@ -102,40 +88,10 @@ impl Rollup {
         if hi <= lo {
             return Ok(RunReport::default());
         }
-        let counts: Vec<MinuteCount> = self
-            .client
-            .query(&format!(
-                "SELECT toUInt32(Minute) AS minute, Spans AS spans FROM ({})",
-                calls::SPANS_PER_MINUTE_SQL
-            ))
-            .param("lo", lo)
-            .param("hi", hi)
-            .fetch_all()
-            .await
-            .context("counting spans per minute")?;
-        let markers: Vec<Marker> = self
-            .client
-            .query(
-                "SELECT toUInt32(Minute) AS minute, argMax(Spans, ComputedAt) AS spans,
-                    argMax(Late, ComputedAt) AS late
-                 FROM orrery_graph_minutes
-                 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-                   AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-                 GROUP BY Minute",
-            )
-            .param("lo", lo)
-            .param("hi", hi)
-            .fetch_all()
-            .await
-            .context("reading rollup markers")?;
-        let markers: BTreeMap<i64, &Marker> = markers
-            .iter()
-            .map(|m| (m.minute as i64 * 1_000_000_000, m))
-            .collect();
-        let counts: BTreeMap<i64, u64> = counts
-            .iter()
-            .map(|c| (c.minute as i64 * 1_000_000_000, c.spans))
-            .collect();
+        // The markers once per run, from the first hour's start: the minutes decide what is
+        // recomputed, then (updated with what this run computed) which hours are re-merged.
+        let first_hour = lo.div_euclid(HOUR_NS) * HOUR_NS;
+        let mut rolled = Rolled::read(&self.client, first_hour, hi).await?;
 
         // minute -> (spans now, late spans so far)
         let mut dirty: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
@@ -143,44 +99,33 @@ impl Rollup {
         let mut follow: BTreeSet<i64> = BTreeSet::new();
         // Every closed minute gets a marker, empty ones too (with 0 spans), so readers know
         // the whole range up to the frontier is rolled up and skip reading spans for it.
-        let all_minutes = (lo..hi)
-            .step_by(MINUTE_NS as usize)
-            .map(|m| (m, counts.get(&m).copied()));
-        for (minute, count) in all_minutes {
-            let spans = count.unwrap_or(0);
-            let changed = match markers.get(&minute) {
+        for minute in (lo..hi).step_by(MINUTE_NS as usize) {
+            let spans = rolled.spans.get(&minute).copied().unwrap_or(0);
+            match rolled.minutes.get(&minute) {
                 None => {
                     dirty.insert(minute, (spans, 0));
-                    true
+                    // A new minute's spans may be the late parents of the next ones'.
+                    follow.extend([minute + MINUTE_NS, minute + 2 * MINUTE_NS]);
                 }
-                // No count for a rolled-up minute: spans stored before schema v4 (not counted
-                // by its view) keep the rollup made from them.
-                Some(_) if count.is_none() => false,
-                Some(m) if m.spans != spans => {
-                    // A minute marked empty was not rolled up with data: its first spans are
-                    // not counted late (as before empty minutes were marked).
-                    let late = if m.spans == 0 {
-                        0
-                    } else {
-                        spans.saturating_sub(m.spans)
-                    };
+                Some(m) if rolled.is_stale(minute) => {
+                    let late = rolled.pending_late(minute);
                     late_total += late;
                     dirty.insert(minute, (spans, m.late + late));
-                    true
                 }
-                Some(_) => false,
-            };
-            if changed {
-                follow.insert(minute + MINUTE_NS);
-                follow.insert(minute + 2 * MINUTE_NS);
+                Some(_) => {}
             }
         }
-        // Only minutes already rolled up can be stale; the others are computed when they close.
+        // The marked neighbours of stale minutes (the same rule readers use to read them
+        // live), and of new minutes the two after (rolled up earlier when out of order).
+        follow.extend(rolled.outdated(lo, hi));
         for minute in follow {
-            if minute < hi && markers.contains_key(&minute) && !dirty.contains_key(&minute) {
-                let spans = counts.get(&minute).copied().unwrap_or(0);
-                let late = markers.get(&minute).map(|m| m.late).unwrap_or(0);
-                dirty.insert(minute, (spans, late));
+            if minute >= lo
+                && minute < hi
+                && !dirty.contains_key(&minute)
+                && let Some(mark) = rolled.minutes.get(&minute)
+            {
+                let spans = rolled.spans.get(&minute).copied().unwrap_or(0);
+                dirty.insert(minute, (spans, mark.late));
             }
         }
         let mut report = RunReport {
@@ -196,25 +141,22 @@ impl Rollup {
             .map(|(m, v)| (*m, *v))
             .collect();
         for batch in todo.chunks(MINUTES_PER_BATCH) {
-            self.compute_minutes(batch, now_ns).await?;
+            for marker in self.compute_minutes(batch, now_ns).await? {
+                rolled
+                    .minutes
+                    .insert(marker.minute as i64 * 1_000_000_000, marker);
+            }
             report.computed.extend(batch.iter().map(|(m, _)| *m));
         }
-        self.roll_up_hours(lo, hi).await?;
-        Ok(report)
-    }
-
-    /// Merges the minute rows of every closed hour in `[lo, hi)` whose hour rows are missing or
-    /// stale (a minute of it was computed since) into hourly rows.
-    async fn roll_up_hours(&self, lo: i64, hi: i64) -> Result<()> {
-        let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
-        let rolled = crate::graph::fetch::Rolled::read(&self.client, first, hi).await?;
-        for hour in rolled.stale_hours(first, hi).into_iter().rev() {
+        // Every closed hour whose hour rows are missing or stale (a minute of it computed
+        // since), merged from its minutes' latest rows.
+        for hour in rolled.stale_hours(lo, hi).into_iter().rev() {
             self.compute_hour(HourVersion {
                 hour: (hour / 1_000_000_000) as u32,
             })
             .await?;
         }
-        Ok(())
+        Ok(report)
     }
 
     /// Hour rows from the latest rows of its minutes, then the hour's marker. The version is
@@ -300,8 +242,13 @@ GROUP BY Minute",
         v
     }
 
-    /// Recomputes minutes `(minute, (spans, late))` from spans: edges, nodes, then markers.
-    async fn compute_minutes(&self, batch: &[(i64, (u64, u64))], now_ns: i64) -> Result<()> {
+    /// Recomputes minutes `(minute, (spans, late))` from spans: edges, nodes, then markers
+    /// (returned as written).
+    async fn compute_minutes(
+        &self,
+        batch: &[(i64, (u64, u64))],
+        now_ns: i64,
+    ) -> Result<Vec<MinuteMarker>> {
         let computed = self.next_computed_at();
         // Empty minutes only get their marker: a first backfill marks a day of them.
         let busy: Vec<i64> = batch
@@ -316,27 +263,31 @@ GROUP BY Minute",
         };
         let quality: BTreeMap<u32, &MinuteQuality> =
             quality.iter().map(|q| (q.minute, q)).collect();
-        let mut insert = self
-            .client
-            .insert::<MarkerRow>("orrery_graph_minutes")
-            .await
-            .context("writing rollup markers")?;
-        for (minute, (spans, late)) in batch {
-            let m = (minute / 1_000_000_000) as u32;
-            let q = quality.get(&m);
-            insert
-                .write(&MarkerRow {
+        let markers: Vec<MinuteMarker> = batch
+            .iter()
+            .map(|(minute, (spans, late))| {
+                let m = (minute / 1_000_000_000) as u32;
+                let q = quality.get(&m);
+                MinuteMarker {
                     minute: m,
                     computed_at: computed,
                     spans: *spans,
                     orphans: q.map(|q| q.orphans).unwrap_or(0),
                     unmatched: q.map(|q| q.unmatched).unwrap_or(0),
                     late: *late,
-                })
-                .await?;
+                }
+            })
+            .collect();
+        let mut insert = self
+            .client
+            .insert::<MinuteMarker>("orrery_graph_minutes")
+            .await
+            .context("writing rollup markers")?;
+        for marker in &markers {
+            insert.write(marker).await?;
         }
         insert.end().await.context("writing rollup markers")?;
-        Ok(())
+        Ok(markers)
     }
 
     /// Edge and node rows of the minutes `busy` (ns) with `computed`; their quality counts.
@@ -419,20 +370,4 @@ struct MinuteQuality {
     minute: u32,
     orphans: u64,
     unmatched: u64,
-}
-
-#[derive(Row, serde::Serialize, Debug)]
-struct MarkerRow {
-    #[serde(rename = "Minute")]
-    minute: u32,
-    #[serde(rename = "ComputedAt")]
-    computed_at: u64,
-    #[serde(rename = "Spans")]
-    spans: u64,
-    #[serde(rename = "Orphans")]
-    orphans: u64,
-    #[serde(rename = "Unmatched")]
-    unmatched: u64,
-    #[serde(rename = "Late")]
-    late: u64,
 }

@@ -1,5 +1,6 @@
-//! Reading edge and node aggregates for a window: rolled-up minutes (latest computation of
-//! each) plus the minutes not rolled up yet, computed from spans in the same query.
+//! Reading edge and node aggregates for a window: rolled-up minutes and hours (latest
+//! computation of each, current ones only — see [`markers`]) plus the live ranges, computed from
+//! spans, merged in the query service.
 
 use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
@@ -13,15 +14,23 @@ use super::cache;
 use crate::calls::{self, IS_SERVER_OR_CONSUMER, REGION_EXPR, minute_filter};
 use orrery_store::latency::{self, Histogram};
 
-/// A window in nanoseconds, minute-aligned: `[lo, hi)`; `now` caps rates and settles spans.
+pub mod markers;
+use markers::HOUR_NS;
+pub use markers::{Coverage, MinuteMarker, QualityAgg, Rolled, coverage_of};
+
+/// A time window in nanoseconds, minute-aligned: `[lo, hi)`; `now` caps rates and settles
+/// spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+pub struct Window {
     pub lo: i64,
     pub hi: i64,
     pub now: i64,
 }
 
-impl Span {
+/// The window's former name, kept so modules not yet moved to [`Window`] keep building.
+pub type Span = Window;
+
+impl Window {
     /// Seconds of the window that have happened (for rates).
     pub fn seconds(&self) -> f64 {
         ((self.hi.min(self.now) - self.lo) as f64 / 1e9).max(1.0)
@@ -35,11 +44,11 @@ impl Span {
     /// (a 1 h window 10:23–11:23 compares with 09:00–10:00; a 15 min window with the last
     /// whole hour before it). Error rates and quantiles do not depend on the length; rates
     /// are per second of the baseline.
-    pub fn baseline(&self) -> Span {
+    pub fn baseline(&self) -> Window {
         let len = (self.hi - self.lo).max(1);
         let len = (len + HOUR_NS - 1) / HOUR_NS * HOUR_NS;
         let hi = self.lo.div_euclid(HOUR_NS) * HOUR_NS;
-        Span {
+        Window {
             lo: hi - len,
             hi,
             now: self.now,
@@ -47,9 +56,9 @@ impl Span {
     }
 
     /// The window of equal length just before this one.
-    pub fn previous(&self) -> Span {
+    pub fn previous(&self) -> Window {
         let len = self.hi - self.lo;
-        Span {
+        Window {
             lo: self.lo - len,
             hi: self.lo,
             now: self.now,
@@ -164,21 +173,15 @@ impl From<NodeRow> for NodeAgg {
     }
 }
 
-/// Spans in a window and late spans the rollup noticed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QualityAgg {
-    pub spans: u64,
-    pub late: u64,
-}
-
-/// Rolled-up minutes of `[rlo, rhi)` outside the hours read from hourly rows, each at its
-/// latest computation.
+/// Rolled-up minutes of `[rlo, rhi)` outside the hours read from hourly rows and outside the
+/// live ranges, each at its latest computation.
 const ROLLED_MINUTES: &str = "(Minute, ComputedAt) IN (
     SELECT Minute, max(ComputedAt) FROM orrery_graph_minutes
     WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
       AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
     GROUP BY Minute)
-    AND NOT has({hours:Array(UInt32)}, toUInt32(toStartOfHour(Minute)))";
+    AND NOT has({hours:Array(UInt32)}, toUInt32(toStartOfHour(Minute)))
+    AND NOT has({live_minutes:Array(UInt32)}, toUInt32(Minute))";
 
 const MINUTE_RANGE: &str = "Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
     AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))";
@@ -194,198 +197,27 @@ const ROLLED_HOURS: &str = "has({hours:Array(UInt32)}, toUInt32(Hour))
           AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
         GROUP BY Hour)";
 
-/// How a window is read: whole hours whose hourly rows are current, rolled-up minutes for the
-/// rest, and spans only from `live_lo` on (the first minute without a rollup marker; the rollup
-/// marks every closed minute, empty ones too, so normally this is the last minute or two).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Coverage {
-    pub hours: Vec<u32>,
-    pub live_lo: i64,
-}
-
-const MINUTE_NS: i64 = 60_000_000_000;
-const HOUR_NS: i64 = 60 * MINUTE_NS;
-
-#[derive(Row, Deserialize)]
-struct MarkerRow {
-    level: u8,
-    at: u32,
-    version: u64,
-    spans: u64,
-    late: u64,
-}
-
-/// What the rollup recorded for a minute: its latest computation and the span counts then.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MinuteMark {
-    pub computed_at: u64,
-    pub spans: u64,
-    pub late: u64,
-}
-
-/// The rollup markers of a time range: each marked minute's latest computation and each
-/// hour's latest `MinutesVersion` (ns keys), plus the span count of every minute (counted on
-/// insert). One small query; graphs, their previous window, their data quality and the
-/// rollup's hour step all decide from it.
-#[derive(Debug, Clone, Default)]
-pub struct Rolled {
-    pub minutes: std::collections::BTreeMap<i64, MinuteMark>,
-    pub hours: std::collections::BTreeMap<i64, u64>,
-    pub spans: std::collections::BTreeMap<i64, u64>,
-}
-
-impl Rolled {
-    pub async fn read(client: &Client, lo: i64, hi: i64) -> Result<Rolled> {
-        let rows: Vec<MarkerRow> = client
-            .query(
-                "SELECT 0 AS level, toUInt32(Minute) AS at, max(ComputedAt) AS version,
-    argMax(Spans, ComputedAt) AS spans, argMax(Late, ComputedAt) AS late
-FROM orrery_graph_minutes
-WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Minute
-UNION ALL
-SELECT 1 AS level, toUInt32(Hour) AS at, argMax(MinutesVersion, ComputedAt) AS version,
-    0 AS spans, 0 AS late
-FROM orrery_graph_hours
-WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Hour
-UNION ALL
-SELECT 2 AS level, toUInt32(Minute) AS at, 0 AS version, sum(Spans) AS spans, 0 AS late
-FROM orrery_span_minutes
-WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Minute",
-            )
-            .param("lo", lo)
-            .param("hi", hi)
-            .fetch_all()
-            .await
-            .context("reading rollup markers")?;
-        let mut out = Rolled::default();
-        for r in rows {
-            let at = r.at as i64 * 1_000_000_000;
-            match r.level {
-                0 => {
-                    out.minutes.insert(
-                        at,
-                        MinuteMark {
-                            computed_at: r.version,
-                            spans: r.spans,
-                            late: r.late,
-                        },
-                    );
-                }
-                1 => {
-                    out.hours.insert(at, r.version);
-                }
-                _ => {
-                    out.spans.insert(at, r.spans);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Spans in `w` (as the rollup counted them for rolled-up minutes, as stored for the
-    /// others) and late spans the rollup noticed.
-    pub fn quality(&self, w: Span) -> QualityAgg {
-        let mut q = QualityAgg::default();
-        for (m, n) in self.spans.range(w.lo..w.hi) {
-            if !self.minutes.contains_key(m) {
-                q.spans += n;
-            }
-        }
-        for mark in self.minutes.range(w.lo..w.hi).map(|(_, v)| v) {
-            q.spans += mark.spans;
-            q.late += mark.late;
-        }
-        q
-    }
-
-    /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
-    pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
-        let v = self.minutes.range(hour..hour + HOUR_NS);
-        (v.clone().map(|(_, c)| c.computed_at).sum(), v.count())
-    }
-
-    /// Hours whose rows were made from the current computation of each of their minutes.
-    fn current_hours(&self) -> impl Iterator<Item = i64> + '_ {
-        self.hours
-            .iter()
-            .filter(|(h, v)| self.minutes_version(**h).0 == **v)
-            .map(|(h, _)| *h)
-    }
-
-    /// Closed hours in `[lo, hi)` with all 60 minutes marked whose hour rows are missing or
-    /// made from older minute computations.
-    pub fn stale_hours(&self, lo: i64, hi: i64) -> Vec<i64> {
-        let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
-        (first..hi)
-            .step_by(HOUR_NS as usize)
-            .filter(|&h| h >= lo && h + HOUR_NS <= hi)
-            .filter(|&h| {
-                let (v, n) = self.minutes_version(h);
-                n == 60 && self.hours.get(&h) != Some(&v)
-            })
-            .collect()
-    }
-
-    /// How `w` is read (the markers must cover `w`).
-    pub fn coverage(&self, w: Span) -> Coverage {
-        coverage_of(
-            w,
-            self.minutes.range(w.lo..w.hi).map(|(m, _)| *m),
-            self.current_hours(),
-        )
-    }
-}
-
-/// What of `w` is rolled up, from the marked minutes and the current hours (both ascending,
-/// ns). Minutes once marked stay marked, so everything before `live_lo` is rolled up when the
-/// data queries run; everything from `live_lo` on is computed from spans (even minutes marked
-/// since), so the two parts never overlap. An hour is used only when it ends by `live_lo` and
-/// its marker was computed from the current computation of each of its minutes.
-pub fn coverage_of(
-    w: Span,
-    marked: impl Iterator<Item = i64>,
-    current_hours: impl Iterator<Item = i64>,
-) -> Coverage {
-    let mut live_lo = w.lo;
-    for m in marked {
-        if m != live_lo {
-            break;
-        }
-        live_lo += MINUTE_NS;
-    }
-    let live_lo = live_lo.min(w.hi);
-    let hours = current_hours
-        .filter(|&h| h >= w.lo && h + HOUR_NS <= live_lo)
-        .map(|h| (h / 1_000_000_000) as u32)
-        .collect();
-    Coverage { hours, live_lo }
-}
-
-/// Binds the rolled-up part of `w`: `[w.lo, live_lo)`, of which `c.hours` from hourly rows.
-fn bind_rolled(q: clickhouse::query::Query, w: Span, c: &Coverage) -> clickhouse::query::Query {
+/// Binds the rolled-up part of `w`: `[w.lo, live_lo)` but the live minutes, of which
+/// `c.hours` from hourly rows.
+fn bind_rolled(q: clickhouse::query::Query, w: Window, c: &Coverage) -> clickhouse::query::Query {
     q.param("rlo", w.lo)
         .param("rhi", c.live_lo)
         .param("hours", &c.hours)
+        .param("live_minutes", &c.live_minutes)
 }
 
-/// Binds the live part of `w`: spans from `live_lo` on, whatever the rollup has marked since.
+/// Binds one live range `[lo, hi)` of `w`: its spans, whatever the rollup has marked since.
 fn bind_live(
     q: clickhouse::query::Query,
-    w: Span,
-    c: &Coverage,
+    w: Window,
+    (lo, hi): (i64, i64),
     s: &GraphArgs,
 ) -> clickhouse::query::Query {
     let lookback = s.graph_parent_lookback.as_nanos() as i64;
-    q.param("lo", c.live_lo)
-        .param("hi", w.hi)
-        .param("plo", c.live_lo - lookback)
-        .param("chi", w.hi + lookback)
+    q.param("lo", lo)
+        .param("hi", hi)
+        .param("plo", lo - lookback)
+        .param("chi", hi + lookback)
         .param("settled", w.now - s.graph_grace.as_nanos() as i64)
         .param("region_attrs", &s.graph_region_attributes)
 }
@@ -400,8 +232,10 @@ fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> String {
     )
 }
 
-/// The part of a cache key that says which rollup rows a window's rolled-up part is made of.
-fn rolled_versions(rolled: &Rolled, w: Span, c: &Coverage) -> Vec<(i64, u64)> {
+/// The part of a cache key that says which rollup rows a window's rolled-up part is made of:
+/// the versions of its hours and of its rolled-up minutes, and which minutes are left out for
+/// the live part (a minute that turns stale changes the key even before it is recomputed).
+fn rolled_versions(rolled: &Rolled, w: Window, c: &Coverage) -> (Vec<(i64, u64)>, Vec<u32>) {
     let hours = c.hours.iter().map(|h| {
         let at = *h as i64 * 1_000_000_000;
         (at, rolled.hours.get(&at).copied().unwrap_or(0))
@@ -410,7 +244,7 @@ fn rolled_versions(rolled: &Rolled, w: Span, c: &Coverage) -> Vec<(i64, u64)> {
         .minutes
         .range(w.lo..c.live_lo)
         .map(|(m, mark)| (*m, mark.computed_at));
-    hours.chain(minutes).collect()
+    (hours.chain(minutes).collect(), c.live_minutes.clone())
 }
 
 /// Grouping expressions `(source, target)` over rollup or call rows.
@@ -447,7 +281,7 @@ fn bind_edge_filter(q: clickhouse::query::Query, filter: &EdgeFilter) -> clickho
 pub async fn edges(
     client: &Client,
     s: &GraphArgs,
-    w: Span,
+    w: Window,
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
@@ -460,7 +294,7 @@ pub async fn edges(
 pub async fn edges_in(
     client: &Client,
     s: &GraphArgs,
-    w: Span,
+    w: Window,
     rolled: &Rolled,
     grouping: Grouping,
     filter: &EdgeFilter,
@@ -509,7 +343,7 @@ fn merge_by_key<'a, T: Clone, K: std::hash::Hash + Eq + 'a>(
 async fn rolled_edges(
     client: &Client,
     s: &GraphArgs,
-    w: Span,
+    w: Window,
     rolled: &Rolled,
     c: &Coverage,
     grouping: Grouping,
@@ -587,12 +421,12 @@ struct LiveEdgeRow {
 async fn live_edges(
     client: &Client,
     s: &GraphArgs,
-    w: Span,
+    w: Window,
     c: &Coverage,
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
-    if c.live_lo >= w.hi {
+    if c.live.is_empty() {
         return Ok(Vec::new());
     }
     let (src, dst) = edge_ends(grouping);
@@ -612,13 +446,16 @@ GROUP BY src, dst, CalleeKind, bucket",
         calls = calls::call_rows_sql(minute_filter::ALL),
         filter_sql = edge_filter_sql(filter),
     );
-    let q = bind_edge_filter(bind_live(client.query(&sql), w, c, s), filter);
-    let rows: Vec<LiveEdgeRow> = q
-        .fetch_all()
+    // One query per live range (normally one: the tail), concurrently.
+    let ranges = c.live.iter().map(|&range| {
+        bind_edge_filter(bind_live(client.query(&sql), w, range, s), filter).fetch_all()
+    });
+    let rows: Vec<Vec<LiveEdgeRow>> = futures::future::try_join_all(ranges)
         .await
         .context("reading service-graph edges (live)")?;
     let parts: Vec<EdgeAgg> = rows
         .into_iter()
+        .flatten()
         .map(|r| EdgeAgg {
             latency: Histogram::one_bucket(r.bucket as usize, r.requests, r.min_ns, r.max_ns),
             source: r.source,
@@ -677,7 +514,12 @@ pub enum NodeKey {
     Instances(String),
 }
 
-pub async fn nodes(client: &Client, s: &GraphArgs, w: Span, key: &NodeKey) -> Result<Vec<NodeAgg>> {
+pub async fn nodes(
+    client: &Client,
+    s: &GraphArgs,
+    w: Window,
+    key: &NodeKey,
+) -> Result<Vec<NodeAgg>> {
     let rolled = Rolled::read(client, w.lo, w.hi).await?;
     nodes_in(client, s, w, &rolled, key).await
 }
@@ -701,7 +543,7 @@ fn bind_node_key(q: clickhouse::query::Query, key: &NodeKey) -> clickhouse::quer
 pub async fn nodes_in(
     client: &Client,
     s: &GraphArgs,
-    w: Span,
+    w: Window,
     rolled: &Rolled,
     key: &NodeKey,
 ) -> Result<Vec<NodeAgg>> {
@@ -721,7 +563,7 @@ pub async fn nodes_in(
 async fn rolled_nodes(
     client: &Client,
     s: &GraphArgs,
-    w: Span,
+    w: Window,
     rolled: &Rolled,
     c: &Coverage,
     key: &NodeKey,
@@ -780,11 +622,11 @@ struct LiveNodeRow {
 async fn live_nodes(
     client: &Client,
     s: &GraphArgs,
-    w: Span,
+    w: Window,
     c: &Coverage,
     key: &NodeKey,
 ) -> Result<Vec<NodeAgg>> {
-    if c.live_lo >= w.hi {
+    if c.live.is_empty() {
         return Ok(Vec::new());
     }
     let (key_expr, filter) = node_key_sql(key);
@@ -805,13 +647,16 @@ GROUP BY id, bucket",
         err = calls::call_error_expr(true),
         index = latency::index_sql("Duration"),
     );
-    let q = bind_node_key(bind_live(client.query(&sql), w, c, s), key);
-    let rows: Vec<LiveNodeRow> = q
-        .fetch_all()
+    let ranges = c
+        .live
+        .iter()
+        .map(|&range| bind_node_key(bind_live(client.query(&sql), w, range, s), key).fetch_all());
+    let rows: Vec<Vec<LiveNodeRow>> = futures::future::try_join_all(ranges)
         .await
         .context("reading service-graph nodes (live)")?;
     let parts: Vec<NodeAgg> = rows
         .into_iter()
+        .flatten()
         .map(|r| NodeAgg {
             latency: Histogram::one_bucket(r.bucket as usize, r.requests, r.min_ns, r.max_ns),
             id: r.id,
@@ -840,7 +685,7 @@ const NAMESPACE_LOOKBACK_NS: i64 = HOUR_NS;
 /// with neither are left out. When spans disagree the latest wins.
 pub async fn namespaces(
     client: &Client,
-    w: Span,
+    w: Window,
 ) -> Result<std::collections::BTreeMap<String, String>> {
     let rows: Vec<NamespaceRow> = client
         .query(
@@ -866,33 +711,33 @@ GROUP BY ServiceName",
 mod tests {
     use super::*;
 
-    const M: i64 = MINUTE_NS;
+    const M: i64 = markers::MINUTE_NS;
 
     #[test]
     fn baseline_is_the_previous_window_in_whole_hours_ending_before_it() {
         let h = 100 * HOUR_NS;
         // 1 h window 10:23–11:23 → 09:00–10:00.
-        let w = Span {
+        let w = Window {
             lo: h + 23 * M,
             hi: h + 83 * M,
             now: h + 83 * M,
         };
         assert_eq!((w.baseline().lo, w.baseline().hi), (h - HOUR_NS, h));
         // 15 min → the last whole hour before it; 24 h → the 24 whole hours before.
-        let w = Span {
+        let w = Window {
             lo: h + 50 * M,
             hi: h + 65 * M,
             ..w
         };
         assert_eq!((w.baseline().lo, w.baseline().hi), (h - HOUR_NS, h));
-        let w = Span {
+        let w = Window {
             lo: h + M,
             hi: h + 24 * HOUR_NS + M,
             ..w
         };
         assert_eq!((w.baseline().lo, w.baseline().hi), (h - 24 * HOUR_NS, h));
         // A window starting on the hour ends its baseline there.
-        let w = Span {
+        let w = Window {
             lo: h,
             hi: h + HOUR_NS,
             ..w

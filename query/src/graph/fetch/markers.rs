@@ -1,0 +1,406 @@
+//! The rollup markers: what the rollup job recorded for each minute and hour, and the one rule
+//! both the job and graph readers decide by — which minutes are rolled up *and current*.
+//!
+//! A minute is current when it has a marker and the span count counted on insert
+//! (`orrery_span_minutes`) still equals the count its latest marker saw. A minute whose count
+//! changed since (spans backdated into it: a late root, a slow exporter, a replayed batch) is
+//! *stale*: readers compute it from spans until the rollup recomputes it, so late spans are in
+//! the very next graph read. A late span can change its neighbours' calls too (a late parent
+//! turns its children in the next minutes from orphans into edges; a late child makes its
+//! parent client span in the minute before no longer a virtual edge), so the minute before and
+//! the two after a stale minute are read live and recomputed with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+
+use super::Window;
+
+pub const MINUTE_NS: i64 = 60_000_000_000;
+pub const HOUR_NS: i64 = 60 * MINUTE_NS;
+
+/// One row of `orrery_graph_minutes`, as the rollup writes it and readers read each minute's
+/// latest (the one marker type of the project).
+#[derive(Row, Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteMarker {
+    /// Unix seconds.
+    #[serde(rename = "Minute")]
+    pub minute: u32,
+    #[serde(rename = "ComputedAt")]
+    pub computed_at: u64,
+    /// Spans the minute had (counted on insert) when this computation started.
+    #[serde(rename = "Spans")]
+    pub spans: u64,
+    #[serde(rename = "Orphans")]
+    pub orphans: u64,
+    #[serde(rename = "Unmatched")]
+    pub unmatched: u64,
+    /// Spans that arrived after the minute had been rolled up, over all its computations.
+    #[serde(rename = "Late")]
+    pub late: u64,
+}
+
+/// Hour markers and span counts, read beside the minute markers.
+#[derive(Row, Deserialize)]
+struct CountRow {
+    level: u8,
+    at: u32,
+    value: u64,
+}
+
+/// Spans in a window and late spans (noticed by the rollup, or pending: in stale minutes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QualityAgg {
+    pub spans: u64,
+    pub late: u64,
+}
+
+/// The rollup markers of a time range: each marked minute's latest marker, each hour's latest
+/// `MinutesVersion`, and the span count of every minute (counted on insert), all keyed by ns.
+/// Read once (two concurrent queries) per graph and per rollup run; every decision — what a
+/// graph reads from rollups, its data quality, what the rollup recomputes — is made from it.
+#[derive(Debug, Clone, Default)]
+pub struct Rolled {
+    pub minutes: BTreeMap<i64, MinuteMarker>,
+    pub hours: BTreeMap<i64, u64>,
+    pub spans: BTreeMap<i64, u64>,
+}
+
+impl Rolled {
+    pub async fn read(client: &Client, lo: i64, hi: i64) -> Result<Rolled> {
+        let markers = async {
+            client
+                .query(
+                    "SELECT Minute, m.1 AS ComputedAt, m.2 AS Spans, m.3 AS Orphans,
+    m.4 AS Unmatched, m.5 AS Late
+FROM (
+    SELECT Minute, argMax((ComputedAt, Spans, Orphans, Unmatched, Late), ComputedAt) AS m
+    FROM orrery_graph_minutes
+    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+      AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+    GROUP BY Minute
+)",
+                )
+                .param("lo", lo)
+                .param("hi", hi)
+                .fetch_all::<MinuteMarker>()
+                .await
+                .context("reading rollup markers")
+        };
+        let counts = async {
+            client
+                .query(
+                    "SELECT 1 AS level, toUInt32(Hour) AS at,
+    argMax(MinutesVersion, ComputedAt) AS value
+FROM orrery_graph_hours
+WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Hour
+UNION ALL
+SELECT 2 AS level, toUInt32(Minute) AS at, sum(Spans) AS value
+FROM orrery_span_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Minute",
+                )
+                .param("lo", lo)
+                .param("hi", hi)
+                .fetch_all::<CountRow>()
+                .await
+                .context("reading rollup hour markers and span counts")
+        };
+        let (markers, counts) = tokio::try_join!(markers, counts)?;
+        let mut out = Rolled::default();
+        for m in markers {
+            out.minutes.insert(m.minute as i64 * 1_000_000_000, m);
+        }
+        for r in counts {
+            let at = r.at as i64 * 1_000_000_000;
+            if r.level == 1 {
+                out.hours.insert(at, r.value);
+            } else {
+                out.spans.insert(at, r.value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The marked minute's count changed since its marker (spans stored into it after it was
+    /// rolled up). A marked minute with no count at all holds spans stored before schema v4
+    /// (not counted by its view): its rollup stays good.
+    pub fn is_stale(&self, minute: i64) -> bool {
+        match (self.minutes.get(&minute), self.spans.get(&minute)) {
+            (Some(mark), Some(&now)) => mark.spans != now,
+            _ => false,
+        }
+    }
+
+    /// Late spans a stale minute holds beyond its marker (0 for a minute marked empty: its
+    /// first spans are not late, it was never rolled up with data).
+    pub fn pending_late(&self, minute: i64) -> u64 {
+        match (self.minutes.get(&minute), self.spans.get(&minute)) {
+            (Some(mark), Some(&now)) if mark.spans > 0 => now.saturating_sub(mark.spans),
+            _ => 0,
+        }
+    }
+
+    /// Marked minutes in `[lo, hi)` that are not current: the stale ones and the minute before
+    /// and two after each (when marked and inside the range), whose calls a late span changes.
+    pub fn outdated(&self, lo: i64, hi: i64) -> BTreeSet<i64> {
+        let mut out = BTreeSet::new();
+        for (&m, _) in self.minutes.range(lo..hi) {
+            if self.is_stale(m) {
+                for n in [m - MINUTE_NS, m, m + MINUTE_NS, m + 2 * MINUTE_NS] {
+                    if n >= lo && n < hi && self.minutes.contains_key(&n) {
+                        out.insert(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Spans in `w` (counted on insert) and late spans (as the rollup recorded them, plus
+    /// those stale minutes hold now).
+    pub fn quality(&self, w: Window) -> QualityAgg {
+        let mut q = QualityAgg::default();
+        for (m, n) in self.spans.range(w.lo..w.hi) {
+            if !self.minutes.contains_key(m) || self.is_stale(*m) {
+                q.spans += n;
+            }
+        }
+        for (m, mark) in self.minutes.range(w.lo..w.hi) {
+            if !self.is_stale(*m) {
+                q.spans += mark.spans;
+            }
+            q.late += mark.late + self.pending_late(*m);
+        }
+        q
+    }
+
+    /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
+    pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
+        let v = self.minutes.range(hour..hour + HOUR_NS);
+        (v.clone().map(|(_, c)| c.computed_at).sum(), v.count())
+    }
+
+    /// Hours whose rows were made from the current computation of each of their minutes.
+    fn current_hours(&self) -> impl Iterator<Item = i64> + '_ {
+        self.hours
+            .iter()
+            .filter(|(h, v)| self.minutes_version(**h).0 == **v)
+            .map(|(h, _)| *h)
+    }
+
+    /// Closed hours in `[lo, hi)` with all 60 minutes marked whose hour rows are missing or
+    /// made from older minute computations.
+    pub fn stale_hours(&self, lo: i64, hi: i64) -> Vec<i64> {
+        let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
+        (first..hi)
+            .step_by(HOUR_NS as usize)
+            .filter(|&h| h >= lo && h + HOUR_NS <= hi)
+            .filter(|&h| {
+                let (v, n) = self.minutes_version(h);
+                n == 60 && self.hours.get(&h) != Some(&v)
+            })
+            .collect()
+    }
+
+    /// How `w` is read (the markers must cover `w`).
+    pub fn coverage(&self, w: Window) -> Coverage {
+        let marked: Vec<i64> = self.minutes.range(w.lo..w.hi).map(|(m, _)| *m).collect();
+        let frontier = frontier(w, marked.iter().copied());
+        coverage_of(
+            w,
+            marked.into_iter(),
+            self.current_hours(),
+            &self.outdated(w.lo, frontier),
+        )
+    }
+}
+
+/// The first minute of `w` from which on nothing is marked: `w.lo` plus the marked minutes
+/// that follow it without a gap.
+fn frontier(w: Window, marked: impl Iterator<Item = i64>) -> i64 {
+    let mut live_lo = w.lo;
+    for m in marked {
+        if m != live_lo {
+            break;
+        }
+        live_lo += MINUTE_NS;
+    }
+    live_lo.min(w.hi)
+}
+
+/// At most this many separate live ranges per window (each is one query per part); past it
+/// they are merged from the first one to the window's end (exact, just more spans read).
+const MAX_LIVE_RANGES: usize = 4;
+/// Live ranges closer than this are read as one (the rolled-up minutes between them too).
+const MERGE_GAP_NS: i64 = 5 * MINUTE_NS;
+
+/// How a window is read: whole hours whose hourly rows are current, the current rolled-up
+/// minutes for the rest of `[w.lo, live_lo)`, and spans for the `live` ranges — the outdated
+/// minutes before `live_lo` and everything from `live_lo` (the first minute without a rollup
+/// marker; the rollup marks every closed minute, empty ones too, so normally this is the last
+/// minute or two) to the window's end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Hours read from hourly rows (Unix seconds).
+    pub hours: Vec<u32>,
+    pub live_lo: i64,
+    /// Minutes before `live_lo` read from spans (Unix seconds): inside the `live` ranges.
+    pub live_minutes: Vec<u32>,
+    /// `[lo, hi)` ranges (ns, ascending, disjoint) read from spans.
+    pub live: Vec<(i64, i64)>,
+}
+
+/// What of `w` is rolled up, from the marked minutes and the current hours (both ascending,
+/// ns) and the marked minutes that are not current (`outdated`). Minutes once marked stay
+/// marked, so everything before `live_lo` is rolled up when the data queries run; the live
+/// ranges are computed from spans (even minutes marked or recomputed since), and the rolled-up
+/// part leaves exactly their minutes out, so the two parts never overlap. An hour is used only
+/// when it ends by `live_lo`, holds no live minute, and its marker was computed from the
+/// current computation of each of its minutes.
+pub fn coverage_of(
+    w: Window,
+    marked: impl Iterator<Item = i64>,
+    current_hours: impl Iterator<Item = i64>,
+    outdated: &BTreeSet<i64>,
+) -> Coverage {
+    let live_lo = frontier(w, marked);
+    // Outdated minutes as ranges, near ones merged, then the tail.
+    let mut live: Vec<(i64, i64)> = Vec::new();
+    for &m in outdated.range(w.lo..live_lo) {
+        match live.last_mut() {
+            Some((_, hi)) if m - *hi < MERGE_GAP_NS => *hi = m + MINUTE_NS,
+            _ => live.push((m, m + MINUTE_NS)),
+        }
+    }
+    if live_lo < w.hi {
+        match live.last_mut() {
+            Some((_, hi)) if live_lo - *hi < MERGE_GAP_NS => *hi = w.hi,
+            _ => live.push((live_lo, w.hi)),
+        }
+    }
+    if live.len() > MAX_LIVE_RANGES {
+        live = vec![(live[0].0, live.last().map(|r| r.1).unwrap_or(w.hi))];
+    }
+    let live_minutes: Vec<u32> = live
+        .iter()
+        .flat_map(|&(lo, hi)| (lo..hi.min(live_lo)).step_by(MINUTE_NS as usize))
+        .map(|m| (m / 1_000_000_000) as u32)
+        .collect();
+    let hours = current_hours
+        .filter(|&h| h >= w.lo && h + HOUR_NS <= live_lo)
+        .filter(|&h| !live.iter().any(|&(lo, hi)| lo < h + HOUR_NS && hi > h))
+        .map(|h| (h / 1_000_000_000) as u32)
+        .collect();
+    Coverage {
+        hours,
+        live_lo,
+        live_minutes,
+        live,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: i64 = MINUTE_NS;
+
+    fn w(lo: i64, hi: i64) -> Window {
+        Window { lo, hi, now: hi }
+    }
+
+    fn marked(n: i64) -> BTreeMap<i64, MinuteMarker> {
+        (0..n)
+            .map(|i| {
+                (
+                    i * M,
+                    MinuteMarker {
+                        minute: (i * 60) as u32,
+                        computed_at: 1,
+                        spans: 10,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_minute_whose_count_changed_is_read_live_with_its_neighbours() {
+        let mut r = Rolled {
+            minutes: marked(120),
+            ..Default::default()
+        };
+        r.spans = r.minutes.keys().map(|m| (*m, 10)).collect();
+        // Everything current: the window's whole hours from hourly rows, no live part but the
+        // unmarked tail.
+        r.hours.insert(0, 60);
+        r.hours.insert(60 * M, 60);
+        let c = r.coverage(w(0, 125 * M));
+        assert_eq!(c.hours, vec![0, 3600]);
+        assert_eq!(c.live_lo, 120 * M);
+        assert_eq!(c.live, vec![(120 * M, 125 * M)]);
+        assert!(c.live_minutes.is_empty());
+        assert_eq!(
+            r.quality(w(0, 125 * M)),
+            QualityAgg {
+                spans: 1200,
+                late: 0
+            }
+        );
+
+        // Two spans backdated into minute 30: minutes 29..=32 are read live, the first hour
+        // falls back to minute rows, the second stays hourly.
+        r.spans.insert(30 * M, 12);
+        let c = r.coverage(w(0, 125 * M));
+        assert_eq!(c.hours, vec![3600]);
+        assert_eq!(c.live, vec![(29 * M, 33 * M), (120 * M, 125 * M)]);
+        assert_eq!(c.live_minutes, vec![29 * 60, 30 * 60, 31 * 60, 32 * 60]);
+        assert_eq!(
+            r.quality(w(0, 125 * M)),
+            QualityAgg {
+                spans: 1202,
+                late: 2
+            }
+        );
+
+        // A minute marked empty that got spans is read live; they are not late.
+        r.minutes.get_mut(&(100 * M)).unwrap().spans = 0;
+        r.spans.insert(100 * M, 3);
+        assert_eq!(r.pending_late(100 * M), 0);
+        assert!(r.is_stale(100 * M));
+        // Near the tail: merged with it.
+        r.minutes.get_mut(&(118 * M)).unwrap().spans = 9;
+        let c = r.coverage(w(0, 125 * M));
+        assert_eq!(
+            c.live,
+            vec![(29 * M, 33 * M), (99 * M, 103 * M), (117 * M, 125 * M)]
+        );
+        assert!(c.hours.is_empty());
+        // No count at all (spans from before schema v4): the rollup stays good.
+        r.spans.remove(&(50 * M));
+        assert!(!r.is_stale(50 * M));
+    }
+
+    #[test]
+    fn many_outdated_ranges_merge_into_one() {
+        let mut r = Rolled {
+            minutes: marked(200),
+            ..Default::default()
+        };
+        r.spans = r.minutes.keys().map(|m| (*m, 10)).collect();
+        for m in [10, 30, 50, 70, 90, 110] {
+            r.spans.insert(m * M, 11);
+        }
+        let c = r.coverage(w(0, 200 * M));
+        // Six ranges (minutes 9..13, 29..33, ...): one range from the first to the last.
+        assert_eq!(c.live, vec![(9 * M, 113 * M)]);
+        assert_eq!(c.live_minutes.len(), 104);
+    }
+}
