@@ -166,12 +166,18 @@ pub fn graph_request(q: &Query, now_ns: i64) -> Result<GraphRequest, ApiError> {
             "level=focused needs service=<node id>",
         ));
     }
+    let group = crate::graph::group::parse(
+        q.get("group").map(String::as_str),
+        q.get("expand").map(String::as_str),
+    )?;
+    crate::graph::group::check_level(level, &group)?;
     Ok(GraphRequest {
         level,
         region: q.get("region").filter(|s| !s.is_empty()).cloned(),
         focus,
         window,
         whats_wrong: true,
+        group,
     })
 }
 

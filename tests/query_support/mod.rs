@@ -107,6 +107,7 @@ pub async fn graph_with(ch: &ClickHouseArgs, s: &GraphArgs, level: Level, w: gra
         focus: None,
         window: w,
         whats_wrong: true,
+        group: Default::default(),
     };
     graph::graph(&ch.client(), s, &req).await.unwrap()
 }

@@ -378,6 +378,7 @@ async fn main() -> Result<()> {
             focus: None,
             window: params::span(now - since, now, now).unwrap(),
             whats_wrong: true,
+            group: Default::default(),
         };
         let g = graph::graph(&client, &settings, &graph_req(hour)).await?;
         println!(

@@ -93,6 +93,7 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
         focus: Some(id.to_string()),
         window: w,
         whats_wrong: false,
+        group: Default::default(),
     };
     let g = super::graph(client, s, &req).await?;
     let Some(node) = g.nodes.iter().find(|n| n.id == id).cloned() else {

@@ -1,8 +1,10 @@
 //! The service graph for a window and level, its diff, and node/edge detail.
 
+pub mod agg;
 pub mod cache;
 pub mod detail;
 pub mod fetch;
+pub mod group;
 pub mod layout;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +48,8 @@ pub struct GraphRequest {
     pub window: Span,
     /// Also compute the "what's wrong" ranking (one more query, for the baseline window).
     pub whats_wrong: bool,
+    /// Services collapsed into groups (`group=namespace`), none by default.
+    pub group: group::Group,
 }
 
 pub fn window_json(w: Span) -> Window {
@@ -220,7 +224,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         hi: rolled.coverage(base).live_lo.max(base.lo),
         ..base
     };
-    let (current, node_rows, previous, namespaces) = tokio::try_join!(
+    let (current, node_rows, previous, namespaces, group_values) = tokio::try_join!(
         edge_set(client, s, req, w, &rolled),
         fetch::nodes_in(client, s, w, &rolled, &node_key),
         async {
@@ -236,6 +240,12 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                 Ok(BTreeMap::new())
             } else {
                 fetch::namespaces(client, w).await
+            }
+        },
+        async {
+            match &req.group.by {
+                Some(group::GroupBy::Attr(key)) => group::attribute_values(client, w, key).await,
+                _ => Ok(BTreeMap::new()),
             }
         },
     )?;
@@ -281,10 +291,22 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     let node_by_id: BTreeMap<&str, &NodeAgg> =
         node_rows.iter().map(|n| (n.id.as_str(), n)).collect();
     let mut nodes = Vec::new();
+    let mut parts = group::Latencies::default();
     for id in &ids {
         let kind = node_kind(id);
         let (m, region) = match node_by_id.get(id.as_str()) {
-            Some(n) => (node_metrics(n, seconds), n.region.clone()),
+            Some(n) => {
+                if req.group.by.is_some() {
+                    parts.nodes.insert(
+                        id.clone(),
+                        group::Part {
+                            latency: n.latency.clone(),
+                            duration_sum_ns: n.duration_sum_ns,
+                        },
+                    );
+                }
+                (node_metrics(n, seconds), n.region.clone())
+            }
             None => {
                 // Virtual nodes and INTERNET: the calls into (or, for INTERNET, out of) them.
                 let (mut req_n, mut err_n, mut dur) = (0u64, 0u64, 0u64);
@@ -307,6 +329,15 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                     }
                 }
                 let q = latency.p50_p95_p99();
+                if req.group.by.is_some() {
+                    parts.nodes.insert(
+                        id.clone(),
+                        group::Part {
+                            latency,
+                            duration_sum_ns: dur,
+                        },
+                    );
+                }
                 (metrics(req_n, err_n, dur, &q, seconds), region)
             }
         };
@@ -376,6 +407,17 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
             )
         })
         .collect();
+    if req.group.by.is_some() {
+        for e in &edges_shown {
+            parts.edges.insert(
+                (e.source.clone(), e.target.clone()),
+                group::Part {
+                    latency: e.latency.clone(),
+                    duration_sum_ns: e.duration_sum_ns,
+                },
+            );
+        }
+    }
     let max_volume = edges.iter().map(|e| e.metrics.rps).fold(0.0, f64::max);
     let whats_wrong = match previous {
         Some(prev) => whats_wrong(s, &edges, &prev.edges, base.seconds()),
@@ -386,7 +428,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         Level::Region => req.region.clone().unwrap_or_else(|| "all".into()),
         Level::Focused => req.focus.clone().unwrap_or_default(),
     };
-    Ok(Graph {
+    let mut g = Graph {
         level: req.level.as_str().into(),
         name,
         window: window_json(w),
@@ -402,7 +444,13 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
             unmatched_client_spans: current.unmatched,
             late_spans: quality.late,
         },
-    })
+    };
+    let values = match &req.group.by {
+        Some(group::GroupBy::Attr(_)) => &group_values,
+        _ => &namespaces,
+    };
+    group::apply(s, &mut g, &req.group, values, &parts, seconds);
+    Ok(g)
 }
 
 /// Edges ranked by how much worse they got: error-rate rise (in percentage points) plus

@@ -1,0 +1,511 @@
+//! Server-side grouping of a service map (`group=namespace`, `group=attr:<key>`): services
+//! sharing a namespace (or a value of a kept resource attribute) collapse into one node, and
+//! edges are merged between the groups. Quantiles of a group node or merged edge are read off
+//! the merged latency histograms of its members — the same estimator as every other node and
+//! edge — not approximated from the members' quantiles.
+//!
+//! Calls inside one collapsed group are not drawn as self-loops: they are already part of the
+//! group node's traffic (its services' served calls), so drawing them again would count them
+//! twice. Services listed in `expand` stay as they are (zoom, not hiding), and so do services
+//! without a value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use clickhouse::{Client, Row};
+use orrery_store::graph_rules;
+use orrery_store::latency::Histogram;
+use serde::Deserialize;
+
+use super::{Span, health, metrics};
+use crate::GraphArgs;
+use crate::model::{Edge, Graph, Node};
+
+/// Most names `expand` may list.
+pub const MAX_EXPAND: usize = 1000;
+
+/// What services are grouped by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    /// `k8s.namespace.name`, else `service.namespace` (the node's `namespace` field); group
+    /// nodes are `namespace:<name>` of kind `namespace`.
+    Namespace,
+    /// A resource attribute kept in `orrery_span_calls` (`CALL_RESOURCE_KEYS`); group nodes
+    /// are `group:<value>` of kind `group`.
+    Attr(String),
+}
+
+impl GroupBy {
+    /// The id prefix and node kind of this grouping's nodes.
+    pub fn prefix_and_kind(&self) -> (&'static str, &'static str) {
+        match self {
+            GroupBy::Namespace => ("namespace:", "namespace"),
+            GroupBy::Attr(_) => ("group:", "group"),
+        }
+    }
+}
+
+/// A grouping request: by what, and which groups stay expanded. The default groups nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Group {
+    pub by: Option<GroupBy>,
+    pub expand: BTreeSet<String>,
+}
+
+/// `group` and `expand` parameters: `group=namespace` or `group=attr:<key>` (a key listed in
+/// `CALL_RESOURCE_KEYS`); `expand=<a>,<b>` names groups to keep as services.
+pub fn parse(group: Option<&str>, expand: Option<&str>) -> Result<Group, String> {
+    let by = match group.map(str::trim).unwrap_or("") {
+        "" | "none" => None,
+        "namespace" => Some(GroupBy::Namespace),
+        other => match other.strip_prefix("attr:") {
+            Some(key) if orrery_store::schema::CALL_RESOURCE_KEYS.contains(&key) => {
+                Some(GroupBy::Attr(key.to_string()))
+            }
+            Some(key) => {
+                return Err(format!(
+                    "group: attr:{key:?} is not a resource attribute the service graph keeps; \
+                     use one of {}",
+                    orrery_store::schema::CALL_RESOURCE_KEYS.join(", ")
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "group: {other:?} is not one of namespace, attr:<resource attribute>"
+                ));
+            }
+        },
+    };
+    let expand: BTreeSet<String> = expand
+        .unwrap_or("")
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect();
+    if expand.len() > MAX_EXPAND {
+        return Err(format!(
+            "expand: {} names; at most {MAX_EXPAND}: expand fewer groups",
+            expand.len()
+        ));
+    }
+    if by.is_none() && !expand.is_empty() {
+        return Err("expand needs group=namespace or group=attr:<key>".into());
+    }
+    Ok(Group { by, expand })
+}
+
+/// Grouping applies to the service map of a region (or all regions), not to the region map
+/// or a focused service's neighbourhood.
+pub fn check_level(level: super::Level, group: &Group) -> Result<(), String> {
+    if group.by.is_some() && level != super::Level::Region {
+        return Err(format!(
+            "group applies to level=region, not level={}",
+            level.as_str()
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Row, Deserialize)]
+struct ValueRow {
+    service: String,
+    value: String,
+}
+
+/// How far back from the window's end services' attribute values are looked up (deployment
+/// facts rarely change; the last hour keeps the read small), as for namespaces.
+const LOOKBACK_NS: i64 = 3_600_000_000_000;
+
+/// Each service's value of resource attribute `key` (kept in `orrery_span_calls.Resource`)
+/// from its spans in the last hour (at most) of `w`; services without one are left out. When
+/// spans disagree the latest wins.
+pub async fn attribute_values(
+    client: &Client,
+    w: Span,
+    key: &str,
+) -> Result<BTreeMap<String, String>> {
+    let rows: Vec<ValueRow> = client
+        .query(
+            "SELECT toString(ServiceName) AS service, argMax(v, Timestamp) AS value
+FROM (
+    SELECT ServiceName, Timestamp, Resource[{key:String}] AS v
+    FROM orrery_span_calls
+    WHERE Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})
+)
+WHERE v != ''
+GROUP BY ServiceName",
+        )
+        .param("key", key)
+        .param("lo", w.lo.max(w.hi - LOOKBACK_NS))
+        .param("hi", w.hi)
+        .fetch_all()
+        .await
+        .context("reading services' resource attribute for grouping")?;
+    Ok(rows.into_iter().map(|r| (r.service, r.value)).collect())
+}
+
+/// What a node's or edge's metrics were computed from: its latency histogram and duration sum.
+#[derive(Debug, Clone, Default)]
+pub struct Part {
+    pub latency: Histogram,
+    pub duration_sum_ns: u64,
+}
+
+/// The parts of a graph's nodes (by id) and edges (by source and target).
+#[derive(Debug, Default)]
+pub struct Latencies {
+    pub nodes: BTreeMap<String, Part>,
+    pub edges: BTreeMap<(String, String), Part>,
+}
+
+/// Summed traffic of a group's members.
+#[derive(Default)]
+struct Sum {
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    latency: Histogram,
+}
+
+impl Sum {
+    fn add(&mut self, m: &crate::model::Metrics, part: Option<&Part>) {
+        self.requests += m.requests;
+        self.errors += m.errors;
+        if let Some(p) = part {
+            self.duration_sum_ns += p.duration_sum_ns;
+            self.latency.merge(&p.latency);
+        }
+    }
+
+    /// Metrics of the sum: counts and durations add, quantiles come from the merged histogram.
+    fn metrics(&self, seconds: f64) -> crate::model::Metrics {
+        metrics(
+            self.requests,
+            self.errors,
+            self.duration_sum_ns,
+            &self.latency.p50_p95_p99(),
+            seconds,
+        )
+    }
+}
+
+/// Collapses `g`'s services by `group` (`values`: service → its group value). Nodes and
+/// edges that do not change keep their JSON exactly.
+pub fn apply(
+    s: &GraphArgs,
+    g: &mut Graph,
+    group: &Group,
+    values: &BTreeMap<String, String>,
+    lat: &Latencies,
+    seconds: f64,
+) {
+    let Some(by) = &group.by else { return };
+    let (prefix, kind) = by.prefix_and_kind();
+    // Node id → the group node id it is drawn as.
+    let to_group: BTreeMap<String, (String, String)> = g
+        .nodes
+        .iter()
+        .filter(|n| n.kind == graph_rules::kind::SERVICE)
+        .filter_map(|n| {
+            let v = values.get(&n.id)?;
+            (!group.expand.contains(v)).then(|| (n.id.clone(), (format!("{prefix}{v}"), v.clone())))
+        })
+        .collect();
+    if to_group.is_empty() {
+        return;
+    }
+    let to = |id: &str| {
+        to_group
+            .get(id)
+            .map(|(gid, _)| gid.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+
+    let mut members: BTreeMap<String, (String, Vec<Node>)> = BTreeMap::new();
+    let mut nodes = Vec::new();
+    for n in std::mem::take(&mut g.nodes) {
+        match to_group.get(&n.id) {
+            Some((gid, v)) => members
+                .entry(gid.clone())
+                .or_insert_with(|| (v.clone(), Vec::new()))
+                .1
+                .push(n),
+            None => nodes.push(n),
+        }
+    }
+    for (id, (value, ms)) in members {
+        let mut sum = Sum::default();
+        for n in &ms {
+            sum.add(&n.metrics, lat.nodes.get(&n.id));
+        }
+        let m = sum.metrics(seconds);
+        nodes.push(Node {
+            name: value.clone(),
+            kind: kind.to_string(),
+            region: ms[0].region.clone(),
+            health: health(s, &m),
+            metrics: m,
+            rank: ms.iter().map(|n| n.rank).min().unwrap_or(0),
+            in_cycle: ms.iter().any(|n| n.in_cycle),
+            focused: false,
+            namespace: (*by == GroupBy::Namespace).then_some(value),
+            id,
+        });
+    }
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    g.nodes = nodes;
+
+    let mut merged: BTreeMap<(String, String), Vec<Edge>> = BTreeMap::new();
+    for e in std::mem::take(&mut g.edges) {
+        let (a, b) = (to(&e.source), to(&e.target));
+        if a == b && (to_group.contains_key(&e.source) || to_group.contains_key(&e.target)) {
+            continue; // inside one collapsed group
+        }
+        merged.entry((a, b)).or_default().push(e);
+    }
+    g.edges = merged
+        .into_iter()
+        .map(|((a, b), es)| {
+            if es.len() == 1 && es[0].source == a && es[0].target == b {
+                return es.into_iter().next().expect("one edge");
+            }
+            let mut sum = Sum::default();
+            for e in &es {
+                sum.add(
+                    &e.metrics,
+                    lat.edges.get(&(e.source.clone(), e.target.clone())),
+                );
+            }
+            let m = sum.metrics(seconds);
+            Edge {
+                id: format!("{a}->{b}"),
+                health: health(s, &m),
+                metrics: m,
+                in_cycle: es.iter().any(|e| e.in_cycle),
+                source: a,
+                target: b,
+            }
+        })
+        .collect();
+    g.max_volume = g.edges.iter().map(|e| e.metrics.rps).fold(0.0, f64::max);
+    g.cycles = std::mem::take(&mut g.cycles)
+        .into_iter()
+        .map(|c| {
+            c.iter()
+                .map(|id| to(id))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| c.len() > 1)
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{GraphRequest, Level};
+    use orrery_store::SpanRow;
+    use std::time::Duration;
+
+    const MS: i64 = 1_000_000;
+
+    #[test]
+    fn parameters_parse_and_refuse_what_they_cannot_group_by() {
+        assert_eq!(parse(None, None).unwrap(), Group::default());
+        let g = parse(Some("namespace"), Some("shop,pay,")).unwrap();
+        assert_eq!(g.by, Some(GroupBy::Namespace));
+        assert_eq!(g.expand.len(), 2);
+        assert_eq!(
+            parse(Some("attr:k8s.cluster.name"), None).unwrap().by,
+            Some(GroupBy::Attr("k8s.cluster.name".into()))
+        );
+        let e = parse(Some("attr:team"), None).unwrap_err();
+        assert!(e.contains("service.namespace"), "{e}");
+        assert!(parse(Some("teams"), None).is_err());
+        assert!(parse(None, Some("shop")).is_err());
+        let many = (0..=MAX_EXPAND)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(
+            parse(Some("namespace"), Some(&many))
+                .unwrap_err()
+                .contains("at most")
+        );
+        let ns = parse(Some("namespace"), None).unwrap();
+        assert!(check_level(Level::Region, &ns).is_ok());
+        assert!(check_level(Level::Global, &ns).is_err());
+        assert!(check_level(Level::Focused, &ns).is_err());
+        assert!(check_level(Level::Global, &Group::default()).is_ok());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn span(
+        trace: u32,
+        id: u32,
+        parent: u32,
+        service: &str,
+        namespace: Option<&str>,
+        kind: &str,
+        ts: i64,
+        dur_ms: i64,
+    ) -> SpanRow {
+        let mut resource = vec![("service.name".into(), service.to_string())];
+        if let Some(ns) = namespace {
+            resource.push(("k8s.namespace.name".into(), ns.to_string()));
+            resource.push(("service.namespace".into(), format!("team-{ns}")));
+        }
+        SpanRow {
+            timestamp: ts,
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{id:016x}"),
+            parent_span_id: if parent == 0 {
+                String::new()
+            } else {
+                format!("{parent:016x}")
+            },
+            span_name: format!("{service} {kind}"),
+            span_kind: kind.into(),
+            service_name: service.into(),
+            resource_attributes: resource,
+            duration: (dur_ms * MS) as u64,
+            status_code: "Unset".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The quantiles `metrics` reports for these durations (ms) through one histogram.
+    fn merged_p95(durations_ms: &[i64]) -> f64 {
+        let ns: Vec<u64> = durations_ms.iter().map(|d| (d * MS) as u64).collect();
+        Histogram::of(&ns).p50_p95_p99()[1] / 1e6
+    }
+
+    #[tokio::test]
+    async fn namespace_quantiles_come_from_the_merged_histograms() {
+        let ch = orrery_store::testing::fresh_database().await;
+        let client = ch.client();
+        let s = GraphArgs {
+            graph_grace: Duration::from_millis(1),
+            graph_rollup_delay: Duration::from_secs(0),
+            ..GraphArgs::default()
+        };
+        let now = crate::now_ns();
+        let t0 = now - 3 * 60_000 * MS;
+        // INTERNET → web (shop) → cart (shop) → ledger (pay); web → ledger; cart → legacy
+        // (no namespace). web is slow twice in 25 calls (its own p95 is ~1 s), cart never is:
+        // the namespace's p95 over its 45 served calls is ~5 ms, not its worst member's ~1 s.
+        let (mut rows, mut web, mut cart, mut to_pay) = (Vec::new(), vec![], vec![], vec![]);
+        for t in 1..=25u32 {
+            let ts = t0 + t as i64 * MS;
+            let w_ms = if t <= 2 { 1000 } else { 5 };
+            web.push(w_ms);
+            rows.push(span(t, 1, 0, "web", Some("shop"), "Server", ts, w_ms));
+            rows.push(span(t, 2, 1, "web", Some("shop"), "Client", ts, 4));
+            if t <= 20 {
+                cart.push(5);
+                rows.push(span(t, 3, 2, "cart", Some("shop"), "Server", ts, 5));
+                rows.push(span(t, 4, 3, "cart", Some("shop"), "Client", ts, 4));
+                let l_ms = 3 + t as i64;
+                to_pay.push(l_ms);
+                rows.push(span(t, 5, 4, "ledger", Some("pay"), "Server", ts, l_ms));
+                rows.push(span(t, 6, 3, "cart", Some("shop"), "Client", ts, 2));
+                rows.push(span(t, 7, 6, "legacy", None, "Server", ts, 2));
+            } else {
+                to_pay.push(50);
+                rows.push(span(t, 3, 2, "ledger", Some("pay"), "Server", ts, 50));
+            }
+        }
+        let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
+        for r in &rows {
+            insert.write(r).await.unwrap();
+        }
+        insert.end().await.unwrap();
+        let window = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
+        let req = |group: Group| GraphRequest {
+            level: Level::Region,
+            region: None,
+            focus: None,
+            window,
+            whats_wrong: false,
+            group,
+        };
+        let plain = crate::graph::graph(&client, &s, &req(Group::default()))
+            .await
+            .unwrap();
+        let web_p95 = plain.node("web").unwrap().metrics.p95_ms;
+        assert_eq!(web_p95, merged_p95(&web));
+        assert!(web_p95 > 500.0, "web alone is slow: {web_p95}");
+        let shop_members: Vec<i64> = web.iter().chain(&cart).copied().collect();
+        let expect_shop = merged_p95(&shop_members);
+        assert!(expect_shop < 10.0, "{expect_shop}");
+
+        for rolled_up in [false, true] {
+            if rolled_up {
+                crate::rollup::Rollup::new(client.clone(), s.clone())
+                    .run_once(now, Duration::from_secs(600))
+                    .await
+                    .unwrap();
+            }
+            let g = crate::graph::graph(&client, &s, &req(parse(Some("namespace"), None).unwrap()))
+                .await
+                .unwrap();
+            let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
+            assert_eq!(
+                ids,
+                ["INTERNET", "legacy", "namespace:pay", "namespace:shop"],
+                "rolled up: {rolled_up}"
+            );
+            let shop = g.node("namespace:shop").unwrap();
+            assert_eq!(
+                (shop.kind.as_str(), shop.name.as_str()),
+                ("namespace", "shop")
+            );
+            assert_eq!(shop.namespace.as_deref(), Some("shop"));
+            assert_eq!(shop.metrics.requests, 45);
+            assert_eq!(
+                shop.metrics.p95_ms, expect_shop,
+                "merged histogram, not worst member"
+            );
+            let avg = shop_members.iter().sum::<i64>() as f64 / 45.0;
+            assert!((shop.metrics.avg_ms - avg).abs() < 1e-6);
+            // Edges merge between groups with merged quantiles; calls inside shop are gone.
+            let e = g.edge("namespace:shop", "namespace:pay").unwrap();
+            assert_eq!(e.id, "namespace:shop->namespace:pay");
+            assert_eq!(e.metrics.requests, 25);
+            assert_eq!(e.metrics.p95_ms, merged_p95(&to_pay));
+            assert_eq!(
+                g.edge("INTERNET", "namespace:shop").unwrap().metrics.p95_ms,
+                merged_p95(&web)
+            );
+            assert!(g.edge("namespace:shop", "legacy").is_some());
+            assert!(g.edge("namespace:shop", "namespace:shop").is_none());
+            assert_eq!(g.edges.len(), 3);
+
+            // Expanded, shop's services stay, with exactly the plain graph's numbers.
+            let ex = crate::graph::graph(
+                &client,
+                &s,
+                &req(parse(Some("namespace"), Some("shop")).unwrap()),
+            )
+            .await
+            .unwrap();
+            assert_eq!(ex.node("web").unwrap(), plain.node("web").unwrap());
+            assert_eq!(ex.edge("web", "cart"), plain.edge("web", "cart"));
+            assert!(ex.edge("cart", "namespace:pay").is_some());
+
+            // By another kept attribute: service.namespace (team-shop, team-pay).
+            let by_team = crate::graph::graph(
+                &client,
+                &s,
+                &req(parse(Some("attr:service.namespace"), None).unwrap()),
+            )
+            .await
+            .unwrap();
+            let team = by_team.node("group:team-shop").unwrap();
+            assert_eq!(team.kind, "group");
+            assert_eq!(team.namespace, None);
+            assert_eq!(team.metrics.p95_ms, expect_shop);
+        }
+    }
+}
