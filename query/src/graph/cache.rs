@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use super::fetch::{EdgeAgg, NodeAgg};
+use super::agg::{EdgeAgg, NodeAgg};
 
 /// What a cached part holds.
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ use crate::calls::{self, IS_SERVER_OR_CONSUMER, REGION_EXPR, minute_filter};
 use orrery_store::latency::{self, Histogram};
 
 pub mod markers;
+pub use super::agg::{EdgeAgg, NodeAgg};
 use markers::HOUR_NS;
 pub use markers::{Coverage, MinuteMarker, QualityAgg, Rolled, coverage_of};
 
@@ -85,22 +86,6 @@ pub enum EdgeFilter {
     Between(String, String),
 }
 
-/// One edge of a window: counts and the merged latency histogram, with p50/p95/p99 (ns) read
-/// off it.
-#[derive(Debug, Clone)]
-pub struct EdgeAgg {
-    pub source: String,
-    pub target: String,
-    pub kind: String,
-    pub caller_region: String,
-    pub callee_region: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub duration_sum_ns: u64,
-    pub latency: Histogram,
-    pub q: Vec<f64>,
-}
-
 #[derive(Row, Deserialize)]
 struct EdgeRow {
     source: String,
@@ -132,18 +117,6 @@ impl From<EdgeRow> for EdgeAgg {
             duration_sum_ns: r.duration_sum_ns,
         }
     }
-}
-
-/// One node of a window (see [`EdgeAgg`]).
-#[derive(Debug, Clone)]
-pub struct NodeAgg {
-    pub id: String,
-    pub region: String,
-    pub requests: u64,
-    pub errors: u64,
-    pub duration_sum_ns: u64,
-    pub latency: Histogram,
-    pub q: Vec<f64>,
 }
 
 #[derive(Row, Deserialize)]
@@ -475,34 +448,6 @@ GROUP BY src, dst, CalleeKind, bucket",
         |e| (&e.source, &e.target, &e.kind),
         EdgeAgg::add,
     ))
-}
-
-impl EdgeAgg {
-    /// Adds the calls of another row of the same edge.
-    fn add(&mut self, o: &EdgeAgg) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.duration_sum_ns += o.duration_sum_ns;
-        self.latency.merge(&o.latency);
-        if self.caller_region.is_empty() {
-            self.caller_region = o.caller_region.clone();
-        }
-        if self.callee_region.is_empty() {
-            self.callee_region = o.callee_region.clone();
-        }
-    }
-}
-
-impl NodeAgg {
-    fn add(&mut self, o: &NodeAgg) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.duration_sum_ns += o.duration_sum_ns;
-        self.latency.merge(&o.latency);
-        if self.region.is_empty() {
-            self.region = o.region.clone();
-        }
-    }
 }
 
 /// How nodes are keyed.
