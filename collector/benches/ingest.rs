@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use orrery_collector::{CollectorArgs, row, rowbinary, synth};
 use orrery_store::testing::TestServer;
-use orrery_store::{ClickHouseArgs, SPANS_TABLE};
+use orrery_store::{ClickHouseArgs, SPANS_TABLE, TRACE_ID_TS_TABLE};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -148,7 +148,7 @@ async fn main() {
             .iter()
             .map(|i| format!("ALTER TABLE {SPANS_TABLE} DROP INDEX {i}"))
             .collect(),
-            "view" => vec!["DROP VIEW otel_traces_trace_id_ts_mv".into()],
+            "view" => vec![format!("DROP VIEW {TRACE_ID_TS_TABLE}_mv")],
             "zstd" => {
                 let columns: Vec<(String, String)> = raw_ch
                     .client()

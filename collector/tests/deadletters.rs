@@ -347,9 +347,10 @@ async fn a_batch_over_101_days_lands_whole_on_the_embedded_engine() {
     );
     let days: u64 = ch
         .client()
-        .query(
-            "SELECT uniqExact(toDate(Timestamp)) FROM otel_traces WHERE ServiceName = 'many-days'",
-        )
+        .query(&format!(
+            "SELECT uniqExact(toDate(Timestamp)) FROM {} WHERE ServiceName = 'many-days'",
+            orrery_store::SPANS_TABLE
+        ))
         .fetch_one()
         .await
         .unwrap();

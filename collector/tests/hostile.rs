@@ -205,7 +205,7 @@ async fn bad_input_is_refused_clearly_and_good_input_still_lands() {
     assert_eq!(n, 28);
     let len: u64 = ch
         .client()
-        .query("SELECT length(SpanAttributes['huge']) FROM otel_traces WHERE mapContains(SpanAttributes, 'huge')")
+        .query(&format!("SELECT length(SpanAttributes['huge']) FROM {} WHERE mapContains(SpanAttributes, 'huge')", orrery_store::SPANS_TABLE))
         .fetch_one()
         .await
         .unwrap();

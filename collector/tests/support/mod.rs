@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use orrery_collector::{CollectorArgs, Running};
-use orrery_store::{ClickHouseArgs, SpanRow};
+use orrery_store::{ClickHouseArgs, SPANS_TABLE, SpanRow};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -72,7 +72,9 @@ impl Collector {
 pub async fn rows(ch: &ClickHouseArgs, service: &str) -> Vec<SpanRow> {
     let mut rows: Vec<SpanRow> = ch
         .client()
-        .query("SELECT ?fields FROM otel_traces WHERE ServiceName = ? ORDER BY SpanId")
+        .query(&format!(
+            "SELECT ?fields FROM {SPANS_TABLE} WHERE ServiceName = ? ORDER BY SpanId"
+        ))
         .bind(service)
         .fetch_all()
         .await
@@ -84,7 +86,7 @@ pub async fn rows(ch: &ClickHouseArgs, service: &str) -> Vec<SpanRow> {
 pub async fn count(ch: &ClickHouseArgs, sql_where: &str) -> u64 {
     ch.client()
         .query(&format!(
-            "SELECT count() FROM otel_traces WHERE {sql_where}"
+            "SELECT count() FROM {SPANS_TABLE} WHERE {sql_where}"
         ))
         .fetch_one()
         .await
@@ -100,7 +102,7 @@ pub async fn wait_count(ch: &ClickHouseArgs, sql_where: &str, want: u64, within:
         if let Ok(got) = ch
             .client()
             .query(&format!(
-                "SELECT count() FROM otel_traces WHERE {sql_where}"
+                "SELECT count() FROM {SPANS_TABLE} WHERE {sql_where}"
             ))
             .fetch_one::<u64>()
             .await
@@ -249,7 +251,9 @@ pub async fn send_until_acked(http: &reqwest::Client, base: &str, body: Vec<u8>)
 /// `count()` and `uniqExact(SpanId)` of the spans table.
 pub async fn count_and_unique(ch: &ClickHouseArgs) -> (u64, u64) {
     ch.client()
-        .query("SELECT count(), uniqExact(SpanId) FROM otel_traces")
+        .query(&format!(
+            "SELECT count(), uniqExact(SpanId) FROM {SPANS_TABLE}"
+        ))
         .fetch_one()
         .await
         .expect("count")
