@@ -13,13 +13,68 @@ use serde::{Deserialize, Serialize};
 use crate::{DataQuality, Edge, Graph, Health, Metrics, Node, WhatsWrong, Window};
 
 /// New metrics (and the health they give) of a node or edge whose other fields are unchanged:
-/// the common case on a busy map, where every rate moves every tick.
+/// the common case on a busy map, where every rate moves every tick (a live window's rates
+/// change with its length even without new calls). On the wire it is an array without field
+/// names, `[id, requests, errors, rps, error_rate, p50_ms, p95_ms, p99_ms, avg_ms, health]`,
+/// which makes a busy map's delta ~40% smaller than objects would.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
-#[serde(default)]
+#[serde(into = "MetricsRow", from = "MetricsRow")]
 pub struct MetricsUpdate {
     pub id: String,
     pub metrics: Metrics,
     pub health: Health,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MetricsRow(String, u64, u64, f64, f64, f64, f64, f64, f64, Health);
+
+impl From<MetricsUpdate> for MetricsRow {
+    fn from(u: MetricsUpdate) -> Self {
+        let m = u.metrics;
+        MetricsRow(
+            u.id,
+            m.requests,
+            m.errors,
+            m.rps,
+            m.error_rate,
+            m.p50_ms,
+            m.p95_ms,
+            m.p99_ms,
+            m.avg_ms,
+            u.health,
+        )
+    }
+}
+
+impl From<MetricsRow> for MetricsUpdate {
+    fn from(r: MetricsRow) -> Self {
+        let MetricsRow(
+            id,
+            requests,
+            errors,
+            rps,
+            error_rate,
+            p50_ms,
+            p95_ms,
+            p99_ms,
+            avg_ms,
+            health,
+        ) = r;
+        MetricsUpdate {
+            id,
+            metrics: Metrics {
+                requests,
+                errors,
+                rps,
+                error_rate,
+                p50_ms,
+                p95_ms,
+                p99_ms,
+                avg_ms,
+            },
+            health,
+        }
+    }
 }
 
 /// What changed in a list of nodes or edges (each identified by its `id`).
@@ -358,6 +413,30 @@ mod tests {
         assert!(apply(&mut other, &d).is_err());
         let mut has_c = graph(vec![node("a", 1), node("b", 1), node("c", 1)], vec![], 1);
         assert!(apply(&mut has_c, &d).unwrap_err().contains("already"));
+    }
+
+    #[test]
+    fn a_metrics_update_is_a_compact_exact_array() {
+        let u = MetricsUpdate {
+            id: "a->b".into(),
+            metrics: Metrics {
+                requests: 3,
+                errors: 1,
+                rps: 0.1 + 0.2,
+                error_rate: 1.0 / 3.0,
+                p50_ms: 1.5,
+                p95_ms: 2.0,
+                p99_ms: 1e-9,
+                avg_ms: 7.25,
+            },
+            health: Health::Danger,
+        };
+        let json = serde_json::to_string(&u).unwrap();
+        assert_eq!(
+            json,
+            r#"["a->b",3,1,0.30000000000000004,0.3333333333333333,1.5,2.0,1e-9,7.25,"danger"]"#
+        );
+        assert_eq!(serde_json::from_str::<MetricsUpdate>(&json).unwrap(), u);
     }
 
     #[test]
