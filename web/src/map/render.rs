@@ -394,12 +394,18 @@ impl Renderer {
         }
     }
 
-    /// `data-geometry` on the overlay: the viewport, every node's centre and drawn radius and
-    /// every drawn label box, in CSS px (what the browser tests measure legibility on).
+    /// `data-geometry` on the overlay: the scene version (one per graph applied), the viewport,
+    /// every node's centre and drawn radius and every drawn label box with its text, in CSS px
+    /// (what the browser tests measure legibility on).
     fn publish_geometry(&self, s: &Scene, t: f64, w: f32, h: f32) {
         use std::fmt::Write as _;
         let (cam, dpr) = (self.camera, self.dpr);
-        let mut out = format!(r#"{{"w":{:.1},"h":{:.1},"nodes":["#, w / dpr, h / dpr);
+        let mut out = format!(
+            r#"{{"version":{},"w":{:.1},"h":{:.1},"nodes":["#,
+            self.scene_version,
+            w / dpr,
+            h / dpr
+        );
         for i in 0..s.graph.nodes.len() {
             let (x, y) = world_to_screen(cam, dpr, w, h, s.pos_at(i, t));
             let r = (s.radius[i] * cam.zoom).max(3.0);
@@ -445,13 +451,15 @@ impl Renderer {
             y1 = y1.max(p.y);
         }
         let (w, h) = self.size_css();
-        // Leave room for node radii, labels and the corner panels.
-        let zoom = ((w * 0.85 - 100.0).max(100.0) / (x1 - x0 + 1.0))
-            .min((h * 0.75 - 100.0).max(100.0) / (y1 - y0 + 1.0))
-            .clamp(0.02, 2.0);
+        let (zoom, cy) = fit_zoom(
+            w,
+            h,
+            (x0, y0, x1, y1),
+            s.radius.iter().fold(0.0, |m, r| m.max(*r)),
+        );
         self.camera = Camera {
             cx: (x0 + x1) / 2.0,
-            cy: (y0 + y1) / 2.0,
+            cy,
             zoom,
         };
     }
@@ -497,6 +505,19 @@ impl Renderer {
         }
         best.map(|(_, e)| Hit::Edge(e))
     }
+}
+
+/// The zoom (and centre y) at which the node box `b` fills a `w`×`h` CSS-px canvas: every node
+/// disc inside it (the box grows by the largest radius), a margin of 30 px on the sides for the
+/// half-widths of edge labels and 24 px below for the bottom row's names. The panels sit beside
+/// the canvas, so the whole canvas is the map's.
+pub fn fit_zoom(w: f32, h: f32, b: (f32, f32, f32, f32), max_r: f32) -> (f32, f32) {
+    let (dx, dy) = (b.2 - b.0 + 2.0 * max_r + 1.0, b.3 - b.1 + 2.0 * max_r + 1.0);
+    let zoom = ((w - 60.0).max(80.0) / dx)
+        .min((h - 40.0).max(80.0) / dy)
+        .clamp(0.02, 2.0);
+    // Centred, shifted up by half the room kept for the labels under the bottom row.
+    (zoom, (b.1 + b.3) / 2.0 + 8.0 / zoom)
 }
 
 fn now_ms() -> f64 {
