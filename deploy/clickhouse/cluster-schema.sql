@@ -747,3 +747,24 @@ DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery SYNC;
 CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery AS orrery.otel_traces_trace_id_ts_local
 ENGINE = Distributed('orrery', 'orrery', 'otel_traces_trace_id_ts_local', cityHash64(TraceId));
 
+CREATE TABLE IF NOT EXISTS orrery.orrery_check_events_local ON CLUSTER orrery (
+    Rule String,
+    At DateTime64(3) CODEC(Delta, ZSTD(1)),
+    Verdict LowCardinality(String),
+    Firing UInt8,
+    Since DateTime64(3),
+    Reason String CODEC(ZSTD(1)),
+    Subject String CODEC(ZSTD(1)),
+    Requests UInt64,
+    ErrorRate Float64,
+    P95Ms Float64,
+    P99Ms Float64,
+    Replica LowCardinality(String)
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_check_events_local', '{replica}')
+PARTITION BY toYYYYMM(At)
+ORDER BY (Rule, At)
+TTL toDateTime(At) + toIntervalDay(90);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_check_events ON CLUSTER orrery AS orrery.orrery_check_events_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_check_events_local', cityHash64(Rule));
+

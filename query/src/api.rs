@@ -46,6 +46,10 @@ pub fn router(state: AppState) -> Router {
             "/orrery/api/checks/last-seen",
             get(crate::checks::stale::handler),
         )
+        .route(
+            "/orrery/api/checks/history",
+            get(crate::checks::history::handler),
+        )
         .merge(jaeger::routes())
         .route("/metrics", get(mw::metrics_handler))
         .route("/orrery/api/{*rest}", get(api_not_found))

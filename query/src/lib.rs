@@ -148,6 +148,11 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_GRAPH_ALERTMANAGER_URL", value_delimiter = ',')]
     pub graph_alertmanager_url: Vec<String>,
 
+    /// Plain webhook URLs (comma-separated) POSTed one JSON object per --graph-rules rule that
+    /// starts or stops firing (docs/checks.md has the shape).
+    #[arg(long, env = "ORRERY_GRAPH_WEBHOOK_URL", value_delimiter = ',')]
+    pub graph_webhook_url: Vec<String>,
+
     #[arg(skip)]
     pub graph_checks: checks::server::Checks,
 }
@@ -177,6 +182,7 @@ impl Default for GraphArgs {
             graph_rules: None,
             graph_rules_interval: Duration::from_secs(30),
             graph_alertmanager_url: Vec::new(),
+            graph_webhook_url: Vec::new(),
             graph_checks: Default::default(),
         }
     }
@@ -257,9 +263,9 @@ fn start_checks(
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let g = &args.graph;
     let Some(path) = &g.graph_rules else {
-        if !g.graph_alertmanager_url.is_empty() {
+        if !g.graph_alertmanager_url.is_empty() || !g.graph_webhook_url.is_empty() {
             anyhow::bail!(
-                "--graph-alertmanager-url needs --graph-rules <file>: there is nothing to alert on"
+                "--graph-alertmanager-url and --graph-webhook-url need --graph-rules <file>: there is nothing to alert on"
             );
         }
         return Ok(None);

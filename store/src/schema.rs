@@ -16,7 +16,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::ClickHouseArgs;
 
+mod checks;
 mod exporter;
+pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
 
 /// Where a schema is created: database, retention, optional cluster.
@@ -189,6 +191,13 @@ pub fn migrations() -> &'static [Migration] {
             version: 8,
             name: "the materialized views' tables deduplicate retried inserts too",
             statements: v8_view_insert_dedup,
+            verify: None,
+            scratch: None,
+        },
+        Migration {
+            version: 9,
+            name: "check rule state and history (orrery_check_events)",
+            statements: checks::check_events,
             verify: None,
             scratch: None,
         },

@@ -383,12 +383,16 @@ async fn each_orrery_role_has_its_own_least_privilege_clickhouse_user() {
     let writes = with_local(writes);
     assert_eq!(granted_tables(&collector, "INSERT"), writes);
 
-    // Query: reads the database; writes exactly the rollup tables query/src/rollup.rs fills.
+    // Query: reads the database; writes exactly the rollup tables query/src/rollup.rs fills
+    // and the check history query/src/checks/history.rs records.
     let query = grants(users_body, "orrery_query");
     assert!(query.contains(&"GRANT SELECT ON orrery.*".to_string()));
-    let rollups = inserted_tables(&read("query/src/rollup.rs"));
+    let mut rollups = inserted_tables(&read("query/src/rollup.rs"));
     assert!(rollups.len() >= 5, "{rollups:?}");
     assert!(rollups.iter().all(|t| t.starts_with("orrery_graph_")));
+    let checks = inserted_tables(&read("query/src/checks/history.rs"));
+    assert_eq!(checks, BTreeSet::from(["orrery_check_events".to_string()]));
+    rollups.extend(checks);
     let rollups = with_local(rollups);
     assert_eq!(granted_tables(&query, "INSERT"), rollups);
     assert_eq!(query.len(), 1 + rollups.len(), "nothing else: {query:?}");

@@ -5,6 +5,7 @@
 //! build for wasm32.
 
 pub mod api;
+pub mod checks;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 #[cfg(target_arch = "wasm32")]

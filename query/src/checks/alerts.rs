@@ -94,3 +94,50 @@ pub async fn send(client: &reqwest::Client, urls: &[String], alerts: &[Value]) {
         }
     }
 }
+
+/// One plain-webhook notification (`--graph-webhook-url`): a rule started (`firing`) or
+/// stopped (`resolved`) firing. Sent once per change, unlike Alertmanager's re-sends, because a
+/// plain receiver (a chat hook, a ticket system) has no deduplication of its own; which replica
+/// sends it is decided through the shared history (`history::webhook_due`).
+pub fn webhook_note(s: &RuleState, e: &super::history::Event) -> Value {
+    json!({
+        "source": "orrery",
+        "status": if e.firing == 1 { "firing" } else { "resolved" },
+        "rule": s.rule,
+        "kind": s.kind,
+        "labels": s.labels,
+        "description": s.description,
+        "verdict": e.verdict,
+        "reason": e.reason,
+        "measured": {
+            "subject": e.subject,
+            "requests": e.requests,
+            "error_rate": e.error_rate,
+            "p95_ms": e.p95_ms,
+            "p99_ms": e.p99_ms,
+        },
+        "since": rfc3339(e.since_ms),
+        "at": rfc3339(e.at_ms),
+    })
+}
+
+/// Posts each notification to every webhook URL (10 s timeout each); failures are logged.
+pub async fn send_webhook(client: &reqwest::Client, urls: &[String], notes: &[Value]) {
+    for note in notes {
+        for url in urls {
+            match client
+                .post(url)
+                .timeout(Duration::from_secs(10))
+                .json(note)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    tracing::warn!(%url, status = %r.status(), "the check webhook refused a notification")
+                }
+                Err(e) => tracing::warn!(%url, error = %e, "could not reach the check webhook"),
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod canary;
 pub mod eval;
+pub mod history;
 pub mod rules;
 pub mod selector;
 pub mod server;
@@ -12,5 +13,7 @@ pub mod stale;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_history;
 #[cfg(test)]
 mod tests_kinds;

@@ -3,8 +3,9 @@
 //! API's numbers, through the same rollups and cache), and `/orrery/api/checks` lists every
 //! rule's state — verdict, since when, the measured values — for the map's notices.
 //!
-//! State is per replica and in memory (a restart re-evaluates within one interval); keeping
-//! history in ClickHouse and sending alerts are not built yet (docs/checks.md, "Not done").
+//! Each rule's state (verdict, firing, since when) is shared through ClickHouse (`history`):
+//! replicas agree on it and a restart continues from it. Firing rules go to Alertmanager
+//! (`alerts`) and to a plain webhook.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use crate::GraphArgs;
 use crate::graph::{self, GraphRequest, Level};
 
 /// One rule's current state.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct RuleState {
     pub rule: String,
     pub kind: &'static str,
@@ -270,14 +271,78 @@ pub async fn run(
 ) {
     let http = reqwest::Client::new();
     let mut posting: Option<tokio::task::JoinHandle<()>> = None;
+    let replica = super::history::replica_name();
+    let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+    let mut history_ok = true;
+    let start_ms = crate::now_ns() / 1_000_000;
+    let mut notified = HashMap::new();
+    let (webhook, mut webhook_rx) = tokio::sync::mpsc::channel::<Vec<serde_json::Value>>(64);
+    let hook = {
+        let (http, urls) = (http.clone(), s.graph_webhook_url.clone());
+        tokio::spawn(async move {
+            while let Some(notes) = webhook_rx.recv().await {
+                super::alerts::send_webhook(&http, &urls, &notes).await;
+            }
+        })
+    };
     tracing::info!(rules = rules.len(), interval = %humantime::format_duration(interval), "evaluating check rules");
     loop {
         let now = crate::now_ns();
         let results = evaluate_all(&client, &s, &rules, now).await;
-        let prev = s.graph_checks.snapshot();
+        // The state every replica shares (and a restart continues from) is the history's latest
+        // row per rule; this replica's memory only when ClickHouse cannot be read.
+        let own = s.graph_checks.snapshot();
+        let latest = match super::history::latest(&client, &names).await {
+            Ok(latest) => {
+                if !history_ok {
+                    tracing::info!("check history readable again");
+                    history_ok = true;
+                }
+                Some(latest)
+            }
+            Err(e) => {
+                if history_ok {
+                    tracing::warn!(error = %format!("{e:#}"), "could not read the check history: going on from this replica's memory");
+                    history_ok = false;
+                }
+                None
+            }
+        };
+        let prev = match &latest {
+            Some(l) => super::history::shared_board(own.as_ref(), l),
+            None => own,
+        };
         let board = fold(prev.as_ref(), &rules, results, now / 1_000_000, interval);
+        let events = super::history::changes(prev.as_ref(), &board, &replica);
+        if let Err(e) = super::history::record(&client, &events).await {
+            tracing::warn!(error = %format!("{e:#}"), changes = events.len(), "could not record check state changes");
+        }
         let alerts = super::alerts::payload(prev.as_ref(), &board);
+        // The plain webhook hears of a change from the replica that won it in the shared
+        // history: after recording, the history is read again and only the run's winner (the
+        // earliest row) notifies.
+        let runs = if events.is_empty() {
+            latest
+        } else {
+            super::history::latest(&client, &names)
+                .await
+                .ok()
+                .or(latest)
+        };
+        let notes = match &runs {
+            Some(l) => super::history::webhook_due(l, &board, &replica, start_ms, &mut notified),
+            None => Vec::new(),
+        };
         s.graph_checks.set(board);
+        if !notes.is_empty() && !s.graph_webhook_url.is_empty() {
+            // A change is sent once, so it is queued (bounded) rather than skipped when the
+            // previous post is still out.
+            if webhook.try_send(notes).is_err() {
+                tracing::warn!(
+                    "check webhook queue full (webhook hung?): dropped this round's notifications"
+                );
+            }
+        }
         // Posts run beside the evaluation, one batch at a time: a slow or hung Alertmanager
         // neither delays the verdicts nor piles up posts. A batch skipped while the previous one
         // is still out loses nothing lasting: firing alerts are re-sent next time, and a skipped
@@ -297,6 +362,7 @@ pub async fn run(
                 if let Some(p) = posting {
                     p.abort();
                 }
+                hook.abort();
                 return;
             }
             _ = tokio::time::sleep(interval) => {}
