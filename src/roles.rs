@@ -127,6 +127,15 @@ async fn all_in_one(
             ui = %args.query.query_addr,
             "orrery all-in-one starting"
         );
+        // The UI's empty map shows where to send spans: this instance's own collector.
+        let mut query_args = args.query;
+        let graph = &mut query_args.graph;
+        graph
+            .ui_otlp_grpc_endpoint
+            .get_or_insert_with(|| format!("http://{}", args.collector.otlp_grpc_addr));
+        graph
+            .ui_otlp_http_endpoint
+            .get_or_insert_with(|| format!("http://{}", args.collector.otlp_http_addr));
         let mut collector_args = args.collector;
         collector_args.engine_health = embedded.as_ref().map(|e| e.health());
         // The spool lives with the rest of this instance's data.
@@ -138,7 +147,7 @@ async fn all_in_one(
             ch.clone(),
             shutdown.clone(),
         ));
-        let query = tokio::spawn(orrery_query::run(args.query, ch.clone(), shutdown.clone()));
+        let query = tokio::spawn(orrery_query::run(query_args, ch.clone(), shutdown.clone()));
         // If either half stops, stop the other too, then report the first error.
         let (c, q) = tokio::join!(
             async {

@@ -104,6 +104,8 @@ async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
         "region_attributes": g.graph_region_attributes,
         "default_since": "5m",
         "stream_interval": humantime::format_duration(g.graph_stream_interval).to_string(),
+        // What the UI's empty map tells users to point their exporters at (null: unknown).
+        "otlp": { "grpc": g.ui_otlp_grpc_endpoint, "http": g.ui_otlp_http_endpoint },
     }))
 }
 

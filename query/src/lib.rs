@@ -129,6 +129,18 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_GRAPH_CACHE_ENTRIES", default_value_t = 16)]
     pub graph_cache_entries: usize,
 
+    /// The collector's OTLP/gRPC endpoint as the UI's empty map tells users to set
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://collector.example:4317`); `all-in-one` and
+    /// `demo` fill it in from their own collector. Unset: the UI shows port 4317 on the page's
+    /// host. It sits with the graph settings because `/orrery/api/config` serves them together.
+    #[arg(long, env = "ORRERY_UI_OTLP_GRPC_ENDPOINT")]
+    pub ui_otlp_grpc_endpoint: Option<String>,
+
+    /// The collector's OTLP/HTTP endpoint for the same empty-map hint (default: port 4318 on
+    /// the page's host; `all-in-one` fills it in).
+    #[arg(long, env = "ORRERY_UI_OTLP_HTTP_ENDPOINT")]
+    pub ui_otlp_http_endpoint: Option<String>,
+
     #[arg(skip)]
     pub graph_cache: graph::cache::RolledCache,
 
@@ -178,6 +190,8 @@ impl Default for GraphArgs {
             graph_p95_danger_ms: 2000.0,
             graph_stream_interval: Duration::from_secs(5),
             graph_cache_entries: 16,
+            ui_otlp_grpc_endpoint: None,
+            ui_otlp_http_endpoint: None,
             graph_cache: Default::default(),
             graph_rules: None,
             graph_rules_interval: Duration::from_secs(30),

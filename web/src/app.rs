@@ -7,6 +7,7 @@ mod map_data;
 mod map_frame;
 mod map_input;
 mod map_view;
+mod onboarding;
 mod panels;
 mod replay_bar;
 
@@ -87,6 +88,8 @@ fn App() -> impl IntoView {
     // Only a change of view rebuilds the page; filters and navigation within a view do not.
     let view_name = Memo::new(move |_| state.get().view);
     let go = move |view: &'static str| state.update(|s| s.view = view.to_string());
+    let help = onboarding::Help(RwSignal::new(false));
+    onboarding::install_help_keys(help);
     view! {
         <div class="app" class:kiosk=kiosk>
             // While the sign-in dialog is open the rest of the page is inert (no focus, no
@@ -118,11 +121,15 @@ fn App() -> impl IntoView {
                     view! { <span data-testid="fixed-window">{format!("fixed {} → {}", fmt_ms(&s.start), fmt_ms(&s.end))}</span>
                         " "<button on:click=move |_| state.update(|s| { s.start.clear(); s.end.clear(); s.replay.clear(); })>"back to live"</button> }.into_any()
                 }}}
+                <button class="help-button" data-testid="help-button" aria-haspopup="dialog"
+                    aria-expanded=move || help.0.get().to_string() title="keyboard and mouse controls (?)"
+                    aria-label="help: keyboard and mouse controls" on:click=move |_| help.0.update(|o| *o = !*o)>"?"</button>
                 {move || auth.signed_in.get().then(|| view! {
                     <button class="sign-out" data-testid="sign-out" title="forget this tab's API token"
                         on:click=move |_| crate::auth::sign_out()>"sign out"</button> })}
             </header>
             <SignIn />
+            <onboarding::HelpOverlay help=help />
             // A sign-in or sign-out (the auth epoch) rebuilds the view: every request of it is
             // made again with the new credentials, and the live stream reopened.
             <div class="view" inert=move || auth.prompt.get().is_some()>
@@ -197,7 +204,6 @@ fn SignIn() -> impl IntoView {
         })
     }
 }
-
 
 /// Seconds in a `since` value like `90s`, `5m`, `1h`, `2d` (default 5 minutes).
 fn parse_since(s: &str) -> i64 {

@@ -29,6 +29,9 @@ pub struct UrlState {
     /// Namespaces expanded into their services at the region level (`ns=a,b`); the others
     /// are drawn as one node each.
     pub ns: String,
+    /// How the region map groups services (`group=namespace|none`; absent = automatic: see
+    /// `namespaces::should_collapse`).
+    pub group: String,
     /// The second trace of a comparison (`view=compare&trace=A&compare=B`).
     pub compare: String,
 }
@@ -59,6 +62,7 @@ impl UrlState {
             replay: g("replay", ""),
             edge: g("edge", ""),
             ns: g("ns", ""),
+            group: g("group", ""),
             compare: g("compare", ""),
         }
     }
@@ -101,6 +105,9 @@ impl UrlState {
         }
         if self.view == "map" && self.level == "region" && !self.ns.is_empty() {
             q.push(format!("ns={}", enc(&self.ns)));
+        }
+        if self.view == "map" && !self.group.is_empty() {
+            q.push(format!("group={}", enc(&self.group)));
         }
         if self.view == "map" && !self.edge.is_empty() {
             q.push(format!("edge={}", enc(&self.edge)));

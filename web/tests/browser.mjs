@@ -1,6 +1,6 @@
 // Drives headless Debian Chromium for the web UI's browser tests (tests/web_*.rs run this).
 //   node browser.mjs bench <dist-dir> <artifacts-dir> [query]   → prints the bench JSON
-//   node browser.mjs e2e|namespaces|auth|streamcap|bigtrace|traces <base-url> <artifacts-dir> <opts.json> → prints observations JSON
+//   node browser.mjs e2e|namespaces|auth|streamcap|bigtrace|traces|empty|mapux|chaos|crowded <base-url> <artifacts-dir> <opts.json> → prints observations JSON
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -71,8 +71,9 @@ async function bench() {
 
 if (mode === "bench") {
   await bench();
-} else if (["e2e", "bigtrace", "namespaces", "auth", "streamcap", "traces"].includes(mode)) {
-  const file = { namespaces: "./namespaces.mjs", auth: "./auth.mjs", streamcap: "./auth.mjs", traces: "./traces.mjs" }[mode] || "./e2e.mjs";
+} else if (["e2e", "bigtrace", "namespaces", "auth", "streamcap", "traces", "empty", "mapux", "chaos", "crowded"].includes(mode)) {
+  const file = { namespaces: "./namespaces.mjs", auth: "./auth.mjs", streamcap: "./auth.mjs", traces: "./traces.mjs",
+    empty: "./map_ux.mjs", mapux: "./map_ux.mjs", chaos: "./map_ux.mjs", crowded: "./map_ux.mjs" }[mode] || "./e2e.mjs";
   const mod = await import(file);
   const e2e = mod[mode];
   const { browser, userDataDir } = await launch();

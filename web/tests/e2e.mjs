@@ -49,8 +49,14 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.keyboard.press("Escape");
   await page.waitForFunction(() => !document.querySelector("[data-testid=node-panel]"), { timeout: 5000 });
 
-  // Drill down into checkout (double-click on the canvas), then back with Escape.
-  await page.mouse.click(box.x + pos[0], box.y + pos[1], { clickCount: 2 });
+  // Drill down into checkout (double-click on the canvas), then back with Escape. The closed
+  // panel gave the map its width back and the map was fitted again: read where checkout is now.
+  await page.waitForFunction((before) => {
+    const e = document.querySelector("[data-testid=map-nodes] li[data-node-id=checkout]");
+    return e && `${e.dataset.x},${e.dataset.y}` === before;
+  }, { timeout: 5000 }, `${pos[0]},${pos[1]}`).catch(() => {});
+  const pos2 = await page.$eval("[data-testid=map-nodes] li[data-node-id=checkout]", (e) => [Number(e.dataset.x), Number(e.dataset.y)]);
+  await page.mouse.click(box.x + pos2[0], box.y + pos2[1], { clickCount: 2 });
   await page.waitForSelector("[data-testid=focused]", { timeout: 20000 });
   out.focused = await page.$eval("[data-testid=focused]", (e) => e.textContent);
   out.focused_url = await page.evaluate(() => location.search);

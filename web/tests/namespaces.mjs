@@ -1,4 +1,5 @@
-// The browser half of tests/web_e2e.rs's namespace test: the region map at namespace zoom,
+// The browser half of tests/web_e2e.rs's namespace test: the region map at namespace zoom
+// (chosen with group=namespace),
 // expanding a namespace (double-click), the URL round trip and Escape zooming back out.
 import path from "node:path";
 
@@ -23,7 +24,9 @@ export async function namespaces(browser, base, artifacts, opts) {
   });
   const out = { log };
 
-  await page.goto(`${base}/?view=map&level=region&since=15m`, { waitUntil: "load" });
+  // Three services are legible expanded, so the automatic rule would not collapse them: the
+  // namespace level is asked for (`group=namespace`), as the grouping control does.
+  await page.goto(`${base}/?view=map&level=region&since=15m&group=namespace`, { waitUntil: "load" });
   await waitNodes(opts.collapsed);
   out.collapsed = await seen();
   await new Promise((r) => setTimeout(r, 1000));

@@ -2,7 +2,7 @@
 //! window changes), each graph applied through the filters and the namespace zoom to the
 //! layout, the scene and the GPU; and the URL following the open edge panel.
 
-use super::map_view::{Map, NodeItem, Shared, pins_key, storage};
+use super::map_view::{Map, MapState, NodeItem, Shared, pins_key, storage};
 use super::{Panel, flag, now_s};
 use crate::api::{Graph, GraphDiff};
 use crate::diff::{self, Marks};
@@ -24,6 +24,7 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         edges,
         meta,
         status,
+        empty,
         ..
     } = m;
     let Shared {
@@ -59,9 +60,13 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
             g.edges
                 .retain(|e| ids.contains(&e.source) && ids.contains(&e.target));
         }
-        // Namespace zoom (region level): unexpanded namespaces are one node each. Diff mode
-        // compares services, so it shows them all.
-        if g.level == "region" && !s.diff {
+        // Namespace zoom (region level): unexpanded namespaces are one node each, when the
+        // region is crowded (or the user asked for it). Diff mode compares services, so it
+        // shows them all.
+        if g.level == "region"
+            && !s.diff
+            && namespaces::should_collapse(&g, namespaces::Grouping::parse(&s.group))
+        {
             namespaces::collapse(&mut g, &namespaces::parse_expanded(&s.ns));
         }
         let marks = match (s.diff, added_edges.borrow().as_ref()) {
@@ -99,13 +104,12 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
                 .collect(),
         );
         meta.set((g.max_volume, g.data_quality.clone(), g.level.clone()));
-        let nothing = if s.replaying().is_some() {
-            "No traffic in this minute."
-        } else {
-            "No traffic in this window yet — send spans to the collector (OTLP :4317/:4318)."
-        };
-        status.set(if g.nodes.is_empty() {
-            nothing.into()
+        // An empty live window shows the onboarding (how to send spans); an empty replayed
+        // minute just says so.
+        let replaying = s.replaying().is_some();
+        empty.set(g.nodes.is_empty() && !replaying);
+        status.set(if g.nodes.is_empty() && replaying {
+            "No traffic in this minute.".into()
         } else {
             String::new()
         });
@@ -115,36 +119,37 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         m.renderer.upload(&m.scene);
         // Kiosk mode (wall displays) re-fits on every update: nobody is there to pan.
         if !m.fitted || flag("kiosk") {
-            m.renderer.fit(&m.scene);
-            m.fitted = true;
-            m.fit_zoom = m.renderer.camera.zoom;
+            m.fit();
         }
-        let cam = m.renderer.camera;
-        let (w, h) = m.renderer.size_css();
-        nodes.set(
-            m.scene
-                .graph
-                .nodes
-                .iter()
-                .zip(&m.scene.to)
-                .map(|(n, p)| NodeItem {
-                    id: n.id.clone(),
-                    name: n.name.clone(),
-                    health: if m.scene.marks.node_vanished(&n.id) {
-                        "vanished".into()
-                    } else {
-                        n.health.as_str().into()
-                    },
-                    kind: n.kind.clone(),
-                    namespace: n.namespace.clone().unwrap_or_default(),
-                    rps: n.metrics.rps,
-                    error_rate: n.metrics.error_rate,
-                    x: ((p.x - cam.cx) * cam.zoom + w / 2.0) as i32,
-                    y: ((p.y - cam.cy) * cam.zoom + h / 2.0) as i32,
-                })
-                .collect(),
-        );
+        nodes.set(node_items(m));
     }
+}
+
+/// The list mirroring the drawn nodes, with where each is on screen (CSS px in the canvas).
+pub(crate) fn node_items(m: &MapState) -> Vec<NodeItem> {
+    let cam = m.renderer.camera;
+    let (w, h) = m.renderer.size_css();
+    m.scene
+        .graph
+        .nodes
+        .iter()
+        .zip(&m.scene.to)
+        .map(|(n, p)| NodeItem {
+            id: n.id.clone(),
+            name: n.name.clone(),
+            health: if m.scene.marks.node_vanished(&n.id) {
+                "vanished".into()
+            } else {
+                n.health.as_str().into()
+            },
+            kind: n.kind.clone(),
+            namespace: n.namespace.clone().unwrap_or_default(),
+            rps: n.metrics.rps,
+            error_rate: n.metrics.error_rate,
+            x: ((p.x - cam.cx) * cam.zoom + w / 2.0) as i32,
+            y: ((p.y - cam.cy) * cam.zoom + h / 2.0) as i32,
+        })
+        .collect()
 }
 
 /// Fetches the graph whenever what it depends on changes, then follows the live stream.
@@ -180,6 +185,7 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                 s.min_rate,
                 s.live(),
                 s.ns.clone(),
+                s.group.clone(),
             )
         });
         let shown_view = Rc::new(RefCell::new(None::<String>));

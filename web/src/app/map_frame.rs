@@ -1,6 +1,7 @@
 //! The map's renderer and frame loop: created once the canvases exist, one
 //! `requestAnimationFrame` per frame until the view is gone; and the view's teardown.
 
+use super::map_data::node_items;
 use super::map_view::{Map, MapState, Shared};
 use super::{now_s, prefers_reduced_motion};
 use crate::layout::Layout;
@@ -18,6 +19,7 @@ pub(crate) fn install(m: Map, sh: &Shared) {
         canvas,
         overlay,
         backend,
+        nodes,
         ..
     } = m;
     {
@@ -52,6 +54,8 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                 layout_key: String::new(),
                 fitted: false,
                 fit_zoom: 1.0,
+                fit_size: (0.0, 0.0),
+                camera_moved: false,
                 drag: None,
                 pan: None,
                 source: None,
@@ -72,6 +76,19 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                             if m.renderer.size_css().0 > 0.0
                                 || canvas.get_untracked().is_some() =>
                         {
+                            // The free area changed (a panel opened or closed, the window
+                            // was resized): fit the map into it again, unless the user has
+                            // moved the camera since the last fit.
+                            let size = m.renderer.size_css();
+                            if m.fitted
+                                && !m.camera_moved
+                                && size.0 > 0.0
+                                && size != m.fit_size
+                                && !m.scene.graph.nodes.is_empty()
+                            {
+                                m.fit();
+                                let _ = nodes.try_set(node_items(m));
+                            }
                             let MapState {
                                 renderer, scene, ..
                             } = m;

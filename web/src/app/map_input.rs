@@ -56,6 +56,7 @@ pub(crate) fn install_keys(m: Map) {
         Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(move |ev: web_sys::KeyboardEvent| {
             // Keys typed in the (modal) sign-in dialog are not for the map behind it.
             if ev.key() == "Escape"
+                && !ev.default_prevented()
                 && state.get_untracked().view == "map"
                 && crate::auth::state().prompt.get_untracked().is_none()
             {
@@ -97,6 +98,7 @@ pub(crate) fn on_move(m: Map, sh: &Shared) -> impl FnMut(web_sys::MouseEvent) + 
         }
         if let Some((px, py)) = m.pan {
             let z = m.renderer.camera.zoom;
+            m.camera_moved = true;
             m.renderer.camera.cx -= (x - px) / z;
             m.renderer.camera.cy -= (y - py) / z;
             m.pan = Some((x, y));
@@ -141,6 +143,7 @@ pub(crate) fn on_down(m: Map, sh: &Shared) -> impl FnMut(web_sys::MouseEvent) + 
 pub(crate) fn on_up(m: Map, sh: &Shared) -> impl FnMut(web_sys::MouseEvent) + 'static + use<> {
     let Map { panel, .. } = m;
     let ms = sh.ms.clone();
+    let pending = sh.pending_click.clone();
     move |ev: web_sys::MouseEvent| {
         let (x, y) = xy(&ev);
         let mut b = ms.borrow_mut();
@@ -154,27 +157,51 @@ pub(crate) fn on_up(m: Map, sh: &Shared) -> impl FnMut(web_sys::MouseEvent) + 's
             return;
         }
         let _ = panned;
-        match m.renderer.pick(&m.scene, x, y, now_s()) {
+        let open = match m.renderer.pick(&m.scene, x, y, now_s()) {
             Some(Hit::Node(i)) => {
                 let n = &m.scene.graph.nodes[i];
                 m.scene.selected = Some(n.id.clone());
                 m.renderer.upload(&m.scene);
-                panel.set(Panel::Node(n.id.clone()));
+                Panel::Node(n.id.clone())
             }
             Some(Hit::Edge(e)) => {
                 let e = &m.scene.graph.edges[e];
-                panel.set(Panel::Edge(e.source.clone(), e.target.clone()));
+                Panel::Edge(e.source.clone(), e.target.clone())
             }
-            None => {}
+            None => return,
+        };
+        // The panel opens beside the map, which is then fitted into the narrower area: were it
+        // opened at once, the second click of a double-click would land on a moved map. So it
+        // waits out the double-click interval (a double-click cancels it and drills down).
+        if let Some(h) = pending.take() {
+            h.clear();
+        }
+        if ev.detail() < 2 {
+            pending.set(
+                set_timeout_with_handle(
+                    move || {
+                        let _ = panel.try_set(open);
+                    },
+                    std::time::Duration::from_millis(CLICK_DELAY_MS),
+                )
+                .ok(),
+            );
         }
     }
 }
+
+/// How long a click on the canvas waits for a second click before opening its panel.
+const CLICK_DELAY_MS: u64 = 300;
 
 /// Double-click drills down into the node under the pointer.
 pub(crate) fn on_dbl(m: Map, sh: &Shared) -> impl FnMut(web_sys::MouseEvent) + 'static + use<> {
     let Map { state, .. } = m;
     let ms = sh.ms.clone();
+    let pending = sh.pending_click.clone();
     move |ev: web_sys::MouseEvent| {
+        if let Some(h) = pending.take() {
+            h.clear();
+        }
         let (x, y) = xy(&ev);
         let hit = {
             let b = ms.borrow();
@@ -205,6 +232,7 @@ pub(crate) fn on_wheel(m: Map, sh: &Shared) -> impl FnMut(web_sys::WheelEvent) +
             let (x, y) = (ev.offset_x() as f32, ev.offset_y() as f32);
             let before = m.renderer.screen_to_world(x, y);
             let k = (-ev.delta_y() as f32 * 0.0015).exp();
+            m.camera_moved = true;
             m.renderer.camera.zoom = (m.renderer.camera.zoom * k).clamp(0.01, 8.0);
             let after = m.renderer.screen_to_world(x, y);
             m.renderer.camera.cx += before.x - after.x;
@@ -243,6 +271,7 @@ pub(crate) fn do_locate(m: Map, sh: &Shared) -> impl Fn() + Clone + 'static + us
             .position(|n| n.name.to_lowercase().contains(&q));
         if let Some(i) = found {
             let p: Pos = m.scene.to[i];
+            m.camera_moved = true;
             m.renderer.camera.cx = p.x;
             m.renderer.camera.cy = p.y;
             m.renderer.camera.zoom = m.renderer.camera.zoom.max(1.0);

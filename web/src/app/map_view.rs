@@ -3,6 +3,7 @@
 //! the node list that mirrors them, the legend, and the side panel.
 
 use super::map_input::{self, drill};
+use super::onboarding::EmptyState;
 use super::panels::{DiffPanel, Legend, SidePanel};
 use super::replay_bar::{self, ReplayBar};
 use super::{Panel, UrlState};
@@ -29,9 +30,25 @@ pub(crate) struct MapState {
     /// Camera zoom of the last fit: wheel-zooming in to `EXPAND_ZOOM` times it over a
     /// namespace node expands that namespace.
     pub(crate) fit_zoom: f32,
+    /// The canvas size (CSS px) at the last fit: when a panel opens or closes, the free area
+    /// changes and the map is fitted to it again — unless the user moved the camera.
+    pub(crate) fit_size: (f32, f32),
+    /// The user panned, zoomed or located since the last fit.
+    pub(crate) camera_moved: bool,
     pub(crate) drag: Option<(usize, bool)>,
     pub(crate) pan: Option<(f32, f32)>,
     pub(crate) source: Option<LiveStream>,
+}
+
+impl MapState {
+    /// Fits the camera to the scene in the canvas's current size.
+    pub(crate) fn fit(&mut self) {
+        self.renderer.fit(&self.scene);
+        self.fitted = true;
+        self.fit_zoom = self.renderer.camera.zoom;
+        self.fit_size = self.renderer.size_css();
+        self.camera_moved = false;
+    }
 }
 
 pub(crate) fn pins_key(s: &UrlState) -> String {
@@ -76,6 +93,10 @@ pub(crate) struct Map {
     pub(crate) diff: RwSignal<Option<Result<GraphDiff, String>>>,
     pub(crate) playing: RwSignal<bool>,
     pub(crate) speed: RwSignal<f64>,
+    /// The live window has no traffic: the onboarding (how to send spans) is shown.
+    pub(crate) empty: RwSignal<bool>,
+    /// The left column (service list, legend, data quality, diff) is open.
+    pub(crate) sidebar: RwSignal<bool>,
 }
 
 /// The map view's non-reactive state, shared by its closures.
@@ -93,6 +114,8 @@ pub(crate) struct Shared {
     /// False once this view is unmounted: the frame loop, stream and key handler then stop
     /// touching its (disposed) signals.
     pub(crate) alive: Rc<Cell<bool>>,
+    /// A click's panel, waiting out the double-click interval (see `map_input::on_up`).
+    pub(crate) pending_click: Rc<Cell<Option<TimeoutHandle>>>,
 }
 
 #[component]
@@ -113,6 +136,8 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         diff: RwSignal::new(None),
         playing: RwSignal::new(false),
         speed: RwSignal::new(4.0),
+        empty: RwSignal::new(false),
+        sidebar: RwSignal::new(true),
     };
     let sh = Shared {
         ms: Rc::new(RefCell::new(None)),
@@ -120,6 +145,7 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         fetch_gen: Rc::new(Cell::new(0)),
         busy: Rc::new(Cell::new(false)),
         alive: Rc::new(Cell::new(true)),
+        pending_click: Rc::default(),
     };
     super::map_frame::install(m, &sh);
     super::map_data::install(m, &sh);
@@ -140,6 +166,8 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         diff,
         playing,
         speed,
+        empty,
+        sidebar,
         ..
     } = m;
     let (on_move, on_down, on_up, on_dbl, on_wheel) = (
@@ -149,44 +177,107 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
         map_input::on_dbl(m, &sh),
         map_input::on_wheel(m, &sh),
     );
+    // Row of each node id in `nodes`, for the service list's per-row reactive figures.
+    let row = Memo::new(move |_| {
+        nodes.with(|ns| {
+            ns.iter()
+                .enumerate()
+                .map(|(i, n)| (n.id.clone(), i))
+                .collect::<std::collections::HashMap<_, _>>()
+        })
+    });
     let do_locate = map_input::do_locate(m, &sh);
     let unpin = map_input::unpin(m, &sh);
 
     view! {
-        <div class="breadcrumb" aria-label="breadcrumb">
-            <button on:click=move |_| state.update(|s| { s.level = "global".into(); s.region.clear(); s.focus.clear(); })>"Global"</button>
-            {move || { let s = state.get(); (s.level != "global").then(|| view! {
-                <span>"›"</span>
-                <button on:click=move |_| state.update(|s| { s.level = "region".into(); s.focus.clear(); })>
-                    {if s.region.is_empty() { "All regions".to_string() } else { s.region.clone() }}
-                </button>
-            })}}
-            {move || { let s = state.get(); (s.level == "focused").then(|| view! { <span>"›"</span><strong data-testid="focused">{s.focus.clone()}</strong> })}}
-            {move || { let s = state.get(); (s.level == "region" && !s.ns.is_empty()).then(|| view! {
-                <span>"›"</span><button data-testid="collapse-namespaces" on:click=move |_| state.update(|s| s.ns.clear())>
-                    {format!("namespaces {} (collapse)", s.ns)}</button> })}}
-            <span class="muted">" · Esc goes back · double-click drills down · drag pins a node"</span>
-            <input placeholder="locate a service" aria-label="locate a service" prop:value=move || locate.get()
-                on:input=move |ev| locate.set(event_target_value(&ev))
-                on:keydown={ let do_locate = do_locate.clone(); move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { do_locate() } } />
-            <label><input type="checkbox" prop:checked=move || state.get().errors_only on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.errors_only = c) } />" errors only"</label>
-            <label><input type="checkbox" prop:checked=move || state.get().hide_virtual on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.hide_virtual = c) } />" hide virtual"</label>
-            <label>" min rate "<input type="number" min="0" step="0.1" class="w-70" prop:value=move || state.get().min_rate.to_string()
-                on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
-            <label><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff vs previous window"</label>
-            <button on:click=unpin>"unpin all"</button>
+        // One line from 1280 px up: the breadcrumb on the left, the filters on the right;
+        // below that width the filters wrap under it as a whole.
+        <div class="breadcrumb map-bar" data-testid="map-bar">
+            <nav class="crumbs" aria-label="breadcrumb">
+                <button on:click=move |_| state.update(|s| { s.level = "global".into(); s.region.clear(); s.focus.clear(); })>"Global"</button>
+                {move || { let s = state.get(); (s.level != "global").then(|| view! {
+                    <span aria-hidden="true">"›"</span>
+                    <button on:click=move |_| state.update(|s| { s.level = "region".into(); s.focus.clear(); })>
+                        {if s.region.is_empty() { "All regions".to_string() } else { s.region.clone() }}
+                    </button>
+                })}}
+                {move || { let s = state.get(); (s.level == "focused").then(|| view! { <span aria-hidden="true">"›"</span><strong data-testid="focused">{s.focus.clone()}</strong> })}}
+                {move || { let s = state.get(); (s.level == "region" && !s.ns.is_empty()).then(|| view! {
+                    <span aria-hidden="true">"›"</span><button data-testid="collapse-namespaces" title="collapse the opened namespaces" on:click=move |_| state.update(|s| s.ns.clear())>
+                        {format!("{} ×", s.ns)}</button> })}}
+            </nav>
+            <div class="filters">
+                <input type="search" class="locate" placeholder="locate a service" aria-label="locate a service" prop:value=move || locate.get()
+                    on:input=move |ev| locate.set(event_target_value(&ev))
+                    on:keydown={ let do_locate = do_locate.clone(); move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { do_locate() } } />
+                <label title="only edges with errors"><input type="checkbox" prop:checked=move || state.get().errors_only on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.errors_only = c) } />" errors only"</label>
+                <label title="hide databases, caches and external peers"><input type="checkbox" prop:checked=move || state.get().hide_virtual on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.hide_virtual = c) } />" hide virtual"</label>
+                <label>"min rate "<input type="number" min="0" step="0.1" class="w-70" prop:value=move || state.get().min_rate.to_string()
+                    on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
+                <label title="compare with the previous window of the same length"><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff"</label>
+                <label>"group "<select data-testid="group" aria-label="group services" prop:value=move || state.get().group
+                    on:change=move |ev| { let v = event_target_value(&ev); state.update(|s| { s.group = v; s.ns.clear(); }) }>
+                    <option value="">"auto"</option>
+                    <option value="namespace">"namespaces"</option>
+                    <option value="none">"services"</option>
+                </select></label>
+                <button on:click=unpin title="forget the nodes dragged into place in this view">"unpin all"</button>
+            </div>
         </div>
         <ReplayBar state=state playing=playing speed=speed />
         <div class="main">
+            // The left column and the side panel sit beside the map, never over it: the canvas
+            // takes the free area and the map is fitted into it.
+            <div class="map-side" class:collapsed=move || !sidebar.get() data-testid="map-sidebar">
+                <button class="side-toggle" data-testid="sidebar-toggle" aria-controls="map-side-body"
+                    aria-expanded=move || sidebar.get().to_string()
+                    title=move || if sidebar.get() { "hide the service list" } else { "show the service list" }
+                    on:click=move |_| sidebar.update(|o| *o = !*o)>
+                    {move || if sidebar.get() { "◀ services" } else { "▶" }}</button>
+                <div id="map-side-body" class="map-side-body" hidden=move || !sidebar.get()>
+                    <ul class="node-list" data-testid="map-nodes" aria-label="services on the map">
+                        // Keyed by id, the figures and position reactive: a live update never
+                        // replaces the row, so keyboard focus stays on it.
+                        <For each=move || nodes.get() key=|n| n.id.clone() children=move |n| {
+                            let id = n.id.clone();
+                            let kind = n.kind.clone();
+                            let id2 = n.id.clone();
+                            let key = n.id.clone();
+                            let now = move |f: fn(&NodeItem) -> String| {
+                                let id = key.clone();
+                                move || row.with(|r| r.get(&id).copied()).and_then(|i| nodes.with(|ns| ns.get(i).map(f))).unwrap_or_default()
+                            };
+                            view! {
+                                <li tabindex="0" class=now(|n| n.health.clone()) data-node-id=n.id.clone() data-x=now(|n| n.x.to_string()) data-y=now(|n| n.y.to_string())
+                                    data-kind=n.kind.clone() data-health=now(|n| n.health.clone()) data-namespace=n.namespace.clone()
+                                    on:click={ let id = id.clone(); move |_| panel.set(Panel::Node(id.clone())) }
+                                    on:keydown={ let id = id.clone(); let kind = n.kind.clone(); move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+                                        // Keyboard: Enter opens the panel, Shift+Enter drills down.
+                                        "Enter" if ev.shift_key() => drill(state, id.clone(), kind.clone()),
+                                        "Enter" => panel.set(Panel::Node(id.clone())),
+                                        _ => {}
+                                    } }
+                                    on:dblclick=move |_| drill(state, id2.clone(), kind.clone())>
+                                    {now(|n| format!("{} · {} · {:.1}% err", n.name, fmt_rate(n.rps), n.error_rate * 100.0))}
+                                </li>
+                            }
+                        } />
+                    </ul>
+                    <Legend meta=meta />
+                    {move || diff.get().map(|d| view! { <DiffPanel diff=d /> })}
+                </div>
+            </div>
             <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
                 data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()
                 data-expanded=move || state.get().ns
+                data-grouped=move || nodes.with(|n| n.iter().any(|n| n.kind == "namespace")).to_string()
                 data-stream=move || match stream_state.get() { StreamState::Connecting => "connecting", StreamState::Live => "live", StreamState::Retrying { .. } => "retrying", StreamState::Unauthorized => "unauthorized" }>
-                <canvas node_ref=canvas tabindex="0" aria-label="service map"
+                <canvas node_ref=canvas tabindex="0" aria-label="service map (the list of services beside it has the same nodes)"
                     on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel
                     on:mouseleave=move |_| hover.set(None)></canvas>
-                <canvas node_ref=overlay class="overlay"></canvas>
+                <canvas node_ref=overlay class="overlay" aria-hidden="true"></canvas>
                 {move || (!status.get().is_empty()).then(|| view! { <div class="panel msg map-status" data-testid="map-status">{status.get()}</div> })}
+                {move || empty.get().then(|| view! { <EmptyState /> })}
                 {move || match stream_state.get() {
                     StreamState::Retrying { ms, error } => Some(view! { <div class="panel msg stream-status" role="status" data-testid="stream-status">
                         {format!("Live updates interrupted ({error}); reconnecting in {:.0} s…", f64::from(ms) / 1000.0)}</div> }.into_any()),
@@ -198,26 +289,6 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                         <strong>{title}</strong><div>{line}</div>
                     </div>
                 })}
-                <ul class="node-list panel" data-testid="map-nodes" aria-label="services on the map">
-                    <For each=move || nodes.get() key=|n| (n.id.clone(), n.health.clone(), n.x, n.y) children=move |n| {
-                        let id = n.id.clone();
-                        let kind = n.kind.clone();
-                        let id2 = n.id.clone();
-                        view! {
-                            <li tabindex="0" class=n.health.clone() data-node-id=n.id.clone() data-x=n.x data-y=n.y data-kind=n.kind.clone() data-health=n.health.clone() data-namespace=n.namespace.clone()
-                                on:click={ let id = id.clone(); move |_| panel.set(Panel::Node(id.clone())) }
-                                on:keydown={ let id = id.clone(); let kind = n.kind.clone(); move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
-                                    // Keyboard: Enter opens the panel, Shift+Enter drills down.
-                                    "Enter" if ev.shift_key() => drill(state, id.clone(), kind.clone()),
-                                    "Enter" => panel.set(Panel::Node(id.clone())),
-                                    _ => {}
-                                } }
-                                on:dblclick=move |_| drill(state, id2.clone(), kind.clone())>
-                                {format!("{} · {} · {:.1}% err", n.name, fmt_rate(n.rps), n.error_rate * 100.0)}
-                            </li>
-                        }
-                    } />
-                </ul>
                 <ul hidden data-testid="map-edges">
                     <For each=move || edges.get() key=|e| (e.0.clone(), e.1.clone(), e.2.clone()) children=move |e| {
                         let (s, t) = (e.0.clone(), e.1.clone());
@@ -228,8 +299,6 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                             on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))>{format!("{} -> {}", e.0, e.1)}</li> }
                     } />
                 </ul>
-                <Legend meta=meta />
-                {move || diff.get().map(|d| view! { <DiffPanel diff=d /> })}
             </div>
             <SidePanel panel=panel state=state />
         </div>
