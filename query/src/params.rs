@@ -136,14 +136,7 @@ pub fn span(start_ns: i64, end_ns: i64, now_ns: i64) -> Result<Span, String> {
 }
 
 pub fn level(q: &Query) -> Result<Level, String> {
-    match q.get("level").map(|s| s.as_str()).unwrap_or("region") {
-        "global" => Ok(Level::Global),
-        "region" | "" => Ok(Level::Region),
-        "focused" => Ok(Level::Focused),
-        other => Err(format!(
-            "level: {other:?} is not one of global, region, focused"
-        )),
-    }
+    q.get("level").map_or(Ok(Level::Region), |s| s.parse())
 }
 
 /// `application/x-www-form-urlencoded` pairs (repeated keys kept).

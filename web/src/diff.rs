@@ -67,11 +67,7 @@ pub fn merge(g: &mut Graph, d: &GraphDiff) -> Marks {
 }
 
 fn placeholder(id: &str, rank: u32) -> Node {
-    let kind = match id.split_once(':') {
-        _ if id == "INTERNET" => "entry",
-        Some((k @ ("database" | "queue" | "external" | "region"), _)) => k,
-        _ => "service",
-    };
+    let kind = crate::api::NodeId::parse(id).kind().as_str();
     Node {
         id: id.to_string(),
         name: id.to_string(),

@@ -10,7 +10,7 @@ use orrery_store::latency::Histogram as Latency;
 use serde::Deserialize;
 
 use super::fetch::{self, EdgeFilter, Grouping, NodeKey, Span};
-use super::{GraphRequest, Level, health, metrics, node_kind, window_json};
+use super::{EdgeId, GraphRequest, Level, NodeId, NodeKind, health, metrics, window_json};
 use crate::GraphArgs;
 use crate::model::{
     Edge, EdgeDetail, Exemplars, Histogram, Instance, NodeDetail, Operation, TraceRef,
@@ -102,9 +102,9 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
     if node.metrics.requests == 0 && !g.edges.iter().any(|e| e.source == id || e.target == id) {
         return Ok(None);
     }
-    let kind = node_kind(id);
+    let kind = NodeId::parse(id).kind();
     let operations = async {
-        if kind != "service" {
+        if kind != NodeKind::Service {
             return Ok(Vec::new());
         }
         let rows: Vec<OpBucketRow> = client
@@ -143,13 +143,13 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
 /// Latency of the calls a node served, from the same rollups as its metrics: a service's
 /// server/consumer spans (summed over its instances), a virtual node's incoming calls.
 async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<Histogram> {
-    let parts: Vec<Latency> = match node_kind(id) {
-        "service" => fetch::nodes(client, s, w, &NodeKey::Instances(id.to_string()))
+    let parts: Vec<Latency> = match NodeId::parse(id).kind() {
+        NodeKind::Service => fetch::nodes(client, s, w, &NodeKey::Instances(id.to_string()))
             .await?
             .into_iter()
             .map(|n| n.latency)
             .collect(),
-        "database" | "queue" | "external" => fetch::edges(
+        NodeKind::Database | NodeKind::Queue | NodeKind::External => fetch::edges(
             client,
             s,
             w,
@@ -309,10 +309,10 @@ pub async fn edge(
     let m = metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds);
     let median_ns = r.q.first().copied().unwrap_or(0.0) as i64;
     // The spans a call row stands for: the callee's, unless the callee is not instrumented.
-    let service = if node_kind(target) == "service" {
-        target
-    } else {
+    let service = if NodeId::parse(target).is_virtual() {
         source
+    } else {
+        target
     };
     let ops_q = bind_calls(
         client.query(&graph_rules::edge_operations_sql()),
@@ -331,9 +331,18 @@ pub async fn edge(
                 .context("edge operations")
         },
     )?;
+    let operations = operations(ops, seconds);
+    // The edge's counts come from rollups, which can outlive the call rows operations and
+    // exemplars are read from (or predate them): say so rather than show empty tables.
+    let notice = (operations.is_empty() && m.requests > 0).then(|| {
+        "operations and exemplar traces are not available for this window: its calls are no \
+         longer (or were never) in orrery_span_calls, which keeps calls as long as spans \
+         (--retention-days) from schema v4 on; the edge's numbers come from the rollups"
+            .to_string()
+    });
     Ok(Some(EdgeDetail {
         edge: Edge {
-            id: format!("{source}->{target}"),
+            id: EdgeId::new(source, target).to_string(),
             source: source.to_string(),
             target: target.to_string(),
             health: health(s, &m),
@@ -342,8 +351,9 @@ pub async fn edge(
         },
         window: window_json(w),
         histogram: display(&r.latency),
-        operations: operations(ops, seconds),
+        operations,
         exemplars,
+        notice,
     }))
 }
 

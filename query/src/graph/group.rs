@@ -13,11 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
-use orrery_store::graph_rules;
 use orrery_store::latency::Histogram;
 use serde::Deserialize;
 
-use super::{Span, health, metrics};
+use super::{EdgeId, NodeKind, Span, health, metrics};
 use crate::GraphArgs;
 use crate::model::{Edge, Graph, Node};
 
@@ -36,11 +35,11 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    /// The id prefix and node kind of this grouping's nodes.
-    pub fn prefix_and_kind(&self) -> (&'static str, &'static str) {
+    /// The kind of this grouping's nodes.
+    pub fn node_kind(&self) -> NodeKind {
         match self {
-            GroupBy::Namespace => ("namespace:", "namespace"),
-            GroupBy::Attr(_) => ("group:", "group"),
+            GroupBy::Namespace => NodeKind::Namespace,
+            GroupBy::Attr(_) => NodeKind::Group,
         }
     }
 }
@@ -200,15 +199,20 @@ pub fn apply(
     seconds: f64,
 ) {
     let Some(by) = &group.by else { return };
-    let (prefix, kind) = by.prefix_and_kind();
+    let kind = by.node_kind();
     // Node id → the group node id it is drawn as.
     let to_group: BTreeMap<String, (String, String)> = g
         .nodes
         .iter()
-        .filter(|n| n.kind == graph_rules::kind::SERVICE)
+        .filter(|n| n.node_kind() == Some(NodeKind::Service))
         .filter_map(|n| {
             let v = values.get(&n.id)?;
-            (!group.expand.contains(v)).then(|| (n.id.clone(), (format!("{prefix}{v}"), v.clone())))
+            (!group.expand.contains(v)).then(|| {
+                (
+                    n.id.clone(),
+                    (super::NodeId::new(kind, v.clone()).to_string(), v.clone()),
+                )
+            })
         })
         .collect();
     if to_group.is_empty() {
@@ -278,7 +282,7 @@ pub fn apply(
             }
             let m = sum.metrics(seconds);
             Edge {
-                id: format!("{a}->{b}"),
+                id: EdgeId::new(a.clone(), b.clone()).to_string(),
                 health: health(s, &m),
                 metrics: m,
                 in_cycle: es.iter().any(|e| e.in_cycle),

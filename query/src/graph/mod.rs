@@ -20,24 +20,7 @@ pub use fetch::Span;
 use fetch::{EdgeAgg, EdgeFilter, Grouping, NodeAgg, NodeKey};
 use orrery_store::latency::Histogram;
 
-pub const INTERNET: &str = "INTERNET";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Global,
-    Region,
-    Focused,
-}
-
-impl Level {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Level::Global => "global",
-            Level::Region => "region",
-            Level::Focused => "focused",
-        }
-    }
-}
+pub use orrery_api::{EdgeId, INTERNET, Level, NodeId, NodeKind, Quantiles};
 
 /// What graph to build.
 #[derive(Debug, Clone)]
@@ -67,8 +50,12 @@ pub fn metrics(
     q: &[f64],
     seconds: f64,
 ) -> Metrics {
-    let ms = |i: usize| q.get(i).copied().unwrap_or(0.0) / 1e6;
-    Metrics {
+    let q = if requests == 0 {
+        Quantiles::default()
+    } else {
+        Quantiles::from_ns(q)
+    };
+    let mut m = Metrics {
         requests,
         errors,
         rps: requests as f64 / seconds,
@@ -77,15 +64,15 @@ pub fn metrics(
         } else {
             errors as f64 / requests as f64
         },
-        p50_ms: if requests == 0 { 0.0 } else { ms(0) },
-        p95_ms: if requests == 0 { 0.0 } else { ms(1) },
-        p99_ms: if requests == 0 { 0.0 } else { ms(2) },
         avg_ms: if requests == 0 {
             0.0
         } else {
             duration_sum_ns as f64 / requests as f64 / 1e6
         },
-    }
+        ..Metrics::default()
+    };
+    m.set_quantiles(q);
+    m
 }
 
 pub fn health(s: &GraphArgs, m: &Metrics) -> Health {
@@ -101,37 +88,14 @@ pub fn health(s: &GraphArgs, m: &Metrics) -> Health {
     }
 }
 
-/// Node kind from a node id.
-pub fn node_kind(id: &str) -> &'static str {
-    if id == INTERNET {
-        "entry"
-    } else if id.starts_with("database:") {
-        "database"
-    } else if id.starts_with("queue:") {
-        "queue"
-    } else if id.starts_with("external:") {
-        "external"
-    } else if id.starts_with("region:") {
-        "region"
-    } else if id.starts_with("instance:") {
-        "instance"
-    } else {
-        "service"
-    }
+/// Node kind from a node id (`NodeId` is the one place that reads ids).
+pub fn node_kind(id: &str) -> NodeKind {
+    NodeId::parse(id).kind()
 }
 
-fn display_name(id: &str) -> String {
-    match node_kind(id) {
-        "service" | "entry" => id.to_string(),
-        _ => id
-            .split_once(':')
-            .map(|(_, n)| n.to_string())
-            .unwrap_or_default(),
-    }
-}
-
-fn is_virtual(kind: &str) -> bool {
-    matches!(kind, "database" | "queue" | "external")
+/// Whether a row's `CalleeKind` is a virtual callee's.
+fn is_virtual_row(kind: &str) -> bool {
+    orrery_store::graph_rules::kind::VIRTUAL.contains(&kind)
 }
 
 /// Edges of one window at a level, plus the orphan/unmatched counts found on the way.
@@ -169,11 +133,11 @@ async fn edge_set(
         unmatched: 0,
     };
     for r in rows {
-        if r.kind == "orphan" {
+        if r.kind == orrery_store::graph_rules::kind::ORPHAN {
             out.orphans += r.requests;
             continue;
         }
-        if is_virtual(&r.kind) {
+        if is_virtual_row(&r.kind) {
             out.unmatched += r.requests;
             if req.level == Level::Global {
                 continue;
@@ -190,7 +154,7 @@ async fn edge_set(
 fn edge_json(s: &GraphArgs, r: &EdgeAgg, seconds: f64, in_cycle: bool) -> Edge {
     let m = metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds);
     Edge {
-        id: format!("{}->{}", r.source, r.target),
+        id: EdgeId::new(r.source.clone(), r.target.clone()).to_string(),
         source: r.source.clone(),
         target: r.target.clone(),
         health: health(s, &m),
@@ -293,7 +257,8 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     let mut nodes = Vec::new();
     let mut parts = group::Latencies::default();
     for id in &ids {
-        let kind = node_kind(id);
+        let node_id = NodeId::parse(id);
+        let kind = node_id.kind();
         let (m, region) = match node_by_id.get(id.as_str()) {
             Some(n) => {
                 if req.group.by.is_some() {
@@ -313,7 +278,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                 let mut latency = Histogram::default();
                 let mut region = String::new();
                 for e in &edges_shown {
-                    let relevant = if kind == "entry" {
+                    let relevant = if kind == NodeKind::Entry {
                         &e.source == id
                     } else {
                         &e.target == id
@@ -323,7 +288,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                         err_n += e.errors;
                         dur += e.duration_sum_ns;
                         latency.merge(&e.latency);
-                        if kind == "service" && region.is_empty() {
+                        if kind == NodeKind::Service && region.is_empty() {
                             region = e.callee_region.clone();
                         }
                     }
@@ -341,14 +306,14 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
                 (metrics(req_n, err_n, dur, &q, seconds), region)
             }
         };
-        let region = if kind == "region" {
-            display_name(id)
+        let region = if kind == NodeKind::Region {
+            node_id.name().to_string()
         } else {
             region
         };
         nodes.push(Node {
             id: id.clone(),
-            name: display_name(id),
+            name: node_id.name().to_string(),
             kind: kind.to_string(),
             region,
             health: health(s, &m),
@@ -356,7 +321,7 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
             rank: lay.ranks.get(id).copied().unwrap_or(0),
             in_cycle: lay.in_cycle.contains(id),
             focused: req.focus.as_deref() == Some(id.as_str()) && req.level == Level::Focused,
-            namespace: if kind == "service" {
+            namespace: if kind == NodeKind::Service {
                 namespaces.get(id).cloned()
             } else {
                 None
@@ -371,9 +336,9 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         for i in instances {
             let m = node_metrics(&i, seconds);
             nodes.push(Node {
-                id: format!("instance:{}", i.id),
+                id: NodeId::new(NodeKind::Instance, i.id.clone()).to_string(),
                 name: i.id.clone(),
-                kind: "instance".into(),
+                kind: NodeKind::Instance.to_string(),
                 region: i.region.clone(),
                 health: health(s, &m),
                 metrics: m,

@@ -342,16 +342,15 @@ pub fn dependency_links(edges: &[(String, String, u64)]) -> Vec<(String, String,
     let services: HashSet<&str> = edges
         .iter()
         .flat_map(|(s, t, _)| [s.as_str(), t.as_str()])
-        .filter(|n| graph::node_kind(n) == "service")
+        .filter(|n| graph::node_kind(n) == graph::NodeKind::Service)
         .collect();
     let mut merged: BTreeMap<(String, String), u64> = BTreeMap::new();
     for (source, target, n) in edges {
-        let child = match graph::node_kind(target) {
-            "service" => target.clone(),
-            _ => match target.split_once(':') {
-                Some((_, bare)) if !bare.is_empty() && !services.contains(bare) => bare.to_string(),
-                _ => target.clone(),
-            },
+        let id = graph::NodeId::parse(target);
+        let child = match id.kind() {
+            graph::NodeKind::Service => target.clone(),
+            _ if !id.name().is_empty() && !services.contains(id.name()) => id.name().to_string(),
+            _ => target.clone(),
         };
         *merged.entry((source.clone(), child)).or_default() += n;
     }
