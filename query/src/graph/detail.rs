@@ -596,5 +596,30 @@ mod tests {
         }
         // No edge, no detail.
         assert!(edge(&client, &s, "shop", "api", w).await.unwrap().is_none());
+        assert!(
+            edge(&client, &s, "api", "shop", w)
+                .await
+                .unwrap()
+                .unwrap()
+                .notice
+                .is_none()
+        );
+
+        // The call rows are gone (older than retention, or spans stored before schema v4)
+        // while the rollups still count the edge: the detail says so instead of showing
+        // empty tables as if nothing had been called.
+        client
+            .query("TRUNCATE TABLE orrery_span_calls")
+            .execute()
+            .await
+            .unwrap();
+        let d = edge(&client, &s, "api", "shop", w).await.unwrap().unwrap();
+        assert_eq!(
+            d.edge.metrics.requests, 7,
+            "counts still come from the rollups"
+        );
+        assert!(d.operations.is_empty() && d.exemplars.slowest.is_empty());
+        let notice = d.notice.expect("a notice, not silent empty tables");
+        assert!(notice.contains("orrery_span_calls"), "{notice}");
     }
 }
