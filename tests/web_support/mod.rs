@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use orrery_store::testing::process::free_port;
 use orrery_store::testing::process::orrery_command;
 
-pub struct Running(Child);
+pub struct Running(pub Child);
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();

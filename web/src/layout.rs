@@ -18,8 +18,8 @@ pub const ROW: f32 = 80.0;
 /// together, and labels of a dense rank show by level of detail anyway).
 pub const SUB_COLUMN: f32 = 110.0;
 /// Width / height of the area the layout aims at by default (the map's free area on a
-/// 1280×900 screen); `Layout::set_aspect` takes the real one.
-pub const DEFAULT_ASPECT: f32 = 1.7;
+/// 1280×800 window, beside the service list); `Layout::set_aspect` takes the real one.
+pub const DEFAULT_ASPECT: f32 = 1.45;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pos {
@@ -67,6 +67,9 @@ pub struct Layout {
     pins: HashMap<String, Pos>,
     ranks: BTreeMap<u32, RankGrid>,
     aspect: f32,
+    /// Distance between rows (ROW, stretched up to 1.5× when wrapped ranks leave the picture
+    /// wider than the screen's shape).
+    row: f32,
 }
 
 impl Default for Layout {
@@ -76,6 +79,7 @@ impl Default for Layout {
             pins: HashMap::new(),
             ranks: BTreeMap::new(),
             aspect: DEFAULT_ASPECT,
+            row: ROW,
         }
     }
 }
@@ -174,7 +178,7 @@ impl Layout {
                 occupied
                     .entry(*rank)
                     .or_default()
-                    .insert((g.sub_of(p.x), slot_of(p.y)));
+                    .insert((g.sub_of(p.x), slot_of(p.y, self.row)));
             }
         }
         let mut new: Vec<(u32, &str)> = input
@@ -196,7 +200,7 @@ impl Layout {
             let wanted = if ys.is_empty() {
                 cells.iter().map(|c| c.1).max().map_or(0, |m| m + 1)
             } else {
-                slot_of(ys.iter().sum::<f32>() / ys.len() as f32)
+                slot_of(ys.iter().sum::<f32>() / ys.len() as f32, self.row)
             };
             let (sub, row) = nearest_free(cells, grid.subs, wanted);
             cells.insert((sub, row));
@@ -204,7 +208,7 @@ impl Layout {
                 id.to_string(),
                 Pos {
                     x: grid.x0 + sub as f32 * SUB_COLUMN,
-                    y: row as f32 * ROW,
+                    y: row as f32 * self.row,
                 },
             );
             change.added.push(id.to_string());
@@ -299,6 +303,7 @@ impl Layout {
         self.ranks.clear();
         let sizes: Vec<(u32, usize)> = columns.iter().map(|(r, c)| (*r, c.len())).collect();
         let height = wrap_height(&sizes, self.aspect);
+        self.row = row_pitch(&sizes, height, self.aspect);
         let mut wraps = 0.0;
         for (rank, col) in &columns {
             let subs = col.len().div_ceil(height).max(1);
@@ -317,7 +322,7 @@ impl Layout {
                     input.nodes[i].0.to_string(),
                     Pos {
                         x: grid.x0 + (k % subs) as f32 * SUB_COLUMN,
-                        y: ((k / subs) as i32 - half) as f32 * ROW,
+                        y: ((k / subs) as i32 - half) as f32 * self.row,
                     },
                 );
             }
@@ -383,8 +388,8 @@ fn sorted_ids(input: &Input) -> Vec<String> {
     v
 }
 
-fn slot_of(y: f32) -> i32 {
-    (y / ROW).round() as i32
+fn slot_of(y: f32, row: f32) -> i32 {
+    (y / row).round() as i32
 }
 
 impl RankGrid {
@@ -420,6 +425,27 @@ pub fn wrap_height(ranks: &[(u32, usize)], aspect: f32) -> usize {
         }
     }
     best.1
+}
+
+/// Row pitch of a fresh layout: `ROW`, except that when ranks wrap (a big map) and the picture
+/// is still wider than `aspect` (rank columns have a fixed width), rows spread out — up to 1.5×
+/// — so the map fills the screen's height too. A map that does not wrap keeps `ROW`.
+pub fn row_pitch(ranks: &[(u32, usize)], height: usize, aspect: f32) -> f32 {
+    let (first, last) = (
+        ranks.first().map_or(0, |r| r.0),
+        ranks.last().map_or(0, |r| r.0),
+    );
+    let (mut rows, mut wraps) = (0, 0);
+    for &(_, n) in ranks {
+        let subs = n.div_ceil(height.max(1)).max(1);
+        rows = rows.max(n.div_ceil(subs));
+        wraps += subs - 1;
+    }
+    if wraps == 0 {
+        return ROW;
+    }
+    let width = (last - first) as f32 * COLUMN + wraps as f32 * SUB_COLUMN + COLUMN;
+    (width / aspect / (rows as f32 + 1.0)).clamp(ROW, 1.5 * ROW)
 }
 
 /// The free cell of a rank's grid nearest to row `wanted` (rows outward, then sub-columns in
@@ -629,6 +655,20 @@ mod tests {
         assert!(min_distance(&l, &ids) >= ROW.min(SUB_COLUMN) - 0.01);
         let right = before.values().map(|p| p.x).fold(f32::MIN, f32::max);
         assert!(l.get("late").unwrap().x > right);
+    }
+
+    #[test]
+    fn wrapped_maps_spread_rows_to_fill_the_height() {
+        let g = crate::synth::mesh(400, 1000, 7, 3);
+        let mut l = Layout::new();
+        l.set_aspect(1.45);
+        l.update_layered(&Input::of(&g));
+        let (x0, y0, x1, y1) = l.bounds().unwrap();
+        let aspect = (x1 - x0 + COLUMN) / (y1 - y0 + ROW);
+        assert!((1.0..2.0).contains(&aspect), "{aspect}");
+        assert!(l.row > ROW && l.row <= 1.5 * ROW, "{}", l.row);
+        // A map that does not wrap keeps its rows.
+        assert_eq!(row_pitch(&[(0, 1), (1, 3), (2, 6)], 6, 1.7), ROW);
     }
 
     #[test]

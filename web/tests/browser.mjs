@@ -1,5 +1,6 @@
 // Drives headless Debian Chromium for the web UI's browser tests (tests/web_*.rs run this).
 //   node browser.mjs bench <dist-dir> <artifacts-dir> [query]   → prints the bench JSON
+//   node browser.mjs mesh <base-url> <artifacts-dir> <opts.json>  → a big map's figures (mesh.mjs)
 //   node browser.mjs e2e|namespaces|auth|streamcap|bigtrace|traces|empty|mapux|chaos|crowded <base-url> <artifacts-dir> <opts.json> → prints observations JSON
 import http from "node:http";
 import fs from "node:fs";
@@ -71,6 +72,16 @@ async function bench() {
 
 if (mode === "bench") {
   await bench();
+} else if (mode === "mesh") {
+  // A big mesh's map measured (web/tests/mesh.mjs; tests/web_mesh.rs, benches/map_mesh.rs).
+  const { mesh } = await import("./mesh.mjs");
+  const { browser, userDataDir } = await launch();
+  try {
+    process.stdout.write(JSON.stringify(await mesh(browser, target, artifacts, JSON.parse(extra || "{}"))) + "\n");
+  } finally {
+    await browser.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
 } else if (["e2e", "bigtrace", "namespaces", "auth", "streamcap", "traces", "empty", "mapux", "chaos", "crowded"].includes(mode)) {
   const file = { namespaces: "./namespaces.mjs", auth: "./auth.mjs", streamcap: "./auth.mjs", traces: "./traces.mjs",
     empty: "./map_ux.mjs", mapux: "./map_ux.mjs", chaos: "./map_ux.mjs", crowded: "./map_ux.mjs" }[mode] || "./e2e.mjs";

@@ -62,7 +62,8 @@ pub struct Renderer {
     label_order: Vec<usize>,
     /// Labels drawn by the last label pass (device px).
     pub label_boxes: Vec<(usize, Rect)>,
-    /// `?geometry=1`: publish node and label boxes on the overlay (`data-geometry`) and frame
+    /// `?geometry=1` (or `window.orreryGeometry = true` set before the app starts, as the
+    /// browser tests do — the app rewrites its URL): publish node and label boxes on the overlay (`data-geometry`) and frame
     /// CPU figures on the canvas (`data-frame-stats`) for the browser tests and benches.
     report: bool,
     first_frame_done: bool,
@@ -114,9 +115,7 @@ impl Renderer {
             label_w: Vec::new(),
             label_order: Vec::new(),
             label_boxes: Vec::new(),
-            report: web_sys::window()
-                .and_then(|w| w.location().search().ok())
-                .is_some_and(|q| q.contains("geometry=1")),
+            report: wants_report(),
             first_frame_done: false,
             frame_ms: Vec::new(),
         }
@@ -518,6 +517,17 @@ pub fn fit_zoom(w: f32, h: f32, b: (f32, f32, f32, f32), max_r: f32) -> (f32, f3
         .clamp(0.02, 2.0);
     // Centred, shifted up by half the room kept for the labels under the bottom row.
     (zoom, (b.1 + b.3) / 2.0 + 8.0 / zoom)
+}
+
+/// Whether the page asked the renderer to publish its geometry and frame figures.
+fn wants_report() -> bool {
+    let Some(w) = web_sys::window() else {
+        return false;
+    };
+    js_sys::Reflect::get(&w, &"orreryGeometry".into()).is_ok_and(|v| v.is_truthy())
+        || w.location()
+            .search()
+            .is_ok_and(|q| q.contains("geometry=1"))
 }
 
 fn now_ms() -> f64 {

@@ -1,0 +1,182 @@
+//! The map at scale, in headless Chromium against the real binary (issue 18 items 4 and 5):
+//! `orrery mesh` (400 services in one namespace and one region) through the real collector and
+//! query service into the UI, whose region map must be legible at fit-to-screen — nodes spread
+//! over at least 60% of the canvas in both axes, no two node centres closer than the largest
+//! node's diameter, no two drawn labels overlapping — and the real demo's region and global
+//! maps, whose labels must not collide either. The figures at 2,000 services (latency, JSON
+//! size, first frame, frame CPU under live updates, memory) are `cargo bench --bench map_mesh`.
+//! Needs scripts/build-web.sh and scripts/install.sh. Screenshots land in artifacts/web/.
+
+mod web_support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use web_support::*;
+
+/// Runs the demo or all-in-one on free ports; (guard, API base, OTLP/gRPC endpoint).
+pub fn start(role: &str, data: &std::path::Path) -> (Running, String, String) {
+    let (query, grpc) = (free_port(), free_port());
+    let mut cmd = orrery_store::testing::process::orrery_command(env!("CARGO_BIN_EXE_orrery"));
+    cmd.arg(role)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--embedded-port", "0"])
+        .args(["--otlp-grpc-addr", &format!("127.0.0.1:{grpc}")])
+        .args(["--otlp-http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--query-addr", &format!("127.0.0.1:{query}")])
+        .arg("--ui-dir")
+        .arg(dist());
+    if role == "demo" {
+        cmd.args(["--demo-control-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--demo-rate", "8"]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let base = format!("http://127.0.0.1:{query}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while curl(&[&format!("{base}/orrery/api/health")]).is_none() {
+        assert!(Instant::now() < deadline, "query API did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (running, base, format!("http://127.0.0.1:{grpc}"))
+}
+
+/// `orrery mesh` with these flags into `endpoint`; waits for it to finish.
+pub fn run_mesh(endpoint: &str, flags: &[&str]) {
+    let out = orrery_store::testing::process::orrery_command(env!("CARGO_BIN_EXE_orrery"))
+        .args(["mesh", "--endpoint", endpoint])
+        .args(flags)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "orrery mesh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls the region graph until it has at least `services` service nodes; returns it.
+pub fn wait_for_services(base: &str, region: &str, services: usize) -> serde_json::Value {
+    let url = format!("{base}/orrery/api/graph?level=region&since=15m&region={region}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let g: serde_json::Value = curl(&[&url])
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        let n = g["nodes"]
+            .as_array()
+            .map_or(0, |n| n.iter().filter(|n| n["kind"] == "service").count());
+        if n >= services {
+            return g;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the graph never had {services} services (has {n})"
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+}
+
+/// The legibility rules of issue 18 on what the renderer drew.
+fn assert_legible(what: &str, v: &serde_json::Value) {
+    let l = &v["legibility"];
+    let f = |k: &str| l[k].as_f64().unwrap_or(f64::NAN);
+    let share = |axis: &str| l["bbox_share"][axis].as_f64().unwrap_or(0.0);
+    assert!(
+        share("w") >= 0.6 && share("h") >= 0.6,
+        "{what}: nodes cover {:.0}% x {:.0}% of the canvas: {l}",
+        share("w") * 100.0,
+        share("h") * 100.0
+    );
+    assert!(
+        f("min_centre_distance") >= f("max_node_diameter"),
+        "{what}: closest nodes {} px apart, largest node {} px: {l}",
+        f("min_centre_distance"),
+        f("max_node_diameter")
+    );
+    assert_eq!(l["label_overlaps"], 0, "{what}: {l}");
+    let log = v["log"].as_array().cloned().unwrap_or_default();
+    assert!(
+        log.iter()
+            .all(|l| !l.as_str().unwrap_or_default().contains("pageerror")
+                && !l.as_str().unwrap_or_default().contains("panicked")),
+        "{what}: page errors: {log:?}"
+    );
+}
+
+#[test]
+fn a_mesh_of_400_services_is_legible_at_fit_to_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_orrery, base, grpc) = start("all-in-one", dir.path());
+    run_mesh(
+        &grpc,
+        &[
+            "--services",
+            "400",
+            "--regions",
+            "1",
+            "--rate",
+            "8000",
+            "--duration",
+            "8s",
+        ],
+    );
+    let g = wait_for_services(&base, "us-east-1", 300);
+    let services = g["nodes"].as_array().unwrap().len();
+    let v = browser(
+        "mesh",
+        &base,
+        &serde_json::json!({
+            "name": "400", "region": "us-east-1", "min_nodes": services,
+        }),
+    );
+    let l = &v["legibility"];
+    println!(
+        "400-service map: first frame {} ms; {l}",
+        v["first_frame_ms"]
+    );
+    assert!(l["nodes"].as_u64().unwrap() as usize >= services);
+    assert_legible("400 services", &v);
+    // Level of detail: a few dozen names at fit-to-screen, not none and not all 400 piled up.
+    let labels = l["labels"].as_u64().unwrap();
+    assert!((15..services as u64).contains(&labels), "{labels} labels");
+    assert!(v["first_frame_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn the_demo_maps_labels_do_not_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_demo, base, _) = start("demo", dir.path());
+    let g = wait_for_services(&base, "", 15);
+    let nodes = g["nodes"].as_array().unwrap().len();
+    let region = browser(
+        "mesh",
+        &base,
+        &serde_json::json!({ "name": "demo-region", "region": "", "min_nodes": nodes }),
+    );
+    println!("demo region map: {}", region["legibility"]);
+    assert_legible("demo region map", &region);
+    // A map of this size has room for every name.
+    assert_eq!(
+        region["legibility"]["labels"].as_u64().unwrap() as usize,
+        region["legibility"]["nodes"].as_u64().unwrap() as usize,
+        "{}",
+        region["legibility"]
+    );
+    let global = browser(
+        "mesh",
+        &base,
+        &serde_json::json!({ "name": "demo-global", "level": "global", "min_nodes": 4 }),
+    );
+    println!("demo global map: {}", global["legibility"]);
+    assert_eq!(global["legibility"]["label_overlaps"], 0, "{global}");
+    assert_eq!(
+        global["legibility"]["labels"], global["legibility"]["nodes"],
+        "{global}"
+    );
+}

@@ -1,0 +1,141 @@
+// The browser half of tests/web_mesh.rs and benches/map_mesh.rs: a big mesh's region map in
+// headless Chromium, measured. Opens `?view=map&level=region&region=…` with
+// `window.orreryGeometry = true` set before the app starts (the renderer
+// then publishes what it drew: node centres and radii, label boxes, frame CPU), waits for the
+// first drawn frame and for the layout animation to settle, and reports:
+//   first_frame_ms   navigation → first frame with nodes (the canvas's data-first-frame-ms,
+//                    performance.now() whose origin is the navigation)
+//   legibility       viewport, node bounding box, min centre distance, largest node diameter,
+//                    labels shown and overlapping label pairs (from the drawn boxes)
+//   live             over opts.watch_ms while the mesh keeps sending: graph updates applied,
+//                    frames, renderer frame CPU (data-frame-stats), main-thread busy time per
+//                    frame (CDP TaskDuration), long tasks (> 50 ms) and the longest
+//   memory           JS heap used and the renderer process's RSS
+// Screenshot: artifacts/mesh-<name>.png, and docs_images/<opts.docs_image> when asked.
+import fs from "node:fs";
+import path from "node:path";
+
+function rssKiB(pid) {
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+    return m ? Number(m[1]) : 0;
+  } catch { return 0; }
+}
+
+// Chromium's renderer processes (children of the browser with --type=renderer).
+function renderers(browserPid) {
+  const out = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8");
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (cmd.includes("--type=renderer") && ppid === browserPid) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+function legibility(g) {
+  const n = g.nodes;
+  const xs = n.map((p) => p[0]), ys = n.map((p) => p[1]);
+  const bbox = { w: Math.max(...xs) - Math.min(...xs), h: Math.max(...ys) - Math.min(...ys) };
+  // Closest pair of node centres (sweep over x).
+  const byX = [...n].sort((a, b) => a[0] - b[0]);
+  let min = Infinity, pair = null;
+  for (let i = 0; i < byX.length; i++) {
+    for (let j = i + 1; j < byX.length && byX[j][0] - byX[i][0] < min; j++) {
+      const d = Math.hypot(byX[j][0] - byX[i][0], byX[j][1] - byX[i][1]);
+      if (d < min) { min = d; pair = [byX[i], byX[j]]; }
+    }
+  }
+  const labels = g.labels;
+  let overlaps = 0;
+  for (let i = 0; i < labels.length; i++) {
+    for (let j = i + 1; j < labels.length; j++) {
+      const [a, b] = [labels[i], labels[j]];
+      if (a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3]) overlaps++;
+    }
+  }
+  return {
+    viewport: { w: g.w, h: g.h },
+    nodes: n.length,
+    bbox,
+    bbox_share: { w: bbox.w / g.w, h: bbox.h / g.h },
+    min_centre_distance: min,
+    closest_pair: pair,
+    max_node_diameter: Math.max(...n.map((p) => 2 * p[2])),
+    labels: labels.length,
+    label_names: labels.map((l) => l[4]),
+    label_overlaps: overlaps,
+  };
+}
+
+export async function mesh(browser, base, artifacts, opts) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: opts.width || 1280, height: opts.height || 800 });
+  const log = [];
+  page.on("pageerror", (e) => log.push(`pageerror: ${e}`));
+  page.on("console", (m) => { if (m.type() === "error") log.push(`console: ${m.text()}`); });
+  await page.evaluateOnNewDocument(() => {
+    window.orreryGeometry = true;
+    window.__long = [];
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push([e.startTime, e.duration]); })
+      .observe({ type: "longtask", buffered: true });
+    window.__frames = 0;
+    const tick = () => { window.__frames++; requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+  });
+  const url = `${base}/?view=map&level=${opts.level || "region"}&region=${encodeURIComponent(opts.region || "")}`
+    + `&since=${opts.since || "15m"}${opts.extra || ""}`;
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForSelector("[data-testid=map] canvas[data-first-frame-ms]", { timeout: 120000 });
+  const out = { log, url };
+  out.first_frame_ms = Number(await page.$eval("[data-testid=map] canvas[data-first-frame-ms]", (c) => c.dataset.firstFrameMs));
+  // Wait until the map shows (nearly) all the services asked for and the layout animation ended.
+  await page.waitForFunction((want) => {
+    const o = document.querySelector("[data-testid=map] canvas[data-geometry]");
+    return o && JSON.parse(o.dataset.geometry).nodes.length >= want;
+  }, { timeout: 120000, polling: 500 }, opts.min_nodes || 1);
+  await new Promise((r) => setTimeout(r, 1500));
+  const geometry = async () => JSON.parse(await page.$eval("[data-testid=map] canvas[data-geometry]", (c) => c.dataset.geometry));
+  const g = await geometry();
+  out.legibility = legibility(g);
+  await page.screenshot({ path: path.join(artifacts, `mesh-${opts.name || "map"}.png`) });
+  if (opts.docs_images && opts.docs_image) {
+    await page.screenshot({ path: path.join(opts.docs_images, opts.docs_image) });
+  }
+
+  // Live phase: updates keep arriving over the stream while frames run.
+  if (opts.watch_ms) {
+    const cdp = await page.target().createCDPSession();
+    await cdp.send("Performance.enable");
+    const metric = async () => Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+    const version = async () => (await geometry()).version || 0;
+    const [m0, f0, v0, t0] = [await metric(), await page.evaluate(() => window.__frames), await version(), Date.now()];
+    const longBefore = await page.evaluate(() => window.__long.length);
+    await new Promise((r) => setTimeout(r, opts.watch_ms));
+    const [m1, f1, v1, t1] = [await metric(), await page.evaluate(() => window.__frames), await version(), Date.now()];
+    const long = (await page.evaluate(() => window.__long)).slice(longBefore);
+    const frames = f1 - f0;
+    out.live = {
+      seconds: (t1 - t0) / 1000,
+      graph_updates: v1 - v0,
+      frames,
+      fps: frames / ((t1 - t0) / 1000),
+      renderer_frame_cpu: JSON.parse(await page.$eval("[data-testid=map] canvas", (c) => c.dataset.frameStats || "{}")),
+      main_thread_ms_per_frame: frames ? ((m1.TaskDuration - m0.TaskDuration) * 1000) / frames : null,
+      script_ms_per_frame: frames ? ((m1.ScriptDuration - m0.ScriptDuration) * 1000) / frames : null,
+      long_tasks: long.length,
+      longest_task_ms: long.reduce((m, t) => Math.max(m, t[1]), 0),
+    };
+    const m = await metric();
+    out.memory = {
+      js_heap_used_mb: m.JSHeapUsedSize / 1048576,
+      renderer_rss_mb: Math.max(0, ...renderers(browser.process().pid).map(rssKiB)) / 1024,
+    };
+  }
+  await page.close();
+  return out;
+}
