@@ -1,6 +1,11 @@
 //! Checks against the living demo (`orrery demo`): the shipped demo rules file passes on a
-//! healthy demo — from `orrery check` and from the service's own `--graph-rules` —, the latency
-//! monkey on payments makes the checkout → payments SLO fire, and restoring clears it.
+//! healthy demo — from `orrery check` and from the service's own `--graph-rules` —; then, all at
+//! once, the latency monkey on payments fires the checkout → payments SLO, chaos on the payments
+//! canary only (`payments@1.5.0`) fails the canary rule, and silencing fraud (still called by
+//! payments) violates the stale-callee conformity rule; Alertmanager and a plain webhook (one
+//! recording receiver) get the exact alerts; restoring clears all of it. One fleet for all.
+
+mod query_checks_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,8 +66,9 @@ fn state<'a>(b: &'a Value, rule: &str) -> &'a Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_rules_pass_on_a_healthy_demo_and_the_latency_monkey_fires_the_slo() {
+async fn the_demo_rules_pass_on_a_healthy_demo_and_chaos_fires_and_clears_each_rule_kind() {
     let dir = tempfile::tempdir().unwrap();
+    let (receiver, got) = query_checks_support::receiver().await;
     let api = format!("http://127.0.0.1:{}", free_port());
     let control = format!("http://127.0.0.1:{}", free_port());
     let child = orrery()
@@ -78,6 +84,8 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_the_latency_monkey_fires_the_
         .args(["--demo-control-addr", control.trim_start_matches("http://")])
         .args(["--demo-rate", "25"])
         .args(["--graph-rules", RULES, "--graph-rules-interval", "3s"])
+        .args(["--graph-alertmanager-url", &receiver])
+        .args(["--graph-webhook-url", &format!("{receiver}/hook")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -97,14 +105,14 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_the_latency_monkey_fires_the_
     ]))
     .await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("6 rule(s): 6 pass"), "{out}");
+    assert!(out.contains("8 rule(s): 8 pass"), "{out}");
 
     // …and so does the service's own evaluation of the same file.
     let started = Instant::now();
     loop {
         let b = board(&api).await;
         let all = b["rules"].as_array().unwrap();
-        if all.len() == 6 && all.iter().all(|r| r["verdict"] == "pass") {
+        if all.len() == 8 && all.iter().all(|r| r["verdict"] == "pass") {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "{b}");
@@ -128,6 +136,8 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_the_latency_monkey_fires_the_
         }
     };
     chaos(&["latency", "payments", "3000"]).await;
+    chaos(&["error", "payments@1.5.0", "0.5"]).await;
+    chaos(&["silence", "fraud"]).await;
     let inline = |wait: Option<&str>| {
         let mut v = args(&[
             "--query-url",
@@ -175,9 +185,101 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_the_latency_monkey_fires_the_
         assert!(started.elapsed() < Duration::from_secs(90), "{b}");
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    // The canary alone fails (both versions are equally slow, only 1.5.0 errs), and payments
+    // still calls fraud, which stopped reporting more than a minute ago.
+    let started = Instant::now();
+    loop {
+        let b = board(&api).await;
+        let (canary, stale) = (state(&b, "payments-canary"), state(&b, "no-silent-callees"));
+        if canary["firing"] == true && stale["firing"] == true {
+            let reason = canary["outcome"]["reason"].as_str().unwrap();
+            assert!(
+                reason.starts_with("canary payments@1.5.0: error rate"),
+                "{canary}"
+            );
+            assert_eq!(canary["outcome"]["measured"]["subject"], "payments@1.5.0");
+            assert_eq!(canary["outcome"]["baseline"]["subject"], "payments@1.4.2");
+            let reason = stale["outcome"]["reason"].as_str().unwrap();
+            assert!(
+                reason.starts_with("payments->external:fraud:")
+                    && reason.contains("to fraud, which has not reported for"),
+                "{stale}"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(150), "{b}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    // The gate says so too: exit 1.
+    let (code, out, err) = check(args(&["--query-url", &api, "--rules", RULES])).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("payments-canary") && out.contains("VIOLATED"),
+        "{out}"
+    );
+    // Alertmanager: the canary's alert with its exact identity and annotations.
+    let canary_alerts: Vec<Value> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/api/v2/alerts")
+        .flat_map(|(_, b)| b.as_array().unwrap().clone())
+        .filter(|a| a["labels"]["rule"] == "payments-canary")
+        .collect();
+    assert!(!canary_alerts.is_empty());
+    for a in &canary_alerts {
+        assert_eq!(
+            a["labels"],
+            serde_json::json!({"alertname": "OrreryCheckViolated", "rule": "payments-canary",
+                               "kind": "canary", "severity": "ticket"})
+        );
+        assert_eq!(a["annotations"]["subject"], "payments@1.5.0");
+        assert_eq!(
+            a["annotations"]["description"],
+            "the payments 1.5.0 canary is no worse than 1.4.2"
+        );
+        assert_eq!(a["startsAt"], canary_alerts[0]["startsAt"], "one startsAt");
+    }
 
-    // Restored: the gate passes again once its window has left the slow calls behind.
+    // Restored: the gate passes again once its window has left the slow calls behind, and the
+    // service clears the canary and the stale callee.
     chaos(&["restore"]).await;
     let (code, out, err) = check(inline(Some("200s"))).await;
     assert_eq!(code, 0, "{out}{err}");
+    let started = Instant::now();
+    loop {
+        let b = board(&api).await;
+        let cleared = ["payments-canary", "no-silent-callees"]
+            .iter()
+            .all(|r| state(&b, r)["verdict"] == "pass");
+        if cleared {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(180), "{b}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The plain webhook heard each firing and each clearing exactly once.
+    let hooks: Vec<(String, String)> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/hook")
+        .map(|(_, b)| {
+            assert_eq!(b["source"], "orrery");
+            (
+                b["rule"].as_str().unwrap().to_string(),
+                b["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for rule in ["payments-canary", "no-silent-callees"] {
+        for status in ["firing", "resolved"] {
+            let n = hooks
+                .iter()
+                .filter(|(r, s)| r == rule && s == status)
+                .count();
+            assert_eq!(n, 1, "{rule} {status}: {hooks:?}");
+        }
+    }
 }
