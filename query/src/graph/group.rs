@@ -344,6 +344,48 @@ mod tests {
         assert!(check_level(Level::Global, &Group::default()).is_ok());
     }
 
+    /// The API's one path from query parameters to a request: bad groupings are 400s that say
+    /// what to do, good ones end up in the `GraphRequest` (so live streams never share a
+    /// computation between differently grouped maps).
+    #[test]
+    fn graph_requests_carry_the_grouping_and_refuse_bad_ones() {
+        let now = 1_000 * 60_000 * MS;
+        let q = |pairs: &[(&str, &str)]| -> crate::params::Query {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let ok =
+            crate::params::graph_request(&q(&[("group", "namespace"), ("expand", "a,b")]), now)
+                .unwrap();
+        assert_eq!(ok.group.by, Some(GroupBy::Namespace));
+        let plain = crate::params::graph_request(&q(&[]), now).unwrap();
+        assert_eq!(plain.group, Group::default());
+        assert_ne!(format!("{ok:?}"), format!("{plain:?}"));
+        for (pairs, want) in [
+            (vec![("group", "attr:team")], "k8s.cluster.name"),
+            (
+                vec![("group", "namespace"), ("level", "global")],
+                "level=region",
+            ),
+            (
+                vec![
+                    ("group", "namespace"),
+                    ("level", "focused"),
+                    ("service", "a"),
+                ],
+                "level=region",
+            ),
+            (vec![("expand", "shop")], "expand needs group"),
+            (vec![("group", "everything")], "not one of namespace"),
+        ] {
+            let e = crate::params::graph_request(&q(&pairs), now).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{pairs:?}");
+            assert!(e.message.contains(want), "{pairs:?}: {}", e.message);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn span(
         trace: u32,
