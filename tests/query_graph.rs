@@ -765,3 +765,80 @@ async fn spans_backdated_into_rolled_up_minutes_are_in_the_very_next_read() {
         "nothing left to recompute: {again:?}"
     );
 }
+
+/// The live part of a graph starts at the first 10-second slot not rolled up: the closed slots
+/// since the last rolled-up minute come from slot rows, with the same answer as from spans;
+/// spans backdated into a rolled-up slot are read from spans until the slot is recomputed.
+#[tokio::test]
+async fn the_live_part_starts_at_the_first_slot_not_rolled_up() {
+    use orrery_query::graph::fetch::Rolled;
+    use orrery_query::rollup::{Rollup, SLOT_NS};
+    let ch = fresh_database().await;
+    let now = now_ns();
+    let base = now - 35_000 * MS;
+    insert(&ch, &mesh(base)).await;
+    let s = settings();
+    let w = window(now - MINUTE, now_ns());
+    let coverage = || async {
+        Rolled::read(&ch.client(), w.lo, w.hi)
+            .await
+            .unwrap()
+            .coverage(w)
+    };
+    let live_only = graph_with(&ch, &s, Level::Region, w).await;
+    assert_eq!(edge_table(&live_only), expected_mesh());
+
+    let roll = Rollup::new(ch.client(), settings());
+    let computed = roll.run_slots(now_ns()).await.unwrap();
+    let slot = base.div_euclid(SLOT_NS) * SLOT_NS;
+    assert!(computed.contains(&slot), "{computed:?}");
+    let c = coverage().await;
+    let last_span_slot = (base + 1_000 * MS).div_euclid(SLOT_NS) * SLOT_NS;
+    assert!(
+        c.slots.1 > last_span_slot,
+        "the mesh's slots are rolled up: {c:?}"
+    );
+    assert_eq!(c.live.last().map(|r| r.0), Some(c.slots.1), "{c:?}");
+    assert!(
+        w.hi - c.slots.1 <= 2 * MINUTE,
+        "the live part is the last seconds, not the window: {c:?}"
+    );
+    let g = graph_with(&ch, &s, Level::Region, w).await;
+    assert_eq!(edge_table(&g), expected_mesh());
+    assert_eq!(g.node("api").unwrap().metrics.requests, 10);
+    assert_eq!(g.data_quality, live_only.data_quality);
+
+    // The same traces again under other ids, backdated into the rolled-up slots.
+    let late: Vec<_> = mesh(base)
+        .into_iter()
+        .map(|mut r| {
+            r.trace_id = format!("{:0>32}", format!("e{}", &r.trace_id[30..]));
+            r
+        })
+        .collect();
+    insert(&ch, &late).await;
+    let doubled: Vec<_> = expected_mesh()
+        .into_iter()
+        .map(|(a, b, n, e)| (a, b, 2 * n, 2 * e))
+        .collect();
+    let c = coverage().await;
+    assert!(
+        c.slots.1 <= slot,
+        "the stale slot is read from spans: {c:?}"
+    );
+    let g = graph_with(&ch, &s, Level::Region, w).await;
+    assert_eq!(edge_table(&g), doubled, "the next read, before any rollup");
+    // Recomputed: slot rows again, the same answer; then minutes on top, the same answer.
+    assert!(roll.run_slots(now_ns()).await.unwrap().contains(&slot));
+    let c = coverage().await;
+    assert!(c.slots.1 > last_span_slot, "{c:?}");
+    assert_eq!(
+        edge_table(&graph_with(&ch, &s, Level::Region, w).await),
+        doubled
+    );
+    rollup(&ch, Duration::from_secs(900)).await;
+    roll.run_slots(now_ns()).await.unwrap();
+    let g = graph_with(&ch, &s, Level::Region, w).await;
+    assert_eq!(edge_table(&g), doubled);
+    assert_eq!(g.node("api").unwrap().metrics.requests, 20);
+}

@@ -768,3 +768,199 @@ TTL toDateTime(At) + toIntervalDay(90);
 CREATE TABLE IF NOT EXISTS orrery.orrery_check_events ON CLUSTER orrery AS orrery.orrery_check_events_local
 ENGINE = Distributed('orrery', 'orrery', 'orrery_check_events_local', cityHash64(Rule));
 
+CREATE TABLE IF NOT EXISTS orrery.orrery_graph_edges_10s_local ON CLUSTER orrery (
+    Slot DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Caller LowCardinality(String),
+    Callee LowCardinality(String),
+    CallerRegion LowCardinality(String),
+    CalleeRegion LowCardinality(String),
+    CalleeKind LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    DurationMinNs UInt64,
+    DurationMaxNs UInt64,
+    H00 UInt32,
+    H01 UInt32,
+    H02 UInt32,
+    H03 UInt32,
+    H04 UInt32,
+    H05 UInt32,
+    H06 UInt32,
+    H07 UInt32,
+    H08 UInt32,
+    H09 UInt32,
+    H10 UInt32,
+    H11 UInt32,
+    H12 UInt32,
+    H13 UInt32,
+    H14 UInt32,
+    H15 UInt32,
+    H16 UInt32,
+    H17 UInt32,
+    H18 UInt32,
+    H19 UInt32,
+    H20 UInt32,
+    H21 UInt32,
+    H22 UInt32,
+    H23 UInt32,
+    H24 UInt32,
+    H25 UInt32,
+    H26 UInt32,
+    H27 UInt32,
+    H28 UInt32,
+    H29 UInt32,
+    H30 UInt32,
+    H31 UInt32,
+    H32 UInt32,
+    H33 UInt32,
+    H34 UInt32,
+    H35 UInt32,
+    H36 UInt32,
+    H37 UInt32,
+    H38 UInt32,
+    H39 UInt32,
+    H40 UInt32,
+    H41 UInt32,
+    H42 UInt32,
+    H43 UInt32,
+    H44 UInt32,
+    H45 UInt32,
+    H46 UInt32,
+    H47 UInt32,
+    H48 UInt32,
+    H49 UInt32,
+    H50 UInt32,
+    H51 UInt32,
+    H52 UInt32,
+    H53 UInt32,
+    H54 UInt32,
+    H55 UInt32,
+    H56 UInt32,
+    H57 UInt32,
+    H58 UInt32,
+    H59 UInt32,
+    H60 UInt32,
+    H61 UInt32,
+    H62 UInt32,
+    H63 UInt32
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_graph_edges_10s_local', '{replica}', ComputedAt)
+PARTITION BY toDate(Slot)
+ORDER BY (Slot, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind)
+TTL Slot + toIntervalDay(1);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_graph_edges_10s ON CLUSTER orrery AS orrery.orrery_graph_edges_10s_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_graph_edges_10s_local', cityHash64(Caller, Callee));
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_graph_nodes_10s_local ON CLUSTER orrery (
+    Slot DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Service LowCardinality(String),
+    Region LowCardinality(String),
+    Instance LowCardinality(String),
+    Requests UInt64,
+    Errors UInt64,
+    DurationSumNs UInt64,
+    DurationMinNs UInt64,
+    DurationMaxNs UInt64,
+    H00 UInt32,
+    H01 UInt32,
+    H02 UInt32,
+    H03 UInt32,
+    H04 UInt32,
+    H05 UInt32,
+    H06 UInt32,
+    H07 UInt32,
+    H08 UInt32,
+    H09 UInt32,
+    H10 UInt32,
+    H11 UInt32,
+    H12 UInt32,
+    H13 UInt32,
+    H14 UInt32,
+    H15 UInt32,
+    H16 UInt32,
+    H17 UInt32,
+    H18 UInt32,
+    H19 UInt32,
+    H20 UInt32,
+    H21 UInt32,
+    H22 UInt32,
+    H23 UInt32,
+    H24 UInt32,
+    H25 UInt32,
+    H26 UInt32,
+    H27 UInt32,
+    H28 UInt32,
+    H29 UInt32,
+    H30 UInt32,
+    H31 UInt32,
+    H32 UInt32,
+    H33 UInt32,
+    H34 UInt32,
+    H35 UInt32,
+    H36 UInt32,
+    H37 UInt32,
+    H38 UInt32,
+    H39 UInt32,
+    H40 UInt32,
+    H41 UInt32,
+    H42 UInt32,
+    H43 UInt32,
+    H44 UInt32,
+    H45 UInt32,
+    H46 UInt32,
+    H47 UInt32,
+    H48 UInt32,
+    H49 UInt32,
+    H50 UInt32,
+    H51 UInt32,
+    H52 UInt32,
+    H53 UInt32,
+    H54 UInt32,
+    H55 UInt32,
+    H56 UInt32,
+    H57 UInt32,
+    H58 UInt32,
+    H59 UInt32,
+    H60 UInt32,
+    H61 UInt32,
+    H62 UInt32,
+    H63 UInt32
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_graph_nodes_10s_local', '{replica}', ComputedAt)
+PARTITION BY toDate(Slot)
+ORDER BY (Slot, Service, Region, Instance)
+TTL Slot + toIntervalDay(1);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_graph_nodes_10s ON CLUSTER orrery AS orrery.orrery_graph_nodes_10s_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_graph_nodes_10s_local', cityHash64(Service));
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_graph_slots_local ON CLUSTER orrery (
+    Slot DateTime CODEC(Delta, ZSTD(1)),
+    ComputedAt UInt64,
+    Spans UInt64
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_graph_slots_local', '{replica}', ComputedAt)
+PARTITION BY toDate(Slot)
+ORDER BY Slot
+TTL Slot + toIntervalDay(1);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_graph_slots ON CLUSTER orrery AS orrery.orrery_graph_slots_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_graph_slots_local', toUnixTimestamp(Slot));
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_span_slots_local ON CLUSTER orrery (
+    Slot DateTime CODEC(Delta, ZSTD(1)),
+    Spans UInt64
+) ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_span_slots_local', '{replica}')
+PARTITION BY toDate(Slot)
+ORDER BY Slot
+TTL Slot + toIntervalDay(1);
+
+CREATE TABLE IF NOT EXISTS orrery.orrery_span_slots ON CLUSTER orrery AS orrery.orrery_span_slots_local
+ENGINE = Distributed('orrery', 'orrery', 'orrery_span_slots_local', rand());
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS orrery.orrery_span_slots_mv_local ON CLUSTER orrery TO orrery.orrery_span_slots_local
+AS SELECT toStartOfInterval(toDateTime(Timestamp), INTERVAL 10 SECOND) AS Slot, count() AS Spans
+FROM orrery.otel_traces_local
+GROUP BY Slot;
+

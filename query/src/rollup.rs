@@ -20,8 +20,14 @@ use crate::GraphArgs;
 use crate::calls::{self, minute_filter};
 use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
 use crate::graph::fetch::{MinuteMarker, Rolled};
+
+mod slots;
+pub use slots::{SLOT_DELAY_NS, SLOT_NS};
 /// Minutes recomputed per run at most (keeps one run bounded; backfill continues next run).
 const MAX_MINUTES_PER_RUN: usize = 1440;
+/// How often the 10-second slots are rolled up (half a slot: a slot is rolled up 10–15 s after
+/// it ends).
+const SLOT_TICK: Duration = Duration::from_secs(5);
 /// Minutes computed by one set of queries.
 const MINUTES_PER_BATCH: usize = 60;
 
@@ -52,31 +58,44 @@ impl Rollup {
     }
 
     /// Runs until `shutdown`, logging (not failing on) errors: ClickHouse may be briefly away.
+    /// Minutes every `--graph-rollup-interval`; the 10-second slots every 5 s between.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut runs: u64 = 0;
         // A backfill is done in runs of at most MAX_MINUTES_PER_RUN minutes, back to back.
         let mut backfilling = false;
+        let mut next_minutes = tokio::time::Instant::now();
         loop {
-            let lookback = if backfilling || runs.is_multiple_of(100) {
-                self.settings.graph_rollup_backfill
-            } else {
-                self.settings.graph_rollup_lookback
-            };
-            backfilling = false;
-            match self.run_once(crate::now_ns(), lookback).await {
-                Ok(r) if !r.computed.is_empty() => {
-                    backfilling = r.computed.len() >= MAX_MINUTES_PER_RUN;
-                    tracing::debug!(minutes = r.computed.len(), late = r.late_spans, "rolled up")
+            if tokio::time::Instant::now() >= next_minutes {
+                let lookback = if backfilling || runs.is_multiple_of(100) {
+                    self.settings.graph_rollup_backfill
+                } else {
+                    self.settings.graph_rollup_lookback
+                };
+                backfilling = false;
+                match self.run_once(crate::now_ns(), lookback).await {
+                    Ok(r) if !r.computed.is_empty() => {
+                        backfilling = r.computed.len() >= MAX_MINUTES_PER_RUN;
+                        tracing::debug!(
+                            minutes = r.computed.len(),
+                            late = r.late_spans,
+                            "rolled up"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %format!("{err:#}"), "service-graph rollup failed")
+                    }
                 }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %format!("{err:#}"), "service-graph rollup failed")
-                }
+                runs += 1;
+                next_minutes = tokio::time::Instant::now() + self.settings.graph_rollup_interval;
             }
-            runs += 1;
+            if let Err(err) = self.run_slots(crate::now_ns()).await {
+                tracing::warn!(error = %format!("{err:#}"), "service-graph slot rollup failed")
+            }
+            let tick = tokio::time::Instant::now() + SLOT_TICK;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.settings.graph_rollup_interval) => {}
+                _ = tokio::time::sleep_until(tick.min(next_minutes)) => {}
             }
         }
     }

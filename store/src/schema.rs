@@ -18,6 +18,7 @@ use crate::ClickHouseArgs;
 
 mod checks;
 mod exporter;
+mod slots;
 pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
 
@@ -198,6 +199,13 @@ pub fn migrations() -> &'static [Migration] {
             version: 9,
             name: "check rule state and history (orrery_check_events)",
             statements: checks::check_events,
+            verify: None,
+            scratch: None,
+        },
+        Migration {
+            version: 10,
+            name: "service graph 10-second rollup slots and span counts per slot",
+            statements: slots::v10_rollup_slots,
             verify: None,
             scratch: None,
         },
@@ -855,6 +863,21 @@ mod tests {
     fn zero_retention_means_no_ttl() {
         let mut p = params(None);
         p.retention_days = 0;
-        assert!(!full_ddl(&p).join("\n").contains("TTL"));
+        // But for the 10-second slots (v10): superseded by minute rows, kept a day regardless.
+        let ddl = full_ddl(&p);
+        let (slots, rest): (Vec<_>, Vec<_>) = ddl
+            .iter()
+            .partition(|s| s.contains("_10s") || s.contains("_slots"));
+        assert!(!rest.iter().any(|s| s.contains("TTL")));
+        assert_eq!(
+            slots.iter().filter(|s| s.contains("TTL")).count(),
+            4,
+            "{slots:?}"
+        );
+        assert!(
+            slots
+                .iter()
+                .all(|s| !s.contains("TTL") || s.contains("toIntervalDay(1)"))
+        );
     }
 }

@@ -388,6 +388,7 @@ async fn each_orrery_role_has_its_own_least_privilege_clickhouse_user() {
     let query = grants(users_body, "orrery_query");
     assert!(query.contains(&"GRANT SELECT ON orrery.*".to_string()));
     let mut rollups = inserted_tables(&read("query/src/rollup.rs"));
+    rollups.extend(inserted_tables(&read("query/src/rollup/slots.rs")));
     assert!(rollups.len() >= 5, "{rollups:?}");
     assert!(rollups.iter().all(|t| t.starts_with("orrery_graph_")));
     let checks = inserted_tables(&read("query/src/checks/history.rs"));

@@ -273,10 +273,12 @@ pub async fn edges_in(
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
     let c = rolled.coverage(w);
-    let (old, live) = tokio::try_join!(
+    let (old, slots, mut live) = tokio::try_join!(
         rolled_edges(client, s, w, rolled, &c, grouping, filter),
+        slot_edges(client, &c, grouping, filter),
         live_edges(client, s, w, &c, grouping, filter),
     )?;
+    live.extend(slots);
     let mut out = merge_by_key(
         &old,
         &live,
@@ -313,6 +315,72 @@ fn merge_by_key<'a, T: Clone, K: std::hash::Hash + Eq + 'a>(
     out
 }
 
+/// Edge rows of rollup rows `rows` (a subquery with the edge key and value columns), grouped
+/// by the grouping's node ids, filtered.
+fn rolled_edges_sql(rows: &str, grouping: Grouping, filter: &EdgeFilter) -> String {
+    let (src, dst) = edge_ends(grouping);
+    let values = calls::value_columns();
+    format!(
+        "SELECT src AS source, dst AS target, CalleeKind AS kind,
+    any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
+    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
+    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
+FROM (
+    SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
+        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion, {values}
+    FROM ({rows})
+    WHERE 1 {filter_sql}
+)
+GROUP BY src, dst, CalleeKind",
+        hist = latency::sum_array_sql(),
+        filter_sql = edge_filter_sql(filter),
+    )
+}
+
+/// Rows of a slot table in `[slo, shi)`, each slot at its latest computation.
+fn slot_rows_sql(table: &str, cols: &str) -> String {
+    format!(
+        "SELECT {cols} FROM {table}
+    WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({{slo:Int64}}))
+      AND Slot < toDateTime(fromUnixTimestamp64Nano({{shi:Int64}}))
+      AND (Slot, ComputedAt) IN (
+        SELECT Slot, max(ComputedAt) FROM orrery_graph_slots
+        WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({{slo:Int64}}))
+          AND Slot < toDateTime(fromUnixTimestamp64Nano({{shi:Int64}}))
+        GROUP BY Slot)"
+    )
+}
+
+/// The slot part of a window's edges (not cached: it changes every slot).
+async fn slot_edges(
+    client: &Client,
+    c: &Coverage,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Vec<EdgeAgg>> {
+    if c.slots.1 <= c.slots.0 {
+        return Ok(Vec::new());
+    }
+    let cols = format!(
+        "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {}",
+        calls::value_columns()
+    );
+    let sql = rolled_edges_sql(
+        &slot_rows_sql("orrery_graph_edges_10s", &cols),
+        grouping,
+        filter,
+    );
+    let q = client
+        .query(&sql)
+        .param("slo", c.slots.0)
+        .param("shi", c.slots.1);
+    let rows: Vec<EdgeRow> = bind_edge_filter(q, filter)
+        .fetch_all()
+        .await
+        .context("reading service-graph edges (10-second slots)")?;
+    Ok(rows.into_iter().map(EdgeAgg::from).collect())
+}
+
 async fn rolled_edges(
     client: &Client,
     s: &GraphArgs,
@@ -336,7 +404,6 @@ async fn rolled_edges(
     if let Some(cache::Part::Edges(hit)) = s.graph_cache.get(key) {
         return Ok(hit);
     }
-    let (src, dst) = edge_ends(grouping);
     // Whole hours without the region split when neither the grouping nor the filter needs it.
     let hourly = match (grouping, filter) {
         (
@@ -345,23 +412,14 @@ async fn rolled_edges(
         ) => "orrery_graph_services_1h",
         _ => "orrery_graph_edges_1h",
     };
-    let values = calls::value_columns();
-    let cols = format!("Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {values}");
-    let sql = format!(
-        "SELECT src AS source, dst AS target, CalleeKind AS kind,
-    any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
-    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
-    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
-FROM (
-    SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
-        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion, {values}
-    FROM ({rows})
-    WHERE 1 {filter_sql}
-)
-GROUP BY src, dst, CalleeKind",
-        hist = latency::sum_array_sql(),
-        rows = rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols),
-        filter_sql = edge_filter_sql(filter),
+    let cols = format!(
+        "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {}",
+        calls::value_columns()
+    );
+    let sql = rolled_edges_sql(
+        &rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols),
+        grouping,
+        filter,
     );
     let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c), filter);
     let rows: Vec<EdgeRow> = q
@@ -493,16 +551,50 @@ pub async fn nodes_in(
     key: &NodeKey,
 ) -> Result<Vec<NodeAgg>> {
     let c = rolled.coverage(w);
-    let (old, live) = tokio::try_join!(
+    let (old, slots, mut live) = tokio::try_join!(
         rolled_nodes(client, s, w, rolled, &c, key),
+        slot_nodes(client, &c, key),
         live_nodes(client, s, w, &c, key),
     )?;
+    live.extend(slots);
     let mut out = merge_by_key(&old, &live, |n| &n.id, NodeAgg::add);
     for n in &mut out {
         n.q = n.latency.p50_p95_p99();
     }
     out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// Node rows of rollup rows `rows` (a subquery with the node key and value columns).
+fn rolled_nodes_sql(rows: &str, key: &NodeKey) -> String {
+    let (key_expr, filter) = node_key_sql(key);
+    format!(
+        "SELECT {key_expr} AS id, toString(any(Region)) AS region,
+    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
+    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
+FROM ({rows})
+WHERE 1 {filter}
+GROUP BY id",
+        hist = latency::sum_array_sql(),
+    )
+}
+
+/// The slot part of a window's nodes (not cached: it changes every slot).
+async fn slot_nodes(client: &Client, c: &Coverage, key: &NodeKey) -> Result<Vec<NodeAgg>> {
+    if c.slots.1 <= c.slots.0 {
+        return Ok(Vec::new());
+    }
+    let cols = format!("Service, Region, Instance, {}", calls::value_columns());
+    let sql = rolled_nodes_sql(&slot_rows_sql("orrery_graph_nodes_10s", &cols), key);
+    let q = client
+        .query(&sql)
+        .param("slo", c.slots.0)
+        .param("shi", c.slots.1);
+    let rows: Vec<NodeRow> = bind_node_key(q, key)
+        .fetch_all()
+        .await
+        .context("reading service-graph nodes (10-second slots)")?;
+    Ok(rows.into_iter().map(NodeAgg::from).collect())
 }
 
 async fn rolled_nodes(
@@ -526,17 +618,10 @@ async fn rolled_nodes(
     if let Some(cache::Part::Nodes(hit)) = s.graph_cache.get(cache_key) {
         return Ok(hit);
     }
-    let (key_expr, filter) = node_key_sql(key);
     let cols = format!("Service, Region, Instance, {}", calls::value_columns());
-    let sql = format!(
-        "SELECT {key_expr} AS id, toString(any(Region)) AS region,
-    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
-    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
-FROM ({rows})
-WHERE 1 {filter}
-GROUP BY id",
-        hist = latency::sum_array_sql(),
-        rows = rolled_rows_sql("orrery_graph_nodes_1h", "orrery_graph_nodes_1m", &cols),
+    let sql = rolled_nodes_sql(
+        &rolled_rows_sql("orrery_graph_nodes_1h", "orrery_graph_nodes_1m", &cols),
+        key,
     );
     let q = bind_node_key(bind_rolled(client.query(&sql), w, c), key);
     let rows: Vec<NodeRow> = q

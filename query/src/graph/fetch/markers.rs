@@ -20,6 +20,58 @@ use super::Window;
 
 pub const MINUTE_NS: i64 = 60_000_000_000;
 pub const HOUR_NS: i64 = 60 * MINUTE_NS;
+/// The finer grain between rolled-up minutes and spans (schema v10).
+pub const SLOT_NS: i64 = 10_000_000_000;
+/// A slot is rolled up this long after it ends: the graph's 5 s grace for a client span to
+/// find its child, and as long again for stragglers.
+pub const SLOT_DELAY_NS: i64 = 10_000_000_000;
+/// Slots are read only this close to a window's end (they only bridge the last minutes).
+const SLOT_READ_NS: i64 = 5 * MINUTE_NS;
+
+/// A slot's latest marker: its computation and the span count it saw.
+#[derive(Row, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotMark {
+    pub at: u32,
+    pub computed_at: u64,
+    pub spans: u64,
+}
+
+/// Slot markers and slot span counts of `[lo, hi)` (ns keys).
+pub async fn read_slots(
+    client: &Client,
+    lo: i64,
+    hi: i64,
+) -> Result<(BTreeMap<i64, SlotMark>, BTreeMap<i64, u64>)> {
+    let marks = client
+        .query(
+            "SELECT toUInt32(Slot) AS at, max(ComputedAt) AS computed_at,
+    argMax(Spans, ComputedAt) AS spans
+FROM orrery_graph_slots
+WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Slot < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Slot",
+        )
+        .param("lo", lo)
+        .param("hi", hi)
+        .fetch_all::<SlotMark>();
+    let counts = client
+        .query(
+            "SELECT toUInt32(Slot) AS at, toUInt64(0) AS computed_at, sum(Spans) AS spans
+FROM orrery_span_slots
+WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Slot < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Slot",
+        )
+        .param("lo", lo)
+        .param("hi", hi)
+        .fetch_all::<SlotMark>();
+    let (marks, counts) = tokio::try_join!(marks, counts).context("reading slot markers")?;
+    let key = |at: u32| at as i64 * 1_000_000_000;
+    Ok((
+        marks.into_iter().map(|m| (key(m.at), m)).collect(),
+        counts.into_iter().map(|c| (key(c.at), c.spans)).collect(),
+    ))
+}
 
 /// One row of `orrery_graph_minutes`, as the rollup writes it and readers read each minute's
 /// latest (the one marker type of the project).
@@ -66,6 +118,9 @@ pub struct Rolled {
     pub minutes: BTreeMap<i64, MinuteMarker>,
     pub hours: BTreeMap<i64, u64>,
     pub spans: BTreeMap<i64, u64>,
+    /// Slot markers and counts of the last minutes before the range's end.
+    pub slots: BTreeMap<i64, SlotMark>,
+    pub slot_spans: BTreeMap<i64, u64>,
 }
 
 impl Rolled {
@@ -111,8 +166,13 @@ GROUP BY Minute",
                 .await
                 .context("reading rollup hour markers and span counts")
         };
-        let (markers, counts) = tokio::try_join!(markers, counts)?;
-        let mut out = Rolled::default();
+        let slots = read_slots(client, lo.max(hi - SLOT_READ_NS), hi);
+        let (markers, counts, (slots, slot_spans)) = tokio::try_join!(markers, counts, slots)?;
+        let mut out = Rolled {
+            slots,
+            slot_spans,
+            ..Default::default()
+        };
         for m in markers {
             out.minutes.insert(m.minute as i64 * 1_000_000_000, m);
         }
@@ -212,12 +272,42 @@ GROUP BY Minute",
     pub fn coverage(&self, w: Window) -> Coverage {
         let marked: Vec<i64> = self.minutes.range(w.lo..w.hi).map(|(m, _)| *m).collect();
         let frontier = frontier(w, marked.iter().copied());
-        coverage_of(
+        let mut c = coverage_of(
             w,
             marked.into_iter(),
             self.current_hours(),
             &self.outdated(w.lo, frontier),
-        )
+        );
+        // The tail from the first unmarked minute: its current slots from slot rows.
+        if let Some(tail) = c.live.last_mut()
+            && tail.0 == c.live_lo
+        {
+            let hi = self.slot_frontier(c.live_lo).min(tail.1);
+            c.slots = (c.live_lo, hi);
+            tail.0 = hi;
+            if tail.0 >= tail.1 {
+                c.live.pop();
+            }
+        } else {
+            c.slots = (c.live_lo, c.live_lo);
+        }
+        c
+    }
+
+    /// The end of the current slots from `lo` on: the first slot unmarked or whose count
+    /// changed since its marker — and then one slot earlier, as a late span changes the slot
+    /// before it too (a client span that was a virtual edge finds its child).
+    fn slot_frontier(&self, lo: i64) -> i64 {
+        let mut at = lo;
+        loop {
+            let Some(mark) = self.slots.get(&at) else {
+                return at;
+            };
+            if self.slot_spans.get(&at).copied().unwrap_or(0) != mark.spans {
+                return (at - SLOT_NS).max(lo);
+            }
+            at += SLOT_NS;
+        }
     }
 }
 
@@ -254,6 +344,9 @@ pub struct Coverage {
     pub live_minutes: Vec<u32>,
     /// `[lo, hi)` ranges (ns, ascending, disjoint) read from spans.
     pub live: Vec<(i64, i64)>,
+    /// `[live_lo, hi)` read from 10-second slot rows (empty when `hi == live_lo`): the tail's
+    /// current slots; the last live range starts where they end.
+    pub slots: (i64, i64),
 }
 
 /// What of `w` is rolled up, from the marked minutes and the current hours (both ascending,
@@ -302,6 +395,7 @@ pub fn coverage_of(
         live_lo,
         live_minutes,
         live,
+        slots: (live_lo, live_lo),
     }
 }
 
