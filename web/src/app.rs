@@ -88,6 +88,8 @@ fn App() -> impl IntoView {
     // Only a change of view rebuilds the page; filters and navigation within a view do not.
     let view_name = Memo::new(move |_| state.get().view);
     let go = move |view: &'static str| state.update(|s| s.view = view.to_string());
+    // The checks' board (polled for the app's lifetime): the checks view and the map's notices.
+    let board = crate::checks::poll_board();
     let help = onboarding::Help(RwSignal::new(false));
     onboarding::install_help_keys(help);
     view! {
@@ -98,7 +100,8 @@ fn App() -> impl IntoView {
                 <span class="brand">"ORRERY"</span>
                 <nav aria-label="views">
                     <button class:active=move || state.get().view == "map" on:click=move |_| go("map")>"Map"</button>
-                    <button class:active=move || state.get().view != "map" on:click=move |_| go("traces")>"Traces"</button>
+                    <button class:active=move || matches!(state.get().view.as_str(), "traces" | "trace" | "compare") on:click=move |_| go("traces")>"Traces"</button>
+                    <button class:active=move || state.get().view == "checks" data-testid="nav-checks" on:click=move |_| go("checks")>"Checks"</button>
                 </nav>
                 <label>"Window "
                     <select aria-label="time window" on:change=move |ev| { let v = event_target_value(&ev); state.update(|s| s.since = v) }
@@ -137,7 +140,8 @@ fn App() -> impl IntoView {
                 "trace" => view! { <TraceView state=state /> }.into_any(),
                 "compare" => view! { <crate::trace_compare::CompareView state=state /> }.into_any(),
                 "traces" => view! { <SearchView state=state /> }.into_any(),
-                _ => view! { <MapView state=state /> }.into_any(),
+                "checks" => view! { <crate::checks::ChecksView state=state board=board /> }.into_any(),
+                _ => view! { <MapView state=state board=board /> }.into_any(),
             }}}
             </div>
         </div>

@@ -38,6 +38,9 @@ pub mod trace_flame;
 pub mod trace_graph;
 pub mod trace_info;
 #[cfg(target_arch = "wasm32")]
+mod trace_load;
+pub mod trace_prefix;
+#[cfg(target_arch = "wasm32")]
 mod trace_search;
 #[cfg(target_arch = "wasm32")]
 mod trace_view;

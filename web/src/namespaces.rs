@@ -33,12 +33,13 @@ pub enum Grouping {
 }
 
 impl Grouping {
-    /// `group=namespace` / `group=none`; anything else (or absent) is automatic.
+    /// Absent (`""`) is automatic, `group=namespace` always; any other grouping the user
+    /// chose (`none`, or the region/prefix/attribute ones of `grouping`) never.
     pub fn parse(s: &str) -> Grouping {
         match s {
+            "" => Grouping::Auto,
             "namespace" => Grouping::Namespace,
-            "none" => Grouping::None,
-            _ => Grouping::Auto,
+            _ => Grouping::None,
         }
     }
 }
@@ -417,7 +418,8 @@ mod tests {
         assert_eq!(Grouping::parse("namespace"), Grouping::Namespace);
         assert_eq!(Grouping::parse("none"), Grouping::None);
         assert_eq!(Grouping::parse(""), Grouping::Auto);
-        assert_eq!(Grouping::parse("bogus"), Grouping::Auto);
+        assert_eq!(Grouping::parse("region"), Grouping::None);
+        assert_eq!(Grouping::parse("attr:host.name"), Grouping::None);
     }
 
     #[test]

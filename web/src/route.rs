@@ -168,6 +168,18 @@ impl UrlState {
         if self.level == "focused" {
             q += &format!("&service={}", enc(&self.focus));
         }
+        // Groupings the graph API does (merged histograms, so exact quantiles): the chosen
+        // namespace level and the attribute ones; `expand=` the groups opened into services.
+        let server = match self.group.as_str() {
+            "namespace" => Some("namespace"),
+            g => crate::grouping::server_param(g),
+        };
+        if let Some(by) = server.filter(|_| self.level == "region") {
+            q += &format!("&group={}", enc(by));
+            if !self.ns.is_empty() {
+                q += &format!("&expand={}", enc(&self.ns));
+            }
+        }
         q
     }
 }

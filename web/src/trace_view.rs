@@ -24,6 +24,44 @@ pub struct Loaded {
     pub summary: Summary,
     /// Spans below each span (what collapsing it hides).
     pub descendants: Vec<usize>,
+    /// Only the first rows, drawn from the first bytes of a big answer while the rest
+    /// downloads (`trace_prefix.rs`); replaced by the whole trace when it is in.
+    pub partial: bool,
+}
+
+/// Rows drawn from the first bytes of a big answer (a screen or two).
+const PREFIX_ROWS: usize = 400;
+
+/// The first rows of a big trace from the first bytes of its answer, at their final positions
+/// (the answer's start and duration are the whole trace's); figures not known yet are 0.
+fn partial(buf: &[u8]) -> Option<Loaded> {
+    let (head, rows) = crate::trace_prefix::parse_prefix(buf, PREFIX_ROWS)?;
+    if rows.is_empty() {
+        return None;
+    }
+    let rows = crate::waterfall::TraceRows {
+        spans: rows,
+        truncated: false,
+    };
+    let mut m = TraceModel::from_rows(rows, Vec::new());
+    m.start_us = head.start_us;
+    m.end_us = head.start_us + head.duration_us;
+    // The critical path needs the whole tree.
+    m.critical = vec![false; m.spans.len()];
+    let summary = Summary {
+        duration_us: head.duration_us,
+        span_count: head.span_count as usize,
+        error_count: head.error_count as usize,
+        depth: 0,
+        services: head.services.into_iter().map(|s| (s, 0)).collect(),
+    };
+    let descendants = vec![0; m.spans.len()];
+    Some(Loaded {
+        m,
+        summary,
+        descendants,
+        partial: true,
+    })
 }
 
 /// Rebuilt when the URL's trace changes (a span link opens another trace in place).
@@ -39,11 +77,36 @@ fn TracePage(id: String, state: RwSignal<UrlState>) -> impl IntoView {
         RwSignal::new_local(None);
     let url = format!("orrery/api/traces/{}", enc(&id));
     // Phase timings for the big-trace bench: start (ms since navigation), fetch, JSON parse,
-    // tree + critical path (+ header figures).
+    // tree + critical path (+ header figures) — of what was drawn first (the first rows of a
+    // big trace, else the whole trace); and when the whole trace was in, if that came later.
     let timings = RwSignal::new(String::new());
+    let complete = RwSignal::new(String::new());
     spawn_local(async move {
         let t0 = now_s();
-        let result = match crate::net::get_bytes(&url).await {
+        let on_prefix = |buf: &[u8]| {
+            let t1 = now_s();
+            if let Some(p) = partial(buf) {
+                let t2 = now_s();
+                let _ = timings.try_set(format!(
+                    "start {:.0} ms · fetch {:.0} ms · parse {:.0} ms · model {:.0} ms · first {} rows",
+                    t0 * 1e3,
+                    (t1 - t0) * 1e3,
+                    (t2 - t1) * 1e3,
+                    0.0,
+                    p.m.spans.len()
+                ));
+                let _ = loaded.try_set(Some(Ok(Rc::new(p))));
+            }
+        };
+        // When the first rows are on screen (ms since navigation), for the bench.
+        let on_painted = move || {
+            let _ = timings.try_update(|t| {
+                if t.contains("first ") {
+                    t.push_str(&format!(" · painted {:.0} ms", now_s() * 1e3));
+                }
+            });
+        };
+        let result = match crate::trace_load::get_streamed(&url, on_prefix, on_painted).await {
             Err(e) => Err(e),
             Ok(body) => {
                 let t1 = now_s();
@@ -53,17 +116,22 @@ fn TracePage(id: String, state: RwSignal<UrlState>) -> impl IntoView {
                     let summary = trace_info::summary(&m);
                     let descendants = trace_info::descendants(&m);
                     let t3 = now_s();
-                    let _ = timings.try_set(format!(
+                    let phases = format!(
                         "start {:.0} ms · fetch {:.0} ms · parse {:.0} ms · model {:.0} ms",
                         t0 * 1e3,
                         (t1 - t0) * 1e3,
                         (t2 - t1) * 1e3,
                         (t3 - t2) * 1e3
-                    ));
+                    );
+                    if timings.try_get_untracked().is_some_and(|t| t.is_empty()) {
+                        let _ = timings.try_set(phases.clone());
+                    }
+                    let _ = complete.try_set(phases);
                     Rc::new(Loaded {
                         m,
                         summary,
                         descendants,
+                        partial: false,
                     })
                 })
             }
@@ -71,7 +139,8 @@ fn TracePage(id: String, state: RwSignal<UrlState>) -> impl IntoView {
         let _ = loaded.try_set(Some(result));
     });
     view! {
-        <div class="waterfall" data-testid="waterfall" data-timings=move || timings.get()>
+        <div class="waterfall" data-testid="waterfall" data-timings=move || timings.get()
+            data-complete=move || { let c = complete.get(); (!c.is_empty()).then_some(c) }>
             {move || match loaded.get() {
                 None => view! { <p class="msg muted">"loading the trace…"</p> }.into_any(),
                 Some(Err(e)) => view! { <p class="msg error">{e}</p> }.into_any(),
@@ -241,16 +310,18 @@ fn Waterfall(
             <span class="fig"><span class="muted">"started "</span>{start_abs}</span>
             <span class="fig"><span class="muted">"duration "</span>{fmt_us(s.duration_us)}</span>
             <span class="fig"><span class="muted">"services "</span>{s.services.len()}</span>
-            <span class="fig"><span class="muted">"depth "</span>{s.depth}</span>
+            <span class="fig"><span class="muted">"depth "</span>{if l.partial { "…".to_string() } else { s.depth.to_string() }}</span>
             <span class="fig"><span class="muted">"spans "</span>{s.span_count}</span>
             {(s.error_count > 0).then(|| view! { <span class="fig err">{format!("{} error{}", s.error_count, if s.error_count == 1 { "" } else { "s" })}</span> })}
         </div>
         <ul class="svc-legend" data-testid="service-legend" aria-label="services (colour in the waterfall)">
             {s.services.iter().map(|(name, n)| view! {
                 <li data-service=name.clone() data-colour=service_colour(name)>
-                    <span class="swatch" style:background-color=service_colour(name)></span>{format!("{name} ({n})")}</li>
+                    <span class="swatch" style:background-color=service_colour(name)></span>{if *n > 0 { format!("{name} ({n})") } else { name.clone() }}</li>
             }).collect_view()}
         </ul>
+        {l.partial.then(|| view! { <p class="msg muted" role="status" data-testid="trace-loading">
+            {format!("loading the rest of the trace: showing its first {} of {} spans", m.spans.len(), s.span_count)}</p> })}
         {m.truncated.then(|| view! { <p class="msg warn" role="status" data-testid="trace-truncated">
             {format!("truncated: showing the first {} spans of a bigger trace (the server's --query-max-trace-spans)", m.spans.len())}</p> })}
         <div class="wf-tools">
@@ -284,7 +355,8 @@ fn Waterfall(
             <button aria-label="next match" on:click=move |_| step_match(1)>"↓"</button>
             <span class="muted keys">"j/k move · Enter expand · / find"</span>
         </div>
-        <Minimap l=lmini zoom=zoom />
+        // Drawn for the whole trace only (the first rows of a big one are soon replaced).
+        {(!l.partial).then(|| view! { <Minimap l=lmini zoom=zoom /> })}
         <div class="wf-body">
             {move || if tab.get() == "stats" {
                 view! { <StatsTable l=lstats.clone() /> }.into_any()
@@ -322,7 +394,7 @@ fn Waterfall(
                         // In % of the zoomed range (bars outside it are clipped by the track).
                         let left = ((s.start_us - m.start_us) as f64 / m.duration_us() as f64 - za) / zw * 100.0;
                         let width = s.duration_us as f64 / m.duration_us() as f64 / zw * 100.0;
-                        let kids = m.children[i].len();
+                        let kids = if l.partial { 0 } else { m.children[i].len() };
                         let below = l.descendants[i];
                         let open = !collapsed.with(|c| c.contains(&i));
                         let after = trace_info::label_after(left, width);

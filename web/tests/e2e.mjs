@@ -204,8 +204,17 @@ export async function bigtrace(browser, base, artifacts, opts) {
   await page.goto(`${base}/?view=trace&trace=${opts.trace}`, { waitUntil: "load" });
   await page.waitForSelector(".wf-row", { timeout: 120000 });
   const open_ms = Date.now() - t0;
-  const row_count = await page.$eval(".wf-scroll", (e) => Number(e.dataset.rowCount));
+  // Phases of what was drawn first: a big trace's first rows come from the first bytes of its
+  // answer ("… · first N rows"); then the whole trace replaces them (data-complete).
   const phases = await page.$eval("[data-testid=waterfall]", (e) => e.dataset.timings);
+  const first_rows = await page.$$eval(".wf-row", (els) => els.map((e) => e.dataset.spanId).slice(0, 5));
+  await page.waitForSelector("[data-testid=waterfall][data-complete]", { timeout: 120000 });
+  await page.waitForFunction((n) => Number((document.querySelector(".wf-scroll") || { dataset: {} }).dataset.rowCount) === n,
+    { timeout: 30000 }, opts.spans).catch(() => {});
+  const complete_ms = Date.now() - t0;
+  const complete = await page.$eval("[data-testid=waterfall]", (e) => e.dataset.complete);
+  const complete_first_rows = await page.$$eval(".wf-row", (els) => els.map((e) => e.dataset.spanId).slice(0, 5));
+  const row_count = await page.$eval(".wf-scroll", (e) => Number(e.dataset.rowCount));
   const dom_rows = await page.$$eval(".wf-row", (els) => els.length);
   // Scroll through the whole list in 40 steps, each awaited until the rows for it are drawn.
   const steps = await page.evaluate(async () => {
@@ -229,7 +238,7 @@ export async function bigtrace(browser, base, artifacts, opts) {
   await page.screenshot({ path: `${artifacts}/bigtrace.png` });
   const sorted = [...steps].sort((a, b) => a - b);
   return {
-    open_ms, phases, row_count, dom_rows, scroll_steps: steps.length,
+    open_ms, phases, first_rows, complete_ms, complete, complete_first_rows, row_count, dom_rows, scroll_steps: steps.length,
     scroll_step_p50_ms: sorted[Math.floor(sorted.length / 2)],
     scroll_step_max_ms: sorted[sorted.length - 1], last_row_visible,
   };

@@ -55,6 +55,15 @@ async function tabOrder(page, limit) {
     e.dataset.tabSeen = "1";
     return { again, key: name(e), label: (e.getAttribute("aria-label") || e.textContent || "").trim().slice(0, 30) };
   });
+  const controls = () => page.evaluate(() => {
+    const name = (e) => `${e.tagName.toLowerCase()}${e.dataset.testid ? "#" + e.dataset.testid : ""}${e.dataset.nodeId ? "@" + e.dataset.nodeId : ""}`;
+    return [...document.querySelectorAll("button, input, select, textarea, a[href], [tabindex]:not([tabindex='-1'])")]
+      .filter((e) => !e.disabled && e.offsetParent !== null && !e.closest("[hidden], [inert]"))
+      .map(name);
+  });
+  // The controls present both before and after the walk (a live update may add or drop a
+  // service row meanwhile).
+  const before = await controls();
   const reached = [];
   for (let i = 0; i < limit; i++) {
     await page.keyboard.press("Tab");
@@ -62,12 +71,8 @@ async function tabOrder(page, limit) {
     if (r && r.again) break; // wrapped around
     if (r) reached.push(r);
   }
-  const all = await page.evaluate(() => {
-    const name = (e) => `${e.tagName.toLowerCase()}${e.dataset.testid ? "#" + e.dataset.testid : ""}${e.dataset.nodeId ? "@" + e.dataset.nodeId : ""}`;
-    return [...document.querySelectorAll("button, input, select, textarea, a[href], [tabindex]:not([tabindex='-1'])")]
-      .filter((e) => !e.disabled && e.offsetParent !== null && !e.closest("[hidden], [inert]"))
-      .map(name);
-  });
+  const after = await controls();
+  const all = before.filter((k) => after.includes(k));
   const keys = reached.map((r) => r.key);
   const count = (list, k) => list.filter((x) => x === k).length;
   const missed = [...new Set(all)].filter((k) => count(all, k) > count(keys, k))

@@ -316,6 +316,7 @@ export async function traces(browser, base, artifacts, opts) {
   out.result_count = await page.$eval("[data-testid=result-count]", (e) => e.textContent);
   out.now_ms = await page.evaluate(() => Date.now());
   await shot("search-page");
+  await docShot("trace-search");
   out.a11y_search = await seriousViolations(page);
   out.unreachable_search = await unreachable("body");
   const order = async (k) => { await page.select("[data-testid=sort]", k); await sleep(200); return (await results()).map((r) => ({ id: r.id, duration_us: r.duration_us, errors: r.errors, start_us: r.start_us })); };
@@ -402,6 +403,5 @@ export async function traces(browser, base, artifacts, opts) {
     error: await page.$eval("[data-testid=range-error]", (e) => e.textContent).catch(() => null),
     results: await page.$$eval("[data-testid=trace-results] .result", (els) => els.map((e) => e.dataset.traceId)) };
   out.a11y_search_custom = await seriousViolations(page);
-  await docShot("trace-search");
   return out;
 }

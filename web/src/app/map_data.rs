@@ -69,6 +69,13 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         {
             namespaces::collapse(&mut g, &namespaces::parse_expanded(&s.ns));
         }
+        // The browser's other groupings (by region, by name prefix).
+        if g.level == "region"
+            && !s.diff
+            && let Some(by) = crate::grouping::ClientGroup::parse(&s.group)
+        {
+            crate::grouping::apply(&mut g, by, &namespaces::parse_expanded(&s.ns));
+        }
         let marks = match (s.diff, added_edges.borrow().as_ref()) {
             (true, Some(d)) => diff::merge(&mut g, d),
             _ => Marks::default(),
@@ -88,6 +95,10 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         if g.level == "global" {
             m.layout.update_ring(&input, "INTERNET");
         } else {
+            // Tall ranks wrap into sub-columns to the shape of the area the fit uses.
+            let (w, h) = m.renderer.size_css();
+            m.layout
+                .set_aspect((w * 0.85 - 100.0).max(100.0) / (h * 0.75 - 100.0).max(100.0));
             m.layout.update_layered(&input);
         }
         edges.set(

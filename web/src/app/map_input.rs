@@ -15,10 +15,11 @@ use wasm_bindgen::prelude::*;
 /// Double-click (or Shift+Enter) on a node: into a namespace, a region, or a service.
 pub(crate) fn drill(state: RwSignal<UrlState>, id: String, kind: String) {
     state.update(|s| {
-        if kind == "namespace" {
-            // Zoom into a namespace: its services replace its node.
+        if kind == "namespace" || kind == "group" {
+            // Zoom into a namespace (or another group): its services replace its node.
             let mut set = namespaces::parse_expanded(&s.ns);
-            set.insert(namespaces::of_id(&id).unwrap_or_default().to_string());
+            let name = namespaces::of_id(&id).or_else(|| crate::grouping::of_id(&id));
+            set.insert(name.unwrap_or_default().to_string());
             s.ns = namespaces::format_expanded(&set);
         } else if kind == "region" {
             s.level = "region".into();
@@ -242,15 +243,19 @@ pub(crate) fn on_wheel(m: Map, sh: &Shared) -> impl FnMut(web_sys::WheelEvent) +
                 Some(Hit::Node(i))
                     if k > 1.0
                         && m.renderer.camera.zoom >= m.fit_zoom * EXPAND_ZOOM
-                        && m.scene.graph.nodes[i].kind == "namespace" =>
+                        && matches!(
+                            m.scene.graph.nodes[i].kind.as_str(),
+                            "namespace" | "group"
+                        ) =>
                 {
-                    Some(m.scene.graph.nodes[i].id.clone())
+                    let n = &m.scene.graph.nodes[i];
+                    Some((n.id.clone(), n.kind.clone()))
                 }
                 _ => None,
             }
         };
-        if let Some(id) = expand {
-            drill(state, id, "namespace".into());
+        if let Some((id, kind)) = expand {
+            drill(state, id, kind);
         }
     }
 }

@@ -119,7 +119,10 @@ pub(crate) struct Shared {
 }
 
 #[component]
-pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
+pub(crate) fn MapView(
+    state: RwSignal<UrlState>,
+    board: RwSignal<Option<Result<crate::checks::Board, String>>>,
+) -> impl IntoView {
     let m = Map {
         state,
         canvas: NodeRef::new(),
@@ -215,12 +218,8 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                 <label>"min rate "<input type="number" min="0" step="0.1" class="w-70" prop:value=move || state.get().min_rate.to_string()
                     on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
                 <label title="compare with the previous window of the same length"><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff"</label>
-                <label>"group "<select data-testid="group" aria-label="group services" prop:value=move || state.get().group
-                    on:change=move |ev| { let v = event_target_value(&ev); state.update(|s| { s.group = v; s.ns.clear(); }) }>
-                    <option value="">"auto"</option>
-                    <option value="namespace">"namespaces"</option>
-                    <option value="none">"services"</option>
-                </select></label>
+                <crate::grouping::GroupingControl value=Signal::derive(move || state.get().group)
+                    on_change=move |v: String| state.update(|s| { s.group = v; s.ns.clear(); }) />
                 <button on:click=unpin title="forget the nodes dragged into place in this view">"unpin all"</button>
             </div>
         </div>
@@ -235,6 +234,8 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
                     on:click=move |_| sidebar.update(|o| *o = !*o)>
                     {move || if sidebar.get() { "◀ services" } else { "▶" }}</button>
                 <div id="map-side-body" class="map-side-body" hidden=move || !sidebar.get()>
+                    // The checks that fire (H6's notices; nothing when none does).
+                    <crate::checks::NoticesPanel state=state board=board />
                     <ul class="node-list" data-testid="map-nodes" aria-label="services on the map">
                         // Keyed by id, the figures and position reactive: a live update never
                         // replaces the row, so keyboard focus stays on it.
@@ -270,7 +271,7 @@ pub(crate) fn MapView(state: RwSignal<UrlState>) -> impl IntoView {
             <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
                 data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()
                 data-expanded=move || state.get().ns
-                data-grouped=move || nodes.with(|n| n.iter().any(|n| n.kind == "namespace")).to_string()
+                data-grouped=move || nodes.with(|n| n.iter().any(|n| n.kind == "namespace" || n.kind == "group")).to_string()
                 data-stream=move || match stream_state.get() { StreamState::Connecting => "connecting", StreamState::Live => "live", StreamState::Retrying { .. } => "retrying", StreamState::Unauthorized => "unauthorized" }>
                 <canvas node_ref=canvas tabindex="0" aria-label="service map (the list of services beside it has the same nodes)"
                     on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel

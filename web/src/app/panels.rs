@@ -13,11 +13,16 @@ use leptos::task::spawn_local;
 /// knows services only).
 #[component]
 pub(crate) fn NamespacePanel(id: String, state: RwSignal<UrlState>) -> impl IntoView {
-    let ns = namespaces::of_id(&id).unwrap_or_default().to_string();
+    let ns = group_of(&id).unwrap_or_default().to_string();
     let ns2 = ns.clone();
+    let what = if namespaces::of_id(&id).is_some() {
+        "namespace"
+    } else {
+        "group"
+    };
     view! {
         <aside class="side" data-testid="namespace-panel">
-            <h3>{format!("namespace {ns}")}</h3>
+            <h3>{format!("{what} {ns}")}</h3>
             <p>"Its services are drawn as this one node (summed traffic; calls inside it are not drawn)."</p>
             <button data-testid="namespace-expand" on:click=move |_| state.update(|s| {
                 let mut set = namespaces::parse_expanded(&s.ns);
@@ -39,7 +44,7 @@ pub(crate) fn NamespaceEdgePanel(
 ) -> impl IntoView {
     let groups: Vec<String> = [&source, &target]
         .into_iter()
-        .filter_map(|id| namespaces::of_id(id).map(String::from))
+        .filter_map(|id| group_of(id).map(String::from))
         .collect();
     let label = groups.join(" and ");
     view! {
@@ -230,21 +235,24 @@ pub(crate) fn HistogramChart(h: Histogram, testid: &'static str) -> impl IntoVie
     }
 }
 
+/// The group a collapsed node stands for: a namespace (`namespace:<name>`) or another
+/// grouping's value (`group:<value>`); the node and edge detail APIs know services only.
+fn group_of(id: &str) -> Option<&str> {
+    namespaces::of_id(id).or_else(|| crate::grouping::of_id(id))
+}
+
 /// The side panel the map has open: a node's, an edge's, or a collapsed namespace's.
 #[component]
 pub(crate) fn SidePanel(panel: RwSignal<Panel>, state: RwSignal<UrlState>) -> impl IntoView {
     move || match panel.get() {
         Panel::None => None,
-        Panel::Node(id) if namespaces::of_id(&id).is_some() => {
+        Panel::Node(id) if group_of(&id).is_some() => {
             Some(view! { <NamespacePanel id=id state=state /> }.into_any())
         }
         Panel::Node(id) => Some(view! { <NodePanel id=id state=state /> }.into_any()),
-        Panel::Edge(s, t) if namespaces::of_id(&s).is_some() || namespaces::of_id(&t).is_some() => {
-            Some(
-                view! { <NamespaceEdgePanel source=s target=t state=state panel=panel /> }
-                    .into_any(),
-            )
-        }
+        Panel::Edge(s, t) if group_of(&s).is_some() || group_of(&t).is_some() => Some(
+            view! { <NamespaceEdgePanel source=s target=t state=state panel=panel /> }.into_any(),
+        ),
         Panel::Edge(s, t) => Some(view! { <EdgePanel source=s target=t state=state /> }.into_any()),
     }
 }
