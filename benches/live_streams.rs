@@ -43,7 +43,12 @@ fn span(trace: u64, id: u64, parent: u64, service: &str, kind: &str, ts: i64) ->
         service_name: service.into(),
         resource_attributes: vec![("service.name".into(), service.into())],
         duration: (5 + trace % 50) * 1_000_000,
-        status_code: if trace % 17 == 0 { "Error" } else { "Unset" }.into(),
+        status_code: if trace.is_multiple_of(17) {
+            "Error"
+        } else {
+            "Unset"
+        }
+        .into(),
         ..Default::default()
     }
 }

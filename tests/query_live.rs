@@ -95,7 +95,11 @@ fn chain(tag: &str, n: usize, calls: usize, ts: i64) -> Vec<orrery_store::SpanRo
             rows.push(span(&trace, "1", "", &a, "Server", ts, 10));
             rows.push(span(&trace, "2", "1", &a, "Client", ts + MS, 8));
             let callee = span(&trace, "3", "2", &b, "Server", ts + 2 * MS, 5);
-            rows.push(if c % 4 == 0 { callee.error() } else { callee });
+            rows.push(if c.is_multiple_of(4) {
+                callee.error()
+            } else {
+                callee
+            });
         }
     }
     rows
@@ -400,8 +404,9 @@ async fn truncate_all(ch: &ClickHouseArgs) {
 async fn a_client_that_stops_reading_stalls_nobody_and_is_dropped() {
     let _serial = SERIAL.lock().await;
     let ch = fresh_database().await;
-    // A map big enough that a few ticks fill a connection's buffers: 400 services.
-    insert(&ch, &chain("m", 400, 1, now_ns() - 20_000 * MS)).await;
+    // A map big enough that ticks fill a connection's buffers (the kernel's send buffer grows to
+    // 4 MB on loopback) in tens of seconds: 1,000 services, ~200 KB of metrics per tick.
+    insert(&ch, &chain("m", 1000, 1, now_ns() - 20_000 * MS)).await;
     let s = start(
         &ch,
         LimitArgs {
@@ -443,12 +448,12 @@ async fn a_client_that_stops_reading_stalls_nobody_and_is_dropped() {
     );
     // The stuck client was dropped: it no longer holds a slot.
     let mut dropped = false;
-    for _ in 0..100 {
+    for _ in 0..240 {
         if metric(&s.base, "orrery_query_live_dropped_total").await > dropped0 {
             dropped = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(dropped, "a client that stopped reading was not dropped");
     assert_eq!(metric(&s.base, "orrery_query_live_subscribers").await, 5.0);
