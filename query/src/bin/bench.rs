@@ -330,6 +330,57 @@ async fn main() -> Result<()> {
     if with_graph {
         // Rollup: backfill the day and measure cost per minute of spans.
         let rollup = Rollup::new(client.clone(), settings.clone());
+        if spread < day && fill {
+            // The live edge at this rate: minutes rolled up to the filled minute, which only
+            // the 10-second slots cover (as in the minute after it closes, before the minute
+            // rollup's delay has passed) — the slots' own cost, then a graph that reads them.
+            let filled = (now / 60_000 / MS - 2) * 60_000 * MS;
+            rollup
+                .run_once(filled + 30_000 * MS, Duration::from_secs(86_400 + 600))
+                .await?;
+            let t = Instant::now();
+            let cpu0 = cpu_now(server_pid);
+            let slots = rollup.run_slots(now).await?;
+            let cpu = cpu_now(server_pid) - cpu0;
+            println!(
+                "slot rollup: {} slots ({} spans) in {:.1} s; CPU {:.1} s = {:.3} cores at 100k spans/s (scaled)",
+                slots.len(),
+                written,
+                t.elapsed().as_secs_f64(),
+                cpu,
+                cpu / written.max(1) as f64 * 1e5,
+            );
+            let req = GraphRequest {
+                level: Level::Region,
+                region: None,
+                focus: None,
+                window: params::span(now - 15 * 60_000 * MS, now, now).unwrap(),
+                whats_wrong: true,
+                group: Default::default(),
+            };
+            let cold = GraphArgs {
+                graph_cache_entries: 0,
+                ..settings.clone()
+            };
+            let w = req.window;
+            let c = graph::fetch::Rolled::read(&client, w.lo, w.hi)
+                .await?
+                .coverage(w);
+            println!(
+                "  15 min window: minutes to {} s before its end, slots to {} s before, then spans",
+                (w.hi - c.live_lo) / 1_000_000_000,
+                (w.hi - c.slots.1) / 1_000_000_000
+            );
+            time(
+                "graph, 15 min window, its last minute in 10-second slots, cold",
+                runs,
+                |_| {
+                    let (c, s, r) = (client.clone(), cold.clone(), req.clone());
+                    async move { graph::graph(&c, &s, &r).await }
+                },
+            )
+            .await?;
+        }
         let t = Instant::now();
         let cpu0 = cpu_now(server_pid);
         let mut minutes = 0;
