@@ -336,17 +336,21 @@ impl Renderer {
                 return None;
             }
             let lw = self.label_w.get(i).copied().unwrap_or(60.0 * dpr) + 4.0 * dpr;
-            Some((
-                i,
-                Rect {
-                    x: x - lw / 2.0,
-                    y: y + r_px + 2.0 * dpr,
-                    w: lw,
-                    h: line,
-                },
-            ))
+            let r = Rect {
+                x: x - lw / 2.0,
+                y: y + r_px + 2.0 * dpr,
+                w: lw,
+                h: line,
+            };
+            // A name cut by the canvas edge is not legible: whole boxes only.
+            (r.x >= 0.0 && r.y >= 0.0 && r.x + r.w <= w && r.y + r.h <= h).then_some((i, r))
         });
         let placed = labels::place(candidates, labels::budget(w, h, dpr));
+        // A dark plate under each name keeps it readable over edges and particles.
+        o.set_fill_style_str("rgba(11,15,23,0.72)");
+        for &(_, r) in &placed {
+            o.fill_rect(r.x as f64, r.y as f64, r.w as f64, r.h as f64);
+        }
         for &(i, r) in &placed {
             let n = &s.graph.nodes[i];
             o.set_fill_style_str(

@@ -120,6 +120,8 @@ impl Scene {
     }
 
     fn build_particles(&mut self, target: Option<u32>, budget: u32) {
+        // A fixed target (the bench) keeps every edge's share; a live crowded map thins.
+        let crowded = target.is_none() && self.graph.edges.len() >= CROWDED_EDGES;
         let max = if self.graph.max_volume > 0.0 {
             self.graph.max_volume
         } else {
@@ -142,9 +144,15 @@ impl Scene {
                 let (a, b) = (self.to[s], self.to[t]);
                 let len = ((b.x - a.x).powi(2) + (b.y - a.y).powi(2)).sqrt().max(1.0);
                 let pps = encoding::particles_per_second(e.metrics.rps, max);
-                (encoding::particles_in_flight(pps, len) as f32, len)
+                let n = encoding::particles_in_flight(pps, len) as f32;
+                (n * thinning(crowded, e, max), len)
             })
             .collect();
+        let budget = if crowded {
+            budget.min(CROWDED_PARTICLES)
+        } else {
+            budget
+        };
         let total: f32 = raw.iter().map(|r| r.0).sum();
         let scale = match target {
             Some(t) if total > 0.0 => t as f32 / total,
@@ -230,8 +238,24 @@ pub fn edge_draw_order(g: &Graph, marks: &Marks) -> Vec<usize> {
     order
 }
 
-/// A graph this many edges or more draws its thin healthy edges faded.
+/// A graph this many edges or more draws its thin healthy edges faded and nearly still.
 pub const CROWDED_EDGES: usize = 300;
+/// Most particles on a crowded map: past this, flow stops being readable (and costs the GPU).
+pub const CROWDED_PARTICLES: u32 = 30_000;
+
+/// Particle share an edge keeps on a crowded map: all for an edge with errors or a heavy one
+/// (√ of its share of the busiest ≥ 0.3), 15% for the thin healthy rest, so what matters moves
+/// and the rest is a faint background.
+fn thinning(crowded: bool, e: &crate::api::Edge, max_rps: f64) -> f32 {
+    if !crowded || e.metrics.error_rate > 0.0 || max_rps <= 0.0 {
+        return 1.0;
+    }
+    if (e.metrics.rps / max_rps).sqrt() >= 0.3 {
+        1.0
+    } else {
+        0.15
+    }
+}
 
 fn hash(a: u32, b: u32) -> u32 {
     let mut x = a.wrapping_mul(0x9e37_79b9) ^ b.wrapping_mul(0x85eb_ca6b);
@@ -384,5 +408,37 @@ mod tests {
             .map(|&i| g.edges[i].metrics.rps)
             .collect();
         assert!(rps.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn a_crowded_live_map_keeps_particles_on_red_and_heavy_edges() {
+        let g = crate::synth::mesh(2000, 5000, 6, 3);
+        let l = laid_out(&g);
+        let mut s = Scene::default();
+        s.set(g, &l, 0.0, false, None, 100_000);
+        assert!(
+            s.particles.len() <= CROWDED_PARTICLES as usize + 5000,
+            "{}",
+            s.particles.len()
+        );
+        let max = s
+            .graph
+            .edges
+            .iter()
+            .map(|e| e.metrics.rps)
+            .fold(0.0, f64::max);
+        let per_edge = |keep: &dyn Fn(&crate::api::Edge) -> bool| {
+            let ids: HashSet<u32> = (0..s.graph.edges.len() as u32)
+                .filter(|&i| keep(&s.graph.edges[i as usize]))
+                .collect();
+            s.particles.iter().filter(|p| ids.contains(&p.0)).count() as f64
+                / ids.len().max(1) as f64
+        };
+        let thin = per_edge(&|e| e.metrics.error_rate == 0.0 && (e.metrics.rps / max).sqrt() < 0.3);
+        let red = per_edge(&|e| e.metrics.error_rate > 0.0);
+        assert!(
+            red > 3.0 * thin,
+            "red {red} vs thin {thin} particles per edge"
+        );
     }
 }
