@@ -232,9 +232,11 @@ async fn canary_and_stale_callee_rules_judge_real_reads_from_the_cli_and_the_ser
             .json()
             .await
             .unwrap();
+        // 404 until the first evaluation is done.
         let verdicts: Vec<(String, String)> = b["rules"]
             .as_array()
-            .unwrap()
+            .cloned()
+            .unwrap_or_default()
             .iter()
             .map(|r| {
                 (
@@ -303,5 +305,92 @@ async fn canary_and_stale_callee_rules_judge_real_reads_from_the_cli_and_the_ser
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    shutdown.cancel();
+}
+
+/// `for:` in a one-shot gate: a rule violated now is judged again with its window ending
+/// `for`/3, 2`for`/3 and `for` ago; violated throughout, exit 1; violated only lately, it is
+/// pending — `no_data`, exit 2, "do not promote yet".
+#[tokio::test]
+async fn the_cli_honours_for_by_judging_earlier_windows_too() {
+    let ch = fresh_database().await;
+    let now = now_ns();
+    let mut rows = Vec::new();
+    // fraud has failed a quarter of its calls for minutes; ads only for the last 20 seconds.
+    rows.extend(served(
+        "fo",
+        "fraud",
+        "1",
+        "f-1",
+        now - 270 * 1000 * MS,
+        20,
+        5,
+        5,
+    ));
+    rows.extend(served(
+        "fn",
+        "fraud",
+        "1",
+        "f-1",
+        now - 30 * 1000 * MS,
+        20,
+        5,
+        5,
+    ));
+    rows.extend(served(
+        "an",
+        "ads",
+        "1",
+        "a-1",
+        now - 20 * 1000 * MS,
+        20,
+        5,
+        5,
+    ));
+    insert(&ch, &rows).await;
+    let shutdown = CancellationToken::new();
+    let url = serve(&ch, None, &shutdown).await;
+    let rules = rules_file(
+        "rules:
+  - name: fraud-long
+    window: 5m
+    for: 2m
+    slo: { node: fraud, max_error_rate: 1%, min_requests: 5 }
+  - name: ads-new
+    window: 1m
+    for: 3m
+    slo: { node: ads, max_error_rate: 1%, min_requests: 5 }
+",
+    );
+    let file = rules.path().to_str().unwrap();
+    let (code, out, err) = check(&["--query-url", &url, "--rules", file, "--json"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["outcomes"][0]["verdict"], "violated", "{v}");
+    assert_eq!(v["outcomes"][1]["verdict"], "no_data", "{v}");
+    let reason = v["outcomes"][1]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("pending: violated now but not throughout its for: 3m"),
+        "{reason}"
+    );
+    // Without the long-standing violation, the gate holds (2) instead of failing (1).
+    let ads = rules_file(
+        "rules:\n  - name: ads-new\n    window: 1m\n    for: 3m\n    slo: { node: ads, max_error_rate: 1%, min_requests: 5 }\n",
+    );
+    let (code, out, err) =
+        check(&["--query-url", &url, "--rules", ads.path().to_str().unwrap()]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    // The same rule without `for:` fails at once.
+    let now_rule = rules_file(
+        "rules:\n  - name: ads-now\n    window: 1m\n    slo: { node: ads, max_error_rate: 1%, min_requests: 5 }\n",
+    );
+    let (code, out, err) = check(&[
+        "--query-url",
+        &url,
+        "--rules",
+        now_rule.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
     shutdown.cancel();
 }

@@ -116,47 +116,77 @@ fn now_ms() -> i64 {
     crate::now_ns() / 1_000_000
 }
 
-/// Fetches each distinct window's graph once and evaluates every rule.
+/// Fetches each distinct window's graph once and evaluates every rule. A rule with `for:` that
+/// is violated now is judged again with its window ending `for`/3, 2`for`/3 and `for` ago: only
+/// violated at all four is it violated (the service would be firing it); otherwise it is
+/// `no_data` ("pending"), which a gate reads as "do not promote yet".
 pub async fn evaluate(target: &Target, rules: &[Rule], now_ms: i64) -> Result<Vec<Outcome>> {
     let mut graphs: HashMap<(i64, i64), Graph> = HashMap::new();
     let mut out = Vec::with_capacity(rules.len());
     for rule in rules {
-        let w = rule.window.as_millis() as i64;
-        let cur = (now_ms - w, now_ms);
-        let base = match &rule.kind {
-            RuleKind::Regression(r) => {
-                let off = r.baseline_offset.as_millis() as i64;
-                Some((cur.0 - off, cur.1 - off))
-            }
-            _ => None,
-        };
-        for key in std::iter::once(cur).chain(base) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(key) {
-                let q = [
-                    ("level", "region".to_string()),
-                    ("start", key.0.to_string()),
-                    ("end", key.1.to_string()),
-                ];
-                let (g, _): (Graph, String) = get_json(target, "/orrery/api/graph", &q)
-                    .await
-                    .with_context(|| format!("reading the graph for rule {:?}", rule.name))?;
-                slot.insert(g);
+        let mut o = eval_at(target, rule, now_ms, &mut graphs).await?;
+        let f = rule.for_duration.as_millis() as i64;
+        if o.verdict == Verdict::Violated && f > 0 {
+            for step in 1..=3 {
+                let earlier = eval_at(target, rule, now_ms - f * step / 3, &mut graphs).await?;
+                if earlier.verdict != Verdict::Violated {
+                    o.verdict = Verdict::NoData;
+                    o.reason = format!(
+                        "pending: violated now but not throughout its for: {} (not {} ago): {}",
+                        humantime::format_duration(rule.for_duration),
+                        humantime::format_duration(Duration::from_millis((f * step / 3) as u64)),
+                        o.reason
+                    );
+                    break;
+                }
             }
         }
-        let g = &graphs[&cur];
-        let (split, seen) = extra_inputs(target, rule, g, cur).await?;
-        out.push(eval::evaluate_with(
-            rule,
-            g,
-            eval::Inputs {
-                baseline: base.map(|b| &graphs[&b]),
-                split: split.as_ref(),
-                last_seen: seen.as_ref(),
-                now_ms,
-            },
-        ));
+        out.push(o);
     }
     Ok(out)
+}
+
+/// One rule judged on the window ending at `end_ms` (graphs cached by window).
+async fn eval_at(
+    target: &Target,
+    rule: &Rule,
+    end_ms: i64,
+    graphs: &mut HashMap<(i64, i64), Graph>,
+) -> Result<Outcome> {
+    let w = rule.window.as_millis() as i64;
+    let cur = (end_ms - w, end_ms);
+    let base = match &rule.kind {
+        RuleKind::Regression(r) => {
+            let off = r.baseline_offset.as_millis() as i64;
+            Some((cur.0 - off, cur.1 - off))
+        }
+        _ => None,
+    };
+    for key in std::iter::once(cur).chain(base) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(key) {
+            let q = [
+                ("level", "region".to_string()),
+                ("start", key.0.to_string()),
+                ("end", key.1.to_string()),
+            ];
+            let (g, _): (Graph, String) = get_json(target, "/orrery/api/graph", &q)
+                .await
+                .with_context(|| format!("reading the graph for rule {:?}", rule.name))?;
+            slot.insert(g);
+        }
+    }
+    let g = &graphs[&cur];
+    let (split, seen) = extra_inputs(target, rule, g, cur).await?;
+    Ok(eval::evaluate_with(
+        rule,
+        g,
+        eval::Inputs {
+            baseline: base.map(|b| &graphs[&b]),
+            split: split.as_ref(),
+            last_seen: seen.as_ref(),
+            now_ms: end_ms,
+        },
+    ))
 }
 
 /// A canary's version split or a stale-callee rule's last-seen times, from the query API.
