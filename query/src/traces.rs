@@ -8,11 +8,11 @@ use orrery_store::SpanRow;
 use orrery_store::span::status;
 use serde::Deserialize;
 
-use crate::calls::error_expr;
 use crate::graph::Span as Window;
 use crate::model::{
     Attributes, Event, Link, Scope, ServiceCount, Span, Status, Trace, TraceSummary,
 };
+use orrery_store::graph_rules::error_expr;
 
 /// Search filters; all must match one span of a trace.
 #[derive(Debug, Clone, Default)]

@@ -79,17 +79,18 @@ pub async fn summaries(client: &Client, ids: &[String]) -> Result<Vec<TraceSumma
         return Ok(Vec::new());
     }
     // Jaeger counts a span as an error by its status alone.
-    let sql = String::from(
+    let sql = format!(
         "SELECT TraceId AS trace_id, toString(ServiceName) AS service, count() AS spans,
-    countIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR')) AS errors,
+    countIf({}) AS errors,
     toInt64(min(toUnixTimestamp64Nano(Timestamp))) AS start_ns,
     toInt64(max(toUnixTimestamp64Nano(Timestamp) + Duration)) AS end_ns,
     countIf(ParentSpanId = '') AS roots,
     toString(argMinIf(SpanName, Timestamp, ParentSpanId = '')) AS root_operation,
     toInt64(minIf(toUnixTimestamp64Nano(Timestamp), ParentSpanId = '')) AS root_start_ns
 FROM otel_traces
-PREWHERE TraceId IN {ids:Array(String)}
+PREWHERE TraceId IN {{ids:Array(String)}}
 GROUP BY TraceId, ServiceName",
+        orrery_store::graph_rules::IS_ERROR_STATUS
     );
     let rows: Vec<PerService> = client
         .query(&sql)
