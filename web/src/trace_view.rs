@@ -356,7 +356,8 @@ fn Waterfall(
             <span class="muted keys">"j/k move · Enter expand · / find"</span>
         </div>
         // Drawn for the whole trace only (the first rows of a big one are soon replaced).
-        {(!l.partial).then(|| view! { <Minimap l=lmini zoom=zoom /> })}
+        // The timeline's overview: not over the other views (they have their own scales).
+        {(!l.partial).then_some(move || (tab.get() == "timeline").then(|| view! { <Minimap l=lmini.clone() zoom=zoom /> }))}
         <div class="wf-body">
             {move || if tab.get() == "stats" {
                 view! { <StatsTable l=lstats.clone() /> }.into_any()

@@ -11,7 +11,14 @@ export async function traces(browser, base, artifacts, opts) {
   await page.setViewport({ width: 1280, height: 800 });
   const log = [];
   page.on("pageerror", (e) => log.push(`pageerror: ${e}`));
-  page.on("console", (m) => { if (m.type() === "error") log.push(`console: ${m.text()}`); });
+  // A failed request is logged with its URL (the console's "Failed to load resource" has none).
+  // Not an error here: the checks board (web/src/checks.rs, polled on every page) answers 404
+  // while the service evaluates no rules.
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) log.push(`console: ${m.text()}`); });
+  page.on("response", (r) => {
+    const p = new URL(r.url()).pathname;
+    if (r.status() >= 400 && !(r.status() === 404 && p === "/orrery/api/checks")) log.push(`HTTP ${r.status()} ${p}`);
+  });
   await page.evaluateOnNewDocument(() => {
     document.addEventListener("securitypolicyviolation", (e) =>
       console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
