@@ -483,6 +483,47 @@ mod tests {
     }
 
     #[test]
+    fn current_slots_shorten_the_tail_and_a_stale_slot_ends_them_one_early() {
+        const S: i64 = SLOT_NS;
+        let mut r = Rolled {
+            minutes: marked(10),
+            ..Default::default()
+        };
+        r.spans = r.minutes.keys().map(|m| (*m, 10)).collect();
+        // Slots of minute 10 and the first half of minute 11 rolled up.
+        for i in 0..9 {
+            let at = 10 * M + i * S;
+            r.slots.insert(
+                at,
+                SlotMark {
+                    at: (at / 1_000_000_000) as u32,
+                    computed_at: 1,
+                    spans: 5,
+                },
+            );
+            r.slot_spans.insert(at, 5);
+        }
+        let c = r.coverage(w(0, 12 * M));
+        assert_eq!(c.live_lo, 10 * M);
+        assert_eq!(c.slots, (10 * M, 10 * M + 9 * S));
+        assert_eq!(c.live, vec![(10 * M + 9 * S, 12 * M)]);
+        // A span backdated into slot 4: slots 3.. are read from spans.
+        r.slot_spans.insert(10 * M + 4 * S, 6);
+        let c = r.coverage(w(0, 12 * M));
+        assert_eq!(c.slots, (10 * M, 10 * M + 3 * S));
+        assert_eq!(c.live, vec![(10 * M + 3 * S, 12 * M)]);
+        // A stale minute merged with the tail: no slot part (it is all read from spans).
+        r.spans.insert(8 * M, 11);
+        let c = r.coverage(w(0, 12 * M));
+        assert_eq!(c.slots.0, c.slots.1);
+        assert_eq!(c.live, vec![(7 * M, 12 * M)]);
+        // A closed window ending at the frontier has neither slots nor a tail.
+        let c = r.coverage(w(0, 10 * M));
+        assert_eq!(c.slots.0, c.slots.1);
+        assert_eq!(c.live, vec![(7 * M, 10 * M)]);
+    }
+
+    #[test]
     fn many_outdated_ranges_merge_into_one() {
         let mut r = Rolled {
             minutes: marked(200),
