@@ -30,6 +30,11 @@ pub static LIVE_EVENTS_ERROR: AtomicU64 = AtomicU64::new(0);
 pub static LIVE_BYTES_SENT: AtomicU64 = AtomicU64::new(0);
 pub static LIVE_RESYNCS: AtomicU64 = AtomicU64::new(0);
 pub static LIVE_DROPPED: AtomicU64 = AtomicU64::new(0);
+// Rollup job (query/src/rollup.rs).
+pub static ROLLUP_MINUTES: AtomicU64 = AtomicU64::new(0);
+pub static ROLLUP_SLOTS: AtomicU64 = AtomicU64::new(0);
+pub static ROLLUP_LATE_SPANS: AtomicU64 = AtomicU64::new(0);
+pub static ROLLUP_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -101,6 +106,27 @@ pub fn render(in_flight: u64, streams_open: u64) -> String {
         "counter",
         "Live streams answered 429 because --query-max-stream-shapes distinct maps were computed.",
         &[("", get(&LIVE_SHAPES_REFUSED))],
+    );
+    metric(
+        "orrery_query_rollup_computed_total",
+        "counter",
+        "Service-graph rollup units computed from spans, by grain (minute; 10-second slot).",
+        &[
+            ("{grain=\"minute\"}", get(&ROLLUP_MINUTES)),
+            ("{grain=\"slot\"}", get(&ROLLUP_SLOTS)),
+        ],
+    );
+    metric(
+        "orrery_query_rollup_late_spans_total",
+        "counter",
+        "Spans stored into minutes already rolled up (read from spans until recomputed).",
+        &[("", get(&ROLLUP_LATE_SPANS))],
+    );
+    metric(
+        "orrery_query_rollup_failures_total",
+        "counter",
+        "Rollup runs (minutes or slots) that failed; graphs then read more from spans.",
+        &[("", get(&ROLLUP_FAILURES))],
     );
     metric(
         "orrery_query_live_computations_total",

@@ -20,6 +20,7 @@ use crate::GraphArgs;
 use crate::calls::{self, minute_filter};
 use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
 use crate::graph::fetch::{MinuteMarker, Rolled};
+use crate::metrics;
 
 mod slots;
 pub use slots::{SLOT_DELAY_NS, SLOT_NS};
@@ -74,6 +75,9 @@ impl Rollup {
                 backfilling = false;
                 match self.run_once(crate::now_ns(), lookback).await {
                     Ok(r) if !r.computed.is_empty() => {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        metrics::ROLLUP_MINUTES.fetch_add(r.computed.len() as u64, Relaxed);
+                        metrics::ROLLUP_LATE_SPANS.fetch_add(r.late_spans, Relaxed);
                         backfilling = r.computed.len() >= MAX_MINUTES_PER_RUN;
                         tracing::debug!(
                             minutes = r.computed.len(),
@@ -83,14 +87,22 @@ impl Rollup {
                     }
                     Ok(_) => {}
                     Err(err) => {
+                        metrics::inc(&metrics::ROLLUP_FAILURES);
                         tracing::warn!(error = %format!("{err:#}"), "service-graph rollup failed")
                     }
                 }
                 runs += 1;
                 next_minutes = tokio::time::Instant::now() + self.settings.graph_rollup_interval;
             }
-            if let Err(err) = self.run_slots(crate::now_ns()).await {
-                tracing::warn!(error = %format!("{err:#}"), "service-graph slot rollup failed")
+            match self.run_slots(crate::now_ns()).await {
+                Ok(slots) => {
+                    let n = slots.len() as u64;
+                    metrics::ROLLUP_SLOTS.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(err) => {
+                    metrics::inc(&metrics::ROLLUP_FAILURES);
+                    tracing::warn!(error = %format!("{err:#}"), "service-graph slot rollup failed")
+                }
             }
             let tick = tokio::time::Instant::now() + SLOT_TICK;
             tokio::select! {
