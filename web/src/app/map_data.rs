@@ -212,8 +212,8 @@ pub(crate) fn install(m: Map, sh: &Shared) {
             let view_key = pins_key(&s);
             let first = shown_view.borrow().is_none();
             if shown_view.borrow().as_deref() != Some(view_key.as_str()) {
-                panel.set(match s.edge.split_once("->") {
-                    Some((a, b)) if first => Panel::Edge(a.to_string(), b.to_string()),
+                panel.set(match crate::api::EdgeId::parse(&s.edge) {
+                    Some(e) if first => Panel::Edge(e.source, e.target),
                     _ => Panel::None,
                 });
                 *shown_view.borrow_mut() = Some(view_key);
@@ -303,7 +303,7 @@ pub(crate) fn install(m: Map, sh: &Shared) {
         let ms = sh.ms.clone();
         Effect::new(move |prev: Option<String>| {
             let id = match panel.get() {
-                Panel::Edge(a, b) => format!("{a}->{b}"),
+                Panel::Edge(a, b) => crate::api::EdgeId::new(a, b).to_string(),
                 _ => String::new(),
             };
             // Before any panel was opened, the URL's edge is still to be shown: keep it.

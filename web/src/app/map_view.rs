@@ -293,7 +293,7 @@ pub(crate) fn MapView(
                 <ul hidden data-testid="map-edges">
                     <For each=move || edges.get() key=|e| (e.0.clone(), e.1.clone(), e.2.clone()) children=move |e| {
                         let (s, t) = (e.0.clone(), e.1.clone());
-                        let id = format!("{}->{}", e.0, e.1);
+                        let id = crate::api::EdgeId::new(e.0.clone(), e.1.clone()).to_string();
                         let id2 = id.clone();
                         view! { <li data-edge-id=id data-health=e.2.clone() data-error-rate=e.3.to_string()
                             data-selected=move || state.with(|s| (s.edge == id2).to_string())
