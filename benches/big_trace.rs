@@ -11,7 +11,7 @@
 //! to those bytes and parse + model is one figure (in "parse"); the page also reports when
 //! those rows were painted (in-page clock, so without puppeteer's own delay), and the bench
 //! when the whole trace replaced them. Also the API answer alone, timed by curl before each
-//! open. Asserts each open ends with all spans in the waterfall; no time limit.
+//! open: to its first byte and to its last. Asserts each open ends with all spans in the waterfall; no time limit.
 //!
 //! With ORRERY_BENCH_JAEGER_UI=<dir of the prebuilt Jaeger UI> (`../shared/jaeger-ui`), the
 //! real Jaeger UI is timed on the same trace too: its own server proxies `/api/*` to this
@@ -24,22 +24,24 @@ mod web_support;
 use std::process::Command;
 use web_support::*;
 
-/// Seconds and bytes of one `GET` of the trace API, as curl sees them.
-fn api_answer(base: &str, trace: &str) -> (f64, f64) {
+/// Seconds to the first byte, seconds to the last and bytes of one `GET` of the trace API, as
+/// curl sees them (the answer is streamed: the first byte comes once the tree is built).
+fn api_answer(base: &str, trace: &str) -> (f64, f64, f64) {
     let out = Command::new("curl")
         .args([
             "-sf",
             "-o",
             "/dev/null",
             "-w",
-            "%{time_total} %{size_download}",
+            "%{time_starttransfer} %{time_total} %{size_download}",
         ])
         .arg(format!("{base}/orrery/api/traces/{trace}"))
         .output()
         .expect("curl");
     let s = String::from_utf8_lossy(&out.stdout);
     let mut it = s.split_whitespace().map(|x| x.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
+    let mut next = || it.next().unwrap_or(f64::NAN);
+    (next(), next(), next())
 }
 
 /// "start 150 ms · fetch 12 ms · parse 34 ms · model 5 ms" → [150, 12, 34, 5].
@@ -82,21 +84,22 @@ fn main() {
     let trace = load_big_trace(&base, &otlp, BIG_TRACE_SPANS);
     let warm = open_big_trace(&base, &trace, BIG_TRACE_SPANS);
     assert_eq!(warm["row_count"], BIG_TRACE_SPANS as u64, "{warm}");
-    let mut cols: [Vec<f64>; 9] = Default::default();
+    let mut cols: [Vec<f64>; 10] = Default::default();
     let mut bytes = 0.0;
     for run in 1..=opens {
-        let (api_s, size) = api_answer(&base, &trace);
+        let (first_s, api_s, size) = api_answer(&base, &trace);
         bytes = size;
         let v = open_big_trace(&base, &trace, BIG_TRACE_SPANS);
         assert_eq!(v["row_count"], BIG_TRACE_SPANS as u64, "{v}");
         let open = v["open_ms"].as_f64().unwrap();
         let [start, fetch, parse, model] = phases(&v);
         let render = open - start - fetch - parse - model;
-        let api = api_s * 1e3;
+        let (api, first_byte) = (api_s * 1e3, first_s * 1e3);
         let (painted, complete) = (painted(&v), v["complete_ms"].as_f64().unwrap_or(f64::NAN));
         println!(
             "open {run}: {open:.0} ms (start {start:.0}, fetch {fetch:.0}, parse {parse:.0}, \
-             model {model:.0}, render {render:.0}; API alone {api:.0}); scroll step p50 {:.1} ms \
+             model {model:.0}, render {render:.0}; API alone {api:.0}, its first byte at \
+             {first_byte:.0}); scroll step p50 {:.1} ms \
              max {:.1} ms; {} DOM rows; first rows painted at {painted:.0} ms (in page); \
              whole trace in at {complete:.0} ms",
             v["scroll_step_p50_ms"].as_f64().unwrap_or(f64::NAN),
@@ -104,7 +107,7 @@ fn main() {
             v["dom_rows"]
         );
         for (c, x) in cols.iter_mut().zip([
-            open, start, fetch, parse, model, render, painted, complete, api,
+            open, start, fetch, parse, model, render, painted, complete, api, first_byte,
         ]) {
             c.push(x);
         }
@@ -124,6 +127,7 @@ fn main() {
         "first rows painted (in page, since navigation)",
         "navigation -> whole trace in the waterfall",
         "API answer alone (curl, separate request)",
+        "  its first byte (curl)",
     ]
     .into_iter()
     .zip(cols)

@@ -282,14 +282,21 @@ async fn search_handler(
     }))
 }
 
+/// The trace is read and its tree built within the request (its queries tagged and killed if
+/// the client leaves); the JSON is then written out span by span (`trace_stream`), so the
+/// first rows reach the page before the last span is serialised.
 async fn trace_handler(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<crate::model::Trace> {
+) -> Result<Response, ApiError> {
     let id = traces::normalize_trace_id(&id)?;
     let max = state.args.limits.query_max_trace_spans;
     match traces::trace_capped(&state.ch(), &id, max).await? {
-        Some(t) => Ok(Json(t)),
+        Some(t) => Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            crate::trace_stream::body(t),
+        )
+            .into_response()),
         None => Err(ApiError::not_found(format!("trace {id} not found"))),
     }
 }

@@ -21,6 +21,7 @@ pub mod params;
 pub mod rollup;
 pub mod server;
 pub mod state;
+pub mod trace_stream;
 pub mod traces;
 pub mod ui;
 

@@ -495,6 +495,17 @@ mod tests {
 
         let t = trace(&client, &id).await.unwrap().expect("trace found");
         assert_eq!(t.span_count, 2);
+        // The streamed answer is byte for byte the one-piece serialisation of this real trace.
+        let whole = serde_json::to_vec(&t).unwrap();
+        let streamed: Vec<u8> = {
+            use futures::StreamExt;
+            let parts: Vec<_> = crate::trace_stream::chunks(t).collect().await;
+            parts
+                .into_iter()
+                .flat_map(|c| c.unwrap().to_vec())
+                .collect()
+        };
+        assert_eq!(streamed, whole);
         // An exporter without the lookup view leaves no lookup row: nothing changes.
         client
             .query("TRUNCATE TABLE otel_traces_trace_id_ts")
