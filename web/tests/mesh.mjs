@@ -22,16 +22,27 @@ function rssKiB(pid) {
   } catch { return 0; }
 }
 
-// Chromium's renderer processes (children of the browser with --type=renderer).
+function parent(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch { return 0; }
+}
+
+// Whether `pid` is a descendant of `root` (renderers hang under the zygote, not the browser).
+function descends(pid, root) {
+  for (let p = parent(pid), i = 0; p > 1 && i < 10; p = parent(p), i++) if (p === root) return true;
+  return false;
+}
+
+// Chromium's renderer processes (descendants of the browser with --type=renderer).
 function renderers(browserPid) {
   const out = [];
   for (const d of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8");
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (cmd.includes("--type=renderer") && ppid === browserPid) out.push(Number(d));
+      if (cmd.includes("--type=renderer") && descends(Number(d), browserPid)) out.push(Number(d));
     } catch { /* gone */ }
   }
   return out;
