@@ -33,12 +33,11 @@ fn rules_file(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
-/// `n` calls into `service` (server spans) of `version` on `instance`, `errors` failed.
+/// `n` calls into `service` (server spans) of (`version`, `instance`), `errors` failed.
 fn served(
     tag: &str,
     service: &str,
-    version: &str,
-    instance: &str,
+    (version, instance): (&str, &str),
     ts: i64,
     n: usize,
     errors: usize,
@@ -121,8 +120,7 @@ async fn canary_and_stale_callee_rules_judge_real_reads_from_the_cli_and_the_ser
     rows.extend(served(
         "pa",
         "payments",
-        "1.4.2",
-        "payments-a",
+        ("1.4.2", "payments-a"),
         recent,
         60,
         0,
@@ -131,8 +129,7 @@ async fn canary_and_stale_callee_rules_judge_real_reads_from_the_cli_and_the_ser
     rows.extend(served(
         "pb",
         "payments",
-        "1.4.2",
-        "payments-b",
+        ("1.4.2", "payments-b"),
         recent,
         60,
         0,
@@ -141,20 +138,18 @@ async fn canary_and_stale_callee_rules_judge_real_reads_from_the_cli_and_the_ser
     rows.extend(served(
         "pc",
         "payments",
-        "1.5.0",
-        "payments-c",
+        ("1.5.0", "payments-c"),
         recent,
         40,
         10,
         40,
     ));
     // search: its canary instance as fast as the others.
-    rows.extend(served("sa", "search", "7", "search-a", recent, 50, 0, 20));
+    rows.extend(served("sa", "search", ("7", "search-a"), recent, 50, 0, 20));
     rows.extend(served(
         "sc",
         "search",
-        "7",
-        "search-canary-1",
+        ("7", "search-canary-1"),
         recent,
         30,
         0,
@@ -164,8 +159,7 @@ async fn canary_and_stale_callee_rules_judge_real_reads_from_the_cli_and_the_ser
     rows.extend(served(
         "fo",
         "fraud",
-        "1",
-        "fraud-a",
+        ("1", "fraud-a"),
         now - 10 * MINUTE,
         5,
         0,
@@ -320,8 +314,7 @@ async fn the_cli_honours_for_by_judging_earlier_windows_too() {
     rows.extend(served(
         "fo",
         "fraud",
-        "1",
-        "f-1",
+        ("1", "f-1"),
         now - 270 * 1000 * MS,
         20,
         5,
@@ -330,8 +323,7 @@ async fn the_cli_honours_for_by_judging_earlier_windows_too() {
     rows.extend(served(
         "fn",
         "fraud",
-        "1",
-        "f-1",
+        ("1", "f-1"),
         now - 30 * 1000 * MS,
         20,
         5,
@@ -340,8 +332,7 @@ async fn the_cli_honours_for_by_judging_earlier_windows_too() {
     rows.extend(served(
         "an",
         "ads",
-        "1",
-        "a-1",
+        ("1", "a-1"),
         now - 20 * 1000 * MS,
         20,
         5,
