@@ -1,5 +1,8 @@
 //! Command line: every flag has an `ORRERY_*` environment twin.
 
+pub mod check;
+pub mod oncall;
+
 use clap::{Args, Parser, Subcommand};
 use orrery_collector::CollectorArgs;
 use orrery_query::QueryArgs;
@@ -45,15 +48,15 @@ pub enum Command {
     /// foreground, e.g. to put several collectors and query replicas in front of it.
     EmbeddedClickhouse(EmbeddedArgs),
     /// Find traces on a running query service (e.g. `orrery traces --service X --errors --since 15m`).
-    Traces(orrery_query::cli::TracesCmd),
+    Traces(oncall::TracesCmd),
     /// Show one trace as a span tree with durations and errors.
-    Trace(orrery_query::cli::TraceCmd),
+    Trace(oncall::TraceCmd),
     /// Table of service-graph edges with rate, errors and p95 (e.g. `orrery graph --since 5m`).
-    Graph(orrery_query::cli::GraphCmd),
+    Graph(oncall::GraphCmd),
     /// Check SLO, regression and conformity rules against the live graph: a deploy gate
     /// (`orrery check --rules rules.yaml`, or `--edge a->b --max-error-rate 1% --max-p95 300ms`);
     /// exits 0 pass, 1 violated, 2 not enough data or error.
-    Check(orrery_query::cli::check::CheckCmd),
+    Check(check::CheckCmd),
     /// All-in-one plus a living demo fleet (18 services in 3 regions with load and chaos
     /// controls); prints the UI's URL. `orrery demo chaos ...` controls a running demo.
     Demo(DemoCmd),

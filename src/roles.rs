@@ -45,11 +45,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             result
         }
-        Some(Command::Traces(cmd)) => orrery_query::cli::traces(cmd).await,
-        Some(Command::Trace(cmd)) => orrery_query::cli::trace(cmd).await,
-        Some(Command::Graph(cmd)) => orrery_query::cli::graph(cmd).await,
+        Some(Command::Traces(cmd)) => crate::cli::oncall::traces(cmd).await,
+        Some(Command::Trace(cmd)) => crate::cli::oncall::trace(cmd).await,
+        Some(Command::Graph(cmd)) => crate::cli::oncall::graph(cmd).await,
         // The exit code is the verdict (0 pass, 1 violated, 2 no data / error).
-        Some(Command::Check(cmd)) => std::process::exit(orrery_query::cli::check::run(cmd).await),
+        Some(Command::Check(cmd)) => std::process::exit(crate::cli::check::run(cmd).await),
         Some(Command::EmbeddedClickhouse(args)) => {
             let embedded = EmbeddedClickHouse::start(&args).await?;
             println!(

@@ -1,6 +1,7 @@
 //! Orrery's query service (issue 4): the live service graph (rolled up per minute in
 //! ClickHouse, the open minutes computed from spans), trace search and trace by id, a
-//! Jaeger-compatible API, the web UI's static files, and the on-call CLI (`cli`).
+//! Jaeger-compatible API and the web UI's static files. The on-call CLI that talks to it lives in
+//! the `orrery` binary crate (src/cli/).
 //!
 //! Nothing is kept in memory that a restart or a second replica would get wrong: every answer
 //! is computed from ClickHouse, and the rollup job is idempotent (see `rollup`).
@@ -8,7 +9,6 @@
 pub mod api;
 pub mod calls;
 pub mod checks;
-pub mod cli;
 pub mod error;
 pub mod graph;
 pub mod jaeger;

@@ -12,12 +12,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde::Deserialize;
 
-use super::{Target, get_json};
-use crate::checks::canary::VersionSplit;
-use crate::checks::eval::{self, Outcome, Verdict};
-use crate::checks::rules::{self, Rule, RuleKind};
-use crate::checks::stale::LastSeen;
-use crate::model::Graph;
+use orrery_query::checks::canary::VersionSplit;
+use orrery_query::checks::eval::{self, Outcome, Verdict};
+use orrery_query::checks::rules::{self, Rule, RuleKind};
+use orrery_query::checks::stale::LastSeen;
+use orrery_query::model::Graph;
+
+use super::oncall::{Target, get_json};
 
 /// Check rules against the live graph (exit 0 pass, 1 violated, 2 no data or error).
 #[derive(Args, Debug, Clone)]
@@ -113,7 +114,7 @@ pub fn rules_of(cmd: &CheckCmd) -> Result<Vec<Rule>> {
 }
 
 fn now_ms() -> i64 {
-    crate::now_ns() / 1_000_000
+    orrery_query::now_ns() / 1_000_000
 }
 
 /// Fetches each distinct window's graph once and evaluates every rule. A rule with `for:` that
@@ -214,7 +215,7 @@ async fn extra_inputs(
             Ok((Some(split), None))
         }
         RuleKind::StaleCallees(st) => {
-            let names = crate::checks::stale::names(st, g);
+            let names = orrery_query::checks::stale::names(st, g);
             if names.is_empty() {
                 return Ok((None, Some(LastSeen::default())));
             }

@@ -1,7 +1,7 @@
-//! The on-call CLI: `orrery traces`, `orrery trace <id>`, `orrery graph`, `orrery check`, against a running
-//! query service's HTTP API; `--json` prints the API's JSON for scripts.
-
-pub mod check;
+//! The on-call CLI: `orrery traces`, `orrery trace <id>`, `orrery graph` (and `orrery check`,
+//! `check.rs`), against a running query service's HTTP API; `--json` prints the API's JSON for
+//! scripts. It is a client of the query service, so it lives in the binary crate, not in
+//! orrery-query (which it uses only for the wire model and the rules library).
 
 use std::fmt::Write as _;
 
@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::de::DeserializeOwned;
 
-use crate::model::{Graph, Trace, TraceSearchResult};
+use orrery_query::model::{Graph, Trace, TraceSearchResult};
 
 /// Where the query service is.
 #[derive(Args, Debug, Clone)]
@@ -77,7 +77,7 @@ pub struct GraphCmd {
     pub service: Option<String>,
 }
 
-async fn get_json<T: DeserializeOwned>(
+pub(crate) async fn get_json<T: DeserializeOwned>(
     t: &Target,
     path: &str,
     query: &[(&str, String)],
