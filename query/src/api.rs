@@ -182,7 +182,7 @@ async fn services_handler(
     Query(q): Query<Q>,
 ) -> ApiResult<serde_json::Value> {
     let w = params::window(&q, crate::now_ns(), Duration::from_secs(86400))?;
-    let services = jaeger::services(&state.ch(), w).await?;
+    let services = crate::catalog::services(&state.ch(), w).await?;
     Ok(Json(json!({ "services": services })))
 }
 
@@ -194,7 +194,7 @@ async fn operations_handler(
     let Some(service) = q.get("service") else {
         return Err(ApiError::bad_request("service is required"));
     };
-    let ops = jaeger::operations(&state.ch(), w, service, None).await?;
+    let ops = crate::catalog::operations(&state.ch(), w, service, None).await?;
     let ops: Vec<_> = ops
         .into_iter()
         .map(|(name, kind)| json!({"name": name, "span_kind": kind}))

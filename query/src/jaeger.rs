@@ -17,13 +17,13 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::routing::get;
-use clickhouse::{Client, Row};
+use clickhouse::Client;
 use orrery_store::SpanRow;
-use orrery_store::span::kind;
-use serde::Deserialize;
 
-use crate::graph::Span as Window;
 use crate::state::AppState;
+
+// The service/operation lookups are shared with the Orrery API; they live in `catalog`.
+pub use crate::catalog::{catalog_window, operations, services};
 
 pub use v1::parse_search;
 pub use v1_model::trace_json;
@@ -72,14 +72,6 @@ fn limited_response(
     Some(response)
 }
 
-pub fn catalog_window(now: i64) -> Window {
-    Window {
-        lo: 0,
-        hi: now.saturating_add(86_400_000_000_000),
-        now,
-    }
-}
-
 /// `limit` / `query.searchDepth` checked against [`MAX_SEARCH_TRACES`].
 pub fn check_limit(name: &str, n: i64) -> Result<usize, String> {
     if !(1..=MAX_SEARCH_TRACES).contains(&n) {
@@ -88,63 +80,6 @@ pub fn check_limit(name: &str, n: i64) -> Result<usize, String> {
         ));
     }
     Ok(n as usize)
-}
-
-#[derive(Row, Deserialize)]
-struct Name {
-    name: String,
-}
-
-#[derive(Row, Deserialize)]
-struct NameKind {
-    name: String,
-    kind: String,
-}
-
-/// Services with spans in the window, sorted.
-pub async fn services(client: &Client, w: Window) -> Result<Vec<String>> {
-    let rows: Vec<Name> = client
-        .query(
-            "SELECT DISTINCT toString(ServiceName) AS name FROM otel_traces
-             WHERE Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})
-             ORDER BY name",
-        )
-        .param("lo", w.lo)
-        .param("hi", w.hi)
-        .fetch_all()
-        .await
-        .context("listing services")?;
-    Ok(rows.into_iter().map(|r| r.name).collect())
-}
-
-/// (operation, span kind in the stored current spelling) of a service, sorted; `span_kind`
-/// (any case, e.g. Jaeger's `server`) keeps only that kind.
-pub async fn operations(
-    client: &Client,
-    w: Window,
-    service: &str,
-    span_kind: Option<&str>,
-) -> Result<Vec<(String, String)>> {
-    let rows: Vec<NameKind> = client
-        .query(
-            "SELECT DISTINCT toString(SpanName) AS name, toString(SpanKind) AS kind FROM otel_traces
-             WHERE ServiceName = {service:String}
-               AND Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})
-             ORDER BY name, kind",
-        )
-        .param("service", service)
-        .param("lo", w.lo)
-        .param("hi", w.hi)
-        .fetch_all()
-        .await
-        .context("listing operations")?;
-    let mut out: Vec<(String, String)> = rows
-        .into_iter()
-        .map(|r| (r.name, kind::from_otlp(kind::to_otlp(&r.kind)).to_string()))
-        .filter(|(_, k)| span_kind.is_none_or(|want| k.eq_ignore_ascii_case(want)))
-        .collect();
-    out.dedup();
-    Ok(out)
 }
 
 pub enum LoadError {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod calls;
+pub mod catalog;
 pub mod checks;
 pub mod error;
 pub mod graph;
