@@ -17,6 +17,9 @@ pub use view::{ChecksView, NoticesPanel, poll_board};
 #[derive(Deserialize, Debug, Clone, Default, PartialEq)]
 #[serde(default)]
 pub struct Board {
+    /// False: the service evaluates no rules (`hint` says how to give it some).
+    pub configured: bool,
+    pub hint: String,
     pub interval_ms: u64,
     pub evaluated_at_ms: i64,
     pub rules: Vec<RuleState>,

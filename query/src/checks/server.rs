@@ -46,6 +46,8 @@ pub struct RuleState {
 
 #[derive(Serialize, Debug, Clone, Default)]
 pub struct Board {
+    /// Whether this service evaluates rules (`--graph-rules`); false: an empty board.
+    pub configured: bool,
     pub interval_ms: u64,
     pub evaluated_at_ms: i64,
     pub rules: Vec<RuleState>,
@@ -72,18 +74,27 @@ impl Checks {
     }
 }
 
-/// `GET /orrery/api/checks`.
+/// `GET /orrery/api/checks`: the board; an empty one (200, `configured: false`, with a hint)
+/// without `--graph-rules` — the UI polls it on every page, so "no rules" is an answer, not an
+/// error — and an empty `configured: true` one until the first evaluation is done.
 pub async fn handler(State(state): State<crate::state::AppState>) -> Response {
-    match state.graph_args().graph_checks.snapshot() {
+    let g = state.graph_args();
+    match g.graph_checks.snapshot() {
         Some(board) => Json(board).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({
-                "error": "no rules are evaluated here: start the query service with \
-                          --graph-rules <file> (docs/checks.md)"
-            })),
-        )
-            .into_response(),
+        None => {
+            let configured = g.graph_rules.is_some();
+            let mut v = serde_json::to_value(Board {
+                configured,
+                ..Board::default()
+            })
+            .unwrap_or_default();
+            if !configured {
+                v["hint"] = "no rules are evaluated here: start the query service with \
+                             --graph-rules <file> (docs/checks.md)"
+                    .into();
+            }
+            (StatusCode::OK, Json(v)).into_response()
+        }
     }
 }
 
@@ -254,6 +265,7 @@ pub fn fold(
         states.push(state);
     }
     Board {
+        configured: true,
         interval_ms: interval.as_millis() as u64,
         evaluated_at_ms: now_ms,
         rules: states,

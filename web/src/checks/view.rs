@@ -12,7 +12,7 @@ use crate::route::UrlState;
 const POLL_MS: u64 = 15_000;
 
 /// What `/orrery/api/checks` answered last: `None` before the first answer, an error message
-/// when the service evaluates no rules (404) or cannot be reached.
+/// when the service cannot be reached (no rules is an empty board, `configured: false`).
 pub type BoardSignal = RwSignal<Option<Result<Board, String>>>;
 
 /// Starts fetching the rule states now and every 15 s while the calling component lives; call
@@ -99,6 +99,9 @@ pub fn ChecksView(state: RwSignal<UrlState>, board: BoardSignal) -> impl IntoVie
     // History follows the board: fetched again whenever a new board arrives.
     Effect::new(move |_| {
         let Some(Ok(b)) = board.get() else { return };
+        if b.rules.is_empty() {
+            return;
+        }
         let q: Vec<String> = b
             .rules
             .iter()
@@ -117,22 +120,23 @@ pub fn ChecksView(state: RwSignal<UrlState>, board: BoardSignal) -> impl IntoVie
             {move || match board.get() {
                 None => view! { <p class="checks-empty">"Loading rule states…"</p> }.into_any(),
                 Some(Err(e)) => view! { <p class="checks-empty" role="status">{e}</p> }.into_any(),
+                Some(Ok(b)) if !b.configured => view! { <p class="checks-empty" role="status">{b.hint.clone()}</p> }.into_any(),
+                Some(Ok(b)) if b.rules.is_empty() => view! { <p class="checks-empty">"Evaluating the rules…"</p> }.into_any(),
                 Some(Ok(b)) => {
                     let now = now_ms();
                     let rows = ordered(&b)
                         .into_iter()
-                        .cloned()
                         .map(|s| {
                             let events = history.with(|h| h.rules.get(&s.rule).cloned().unwrap_or_default());
                             let eps = episodes(&events);
-                            let link = traces_link(&s, now);
+                            let link = traces_link(s, now);
                             let measured = s.outcome.as_ref().and_then(|o| o.measured.as_ref()).map(measured_line);
                             let reason = s.outcome.as_ref().map(|o| o.reason.clone()).unwrap_or_default();
                             view! {
                                 <tr class="check-row" data-rule=s.rule.clone()>
                                     <th scope="row">{s.rule.clone()}<div class="check-desc">{s.description.clone()}</div></th>
                                     <td>{s.kind.clone()}</td>
-                                    <td><span class=state_class(&s)>{state_label(&s)}</span></td>
+                                    <td><span class=state_class(s)>{state_label(s)}</span></td>
                                     <td title=when(s.since_ms)>{format!("{} ago", ago(s.since_ms))}</td>
                                     <td>{reason}{s.error.clone().map(|e| view! { <div class="check-error">"last evaluation failed: " {e}</div> })}</td>
                                     <td>{measured.unwrap_or_default()}</td>
