@@ -5,13 +5,13 @@
 //! build for wasm32.
 
 pub mod api;
-pub mod checks;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 #[cfg(target_arch = "wasm32")]
 mod auth;
 #[cfg(target_arch = "wasm32")]
 pub mod bench;
+pub mod checks;
 pub mod diff;
 pub mod encoding;
 pub mod grouping;
