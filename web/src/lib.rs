@@ -31,6 +31,8 @@ pub mod sse;
 #[cfg(target_arch = "wasm32")]
 mod stream;
 pub mod synth;
+#[cfg(test)]
+mod test_support;
 #[cfg(target_arch = "wasm32")]
 mod trace_compare;
 pub mod trace_diff;

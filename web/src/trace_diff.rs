@@ -141,18 +141,7 @@ fn classify(r: &DiffRow) -> Change {
 mod tests {
     use super::*;
     use crate::api::{Span, Trace};
-
-    fn span(id: &str, parent: &str, svc: &str, name: &str, start: i64, dur: i64) -> Span {
-        Span {
-            span_id: id.into(),
-            parent_span_id: parent.into(),
-            service: svc.into(),
-            name: name.into(),
-            start_us: start,
-            duration_us: dur,
-            ..Default::default()
-        }
-    }
+    use crate::test_support::span;
 
     fn model(spans: Vec<Span>) -> TraceModel {
         TraceModel::new(Trace {

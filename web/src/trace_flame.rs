@@ -213,19 +213,8 @@ impl Flame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Span, Trace};
-
-    fn span(id: &str, parent: &str, svc: &str, name: &str, start: i64, dur: i64) -> Span {
-        Span {
-            span_id: id.into(),
-            parent_span_id: parent.into(),
-            service: svc.into(),
-            name: name.into(),
-            start_us: start,
-            duration_us: dur,
-            ..Default::default()
-        }
-    }
+    use crate::api::Trace;
+    use crate::test_support::span;
 
     /// web 0–100: two SELECTs (10 each, same path → one frame), cart 40–70 with a quote
     /// 45–55, a late consumer under the cart running 80–200 (after cart ended).

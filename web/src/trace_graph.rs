@@ -169,19 +169,8 @@ pub fn graph(m: &TraceModel, by_operation: bool, cap: usize) -> Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Span, Status, Trace};
-
-    fn span(id: &str, parent: &str, svc: &str, name: &str, start: i64, dur: i64) -> Span {
-        Span {
-            span_id: id.into(),
-            parent_span_id: parent.into(),
-            service: svc.into(),
-            name: name.into(),
-            start_us: start,
-            duration_us: dur,
-            ..Default::default()
-        }
-    }
+    use crate::api::{Status, Trace};
+    use crate::test_support::span;
 
     fn model() -> TraceModel {
         let mut failed = span("p2", "c", "payments", "charge", 30, 10);

@@ -305,19 +305,8 @@ pub fn sort_traces(list: &mut [crate::api::TraceSummary], by: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Span, Status, Trace};
-
-    fn span(id: &str, parent: &str, svc: &str, name: &str, start: i64, dur: i64) -> Span {
-        Span {
-            span_id: id.into(),
-            parent_span_id: parent.into(),
-            service: svc.into(),
-            name: name.into(),
-            start_us: start,
-            duration_us: dur,
-            ..Default::default()
-        }
-    }
+    use crate::api::{Status, Trace};
+    use crate::test_support::span;
 
     /// frontend root 0–40 ms; checkout 5–35; producer 30–32 in checkout; a late consumer in
     /// mailer 35–120 ms (after the root ends).
