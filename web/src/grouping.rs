@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{Edge, Graph, Health, Metrics, Node};
+use crate::api::{Edge, Graph, Health, Node};
+use crate::namespaces::{sum_metrics, worst};
 
 pub const PREFIX: &str = "group:";
 
@@ -71,36 +72,6 @@ pub fn name_prefix(name: &str) -> &str {
         .map_or(name, |i| &name[..i])
 }
 
-fn worst(a: Health, b: Health) -> Health {
-    let order = |h: Health| match h {
-        Health::Normal => 0,
-        Health::Warning => 1,
-        Health::Danger => 2,
-    };
-    if order(b) > order(a) { b } else { a }
-}
-
-/// Counts and rates add; error share and mean from the sums; quantiles (not derivable from
-/// parts) the worst part's, as the namespace zoom does.
-fn sum<'a>(parts: impl Iterator<Item = &'a Metrics>) -> Metrics {
-    let mut m = Metrics::default();
-    let mut weighted = 0.0;
-    for p in parts {
-        m.requests += p.requests;
-        m.errors += p.errors;
-        m.rps += p.rps;
-        m.p50_ms = m.p50_ms.max(p.p50_ms);
-        m.p95_ms = m.p95_ms.max(p.p95_ms);
-        m.p99_ms = m.p99_ms.max(p.p99_ms);
-        weighted += p.avg_ms * p.requests as f64;
-    }
-    if m.requests > 0 {
-        m.error_rate = m.errors as f64 / m.requests as f64;
-        m.avg_ms = weighted / m.requests as f64;
-    }
-    m
-}
-
 /// Groups the graph's service nodes by `by` (groups in `expanded` stay as services); returns
 /// whether anything was grouped.
 pub fn apply(g: &mut Graph, by: ClientGroup, expanded: &BTreeSet<String>) -> bool {
@@ -129,7 +100,7 @@ pub fn apply(g: &mut Graph, by: ClientGroup, expanded: &BTreeSet<String>) -> boo
             } else {
                 String::new()
             },
-            metrics: sum(parts.iter().map(|p| &p.metrics)),
+            metrics: sum_metrics(parts.iter().map(|p| &p.metrics)),
             health: parts.iter().fold(Health::Normal, |h, p| worst(h, p.health)),
             rank: parts.iter().map(|p| p.rank).min().unwrap_or(0),
             in_cycle: parts.iter().any(|p| p.in_cycle),
@@ -162,7 +133,7 @@ pub fn apply(g: &mut Graph, by: ClientGroup, expanded: &BTreeSet<String>) -> boo
             }
             Edge {
                 id: format!("{s}->{t}"),
-                metrics: sum(es.iter().map(|e| &e.metrics)),
+                metrics: sum_metrics(es.iter().map(|e| &e.metrics)),
                 health: es.iter().fold(Health::Normal, |h, e| worst(h, e.health)),
                 in_cycle: es.iter().any(|e| e.in_cycle),
                 source: s,
@@ -195,6 +166,7 @@ pub fn GroupingControl(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Metrics;
 
     fn node(id: &str, region: &str, rps: f64, health: Health) -> Node {
         Node {

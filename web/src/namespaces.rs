@@ -82,7 +82,7 @@ pub fn all(g: &Graph) -> BTreeSet<String> {
         .collect()
 }
 
-fn worst(a: Health, b: Health) -> Health {
+pub(crate) fn worst(a: Health, b: Health) -> Health {
     let order = |h: Health| match h {
         Health::Normal => 0,
         Health::Warning => 1,
@@ -91,9 +91,11 @@ fn worst(a: Health, b: Health) -> Health {
     if order(b) > order(a) { b } else { a }
 }
 
-/// Sums of parts: counts and rates add, error rate and mean are recomputed from the sums, and
-/// quantiles (not derivable from parts) take the worst part, as the API does for virtual nodes.
-fn sum_metrics<'a>(parts: impl Iterator<Item = &'a Metrics>) -> Metrics {
+/// Sums of parts, for groups made in the browser (by region, by name prefix, the automatic
+/// namespace zoom): counts and rates add, error rate and mean are recomputed from the sums, and
+/// quantiles take the worst part's — an upper bound, since the graph JSON carries no histograms.
+/// Groups the API makes (`group=`) have exact quantiles from merged histograms instead.
+pub(crate) fn sum_metrics<'a>(parts: impl Iterator<Item = &'a Metrics>) -> Metrics {
     let mut m = Metrics::default();
     let mut weighted_ms = 0.0;
     for p in parts {
