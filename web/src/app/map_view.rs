@@ -189,6 +189,34 @@ pub(crate) fn MapView(
                 .collect::<std::collections::HashMap<_, _>>()
         })
     });
+    // The checks' notices on the map: after every graph applied (`nodes` changes) and every
+    // board polled, the scene marks the targets; the same list is the marks' text alternative.
+    let notice_text = RwSignal::new(Vec::<String>::new());
+    {
+        let ms = sh.ms.clone();
+        Effect::new(move || {
+            nodes.track();
+            let b = board.with(|b| b.as_ref().and_then(|r| r.as_ref().ok()).cloned());
+            if let Ok(mut guard) = ms.try_borrow_mut()
+                && let Some(m) = guard.as_mut()
+            {
+                if m.scene.set_board(b) {
+                    m.renderer.upload(&m.scene);
+                }
+                let (nv, ev) = (&m.scene.notices.nodes, &m.scene.notices.edges);
+                let rules = |v: &Vec<crate::checks::Notice>| {
+                    v.iter()
+                        .map(|n| n.rule.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let lines: Vec<String> = (nv.iter().map(|(id, v)| format!("{id}: {}", rules(v))))
+                    .chain(ev.iter().map(|(id, v)| format!("{id}: {}", rules(v))))
+                    .collect();
+                notice_text.set(lines);
+            }
+        });
+    }
     let do_locate = map_input::do_locate(m, &sh);
     let unpin = map_input::unpin(m, &sh);
 
@@ -277,6 +305,10 @@ pub(crate) fn MapView(
                     on:mousemove=on_move on:mousedown=on_down on:mouseup=on_up on:dblclick=on_dbl on:wheel=on_wheel
                     on:mouseleave=move |_| hover.set(None)></canvas>
                 <canvas node_ref=overlay class="overlay" aria-hidden="true"></canvas>
+                // The text alternative of the notice marks drawn on the map.
+                <ul style="position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;margin:0;padding:0" data-testid="map-notice-marks" aria-label="checks notices on the map">
+                    {move || notice_text.get().into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}
+                </ul>
                 {move || (!status.get().is_empty()).then(|| view! { <div class="panel msg map-status" data-testid="map-status">{status.get()}</div> })}
                 {move || empty.get().then(|| view! { <EmptyState /> })}
                 {move || match stream_state.get() {

@@ -391,6 +391,7 @@ impl Renderer {
             o.set_fill_style_str("#0b0f17");
             let _ = o.fill_text("!", bx, by + (4.0 * dpr) as f64);
         }
+        draw_notices(o, s, cam, dpr, w, h, t);
         self.label_boxes = placed;
         if self.report {
             self.publish_geometry(s, t, w, h);
@@ -428,7 +429,15 @@ impl Renderer {
                 r.h / dpr
             );
         }
-        out.push_str("]}");
+        // The ids drawn with a checks notice (ring on a node, diamond on an edge).
+        let (nn, ne) = s.notice_marks();
+        let ids = |v: Vec<&str>| serde_json::to_string(&v).unwrap_or_default();
+        let _ = write!(
+            out,
+            r#"],"notice_nodes":{},"notice_edges":{}}}"#,
+            ids(nn.iter().map(|&i| s.graph.nodes[i].id.as_str()).collect()),
+            ids(ne.iter().map(|&i| s.graph.edges[i].id.as_str()).collect())
+        );
         if let Some(c) = self.overlay.canvas() {
             let _ = c.set_attribute("data-geometry", &out);
         }
@@ -521,6 +530,48 @@ pub fn fit_zoom(w: f32, h: f32, b: (f32, f32, f32, f32), max_r: f32) -> (f32, f3
         .clamp(0.02, 2.0);
     // Centred, shifted up by half the room kept for the labels under the bottom row.
     (zoom, (b.1 + b.3) / 2.0 + 8.0 / zoom)
+}
+
+/// Checks notices (a firing rule on a node or an edge, Vizceral's notices): a ring around
+/// the node and a diamond at the edge's midpoint, in the warning colour, drawn on the overlay
+/// over everything else so a violated rule is visible whatever the node's own health.
+fn draw_notices(o: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: f64) {
+    let (nodes, edges) = s.notice_marks();
+    if nodes.is_empty() && edges.is_empty() {
+        return;
+    }
+    let inside = |x: f32, y: f32| x > -20.0 && y > -20.0 && x < w + 20.0 && y < h + 20.0;
+    o.set_stroke_style_str("#faab2e");
+    o.set_fill_style_str("#faab2e");
+    o.set_line_width((2.5 * dpr) as f64);
+    for i in nodes {
+        let (x, y) = world_to_screen(cam, dpr, w, h, s.pos_at(i, t));
+        if !inside(x, y) {
+            continue;
+        }
+        let r = ((s.radius[i] * cam.zoom).max(3.0) + 5.0) * dpr;
+        o.begin_path();
+        let _ = o.arc(x as f64, y as f64, r as f64, 0.0, std::f64::consts::TAU);
+        o.stroke();
+    }
+    for ei in edges {
+        let (a, b) = s.edge_ends[ei];
+        let (pa, pb) = (s.pos_at(a, t), s.pos_at(b, t));
+        let mid = route::curve_point(pa, pb, s.bend[ei], 0.5);
+        let (x, y) = world_to_screen(cam, dpr, w, h, mid);
+        if !inside(x, y) {
+            continue;
+        }
+        let d = (6.0 * dpr) as f64;
+        let (x, y) = (x as f64, y as f64);
+        o.begin_path();
+        o.move_to(x, y - d);
+        o.line_to(x + d, y);
+        o.line_to(x, y + d);
+        o.line_to(x - d, y);
+        o.close_path();
+        o.fill();
+    }
 }
 
 /// Whether the page asked the renderer to publish its geometry and frame figures.

@@ -3,6 +3,7 @@
 //! same way whichever backend (WebGL2 or 2D canvas) draws it.
 
 use crate::api::Graph;
+use crate::checks::{Board, Notices, notice_targets};
 use crate::diff::Marks;
 use crate::encoding::{self, PARTICLE_SPEED};
 use crate::layout::{Layout, Pos};
@@ -31,6 +32,10 @@ pub struct Scene {
     pub dimmed: HashSet<String>,
     /// Diff mode: added and vanished parts (set before `set`).
     pub marks: Marks,
+    /// The checks' board (the firing rules); `notices` is recomputed from it on every `set`.
+    pub board: Option<Board>,
+    /// Nodes and edges of this graph carrying a firing rule's notice (drawn marked).
+    pub notices: Notices,
 }
 
 impl Scene {
@@ -108,6 +113,7 @@ impl Scene {
             .collect();
         let bend = bends(&graph, &index, &to, &radius);
         self.graph = graph;
+        self.notices = self.notices_now();
         self.index = index;
         self.bend = bend;
         self.from = from;
@@ -117,6 +123,38 @@ impl Scene {
         self.edge_ends = edge_ends;
         self.anim_start = if animate { now } else { now - ANIM_SECS };
         self.build_particles(particle_target, budget);
+    }
+
+    fn notices_now(&self) -> Notices {
+        self.board
+            .as_ref()
+            .map(|b| notice_targets(b, &self.graph))
+            .unwrap_or_default()
+    }
+
+    /// A new checks board; true when the marked nodes or edges changed (upload again).
+    pub fn set_board(&mut self, board: Option<Board>) -> bool {
+        self.board = board;
+        let notices = self.notices_now();
+        let changed = notices != self.notices;
+        self.notices = notices;
+        changed
+    }
+
+    /// Indices of the nodes and edges drawn with a notice mark (in graph order).
+    pub fn notice_marks(&self) -> (Vec<usize>, Vec<usize>) {
+        let nodes = (self.graph.nodes.iter().enumerate())
+            .filter(|(_, n)| self.notices.nodes.contains_key(&n.id))
+            .map(|(i, _)| i)
+            .collect();
+        let edges = (self.graph.edges.iter().enumerate())
+            .filter(|(i, e)| {
+                let (a, b) = self.edge_ends[*i];
+                a != usize::MAX && b != usize::MAX && self.notices.edges.contains_key(&e.id)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        (nodes, edges)
     }
 
     fn build_particles(&mut self, target: Option<u32>, budget: u32) {
@@ -274,6 +312,56 @@ mod tests {
         let mut l = Layout::new();
         l.update_layered(&Input::of(g));
         l
+    }
+
+    #[test]
+    fn the_scene_marks_exactly_the_notice_targets() {
+        let g = crate::synth::mesh(20, 40, 4, 5);
+        let l = laid_out(&g);
+        let (n, e) = (g.nodes[3].id.clone(), g.edges[7].id.clone());
+        let rule = |name: &str, item: &str| crate::checks::RuleState {
+            rule: name.into(),
+            firing: true,
+            outcome: Some(crate::checks::Outcome {
+                reason: "too slow".into(),
+                violating: vec![item.into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let board = Board {
+            configured: true,
+            rules: vec![
+                rule("n-slo", &n),
+                rule("e-slo", &e),
+                rule("gone", "nowhere"),
+            ],
+            ..Default::default()
+        };
+        let mut s = Scene::default();
+        s.set(g.clone(), &l, 0.0, false, None, 1000);
+        assert_eq!(s.notice_marks(), (vec![], vec![]), "no board, no marks");
+        assert!(s.set_board(Some(board.clone())));
+        assert!(
+            !s.set_board(Some(board.clone())),
+            "same board: nothing to redraw"
+        );
+        let want = notice_targets(&board, &s.graph);
+        let (nodes, edges) = s.notice_marks();
+        let ids = |v: &[usize], f: &dyn Fn(usize) -> String| v.iter().map(|&i| f(i)).collect();
+        let node_ids: Vec<String> = ids(&nodes, &|i| s.graph.nodes[i].id.clone());
+        let edge_ids: Vec<String> = ids(&edges, &|i| s.graph.edges[i].id.clone());
+        assert_eq!(node_ids, want.nodes.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(edge_ids, want.edges.keys().cloned().collect::<Vec<_>>());
+        assert_eq!((node_ids, edge_ids), (vec![n.clone()], vec![e.clone()]));
+        // A new graph without the edge: the mark goes with it, the node's stays.
+        let mut g2 = g;
+        g2.edges.retain(|x| x.id != e);
+        s.set(g2, &l, 1.0, true, None, 1000);
+        let (nodes, edges) = s.notice_marks();
+        assert_eq!((nodes.len(), edges.len()), (1, 0));
+        assert!(s.set_board(None));
+        assert_eq!(s.notice_marks(), (vec![], vec![]));
     }
 
     #[test]
