@@ -13,6 +13,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use web_support::*;
 
+const NOTICE_RULES: &str = "rules:
+  - name: no-checkout-to-payments
+    forbid: { from: checkout, to: payments }
+  - name: checkout-instant
+    slo: { node: checkout, max_p95: 1us, min_requests: 1 }
+";
+
 /// Runs the demo or all-in-one on free ports; (guard, API base, OTLP/gRPC endpoint).
 pub fn start(role: &str, data: &std::path::Path) -> (Running, String, String) {
     let (query, grpc) = (free_port(), free_port());
@@ -27,8 +34,15 @@ pub fn start(role: &str, data: &std::path::Path) -> (Running, String, String) {
         .arg("--ui-dir")
         .arg(dist());
     if role == "demo" {
+        // Two rules that fire at once on the healthy demo (a forbidden edge it has, a node SLO
+        // no service meets), evaluated every second: their notices must be drawn on the map.
+        let rules = data.join("rules.yaml");
+        std::fs::write(&rules, NOTICE_RULES).unwrap();
         cmd.args(["--demo-control-addr", &format!("127.0.0.1:{}", free_port())])
-            .args(["--demo-rate", "8"]);
+            .args(["--demo-rate", "8"])
+            .arg("--graph-rules")
+            .arg(&rules)
+            .args(["--graph-rules-interval", "1s"]);
     }
     let child = cmd
         .stdout(Stdio::null())
@@ -166,9 +180,19 @@ fn the_demo_maps_labels_do_not_collide() {
     let region = browser(
         "mesh",
         &base,
-        &serde_json::json!({ "name": "demo-region", "region": "", "min_nodes": nodes }),
+        &serde_json::json!({ "name": "demo-region", "region": "", "min_nodes": nodes, "notices": true }),
     );
     println!("demo region map: {}", brief(&region["legibility"]));
+    // The firing rules' notices are drawn on their node and edge, and listed as text.
+    let n = &region["notices"];
+    assert_eq!(n["nodes"], serde_json::json!(["checkout"]), "{n}");
+    assert_eq!(n["edges"], serde_json::json!(["checkout->payments"]), "{n}");
+    let text = n["text"].as_str().unwrap();
+    assert!(
+        text.contains("checkout: checkout-instant")
+            && text.contains("checkout->payments: no-checkout-to-payments"),
+        "{text}"
+    );
     assert_legible("demo region map", &region);
     // A map of this size has room for every name.
     assert_eq!(

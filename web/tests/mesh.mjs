@@ -113,6 +113,19 @@ export async function mesh(browser, base, artifacts, opts) {
   const geometry = async () => JSON.parse(await page.$eval("[data-testid=map] canvas[data-geometry]", (c) => c.dataset.geometry));
   const g = await geometry();
   out.legibility = legibility(g);
+  if (opts.notices) {
+    // The checks' board is polled every 15 s: wait for the marks, then read them.
+    await page.waitForFunction(() => {
+      const o = document.querySelector("[data-testid=map] canvas[data-geometry]");
+      return o && (JSON.parse(o.dataset.geometry).notice_nodes || []).length > 0;
+    }, { timeout: 40000, polling: 500 }).catch(() => {});
+    const n = await geometry();
+    out.notices = {
+      nodes: n.notice_nodes,
+      edges: n.notice_edges,
+      text: await page.$eval("[data-testid=map-notice-marks]", (u) => u.textContent),
+    };
+  }
   await page.screenshot({ path: path.join(artifacts, `mesh-${opts.name || "map"}.png`) });
   if (opts.docs_images && opts.docs_image) {
     await page.screenshot({ path: path.join(opts.docs_images, opts.docs_image) });
