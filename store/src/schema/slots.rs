@@ -10,7 +10,8 @@
 //! `orrery_span_slots` counts spans per slot on insert, as `orrery_span_minutes` does per minute:
 //! a slot whose count changed since its marker is read from spans until recomputed.
 
-use super::{EDGE_KEYS, SchemaParams, histogram_table_ddl};
+use super::SchemaParams;
+use super::ddl::{EDGE_KEYS, histogram_table_ddl};
 
 /// Slot rows live this long whatever the retention (they are superseded by minute rows within
 /// a minute or two).
