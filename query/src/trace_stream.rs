@@ -169,4 +169,70 @@ mod tests {
         assert_eq!(text.matches("\"span_id\":").count(), FIRST_CHUNK_SPANS);
         assert!(!text.contains("truncated"));
     }
+
+    /// A client that reads the head and goes away: the server drops the body stream, so the
+    /// rest of a 50,000-span trace is never serialised.
+    #[tokio::test]
+    async fn a_client_that_disconnects_stops_the_serialisation() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        struct Dropped(Arc<AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let t = Trace {
+            spans: (0..50_000).map(span).collect(),
+            span_count: 50_000,
+            ..Default::default()
+        };
+        let (polled, dropped) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (p, guard) = (polled.clone(), Dropped(dropped.clone()));
+        let stream = chunks(t).map(move |c| {
+            let _ = &guard;
+            p.fetch_add(1, Ordering::SeqCst);
+            c
+        });
+        let body = Arc::new(std::sync::Mutex::new(Some(Body::from_stream(stream))));
+        let app = axum::Router::new().route(
+            "/t",
+            axum::routing::get(move || {
+                let b = body.lock().unwrap().take().unwrap();
+                async move { b }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /t HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 16 * 1024];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        drop(c);
+        let total = 1 + (50_000 - FIRST_CHUNK_SPANS).div_ceil(CHUNK_SPANS);
+        for _ in 0..100 {
+            if dropped.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the body stream outlived its client"
+        );
+        let done = polled.load(Ordering::SeqCst);
+        assert!(
+            done < total / 2,
+            "{done} of {total} chunks serialised for a gone client"
+        );
+    }
 }
