@@ -109,19 +109,29 @@ pub(crate) fn on_move(m: Map, sh: &Shared) -> impl FnMut(web_sys::MouseEvent) + 
         hover.set(match m.renderer.pick(&m.scene, x, y, t) {
             Some(Hit::Node(i)) => {
                 let n = &m.scene.graph.nodes[i];
-                Some((x, y, n.name.clone(), metrics_line(&n.metrics)))
+                let line =
+                    metrics_line(&n.metrics) + &notice_line(m.scene.notices.nodes.get(&n.id));
+                Some((x, y, n.name.clone(), line))
             }
             Some(Hit::Edge(e)) => {
                 let e = &m.scene.graph.edges[e];
-                Some((
-                    x,
-                    y,
-                    format!("{} → {}", e.source, e.target),
-                    metrics_line(&e.metrics),
-                ))
+                let line =
+                    metrics_line(&e.metrics) + &notice_line(m.scene.notices.edges.get(&e.id));
+                Some((x, y, format!("{} → {}", e.source, e.target), line))
             }
             None => None,
         });
+    }
+}
+
+/// The firing checks' names on a hovered node or edge (its notice mark), after its figures.
+fn notice_line(notices: Option<&Vec<crate::checks::Notice>>) -> String {
+    match notices {
+        Some(v) if !v.is_empty() => {
+            let rules: Vec<&str> = v.iter().map(|n| n.rule.as_str()).collect();
+            format!(" · ⚠ {}", rules.join(", "))
+        }
+        _ => String::new(),
     }
 }
 
