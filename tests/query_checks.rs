@@ -2,37 +2,16 @@
 //! embedded engine: verdicts and exit codes for passing, violated, no-data and broken rules, and
 //! a hung query service.
 
+mod query_checks_support;
 mod query_support;
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use orrery_query::{GraphArgs, QueryArgs};
 use orrery_store::testing::fresh_database;
+use query_checks_support::{check, receiver, rules_file};
 use query_support::*;
 use tokio_util::sync::CancellationToken;
-
-/// (exit code, stdout, stderr)
-async fn check(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
-        .arg("check")
-        .args(args)
-        .env_remove("ORRERY_API_TOKEN")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn rules_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    f
-}
 
 /// `n` calls shop -> `callee` at `ts`, `errors` of them failed, each `dur_ms` long.
 fn calls(
@@ -406,54 +385,6 @@ async fn the_query_service_evaluates_its_rules_and_lists_their_states() {
         err.contains("line 2") && err.contains("missing field `to`"),
         "{err}"
     );
-}
-
-/// An Alertmanager stand-in: records every `(path, JSON body)` posted to it.
-async fn receiver() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head_end, len) = loop {
-                    let n = s.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "connection closed mid-request");
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                        let len = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse::<usize>().unwrap())
-                            .unwrap_or(0);
-                        break (i + 4, len);
-                    }
-                };
-                while buf.len() < head_end + len {
-                    let n = s.read(&mut chunk).await.unwrap();
-                    assert!(n > 0);
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap();
-                seen.lock().unwrap().push((path, body));
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-            });
-        }
-    });
-    (url, got)
 }
 
 /// Two replicas with the same rules post the violated rule to Alertmanager's v2 API with the

@@ -2,36 +2,16 @@
 //! service on the real embedded engine — its per-version read (`/orrery/api/checks/versions`)
 //! and last-seen read (`/orrery/api/checks/last-seen`) — and the service's own evaluation.
 
+mod query_checks_support;
 mod query_support;
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use orrery_query::{GraphArgs, QueryArgs};
 use orrery_store::testing::fresh_database;
+use query_checks_support::{check, rules_file};
 use query_support::*;
 use tokio_util::sync::CancellationToken;
-
-async fn check(args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
-        .arg("check")
-        .args(args)
-        .env_remove("ORRERY_API_TOKEN")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn rules_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    f
-}
 
 /// `n` calls into `service` (server spans) of (`version`, `instance`), `errors` failed.
 fn served(

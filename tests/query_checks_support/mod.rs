@@ -1,17 +1,16 @@
-//! Helpers of the checks' integration tests: a recording HTTP receiver standing in for
-//! Alertmanager and a plain webhook (a fake is the point here: the test reads what was sent).
+//! Helpers of the checks' integration tests: `orrery check` run as the real binary, a rules
+//! file, and a recording HTTP receiver standing in for Alertmanager and a plain webhook (a fake
+//! is the point here: the test reads what was sent).
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 /// Every `(path, JSON body)` posted to the receiver.
 pub type Posts = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 
 /// An Alertmanager stand-in: records every `(path, JSON body)` posted to it.
-pub async fn receiver() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
-) {
+pub async fn receiver() -> (String, Posts) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -53,4 +52,27 @@ pub async fn receiver() -> (
         }
     });
     (url, got)
+}
+
+/// `orrery check <args>` → (exit code, stdout, stderr).
+pub async fn check(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .arg("check")
+        .args(args)
+        .env_remove("ORRERY_API_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A temporary rules file holding `text`.
+pub fn rules_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
 }
