@@ -187,6 +187,8 @@ fn the_demo_maps_labels_do_not_collide() {
     let n = &region["notices"];
     assert_eq!(n["nodes"], serde_json::json!(["checkout"]), "{n}");
     assert_eq!(n["edges"], serde_json::json!(["checkout->payments"]), "{n}");
+    assert!(n["area"].as_f64().unwrap() <= 1.0, "{n}");
+    assert_eq!(n["log"], serde_json::json!([]), "{n}");
     let text = n["text"].as_str().unwrap();
     assert!(
         text.contains("checkout: checkout-instant")

@@ -124,6 +124,9 @@ export async function mesh(browser, base, artifacts, opts) {
       nodes: n.notice_nodes,
       edges: n.notice_edges,
       text: await page.$eval("[data-testid=map-notice-marks]", (u) => u.textContent),
+      // Visually hidden (a text alternative only): its box is at most 1x1 px.
+      area: await page.$eval("[data-testid=map-notice-marks]", (u) => { const r = u.getBoundingClientRect(); return r.width * r.height; }),
+      log: log.filter((l) => /Content.Security|inline style/i.test(l)),
     };
   }
   await page.screenshot({ path: path.join(artifacts, `mesh-${opts.name || "map"}.png`) });

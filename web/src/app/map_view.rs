@@ -306,7 +306,9 @@ pub(crate) fn MapView(
                     on:mouseleave=move |_| hover.set(None)></canvas>
                 <canvas node_ref=overlay class="overlay" aria-hidden="true"></canvas>
                 // The text alternative of the notice marks drawn on the map.
-                <ul style="position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;margin:0;padding:0" data-testid="map-notice-marks" aria-label="checks notices on the map">
+                // (Visually hidden through CSSOM: the CSP forbids inline style attributes.)
+                <ul style:position="absolute" style:width="1px" style:height="1px" style:overflow="hidden"
+                    style:clip="rect(0 0 0 0)" style:white-space="nowrap" style:margin="0" style:padding="0" data-testid="map-notice-marks" aria-label="checks notices on the map">
                     {move || notice_text.get().into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}
                 </ul>
                 {move || (!status.get().is_empty()).then(|| view! { <div class="panel msg map-status" data-testid="map-status">{status.get()}</div> })}
