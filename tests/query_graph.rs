@@ -399,7 +399,7 @@ async fn regions_make_the_global_level_and_focus_shows_neighbours_and_instances(
         whats_wrong: false,
         group: Default::default(),
     };
-    let focused = orrery_query::graph::graph(&ch.client(), &settings(), &req)
+    let focused = orrery_query::graph::graph(&ch.client(), &settings(), &Default::default(), &req)
         .await
         .unwrap();
     assert_eq!(
@@ -463,13 +463,14 @@ async fn closed_hours_are_read_from_hourly_rollups_and_late_spans_recompute_them
     // throughout, so its cache of rolled-up parts is in play (and must never serve a part made
     // from rollup rows that have been recomputed since).
     let s = settings();
-    let graph_of = |ch, level, w| graph_with(ch, &s, level, w);
+    let cache = orrery_query::graph::cache::RolledCache::default();
+    let graph_of = |ch, level, w| graph_with(ch, &s, &cache, level, w);
     let w = window(h - MINUTE, now_ns());
     assert_eq!(edge_table(&graph_of(&ch, Level::Region, w).await), doubled);
     rollup(&ch, Duration::from_secs(4 * 3600)).await;
     assert_eq!(rollup_rows(&ch, h).await, (1, 0), "the hour is rolled up");
     let rolled = graph_of(&ch, Level::Region, w).await;
-    assert!(!s.graph_cache.is_empty(), "rolled-up parts are cached");
+    assert!(!cache.is_empty(), "rolled-up parts are cached");
     assert_eq!(edge_table(&graph_of(&ch, Level::Region, w).await), doubled);
     assert_eq!(edge_table(&rolled), doubled);
     assert_eq!(rolled.data_quality.spans, rows.len() as u64);
@@ -646,7 +647,8 @@ async fn spans_backdated_into_rolled_up_minutes_are_in_the_very_next_read() {
     ));
     insert(&ch, &first).await;
     let s = settings();
-    let graph_of = |ch, w| graph_with(ch, &s, Level::Region, w);
+    let cache = orrery_query::graph::cache::RolledCache::default();
+    let graph_of = |ch, w| graph_with(ch, &s, &cache, Level::Region, w);
     let live_w = window(m - MINUTE, now_ns());
     let closed_w = window(m - MINUTE, m + 3 * MINUTE);
 
@@ -658,7 +660,7 @@ async fn spans_backdated_into_rolled_up_minutes_are_in_the_very_next_read() {
     assert_eq!(edge_table(&g), before);
     assert_eq!(g.data_quality.orphan_spans, 1);
     assert_eq!(edge_table(&graph_of(&ch, closed_w).await), before);
-    assert!(!s.graph_cache.is_empty(), "the rolled-up parts are cached");
+    assert!(!cache.is_empty(), "the rolled-up parts are cached");
     let markers = orrery_query::graph::fetch::Rolled::read(&ch.client(), live_w.lo, live_w.hi)
         .await
         .unwrap();
@@ -778,6 +780,7 @@ async fn the_live_part_starts_at_the_first_slot_not_rolled_up() {
     let base = now - 35_000 * MS;
     insert(&ch, &mesh(base)).await;
     let s = settings();
+    let cache = orrery_query::graph::cache::RolledCache::default();
     let w = window(now - MINUTE, now_ns());
     let coverage = || async {
         Rolled::read(&ch.client(), w.lo, w.hi)
@@ -785,7 +788,7 @@ async fn the_live_part_starts_at_the_first_slot_not_rolled_up() {
             .unwrap()
             .coverage(w)
     };
-    let live_only = graph_with(&ch, &s, Level::Region, w).await;
+    let live_only = graph_with(&ch, &s, &cache, Level::Region, w).await;
     assert_eq!(edge_table(&live_only), expected_mesh());
 
     let roll = Rollup::new(ch.client(), settings());
@@ -803,7 +806,7 @@ async fn the_live_part_starts_at_the_first_slot_not_rolled_up() {
         w.hi - c.slots.1 <= 2 * MINUTE,
         "the live part is the last seconds, not the window: {c:?}"
     );
-    let g = graph_with(&ch, &s, Level::Region, w).await;
+    let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
     assert_eq!(edge_table(&g), expected_mesh());
     assert_eq!(g.node("api").unwrap().metrics.requests, 10);
     assert_eq!(g.data_quality, live_only.data_quality);
@@ -826,19 +829,19 @@ async fn the_live_part_starts_at_the_first_slot_not_rolled_up() {
         c.slots.1 <= slot,
         "the stale slot is read from spans: {c:?}"
     );
-    let g = graph_with(&ch, &s, Level::Region, w).await;
+    let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
     assert_eq!(edge_table(&g), doubled, "the next read, before any rollup");
     // Recomputed: slot rows again, the same answer; then minutes on top, the same answer.
     assert!(roll.run_slots(now_ns()).await.unwrap().contains(&slot));
     let c = coverage().await;
     assert!(c.slots.1 > last_span_slot, "{c:?}");
     assert_eq!(
-        edge_table(&graph_with(&ch, &s, Level::Region, w).await),
+        edge_table(&graph_with(&ch, &s, &cache, Level::Region, w).await),
         doubled
     );
     rollup(&ch, Duration::from_secs(900)).await;
     roll.run_slots(now_ns()).await.unwrap();
-    let g = graph_with(&ch, &s, Level::Region, w).await;
+    let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
     assert_eq!(edge_table(&g), doubled);
     assert_eq!(g.node("api").unwrap().metrics.requests, 20);
 }

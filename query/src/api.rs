@@ -117,7 +117,7 @@ async fn graph_handler(
 ) -> ApiResult<crate::model::Graph> {
     let req = graph_request(&q, crate::now_ns())?;
     Ok(Json(
-        graph::graph(&state.ch(), state.graph_args(), &req).await?,
+        graph::graph(&state.ch(), state.graph_args(), &state.runtime.cache, &req).await?,
     ))
 }
 
@@ -141,7 +141,14 @@ async fn diff_handler(
         }
     };
     Ok(Json(
-        graph::diff(&state.ch(), state.graph_args(), req, base).await?,
+        graph::diff(
+            &state.ch(),
+            state.graph_args(),
+            &state.runtime.cache,
+            req,
+            base,
+        )
+        .await?,
     ))
 }
 
@@ -151,7 +158,15 @@ async fn node_handler(
     Query(q): Query<Q>,
 ) -> ApiResult<crate::model::NodeDetail> {
     let w = params::window(&q, crate::now_ns(), DEFAULT_SINCE)?;
-    match graph::detail::node(&state.ch(), state.graph_args(), &id, w).await? {
+    match graph::detail::node(
+        &state.ch(),
+        state.graph_args(),
+        &state.runtime.cache,
+        &id,
+        w,
+    )
+    .await?
+    {
         Some(d) => Ok(Json(d)),
         None => Err(ApiError::not_found(format!(
             "no node {id:?} in this window"
@@ -169,7 +184,16 @@ async fn edge_handler(
             "source and target (node ids) are required",
         ));
     };
-    match graph::detail::edge(&state.ch(), state.graph_args(), source, target, w).await? {
+    match graph::detail::edge(
+        &state.ch(),
+        state.graph_args(),
+        &state.runtime.cache,
+        source,
+        target,
+        w,
+    )
+    .await?
+    {
         Some(d) => Ok(Json(d)),
         None => Err(ApiError::not_found(format!(
             "no edge {source} -> {target} in this window"

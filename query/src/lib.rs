@@ -143,9 +143,6 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_UI_OTLP_HTTP_ENDPOINT")]
     pub ui_otlp_http_endpoint: Option<String>,
 
-    #[arg(skip)]
-    pub graph_cache: graph::cache::RolledCache,
-
     /// Rules file (docs/checks.md) this replica evaluates every --graph-rules-interval; the
     /// states are served at /orrery/api/checks. An invalid file stops the start with the line
     /// and the reason.
@@ -166,9 +163,6 @@ pub struct GraphArgs {
     /// starts or stops firing (docs/checks.md has the shape).
     #[arg(long, env = "ORRERY_GRAPH_WEBHOOK_URL", value_delimiter = ',')]
     pub graph_webhook_url: Vec<String>,
-
-    #[arg(skip)]
-    pub graph_checks: checks::server::Checks,
 }
 
 impl Default for GraphArgs {
@@ -194,12 +188,10 @@ impl Default for GraphArgs {
             graph_cache_entries: 16,
             ui_otlp_grpc_endpoint: None,
             ui_otlp_http_endpoint: None,
-            graph_cache: Default::default(),
             graph_rules: None,
             graph_rules_interval: Duration::from_secs(30),
             graph_alertmanager_url: Vec::new(),
             graph_webhook_url: Vec::new(),
-            graph_checks: Default::default(),
         }
     }
 }
@@ -227,7 +219,8 @@ pub async fn serve(
     args.limits.check()?;
     let client = clickhouse.client();
     // Before anything runs: an invalid rules file stops the start.
-    let checks = start_checks(&args, &client, &shutdown)?;
+    let runtime = graph::GraphRuntime::default();
+    let checks = start_checks(&args, &client, &runtime, &shutdown)?;
     // Tables made by an older exporter release are read with casts, decided once here; if
     // ClickHouse is not up yet, the current exporter shape is assumed.
     if let Err(e) = orrery_store::schema::resolve_span_columns(&client).await {
@@ -250,7 +243,11 @@ pub async fn serve(
         Some(tokio::spawn(job.run(shutdown.clone())))
     };
     let limits = args.limits.clone();
-    let app = api::router(state::AppState::new(client, args).with_shutdown(shutdown.clone()));
+    let app = api::router(
+        state::AppState::new(client, args)
+            .with_runtime(runtime)
+            .with_shutdown(shutdown.clone()),
+    );
     let result = server::serve(listener, app, &limits, shutdown.clone())
         .await
         .context("query API server");
@@ -275,6 +272,7 @@ pub async fn serve(
 fn start_checks(
     args: &QueryArgs,
     client: &clickhouse::Client,
+    runtime: &graph::GraphRuntime,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let g = &args.graph;
@@ -294,6 +292,7 @@ fn start_checks(
     Ok(Some(tokio::spawn(checks::server::run(
         args.limits.bound_background(client.clone()),
         g.clone(),
+        runtime.clone(),
         set.rules,
         interval,
         g.graph_alertmanager_url.clone(),

@@ -243,7 +243,7 @@ async fn run_shape(state: AppState, shape: Arc<Shape>, q: Q, interval: Duration)
         };
         let tag: Arc<str> = Arc::from(format!("orrery-live:{:032x}", rand::random::<u128>()));
         let compute = limits::killed_if_dropped(state.client.clone(), tag, async {
-            graph::graph(&state.ch(), state.graph_args(), &req).await
+            graph::graph(&state.ch(), state.graph_args(), &state.runtime.cache, &req).await
         });
         // Cancelled when the last subscriber leaves: dropping the computation kills its queries.
         let result = tokio::select! {

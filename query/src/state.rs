@@ -26,6 +26,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The live maps computed for the streams (`live.rs`), one per shape.
     pub live: Arc<crate::live::Registry>,
+    /// The graph's runtime state (rolled-up part cache, checks board), apart from the parsed
+    /// flags in `args`.
+    pub runtime: crate::graph::GraphRuntime,
 }
 
 impl AppState {
@@ -37,10 +40,16 @@ impl AppState {
             requests: Arc::new(Semaphore::new(args.limits.query_max_concurrent_requests)),
             args: Arc::new(args),
             shutdown: CancellationToken::new(),
+            runtime: Default::default(),
         }
     }
     pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
         self.shutdown = shutdown;
+        self
+    }
+    /// Shares `runtime` with what runs beside the handlers (the checks' evaluation loop).
+    pub fn with_runtime(mut self, runtime: crate::graph::GraphRuntime) -> Self {
+        self.runtime = runtime;
         self
     }
     pub fn graph_args(&self) -> &GraphArgs {

@@ -96,11 +96,17 @@ pub fn window(lo: i64, hi: i64) -> graph::Span {
 }
 
 pub async fn graph_of(ch: &ClickHouseArgs, level: Level, w: graph::Span) -> Graph {
-    graph_with(ch, &settings(), level, w).await
+    graph_with(ch, &settings(), &Default::default(), level, w).await
 }
 
-/// The graph with given settings (one `GraphArgs` shares its cache across calls).
-pub async fn graph_with(ch: &ClickHouseArgs, s: &GraphArgs, level: Level, w: graph::Span) -> Graph {
+/// The graph with given settings and cache of rolled-up parts (shared across calls).
+pub async fn graph_with(
+    ch: &ClickHouseArgs,
+    s: &GraphArgs,
+    cache: &graph::cache::RolledCache,
+    level: Level,
+    w: graph::Span,
+) -> Graph {
     let req = GraphRequest {
         level,
         region: None,
@@ -109,7 +115,7 @@ pub async fn graph_with(ch: &ClickHouseArgs, s: &GraphArgs, level: Level, w: gra
         whats_wrong: true,
         group: Default::default(),
     };
-    graph::graph(&ch.client(), s, &req).await.unwrap()
+    graph::graph(&ch.client(), s, cache, &req).await.unwrap()
 }
 
 pub async fn rollup(ch: &ClickHouseArgs, lookback: Duration) -> orrery_query::rollup::RunReport {

@@ -326,6 +326,8 @@ async fn main() -> Result<()> {
     }
 
     let settings = GraphArgs::default();
+    // One cache of rolled-up parts for every run, as one query service has.
+    let cache = graph::cache::RolledCache::default();
     let hour = 3_600_000 * MS;
     if with_graph {
         // Rollup: backfill the day and measure cost per minute of spans.
@@ -375,8 +377,8 @@ async fn main() -> Result<()> {
                 "graph, 15 min window, its last minute in 10-second slots, cold",
                 runs,
                 |_| {
-                    let (c, s, r) = (client.clone(), cold.clone(), req.clone());
-                    async move { graph::graph(&c, &s, &r).await }
+                    let (c, s, k, r) = (client.clone(), cold.clone(), cache.clone(), req.clone());
+                    async move { graph::graph(&c, &s, &k, &r).await }
                 },
             )
             .await?;
@@ -431,7 +433,7 @@ async fn main() -> Result<()> {
             whats_wrong: true,
             group: Default::default(),
         };
-        let g = graph::graph(&client, &settings, &graph_req(hour)).await?;
+        let g = graph::graph(&client, &settings, &cache, &graph_req(hour)).await?;
         println!(
             "graph 1 h: {} nodes, {} edges",
             g.nodes.len(),
@@ -451,8 +453,9 @@ async fn main() -> Result<()> {
                     &format!("graph, {name} window (with what's-wrong), {kind}"),
                     runs,
                     |_| {
-                        let (c, s, r) = (client.clone(), s.clone(), graph_req(since));
-                        async move { graph::graph(&c, &s, &r).await }
+                        let (c, s, k, r) =
+                            (client.clone(), s.clone(), cache.clone(), graph_req(since));
+                        async move { graph::graph(&c, &s, &k, &r).await }
                     },
                 )
                 .await?;
@@ -470,7 +473,7 @@ async fn main() -> Result<()> {
                 (w.hi - cw.live_lo) / 1_000_000_000,
                 cw.hours.len()
             );
-            let (c, s, rolled) = (&client, &cold, &rolled);
+            let (c, s, k, rolled) = (&client, &cold, &cache, &rolled);
             time(
                 "  part: rollup markers + data quality (both windows)",
                 runs,
@@ -478,7 +481,7 @@ async fn main() -> Result<()> {
             )
             .await?;
             time("  part: edges", runs, |_| async move {
-                fetch::edges_in(c, s, w, rolled, Grouping::Services, &EdgeFilter::None).await
+                fetch::edges_in(c, s, k, w, rolled, Grouping::Services, &EdgeFilter::None).await
             })
             .await?;
             let live = graph::Span {
@@ -486,19 +489,19 @@ async fn main() -> Result<()> {
                 ..w
             };
             time("  part: edges, live minutes only", runs, |_| async move {
-                fetch::edges_in(c, s, live, rolled, Grouping::Services, &EdgeFilter::None).await
+                fetch::edges_in(c, s, k, live, rolled, Grouping::Services, &EdgeFilter::None).await
             })
             .await?;
             time(
                 "  part: edges of the baseline window (whole hours before)",
                 runs,
                 |_| async move {
-                    fetch::edges_in(c, s, p, rolled, Grouping::Services, &EdgeFilter::None).await
+                    fetch::edges_in(c, s, k, p, rolled, Grouping::Services, &EdgeFilter::None).await
                 },
             )
             .await?;
             time("  part: nodes", runs, |_| async move {
-                fetch::nodes_in(c, s, w, rolled, &NodeKey::Services).await
+                fetch::nodes_in(c, s, k, w, rolled, &NodeKey::Services).await
             })
             .await?;
             time("  part: namespaces", runs, |_| async move {

@@ -296,7 +296,7 @@ pub async fn handler(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<History>, ApiError> {
-    let Some(board) = state.graph_args().graph_checks.snapshot() else {
+    let Some(board) = state.runtime.checks.snapshot() else {
         return Err(ApiError::not_found(
             "no rules are evaluated here: start the query service with --graph-rules <file> \
              (docs/checks.md)",

@@ -79,7 +79,7 @@ impl Checks {
 /// error — and an empty `configured: true` one until the first evaluation is done.
 pub async fn handler(State(state): State<crate::state::AppState>) -> Response {
     let g = state.graph_args();
-    match g.graph_checks.snapshot() {
+    match state.runtime.checks.snapshot() {
         Some(board) => Json(board).into_response(),
         None => {
             let configured = g.graph_rules.is_some();
@@ -102,6 +102,7 @@ pub async fn handler(State(state): State<crate::state::AppState>) -> Response {
 pub async fn evaluate_all(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     rules: &[Rule],
     now_ns: i64,
 ) -> Vec<Result<Outcome, String>> {
@@ -129,7 +130,7 @@ pub async fn evaluate_all(
                             whats_wrong: false,
                             group: Default::default(),
                         };
-                        graph::graph(client, s, &req)
+                        graph::graph(client, s, cache, &req)
                             .await
                             .map_err(|e| format!("{e:#}"))
                     }
@@ -276,6 +277,7 @@ pub fn fold(
 pub async fn run(
     client: Client,
     s: GraphArgs,
+    rt: crate::graph::GraphRuntime,
     rules: Vec<Rule>,
     interval: Duration,
     alertmanagers: Vec<String>,
@@ -300,10 +302,10 @@ pub async fn run(
     tracing::info!(rules = rules.len(), interval = %humantime::format_duration(interval), "evaluating check rules");
     loop {
         let now = crate::now_ns();
-        let results = evaluate_all(&client, &s, &rules, now).await;
+        let results = evaluate_all(&client, &s, &rt.cache, &rules, now).await;
         // The state every replica shares (and a restart continues from) is the history's latest
         // row per rule; this replica's memory only when ClickHouse cannot be read.
-        let own = s.graph_checks.snapshot();
+        let own = rt.checks.snapshot();
         let latest = match super::history::latest(&client, &names).await {
             Ok(latest) => {
                 if !history_ok {
@@ -345,7 +347,7 @@ pub async fn run(
             Some(l) => super::history::webhook_due(l, &board, &replica, start_ms, &mut notified),
             None => Vec::new(),
         };
-        s.graph_checks.set(board);
+        rt.checks.set(board);
         if !notes.is_empty() && !s.graph_webhook_url.is_empty() {
             // A change is sent once, so it is queued (bounded) rather than skipped when the
             // previous post is still out.

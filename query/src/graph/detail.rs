@@ -86,7 +86,13 @@ fn operations(rows: Vec<OpBucketRow>, seconds: f64) -> Vec<Operation> {
 }
 
 /// Node detail, or `None` when the node has no traffic in the window.
-pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<Option<NodeDetail>> {
+pub async fn node(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    id: &str,
+    w: Span,
+) -> Result<Option<NodeDetail>> {
     let req = GraphRequest {
         level: Level::Focused,
         region: None,
@@ -95,7 +101,7 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
         whats_wrong: false,
         group: Default::default(),
     };
-    let g = super::graph(client, s, &req).await?;
+    let g = super::graph(client, s, cache, &req).await?;
     let Some(node) = g.nodes.iter().find(|n| n.id == id).cloned() else {
         return Ok(None);
     };
@@ -117,7 +123,8 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
             .context("node operations")?;
         anyhow::Ok(operations(rows, w.seconds()))
     };
-    let (operations, histogram) = tokio::try_join!(operations, node_histogram(client, s, id, w))?;
+    let (operations, histogram) =
+        tokio::try_join!(operations, node_histogram(client, s, cache, id, w))?;
     let instances = g
         .nodes
         .iter()
@@ -142,9 +149,15 @@ pub async fn node(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<O
 
 /// Latency of the calls a node served, from the same rollups as its metrics: a service's
 /// server/consumer spans (summed over its instances), a virtual node's incoming calls.
-async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Result<Histogram> {
+async fn node_histogram(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    id: &str,
+    w: Span,
+) -> Result<Histogram> {
     let parts: Vec<Latency> = match NodeId::parse(id).kind() {
-        NodeKind::Service => fetch::nodes(client, s, w, &NodeKey::Instances(id.to_string()))
+        NodeKind::Service => fetch::nodes(client, s, cache, w, &NodeKey::Instances(id.to_string()))
             .await?
             .into_iter()
             .map(|n| n.latency)
@@ -152,6 +165,7 @@ async fn node_histogram(client: &Client, s: &GraphArgs, id: &str, w: Span) -> Re
         NodeKind::Database | NodeKind::Queue | NodeKind::External => fetch::edges(
             client,
             s,
+            cache,
             w,
             Grouping::Services,
             &EdgeFilter::Touching(id.to_string()),
@@ -287,6 +301,7 @@ async fn exemplars(
 pub async fn edge(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     source: &str,
     target: &str,
     w: Span,
@@ -294,6 +309,7 @@ pub async fn edge(
     let rows = fetch::edges(
         client,
         s,
+        cache,
         w,
         Grouping::Services,
         &EdgeFilter::Between(source.to_string(), target.to_string()),

@@ -254,12 +254,13 @@ fn bind_edge_filter(q: clickhouse::query::Query, filter: &EdgeFilter) -> clickho
 pub async fn edges(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     w: Window,
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
     let rolled = Rolled::read(client, w.lo, w.hi).await?;
-    edges_in(client, s, w, &rolled, grouping, filter).await
+    edges_in(client, s, cache, w, &rolled, grouping, filter).await
 }
 
 /// Edges of `w`: the rolled-up part (from cache when its rollup versions are unchanged) and
@@ -267,6 +268,7 @@ pub async fn edges(
 pub async fn edges_in(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     w: Window,
     rolled: &Rolled,
     grouping: Grouping,
@@ -274,7 +276,15 @@ pub async fn edges_in(
 ) -> Result<Vec<EdgeAgg>> {
     let c = rolled.coverage(w);
     let (old, slots, mut live) = tokio::try_join!(
-        rolled_edges(client, s, w, rolled, &c, grouping, filter),
+        rolled_edges(
+            client,
+            (cache, s.graph_cache_entries),
+            w,
+            rolled,
+            &c,
+            grouping,
+            filter
+        ),
         slot_edges(client, &c, grouping, filter),
         live_edges(client, s, w, &c, grouping, filter),
     )?;
@@ -381,9 +391,10 @@ async fn slot_edges(
     Ok(rows.into_iter().map(EdgeAgg::from).collect())
 }
 
+/// `cache`: the rolled-up parts and their capacity (`--graph-cache-entries`).
 async fn rolled_edges(
     client: &Client,
-    s: &GraphArgs,
+    (cache, entries): (&cache::RolledCache, usize),
     w: Window,
     rolled: &Rolled,
     c: &Coverage,
@@ -401,7 +412,7 @@ async fn rolled_edges(
         c.live_lo,
         rolled_versions(rolled, w, c),
     ));
-    if let Some(cache::Part::Edges(hit)) = s.graph_cache.get(key) {
+    if let Some(cache::Part::Edges(hit)) = cache.get(key) {
         return Ok(hit);
     }
     // Whole hours without the region split when neither the grouping nor the filter needs it.
@@ -427,8 +438,7 @@ async fn rolled_edges(
         .await
         .context("reading service-graph edges (rolled up)")?;
     let part: Arc<Vec<EdgeAgg>> = Arc::new(rows.into_iter().map(EdgeAgg::from).collect());
-    s.graph_cache
-        .put(key, cache::Part::Edges(part.clone()), s.graph_cache_entries);
+    cache.put(key, cache::Part::Edges(part.clone()), entries);
     Ok(part)
 }
 
@@ -520,11 +530,12 @@ pub enum NodeKey {
 pub async fn nodes(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     w: Window,
     key: &NodeKey,
 ) -> Result<Vec<NodeAgg>> {
     let rolled = Rolled::read(client, w.lo, w.hi).await?;
-    nodes_in(client, s, w, &rolled, key).await
+    nodes_in(client, s, cache, w, &rolled, key).await
 }
 
 fn node_key_sql(key: &NodeKey) -> (&'static str, &'static str) {
@@ -546,13 +557,14 @@ fn bind_node_key(q: clickhouse::query::Query, key: &NodeKey) -> clickhouse::quer
 pub async fn nodes_in(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     w: Window,
     rolled: &Rolled,
     key: &NodeKey,
 ) -> Result<Vec<NodeAgg>> {
     let c = rolled.coverage(w);
     let (old, slots, mut live) = tokio::try_join!(
-        rolled_nodes(client, s, w, rolled, &c, key),
+        rolled_nodes(client, (cache, s.graph_cache_entries), w, rolled, &c, key),
         slot_nodes(client, &c, key),
         live_nodes(client, s, w, &c, key),
     )?;
@@ -597,9 +609,10 @@ async fn slot_nodes(client: &Client, c: &Coverage, key: &NodeKey) -> Result<Vec<
     Ok(rows.into_iter().map(NodeAgg::from).collect())
 }
 
+/// `cache` as for [`rolled_edges`].
 async fn rolled_nodes(
     client: &Client,
-    s: &GraphArgs,
+    (cache, entries): (&cache::RolledCache, usize),
     w: Window,
     rolled: &Rolled,
     c: &Coverage,
@@ -615,7 +628,7 @@ async fn rolled_nodes(
         c.live_lo,
         rolled_versions(rolled, w, c),
     ));
-    if let Some(cache::Part::Nodes(hit)) = s.graph_cache.get(cache_key) {
+    if let Some(cache::Part::Nodes(hit)) = cache.get(cache_key) {
         return Ok(hit);
     }
     let cols = format!("Service, Region, Instance, {}", calls::value_columns());
@@ -629,11 +642,7 @@ async fn rolled_nodes(
         .await
         .context("reading service-graph nodes (rolled up)")?;
     let part: Arc<Vec<NodeAgg>> = Arc::new(rows.into_iter().map(NodeAgg::from).collect());
-    s.graph_cache.put(
-        cache_key,
-        cache::Part::Nodes(part.clone()),
-        s.graph_cache_entries,
-    );
+    cache.put(cache_key, cache::Part::Nodes(part.clone()), entries);
     Ok(part)
 }
 

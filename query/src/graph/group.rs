@@ -476,7 +476,7 @@ mod tests {
             whats_wrong: false,
             group,
         };
-        let plain = crate::graph::graph(&client, &s, &req(Group::default()))
+        let plain = crate::graph::graph(&client, &s, &Default::default(), &req(Group::default()))
             .await
             .unwrap();
         let web_p95 = plain.node("web").unwrap().metrics.p95_ms;
@@ -493,9 +493,14 @@ mod tests {
                     .await
                     .unwrap();
             }
-            let g = crate::graph::graph(&client, &s, &req(parse(Some("namespace"), None).unwrap()))
-                .await
-                .unwrap();
+            let g = crate::graph::graph(
+                &client,
+                &s,
+                &Default::default(),
+                &req(parse(Some("namespace"), None).unwrap()),
+            )
+            .await
+            .unwrap();
             let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
             assert_eq!(
                 ids,
@@ -532,6 +537,7 @@ mod tests {
             let ex = crate::graph::graph(
                 &client,
                 &s,
+                &Default::default(),
                 &req(parse(Some("namespace"), Some("shop")).unwrap()),
             )
             .await
@@ -544,6 +550,7 @@ mod tests {
             let by_team = crate::graph::graph(
                 &client,
                 &s,
+                &Default::default(),
                 &req(parse(Some("attr:service.namespace"), None).unwrap()),
             )
             .await

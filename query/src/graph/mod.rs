@@ -22,6 +22,17 @@ use orrery_store::latency::Histogram;
 
 pub use orrery_api::{EdgeId, INTERNET, Level, NodeId, NodeKind, Quantiles};
 
+/// The graph's runtime state, apart from its parsed flags ([`GraphArgs`]): made once at start
+/// (`lib::serve`), owned by the handlers' `AppState` and shared (by clone) with the checks'
+/// evaluation loop.
+#[derive(Clone, Default)]
+pub struct GraphRuntime {
+    /// Rolled-up parts of graph windows (`--graph-cache-entries`).
+    pub cache: cache::RolledCache,
+    /// The checks board the evaluation loop writes and `/orrery/api/checks` reads.
+    pub checks: crate::checks::server::Checks,
+}
+
 /// What graph to build.
 #[derive(Debug, Clone)]
 pub struct GraphRequest {
@@ -108,6 +119,7 @@ struct EdgeSet {
 async fn edge_set(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     req: &GraphRequest,
     w: Span,
     rolled: &fetch::Rolled,
@@ -126,7 +138,7 @@ async fn edge_set(
             EdgeFilter::Touching(req.focus.clone().unwrap_or_default()),
         ),
     };
-    let rows = fetch::edges_in(client, s, w, rolled, grouping, &filter).await?;
+    let rows = fetch::edges_in(client, s, cache, w, rolled, grouping, &filter).await?;
     let mut out = EdgeSet {
         edges: Vec::new(),
         orphans: 0,
@@ -168,7 +180,12 @@ fn node_metrics(r: &NodeAgg, seconds: f64) -> Metrics {
 }
 
 /// Builds the graph for a request.
-pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result<Graph> {
+pub async fn graph(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    req: &GraphRequest,
+) -> Result<Graph> {
     let w = req.window;
     let seconds = w.seconds();
     let node_key = match req.level {
@@ -189,11 +206,13 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
         ..base
     };
     let (current, node_rows, previous, namespaces, group_values) = tokio::try_join!(
-        edge_set(client, s, req, w, &rolled),
-        fetch::nodes_in(client, s, w, &rolled, &node_key),
+        edge_set(client, s, cache, req, w, &rolled),
+        fetch::nodes_in(client, s, cache, w, &rolled, &node_key),
         async {
             if req.whats_wrong {
-                edge_set(client, s, req, base, &rolled).await.map(Some)
+                edge_set(client, s, cache, req, base, &rolled)
+                    .await
+                    .map(Some)
             } else {
                 Ok(None)
             }
@@ -331,8 +350,15 @@ pub async fn graph(client: &Client, s: &GraphArgs, req: &GraphRequest) -> Result
     if req.level == Level::Focused
         && let Some(focus) = &req.focus
     {
-        let instances =
-            fetch::nodes_in(client, s, w, &rolled, &NodeKey::Instances(focus.clone())).await?;
+        let instances = fetch::nodes_in(
+            client,
+            s,
+            cache,
+            w,
+            &rolled,
+            &NodeKey::Instances(focus.clone()),
+        )
+        .await?;
         for i in instances {
             let m = node_metrics(&i, seconds);
             nodes.push(Node {
@@ -489,6 +515,7 @@ fn whats_wrong(
 pub async fn diff(
     client: &Client,
     s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
     current: GraphRequest,
     base: Span,
 ) -> Result<GraphDiff> {
@@ -497,7 +524,10 @@ pub async fn diff(
     base_req.whats_wrong = false;
     let mut cur_req = current;
     cur_req.whats_wrong = false;
-    let (a, b) = tokio::try_join!(graph(client, s, &base_req), graph(client, s, &cur_req))?;
+    let (a, b) = tokio::try_join!(
+        graph(client, s, cache, &base_req),
+        graph(client, s, cache, &cur_req)
+    )?;
     let a_nodes: BTreeSet<&str> = a.nodes.iter().map(|n| n.id.as_str()).collect();
     let b_nodes: BTreeSet<&str> = b.nodes.iter().map(|n| n.id.as_str()).collect();
     let a_edges: BTreeMap<&str, &Edge> = a.edges.iter().map(|e| (e.id.as_str(), e)).collect();

@@ -311,6 +311,7 @@ pub async fn dependencies_handler(State(state): State<AppState>, req: Request) -
     let rows = fetch::edges(
         &state.ch(),
         state.graph_args(),
+        &state.runtime.cache,
         w,
         fetch::Grouping::Services,
         &fetch::EdgeFilter::None,

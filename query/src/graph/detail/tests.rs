@@ -103,12 +103,12 @@ async fn node_detail_has_the_latency_histogram_of_the_calls_it_served() {
         }),
         shop_want
     );
-    let shop = node(&client, &s, "shop", w)
+    let shop = node(&client, &s, &Default::default(), "shop", w)
         .await
         .unwrap()
         .expect("shop has traffic");
     check(&shop, shop_want.clone());
-    let db = node(&client, &s, "database:postgresql", w)
+    let db = node(&client, &s, &Default::default(), "database:postgresql", w)
         .await
         .unwrap()
         .expect("the database has calls");
@@ -120,12 +120,20 @@ async fn node_detail_has_the_latency_histogram_of_the_calls_it_served() {
         .await
         .unwrap();
     assert!(!report.computed.is_empty());
-    let shop = node(&client, &s, "shop", w).await.unwrap().unwrap();
+    let shop = node(&client, &s, &Default::default(), "shop", w)
+        .await
+        .unwrap()
+        .unwrap();
     check(&shop, shop_want);
 
     // A window without the calls has no detail at all.
     let empty = crate::params::span(now - 60 * 60_000 * MS, now - 50 * 60_000 * MS, now).unwrap();
-    assert!(node(&client, &s, "shop", empty).await.unwrap().is_none());
+    assert!(
+        node(&client, &s, &Default::default(), "shop", empty)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -174,7 +182,10 @@ async fn edge_detail_operations_use_the_edges_histogram_estimator() {
                 .await
                 .unwrap();
         }
-        let d = edge(&client, &s, "api", "shop", w).await.unwrap().unwrap();
+        let d = edge(&client, &s, &Default::default(), "api", "shop", w)
+            .await
+            .unwrap()
+            .unwrap();
         let all: Vec<u64> = ns(&a_ms).into_iter().chain(ns(&b_ms)).collect();
         let edge_q = Latency::of(&all).p50_p95_p99();
         assert_eq!(
@@ -212,10 +223,17 @@ async fn edge_detail_operations_use_the_edges_histogram_estimator() {
         assert_eq!(d.exemplars.typical.len(), 5);
 
         // A virtual edge: the client spans' operations and exemplars.
-        let db = edge(&client, &s, "shop", "database:postgresql", w)
-            .await
-            .unwrap()
-            .unwrap();
+        let db = edge(
+            &client,
+            &s,
+            &Default::default(),
+            "shop",
+            "database:postgresql",
+            w,
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(db.operations.len(), 1);
         assert_eq!(db.operations[0].name, "SELECT");
         assert_eq!(db.operations[0].span_kind, "Client");
@@ -224,7 +242,7 @@ async fn edge_detail_operations_use_the_edges_histogram_estimator() {
         assert_eq!(db.exemplars.slowest.len(), 5);
         assert!(db.exemplars.failed.is_empty());
         // An entry edge: the roots.
-        let entry = edge(&client, &s, "INTERNET", "api", w)
+        let entry = edge(&client, &s, &Default::default(), "INTERNET", "api", w)
             .await
             .unwrap()
             .unwrap();
@@ -232,9 +250,14 @@ async fn edge_detail_operations_use_the_edges_histogram_estimator() {
         assert_eq!(entry.exemplars.slowest[0].span_id, format!("{:016x}", 1));
     }
     // No edge, no detail.
-    assert!(edge(&client, &s, "shop", "api", w).await.unwrap().is_none());
     assert!(
-        edge(&client, &s, "api", "shop", w)
+        edge(&client, &s, &Default::default(), "shop", "api", w)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        edge(&client, &s, &Default::default(), "api", "shop", w)
             .await
             .unwrap()
             .unwrap()
@@ -250,7 +273,10 @@ async fn edge_detail_operations_use_the_edges_histogram_estimator() {
         .execute()
         .await
         .unwrap();
-    let d = edge(&client, &s, "api", "shop", w).await.unwrap().unwrap();
+    let d = edge(&client, &s, &Default::default(), "api", "shop", w)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         d.edge.metrics.requests, 7,
         "counts still come from the rollups"
