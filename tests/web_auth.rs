@@ -154,6 +154,7 @@ fn the_ui_signs_in_with_the_api_token_and_sends_it_on_every_request_and_the_stre
     assert_eq!(
         v["signed_paths"],
         serde_json::json!([
+            "/orrery/api/checks",
             "/orrery/api/config",
             "/orrery/api/graph",
             "/orrery/api/graph/stream",
