@@ -1,0 +1,330 @@
+//! Edge aggregates of a window: the rolled-up part (hours and minutes, cached), the 10-second
+//! slots after it and the live ranges from spans, merged here.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+
+use super::Coverage;
+use super::{
+    EdgeAgg, Rolled, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
+    rolled_versions, slot_rows_sql,
+};
+use crate::GraphArgs;
+use crate::graph::cache;
+use orrery_store::graph_rules::{self as rules, minute_filter};
+use orrery_store::latency::{self, Histogram};
+
+/// How edges are grouped: by node ids of services (region level) or of regions (global).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Services,
+    Regions,
+}
+
+/// Extra filter on edge rows (SQL constants; values bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeFilter {
+    None,
+    /// Edges with either end in this region.
+    Region(String),
+    /// Edges into or out of this node id.
+    Touching(String),
+    /// Exactly this edge (by node ids, services grouping).
+    Between(String, String),
+}
+
+#[derive(Row, Deserialize)]
+struct EdgeRow {
+    source: String,
+    target: String,
+    kind: String,
+    caller_region: String,
+    callee_region: String,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    hist: Vec<u64>,
+}
+
+impl From<EdgeRow> for EdgeAgg {
+    fn from(r: EdgeRow) -> Self {
+        EdgeAgg {
+            latency: Histogram::new(&r.hist, r.min_ns, r.max_ns),
+            // Quantiles are read once the parts are merged (`merge_edges`).
+            q: Vec::new(),
+            source: r.source,
+            target: r.target,
+            kind: r.kind,
+            caller_region: r.caller_region,
+            callee_region: r.callee_region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+        }
+    }
+}
+
+/// Grouping expressions `(source, target)` over rollup or call rows.
+fn edge_ends(grouping: Grouping) -> (&'static str, &'static str) {
+    match grouping {
+        Grouping::Services => ("Caller", "Callee"),
+        Grouping::Regions => rules::REGION_EDGE_ENDS,
+    }
+}
+
+fn edge_filter_sql(filter: &EdgeFilter) -> &'static str {
+    match filter {
+        EdgeFilter::None => "",
+        EdgeFilter::Region(_) => {
+            "AND (CallerRegion = {region:String} OR CalleeRegion = {region:String})"
+        }
+        EdgeFilter::Touching(_) => "AND (Caller = {focus:String} OR Callee = {focus:String})",
+        EdgeFilter::Between(_, _) => "AND Caller = {source:String} AND Callee = {target:String}",
+    }
+}
+
+fn bind_edge_filter(q: clickhouse::query::Query, filter: &EdgeFilter) -> clickhouse::query::Query {
+    match filter {
+        EdgeFilter::None => q,
+        EdgeFilter::Region(r) => q.param("region", r),
+        EdgeFilter::Touching(f) => q.param("focus", f),
+        EdgeFilter::Between(a, b) => q.param("source", a).param("target", b),
+    }
+}
+
+pub async fn edges(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    w: Window,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Vec<EdgeAgg>> {
+    let rolled = Rolled::read(client, w.lo, w.hi).await?;
+    edges_in(client, s, cache, w, &rolled, grouping, filter).await
+}
+
+/// Edges of `w`: the rolled-up part (from cache when its rollup versions are unchanged) and
+/// the live part, read concurrently and merged here (histograms merge exactly).
+pub async fn edges_in(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    w: Window,
+    rolled: &Rolled,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Vec<EdgeAgg>> {
+    let c = rolled.coverage(w);
+    let (old, slots, mut live) = tokio::try_join!(
+        rolled_edges(
+            client,
+            (cache, s.graph_cache_entries),
+            w,
+            rolled,
+            &c,
+            grouping,
+            filter
+        ),
+        slot_edges(client, &c, grouping, filter),
+        live_edges(client, s, w, &c, grouping, filter),
+    )?;
+    live.extend(slots);
+    let mut out = merge_by_key(
+        &old,
+        &live,
+        |e| (&e.source, &e.target, &e.kind),
+        EdgeAgg::add,
+    );
+    for e in &mut out {
+        e.q = e.latency.p50_p95_p99();
+    }
+    out.sort_unstable_by(|a, b| {
+        (&a.source, &a.target, &a.kind).cmp(&(&b.source, &b.target, &b.kind))
+    });
+    Ok(out)
+}
+
+/// Edge rows of rollup rows `rows` (a subquery with the edge key and value columns), grouped
+/// by the grouping's node ids, filtered.
+fn rolled_edges_sql(rows: &str, grouping: Grouping, filter: &EdgeFilter) -> String {
+    let (src, dst) = edge_ends(grouping);
+    let values = rules::value_columns();
+    format!(
+        "SELECT src AS source, dst AS target, CalleeKind AS kind,
+    any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
+    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
+    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
+FROM (
+    SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
+        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion, {values}
+    FROM ({rows})
+    WHERE 1 {filter_sql}
+)
+GROUP BY src, dst, CalleeKind",
+        hist = latency::sum_array_sql(),
+        filter_sql = edge_filter_sql(filter),
+    )
+}
+
+/// The slot part of a window's edges (not cached: it changes every slot).
+async fn slot_edges(
+    client: &Client,
+    c: &Coverage,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Vec<EdgeAgg>> {
+    if c.slots.1 <= c.slots.0 {
+        return Ok(Vec::new());
+    }
+    let cols = format!(
+        "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {}",
+        rules::value_columns()
+    );
+    let sql = rolled_edges_sql(
+        &slot_rows_sql("orrery_graph_edges_10s", &cols),
+        grouping,
+        filter,
+    );
+    let q = client
+        .query(&sql)
+        .param("slo", c.slots.0)
+        .param("shi", c.slots.1);
+    let rows: Vec<EdgeRow> = bind_edge_filter(q, filter)
+        .fetch_all()
+        .await
+        .context("reading service-graph edges (10-second slots)")?;
+    Ok(rows.into_iter().map(EdgeAgg::from).collect())
+}
+
+/// `cache`: the rolled-up parts and their capacity (`--graph-cache-entries`).
+async fn rolled_edges(
+    client: &Client,
+    (cache, entries): (&cache::RolledCache, usize),
+    w: Window,
+    rolled: &Rolled,
+    c: &Coverage,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Arc<Vec<EdgeAgg>>> {
+    if c.live_lo <= w.lo {
+        return Ok(Arc::default());
+    }
+    let key = cache::key(&(
+        "edges",
+        grouping == Grouping::Services,
+        format!("{filter:?}"),
+        w.lo,
+        c.live_lo,
+        rolled_versions(rolled, w, c),
+    ));
+    if let Some(cache::Part::Edges(hit)) = cache.get(key) {
+        return Ok(hit);
+    }
+    // Whole hours without the region split when neither the grouping nor the filter needs it.
+    let hourly = match (grouping, filter) {
+        (
+            Grouping::Services,
+            EdgeFilter::None | EdgeFilter::Touching(_) | EdgeFilter::Between(..),
+        ) => "orrery_graph_services_1h",
+        _ => "orrery_graph_edges_1h",
+    };
+    let cols = format!(
+        "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {}",
+        rules::value_columns()
+    );
+    let sql = rolled_edges_sql(
+        &rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols),
+        grouping,
+        filter,
+    );
+    let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c), filter);
+    let rows: Vec<EdgeRow> = q
+        .fetch_all()
+        .await
+        .context("reading service-graph edges (rolled up)")?;
+    let part: Arc<Vec<EdgeAgg>> = Arc::new(rows.into_iter().map(EdgeAgg::from).collect());
+    cache.put(key, cache::Part::Edges(part.clone()), entries);
+    Ok(part)
+}
+
+/// One row per edge and latency bucket: the live part stays a plain GROUP BY (64 per-bucket
+/// aggregates would cost more to plan than the few minutes of spans cost to read).
+#[derive(Row, Deserialize)]
+struct LiveEdgeRow {
+    source: String,
+    target: String,
+    kind: String,
+    caller_region: String,
+    callee_region: String,
+    bucket: u8,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+async fn live_edges(
+    client: &Client,
+    s: &GraphArgs,
+    w: Window,
+    c: &Coverage,
+    grouping: Grouping,
+    filter: &EdgeFilter,
+) -> Result<Vec<EdgeAgg>> {
+    if c.live.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (src, dst) = edge_ends(grouping);
+    let sql = format!(
+        "SELECT src AS source, dst AS target, CalleeKind AS kind,
+    any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
+    {index} AS bucket, count() AS requests, sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
+    min(Duration) AS min_ns, max(Duration) AS max_ns
+FROM (
+    SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
+        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion, Err, Duration
+    FROM ({calls})
+    WHERE 1 {filter_sql}
+)
+GROUP BY src, dst, CalleeKind, bucket",
+        index = latency::index_sql("Duration"),
+        calls = rules::call_rows_sql(minute_filter::ALL),
+        filter_sql = edge_filter_sql(filter),
+    );
+    // One query per live range (normally one: the tail), concurrently.
+    let ranges = c.live.iter().map(|&range| {
+        bind_edge_filter(bind_live(client.query(&sql), w, range, s), filter).fetch_all()
+    });
+    let rows: Vec<Vec<LiveEdgeRow>> = futures::future::try_join_all(ranges)
+        .await
+        .context("reading service-graph edges (live)")?;
+    let parts: Vec<EdgeAgg> = rows
+        .into_iter()
+        .flatten()
+        .map(|r| EdgeAgg {
+            latency: Histogram::one_bucket(r.bucket as usize, r.requests, r.min_ns, r.max_ns),
+            source: r.source,
+            target: r.target,
+            kind: r.kind,
+            caller_region: r.caller_region,
+            callee_region: r.callee_region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+            q: Vec::new(),
+        })
+        .collect();
+    Ok(merge_by_key(
+        &[],
+        &parts,
+        |e| (&e.source, &e.target, &e.kind),
+        EdgeAgg::add,
+    ))
+}

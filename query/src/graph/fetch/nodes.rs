@@ -1,0 +1,230 @@
+//! Node aggregates of a window (services, regions or one service's instances): rolled-up
+//! part (cached), 10-second slots and live ranges, merged here like edges.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+
+use super::Coverage;
+use super::{
+    NodeAgg, Rolled, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
+    rolled_versions, slot_rows_sql,
+};
+use crate::GraphArgs;
+use crate::graph::cache;
+use orrery_store::graph_rules::{self as rules, minute_filter};
+use orrery_store::latency::{self, Histogram};
+
+#[derive(Row, Deserialize)]
+struct NodeRow {
+    id: String,
+    region: String,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    hist: Vec<u64>,
+}
+
+impl From<NodeRow> for NodeAgg {
+    fn from(r: NodeRow) -> Self {
+        NodeAgg {
+            latency: Histogram::new(&r.hist, r.min_ns, r.max_ns),
+            // Quantiles are read once the parts are merged (`merge_nodes`).
+            q: Vec::new(),
+            id: r.id,
+            region: r.region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+        }
+    }
+}
+
+/// How nodes are keyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKey {
+    Services,
+    Regions,
+    /// Instances of one service.
+    Instances(String),
+}
+
+pub async fn nodes(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    w: Window,
+    key: &NodeKey,
+) -> Result<Vec<NodeAgg>> {
+    let rolled = Rolled::read(client, w.lo, w.hi).await?;
+    nodes_in(client, s, cache, w, &rolled, key).await
+}
+
+fn node_key_sql(key: &NodeKey) -> (&'static str, &'static str) {
+    match key {
+        NodeKey::Services => ("toString(Service)", ""),
+        NodeKey::Regions => ("concat('region:', Region)", ""),
+        NodeKey::Instances(_) => ("toString(Instance)", "AND Service = {service:String}"),
+    }
+}
+
+fn bind_node_key(q: clickhouse::query::Query, key: &NodeKey) -> clickhouse::query::Query {
+    match key {
+        NodeKey::Instances(service) => q.param("service", service),
+        _ => q,
+    }
+}
+
+/// Nodes of `w`: rolled-up part (cached like edges) plus live part, merged here.
+pub async fn nodes_in(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    w: Window,
+    rolled: &Rolled,
+    key: &NodeKey,
+) -> Result<Vec<NodeAgg>> {
+    let c = rolled.coverage(w);
+    let (old, slots, mut live) = tokio::try_join!(
+        rolled_nodes(client, (cache, s.graph_cache_entries), w, rolled, &c, key),
+        slot_nodes(client, &c, key),
+        live_nodes(client, s, w, &c, key),
+    )?;
+    live.extend(slots);
+    let mut out = merge_by_key(&old, &live, |n| &n.id, NodeAgg::add);
+    for n in &mut out {
+        n.q = n.latency.p50_p95_p99();
+    }
+    out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// Node rows of rollup rows `rows` (a subquery with the node key and value columns).
+fn rolled_nodes_sql(rows: &str, key: &NodeKey) -> String {
+    let (key_expr, filter) = node_key_sql(key);
+    format!(
+        "SELECT {key_expr} AS id, toString(any(Region)) AS region,
+    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
+    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
+FROM ({rows})
+WHERE 1 {filter}
+GROUP BY id",
+        hist = latency::sum_array_sql(),
+    )
+}
+
+/// The slot part of a window's nodes (not cached: it changes every slot).
+async fn slot_nodes(client: &Client, c: &Coverage, key: &NodeKey) -> Result<Vec<NodeAgg>> {
+    if c.slots.1 <= c.slots.0 {
+        return Ok(Vec::new());
+    }
+    let cols = format!("Service, Region, Instance, {}", rules::value_columns());
+    let sql = rolled_nodes_sql(&slot_rows_sql("orrery_graph_nodes_10s", &cols), key);
+    let q = client
+        .query(&sql)
+        .param("slo", c.slots.0)
+        .param("shi", c.slots.1);
+    let rows: Vec<NodeRow> = bind_node_key(q, key)
+        .fetch_all()
+        .await
+        .context("reading service-graph nodes (10-second slots)")?;
+    Ok(rows.into_iter().map(NodeAgg::from).collect())
+}
+
+/// `cache` as for [`rolled_edges`].
+async fn rolled_nodes(
+    client: &Client,
+    (cache, entries): (&cache::RolledCache, usize),
+    w: Window,
+    rolled: &Rolled,
+    c: &Coverage,
+    key: &NodeKey,
+) -> Result<Arc<Vec<NodeAgg>>> {
+    if c.live_lo <= w.lo {
+        return Ok(Arc::default());
+    }
+    let cache_key = cache::key(&(
+        "nodes",
+        format!("{key:?}"),
+        w.lo,
+        c.live_lo,
+        rolled_versions(rolled, w, c),
+    ));
+    if let Some(cache::Part::Nodes(hit)) = cache.get(cache_key) {
+        return Ok(hit);
+    }
+    let cols = format!("Service, Region, Instance, {}", rules::value_columns());
+    let sql = rolled_nodes_sql(
+        &rolled_rows_sql("orrery_graph_nodes_1h", "orrery_graph_nodes_1m", &cols),
+        key,
+    );
+    let q = bind_node_key(bind_rolled(client.query(&sql), w, c), key);
+    let rows: Vec<NodeRow> = q
+        .fetch_all()
+        .await
+        .context("reading service-graph nodes (rolled up)")?;
+    let part: Arc<Vec<NodeAgg>> = Arc::new(rows.into_iter().map(NodeAgg::from).collect());
+    cache.put(cache_key, cache::Part::Nodes(part.clone()), entries);
+    Ok(part)
+}
+
+#[derive(Row, Deserialize)]
+struct LiveNodeRow {
+    id: String,
+    region: String,
+    bucket: u8,
+    requests: u64,
+    errors: u64,
+    duration_sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+async fn live_nodes(
+    client: &Client,
+    s: &GraphArgs,
+    w: Window,
+    c: &Coverage,
+    key: &NodeKey,
+) -> Result<Vec<NodeAgg>> {
+    if c.live.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (key_expr, filter) = node_key_sql(key);
+    let sql = format!(
+        "SELECT {key_expr} AS id, toString(any(Region)) AS region, B AS bucket,
+    count() AS requests, sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
+    min(Duration) AS min_ns, max(Duration) AS max_ns
+FROM (
+    {served}
+)
+WHERE 1 {filter}
+GROUP BY id, bucket",
+        served = rules::served_rows_sql(minute_filter::ALL),
+    );
+    let ranges = c
+        .live
+        .iter()
+        .map(|&range| bind_node_key(bind_live(client.query(&sql), w, range, s), key).fetch_all());
+    let rows: Vec<Vec<LiveNodeRow>> = futures::future::try_join_all(ranges)
+        .await
+        .context("reading service-graph nodes (live)")?;
+    let parts: Vec<NodeAgg> = rows
+        .into_iter()
+        .flatten()
+        .map(|r| NodeAgg {
+            latency: Histogram::one_bucket(r.bucket as usize, r.requests, r.min_ns, r.max_ns),
+            id: r.id,
+            region: r.region,
+            requests: r.requests,
+            errors: r.errors,
+            duration_sum_ns: r.duration_sum_ns,
+            q: Vec::new(),
+        })
+        .collect();
+    Ok(merge_by_key(&[], &parts, |n| &n.id, NodeAgg::add))
+}
