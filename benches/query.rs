@@ -3,7 +3,8 @@
 //! and 24 h windows, trace by id, and trace search by service/duration and by attribute.
 //! Prints p50/p99 per query and the rollup's cost.
 //!
-//! `cargo run --release -p orrery-query --bin orrery-query-bench -- [--spans N] [--services N] [--runs N] [--graph 0] [--big-trace N]`
+//! `cargo bench --bench query -- [--spans N] [--services N] [--runs N] [--graph 0] [--big-trace N]`
+//! (a root bench target so `orrery-query` carries no bench binary; release profile).
 //!
 //! `--graph 0` skips the rollup backfill and the graph queries (trace queries only).
 //! `--big-trace N` also stores one trace of N spans and times its trace-by-id answer in parts
@@ -220,8 +221,8 @@ fn big_trace(n: usize, t0: i64) -> Vec<SpanRow> {
 #[tokio::main]
 async fn main() -> Result<()> {
     if arg("--print-sql", 0) != 0 {
-        use orrery_query::calls::{self, minute_filter};
-        println!("{}", calls::call_rows_sql(minute_filter::ALL));
+        use orrery_store::graph_rules::{call_rows_sql, minute_filter};
+        println!("{}", call_rows_sql(minute_filter::ALL));
         return Ok(());
     }
     let spans_target = arg("--spans", 10_000_000);
