@@ -2,7 +2,10 @@
 //!
 //! Every statement is idempotent (`IF NOT EXISTS`), so a migration interrupted half way, or two
 //! processes migrating at once, end in the same schema. Applied versions are recorded in
-//! `orrery_schema_migrations` (a ReplacingMergeTree, so concurrent records collapse).
+//! `orrery_schema_migrations` (a ReplacingMergeTree, so concurrent records collapse). An empty
+//! database gets the current schema directly (the squashed baseline, `baseline.rs`); a
+//! database at an older version runs the migrations it has not had; one at a newer version
+//! than this build knows is refused.
 //!
 //! The spans table and its trace-id lookup are column-for-column the OpenTelemetry Collector
 //! ClickHouse exporter's `otel_traces` and `otel_traces_trace_id_ts` (+ materialized view), so
@@ -12,6 +15,7 @@
 //! `ON CLUSTER` and Distributed tables under the exporter's names, sharded by trace id so that
 //! all spans of one trace (and thus the service-graph pairing) stay on one shard.
 
+mod baseline;
 mod checks;
 mod ddl;
 mod exporter;
@@ -21,9 +25,12 @@ mod slots;
 pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
 
+pub use baseline::baseline_ddl;
 pub use ddl::SchemaParams;
-pub use migrations::{CALL_RESOURCE_KEYS, Migration, full_ddl, latest_version, migrations};
-pub use runner::{MigrateReport, migrate};
+pub use migrations::{
+    CALL_RESOURCE_KEYS, Fresh, Migration, full_ddl, latest_version, migrations, replay_ddl,
+};
+pub use runner::{MigrateReport, migrate, replay_to};
 
 #[cfg(test)]
 mod tests {
@@ -66,14 +73,16 @@ mod tests {
         assert!(all.contains(
             "Distributed('orrery_cluster', 'orrery', 'otel_traces_local', cityHash64(TraceId))"
         ));
-        assert!(all.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_edges_1m_local', '{replica}', ComputedAt)"));
-        // Every DDL statement runs on the whole cluster; data copies (migration 7) go through
-        // Distributed tables instead.
-        assert!(
-            ddl.iter()
-                .filter(|s| !s.starts_with("INSERT"))
-                .all(|s| s.contains("ON CLUSTER orrery_cluster"))
-        );
+        assert!(all.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_graph_edges_1m_local', '{replica}', ComputedAt)"));
+        // Every DDL statement runs on the whole cluster, the replayed migrations' too; their
+        // data copies (migration 7) go through Distributed tables instead.
+        for ddl in [ddl, replay_ddl(&params(Some("orrery_cluster")))] {
+            assert!(
+                ddl.iter()
+                    .filter(|s| !s.starts_with("INSERT"))
+                    .all(|s| s.contains("ON CLUSTER orrery_cluster"))
+            );
+        }
     }
 
     #[test]

@@ -64,6 +64,17 @@ impl SchemaParams {
         }
     }
 
+    /// `, <setting>` to append to a CREATE's `SETTINGS` list when `dedup` and on a single node:
+    /// the insert-deduplication window migrations 3 and 8 set by `ALTER` on released tables,
+    /// which the baseline puts in the CREATE directly. Replicated tables deduplicate anyway.
+    pub(crate) fn dedup_setting(&self, dedup: bool) -> String {
+        if dedup && self.cluster.is_none() {
+            format!(", {DEDUP_WINDOW}")
+        } else {
+            String::new()
+        }
+    }
+
     pub(crate) fn ttl(&self, column_expr: &str) -> String {
         if self.retention_days == 0 {
             String::new()
@@ -89,6 +100,11 @@ impl SchemaParams {
         }
     }
 }
+
+/// A non-replicated MergeTree honours `insert_deduplication_token` only within this window (0 by
+/// default): the collector's retried batches, and the views' blocks made from them, must be
+/// dropped as repeats (migrations 3 and 8).
+pub(crate) const DEDUP_WINDOW: &str = "non_replicated_deduplication_window = 10000";
 
 pub(crate) fn check_identifier(what: &str, value: &str) -> Result<()> {
     let ok = !value.is_empty()

@@ -179,19 +179,7 @@ pub fn v7_align_trace_id_ts(p: &SchemaParams) -> Vec<String> {
     let oc = p.on_cluster();
     let ids = p.storage_name("otel_traces_trace_id_ts");
     let new = p.storage_name("otel_traces_trace_id_ts_v7");
-    let mut out = vec![format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{new}{oc} (
-    TraceId String CODEC(ZSTD(1)),
-    Start DateTime CODEC(Delta, ZSTD(1)),
-    End DateTime CODEC(Delta, ZSTD(1)),
-    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
-) ENGINE = {engine}
-PARTITION BY toDate(Start)
-ORDER BY (TraceId, Start){ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
-        engine = p.engine("MergeTree", &new, None),
-        ttl = p.ttl("Start"),
-    )];
+    let mut out = vec![trace_id_ts_ddl(p, &new, false)];
     out.extend(p.distributed("otel_traces_trace_id_ts_v7", "cityHash64(TraceId)"));
     // On a cluster both names are Distributed tables: the copy reads every shard and writes
     // each row to its trace's shard, synchronously so the exchange below sees it.
@@ -213,6 +201,28 @@ SETTINGS insert_distributed_sync = 1"
         out.extend(p.distributed("otel_traces_trace_id_ts", "cityHash64(TraceId)"));
     }
     out
+}
+
+/// The trace-id lookup table in the exporter's current shape, as table `table` (a storage
+/// name: v7's scratch table, or the lookup table itself in the baseline); `dedup`: with the
+/// insert-deduplication window v8 sets.
+pub(super) fn trace_id_ts_ddl(p: &SchemaParams, table: &str, dedup: bool) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{table}{oc} (
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime CODEC(Delta, ZSTD(1)),
+    End DateTime CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = {engine}
+PARTITION BY toDate(Start)
+ORDER BY (TraceId, Start){ttl}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}",
+        db = p.database,
+        oc = p.on_cluster(),
+        engine = p.engine("MergeTree", table, None),
+        ttl = p.ttl("Start"),
+        dedup = p.dedup_setting(dedup),
+    )
 }
 
 /// 1 when migration 7 took effect: the lookup table's `Start` is a `DateTime`.

@@ -1,5 +1,8 @@
 //! Every schema version in order (append only) and the statements of each: the released
 //! migrations' DDL must never change, since installs that ran it keep what it made.
+//!
+//! Each migration also says what a fresh install runs for it ([`Fresh`]): the baseline
+//! (`super::baseline`) creates the current schema directly instead of replaying history.
 
 use super::ddl::*;
 use super::{SchemaParams, checks, exporter, slots};
@@ -15,6 +18,25 @@ pub struct Migration {
     /// A scratch table name in the statements that each run replaces with a name of its own,
     /// so processes migrating at once never share (and swap in) each other's half-filled table.
     pub scratch: Option<&'static str>,
+    /// What a fresh install runs for this migration (see `super::baseline`). A new migration
+    /// is `Fresh::Same`: written once, it runs as is on fresh installs and upgrades alike.
+    pub fresh: Fresh,
+}
+
+/// What the baseline (a fresh install) runs for one migration. Together, the fresh statements
+/// of every migration in order make the same schema as replaying them all (tested in
+/// `store/tests/schema_upgrade.rs`), without creating tables that a later version drops or
+/// rebuilds.
+#[derive(Clone, Copy)]
+pub enum Fresh {
+    /// The migration's own statements (every migration since the baseline was squashed).
+    Same,
+    /// These statements instead: the migration's tables created directly in their current
+    /// shape, with what later migrations changed folded in (built by the same DDL builders).
+    Instead(fn(&SchemaParams) -> Vec<String>),
+    /// Nothing: a later migration drops what it made, or an earlier one's `Instead` already
+    /// creates its result.
+    Folded,
 }
 
 /// All migrations, in order. Append only: never edit a released migration, add a new one.
@@ -26,6 +48,7 @@ pub fn migrations() -> &'static [Migration] {
             statements: v1_otel_traces,
             verify: None,
             scratch: None,
+            fresh: Fresh::Instead(super::baseline::v1_fresh),
         },
         Migration {
             version: 2,
@@ -33,6 +56,8 @@ pub fn migrations() -> &'static [Migration] {
             statements: v2_service_graph_rollups,
             verify: None,
             scratch: None,
+            // Its tables are dropped by v6.
+            fresh: Fresh::Folded,
         },
         Migration {
             version: 3,
@@ -40,6 +65,8 @@ pub fn migrations() -> &'static [Migration] {
             statements: v3_spans_insert_dedup,
             verify: None,
             scratch: None,
+            // Its setting is in v1's fresh CREATE.
+            fresh: Fresh::Folded,
         },
         Migration {
             version: 4,
@@ -47,6 +74,7 @@ pub fn migrations() -> &'static [Migration] {
             statements: v4_call_table,
             verify: None,
             scratch: None,
+            fresh: Fresh::Instead(super::baseline::v4_fresh),
         },
         Migration {
             version: 5,
@@ -54,6 +82,8 @@ pub fn migrations() -> &'static [Migration] {
             statements: v5_hourly_rollups,
             verify: None,
             scratch: None,
+            // Its tables are dropped by v6.
+            fresh: Fresh::Folded,
         },
         Migration {
             version: 6,
@@ -61,6 +91,7 @@ pub fn migrations() -> &'static [Migration] {
             statements: v6_histogram_rollups,
             verify: None,
             scratch: None,
+            fresh: Fresh::Instead(v6_tables),
         },
         Migration {
             version: 7,
@@ -68,6 +99,8 @@ pub fn migrations() -> &'static [Migration] {
             statements: exporter::v7_align_trace_id_ts,
             verify: Some(exporter::v7_verify),
             scratch: Some(exporter::V7_SCRATCH),
+            // v1's fresh lookup table has this shape already.
+            fresh: Fresh::Folded,
         },
         Migration {
             version: 8,
@@ -75,6 +108,8 @@ pub fn migrations() -> &'static [Migration] {
             statements: v8_view_insert_dedup,
             verify: None,
             scratch: None,
+            // Its settings are in v1's and v4's fresh CREATEs.
+            fresh: Fresh::Folded,
         },
         Migration {
             version: 9,
@@ -82,6 +117,7 @@ pub fn migrations() -> &'static [Migration] {
             statements: checks::check_events,
             verify: None,
             scratch: None,
+            fresh: Fresh::Same,
         },
         Migration {
             version: 10,
@@ -89,6 +125,7 @@ pub fn migrations() -> &'static [Migration] {
             statements: slots::v10_rollup_slots,
             verify: None,
             scratch: None,
+            fresh: Fresh::Same,
         },
     ]
 }
@@ -112,7 +149,7 @@ pub(crate) fn v8_view_insert_dedup(p: &SchemaParams) -> Vec<String> {
     .iter()
     .map(|t| {
         format!(
-            "ALTER TABLE {}.{t} MODIFY SETTING non_replicated_deduplication_window = 10000",
+            "ALTER TABLE {}.{t} MODIFY SETTING {DEDUP_WINDOW}",
             p.database
         )
     })
@@ -127,7 +164,7 @@ pub(crate) fn v3_spans_insert_dedup(p: &SchemaParams) -> Vec<String> {
         return Vec::new();
     }
     vec![format!(
-        "ALTER TABLE {}.otel_traces MODIFY SETTING non_replicated_deduplication_window = 10000",
+        "ALTER TABLE {}.otel_traces MODIFY SETTING {DEDUP_WINDOW}",
         p.database
     )]
 }
@@ -137,9 +174,35 @@ pub(crate) const ATTR_MAP: &str = "Map(LowCardinality(String), String)";
 pub(crate) fn v1_otel_traces(p: &SchemaParams) -> Vec<String> {
     let db = &p.database;
     let oc = p.on_cluster();
-    let spans = p.storage_name("otel_traces");
     let ids = p.storage_name("otel_traces_trace_id_ts");
-    let mut out = vec![format!(
+    let mut out = vec![spans_table_ddl(p, false)];
+    out.extend(p.distributed("otel_traces", "cityHash64(TraceId)"));
+    // The exporter's lookup table of its first releases; v7 rebuilds it in the current shape.
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{ids}{oc} (
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime64(9) CODEC(Delta, ZSTD(1)),
+    End DateTime64(9) CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = {engine}
+PARTITION BY toDate(Start)
+ORDER BY (TraceId, toUnixTimestamp(Start)){ttl}
+SETTINGS index_granularity = 8192",
+        engine = p.engine("MergeTree", &ids, None),
+        ttl = p.ttl("toDateTime(Start)"),
+    ));
+    out.extend(p.distributed("otel_traces_trace_id_ts", "cityHash64(TraceId)"));
+    out.push(trace_id_view_ddl(p));
+    out
+}
+
+/// The spans table; `dedup`: with the insert-deduplication window v3 sets (see
+/// [`SchemaParams::dedup_setting`]).
+pub(crate) fn spans_table_ddl(p: &SchemaParams, dedup: bool) -> String {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let spans = p.storage_name("otel_traces");
+    format!(
         "CREATE TABLE IF NOT EXISTS {db}.{spans}{oc} (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
@@ -176,28 +239,18 @@ pub(crate) fn v1_otel_traces(p: &SchemaParams) -> Vec<String> {
 ) ENGINE = {engine}
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp)){ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}",
         engine = p.engine("MergeTree", &spans, None),
         ttl = p.ttl("toDateTime(Timestamp)"),
-    )];
-    out.extend(p.distributed("otel_traces", "cityHash64(TraceId)"));
-    out.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.{ids}{oc} (
-    TraceId String CODEC(ZSTD(1)),
-    Start DateTime64(9) CODEC(Delta, ZSTD(1)),
-    End DateTime64(9) CODEC(Delta, ZSTD(1)),
-    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
-) ENGINE = {engine}
-PARTITION BY toDate(Start)
-ORDER BY (TraceId, toUnixTimestamp(Start)){ttl}
-SETTINGS index_granularity = 8192",
-        engine = p.engine("MergeTree", &ids, None),
-        ttl = p.ttl("toDateTime(Start)"),
-    ));
-    out.extend(p.distributed("otel_traces_trace_id_ts", "cityHash64(TraceId)"));
-    // On a cluster the view reads the local spans and writes the local lookup table, so the
-    // lookup row lives on the shard that holds the trace.
-    out.push(format!(
+        dedup = p.dedup_setting(dedup),
+    )
+}
+
+/// The materialized view that fills the trace-id lookup table from the spans. On a cluster the
+/// view reads the local spans and writes the local lookup table, so the lookup row lives on the
+/// shard that holds the trace.
+pub(crate) fn trace_id_view_ddl(p: &SchemaParams) -> String {
+    format!(
         "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{mv}{oc} TO {db}.{ids}
 AS SELECT
     TraceId,
@@ -206,9 +259,12 @@ AS SELECT
 FROM {db}.{spans}
 WHERE TraceId != ''
 GROUP BY TraceId",
+        db = p.database,
+        oc = p.on_cluster(),
+        ids = p.storage_name("otel_traces_trace_id_ts"),
+        spans = p.storage_name("otel_traces"),
         mv = p.storage_name("otel_traces_trace_id_ts_mv"),
-    ));
-    out
+    )
 }
 
 /// Per-minute service-graph rollups, written by every query replica's rollup job (see
@@ -250,6 +306,11 @@ pub const CALL_RESOURCE_KEYS: &[&str] = &[
 /// one trace (sharded by `cityHash64(TraceId)`) and their call rows stay on one shard.
 /// Spans stored before this migration are not copied (their minutes keep the rollups made then).
 pub(crate) fn v4_call_table(p: &SchemaParams) -> Vec<String> {
+    call_tables(p, false)
+}
+
+/// v4's tables and views; `dedup`: the tables with the insert-deduplication window v8 sets.
+pub(crate) fn call_tables(p: &SchemaParams, dedup: bool) -> Vec<String> {
     let db = &p.database;
     let oc = p.on_cluster();
     let spans = p.storage_name("otel_traces");
@@ -275,9 +336,10 @@ pub(crate) fn v4_call_table(p: &SchemaParams) -> Vec<String> {
 ) ENGINE = {engine}
 PARTITION BY toDate(Timestamp)
 ORDER BY Timestamp{ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1{dedup}",
         engine = p.engine("MergeTree", &calls, None),
         ttl = p.ttl("toDateTime(Timestamp)"),
+        dedup = p.dedup_setting(dedup),
     )];
     // Read only: the view fills the local tables, so the key is never used for inserts.
     out.extend(p.distributed("orrery_span_calls", "rand()"));
@@ -296,9 +358,11 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1",
     Spans UInt64
 ) ENGINE = {engine}
 PARTITION BY toDate(Minute)
-ORDER BY Minute{ttl}",
+ORDER BY Minute{ttl}{settings}",
         engine = p.engine("SummingMergeTree", &counts, None),
         ttl = p.ttl("Minute"),
+        // No SETTINGS clause in v4's text: v8 set the window later.
+        settings = p.dedup_setting(dedup).replacen(", ", "\nSETTINGS ", 1),
     ));
     out.extend(p.distributed("orrery_span_minutes", "rand()"));
     out.push(format!(
@@ -403,6 +467,13 @@ pub(crate) fn v6_histogram_rollups(p: &SchemaParams) -> Vec<String> {
             p.storage_name(t)
         ));
     }
+    out.extend(v6_tables(p));
+    out
+}
+
+/// v6's tables (what a fresh install runs for v6: there is nothing of v2/v5 to drop).
+pub(crate) fn v6_tables(p: &SchemaParams) -> Vec<String> {
+    let mut out = Vec::new();
     for (time, suffix) in [("Minute", "1m"), ("Hour", "1h")] {
         out.extend(histogram_rollup_tables(p, time, suffix));
     }
@@ -446,9 +517,16 @@ ORDER BY Version",
     ]
 }
 
-/// The full DDL for these parameters, in order, as `orrery migrate --print` shows it (and as
-/// `deploy/clickhouse/` ships it for the cluster variant).
+/// The full DDL of a fresh install (the baseline: the ledger and the current schema created
+/// directly), as `orrery migrate --print` shows it and `deploy/clickhouse/cluster-schema.sql`
+/// ships it for the cluster variant.
 pub fn full_ddl(p: &SchemaParams) -> Vec<String> {
+    super::baseline::baseline_ddl(p)
+}
+
+/// The DDL of replaying every migration in order (what an install that started at version 0
+/// and upgraded through every release ran).
+pub fn replay_ddl(p: &SchemaParams) -> Vec<String> {
     let mut out = ledger(p);
     for m in migrations() {
         out.extend((m.statements)(p));
