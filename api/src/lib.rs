@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 mod vocab;
 pub use vocab::{EdgeId, INTERNET, Level, NodeId, NodeKind, Quantiles};
 
+pub mod collapse;
+pub use collapse::Grouping;
 pub mod live;
 
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,6 +155,10 @@ pub struct Graph {
     pub cycles: Vec<Vec<String>>,
     pub whats_wrong: Vec<WhatsWrong>,
     pub data_quality: DataQuality,
+    /// What the request's `group=` did (`collapse::Grouping`); absent without `group=`, so
+    /// ungrouped answers are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grouping: Option<Grouping>,
 }
 
 impl Graph {

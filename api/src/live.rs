@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DataQuality, Edge, Graph, Health, Metrics, Node, WhatsWrong, Window};
+use crate::{DataQuality, Edge, Graph, Grouping, Health, Metrics, Node, WhatsWrong, Window};
 
 /// New metrics (and the health they give) of a node or edge whose other fields are unchanged:
 /// the common case on a busy map, where every rate moves every tick (a live window's rates
@@ -123,6 +123,9 @@ pub struct GraphDelta {
     pub cycles: Vec<Vec<String>>,
     pub whats_wrong: Vec<WhatsWrong>,
     pub data_quality: DataQuality,
+    /// The graph's `grouping` (what `group=` did), whole; absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grouping: Option<Grouping>,
     pub nodes: Changes<Node>,
     pub edges: Changes<Edge>,
 }
@@ -134,39 +137,29 @@ pub trait Item: Clone + PartialEq {
     fn metrics_update(&self) -> MetricsUpdate;
 }
 
-impl Item for Node {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn set_metrics(&mut self, metrics: Metrics, health: Health) {
-        self.metrics = metrics;
-        self.health = health;
-    }
-    fn metrics_update(&self) -> MetricsUpdate {
-        MetricsUpdate {
-            id: self.id.clone(),
-            metrics: self.metrics.clone(),
-            health: self.health,
+/// Nodes and edges are items the same way (an `id`, `metrics` and `health` field each).
+macro_rules! item {
+    ($($t:ty),*) => {$(
+        impl Item for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn set_metrics(&mut self, metrics: Metrics, health: Health) {
+                self.metrics = metrics;
+                self.health = health;
+            }
+            fn metrics_update(&self) -> MetricsUpdate {
+                MetricsUpdate {
+                    id: self.id.clone(),
+                    metrics: self.metrics.clone(),
+                    health: self.health,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl Item for Edge {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn set_metrics(&mut self, metrics: Metrics, health: Health) {
-        self.metrics = metrics;
-        self.health = health;
-    }
-    fn metrics_update(&self) -> MetricsUpdate {
-        MetricsUpdate {
-            id: self.id.clone(),
-            metrics: self.metrics.clone(),
-            health: self.health,
-        }
-    }
-}
+item!(Node, Edge);
 
 /// The changes from `prev` to `cur`, or `None` when ids are not unique (then only the full
 /// list describes it).
@@ -282,6 +275,7 @@ pub fn delta(prev: &Graph, cur: &Graph, base: u64, seq: u64) -> Option<GraphDelt
         cycles: cur.cycles.clone(),
         whats_wrong: cur.whats_wrong.clone(),
         data_quality: cur.data_quality.clone(),
+        grouping: cur.grouping.clone(),
         nodes: changes(&prev.nodes, &cur.nodes)?,
         edges: changes(&prev.edges, &cur.edges)?,
     };
@@ -303,6 +297,7 @@ pub fn apply(g: &mut Graph, d: &GraphDelta) -> Result<(), String> {
     g.cycles = d.cycles.clone();
     g.whats_wrong = d.whats_wrong.clone();
     g.data_quality = d.data_quality.clone();
+    g.grouping = d.grouping.clone();
     Ok(())
 }
 
@@ -392,6 +387,25 @@ mod tests {
         let swapped = graph(vec![node("b", 2), node("a", 1)], vec![edge("a", "b", 1)], 1);
         let d = roundtrip(&g, &swapped);
         assert_eq!(d.nodes.order, Some(vec!["b".into(), "a".into()]));
+    }
+
+    /// The automatic grouping can change from one tick to the next (a region grows past the
+    /// threshold): the delta carries it, and a delta without it leaves none.
+    #[test]
+    fn the_grouping_travels_with_the_delta() {
+        let plain = graph(vec![node("a", 1)], vec![], 1);
+        let mut grouped = graph(vec![node("namespace:x", 1)], vec![], 2);
+        grouped.grouping = Some(Grouping {
+            by: "namespace".into(),
+            auto: true,
+            collapsed: vec!["x".into()],
+            nodes: 61,
+        });
+        let d = roundtrip(&plain, &grouped);
+        assert_eq!(d.grouping, grouped.grouping);
+        let d = roundtrip(&grouped, &plain);
+        assert!(d.grouping.is_none());
+        assert!(!serde_json::to_string(&d).unwrap().contains("grouping"));
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! Grouping beyond namespaces: the region map's services collapsed by region or by name prefix
 //! (here, in the browser: both are on every node already), or by a resource attribute (on the
 //! server: `group=attr:<key>` of the graph API, which answers `group:<value>` nodes itself).
-//! A group node `group:<value>` (kind `group`) carries its members' summed traffic; edges are
-//! merged between groups and calls inside one group are not drawn (they are the group's own
-//! traffic). Groups named in the expanded set stay as services, as namespaces do; a group of
+//! Both collapse with `orrery_api::collapse`: a group node `group:<value>` (kind `group`)
+//! carries its members' summed traffic (quantiles an upper bound here, exact from the API);
+//! edges are merged between groups and calls inside one group are not drawn (they are the
+//! group's own traffic). Groups named in the expanded set stay as services, as namespaces do; a group of
 //! one service is that service. The control lists every choice, the namespace ones included,
 //! so the map has one "group" menu.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{Edge, Graph, Health, Node};
-use crate::namespaces::{sum_metrics, worst};
+use crate::api::collapse::{self, Merge, UpperBound};
+use crate::api::{Edge, Graph, Health, Metrics, Node, NodeId, NodeKind};
 
 pub const PREFIX: &str = "group:";
 
@@ -72,87 +73,58 @@ pub fn name_prefix(name: &str) -> &str {
         .map_or(name, |i| &name[..i])
 }
 
-/// Groups the graph's service nodes by `by` (groups in `expanded` stay as services); returns
-/// whether anything was grouped.
+/// Groups the graph's service nodes by `by` (groups in `expanded` stay as services; a group
+/// of one service is that service); returns whether anything was grouped.
 pub fn apply(g: &mut Graph, by: ClientGroup, expanded: &BTreeSet<String>) -> bool {
-    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, n) in g.nodes.iter().enumerate() {
-        if n.kind != "service" {
-            continue;
-        }
-        if let Some(k) = by.key(n).filter(|k| !expanded.contains(*k)) {
-            members.entry(k).or_default().push(i);
-        }
+    let mut to = collapse::assign(g, NodeKind::Group, expanded, |n| by.key(n));
+    let mut size: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for gid in to.values() {
+        *size.entry(gid.clone()).or_default() += 1;
     }
-    // Node id → group node id, for groups of two or more.
-    let mut to: BTreeMap<String, String> = BTreeMap::new();
-    let mut groups: Vec<Node> = Vec::new();
-    for (key, idx) in members.iter().filter(|(_, v)| v.len() > 1) {
-        let id = format!("{PREFIX}{key}");
-        let parts: Vec<&Node> = idx.iter().map(|&i| &g.nodes[i]).collect();
-        let region = &parts[0].region;
-        groups.push(Node {
-            id: id.clone(),
-            name: format!("{key} ({})", parts.len()),
-            kind: "group".into(),
-            region: if parts.iter().all(|p| &p.region == region) {
-                region.clone()
-            } else {
-                String::new()
-            },
-            metrics: sum_metrics(parts.iter().map(|p| &p.metrics)),
-            health: parts.iter().fold(Health::Normal, |h, p| worst(h, p.health)),
-            rank: parts.iter().map(|p| p.rank).min().unwrap_or(0),
-            in_cycle: parts.iter().any(|p| p.in_cycle),
-            focused: false,
-            namespace: None,
-        });
-        for p in parts {
-            to.insert(p.id.clone(), id.clone());
+    to.retain(|_, gid| size[gid] > 1);
+    collapse::collapse(g, &to, &Counted)
+}
+
+/// The browser's merge ([`UpperBound`]: the JSON has no histograms), with the member count in
+/// the group's name and a region only when all members share it.
+struct Counted;
+
+impl Merge for Counted {
+    fn nodes(&self, members: &[Node]) -> (Metrics, Health) {
+        UpperBound.nodes(members)
+    }
+    fn edges(&self, parallel: &[Edge]) -> (Metrics, Health) {
+        UpperBound.edges(parallel)
+    }
+    fn finish(&self, group: &mut Node, members: &[Node]) {
+        group.name = format!("{} ({})", group.name, members.len());
+        if members.iter().any(|m| m.region != group.region) {
+            group.region.clear();
         }
     }
-    if to.is_empty() {
-        return false;
-    }
-    g.nodes.retain(|n| !to.contains_key(&n.id));
-    g.nodes.extend(groups);
-    let map = |id: &str| to.get(id).cloned().unwrap_or_else(|| id.to_string());
-    let mut merged: BTreeMap<(String, String), Vec<Edge>> = BTreeMap::new();
-    for e in std::mem::take(&mut g.edges) {
-        let (s, t) = (map(&e.source), map(&e.target));
-        if s == t && s.starts_with(PREFIX) {
-            continue;
-        }
-        merged.entry((s, t)).or_default().push(e);
-    }
-    g.edges = merged
-        .into_iter()
-        .map(|((s, t), es)| {
-            if es.len() == 1 && es[0].source == s && es[0].target == t {
-                return es.into_iter().next().unwrap();
-            }
-            Edge {
-                id: format!("{s}->{t}"),
-                metrics: sum_metrics(es.iter().map(|e| &e.metrics)),
-                health: es.iter().fold(Health::Normal, |h, e| worst(h, e.health)),
-                in_cycle: es.iter().any(|e| e.in_cycle),
-                source: s,
-                target: t,
-            }
-        })
-        .collect();
-    true
 }
 
 /// The map's "group" menu: every choice of [`CHOICES`]; `on_change` gets the new `group=`
-/// value (the caller stores it in the URL state and clears the expanded set).
+/// value (the caller stores it in the URL state and clears the expanded set). `grouping` is
+/// the last answer's: when the server collapsed namespaces on its own (`group=auto`), a button
+/// beside the menu says so and shows the services instead (`group=none`).
 #[cfg(target_arch = "wasm32")]
 #[leptos::component]
 pub fn GroupingControl(
     #[prop(into)] value: leptos::prelude::Signal<String>,
     #[prop(into)] on_change: leptos::prelude::Callback<String>,
+    #[prop(optional, into)] grouping: Option<leptos::prelude::Signal<Option<crate::api::Grouping>>>,
 ) -> impl leptos::IntoView {
     use leptos::prelude::*;
+    let note = move || {
+        let g = grouping?.get()?;
+        let text = crate::namespaces::auto_note(&g)?;
+        Some(view! {
+            <button data-testid="group-note" class="group-note" title=text
+                on:click=move |_| on_change.run("none".into())>
+                {format!("{} namespaces collapsed · show services", g.collapsed.len())}</button>
+        })
+    };
     view! {
         <label title="collapse services into one node per namespace, region, name prefix or attribute">"group "
             <select data-testid="group" aria-label="group services" prop:value=move || value.get()
@@ -160,13 +132,13 @@ pub fn GroupingControl(
                 {CHOICES.iter().map(|(v, label)| view! { <option value=*v>{*label}</option> }).collect_view()}
             </select>
         </label>
+        {note}
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Metrics;
 
     fn node(id: &str, region: &str, rps: f64, health: Health) -> Node {
         Node {
@@ -257,6 +229,9 @@ mod tests {
         assert!((e.metrics.error_rate - 5.0 / 150.0).abs() < 1e-12);
         assert!(g.edge("group:payments", "group:payments").is_none());
         assert_eq!(g.edges.len(), 5);
+        // The thickest edge is recomputed for the merged edges (line widths scale by it).
+        let thickest = g.edges.iter().map(|e| e.metrics.rps).fold(0.0, f64::max);
+        assert_eq!(g.max_volume, thickest);
         // Every edge joins drawn nodes.
         assert!(
             g.edges

@@ -1,12 +1,17 @@
-//! Server-side grouping of a service map (`group=namespace`, `group=attr:<key>`): services
-//! sharing a namespace (or a value of a kept resource attribute) collapse into one node, and
-//! edges are merged between the groups. Quantiles of a group node or merged edge are read off
-//! the merged latency histograms of its members — the same estimator as every other node and
-//! edge — not approximated from the members' quantiles.
+//! Server-side grouping of a service map (`group=namespace`, `group=attr:<key>`,
+//! `group=auto`): services sharing a namespace (or a value of a kept resource attribute)
+//! collapse into one node, and edges are merged between the groups — by
+//! `orrery_api::collapse`, the one collapse the browser uses too. Quantiles of a group node or
+//! merged edge are read off the merged latency histograms of its members ([`Exact`]) — the
+//! same estimator as every other node and edge — not approximated from the members'
+//! quantiles.
 //!
-//! Calls inside one collapsed group are not drawn as self-loops: they are already part of the
-//! group node's traffic (its services' served calls), so drawing them again would count them
-//! twice. Services listed in `expand` stay as they are (zoom, not hiding), and so do services
+//! `group=auto` is the namespace zoom decided here, from the ungrouped map: namespaces
+//! collapse only when the map has more than `collapse::LEGIBLE_NODES` nodes and more than one
+//! namespace (`collapse::auto_collapses`), so a legible region is never hidden and the browser
+//! need not fetch the ungrouped map first. The answer's `grouping` says what was done.
+//!
+//! Services listed in `expand` stay as they are (zoom, not hiding), and so do services
 //! without a value.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,9 +21,11 @@ use clickhouse::{Client, Row};
 use orrery_store::latency::Histogram;
 use serde::Deserialize;
 
-use super::{EdgeId, NodeKind, Span, health, metrics};
+use orrery_api::collapse::{self, Grouping, Merge};
+
+use super::{NodeKind, Span, health, metrics};
 use crate::GraphArgs;
-use crate::model::{Edge, Graph, Node};
+use crate::model::{Edge, Graph, Health, Metrics, Node};
 
 /// Most names `expand` may list.
 pub const MAX_EXPAND: usize = 1000;
@@ -44,19 +51,34 @@ impl GroupBy {
     }
 }
 
-/// A grouping request: by what, and which groups stay expanded. The default groups nothing.
+impl std::fmt::Display for GroupBy {
+    /// The `group=` spelling (`namespace`, `attr:<key>`), as the answer's `grouping.by`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupBy::Namespace => f.write_str("namespace"),
+            GroupBy::Attr(key) => write!(f, "attr:{key}"),
+        }
+    }
+}
+
+/// A grouping request: by what, whether only when crowded, and which groups stay expanded.
+/// The default groups nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Group {
     pub by: Option<GroupBy>,
+    /// `group=auto`: namespaces, only where `collapse::auto_collapses` says the map is crowded.
+    pub auto: bool,
     pub expand: BTreeSet<String>,
 }
 
-/// `group` and `expand` parameters: `group=namespace` or `group=attr:<key>` (a key listed in
-/// `CALL_RESOURCE_KEYS`); `expand=<a>,<b>` names groups to keep as services.
+/// `group` and `expand` parameters: `group=namespace`, `group=attr:<key>` (a key listed in
+/// `CALL_RESOURCE_KEYS`) or `group=auto` (namespaces when crowded); `expand=<a>,<b>` names
+/// groups to keep as services.
 pub fn parse(group: Option<&str>, expand: Option<&str>) -> Result<Group, String> {
-    let by = match group.map(str::trim).unwrap_or("") {
+    let value = group.map(str::trim).unwrap_or("");
+    let by = match value {
         "" | "none" => None,
-        "namespace" => Some(GroupBy::Namespace),
+        "namespace" | "auto" => Some(GroupBy::Namespace),
         other => match other.strip_prefix("attr:") {
             Some(key) if orrery_store::schema::CALL_RESOURCE_KEYS.contains(&key) => {
                 Some(GroupBy::Attr(key.to_string()))
@@ -70,7 +92,8 @@ pub fn parse(group: Option<&str>, expand: Option<&str>) -> Result<Group, String>
             }
             None => {
                 return Err(format!(
-                    "group: {other:?} is not one of namespace, attr:<resource attribute>"
+                    "group: {other:?} is not one of auto, namespace, none, \
+                     attr:<resource attribute>"
                 ));
             }
         },
@@ -88,15 +111,20 @@ pub fn parse(group: Option<&str>, expand: Option<&str>) -> Result<Group, String>
         ));
     }
     if by.is_none() && !expand.is_empty() {
-        return Err("expand needs group=namespace or group=attr:<key>".into());
+        return Err("expand needs group=auto, group=namespace or group=attr:<key>".into());
     }
-    Ok(Group { by, expand })
+    Ok(Group {
+        by,
+        auto: value == "auto",
+        expand,
+    })
 }
 
 /// Grouping applies to the service map of a region (or all regions), not to the region map
-/// or a focused service's neighbourhood.
+/// or a focused service's neighbourhood. `group=auto` is accepted at every level (a client
+/// may send it with every request) and groups only at the region level.
 pub fn check_level(level: super::Level, group: &Group) -> Result<(), String> {
-    if group.by.is_some() && level != super::Level::Region {
+    if group.by.is_some() && !group.auto && level != super::Level::Region {
         return Err(format!(
             "group applies to level=region, not level={}",
             level.as_str()
@@ -175,21 +203,50 @@ impl Sum {
             self.latency.merge(&p.latency);
         }
     }
+}
 
-    /// Metrics of the sum: counts and durations add, quantiles come from the merged histogram.
-    fn metrics(&self, seconds: f64) -> crate::model::Metrics {
-        metrics(
-            self.requests,
-            self.errors,
-            self.duration_sum_ns,
-            &self.latency.p50_p95_p99(),
-            seconds,
-        )
+/// The server's merge: counts and durations add, quantiles come from the merged histograms,
+/// health is judged on the result like any node's or edge's.
+struct Exact<'a> {
+    s: &'a GraphArgs,
+    lat: &'a Latencies,
+    seconds: f64,
+}
+
+impl Exact<'_> {
+    fn of(&self, sum: Sum) -> (Metrics, Health) {
+        let m = metrics(
+            sum.requests,
+            sum.errors,
+            sum.duration_sum_ns,
+            &sum.latency.p50_p95_p99(),
+            self.seconds,
+        );
+        (m.clone(), health(self.s, &m))
     }
 }
 
-/// Collapses `g`'s services by `group` (`values`: service → its group value). Nodes and
-/// edges that do not change keep their JSON exactly.
+impl Merge for Exact<'_> {
+    fn nodes(&self, members: &[Node]) -> (Metrics, Health) {
+        let mut sum = Sum::default();
+        for n in members {
+            sum.add(&n.metrics, self.lat.nodes.get(&n.id));
+        }
+        self.of(sum)
+    }
+    fn edges(&self, parallel: &[Edge]) -> (Metrics, Health) {
+        let mut sum = Sum::default();
+        for e in parallel {
+            let key = (e.source.clone(), e.target.clone());
+            sum.add(&e.metrics, self.lat.edges.get(&key));
+        }
+        self.of(sum)
+    }
+}
+
+/// Collapses `g`'s services by `group` (`values`: service → its group value) and says what
+/// it did in `g.grouping`; with `group=auto`, only when the ungrouped map is crowded. Nodes
+/// and edges that do not change keep their JSON exactly.
 pub fn apply(
     s: &GraphArgs,
     g: &mut Graph,
@@ -199,110 +256,33 @@ pub fn apply(
     seconds: f64,
 ) {
     let Some(by) = &group.by else { return };
-    let kind = by.node_kind();
-    // Node id → the group node id it is drawn as.
-    let to_group: BTreeMap<String, (String, String)> = g
-        .nodes
-        .iter()
-        .filter(|n| n.node_kind() == Some(NodeKind::Service))
-        .filter_map(|n| {
-            let v = values.get(&n.id)?;
-            (!group.expand.contains(v)).then(|| {
-                (
-                    n.id.clone(),
-                    (super::NodeId::new(kind, v.clone()).to_string(), v.clone()),
-                )
-            })
-        })
-        .collect();
-    if to_group.is_empty() {
-        return;
+    if g.level != super::Level::Region.as_str() {
+        return; // group=auto at another level
     }
-    let to = |id: &str| {
-        to_group
-            .get(id)
-            .map(|(gid, _)| gid.clone())
-            .unwrap_or_else(|| id.to_string())
+    let ungrouped = g.nodes.len();
+    let value = |n: &Node| values.get(&n.id).map(String::as_str);
+    let crowded = || {
+        let distinct: BTreeSet<&str> = g
+            .nodes
+            .iter()
+            .filter(|n| n.node_kind() == Some(NodeKind::Service))
+            .filter_map(&value)
+            .collect();
+        collapse::auto_collapses(ungrouped, distinct.len())
     };
-
-    let mut members: BTreeMap<String, (String, Vec<Node>)> = BTreeMap::new();
-    let mut nodes = Vec::new();
-    for n in std::mem::take(&mut g.nodes) {
-        match to_group.get(&n.id) {
-            Some((gid, v)) => members
-                .entry(gid.clone())
-                .or_insert_with(|| (v.clone(), Vec::new()))
-                .1
-                .push(n),
-            None => nodes.push(n),
-        }
-    }
-    for (id, (value, ms)) in members {
-        let mut sum = Sum::default();
-        for n in &ms {
-            sum.add(&n.metrics, lat.nodes.get(&n.id));
-        }
-        let m = sum.metrics(seconds);
-        nodes.push(Node {
-            name: value.clone(),
-            kind: kind.to_string(),
-            region: ms[0].region.clone(),
-            health: health(s, &m),
-            metrics: m,
-            rank: ms.iter().map(|n| n.rank).min().unwrap_or(0),
-            in_cycle: ms.iter().any(|n| n.in_cycle),
-            focused: false,
-            namespace: (*by == GroupBy::Namespace).then_some(value),
-            id,
-        });
-    }
-    nodes.sort_by(|a, b| a.id.cmp(&b.id));
-    g.nodes = nodes;
-
-    let mut merged: BTreeMap<(String, String), Vec<Edge>> = BTreeMap::new();
-    for e in std::mem::take(&mut g.edges) {
-        let (a, b) = (to(&e.source), to(&e.target));
-        if a == b && (to_group.contains_key(&e.source) || to_group.contains_key(&e.target)) {
-            continue; // inside one collapsed group
-        }
-        merged.entry((a, b)).or_default().push(e);
-    }
-    g.edges = merged
-        .into_iter()
-        .map(|((a, b), es)| {
-            if es.len() == 1 && es[0].source == a && es[0].target == b {
-                return es.into_iter().next().expect("one edge");
-            }
-            let mut sum = Sum::default();
-            for e in &es {
-                sum.add(
-                    &e.metrics,
-                    lat.edges.get(&(e.source.clone(), e.target.clone())),
-                );
-            }
-            let m = sum.metrics(seconds);
-            Edge {
-                id: EdgeId::new(a.clone(), b.clone()).to_string(),
-                health: health(s, &m),
-                metrics: m,
-                in_cycle: es.iter().any(|e| e.in_cycle),
-                source: a,
-                target: b,
-            }
-        })
-        .collect();
-    g.max_volume = g.edges.iter().map(|e| e.metrics.rps).fold(0.0, f64::max);
-    g.cycles = std::mem::take(&mut g.cycles)
-        .into_iter()
-        .map(|c| {
-            c.iter()
-                .map(|id| to(id))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>()
-        })
-        .filter(|c| c.len() > 1)
-        .collect();
+    let to = if group.auto && !crowded() {
+        BTreeMap::new()
+    } else {
+        collapse::assign(g, by.node_kind(), &group.expand, value)
+    };
+    let collapsed: BTreeSet<String> = to.values().map(|id| id.name().to_string()).collect();
+    collapse::collapse(g, &to, &Exact { s, lat, seconds });
+    g.grouping = Some(Grouping {
+        by: by.to_string(),
+        auto: group.auto,
+        collapsed: collapsed.into_iter().collect(),
+        nodes: ungrouped,
+    });
 }
 
 #[cfg(test)]
@@ -327,6 +307,10 @@ mod tests {
         let e = parse(Some("attr:team"), None).unwrap_err();
         assert!(e.contains("service.namespace"), "{e}");
         assert!(parse(Some("teams"), None).is_err());
+        assert!(parse(Some("teams"), None).unwrap_err().contains("auto"));
+        let auto = parse(Some("auto"), Some("shop")).unwrap();
+        assert!(auto.auto);
+        assert!(!parse(Some("namespace"), None).unwrap().auto);
         assert!(parse(None, Some("shop")).is_err());
         let many = (0..=MAX_EXPAND)
             .map(|i| i.to_string())
@@ -362,6 +346,15 @@ mod tests {
         assert_eq!(ok.group.by, Some(GroupBy::Namespace));
         let plain = crate::params::graph_request(&q(&[]), now).unwrap();
         assert_eq!(plain.group, Group::default());
+        // group=auto is the UI's default request at every level; it groups only regions.
+        for level in ["region", "global"] {
+            let auto = crate::params::graph_request(
+                &q(&[("group", "auto"), ("level", level), ("expand", "a")]),
+                now,
+            )
+            .unwrap();
+            assert!(auto.group.auto && auto.group.by == Some(GroupBy::Namespace));
+        }
         assert_ne!(format!("{ok:?}"), format!("{plain:?}"));
         for (pairs, want) in [
             (vec![("group", "attr:team")], "k8s.cluster.name"),
@@ -378,7 +371,7 @@ mod tests {
                 "level=region",
             ),
             (vec![("expand", "shop")], "expand needs group"),
-            (vec![("group", "everything")], "not one of namespace"),
+            (vec![("group", "everything")], "not one of auto"),
         ] {
             let e = crate::params::graph_request(&q(&pairs), now).unwrap_err();
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{pairs:?}");
@@ -560,5 +553,122 @@ mod tests {
             assert_eq!(team.namespace, None);
             assert_eq!(team.metrics.p95_ms, expect_shop);
         }
+    }
+
+    /// `group=auto` decides on the server, from the ungrouped map: a 300-service region of 6
+    /// namespaces collapses into them, the demo's 18 services of one namespace do not (nor
+    /// do 300 services of one), and the user's explicit `group=` / `expand=` still win. The
+    /// answer says what was done.
+    #[tokio::test]
+    async fn auto_grouping_collapses_only_crowded_regions_of_several_namespaces() {
+        let ch = orrery_store::testing::fresh_database().await;
+        let client = ch.client();
+        let s = GraphArgs {
+            graph_grace: Duration::from_millis(1),
+            graph_rollup_delay: Duration::from_secs(0),
+            ..GraphArgs::default()
+        };
+        let now = crate::now_ns();
+        let t0 = now - 3 * 60_000 * MS;
+        // Region "mesh": 300 services in 6 namespaces; "demo": 18 in one; "mono": 300 in one.
+        // Each service is called from the internet and calls the next one of its region.
+        let regions: [(&str, usize, usize); 3] =
+            [("mesh", 300, 6), ("demo", 18, 1), ("mono", 300, 1)];
+        let mut rows = Vec::new();
+        let mut trace = 0u32;
+        for (region, n, namespaces) in regions {
+            for i in 0..n {
+                trace += 1;
+                let ts = t0 + trace as i64 * MS;
+                let ns = |i: usize| format!("{region}-team-{}", i % namespaces);
+                let name = |i: usize| format!("{region}-s{i}");
+                let mut a = span(trace, 1, 0, &name(i), Some(&ns(i)), "Server", ts, 5);
+                let mut b = span(trace, 2, 1, &name(i), Some(&ns(i)), "Client", ts, 4);
+                let j = (i + 1) % n;
+                let mut c = span(trace, 3, 2, &name(j), Some(&ns(j)), "Server", ts, 3);
+                for r in [&mut a, &mut b, &mut c] {
+                    r.resource_attributes
+                        .push(("cloud.region".into(), region.into()));
+                }
+                rows.extend([a, b, c]);
+            }
+        }
+        let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
+        for r in &rows {
+            insert.write(r).await.unwrap();
+        }
+        insert.end().await.unwrap();
+        let window = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
+        let map = |region: &str, group: Option<&str>, expand: Option<&str>| {
+            let req = GraphRequest {
+                level: Level::Region,
+                region: Some(region.to_string()),
+                focus: None,
+                window,
+                whats_wrong: false,
+                group: parse(group, expand).unwrap(),
+            };
+            let (client, s) = (client.clone(), s.clone());
+            async move {
+                crate::graph::graph(&client, &s, &Default::default(), &req)
+                    .await
+                    .unwrap()
+            }
+        };
+        let kinds = |g: &Graph, kind: &str| g.nodes.iter().filter(|n| n.kind == kind).count();
+        let teams = |region: &str, n: usize| -> Vec<String> {
+            (0..n).map(|i| format!("{region}-team-{i}")).collect()
+        };
+
+        // Crowded, several namespaces: one node per namespace, and the answer says so.
+        let mesh = map("mesh", Some("auto"), None).await;
+        assert_eq!(kinds(&mesh, "namespace"), 6, "{:?}", mesh.nodes);
+        assert_eq!(kinds(&mesh, "service"), 0);
+        let grouping = mesh.grouping.clone().unwrap();
+        assert_eq!(grouping.by, "namespace");
+        assert!(grouping.auto);
+        assert_eq!(grouping.collapsed, teams("mesh", 6));
+        assert_eq!(
+            grouping.nodes, 301,
+            "decided on the ungrouped size (300 + INTERNET)"
+        );
+        let json = serde_json::to_value(&mesh).unwrap();
+        assert_eq!(json["grouping"]["collapsed"].as_array().unwrap().len(), 6);
+        // Exactly what group=namespace answers, apart from `auto`.
+        let mut explicit = map("mesh", Some("namespace"), None).await;
+        assert!(!explicit.grouping.as_ref().unwrap().auto);
+        explicit.grouping = mesh.grouping.clone();
+        explicit.generated_at_ms = mesh.generated_at_ms;
+        assert_eq!(explicit, mesh);
+
+        // The demo: 18 services of one namespace stay services; nothing collapsed.
+        let demo = map("demo", Some("auto"), None).await;
+        assert_eq!(kinds(&demo, "service"), 18);
+        assert_eq!(kinds(&demo, "namespace"), 0);
+        let grouping = demo.grouping.clone().unwrap();
+        assert!(grouping.auto && grouping.collapsed.is_empty());
+        assert_eq!(grouping.nodes, 19);
+        // One namespace is never one node, however crowded.
+        let mono = map("mono", Some("auto"), None).await;
+        assert_eq!(kinds(&mono, "service"), 300);
+        assert!(mono.grouping.unwrap().collapsed.is_empty());
+
+        // The user's choice wins: namespaces on the small demo, services on the mesh (and
+        // without group= the answer has no `grouping` at all, as before), expand= opens one.
+        let demo_ns = map("demo", Some("namespace"), None).await;
+        assert_eq!(kinds(&demo_ns, "namespace"), 1);
+        assert_eq!(kinds(&demo_ns, "service"), 0);
+        for plain in [
+            map("mesh", Some("none"), None).await,
+            map("mesh", None, None).await,
+        ] {
+            assert_eq!(kinds(&plain, "service"), 300);
+            assert!(plain.grouping.is_none());
+            assert!(!serde_json::to_string(&plain).unwrap().contains("grouping"));
+        }
+        let opened = map("mesh", Some("auto"), Some("mesh-team-0")).await;
+        assert_eq!(kinds(&opened, "namespace"), 5);
+        assert_eq!(kinds(&opened, "service"), 50);
+        assert_eq!(opened.grouping.unwrap().collapsed, teams("mesh", 6)[1..]);
     }
 }

@@ -435,6 +435,7 @@ pub async fn graph(
             unmatched_client_spans: current.unmatched,
             late_spans: quality.late,
         },
+        grouping: None,
     };
     let values = match &req.group.by {
         Some(group::GroupBy::Attr(_)) => &group_values,
