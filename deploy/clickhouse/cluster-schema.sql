@@ -56,14 +56,14 @@ ENGINE = Distributed('orrery', 'orrery', 'otel_traces_local', cityHash64(TraceId
 
 CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts_local ON CLUSTER orrery (
     TraceId String CODEC(ZSTD(1)),
-    Start DateTime64(9) CODEC(Delta, ZSTD(1)),
-    End DateTime64(9) CODEC(Delta, ZSTD(1)),
+    Start DateTime CODEC(Delta, ZSTD(1)),
+    End DateTime CODEC(Delta, ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
 ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/orrery/otel_traces_trace_id_ts_local', '{replica}')
 PARTITION BY toDate(Start)
-ORDER BY (TraceId, toUnixTimestamp(Start))
-TTL toDateTime(Start) + toIntervalDay(7)
-SETTINGS index_granularity = 8192;
+ORDER BY (TraceId, Start)
+TTL Start + toIntervalDay(7)
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
 CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery AS orrery.otel_traces_trace_id_ts_local
 ENGINE = Distributed('orrery', 'orrery', 'otel_traces_trace_id_ts_local', cityHash64(TraceId));
@@ -76,61 +76,6 @@ AS SELECT
 FROM orrery.otel_traces_local
 WHERE TraceId != ''
 GROUP BY TraceId;
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1m_local ON CLUSTER orrery (
-    Minute DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Caller LowCardinality(String),
-    Callee LowCardinality(String),
-    CallerRegion LowCardinality(String),
-    CalleeRegion LowCardinality(String),
-    CalleeKind LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64)
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_edges_1m_local', '{replica}', ComputedAt)
-PARTITION BY toDate(Minute)
-ORDER BY (Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind)
-TTL Minute + toIntervalDay(7);
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1m ON CLUSTER orrery AS orrery.orrery_edges_1m_local
-ENGINE = Distributed('orrery', 'orrery', 'orrery_edges_1m_local', cityHash64(Caller, Callee));
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1m_local ON CLUSTER orrery (
-    Minute DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Service LowCardinality(String),
-    Region LowCardinality(String),
-    Instance LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64)
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_nodes_1m_local', '{replica}', ComputedAt)
-PARTITION BY toDate(Minute)
-ORDER BY (Minute, Service, Region, Instance)
-TTL Minute + toIntervalDay(7);
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1m ON CLUSTER orrery AS orrery.orrery_nodes_1m_local
-ENGINE = Distributed('orrery', 'orrery', 'orrery_nodes_1m_local', cityHash64(Service));
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_minutes_local ON CLUSTER orrery (
-    Minute DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Spans UInt64,
-    Orphans UInt64,
-    Unmatched UInt64,
-    Late UInt64
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_rollup_minutes_local', '{replica}', ComputedAt)
-PARTITION BY toDate(Minute)
-ORDER BY Minute
-TTL Minute + toIntervalDay(7);
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_minutes ON CLUSTER orrery AS orrery.orrery_rollup_minutes_local
-ENGINE = Distributed('orrery', 'orrery', 'orrery_rollup_minutes_local', toUnixTimestamp(Minute));
 
 CREATE TABLE IF NOT EXISTS orrery.orrery_span_calls_local ON CLUSTER orrery (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
@@ -193,82 +138,6 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS orrery.orrery_span_minutes_mv_local ON CL
 AS SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, count() AS Spans
 FROM orrery.otel_traces_local
 GROUP BY Minute;
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1h_local ON CLUSTER orrery (
-    Hour DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Caller LowCardinality(String),
-    Callee LowCardinality(String),
-    CallerRegion LowCardinality(String),
-    CalleeRegion LowCardinality(String),
-    CalleeKind LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64)
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_edges_1h_local', '{replica}', ComputedAt)
-PARTITION BY toDate(Hour)
-ORDER BY (Hour, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind)
-TTL Hour + toIntervalDay(7);
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_edges_1h ON CLUSTER orrery AS orrery.orrery_edges_1h_local
-ENGINE = Distributed('orrery', 'orrery', 'orrery_edges_1h_local', cityHash64(Caller, Callee));
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1h_local ON CLUSTER orrery (
-    Hour DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    Service LowCardinality(String),
-    Region LowCardinality(String),
-    Instance LowCardinality(String),
-    Requests UInt64,
-    Errors UInt64,
-    DurationSumNs UInt64,
-    LatencyDigest AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
-    LatencyBuckets Array(UInt64)
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_nodes_1h_local', '{replica}', ComputedAt)
-PARTITION BY toDate(Hour)
-ORDER BY (Hour, Service, Region, Instance)
-TTL Hour + toIntervalDay(7);
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_nodes_1h ON CLUSTER orrery AS orrery.orrery_nodes_1h_local
-ENGINE = Distributed('orrery', 'orrery', 'orrery_nodes_1h_local', cityHash64(Service));
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_hours_local ON CLUSTER orrery (
-    Hour DateTime CODEC(Delta, ZSTD(1)),
-    ComputedAt UInt64,
-    MinutesVersion UInt64
-) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/orrery/orrery_rollup_hours_local', '{replica}', ComputedAt)
-PARTITION BY toDate(Hour)
-ORDER BY Hour
-TTL Hour + toIntervalDay(7);
-
-CREATE TABLE IF NOT EXISTS orrery.orrery_rollup_hours ON CLUSTER orrery AS orrery.orrery_rollup_hours_local
-ENGINE = Distributed('orrery', 'orrery', 'orrery_rollup_hours_local', toUnixTimestamp(Hour));
-
-DROP TABLE IF EXISTS orrery.orrery_edges_1m ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_edges_1m_local ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_nodes_1m ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_nodes_1m_local ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_rollup_minutes ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_rollup_minutes_local ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_edges_1h ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_edges_1h_local ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_nodes_1h ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_nodes_1h_local ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_rollup_hours ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.orrery_rollup_hours_local ON CLUSTER orrery SYNC;
 
 CREATE TABLE IF NOT EXISTS orrery.orrery_graph_edges_1m_local ON CLUSTER orrery (
     Minute DateTime CODEC(Delta, ZSTD(1)),
@@ -718,35 +587,6 @@ TTL Hour + toIntervalDay(7);
 CREATE TABLE IF NOT EXISTS orrery.orrery_graph_hours ON CLUSTER orrery AS orrery.orrery_graph_hours_local
 ENGINE = Distributed('orrery', 'orrery', 'orrery_graph_hours_local', toUnixTimestamp(Hour));
 
-CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery (
-    TraceId String CODEC(ZSTD(1)),
-    Start DateTime CODEC(Delta, ZSTD(1)),
-    End DateTime CODEC(Delta, ZSTD(1)),
-    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
-) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/orrery/otel_traces_trace_id_ts_v7_local', '{replica}')
-PARTITION BY toDate(Start)
-ORDER BY (TraceId, Start)
-TTL Start + toIntervalDay(7)
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
-
-CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts_v7 ON CLUSTER orrery AS orrery.otel_traces_trace_id_ts_v7_local
-ENGINE = Distributed('orrery', 'orrery', 'otel_traces_trace_id_ts_v7_local', cityHash64(TraceId));
-
-INSERT INTO orrery.otel_traces_trace_id_ts_v7 (TraceId, Start, End)
-SELECT TraceId, toDateTime(Start), toDateTime(End) FROM orrery.otel_traces_trace_id_ts
-SETTINGS insert_distributed_sync = 1;
-
-EXCHANGE TABLES orrery.otel_traces_trace_id_ts_local AND orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery;
-
-DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7_local ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts_v7 ON CLUSTER orrery SYNC;
-
-DROP TABLE IF EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery SYNC;
-
-CREATE TABLE IF NOT EXISTS orrery.otel_traces_trace_id_ts ON CLUSTER orrery AS orrery.otel_traces_trace_id_ts_local
-ENGINE = Distributed('orrery', 'orrery', 'otel_traces_trace_id_ts_local', cityHash64(TraceId));
-
 CREATE TABLE IF NOT EXISTS orrery.orrery_check_events_local ON CLUSTER orrery (
     Rule String,
     At DateTime64(3) CODEC(Delta, ZSTD(1)),
@@ -963,4 +803,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS orrery.orrery_span_slots_mv_local ON CLUS
 AS SELECT toStartOfInterval(toDateTime(Timestamp), INTERVAL 10 SECOND) AS Slot, count() AS Spans
 FROM orrery.otel_traces_local
 GROUP BY Slot;
+
+ALTER TABLE orrery.orrery_span_calls_local ON CLUSTER orrery MODIFY TTL toDateTime(Timestamp) + toIntervalDay(2)
+SETTINGS materialize_ttl_after_modify = 0;
 
