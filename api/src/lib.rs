@@ -133,13 +133,41 @@ pub struct WhatsWrong {
     pub previous_p95_ms: f64,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(default)]
 pub struct DataQuality {
     pub spans: u64,
     pub orphan_spans: u64,
     pub unmatched_client_spans: u64,
     pub late_spans: u64,
+    /// Share (0.0-1.0) of the window's spans the graph is made of: rolled up, or read from
+    /// spans where not rolled up yet. Below 1 while the hourly backfill has not reached old
+    /// data of the window (more than `--graph-max-unrolled` of it): that part is left out.
+    pub rollup_coverage: f64,
+    /// The stretches of the window left out (oldest first, at most 16; older ones merged).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<TimeRange>,
+}
+
+impl Default for DataQuality {
+    fn default() -> Self {
+        DataQuality {
+            spans: 0,
+            orphan_spans: 0,
+            unmatched_client_spans: 0,
+            late_spans: 0,
+            rollup_coverage: 1.0,
+            uncovered: Vec::new(),
+        }
+    }
+}
+
+/// A time range `[start_ms, end_ms)` in Unix milliseconds.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(default)]
+pub struct TimeRange {
+    pub start_ms: i64,
+    pub end_ms: i64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]

@@ -105,6 +105,18 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_GRAPH_ROLLUP_BACKFILL", default_value = "48h", value_parser = parse_duration)]
     pub graph_rollup_backfill: Duration,
 
+    /// Longest stretch of a window the graph reads from spans where nothing is rolled up
+    /// (old hours the hourly backfill has not reached yet, a rollup that lags); what lies
+    /// beyond is left out and reported in `data_quality` (`rollup_coverage`, `uncovered`), so
+    /// no window joins days of spans.
+    #[arg(long, env = "ORRERY_GRAPH_MAX_UNROLLED", default_value = "1h", value_parser = parse_duration)]
+    pub graph_max_unrolled: Duration,
+
+    /// Longest step of the hourly backfill (a few hours older than --graph-rollup-backfill,
+    /// rolled up newest first): the engine stops a step past it, and it is retried later.
+    #[arg(long, env = "ORRERY_GRAPH_BACKFILL_STEP_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub graph_backfill_step_timeout: Duration,
+
     /// Error rate (0..1) from which a node or edge is `warning`.
     #[arg(long, env = "ORRERY_GRAPH_ERROR_WARNING", default_value_t = 0.01)]
     pub graph_error_warning: f64,
@@ -180,6 +192,8 @@ impl Default for GraphArgs {
             graph_rollup_delay: Duration::from_secs(30),
             graph_rollup_lookback: Duration::from_secs(900),
             graph_rollup_backfill: Duration::from_secs(2 * 86400),
+            graph_max_unrolled: Duration::from_secs(3600),
+            graph_backfill_step_timeout: Duration::from_secs(120),
             graph_error_warning: 0.01,
             graph_error_danger: 0.05,
             graph_p95_warning_ms: 500.0,

@@ -35,6 +35,11 @@ pub static ROLLUP_MINUTES: AtomicU64 = AtomicU64::new(0);
 pub static ROLLUP_SLOTS: AtomicU64 = AtomicU64::new(0);
 pub static ROLLUP_LATE_SPANS: AtomicU64 = AtomicU64::new(0);
 pub static ROLLUP_FAILURES: AtomicU64 = AtomicU64::new(0);
+// Hourly backfill (query/src/rollup/backfill.rs): hours of the retention older than the
+// minute rollup's horizon, done and still to do (gauges), and hours it computed.
+pub static BACKFILL_HOURS_DONE: AtomicU64 = AtomicU64::new(0);
+pub static BACKFILL_HOURS_PENDING: AtomicU64 = AtomicU64::new(0);
+pub static ROLLUP_BACKFILL_HOURS: AtomicU64 = AtomicU64::new(0);
 
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +120,24 @@ pub fn render(in_flight: u64, streams_open: u64) -> String {
             ("{grain=\"minute\"}", get(&ROLLUP_MINUTES)),
             ("{grain=\"slot\"}", get(&ROLLUP_SLOTS)),
         ],
+    );
+    metric(
+        "orrery_query_rollup_backfill_hours_done",
+        "gauge",
+        "Hours between the first stored span and --graph-rollup-backfill that are rolled up (the hourly backfill's progress).",
+        &[("", get(&BACKFILL_HOURS_DONE))],
+    );
+    metric(
+        "orrery_query_rollup_backfill_hours_pending",
+        "gauge",
+        "Hours the hourly backfill still has to roll up (graphs leave them out past --graph-max-unrolled).",
+        &[("", get(&BACKFILL_HOURS_PENDING))],
+    );
+    metric(
+        "orrery_query_rollup_backfill_hours_total",
+        "counter",
+        "Hours the hourly backfill computed from spans (new, or recomputed after late spans).",
+        &[("", get(&ROLLUP_BACKFILL_HOURS))],
     );
     metric(
         "orrery_query_rollup_late_spans_total",

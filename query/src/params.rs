@@ -9,8 +9,9 @@ use crate::graph::{GraphRequest, Level, Span};
 use crate::rollup::floor_minute;
 
 const MINUTE_NS: i64 = 60_000_000_000;
-/// Longest window accepted (retention is days; anything longer is a typo).
-const MAX_WINDOW: Duration = Duration::from_secs(31 * 86400);
+/// Longest window accepted: retention is the real bound (a graph reads hourly rollups, and
+/// what is older than the retention holds nothing), this only keeps the arithmetic finite.
+const MAX_WINDOW: Duration = MAX_DURATION;
 /// Longest duration any parameter accepts (ten years): far beyond any window or span, and
 /// far inside what nanosecond arithmetic on `i64` can hold, so no later sum overflows.
 pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86400);
@@ -115,7 +116,7 @@ pub fn window(q: &Query, now_ns: i64, default_since: Duration) -> Result<Span, S
     span(start_ns, end_ns, now_ns)
 }
 
-/// A checked window `[start, end)` in ns: non-empty, at most 31 days, within 1970..2100 (so
+/// A checked window `[start, end)` in ns: non-empty, at most 3650 days, within 1970..2100 (so
 /// minute rounding and the comparisons and baselines derived from it cannot overflow).
 pub fn span(start_ns: i64, end_ns: i64, now_ns: i64) -> Result<Span, String> {
     let latest = MAX_TIMESTAMP_MS * 1_000_000;
@@ -126,7 +127,7 @@ pub fn span(start_ns: i64, end_ns: i64, now_ns: i64) -> Result<Span, String> {
         return Err("the window is empty: start must be before end".into());
     }
     if (end_ns - start_ns) as u128 > MAX_WINDOW.as_nanos() {
-        return Err("the window is longer than 31 days".into());
+        return Err("the window is longer than 3650 days".into());
     }
     Ok(Span {
         lo: floor_minute(start_ns),

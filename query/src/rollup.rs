@@ -22,6 +22,7 @@ use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
 use crate::graph::fetch::{MinuteMarker, Rolled};
 use crate::metrics;
 
+pub mod backfill;
 mod slots;
 pub use slots::{SLOT_DELAY_NS, SLOT_NS};
 /// Minutes recomputed per run at most (keeps one run bounded; backfill continues next run).
@@ -35,7 +36,9 @@ const MINUTES_PER_BATCH: usize = 60;
 pub struct Rollup {
     client: Client,
     settings: GraphArgs,
-    last_computed_ms: std::sync::atomic::AtomicU64,
+    /// Shared with the backfill's instance (`run`), so no two computations of this process
+    /// ever share a `ComputedAt`.
+    last_computed_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What one run did.
@@ -59,8 +62,27 @@ impl Rollup {
     }
 
     /// Runs until `shutdown`, logging (not failing on) errors: ClickHouse may be briefly away.
-    /// Minutes every `--graph-rollup-interval`; the 10-second slots every 5 s between.
+    /// Minutes every `--graph-rollup-interval`; the 10-second slots every 5 s between; and,
+    /// beside them, the hourly backfill of everything older than `--graph-rollup-backfill`
+    /// (`backfill.rs`), its steps bounded by `--graph-backfill-step-timeout`.
     pub async fn run(self, shutdown: CancellationToken) {
+        let step = self.settings.graph_backfill_step_timeout;
+        let backfill = Rollup {
+            client: self
+                .client
+                .clone()
+                .with_setting("max_execution_time", format!("{:.3}", step.as_secs_f64())),
+            settings: self.settings.clone(),
+            last_computed_ms: self.last_computed_ms.clone(),
+        };
+        tokio::join!(
+            self.run_minutes(shutdown.clone()),
+            backfill.run_backfill(shutdown)
+        );
+    }
+
+    /// The minute and slot rollups' loop.
+    async fn run_minutes(&self, shutdown: CancellationToken) {
         let mut runs: u64 = 0;
         // A backfill is done in runs of at most MAX_MINUTES_PER_RUN minutes, back to back.
         let mut backfilling = false;
@@ -68,7 +90,13 @@ impl Rollup {
         loop {
             if tokio::time::Instant::now() >= next_minutes {
                 let lookback = if backfilling || runs.is_multiple_of(100) {
-                    self.settings.graph_rollup_backfill
+                    // From the start of the hour: the hourly backfill (`backfill.rs`) takes
+                    // the whole hours before it, so the two meet without a gap or overlap.
+                    let now = crate::now_ns();
+                    let start = (now - self.settings.graph_rollup_backfill.as_nanos() as i64)
+                        .div_euclid(HOUR_NS)
+                        * HOUR_NS;
+                    Duration::from_nanos((now - start).max(0) as u64)
                 } else {
                     self.settings.graph_rollup_lookback
                 };
@@ -267,10 +295,14 @@ GROUP BY Minute",
     fn next_computed_at(&self) -> u64 {
         use std::sync::atomic::Ordering;
         let now = (crate::now_ns() / 1_000_000) as u64;
-        let prev = self.last_computed_ms.load(Ordering::Relaxed);
-        let v = now.max(prev + 1);
-        self.last_computed_ms.store(v, Ordering::Relaxed);
-        v
+        // One atomic step: the minute loop and the backfill draw from the same sequence.
+        let prev = self
+            .last_computed_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(now.max(p + 1))
+            })
+            .unwrap_or_default();
+        now.max(prev + 1)
     }
 
     /// Recomputes minutes `(minute, (spans, late))` from spans: edges, nodes, then markers

@@ -195,8 +195,10 @@ pub async fn graph(
     // The rollup markers of both windows, then all parts at once: each is one query.
     let base = w.baseline();
     let lo = if req.whats_wrong { base.lo } else { w.lo };
-    let rolled = fetch::Rolled::read(client, lo, w.hi).await?;
+    let mut rolled = fetch::Rolled::read(client, lo, w.hi).await?;
+    rolled.max_unrolled = s.graph_max_unrolled.as_nanos().min(i64::MAX as u128) as i64;
     let quality = rolled.quality(w);
+    let coverage = rollup_coverage(&rolled, w, quality.spans);
     // The baseline is read from rollups only: it is closed, so normally all rolled up; where
     // it is not (older than the rollup's backfill, or a lagging rollup) its unrolled tail is
     // left out rather than joined from spans — a day-long baseline from spans would cost more
@@ -434,6 +436,8 @@ pub async fn graph(
             orphan_spans: current.orphans,
             unmatched_client_spans: current.unmatched,
             late_spans: quality.late,
+            rollup_coverage: coverage.0,
+            uncovered: coverage.1,
         },
         grouping: None,
     };
@@ -443,6 +447,40 @@ pub async fn graph(
     };
     group::apply(s, &mut g, &req.group, values, &parts, seconds);
     Ok(g)
+}
+
+/// At most this many uncovered ranges are listed (older ones merged into the first).
+const MAX_UNCOVERED_LISTED: usize = 16;
+
+/// The share of `w`'s `spans` the graph is made of, and the ranges it leaves out (see
+/// [`fetch::Coverage::uncovered`]).
+fn rollup_coverage(
+    rolled: &fetch::Rolled,
+    w: Span,
+    spans: u64,
+) -> (f64, Vec<orrery_api::TimeRange>) {
+    let c = rolled.coverage(w);
+    let left_out = rolled.uncovered_spans(&c);
+    let share = if spans == 0 {
+        1.0
+    } else {
+        1.0 - left_out.min(spans) as f64 / spans as f64
+    };
+    let mut ranges: Vec<orrery_api::TimeRange> = c
+        .uncovered
+        .iter()
+        .map(|&(lo, hi)| orrery_api::TimeRange {
+            start_ms: lo / 1_000_000,
+            end_ms: hi / 1_000_000,
+        })
+        .collect();
+    if ranges.len() > MAX_UNCOVERED_LISTED {
+        let cut = ranges.len() - MAX_UNCOVERED_LISTED;
+        let end_ms = ranges[cut].end_ms;
+        ranges.drain(1..=cut);
+        ranges[0].end_ms = end_ms;
+    }
+    (share, ranges)
 }
 
 /// Edges ranked by how much worse they got: error-rate rise (in percentage points) plus

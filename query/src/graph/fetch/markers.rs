@@ -113,7 +113,7 @@ pub struct QualityAgg {
 /// `MinutesVersion`, and the span count of every minute (counted on insert), all keyed by ns.
 /// Read once (two concurrent queries) per graph and per rollup run; every decision — what a
 /// graph reads from rollups, its data quality, what the rollup recomputes — is made from it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Rolled {
     pub minutes: BTreeMap<i64, MinuteMarker>,
     pub hours: BTreeMap<i64, u64>,
@@ -121,6 +121,25 @@ pub struct Rolled {
     /// Slot markers and counts of the last minutes before the range's end.
     pub slots: BTreeMap<i64, SlotMark>,
     pub slot_spans: BTreeMap<i64, u64>,
+    /// How much of a window (ns) a read takes from spans where nothing is rolled up
+    /// (`--graph-max-unrolled`); the rest is left out and reported (see [`coverage_of`]).
+    pub max_unrolled: i64,
+}
+
+/// `--graph-max-unrolled`'s default: an hour of spans at most is joined per window.
+pub const DEFAULT_MAX_UNROLLED_NS: i64 = HOUR_NS;
+
+impl Default for Rolled {
+    fn default() -> Self {
+        Rolled {
+            minutes: BTreeMap::new(),
+            hours: BTreeMap::new(),
+            spans: BTreeMap::new(),
+            slots: BTreeMap::new(),
+            slot_spans: BTreeMap::new(),
+            max_unrolled: DEFAULT_MAX_UNROLLED_NS,
+        }
+    }
 }
 
 impl Rolled {
@@ -240,6 +259,14 @@ GROUP BY Minute",
         q
     }
 
+    /// Spans (counted on insert) in the ranges `c` leaves out.
+    pub fn uncovered_spans(&self, c: &Coverage) -> u64 {
+        c.uncovered
+            .iter()
+            .map(|&(lo, hi)| self.spans.range(lo..hi).map(|(_, n)| n).sum::<u64>())
+            .sum()
+    }
+
     /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
     pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
         let v = self.minutes.range(hour..hour + HOUR_NS);
@@ -271,12 +298,19 @@ GROUP BY Minute",
     /// How `w` is read (the markers must cover `w`).
     pub fn coverage(&self, w: Window) -> Coverage {
         let marked: Vec<i64> = self.minutes.range(w.lo..w.hi).map(|(m, _)| *m).collect();
-        let frontier = frontier(w, marked.iter().copied());
+        let busy: BTreeSet<i64> = self
+            .spans
+            .range(w.lo..w.hi)
+            .filter(|(_, n)| **n > 0)
+            .map(|(m, _)| *m)
+            .collect();
         let mut c = coverage_of(
             w,
-            marked.into_iter(),
+            &marked,
             self.current_hours(),
-            &self.outdated(w.lo, frontier),
+            &self.outdated(w.lo, w.hi),
+            &busy,
+            self.max_unrolled,
         );
         // The tail from the first unmarked minute: its current slots from slot rows.
         if let Some(tail) = c.live.last_mut()
@@ -311,83 +345,142 @@ GROUP BY Minute",
     }
 }
 
-/// The first minute of `w` from which on nothing is marked: `w.lo` plus the marked minutes
-/// that follow it without a gap.
-fn frontier(w: Window, marked: impl Iterator<Item = i64>) -> i64 {
-    let mut live_lo = w.lo;
-    for m in marked {
-        if m != live_lo {
-            break;
-        }
-        live_lo += MINUTE_NS;
-    }
-    live_lo.min(w.hi)
-}
-
 /// At most this many separate live ranges per window (each is one query per part); past it
-/// they are merged from the first one to the window's end (exact, just more spans read).
+/// the oldest are left out (reported as uncovered) rather than merged across what lies
+/// between them, which could be days of spans.
 const MAX_LIVE_RANGES: usize = 4;
 /// Live ranges closer than this are read as one (the rolled-up minutes between them too).
 const MERGE_GAP_NS: i64 = 5 * MINUTE_NS;
 
 /// How a window is read: whole hours whose hourly rows are current, the current rolled-up
-/// minutes for the rest of `[w.lo, live_lo)`, and spans for the `live` ranges — the outdated
-/// minutes before `live_lo` and everything from `live_lo` (the first minute without a rollup
-/// marker; the rollup marks every closed minute, empty ones too, so normally this is the last
-/// minute or two) to the window's end.
+/// minutes for the rest of `[w.lo, live_lo)`, spans for the `live` ranges, and nothing for
+/// the `uncovered` ones. `live_lo` is the end of the window's last marked minute: the rollup
+/// marks every closed minute, empty ones too, so normally the tail `[live_lo, w.hi)` is the
+/// last minute or two. Before it, unmarked stretches with spans (old data the hourly backfill
+/// has not reached, or a time the rollup did not run) and outdated minutes are read from spans
+/// while they fit `--graph-max-unrolled`, newest first; the rest is `uncovered`: left out of
+/// the answer and reported in its data quality, so no window ever joins days of spans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Coverage {
     /// Hours read from hourly rows (Unix seconds).
     pub hours: Vec<u32>,
     pub live_lo: i64,
-    /// Minutes before `live_lo` read from spans (Unix seconds): inside the `live` ranges.
+    /// Marked minutes before `live_lo` not read from rollups (Unix seconds): those inside the
+    /// `live` ranges (read from spans) and inside the `uncovered` ones (left out).
     pub live_minutes: Vec<u32>,
     /// `[lo, hi)` ranges (ns, ascending, disjoint) read from spans.
     pub live: Vec<(i64, i64)>,
     /// `[live_lo, hi)` read from 10-second slot rows (empty when `hi == live_lo`): the tail's
     /// current slots; the last live range starts where they end.
     pub slots: (i64, i64),
+    /// `[lo, hi)` ranges (ns, ascending, disjoint) with spans but neither rolled up nor read:
+    /// what the answer leaves out.
+    pub uncovered: Vec<(i64, i64)>,
 }
 
-/// What of `w` is rolled up, from the marked minutes and the current hours (both ascending,
-/// ns) and the marked minutes that are not current (`outdated`). Minutes once marked stay
-/// marked, so everything before `live_lo` is rolled up when the data queries run; the live
-/// ranges are computed from spans (even minutes marked or recomputed since), and the rolled-up
-/// part leaves exactly their minutes out, so the two parts never overlap. An hour is used only
-/// when it ends by `live_lo`, holds no live minute, and its marker was computed from the
-/// current computation of each of its minutes.
+/// Ranges `[lo, hi)` of consecutive minutes, merged when closer than [`MERGE_GAP_NS`].
+fn push_range(out: &mut Vec<(i64, i64)>, (lo, hi): (i64, i64)) {
+    match out.last_mut() {
+        Some(last) if lo - last.1 < MERGE_GAP_NS => last.1 = last.1.max(hi),
+        _ => out.push((lo, hi)),
+    }
+}
+
+/// What of `w` is rolled up, read from spans or left out, from the marked minutes
+/// (ascending, ns), the current hours, the marked minutes that are not current (`outdated`),
+/// the minutes that hold spans (`busy`, counted on insert) and the budget of spans-read time
+/// (`max_unrolled`, ns). Minutes once marked stay marked, so everything rolled up is still
+/// there when the data queries run; the live ranges are computed from spans (even minutes
+/// marked or recomputed since), and the rolled-up part leaves out exactly their minutes and
+/// the uncovered ones, so no part overlaps another. An hour is used only when it ends by
+/// `live_lo`, overlaps no live or uncovered range, and its marker was computed from the
+/// current computation of each of its minutes. Unmarked minutes without spans need nothing.
 pub fn coverage_of(
     w: Window,
-    marked: impl Iterator<Item = i64>,
+    marked: &[i64],
     current_hours: impl Iterator<Item = i64>,
     outdated: &BTreeSet<i64>,
+    busy: &BTreeSet<i64>,
+    max_unrolled: i64,
 ) -> Coverage {
-    let live_lo = frontier(w, marked);
-    // Outdated minutes as ranges, near ones merged, then the tail.
-    let mut live: Vec<(i64, i64)> = Vec::new();
-    for &m in outdated.range(w.lo..live_lo) {
-        match live.last_mut() {
-            Some((_, hi)) if m - *hi < MERGE_GAP_NS => *hi = m + MINUTE_NS,
-            _ => live.push((m, m + MINUTE_NS)),
+    let live_lo = marked
+        .last()
+        .map_or(w.lo, |m| m + MINUTE_NS)
+        .clamp(w.lo, w.hi);
+    // Candidates before the tail, ascending: unmarked stretches trimmed to their minutes with
+    // spans, and outdated minutes.
+    let mut holes: Vec<(i64, i64)> = Vec::new();
+    let mut at = w.lo;
+    for &m in marked.iter().chain(std::iter::once(&live_lo)) {
+        if m > at
+            && let (Some(&first), Some(&last)) =
+                (busy.range(at..m).next(), busy.range(at..m).next_back())
+        {
+            holes.push((first, last + MINUTE_NS));
+        }
+        at = at.max(m + MINUTE_NS);
+    }
+    let mut starts: Vec<(i64, i64)> = holes;
+    starts.extend(outdated.range(w.lo..live_lo).map(|&m| (m, m + MINUTE_NS)));
+    starts.sort_unstable();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for r in starts {
+        push_range(&mut ranges, r);
+    }
+    let tail = live_lo < w.hi;
+    if tail {
+        push_range(&mut ranges, (live_lo, w.hi));
+    }
+    // Newest first within the budget: the tail always (its newest `max_unrolled` when a
+    // lagging rollup left more), then each older range whole if it still fits.
+    let mut budget = max_unrolled.max(0);
+    let (mut live, mut uncovered) = (Vec::new(), Vec::new());
+    for (i, &(lo, hi)) in ranges.iter().enumerate().rev() {
+        let is_tail = tail && i + 1 == ranges.len();
+        if live.len() >= MAX_LIVE_RANGES {
+            uncovered.push((lo, hi));
+        } else if hi - lo <= budget {
+            budget -= hi - lo;
+            live.push((lo, hi));
+        } else if is_tail {
+            let cut = (hi - budget.div_euclid(MINUTE_NS) * MINUTE_NS).max(lo);
+            if cut < hi {
+                live.push((cut, hi));
+            }
+            // What is left out of the tail, trimmed to its minutes with spans.
+            if let (Some(&first), Some(&last)) =
+                (busy.range(lo..cut).next(), busy.range(lo..cut).next_back())
+            {
+                uncovered.push((first, last + MINUTE_NS));
+            }
+            budget = 0;
+        } else {
+            uncovered.push((lo, hi));
         }
     }
-    if live_lo < w.hi {
-        match live.last_mut() {
-            Some((_, hi)) if live_lo - *hi < MERGE_GAP_NS => *hi = w.hi,
-            _ => live.push((live_lo, w.hi)),
-        }
-    }
-    if live.len() > MAX_LIVE_RANGES {
-        live = vec![(live[0].0, live.last().map(|r| r.1).unwrap_or(w.hi))];
-    }
+    live.reverse();
+    uncovered.reverse();
+    // Marked minutes not read from rollups: in a live or uncovered range, before `live_lo`.
     let live_minutes: Vec<u32> = live
         .iter()
-        .flat_map(|&(lo, hi)| (lo..hi.min(live_lo)).step_by(MINUTE_NS as usize))
+        .chain(&uncovered)
+        .flat_map(|&(lo, hi)| {
+            let i = marked.partition_point(|&m| m < lo);
+            let j = marked.partition_point(|&m| m < hi.min(live_lo));
+            marked[i..j.max(i)].iter()
+        })
         .map(|m| (m / 1_000_000_000) as u32)
+        .collect::<BTreeSet<u32>>()
+        .into_iter()
         .collect();
     let hours = current_hours
         .filter(|&h| h >= w.lo && h + HOUR_NS <= live_lo)
-        .filter(|&h| !live.iter().any(|&(lo, hi)| lo < h + HOUR_NS && hi > h))
+        .filter(|&h| {
+            !live
+                .iter()
+                .chain(&uncovered)
+                .any(|&(lo, hi)| lo < h + HOUR_NS && hi > h)
+        })
         .map(|h| (h / 1_000_000_000) as u32)
         .collect();
     Coverage {
@@ -396,6 +489,7 @@ pub fn coverage_of(
         live_minutes,
         live,
         slots: (live_lo, live_lo),
+        uncovered,
     }
 }
 
@@ -524,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn many_outdated_ranges_merge_into_one() {
+    fn many_outdated_ranges_keep_the_newest_and_leave_the_rest_out() {
         let mut r = Rolled {
             minutes: marked(200),
             ..Default::default()
@@ -534,8 +628,76 @@ mod tests {
             r.spans.insert(m * M, 11);
         }
         let c = r.coverage(w(0, 200 * M));
-        // Six ranges (minutes 9..13, 29..33, ...): one range from the first to the last.
-        assert_eq!(c.live, vec![(9 * M, 113 * M)]);
-        assert_eq!(c.live_minutes.len(), 104);
+        // Six ranges (minutes 9..13, 29..33, ...): the newest four read from spans, the two
+        // oldest left out (never merged across the hour between them and the rest).
+        assert_eq!(
+            c.live,
+            vec![
+                (49 * M, 53 * M),
+                (69 * M, 73 * M),
+                (89 * M, 93 * M),
+                (109 * M, 113 * M)
+            ]
+        );
+        assert_eq!(c.uncovered, vec![(9 * M, 13 * M), (29 * M, 33 * M)]);
+        // Neither is read from rollups (their rows are stale).
+        assert_eq!(c.live_minutes.len(), 24);
+        assert_eq!(r.uncovered_spans(&c), 8 * 10 + 2);
+    }
+
+    #[test]
+    fn an_unrolled_stretch_is_read_only_while_it_fits_the_budget_newest_first() {
+        const H: i64 = HOUR_NS;
+        // Marked: hours 0, 2, 3 and 30 minutes of hour 5 (a 30-minute tail to now at 5:30
+        // + 30 minutes); spans in every minute of hours 0..6.
+        let mut r = Rolled::default();
+        for m in (0..60).chain(120..240).chain(300..330) {
+            r.minutes.insert(
+                m * M,
+                MinuteMarker {
+                    minute: (m * 60) as u32,
+                    computed_at: 1,
+                    spans: 1,
+                    ..Default::default()
+                },
+            );
+        }
+        r.spans = (0..360).map(|m| (m * M, 1)).collect();
+        for h in [0, 2, 3] {
+            r.hours.insert(h * H, 60);
+        }
+        let win = w(0, 6 * H);
+        let c = r.coverage(win);
+        assert_eq!(c.live_lo, 330 * M);
+        // Tail (30 min) and hole 4:00-5:00 (60 min) do not both fit the hour: the tail is
+        // read, the hole left out, and so is the older hole 1:00-2:00 (budget spent).
+        assert_eq!(c.live, vec![(330 * M, 6 * H)]);
+        assert_eq!(c.uncovered, vec![(H, 2 * H), (4 * H, 5 * H)]);
+        assert_eq!(c.hours, vec![0, 7200, 10800]);
+        assert_eq!(r.uncovered_spans(&c), 120);
+        // A bigger budget reads both holes.
+        r.max_unrolled = 3 * H;
+        let c = r.coverage(win);
+        assert_eq!(c.live, vec![(H, 2 * H), (4 * H, 5 * H), (330 * M, 6 * H)]);
+        assert!(c.uncovered.is_empty());
+        // Minutes without spans are no hole: nothing to read, nothing left out.
+        r.max_unrolled = DEFAULT_MAX_UNROLLED_NS;
+        for m in (60..120).chain(240..300) {
+            r.spans.remove(&(m * M));
+        }
+        let c = r.coverage(win);
+        assert_eq!(c.live, vec![(330 * M, 6 * H)]);
+        assert!(c.uncovered.is_empty());
+        // An old window nothing of which is marked: its newest hour is read, the rest left out.
+        let mut old = Rolled::default();
+        old.spans = (0..600).map(|m| (m * M, 1)).collect();
+        let c = old.coverage(Window {
+            lo: 0,
+            hi: 10 * H,
+            now: 100 * H,
+        });
+        assert_eq!(c.live, vec![(9 * H, 10 * H)]);
+        assert_eq!(c.uncovered, vec![(0, 9 * H)]);
+        assert_eq!(old.uncovered_spans(&c), 540);
     }
 }

@@ -1,0 +1,534 @@
+//! The hourly backfill over the whole retention (issue 14 item 3), on the real embedded engine:
+//! 33 days of spans stored before the query service ever ran, a query service whose minute
+//! rollup only looks 6 hours back. The backfill must fill the old hours newest first, a
+//! 30-day graph must then equal the one joined from raw spans exactly, data quality must say
+//! what is left out while it runs, a restart must carry on without recomputing (or doubling)
+//! what is done, a late span into a backfilled hour must be in the very next read, and windows
+//! longer than the old 31-day cap must be answered (bounded, and refused past 3650 days).
+
+mod query_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use orrery_query::graph::fetch::{self, EdgeFilter, Grouping, NodeKey, Rolled, Window};
+use orrery_query::rollup::Rollup;
+use orrery_query::{GraphArgs, QueryArgs};
+use orrery_store::ClickHouseArgs;
+use orrery_store::latency::Histogram;
+use orrery_store::schema::{self, SchemaParams};
+use orrery_store::testing::TestServer;
+use query_support::*;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+const DAYS: i64 = 33;
+const HORIZON: Duration = Duration::from_secs(6 * 3600);
+
+/// A fresh database that keeps spans forever (the default test retention of 7 days would let
+/// ClickHouse's TTL drop the backdated spans).
+async fn database() -> ClickHouseArgs {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let server = TestServer::shared();
+    let mut args = ClickHouseArgs::for_url(
+        &server.url,
+        format!(
+            "backfill_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
+    );
+    args.retention_days = 0;
+    let params = SchemaParams::from_args(&args).unwrap();
+    schema::migrate(&args.server_client(&server.url), &params)
+        .await
+        .unwrap();
+    args
+}
+
+fn floor_hour(ns: i64) -> i64 {
+    ns.div_euclid(HOUR) * HOUR
+}
+
+/// Two traces an hour for `DAYS` days up to two hours ago, each `frontend` (entry) ->
+/// `checkout` -> an uninstrumented database, every fifth failing; plus one trace an hour whose
+/// call crosses into the next hour (parent at :59:59.990, child 10 ms later), so a call's
+/// halves fall into hours the backfill computes in different steps.
+fn month(end: i64) -> (Vec<orrery_store::SpanRow>, u64) {
+    let first = end - DAYS * DAY;
+    let mut rows = Vec::new();
+    let mut traces = 0;
+    let mut h = first;
+    while h < end {
+        let n = (h - first) / HOUR;
+        for i in 0..3 {
+            let t = format!("t{n}x{i}");
+            let ts = if i == 2 {
+                h + HOUR - 10 * MS
+            } else {
+                h + ((n * 7 + i * 23) % 60) * MINUTE + i * 1000 * MS
+            };
+            let dur = 1 + (n * 13 + i * 101) % 700;
+            rows.push(span(&t, "1", "", "frontend", "Server", ts, dur + 20));
+            rows.push(span(
+                &t,
+                "2",
+                "1",
+                "frontend",
+                "Client",
+                ts + 5 * MS,
+                dur + 10,
+            ));
+            let mut server = span(&t, "3", "2", "checkout", "Server", ts + 10 * MS, dur);
+            if (n + i) % 5 == 0 {
+                server = server.error();
+            }
+            rows.push(server);
+            rows.push(
+                span(&t, "4", "3", "checkout", "Client", ts + 11 * MS, 1)
+                    .attr("db.system.name", "postgresql"),
+            );
+            traces += 1;
+        }
+        h += HOUR;
+    }
+    (rows, traces)
+}
+
+struct Server {
+    base: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn args() -> GraphArgs {
+    GraphArgs {
+        graph_rollup_backfill: HORIZON,
+        graph_rollup_interval: Duration::from_secs(1),
+        ..settings()
+    }
+}
+
+async fn start(ch: &ClickHouseArgs) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let q = QueryArgs {
+        query_addr: addr,
+        api_token: None,
+        ui_dir: std::env::temp_dir(),
+        graph: args(),
+        limits: Default::default(),
+    };
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(orrery_query::serve(
+        listener,
+        q,
+        ch.clone(),
+        shutdown.clone(),
+    ));
+    Server {
+        base: format!("http://{addr}"),
+        shutdown,
+        task,
+    }
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Hours (Unix s) older than the horizon with an hour marker, and how many markers each has.
+async fn hour_markers(ch: &ClickHouseArgs, horizon: i64) -> BTreeMap<u32, u64> {
+    ch.client()
+        .query(
+            "SELECT toUInt32(Hour) AS h, count() AS n FROM orrery_graph_hours
+             WHERE Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64})) GROUP BY Hour",
+        )
+        .param("hi", horizon)
+        .fetch_all::<(u32, u64)>()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn edge_requests(g: &Value, source: &str, target: &str) -> u64 {
+    g["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source"] == source && e["target"] == target)
+        .map_or(0, |e| e["metrics"]["requests"].as_u64().unwrap())
+}
+
+type EdgeKey = (String, String, String, u64, u64, u64);
+type Parts = (
+    Vec<(EdgeKey, Histogram)>,
+    Vec<(String, u64, u64, u64, Histogram)>,
+);
+
+/// Edges and nodes of `w`, exactly (counts, duration sums, histograms), read as the graph
+/// reads them (`rolled`) — or, with no markers and no budget, joined from raw spans.
+async fn exact_parts(ch: &ClickHouseArgs, w: Window, rolled: &Rolled) -> Parts {
+    let (client, s) = (ch.client(), args());
+    let cache = Default::default();
+    let edges = fetch::edges_in(
+        &client,
+        &s,
+        &cache,
+        w,
+        rolled,
+        Grouping::Services,
+        &EdgeFilter::None,
+    )
+    .await
+    .unwrap();
+    let nodes = fetch::nodes_in(&client, &s, &cache, w, rolled, &NodeKey::Services)
+        .await
+        .unwrap();
+    (
+        edges
+            .iter()
+            .map(|e| {
+                let k = (
+                    e.source.clone(),
+                    e.target.clone(),
+                    e.kind.clone(),
+                    e.requests,
+                    e.errors,
+                    e.duration_sum_ns,
+                );
+                (k, e.latency.clone())
+            })
+            .collect(),
+        nodes
+            .iter()
+            .map(|n| {
+                let k = (n.id.clone(), n.requests, n.errors, n.duration_sum_ns);
+                (k.0, k.1, k.2, k.3, n.latency.clone())
+            })
+            .collect(),
+    )
+}
+
+fn raw() -> Rolled {
+    Rolled {
+        max_unrolled: i64::MAX,
+        ..Rolled::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn old_hours_fill_newest_first_and_a_month_long_graph_is_exact() {
+    let ch = database().await;
+    let now = now_ns();
+    let end = floor_hour(now) - 2 * HOUR;
+    let (rows, traces) = month(end);
+    insert(&ch, &rows).await;
+    // The whole hours before the minute rollup's horizon are the backfill's.
+    let horizon = floor_hour(now - HORIZON.as_nanos() as i64);
+    let first = end - DAYS * DAY;
+    let expected: BTreeSet<u32> = (first..horizon)
+        .step_by(HOUR as usize)
+        .map(|h| (h / 1_000_000_000) as u32)
+        .collect();
+
+    // What the backfill found to do, before anything ran: every old hour.
+    let plan = Rollup::new(ch.client(), args())
+        .backfill_plan(now_ns())
+        .await
+        .unwrap();
+    assert_eq!(plan.total, expected.len());
+    assert_eq!(plan.pending.len(), expected.len());
+    assert!(
+        plan.pending.windows(2).all(|p| p[0].0 > p[1].0),
+        "newest first"
+    );
+
+    let s = start(&ch).await;
+    let month_url = format!("{}/orrery/api/graph?since=30d", s.base);
+    // Watch it: the hours done are always the newest ones, with no hole; the 30-day graph
+    // says how much it leaves out.
+    let mut partial_seen = None;
+    let started = Instant::now();
+    let done_before_restart = loop {
+        let done = hour_markers(&ch, horizon).await;
+        let oldest_done = done.keys().next().copied();
+        if let Some(oldest) = oldest_done {
+            let newest_missing = expected.iter().rev().find(|h| !done.contains_key(h));
+            assert!(
+                newest_missing.is_none_or(|m| *m < oldest),
+                "an older hour was rolled up before a newer one: {newest_missing:?} missing, {oldest} done"
+            );
+        }
+        if partial_seen.is_none() && !done.is_empty() {
+            let (st, g) = get(&month_url).await;
+            assert_eq!(st, 200, "{g}");
+            let dq = &g["data_quality"];
+            let share = dq["rollup_coverage"].as_f64().unwrap();
+            if share > 0.0 && share < 1.0 {
+                let uncovered = dq["uncovered"].as_array().unwrap();
+                assert!(!uncovered.is_empty(), "{dq}");
+                // What is left out is the oldest part of the window, and the answer counts no
+                // more than what exists.
+                let start_ms = uncovered[0]["start_ms"].as_i64().unwrap();
+                assert!(start_ms < oldest_done.unwrap() as i64 * 1000, "{dq}");
+                assert!(edge_requests(&g, "INTERNET", "frontend") < traces, "{dq}");
+                partial_seen = Some(share);
+            }
+        }
+        if done.len() * 3 >= expected.len() && partial_seen.is_some() {
+            break done;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "backfill too slow: {} of {} hours",
+            done.len(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        partial_seen.is_some(),
+        "data quality never reported partial coverage"
+    );
+    assert!(
+        done_before_restart.len() < expected.len(),
+        "restart too late"
+    );
+
+    // Restart mid-backfill: it carries on from what ClickHouse holds.
+    s.stop().await;
+    let done_at_stop = hour_markers(&ch, horizon).await;
+    let s = start(&ch).await;
+    loop {
+        let done = hour_markers(&ch, horizon).await;
+        if done.len() == expected.len() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "backfill too slow after the restart: {} of {} hours",
+            done.len(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let done = hour_markers(&ch, horizon).await;
+    assert_eq!(done.keys().copied().collect::<BTreeSet<_>>(), expected);
+    for (h, n) in &done_at_stop {
+        assert_eq!(
+            done[h], *n,
+            "hour {h}, done before the restart, was computed again"
+        );
+    }
+
+    // A month-long window from hourly rollups equals the one joined from raw spans.
+    let w = window(floor_hour(now) - 30 * DAY, floor_hour(now) - HOUR);
+    let rolled = Rolled::read(&ch.client(), w.lo, w.hi).await.unwrap();
+    let c = rolled.coverage(w);
+    assert!(c.uncovered.is_empty(), "{:?}", c.uncovered);
+    assert!(
+        c.hours.len() >= 29 * 24,
+        "{} hours from hourly rows",
+        c.hours.len()
+    );
+    assert!(c.live.is_empty(), "nothing read from spans: {:?}", c.live);
+    let from_rollups = exact_parts(&ch, w, &rolled).await;
+    let from_spans = exact_parts(&ch, w, &raw()).await;
+    assert_eq!(from_rollups, from_spans);
+    let entries = from_spans
+        .0
+        .iter()
+        .find(|(k, _)| k.0 == "INTERNET" && k.1 == "frontend")
+        .map(|(k, _)| k.3)
+        .unwrap();
+    // Three traces an hour, but the window's first hour starts 30 days before the hour now.
+    assert!(entries >= 3 * 24 * 29, "{entries}");
+
+    // The API agrees, fully covered; and a window longer than the old 31-day cap is answered.
+    let (st, g) = get(&format!(
+        "{}/orrery/api/graph?start={}&end={}",
+        s.base,
+        w.lo / 1_000_000,
+        w.hi / 1_000_000
+    ))
+    .await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(g["data_quality"]["rollup_coverage"], 1.0, "{g}");
+    assert!(g["data_quality"].get("uncovered").is_none(), "{g}");
+    assert_eq!(edge_requests(&g, "INTERNET", "frontend"), entries);
+    let (st, g) = get(&format!("{}/orrery/api/graph?since=40d", s.base)).await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(edge_requests(&g, "INTERNET", "frontend"), traces);
+    assert_eq!(edge_requests(&g, "checkout", "database:postgresql"), traces);
+    assert_eq!(g["data_quality"]["rollup_coverage"], 1.0, "{g}");
+    // Longer than the retention (forever here) but bounded: ten years is the most.
+    let (st, g) = get(&format!("{}/orrery/api/graph?since=3000d", s.base)).await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(edge_requests(&g, "INTERNET", "frontend"), traces);
+    let (st, g) = get(&format!("{}/orrery/api/graph?since=3651d", s.base)).await;
+    assert_eq!(st, 400, "{g}");
+    assert!(g.to_string().contains("3650 days"), "{g}");
+    // The gauges say it is done (set right after the last step's markers are written).
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = reqwest::get(format!("{}/metrics", s.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("orrery_query_rollup_backfill_hours_pending 0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("orrery_query_rollup_backfill_hours_pending 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("orrery_query_rollup_backfill_hours_total"),
+        "{metrics}"
+    );
+
+    // A late trace backdated into a backfilled hour 20 days ago, into a minute that already
+    // held spans (the first trace of that hour): in the very next read.
+    let old_hour = floor_hour(now) - 20 * DAY;
+    let n = (old_hour - first) / HOUR;
+    let old = old_hour + ((n * 7) % 60) * MINUTE + 30_000 * MS;
+    insert(
+        &ch,
+        &[
+            span("late", "1", "", "frontend", "Server", old, 5),
+            span("late", "2", "1", "frontend", "Client", old + MS, 3),
+            span("late", "3", "2", "checkout", "Server", old + 2 * MS, 2),
+        ],
+    )
+    .await;
+    let (_, g) = get(&format!(
+        "{}/orrery/api/graph?start={}&end={}",
+        s.base,
+        w.lo / 1_000_000,
+        w.hi / 1_000_000
+    ))
+    .await;
+    assert_eq!(edge_requests(&g, "INTERNET", "frontend"), entries + 1);
+    assert_eq!(g["data_quality"]["rollup_coverage"], 1.0, "{g}");
+    assert_eq!(g["data_quality"]["late_spans"], 3, "{g}");
+    s.stop().await;
+    // The next pass recomputes that hour (and its neighbour when the late minute's
+    // neighbours reach into it), nothing else.
+    let job = Rollup::new(ch.client(), args());
+    let plan = job.backfill_plan(now_ns()).await.unwrap();
+    let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
+    assert!(
+        pending.contains(&old_hour) && pending.len() <= 2,
+        "{pending:?}"
+    );
+    let (computed, late) = job.backfill_step(&pending, now_ns()).await.unwrap();
+    assert_eq!((computed, late), (pending, 3));
+    assert!(
+        job.backfill_plan(now_ns())
+            .await
+            .unwrap()
+            .pending
+            .is_empty()
+    );
+    let rolled = Rolled::read(&ch.client(), w.lo, w.hi).await.unwrap();
+    assert!(rolled.coverage(w).live.is_empty());
+    assert_eq!(
+        exact_parts(&ch, w, &rolled).await,
+        exact_parts(&ch, w, &raw()).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_window_nothing_rolled_up_joins_at_most_the_budget_and_says_what_it_left_out() {
+    let ch = database().await;
+    let now = now_ns();
+    let end = floor_hour(now) - 10 * DAY;
+    // Ten days of spans, ten to twenty days ago; no rollup has ever run.
+    let mut rows = Vec::new();
+    let mut h = end - 10 * DAY;
+    let mut n = 0;
+    while h < end {
+        let t = format!("o{n}");
+        rows.push(span(&t, "1", "", "frontend", "Server", h + MINUTE, 10));
+        h += HOUR;
+        n += 1;
+    }
+    insert(&ch, &rows).await;
+    let w = window(end - 10 * DAY, end);
+    let rolled = Rolled::read(&ch.client(), w.lo, w.hi).await.unwrap();
+    let c = rolled.coverage(w);
+    // The newest hour (the budget) is read from spans, the rest left out.
+    assert_eq!(c.live, vec![(end - HOUR, end)]);
+    assert_eq!(
+        c.uncovered,
+        vec![(end - 10 * DAY + MINUTE, end - 2 * HOUR + 2 * MINUTE)]
+    );
+    let g = graph_with(
+        &ch,
+        &settings(),
+        &Default::default(),
+        orrery_query::graph::Level::Region,
+        w,
+    )
+    .await;
+    let entries = g
+        .edges
+        .iter()
+        .find(|e| e.source == "INTERNET")
+        .map_or(0, |e| e.metrics.requests);
+    assert_eq!(entries, 1, "only the newest hour is read");
+    assert_eq!(g.data_quality.spans, n);
+    let share = g.data_quality.rollup_coverage;
+    assert!((share - 1.0 / n as f64).abs() < 1e-9, "{share}");
+    assert_eq!(g.data_quality.uncovered.len(), 1);
+    // Once rolled up, the same window is whole.
+    let job = Rollup::new(ch.client(), args());
+    loop {
+        let plan = job.backfill_plan(now_ns()).await.unwrap();
+        let Some(&(h, _)) = plan.pending.first() else {
+            break;
+        };
+        let group: Vec<i64> = plan
+            .pending
+            .iter()
+            .map(|p| p.0)
+            .take_while(|&x| x > h - 6 * HOUR)
+            .collect();
+        job.backfill_step(&group, now_ns()).await.unwrap();
+    }
+    let g = graph_with(
+        &ch,
+        &settings(),
+        &Default::default(),
+        orrery_query::graph::Level::Region,
+        w,
+    )
+    .await;
+    let entries = g
+        .edges
+        .iter()
+        .find(|e| e.source == "INTERNET")
+        .map_or(0, |e| e.metrics.requests);
+    assert_eq!(entries, n);
+    assert_eq!(g.data_quality.rollup_coverage, 1.0);
+    assert!(g.data_quality.uncovered.is_empty());
+}
