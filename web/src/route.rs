@@ -29,8 +29,8 @@ pub struct UrlState {
     /// Namespaces expanded into their services at the region level (`ns=a,b`); the others
     /// are drawn as one node each.
     pub ns: String,
-    /// How the region map groups services (`group=namespace|none`; absent = automatic: see
-    /// `namespaces::should_collapse`).
+    /// How the region map groups services (`group=namespace|none|…`; absent = automatic: the
+    /// graph API's `group=auto`, see `namespaces::server_group`).
     pub group: String,
     /// The second trace of a comparison (`view=compare&trace=A&compare=B`).
     pub compare: String,
@@ -168,12 +168,11 @@ impl UrlState {
         if self.level == "focused" {
             q += &format!("&service={}", enc(&self.focus));
         }
-        // Groupings the graph API does (merged histograms, so exact quantiles): the chosen
+        // Groupings the graph API does (merged histograms, so exact quantiles): the automatic
+        // namespace zoom (the default; not in diff mode, which compares services), the chosen
         // namespace level and the attribute ones; `expand=` the groups opened into services.
-        let server = match self.group.as_str() {
-            "namespace" => Some("namespace"),
-            g => crate::grouping::server_param(g),
-        };
+        let server = crate::namespaces::server_group(&self.group, self.diff)
+            .or_else(|| crate::grouping::server_param(&self.group));
         if let Some(by) = server.filter(|_| self.level == "region") {
             q += &format!("&group={}", enc(by));
             if !self.ns.is_empty() {

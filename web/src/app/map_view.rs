@@ -97,6 +97,8 @@ pub(crate) struct Map {
     pub(crate) empty: RwSignal<bool>,
     /// The left column (service list, legend, data quality, diff) is open.
     pub(crate) sidebar: RwSignal<bool>,
+    /// What the graph API's `group=` did for the last graph (`grouping` of the answer).
+    pub(crate) grouping: RwSignal<Option<crate::api::Grouping>>,
 }
 
 /// The map view's non-reactive state, shared by its closures.
@@ -141,6 +143,7 @@ pub(crate) fn MapView(
         speed: RwSignal::new(4.0),
         empty: RwSignal::new(false),
         sidebar: RwSignal::new(true),
+        grouping: RwSignal::new(None),
     };
     let sh = Shared {
         ms: Rc::new(RefCell::new(None)),
@@ -247,6 +250,7 @@ pub(crate) fn MapView(
                     on:change=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.0); state.update(|s| s.min_rate = v) } /></label>
                 <label title="compare with the previous window of the same length"><input type="checkbox" data-testid="diff-toggle" prop:checked=move || state.get().diff on:change=move |ev| { let c = event_target_checked(&ev); state.update(|s| s.diff = c) } />" diff"</label>
                 <crate::grouping::GroupingControl value=Signal::derive(move || state.get().group)
+                    grouping=m.grouping
                     on_change=move |v: String| state.update(|s| { s.group = v; s.ns.clear(); }) />
                 <button on:click=unpin title="forget the nodes dragged into place in this view">"unpin all"</button>
             </div>
