@@ -306,21 +306,32 @@ async fn search_handler(
     }))
 }
 
-/// The trace is read and its tree built within the request (its queries tagged and killed if
-/// the client leaves); the JSON is then written out span by span (`trace_stream`), so the
-/// first rows reach the page before the last span is serialised.
+/// The trace is read in pieces (`traces::trace_pieces`): its tree and first spans within the
+/// request, the rest's full rows as the body gets there (still tagged, and killed if the
+/// client leaves); the JSON is written out span by span (`trace_stream`), so the first rows
+/// reach the page before the rest is even read.
 async fn trace_handler(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = traces::normalize_trace_id(&id)?;
     let max = state.args.limits.query_max_trace_spans;
-    match traces::trace_capped(&state.ch(), &id, max).await? {
-        Some(t) => Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            crate::trace_stream::body(t),
-        )
-            .into_response()),
+    let first_n = crate::trace_stream::FIRST_ROWS;
+    match traces::trace_pieces(&state.ch(), &id, max, first_n).await? {
+        Some(mut p) => {
+            if let Some(tag) = crate::limits::current_tag() {
+                p.rest = Box::pin(crate::limits::killed_if_dropped(
+                    state.client.clone(),
+                    tag,
+                    p.rest,
+                ));
+            }
+            Ok((
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                crate::trace_stream::pieces_body(p),
+            )
+                .into_response())
+        }
         None => Err(ApiError::not_found(format!("trace {id} not found"))),
     }
 }

@@ -7,6 +7,10 @@
 //! the client has taken the previous one (a body stream is polled on demand: a client that goes
 //! away drops it, and no further span is serialised).
 //!
+//! The trace page's answer is read in pieces too (`traces::trace_pieces`): the head and the
+//! first [`FIRST_ROWS`] spans are ready when the body starts, the other spans' full rows are
+//! read only when the body gets to them ([`pieces_chunks`]).
+//!
 //! The bytes are exactly `serde_json::to_vec(&trace)` (the field order of `model::Trace`,
 //! compact): `streams_the_same_bytes_as_one_serialisation` checks it.
 
@@ -15,7 +19,11 @@ use std::convert::Infallible;
 use axum::body::{Body, Bytes};
 use futures::stream;
 
+use futures::StreamExt;
+use futures::future::BoxFuture;
+
 use crate::model::{Span, Trace};
+use crate::traces::Pieces;
 
 /// Spans in the first chunk: the head and these go out at once (about 20 KB for the usual
 /// span), enough for the page's first screen of rows.
@@ -26,6 +34,32 @@ pub const CHUNK_SPANS: usize = 256;
 
 /// The answer's chunks, serialised lazily, in order.
 pub fn chunks(trace: Trace) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send {
+    stream_of(trace, None).map(|c| Ok(c.expect("no rest to read")))
+}
+
+/// The answer as an HTTP body.
+pub fn body(trace: Trace) -> Body {
+    Body::from_stream(chunks(trace))
+}
+
+/// Spans the trace page draws from the head (its first screen and more): the piecewise read
+/// (`traces::trace_pieces`) reads these in full before the first byte; they make more than
+/// the page's first 64 KB (web/src/trace_load.rs), so its first rows never wait for the rest.
+pub const FIRST_ROWS: usize = 400;
+
+/// A trace read in pieces as chunks: the head and `first`'s spans at once, then the rest's,
+/// read when the body gets there. Same bytes as [`chunks`] of the whole trace; if reading the
+/// rest fails, the stream ends with the error (the client sees a cut answer, not bad JSON).
+pub fn pieces_chunks(
+    p: Pieces,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    stream_of(p.first, Some(p.rest))
+}
+
+fn stream_of(
+    first: Trace,
+    rest: Option<BoxFuture<'static, anyhow::Result<Vec<Span>>>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let Trace {
         trace_id,
         start_us,
@@ -35,7 +69,7 @@ pub fn chunks(trace: Trace) -> impl futures::Stream<Item = Result<Bytes, Infalli
         services,
         spans,
         truncated,
-    } = trace;
+    } = first;
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"{\"trace_id\":");
     serde_json::to_writer(&mut head, &trace_id).expect("a string serialises");
@@ -51,23 +85,36 @@ pub fn chunks(trace: Trace) -> impl futures::Stream<Item = Result<Bytes, Infalli
     let state = State {
         head: Some(head),
         spans: spans.into_iter(),
+        rest,
         first: true,
         tail: Some(format!("],\"truncated\":{truncated}}}")),
     };
     stream::unfold(state, |mut s| async move {
-        let chunk = s.next_chunk()?;
-        Some((Ok(Bytes::from(chunk)), s))
+        match s.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(Bytes::from(chunk)), s)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "trace answer cut: reading the rest of the trace failed");
+                // Nothing more after the error.
+                s.tail = None;
+                s.rest = None;
+                s.spans = Vec::new().into_iter();
+                Some((Err(std::io::Error::other(format!("{e:#}"))), s))
+            }
+        }
     })
 }
 
-/// The answer as an HTTP body.
-pub fn body(trace: Trace) -> Body {
-    Body::from_stream(chunks(trace))
+/// A trace read in pieces as an HTTP body.
+pub fn pieces_body(p: Pieces) -> Body {
+    Body::from_stream(pieces_chunks(p))
 }
 
 struct State {
     head: Option<Vec<u8>>,
     spans: std::vec::IntoIter<Span>,
+    /// The spans after `spans`, not read yet.
+    rest: Option<BoxFuture<'static, anyhow::Result<Vec<Span>>>>,
     /// No span written yet (no comma before the next).
     first: bool,
     tail: Option<String>,
@@ -75,24 +122,38 @@ struct State {
 
 impl State {
     /// The next chunk: the head with the first spans, then groups of spans, then the tail;
-    /// `None` at the end.
-    fn next_chunk(&mut self) -> Option<Vec<u8>> {
+    /// `None` at the end. Spans ready are sent before the rest is awaited.
+    async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
         let (mut out, n) = match self.head.take() {
             Some(head) => (head, FIRST_CHUNK_SPANS),
             None => (Vec::new(), CHUNK_SPANS),
         };
-        for span in self.spans.by_ref().take(n) {
-            if !std::mem::replace(&mut self.first, false) {
-                out.push(b',');
+        let mut written = 0;
+        loop {
+            for span in self.spans.by_ref().take(n - written) {
+                if !std::mem::replace(&mut self.first, false) {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, &span).expect("a span serialises");
+                written += 1;
             }
-            serde_json::to_writer(&mut out, &span).expect("a span serialises");
+            // Full, or something ready to send (the head, spans): send it before the rest is
+            // awaited; else read the rest, if any.
+            if self.spans.len() > 0 || written == n || !out.is_empty() {
+                break;
+            }
+            match self.rest.take() {
+                Some(rest) => self.spans = rest.await?.into_iter(),
+                None => break,
+            }
         }
         if self.spans.len() == 0
+            && self.rest.is_none()
             && let Some(tail) = self.tail.take()
         {
             out.extend_from_slice(tail.as_bytes());
         }
-        if out.is_empty() { None } else { Some(out) }
+        Ok(if out.is_empty() { None } else { Some(out) })
     }
 }
 

@@ -14,6 +14,9 @@ use crate::model::{
 };
 use orrery_store::graph_rules::error_expr;
 
+mod pieces;
+pub use pieces::{Pieces, trace_pieces};
+
 /// Search filters; all must match one span of a trace.
 #[derive(Debug, Clone, Default)]
 pub struct Search {
@@ -273,7 +276,7 @@ fn span_error(s: &SpanRow) -> bool {
 }
 
 /// Normalizes a stored status spelling to `Ok|Error|Unset`.
-fn status_code(stored: &str) -> &'static str {
+pub(crate) fn status_code(stored: &str) -> &'static str {
     match status::to_otlp(stored) {
         1 => status::OK,
         2 => status::ERROR,
@@ -281,46 +284,83 @@ fn status_code(stored: &str) -> &'static str {
     }
 }
 
-fn kind_name(stored: &str) -> &'static str {
+pub(crate) fn kind_name(stored: &str) -> &'static str {
     orrery_store::span::kind::from_otlp(orrery_store::span::kind::to_otlp(stored))
 }
 
+/// What the span tree needs of a stored row: the full [`SpanRow`], or the light row of the
+/// piecewise read (`pieces.rs`), which orders the tree before the heavy columns are read.
+pub(crate) trait TreeRow {
+    fn id(&self) -> &str;
+    fn parent(&self) -> &str;
+    fn start_ns(&self) -> i64;
+    fn duration_ns(&self) -> u64;
+    fn service(&self) -> &str;
+    fn error(&self) -> bool;
+}
+
+impl TreeRow for SpanRow {
+    fn id(&self) -> &str {
+        &self.span_id
+    }
+    fn parent(&self) -> &str {
+        &self.parent_span_id
+    }
+    fn start_ns(&self) -> i64 {
+        self.timestamp
+    }
+    fn duration_ns(&self) -> u64 {
+        self.duration
+    }
+    fn service(&self) -> &str {
+        &self.service_name
+    }
+    fn error(&self) -> bool {
+        span_error(self)
+    }
+}
+
+/// The tree over some rows: display order as `(row index, depth)`, which rows have a parent
+/// that is not stored, and the trace's figures.
+pub(crate) struct Tree {
+    pub order: Vec<(usize, u32)>,
+    pub missing: Vec<bool>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub error_count: u64,
+    pub services: Vec<String>,
+}
+
 /// The span tree: depth-first, children by start time; spans whose parent is missing are roots
-/// marked `missing_parent`. Duplicate span ids (at-least-once delivery) are shown once.
+/// marked `missing_parent`. Duplicate span ids (at-least-once delivery) are shown once (the
+/// first row of an id).
 ///
 /// Built in linear passes over indices (hash maps keyed by borrowed ids, sorts on borrowed
-/// keys), then each row is moved, not cloned, into its output span: a 50,000-span trace is one
-/// answer the UI waits for.
-pub fn build_trace(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
+/// keys): a 50,000-span trace is one answer the UI waits for.
+pub(crate) fn tree<R: TreeRow>(rows: &[R]) -> Tree {
     let mut first: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
     let mut keep = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
-        if !first.contains_key(r.span_id.as_str()) {
-            first.insert(r.span_id.as_str(), i);
+        if !first.contains_key(r.id()) {
+            first.insert(r.id(), i);
             keep.push(i);
         }
     }
-    let has_parent = |r: &SpanRow| {
-        !r.parent_span_id.is_empty()
-            && r.parent_span_id != r.span_id
-            && first.contains_key(r.parent_span_id.as_str())
-    };
+    let has_parent =
+        |r: &R| !r.parent().is_empty() && r.parent() != r.id() && first.contains_key(r.parent());
     let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
     for &i in &keep {
         let r = &rows[i];
         if has_parent(r) {
-            children
-                .entry(r.parent_span_id.as_str())
-                .or_default()
-                .push(i);
+            children.entry(r.parent()).or_default().push(i);
         } else {
             roots.push(i);
         }
     }
     let by_start = |v: &mut Vec<usize>| {
         v.sort_unstable_by(|&a, &b| {
-            (rows[a].timestamp, &rows[a].span_id).cmp(&(rows[b].timestamp, &rows[b].span_id))
+            (rows[a].start_ns(), rows[a].id()).cmp(&(rows[b].start_ns(), rows[b].id()))
         })
     };
     by_start(&mut roots);
@@ -335,7 +375,7 @@ pub fn build_trace(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
             continue;
         }
         order.push((i, d));
-        if let Some(kids) = children.get(rows[i].span_id.as_str()) {
+        if let Some(kids) = children.get(rows[i].id()) {
             stack.extend(kids.iter().rev().map(|&k| (k, d + 1)));
         }
     }
@@ -347,37 +387,49 @@ pub fn build_trace(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
     }
     let missing: Vec<bool> = rows
         .iter()
-        .map(|r| !r.parent_span_id.is_empty() && !first.contains_key(r.parent_span_id.as_str()))
+        .map(|r| !r.parent().is_empty() && !first.contains_key(r.parent()))
         .collect();
     let kept = keep.iter().map(|&i| &rows[i]);
-    let start = kept.clone().map(|r| r.timestamp).min().unwrap_or(0);
-    let end = kept
+    let start_ns = kept.clone().map(|r| r.start_ns()).min().unwrap_or(0);
+    let end_ns = kept
         .clone()
-        .map(|r| r.timestamp + r.duration as i64)
+        .map(|r| r.start_ns() + r.duration_ns() as i64)
         .max()
         .unwrap_or(0);
-    let error_count = kept.clone().filter(|r| span_error(r)).count() as u64;
+    let error_count = kept.clone().filter(|r| r.error()).count() as u64;
     let mut services: Vec<String> = kept
-        .map(|r| r.service_name.as_str())
+        .map(|r| r.service())
         .collect::<HashSet<_>>()
         .into_iter()
         .map(String::from)
         .collect();
     services.sort();
-    drop(first);
-    drop(children);
+    Tree {
+        order,
+        missing,
+        start_ns,
+        end_ns,
+        error_count,
+        services,
+    }
+}
+
+/// The trace of these rows, in [`tree`] order; each row is moved, not cloned, into its span.
+pub fn build_trace(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
+    let t = tree(&rows);
     let mut slots: Vec<Option<SpanRow>> = rows.into_iter().map(Some).collect();
-    let spans: Vec<Span> = order
+    let spans: Vec<Span> = t
+        .order
         .into_iter()
-        .filter_map(|(i, depth)| Some(span_json(slots[i].take()?, depth, missing[i])))
+        .filter_map(|(i, depth)| Some(span_json(slots[i].take()?, depth, t.missing[i])))
         .collect();
     Trace {
         trace_id: trace_id.to_string(),
-        start_us: start / 1000,
-        duration_us: (end - start) / 1000,
+        start_us: t.start_ns / 1000,
+        duration_us: (t.end_ns - t.start_ns) / 1000,
         span_count: spans.len() as u64,
-        error_count,
-        services,
+        error_count: t.error_count,
+        services: t.services,
         spans,
         truncated: false,
     }
@@ -388,7 +440,7 @@ fn owned_attrs(pairs: Vec<(String, String)>) -> Attributes {
 }
 
 /// One stored row as an API span (moved field by field).
-fn span_json(r: SpanRow, depth: u32, missing_parent: bool) -> Span {
+pub(crate) fn span_json(r: SpanRow, depth: u32, missing_parent: bool) -> Span {
     let kind = kind_name(&r.span_kind).to_string();
     let code = status_code(&r.status_code).to_string();
     let mut events_ts = r.events_timestamp.into_iter();
