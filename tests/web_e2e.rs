@@ -97,6 +97,20 @@ fn empty_install_says_how_to_send_spans(base: &str, otlp: &str) {
         v["help_by_key"]["focus"], "help-close",
         "focus moves into the dialog"
     );
+    // A real modal (<dialog> opened with showModal): the page behind is inert, focus stays in.
+    assert_eq!(v["help_modal"]["tag"], "DIALOG", "{v}");
+    assert_eq!(v["help_modal"]["modal"], true, "{v}");
+    let tabs = v["help_tabs"].as_array().unwrap();
+    assert_eq!(tabs.len(), 4);
+    for t in tabs {
+        assert_eq!(t["in_dialog"], true, "Tab left the dialog: {v}");
+        assert_eq!(t["id"], "help-close", "{v}");
+    }
+    for behind in v["help_behind"].as_array().unwrap() {
+        assert_eq!(behind["found"], true, "{behind}");
+        assert_eq!(behind["focused"], false, "behind the dialog took focus: {behind}");
+    }
+    assert_accessible("page with the help open", &v["help_a11y_page"]);
     assert_eq!(
         v["help_after_escape"]["focus"], "help-button",
         "and back to its button"

@@ -37,6 +37,15 @@ impl LiveGraph {
     }
 
     pub fn on_event(&mut self, ev: &SseEvent) -> Update {
+        #[cfg(target_arch = "wasm32")]
+        let t = crate::map::perf::now();
+        let u = self.decode(ev);
+        #[cfg(target_arch = "wasm32")]
+        crate::map::perf::measure("orrery:live-decode", t);
+        u
+    }
+
+    fn decode(&mut self, ev: &SseEvent) -> Update {
         match ev.event.as_str() {
             "graph" => match serde_json::from_str::<Graph>(&ev.data) {
                 Ok(g) => {

@@ -15,7 +15,7 @@
 //! reopens the connection (which starts with the whole graph again).
 
 use crate::live::{LiveGraph, Update};
-use crate::sse::{MAX_EVENT_BYTES, SseEvent, SseParser, backoff_ms};
+use crate::sse::{MAX_EVENT_BYTES, SseParser, backoff_ms};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -48,30 +48,6 @@ pub struct LiveStream {
 pub type OnUpdate = Rc<dyn Fn(Update)>;
 
 impl LiveStream {
-    /// Every update as an SSE event, as before deltas existed: the whole graph as a `graph`
-    /// event, a failed refresh as an `error` event. (`open_graphs` hands over the graph itself
-    /// and saves serialising it again for the caller to parse.)
-    pub fn open(
-        url: String,
-        on_event: Rc<dyn Fn(SseEvent)>,
-        on_state: Rc<dyn Fn(StreamState)>,
-    ) -> LiveStream {
-        let on_update: OnUpdate = Rc::new(move |u: Update| match u {
-            Update::Graph(g) => on_event(SseEvent {
-                event: "graph".into(),
-                data: serde_json::to_string(&g).unwrap_or_default(),
-                id: None,
-            }),
-            Update::Error(error) => on_event(SseEvent {
-                event: "error".into(),
-                data: serde_json::to_string(&crate::api::ApiError { error }).unwrap_or_default(),
-                id: None,
-            }),
-            Update::Resync(_) | Update::Nothing => {}
-        });
-        Self::open_graphs(url, on_update, on_state)
-    }
-
     /// The stream handing over `Update::Graph` (the whole current graph, after each `graph` or
     /// `delta` event) and `Update::Error`.
     pub fn open_graphs(

@@ -106,6 +106,30 @@ export async function empty(browser, base, artifacts, opts) {
   out.help_by_key = await helpState();
   out.help_text = await page.$eval("[data-testid=help]", (e) => e.textContent);
   out.help_a11y = await seriousViolations(page, "[data-testid=help]");
+  // A real modal: the page behind is inert. Tab and Shift+Tab from the dialog's last control
+  // stay in it; the map and the header cannot take focus, even when asked to.
+  out.help_modal = await page.evaluate(() => {
+    const d = document.querySelector("[data-testid=help-dialog]");
+    return { tag: d.tagName, open: d.open, modal: d.matches(":modal") };
+  });
+  const focusNow = () => page.evaluate(() => ({
+    in_dialog: !!document.activeElement?.closest("[data-testid=help-dialog]"),
+    id: document.activeElement?.dataset.testid || document.activeElement?.tagName || "",
+  }));
+  out.help_tabs = [];
+  for (const k of ["Tab", "Tab", "Tab"]) { await page.keyboard.press(k); out.help_tabs.push(await focusNow()); }
+  await page.keyboard.down("Shift"); await page.keyboard.press("Tab"); await page.keyboard.up("Shift");
+  out.help_tabs.push(await focusNow());
+  out.help_behind = await page.evaluate(() => {
+    const tries = ["[data-testid=map] canvas", "[data-testid=help-button]", "input.locate"].map((sel) => {
+      const e = document.querySelector(sel);
+      if (!e) return { sel, found: false };
+      e.focus();
+      return { sel, found: true, focused: document.activeElement === e };
+    });
+    return tries;
+  });
+  out.help_a11y_page = await seriousViolations(page);
   await shot(page, opts, artifacts, "map-help");
   await page.keyboard.press("Escape");
   await page.waitForFunction(() => document.querySelector(".help-backdrop").hidden, { timeout: 5000 });

@@ -10,7 +10,12 @@
 //   live             over opts.watch_ms while the mesh keeps sending: graph updates applied,
 //                    frames, renderer frame CPU (data-frame-stats), main-thread busy time per
 //                    frame (CDP TaskDuration), long tasks (> 50 ms) and the longest
-//   memory           JS heap used and the renderer process's RSS
+//   phases           where the time to the first frame went: the app's User Timing entries
+//                    (`orrery:*`, web/src/map/perf.rs: fetch, parse, prepare, layout, lists,
+//                    scene, upload, list-nodes, apply, first-draw, labels, live-decode) up to
+//                    the first frame, in order, plus the wasm module's load (resource timing)
+//   live.phases      the same entries during the live phase: count, total and max per name
+//   memory           JS heap used, the wasm memory, DOM nodes, and the renderer process's RSS
 // Screenshot: artifacts/mesh-<name>.png, and docs_images/<opts.docs_image> when asked.
 import fs from "node:fs";
 import path from "node:path";
@@ -94,6 +99,15 @@ export async function mesh(browser, base, artifacts, opts) {
     window.__long = [];
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push([e.startTime, e.duration]); })
       .observe({ type: "longtask", buffered: true });
+    // The wasm module's memory (linear memory is outside the JS heap).
+    for (const k of ["instantiateStreaming", "instantiate"]) {
+      const orig = WebAssembly[k];
+      WebAssembly[k] = async (...a) => {
+        const r = await orig.apply(WebAssembly, a);
+        if (r && r.instance) window.__wasmMemory = r.instance.exports.memory;
+        return r;
+      };
+    }
     window.__frames = 0;
     const tick = () => { window.__frames++; requestAnimationFrame(tick); };
     requestAnimationFrame(tick);
@@ -104,6 +118,18 @@ export async function mesh(browser, base, artifacts, opts) {
   await page.waitForSelector("[data-testid=map] canvas[data-first-frame-ms]", { timeout: 120000 });
   const out = { log, url };
   out.first_frame_ms = Number(await page.$eval("[data-testid=map] canvas[data-first-frame-ms]", (c) => c.dataset.firstFrameMs));
+  out.phases = await page.evaluate((ff) => {
+    const r = (x) => Math.round(x * 10) / 10;
+    const wasm = performance.getEntriesByType("resource").find((e) => e.name.endsWith(".wasm"));
+    const m = performance.getEntriesByType("measure").filter((e) => e.name.startsWith("orrery:") && e.startTime <= ff + 1)
+      .map((e) => [e.name.slice(7), r(e.startTime), r(e.duration)]);
+    const nav = performance.getEntriesByType("navigation")[0];
+    return {
+      dom_content_loaded: nav ? r(nav.domContentLoadedEventEnd) : null,
+      wasm_loaded: wasm ? r(wasm.responseEnd) : null,
+      entries: m,
+    };
+  }, out.first_frame_ms);
   // Wait until the map shows (nearly) all the services asked for and the layout animation ended.
   await page.waitForFunction((want) => {
     const o = document.querySelector("[data-testid=map] canvas[data-geometry]");
@@ -142,6 +168,7 @@ export async function mesh(browser, base, artifacts, opts) {
     const version = async () => (await geometry()).version || 0;
     const [m0, f0, v0, t0] = [await metric(), await page.evaluate(() => window.__frames), await version(), Date.now()];
     const longBefore = await page.evaluate(() => window.__long.length);
+    const since = await page.evaluate(() => performance.now());
     await new Promise((r) => setTimeout(r, opts.watch_ms));
     const [m1, f1, v1, t1] = [await metric(), await page.evaluate(() => window.__frames), await version(), Date.now()];
     const long = (await page.evaluate(() => window.__long)).slice(longBefore);
@@ -156,11 +183,29 @@ export async function mesh(browser, base, artifacts, opts) {
       script_ms_per_frame: frames ? ((m1.ScriptDuration - m0.ScriptDuration) * 1000) / frames : null,
       long_tasks: long.length,
       longest_task_ms: long.reduce((m, t) => Math.max(m, t[1]), 0),
+      long_task_ms: long.map((t) => Math.round(t[1])),
+      phases: await page.evaluate((since) => {
+        const by = {};
+        for (const e of performance.getEntriesByType("measure")) {
+          if (!e.name.startsWith("orrery:") || e.startTime < since) continue;
+          const k = e.name.slice(7);
+          const b = (by[k] ||= { count: 0, total_ms: 0, max_ms: 0 });
+          b.count++;
+          b.total_ms = Math.round((b.total_ms + e.duration) * 10) / 10;
+          b.max_ms = Math.max(b.max_ms, Math.round(e.duration * 10) / 10);
+        }
+        return by;
+      }, since),
     };
     const m = await metric();
+    const dom = await cdp.send("Memory.getDOMCounters").catch(() => ({}));
+    const pids = renderers(browser.process().pid);
     out.memory = {
       js_heap_used_mb: m.JSHeapUsedSize / 1048576,
-      renderer_rss_mb: Math.max(0, ...renderers(browser.process().pid).map(rssKiB)) / 1024,
+      wasm_memory_mb: await page.evaluate(() => window.__wasmMemory ? window.__wasmMemory.buffer.byteLength / 1048576 : null),
+      dom_nodes: dom.nodes ?? null,
+      renderer_rss_mb: Math.max(0, ...pids.map(rssKiB)) / 1024,
+      renderer_pids: pids.length,
     };
   }
   await page.close();

@@ -7,12 +7,13 @@ use super::{Panel, flag, now_s};
 use crate::api::{Graph, GraphDiff};
 use crate::diff::{self, Marks};
 use crate::layout::{Input, Layout};
+use crate::map::perf;
 use crate::namespaces;
 use crate::net::get_json;
 use crate::stream::{LiveStream, StreamState};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 
@@ -25,6 +26,7 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         meta,
         status,
         empty,
+        grouping,
         ..
     } = m;
     let Shared {
@@ -37,6 +39,7 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         if !alive.get() {
             return;
         }
+        let t_apply = perf::now();
         let s = state.get_untracked();
         if s.hide_virtual {
             g.nodes.retain(|n| !n.is_virtual());
@@ -60,15 +63,10 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
             g.edges
                 .retain(|e| ids.contains(&e.source) && ids.contains(&e.target));
         }
-        // Namespace zoom (region level): unexpanded namespaces are one node each, when the
-        // region is crowded (or the user asked for it). Diff mode compares services, so it
-        // shows them all.
-        if g.level == "region"
-            && !s.diff
-            && namespaces::should_collapse(&g, namespaces::Grouping::parse(&s.group))
-        {
-            namespaces::collapse(&mut g, &namespaces::parse_expanded(&s.ns));
-        }
+        // Namespace zoom (region level): the graph API collapsed the unexpanded namespaces
+        // (`group=auto`: only a crowded region of several namespaces; `group=namespace`:
+        // always; see `namespaces::server_group`) and says what it did.
+        let _ = grouping.try_set(g.grouping.clone());
         // The browser's other groupings (by region, by name prefix).
         if g.level == "region"
             && !s.diff
@@ -82,6 +80,8 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         };
         let mut guard = ms.borrow_mut();
         let Some(m) = guard.as_mut() else { return };
+        perf::measure("orrery:prepare", t_apply);
+        let t = perf::now();
         let key = pins_key(&s);
         if m.layout_key != key {
             m.layout = Layout::new();
@@ -101,19 +101,20 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
                 .set_aspect((w * 0.85 - 100.0).max(100.0) / (h * 0.75 - 100.0).max(100.0));
             m.layout.update_layered(&input);
         }
-        edges.set(
-            g.edges
-                .iter()
-                .map(|e| {
-                    (
-                        e.source.clone(),
-                        e.target.clone(),
-                        marks.edge_state(e).to_string(),
-                        e.metrics.error_rate,
-                    )
-                })
-                .collect(),
-        );
+        perf::measure("orrery:layout", t);
+        let t_lists = perf::now();
+        let edge_items: Vec<_> = g
+            .edges
+            .iter()
+            .map(|e| {
+                (
+                    e.source.clone(),
+                    e.target.clone(),
+                    marks.edge_state(e).to_string(),
+                    e.metrics.error_rate,
+                )
+            })
+            .collect();
         meta.set((g.max_volume, g.data_quality.clone(), g.level.clone()));
         // An empty live window shows the onboarding (how to send spans); an empty replayed
         // minute just says so.
@@ -124,16 +125,45 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         } else {
             String::new()
         });
-        let t = now_s();
+        perf::measure("orrery:lists", t_lists);
+        let t = perf::now();
         m.scene.marks = marks;
-        m.scene.set(g, &m.layout, t, true, None, 100_000);
+        m.scene.set(g, &m.layout, now_s(), true, None, 100_000);
+        perf::measure("orrery:scene", t);
+        let t = perf::now();
         m.renderer.upload(&m.scene);
+        perf::measure("orrery:upload", t);
         // Kiosk mode (wall displays) re-fits on every update: nobody is there to pan.
         if !m.fitted || flag("kiosk") {
             m.fit();
         }
-        nodes.set(node_items(m));
+        let node_list = node_items(m);
+        perf::measure("orrery:apply", t_apply);
+        // The lists beside the map (thousands of rows on a big mesh) are rebuilt after the next
+        // frame is drawn: the map shows first, and one update is two shorter tasks.
+        after_next_frame(move || {
+            let t = perf::now();
+            let _ = edges.try_set(edge_items);
+            let _ = nodes.try_set(node_list);
+            perf::measure("orrery:list-nodes", t);
+        });
     }
+}
+
+/// Runs `f` in a task after the next animation frame (the frame loop's callback, registered
+/// earlier, draws first).
+fn after_next_frame(f: impl FnOnce() + 'static) {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let Some(w) = web_sys::window() else { return };
+    let later = Closure::once_into_js(move || {
+        let task = Closure::once_into_js(f);
+        if let Some(w) = web_sys::window() {
+            let _ =
+                w.set_timeout_with_callback_and_timeout_and_arguments_0(task.unchecked_ref(), 0);
+        }
+    });
+    let _ = w.request_animation_frame(later.unchecked_ref());
 }
 
 /// The list mirroring the drawn nodes, with where each is on screen (CSS px in the canvas).
@@ -238,31 +268,58 @@ pub(crate) fn install(m: Map, sh: &Shared) {
             }
             let generation = fetch_gen.get() + 1;
             fetch_gen.set(generation);
-            busy.set(true);
             let (fetch_gen, busy) = (fetch_gen.clone(), busy.clone());
-            spawn_local(async move {
-                // The diff first, so the graph that follows is drawn with its changes marked.
-                let d = if want_diff {
-                    Some(get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await)
-                } else {
-                    None
-                };
-                let g = get_json::<Graph>(&format!("orrery/api/graph?{q}")).await;
-                if fetch_gen.get() != generation {
-                    return;
-                }
-                busy.set(false);
-                if let Some(d) = d {
-                    *added.borrow_mut() = d.as_ref().ok().cloned();
-                    let _ = diff.try_set(Some(d));
-                }
-                match g {
-                    Ok(g) => apply2(g),
-                    Err(e) => {
-                        let _ = status.try_set(format!("Could not load the graph: {e}"));
+            // The one-shot graph request.
+            let fetch: Rc<dyn Fn()> = Rc::new(move || {
+                busy.set(true);
+                let (q, apply2, added) = (q.clone(), apply2.clone(), added.clone());
+                let (fetch_gen, busy) = (fetch_gen.clone(), busy.clone());
+                spawn_local(async move {
+                    // The diff first, so the graph that follows is drawn with its changes marked.
+                    let d = if want_diff {
+                        Some(get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await)
+                    } else {
+                        None
+                    };
+                    let t = perf::now();
+                    let g = match crate::net::get_bytes(&format!("orrery/api/graph?{q}")).await {
+                        Ok(body) => {
+                            perf::measure("orrery:fetch", t);
+                            let t = perf::now();
+                            let g = serde_json::from_slice::<Graph>(&body)
+                                .map_err(|e| format!("unexpected response: {e}"));
+                            perf::measure("orrery:parse", t);
+                            g
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if fetch_gen.get() != generation {
+                        return;
                     }
-                }
+                    busy.set(false);
+                    if let Some(d) = d {
+                        *added.borrow_mut() = d.as_ref().ok().cloned();
+                        let _ = diff.try_set(Some(d));
+                    }
+                    match g {
+                        Ok(g) => apply2(g),
+                        Err(e) => {
+                            let _ = status.try_set(format!("Could not load the graph: {e}"));
+                        }
+                    }
+                });
             });
+            // A live map takes its first graph from the stream, which starts with the whole
+            // graph: fetching it as well would have the server compute the same 2,000-service
+            // graph twice at the moment the page opens. The plain fetch stays for replay and
+            // diff, and as the fallback when the stream is refused (e.g. the server's cap on
+            // streams) or fails before its first graph, so the map is drawn while live updates
+            // wait.
+            let stream_first = s.live() && !want_diff;
+            perf::mark("orrery:graph-requested");
+            if !stream_first {
+                fetch();
+            }
             let mut b = ms.borrow_mut();
             if let Some(m) = b.as_mut() {
                 // Dropping the old stream aborts its connection and its reconnects.
@@ -272,29 +329,39 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                     return;
                 }
                 let apply3 = apply.clone();
-                let on_event: Rc<dyn Fn(crate::sse::SseEvent)> =
-                    Rc::new(move |ev: crate::sse::SseEvent| {
-                        if ev.event == "graph"
-                            && let Ok(g) = serde_json::from_str::<Graph>(&ev.data)
-                        {
-                            apply3(g);
-                        } else if ev.event == "error" {
-                            // A refresh that failed (e.g. hit a query limit); the stream goes
-                            // on and the next graph clears the message.
-                            let msg = serde_json::from_str::<crate::api::ApiError>(&ev.data)
-                                .map(|e| e.error)
-                                .unwrap_or(ev.data);
+                let got_graph = Rc::new(Cell::new(false));
+                let got = got_graph.clone();
+                // The whole graph of each tick as `live.rs` keeps it (no re-serialising).
+                let on_update: crate::stream::OnUpdate =
+                    Rc::new(move |u: crate::live::Update| match u {
+                        crate::live::Update::Graph(g) => {
+                            got.set(true);
+                            apply3(g)
+                        }
+                        // A refresh that failed (e.g. hit a query limit); the stream goes on
+                        // and the next graph clears the message.
+                        crate::live::Update::Error(msg) => {
                             let _ = status.try_set(format!("Live update failed: {msg}"));
                         }
+                        _ => {}
                     });
+                let fetched = Cell::new(!stream_first);
+                let fetch = fetch.clone();
                 let on_state: Rc<dyn Fn(StreamState)> = Rc::new(move |st: StreamState| {
+                    let failed =
+                        matches!(st, StreamState::Retrying { .. } | StreamState::Unauthorized);
+                    if failed && !got_graph.get() && !fetched.replace(true) {
+                        fetch();
+                    }
                     let _ = stream_state.try_set(st);
                 });
-                m.source = Some(LiveStream::open(
+                m.source = Some(LiveStream::open_graphs(
                     format!("orrery/api/graph/stream?{}", s.graph_query()),
-                    on_event,
+                    on_update,
                     on_state,
                 ));
+            } else if stream_first {
+                fetch();
             }
         });
     }

@@ -101,27 +101,61 @@ pub(crate) fn install_help_keys(help: Help) {
     keys.forget();
 }
 
-/// The controls, as a modal dialog: focus moves to its close button, Escape or the button
-/// closes it and focus returns to the "?" button.
+/// The controls, as a real modal: a `<dialog>` opened with `showModal()`, so the page behind
+/// is inert (no focus, no clicks, hidden from assistive technology) and Escape closes it.
+/// Focus moves to its close button and stays in the dialog (Tab included), and on close focus
+/// returns to the "?" button.
 #[component]
 pub(crate) fn HelpOverlay(help: Help) -> impl IntoView {
     let close = NodeRef::<leptos::html::Button>::new();
+    let dialog = NodeRef::<leptos::html::Dialog>::new();
     Effect::new(move |was_open: Option<bool>| {
         let open = help.0.get();
+        let Some(d) = dialog.get() else {
+            return open;
+        };
+        // `showModal`/`close` through Reflect: the web-sys binding needs a feature the crate
+        // does not otherwise use.
+        let call = |name: &str| {
+            if let Ok(f) = js_sys::Reflect::get(&d, &name.into())
+                && let Ok(f) = f.dyn_into::<js_sys::Function>()
+            {
+                let _ = f.call0(&d);
+            }
+        };
+        let is_open = js_sys::Reflect::get(&d, &"open".into()).is_ok_and(|v| v.is_truthy());
         if open {
+            if !is_open {
+                call("showModal");
+            }
             if let Some(b) = close.get() {
                 let _ = b.focus();
             }
-        } else if was_open == Some(true)
-            && let Some(b) = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.query_selector("[data-testid=help-button]").ok().flatten())
-                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-        {
-            let _ = b.focus();
+        } else {
+            if is_open {
+                call("close");
+            }
+            if was_open == Some(true)
+                && let Some(b) = web_sys::window()
+                    .and_then(|w| w.document())
+                    .and_then(|d| d.query_selector("[data-testid=help-button]").ok().flatten())
+                    .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+            {
+                let _ = b.focus();
+            }
         }
         open
     });
+    // Tab and Shift+Tab stay in the dialog: its one control is the close button (after it the
+    // browser would move focus to its own toolbar, out of the page).
+    let trap = move |ev: web_sys::KeyboardEvent| {
+        if ev.key() == "Tab"
+            && let Some(b) = close.get()
+        {
+            ev.prevent_default();
+            let _ = b.focus();
+        }
+    };
     let rows: &[(&str, &str)] = &[
         (
             "click a node or an edge",
@@ -156,9 +190,18 @@ pub(crate) fn HelpOverlay(help: Help) -> impl IntoView {
         ("?", "this help"),
     ];
     view! {
-        <div class="help-backdrop" hidden=move || !help.0.get() on:click=move |_| help.0.set(false)>
-            <div class="help panel" role="dialog" aria-modal="true" aria-labelledby="help-title" data-testid="help"
-                on:click=|ev| ev.stop_propagation()>
+        // The dialog fills the viewport (its own backdrop): a click beside the panel closes it.
+        <dialog class="help-backdrop" node_ref=dialog data-testid="help-dialog" aria-labelledby="help-title"
+            hidden=move || !help.0.get()
+            on:close=move |_| if help.0.get_untracked() { help.0.set(false) }
+            on:keydown=trap
+            on:click=move |ev| {
+                let on_backdrop = ev.target().zip(dialog.get()).is_some_and(|(t, d)| {
+                    t.dyn_ref::<web_sys::Element>().is_some_and(|t| t == d.as_ref() as &web_sys::Element)
+                });
+                if on_backdrop { help.0.set(false) }
+            }>
+            <div class="help panel" data-testid="help">
                 <h2 id="help-title">"Keyboard and mouse"</h2>
                 <table class="data"><tbody>
                     {rows.iter().map(|(k, what)| view! { <tr><th scope="row">{*k}</th><td>{*what}</td></tr> }).collect_view()}
@@ -166,6 +209,6 @@ pub(crate) fn HelpOverlay(help: Help) -> impl IntoView {
                 <p class="muted">"Colours: blue normal, orange warning, red danger (error share or p95 over the thresholds). Particles: requests flowing, red ones failed."</p>
                 <button node_ref=close data-testid="help-close" on:click=move |_| help.0.set(false)>"Close (Esc)"</button>
             </div>
-        </div>
+        </dialog>
     }
 }

@@ -1,6 +1,14 @@
 //! The live service map: scene state, label placement, edge routing, shaders and renderer.
 
+#[cfg(target_arch = "wasm32")]
+mod canvas2d;
+#[cfg(target_arch = "wasm32")]
+mod geometry;
+#[cfg(target_arch = "wasm32")]
+mod gl;
 pub mod labels;
+#[cfg(target_arch = "wasm32")]
+pub mod perf;
 #[cfg(target_arch = "wasm32")]
 pub mod render;
 pub mod route;

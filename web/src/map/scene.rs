@@ -209,6 +209,10 @@ impl Scene {
                 self.particles.push((ei as u32, phase, speed, err, lane));
             }
         }
+        // Shuffled (deterministically), so that drawing only the first n (a slow GPU, see
+        // `Renderer::pace`) thins every edge alike.
+        self.particles
+            .sort_unstable_by_key(|p| hash(p.0, p.1.to_bits()));
     }
 }
 
@@ -390,6 +394,39 @@ mod tests {
             .0 as u32;
         let on = |e| s.particles.iter().filter(|p| p.0 == e).count();
         assert!(on(busiest) > on(quiet));
+    }
+
+    #[test]
+    fn any_prefix_of_the_particles_thins_every_edge_alike() {
+        // A slow GPU draws only the first n particles (Renderer::pace): the order is shuffled,
+        // so the first quarter holds about a quarter of every edge's particles.
+        let g = crate::synth::mesh(300, 1200, 8, 3);
+        let l = laid_out(&g);
+        let mut s = Scene::default();
+        s.set(g, &l, 0.0, false, Some(20_000), 100_000);
+        let per_edge = |ps: &[(u32, f32, f32, bool, f32)]| {
+            let mut m: HashMap<u32, usize> = HashMap::new();
+            for p in ps {
+                *m.entry(p.0).or_default() += 1;
+            }
+            m
+        };
+        let all = per_edge(&s.particles);
+        let quarter = per_edge(&s.particles[..s.particles.len() / 4]);
+        let busy: Vec<_> = all.iter().filter(|(_, n)| **n >= 60).collect();
+        assert!(busy.len() >= 20, "{}", busy.len());
+        for (e, n) in busy {
+            let k = quarter.get(e).copied().unwrap_or(0) as f64 / *n as f64;
+            assert!(
+                (0.1..0.45).contains(&k),
+                "edge {e}: {k} of its {n} particles"
+            );
+        }
+        let errors = |ps: &[(u32, f32, f32, bool, f32)]| {
+            ps.iter().filter(|p| p.3).count() as f64 / ps.len() as f64
+        };
+        let (whole, part) = (errors(&s.particles), errors(&s.particles[..5000]));
+        assert!((whole - part).abs() < 0.03, "{whole} vs {part}");
     }
 
     #[test]

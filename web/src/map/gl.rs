@@ -1,0 +1,355 @@
+//! The WebGL2 backend: three instanced draws per frame (edges, particles, nodes), their motion
+//! and the layout animation computed in the shaders (`shaders.rs`) from per-instance data
+//! uploaded once per graph update.
+
+use super::render::Camera;
+use super::scene::{self, ANIM_SECS, Scene};
+use super::shaders;
+use crate::api::Health;
+use web_sys::{WebGl2RenderingContext as GL, WebGlBuffer, WebGlProgram, WebGlVertexArrayObject};
+
+/// A straight edge: one segment (t = 0 and 1, both sides).
+const STRAIGHT: [f32; 8] = [0.0, -1.0, 0.0, 1.0, 1.0, -1.0, 1.0, 1.0];
+
+struct Pass {
+    prog: WebGlProgram,
+    vao: WebGlVertexArrayObject,
+    /// The per-vertex corners (a quad, or the edge strip).
+    corners: WebGlBuffer,
+    inst: WebGlBuffer,
+    count: i32,
+    /// Vertices of the strip drawn per instance.
+    verts: i32,
+}
+
+pub(super) struct Gl {
+    gl: GL,
+    particles: Pass,
+    edges: Pass,
+    nodes: Pass,
+    /// The straight edges' corners (see `set_edge_strip`).
+    straight: WebGlBuffer,
+    strip_verts: i32,
+    /// Most particles drawn per frame (the renderer lowers it when frames come too slowly).
+    pub(super) particle_cap: i32,
+}
+
+impl Gl {
+    pub(super) fn new(gl: GL) -> Result<Self, String> {
+        let quad: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
+        // An edge is a strip of segments along t = 0..1, so curves bend smoothly.
+        let strip: Vec<f32> = (0..=shaders::EDGE_SEGMENTS)
+            .flat_map(|k| {
+                let t = k as f32 / shaders::EDGE_SEGMENTS as f32;
+                [t, -1.0, t, 1.0]
+            })
+            .collect();
+        let particles = pass(
+            &gl,
+            &shaders::particle_vs(),
+            shaders::PARTICLE_FS,
+            &quad,
+            &[4, 4, 4, 1],
+        )?;
+        let edges = pass(
+            &gl,
+            &shaders::edge_vs(),
+            shaders::EDGE_FS,
+            &strip,
+            &[4, 4, 4, 4],
+        )?;
+        let nodes = pass(
+            &gl,
+            &shaders::node_vs(),
+            shaders::NODE_FS,
+            &quad,
+            &[4, 4, 1],
+        )?;
+        gl.enable(GL::BLEND);
+        gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
+        let straight = gl.create_buffer().ok_or("buffer")?;
+        gl.bind_buffer(GL::ARRAY_BUFFER, Some(&straight));
+        // SAFETY: the view is dropped before any allocation can move the array.
+        unsafe {
+            let view = js_sys::Float32Array::view(&STRAIGHT);
+            gl.buffer_data_with_array_buffer_view(GL::ARRAY_BUFFER, &view, GL::STATIC_DRAW);
+        }
+        let strip_verts = edges.verts;
+        Ok(Gl {
+            gl,
+            particles,
+            edges,
+            nodes,
+            straight,
+            strip_verts,
+            particle_cap: i32::MAX,
+        })
+    }
+
+    /// Uploads the scene's instance data (on graph/layout change, never per frame).
+    pub(super) fn upload_scene(&mut self, s: &Scene) {
+        // Straight edges (every level but global) need one segment, not a curve's strip: on a
+        // 5,000-edge map that is a twelfth of the vertices, which a software renderer
+        // (SwiftShader) notices.
+        let straight = s.bend.iter().all(|b| *b == 0.0);
+        self.set_edge_strip(straight);
+        let g = self;
+        let mut pdata = Vec::with_capacity(s.particles.len() * 13);
+        for &(ei, phase, speed, err, lane) in &s.particles {
+            let (a, b) = s.edge_ends[ei as usize];
+            let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
+            pdata.extend_from_slice(&[
+                fa.x,
+                fa.y,
+                fb.x,
+                fb.y,
+                ta.x,
+                ta.y,
+                tb.x,
+                tb.y,
+                phase,
+                speed,
+                err as u8 as f32,
+                lane,
+                s.bend[ei as usize],
+            ]);
+        }
+        g.particles.count = s.particles.len() as i32;
+        g.upload(&g.particles.inst, &pdata);
+        let mut edata = Vec::with_capacity(s.edge_ends.len() * 16);
+        let mut ecount = 0;
+        let max_rps = s
+            .graph
+            .edges
+            .iter()
+            .map(|e| e.metrics.rps)
+            .fold(0.0f64, f64::max);
+        let crowded = s.graph.edges.len() >= scene::CROWDED_EDGES;
+        // Unhealthy and heavy edges last, so they are drawn over the thin ones.
+        for ei in scene::edge_draw_order(&s.graph, &s.marks) {
+            let (e, (a, b)) = (&s.graph.edges[ei], s.edge_ends[ei]);
+            if a == usize::MAX || b == usize::MAX {
+                continue;
+            }
+            let state = s.marks.edge_state(e);
+            let c = crate::encoding::health_rgb(state);
+            let dim = s.dimmed.contains(&e.source) || s.dimmed.contains(&e.target);
+            let (style_alpha, width) = scene::edge_style(state, e.metrics.rps, max_rps, crowded);
+            let selected = s.selected_edge.as_deref() == Some(e.id.as_str());
+            let alpha = if selected {
+                0.9
+            } else if dim {
+                0.06
+            } else {
+                style_alpha
+            };
+            let width = if selected { width + 1.5 } else { width };
+            let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
+            edata.extend_from_slice(&[
+                fa.x,
+                fa.y,
+                fb.x,
+                fb.y,
+                ta.x,
+                ta.y,
+                tb.x,
+                tb.y,
+                c[0],
+                c[1],
+                c[2],
+                // A negative alpha asks the shader for a dashed line (vanished in diff mode).
+                if state == "vanished" { -alpha } else { alpha },
+                width,
+                s.bend[ei],
+                0.0,
+                0.0,
+            ]);
+            ecount += 1;
+        }
+        g.edges.count = ecount;
+        g.upload(&g.edges.inst, &edata);
+        let mut ndata = Vec::with_capacity(s.graph.nodes.len() * 9);
+        for (i, n) in s.graph.nodes.iter().enumerate() {
+            let health = match n.health {
+                Health::Danger => 2.0,
+                Health::Warning => 1.0,
+                Health::Normal => 0.0,
+            };
+            let mut flags = 0;
+            if n.is_virtual() {
+                flags |= 1;
+            }
+            if s.selected.as_deref() == Some(n.id.as_str()) {
+                flags |= 2;
+            }
+            if s.dimmed.contains(&n.id) || s.marks.node_vanished(&n.id) {
+                flags |= 4;
+            }
+            ndata.extend_from_slice(&[
+                s.from[i].x,
+                s.from[i].y,
+                s.to[i].x,
+                s.to[i].y,
+                s.radius[i],
+                n.metrics.error_rate as f32,
+                health,
+                flags as f32,
+                s.born[i],
+            ]);
+        }
+        g.nodes.count = s.graph.nodes.len() as i32;
+        g.upload(&g.nodes.inst, &ndata);
+    }
+
+    /// Points the edge pass's corner attribute at the straight segment or the curved strip.
+    fn set_edge_strip(&mut self, straight: bool) {
+        let gl = &self.gl;
+        gl.bind_vertex_array(Some(&self.edges.vao));
+        gl.bind_buffer(
+            GL::ARRAY_BUFFER,
+            Some(if straight {
+                &self.straight
+            } else {
+                &self.edges.corners
+            }),
+        );
+        gl.vertex_attrib_pointer_with_i32(0, 2, GL::FLOAT, false, 0, 0);
+        gl.bind_vertex_array(None);
+        self.edges.verts = if straight {
+            (STRAIGHT.len() / 2) as i32
+        } else {
+            self.strip_verts
+        };
+    }
+
+    /// Particles uploaded (all of them are drawn unless `particle_cap` is lower).
+    pub(super) fn particle_count(&self) -> i32 {
+        self.particles.count
+    }
+
+    fn upload(&self, buf: &WebGlBuffer, data: &[f32]) {
+        self.gl.bind_buffer(GL::ARRAY_BUFFER, Some(buf));
+        // SAFETY: the view is dropped before any allocation can move `data`.
+        unsafe {
+            let view = js_sys::Float32Array::view(data);
+            self.gl
+                .buffer_data_with_array_buffer_view(GL::ARRAY_BUFFER, &view, GL::STATIC_DRAW);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn draw(
+        &self,
+        cam: Camera,
+        dpr: f32,
+        w: f32,
+        h: f32,
+        t: f64,
+        anim: f64,
+        motion: bool,
+    ) {
+        let gl = &self.gl;
+        gl.viewport(0, 0, w as i32, h as i32);
+        gl.clear_color(0.043, 0.059, 0.09, 1.0);
+        gl.clear(GL::COLOR_BUFFER_BIT);
+        // Seconds since page load: float32 keeps ~10 ms precision for a day, and one clock for
+        // everything keeps particles flowing across graph updates.
+        let rt = t as f32;
+        for (p, extra) in [(&self.edges, 0), (&self.particles, 1), (&self.nodes, 2)] {
+            if p.count == 0 {
+                continue;
+            }
+            gl.use_program(Some(&p.prog));
+            let u = |name: &str| gl.get_uniform_location(&p.prog, name);
+            gl.uniform4f(u("u_view").as_ref(), cam.cx, cam.cy, cam.zoom, dpr);
+            gl.uniform2f(u("u_res").as_ref(), w, h);
+            gl.uniform1f(u("u_time").as_ref(), rt);
+            gl.uniform2f(
+                u("u_anim").as_ref(),
+                anim as f32,
+                if motion { ANIM_SECS as f32 } else { 0.0 },
+            );
+            match extra {
+                1 => {
+                    gl.uniform1f(u("u_size").as_ref(), (3.2 * cam.zoom).clamp(1.4, 3.5));
+                    gl.uniform1f(u("u_motion").as_ref(), if motion { 1.0 } else { 0.0 });
+                }
+                2 => gl.uniform1f(u("u_min_px").as_ref(), 3.0),
+                _ => {}
+            }
+            gl.bind_vertex_array(Some(&p.vao));
+            // Particles are uploaded in a shuffled order, so any prefix is a fair sample.
+            let count = if extra == 1 {
+                p.count.min(self.particle_cap)
+            } else {
+                p.count
+            };
+            gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, count);
+        }
+        gl.bind_vertex_array(None);
+    }
+}
+
+fn pass(gl: &GL, vs: &str, fs: &str, corners: &[f32], attrs: &[i32]) -> Result<Pass, String> {
+    let prog = program(gl, vs, fs)?;
+    let vao = gl.create_vertex_array().ok_or("vao")?;
+    gl.bind_vertex_array(Some(&vao));
+    let quad = gl.create_buffer().ok_or("buffer")?;
+    gl.bind_buffer(GL::ARRAY_BUFFER, Some(&quad));
+    unsafe {
+        let view = js_sys::Float32Array::view(corners);
+        gl.buffer_data_with_array_buffer_view(GL::ARRAY_BUFFER, &view, GL::STATIC_DRAW);
+    }
+    gl.enable_vertex_attrib_array(0);
+    gl.vertex_attrib_pointer_with_i32(0, 2, GL::FLOAT, false, 0, 0);
+    let inst = gl.create_buffer().ok_or("buffer")?;
+    gl.bind_buffer(GL::ARRAY_BUFFER, Some(&inst));
+    let stride: i32 = attrs.iter().sum::<i32>() * 4;
+    let mut offset = 0;
+    for (k, &size) in attrs.iter().enumerate() {
+        let loc = k as u32 + 1;
+        gl.enable_vertex_attrib_array(loc);
+        gl.vertex_attrib_pointer_with_i32(loc, size, GL::FLOAT, false, stride, offset);
+        gl.vertex_attrib_divisor(loc, 1);
+        offset += size * 4;
+    }
+    gl.bind_vertex_array(None);
+    Ok(Pass {
+        prog,
+        vao,
+        corners: quad,
+        inst,
+        count: 0,
+        verts: (corners.len() / 2) as i32,
+    })
+}
+
+fn program(gl: &GL, vs: &str, fs: &str) -> Result<WebGlProgram, String> {
+    let compile = |kind, src: &str| -> Result<_, String> {
+        let s = gl.create_shader(kind).ok_or("shader")?;
+        gl.shader_source(&s, src);
+        gl.compile_shader(&s);
+        if gl
+            .get_shader_parameter(&s, GL::COMPILE_STATUS)
+            .as_bool()
+            .unwrap_or(false)
+        {
+            Ok(s)
+        } else {
+            Err(gl.get_shader_info_log(&s).unwrap_or_default())
+        }
+    };
+    let p = gl.create_program().ok_or("program")?;
+    gl.attach_shader(&p, &compile(GL::VERTEX_SHADER, vs)?);
+    gl.attach_shader(&p, &compile(GL::FRAGMENT_SHADER, fs)?);
+    gl.link_program(&p);
+    if gl
+        .get_program_parameter(&p, GL::LINK_STATUS)
+        .as_bool()
+        .unwrap_or(false)
+    {
+        Ok(p)
+    } else {
+        Err(gl.get_program_info_log(&p).unwrap_or_default())
+    }
+}
