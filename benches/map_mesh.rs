@@ -5,7 +5,10 @@
 //! navigation → first drawn frame; its legibility (node box share of the canvas, closest
 //! centres vs largest node, labels shown and overlapping); over 15 s of live updates the graph
 //! updates applied, fps, renderer frame CPU (p50/p95/max), main-thread busy time per frame,
-//! long tasks (> 50 ms: jank); and the tab's JS heap and renderer RSS. Writes
+//! long tasks (> 50 ms: jank), particles drawn; where the time goes — the app's User Timing
+//! entries (web/src/map/perf.rs) up to the first frame (fetch or stream decode, layout, scene,
+//! upload, first GL draw) and their count/total/max during the live phase; and the tab's
+//! memory (JS heap, wasm linear memory, DOM nodes, renderer RSS). Writes
 //! docs/images/map-mesh-2000.png. Figures only: no time limit is asserted.
 //!
 //! `cargo bench --bench map_mesh` (needs `bash scripts/build-web.sh`). Optional:
@@ -142,7 +145,39 @@ fn main() {
         l["labels"],
         l["label_overlaps"]
     );
-    println!("live: {}", v["live"]);
+    let p = &v["phases"];
+    println!(
+        "first frame, where the time went (ms after navigation): wasm loaded at {}, then [phase, start, duration]: {}",
+        p["wasm_loaded"],
+        serde_json::Value::Array(
+            p["entries"]
+                .as_array()
+                .map(|e| {
+                    // The empty frames' label passes before the graph are noise here.
+                    e.iter()
+                        .filter(|x| {
+                            x[0] != "labels"
+                                || x[1].as_f64() >= v["first_frame_ms"].as_f64().map(|f| f - 100.0)
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        )
+    );
+    let live = &v["live"];
+    println!(
+        "live ({:.0} s): {} graph updates, {:.1} fps, {} long tasks (longest {} ms), renderer frame CPU {}, main thread {:.1} ms/frame",
+        live["seconds"].as_f64().unwrap_or(0.0),
+        live["graph_updates"],
+        live["fps"].as_f64().unwrap_or(0.0),
+        live["long_tasks"],
+        live["longest_task_ms"],
+        live["renderer_frame_cpu"],
+        live["main_thread_ms_per_frame"].as_f64().unwrap_or(0.0)
+    );
+    println!("live phases (count, total, max ms): {}", live["phases"]);
+    println!("long tasks (ms): {}", live["long_task_ms"]);
     println!("memory: {}", v["memory"]);
     println!("page log: {}", v["log"]);
     let out = Command::new("uptime").output().unwrap();
