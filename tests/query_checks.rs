@@ -7,9 +7,9 @@ mod query_support;
 
 use std::time::{Duration, Instant};
 
-use orrery_query::{GraphArgs, QueryArgs};
+use orrery_query::GraphArgs;
 use orrery_store::testing::fresh_database;
-use query_checks_support::{check, receiver, rules_file};
+use query_checks_support::{check, receiver, rules_file, serve_query, spans_only};
 use query_support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -39,25 +39,7 @@ fn calls(
 }
 
 async fn serve(ch: &orrery_store::ClickHouseArgs, shutdown: &CancellationToken) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let args = QueryArgs {
-        query_addr: listener.local_addr().unwrap(),
-        api_token: None,
-        ui_dir: "/nonexistent".into(),
-        graph: GraphArgs {
-            graph_no_rollup: true,
-            ..settings()
-        },
-        limits: Default::default(),
-    };
-    tokio::spawn(orrery_query::serve(
-        listener,
-        args,
-        ch.clone(),
-        shutdown.clone(),
-    ));
-    url
+    serve_query(ch, spans_only(), shutdown, |_| {}).await.0
 }
 
 const HEALTHY: &str = r#"
@@ -287,22 +269,13 @@ async fn the_query_service_evaluates_its_rules_and_lists_their_states() {
     let start = |rules: Option<std::path::PathBuf>| {
         let ch = ch.clone();
         async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
             let shutdown = CancellationToken::new();
-            let args = QueryArgs {
-                query_addr: listener.local_addr().unwrap(),
-                api_token: None,
-                ui_dir: "/nonexistent".into(),
-                graph: GraphArgs {
-                    graph_no_rollup: true,
-                    graph_rules: rules,
-                    graph_rules_interval: Duration::from_secs(1),
-                    ..settings()
-                },
-                limits: Default::default(),
+            let graph = GraphArgs {
+                graph_rules: rules,
+                graph_rules_interval: Duration::from_secs(1),
+                ..spans_only()
             };
-            let task = tokio::spawn(orrery_query::serve(listener, args, ch, shutdown.clone()));
+            let (url, task) = serve_query(&ch, graph, &shutdown, |_| {}).await;
             (url, shutdown, task)
         }
     };
@@ -402,26 +375,13 @@ async fn two_replicas_send_the_same_alert_identity_to_alertmanager() {
     let (am, got) = receiver().await;
     let shutdown = CancellationToken::new();
     for _ in 0..2 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let args = QueryArgs {
-            query_addr: listener.local_addr().unwrap(),
-            api_token: None,
-            ui_dir: "/nonexistent".into(),
-            graph: GraphArgs {
-                graph_no_rollup: true,
-                graph_rules: Some(rules.path().to_path_buf()),
-                graph_rules_interval: Duration::from_secs(1),
-                graph_alertmanager_url: vec![am.clone()],
-                ..settings()
-            },
-            limits: Default::default(),
+        let graph = GraphArgs {
+            graph_rules: Some(rules.path().to_path_buf()),
+            graph_rules_interval: Duration::from_secs(1),
+            graph_alertmanager_url: vec![am.clone()],
+            ..spans_only()
         };
-        tokio::spawn(orrery_query::serve(
-            listener,
-            args,
-            ch.clone(),
-            shutdown.clone(),
-        ));
+        serve_query(&ch, graph, &shutdown, |_| {}).await;
     }
     let started = Instant::now();
     while got.lock().unwrap().len() < 4 {
@@ -479,28 +439,14 @@ async fn a_hung_alertmanager_does_not_stall_the_evaluation() {
             open.push(s);
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let args = QueryArgs {
-        query_addr: listener.local_addr().unwrap(),
-        api_token: None,
-        ui_dir: "/nonexistent".into(),
-        graph: GraphArgs {
-            graph_no_rollup: true,
-            graph_rules: Some(rules.path().to_path_buf()),
-            graph_rules_interval: Duration::from_secs(1),
-            graph_alertmanager_url: vec![am],
-            ..settings()
-        },
-        limits: Default::default(),
+    let graph = GraphArgs {
+        graph_rules: Some(rules.path().to_path_buf()),
+        graph_rules_interval: Duration::from_secs(1),
+        graph_alertmanager_url: vec![am],
+        ..spans_only()
     };
-    tokio::spawn(orrery_query::serve(
-        listener,
-        args,
-        ch.clone(),
-        shutdown.clone(),
-    ));
+    let (url, _) = serve_query(&ch, graph, &shutdown, |_| {}).await;
     let http = reqwest::Client::new();
     let evaluated = || async {
         let r = http
@@ -542,25 +488,11 @@ async fn a_hung_alertmanager_does_not_stall_the_evaluation() {
 async fn check_sends_the_api_token_and_a_refusal_is_an_error() {
     let ch = fresh_database().await;
     insert(&ch, &calls("p", "payments", now_ns() - MINUTE, 20, 0, 40)).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let args = QueryArgs {
-        query_addr: listener.local_addr().unwrap(),
-        api_token: Some("s3cret-token".into()),
-        ui_dir: "/nonexistent".into(),
-        graph: GraphArgs {
-            graph_no_rollup: true,
-            ..settings()
-        },
-        limits: Default::default(),
-    };
-    tokio::spawn(orrery_query::serve(
-        listener,
-        args,
-        ch.clone(),
-        shutdown.clone(),
-    ));
+    let (url, _) = serve_query(&ch, spans_only(), &shutdown, |a| {
+        a.api_token = Some("s3cret-token".into())
+    })
+    .await;
     let inline = [
         "--edge",
         "shop->payments",

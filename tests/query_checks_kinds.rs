@@ -7,9 +7,9 @@ mod query_support;
 
 use std::time::{Duration, Instant};
 
-use orrery_query::{GraphArgs, QueryArgs};
+use orrery_query::GraphArgs;
 use orrery_store::testing::fresh_database;
-use query_checks_support::{check, rules_file};
+use query_checks_support::{check, rules_file, serve_query, spans_only};
 use query_support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -46,27 +46,12 @@ async fn serve(
     rules: Option<std::path::PathBuf>,
     shutdown: &CancellationToken,
 ) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let args = QueryArgs {
-        query_addr: listener.local_addr().unwrap(),
-        api_token: None,
-        ui_dir: "/nonexistent".into(),
-        graph: GraphArgs {
-            graph_no_rollup: true,
-            graph_rules: rules,
-            graph_rules_interval: Duration::from_secs(1),
-            ..settings()
-        },
-        limits: Default::default(),
+    let graph = GraphArgs {
+        graph_rules: rules,
+        graph_rules_interval: Duration::from_secs(1),
+        ..spans_only()
     };
-    tokio::spawn(orrery_query::serve(
-        listener,
-        args,
-        ch.clone(),
-        shutdown.clone(),
-    ));
-    url
+    serve_query(ch, graph, shutdown, |_| {}).await.0
 }
 
 const RULES: &str = r#"

@@ -10,9 +10,9 @@ mod query_support;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use orrery_query::{GraphArgs, QueryArgs};
+use orrery_query::GraphArgs;
 use orrery_store::testing::fresh_database;
-use query_checks_support::{Posts, receiver};
+use query_checks_support::{Posts, receiver, serve_query, spans_only};
 use query_support::*;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -48,29 +48,15 @@ async fn replica(
     rules: &std::path::Path,
     am: &str,
 ) -> (String, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let args = QueryArgs {
-        query_addr: listener.local_addr().unwrap(),
-        api_token: None,
-        ui_dir: "/nonexistent".into(),
-        graph: GraphArgs {
-            graph_no_rollup: true,
-            graph_rules: Some(rules.to_path_buf()),
-            graph_rules_interval: Duration::from_secs(1),
-            graph_alertmanager_url: vec![am.to_string()],
-            graph_webhook_url: vec![format!("{am}/hook")],
-            ..settings()
-        },
-        limits: Default::default(),
+    let graph = GraphArgs {
+        graph_rules: Some(rules.to_path_buf()),
+        graph_rules_interval: Duration::from_secs(1),
+        graph_alertmanager_url: vec![am.to_string()],
+        graph_webhook_url: vec![format!("{am}/hook")],
+        ..spans_only()
     };
-    tokio::spawn(orrery_query::serve(
-        listener,
-        args,
-        ch.clone(),
-        shutdown.clone(),
-    ));
+    let (url, _) = serve_query(ch, graph, &shutdown, |_| {}).await;
     (url, shutdown)
 }
 

@@ -1,10 +1,11 @@
 //! The on-call CLI (`orrery traces`, `orrery trace`, `orrery graph`) run as the real binary
 //! against a query service on the real embedded engine.
 
+mod query_checks_support;
 mod query_support;
 
-use orrery_query::{GraphArgs, QueryArgs};
 use orrery_store::testing::fresh_database;
+use query_checks_support::{serve_query, spans_only};
 use query_support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -42,25 +43,8 @@ async fn traces_trace_and_graph_print_tables_and_json() {
         ],
     )
     .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let args = QueryArgs {
-        query_addr: listener.local_addr().unwrap(),
-        api_token: None,
-        ui_dir: "/nonexistent".into(),
-        graph: GraphArgs {
-            graph_no_rollup: true,
-            ..settings()
-        },
-        limits: Default::default(),
-    };
-    tokio::spawn(orrery_query::serve(
-        listener,
-        args,
-        ch.clone(),
-        shutdown.clone(),
-    ));
+    let (url, _) = serve_query(&ch, spans_only(), &shutdown, |_| {}).await;
 
     let (ok, out, err) = orrery(&[
         "traces",
@@ -127,27 +111,10 @@ async fn traces_trace_and_graph_print_tables_and_json() {
     assert!(err.contains("hex"), "{err}");
 
     // A trace bigger than --query-max-trace-spans: its earliest spans, and the CLI says so.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let capped_url = format!("http://{}", listener.local_addr().unwrap());
-    let args = QueryArgs {
-        query_addr: listener.local_addr().unwrap(),
-        api_token: None,
-        ui_dir: "/nonexistent".into(),
-        graph: GraphArgs {
-            graph_no_rollup: true,
-            ..settings()
-        },
-        limits: orrery_query::limits::LimitArgs {
-            query_max_trace_spans: 2,
-            ..Default::default()
-        },
-    };
-    tokio::spawn(orrery_query::serve(
-        listener,
-        args,
-        ch.clone(),
-        shutdown.clone(),
-    ));
+    let (capped_url, _) = serve_query(&ch, spans_only(), &shutdown, |a| {
+        a.limits.query_max_trace_spans = 2
+    })
+    .await;
     let (ok, out, err) = orrery(&["trace", "c1", "--query-url", &capped_url]).await;
     assert!(ok, "{err}");
     assert!(out.lines().next().unwrap().contains("2 span(s)"), "{out}");

@@ -76,3 +76,41 @@ pub fn rules_file(text: &str) -> tempfile::NamedTempFile {
     f.write_all(text.as_bytes()).unwrap();
     f
 }
+
+/// Graph settings of a query service that reads spans only (no rollup loop: the tests insert
+/// spans and read them back at once) with no grace or rollup delay.
+pub fn spans_only() -> orrery_query::GraphArgs {
+    orrery_query::GraphArgs {
+        graph_no_rollup: true,
+        graph_grace: std::time::Duration::from_millis(1),
+        graph_rollup_delay: std::time::Duration::from_secs(0),
+        ..Default::default()
+    }
+}
+
+/// A query service on a free loopback port reading `ch` with `graph` until `shutdown`: its
+/// base URL and its task. No token, default limits and no UI unless `tweak` sets them.
+pub async fn serve_query(
+    ch: &orrery_store::ClickHouseArgs,
+    graph: orrery_query::GraphArgs,
+    shutdown: &tokio_util::sync::CancellationToken,
+    tweak: impl FnOnce(&mut orrery_query::QueryArgs),
+) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut args = orrery_query::QueryArgs {
+        query_addr: addr,
+        api_token: None,
+        ui_dir: "/nonexistent".into(),
+        graph,
+        limits: Default::default(),
+    };
+    tweak(&mut args);
+    let task = tokio::spawn(orrery_query::serve(
+        listener,
+        args,
+        ch.clone(),
+        shutdown.clone(),
+    ));
+    (format!("http://{addr}"), task)
+}
