@@ -17,12 +17,13 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::GraphArgs;
-use crate::calls::{self, minute_filter};
 use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
 use crate::graph::fetch::{MinuteMarker, Rolled};
 use crate::metrics;
+use orrery_store::graph_rules as rules;
 
 pub mod backfill;
+mod rows;
 mod slots;
 pub use slots::{SLOT_DELAY_NS, SLOT_NS};
 /// Minutes recomputed per run at most (keeps one run bounded; backfill continues next run).
@@ -245,7 +246,7 @@ GROUP BY Minute",
                 .param("pairs", &pairs)
                 .param("computed", computed)
         };
-        let (values, merged) = (calls::value_columns(), calls::merged_count_columns());
+        let (values, merged) = (rules::value_columns(), rules::merged_count_columns());
         bind(self.client.query(&format!(
             "INSERT INTO orrery_graph_edges_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
                 CalleeRegion, CalleeKind, {values})
@@ -360,54 +361,28 @@ GROUP BY Minute",
         computed: u64,
         now_ns: i64,
     ) -> Result<Vec<MinuteQuality>> {
-        let lookback = self.settings.graph_parent_lookback.as_nanos() as i64;
         let settled = now_ns - self.settings.graph_grace.as_nanos() as i64;
         let lo = busy.iter().copied().min().unwrap_or(0);
         let hi = busy.iter().copied().max().unwrap_or(0) + MINUTE_NS;
         let minutes: Vec<u32> = busy.iter().map(|m| (m / 1_000_000_000) as u32).collect();
-        let bind = |q: clickhouse::query::Query| {
-            q.param("lo", lo)
-                .param("hi", hi)
-                .param("plo", lo - lookback)
-                .param("chi", hi + lookback)
-                .param("settled", settled)
-                .param("region_attrs", &self.settings.graph_region_attributes)
-                .param("computed", computed)
-                .param("minutes", &minutes)
-        };
-        let values = calls::value_columns();
-        bind(self.client.query(&format!(
-            "INSERT INTO orrery_graph_edges_1m (Minute, ComputedAt, Caller, Callee, CallerRegion,
-                CalleeRegion, CalleeKind, {values})
-             SELECT Minute, {{computed:UInt64}}, Caller, Callee, CallerRegion, CalleeRegion,
-                CalleeKind, {values}
-             FROM ({})",
-            calls::edge_rows_sql(minute_filter::LISTED)
-        )))
-        .execute()
-        .await
-        .context("rolling up edges")?;
-        bind(self.client.query(&format!(
-            "INSERT INTO orrery_graph_nodes_1m (Minute, ComputedAt, Service, Region, Instance, {values})
-             SELECT Minute, {{computed:UInt64}}, Service, Region, Instance, {values}
-             FROM ({})",
-            calls::node_rows_sql(minute_filter::LISTED)
-        )))
-        .execute()
-        .await
-        .context("rolling up nodes")?;
+        self.write_rows(&rows::MINUTES, (lo, hi), settled, computed, |q| {
+            q.param("minutes", &minutes)
+        })
+        .await?;
         let quality: Vec<MinuteQuality> = self
             .client
-            .query(
+            .query(&format!(
                 "SELECT toUInt32(Minute) AS minute,
-                    sumIf(Requests, CalleeKind = 'orphan') AS orphans,
-                    sumIf(Requests, CalleeKind IN ('database', 'queue', 'external')) AS unmatched
+                    sumIf(Requests, {orphan}) AS orphans,
+                    sumIf(Requests, {virt}) AS unmatched
                  FROM orrery_graph_edges_1m
-                 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-                   AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-                   AND ComputedAt = {computed:UInt64}
+                 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({{lo:Int64}}))
+                   AND Minute < toDateTime(fromUnixTimestamp64Nano({{hi:Int64}}))
+                   AND ComputedAt = {{computed:UInt64}}
                  GROUP BY Minute",
-            )
+                orphan = rules::IS_ORPHAN_ROW,
+                virt = rules::IS_VIRTUAL_ROW,
+            ))
             .param("lo", lo)
             .param("hi", hi)
             .param("computed", computed)

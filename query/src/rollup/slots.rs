@@ -7,8 +7,7 @@
 
 use anyhow::{Context, Result};
 
-use super::{Rollup, floor_minute};
-use crate::calls::{self, minute_filter};
+use super::{Rollup, floor_minute, rows};
 use crate::graph::fetch::markers::{MINUTE_NS, SlotMark, read_slots};
 pub use crate::graph::fetch::markers::{SLOT_DELAY_NS, SLOT_NS};
 
@@ -44,43 +43,16 @@ impl Rollup {
     /// Edge and node rows of one slot from its spans, then its marker.
     async fn compute_slot(&self, slot: i64, spans: u64, settled: i64) -> Result<()> {
         let computed = self.next_computed_at();
-        let lookback = self.settings.graph_parent_lookback.as_nanos() as i64;
-        let (lo, hi) = (slot, slot + SLOT_NS);
         let at = (slot / 1_000_000_000) as u32;
         if spans > 0 {
-            let bind = |q: clickhouse::query::Query| {
-                q.param("lo", lo)
-                    .param("hi", hi)
-                    .param("plo", lo - lookback)
-                    .param("chi", hi + lookback)
-                    .param("settled", settled)
-                    .param("region_attrs", &self.settings.graph_region_attributes)
-                    .param("computed", computed)
-                    .param("slot", at)
-            };
-            let values = calls::value_columns();
-            bind(self.client.query(&format!(
-                "INSERT INTO orrery_graph_edges_10s (Slot, ComputedAt, Caller, Callee, CallerRegion,
-                    CalleeRegion, CalleeKind, {values})
-                 SELECT toDateTime({{slot:UInt32}}), {{computed:UInt64}}, Caller, Callee,
-                    CallerRegion, CalleeRegion, CalleeKind, {values}
-                 FROM ({})",
-                calls::edge_rows_sql(minute_filter::ALL)
-            )))
-            .execute()
-            .await
-            .context("rolling up a slot's edges")?;
-            bind(self.client.query(&format!(
-                "INSERT INTO orrery_graph_nodes_10s (Slot, ComputedAt, Service, Region, Instance,
-                    {values})
-                 SELECT toDateTime({{slot:UInt32}}), {{computed:UInt64}}, Service, Region,
-                    Instance, {values}
-                 FROM ({})",
-                calls::node_rows_sql(minute_filter::ALL)
-            )))
-            .execute()
-            .await
-            .context("rolling up a slot's nodes")?;
+            self.write_rows(
+                &rows::SLOTS,
+                (slot, slot + SLOT_NS),
+                settled,
+                computed,
+                |q| q.param("slot", at),
+            )
+            .await?;
         }
         self.client
             .query(
