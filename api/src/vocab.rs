@@ -263,6 +263,17 @@ impl std::str::FromStr for Level {
     }
 }
 
+/// `level=` of the graph API as its typed parameters read it (`query/src/params.rs`, which
+/// puts the parameter's name in front of the message).
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        Level::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format_args!("{s:?} is not one of global, region, focused"))
+        })
+    }
+}
+
 /// Latency quantiles in ms, as `Metrics` carries them (`p50_ms`, `p95_ms`, `p99_ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Quantiles {

@@ -2,18 +2,21 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use orrery_api::NodeId;
 use serde_json::json;
 
 use crate::graph;
 use crate::middleware as mw;
-use crate::params::{self, Query as Q, url_decode_pairs};
-use crate::traces::{self, Order, Search};
+use crate::params::{
+    BaseParams, EdgeParams, GraphParams, Params, SearchParams, ServiceParams, WindowParams,
+};
+use crate::traces;
 use crate::{jaeger, ui};
 
 pub use crate::error::ApiError;
@@ -109,13 +112,16 @@ async fn config(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-pub use crate::params::{DEFAULT_SINCE, graph_request};
+pub use crate::params::{DEFAULT_SINCE, MAX_SEARCH_ATTRIBUTES, graph_request};
+
+// Each handler takes its parameters typed (`params.rs`): a bad one is a 400 before it runs.
 
 async fn graph_handler(
     State(state): State<AppState>,
-    Query(q): Query<Q>,
+    Params(g): Params<GraphParams>,
+    Params(w): Params<WindowParams>,
 ) -> ApiResult<crate::model::Graph> {
-    let req = graph_request(&q, crate::now_ns())?;
+    let req = g.request(&w, crate::now_ns())?;
     Ok(Json(
         graph::graph(&state.ch(), state.graph_args(), &state.runtime.cache, &req).await?,
     ))
@@ -123,23 +129,13 @@ async fn graph_handler(
 
 async fn diff_handler(
     State(state): State<AppState>,
-    Query(q): Query<Q>,
+    Params(g): Params<GraphParams>,
+    Params(w): Params<WindowParams>,
+    Params(b): Params<BaseParams>,
 ) -> ApiResult<crate::model::GraphDiff> {
     let now = crate::now_ns();
-    let req = graph_request(&q, now)?;
-    let base = match (q.get("base_start"), q.get("base_end")) {
-        (Some(a), Some(b)) => params::span(
-            params::timestamp_ms("base_start", a)?,
-            params::timestamp_ms("base_end", b)?,
-            now,
-        )?,
-        (None, None) => req.window.previous(),
-        _ => {
-            return Err(ApiError::bad_request(
-                "give both base_start and base_end, or neither",
-            ));
-        }
-    };
+    let req = g.request(&w, now)?;
+    let base = b.span(req.window, now)?;
     Ok(Json(
         graph::diff(
             &state.ch(),
@@ -154,10 +150,11 @@ async fn diff_handler(
 
 async fn node_handler(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<Q>,
+    Path(id): Path<NodeId>,
+    Params(w): Params<WindowParams>,
 ) -> ApiResult<crate::model::NodeDetail> {
-    let w = params::window(&q, crate::now_ns(), DEFAULT_SINCE)?;
+    let w = w.span(crate::now_ns(), DEFAULT_SINCE)?;
+    let id = id.to_string();
     match graph::detail::node(
         &state.ch(),
         state.graph_args(),
@@ -176,20 +173,18 @@ async fn node_handler(
 
 async fn edge_handler(
     State(state): State<AppState>,
-    Query(q): Query<Q>,
+    Params(e): Params<EdgeParams>,
+    Params(w): Params<WindowParams>,
 ) -> ApiResult<crate::model::EdgeDetail> {
-    let w = params::window(&q, crate::now_ns(), DEFAULT_SINCE)?;
-    let (Some(source), Some(target)) = (q.get("source"), q.get("target")) else {
-        return Err(ApiError::bad_request(
-            "source and target (node ids) are required",
-        ));
-    };
+    let w = w.span(crate::now_ns(), DEFAULT_SINCE)?;
+    let (source, target) = e.ends()?;
+    let (source, target) = (source.to_string(), target.to_string());
     match graph::detail::edge(
         &state.ch(),
         state.graph_args(),
         &state.runtime.cache,
-        source,
-        target,
+        &source,
+        &target,
         w,
     )
     .await?
@@ -203,22 +198,23 @@ async fn edge_handler(
 
 async fn services_handler(
     State(state): State<AppState>,
-    Query(q): Query<Q>,
+    Params(w): Params<WindowParams>,
 ) -> ApiResult<serde_json::Value> {
-    let w = params::window(&q, crate::now_ns(), Duration::from_secs(86400))?;
+    let w = w.span(crate::now_ns(), Duration::from_secs(86400))?;
     let services = crate::catalog::services(&state.ch(), w).await?;
     Ok(Json(json!({ "services": services })))
 }
 
 async fn operations_handler(
     State(state): State<AppState>,
-    Query(q): Query<Q>,
+    Params(p): Params<ServiceParams>,
+    Params(w): Params<WindowParams>,
 ) -> ApiResult<serde_json::Value> {
-    let w = params::window(&q, crate::now_ns(), Duration::from_secs(86400))?;
-    let Some(service) = q.get("service") else {
+    let w = w.span(crate::now_ns(), Duration::from_secs(86400))?;
+    let Some(service) = p.service else {
         return Err(ApiError::bad_request("service is required"));
     };
-    let ops = crate::catalog::operations(&state.ch(), w, service, None).await?;
+    let ops = crate::catalog::operations(&state.ch(), w, &service, None).await?;
     let ops: Vec<_> = ops
         .into_iter()
         .map(|(name, kind)| json!({"name": name, "span_kind": kind}))
@@ -226,76 +222,13 @@ async fn operations_handler(
     Ok(Json(json!({ "operations": ops })))
 }
 
-/// Most `attr` filters in one search: each is a condition on every span read.
-pub const MAX_SEARCH_ATTRIBUTES: usize = 20;
-
-/// Trace search parameters; `attr` may repeat, so the raw query string is parsed.
-pub fn search_from_pairs(pairs: &[(String, String)]) -> Result<Search, ApiError> {
-    let mut s = Search {
-        limit: 20,
-        ..Default::default()
-    };
-    let ms = Duration::from_millis(1);
-    for (k, v) in pairs {
-        match k.as_str() {
-            "service" if !v.is_empty() => s.service = Some(v.clone()),
-            "operation" if !v.is_empty() => s.operation = Some(v.clone()),
-            "attr" => {
-                let Some((key, value)) = v.split_once('=') else {
-                    return Err(ApiError::bad_request(format!(
-                        "attr: {v:?} must be key=value"
-                    )));
-                };
-                if key.trim().is_empty() {
-                    return Err(ApiError::bad_request(format!(
-                        "attr: {v:?} has an empty key"
-                    )));
-                }
-                if s.attributes.len() >= MAX_SEARCH_ATTRIBUTES {
-                    return Err(ApiError::bad_request(format!(
-                        "attr: at most {MAX_SEARCH_ATTRIBUTES} attribute filters per search"
-                    )));
-                }
-                s.attributes
-                    .push((key.trim().to_string(), value.to_string()));
-            }
-            "min_duration" if !v.is_empty() => {
-                s.min_duration_ns = Some(params::duration("min_duration", v, ms)?.as_nanos() as u64)
-            }
-            "max_duration" if !v.is_empty() => {
-                s.max_duration_ns = Some(params::duration("max_duration", v, ms)?.as_nanos() as u64)
-            }
-            "errors" => s.errors_only = params::boolean("errors", v)?,
-            "limit" => {
-                let n = params::int("limit", v)?;
-                if !(1..=1000).contains(&n) {
-                    return Err(ApiError::bad_request("limit: between 1 and 1000"));
-                }
-                s.limit = n as usize;
-            }
-            "order" => s.order = Order::parse(v)?,
-            _ => {}
-        }
-    }
-    if let (Some(a), Some(b)) = (s.min_duration_ns, s.max_duration_ns)
-        && a > b
-    {
-        return Err(ApiError::bad_request(
-            "min_duration is greater than max_duration",
-        ));
-    }
-    Ok(s)
-}
-
 async fn search_handler(
     State(state): State<AppState>,
-    req: Request,
+    Params(p): Params<SearchParams>,
+    Params(w): Params<WindowParams>,
 ) -> ApiResult<crate::model::TraceSearchResult> {
-    let raw = req.uri().query().unwrap_or("");
-    let pairs: Vec<(String, String)> = url_decode_pairs(raw).collect();
-    let q: Q = pairs.iter().cloned().collect();
-    let w = params::window(&q, crate::now_ns(), Duration::from_secs(3600))?;
-    let search = search_from_pairs(&pairs)?;
+    let w = w.span(crate::now_ns(), Duration::from_secs(3600))?;
+    let search = p.search()?;
     let client = state.ch();
     let ids = traces::search_ids(&client, w, &search).await?;
     let slack = state.graph_args().graph_parent_lookback.as_nanos() as i64;

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orrery_api::live::delta;
@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ApiError;
 use crate::metrics::{self, inc};
 use crate::model::Graph;
-use crate::params::{self, Query as Q};
+use crate::params::{self, GraphParams, Params, StreamParams, WindowParams};
 use crate::state::AppState;
 use crate::{graph, limits};
 
@@ -167,23 +167,18 @@ impl Registry {
 /// The shape of a stream request: its graph request at a fixed instant (so every parameter
 /// that changes the graph is in it), the window parameters as given, and the interval.
 /// Validates the request (a 400 up front rather than an error event).
-pub fn shape_key(q: &Q, interval: Duration) -> Result<String, ApiError> {
-    params::graph_request(q, crate::now_ns())?;
+pub fn shape_key(
+    g: &GraphParams,
+    w: &WindowParams,
+    interval: Duration,
+) -> Result<String, ApiError> {
+    g.request(w, crate::now_ns())?;
     // Everything but the window, compared at a fixed instant; the window as given, below.
-    let mut rest = q.clone();
-    for k in ["start", "end", "since"] {
-        rest.remove(k);
-    }
-    let req = params::graph_request(&rest, KEY_NOW_NS)?;
-    let given = |k: &str| q.get(k).filter(|v| !v.is_empty());
-    let start = given("start")
-        .map(|v| params::timestamp_ms("start", v))
-        .transpose()?;
-    let end = given("end")
-        .map(|v| params::timestamp_ms("end", v))
-        .transpose()?;
-    let since = match (start, q.get("since")) {
-        (None, Some(s)) => Some(params::duration("since", s, Duration::from_secs(1))?),
+    let req = g.request(&WindowParams::default(), KEY_NOW_NS)?;
+    let start = w.start.map(|t| t.0);
+    let end = w.end.map(|t| t.0);
+    let since = match (start, w.since) {
+        (None, Some(s)) => Some(s.0),
         (None, None) => Some(params::DEFAULT_SINCE),
         (Some(_), _) => None,
     };
@@ -220,7 +215,12 @@ fn error_event(message: &str, limit: Option<&str>) -> Bytes {
 }
 
 /// The task of one shape: a graph every `interval` until nobody subscribes.
-async fn run_shape(state: AppState, shape: Arc<Shape>, q: Q, interval: Duration) {
+async fn run_shape(
+    state: AppState,
+    shape: Arc<Shape>,
+    (g, w): (GraphParams, WindowParams),
+    interval: Duration,
+) {
     let mut prev: Option<(u64, Arc<Graph>)> = None;
     let mut ticker = tokio::time::interval(interval);
     // A computation longer than the interval delays the next tick; ticks never pile up.
@@ -234,7 +234,7 @@ async fn run_shape(state: AppState, shape: Arc<Shape>, q: Q, interval: Duration)
         seq += 1;
         // The same request as a one-off graph read made now, so a stream tick and a fresh
         // `GET /orrery/api/graph` of the same instant agree.
-        let req = match params::graph_request(&q, crate::now_ns()) {
+        let req = match g.request(&w, crate::now_ns()) {
             Ok(r) => r,
             Err(e) => {
                 publish(&shape, seq, TickBody::Error(error_event(&e.message, None)));
@@ -363,16 +363,12 @@ async fn forward(
 /// `GET /orrery/api/graph/stream`.
 pub async fn handler(
     State(state): State<AppState>,
-    Query(q): Query<Q>,
+    Params(g): Params<GraphParams>,
+    Params(w): Params<WindowParams>,
+    Params(p): Params<StreamParams>,
 ) -> Result<Response, ApiError> {
-    let interval = match q.get("interval") {
-        Some(v) => params::duration("interval", v, Duration::from_secs(1))?,
-        None => state.graph_args().graph_stream_interval,
-    };
-    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&interval) {
-        return Err(ApiError::bad_request("interval: between 1s and 1h"));
-    }
-    let key = shape_key(&q, interval)?;
+    let interval = p.interval(state.graph_args().graph_stream_interval)?;
+    let key = shape_key(&g, &w, interval)?;
     let Ok(permit) = state.streams.clone().try_acquire_owned() else {
         inc(&metrics::STREAMS_REFUSED);
         return Err(ApiError::limited(
@@ -388,7 +384,7 @@ pub async fn handler(
     };
     let task_state = state.clone();
     let sub = state.live.subscribe(key, move |shape| {
-        tokio::spawn(run_shape(task_state, shape, q, interval));
+        tokio::spawn(run_shape(task_state, shape, (g, w), interval));
     });
     let Some(sub) = sub else {
         inc(&metrics::LIVE_SHAPES_REFUSED);
@@ -455,11 +451,16 @@ fn count(b: Bytes) -> Bytes {
 mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> Q {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    /// A stream's graph and window parameters from its query pairs.
+    fn q(pairs: &[(&str, &str)]) -> (GraphParams, WindowParams) {
+        let pairs = || pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        (
+            params::from_pairs(pairs()).unwrap(),
+            params::from_pairs(pairs()).unwrap(),
+        )
+    }
+    fn shape_key(q: &(GraphParams, WindowParams), i: Duration) -> Result<String, ApiError> {
+        super::shape_key(&q.0, &q.1, i)
     }
 
     #[test]
@@ -491,7 +492,9 @@ mod tests {
             shape_key(&q(&[]), Duration::from_secs(6)).unwrap()
         );
         assert!(shape_key(&q(&[("level", "focused")]), i).is_err());
-        assert!(shape_key(&q(&[("since", "1e300")]), i).is_err());
+        // A bad value is refused as the parameters are read, before any shape.
+        let bad = [("since".to_string(), "1e300".to_string())];
+        assert!(params::from_pairs::<WindowParams>(bad).is_err());
     }
 
     #[test]
