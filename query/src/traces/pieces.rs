@@ -169,8 +169,8 @@ pub async fn trace_pieces(
     let columns = orrery_store::schema::span_select();
     let full: Vec<SpanRow> = client
         .query(&format!(
-            "SELECT {columns} FROM otel_traces PREWHERE TraceId = {{id:String}}
-             WHERE SpanId IN {{ids:Array(String)}}"
+            "SELECT {columns} FROM otel_traces
+             PREWHERE TraceId = {{id:String}} AND SpanId IN {{ids:Array(String)}}"
         ))
         .param("id", trace_id)
         .param("ids", &ids)
