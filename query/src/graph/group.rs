@@ -420,17 +420,31 @@ mod tests {
         Histogram::of(&ns).p50_p95_p99()[1] / 1e6
     }
 
-    #[tokio::test]
-    async fn namespace_quantiles_come_from_the_merged_histograms() {
-        let ch = orrery_store::testing::fresh_database().await;
-        let client = ch.client();
-        let s = GraphArgs {
+    /// Settings that read what was just stored (no grace, no rollup delay).
+    fn args() -> GraphArgs {
+        GraphArgs {
             graph_grace: Duration::from_millis(1),
             graph_rollup_delay: Duration::from_secs(0),
             ..GraphArgs::default()
-        };
-        let now = crate::now_ns();
-        let t0 = now - 3 * 60_000 * MS;
+        }
+    }
+
+    async fn store(client: &Client, rows: &[SpanRow]) {
+        let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
+        for r in rows {
+            insert.write(r).await.unwrap();
+        }
+        insert.end().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn namespace_quantiles_come_from_the_merged_histograms() {
+        let (ch, s, now) = (
+            orrery_store::testing::fresh_database().await,
+            args(),
+            crate::now_ns(),
+        );
+        let (client, t0) = (ch.client(), now - 3 * 60_000 * MS);
         // INTERNET → web (shop) → cart (shop) → ledger (pay); web → ledger; cart → legacy
         // (no namespace). web is slow twice in 25 calls (its own p95 is ~1 s), cart never is:
         // the namespace's p95 over its 45 served calls is ~5 ms, not its worst member's ~1 s.
@@ -455,11 +469,7 @@ mod tests {
                 rows.push(span(t, 3, 2, "ledger", Some("pay"), "Server", ts, 50));
             }
         }
-        let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
-        for r in &rows {
-            insert.write(r).await.unwrap();
-        }
-        insert.end().await.unwrap();
+        store(&client, &rows).await;
         let window = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
         let req = |group: Group| GraphRequest {
             level: Level::Region,
@@ -561,15 +571,12 @@ mod tests {
     /// answer says what was done.
     #[tokio::test]
     async fn auto_grouping_collapses_only_crowded_regions_of_several_namespaces() {
-        let ch = orrery_store::testing::fresh_database().await;
-        let client = ch.client();
-        let s = GraphArgs {
-            graph_grace: Duration::from_millis(1),
-            graph_rollup_delay: Duration::from_secs(0),
-            ..GraphArgs::default()
-        };
-        let now = crate::now_ns();
-        let t0 = now - 3 * 60_000 * MS;
+        let (ch, s, now) = (
+            orrery_store::testing::fresh_database().await,
+            args(),
+            crate::now_ns(),
+        );
+        let (client, t0) = (ch.client(), now - 3 * 60_000 * MS);
         // Region "mesh": 300 services in 6 namespaces; "demo": 18 in one; "mono": 300 in one.
         // Each service is called from the internet and calls the next one of its region.
         let regions: [(&str, usize, usize); 3] =
@@ -593,11 +600,7 @@ mod tests {
                 rows.extend([a, b, c]);
             }
         }
-        let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
-        for r in &rows {
-            insert.write(r).await.unwrap();
-        }
-        insert.end().await.unwrap();
+        store(&client, &rows).await;
         let window = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
         let map = |region: &str, group: Option<&str>, expand: Option<&str>| {
             let req = GraphRequest {
