@@ -181,28 +181,61 @@ pub const CHILD_SKEW_NS: i64 = 60_000_000_000;
 /// Parameters: `lo, hi, plo (parent lookup start), chi (lookup end), settled` (Int64 ns) and
 /// `region_attrs` (Array(String)).
 pub fn call_rows_sql(minute_filter: &str) -> String {
-    call_rows(minute_filter, false)
+    call_rows(minute_filter, CallSource::Copy)
 }
 
-/// [`call_rows_sql`] plus the span each call row stands for: `SpanKey` (the callee's span for
-/// edges and entries, the client span for virtual edges) and its `Timestamp` — what edge
-/// detail needs to pick exemplars and name operations.
-pub fn call_rows_with_keys_sql(minute_filter: &str) -> String {
-    call_rows(minute_filter, true)
+/// Where call rows are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSource {
+    /// The call copy `orrery_span_calls` (time-ordered, narrow): what the rollups and the live
+    /// part read. It expires after 49 hours (schema v11).
+    Copy,
+    /// `otel_traces` through [`spans_as_calls_sql`]: the same rows for any time in the
+    /// retention, at the cost of reading the spans' wide columns (for an hourly backfill older
+    /// than the copy).
+    Spans,
 }
 
-fn call_rows(minute_filter: &str, keys: bool) -> String {
+impl CallSource {
+    fn table(self) -> String {
+        match self {
+            CallSource::Copy => "orrery_span_calls".into(),
+            CallSource::Spans => format!("(\n{}\n)", spans_as_calls_sql()),
+        }
+    }
+}
+
+/// `otel_traces` as rows of `orrery_span_calls`: the columns the call view (v4) writes, made by
+/// the same expressions, so rules over either give the same rows. Every use filters on
+/// `Timestamp`, which ClickHouse pushes down into this subquery.
+pub fn spans_as_calls_sql() -> String {
+    let keys = crate::schema::CALL_RESOURCE_KEYS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT Timestamp,
+        cityHash64(TraceId, SpanId) AS SpanKey,
+        if(ParentSpanId = '', 0, cityHash64(TraceId, ParentSpanId)) AS ParentKey,
+        ServiceName, SpanKind, Duration,
+        toUInt8({IS_ERROR_STATUS}) AS StatusError,
+        {HTTP_STATUS} AS HttpStatus,
+        if({IS_CLIENT_OR_PRODUCER}, {VIRTUAL_CALLEE}, '') AS Virtual,
+        mapFilter((k, v) -> k IN ({keys}), ResourceAttributes) AS Resource
+    FROM (
+        SELECT Timestamp, TraceId, SpanId, ParentSpanId, ServiceName, SpanKind, Duration,
+            StatusCode, SpanAttributes, ResourceAttributes,
+            {VIRTUAL_ATTRS}
+        FROM otel_traces
+    )"
+    )
+}
+
+fn call_rows(minute_filter: &str, source: CallSource) -> String {
+    let calls = source.table();
     let err_server = call_error_expr(true);
     let err_any = call_error_expr(false);
-    let (inner_key, outer_key, virtual_key) = if keys {
-        (
-            "SpanKey, ",
-            ",\n    c.SpanKey AS SpanKey,\n    c.Timestamp AS Timestamp",
-            ",\n    SpanKey,\n    Timestamp",
-        )
-    } else {
-        ("", "", "")
-    };
     let (service, orphan) = (kind::SERVICE, kind::ORPHAN);
     format!(
         "SELECT
@@ -213,23 +246,23 @@ fn call_rows(minute_filter: &str, keys: bool) -> String {
     c.Region AS CalleeRegion,
     multiIf(c.ParentKey = 0 OR p.SpanKey != 0, '{service}', '{orphan}') AS CalleeKind,
     c.Err AS Err,
-    c.Duration AS Duration{outer_key}
+    c.Duration AS Duration
 FROM (
-    SELECT {inner_key}ParentKey, ServiceName, Duration, Timestamp,
+    SELECT ParentKey, ServiceName, Duration, Timestamp,
         {REGION_EXPR} AS Region,
         toUInt8({err_server}) AS Err,
         {IS_SERVER_OR_CONSUMER} AS Entry,
         {SETTLED} AS Settled
-    FROM orrery_span_calls
+    FROM {calls}
     WHERE {IN_WINDOW}
         {minute_filter}
 ) AS c
 ANY LEFT JOIN (
     SELECT SpanKey, ServiceName, {REGION_EXPR} AS Region
-    FROM orrery_span_calls
+    FROM {calls}
     WHERE Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
         AND SpanKey IN (
-            SELECT ParentKey FROM orrery_span_calls
+            SELECT ParentKey FROM {calls}
             WHERE {IN_WINDOW}
                 AND ParentKey != 0
         )
@@ -246,25 +279,20 @@ SELECT
     '' AS CalleeRegion,
     splitByChar(':', toString(Virtual))[1] AS CalleeKind,
     toUInt8({err_any}) AS Err,
-    Duration{virtual_key}
-FROM orrery_span_calls
+    Duration
+FROM {calls}
 WHERE {IN_WINDOW}
     {minute_filter}
     AND Virtual != ''
     AND {SETTLED}
     AND SpanKey NOT IN (
-        SELECT ParentKey FROM orrery_span_calls
+        SELECT ParentKey FROM {calls}
         WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}} - {CHILD_SKEW_NS})
             AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
             AND ParentKey != 0
     )",
     )
 }
-
-/// The call rows of one edge, `{source:String} -> {target:String}` (node ids as the map has
-/// them; orphans never belong to an edge): a filter over [`call_rows_sql`]'s columns.
-pub const ONE_EDGE: &str =
-    "Caller = {source:String} AND Callee = {target:String} AND CalleeKind != 'orphan'";
 
 /// The rollup columns after the group keys: counts, duration sum/min/max and the latency
 /// histogram (`crate::latency`), over rows with `Err`, `Duration` and a bucket column `B`.
@@ -298,6 +326,11 @@ pub fn value_columns() -> String {
 /// Aggregates call rows into edge rows (per minute). Columns: `Minute, Caller, Callee,
 /// CallerRegion, CalleeRegion, CalleeKind` and then [`value_columns`].
 pub fn edge_rows_sql(minute_filter: &str) -> String {
+    edge_rows_from(minute_filter, CallSource::Copy)
+}
+
+/// [`edge_rows_sql`] over the given call source.
+pub fn edge_rows_from(minute_filter: &str, source: CallSource) -> String {
     format!(
         "SELECT Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind,
     {counts}
@@ -305,7 +338,7 @@ FROM (SELECT *, {index} AS B FROM ({calls}))
 GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
         counts = count_columns(),
         index = latency::index_sql("Duration"),
-        calls = call_rows_sql(minute_filter),
+        calls = call_rows(minute_filter, source),
     )
 }
 
@@ -313,22 +346,33 @@ GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
 /// row each: `Minute, Service, Region, Instance, Err, Duration, B` (B: latency bucket). What
 /// node rows aggregate, rolled up or live. Parameters: `lo, hi, region_attrs`.
 pub fn served_rows_sql(minute_filter: &str) -> String {
+    served_rows_from(minute_filter, CallSource::Copy)
+}
+
+/// [`served_rows_sql`] over the given call source.
+pub fn served_rows_from(minute_filter: &str, source: CallSource) -> String {
     format!(
         "SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, ServiceName AS Service,
         {REGION_EXPR} AS Region, Resource['service.instance.id'] AS Instance,
         toUInt8({err}) AS Err, Duration, {index} AS B
-    FROM orrery_span_calls
+    FROM {calls}
     WHERE {IN_WINDOW}
         {minute_filter}
         AND {IS_SERVER_OR_CONSUMER}",
         err = call_error_expr(true),
         index = latency::index_sql("Duration"),
+        calls = source.table(),
     )
 }
 
 /// Node rows (per minute): [`served_rows_sql`] per service, region and instance. Columns:
 /// `Minute, Service, Region, Instance` and then [`value_columns`].
 pub fn node_rows_sql(minute_filter: &str) -> String {
+    node_rows_from(minute_filter, CallSource::Copy)
+}
+
+/// [`node_rows_sql`] over the given call source.
+pub fn node_rows_from(minute_filter: &str, source: CallSource) -> String {
     format!(
         "SELECT Minute, Service, Region, Instance,
     {counts}
@@ -337,7 +381,7 @@ FROM (
 )
 GROUP BY Minute, Service, Region, Instance",
         counts = count_columns(),
-        served = served_rows_sql(minute_filter),
+        served = served_rows_from(minute_filter, source),
     )
 }
 
@@ -356,41 +400,87 @@ FROM orrery_span_minutes
 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64})) AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
 GROUP BY Minute ORDER BY Minute";
 
-/// Trace id, span id and name of the spans `{keys:Array(UInt64)}` (call rows' `SpanKey`s) of
-/// service `{service:String}` in `[lo, hi)`: `orrery_span_calls` keeps only hashes, so the
-/// few spans edge detail shows are looked up in `otel_traces` (pruned by its service key).
-pub const SPANS_BY_KEY_SQL: &str = "SELECT cityHash64(TraceId, SpanId) AS key, TraceId AS trace_id, SpanId AS span_id,
-    toString(SpanName) AS operation
-FROM otel_traces
-WHERE ServiceName = {service:String}
-    AND Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND Timestamp < fromUnixTimestamp64Nano({hi:Int64})
-    AND has({keys:Array(UInt64)}, cityHash64(TraceId, SpanId))
-LIMIT 1 BY key";
+/// The three shapes of an edge, each with its own rule for which spans are its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeShape {
+    /// `INTERNET -> service`: the service's root server/consumer spans.
+    Entry,
+    /// `service -> service`: the callee's spans whose parent is a span of the caller.
+    Service,
+    /// `service -> database:x | queue:x | external:x`: the caller's settled client/producer
+    /// spans naming that callee ([`VIRTUAL_CALLEE`]) that have no child.
+    Virtual,
+}
 
-/// Operations of one edge: its call rows ([`ONE_EDGE`] over [`call_rows_with_keys_sql`])
-/// joined to their spans' names, per operation and latency bucket (`name, kind, bucket,
-/// requests, errors, duration_sum_ns, min_ns, max_ns`), so an operation's quantiles come from
-/// the same histogram arithmetic as the edge's. `{service:String}` is the service whose spans
-/// the call rows stand for. Parameters as [`call_rows_sql`] plus `source, target, service`.
-pub fn edge_operations_sql() -> String {
-    format!(
-        "SELECT toString(t.SpanName) AS name, toString(any(t.SpanKind)) AS kind, c.B AS bucket,
-    count() AS requests, sum(c.Err) AS errors, sum(c.Duration) AS duration_sum_ns,
-    min(c.Duration) AS min_ns, max(c.Duration) AS max_ns
+/// The spans that are the calls of one edge `{source:String} -> {target:String}`, read from
+/// `otel_traces` by the same rules as [`call_rows_sql`] (so they are exactly the calls the
+/// rollups counted), one row each: `TraceId, SpanId, SpanName, SpanKind, Timestamp,
+/// Duration, Err`. `otel_traces` is ordered by `ServiceName` first, so both sides of the
+/// join read only the edge's two services; and it keeps spans for the whole retention, while
+/// `orrery_span_calls` keeps its copy only as long as the rollup can still need it
+/// (schema v11), so edge detail of any window in the retention has its operations and
+/// exemplars. Parameters as [`call_rows_sql`] (`lo, hi, plo, chi, settled`) plus `source,
+/// target`.
+pub fn edge_spans_sql(shape: EdgeShape) -> String {
+    let cols = "TraceId, SpanId, SpanName, SpanKind, Timestamp, Duration";
+    match shape {
+        EdgeShape::Entry => format!(
+            "SELECT {cols}, toUInt8({err}) AS Err
+FROM otel_traces
+WHERE ServiceName = {{target:String}} AND {IN_WINDOW}
+    AND ParentSpanId = '' AND {IS_SERVER_OR_CONSUMER}",
+            err = error_expr(true),
+        ),
+        EdgeShape::Service => format!(
+            "SELECT c.TraceId AS TraceId, c.SpanId AS SpanId, c.SpanName AS SpanName,
+    c.SpanKind AS SpanKind, c.Timestamp AS Timestamp, c.Duration AS Duration, c.Err AS Err
 FROM (
-    SELECT SpanKey, Err, Duration, {index} AS B
-    FROM ({calls})
-    WHERE {ONE_EDGE}
+    SELECT {cols}, ParentSpanId, toUInt8({err}) AS Err
+    FROM otel_traces
+    WHERE ServiceName = {{target:String}} AND {IN_WINDOW} AND ParentSpanId != ''
 ) AS c
 ANY INNER JOIN (
-    SELECT cityHash64(TraceId, SpanId) AS K, SpanName, SpanKind
+    SELECT TraceId, SpanId
     FROM otel_traces
-    WHERE ServiceName = {{service:String}}
-        AND Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{hi:Int64}})
-) AS t ON c.SpanKey = t.K
+    WHERE ServiceName = {{source:String}}
+        AND Timestamp >= fromUnixTimestamp64Nano({{plo:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
+) AS p ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
+WHERE {{source:String}} != {{target:String}}",
+            err = error_expr(true),
+        ),
+        EdgeShape::Virtual => format!(
+            "SELECT {cols}, toUInt8({err}) AS Err
+FROM (
+    SELECT {cols}, StatusCode, SpanAttributes,
+        {VIRTUAL_ATTRS}
+    FROM otel_traces
+    WHERE ServiceName = {{source:String}} AND {IN_WINDOW} AND {IS_CLIENT_OR_PRODUCER}
+)
+WHERE {VIRTUAL_CALLEE} = {{target:String}}
+    AND {SETTLED}
+    AND cityHash64(TraceId, SpanId) NOT IN (
+        SELECT cityHash64(TraceId, ParentSpanId) FROM otel_traces
+        WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}} - {CHILD_SKEW_NS})
+            AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
+            AND ParentSpanId != ''
+    )",
+            err = error_expr(false),
+        ),
+    }
+}
+
+/// Operations of one edge: its calls ([`edge_spans_sql`]) per operation and latency bucket
+/// (`name, kind, bucket, requests, errors, duration_sum_ns, min_ns, max_ns`), so an
+/// operation's quantiles come from the same histogram arithmetic as the edge's.
+pub fn edge_operations_sql(shape: EdgeShape) -> String {
+    format!(
+        "SELECT toString(SpanName) AS name, toString(any(SpanKind)) AS kind, {index} AS bucket,
+    count() AS requests, sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
+    min(Duration) AS min_ns, max(Duration) AS max_ns
+FROM ({spans})
 GROUP BY name, bucket",
         index = latency::index_sql("Duration"),
-        calls = call_rows_with_keys_sql(minute_filter::ALL),
+        spans = edge_spans_sql(shape),
     )
 }
 
@@ -412,18 +502,18 @@ GROUP BY name, bucket",
 }
 
 /// Exemplar calls of one edge: up to `n` slowest, latest failed and closest to
-/// `{median:Int64}` (ns), each as `(SpanKey, start ns, duration ns, err)` tuples, in one pass
-/// over the edge's call rows. Parameters as [`call_rows_sql`] plus `source, target, median`.
-pub fn edge_exemplars_sql(n: usize) -> String {
-    let call = "(SpanKey, toInt64(toUnixTimestamp64Nano(Timestamp)), Duration, Err)";
+/// `{median:Int64}` (ns), each as `(trace id, span id, operation, start ns, duration ns, err)`
+/// tuples, in one pass over the edge's calls ([`edge_spans_sql`]). Parameters as
+/// [`edge_spans_sql`] plus `median`.
+pub fn edge_exemplars_sql(shape: EdgeShape, n: usize) -> String {
+    let call = "(TraceId, SpanId, toString(SpanName), toInt64(toUnixTimestamp64Nano(Timestamp)), Duration, Err)";
     format!(
         "SELECT
     arrayMap(x -> x.2, groupArraySorted({n})((-toInt64(Duration), {call}))) AS slowest,
     arrayMap(x -> x.2, groupArraySortedIf({n})((-toInt64(toUnixTimestamp64Nano(Timestamp)), {call}), Err = 1)) AS failed,
     arrayMap(x -> x.2, groupArraySorted({n})((abs(toInt64(Duration) - {{median:Int64}}), {call}))) AS typical
-FROM ({calls})
-WHERE {ONE_EDGE}",
-        calls = call_rows_with_keys_sql(minute_filter::ALL),
+FROM ({spans})",
+        spans = edge_spans_sql(shape),
     )
 }
 

@@ -19,11 +19,13 @@ mod baseline;
 mod checks;
 mod ddl;
 mod exporter;
+mod footprint;
 mod migrations;
 mod runner;
 mod slots;
 pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
+pub use footprint::{CALLS_HOURS, calls_hours};
 
 pub use baseline::baseline_ddl;
 pub use ddl::SchemaParams;
@@ -90,7 +92,13 @@ mod tests {
         let mut p = params(None);
         p.retention_days = 0;
         // But for the 10-second slots (v10): superseded by minute rows, kept a day regardless.
+        // And the call copy (v11): derived, kept 49 hours regardless.
         let ddl = full_ddl(&p);
+        let (calls, ddl): (Vec<_>, Vec<_>) = ddl
+            .into_iter()
+            .partition(|s| s.contains("orrery_span_calls MODIFY TTL"));
+        assert_eq!(calls.len(), 1);
+        assert!(calls[0].contains("toIntervalHour(49)"), "{calls:?}");
         let (slots, rest): (Vec<_>, Vec<_>) = ddl
             .iter()
             .partition(|s| s.contains("_10s") || s.contains("_slots"));

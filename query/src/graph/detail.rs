@@ -194,8 +194,20 @@ fn display(h: &Latency) -> Histogram {
     Histogram { bounds_ms, counts }
 }
 
-/// Binds what the call rows of one edge need (`graph_rules::call_rows_sql` + `ONE_EDGE`).
-fn bind_calls(
+/// Which of `graph_rules::EdgeShape`'s rules makes a span a call of `source -> target`.
+fn shape(source: &str, target: &str) -> graph_rules::EdgeShape {
+    use graph_rules::EdgeShape;
+    if source == graph_rules::INTERNET {
+        EdgeShape::Entry
+    } else if NodeId::parse(target).is_virtual() {
+        EdgeShape::Virtual
+    } else {
+        EdgeShape::Service
+    }
+}
+
+/// Binds what the spans of one edge need (`graph_rules::edge_spans_sql`).
+fn bind_edge(
     q: clickhouse::query::Query,
     s: &GraphArgs,
     w: Span,
@@ -208,13 +220,12 @@ fn bind_calls(
         .param("plo", w.lo - lookback)
         .param("chi", w.hi + lookback)
         .param("settled", w.now - s.graph_grace.as_nanos() as i64)
-        .param("region_attrs", &s.graph_region_attributes)
         .param("source", source)
         .param("target", target)
 }
 
-/// A call an exemplar list holds: `(SpanKey, start ns, duration ns, err)`.
-type CallTuple = (u64, i64, u64, u8);
+/// A call an exemplar list holds: `(trace id, span id, operation, start ns, duration ns, err)`.
+type CallTuple = (String, String, String, i64, u64, u8);
 
 #[derive(Row, Deserialize)]
 struct ExemplarRow {
@@ -223,81 +234,48 @@ struct ExemplarRow {
     typical: Vec<CallTuple>,
 }
 
-#[derive(Row, Deserialize)]
-struct SpanNameRow {
-    key: u64,
-    trace_id: String,
-    span_id: String,
-    operation: String,
-}
-
-/// The exemplar calls of an edge: chosen from its call rows (the map's rules), then their
-/// trace and span ids and names looked up in `otel_traces` (one small query).
+/// The exemplar calls of an edge, chosen among its spans by the map's rules in one query.
 async fn exemplars(
     client: &Client,
     s: &GraphArgs,
     w: Span,
-    (source, target, service): (&str, &str, &str),
+    (source, target): (&str, &str),
     median_ns: i64,
 ) -> Result<Exemplars> {
-    let picked: ExemplarRow = bind_calls(
-        client.query(&graph_rules::edge_exemplars_sql(EXEMPLARS)),
-        s,
-        w,
-        source,
-        target,
-    )
-    .param("median", median_ns)
-    .fetch_one()
-    .await
-    .context("edge exemplars")?;
-    let keys: Vec<u64> = [&picked.slowest, &picked.failed, &picked.typical]
-        .into_iter()
-        .flatten()
-        .map(|c| c.0)
-        .collect();
-    let names: BTreeMap<u64, SpanNameRow> = if keys.is_empty() {
-        BTreeMap::new()
-    } else {
-        client
-            .query(graph_rules::SPANS_BY_KEY_SQL)
-            .param("service", service)
-            .param("lo", w.lo)
-            .param("hi", w.hi)
-            .param("keys", &keys)
-            .fetch_all::<SpanNameRow>()
-            .await
-            .context("edge exemplar spans")?
-            .into_iter()
-            .map(|r| (r.key, r))
-            .collect()
-    };
-    let refs = |calls: &[CallTuple]| -> Vec<TraceRef> {
+    let sql = graph_rules::edge_exemplars_sql(shape(source, target), EXEMPLARS);
+    let picked: ExemplarRow = bind_edge(client.query(&sql), s, w, source, target)
+        .param("median", median_ns)
+        .fetch_one()
+        .await
+        .context("edge exemplars")?;
+    let refs = |calls: Vec<CallTuple>| -> Vec<TraceRef> {
         calls
-            .iter()
-            .filter_map(|&(key, start_ns, duration_ns, err)| {
-                let span = names.get(&key)?;
-                Some(TraceRef {
-                    trace_id: span.trace_id.clone(),
-                    span_id: span.span_id.clone(),
-                    operation: span.operation.clone(),
+            .into_iter()
+            .map(
+                |(trace_id, span_id, operation, start_ns, duration_ns, err)| TraceRef {
+                    trace_id,
+                    span_id,
+                    operation,
                     start_us: start_ns / 1000,
                     duration_us: (duration_ns / 1000) as i64,
                     error: err != 0,
-                })
-            })
+                },
+            )
             .collect()
     };
     Ok(Exemplars {
-        slowest: refs(&picked.slowest),
-        failed: refs(&picked.failed),
-        typical: refs(&picked.typical),
+        slowest: refs(picked.slowest),
+        failed: refs(picked.failed),
+        typical: refs(picked.typical),
     })
 }
 
 /// Edge detail, or `None` when no call crossed the edge in the window. Its metrics and
-/// histogram are the map's (rollups plus live rows); its operations and exemplars are the same
-/// call rows (`graph_rules`) grouped by span name, with quantiles from the same histograms.
+/// histogram are the map's (rollups plus live rows); its operations and exemplars are the
+/// edge's spans in `otel_traces`, picked by the map's rules (`graph_rules::edge_spans_sql`),
+/// grouped by span name, with quantiles from the same histograms. They are read from the
+/// spans, not from the call copy `orrery_span_calls`, because that copy expires after 49 hours
+/// (schema v11) while a window can reach back the whole retention.
 pub async fn edge(
     client: &Client,
     s: &GraphArgs,
@@ -324,22 +302,10 @@ pub async fn edge(
     let seconds = w.seconds();
     let m = metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds);
     let median_ns = r.q.first().copied().unwrap_or(0.0) as i64;
-    // The spans a call row stands for: the callee's, unless the callee is not instrumented.
-    let service = if NodeId::parse(target).is_virtual() {
-        source
-    } else {
-        target
-    };
-    let ops_q = bind_calls(
-        client.query(&graph_rules::edge_operations_sql()),
-        s,
-        w,
-        source,
-        target,
-    )
-    .param("service", service);
+    let sql = graph_rules::edge_operations_sql(shape(source, target));
+    let ops_q = bind_edge(client.query(&sql), s, w, source, target);
     let (exemplars, ops) = tokio::try_join!(
-        exemplars(client, s, w, (source, target, service), median_ns),
+        exemplars(client, s, w, (source, target), median_ns),
         async {
             ops_q
                 .fetch_all::<OpBucketRow>()
@@ -348,12 +314,12 @@ pub async fn edge(
         },
     )?;
     let operations = operations(ops, seconds);
-    // The edge's counts come from rollups, which can outlive the call rows operations and
-    // exemplars are read from (or predate them): say so rather than show empty tables.
+    // The edge's counts come from the rollups, its operations and exemplars from the spans.
+    // Both have the retention, but the spans can be gone while the rollups remain (deleted by
+    // hand, or rollups older than a shortened retention): say so rather than show empty tables.
     let notice = (operations.is_empty() && m.requests > 0).then(|| {
-        "operations and exemplar traces are not available for this window: its calls are no \
-         longer (or were never) in orrery_span_calls, which keeps calls as long as spans \
-         (--retention-days) from schema v4 on; the edge's numbers come from the rollups"
+        "operations and exemplar traces are not available for this window: its spans are no \
+         longer in otel_traces (--retention-days); the edge's numbers come from the rollups"
             .to_string()
     });
     Ok(Some(EdgeDetail {
@@ -373,5 +339,7 @@ pub async fn edge(
     }))
 }
 
+#[cfg(test)]
+mod footprint_tests;
 #[cfg(test)]
 mod tests;

@@ -145,26 +145,26 @@ fn fragments_apply_one_rule_each() {
     assert!(rows.contains(&call_error_expr(true)) && rows.contains(&call_error_expr(false)));
     assert_eq!(rows.matches(SETTLED).count(), 2);
     assert!(rows.contains("'INTERNET'") && rows.contains("'orphan'"));
-    // The keyed variant is the same rows plus the span key and time, nothing else.
-    let keyed = call_rows_with_keys_sql(minute_filter::LISTED);
-    assert!(keyed.contains("c.SpanKey AS SpanKey") && keyed.contains(minute_filter::LISTED));
-    let unkeyed_again = keyed
-        .replace("SpanKey, ParentKey", "ParentKey")
-        .replace(
-            ",\n    c.SpanKey AS SpanKey,\n    c.Timestamp AS Timestamp",
-            "",
-        )
-        .replace(",\n    SpanKey,\n    Timestamp", "");
-    assert_eq!(unkeyed_again, call_rows_sql(minute_filter::LISTED));
     // Node rows aggregate exactly the served rows.
     assert!(node_rows_sql("").contains(&served_rows_sql("")));
-    // Edge detail reads the call rows, not otel_traces, to decide which spans are calls.
-    let ops = edge_operations_sql();
-    assert!(ops.contains(&call_rows_with_keys_sql("")) && ops.contains(ONE_EDGE));
-    let ex = edge_exemplars_sql(5);
-    assert!(ex.contains(&call_rows_with_keys_sql("")) && !ex.contains("otel_traces"));
+    // Edge detail reads otel_traces (kept for the retention; the call copy is not) by the
+    // call rows' rules: the callee's error rule on edges and entries, the caller's (any HTTP
+    // status) and the settled rule on virtual edges, the same virtual callee naming.
+    let entry = edge_spans_sql(EdgeShape::Entry);
+    let service = edge_spans_sql(EdgeShape::Service);
+    let virt = edge_spans_sql(EdgeShape::Virtual);
+    assert!(entry.contains(&error_expr(true)) && entry.contains(IS_SERVER_OR_CONSUMER));
+    assert!(service.contains(&error_expr(true)) && service.contains("{plo:Int64}"));
+    assert!(virt.contains(&error_expr(false)) && virt.contains(VIRTUAL_CALLEE));
+    assert!(virt.contains(SETTLED) && virt.contains(VIRTUAL_ATTRS));
+    for sql in [&entry, &service, &virt] {
+        assert!(!sql.contains("orrery_span_calls"), "{sql}");
+    }
+    let ops = edge_operations_sql(EdgeShape::Service);
+    let ex = edge_exemplars_sql(EdgeShape::Virtual, 5);
+    assert!(ops.contains(&service) && ex.contains(&virt));
     // Every value is a bound parameter: no quotes around braces.
-    for sql in [rows, keyed, ops, ex, node_operations_sql()] {
+    for sql in [rows, entry, service, virt, ops, ex, node_operations_sql()] {
         assert!(!sql.contains("'{"), "{sql}");
     }
 }

@@ -5,7 +5,7 @@
 //! (`super::baseline`) creates the current schema directly instead of replaying history.
 
 use super::ddl::*;
-use super::{SchemaParams, checks, exporter, slots};
+use super::{SchemaParams, checks, exporter, footprint, slots};
 
 /// One schema version: a name and the statements that bring the schema to it.
 pub struct Migration {
@@ -123,6 +123,14 @@ pub fn migrations() -> &'static [Migration] {
             version: 10,
             name: "service graph 10-second rollup slots and span counts per slot",
             statements: slots::v10_rollup_slots,
+            verify: None,
+            scratch: None,
+            fresh: Fresh::Same,
+        },
+        Migration {
+            version: 11,
+            name: "the call copy orrery_span_calls expires after 49 hours (the rollups and otel_traces serve older windows)",
+            statements: footprint::v11_calls_ttl,
             verify: None,
             scratch: None,
             fresh: Fresh::Same,

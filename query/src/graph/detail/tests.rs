@@ -265,11 +265,52 @@ async fn edge_detail_operations_use_the_edges_histogram_estimator() {
             .is_none()
     );
 
-    // The call rows are gone (older than retention, or spans stored before schema v4)
-    // while the rollups still count the edge: the detail says so instead of showing
-    // empty tables as if nothing had been called.
+    // The call copy expires after 49 hours (schema v11) while rollups and spans stay for the
+    // retention: with every call row gone, edge detail of the rolled-up window is exactly
+    // what it was — operations, their quantiles, exemplar traces — and says nothing is missing.
+    let before = edge(&client, &s, &Default::default(), "api", "shop", w)
+        .await
+        .unwrap()
+        .unwrap();
+    let db_before = edge(
+        &client,
+        &s,
+        &Default::default(),
+        "shop",
+        "database:postgresql",
+        w,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     client
         .query("TRUNCATE TABLE orrery_span_calls")
+        .execute()
+        .await
+        .unwrap();
+    let calls: u64 = client
+        .query("SELECT count() FROM orrery_span_calls")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(calls, 0);
+    for (source, target, was) in [
+        ("api", "shop", &before),
+        ("shop", "database:postgresql", &db_before),
+    ] {
+        let d = edge(&client, &s, &Default::default(), source, target, w)
+            .await
+            .unwrap()
+            .unwrap();
+        let json = |d: &EdgeDetail| serde_json::to_value(d).unwrap();
+        assert_eq!(json(&d), json(was), "{source}->{target} without call rows");
+        assert!(d.notice.is_none());
+    }
+
+    // Spans gone too (an emptied otel_traces) while the rollups still count the edge: the
+    // detail says so instead of showing empty tables as if nothing had been called.
+    client
+        .query("TRUNCATE TABLE otel_traces")
         .execute()
         .await
         .unwrap();
@@ -283,5 +324,5 @@ async fn edge_detail_operations_use_the_edges_histogram_estimator() {
     );
     assert!(d.operations.is_empty() && d.exemplars.slowest.is_empty());
     let notice = d.notice.expect("a notice, not silent empty tables");
-    assert!(notice.contains("orrery_span_calls"), "{notice}");
+    assert!(notice.contains("otel_traces"), "{notice}");
 }

@@ -1,0 +1,307 @@
+//! The call copy's expiry (schema v11) against what reads it: edge detail of old windows,
+//! the rollup's horizon, call rows rebuilt from the spans, and an upgrade with data.
+
+use super::*;
+use orrery_store::SpanRow;
+use orrery_store::graph_rules::{CallSource, edge_rows_from, minute_filter, node_rows_from};
+use std::time::Duration;
+
+const MS: i64 = 1_000_000;
+const DAY: i64 = 86_400_000 * MS;
+
+fn span(trace: u32, id: u32, parent: u32, service: &str, kind: &str, ts: i64) -> SpanRow {
+    SpanRow {
+        timestamp: ts,
+        trace_id: format!("{trace:032x}"),
+        span_id: format!("{id:016x}"),
+        parent_span_id: if parent == 0 {
+            String::new()
+        } else {
+            format!("{parent:016x}")
+        },
+        span_name: format!("{service} {kind}"),
+        span_kind: kind.into(),
+        service_name: service.into(),
+        resource_attributes: vec![
+            ("service.name".into(), service.into()),
+            ("cloud.region".into(), format!("r{}", trace % 2)),
+        ],
+        duration: (5 + trace as u64 % 40) * MS as u64,
+        status_code: if trace % 7 == 0 { "Error" } else { "Unset" }.into(),
+        ..Default::default()
+    }
+}
+
+/// `n` traces from `t0`: api (root) → shop (server, operation by trace) → postgres (client),
+/// plus an orphan shop span whose parent never arrives.
+fn traces(n: u32, t0: i64, first: u32) -> Vec<SpanRow> {
+    let mut rows = Vec::new();
+    for t in first..first + n {
+        let ts = t0 + (t - first) as i64 * 100 * MS;
+        rows.push(span(t, 1, 0, "api", "Server", ts));
+        rows.push(span(t, 2, 1, "api", "Client", ts));
+        let mut shop = span(t, 3, 2, "shop", "Server", ts);
+        shop.span_name = format!("GET /{}", t % 3);
+        rows.push(shop);
+        let mut db = span(t, 4, 3, "shop", "Client", ts);
+        db.span_attributes = vec![("db.system".into(), "postgresql".into())];
+        db.span_name = "SELECT".into();
+        rows.push(db);
+        rows.push(span(t, 5, 99, "shop", "Server", ts));
+    }
+    rows
+}
+
+async fn insert(client: &Client, rows: &[SpanRow]) {
+    let mut insert = client.insert::<SpanRow>("otel_traces").await.unwrap();
+    for r in rows {
+        insert.write(r).await.unwrap();
+    }
+    insert.end().await.unwrap();
+}
+
+async fn count(client: &Client, sql: &str) -> u64 {
+    client.query(sql).fetch_one().await.unwrap()
+}
+
+fn settings() -> GraphArgs {
+    GraphArgs {
+        graph_grace: Duration::from_millis(1),
+        graph_rollup_delay: Duration::from_secs(0),
+        ..GraphArgs::default()
+    }
+}
+
+/// The call copy as schema v10 kept it: the retention's TTL. A call row cannot be stored
+/// already expired (ClickHouse drops such parts at once), so a test ages rows this way.
+async fn keep_calls_for_the_retention(client: &Client) {
+    client
+        .query("ALTER TABLE orrery_span_calls MODIFY TTL toDateTime(Timestamp) + toIntervalDay(7)")
+        .execute()
+        .await
+        .unwrap();
+}
+
+/// Applies schema v11's own statements (the call copy's TTL), then drops expired parts now,
+/// as ClickHouse's TTL would in the background.
+async fn expire_calls(client: &Client, ch: &orrery_store::ClickHouseArgs) {
+    let params = orrery_store::schema::SchemaParams::from_args(ch).unwrap();
+    let v11 = orrery_store::schema::migrations()
+        .iter()
+        .find(|m| m.version == 11)
+        .unwrap();
+    for stmt in (v11.statements)(&params) {
+        client.query(&stmt).execute().await.unwrap();
+    }
+    for stmt in [
+        "ALTER TABLE orrery_span_calls MATERIALIZE TTL SETTINGS mutations_sync = 2",
+        "OPTIMIZE TABLE orrery_span_calls FINAL",
+    ] {
+        client.query(stmt).execute().await.unwrap();
+    }
+}
+
+#[test]
+fn the_call_copy_outlives_the_rollup_horizon() {
+    // Every minute the rollup may (re)compute from the copy — back to --graph-rollup-backfill,
+    // with its parents up to --graph-parent-lookback before — is younger than the copy's TTL,
+    // which is a lower bound (parts are dropped whole, once their newest row expired).
+    let s = GraphArgs::default();
+    let needed = s.graph_rollup_backfill + s.graph_parent_lookback + s.graph_rollup_delay;
+    let kept = Duration::from_secs(orrery_store::schema::CALLS_HOURS as u64 * 3_600);
+    assert!(
+        needed < kept,
+        "rollup needs {needed:?}, copy keeps {kept:?}"
+    );
+    let p = orrery_store::schema::SchemaParams {
+        database: "d".into(),
+        retention_days: 7,
+        cluster: None,
+    };
+    assert_eq!(orrery_store::schema::calls_hours(&p), 49);
+}
+
+#[tokio::test]
+async fn old_windows_keep_their_edge_detail_after_the_call_rows_expired() {
+    let ch = orrery_store::testing::fresh_database().await;
+    let client = ch.client();
+    let s = settings();
+    let now = crate::now_ns();
+    keep_calls_for_the_retention(&client).await;
+    // Three days ago (past the copy's 49-hour TTL, within the 7-day retention), and now.
+    let old = (now - 3 * DAY) / (60_000 * MS) * 60_000 * MS;
+    let recent = now - 3 * 60_000 * MS;
+    insert(&client, &traces(40, old + 5_000 * MS, 1)).await;
+    insert(&client, &traces(40, recent, 1_000)).await;
+    // The old minutes were rolled up while their calls were still there (as the rollup does
+    // within its 48 h horizon).
+    let rollup = crate::rollup::Rollup::new(client.clone(), s.clone());
+    let r = rollup
+        .run_once(old + 10 * 60_000 * MS, Duration::from_secs(900))
+        .await
+        .unwrap();
+    assert!(!r.computed.is_empty());
+    let w = crate::params::span(old, old + 10 * 60_000 * MS, now).unwrap();
+    let before: Vec<EdgeDetail> = {
+        let mut v = Vec::new();
+        for (a, b) in [
+            ("api", "shop"),
+            ("shop", "database:postgresql"),
+            ("INTERNET", "api"),
+        ] {
+            let d = edge(&client, &s, &Default::default(), a, b, w)
+                .await
+                .unwrap();
+            v.push(d.unwrap_or_else(|| panic!("{a}->{b}")));
+        }
+        v
+    };
+    let calls_sql = |lo: i64, hi: i64| {
+        format!(
+            "SELECT count() FROM orrery_span_calls WHERE Timestamp >= fromUnixTimestamp64Nano({lo}) AND Timestamp < fromUnixTimestamp64Nano({hi})"
+        )
+    };
+    assert_eq!(count(&client, &calls_sql(old, old + DAY)).await, 200);
+    expire_calls(&client, &ch).await;
+    // The TTL removed the old calls and nothing the rollup still needs: the recent minutes
+    // (not rolled up yet) keep every call row; the spans are all still there.
+    assert_eq!(count(&client, &calls_sql(old, old + DAY)).await, 0);
+    assert_eq!(count(&client, &calls_sql(recent, now)).await, 200);
+    assert_eq!(count(&client, "SELECT count() FROM otel_traces").await, 400);
+    let r = rollup
+        .run_once(now, Duration::from_secs(900))
+        .await
+        .unwrap();
+    assert!(!r.computed.is_empty(), "the recent minutes roll up");
+    let g = crate::graph::graph(
+        &client,
+        &s,
+        &Default::default(),
+        &GraphRequest {
+            level: Level::Focused,
+            region: None,
+            focus: Some("shop".into()),
+            window: crate::params::span(recent - 60_000 * MS, now, now).unwrap(),
+            whats_wrong: false,
+            group: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let e = g.edges.iter().find(|e| e.id == "api->shop").unwrap();
+    assert_eq!(e.metrics.requests, 40, "recent calls all counted");
+
+    // Edge detail of the old window is complete, and identical to before the expiry.
+    for was in &before {
+        let (a, b) = (was.edge.source.as_str(), was.edge.target.as_str());
+        let d = edge(&client, &s, &Default::default(), a, b, w)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.edge.metrics.requests, 40, "{a}->{b}");
+        let ops: u64 = d.operations.iter().map(|o| o.metrics.requests).sum();
+        assert_eq!(ops, 40, "{a}->{b}: every call in an operation");
+        assert_eq!(d.exemplars.slowest.len(), 5, "{a}->{b}");
+        assert!(d.notice.is_none(), "{a}->{b}");
+        let json = |d: &EdgeDetail| serde_json::to_value(d).unwrap();
+        assert_eq!(json(&d), json(was), "{a}->{b}");
+    }
+    assert_eq!(before[0].operations.len(), 3, "GET /0, /1, /2");
+    assert_eq!(before[0].exemplars.failed.len(), 5);
+}
+
+#[tokio::test]
+async fn call_rows_rebuilt_from_spans_equal_the_copy() {
+    // What a backfill older than the copy reads: the same edge and node rows, by the same
+    // expressions, from otel_traces.
+    let ch = orrery_store::testing::fresh_database().await;
+    let client = ch.client();
+    let s = settings();
+    let now = crate::now_ns();
+    let t0 = now - 5 * 60_000 * MS;
+    insert(&client, &traces(60, t0, 1)).await;
+    let lookback = s.graph_parent_lookback.as_nanos() as i64;
+    for (what, copy, spans) in [
+        (
+            "edges",
+            edge_rows_from(minute_filter::ALL, CallSource::Copy),
+            edge_rows_from(minute_filter::ALL, CallSource::Spans),
+        ),
+        (
+            "nodes",
+            node_rows_from(minute_filter::ALL, CallSource::Copy),
+            node_rows_from(minute_filter::ALL, CallSource::Spans),
+        ),
+    ] {
+        let mut got = Vec::new();
+        for sql in [copy, spans] {
+            let digest: (u64, u64) = client
+                .query(&format!("SELECT count(), sum(cityHash64(*)) FROM ({sql})"))
+                .param("lo", t0 - 60_000 * MS)
+                .param("hi", now)
+                .param("plo", t0 - 60_000 * MS - lookback)
+                .param("chi", now + lookback)
+                .param("settled", now)
+                .param("region_attrs", vec!["cloud.region"])
+                .fetch_one()
+                .await
+                .unwrap();
+            got.push(digest);
+        }
+        assert!(got[0].0 > 3, "{what}: {got:?}");
+        assert_eq!(got[0], got[1], "{what}: copy vs spans");
+    }
+}
+
+#[tokio::test]
+async fn upgrade_from_v10_with_data_keeps_working() {
+    let ch = orrery_store::testing::fresh_database().await;
+    let client = ch.client();
+    let s = settings();
+    // The schema as v10 left it: the call copy with the retention's TTL, no v11 in the ledger.
+    client
+        .query("ALTER TABLE orrery_span_calls MODIFY TTL toDateTime(Timestamp) + toIntervalDay(7)")
+        .execute()
+        .await
+        .unwrap();
+    client
+        .query("ALTER TABLE orrery_schema_migrations DELETE WHERE Version = 11 SETTINGS mutations_sync = 2")
+        .execute()
+        .await
+        .unwrap();
+    let now = crate::now_ns();
+    let t0 = now - 4 * 60_000 * MS;
+    insert(&client, &traces(30, t0, 1)).await;
+    let params = orrery_store::schema::SchemaParams::from_args(&ch).unwrap();
+    let url = ch.clickhouse_url.clone().unwrap();
+    let report = orrery_store::schema::migrate(&ch.server_client(&url), &params)
+        .await
+        .unwrap();
+    assert_eq!(report.applied, vec![11]);
+    let ddl: String = client
+        .query("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'orrery_span_calls'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert!(ddl.contains("toIntervalHour(49)"), "{ddl}");
+    // The calls stored before the upgrade are kept (not rewritten, not dropped: they are
+    // young), new spans still land in the copy, and the graph and edge detail work.
+    insert(&client, &traces(30, t0 + 60_000 * MS, 100)).await;
+    assert_eq!(
+        count(&client, "SELECT count() FROM orrery_span_calls").await,
+        300
+    );
+    let w = crate::params::span(t0 - 60_000 * MS, now, now).unwrap();
+    let d = edge(&client, &s, &Default::default(), "api", "shop", w)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.edge.metrics.requests, 60);
+    let ops: u64 = d.operations.iter().map(|o| o.metrics.requests).sum();
+    assert_eq!(ops, 60);
+    // Migrating again is a no-op.
+    let again = orrery_store::schema::migrate(&ch.server_client(&url), &params)
+        .await
+        .unwrap();
+    assert!(again.applied.is_empty());
+}
