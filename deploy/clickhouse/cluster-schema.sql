@@ -804,6 +804,6 @@ AS SELECT toStartOfInterval(toDateTime(Timestamp), INTERVAL 10 SECOND) AS Slot, 
 FROM orrery.otel_traces_local
 GROUP BY Slot;
 
-ALTER TABLE orrery.orrery_span_calls_local ON CLUSTER orrery MODIFY TTL toDateTime(Timestamp) + toIntervalDay(2)
+ALTER TABLE orrery.orrery_span_calls_local ON CLUSTER orrery MODIFY TTL toDateTime(Timestamp) + toIntervalHour(49)
 SETTINGS materialize_ttl_after_modify = 0;
 
