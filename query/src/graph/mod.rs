@@ -197,6 +197,9 @@ pub async fn graph(
     let lo = if req.whats_wrong { base.lo } else { w.lo };
     let mut rolled = fetch::Rolled::read(client, lo, w.hi).await?;
     rolled.max_unrolled = s.graph_max_unrolled.as_nanos().min(i64::MAX as u128) as i64;
+    // Older than the minute rollup's horizon, the call copy may be gone (schema v11): what is
+    // not rolled up there is left out, never read as if it were empty.
+    rolled.readable_from = w.now - s.graph_rollup_backfill.as_nanos().min(i64::MAX as u128) as i64;
     let quality = rolled.quality(w);
     let coverage = rollup_coverage(&rolled, w, quality.spans);
     // The baseline is read from rollups only: it is closed, so normally all rolled up; where

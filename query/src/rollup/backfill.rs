@@ -5,13 +5,16 @@
 //! A fresh install over a spans table that already holds weeks (or an install whose rollups
 //! stopped at the horizon while it was down) has old hours with spans and no rollup. In the
 //! background, every replica works through them **newest first** (the hours a long window most
-//! likely shows), a few hours per step: each hour's 60 minutes are computed from spans in one
-//! batch by the minute rollup's own code ([`Rollup::compute_minutes`]: the graph rules of
-//! `orrery_store::graph_rules`, minute rows and markers), then the hours are merged from those
+//! likely shows), a few hours per step: each hour's 60 minutes are computed in one batch, like
+//! the minute rollup's, by the SQL of `orrery_store::graph_rules` — over `otel_traces` itself
+//! (the call view's own select, [`over_spans`]), since the call copy keeps only ~2 days
+//! (schema v11) — into minute
+//! rows and markers, then the hours are merged from those
 //! minute rows under the same marker/version scheme as [`Rollup::compute_hour`]. So readers,
 //! the minute rollup and replicas judge a backfilled hour exactly like any other: current while
-//! its minutes' span counts still match their markers; a late span into it is read from spans
-//! and the hour recomputed by the next pass.
+//! its minutes' span counts still match their markers. A late span into it makes its minutes
+//! left out of graphs (reported in data quality: the call copy to read them from is gone) until
+//! the next pass, within a minute, recomputes the hour.
 //!
 //! State lives in ClickHouse only (the markers): a restart or a second replica re-reads what is
 //! left. Each step re-reads its hours' markers first and skips what another replica finished;
@@ -29,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{MinuteVersion, Rollup};
 use crate::calls;
-use crate::graph::fetch::Rolled;
 use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
+use crate::graph::fetch::{MinuteMarker, Rolled};
 use crate::metrics;
 
 /// Hours computed by one step at most (their minute versions are bound as one parameter).
@@ -38,9 +41,9 @@ const MAX_HOURS_PER_STEP: usize = 6;
 /// Spans one step computes at most (counted on insert); an hour alone may hold more, then its
 /// minutes are computed in chunks of about this many spans.
 pub const STEP_SPANS: u64 = 5_000_000;
-/// Pause between passes once nothing is pending: late spans into old hours are read from spans
-/// by graphs meanwhile (exact), and rolled up by the next pass.
-const IDLE: Duration = Duration::from_secs(300);
+/// Pause between passes once nothing is pending: late spans into old hours make their minutes
+/// left out of graphs (and reported) until the next pass recomputes the hour.
+const IDLE: Duration = Duration::from_secs(60);
 /// Pause after a failed step or plan (ClickHouse may be briefly away).
 const RETRY: Duration = Duration::from_secs(30);
 
@@ -66,6 +69,30 @@ struct HourMarker {
     computed_at: u64,
     #[serde(rename = "MinutesVersion")]
     minutes_version: u64,
+}
+
+/// `otel_traces` as rows of `orrery_span_calls`: the call view's own `SELECT` (schema v4, from
+/// `graph_rules::call_view_ddl`, so the same expressions and rules), as a subquery. Every use
+/// filters on `Timestamp`, which ClickHouse pushes down into it (and prunes by day partition).
+fn spans_as_calls() -> String {
+    let keys = orrery_store::schema::CALL_RESOURCE_KEYS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ddl =
+        orrery_store::graph_rules::call_view_ddl("db", "mv", "", "calls", "otel_traces", &keys);
+    let select = ddl.split_once("\nAS ").map_or("", |(_, s)| s);
+    format!("({})", select.replace("db.otel_traces", "otel_traces"))
+}
+
+/// A rollup query of the call rules (`graph_rules`), reading `otel_traces` instead of the call
+/// copy, which keeps only ~2 days (schema v11).
+fn over_spans(sql: &str) -> String {
+    sql.replace(
+        "FROM orrery_span_calls",
+        &format!("FROM {}", spans_as_calls()),
+    )
 }
 
 fn floor_hour(ns: i64) -> i64 {
@@ -182,7 +209,7 @@ FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:I
         let mut chunk_spans = 0;
         for m in minutes {
             if !chunk.is_empty() && chunk_spans + m.1.0 > STEP_SPANS {
-                self.compute_minutes(&chunk, now_ns).await?;
+                self.compute_old_minutes(&chunk, now_ns).await?;
                 chunk.clear();
                 chunk_spans = 0;
             }
@@ -190,12 +217,106 @@ FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:I
             chunk.push(m);
         }
         if !chunk.is_empty() {
-            self.compute_minutes(&chunk, now_ns).await?;
+            self.compute_old_minutes(&chunk, now_ns).await?;
         }
         if !hours.is_empty() {
             self.compute_hours(&hours).await?;
         }
         Ok((hours, late_total))
+    }
+
+    /// [`Rollup::compute_minutes`] for minutes older than the call copy: their edge and node
+    /// rows from `otel_traces` through the call view's own expressions ([`over_spans`]:
+    /// `orrery_span_calls` keeps only ~2 days, schema v11), by the same rules, then markers.
+    async fn compute_old_minutes(&self, batch: &[(i64, (u64, u64))], now_ns: i64) -> Result<()> {
+        use orrery_store::graph_rules::{self as rules, minute_filter};
+        let computed = self.next_computed_at();
+        let busy: Vec<i64> = batch
+            .iter()
+            .filter(|(_, (spans, _))| *spans > 0)
+            .map(|(m, _)| *m)
+            .collect();
+        let mut quality: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        if let (Some(&lo), Some(&last)) = (busy.iter().min(), busy.iter().max()) {
+            let hi = last + MINUTE_NS;
+            let lookback = self.settings.graph_parent_lookback.as_nanos() as i64;
+            let settled = now_ns - self.settings.graph_grace.as_nanos() as i64;
+            let minutes: Vec<u32> = busy.iter().map(|m| (m / 1_000_000_000) as u32).collect();
+            let bind = |q: clickhouse::query::Query| {
+                q.param("lo", lo)
+                    .param("hi", hi)
+                    .param("plo", lo - lookback)
+                    .param("chi", hi + lookback)
+                    .param("settled", settled)
+                    .param("region_attrs", &self.settings.graph_region_attributes)
+                    .param("computed", computed)
+                    .param("minutes", &minutes)
+            };
+            let values = rules::value_columns();
+            bind(self.client.query(&format!(
+                "INSERT INTO orrery_graph_edges_1m (Minute, ComputedAt, Caller, Callee, CallerRegion,
+                    CalleeRegion, CalleeKind, {values})
+                 SELECT Minute, {{computed:UInt64}}, Caller, Callee, CallerRegion, CalleeRegion,
+                    CalleeKind, {values}
+                 FROM ({})",
+                over_spans(&rules::edge_rows_sql(minute_filter::LISTED))
+            )))
+            .execute()
+            .await
+            .context("backfilling edges from spans")?;
+            bind(self.client.query(&format!(
+                "INSERT INTO orrery_graph_nodes_1m (Minute, ComputedAt, Service, Region, Instance, {values})
+                 SELECT Minute, {{computed:UInt64}}, Service, Region, Instance, {values}
+                 FROM ({})",
+                over_spans(&rules::node_rows_sql(minute_filter::LISTED))
+            )))
+            .execute()
+            .await
+            .context("backfilling nodes from spans")?;
+            let rows: Vec<(u32, u64, u64)> = self
+                .client
+                .query(&format!(
+                    "SELECT toUInt32(Minute), sumIf(Requests, {}), sumIf(Requests, {})
+                     FROM orrery_graph_edges_1m
+                     WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({{lo:Int64}}))
+                       AND Minute < toDateTime(fromUnixTimestamp64Nano({{hi:Int64}}))
+                       AND ComputedAt = {{computed:UInt64}}
+                     GROUP BY Minute",
+                    rules::IS_ORPHAN_ROW,
+                    rules::IS_VIRTUAL_ROW
+                ))
+                .param("lo", lo)
+                .param("hi", hi)
+                .param("computed", computed)
+                .fetch_all()
+                .await
+                .context("reading backfill quality counts")?;
+            quality = rows.into_iter().map(|(m, o, u)| (m, (o, u))).collect();
+        }
+        let mut insert = self
+            .client
+            .insert::<MinuteMarker>("orrery_graph_minutes")
+            .await
+            .context("writing backfill minute markers")?;
+        for &(minute, (spans, late)) in batch {
+            let m = (minute / 1_000_000_000) as u32;
+            let (orphans, unmatched) = quality.get(&m).copied().unwrap_or((0, 0));
+            insert
+                .write(&MinuteMarker {
+                    minute: m,
+                    computed_at: computed,
+                    spans,
+                    orphans,
+                    unmatched,
+                    late,
+                })
+                .await?;
+        }
+        insert
+            .end()
+            .await
+            .context("writing backfill minute markers")?;
+        Ok(())
     }
 
     /// Hour rows of `hours` (ns) from the latest rows of their minutes, then their markers:
@@ -410,6 +531,30 @@ GROUP BY Minute",
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_minutes_read_spans_with_the_call_views_own_expressions() {
+        use orrery_store::graph_rules::{self as rules, minute_filter};
+        for sql in [
+            over_spans(&rules::edge_rows_sql(minute_filter::LISTED)),
+            over_spans(&rules::node_rows_sql(minute_filter::LISTED)),
+        ] {
+            assert!(!sql.contains("orrery_span_calls"), "{sql}");
+            assert!(sql.contains("FROM otel_traces"), "{sql}");
+            assert!(
+                sql.contains("cityHash64(TraceId, SpanId) AS SpanKey"),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            rules::edge_rows_sql(minute_filter::LISTED)
+                .matches("FROM orrery_span_calls")
+                .count(),
+            over_spans(&rules::edge_rows_sql(minute_filter::LISTED))
+                .matches("AS SpanKey")
+                .count()
+        );
+    }
 
     #[test]
     fn hours_are_named_in_utc() {

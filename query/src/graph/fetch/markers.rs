@@ -124,6 +124,10 @@ pub struct Rolled {
     /// How much of a window (ns) a read takes from spans where nothing is rolled up
     /// (`--graph-max-unrolled`); the rest is left out and reported (see [`coverage_of`]).
     pub max_unrolled: i64,
+    /// Unrolled data before this (ns) is never read from spans, only left out: the call copy
+    /// the live reads use keeps ~2 days (schema v11), so older data is only in rollups (the
+    /// graph sets it to the minute rollup's horizon; `i64::MIN`: no such bound).
+    pub readable_from: i64,
 }
 
 /// `--graph-max-unrolled`'s default: an hour of spans at most is joined per window.
@@ -138,6 +142,7 @@ impl Default for Rolled {
             slots: BTreeMap::new(),
             slot_spans: BTreeMap::new(),
             max_unrolled: DEFAULT_MAX_UNROLLED_NS,
+            readable_from: i64::MIN,
         }
     }
 }
@@ -310,7 +315,7 @@ GROUP BY Minute",
             self.current_hours(),
             &self.outdated(w.lo, w.hi),
             &busy,
-            self.max_unrolled,
+            (self.max_unrolled, self.readable_from),
         );
         // The tail from the first unmarked minute: its current slots from slot rows.
         if let Some(tail) = c.live.last_mut()
@@ -401,7 +406,7 @@ pub fn coverage_of(
     current_hours: impl Iterator<Item = i64>,
     outdated: &BTreeSet<i64>,
     busy: &BTreeSet<i64>,
-    max_unrolled: i64,
+    (max_unrolled, readable_from): (i64, i64),
 ) -> Coverage {
     let live_lo = marked
         .last()
@@ -437,6 +442,21 @@ pub fn coverage_of(
     let (mut live, mut uncovered) = (Vec::new(), Vec::new());
     for (i, &(lo, hi)) in ranges.iter().enumerate().rev() {
         let is_tail = tail && i + 1 == ranges.len();
+        // What lies before `readable_from` is left out whatever the budget.
+        let trim = |(a, b): (i64, i64)| {
+            let (f, l) = (busy.range(a..b).next(), busy.range(a..b).next_back());
+            f.zip(l).map(|(f, l)| (*f, *l + MINUTE_NS))
+        };
+        if hi <= readable_from {
+            uncovered.extend(trim((lo, hi)));
+            continue;
+        }
+        let lo = if lo < readable_from {
+            uncovered.extend(trim((lo, readable_from)));
+            readable_from
+        } else {
+            lo
+        };
         if live.len() >= MAX_LIVE_RANGES {
             uncovered.push((lo, hi));
         } else if hi - lo <= budget {
@@ -459,7 +479,7 @@ pub fn coverage_of(
         }
     }
     live.reverse();
-    uncovered.reverse();
+    uncovered.sort_unstable();
     // Marked minutes not read from rollups: in a live or uncovered range, before `live_lo`.
     let live_minutes: Vec<u32> = live
         .iter()
@@ -699,5 +719,22 @@ mod tests {
         assert_eq!(c.live, vec![(9 * H, 10 * H)]);
         assert_eq!(c.uncovered, vec![(0, 9 * H)]);
         assert_eq!(old.uncovered_spans(&c), 540);
+        // Past the call copy's life nothing is read from spans, whatever the budget.
+        old.readable_from = 9 * H + 30 * M;
+        let c = old.coverage(Window {
+            lo: 0,
+            hi: 10 * H,
+            now: 100 * H,
+        });
+        assert_eq!(c.live, vec![(9 * H + 30 * M, 10 * H)]);
+        assert_eq!(c.uncovered, vec![(0, 9 * H + 30 * M)]);
+        old.readable_from = 10 * H;
+        let c = old.coverage(Window {
+            lo: 0,
+            hi: 10 * H,
+            now: 100 * H,
+        });
+        assert!(c.live.is_empty());
+        assert_eq!(c.uncovered, vec![(0, 10 * H)]);
     }
 }
