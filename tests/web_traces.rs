@@ -48,6 +48,11 @@ fn late_consumer_trace() -> String {
         "timeUnixNano": (t0 + 25 * ms).to_string(), "name": "exception",
         "attributes": [attr("exception.type", "TimeoutError"), attr("exception.message", "stock timed out")],
     }]);
+    // A route with a space: found by find-in-trace and by a quoted logfmt search filter.
+    checkout["attributes"] = serde_json::json!([
+        attr("http.route", "/orders/{id} bulk"),
+        attr("http.method", "POST"),
+    ]);
     let mut consumer = span(7, 6, "consume order", 5, 60, 160, false);
     consumer["events"] = serde_json::json!([{
         "timeUnixNano": (t0 + 61 * ms).to_string(), "name": "message received", "attributes": [],
@@ -198,6 +203,30 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
     let c = zrow("consume order");
     assert!(c["bar_left"].as_f64().unwrap().abs() < 0.01, "{c}");
     assert!((c["bar_right"].as_f64().unwrap() - 1.0).abs() < 0.01, "{c}");
+    // Dragging the shown range pans it (no new selection): 0.375–1 dragged by −0.3, then held
+    // at the trace's start when dragged past it; the ruler follows.
+    assert_eq!(
+        v["pan_window"],
+        serde_json::json!(["grab"]),
+        "{}",
+        v["pan_window"]
+    );
+    assert_eq!(v["panning_selects"], 0, "a pan is not a new selection");
+    // (Fractions of the track from mouse pixels: within half a percent.)
+    let range =
+        |k: &str| -> Vec<f64> { text(&v[k]).split(',').map(|x| x.parse().unwrap()).collect() };
+    let near = |k: &str, want: [f64; 2]| {
+        let got = range(k);
+        assert!(
+            got.len() == 2 && (got[0] - want[0]).abs() < 0.005 && (got[1] - want[1]).abs() < 0.005,
+            "{k}: {got:?} vs {want:?}"
+        );
+    };
+    near("pan_zoom", [0.075, 0.7]);
+    assert_ne!(v["pan_ticks"], v["zoom_ticks"]);
+    assert!(!v["pan_ticks"].as_array().unwrap().is_empty());
+    near("pan_held", [0.0, 0.625]);
+    assert_eq!(range("pan_held")[0], 0.0, "held at the start");
     assert_eq!(v["unzoom"], "0.0000,1.0000");
     assert_eq!(v["unzoom_ticks"], v["ticks"]);
 
@@ -227,6 +256,18 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
     // A match inside a collapsed subtree: its ancestors open, the rest stays collapsed.
     assert_eq!(v["hidden_match"]["rows"], 6, "{}", v["hidden_match"]);
     assert!(text(&v["hidden_match"]["selected"][0]).contains("SELECT stock"));
+    // Find also matches attribute keys and values (span and event attributes), and says so.
+    let checkout_span = serde_json::json!(["0000000000000003"]);
+    for k in ["find_attr_value", "find_event_attr", "find_attr_pair"] {
+        assert_eq!(v[k]["n"], 1, "{k}: {}", v[k]);
+        assert_eq!(v[k]["rows"], checkout_span, "{k}: {}", v[k]);
+    }
+    assert_eq!(v["find_nothing"]["n"], 0);
+    assert!(
+        text(&v["find_hint"]).contains("attribute"),
+        "{}",
+        v["find_hint"]
+    );
 
     // Keyboard: j, j, j → the checkout server span; Enter collapses it; Enter expands; k up.
     assert!(
@@ -290,6 +331,24 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
         v["spans_pick"]
     );
     assert_eq!(v["back_to_timeline_rows"], SPANS);
+    // The chosen view is in the URL; a reload, back and back after forward keep it.
+    for k in [
+        "view_url",
+        "view_reloaded",
+        "view_back",
+        "view_back_forward",
+    ] {
+        let w = &v[k];
+        assert!(text(&w["url"]).contains("tab=flame"), "{k}: {w}");
+        assert_eq!(w["pressed"], serde_json::json!(["tab-flame"]), "{k}: {w}");
+        assert!(w["flame"].as_u64().unwrap() > 0, "{k}: {w}");
+        assert_eq!(w["rows"], 0, "{k}: the timeline is not shown: {w}");
+    }
+    assert!(
+        !text(&v["view_timeline_url"]).contains("tab="),
+        "{}",
+        v["view_timeline_url"]
+    );
 
     // Events on the bars: the exception at 25 ms of 160, the message at 61 ms.
     let marks = v["event_marks"].as_array().unwrap();
@@ -662,8 +721,45 @@ fn the_trace_page_has_jaeger_uis_waterfall_features() {
     assert_eq!(ids.len(), 30, "{custom}");
     assert!(!ids.iter().any(|id| id == TRACE));
 
-    // Accessibility of the search (with results and with the custom range) and compare pages.
-    for k in ["a11y_search", "a11y_search_custom", "a11y_compare"] {
+    // logfmt filters with a quoted value holding a space, as Jaeger takes them: only the trace
+    // whose span has both attributes; the value's first word alone is another value; an
+    // unclosed quote is refused with a message and no search.
+    let lq = &v["logfmt_quoted"];
+    assert_eq!(lq["results"], serde_json::json!([TRACE]), "{lq}");
+    assert!(lq["error"].is_null(), "{lq}");
+    let last = text(lq["requests"].as_array().unwrap().last().unwrap());
+    assert!(
+        last.contains("attr=http.route%3D%2Forders%2F%7Bid%7D%20bulk")
+            && last.contains("attr=http.method%3DPOST"),
+        "{last}"
+    );
+    let lw = &v["logfmt_first_word"];
+    assert!(
+        !lw["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|id| id == TRACE),
+        "{lw}"
+    );
+    let lu = &v["logfmt_unclosed"];
+    assert!(text(&lu["error"]).contains("quote"), "{lu}");
+    assert!(
+        !lu["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| text(r).contains("attr=")),
+        "no search with the filter: {lu}"
+    );
+    // Accessibility of the search (with results, the custom range, an attribute error) and
+    // compare pages.
+    for k in [
+        "a11y_search",
+        "a11y_search_custom",
+        "a11y_search_attr_error",
+        "a11y_compare",
+    ] {
         assert_eq!(v[k], serde_json::json!([]), "{k}");
     }
     for k in ["unreachable_search", "unreachable_compare"] {

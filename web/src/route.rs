@@ -34,6 +34,8 @@ pub struct UrlState {
     pub group: String,
     /// The second trace of a comparison (`view=compare&trace=A&compare=B`).
     pub compare: String,
+    /// The trace page's view (`tab=stats|spans|flame|graph`; empty = the timeline).
+    pub tab: String,
 }
 
 impl UrlState {
@@ -64,6 +66,7 @@ impl UrlState {
             ns: g("ns", ""),
             group: g("group", ""),
             compare: g("compare", ""),
+            tab: g("tab", ""),
         }
     }
 
@@ -81,6 +84,9 @@ impl UrlState {
         q.push(self.window_query());
         if !self.trace.is_empty() && (self.view == "trace" || self.view == "compare") {
             q.push(format!("trace={}", enc(&self.trace)));
+        }
+        if !self.tab.is_empty() && self.tab != "timeline" && self.view == "trace" {
+            q.push(format!("tab={}", enc(&self.tab)));
         }
         if !self.compare.is_empty() && self.view == "compare" {
             q.push(format!("compare={}", enc(&self.compare)));

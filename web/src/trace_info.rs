@@ -133,8 +133,9 @@ pub fn collapse_below(m: &TraceModel, levels: u32) -> HashSet<usize> {
         .collect()
 }
 
-/// Spans whose service, operation or span id contains `query` (case-insensitive; blank
-/// matches none), in display order of the uncollapsed tree.
+/// Spans whose service, operation or span id, or an attribute's key or value (the span's, its
+/// resource's, its events'), contains `query` (case-insensitive; blank matches none), in
+/// display order of the uncollapsed tree.
 pub fn search(m: &TraceModel, query: &str) -> Vec<usize> {
     let q = query.trim().to_lowercase();
     if q.is_empty() {
@@ -149,12 +150,16 @@ pub fn search(m: &TraceModel, query: &str) -> Vec<usize> {
             s.to_lowercase().contains(&q)
         }
     };
+    let named: Vec<bool> = m
+        .spans
+        .iter()
+        .map(|s| hit(&s.service) || hit(&s.name) || hit(&s.span_id))
+        .collect();
+    // Also the keys and values of the span's attributes (Jaeger's find does too).
+    let by_attr = m.attribute_hits(&q, &named);
     m.visible_rows(&HashSet::new())
         .into_iter()
-        .filter(|&i| {
-            let s = &m.spans[i];
-            hit(&s.service) || hit(&s.name) || hit(&s.span_id)
-        })
+        .filter(|&i| named[i] || by_attr[i])
         .collect()
 }
 
@@ -256,6 +261,25 @@ pub fn statistics(m: &TraceModel) -> Vec<StatRow> {
 pub fn drag_range(x0: f64, x1: f64) -> Option<(f64, f64)> {
     let (a, b) = (x0.min(x1).clamp(0.0, 1.0), x0.max(x1).clamp(0.0, 1.0));
     (b - a >= 0.005).then_some((a, b))
+}
+
+/// The zoom range `z` moved by `dx` (fractions of the trace), its width kept and held inside
+/// the trace: dragging the minimap's shown range pans the timeline.
+pub fn pan_range(z: (f64, f64), dx: f64) -> (f64, f64) {
+    let w = (z.1 - z.0).clamp(0.0, 1.0);
+    let a = (z.0 + dx).clamp(0.0, 1.0 - w);
+    (a, a + w)
+}
+
+/// The trace page's view named in the URL's `tab` (unknown or empty: the timeline).
+pub fn view_tab(tab: &str) -> &'static str {
+    match tab {
+        "stats" => "stats",
+        "spans" => "spans",
+        "flame" => "flame",
+        "graph" => "graph",
+        _ => "timeline",
+    }
 }
 
 /// Where a span's duration label goes: after the bar when there is room on the right, else
@@ -512,6 +536,16 @@ mod tests {
         assert_eq!(drag_range(0.9, 0.2), Some((0.2, 0.9)));
         assert_eq!(drag_range(-0.5, 1.7), Some((0.0, 1.0)));
         assert_eq!(drag_range(0.5, 0.501), None);
+        let near =
+            |(a, b): (f64, f64), (x, y): (f64, f64)| (a - x).abs() < 1e-9 && (b - y).abs() < 1e-9;
+        assert!(near(pan_range((0.2, 0.4), 0.1), (0.3, 0.5)));
+        assert!(
+            near(pan_range((0.2, 0.4), 0.9), (0.8, 1.0)),
+            "held inside, width kept"
+        );
+        assert!(near(pan_range((0.2, 0.4), -0.5), (0.0, 0.2)));
+        assert_eq!(view_tab("flame"), "flame");
+        assert_eq!(view_tab("<script>"), "timeline");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::encoding::fmt_us;
 use crate::net::{enc, get_json};
 use crate::route::UrlState;
 use crate::trace_info::{self, service_colour};
+use crate::trace_logfmt::parse_logfmt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Deserialize;
@@ -97,6 +98,7 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
     let range_from = RwSignal::new(fixed.map(|(a, _)| local_input(a)).unwrap_or_default());
     let range_to = RwSignal::new(fixed.map(|(_, b)| local_input(b)).unwrap_or_default());
     let range_error = RwSignal::new(None::<String>);
+    let attr_error = RwSignal::new(None::<String>);
     // Results ticked for comparison (the first two are compared).
     let picked = RwSignal::new(Vec::<String>::new());
     let services = RwSignal::new(None::<Result<Services, String>>);
@@ -192,8 +194,17 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                 q += &format!("&{k}={}", enc(v.trim()));
             }
         }
-        for a in attr.get_untracked().split_whitespace() {
-            q += &format!("&attr={}", enc(a));
+        match parse_logfmt(&attr.get_untracked()) {
+            Ok(pairs) => {
+                attr_error.set(None);
+                for (k, v) in pairs {
+                    q += &format!("&attr={}", enc(&format!("{k}={v}")));
+                }
+            }
+            Err(e) => {
+                attr_error.set(Some(e));
+                return;
+            }
         }
         if errors.get_untracked() {
             q += "&errors=true";
@@ -265,7 +276,7 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                     <label class="range">"to"<input type="datetime-local" step="1" data-testid="range-to" prop:value=move || range_to.get()
                         on:input=move |ev| range_to.set(event_target_value(&ev)) /></label>
                 })}
-                <label>"attributes (logfmt: k=v …)"<input data-testid="attr-filter" placeholder="http.status_code=500 error=true"
+                <label>"attributes (logfmt: k=v …)"<input data-testid="attr-filter" placeholder="http.route=\"/a b\" error=true"
                     on:input=move |ev| attr.set(event_target_value(&ev)) /></label>
                 <label>"min duration"<input placeholder="250ms" class="w-80" on:input=move |ev| min_d.set(event_target_value(&ev)) /></label>
                 <label>"max duration"<input placeholder="2s" class="w-80" on:input=move |ev| max_d.set(event_target_value(&ev)) /></label>
@@ -276,6 +287,7 @@ pub fn SearchView(state: RwSignal<UrlState>) -> impl IntoView {
                     <option value="slowest">"slowest"</option><option value="fastest">"fastest"</option></select></label>
                 <label><span>"errors only"</span><input type="checkbox" on:change=move |ev| errors.set(event_target_checked(&ev)) /></label>
                 <button type="submit">"Search"</button>
+                {move || attr_error.get().map(|e| view! { <span class="error" role="alert" data-testid="attr-error">{e}</span> })}
                 {move || range_error.get().map(|e| view! { <span class="error" role="alert" data-testid="range-error">{e}</span> })}
                 {move || matches!(services.get(), Some(Err(_))).then(|| view! {
                     <span class="error" data-testid="picker-error">"service list unavailable"</span> })}

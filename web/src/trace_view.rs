@@ -171,7 +171,20 @@ fn Waterfall(
     let query = RwSignal::new(String::new());
     // The match Enter last went to (`None`: none yet since the query changed).
     let current = RwSignal::new(None::<usize>);
-    let tab = RwSignal::new("timeline");
+    // The chosen view is kept in the URL (`tab=`): a reload, a link and back/forward keep it.
+    let tab = RwSignal::new(trace_info::view_tab(&state.get_untracked().tab));
+    Effect::new(move |_| {
+        let t = tab.get();
+        if state.with_untracked(|s| s.tab != t) {
+            state.update(|s| s.tab = t.to_string());
+        }
+    });
+    Effect::new(move |_| {
+        let t = trace_info::view_tab(&state.with(|s| s.tab.clone()));
+        if tab.get_untracked() != t {
+            tab.set(t);
+        }
+    });
     let levels = RwSignal::new(String::from("all"));
     // The shown time range, as fractions of the trace (the minimap's drag sets it).
     let zoom = RwSignal::new((0.0f64, 1.0f64));
@@ -339,7 +352,8 @@ fn Waterfall(
                 {(1..s.depth.min(12)).map(|d| view! { <option value=d.to_string()>{d.to_string()}</option> }).collect_view()}
             </select></label>
             <label class="span-search">"find "
-                <input data-testid="span-search" node_ref=search_box type="search" placeholder="service, operation or span id  ( / )"
+                <input data-testid="span-search" node_ref=search_box type="search" placeholder="service, operation, span id or attribute  ( / )"
+                    title="matches the service, operation, span id, and the keys and values of the span's and its resource's attributes and of its events"
                     aria-keyshortcuts="/" prop:value=move || query.get()
                     on:input=move |ev| { query.set(event_target_value(&ev)); current.set(None); }
                     on:keydown=move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
@@ -486,6 +500,8 @@ fn Minimap(l: send_wrapper::SendWrapper<Rc<Loaded>>, zoom: RwSignal<(f64, f64)>)
     let track = NodeRef::<leptos::html::Div>::new();
     // (where the drag started, where the pointer is), fractions of the track.
     let drag = RwSignal::new(None::<(f64, f64)>);
+    // Dragging the selected range pans it: (where the drag started, the range then).
+    let pan = RwSignal::new(None::<(f64, (f64, f64))>);
     let frac = move |x: i32| {
         track.get_untracked().map(|t| {
             let r = t.get_bounding_client_rect();
@@ -507,11 +523,14 @@ fn Minimap(l: send_wrapper::SendWrapper<Rc<Loaded>>, zoom: RwSignal<(f64, f64)>)
         );
     });
     let moving = window_event_listener(leptos::ev::mousemove, move |ev| {
-        if let (Some((x0, _)), Some(x)) = (drag.get_untracked(), frac(ev.client_x())) {
+        if let (Some((x0, z0)), Some(x)) = (pan.get_untracked(), frac(ev.client_x())) {
+            zoom.set(trace_info::pan_range(z0, x - x0));
+        } else if let (Some((x0, _)), Some(x)) = (drag.get_untracked(), frac(ev.client_x())) {
             drag.set(Some((x0, x)));
         }
     });
     let up = window_event_listener(leptos::ev::mouseup, move |ev| {
+        pan.set(None);
         if let Some((x0, _)) = drag.get_untracked() {
             drag.set(None);
             if let Some(x) = frac(ev.client_x()) {
@@ -530,14 +549,21 @@ fn Minimap(l: send_wrapper::SendWrapper<Rc<Loaded>>, zoom: RwSignal<(f64, f64)>)
     view! {
         <div class="minimap" data-testid="minimap" data-zoom=move || { let (a, b) = zoom.get(); format!("{a:.4},{b:.4}") }>
             <div class="label">
-                <span class="muted">"overview: drag to zoom "</span>
+                <span class="muted">"overview: drag to zoom, drag the shown range to pan "</span>
                 <button data-testid="zoom-reset" disabled=move || zoom.get() == (0.0, 1.0) on:click=move |_| zoom.set((0.0, 1.0))>"reset zoom"</button>
             </div>
             <div class="mm-track" node_ref=track
-                on:mousedown=move |ev| { ev.prevent_default(); if let Some(x) = frac(ev.client_x()) { drag.set(Some((x, x))) } }>
+                on:mousedown=move |ev| { ev.prevent_default(); if let Some(x) = frac(ev.client_x()) {
+                    let z = zoom.get_untracked();
+                    // Inside a zoomed range: pan it; elsewhere: select a new one.
+                    if z != (0.0, 1.0) && (z.0..=z.1).contains(&x) { pan.set(Some((x, z))) } else { drag.set(Some((x, x))) }
+                } }>
                 <canvas node_ref=canvas aria-hidden="true"></canvas>
                 <div class="mm-shade" style:left="0%" style:width=move || pct(zoom.get().0)></div>
                 <div class="mm-shade" style:left=move || pct(zoom.get().1) style:width=move || pct(1.0 - zoom.get().1)></div>
+                {move || (zoom.get() != (0.0, 1.0)).then(|| view! { <div class="mm-window" data-testid="minimap-window"
+                    style:position="absolute" style:top="0" style:bottom="0" style:cursor=move || if pan.get().is_some() { "grabbing" } else { "grab" }
+                    style:left=move || pct(zoom.get().0) style:width=move || pct(zoom.get().1 - zoom.get().0)></div> })}
                 {move || drag.get().map(|(x0, x)| view! {
                     <div class="mm-sel" style:left=pct(x0.min(x)) style:width=pct((x - x0).abs())></div> })}
             </div>

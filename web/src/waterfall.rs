@@ -149,6 +149,62 @@ impl TraceModel {
             })
     }
 
+    /// Per span: one of its attributes (span, resource or event attributes; key, value or
+    /// `key=value`) contains `q` (lowercase). Spans already matched (`skip`) are not looked at.
+    /// The rows hold no attributes, so this reads the answer's bytes: a span's object is parsed
+    /// only when its bytes contain the (JSON-escaped) text, so a find that matches nothing costs
+    /// one pass over the bytes.
+    pub fn attribute_hits(&self, q: &str, skip: &[bool]) -> Vec<bool> {
+        let n = self.spans.len();
+        let mut out = vec![false; n];
+        if q.is_empty() {
+            return out;
+        }
+        let matches = |s: &Span| {
+            let pair = |(k, v): (&String, &String)| {
+                let (k, v) = (k.to_lowercase(), v.to_lowercase());
+                k.contains(q) || v.contains(q) || format!("{k}={v}").contains(q)
+            };
+            s.attributes.iter().any(pair)
+                || s.resource.iter().any(pair)
+                || s.events.iter().any(|e| e.attributes.iter().any(pair))
+        };
+        let skipped = |i: usize| skip.get(i).copied().unwrap_or(false);
+        match &self.detail {
+            Detail::Spans(spans) => {
+                for (i, s) in spans.iter().enumerate().take(n) {
+                    out[i] = !skipped(i) && matches(s);
+                }
+            }
+            Detail::Body(body) => {
+                let starts = span_starts(body);
+                if starts.len() != n {
+                    return out;
+                }
+                // The text as JSON writes it; a `key=value` query by its pieces (in the bytes a
+                // key and its value are apart). Every piece is in a matching span's bytes.
+                let pieces: Vec<Vec<u8>> = q
+                    .split('=')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let esc = serde_json::to_string(p).unwrap_or_default();
+                        esc.as_bytes()[1..esc.len() - 1].to_vec()
+                    })
+                    .collect();
+                for i in 0..n {
+                    let end = starts.get(i + 1).copied().unwrap_or(body.len());
+                    let bytes = &body[starts[i]..end];
+                    if skipped(i) || !pieces.iter().all(|p| contains_ci(bytes, p)) {
+                        continue;
+                    }
+                    let mut de = serde_json::Deserializer::from_slice(bytes);
+                    out[i] = Span::deserialize(&mut de).is_ok_and(|s| matches(&s));
+                }
+            }
+        }
+        out
+    }
+
     fn build(spans: Vec<SpanRow>, detail: Detail) -> Self {
         let mut index: HashMap<&str, usize> = HashMap::with_capacity(spans.len());
         for (i, s) in spans.iter().enumerate() {
@@ -293,6 +349,35 @@ impl TraceModel {
 }
 
 /// First position of `needle` in `hay`.
+/// Where each span object starts in the API's answer: the server writes `span_id` first, and
+/// these bytes cannot occur inside a JSON string (its quotes would be escaped).
+fn span_starts(body: &[u8]) -> Vec<usize> {
+    const KEY: &[u8] = b"{\"span_id\":\"";
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = find(&body[from..], KEY) {
+        out.push(from + at);
+        from += at + KEY.len();
+    }
+    out
+}
+
+/// `hay` contains `needle`, ASCII case-insensitively (`needle` lowercase); a non-ASCII needle
+/// compares the lowercased text.
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if needle.is_ascii() {
+        hay.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    } else {
+        String::from_utf8_lossy(hay)
+            .to_lowercase()
+            .contains(&*String::from_utf8_lossy(needle))
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let mut from = 0;
@@ -378,6 +463,52 @@ mod tests {
             spans,
             ..Default::default()
         })
+    }
+
+    /// Find also matches attribute keys and values (span, resource, event), from the answer's
+    /// bytes as from parsed spans; text that JSON escapes, a value spelled like a span start
+    /// and a span whose id or name already matched do not confuse it.
+    #[test]
+    fn find_matches_attribute_keys_and_values() {
+        let mut spans = vec![
+            span("a", "", 0, 10),
+            span("b", "a", 1, 5),
+            span("c", "a", 2, 5),
+            span("d", "a", 3, 5),
+        ];
+        spans[1]
+            .attributes
+            .insert("http.route".into(), "/Orders/{id} \"v2\"".into());
+        spans[2].resource.insert("host.name".into(), "box-7".into());
+        spans[3].events.push(crate::api::Event {
+            name: "retry".into(),
+            attributes: [("why".into(), r#"{"span_id":"zz"} Ümlaut"#.into())].into(),
+            ..Default::default()
+        });
+        let t = Trace {
+            spans,
+            ..Default::default()
+        };
+        let body = serde_json::to_vec(&t).unwrap();
+        for m in [TraceModel::new(t), TraceModel::from_json(body).unwrap()] {
+            let find = |q: &str| -> Vec<&str> {
+                crate::trace_info::search(&m, q)
+                    .into_iter()
+                    .map(|i| m.spans[i].span_id.as_str())
+                    .collect()
+            };
+            assert_eq!(find("orders/{ID}"), ["b"], "value, any case");
+            assert_eq!(find("\"v2\""), ["b"], "escaped quotes");
+            assert_eq!(find("http.route=/orders"), ["b"], "key=value");
+            assert_eq!(find("host.name"), ["c"], "resource key");
+            assert_eq!(find("ümlaut"), ["d"], "event attribute, not ASCII");
+            assert_eq!(find("zz"), ["d"], "a value that looks like a span start");
+            assert!(find("nowhere").is_empty());
+            assert!(
+                find("retry").is_empty(),
+                "an event's name is not an attribute"
+            );
+        }
     }
 
     #[test]

@@ -118,6 +118,24 @@ export async function traces(browser, base, artifacts, opts) {
       bar_left: (bar.left - track.left) / track.width, bar_right: (bar.right - track.left) / track.width };
   }));
   await shot("zoomed");
+  // Dragging the shown range pans it (width kept, held inside the trace): from 60% to 30%
+  // moves 0.375–1 by −0.3.
+  out.pan_window = await page.$$eval("[data-testid=minimap-window]", (els) => els.map((e) => getComputedStyle(e).cursor));
+  await page.mouse.move(mm.x + mm.w * 0.6, mm.y + mm.h / 2);
+  await page.mouse.down();
+  await page.mouse.move(mm.x + mm.w * 0.3, mm.y + mm.h / 2, { steps: 4 });
+  out.panning_selects = await page.$$eval("[data-testid=minimap] .mm-sel", (els) => els.length);
+  await page.mouse.up();
+  await sleep(200);
+  out.pan_zoom = await page.$eval("[data-testid=minimap]", (e) => e.dataset.zoom);
+  out.pan_ticks = await page.$$eval("[data-testid=time-ruler] .tick", (els) => els.map((e) => e.dataset.label));
+  // Past the left end: held at the trace's start.
+  await page.mouse.move(mm.x + mm.w * 0.2, mm.y + mm.h / 2);
+  await page.mouse.down();
+  await page.mouse.move(mm.x - 60, mm.y + mm.h / 2, { steps: 4 });
+  await page.mouse.up();
+  await sleep(200);
+  out.pan_held = await page.$eval("[data-testid=minimap]", (e) => e.dataset.zoom);
   await page.click("[data-testid=zoom-reset]");
   await sleep(200);
   out.unzoom = await page.$eval("[data-testid=minimap]", (e) => e.dataset.zoom);
@@ -155,11 +173,28 @@ export async function traces(browser, base, artifacts, opts) {
   await page.click("[data-testid=collapse-all]");
   await rowCount(1);
   await page.click("[data-testid=span-search]", { clickCount: 3 });
-  await page.keyboard.type("stock");
+  await page.keyboard.type("SELECT stock");
   await page.keyboard.press("Enter");
   await sleep(300);
   out.hidden_match = { rows: (await rowsNow()).length, selected: (await rowsNow()).filter((r) => r.selected).map((r) => r.text) };
   await shot("search");
+  // Attribute keys and values match too: a span attribute value (with a space), an event's
+  // attribute value; the box says what it searches.
+  await page.click("[data-testid=expand-all]");
+  await rowCount(opts.spans);
+  const findText = async (q) => {
+    await page.click("[data-testid=span-search]", { clickCount: 3 });
+    await page.keyboard.press("Backspace");
+    await page.keyboard.type(q);
+    await sleep(300);
+    return { n: await page.$eval("[data-testid=span-search-count]", (e) => Number(e.dataset.matches)),
+      rows: (await rowsNow()).filter((r) => r.match).map((r) => r.span) };
+  };
+  out.find_attr_value = await findText("{id} bulk");
+  out.find_event_attr = await findText("timeouterror");
+  out.find_attr_pair = await findText("http.method=post");
+  out.find_nothing = await findText("no-such-value-anywhere");
+  out.find_hint = await page.$eval("[data-testid=span-search]", (e) => e.placeholder + " | " + e.title);
   await page.click("[data-testid=span-search]", { clickCount: 3 });
   await page.keyboard.press("Backspace");
   await page.keyboard.press("Escape");
@@ -207,6 +242,28 @@ export async function traces(browser, base, artifacts, opts) {
   out.spans_pick = (await rowsNow()).filter((r) => r.selected).map((r) => r.text);
   await page.click("[data-testid=tab-timeline]");
   out.back_to_timeline_rows = await rowCount(opts.spans);
+  // The chosen view is in the URL: a reload and back/forward keep it.
+  await page.click("[data-testid=tab-flame]");
+  await sleep(200);
+  const viewNow = () => page.evaluate(() => ({ url: location.search,
+    pressed: [...document.querySelectorAll("[data-testid^=tab-][aria-pressed=true]")].map((e) => e.dataset.testid),
+    flame: document.querySelectorAll("[data-testid=flame-frame]").length, rows: document.querySelectorAll(".wf-row").length }));
+  out.view_url = await viewNow();
+  await page.reload({ waitUntil: "load" });
+  await page.waitForSelector("[data-testid=flame-frame]", { timeout: 20000 }).catch(() => {});
+  out.view_reloaded = await viewNow();
+  await page.goto(`${base}/?view=traces&since=15m`, { waitUntil: "load" });
+  await page.goBack();
+  await page.waitForSelector("[data-testid=flame-frame]", { timeout: 20000 }).catch(() => {});
+  out.view_back = await viewNow();
+  await page.goForward();
+  await sleep(300);
+  await page.goBack();
+  await page.waitForSelector("[data-testid=flame-frame]", { timeout: 20000 }).catch(() => {});
+  out.view_back_forward = await viewNow();
+  await page.click("[data-testid=tab-timeline]");
+  await rowCount(opts.spans);
+  out.view_timeline_url = await page.evaluate(() => location.search);
 
   // The span detail: events with their attributes; links that open the linked trace.
   const detailOf = async (span) => {
@@ -410,5 +467,26 @@ export async function traces(browser, base, artifacts, opts) {
     error: await page.$eval("[data-testid=range-error]", (e) => e.textContent).catch(() => null),
     results: await page.$$eval("[data-testid=trace-results] .result", (els) => els.map((e) => e.dataset.traceId)) };
   out.a11y_search_custom = await seriousViolations(page);
+
+  // Attribute filters in logfmt with a quoted value holding a space (as Jaeger takes them):
+  // only the trace whose span has both attributes; the value without its second word finds
+  // none of it; an unclosed quote is refused with a message, without searching.
+  const attrSearch = async (q) => {
+    await page.goto(`${base}/?view=traces&since=15m`, { waitUntil: "load" });
+    await page.waitForSelector("[data-testid=attr-filter]", { timeout: 20000 });
+    await page.waitForFunction(() => !document.body.textContent.includes("searching…"), { timeout: 20000 }).catch(() => {});
+    await setInput("[data-testid=attr-filter]", q);
+    const before = await page.evaluate(() => performance.getEntriesByType("resource").filter((e) => e.name.includes("/api/traces?")).length);
+    await page.click(".search-form button[type=submit]");
+    await sleep(300);
+    await page.waitForFunction(() => !document.body.textContent.includes("searching…"), { timeout: 20000 }).catch(() => {});
+    return { results: await page.$$eval("[data-testid=trace-results] .result", (els) => els.map((e) => e.dataset.traceId)),
+      requests: await page.evaluate(() => performance.getEntriesByType("resource").filter((e) => e.name.includes("/api/traces?")).map((e) => e.name)),
+      before, error: await page.$eval("[data-testid=attr-error]", (e) => e.textContent).catch(() => null) };
+  };
+  out.logfmt_quoted = await attrSearch('http.route="/orders/{id} bulk" http.method=POST');
+  out.logfmt_first_word = await attrSearch('http.route=/orders/{id}');
+  out.logfmt_unclosed = await attrSearch('http.route="/orders/{id} bulk');
+  out.a11y_search_attr_error = await seriousViolations(page);
   return out;
 }
