@@ -25,6 +25,9 @@ use crate::state::AppState;
 // The service/operation lookups are shared with the Orrery API; they live in `catalog`.
 pub use crate::catalog::{catalog_window, operations, services};
 
+#[cfg(test)]
+mod wire_tests;
+
 pub use v1::parse_search;
 pub use v1_model::trace_json;
 

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::search::{self, Query as Search};
@@ -23,17 +24,70 @@ const DEFAULT_LIMIT: usize = 100;
 /// Jaeger UI's default lookback when `start` is absent.
 const DEFAULT_LOOKBACK: Duration = Duration::from_secs(2 * 86_400);
 
-fn envelope(data: Value, total: usize, errors: Option<Vec<Value>>) -> Response {
-    Json(json!({"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors}))
-        .into_response()
+/// Jaeger's v1 answer envelope. Fields in alphabetical order: the body used to be a
+/// `serde_json::Value`, whose keys print sorted, and the wire stays byte-identical.
+#[derive(Serialize)]
+struct Envelope<T> {
+    data: T,
+    errors: Option<Vec<EnvelopeError>>,
+    limit: u32,
+    offset: u32,
+    total: usize,
+}
+
+#[derive(Serialize)]
+struct EnvelopeError {
+    code: u16,
+    msg: String,
+    /// Set for a trace asked for by id and not found.
+    #[serde(rename = "traceID", skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+}
+
+/// `GET /api/operations`' entries.
+#[derive(Serialize)]
+struct Operation {
+    name: String,
+    /// Lowercase; `""` for an unspecified kind (as Jaeger).
+    #[serde(rename = "spanKind")]
+    span_kind: String,
+}
+
+/// `GET /api/dependencies`' entries.
+#[derive(Serialize)]
+struct DependencyLink {
+    #[serde(rename = "callCount")]
+    call_count: u64,
+    child: String,
+    parent: String,
+}
+
+fn envelope<T: Serialize>(data: T, total: usize, errors: Option<Vec<EnvelopeError>>) -> Response {
+    Json(Envelope {
+        data,
+        errors,
+        limit: 0,
+        offset: 0,
+        total,
+    })
+    .into_response()
 }
 
 fn jaeger_error(status: StatusCode, msg: impl Into<String>) -> Response {
-    let msg = msg.into();
+    let error = EnvelopeError {
+        code: status.as_u16(),
+        msg: msg.into(),
+        trace_id: None,
+    };
     (
         status,
-        Json(json!({"data": null, "total": 0, "limit": 0, "offset": 0,
-            "errors": [{"code": status.as_u16(), "msg": msg}]})),
+        Json(Envelope::<Option<()>> {
+            data: None,
+            errors: Some(vec![error]),
+            limit: 0,
+            offset: 0,
+            total: 0,
+        }),
     )
         .into_response()
 }
@@ -66,12 +120,15 @@ fn window(start: i64, end: i64, now: i64) -> Result<Window, String> {
     })
 }
 
+/// `GET /api/services`' answer: the names in Jaeger's envelope.
+pub fn services_body(services: Vec<String>) -> Response {
+    let n = services.len();
+    envelope(services, n, None)
+}
+
 pub async fn services_handler(State(state): State<AppState>) -> Response {
     match super::services(&state.ch(), catalog_window(crate::now_ns())).await {
-        Ok(s) => {
-            let n = s.len();
-            envelope(json!(s), n, None)
-        }
+        Ok(s) => services_body(s),
         Err(e) => storage_error(e),
     }
 }
@@ -102,7 +159,7 @@ pub async fn operations_handler(State(state): State<AppState>, req: Request) -> 
         .map(|s| s.as_str());
     match super::operations(&state.ch(), catalog_window(crate::now_ns()), service, want).await {
         Ok(ops) => {
-            let data: Vec<Value> = ops
+            let data: Vec<Operation> = ops
                 .iter()
                 .map(|(n, k)| {
                     // Jaeger reports an unset kind as "".
@@ -111,11 +168,14 @@ pub async fn operations_handler(State(state): State<AppState>, req: Request) -> 
                     } else {
                         k.to_ascii_lowercase()
                     };
-                    json!({"name": n, "spanKind": k})
+                    Operation {
+                        name: n.clone(),
+                        span_kind: k,
+                    }
                 })
                 .collect();
             let n = data.len();
-            envelope(json!(data), n, None)
+            envelope(data, n, None)
         }
         Err(e) => storage_error(e),
     }
@@ -245,19 +305,22 @@ pub async fn search_handler(State(state): State<AppState>, req: Request) -> Resp
         Err(e) => return load_error(e),
     };
     let mut errors = Vec::new();
-    let data: Vec<Value> = ids
+    let data: Vec<v1_model::Trace> = ids
         .iter()
         .filter_map(|id| match spans.remove(id) {
             Some(rows) => Some(v1_model::trace_json(id, rows)),
             None => {
-                errors.push(json!({"code": 404, "msg": "trace not found",
-                    "traceID": jp::v1_trace_id(id)}));
+                errors.push(EnvelopeError {
+                    code: 404,
+                    msg: "trace not found".into(),
+                    trace_id: Some(jp::v1_trace_id(id).to_string()),
+                });
                 None
             }
         })
         .collect();
     let n = data.len();
-    envelope(json!(data), n, (!errors.is_empty()).then_some(errors))
+    envelope(data, n, (!errors.is_empty()).then_some(errors))
 }
 
 pub async fn trace_handler(State(state): State<AppState>, Path(id): Path<String>) -> Response {
@@ -272,12 +335,12 @@ pub async fn trace_handler(State(state): State<AppState>, Path(id): Path<String>
             let mut trace = v1_model::trace_json(&id, rows);
             if truncated {
                 // The Jaeger UI shows a trace's warnings in its header.
-                trace["warnings"] = json!([format!(
+                trace.warnings = Some(vec![format!(
                     "trace truncated: only its first {max} spans by start time are shown \
                      (--query-max-trace-spans)"
                 )]);
             }
-            envelope(json!([trace]), 1, None)
+            envelope([trace], 1, None)
         }
         Err(e) => storage_error(e),
     }
@@ -324,12 +387,16 @@ pub async fn dependencies_handler(State(state): State<AppState>, req: Request) -
                 .filter(|r| r.kind != "orphan" && r.source != graph::INTERNET)
                 .map(|r| (r.source.clone(), r.target.clone(), r.requests))
                 .collect();
-            let data: Vec<Value> = dependency_links(&edges)
+            let data: Vec<DependencyLink> = dependency_links(&edges)
                 .into_iter()
-                .map(|(p, c, n)| json!({"parent": p, "child": c, "callCount": n}))
+                .map(|(parent, child, call_count)| DependencyLink {
+                    call_count,
+                    child,
+                    parent,
+                })
                 .collect();
             let n = data.len();
-            envelope(json!(data), n, None)
+            envelope(data, n, None)
         }
         Err(e) => storage_error(e),
     }

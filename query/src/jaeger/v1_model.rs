@@ -13,15 +13,98 @@ use std::collections::{BTreeMap, HashSet};
 
 use orrery_store::SpanRow;
 use orrery_store::span::{kind, status};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::params::v1_trace_id;
 
-fn tag(key: &str, value: &str) -> Value {
-    json!({"key": key, "type": "string", "value": value})
+// Jaeger's v1 JSON model, typed. Fields are declared in alphabetical order: the answer used to
+// be a `serde_json::Value`, whose objects print their keys sorted, and the wire stays
+// byte-identical (pinned in `jaeger/wire_tests.rs`).
+
+/// One trace (`data[i]` of `/api/traces`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    /// `p1`, `p2`, … (ordered as strings, as before).
+    pub processes: BTreeMap<String, Process>,
+    pub spans: Vec<Span>,
+    #[serde(rename = "traceID")]
+    pub trace_id: String,
+    /// Shown by the Jaeger UI in the trace's header (a truncated trace says so).
+    pub warnings: Option<Vec<String>>,
 }
 
-fn tags(pairs: &[(String, String)]) -> Vec<Value> {
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    #[serde(rename = "serviceName")]
+    pub service_name: String,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Span {
+    /// µs.
+    pub duration: u64,
+    pub flags: u32,
+    pub logs: Vec<Log>,
+    #[serde(rename = "operationName")]
+    pub operation_name: String,
+    #[serde(rename = "processID")]
+    pub process_id: String,
+    pub references: Vec<Reference>,
+    #[serde(rename = "spanID")]
+    pub span_id: String,
+    /// Unix µs.
+    #[serde(rename = "startTime")]
+    pub start_time: i64,
+    pub tags: Vec<Tag>,
+    #[serde(rename = "traceID")]
+    pub trace_id: String,
+    pub warnings: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reference {
+    /// `CHILD_OF` or `FOLLOWS_FROM`.
+    #[serde(rename = "refType")]
+    pub ref_type: &'static str,
+    #[serde(rename = "spanID")]
+    pub span_id: String,
+    #[serde(rename = "traceID")]
+    pub trace_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Log {
+    pub fields: Vec<Tag>,
+    /// Unix µs.
+    pub timestamp: i64,
+}
+
+/// A tag: `string` typed (the stored form), but `error`, which Jaeger types `bool`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tag {
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: TagValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum TagValue {
+    String(String),
+    Bool(bool),
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag {
+        key: key.to_string(),
+        kind: "string",
+        value: TagValue::String(value.to_string()),
+    }
+}
+
+fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
     let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
     sorted.sort();
     sorted.into_iter().map(|(k, v)| tag(k, v)).collect()
@@ -29,14 +112,14 @@ fn tags(pairs: &[(String, String)]) -> Vec<Value> {
 
 /// One trace in Jaeger's JSON model (`processes` keyed `p1`, `p2`, … per distinct
 /// service + resource tags, in order of first appearance).
-pub fn trace_json(trace_id: &str, rows: Vec<SpanRow>) -> Value {
+pub fn trace_json(trace_id: &str, rows: Vec<SpanRow>) -> Trace {
     let mut seen = HashSet::new();
     let rows: Vec<SpanRow> = rows
         .into_iter()
         .filter(|r| seen.insert(r.span_id.clone()))
         .collect();
     let mut process_ids: BTreeMap<(String, Vec<(String, String)>), String> = BTreeMap::new();
-    let mut processes = serde_json::Map::new();
+    let mut processes = BTreeMap::new();
     let mut span_process = Vec::with_capacity(rows.len());
     for r in &rows {
         let mut resource: Vec<(String, String)> = r
@@ -54,26 +137,37 @@ pub fn trace_json(trace_id: &str, rows: Vec<SpanRow>) -> Value {
                 let pid = format!("p{next}");
                 processes.insert(
                     pid.clone(),
-                    json!({"serviceName": service, "tags": tags(resource)}),
+                    Process {
+                        service_name: service.clone(),
+                        tags: tags(resource),
+                    },
                 );
                 pid
             });
         span_process.push(pid.clone());
     }
     let trace_id = v1_trace_id(trace_id);
-    let spans: Vec<Value> = rows
+    let spans: Vec<Span> = rows
         .iter()
         .zip(span_process)
         .map(|(r, pid)| span_json(r, trace_id, pid))
         .collect();
-    json!({"traceID": trace_id, "spans": spans, "processes": processes, "warnings": null})
+    Trace {
+        processes,
+        spans,
+        trace_id: trace_id.to_string(),
+        warnings: None,
+    }
 }
 
-fn span_json(r: &SpanRow, trace_id: &str, pid: String) -> Value {
+fn span_json(r: &SpanRow, trace_id: &str, pid: String) -> Span {
     let mut references = Vec::new();
     if !r.parent_span_id.is_empty() {
-        references
-            .push(json!({"refType": "CHILD_OF", "traceID": trace_id, "spanID": r.parent_span_id}));
+        references.push(Reference {
+            ref_type: "CHILD_OF",
+            span_id: r.parent_span_id.clone(),
+            trace_id: trace_id.to_string(),
+        });
     }
     for (i, sid) in r.links_span_id.iter().enumerate() {
         let child_of = r.links_attributes.get(i).is_some_and(|a| {
@@ -85,10 +179,11 @@ fn span_json(r: &SpanRow, trace_id: &str, pid: String) -> Value {
             .get(i)
             .map(|t| v1_trace_id(t))
             .unwrap_or("");
-        references.push(
-            json!({"refType": if child_of { "CHILD_OF" } else { "FOLLOWS_FROM" },
-            "traceID": link_trace, "spanID": sid}),
-        );
+        references.push(Reference {
+            ref_type: if child_of { "CHILD_OF" } else { "FOLLOWS_FROM" },
+            span_id: sid.clone(),
+            trace_id: link_trace.to_string(),
+        });
     }
     let mut t = tags(&r.span_attributes);
     let k = kind::to_otlp(&r.span_kind);
@@ -97,7 +192,11 @@ fn span_json(r: &SpanRow, trace_id: &str, pid: String) -> Value {
     }
     match status::to_otlp(&r.status_code) {
         2 => {
-            t.push(json!({"key": "error", "type": "bool", "value": true}));
+            t.push(Tag {
+                key: "error".into(),
+                kind: "bool",
+                value: TagValue::Bool(true),
+            });
             t.push(tag("otel.status_code", "ERROR"));
         }
         1 => t.push(tag("otel.status_code", "OK")),
@@ -115,38 +214,46 @@ fn span_json(r: &SpanRow, trace_id: &str, pid: String) -> Value {
     if !r.trace_state.is_empty() {
         t.push(tag("w3c.tracestate", &r.trace_state));
     }
-    let logs: Vec<Value> = r
+    let logs: Vec<Log> = r
         .events_name
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let attrs = r.events_attributes.get(i).map(|a| a.as_slice()).unwrap_or(&[]);
+            let attrs = r
+                .events_attributes
+                .get(i)
+                .map(|a| a.as_slice())
+                .unwrap_or(&[]);
             let mut fields = Vec::with_capacity(attrs.len() + 1);
             if !name.is_empty() && !attrs.iter().any(|(k, _)| k == "event") {
                 fields.push(tag("event", name));
             }
             fields.extend(tags(attrs));
-            json!({"timestamp": r.events_timestamp.get(i).copied().unwrap_or(0) / 1000, "fields": fields})
+            Log {
+                timestamp: r.events_timestamp.get(i).copied().unwrap_or(0) / 1000,
+                fields,
+            }
         })
         .collect();
-    json!({
-        "traceID": trace_id,
-        "spanID": r.span_id,
-        "flags": 1,
-        "operationName": r.span_name,
-        "references": references,
-        "startTime": r.timestamp / 1000,
-        "duration": r.duration / 1000,
-        "tags": t,
-        "logs": logs,
-        "processID": pid,
-        "warnings": null,
-    })
+    Span {
+        trace_id: trace_id.to_string(),
+        span_id: r.span_id.clone(),
+        flags: 1,
+        operation_name: r.span_name.clone(),
+        references,
+        start_time: r.timestamp / 1000,
+        duration: r.duration / 1000,
+        tags: t,
+        logs,
+        process_id: pid,
+        warnings: None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn row(span: &str, host: &str) -> SpanRow {
         SpanRow {
@@ -182,7 +289,7 @@ mod tests {
         ];
         let b = row("0000000000000002", "h2");
         let c = row("0000000000000003", "h1");
-        let t = trace_json(&a.trace_id.clone(), vec![a, b, c]);
+        let t = serde_json::to_value(trace_json(&a.trace_id.clone(), vec![a, b, c])).unwrap();
         assert_eq!(t["traceID"], "a".repeat(16), "64-bit id printed as 16 hex");
         let procs = t["processes"].as_object().unwrap();
         assert_eq!(procs.len(), 2, "{t}");
@@ -196,8 +303,8 @@ mod tests {
         );
         let s = &spans[0];
         let tags = s["tags"].as_array().unwrap();
-        assert!(tags.contains(&tag("span.kind", "internal")));
-        assert!(tags.contains(&tag("w3c.tracestate", "vendor=x")));
+        assert!(tags.contains(&json!(tag("span.kind", "internal"))));
+        assert!(tags.contains(&json!(tag("w3c.tracestate", "vendor=x"))));
         assert_eq!(s["references"][0]["refType"], "CHILD_OF");
         assert_eq!(s["references"][1]["refType"], "FOLLOWS_FROM");
         // No event field for an unnamed event, nor over an explicit `event` attribute.

@@ -72,9 +72,14 @@ pub async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such API v3 route")
 }
 
+/// `GET /api/v3/services`' answer.
+pub fn services_body(services: Vec<String>) -> Response {
+    ok(json!({ "services": services }))
+}
+
 pub async fn services(State(state): State<AppState>) -> Response {
     match super::services(&state.ch(), super::catalog_window(crate::now_ns())).await {
-        Ok(s) => ok(json!({ "services": s })),
+        Ok(s) => services_body(s),
         Err(e) => storage_error(e),
     }
 }
