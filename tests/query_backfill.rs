@@ -175,6 +175,10 @@ fn edge_requests(g: &Value, source: &str, target: &str) -> u64 {
 }
 
 type EdgeKey = (String, String, String, u64, u64, u64);
+/// (source, target, requests, errors)
+type EdgeCount = (String, String, u64, u64);
+/// Calls served per service.
+type Served = BTreeMap<String, u64>;
 type Parts = (
     Vec<(EdgeKey, Histogram)>,
     Vec<(String, u64, u64, u64, Histogram)>,
@@ -227,11 +231,7 @@ async fn exact_parts(ch: &ClickHouseArgs, w: Window, rolled: &Rolled) -> Parts {
 /// The edges (source, target, requests, errors) and served calls per service the generated
 /// `rows` make in `[lo, hi)`, counted here from the rows themselves (a call belongs to its
 /// callee span's minute): what the graph of that window must say, exactly.
-fn expected_calls(
-    rows: &[orrery_store::SpanRow],
-    lo: i64,
-    hi: i64,
-) -> (Vec<(String, String, u64, u64)>, BTreeMap<String, u64>) {
+fn expected_calls(rows: &[orrery_store::SpanRow], lo: i64, hi: i64) -> (Vec<EdgeCount>, Served) {
     let mut edges: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     let mut served: BTreeMap<String, u64> = BTreeMap::new();
     for r in rows

@@ -709,8 +709,10 @@ mod tests {
         assert_eq!(c.live, vec![(330 * M, 6 * H)]);
         assert!(c.uncovered.is_empty());
         // An old window nothing of which is marked: its newest hour is read, the rest left out.
-        let mut old = Rolled::default();
-        old.spans = (0..600).map(|m| (m * M, 1)).collect();
+        let mut old = Rolled {
+            spans: (0..600).map(|m| (m * M, 1)).collect(),
+            ..Default::default()
+        };
         let c = old.coverage(Window {
             lo: 0,
             hi: 10 * H,
