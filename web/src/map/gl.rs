@@ -6,7 +6,10 @@ use super::render::Camera;
 use super::scene::{self, ANIM_SECS, Scene};
 use super::shaders;
 use crate::api::Health;
-use web_sys::{WebGl2RenderingContext as GL, WebGlBuffer, WebGlProgram, WebGlVertexArrayObject};
+use web_sys::{
+    WebGl2RenderingContext as GL, WebGlBuffer, WebGlFramebuffer, WebGlProgram, WebGlTexture,
+    WebGlVertexArrayObject,
+};
 
 /// A straight edge: one segment (t = 0 and 1, both sides).
 const STRAIGHT: [f32; 8] = [0.0, -1.0, 0.0, 1.0, 1.0, -1.0, 1.0, 1.0];
@@ -32,6 +35,10 @@ pub(super) struct Gl {
     strip_verts: i32,
     /// Most particles drawn per frame (the renderer lowers it when frames come too slowly).
     pub(super) particle_cap: i32,
+    /// Bumped by every upload: the edge layer is redrawn for a new scene.
+    version: u64,
+    /// The settled edges as a texture (created on first need).
+    layer: Option<Layer>,
 }
 
 impl Gl {
@@ -83,11 +90,14 @@ impl Gl {
             straight,
             strip_verts,
             particle_cap: i32::MAX,
+            version: 0,
+            layer: None,
         })
     }
 
     /// Uploads the scene's instance data (on graph/layout change, never per frame).
     pub(super) fn upload_scene(&mut self, s: &Scene) {
+        self.version += 1;
         // Straight edges (every level but global) need one segment, not a curve's strip: on a
         // 5,000-edge map that is a twelfth of the vertices, which a software renderer
         // (SwiftShader) notices.
@@ -239,7 +249,7 @@ impl Gl {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn draw(
-        &self,
+        &mut self,
         cam: Camera,
         dpr: f32,
         w: f32,
@@ -248,45 +258,179 @@ impl Gl {
         anim: f64,
         motion: bool,
     ) {
-        let gl = &self.gl;
-        gl.viewport(0, 0, w as i32, h as i32);
-        gl.clear_color(0.043, 0.059, 0.09, 1.0);
-        gl.clear(GL::COLOR_BUFFER_BIT);
+        let (wi, hi) = (w as i32, h as i32);
         // Seconds since page load: float32 keeps ~10 ms precision for a day, and one clock for
         // everything keeps particles flowing across graph updates.
         let rt = t as f32;
-        for (p, extra) in [(&self.edges, 0), (&self.particles, 1), (&self.nodes, 2)] {
-            if p.count == 0 {
-                continue;
-            }
-            gl.use_program(Some(&p.prog));
-            let u = |name: &str| gl.get_uniform_location(&p.prog, name);
-            gl.uniform4f(u("u_view").as_ref(), cam.cx, cam.cy, cam.zoom, dpr);
-            gl.uniform2f(u("u_res").as_ref(), w, h);
-            gl.uniform1f(u("u_time").as_ref(), rt);
-            gl.uniform2f(
-                u("u_anim").as_ref(),
-                anim as f32,
-                if motion { ANIM_SECS as f32 } else { 0.0 },
-            );
-            match extra {
-                1 => {
-                    gl.uniform1f(u("u_size").as_ref(), (3.2 * cam.zoom).clamp(1.4, 3.5));
-                    gl.uniform1f(u("u_motion").as_ref(), if motion { 1.0 } else { 0.0 });
-                }
-                2 => gl.uniform1f(u("u_min_px").as_ref(), 3.0),
-                _ => {}
-            }
-            gl.bind_vertex_array(Some(&p.vao));
-            // Particles are uploaded in a shuffled order, so any prefix is a fair sample.
-            let count = if extra == 1 {
-                p.count.min(self.particle_cap)
-            } else {
-                p.count
-            };
-            gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, count);
+        let frame = (cam, dpr, w, h, rt, anim as f32, motion);
+        // The edges only move while the layout animates: once it has settled they are drawn
+        // into a texture when the camera, the canvas or the scene changes, and each frame
+        // copies that (one full-screen triangle instead of thousands of blended strips — what
+        // a software renderer spends a 2,000-service frame on).
+        let settled = !motion || t - anim >= ANIM_SECS;
+        let key = (cam, self.version, wi, hi, dpr.to_bits());
+        let cached = settled && self.edges.count > 0 && self.edge_layer(key, frame);
+        let gl = &self.gl;
+        gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+        gl.viewport(0, 0, wi, hi);
+        gl.clear_color(0.043, 0.059, 0.09, 1.0);
+        gl.clear(GL::COLOR_BUFFER_BIT);
+        match (&self.layer, cached) {
+            (Some(l), true) => l.copy(gl),
+            _ => self.draw_pass(&self.edges, 0, frame),
         }
+        self.draw_pass(&self.particles, 1, frame);
+        self.draw_pass(&self.nodes, 2, frame);
+        self.gl.bind_vertex_array(None);
+    }
+
+    /// Makes the edge layer current for `key` (drawing it when it is not); false when there is
+    /// no layer (creation failed: the edges are drawn directly).
+    fn edge_layer(&mut self, key: LayerKey, frame: Frame) -> bool {
+        if self.layer.is_none() {
+            self.layer = Layer::new(&self.gl).ok();
+        }
+        let Some(layer) = &mut self.layer else {
+            return false;
+        };
+        if layer.key == Some(key) {
+            return true;
+        }
+        if !layer.resize(&self.gl, key.2, key.3) {
+            self.layer = None;
+            return false;
+        }
+        let gl = &self.gl;
+        gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&layer.fbo));
+        gl.viewport(0, 0, key.2, key.3);
+        gl.clear_color(0.043, 0.059, 0.09, 1.0);
+        gl.clear(GL::COLOR_BUFFER_BIT);
+        layer.key = Some(key);
+        self.draw_pass(&self.edges, 0, frame);
+        self.gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+        true
+    }
+
+    fn draw_pass(&self, p: &Pass, extra: u8, frame: Frame) {
+        let (cam, dpr, w, h, rt, anim, motion) = frame;
+        if p.count == 0 {
+            return;
+        }
+        let gl = &self.gl;
+        gl.use_program(Some(&p.prog));
+        let u = |name: &str| gl.get_uniform_location(&p.prog, name);
+        gl.uniform4f(u("u_view").as_ref(), cam.cx, cam.cy, cam.zoom, dpr);
+        gl.uniform2f(u("u_res").as_ref(), w, h);
+        gl.uniform1f(u("u_time").as_ref(), rt);
+        gl.uniform2f(
+            u("u_anim").as_ref(),
+            anim,
+            if motion { ANIM_SECS as f32 } else { 0.0 },
+        );
+        match extra {
+            1 => {
+                gl.uniform1f(u("u_size").as_ref(), (3.2 * cam.zoom).clamp(1.4, 3.5));
+                gl.uniform1f(u("u_motion").as_ref(), if motion { 1.0 } else { 0.0 });
+            }
+            2 => gl.uniform1f(u("u_min_px").as_ref(), 3.0),
+            _ => {}
+        }
+        gl.bind_vertex_array(Some(&p.vao));
+        // Particles are uploaded in a shuffled order, so any prefix is a fair sample.
+        let count = if extra == 1 {
+            p.count.min(self.particle_cap)
+        } else {
+            p.count
+        };
+        gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, count);
+    }
+}
+
+/// What a pass needs of the frame: camera, dpr, canvas size, time, animation start, motion.
+type Frame = (Camera, f32, f32, f32, f32, f32, bool);
+/// What the edge layer was drawn for: camera, scene version, canvas size, dpr bits.
+type LayerKey = (Camera, u64, i32, i32, u32);
+
+/// The settled edges drawn once into a texture (see `Gl::draw`).
+struct Layer {
+    fbo: WebGlFramebuffer,
+    tex: Option<WebGlTexture>,
+    size: (i32, i32),
+    key: Option<LayerKey>,
+    prog: WebGlProgram,
+    vao: WebGlVertexArrayObject,
+}
+
+impl Layer {
+    fn new(gl: &GL) -> Result<Self, String> {
+        let prog = program(gl, shaders::COPY_VS, shaders::COPY_FS)?;
+        let vao = gl.create_vertex_array().ok_or("vao")?;
+        gl.bind_vertex_array(Some(&vao));
+        let tri = gl.create_buffer().ok_or("buffer")?;
+        gl.bind_buffer(GL::ARRAY_BUFFER, Some(&tri));
+        // SAFETY: the view is dropped before any allocation can move the array.
+        unsafe {
+            let view = js_sys::Float32Array::view(&[-1.0, -1.0, 3.0, -1.0, -1.0, 3.0]);
+            gl.buffer_data_with_array_buffer_view(GL::ARRAY_BUFFER, &view, GL::STATIC_DRAW);
+        }
+        gl.enable_vertex_attrib_array(0);
+        gl.vertex_attrib_pointer_with_i32(0, 2, GL::FLOAT, false, 0, 0);
         gl.bind_vertex_array(None);
+        Ok(Layer {
+            fbo: gl.create_framebuffer().ok_or("framebuffer")?,
+            tex: None,
+            size: (0, 0),
+            key: None,
+            prog,
+            vao,
+        })
+    }
+
+    /// A texture of the canvas's size behind the framebuffer; false when it cannot be made.
+    fn resize(&mut self, gl: &GL, w: i32, h: i32) -> bool {
+        if self.tex.is_some() && self.size == (w, h) {
+            return true;
+        }
+        if let Some(old) = self.tex.take() {
+            gl.delete_texture(Some(&old));
+        }
+        let Some(tex) = gl.create_texture() else {
+            return false;
+        };
+        gl.bind_texture(GL::TEXTURE_2D, Some(&tex));
+        gl.tex_storage_2d(GL::TEXTURE_2D, 1, GL::RGBA8, w, h);
+        for p in [GL::TEXTURE_MIN_FILTER, GL::TEXTURE_MAG_FILTER] {
+            gl.tex_parameteri(GL::TEXTURE_2D, p, GL::NEAREST as i32);
+        }
+        for p in [GL::TEXTURE_WRAP_S, GL::TEXTURE_WRAP_T] {
+            gl.tex_parameteri(GL::TEXTURE_2D, p, GL::CLAMP_TO_EDGE as i32);
+        }
+        gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&self.fbo));
+        gl.framebuffer_texture_2d(
+            GL::FRAMEBUFFER,
+            GL::COLOR_ATTACHMENT0,
+            GL::TEXTURE_2D,
+            Some(&tex),
+            0,
+        );
+        let complete = gl.check_framebuffer_status(GL::FRAMEBUFFER) == GL::FRAMEBUFFER_COMPLETE;
+        gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+        self.tex = Some(tex);
+        self.size = (w, h);
+        self.key = None;
+        complete
+    }
+
+    /// Copies the layer onto the canvas (exact texels: no blending, no filtering).
+    fn copy(&self, gl: &GL) {
+        gl.disable(GL::BLEND);
+        gl.use_program(Some(&self.prog));
+        gl.active_texture(GL::TEXTURE0);
+        gl.bind_texture(GL::TEXTURE_2D, self.tex.as_ref());
+        gl.uniform1i(gl.get_uniform_location(&self.prog, "u_tex").as_ref(), 0);
+        gl.bind_vertex_array(Some(&self.vao));
+        gl.draw_arrays(GL::TRIANGLES, 0, 3);
+        gl.enable(GL::BLEND);
     }
 }
 

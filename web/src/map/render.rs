@@ -244,7 +244,7 @@ impl Renderer {
         };
         let (w, h) = self.resize();
         let cam = self.camera;
-        if let Some(g) = &self.gl {
+        if let Some(g) = &mut self.gl {
             g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
         } else if let Some(ctx) = &self.ctx2d {
             canvas2d::draw_2d(ctx, s, cam, self.dpr, w, h, t, self.motion);

@@ -158,3 +158,23 @@ void main() {
   o = vec4(c, alpha);
 }
 "#;
+
+/// Copies the cached edge layer onto the canvas (a full-screen triangle).
+pub const COPY_VS: &str = r#"#version 300 es
+layout(location=0) in vec2 a_pos;
+out vec2 v_uv;
+void main() {
+  v_uv = a_pos * 0.5 + 0.5;
+  gl_Position = vec4(a_pos, 0.0, 1.0);
+}
+"#;
+
+pub const COPY_FS: &str = r#"#version 300 es
+precision mediump float;
+uniform sampler2D u_tex;
+in vec2 v_uv;
+out vec4 o;
+void main() {
+  o = texture(u_tex, v_uv);
+}
+"#;
