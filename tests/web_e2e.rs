@@ -108,7 +108,10 @@ fn empty_install_says_how_to_send_spans(base: &str, otlp: &str) {
     }
     for behind in v["help_behind"].as_array().unwrap() {
         assert_eq!(behind["found"], true, "{behind}");
-        assert_eq!(behind["focused"], false, "behind the dialog took focus: {behind}");
+        assert_eq!(
+            behind["focused"], false,
+            "behind the dialog took focus: {behind}"
+        );
     }
     assert_accessible("page with the help open", &v["help_a11y_page"]);
     assert_eq!(
