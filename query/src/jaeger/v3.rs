@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::search::{self, Query as Search};
 use super::{otlp, params as jp, summary};
@@ -27,12 +28,50 @@ use crate::state::AppState;
 /// Jaeger's default `query.searchDepth`.
 const DEFAULT_SEARCH_DEPTH: usize = 100;
 
+// The v3 bodies, typed; fields in alphabetical order, as the `Value`s they replace printed.
+
+/// The gateway's error body.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail {
+    #[serde(rename = "httpCode")]
+    http_code: u16,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Services {
+    services: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Operations {
+    operations: Vec<Operation>,
+}
+
+#[derive(Serialize)]
+struct Operation {
+    name: String,
+    /// Lowercase; an unset kind is `internal` (as the gateway).
+    #[serde(rename = "spanKind")]
+    span_kind: String,
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"httpCode": status.as_u16(), "message": message.into()}});
+    let body = ErrorBody {
+        error: ErrorDetail {
+            http_code: status.as_u16(),
+            message: message.into(),
+        },
+    };
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        serde_json::to_string(&body).unwrap_or_default(),
     )
         .into_response()
 }
@@ -45,7 +84,7 @@ fn storage_error(err: anyhow::Error) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}"))
 }
 
-fn ok(body: Value) -> Response {
+fn ok(body: impl Serialize) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
@@ -74,7 +113,7 @@ pub async fn not_found() -> Response {
 
 /// `GET /api/v3/services`' answer.
 pub fn services_body(services: Vec<String>) -> Response {
-    ok(json!({ "services": services }))
+    ok(Services { services })
 }
 
 pub async fn services(State(state): State<AppState>) -> Response {
@@ -91,7 +130,7 @@ pub async fn operations(State(state): State<AppState>, req: Request) -> Response
     let w = super::catalog_window(crate::now_ns());
     match super::operations(&state.ch(), w, &service, kind).await {
         Ok(ops) => {
-            let ops: Vec<Value> = ops
+            let operations: Vec<Operation> = ops
                 .into_iter()
                 .map(|(name, kind)| {
                     // The gateway reports an unset kind as "internal".
@@ -99,10 +138,10 @@ pub async fn operations(State(state): State<AppState>, req: Request) -> Response
                         "Unspecified" => "internal".to_string(),
                         k => k.to_ascii_lowercase(),
                     };
-                    json!({"name": name, "spanKind": k})
+                    Operation { name, span_kind: k }
                 })
                 .collect();
-            ok(json!({ "operations": ops }))
+            ok(Operations { operations })
         }
         Err(e) => storage_error(e),
     }
