@@ -27,7 +27,12 @@ fn span(trace: u32, id: u32, parent: u32, service: &str, kind: &str, ts: i64) ->
             ("cloud.region".into(), format!("r{}", trace % 2)),
         ],
         duration: (5 + trace as u64 % 40) * MS as u64,
-        status_code: if trace % 7 == 0 { "Error" } else { "Unset" }.into(),
+        status_code: if trace.is_multiple_of(7) {
+            "Error"
+        } else {
+            "Unset"
+        }
+        .into(),
         ..Default::default()
     }
 }
