@@ -312,19 +312,7 @@ async fn main() -> Result<()> {
         println!("reusing {} spans", st.spans);
         (st.now, ids, st.spans)
     };
-    let bytes: Vec<(String, u64, u64)> = client
-        .query(
-            "SELECT table, sum(bytes_on_disk), sum(rows) FROM system.parts
-             WHERE database = currentDatabase() AND active GROUP BY table ORDER BY table",
-        )
-        .fetch_all()
-        .await?;
-    for (table, b, rows) in &bytes {
-        println!(
-            "on disk: {table:<28} {b:>12} bytes  {rows:>10} rows  {:.1} B/span",
-            *b as f64 / written.max(1) as f64
-        );
-    }
+    footprint(&client, written, "after the fill").await?;
 
     let settings = GraphArgs::default();
     // One cache of rolled-up parts for every run, as one query service has.
@@ -419,6 +407,7 @@ async fn main() -> Result<()> {
             cpu_per_span * 6e6,
             cpu_per_span * 1e5
         );
+        footprint(&client, written, "after the rollup backfill").await?;
         // The steady-state check every 15 s with nothing to recompute.
         time("rollup run, nothing new (15 min lookback)", runs, |_| {
             let r = &rollup;
@@ -639,5 +628,38 @@ async fn main() -> Result<()> {
         )
         .await?;
     }
+    Ok(())
+}
+
+/// Bytes on disk per stored span, per table and in all (issue 14 item 5: ≤ 45 B/span), and the
+/// same at steady state: the call copy lives 49–73 h (schema v11: `CALLS_HOURS`, day parts
+/// dropped whole, ~61 h on average) against 7 days' retention for everything else.
+async fn footprint(client: &clickhouse::Client, spans: u64, when: &str) -> Result<()> {
+    let bytes: Vec<(String, u64, u64)> = client
+        .query(
+            "SELECT table, sum(bytes_on_disk), sum(rows) FROM system.parts
+             WHERE database = currentDatabase() AND active GROUP BY table ORDER BY table",
+        )
+        .fetch_all()
+        .await?;
+    let per = |b: u64| b as f64 / spans.max(1) as f64;
+    let (mut total, mut calls) = (0, 0);
+    for (table, b, rows) in &bytes {
+        println!(
+            "on disk ({when}): {table:<28} {b:>12} bytes  {rows:>10} rows  {:.1} B/span",
+            per(*b)
+        );
+        total += b;
+        if table == "orrery_span_calls" {
+            calls = *b;
+        }
+    }
+    let life = (orrery_store::schema::CALLS_HOURS as f64 + 12.0) / (7.0 * 24.0);
+    println!(
+        "footprint ({when}): all tables {:.1} B/span; at steady state (7 days' retention, call copy ~{:.0}% of it) {:.1} B/span",
+        per(total),
+        life * 100.0,
+        per(total - calls) + per(calls) * life.min(1.0)
+    );
     Ok(())
 }
