@@ -39,9 +39,9 @@ pub mod trace_diff;
 pub mod trace_flame;
 pub mod trace_graph;
 pub mod trace_info;
-pub mod trace_logfmt;
 #[cfg(target_arch = "wasm32")]
 mod trace_load;
+pub mod trace_logfmt;
 pub mod trace_prefix;
 #[cfg(target_arch = "wasm32")]
 mod trace_search;

@@ -15,8 +15,9 @@ use crate::sse::SseEvent;
 /// What an event means for the map.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
-    /// The current graph, whole.
-    Graph(Graph),
+    /// The current graph, whole (boxed: a graph is ~300 bytes on the stack, the other variants
+    /// a few words).
+    Graph(Box<Graph>),
     /// A refresh failed on the server (e.g. a query limit); the stream goes on.
     Error(String),
     /// The graph held cannot be brought up to date: reconnect to get it whole.
@@ -51,7 +52,7 @@ impl LiveGraph {
                 Ok(g) => {
                     let seq = ev.id.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
                     self.held = Some((seq, g.clone()));
-                    Update::Graph(g)
+                    Update::Graph(Box::new(g))
                 }
                 Err(e) => self.resync(format!("an unreadable graph event: {e}")),
             },
@@ -71,7 +72,7 @@ impl LiveGraph {
                     return self.resync(format!("a delta that does not fit: {e}"));
                 }
                 *seq = d.seq;
-                Update::Graph(g.clone())
+                Update::Graph(Box::new(g.clone()))
             }
             "error" => Update::Error(
                 serde_json::from_str::<orrery_api::ApiError>(&ev.data)
@@ -151,24 +152,24 @@ mod tests {
         let mut live = LiveGraph::new();
         assert_eq!(
             live.on_event(&graph_event(&g1, 7)),
-            Update::Graph(g1.clone())
+            Update::Graph(Box::new(g1.clone()))
         );
         assert_eq!(
             live.on_event(&delta_event(&g1, &g2, 7, 8)),
-            Update::Graph(g2.clone())
+            Update::Graph(Box::new(g2.clone()))
         );
         assert_eq!(
             live.on_event(&delta_event(&g2, &g3, 8, 9)),
-            Update::Graph(g3.clone())
+            Update::Graph(Box::new(g3.clone()))
         );
         // A whole graph at any time (a resync on the server's side) replaces what is held.
         assert_eq!(
             live.on_event(&graph_event(&g1, 12)),
-            Update::Graph(g1.clone())
+            Update::Graph(Box::new(g1.clone()))
         );
         assert_eq!(
             live.on_event(&delta_event(&g1, &g2, 12, 13)),
-            Update::Graph(g2)
+            Update::Graph(Box::new(g2))
         );
     }
 

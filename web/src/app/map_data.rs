@@ -336,7 +336,7 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                     Rc::new(move |u: crate::live::Update| match u {
                         crate::live::Update::Graph(g) => {
                             got.set(true);
-                            apply3(g)
+                            apply3(*g)
                         }
                         // A refresh that failed (e.g. hit a query limit); the stream goes on
                         // and the next graph clears the message.
