@@ -27,10 +27,10 @@ pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
 pub use footprint::{CALLS_HOURS, calls_hours};
 
-pub use baseline::baseline_ddl;
+pub use baseline::{baseline_ddl, full_ddl};
 pub use ddl::SchemaParams;
 pub use migrations::{
-    CALL_RESOURCE_KEYS, Fresh, Migration, full_ddl, latest_version, migrations, replay_ddl,
+    CALL_RESOURCE_KEYS, Fresh, Migration, latest_version, migrations, replay_ddl,
 };
 pub use runner::{MigrateReport, migrate, replay_to};
 

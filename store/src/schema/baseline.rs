@@ -13,30 +13,7 @@
 //! way, is brought up by replaying the migrations, whose statements are written for that.
 
 use super::SchemaParams;
-use super::exporter::trace_id_ts_ddl;
-use super::migrations::{
-    Fresh, Migration, call_tables, ledger, migrations, spans_table_ddl, trace_id_view_ddl,
-};
-
-/// v1 on a fresh install: the spans table with v3's deduplication window, the trace-id lookup
-/// already in v7's shape with v8's window, and the view that fills it.
-pub(super) fn v1_fresh(p: &SchemaParams) -> Vec<String> {
-    let mut out = vec![spans_table_ddl(p, true)];
-    out.extend(p.distributed("otel_traces", "cityHash64(TraceId)"));
-    out.push(trace_id_ts_ddl(
-        p,
-        &p.storage_name("otel_traces_trace_id_ts"),
-        true,
-    ));
-    out.extend(p.distributed("otel_traces_trace_id_ts", "cityHash64(TraceId)"));
-    out.push(trace_id_view_ddl(p));
-    out
-}
-
-/// v4 on a fresh install: the call table and minute counts with v8's deduplication window.
-pub(super) fn v4_fresh(p: &SchemaParams) -> Vec<String> {
-    call_tables(p, true)
-}
+use super::migrations::{Fresh, Migration, ledger, migrations};
 
 /// The statements a fresh install runs for migration `m`.
 pub(super) fn fresh_statements(m: &Migration, p: &SchemaParams) -> Vec<String> {
@@ -54,6 +31,13 @@ pub fn baseline_ddl(p: &SchemaParams) -> Vec<String> {
         out.extend(fresh_statements(m, p));
     }
     out
+}
+
+/// The full DDL of a fresh install (the baseline: the ledger and the current schema created
+/// directly), as `orrery migrate --print` shows it and `deploy/clickhouse/cluster-schema.sql`
+/// ships it for the cluster variant.
+pub fn full_ddl(p: &SchemaParams) -> Vec<String> {
+    baseline_ddl(p)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! migrations' DDL must never change, since installs that ran it keep what it made.
 //!
 //! Each migration also says what a fresh install runs for it ([`Fresh`]): the baseline
-//! (`super::baseline`) creates the current schema directly instead of replaying history.
+//! (`super::baseline`, which reads this list) creates the current schema directly instead of
+//! replaying history.
 
 use super::ddl::*;
 use super::{SchemaParams, checks, exporter, footprint, slots};
@@ -48,7 +49,7 @@ pub fn migrations() -> &'static [Migration] {
             statements: v1_otel_traces,
             verify: None,
             scratch: None,
-            fresh: Fresh::Instead(super::baseline::v1_fresh),
+            fresh: Fresh::Instead(v1_fresh),
         },
         Migration {
             version: 2,
@@ -74,7 +75,7 @@ pub fn migrations() -> &'static [Migration] {
             statements: v4_call_table,
             verify: None,
             scratch: None,
-            fresh: Fresh::Instead(super::baseline::v4_fresh),
+            fresh: Fresh::Instead(v4_fresh),
         },
         Migration {
             version: 5,
@@ -525,11 +526,24 @@ ORDER BY Version",
     ]
 }
 
-/// The full DDL of a fresh install (the baseline: the ledger and the current schema created
-/// directly), as `orrery migrate --print` shows it and `deploy/clickhouse/cluster-schema.sql`
-/// ships it for the cluster variant.
-pub fn full_ddl(p: &SchemaParams) -> Vec<String> {
-    super::baseline::baseline_ddl(p)
+/// v1 on a fresh install: the spans table with v3's deduplication window, the trace-id lookup
+/// already in v7's shape with v8's window, and the view that fills it.
+fn v1_fresh(p: &SchemaParams) -> Vec<String> {
+    let mut out = vec![spans_table_ddl(p, true)];
+    out.extend(p.distributed("otel_traces", "cityHash64(TraceId)"));
+    out.push(exporter::trace_id_ts_ddl(
+        p,
+        &p.storage_name("otel_traces_trace_id_ts"),
+        true,
+    ));
+    out.extend(p.distributed("otel_traces_trace_id_ts", "cityHash64(TraceId)"));
+    out.push(trace_id_view_ddl(p));
+    out
+}
+
+/// v4 on a fresh install: the call table and minute counts with v8's deduplication window.
+fn v4_fresh(p: &SchemaParams) -> Vec<String> {
+    call_tables(p, true)
 }
 
 /// The DDL of replaying every migration in order (what an install that started at version 0
