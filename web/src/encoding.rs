@@ -105,8 +105,76 @@ pub fn fmt_us(us: i64) -> String {
     }
 }
 
+/// What an on-call engineer must know when the map is not the whole window: part of it is not
+/// rolled up yet (the hourly backfill has not reached it) and was left out of the graph, so
+/// counts there are missing, not zero. `None` when the whole window is in the graph.
+pub fn coverage_note(
+    q: &crate::api::DataQuality,
+    fmt_time: impl Fn(i64) -> String,
+) -> Option<String> {
+    if q.rollup_coverage >= 1.0 {
+        return None;
+    }
+    // Never rounds up to "100%" while something is left out.
+    let pct = (q.rollup_coverage * 100.0).clamp(0.0, 99.9);
+    let left_out = match (q.uncovered.first(), q.uncovered.last()) {
+        (Some(first), Some(last)) => format!(
+            " (left out: {} – {} UTC)",
+            fmt_time(first.start_ms),
+            fmt_time(last.end_ms)
+        ),
+        _ => String::new(),
+    };
+    Some(format!(
+        "This map covers {pct:.1}% of the window's spans{left_out}: older data is still being \
+         rolled up — counts there are missing, not zero. Narrow the window or retry later."
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_partly_rolled_up_window_says_what_it_left_out() {
+        use crate::api::{DataQuality, TimeRange};
+        let fmt = |ms: i64| format!("t{}", ms / 1000);
+        assert_eq!(coverage_note(&DataQuality::default(), fmt), None);
+        let q = DataQuality {
+            rollup_coverage: 0.25,
+            uncovered: vec![
+                TimeRange {
+                    start_ms: 1_000,
+                    end_ms: 2_000,
+                },
+                TimeRange {
+                    start_ms: 5_000,
+                    end_ms: 9_000,
+                },
+            ],
+            ..DataQuality::default()
+        };
+        let note = coverage_note(&q, fmt).unwrap();
+        assert!(
+            note.starts_with("This map covers 25.0% of the window's spans"),
+            "{note}"
+        );
+        // From the first range's start to the last one's end.
+        assert!(note.contains("(left out: t1 – t9 UTC)"), "{note}");
+        let none = DataQuality {
+            rollup_coverage: 0.0,
+            ..DataQuality::default()
+        };
+        assert!(coverage_note(&none, fmt).unwrap().contains("covers 0.0%"));
+        let almost = DataQuality {
+            rollup_coverage: 0.9999,
+            ..DataQuality::default()
+        };
+        assert!(
+            coverage_note(&almost, fmt)
+                .unwrap()
+                .contains("covers 99.9%")
+        );
+    }
+
     use super::*;
 
     #[test]
