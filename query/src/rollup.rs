@@ -20,9 +20,10 @@ use crate::GraphArgs;
 use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
 use crate::graph::fetch::{MinuteMarker, Rolled};
 use crate::metrics;
-use orrery_store::graph_rules as rules;
+use orrery_store::graph_rules::{self as rules, CallSource};
 
 pub mod backfill;
+mod hours;
 mod rows;
 mod slots;
 pub use slots::{SLOT_DELAY_NS, SLOT_NS};
@@ -201,7 +202,10 @@ impl Rollup {
             .map(|(m, v)| (*m, *v))
             .collect();
         for batch in todo.chunks(MINUTES_PER_BATCH) {
-            for marker in self.compute_minutes(batch, now_ns).await? {
+            for marker in self
+                .compute_minutes(batch, now_ns, CallSource::Copy)
+                .await?
+            {
                 rolled
                     .minutes
                     .insert(marker.minute as i64 * 1_000_000_000, marker);
@@ -211,86 +215,9 @@ impl Rollup {
         // Every closed hour whose hour rows are missing or stale (a minute of it computed
         // since), merged from its minutes' latest rows.
         for hour in rolled.stale_hours(lo, hi).into_iter().rev() {
-            self.compute_hour(HourVersion {
-                hour: (hour / 1_000_000_000) as u32,
-            })
-            .await?;
+            self.compute_hours(&[hour]).await?;
         }
         Ok(report)
-    }
-
-    /// Hour rows from the latest rows of its minutes, then the hour's marker. The version is
-    /// computed from the same minute markers the rows are selected by, in the same statement
-    /// for both, so a minute recomputed meanwhile only makes the hour stale (recomputed next run).
-    async fn compute_hour(&self, hv: HourVersion) -> Result<()> {
-        let computed = self.next_computed_at();
-        let minutes: Vec<MinuteVersion> = self
-            .client
-            .query(
-                "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at
-FROM orrery_graph_minutes
-WHERE Minute >= toDateTime({hour:UInt32}) AND Minute < toDateTime({hour:UInt32}) + 3600
-GROUP BY Minute",
-            )
-            .param("hour", hv.hour)
-            .fetch_all()
-            .await
-            .context("reading the hour's minute markers")?;
-        let version: u64 = minutes.iter().map(|m| m.computed_at).sum();
-        let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
-        let filter =
-            "Minute >= toDateTime({hour:UInt32}) AND Minute < toDateTime({hour:UInt32}) + 3600
-    AND (toUInt32(Minute), ComputedAt) IN {pairs:Array(Tuple(UInt32, UInt64))}";
-        let bind = |q: clickhouse::query::Query| {
-            q.param("hour", hv.hour)
-                .param("pairs", &pairs)
-                .param("computed", computed)
-        };
-        let (values, merged) = (rules::value_columns(), rules::merged_count_columns());
-        bind(self.client.query(&format!(
-            "INSERT INTO orrery_graph_edges_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
-                CalleeRegion, CalleeKind, {values})
-             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Caller, Callee, CallerRegion,
-                CalleeRegion, CalleeKind, {merged}
-             FROM orrery_graph_edges_1m WHERE {filter}
-             GROUP BY Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
-        )))
-        .execute()
-        .await
-        .context("rolling up an hour of edges")?;
-        bind(self.client.query(&format!(
-            "INSERT INTO orrery_graph_services_1h (Hour, ComputedAt, Caller, Callee, CallerRegion,
-                CalleeRegion, CalleeKind, {values})
-             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Caller, Callee,
-                any(CallerRegion), any(CalleeRegion), CalleeKind, {merged}
-             FROM orrery_graph_edges_1m WHERE {filter}
-             GROUP BY Caller, Callee, CalleeKind"
-        )))
-        .execute()
-        .await
-        .context("rolling up an hour of service-to-service edges")?;
-        bind(self.client.query(&format!(
-            "INSERT INTO orrery_graph_nodes_1h (Hour, ComputedAt, Service, Region, Instance, {values})
-             SELECT toDateTime({{hour:UInt32}}), {{computed:UInt64}}, Service, Region, Instance,
-                {merged}
-             FROM orrery_graph_nodes_1m WHERE {filter}
-             GROUP BY Service, Region, Instance"
-        )))
-        .execute()
-        .await
-        .context("rolling up an hour of nodes")?;
-        self.client
-            .query(
-                "INSERT INTO orrery_graph_hours (Hour, ComputedAt, MinutesVersion)
-                 VALUES (toDateTime({hour:UInt32}), {computed:UInt64}, {version:UInt64})",
-            )
-            .param("hour", hv.hour)
-            .param("computed", computed)
-            .param("version", version)
-            .execute()
-            .await
-            .context("writing the hour marker")?;
-        Ok(())
     }
 
     fn next_computed_at(&self) -> u64 {
@@ -306,12 +233,14 @@ GROUP BY Minute",
         now.max(prev + 1)
     }
 
-    /// Recomputes minutes `(minute, (spans, late))` from spans: edges, nodes, then markers
-    /// (returned as written).
+    /// Recomputes minutes `(minute, (spans, late))` from the call rows of `source`: edges,
+    /// nodes, then markers (returned as written). The minute rollup reads the call copy; the
+    /// backfill, for minutes older than the copy keeps, `otel_traces` (`CallSource::Spans`).
     async fn compute_minutes(
         &self,
         batch: &[(i64, (u64, u64))],
         now_ns: i64,
+        source: CallSource,
     ) -> Result<Vec<MinuteMarker>> {
         let computed = self.next_computed_at();
         // Empty minutes only get their marker: a first backfill marks a day of them.
@@ -323,7 +252,7 @@ GROUP BY Minute",
         let quality = if busy.is_empty() {
             Vec::new()
         } else {
-            self.compute_rows(&busy, computed, now_ns).await?
+            self.compute_rows(&busy, computed, now_ns, source).await?
         };
         let quality: BTreeMap<u32, &MinuteQuality> =
             quality.iter().map(|q| (q.minute, q)).collect();
@@ -360,12 +289,13 @@ GROUP BY Minute",
         busy: &[i64],
         computed: u64,
         now_ns: i64,
+        source: CallSource,
     ) -> Result<Vec<MinuteQuality>> {
         let settled = now_ns - self.settings.graph_grace.as_nanos() as i64;
         let lo = busy.iter().copied().min().unwrap_or(0);
         let hi = busy.iter().copied().max().unwrap_or(0) + MINUTE_NS;
         let minutes: Vec<u32> = busy.iter().map(|m| (m / 1_000_000_000) as u32).collect();
-        self.write_rows(&rows::MINUTES, (lo, hi), settled, computed, |q| {
+        self.write_rows(&rows::MINUTES, source, (lo, hi), settled, computed, |q| {
             q.param("minutes", &minutes)
         })
         .await?;
@@ -391,16 +321,6 @@ GROUP BY Minute",
             .context("reading rollup quality counts")?;
         Ok(quality)
     }
-}
-
-struct HourVersion {
-    hour: u32,
-}
-
-#[derive(Row, Deserialize, Debug)]
-struct MinuteVersion {
-    minute: u32,
-    computed_at: u64,
 }
 
 #[derive(Row, Deserialize, Debug)]

@@ -6,11 +6,11 @@
 //! stopped at the horizon while it was down) has old hours with spans and no rollup. In the
 //! background, every replica works through them **newest first** (the hours a long window most
 //! likely shows), a few hours per step: each hour's 60 minutes are computed in one batch, like
-//! the minute rollup's, by the SQL of `orrery_store::graph_rules` — over `otel_traces` itself
-//! (the call view's own select, [`over_spans`]), since the call copy keeps only ~2 days
-//! (schema v11) — into minute
-//! rows and markers, then the hours are merged from those
-//! minute rows under the same marker/version scheme as [`Rollup::compute_hour`]. So readers,
+//! the minute rollup's and by the same code (`Rollup::compute_minutes`, `rows.rs`) — over
+//! `otel_traces` itself (`graph_rules::CallSource::Spans`: the call view's own expressions),
+//! since the call copy keeps only ~2 days (schema v11) — into minute rows and markers, then the
+//! hours are merged from those minute rows by the minute rollup's own hour merge (`hours.rs`,
+//! the same marker/version scheme). So readers,
 //! the minute rollup and replicas judge a backfilled hour exactly like any other: current while
 //! its minutes' span counts still match their markers. A late span into it makes its minutes
 //! left out of graphs (reported in data quality: the call copy to read them from is gone) until
@@ -22,19 +22,18 @@
 //! latest (never both). A step is bounded by `--graph-backfill-step-timeout` (the engine's
 //! `max_execution_time`) and by [`STEP_SPANS`]; a failed step is logged and retried later.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{MinuteVersion, Rollup};
-use crate::calls;
+use super::Rollup;
+use crate::graph::fetch::Rolled;
 use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
-use crate::graph::fetch::{MinuteMarker, Rolled};
 use crate::metrics;
+use orrery_store::graph_rules::CallSource;
 
 /// Hours computed by one step at most (their minute versions are bound as one parameter).
 const MAX_HOURS_PER_STEP: usize = 6;
@@ -59,40 +58,6 @@ pub struct Plan {
 struct SpanRange {
     minutes: u64,
     first: u32,
-}
-
-#[derive(Row, Serialize)]
-struct HourMarker {
-    #[serde(rename = "Hour")]
-    hour: u32,
-    #[serde(rename = "ComputedAt")]
-    computed_at: u64,
-    #[serde(rename = "MinutesVersion")]
-    minutes_version: u64,
-}
-
-/// `otel_traces` as rows of `orrery_span_calls`: the call view's own `SELECT` (schema v4, from
-/// `graph_rules::call_view_ddl`, so the same expressions and rules), as a subquery. Every use
-/// filters on `Timestamp`, which ClickHouse pushes down into it (and prunes by day partition).
-fn spans_as_calls() -> String {
-    let keys = orrery_store::schema::CALL_RESOURCE_KEYS
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let ddl =
-        orrery_store::graph_rules::call_view_ddl("db", "mv", "", "calls", "otel_traces", &keys);
-    let select = ddl.split_once("\nAS ").map_or("", |(_, s)| s);
-    format!("({})", select.replace("db.otel_traces", "otel_traces"))
-}
-
-/// A rollup query of the call rules (`graph_rules`), reading `otel_traces` instead of the call
-/// copy, which keeps only ~2 days (schema v11).
-fn over_spans(sql: &str) -> String {
-    sql.replace(
-        "FROM orrery_span_calls",
-        &format!("FROM {}", spans_as_calls()),
-    )
 }
 
 fn floor_hour(ns: i64) -> i64 {
@@ -209,7 +174,8 @@ FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:I
         let mut chunk_spans = 0;
         for m in minutes {
             if !chunk.is_empty() && chunk_spans + m.1.0 > STEP_SPANS {
-                self.compute_old_minutes(&chunk, now_ns).await?;
+                self.compute_minutes(&chunk, now_ns, CallSource::Spans)
+                    .await?;
                 chunk.clear();
                 chunk_spans = 0;
             }
@@ -217,199 +183,13 @@ FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:I
             chunk.push(m);
         }
         if !chunk.is_empty() {
-            self.compute_old_minutes(&chunk, now_ns).await?;
+            self.compute_minutes(&chunk, now_ns, CallSource::Spans)
+                .await?;
         }
         if !hours.is_empty() {
             self.compute_hours(&hours).await?;
         }
         Ok((hours, late_total))
-    }
-
-    /// [`Rollup::compute_minutes`] for minutes older than the call copy: their edge and node
-    /// rows from `otel_traces` through the call view's own expressions ([`over_spans`]:
-    /// `orrery_span_calls` keeps only ~2 days, schema v11), by the same rules, then markers.
-    async fn compute_old_minutes(&self, batch: &[(i64, (u64, u64))], now_ns: i64) -> Result<()> {
-        use orrery_store::graph_rules::{self as rules, minute_filter};
-        let computed = self.next_computed_at();
-        let busy: Vec<i64> = batch
-            .iter()
-            .filter(|(_, (spans, _))| *spans > 0)
-            .map(|(m, _)| *m)
-            .collect();
-        let mut quality: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-        if let (Some(&lo), Some(&last)) = (busy.iter().min(), busy.iter().max()) {
-            let hi = last + MINUTE_NS;
-            let lookback = self.settings.graph_parent_lookback.as_nanos() as i64;
-            let settled = now_ns - self.settings.graph_grace.as_nanos() as i64;
-            let minutes: Vec<u32> = busy.iter().map(|m| (m / 1_000_000_000) as u32).collect();
-            let bind = |q: clickhouse::query::Query| {
-                q.param("lo", lo)
-                    .param("hi", hi)
-                    .param("plo", lo - lookback)
-                    .param("chi", hi + lookback)
-                    .param("settled", settled)
-                    .param("region_attrs", &self.settings.graph_region_attributes)
-                    .param("computed", computed)
-                    .param("minutes", &minutes)
-            };
-            let values = rules::value_columns();
-            bind(self.client.query(&format!(
-                "INSERT INTO orrery_graph_edges_1m (Minute, ComputedAt, Caller, Callee, CallerRegion,
-                    CalleeRegion, CalleeKind, {values})
-                 SELECT Minute, {{computed:UInt64}}, Caller, Callee, CallerRegion, CalleeRegion,
-                    CalleeKind, {values}
-                 FROM ({})",
-                over_spans(&rules::edge_rows_sql(minute_filter::LISTED))
-            )))
-            .execute()
-            .await
-            .context("backfilling edges from spans")?;
-            bind(self.client.query(&format!(
-                "INSERT INTO orrery_graph_nodes_1m (Minute, ComputedAt, Service, Region, Instance, {values})
-                 SELECT Minute, {{computed:UInt64}}, Service, Region, Instance, {values}
-                 FROM ({})",
-                over_spans(&rules::node_rows_sql(minute_filter::LISTED))
-            )))
-            .execute()
-            .await
-            .context("backfilling nodes from spans")?;
-            let rows: Vec<(u32, u64, u64)> = self
-                .client
-                .query(&format!(
-                    "SELECT toUInt32(Minute), sumIf(Requests, {}), sumIf(Requests, {})
-                     FROM orrery_graph_edges_1m
-                     WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({{lo:Int64}}))
-                       AND Minute < toDateTime(fromUnixTimestamp64Nano({{hi:Int64}}))
-                       AND ComputedAt = {{computed:UInt64}}
-                     GROUP BY Minute",
-                    rules::IS_ORPHAN_ROW,
-                    rules::IS_VIRTUAL_ROW
-                ))
-                .param("lo", lo)
-                .param("hi", hi)
-                .param("computed", computed)
-                .fetch_all()
-                .await
-                .context("reading backfill quality counts")?;
-            quality = rows.into_iter().map(|(m, o, u)| (m, (o, u))).collect();
-        }
-        let mut insert = self
-            .client
-            .insert::<MinuteMarker>("orrery_graph_minutes")
-            .await
-            .context("writing backfill minute markers")?;
-        for &(minute, (spans, late)) in batch {
-            let m = (minute / 1_000_000_000) as u32;
-            let (orphans, unmatched) = quality.get(&m).copied().unwrap_or((0, 0));
-            insert
-                .write(&MinuteMarker {
-                    minute: m,
-                    computed_at: computed,
-                    spans,
-                    orphans,
-                    unmatched,
-                    late,
-                })
-                .await?;
-        }
-        insert
-            .end()
-            .await
-            .context("writing backfill minute markers")?;
-        Ok(())
-    }
-
-    /// Hour rows of `hours` (ns) from the latest rows of their minutes, then their markers:
-    /// [`Rollup::compute_hour`] for several hours in one set of statements.
-    async fn compute_hours(&self, hours: &[i64]) -> Result<()> {
-        let computed = self.next_computed_at();
-        let secs: Vec<u32> = hours.iter().map(|h| (h / 1_000_000_000) as u32).collect();
-        let lo = secs.iter().copied().min().unwrap_or(0);
-        let hi = secs.iter().copied().max().unwrap_or(0) + 3600;
-        let minutes: Vec<MinuteVersion> = self
-            .client
-            .query(
-                "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at
-FROM orrery_graph_minutes
-WHERE Minute >= toDateTime({lo:UInt32}) AND Minute < toDateTime({hi:UInt32})
-    AND has({hours:Array(UInt32)}, toUInt32(toStartOfHour(Minute)))
-GROUP BY Minute",
-            )
-            .param("lo", lo)
-            .param("hi", hi)
-            .param("hours", &secs)
-            .fetch_all()
-            .await
-            .context("reading the hours' minute markers")?;
-        let mut versions: BTreeMap<u32, u64> = secs.iter().map(|h| (*h, 0)).collect();
-        for m in &minutes {
-            *versions.entry(m.minute - m.minute % 3600).or_default() += m.computed_at;
-        }
-        let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
-        let filter = "Minute >= toDateTime({lo:UInt32}) AND Minute < toDateTime({hi:UInt32})
-    AND (toUInt32(Minute), ComputedAt) IN {pairs:Array(Tuple(UInt32, UInt64))}";
-        let bind = |q: clickhouse::query::Query| {
-            q.param("lo", lo)
-                .param("hi", hi)
-                .param("pairs", &pairs)
-                .param("computed", computed)
-        };
-        let (values, merged) = (calls::value_columns(), calls::merged_count_columns());
-        const EDGE_KEYS: &str = "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind";
-        const NODE_KEYS: &str = "Service, Region, Instance";
-        // (table, its key columns, what is selected for them, grouped by, from)
-        for (table, columns, select_keys, keys, source) in [
-            (
-                "orrery_graph_edges_1h",
-                EDGE_KEYS,
-                EDGE_KEYS,
-                EDGE_KEYS,
-                "orrery_graph_edges_1m",
-            ),
-            (
-                "orrery_graph_services_1h",
-                EDGE_KEYS,
-                "Caller, Callee, any(CallerRegion), any(CalleeRegion), CalleeKind",
-                "Caller, Callee, CalleeKind",
-                "orrery_graph_edges_1m",
-            ),
-            (
-                "orrery_graph_nodes_1h",
-                NODE_KEYS,
-                NODE_KEYS,
-                NODE_KEYS,
-                "orrery_graph_nodes_1m",
-            ),
-        ] {
-            bind(self.client.query(&format!(
-                "INSERT INTO {table} (Hour, ComputedAt, {columns}, {values})
-                 SELECT toStartOfHour(Minute) AS H, {{computed:UInt64}}, {select_keys}, {merged}
-                 FROM {source} WHERE {filter}
-                 GROUP BY H, {keys}"
-            )))
-            .execute()
-            .await
-            .with_context(|| format!("backfilling {table}"))?;
-        }
-        let mut insert = self
-            .client
-            .insert::<HourMarker>("orrery_graph_hours")
-            .await
-            .context("writing backfilled hour markers")?;
-        for (hour, version) in versions {
-            insert
-                .write(&HourMarker {
-                    hour,
-                    computed_at: computed,
-                    minutes_version: version,
-                })
-                .await?;
-        }
-        insert
-            .end()
-            .await
-            .context("writing backfilled hour markers")?;
-        Ok(())
     }
 
     /// Works through the plan until `shutdown`, newest hours first, one bounded step at a
@@ -531,30 +311,6 @@ GROUP BY Minute",
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn old_minutes_read_spans_with_the_call_views_own_expressions() {
-        use orrery_store::graph_rules::{self as rules, minute_filter};
-        for sql in [
-            over_spans(&rules::edge_rows_sql(minute_filter::LISTED)),
-            over_spans(&rules::node_rows_sql(minute_filter::LISTED)),
-        ] {
-            assert!(!sql.contains("orrery_span_calls"), "{sql}");
-            assert!(sql.contains("FROM otel_traces"), "{sql}");
-            assert!(
-                sql.contains("cityHash64(TraceId, SpanId) AS SpanKey"),
-                "{sql}"
-            );
-        }
-        assert_eq!(
-            rules::edge_rows_sql(minute_filter::LISTED)
-                .matches("FROM orrery_span_calls")
-                .count(),
-            over_spans(&rules::edge_rows_sql(minute_filter::LISTED))
-                .matches("AS SpanKey")
-                .count()
-        );
-    }
 
     #[test]
     fn hours_are_named_in_utc() {

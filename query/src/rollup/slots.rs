@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use super::{Rollup, floor_minute, rows};
 use crate::graph::fetch::markers::{MINUTE_NS, SlotMark, read_slots};
 pub use crate::graph::fetch::markers::{SLOT_DELAY_NS, SLOT_NS};
+use orrery_store::graph_rules::CallSource;
 
 /// How far before the minute rollup's end slots are kept rolled up: the minute rollup runs
 /// every `--graph-rollup-interval`, so the first unmarked minute trails its end by up to that.
@@ -47,6 +48,7 @@ impl Rollup {
         if spans > 0 {
             self.write_rows(
                 &rows::SLOTS,
+                CallSource::Copy,
                 (slot, slot + SLOT_NS),
                 settled,
                 computed,

@@ -1,0 +1,131 @@
+//! Merging hours: hour rows from the latest rows of their minutes, then the hours' markers.
+//! One implementation for the minute rollup (`rollup.rs`, the hours of its horizon, one at a
+//! time) and the hourly backfill (`backfill.rs`, several consecutive hours per step).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use super::Rollup;
+use orrery_store::graph_rules as rules;
+
+#[derive(Row, Deserialize, Debug)]
+struct MinuteVersion {
+    minute: u32,
+    computed_at: u64,
+}
+
+#[derive(Row, Serialize)]
+struct HourMarker {
+    #[serde(rename = "Hour")]
+    hour: u32,
+    #[serde(rename = "ComputedAt")]
+    computed_at: u64,
+    #[serde(rename = "MinutesVersion")]
+    minutes_version: u64,
+}
+
+/// The hour (Unix seconds) a `Minute` column's value is in: arithmetic on the Unix time, not
+/// `toStartOfHour`, whose hours follow the server's time zone (not whole UTC hours in every
+/// zone), while hour markers and readers count whole UTC hours.
+const HOUR_OF_MINUTE: &str = "intDiv(toUInt32(Minute), 3600) * 3600";
+
+impl Rollup {
+    /// Hour rows of `hours` (ns, whole hours) from the latest rows of their minutes, then
+    /// their markers. Each hour's version is the sum of the minute markers its rows are
+    /// selected by (read once, bound to every statement), so a minute recomputed meanwhile
+    /// only makes its hour stale (merged again by the next run).
+    pub(super) async fn compute_hours(&self, hours: &[i64]) -> Result<()> {
+        let computed = self.next_computed_at();
+        let secs: Vec<u32> = hours.iter().map(|h| (h / 1_000_000_000) as u32).collect();
+        let lo = secs.iter().copied().min().unwrap_or(0);
+        let hi = secs.iter().copied().max().unwrap_or(0) + 3600;
+        let minutes: Vec<MinuteVersion> = self
+            .client
+            .query(&format!(
+                "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at
+FROM orrery_graph_minutes
+WHERE Minute >= toDateTime({{lo:UInt32}}) AND Minute < toDateTime({{hi:UInt32}})
+    AND has({{hours:Array(UInt32)}}, {HOUR_OF_MINUTE})
+GROUP BY Minute"
+            ))
+            .param("lo", lo)
+            .param("hi", hi)
+            .param("hours", &secs)
+            .fetch_all()
+            .await
+            .context("reading the hours' minute markers")?;
+        let mut versions: BTreeMap<u32, u64> = secs.iter().map(|h| (*h, 0)).collect();
+        for m in &minutes {
+            *versions.entry(m.minute - m.minute % 3600).or_default() += m.computed_at;
+        }
+        let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
+        let filter = "Minute >= toDateTime({lo:UInt32}) AND Minute < toDateTime({hi:UInt32})
+    AND (toUInt32(Minute), ComputedAt) IN {pairs:Array(Tuple(UInt32, UInt64))}";
+        let (values, merged) = (rules::value_columns(), rules::merged_count_columns());
+        let hour = format!("toDateTime({HOUR_OF_MINUTE}) AS H, {{computed:UInt64}}");
+        // The tables are named in the statements (the deploy test reads them for the grants).
+        let statements = [
+            (
+                format!(
+                    "INSERT INTO orrery_graph_edges_1h (Hour, ComputedAt, Caller, Callee,
+                        CallerRegion, CalleeRegion, CalleeKind, {values})
+                     SELECT {hour}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {merged}
+                     FROM orrery_graph_edges_1m WHERE {filter}
+                     GROUP BY H, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
+                ),
+                "edges",
+            ),
+            (
+                format!(
+                    "INSERT INTO orrery_graph_services_1h (Hour, ComputedAt, Caller, Callee,
+                        CallerRegion, CalleeRegion, CalleeKind, {values})
+                     SELECT {hour}, Caller, Callee, any(CallerRegion), any(CalleeRegion),
+                        CalleeKind, {merged}
+                     FROM orrery_graph_edges_1m WHERE {filter}
+                     GROUP BY H, Caller, Callee, CalleeKind"
+                ),
+                "service-to-service edges",
+            ),
+            (
+                format!(
+                    "INSERT INTO orrery_graph_nodes_1h (Hour, ComputedAt, Service, Region,
+                        Instance, {values})
+                     SELECT {hour}, Service, Region, Instance, {merged}
+                     FROM orrery_graph_nodes_1m WHERE {filter}
+                     GROUP BY H, Service, Region, Instance"
+                ),
+                "nodes",
+            ),
+        ];
+        for (sql, what) in statements {
+            self.client
+                .query(&sql)
+                .param("lo", lo)
+                .param("hi", hi)
+                .param("pairs", &pairs)
+                .param("computed", computed)
+                .execute()
+                .await
+                .with_context(|| format!("rolling up hours of {what}"))?;
+        }
+        let mut insert = self
+            .client
+            .insert::<HourMarker>("orrery_graph_hours")
+            .await
+            .context("writing hour markers")?;
+        for (hour, version) in versions {
+            insert
+                .write(&HourMarker {
+                    hour,
+                    computed_at: computed,
+                    minutes_version: version,
+                })
+                .await?;
+        }
+        insert.end().await.context("writing hour markers")?;
+        Ok(())
+    }
+}
