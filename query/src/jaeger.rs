@@ -15,12 +15,8 @@ pub mod v3;
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use axum::Router;
-use axum::routing::get;
 use clickhouse::Client;
 use orrery_store::SpanRow;
-
-use crate::state::AppState;
 
 // The service/operation lookups are shared with the Orrery API; they live in `catalog`.
 pub use crate::catalog::{catalog_window, operations, services};
@@ -35,25 +31,6 @@ pub use v1_model::trace_json;
 pub const MAX_SEARCH_TRACES: i64 = 1500;
 /// Most `traceID` parameters in one v1 search.
 pub const MAX_TRACE_IDS: usize = 100;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/services", get(v1::services_handler))
-        .route(
-            "/api/services/{service}/operations",
-            get(v1::service_operations_handler),
-        )
-        .route("/api/operations", get(v1::operations_handler))
-        .route("/api/traces", get(v1::search_handler))
-        .route("/api/traces/{id}", get(v1::trace_handler))
-        .route("/api/dependencies", get(v1::dependencies_handler))
-        .route("/api/v3/services", get(v3::services))
-        .route("/api/v3/operations", get(v3::operations))
-        .route("/api/v3/traces", get(v3::find_traces))
-        .route("/api/v3/traces/{trace_id}", get(v3::get_trace))
-        .route("/api/v3/trace-summaries", get(v3::trace_summaries))
-        .route("/api/v3/{*rest}", get(v3::not_found))
-}
 
 /// The window the service and operation lists cover: everything stored (retention bounds
 /// it), as Jaeger lists every service its storage holds. A day ahead covers senders whose

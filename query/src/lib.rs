@@ -6,12 +6,12 @@
 //! Nothing is kept in memory that a restart or a second replica would get wrong: every answer
 //! is computed from ClickHouse, and the rollup job is idempotent (see `rollup`).
 
-pub mod api;
 pub mod calls;
 pub mod catalog;
 pub mod checks;
 pub mod error;
 pub mod graph;
+pub mod http;
 pub mod jaeger;
 pub mod limits;
 pub mod live;
@@ -24,7 +24,6 @@ pub mod server;
 pub mod state;
 pub mod trace_stream;
 pub mod traces;
-pub mod ui;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -233,7 +232,7 @@ pub async fn serve(
     args.limits.check()?;
     let client = clickhouse.client();
     // Before anything runs: an invalid rules file stops the start.
-    let runtime = graph::GraphRuntime::default();
+    let runtime = state::GraphRuntime::default();
     let checks = start_checks(&args, &client, &runtime, &shutdown)?;
     // Tables made by an older exporter release are read with casts, decided once here; if
     // ClickHouse is not up yet, the current exporter shape is assumed.
@@ -257,7 +256,7 @@ pub async fn serve(
         Some(tokio::spawn(job.run(shutdown.clone())))
     };
     let limits = args.limits.clone();
-    let app = api::router(
+    let app = http::router(
         state::AppState::new(client, args)
             .with_runtime(runtime)
             .with_shutdown(shutdown.clone()),
@@ -286,7 +285,7 @@ pub async fn serve(
 fn start_checks(
     args: &QueryArgs,
     client: &clickhouse::Client,
-    runtime: &graph::GraphRuntime,
+    runtime: &state::GraphRuntime,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let g = &args.graph;
@@ -306,10 +305,10 @@ fn start_checks(
     Ok(Some(tokio::spawn(checks::server::run(
         args.limits.bound_background(client.clone()),
         g.clone(),
-        runtime.clone(),
+        runtime.cache.clone(),
+        runtime.checks.clone(),
         set.rules,
         interval,
-        g.graph_alertmanager_url.clone(),
         shutdown.clone(),
     ))))
 }

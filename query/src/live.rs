@@ -24,20 +24,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orrery_api::live::delta;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
+use crate::graph::cache::RolledCache;
 use crate::metrics::{self, inc};
 use crate::model::Graph;
-use crate::params::{self, GraphParams, Params, StreamParams, WindowParams};
-use crate::state::AppState;
-use crate::{graph, limits};
+use crate::params::{self, GraphParams, StreamParams, WindowParams};
+use crate::{GraphArgs, graph, limits};
 
 /// A fixed instant (minute-aligned, 2027-01-15) at which requests without their window are
 /// compared: two streams share a shape when these are equal and their window parameters and
@@ -45,6 +44,24 @@ use crate::{graph, limits};
 const KEY_NOW_NS: i64 = 1_800_000_000_000 * 1_000_000;
 /// Keep-alive comment period (the UI takes 45 s of silence as a dead connection).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// What live streams need from the service, handed over by the route (`http/orrery.rs`) from
+/// its state.
+#[derive(Clone)]
+pub struct LiveContext {
+    /// The bounded client; each tick's queries are tagged so that they can be killed.
+    pub client: clickhouse::Client,
+    pub graph: Arc<GraphArgs>,
+    pub cache: RolledCache,
+    /// One permit per open stream (`--query-max-streams`).
+    pub streams: Arc<Semaphore>,
+    pub max_streams: usize,
+    pub max_shapes: usize,
+    /// `--query-stream-stall`.
+    pub stall: Duration,
+    /// Cancelled on shutdown: streams end.
+    pub shutdown: CancellationToken,
+}
 
 /// The shapes being computed in this replica.
 pub struct Registry {
@@ -216,7 +233,7 @@ fn error_event(message: &str, limit: Option<&str>) -> Bytes {
 
 /// The task of one shape: a graph every `interval` until nobody subscribes.
 async fn run_shape(
-    state: AppState,
+    cx: LiveContext,
     shape: Arc<Shape>,
     (g, w): (GraphParams, WindowParams),
     interval: Duration,
@@ -242,8 +259,8 @@ async fn run_shape(
             }
         };
         let tag: Arc<str> = Arc::from(format!("orrery-live:{:032x}", rand::random::<u128>()));
-        let compute = limits::killed_if_dropped(state.client.clone(), tag, async {
-            graph::graph(&state.ch(), state.graph_args(), &state.runtime.cache, &req).await
+        let compute = limits::killed_if_dropped(cx.client.clone(), tag, async {
+            graph::graph(&limits::tagged(&cx.client), &cx.graph, &cx.cache, &req).await
         });
         // Cancelled when the last subscriber leaves: dropping the computation kills its queries.
         let result = tokio::select! {
@@ -360,16 +377,18 @@ async fn forward(
     drop(sub);
 }
 
-/// `GET /orrery/api/graph/stream`.
-pub async fn handler(
-    State(state): State<AppState>,
-    Params(g): Params<GraphParams>,
-    Params(w): Params<WindowParams>,
-    Params(p): Params<StreamParams>,
+/// `GET /orrery/api/graph/stream`: subscribes to the request's shape (starting its task if it is
+/// the first) and answers the event stream.
+pub fn stream(
+    live: &Arc<Registry>,
+    cx: LiveContext,
+    g: GraphParams,
+    w: WindowParams,
+    p: StreamParams,
 ) -> Result<Response, ApiError> {
-    let interval = p.interval(state.graph_args().graph_stream_interval)?;
+    let interval = p.interval(cx.graph.graph_stream_interval)?;
     let key = shape_key(&g, &w, interval)?;
-    let Ok(permit) = state.streams.clone().try_acquire_owned() else {
+    let Ok(permit) = cx.streams.clone().try_acquire_owned() else {
         inc(&metrics::STREAMS_REFUSED);
         return Err(ApiError::limited(
             StatusCode::TOO_MANY_REQUESTS,
@@ -377,14 +396,14 @@ pub async fn handler(
             format!(
                 "this query service replica has as many live streams open as it allows \
                  (--query-max-streams {}): close another map or retry later",
-                state.args.limits.query_max_streams
+                cx.max_streams
             ),
             30,
         ));
     };
-    let task_state = state.clone();
-    let sub = state.live.subscribe(key, move |shape| {
-        tokio::spawn(run_shape(task_state, shape, (g, w), interval));
+    let (stall, shutdown, max_shapes) = (cx.stall, cx.shutdown.clone(), cx.max_shapes);
+    let sub = live.subscribe(key, move |shape| {
+        tokio::spawn(run_shape(cx, shape, (g, w), interval));
     });
     let Some(sub) = sub else {
         inc(&metrics::LIVE_SHAPES_REFUSED);
@@ -395,21 +414,14 @@ pub async fn handler(
                 "this query service replica computes as many distinct live maps as it allows \
                  (--query-max-stream-shapes {}): open a map that is already watched (same \
                  level, region, focus, window and interval), or retry later",
-                state.args.limits.query_max_stream_shapes
+                max_shapes
             ),
             30,
         ));
     };
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     let dropped = Arc::new(AtomicBool::new(false));
-    tokio::spawn(forward(
-        sub,
-        tx,
-        state.args.limits.query_stream_stall,
-        state.shutdown.clone(),
-        dropped.clone(),
-        permit,
-    ));
+    tokio::spawn(forward(sub, tx, stall, shutdown, dropped.clone(), permit));
     let body =
         futures::stream::unfold((rx, dropped, false), |(mut rx, dropped, done)| async move {
             if done {

@@ -131,7 +131,7 @@ fn ceil_minute(ns: i64) -> i64 {
 }
 
 /// A minute-aligned window from `start`/`end` (Unix ms) or `since` (default `default_since`),
-/// for the handlers that still read a map of parameters (the checks API).
+/// from a map of parameters already read.
 pub fn window(q: &Query, now_ns: i64, default_since: Duration) -> Result<Span, String> {
     from_pairs::<WindowParams>(q.clone())?.span(now_ns, default_since)
 }
@@ -365,6 +365,33 @@ impl EdgeParams {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ServiceParams {
     pub service: Option<String>,
+}
+
+/// `/orrery/api/checks/versions`: the service and its canary (`version` and/or `instance`,
+/// repeated); the window is `WindowParams`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VersionsParams {
+    pub service: Option<String>,
+    pub version: Option<String>,
+    #[serde(default)]
+    pub instance: Vec<String>,
+}
+
+/// `/orrery/api/checks/last-seen`: the services (repeated) and how far back (`since`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LastSeenParams {
+    #[serde(default)]
+    pub service: Vec<String>,
+    pub since: Option<Secs>,
+}
+
+/// `/orrery/api/checks/history`: the rules (repeated; none: all) and events per rule. `limit`
+/// is read as text so that any bad value gets the range in its message.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HistoryParams {
+    #[serde(default)]
+    pub rule: Vec<String>,
+    pub limit: Option<String>,
 }
 
 /// Most `attr` filters in one search: each is a condition on every span read.

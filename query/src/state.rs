@@ -28,7 +28,7 @@ pub struct AppState {
     pub live: Arc<crate::live::Registry>,
     /// The graph's runtime state (rolled-up part cache, checks board), apart from the parsed
     /// flags in `args`.
-    pub runtime: crate::graph::GraphRuntime,
+    pub runtime: GraphRuntime,
 }
 
 impl AppState {
@@ -48,9 +48,23 @@ impl AppState {
         self
     }
     /// Shares `runtime` with what runs beside the handlers (the checks' evaluation loop).
-    pub fn with_runtime(mut self, runtime: crate::graph::GraphRuntime) -> Self {
+    pub fn with_runtime(mut self, runtime: GraphRuntime) -> Self {
         self.runtime = runtime;
         self
+    }
+    /// What a live stream takes from here (`live::stream`).
+    pub fn live_context(&self) -> crate::live::LiveContext {
+        let l = &self.args.limits;
+        crate::live::LiveContext {
+            client: self.client.clone(),
+            graph: Arc::new(self.args.graph.clone()),
+            cache: self.runtime.cache.clone(),
+            streams: self.streams.clone(),
+            max_streams: l.query_max_streams,
+            max_shapes: l.query_max_stream_shapes,
+            stall: l.query_stream_stall,
+            shutdown: self.shutdown.clone(),
+        }
     }
     pub fn graph_args(&self) -> &GraphArgs {
         &self.args.graph
@@ -60,4 +74,15 @@ impl AppState {
     pub fn ch(&self) -> Client {
         limits::tagged(&self.client)
     }
+}
+
+/// The graph's runtime state, apart from its parsed flags ([`GraphArgs`]): made once at start
+/// (`lib::serve`), owned by the handlers' `AppState`; its parts are shared (by clone) with the
+/// checks' evaluation loop.
+#[derive(Clone, Default)]
+pub struct GraphRuntime {
+    /// Rolled-up parts of graph windows (`--graph-cache-entries`).
+    pub cache: crate::graph::cache::RolledCache,
+    /// The checks board the evaluation loop writes and `/orrery/api/checks` reads.
+    pub checks: crate::checks::board::Checks,
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::server::{Board, RuleState};
+use super::board::{Board, RuleState};
+use super::history::Event;
 
 /// The alert name every check alert carries (route on it in Alertmanager).
 pub const ALERT_NAME: &str = "OrreryCheckViolated";
@@ -99,7 +100,7 @@ pub async fn send(client: &reqwest::Client, urls: &[String], alerts: &[Value]) {
 /// stopped (`resolved`) firing. Sent once per change, unlike Alertmanager's re-sends, because a
 /// plain receiver (a chat hook, a ticket system) has no deduplication of its own; which replica
 /// sends it is decided through the shared history (`history::webhook_due`).
-pub fn webhook_note(s: &RuleState, e: &super::history::Event) -> Value {
+pub fn webhook_note(s: &RuleState, e: &Event) -> Value {
     json!({
         "source": "orrery",
         "status": if e.firing == 1 { "firing" } else { "resolved" },

@@ -7,14 +7,10 @@
 //! `otel_traces`, whose key starts with `ServiceName`, so one service's window is a narrow
 //! range read. The query service answers it at `/orrery/api/checks/versions` for the CLI.
 
-use axum::Json;
-use axum::extract::{RawQuery, State};
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
-use super::eval::{Measured, Outcome, Verdict};
-use crate::error::ApiError;
-use crate::state::AppState;
+use super::outcome::{Measured, Outcome, Verdict};
 
 /// What a canary rule compares.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,52 +232,6 @@ pub async fn read(
         }
     }
     Ok(out)
-}
-
-/// `GET /orrery/api/checks/versions?service=&version=&instance=…&start=&end=` (or `since=`):
-/// the split a canary rule judges, for `orrery check`.
-pub async fn handler(
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<VersionSplit>, ApiError> {
-    let pairs: Vec<(String, String)> =
-        crate::params::url_decode_pairs(raw.as_deref().unwrap_or("")).collect();
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let service = one("service").ok_or_else(|| ApiError::bad_request("service is required"))?;
-    let version = one("version");
-    let instances: Vec<String> = pairs
-        .iter()
-        .filter(|(k, v)| k == "instance" && !v.is_empty())
-        .map(|(_, v)| v.clone())
-        .collect();
-    if version.is_none() && instances.is_empty() {
-        return Err(ApiError::bad_request(
-            "give the canary's version=<service.version> and/or instance=<service.instance.id>",
-        ));
-    }
-    if instances.len() > MAX_INSTANCES {
-        return Err(ApiError::bad_request(format!(
-            "at most {MAX_INSTANCES} instance parameters"
-        )));
-    }
-    let q: crate::params::Query = pairs.iter().cloned().collect();
-    let w = crate::params::window(&q, crate::now_ns(), std::time::Duration::from_secs(300))?;
-    let split = read(
-        &state.ch(),
-        &service,
-        version.as_deref(),
-        &instances,
-        w.lo,
-        w.hi,
-    )
-    .await?;
-    Ok(Json(split))
 }
 
 fn pct(f: f64) -> String {

@@ -16,15 +16,11 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
-use axum::extract::{RawQuery, State};
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
+use super::board::{Board, RuleState};
 use super::eval::Verdict;
-use super::server::{Board, RuleState};
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Rows of history a request may ask for, per rule.
 pub const MAX_HISTORY: u64 = 500;
@@ -137,16 +133,17 @@ LIMIT {n:UInt64} BY Rule",
     Ok(runs(rows))
 }
 
-/// The webhook notifications this replica owes: each rule whose latest run started or ended
-/// firing, that this replica won, and that it has not notified yet (`notified`: rule → the
+/// The webhook notifications this replica owes (the rule's state and the event to tell, for
+/// `alerts::webhook_note`): each rule whose latest run started or ended firing, that this
+/// replica won, and that it has not notified yet (`notified`: rule → the
 /// winner's time last notified; changes from before `start_ms` are not this process's).
-pub fn webhook_due(
-    latest: &HashMap<String, Run>,
-    board: &Board,
+pub fn webhook_due<'a, 'b>(
+    latest: &'a HashMap<String, Run>,
+    board: &'b Board,
     replica: &str,
     start_ms: i64,
     notified: &mut HashMap<String, i64>,
-) -> Vec<serde_json::Value> {
+) -> Vec<(&'b RuleState, &'a Event)> {
     let mut out = Vec::new();
     for s in &board.rules {
         let Some(run) = latest.get(&s.rule) else {
@@ -160,7 +157,7 @@ pub fn webhook_due(
             continue;
         }
         notified.insert(s.rule.clone(), w.at_ms);
-        out.push(super::alerts::webhook_note(s, w));
+        out.push((s, w));
     }
     out
 }
@@ -288,48 +285,4 @@ pub fn collapse(rows: Vec<Event>, limit: usize) -> Vec<Event> {
 pub struct History {
     /// Rule → its events, newest first.
     pub rules: HashMap<String, Vec<Event>>,
-}
-
-/// `GET /orrery/api/checks/history[?rule=a&rule=b][&limit=50]`: each rule's state changes,
-/// newest first (default every rule this replica evaluates, 50 each, at most 500).
-pub async fn handler(
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<History>, ApiError> {
-    let Some(board) = state.runtime.checks.snapshot() else {
-        return Err(ApiError::not_found(
-            "no rules are evaluated here: start the query service with --graph-rules <file> \
-             (docs/checks.md)",
-        ));
-    };
-    let mut rules = Vec::new();
-    let mut limit = 50;
-    for (k, v) in crate::params::url_decode_pairs(raw.as_deref().unwrap_or("")) {
-        match k.as_str() {
-            "rule" => rules.push(v),
-            "limit" => {
-                limit = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|l| (1..=MAX_HISTORY).contains(l))
-                    .ok_or_else(|| ApiError::bad_request(format!("limit: 1 to {MAX_HISTORY}")))?
-            }
-            _ => {}
-        }
-    }
-    if rules.is_empty() {
-        rules = board.rules.iter().map(|r| r.rule.clone()).collect();
-    } else if let Some(r) = rules
-        .iter()
-        .find(|r| !board.rules.iter().any(|b| &&b.rule == r))
-    {
-        return Err(ApiError::not_found(format!(
-            "no rule {r:?} is evaluated here"
-        )));
-    }
-    let mut out = History::default();
-    for e in read(&state.ch(), &rules, limit).await? {
-        out.rules.entry(e.rule.clone()).or_default().push(e);
-    }
-    Ok(Json(out))
 }

@@ -3,9 +3,11 @@
 //! `eval` turns the graph API's graphs into verdicts.
 
 pub mod alerts;
+pub mod board;
 pub mod canary;
 pub mod eval;
 pub mod history;
+pub mod outcome;
 pub mod rules;
 pub mod selector;
 pub mod server;

@@ -8,15 +8,9 @@
 //! (`alerts`) and to a plain webhook.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use clickhouse::Client;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::eval::{self, Outcome, Verdict};
@@ -24,79 +18,7 @@ use super::rules::{Rule, RuleKind};
 use crate::GraphArgs;
 use crate::graph::{self, GraphRequest, Level};
 
-/// One rule's current state.
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct RuleState {
-    pub rule: String,
-    pub kind: &'static str,
-    pub description: String,
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub labels: std::collections::BTreeMap<String, String>,
-    pub verdict: Verdict,
-    /// Violated for at least the rule's `for:` (at once without one): what notices and alerts
-    /// act on.
-    pub firing: bool,
-    /// When the verdict last changed (Unix ms).
-    pub since_ms: i64,
-    pub evaluated_at_ms: i64,
-    pub outcome: Option<Outcome>,
-    /// The last evaluation failed (the verdict is the one before it).
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, Debug, Clone, Default)]
-pub struct Board {
-    /// Whether this service evaluates rules (`--graph-rules`); false: an empty board.
-    pub configured: bool,
-    pub interval_ms: u64,
-    pub evaluated_at_ms: i64,
-    pub rules: Vec<RuleState>,
-}
-
-/// Shared by clones (the evaluation task writes, the API reads); `None` without `--graph-rules`.
-#[derive(Clone, Default)]
-pub struct Checks {
-    inner: Arc<Mutex<Option<Board>>>,
-}
-
-impl std::fmt::Debug for Checks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Checks")
-    }
-}
-
-impl Checks {
-    pub fn snapshot(&self) -> Option<Board> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-    fn set(&self, b: Board) {
-        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
-    }
-}
-
-/// `GET /orrery/api/checks`: the board; an empty one (200, `configured: false`, with a hint)
-/// without `--graph-rules` — the UI polls it on every page, so "no rules" is an answer, not an
-/// error — and an empty `configured: true` one until the first evaluation is done.
-pub async fn handler(State(state): State<crate::state::AppState>) -> Response {
-    let g = state.graph_args();
-    match state.runtime.checks.snapshot() {
-        Some(board) => Json(board).into_response(),
-        None => {
-            let configured = g.graph_rules.is_some();
-            let mut v = serde_json::to_value(Board {
-                configured,
-                ..Board::default()
-            })
-            .unwrap_or_default();
-            if !configured {
-                v["hint"] = "no rules are evaluated here: start the query service with \
-                             --graph-rules <file> (docs/checks.md)"
-                    .into();
-            }
-            (StatusCode::OK, Json(v)).into_response()
-        }
-    }
-}
+pub use super::board::{Board, Checks, RuleState};
 
 /// Evaluates every rule once at `now_ns`: one graph read per distinct window.
 pub async fn evaluate_all(
@@ -277,10 +199,10 @@ pub fn fold(
 pub async fn run(
     client: Client,
     s: GraphArgs,
-    rt: crate::graph::GraphRuntime,
+    cache: crate::graph::cache::RolledCache,
+    checks: Checks,
     rules: Vec<Rule>,
     interval: Duration,
-    alertmanagers: Vec<String>,
     shutdown: CancellationToken,
 ) {
     let http = reqwest::Client::new();
@@ -302,10 +224,10 @@ pub async fn run(
     tracing::info!(rules = rules.len(), interval = %humantime::format_duration(interval), "evaluating check rules");
     loop {
         let now = crate::now_ns();
-        let results = evaluate_all(&client, &s, &rt.cache, &rules, now).await;
+        let results = evaluate_all(&client, &s, &cache, &rules, now).await;
         // The state every replica shares (and a restart continues from) is the history's latest
         // row per rule; this replica's memory only when ClickHouse cannot be read.
-        let own = rt.checks.snapshot();
+        let own = checks.snapshot();
         let latest = match super::history::latest(&client, &names).await {
             Ok(latest) => {
                 if !history_ok {
@@ -344,10 +266,13 @@ pub async fn run(
                 .or(latest)
         };
         let notes = match &runs {
-            Some(l) => super::history::webhook_due(l, &board, &replica, start_ms, &mut notified),
+            Some(l) => super::history::webhook_due(l, &board, &replica, start_ms, &mut notified)
+                .into_iter()
+                .map(|(s, e)| super::alerts::webhook_note(s, e))
+                .collect(),
             None => Vec::new(),
         };
-        rt.checks.set(board);
+        checks.set(board);
         if !notes.is_empty() && !s.graph_webhook_url.is_empty() {
             // A change is sent once, so it is queued (bounded) rather than skipped when the
             // previous post is still out.
@@ -361,9 +286,9 @@ pub async fn run(
         // neither delays the verdicts nor piles up posts. A batch skipped while the previous one
         // is still out loses nothing lasting: firing alerts are re-sent next time, and a skipped
         // "resolved" is reached by the alert's own `endsAt`.
-        if !alertmanagers.is_empty() && !alerts.is_empty() {
+        if !s.graph_alertmanager_url.is_empty() && !alerts.is_empty() {
             if posting.as_ref().is_none_or(|p| p.is_finished()) {
-                let (http, urls) = (http.clone(), alertmanagers.clone());
+                let (http, urls) = (http.clone(), s.graph_alertmanager_url.clone());
                 posting = Some(tokio::spawn(async move {
                     super::alerts::send(&http, &urls, &alerts).await;
                 }));

@@ -12,16 +12,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{RawQuery, State};
 use clickhouse::{Client, Row};
 use orrery_api::Graph;
 use serde::{Deserialize, Serialize};
 
-use super::eval::{Measured, Outcome, Verdict};
+use super::outcome::{Measured, Outcome, Verdict};
 use super::selector::Selector;
-use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaleCallees {
@@ -37,7 +33,7 @@ pub struct StaleCallees {
 
 /// Most callee names one last-seen read asks about (a bound array parameter).
 pub const MAX_NAMES: usize = 1000;
-const MAX_KNOWN_WITHIN: Duration = Duration::from_secs(7 * 86400);
+pub const MAX_KNOWN_WITHIN: Duration = Duration::from_secs(7 * 86400);
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -165,35 +161,6 @@ GROUP BY service",
     Ok(LastSeen {
         last_seen_ms: rows.into_iter().map(|r| (r.service, r.last_ms)).collect(),
     })
-}
-
-/// `GET /orrery/api/checks/last-seen?service=a&service=b&since=24h`: when each named service
-/// last reported a span (absent: not within `since`, at most 7 days).
-pub async fn handler(
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<LastSeen>, ApiError> {
-    let mut names = Vec::new();
-    let mut since = Duration::from_secs(86400);
-    for (k, v) in crate::params::url_decode_pairs(raw.as_deref().unwrap_or("")) {
-        match k.as_str() {
-            "service" if !v.is_empty() => names.push(v),
-            "since" => {
-                since = crate::params::duration("since", &v, Duration::from_secs(1))?;
-                if since > MAX_KNOWN_WITHIN || since.is_zero() {
-                    return Err(ApiError::bad_request("since: more than 0, at most 7d"));
-                }
-            }
-            _ => {}
-        }
-    }
-    if names.is_empty() || names.len() > MAX_NAMES {
-        return Err(ApiError::bad_request(format!(
-            "give 1 to {MAX_NAMES} service=<name> parameters"
-        )));
-    }
-    let since_ns = crate::now_ns() - since.as_nanos() as i64;
-    Ok(Json(read(&state.ch(), &names, since_ns).await?))
 }
 
 /// Judges a graph against when its callees last reported, at `now_ms`.

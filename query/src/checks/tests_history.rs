@@ -2,9 +2,23 @@
 
 use std::collections::HashMap;
 
+use super::board::{Board, RuleState};
 use super::eval::Verdict;
 use super::history::{Event, changes, collapse, runs, shared_board, webhook_due};
-use super::server::{Board, RuleState};
+
+/// The notes `webhook_due` owes, as the webhook gets them.
+fn due(
+    latest: &HashMap<String, super::history::Run>,
+    board: &Board,
+    replica: &str,
+    start_ms: i64,
+    notified: &mut HashMap<String, i64>,
+) -> Vec<serde_json::Value> {
+    webhook_due(latest, board, replica, start_ms, notified)
+        .into_iter()
+        .map(|(s, e)| super::alerts::webhook_note(s, e))
+        .collect()
+}
 
 fn ev(rule: &str, at: i64, verdict: &str, firing: u8, since: i64, replica: &str) -> Event {
     Event {
@@ -127,11 +141,11 @@ fn only_the_winning_replica_notifies_the_webhook_and_only_once() {
     };
     let mut notified = HashMap::new();
     assert!(
-        webhook_due(&r, &board, "a", 0, &mut notified).is_empty(),
+        due(&r, &board, "a", 0, &mut notified).is_empty(),
         "a lost the race"
     );
     let mut notified = HashMap::new();
-    let notes = webhook_due(&r, &board, "b", 0, &mut notified);
+    let notes = due(&r, &board, "b", 0, &mut notified);
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["status"], "firing");
     assert_eq!(notes[0]["rule"], "fraud");
@@ -142,21 +156,18 @@ fn only_the_winning_replica_notifies_the_webhook_and_only_once() {
             .unwrap()
             .starts_with("1970-01-01T00:00:05")
     );
-    assert!(
-        webhook_due(&r, &board, "b", 0, &mut notified).is_empty(),
-        "once"
-    );
+    assert!(due(&r, &board, "b", 0, &mut notified).is_empty(), "once");
     // A change of verdict that does not change firing (pass -> no_data) is not notified.
     let quiet = runs(vec![
         ev("fraud", 1, "pass", 0, 1, "b"),
         ev("fraud", 2, "no_data", 0, 2, "b"),
     ]);
-    assert!(webhook_due(&quiet, &board, "b", 0, &mut HashMap::new()).is_empty());
+    assert!(due(&quiet, &board, "b", 0, &mut HashMap::new()).is_empty());
     // Resolved.
     let resolved = runs(vec![
         ev("fraud", 1, "violated", 1, 1, "b"),
         ev("fraud", 2, "pass", 0, 2, "b"),
     ]);
-    let notes = webhook_due(&resolved, &board, "b", 0, &mut HashMap::new());
+    let notes = due(&resolved, &board, "b", 0, &mut HashMap::new());
     assert_eq!(notes[0]["status"], "resolved");
 }

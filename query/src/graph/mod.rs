@@ -22,17 +22,6 @@ use orrery_store::latency::Histogram;
 
 pub use orrery_api::{EdgeId, INTERNET, Level, NodeId, NodeKind, Quantiles};
 
-/// The graph's runtime state, apart from its parsed flags ([`GraphArgs`]): made once at start
-/// (`lib::serve`), owned by the handlers' `AppState` and shared (by clone) with the checks'
-/// evaluation loop.
-#[derive(Clone, Default)]
-pub struct GraphRuntime {
-    /// Rolled-up parts of graph windows (`--graph-cache-entries`).
-    pub cache: cache::RolledCache,
-    /// The checks board the evaluation loop writes and `/orrery/api/checks` reads.
-    pub checks: crate::checks::server::Checks,
-}
-
 /// What graph to build.
 #[derive(Debug, Clone)]
 pub struct GraphRequest {

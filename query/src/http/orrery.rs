@@ -1,10 +1,11 @@
-//! HTTP routes: Orrery's API under `/orrery/api`, Jaeger's under `/api`, the UI elsewhere.
+//! Orrery's own API routes (`/orrery/api/…` but the checks', `checks.rs`): each handler takes
+//! its parameters typed (`params.rs`), calls the domain modules with what `AppState` holds, and
+//! answers JSON.
 
 use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,76 +13,35 @@ use orrery_api::NodeId;
 use serde_json::json;
 
 use crate::graph;
-use crate::middleware as mw;
 use crate::params::{
-    BaseParams, EdgeParams, GraphParams, Params, SearchParams, ServiceParams, WindowParams,
+    BaseParams, EdgeParams, GraphParams, Params, SearchParams, ServiceParams, StreamParams,
+    WindowParams,
 };
 use crate::traces;
-use crate::{jaeger, ui};
 
 pub use crate::error::ApiError;
-pub use crate::state::AppState;
+use crate::state::AppState;
 
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// Every route. Orrery's and Jaeger's APIs (add new API routers to `api`) require the token
-/// and have their ClickHouse queries killed when the request is dropped; health and the UI's
-/// static files are public (the UI must load to show its sign-in form). Every answer carries
-/// the security headers, and every request is bounded in time and in number.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+/// Orrery's API under `/orrery/api` (behind the token; `super::router` adds the layers).
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
         .route("/orrery/api/config", get(config))
         .route("/orrery/api/graph", get(graph_handler))
         .route("/orrery/api/graph/diff", get(diff_handler))
-        .route("/orrery/api/graph/stream", get(crate::live::handler))
+        .route("/orrery/api/graph/stream", get(stream_handler))
         .route("/orrery/api/nodes/{id}", get(node_handler))
         .route("/orrery/api/edges", get(edge_handler))
         .route("/orrery/api/services", get(services_handler))
         .route("/orrery/api/operations", get(operations_handler))
         .route("/orrery/api/traces", get(search_handler))
         .route("/orrery/api/traces/{id}", get(trace_handler))
-        .route("/orrery/api/checks", get(crate::checks::server::handler))
-        .route(
-            "/orrery/api/checks/versions",
-            get(crate::checks::canary::handler),
-        )
-        .route(
-            "/orrery/api/checks/last-seen",
-            get(crate::checks::stale::handler),
-        )
-        .route(
-            "/orrery/api/checks/history",
-            get(crate::checks::history::handler),
-        )
-        .merge(jaeger::routes())
-        .route("/metrics", get(mw::metrics_handler))
-        .route("/orrery/api/{*rest}", get(api_not_found))
-        .route("/api/{*rest}", get(api_not_found))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            mw::kill_queries_if_dropped,
-        ))
-        .route_layer(middleware::from_fn_with_state(state.clone(), mw::auth));
-    Router::new()
-        .route("/orrery/api/health", get(health_handler))
-        .merge(api)
-        .method_not_allowed_fallback(mw::method_not_allowed)
-        .fallback(ui::serve)
-        .layer(middleware::from_fn_with_state(state.clone(), mw::bounded))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            mw::panicked,
-        ))
-        .layer(middleware::from_fn(mw::security_headers))
-        .with_state(state)
-}
-
-async fn api_not_found() -> ApiError {
-    ApiError::not_found("no such API route")
 }
 
 /// Public (probes): says whether ClickHouse answers, not why not — the error can name internal
 /// addresses, so it goes to the log.
-async fn health_handler(State(state): State<AppState>) -> Response {
+pub(super) async fn health_handler(State(state): State<AppState>) -> Response {
     match state.ch().query("SELECT 1").fetch_one::<u8>().await {
         Ok(_) => Json(json!({"status": "ok", "clickhouse": "ok"})).into_response(),
         Err(e) => {
@@ -146,6 +106,16 @@ async fn diff_handler(
         )
         .await?,
     ))
+}
+
+/// Server-sent events of the live graph (`live.rs`).
+async fn stream_handler(
+    State(state): State<AppState>,
+    Params(g): Params<GraphParams>,
+    Params(w): Params<WindowParams>,
+    Params(p): Params<StreamParams>,
+) -> Result<Response, ApiError> {
+    crate::live::stream(&state.live, state.live_context(), g, w, p)
 }
 
 async fn node_handler(
