@@ -10,111 +10,198 @@ use std::collections::BTreeMap;
 
 use orrery_store::SpanRow;
 use orrery_store::span::{kind, status};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
-/// `[{"key", "value": {"stringValue"}}]`, sorted by key.
-pub fn attributes(pairs: &[(String, String)]) -> Vec<Value> {
-    let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
-    sorted.sort();
-    sorted
-        .into_iter()
-        .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
-        .collect()
+// The wire types. Fields are declared in alphabetical order of their JSON names: the order the
+// `serde_json::Value` bodies these replaced had (pinned in `wire_tests.rs`).
+
+/// `TracesData`.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct TracesData<'a> {
+    resource_spans: Vec<ResourceSpans<'a>>,
 }
 
-fn put_nonempty(obj: &mut Map<String, Value>, key: &str, value: &str) {
-    if !value.is_empty() {
-        obj.insert(key.into(), Value::String(value.into()));
-    }
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct ResourceSpans<'a> {
+    resource: Resource<'a>,
+    scope_spans: Vec<ScopeSpans<'a>>,
+}
+
+#[derive(Serialize, Debug)]
+struct Resource<'a> {
+    attributes: Vec<KeyValue<'a>>,
+}
+
+#[derive(Serialize, Debug)]
+struct ScopeSpans<'a> {
+    scope: Scope<'a>,
+    spans: Vec<Span<'a>>,
+}
+
+#[derive(Serialize, Debug)]
+struct Scope<'a> {
+    #[serde(skip_serializing_if = "empty")]
+    name: &'a str,
+    #[serde(skip_serializing_if = "empty")]
+    version: &'a str,
+}
+
+/// `{"key", "value": {"stringValue"}}`.
+#[derive(Serialize, Debug)]
+pub struct KeyValue<'a> {
+    key: &'a str,
+    value: StringValue<'a>,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct StringValue<'a> {
+    string_value: &'a str,
 }
 
 /// One span in OTLP JSON.
-pub fn span(r: &SpanRow) -> Value {
-    let mut s = Map::new();
-    s.insert("traceId".into(), json!(r.trace_id));
-    s.insert("spanId".into(), json!(r.span_id));
-    put_nonempty(&mut s, "traceState", &r.trace_state);
-    put_nonempty(&mut s, "parentSpanId", &r.parent_span_id);
-    s.insert("name".into(), json!(r.span_name));
-    let k = kind::to_otlp(&r.span_kind);
-    if k != 0 {
-        s.insert("kind".into(), json!(k));
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct Span<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attributes: Vec<KeyValue<'a>>,
+    end_time_unix_nano: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    events: Vec<Event<'a>>,
+    #[serde(skip_serializing_if = "zero")]
+    kind: i32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<Link<'a>>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "empty")]
+    parent_span_id: &'a str,
+    span_id: &'a str,
+    start_time_unix_nano: String,
+    status: Status<'a>,
+    trace_id: &'a str,
+    #[serde(skip_serializing_if = "empty")]
+    trace_state: &'a str,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attributes: Vec<KeyValue<'a>>,
+    name: &'a str,
+    time_unix_nano: String,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Link<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attributes: Vec<KeyValue<'a>>,
+    span_id: &'a str,
+    trace_id: &'a str,
+    #[serde(skip_serializing_if = "empty")]
+    trace_state: &'a str,
+}
+
+#[derive(Serialize, Debug)]
+struct Status<'a> {
+    #[serde(skip_serializing_if = "zero")]
+    code: i32,
+    #[serde(skip_serializing_if = "empty")]
+    message: &'a str,
+}
+
+fn empty(s: &&str) -> bool {
+    s.is_empty()
+}
+
+fn zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// Attributes sorted by key.
+fn attributes<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<KeyValue<'a>> {
+    let mut sorted: Vec<(&str, &str)> = pairs.into_iter().collect();
+    sorted.sort();
+    sorted
+        .into_iter()
+        .map(|(key, v)| KeyValue {
+            key,
+            value: StringValue { string_value: v },
+        })
+        .collect()
+}
+
+fn pairs(a: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    a.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// One span in OTLP JSON.
+pub fn span(r: &SpanRow) -> Span<'_> {
+    let events = r
+        .events_name
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Event {
+            attributes: r
+                .events_attributes
+                .get(i)
+                .map(|a| attributes(pairs(a)))
+                .unwrap_or_default(),
+            name,
+            time_unix_nano: r.events_timestamp.get(i).copied().unwrap_or(0).to_string(),
+        })
+        .collect();
+    let links = r
+        .links_span_id
+        .iter()
+        .enumerate()
+        .map(|(i, span_id)| Link {
+            attributes: r
+                .links_attributes
+                .get(i)
+                .map(|a| attributes(pairs(a)))
+                .unwrap_or_default(),
+            span_id,
+            trace_id: r.links_trace_id.get(i).map_or("", |s| s.as_str()),
+            trace_state: r.links_trace_state.get(i).map_or("", |s| s.as_str()),
+        })
+        .collect();
+    Span {
+        attributes: attributes(pairs(&r.span_attributes)),
+        end_time_unix_nano: (r.timestamp + r.duration as i64).to_string(),
+        events,
+        kind: kind::to_otlp(&r.span_kind),
+        links,
+        name: &r.span_name,
+        parent_span_id: &r.parent_span_id,
+        span_id: &r.span_id,
+        start_time_unix_nano: r.timestamp.to_string(),
+        status: Status {
+            code: status::to_otlp(&r.status_code),
+            message: &r.status_message,
+        },
+        trace_id: &r.trace_id,
+        trace_state: &r.trace_state,
     }
-    s.insert("startTimeUnixNano".into(), json!(r.timestamp.to_string()));
-    s.insert(
-        "endTimeUnixNano".into(),
-        json!((r.timestamp + r.duration as i64).to_string()),
-    );
-    if !r.span_attributes.is_empty() {
-        s.insert("attributes".into(), json!(attributes(&r.span_attributes)));
-    }
-    if !r.events_name.is_empty() {
-        let events: Vec<Value> = r
-            .events_name
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let mut e = Map::new();
-                let ts = r.events_timestamp.get(i).copied().unwrap_or(0);
-                e.insert("timeUnixNano".into(), json!(ts.to_string()));
-                e.insert("name".into(), json!(name));
-                if let Some(a) = r.events_attributes.get(i).filter(|a| !a.is_empty()) {
-                    e.insert("attributes".into(), json!(attributes(a)));
-                }
-                Value::Object(e)
-            })
-            .collect();
-        s.insert("events".into(), json!(events));
-    }
-    if !r.links_span_id.is_empty() {
-        let links: Vec<Value> = r
-            .links_span_id
-            .iter()
-            .enumerate()
-            .map(|(i, sid)| {
-                let mut l = Map::new();
-                l.insert(
-                    "traceId".into(),
-                    json!(r.links_trace_id.get(i).cloned().unwrap_or_default()),
-                );
-                l.insert("spanId".into(), json!(sid));
-                put_nonempty(
-                    &mut l,
-                    "traceState",
-                    r.links_trace_state.get(i).map(|s| s.as_str()).unwrap_or(""),
-                );
-                if let Some(a) = r.links_attributes.get(i).filter(|a| !a.is_empty()) {
-                    l.insert("attributes".into(), json!(attributes(a)));
-                }
-                Value::Object(l)
-            })
-            .collect();
-        s.insert("links".into(), json!(links));
-    }
-    let mut st = Map::new();
-    put_nonempty(&mut st, "message", &r.status_message);
-    let code = status::to_otlp(&r.status_code);
-    if code != 0 {
-        st.insert("code".into(), json!(code));
-    }
-    s.insert("status".into(), Value::Object(st));
-    Value::Object(s)
 }
 
 /// Spans grouped as OTLP does: one `resourceSpans` per distinct resource (service name plus
 /// resource attributes), one `scopeSpans` per (scope name, version) inside it. Duplicate span
 /// ids (at-least-once delivery) are kept once. Groups come out in a stable order.
-pub fn traces_data(rows: &[SpanRow]) -> Value {
-    type Scopes<'a> = BTreeMap<(&'a str, &'a str), Vec<Value>>;
+pub fn traces_data(rows: &[SpanRow]) -> TracesData<'_> {
+    type Scopes<'a> = BTreeMap<(&'a str, &'a str), Vec<Span<'a>>>;
     let mut seen = std::collections::HashSet::new();
-    let mut groups: BTreeMap<Vec<(String, String)>, Scopes> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<(&str, &str)>, Scopes> = BTreeMap::new();
     for r in rows {
         if !seen.insert((r.trace_id.as_str(), r.span_id.as_str())) {
             continue;
         }
-        let mut resource = r.resource_attributes.clone();
-        if !resource.iter().any(|(k, _)| k == "service.name") {
-            resource.push(("service.name".into(), r.service_name.clone()));
+        let mut resource: Vec<(&str, &str)> = pairs(&r.resource_attributes).collect();
+        if !resource.iter().any(|(k, _)| *k == "service.name") {
+            resource.push(("service.name", r.service_name.as_str()));
         }
         resource.sort();
         groups
@@ -124,22 +211,22 @@ pub fn traces_data(rows: &[SpanRow]) -> Value {
             .or_default()
             .push(span(r));
     }
-    let resource_spans: Vec<Value> = groups
+    let resource_spans = groups
         .into_iter()
-        .map(|(resource, scopes)| {
-            let scope_spans: Vec<Value> = scopes
+        .map(|(resource, scopes)| ResourceSpans {
+            resource: Resource {
+                attributes: attributes(resource),
+            },
+            scope_spans: scopes
                 .into_iter()
-                .map(|((name, version), spans)| {
-                    let mut scope = Map::new();
-                    put_nonempty(&mut scope, "name", name);
-                    put_nonempty(&mut scope, "version", version);
-                    json!({"scope": scope, "spans": spans})
+                .map(|((name, version), spans)| ScopeSpans {
+                    scope: Scope { name, version },
+                    spans,
                 })
-                .collect();
-            json!({"resource": {"attributes": attributes(&resource)}, "scopeSpans": scope_spans})
+                .collect(),
         })
         .collect();
-    json!({ "resourceSpans": resource_spans })
+    TracesData { resource_spans }
 }
 
 #[cfg(test)]
@@ -175,7 +262,7 @@ mod tests {
             row("a", "h1", "0000000000000003", "0000000000000001"),
             row("a", "h1", "0000000000000003", "0000000000000001"),
         ];
-        let v = traces_data(&rows);
+        let v = serde_json::to_value(traces_data(&rows)).unwrap();
         let rs = v["resourceSpans"].as_array().unwrap();
         assert_eq!(rs.len(), 2, "two instances of service a: {v}");
         let first = &rs[0]["scopeSpans"][0];

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 #[derive(Row, Deserialize, Debug)]
 struct PerService {
@@ -52,22 +51,52 @@ pub struct TraceSummary {
     pub services: Vec<ServiceSummary>,
 }
 
+/// Jaeger's `TraceSummary` in proto3 JSON (int64 as decimal strings). Fields in alphabetical
+/// order of their JSON names: the order of the `serde_json::Value` body this replaced (pinned
+/// in `wire_tests.rs`).
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceSummaryJson<'a> {
+    error_span_count: u64,
+    max_end_time_unix_nano: String,
+    min_start_time_unix_nano: String,
+    orphan_span_count: u64,
+    root_operation_name: &'a str,
+    root_service_name: &'a str,
+    services: Vec<ServiceSummaryJson<'a>>,
+    span_count: u64,
+    trace_id: &'a str,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSummaryJson<'a> {
+    error_span_count: u64,
+    name: &'a str,
+    span_count: u64,
+}
+
 impl TraceSummary {
-    /// Jaeger's `TraceSummary` in proto3 JSON (int64 as decimal strings).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "traceId": self.trace_id,
-            "rootServiceName": self.root_service,
-            "rootOperationName": self.root_operation,
-            "minStartTimeUnixNano": self.start_ns.max(0).to_string(),
-            "maxEndTimeUnixNano": self.end_ns.max(0).to_string(),
-            "spanCount": self.span_count,
-            "errorSpanCount": self.error_span_count,
-            "orphanSpanCount": self.orphan_span_count,
-            "services": self.services.iter().map(|s| json!({
-                "name": s.name, "spanCount": s.span_count, "errorSpanCount": s.error_span_count
-            })).collect::<Vec<_>>(),
-        })
+    pub fn to_json(&self) -> TraceSummaryJson<'_> {
+        TraceSummaryJson {
+            error_span_count: self.error_span_count,
+            max_end_time_unix_nano: self.end_ns.max(0).to_string(),
+            min_start_time_unix_nano: self.start_ns.max(0).to_string(),
+            orphan_span_count: self.orphan_span_count,
+            root_operation_name: &self.root_operation,
+            root_service_name: &self.root_service,
+            services: self
+                .services
+                .iter()
+                .map(|s| ServiceSummaryJson {
+                    error_span_count: s.error_span_count,
+                    name: &s.name,
+                    span_count: s.span_count,
+                })
+                .collect(),
+            span_count: self.span_count,
+            trace_id: &self.trace_id,
+        }
     }
 }
 

@@ -17,7 +17,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 
 use super::search::{self, Query as Search};
 use super::{otlp, params as jp, summary};
@@ -225,9 +224,29 @@ pub async fn find_traces(State(state): State<AppState>, req: Request) -> Respons
     let max = state.args.limits.query_max_trace_spans;
     match super::load_whole_traces(&state.ch(), &ids, max).await {
         Ok(rows) if rows.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
-        Ok(rows) => ok(json!({ "result": otlp::traces_data(&rows) })),
+        Ok(rows) => ok(TracesResult {
+            result: otlp::traces_data(&rows),
+        }),
         Err(super::LoadError::TooMany(msg)) => error(StatusCode::BAD_REQUEST, msg),
         Err(super::LoadError::Storage(e)) => storage_error(e),
+    }
+}
+
+/// The body of `/api/v3/traces` and `/api/v3/traces/{id}`: the gateway's `{"result": …}`.
+#[derive(Serialize)]
+struct TracesResult<'a> {
+    result: otlp::TracesData<'a>,
+}
+
+/// The body of `/api/v3/trace-summaries`.
+#[derive(Serialize)]
+pub(crate) struct SummariesBody<'a> {
+    summaries: Vec<summary::TraceSummaryJson<'a>>,
+}
+
+pub(crate) fn summaries_body(sums: &[summary::TraceSummary]) -> SummariesBody<'_> {
+    SummariesBody {
+        summaries: sums.iter().map(|s| s.to_json()).collect(),
     }
 }
 
@@ -237,9 +256,7 @@ pub async fn trace_summaries(State(state): State<AppState>, req: Request) -> Res
         Err(resp) => return resp,
     };
     match summary::summaries(&state.ch(), &ids).await {
-        Ok(sums) => ok(json!({
-            "summaries": sums.iter().map(|s| s.to_json()).collect::<Vec<_>>()
-        })),
+        Ok(sums) => ok(summaries_body(&sums)),
         Err(e) => storage_error(e),
     }
 }
@@ -287,7 +304,9 @@ pub async fn get_trace(
     let max = state.args.limits.query_max_trace_spans;
     match crate::traces::load_spans_capped(&state.ch(), &id, max).await {
         Ok((rows, _)) if rows.is_empty() => error(StatusCode::NOT_FOUND, "No traces found"),
-        Ok((rows, _)) => ok(json!({ "result": otlp::traces_data(&rows) })),
+        Ok((rows, _)) => ok(TracesResult {
+            result: otlp::traces_data(&rows),
+        }),
         Err(e) => storage_error(e),
     }
 }

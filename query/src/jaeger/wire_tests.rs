@@ -80,6 +80,49 @@ fn a_v3_trace_is_exactly_otlp_json() {
     assert_eq!(got, V3_TRACE);
 }
 
+#[test]
+fn trace_summaries_are_exactly_jaegers_json() {
+    use super::summary::{ServiceSummary, TraceSummary};
+    let summaries = vec![
+        TraceSummary {
+            trace_id: "0000000000000000aaaaaaaaaaaaaaaa".into(),
+            root_service: "api".into(),
+            root_operation: "GET /a".into(),
+            start_ns: 1_700_000_000_123_456_789,
+            end_ns: 1_700_000_000_128_456_789,
+            span_count: 3,
+            error_span_count: 1,
+            orphan_span_count: 1,
+            services: vec![
+                ServiceSummary {
+                    name: "api".into(),
+                    span_count: 2,
+                    error_span_count: 1,
+                },
+                ServiceSummary {
+                    name: "db".into(),
+                    span_count: 1,
+                    error_span_count: 0,
+                },
+            ],
+        },
+        // No root stored, a clock before the epoch: empty names, times clamped to 0.
+        TraceSummary {
+            trace_id: "bb".into(),
+            root_service: String::new(),
+            root_operation: String::new(),
+            start_ns: -5,
+            end_ns: -1,
+            span_count: 0,
+            error_span_count: 0,
+            orphan_span_count: 0,
+            services: vec![],
+        },
+    ];
+    let got = serde_json::to_string(&v3::summaries_body(&summaries)).unwrap();
+    assert_eq!(got, V3_SUMMARIES);
+}
+
 #[tokio::test]
 async fn the_services_lists_are_exactly_jaegers_json() {
     let services = vec!["api".to_string(), "db".to_string()];
@@ -89,5 +132,6 @@ async fn the_services_lists_are_exactly_jaegers_json() {
 
 const V1_TRACE: &str = r#"{"processes":{"p1":{"serviceName":"api","tags":[{"key":"host.name","type":"string","value":"h1"}]},"p2":{"serviceName":"db","tags":[]}},"spans":[{"duration":5000,"flags":1,"logs":[{"fields":[{"key":"k","type":"string","value":"v"}],"timestamp":1700000000124000},{"fields":[{"key":"event","type":"string","value":"explicit"}],"timestamp":1700000000125000},{"fields":[{"key":"event","type":"string","value":"named"}],"timestamp":0}],"operationName":"GET /a","processID":"p1","references":[{"refType":"CHILD_OF","spanID":"1111111111111111","traceID":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},{"refType":"FOLLOWS_FROM","spanID":"2222222222222222","traceID":"cccccccccccccccccccccccccccccccc"}],"spanID":"0000000000000001","startTime":1700000000123456,"tags":[{"key":"http.route","type":"string","value":"/a"},{"key":"span.kind","type":"string","value":"server"},{"key":"error","type":"bool","value":true},{"key":"otel.status_code","type":"string","value":"ERROR"},{"key":"otel.status_description","type":"string","value":"boom"},{"key":"otel.scope.name","type":"string","value":"lib"},{"key":"otel.scope.version","type":"string","value":"1.2"},{"key":"w3c.tracestate","type":"string","value":"vendor=x"}],"traceID":"aaaaaaaaaaaaaaaa","warnings":null},{"duration":1000,"flags":1,"logs":[],"operationName":"SELECT","processID":"p2","references":[{"refType":"CHILD_OF","spanID":"0000000000000001","traceID":"aaaaaaaaaaaaaaaa"}],"spanID":"0000000000000002","startTime":1700000000124000,"tags":[{"key":"span.kind","type":"string","value":"client"},{"key":"otel.status_code","type":"string","value":"OK"}],"traceID":"aaaaaaaaaaaaaaaa","warnings":null}],"traceID":"aaaaaaaaaaaaaaaa","warnings":null}"#;
 const V3_TRACE: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"host.name","value":{"stringValue":"h1"}},{"key":"service.name","value":{"stringValue":"api"}}]},"scopeSpans":[{"scope":{"name":"lib","version":"1.2"},"spans":[{"attributes":[{"key":"http.route","value":{"stringValue":"/a"}}],"endTimeUnixNano":"1700000000128456789","events":[{"attributes":[{"key":"k","value":{"stringValue":"v"}}],"name":"","timeUnixNano":"1700000000124000000"},{"attributes":[{"key":"event","value":{"stringValue":"explicit"}}],"name":"retry","timeUnixNano":"1700000000125000000"},{"name":"named","timeUnixNano":"0"}],"kind":2,"links":[{"attributes":[{"key":"opentracing.ref_type","value":{"stringValue":"child_of"}}],"spanId":"1111111111111111","traceId":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},{"attributes":[{"key":"x","value":{"stringValue":"y"}}],"spanId":"2222222222222222","traceId":"cccccccccccccccccccccccccccccccc"}],"name":"GET /a","spanId":"0000000000000001","startTimeUnixNano":"1700000000123456789","status":{"code":2,"message":"boom"},"traceId":"0000000000000000aaaaaaaaaaaaaaaa","traceState":"vendor=x"}]}]},{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"db"}}]},"scopeSpans":[{"scope":{},"spans":[{"endTimeUnixNano":"1700000000125000000","kind":3,"name":"SELECT","parentSpanId":"0000000000000001","spanId":"0000000000000002","startTimeUnixNano":"1700000000124000000","status":{"code":1},"traceId":"0000000000000000aaaaaaaaaaaaaaaa"}]}]}]}"#;
+const V3_SUMMARIES: &str = r#"{"summaries":[{"errorSpanCount":1,"maxEndTimeUnixNano":"1700000000128456789","minStartTimeUnixNano":"1700000000123456789","orphanSpanCount":1,"rootOperationName":"GET /a","rootServiceName":"api","services":[{"errorSpanCount":1,"name":"api","spanCount":2},{"errorSpanCount":0,"name":"db","spanCount":1}],"spanCount":3,"traceId":"0000000000000000aaaaaaaaaaaaaaaa"},{"errorSpanCount":0,"maxEndTimeUnixNano":"0","minStartTimeUnixNano":"0","orphanSpanCount":0,"rootOperationName":"","rootServiceName":"","services":[],"spanCount":0,"traceId":"bb"}]}"#;
 const V1_SERVICES: &str = r#"{"data":["api","db"],"errors":null,"limit":0,"offset":0,"total":2}"#;
 const V3_SERVICES: &str = r#"{"services":["api","db"]}"#;
