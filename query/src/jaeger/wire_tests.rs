@@ -1,5 +1,6 @@
-//! The Jaeger APIs' JSON pinned byte for byte (a v1 trace, a v3 trace, the services lists), so
-//! the typed bodies cannot drift from what the Jaeger UI and Grafana were tested against.
+//! The Jaeger APIs' JSON pinned byte for byte (a v1 trace, a v3 trace, v3 trace summaries, the
+//! services lists), so the typed bodies cannot drift from what the Jaeger UI and Grafana were
+//! tested against.
 
 use orrery_store::SpanRow;
 
