@@ -3,9 +3,11 @@
 //! memory limits, clients that disconnect mid-query, slow clients (slowloris), too many
 //! connections, requests and streams, and auth / security headers.
 //!
-//! One test binary, split by theme: `params` (extreme parameters), `limits` (engine limits,
-//! killed queries, the trace cap), `clients` (slow and many clients, shutdown, auth).
+//! One test binary, split by theme: `params` (extreme parameters), `checks` (the checks API's
+//! parameters), `limits` (engine limits, killed queries, the trace cap), `clients` (slow and
+//! many clients, shutdown, auth).
 
+mod checks;
 mod clients;
 mod limits;
 mod params;
