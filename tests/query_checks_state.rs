@@ -215,7 +215,7 @@ async fn state_survives_a_restart_is_shared_by_replicas_and_the_webhook_hears_ea
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let resolved = hooks(&got, "resolved");
-    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    once_or_the_documented_race(&resolved);
     assert_eq!(hooks(&got, "firing").len(), 1);
     // …and Alertmanager heard it resolved: a post ending when the change was seen, where
     // firing posts end four intervals ahead.
@@ -231,6 +231,27 @@ async fn state_survives_a_restart_is_shared_by_replicas_and_the_webhook_hears_ea
     );
     stop_b.cancel();
     stop_c.cancel();
+}
+
+/// The webhook is at-least-once (docs/checks.md): both replicas record the change, the earliest
+/// row wins, and both send only when one records its earlier-timed row after the other re-read
+/// the history — a window of the insert's latency. So: one post, or two posts of the same change
+/// whose rows were stamped within a second of each other, never more.
+fn once_or_the_documented_race(posts: &[Value]) {
+    match posts {
+        [_] => {}
+        [a, b] => {
+            let (ta, tb) = (
+                clock(a["at"].as_str().unwrap()),
+                clock(b["at"].as_str().unwrap()),
+            );
+            assert!(ta != tb && (ta - tb).abs() < 1_000, "{posts:?}");
+            for k in ["rule", "status", "verdict", "measured"] {
+                assert_eq!(a[k], b[k], "{posts:?}");
+            }
+        }
+        _ => panic!("expected one post (or two in the documented race): {posts:?}"),
+    }
 }
 
 /// Milliseconds of the day of an RFC 3339 UTC time (`2026-01-02T03:04:05.678Z`); the test
