@@ -109,11 +109,12 @@ fn load_error(err: LoadError) -> Response {
 
 /// A window from nanosecond bounds. Unlike the map's windows there is no length cap: Jaeger
 /// has none, retention bounds what is read, and the per-query limits bound the cost. The ends
-/// are clamped to 1970..2100 (no span lies outside), so that the minute arithmetic on them
+/// are clamped to ±(2100 − 1970) (no span lies outside 1970..2100; a window may still start
+/// before 1970, as a lookback from a small `now` does), so that the minute arithmetic on them
 /// cannot overflow (`lookback=9223371982612` once panicked in the graph's range budget).
 fn window(start: i64, end: i64, now: i64) -> Result<Window, String> {
     let latest = crate::params::MAX_TIMESTAMP_MS * 1_000_000;
-    let (start, end) = (start.clamp(0, latest), end.clamp(0, latest));
+    let (start, end) = (start.clamp(-latest, latest), end.clamp(-latest, latest));
     if end <= start {
         return Err("the window is empty: start must be before end".into());
     }
