@@ -52,6 +52,12 @@ pub mod status {
     /// Every stored spelling of the error status, for `StatusCode IN (...)` filters.
     pub const ERROR_SPELLINGS: [&str; 2] = ["Error", "STATUS_CODE_ERROR"];
 
+    /// Whether a stored status spelling is the error status (the one rule for rows read whole
+    /// or in pieces).
+    pub fn is_error(stored: &str) -> bool {
+        ERROR_SPELLINGS.contains(&stored)
+    }
+
     pub fn from_otlp(value: i32) -> &'static str {
         match value {
             1 => OK,
@@ -124,7 +130,7 @@ pub struct SpanRow {
 impl SpanRow {
     /// True when the span's status is an error, in either stored spelling.
     pub fn is_error(&self) -> bool {
-        status::ERROR_SPELLINGS.contains(&self.status_code.as_str())
+        status::is_error(&self.status_code)
     }
 }
 

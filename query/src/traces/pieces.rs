@@ -76,7 +76,7 @@ impl TreeRow for Light {
         &self.service_name
     }
     fn error(&self) -> bool {
-        orrery_store::span::status::ERROR_SPELLINGS.contains(&self.status_code.as_str())
+        orrery_store::span::status::is_error(&self.status_code)
     }
 }
 
