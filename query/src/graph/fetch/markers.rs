@@ -457,9 +457,11 @@ pub fn coverage_of(
         } else {
             lo
         };
+        // `saturating_sub`: a caller's window may reach far before 1970 (the Jaeger API clamps its
+        // ends to ±(2100 − 1970), whose span still fits, but this must not rely on it).
         if live.len() >= MAX_LIVE_RANGES {
             uncovered.push((lo, hi));
-        } else if hi - lo <= budget {
+        } else if hi.saturating_sub(lo) <= budget {
             budget -= hi - lo;
             live.push((lo, hi));
         } else if is_tail {
