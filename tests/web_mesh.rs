@@ -151,11 +151,40 @@ fn a_mesh_of_400_services_is_legible_at_fit_to_screen() {
     );
     let g = wait_for_services(&base, "us-east-1", 300);
     let services = g["nodes"].as_array().unwrap().len();
+    // The quietest healthy edge and service: far down the bounded lists, reached by the filter.
+    let quietest = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        let mut v: Vec<&serde_json::Value> = g[what]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| ok(x))
+            .collect();
+        v.sort_by(|a, b| {
+            a["metrics"]["rps"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["metrics"]["rps"].as_f64().unwrap())
+        });
+        v[0].clone()
+    };
+    let healthy = |x: &serde_json::Value| x["health"] == "normal";
+    let far_edge = quietest("edges", &healthy);
+    let far_edge = format!(
+        "{}->{}",
+        far_edge["source"].as_str().unwrap(),
+        far_edge["target"].as_str().unwrap()
+    );
+    let far_node = quietest("nodes", &|x| healthy(x) && x["kind"] == "service")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let edges = g["edges"].as_array().unwrap().len();
     let v = browser(
         "mesh",
         &base,
         &serde_json::json!({
             "name": "400", "region": "us-east-1", "min_nodes": services,
+            "lists": { "edge": far_edge, "node": far_node },
         }),
     );
     let l = &v["legibility"];
@@ -169,6 +198,90 @@ fn a_mesh_of_400_services_is_legible_at_fit_to_screen() {
     let labels = l["labels"].as_u64().unwrap();
     assert!((15..services as u64).contains(&labels), "{labels} labels");
     assert!(v["first_frame_ms"].as_f64().unwrap() > 0.0);
+    println!("400-service map, the lists beside it: {}", v["lists"]);
+    assert_lists_bounded(&v["lists"], services, edges, &far_edge, &far_node);
+}
+
+/// The lists beside a big map are bounded (≤ 200 rows each, the rest counted in a "more" line),
+/// and the filter reaches a row from far down them, by keyboard, with nothing serious for axe.
+fn assert_lists_bounded(
+    l: &serde_json::Value,
+    services: usize,
+    edges: usize,
+    far_edge: &str,
+    far_node: &str,
+) {
+    const CAP: u64 = 200;
+    assert!(
+        edges > 2 * CAP as usize,
+        "the mesh must have more edges than the list shows: {edges}"
+    );
+    let b = &l["before"];
+    let (shown_nodes, shown_edges) = (b["nodes"].as_u64().unwrap(), b["edges"].as_u64().unwrap());
+    assert!(shown_nodes <= CAP && shown_edges == CAP, "{l}");
+    // The map still has them all; the lists say how many they leave out.
+    let drawn_edges = b["edge_count"].as_u64().unwrap();
+    assert!(drawn_edges as usize >= edges * 9 / 10, "{l}");
+    assert_eq!(
+        b["edges_more"],
+        format!(
+            "{} more edges — filter to narrow",
+            thousands(drawn_edges - CAP)
+        ),
+        "{l}"
+    );
+    if b["node_count"].as_u64().unwrap() > CAP {
+        assert!(
+            b["nodes_more"]
+                .as_str()
+                .unwrap()
+                .ends_with(" more services — filter to narrow"),
+            "{l}"
+        );
+    }
+    assert!(services as u64 > CAP, "{services}");
+    assert_eq!(
+        b["far_edge_listed"], false,
+        "the quietest edge is not among the first rows: {l}"
+    );
+    // The whole page stays small: two capped lists and the page around them (~125 elements
+    // with nothing listed), where listing every node and edge made it ~2,900 here (14,500 at
+    // 2,000 services).
+    assert!(b["elements"].as_u64().unwrap() <= 2 * CAP + 300, "{l}");
+    // The filter reaches the far edge; Enter on its row opens its panel and selects it.
+    let f = &l["edge_filtered"];
+    assert_eq!(
+        (f["edges"].as_u64(), f["far_edge_listed"].as_bool()),
+        (Some(1), Some(true)),
+        "{l}"
+    );
+    assert_eq!(f["edges_more"], serde_json::Value::Null, "{l}");
+    assert_eq!(l["edges_open"], true, "{l}");
+    assert_eq!(l["edge_panel"], true, "{l}");
+    assert_eq!(l["edge_selected"], serde_json::json!([far_edge]), "{l}");
+    assert_eq!(l["a11y"], serde_json::json!([]), "{l}");
+    let f = &l["node_filtered"];
+    assert_eq!(f["far_node_listed"], true, "{l}");
+    assert!(
+        l["node_panel"]
+            .as_str()
+            .is_some_and(|t| t.contains(far_node)),
+        "{l}"
+    );
+    // Cleared, the bounded lists again.
+    assert_eq!(l["after"]["edges"].as_u64(), Some(CAP), "{l}");
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub mod grouping;
 pub mod layout;
 pub mod live;
 pub mod map;
+pub mod map_lists;
 pub mod namespaces;
 #[cfg(target_arch = "wasm32")]
 mod net;

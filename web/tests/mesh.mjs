@@ -16,9 +16,14 @@
 //                    the first frame, in order, plus the wasm module's load (resource timing)
 //   live.phases      the same entries during the live phase: count, total and max per name
 //   memory           JS heap used, the wasm memory, DOM nodes, and the renderer process's RSS
+//   lists            (opts.lists = { edge, node }: ids far down the lists) the lists beside the map
+//                    are bounded — rows and "more" lines, the page's element count — and the
+//                    filter reaches that edge and that node by keyboard (Enter opens its panel);
+//                    axe-core on the page with the edge list open and filtered
 // Screenshot: artifacts/mesh-<name>.png, and docs_images/<opts.docs_image> when asked.
 import fs from "node:fs";
 import path from "node:path";
+import { seriousViolations } from "./a11y.mjs";
 
 function rssKiB(pid) {
   try {
@@ -155,6 +160,7 @@ export async function mesh(browser, base, artifacts, opts) {
       log: log.filter((l) => /Content.Security|inline style/i.test(l)),
     };
   }
+  if (opts.lists) out.lists = await lists(page, opts.lists);
   await page.screenshot({ path: path.join(artifacts, `mesh-${opts.name || "map"}.png`) });
   if (opts.docs_images && opts.docs_image) {
     await page.screenshot({ path: path.join(opts.docs_images, opts.docs_image) });
@@ -209,5 +215,53 @@ export async function mesh(browser, base, artifacts, opts) {
     };
   }
   await page.close();
+  return out;
+}
+
+// The bounded lists beside the map, and the filter that reaches any row of them (see `lists`
+// in the header).
+async function lists(page, far) {
+  const rows = () => page.evaluate((far) => ({
+    nodes: document.querySelectorAll("[data-testid=map-nodes] li").length,
+    edges: document.querySelectorAll("[data-testid=map-edges] li").length,
+    nodes_more: document.querySelector("[data-testid=map-nodes-more]")?.textContent ?? null,
+    edges_more: document.querySelector("[data-testid=map-edges-more]")?.textContent ?? null,
+    edge_count: Number(document.querySelector("[data-testid=map]").dataset.edgeCount),
+    node_count: Number(document.querySelector("[data-testid=map]").dataset.nodeCount),
+    elements: document.getElementsByTagName("*").length,
+    far_edge_listed: !!document.querySelector(`[data-testid=map-edges] li[data-edge-id="${far.edge}"]`),
+    far_node_listed: !!document.querySelector(`[data-testid=map-nodes] li[data-node-id="${far.node}"]`),
+  }), far);
+  const out = { before: await rows() };
+  // Keyboard only: focus the filter, type the edge's id, open the edge list, Enter on the row.
+  await page.focus("[data-testid=map-list-filter]");
+  await page.keyboard.type(far.edge);
+  await page.waitForFunction((id) => document.querySelector(`[data-testid=map-edges] li[data-edge-id="${id}"]`),
+    { timeout: 10000 }, far.edge).catch(() => {});
+  out.edge_filtered = await rows();
+  await page.focus("[data-testid=map-edges-box] summary");
+  await page.keyboard.press("Enter");
+  out.edges_open = await page.$eval("[data-testid=map-edges-box]", (d) => d.open);
+  await page.focus(`[data-testid=map-edges] li[data-edge-id="${far.edge}"]`).catch(() => {});
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("[data-testid=edge-panel]", { timeout: 10000 }).catch(() => {});
+  out.edge_panel = !!(await page.$("[data-testid=edge-panel]"));
+  out.edge_selected = await page.$$eval("[data-testid=map-edges] li[data-selected=true]", (els) => els.map((e) => e.dataset.edgeId));
+  out.a11y = await seriousViolations(page);
+  // The node, by part of its name (the filter's text replaced).
+  await page.click("[data-testid=map-list-filter]", { clickCount: 3 });
+  await page.keyboard.type(far.node);
+  await page.waitForFunction((id) => document.querySelector(`[data-testid=map-nodes] li[data-node-id="${id}"]`),
+    { timeout: 10000 }, far.node).catch(() => {});
+  out.node_filtered = await rows();
+  await page.focus(`[data-testid=map-nodes] li[data-node-id="${far.node}"]`).catch(() => {});
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("[data-testid=node-panel]", { timeout: 10000 }).catch(() => {});
+  out.node_panel = await page.$eval("[data-testid=node-panel]", (e) => e.textContent.slice(0, 200)).catch(() => null);
+  // Cleared: the bounded lists again.
+  await page.click("[data-testid=map-list-filter]", { clickCount: 3 });
+  await page.keyboard.press("Backspace");
+  await new Promise((r) => setTimeout(r, 300));
+  out.after = await rows();
   return out;
 }

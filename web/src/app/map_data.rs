@@ -2,7 +2,7 @@
 //! window changes), each graph applied through the filters and the namespace zoom to the
 //! layout, the scene and the GPU; and the URL following the open edge panel.
 
-use super::map_view::{Map, MapState, NodeItem, Shared, pins_key, storage};
+use super::map_view::{EdgeItem, Map, MapState, NodeItem, Shared, pins_key, storage};
 use super::{Panel, flag, now_s};
 use crate::api::{Graph, GraphDiff};
 use crate::diff::{self, Marks};
@@ -106,13 +106,12 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         let edge_items: Vec<_> = g
             .edges
             .iter()
-            .map(|e| {
-                (
-                    e.source.clone(),
-                    e.target.clone(),
-                    marks.edge_state(e).to_string(),
-                    e.metrics.error_rate,
-                )
+            .map(|e| EdgeItem {
+                source: e.source.clone(),
+                target: e.target.clone(),
+                state: marks.edge_state(e).to_string(),
+                error_rate: e.metrics.error_rate,
+                rps: e.metrics.rps,
             })
             .collect();
         meta.set((g.max_volume, g.data_quality.clone(), g.level.clone()));

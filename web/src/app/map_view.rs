@@ -12,6 +12,7 @@ use crate::encoding::fmt_rate;
 use crate::layout::Layout;
 use crate::map::render::Renderer;
 use crate::map::scene::Scene;
+use crate::map_lists;
 use crate::stream::{LiveStream, StreamState};
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -73,6 +74,17 @@ pub(crate) struct NodeItem {
     pub(crate) y: i32,
 }
 
+/// A drawn edge as the edge list shows it.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub(crate) struct EdgeItem {
+    pub(crate) source: String,
+    pub(crate) target: String,
+    /// Health, or `added`/`vanished` in diff mode.
+    pub(crate) state: String,
+    pub(crate) error_rate: f64,
+    pub(crate) rps: f64,
+}
+
 /// The map view's signals (all `Copy`): what the markup shows and the parts write.
 #[derive(Clone, Copy)]
 pub(crate) struct Map {
@@ -82,8 +94,10 @@ pub(crate) struct Map {
     pub(crate) status: RwSignal<String>,
     pub(crate) stream_state: RwSignal<StreamState>,
     pub(crate) nodes: RwSignal<Vec<NodeItem>>,
-    /// `(source, target, diff state, error rate)` of each drawn edge.
-    pub(crate) edges: RwSignal<Vec<(String, String, String, f64)>>,
+    /// Every drawn edge (the edge list shows a bounded part of it: `map_lists`).
+    pub(crate) edges: RwSignal<Vec<EdgeItem>>,
+    /// What the lists beside the map are filtered by (`map_lists::matches`).
+    pub(crate) list_filter: RwSignal<String>,
     /// The busiest edge's rate, the data quality and the level of the last graph.
     pub(crate) meta: RwSignal<(f64, crate::api::DataQuality, String)>,
     pub(crate) hover: RwSignal<Option<(f32, f32, String, String)>>,
@@ -133,6 +147,7 @@ pub(crate) fn MapView(
         stream_state: RwSignal::new(StreamState::Connecting),
         nodes: RwSignal::new(Vec::new()),
         edges: RwSignal::new(Vec::new()),
+        list_filter: RwSignal::new(String::new()),
         meta: RwSignal::new((0.0, crate::api::DataQuality::default(), String::new())),
         hover: RwSignal::new(None),
         panel: RwSignal::new(Panel::None),
@@ -174,6 +189,7 @@ pub(crate) fn MapView(
         speed,
         empty,
         sidebar,
+        list_filter,
         ..
     } = m;
     let (on_move, on_down, on_up, on_dbl, on_wheel) = (
@@ -183,12 +199,67 @@ pub(crate) fn MapView(
         map_input::on_dbl(m, &sh),
         map_input::on_wheel(m, &sh),
     );
-    // Row of each node id in `nodes`, for the service list's per-row reactive figures.
-    let row = Memo::new(move |_| {
+    // The lists beside the map show a bounded part of the graph (`map_lists`): the entry, the
+    // failing, then the busiest, at most `LIST_CAP` rows each, of those the filter matches.
+    let filter = Memo::new(move |_| map_lists::normalise(&list_filter.get()));
+    let shown_nodes = Memo::new(move |_| {
+        let f = filter.get();
         nodes.with(|ns| {
+            let s = map_lists::pick(
+                ns.len(),
+                map_lists::LIST_CAP,
+                |i| map_lists::matches(&f, [ns[i].id.as_str(), ns[i].name.as_str()]),
+                |i| match &ns[i] {
+                    n if n.kind == "entry" => map_lists::Rank {
+                        urgency: 0,
+                        rps: f64::INFINITY,
+                    },
+                    n => map_lists::Rank::of_health(&n.health, n.rps),
+                },
+            );
+            (
+                s.rows.iter().map(|&i| ns[i].clone()).collect::<Vec<_>>(),
+                s.more(),
+            )
+        })
+    });
+    let shown_edges = Memo::new(move |_| {
+        let f = filter.get();
+        edges.with(|es| {
+            let s = map_lists::pick(
+                es.len(),
+                map_lists::LIST_CAP,
+                |i| {
+                    let e = &es[i];
+                    map_lists::matches(&f, [e.source.as_str(), e.target.as_str()])
+                        || (f.contains("->")
+                            && map_lists::matches(
+                                &f,
+                                [format!("{}->{}", e.source, e.target).as_str()],
+                            ))
+                },
+                |i| map_lists::Rank::of_health(&es[i].state, es[i].rps),
+            );
+            (
+                s.rows.iter().map(|&i| es[i].clone()).collect::<Vec<_>>(),
+                s.more(),
+            )
+        })
+    });
+    // Row of each shown node / edge, for the rows' reactive figures.
+    let row = Memo::new(move |_| {
+        shown_nodes.with(|(ns, _)| {
             ns.iter()
                 .enumerate()
                 .map(|(i, n)| (n.id.clone(), i))
+                .collect::<std::collections::HashMap<_, _>>()
+        })
+    });
+    let edge_row = Memo::new(move |_| {
+        shown_edges.with(|(es, _)| {
+            es.iter()
+                .enumerate()
+                .map(|(i, e)| ((e.source.clone(), e.target.clone()), i))
                 .collect::<std::collections::HashMap<_, _>>()
         })
     });
@@ -268,17 +339,20 @@ pub(crate) fn MapView(
                 <div id="map-side-body" class="map-side-body" hidden=move || !sidebar.get()>
                     // The checks that fire (H6's notices; nothing when none does).
                     <crate::checks::NoticesPanel state=state board=board />
+                    <input type="search" class="list-filter" data-testid="map-list-filter" placeholder="filter services and edges"
+                        aria-label="filter the services and edges listed" prop:value=move || list_filter.get()
+                        on:input=move |ev| list_filter.set(event_target_value(&ev)) />
                     <ul class="node-list" data-testid="map-nodes" aria-label="services on the map">
                         // Keyed by id, the figures and position reactive: a live update never
                         // replaces the row, so keyboard focus stays on it.
-                        <For each=move || nodes.get() key=|n| n.id.clone() children=move |n| {
+                        <For each=move || shown_nodes.with(|s| s.0.clone()) key=|n| n.id.clone() children=move |n| {
                             let id = n.id.clone();
                             let kind = n.kind.clone();
                             let id2 = n.id.clone();
                             let key = n.id.clone();
                             let now = move |f: fn(&NodeItem) -> String| {
                                 let id = key.clone();
-                                move || row.with(|r| r.get(&id).copied()).and_then(|i| nodes.with(|ns| ns.get(i).map(f))).unwrap_or_default()
+                                move || row.with(|r| r.get(&id).copied()).and_then(|i| shown_nodes.with(|(ns, _)| ns.get(i).map(f))).unwrap_or_default()
                             };
                             view! {
                                 <li tabindex="0" class=now(|n| n.health.clone()) data-node-id=n.id.clone() data-x=now(|n| n.x.to_string()) data-y=now(|n| n.y.to_string())
@@ -296,6 +370,33 @@ pub(crate) fn MapView(
                             }
                         } />
                     </ul>
+                    {move || { let more = shown_nodes.with(|s| s.1); (more > 0).then(|| view! {
+                        <p class="list-more" data-testid="map-nodes-more">{map_lists::more_line(more, "services")}</p> }) }}
+                    // The edges as text (the keyboard's and screen readers' way to them), closed
+                    // by default so Tab does not walk through them on the way to the map.
+                    <details class="edge-list" data-testid="map-edges-box">
+                        <summary>{move || format!("edges ({})", edges.with(Vec::len))}</summary>
+                        <ul class="node-list" data-testid="map-edges" aria-label="edges on the map">
+                            <For each=move || shown_edges.with(|s| s.0.clone()) key=|e| (e.source.clone(), e.target.clone(), e.state.clone()) children=move |e| {
+                                let (s, t) = (e.source.clone(), e.target.clone());
+                                let (s2, t2) = (s.clone(), t.clone());
+                                let id = crate::api::EdgeId::new(s.clone(), t.clone()).to_string();
+                                let id2 = id.clone();
+                                let key = (s.clone(), t.clone());
+                                let now = move |f: fn(&EdgeItem) -> String| {
+                                    let k = key.clone();
+                                    move || edge_row.with(|r| r.get(&k).copied()).and_then(|i| shown_edges.with(|(es, _)| es.get(i).map(f))).unwrap_or_default()
+                                };
+                                view! { <li tabindex="0" class=e.state.clone() data-edge-id=id data-health=e.state.clone() data-error-rate=now(|e| e.error_rate.to_string())
+                                    data-selected=move || state.with(|s| (s.edge == id2).to_string())
+                                    on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))
+                                    on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { panel.set(Panel::Edge(s2.clone(), t2.clone())) }>
+                                    {now(|e| format!("{} → {} · {} · {:.1}% err", e.source, e.target, fmt_rate(e.rps), e.error_rate * 100.0))}</li> }
+                            } />
+                        </ul>
+                        {move || { let more = shown_edges.with(|s| s.1); (more > 0).then(|| view! {
+                            <p class="list-more" data-testid="map-edges-more">{map_lists::more_line(more, "edges")}</p> }) }}
+                    </details>
                     <Legend meta=meta />
                     {move || diff.get().map(|d| view! { <DiffPanel diff=d /> })}
                 </div>
@@ -328,16 +429,6 @@ pub(crate) fn MapView(
                         <strong>{title}</strong><div>{line}</div>
                     </div>
                 })}
-                <ul hidden data-testid="map-edges">
-                    <For each=move || edges.get() key=|e| (e.0.clone(), e.1.clone(), e.2.clone()) children=move |e| {
-                        let (s, t) = (e.0.clone(), e.1.clone());
-                        let id = crate::api::EdgeId::new(e.0.clone(), e.1.clone()).to_string();
-                        let id2 = id.clone();
-                        view! { <li data-edge-id=id data-health=e.2.clone() data-error-rate=e.3.to_string()
-                            data-selected=move || state.with(|s| (s.edge == id2).to_string())
-                            on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))>{format!("{} -> {}", e.0, e.1)}</li> }
-                    } />
-                </ul>
             </div>
             <SidePanel panel=panel state=state />
         </div>
