@@ -98,7 +98,8 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_GRAPH_ROLLUP_LOOKBACK", default_value = "15m", value_parser = parse_duration)]
     pub graph_rollup_lookback: Duration,
 
-    /// At start (and every 100 runs), minutes this far back without a rollup are backfilled.
+    /// At start (and every 4 runs), minutes this far back without a rollup, or with late spans,
+    /// are (re)computed (those older than the call copy's 6 hours from the spans).
     /// Two days: a day-long window and the day before it (its "what's wrong" baseline, which is
     /// read from rollups only).
     #[arg(long, env = "ORRERY_GRAPH_ROLLUP_BACKFILL", default_value = "48h", value_parser = parse_duration)]

@@ -34,6 +34,55 @@ const MAX_MINUTES_PER_RUN: usize = 1440;
 const SLOT_TICK: Duration = Duration::from_secs(5);
 /// Minutes computed by one set of queries.
 const MINUTES_PER_BATCH: usize = 60;
+/// Minutes one set of queries over `otel_traces` spans at most (a batch over the spans reads
+/// its whole range, so scattered late minutes are not joined across hours of spans).
+const SPANS_BATCH_NS: i64 = HOUR_NS;
+/// Every this many runs the minute rollup checks its whole horizon (`--graph-rollup-backfill`)
+/// for minutes without a marker or with late spans, not only `--graph-rollup-lookback`: a
+/// minute (schema v12) too old for the call copy is left out of graphs until then (about a
+/// minute at the default 15 s interval, as the hourly backfill's passes).
+const FULL_CHECK_EVERY: u64 = 4;
+/// Slack between the call copy's TTL and the oldest minute read from it: the TTL runs on the
+/// server's clock, the rollup on this process's.
+const COPY_MARGIN_NS: i64 = 10 * MINUTE_NS;
+
+/// The oldest minute start (ns) at `now_ns` that is read from the call copy: its calls, and
+/// their parents `--graph-parent-lookback` before, are younger than the copy's TTL
+/// (`orrery_store::schema::CALLS_HOURS`, schema v12) with a margin. Minutes before it are
+/// (re)computed from `otel_traces` (`CallSource::Spans`), and graphs never read them from
+/// the copy (left out and reported until rolled up).
+pub fn copy_from(settings: &GraphArgs, now_ns: i64) -> i64 {
+    let kept = orrery_store::schema::CALLS_HOURS as i64 * HOUR_NS;
+    let lookback = settings
+        .graph_parent_lookback
+        .as_nanos()
+        .min(HOUR_NS as u128) as i64;
+    floor_minute(now_ns - kept + lookback + COPY_MARGIN_NS) + MINUTE_NS
+}
+
+/// The call source of each minute (ns) of `todo` (newest first) and the batches it is
+/// computed in: minutes from `copy` on from the copy, older ones from the spans, in batches of
+/// at most [`MINUTES_PER_BATCH`] minutes and, over spans, at most [`SPANS_BATCH_NS`] wide.
+fn batches<T: Copy>(todo: &[(i64, T)], copy: i64) -> Vec<(CallSource, Vec<(i64, T)>)> {
+    let mut out: Vec<(CallSource, Vec<(i64, T)>)> = Vec::new();
+    for &(minute, v) in todo {
+        let source = if minute >= copy {
+            CallSource::Copy
+        } else {
+            CallSource::Spans
+        };
+        let fits = out.last().is_some_and(|(s, b)| {
+            *s == source
+                && b.len() < MINUTES_PER_BATCH
+                && (source == CallSource::Copy || b[0].0 - minute < SPANS_BATCH_NS)
+        });
+        match out.last_mut() {
+            Some((_, b)) if fits => b.push((minute, v)),
+            _ => out.push((source, vec![(minute, v)])),
+        }
+    }
+    out
+}
 
 pub struct Rollup {
     client: Client,
@@ -91,7 +140,7 @@ impl Rollup {
         let mut next_minutes = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_minutes {
-                let lookback = if backfilling || runs.is_multiple_of(100) {
+                let lookback = if backfilling || runs.is_multiple_of(FULL_CHECK_EVERY) {
                     // From the start of the hour: the hourly backfill (`backfill.rs`) takes
                     // the whole hours before it, so the two meet without a gap or overlap.
                     let now = crate::now_ns();
@@ -194,18 +243,16 @@ impl Rollup {
             ..Default::default()
         };
         // Newest first (the minutes the live view most likely shows), in batches: one
-        // computation per batch, since each query pays a scan of the time range.
+        // computation per batch, since each query pays a scan of the time range. Minutes
+        // older than the call copy keeps (schema v12) from `otel_traces`.
         let todo: Vec<(i64, (u64, u64))> = dirty
             .iter()
             .rev()
             .take(MAX_MINUTES_PER_RUN)
             .map(|(m, v)| (*m, *v))
             .collect();
-        for batch in todo.chunks(MINUTES_PER_BATCH) {
-            for marker in self
-                .compute_minutes(batch, now_ns, CallSource::Copy)
-                .await?
-            {
+        for (source, batch) in batches(&todo, copy_from(&self.settings, now_ns)) {
+            for marker in self.compute_minutes(&batch, now_ns, source).await? {
                 rolled
                     .minutes
                     .insert(marker.minute as i64 * 1_000_000_000, marker);
@@ -234,8 +281,8 @@ impl Rollup {
     }
 
     /// Recomputes minutes `(minute, (spans, late))` from the call rows of `source`: edges,
-    /// nodes, then markers (returned as written). The minute rollup reads the call copy; the
-    /// backfill, for minutes older than the copy keeps, `otel_traces` (`CallSource::Spans`).
+    /// nodes, then markers (returned as written). The minute rollup reads the call copy back to
+    /// [`copy_from`]; older minutes, and the backfill's, `otel_traces` (`CallSource::Spans`).
     async fn compute_minutes(
         &self,
         batch: &[(i64, (u64, u64))],
@@ -328,4 +375,47 @@ struct MinuteQuality {
     minute: u32,
     orphans: u64,
     unmatched: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: i64 = MINUTE_NS;
+
+    #[test]
+    fn minutes_older_than_the_copy_are_batched_over_spans_an_hour_at_most() {
+        let s = GraphArgs::default();
+        let now = 1_000 * HOUR_NS;
+        let copy = copy_from(&s, now);
+        // Six hours kept; the parents' 10 minutes and a 10-minute margin inside them.
+        assert_eq!(copy, now - 6 * HOUR_NS + 21 * M);
+        // Newest first: three recent minutes, then old ones scattered over three hours.
+        let todo: Vec<(i64, ())> = [now - M, now - 2 * M, copy, copy - M, copy - 30 * M]
+            .into_iter()
+            .chain([copy - 70 * M, copy - 71 * M, copy - 200 * M])
+            .map(|m| (m, ()))
+            .collect();
+        let got: Vec<(CallSource, Vec<i64>)> = batches(&todo, copy)
+            .into_iter()
+            .map(|(s, b)| (s, b.into_iter().map(|(m, _)| m).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (CallSource::Copy, vec![now - M, now - 2 * M, copy]),
+                (CallSource::Spans, vec![copy - M, copy - 30 * M]),
+                (CallSource::Spans, vec![copy - 70 * M, copy - 71 * M]),
+                (CallSource::Spans, vec![copy - 200 * M]),
+            ]
+        );
+        // A day of minutes over the copy: batches of 60.
+        let day: Vec<(i64, ())> = (0..1440).map(|i| (now - i * M, ())).collect();
+        let b = batches(&day, i64::MIN);
+        assert_eq!(b.len(), 24);
+        assert!(
+            b.iter()
+                .all(|(s, b)| *s == CallSource::Copy && b.len() == 60)
+        );
+    }
 }

@@ -25,7 +25,7 @@ mod runner;
 mod slots;
 pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
-pub use footprint::{CALLS_HOURS, calls_hours};
+pub use footprint::{CALLS_HOURS, CALLS_TTL_MERGE_S};
 
 pub use baseline::{baseline_ddl, full_ddl};
 pub use ddl::SchemaParams;
@@ -92,26 +92,28 @@ mod tests {
         let mut p = params(None);
         p.retention_days = 0;
         // But for the 10-second slots (v10): superseded by minute rows, kept a day regardless.
-        // And the call copy (v11): derived, kept 49 hours regardless.
+        // And the call copy (v12; v11's 49 hours are folded into it): derived, kept 6 hours
+        // regardless.
         let ddl = full_ddl(&p);
         let (calls, ddl): (Vec<_>, Vec<_>) = ddl
             .into_iter()
             .partition(|s| s.contains("orrery_span_calls MODIFY TTL"));
         assert_eq!(calls.len(), 1);
-        assert!(calls[0].contains("toIntervalHour(49)"), "{calls:?}");
+        assert!(calls[0].contains("toIntervalHour(6)"), "{calls:?}");
+        let replayed = replay_ddl(&p);
+        let ttls: Vec<_> = replayed
+            .iter()
+            .filter(|s| s.contains("orrery_span_calls MODIFY TTL"))
+            .collect();
+        assert!(ttls[0].contains("toIntervalHour(49)") && ttls[1].contains("toIntervalHour(6)"));
         let (slots, rest): (Vec<_>, Vec<_>) = ddl
             .iter()
             .partition(|s| s.contains("_10s") || s.contains("_slots"));
         assert!(!rest.iter().any(|s| s.contains("TTL")));
-        assert_eq!(
-            slots.iter().filter(|s| s.contains("TTL")).count(),
-            4,
-            "{slots:?}"
-        );
-        assert!(
-            slots
-                .iter()
-                .all(|s| !s.contains("TTL") || s.contains("toIntervalDay(1)"))
-        );
+        // v10's day, then v12's hours (rows 2, markers 1).
+        let ttls: Vec<_> = slots.iter().filter(|s| s.contains("TTL")).collect();
+        assert_eq!(ttls.len(), 8, "{slots:?}");
+        assert!(ttls[..4].iter().all(|s| s.contains("toIntervalDay(1)")));
+        assert!(ttls[4..].iter().all(|s| s.contains("toIntervalHour(")));
     }
 }

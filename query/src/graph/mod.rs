@@ -184,11 +184,11 @@ pub async fn graph(
     // The rollup markers of both windows, then all parts at once: each is one query.
     let base = w.baseline();
     let lo = if req.whats_wrong { base.lo } else { w.lo };
-    let mut rolled = fetch::Rolled::read(client, lo, w.hi).await?;
+    let mut rolled = fetch::Rolled::read_window(client, lo, w.hi).await?;
     rolled.max_unrolled = s.graph_max_unrolled.as_nanos().min(i64::MAX as u128) as i64;
-    // Older than the minute rollup's horizon, the call copy may be gone (schema v11): what is
+    // Older than the call copy's reach (schema v12: 6 hours) its rows may be gone: what is
     // not rolled up there is left out, never read as if it were empty.
-    rolled.readable_from = w.now - s.graph_rollup_backfill.as_nanos().min(i64::MAX as u128) as i64;
+    rolled.readable_from = crate::rollup::copy_from(s, w.now);
     let quality = rolled.quality(w);
     let coverage = rollup_coverage(&rolled, w, quality.spans);
     // The baseline is read from rollups only: it is closed, so normally all rolled up; where

@@ -134,6 +134,15 @@ pub fn migrations() -> &'static [Migration] {
             statements: footprint::v11_calls_ttl,
             verify: None,
             scratch: None,
+            // v12 sets the copy's TTL (and how it drops rows) again.
+            fresh: Fresh::Folded,
+        },
+        Migration {
+            version: 12,
+            name: "footprint: call copy kept 6 hours and slots 1-2 hours by row TTL; ZSTD codecs for rollups and span columns",
+            statements: footprint::v12_footprint,
+            verify: None,
+            scratch: None,
             fresh: Fresh::Same,
         },
     ]

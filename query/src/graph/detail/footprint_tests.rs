@@ -1,5 +1,6 @@
-//! The call copy's expiry (schema v11) against what reads it: edge detail of old windows,
-//! the rollup's horizon, call rows rebuilt from the spans, and an upgrade with data.
+//! The call copy's expiry (schema v11, v12) against what reads it: edge detail of old windows,
+//! the rollup's horizon, call rows rebuilt from the spans, minutes older than the copy and
+//! their late spans, and an upgrade with data.
 
 use super::*;
 use orrery_store::SpanRow;
@@ -87,15 +88,15 @@ async fn keep_calls_for_the_retention(client: &Client) {
         .unwrap();
 }
 
-/// Applies schema v11's own statements (the call copy's TTL), then drops expired parts now,
-/// as ClickHouse's TTL would in the background.
+/// Applies the latest schema's statements for the call copy's TTL (v12), then drops expired
+/// rows now, as ClickHouse's TTL merges would in the background.
 async fn expire_calls(client: &Client, ch: &orrery_store::ClickHouseArgs) {
     let params = orrery_store::schema::SchemaParams::from_args(ch).unwrap();
-    let v11 = orrery_store::schema::migrations()
+    let v12 = orrery_store::schema::migrations()
         .iter()
-        .find(|m| m.version == 11)
+        .find(|m| m.version == 12)
         .unwrap();
-    for stmt in (v11.statements)(&params) {
+    for stmt in (v12.statements)(&params) {
         client.query(&stmt).execute().await.unwrap();
     }
     for stmt in [
@@ -107,23 +108,21 @@ async fn expire_calls(client: &Client, ch: &orrery_store::ClickHouseArgs) {
 }
 
 #[test]
-fn the_call_copy_outlives_the_rollup_horizon() {
-    // Every minute the rollup may (re)compute from the copy — back to --graph-rollup-backfill,
-    // with its parents up to --graph-parent-lookback before — is younger than the copy's TTL,
-    // which is a lower bound (parts are dropped whole, once their newest row expired).
+fn the_call_copy_covers_what_reads_it() {
+    // What reads the copy: the minute rollup's regular runs (lookback, with parents before and
+    // the delay), the live tail of a window not rolled up (--graph-max-unrolled), and the
+    // slots. All of it lies after `copy_from`, which is inside the copy's TTL (a lower bound:
+    // rows go only once older than it) with its parent lookback and a margin.
     let s = GraphArgs::default();
-    let needed = s.graph_rollup_backfill + s.graph_parent_lookback + s.graph_rollup_delay;
-    let kept = Duration::from_secs(orrery_store::schema::CALLS_HOURS as u64 * 3_600);
-    assert!(
-        needed < kept,
-        "rollup needs {needed:?}, copy keeps {kept:?}"
-    );
-    let p = orrery_store::schema::SchemaParams {
-        database: "d".into(),
-        retention_days: 7,
-        cluster: None,
-    };
-    assert_eq!(orrery_store::schema::calls_hours(&p), 49);
+    let now = 1_000_000 * 3_600_000 * MS;
+    let from = crate::rollup::copy_from(&s, now);
+    let ns = |d: Duration| d.as_nanos() as i64;
+    let regular = s.graph_rollup_lookback + s.graph_rollup_delay + s.graph_rollup_interval;
+    assert!(now - ns(regular) > from);
+    assert!(now - ns(s.graph_max_unrolled) - ns(s.graph_rollup_delay) > from);
+    let kept = orrery_store::schema::CALLS_HOURS as i64 * 3_600_000 * MS;
+    assert!(from - ns(s.graph_parent_lookback) > now - kept);
+    assert_eq!(orrery_store::schema::CALLS_HOURS, 6);
 }
 
 #[tokio::test]
@@ -263,14 +262,20 @@ async fn upgrade_from_v10_with_data_keeps_working() {
     let ch = orrery_store::testing::fresh_database().await;
     let client = ch.client();
     let s = settings();
-    // The schema as v10 left it: the call copy with the retention's TTL, no v11 in the ledger.
+    // The schema as v10 left it: the call copy with the retention's TTL by whole parts, no v11
+    // or v12 in the ledger.
     client
         .query("ALTER TABLE orrery_span_calls MODIFY TTL toDateTime(Timestamp) + toIntervalDay(7)")
         .execute()
         .await
         .unwrap();
     client
-        .query("ALTER TABLE orrery_schema_migrations DELETE WHERE Version = 11 SETTINGS mutations_sync = 2")
+        .query("ALTER TABLE orrery_span_calls MODIFY SETTING ttl_only_drop_parts = 1")
+        .execute()
+        .await
+        .unwrap();
+    client
+        .query("ALTER TABLE orrery_schema_migrations DELETE WHERE Version >= 11 SETTINGS mutations_sync = 2")
         .execute()
         .await
         .unwrap();
@@ -282,13 +287,14 @@ async fn upgrade_from_v10_with_data_keeps_working() {
     let report = orrery_store::schema::migrate(&ch.server_client(&url), &params)
         .await
         .unwrap();
-    assert_eq!(report.applied, vec![11]);
+    assert_eq!(report.applied, vec![11, 12]);
     let ddl: String = client
         .query("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'orrery_span_calls'")
         .fetch_one()
         .await
         .unwrap();
-    assert!(ddl.contains("toIntervalHour(49)"), "{ddl}");
+    assert!(ddl.contains("toIntervalHour(6)"), "{ddl}");
+    assert!(ddl.contains("ttl_only_drop_parts = 0"), "{ddl}");
     // The calls stored before the upgrade are kept (not rewritten, not dropped: they are
     // young), new spans still land in the copy, and the graph and edge detail work.
     insert(&client, &traces(30, t0 + 60_000 * MS, 100)).await;
@@ -309,4 +315,118 @@ async fn upgrade_from_v10_with_data_keeps_working() {
         .await
         .unwrap();
     assert!(again.applied.is_empty());
+}
+
+/// A focused graph of `shop` over `[lo, hi)` read at the real now.
+async fn shop_graph(client: &Client, s: &GraphArgs, lo: i64, hi: i64) -> orrery_api::Graph {
+    crate::graph::graph(
+        client,
+        s,
+        &Default::default(),
+        &GraphRequest {
+            level: Level::Focused,
+            region: None,
+            focus: Some("shop".into()),
+            window: crate::params::span(lo, hi, crate::now_ns()).unwrap(),
+            whats_wrong: false,
+            group: Default::default(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Requests of each edge of `g`, by id.
+fn requests(g: &orrery_api::Graph) -> std::collections::BTreeMap<String, u64> {
+    g.edges
+        .iter()
+        .map(|e| (e.id.clone(), e.metrics.requests))
+        .collect()
+}
+
+#[tokio::test]
+async fn minutes_older_than_the_copy_roll_up_from_spans_late_spans_included() {
+    // Schema v12 keeps call rows 6 hours. Spans 8 hours old never enter the copy (the insert
+    // drops rows already past the TTL), yet their minutes roll up to the same graph as the
+    // same traces stored a few minutes ago (rolled up from the copy); spans arriving late into
+    // such a minute are left out — reported, not served stale — until the next full check
+    // recomputes it from the spans with them.
+    let ch = orrery_store::testing::fresh_database().await;
+    let client = ch.client();
+    let s = settings();
+    let now = crate::now_ns();
+    let minute = 60_000 * MS;
+    let old = (now - 8 * 3_600_000 * MS) / minute * minute;
+    let recent = (now - 20 * minute) / minute * minute;
+    insert(&client, &traces(40, old + 5_000 * MS, 1)).await;
+    // Trace numbers 280 apart: the same errors, durations and regions.
+    insert(&client, &traces(40, recent + 5_000 * MS, 281)).await;
+    let calls = |lo: i64| {
+        format!(
+            "SELECT count() FROM orrery_span_calls WHERE Timestamp >= fromUnixTimestamp64Nano({lo}) AND Timestamp < fromUnixTimestamp64Nano({})",
+            lo + minute
+        )
+    };
+    assert_eq!(count(&client, &calls(old)).await, 0, "no call row that old");
+    assert_eq!(count(&client, &calls(recent)).await, 200);
+
+    // A full check (the minute rollup's horizon): old minutes from spans, recent from the copy.
+    let rollup = crate::rollup::Rollup::new(client.clone(), s.clone());
+    let r = rollup
+        .run_once(now, Duration::from_secs(9 * 3_600))
+        .await
+        .unwrap();
+    assert!(r.computed.contains(&old) && r.computed.contains(&recent));
+    let g_old = shop_graph(&client, &s, old - minute, old + 3 * minute).await;
+    let g_recent = shop_graph(&client, &s, recent - minute, recent + 3 * minute).await;
+    assert_eq!(g_old.data_quality.rollup_coverage, 1.0);
+    assert_eq!(requests(&g_old).get("api->shop"), Some(&40));
+    assert_eq!(requests(&g_old), requests(&g_recent));
+    let metrics = |g: &orrery_api::Graph| {
+        let mut m: Vec<_> = g
+            .edges
+            .iter()
+            .map(|e| (e.id.clone(), serde_json::to_value(&e.metrics).unwrap()))
+            .collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        m
+    };
+    assert_eq!(metrics(&g_old), metrics(&g_recent), "errors, latency too");
+    assert_eq!(
+        g_old.data_quality.orphan_spans,
+        g_recent.data_quality.orphan_spans
+    );
+    assert_eq!(g_old.data_quality.orphan_spans, 40);
+
+    // Ten traces arrive 8 hours late into the old minute: not in the copy either.
+    insert(&client, &traces(10, old + 20_000 * MS, 500)).await;
+    assert_eq!(count(&client, &calls(old)).await, 0);
+    let stale = shop_graph(&client, &s, old - minute, old + 3 * minute).await;
+    assert!(
+        stale.data_quality.rollup_coverage < 1.0 && !stale.data_quality.uncovered.is_empty(),
+        "a stale minute older than the copy is left out and reported: {:?}",
+        stale.data_quality
+    );
+    assert_ne!(
+        requests(&stale).get("api->shop"),
+        Some(&40),
+        "never the minute's old rows as if current"
+    );
+    // The regular run (15 minutes back) does not reach it; the next full check does.
+    rollup
+        .run_once(crate::now_ns(), s.graph_rollup_lookback)
+        .await
+        .unwrap();
+    let r = rollup
+        .run_once(crate::now_ns(), Duration::from_secs(9 * 3_600))
+        .await
+        .unwrap();
+    assert!(r.computed.contains(&old), "{:?}", r.computed);
+    assert_eq!(r.late_spans, 50);
+    let g = shop_graph(&client, &s, old - minute, old + 3 * minute).await;
+    assert_eq!(g.data_quality.rollup_coverage, 1.0);
+    let got = requests(&g);
+    assert_eq!(got.get("api->shop"), Some(&50));
+    assert_eq!(got.get("shop->database:postgresql"), Some(&50));
+    assert_eq!(g.data_quality.orphan_spans, 50);
 }
