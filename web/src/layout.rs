@@ -166,6 +166,11 @@ impl Layout {
             change.added = sorted_ids(input);
             return change;
         }
+        // A live update of rates only (the usual tick): nothing to place, so none of the
+        // neighbour and grid bookkeeping below (a few ms per update at 2,000 services).
+        if input.nodes.iter().all(|(id, _)| self.pos.contains_key(*id)) {
+            return change;
+        }
         let mut neighbours: HashMap<&str, Vec<&str>> = HashMap::new();
         for (s, t) in &input.edges {
             neighbours.entry(s).or_default().push(t);

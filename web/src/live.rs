@@ -57,10 +57,14 @@ impl LiveGraph {
                 Err(e) => self.resync(format!("an unreadable graph event: {e}")),
             },
             "delta" => {
+                #[cfg(target_arch = "wasm32")]
+                let t = crate::map::perf::now();
                 let d = match serde_json::from_str::<GraphDelta>(&ev.data) {
                     Ok(d) => d,
                     Err(e) => return self.resync(format!("an unreadable delta event: {e}")),
                 };
+                #[cfg(target_arch = "wasm32")]
+                crate::map::perf::measure("orrery:live-parse", t);
                 let Some((seq, g)) = self.held.as_mut() else {
                     return self.resync("a delta before any graph".into());
                 };

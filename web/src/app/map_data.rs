@@ -330,12 +330,27 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                 let apply3 = apply.clone();
                 let got_graph = Rc::new(Cell::new(false));
                 let got = got_graph.clone();
-                // The whole graph of each tick as `live.rs` keeps it (no re-serialising).
+                let pending: Rc<RefCell<Option<Graph>>> = Rc::default();
+                // The whole graph of each tick as `live.rs` keeps it (no re-serialising),
+                // applied in a task of its own: decoding and applying a 2,000-service update
+                // are two shorter tasks (a frame can run between them), and graphs that come
+                // faster than they are applied are coalesced to the latest.
                 let on_update: crate::stream::OnUpdate =
                     Rc::new(move |u: crate::live::Update| match u {
                         crate::live::Update::Graph(g) => {
                             got.set(true);
-                            apply3(*g)
+                            if pending.borrow_mut().replace(*g).is_none() {
+                                let (pending, apply3) = (pending.clone(), apply3.clone());
+                                set_timeout(
+                                    move || {
+                                        let g = pending.borrow_mut().take();
+                                        if let Some(g) = g {
+                                            apply3(g);
+                                        }
+                                    },
+                                    std::time::Duration::ZERO,
+                                );
+                            }
                         }
                         // A refresh that failed (e.g. hit a query limit); the stream goes on
                         // and the next graph clears the message.

@@ -35,8 +35,10 @@ pub(super) struct Gl {
     strip_verts: i32,
     /// Most particles drawn per frame (the renderer lowers it when frames come too slowly).
     pub(super) particle_cap: i32,
-    /// Bumped by every upload: the edge layer is redrawn for a new scene.
+    /// Bumped when the edges' instance data changes: the edge layer is redrawn then.
     version: u64,
+    /// The edges' instance data last uploaded (to skip an upload that changes nothing).
+    edge_data: Vec<f32>,
     /// The settled edges as a texture (created on first need).
     layer: Option<Layer>,
 }
@@ -91,18 +93,30 @@ impl Gl {
             strip_verts,
             particle_cap: i32::MAX,
             version: 0,
+            edge_data: Vec::new(),
             layer: None,
         })
     }
 
-    /// Uploads the scene's instance data (on graph/layout change, never per frame).
+    /// Uploads the scene's instance data (on graph/layout change, never per frame). The edges
+    /// are uploaded — and the cached edge layer redrawn — only when what they look like
+    /// changed: a live update that moves rates a little leaves widths and alphas (quantised)
+    /// as they were, so the layer stays valid.
     pub(super) fn upload_scene(&mut self, s: &Scene) {
-        self.version += 1;
         // Straight edges (every level but global) need one segment, not a curve's strip: on a
         // 5,000-edge map that is a twelfth of the vertices, which a software renderer
         // (SwiftShader) notices.
         let straight = s.bend.iter().all(|b| *b == 0.0);
-        self.set_edge_strip(straight);
+        if self.edges.verts
+            != if straight {
+                (STRAIGHT.len() / 2) as i32
+            } else {
+                self.strip_verts
+            }
+        {
+            self.set_edge_strip(straight);
+            self.version += 1;
+        }
         let g = self;
         let mut pdata = Vec::with_capacity(s.particles.len() * 13);
         for &(ei, phase, speed, err, lane) in &s.particles {
@@ -154,6 +168,8 @@ impl Gl {
                 style_alpha
             };
             let width = if selected { width + 1.5 } else { width };
+            // Quarter pixels of width and 1/64 steps of alpha: finer changes are not visible.
+            let (alpha, width) = ((alpha * 64.0).round() / 64.0, (width * 4.0).round() / 4.0);
             let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
             edata.extend_from_slice(&[
                 fa.x,
@@ -176,8 +192,12 @@ impl Gl {
             ]);
             ecount += 1;
         }
-        g.edges.count = ecount;
-        g.upload(&g.edges.inst, &edata);
+        if edata != g.edge_data || ecount != g.edges.count {
+            g.edges.count = ecount;
+            g.upload(&g.edges.inst, &edata);
+            g.edge_data = edata;
+            g.version += 1;
+        }
         let mut ndata = Vec::with_capacity(s.graph.nodes.len() * 9);
         for (i, n) in s.graph.nodes.iter().enumerate() {
             let health = match n.health {

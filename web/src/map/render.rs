@@ -42,6 +42,9 @@ pub struct Renderer {
     /// Label widths (device px at the label font) and priority order, refreshed on upload.
     label_w: Vec<f32>,
     label_order: Vec<usize>,
+    /// Measured label widths by name at `label_font(dpr)` of the dpr kept with them: a live
+    /// update measures only new names (2,000 `measureText` calls were ~10 ms per update).
+    label_cache: (u32, std::collections::HashMap<String, f32>),
     /// Labels drawn by the last label pass (device px).
     pub label_boxes: Vec<(usize, Rect)>,
     /// `?geometry=1` (or `window.orreryGeometry = true` set before the app starts, as the
@@ -57,6 +60,10 @@ pub struct Renderer {
     pace_frames: u32,
     drew_last: bool,
     next_draw_at: f64,
+    /// The WebGL canvas's resolution as a share of the device's (see `pace`), and its backing
+    /// size in px at that share.
+    gl_scale: f32,
+    gl_size: (f32, f32),
 }
 
 /// Frames further apart than this on average (ms) draw fewer particles; closer than
@@ -64,7 +71,11 @@ pub struct Renderer {
 const SLOW_FRAME_MS: f64 = 40.0;
 const FAST_FRAME_MS: f64 = 24.0;
 /// The fewest particles `pace` goes down to.
-const MIN_PARTICLES: i32 = 2_000;
+const MIN_PARTICLES: i32 = 1_000;
+/// The lowest resolution `pace` renders the WebGL canvas at (a share of the device's pixels
+/// per axis), and the step it goes down or up by.
+const MIN_GL_SCALE: f32 = 0.5;
+const GL_SCALE_STEP: f32 = 0.75;
 
 impl Renderer {
     pub fn new(canvas: HtmlCanvasElement, overlay: HtmlCanvasElement, force_2d: bool) -> Self {
@@ -72,7 +83,7 @@ impl Renderer {
             None
         } else {
             canvas
-                .get_context("webgl2")
+                .get_context_with_context_options("webgl2", &gl_options())
                 .ok()
                 .flatten()
                 .and_then(|c| c.dyn_into::<GL>().ok())
@@ -109,6 +120,7 @@ impl Renderer {
             scene_version: 0,
             dpr: 1.0,
             label_w: Vec::new(),
+            label_cache: (0, std::collections::HashMap::new()),
             label_order: Vec::new(),
             label_boxes: Vec::new(),
             report: geometry::wants_report(),
@@ -119,6 +131,8 @@ impl Renderer {
             pace_frames: 0,
             drew_last: false,
             next_draw_at: 0.0,
+            gl_scale: 1.0,
+            gl_size: (0.0, 0.0),
         }
     }
 
@@ -142,14 +156,24 @@ impl Renderer {
     fn resize(&mut self) -> (f32, f32) {
         let w = (self.canvas.client_width() as f32 * self.dpr).max(1.0);
         let h = (self.canvas.client_height() as f32 * self.dpr).max(1.0);
-        if self.canvas.width() != w as u32 || self.canvas.height() != h as u32 {
-            self.canvas.set_width(w as u32);
-            self.canvas.set_height(h as u32);
-            let o = self.overlay.canvas().unwrap();
+        let o = self.overlay.canvas().unwrap();
+        if o.width() != w as u32 || o.height() != h as u32 {
             o.set_width(w as u32);
             o.set_height(h as u32);
             self.labels_key = None;
         }
+        // The map canvas at `gl_scale` of that (the 2D fallback always at full resolution).
+        let k = if self.gl.is_some() {
+            self.gl_scale
+        } else {
+            1.0
+        };
+        let (gw, gh) = ((w * k).round().max(1.0), (h * k).round().max(1.0));
+        if self.canvas.width() != gw as u32 || self.canvas.height() != gh as u32 {
+            self.canvas.set_width(gw as u32);
+            self.canvas.set_height(gh as u32);
+        }
+        self.gl_size = (gw, gh);
         (w, h)
     }
 
@@ -219,6 +243,30 @@ impl Renderer {
         // as the GPU takes, so leave it at least as long again between frames (at most half
         // of the time goes to drawing; the page stays responsive in between).
         let starved = self.period_ms > SLOW_FRAME_MS && cap <= MIN_PARTICLES;
+        // Then fewer pixels: on a software renderer (SwiftShader on a GPU-less machine) a frame
+        // costs per pixel — clearing, copying the edge layer, and the compositor reading the
+        // canvas back — so the map canvas is rendered at 75%, then 50% of the device's
+        // resolution per axis (the browser scales it up; labels stay sharp on their own
+        // canvas), and back up a step once frames are quick again with every particle drawn.
+        // A real GPU never gets here.
+        let scale = if starved && self.pace_frames >= 3 && self.gl_scale > MIN_GL_SCALE {
+            (self.gl_scale * GL_SCALE_STEP).max(MIN_GL_SCALE)
+        } else if self.period_ms < FAST_FRAME_MS / 2.0
+            && cap >= total
+            && self.pace_frames >= 30
+            && self.gl_scale < 1.0
+        {
+            (self.gl_scale / GL_SCALE_STEP).min(1.0)
+        } else {
+            self.gl_scale
+        };
+        if scale != self.gl_scale {
+            self.gl_scale = scale;
+            self.pace_frames = 0;
+            let _ = self
+                .canvas
+                .set_attribute("data-render-scale", &format!("{scale:.3}"));
+        }
         let draw = !starved || now >= self.next_draw_at;
         if draw && starved {
             self.next_draw_at = now + self.period_ms.min(1000.0);
@@ -245,7 +293,8 @@ impl Renderer {
         let (w, h) = self.resize();
         let cam = self.camera;
         if let Some(g) = &mut self.gl {
-            g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
+            let ((gw, gh), k) = (self.gl_size, self.gl_scale);
+            g.draw(cam, self.dpr * k, gw, gh, t, s.anim_start, self.motion);
         } else if let Some(ctx) = &self.ctx2d {
             canvas2d::draw_2d(ctx, s, cam, self.dpr, w, h, t, self.motion);
         }
@@ -261,14 +310,26 @@ impl Renderer {
     fn measure_labels(&mut self, s: &Scene) {
         let o = &self.overlay;
         o.set_font(&label_font(self.dpr));
+        let (dpr_bits, cache) = &mut self.label_cache;
+        if *dpr_bits != self.dpr.to_bits() || cache.len() > 4 * s.graph.nodes.len() + 1000 {
+            *dpr_bits = self.dpr.to_bits();
+            cache.clear();
+        }
+        let dpr = self.dpr;
         self.label_w = s
             .graph
             .nodes
             .iter()
             .map(|n| {
-                o.measure_text(&n.name)
+                if let Some(w) = cache.get(&n.name) {
+                    return *w;
+                }
+                let w = o
+                    .measure_text(&n.name)
                     .map(|m| m.width() as f32)
-                    .unwrap_or(n.name.len() as f32 * 7.0 * self.dpr)
+                    .unwrap_or(n.name.len() as f32 * 7.0 * dpr);
+                cache.insert(n.name.clone(), w);
+                w
             })
             .collect();
         self.label_order = labels::priority(&s.graph, s.selected.as_deref());
@@ -488,6 +549,20 @@ fn draw_notices(o: &Ctx2d, s: &Scene, cam: Camera, dpr: f32, w: f32, h: f32, t: 
         o.close_path();
         o.fill();
     }
+}
+
+/// The WebGL2 context's attributes. No multisampling: the nodes and particles are
+/// smoothed in their shaders and the settled edges come from the (single-sampled) cached
+/// layer, while a 4× multisampled canvas made a software renderer (SwiftShader, a GPU-less
+/// machine) write and resolve four samples of every pixel each frame. Opaque (`alpha: false`:
+/// the map clears to its background, so the compositor need not blend the canvas) and no
+/// depth buffer (the passes are drawn in order).
+fn gl_options() -> wasm_bindgen::JsValue {
+    let o = js_sys::Object::new();
+    for (k, v) in [("antialias", false), ("alpha", false), ("depth", false)] {
+        let _ = js_sys::Reflect::set(&o, &k.into(), &v.into());
+    }
+    o.into()
 }
 
 fn now_ms() -> f64 {

@@ -121,7 +121,13 @@ impl Scene {
         self.born = born;
         self.radius = radius;
         self.edge_ends = edge_ends;
-        self.anim_start = if animate { now } else { now - ANIM_SECS };
+        // Animate only when something moves or appears: a live update of rates alone leaves
+        // the map settled, so the renderer keeps drawing the cached edge layer instead of every
+        // edge for the animation's 0.8 s (what a software renderer spends a frame on).
+        let moves = animate
+            && (self.from.iter().zip(&self.to).any(|(a, b)| a != b)
+                || self.born.iter().any(|b| *b >= 0.0));
+        self.anim_start = if moves { now } else { now - ANIM_SECS };
         self.build_particles(particle_target, budget);
     }
 
@@ -469,6 +475,37 @@ mod tests {
         let i = s.index[&first];
         assert_ne!(s.pos_at(i, 10.0), Pos { x: 999.0, y: 999.0 });
         assert_eq!(s.pos_at(i, 10.0 + ANIM_SECS), Pos { x: 999.0, y: 999.0 });
+    }
+
+    #[test]
+    fn a_live_update_of_rates_alone_leaves_the_map_settled() {
+        let g = crate::synth::mesh(20, 40, 4, 5);
+        let l = laid_out(&g);
+        let mut s = Scene::default();
+        s.set(g.clone(), &l, 0.0, true, None, 1000);
+        // Same nodes where they were, other rates: nothing animates (the cached edge layer
+        // stays in use), at any time after the update.
+        let mut g2 = g.clone();
+        for e in &mut g2.edges {
+            e.metrics.rps *= 1.5;
+        }
+        s.set(g2.clone(), &l, 10.0, true, None, 1000);
+        assert!(10.0 - s.anim_start >= ANIM_SECS, "{}", s.anim_start);
+        // A node that appears does animate (it grows in), so does one that moves.
+        let mut g3 = g2.clone();
+        let mut extra = g3.nodes[1].clone();
+        extra.id = "new-one".into();
+        extra.name = "new-one".into();
+        g3.nodes.push(extra);
+        let mut l3 = l.clone();
+        l3.update_layered(&Input::of(&g3));
+        s.set(g3.clone(), &l3, 20.0, true, None, 1000);
+        assert_eq!(s.anim_start, 20.0);
+        s.set(g3.clone(), &l3, 30.0, true, None, 1000);
+        assert!(30.0 - s.anim_start >= ANIM_SECS);
+        l3.pin(&g3.nodes[2].id, Pos { x: -500.0, y: 7.0 });
+        s.set(g3, &l3, 40.0, true, None, 1000);
+        assert_eq!(s.anim_start, 40.0);
     }
 
     #[test]
