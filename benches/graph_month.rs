@@ -5,7 +5,11 @@
 //! minute rollup's 48 h, then the hourly backfill newest first, timed), and times the 30-day
 //! graph cold (a new parts cache each run) and warm. Prints the figures.
 //!
-//! `cargo bench --bench graph_month -- [--spans N] [--services N] [--days N] [--runs N]`
+//! `cargo bench --bench graph_month -- [--spans N] [--services N] [--days N] [--runs N]
+//! [--url URL --database DB] [--fill 0]`: `--url` uses a running server instead of a new
+//! embedded one (`http://default:<secret>@127.0.0.1:<port>`), `--fill 0` keeps what `--database`
+//! already holds (filled and rolled up by an earlier run with `--url`) and only times the
+//! graphs — for iterating on the read path without refilling a month each time.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +37,14 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+fn arg_str(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -53,14 +65,144 @@ async fn main() -> Result<()> {
     let days = arg("--days", 31) as i64;
     let runs = arg("--runs", 10).max(1);
     println!("load average at start: {}", load());
-    let server = tokio::task::spawn_blocking(TestServer::start).await?;
-    let mut ch = ClickHouseArgs::for_url(&server.url, "month");
+    let fill = arg("--fill", 1) != 0;
+    let database = arg_str("--database").unwrap_or_else(|| "month".into());
+    // The server: one given by `--url`, else a new embedded one (gone with this process).
+    let (url, _server) = match arg_str("--url") {
+        Some(url) => (url, None),
+        None => {
+            let server = tokio::task::spawn_blocking(TestServer::start).await?;
+            (server.url.clone(), Some(server))
+        }
+    };
+    let mut ch = ClickHouseArgs::for_url(&url, &database);
     ch.retention_days = 0;
-    schema::migrate(
-        &ch.server_client(&server.url),
-        &SchemaParams::from_args(&ch)?,
+    let client = ch.client();
+    let settings = GraphArgs::default();
+    if fill {
+        fill_and_roll_up(&ch, &url, &settings, spans, services, days).await?;
+    }
+
+    // The 30-day graph: cold (a new parts cache: every rolled-up part read from ClickHouse)
+    // and warm (one cache, as one query service has).
+    let req = |now: i64| GraphRequest {
+        level: Level::Region,
+        region: None,
+        focus: None,
+        window: orrery_query::params::span(now - 30 * DAY, now, now).unwrap(),
+        whats_wrong: true,
+        group: Default::default(),
+    };
+    let mut cold = Vec::new();
+    let mut edges = 0;
+    let mut coverage = 0.0;
+    for _ in 0..runs {
+        let cache = graph::cache::RolledCache::default();
+        let t = Instant::now();
+        let g = graph::graph(&client, &settings, &cache, &req(orrery_query::now_ns())).await?;
+        cold.push(t.elapsed());
+        edges = g.edges.len();
+        coverage = g.data_quality.rollup_coverage;
+    }
+    let cache = graph::cache::RolledCache::default();
+    let mut warm = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        graph::graph(&client, &settings, &cache, &req(orrery_query::now_ns())).await?;
+        warm.push(t.elapsed());
+    }
+    if arg("--phases", 1) != 0 {
+        phases(&client, &settings, req(orrery_query::now_ns()).window).await?;
+    }
+    let (c50, c99) = pct(cold);
+    let (w50, w99) = pct(warm);
+    println!(
+        "30-day graph ({edges} edges, rollup_coverage {coverage}): cold p50 {c50:.1} ms p99 {c99:.1} ms; warm p50 {w50:.1} ms p99 {w99:.1} ms (target cold <= 300 ms; load {})",
+        load()
+    );
+    Ok(())
+}
+
+/// One cold read of the 30-day window step by step (each step alone, in the order a graph
+/// runs them; a graph runs the parts concurrently), printed: where the time goes.
+async fn phases(
+    client: &clickhouse::Client,
+    s: &GraphArgs,
+    w: orrery_query::graph::fetch::Window,
+) -> Result<()> {
+    use orrery_query::graph::fetch::{self, EdgeFilter, Grouping, NodeKey, Rolled};
+    let cache = graph::cache::RolledCache::default();
+    let base = w.baseline();
+    let t = Instant::now();
+    let mut rolled = Rolled::read_window(client, base.lo, w.hi).await?;
+    rolled.max_unrolled = s.graph_max_unrolled.as_nanos() as i64;
+    rolled.readable_from = w.now - s.graph_rollup_backfill.as_nanos() as i64;
+    let markers = t.elapsed();
+    let t = Instant::now();
+    let c = rolled.coverage(w);
+    let _ = rolled.quality(w);
+    let base = fetch::Window {
+        hi: rolled.coverage(base).live_lo.max(base.lo),
+        ..base
+    };
+    let plan = t.elapsed();
+    let t = Instant::now();
+    let e = fetch::edges_in(
+        client,
+        s,
+        &cache,
+        w,
+        &rolled,
+        Grouping::Services,
+        &EdgeFilter::None,
     )
     .await?;
+    let edges = t.elapsed();
+    let t = Instant::now();
+    fetch::nodes_in(client, s, &cache, w, &rolled, &NodeKey::Services).await?;
+    let nodes = t.elapsed();
+    let t = Instant::now();
+    fetch::edges_in(
+        client,
+        s,
+        &cache,
+        base,
+        &rolled,
+        Grouping::Services,
+        &EdgeFilter::None,
+    )
+    .await?;
+    let baseline = t.elapsed();
+    let t = Instant::now();
+    fetch::namespaces(client, w).await?;
+    let namespaces = t.elapsed();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "phases of one cold 30-day read: markers {:.1} ms, coverage+quality {:.1} ms, edges {:.1} ms ({} edges, {} hours, {} live ranges), nodes {:.1} ms, baseline edges {:.1} ms, namespaces {:.1} ms",
+        ms(markers),
+        ms(plan),
+        ms(edges),
+        e.len(),
+        c.hours.len(),
+        c.live.len(),
+        ms(nodes),
+        ms(baseline),
+        ms(namespaces),
+    );
+    Ok(())
+}
+
+/// Fills `ch`'s database with a month of spans, as a spans table that predates the query
+/// service, then rolls it up as a fresh install does (timed, printed).
+async fn fill_and_roll_up(
+    ch: &ClickHouseArgs,
+    url: &str,
+    settings: &GraphArgs,
+    spans: u64,
+    services: u64,
+    days: i64,
+) -> Result<()> {
+    schema::migrate(&ch.server_client(url), &SchemaParams::from_args(ch)?).await?;
     let client = ch.client();
     let now = orrery_query::now_ns();
     let end = now - 2 * 60_000 * MS;
@@ -101,7 +243,6 @@ async fn main() -> Result<()> {
     );
 
     // A fresh install: the minute rollup's horizon, then the hourly backfill, newest first.
-    let settings = GraphArgs::default();
     let rollup = Rollup::new(client.clone(), settings.clone());
     let t = Instant::now();
     loop {
@@ -144,41 +285,5 @@ async fn main() -> Result<()> {
         took / hours.max(1) as f64,
         load()
     );
-
-    // The 30-day graph: cold (a new parts cache: every rolled-up part read from ClickHouse)
-    // and warm (one cache, as one query service has).
-    let req = |now: i64| GraphRequest {
-        level: Level::Region,
-        region: None,
-        focus: None,
-        window: orrery_query::params::span(now - 30 * DAY, now, now).unwrap(),
-        whats_wrong: true,
-        group: Default::default(),
-    };
-    let mut cold = Vec::new();
-    let mut edges = 0;
-    let mut coverage = 0.0;
-    for _ in 0..runs {
-        let cache = graph::cache::RolledCache::default();
-        let t = Instant::now();
-        let g = graph::graph(&client, &settings, &cache, &req(orrery_query::now_ns())).await?;
-        cold.push(t.elapsed());
-        edges = g.edges.len();
-        coverage = g.data_quality.rollup_coverage;
-    }
-    let cache = graph::cache::RolledCache::default();
-    let mut warm = Vec::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        graph::graph(&client, &settings, &cache, &req(orrery_query::now_ns())).await?;
-        warm.push(t.elapsed());
-    }
-    let (c50, c99) = pct(cold);
-    let (w50, w99) = pct(warm);
-    println!(
-        "30-day graph ({edges} edges, rollup_coverage {coverage}): cold p50 {c50:.1} ms p99 {c99:.1} ms; warm p50 {w50:.1} ms p99 {w99:.1} ms (target cold <= 300 ms; load {})",
-        load()
-    );
-    drop(server);
     Ok(())
 }

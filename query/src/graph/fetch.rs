@@ -2,8 +2,10 @@
 //! computation of each, current ones only — see [`markers`]) plus the live ranges, computed from
 //! spans, merged in the query service.
 //!
-//! One file per job: [`window`] (the window and its comparison windows), [`markers`] (which
-//! minutes, hours and slots are rolled up and current), [`edges`] and [`nodes`] (the three
+//! One file per job: [`window`] (the window and its comparison windows), [`markers`] (reading
+//! the rollup markers and span counts: every minute for the rollup job, whole current hours
+//! summed up for a graph), [`coverage`] (deciding from them which minutes, hours and slots are
+//! rolled up and current, and what a window reads where), [`edges`] and [`nodes`] (the three
 //! parts of each and their merge); this file holds what both read paths share.
 
 use std::collections::HashMap;
@@ -15,26 +17,35 @@ use serde::Deserialize;
 use crate::GraphArgs;
 use orrery_store::graph_rules as rules;
 
+pub mod coverage;
 pub mod edges;
 pub mod markers;
 pub mod nodes;
 pub mod window;
 pub use super::agg::{EdgeAgg, NodeAgg};
+pub use coverage::{Coverage, QualityAgg, coverage_of};
 pub use edges::{EdgeFilter, Grouping, edges, edges_in};
 use markers::HOUR_NS;
-pub use markers::{Coverage, MinuteMarker, QualityAgg, Rolled, coverage_of};
+pub use markers::{HourSum, MinuteMarker, Rolled};
 pub use nodes::{NodeKey, nodes, nodes_in};
 pub use window::{Span, Window};
 
 /// Rolled-up minutes of `[rlo, rhi)` outside the hours read from hourly rows and outside the
-/// live ranges, each at its latest computation.
-const ROLLED_MINUTES: &str = "(Minute, ComputedAt) IN (
+/// live ranges, each at its latest computation — within the coverage's `minute_bounds` (the
+/// ragged ends and the hours around late spans: a few ranges), so a month-long window scans
+/// minute rows only there. Hours are whole UTC hours (arithmetic on the Unix time, not
+/// `toStartOfHour`, which follows the server's time zone).
+fn rolled_minutes_sql() -> String {
+    let bounds = markers::bounds_sql("Minute");
+    format!(
+        "({bounds}) AND (Minute, ComputedAt) IN (
     SELECT Minute, max(ComputedAt) FROM orrery_graph_minutes
-    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
-      AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
+    WHERE ({bounds})
     GROUP BY Minute)
-    AND NOT has({hours:Array(UInt32)}, toUInt32(toStartOfHour(Minute)))
-    AND NOT has({live_minutes:Array(UInt32)}, toUInt32(Minute))";
+    AND NOT has({{hours:Array(UInt32)}}, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600))
+    AND NOT has({{live_minutes:Array(UInt32)}}, toUInt32(Minute))"
+    )
+}
 
 const MINUTE_RANGE: &str = "Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
     AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))";
@@ -57,10 +68,12 @@ pub(crate) fn bind_rolled(
     w: Window,
     c: &Coverage,
 ) -> clickhouse::query::Query {
-    q.param("rlo", w.lo)
+    let q = q
+        .param("rlo", w.lo)
         .param("rhi", c.live_lo)
         .param("hours", &c.hours)
-        .param("live_minutes", &c.live_minutes)
+        .param("live_minutes", &c.live_minutes);
+    markers::bind_bounds(q, &c.minute_bounds)
 }
 
 /// Binds one live range `[lo, hi)` of `w`: its spans, whatever the rollup has marked since.
@@ -85,13 +98,17 @@ pub(crate) fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> Strin
     format!(
         "SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS}
     UNION ALL
-    SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {ROLLED_MINUTES}"
+    SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {minutes}",
+        minutes = rolled_minutes_sql(),
     )
 }
 
 /// The part of a cache key that says which rollup rows a window's rolled-up part is made of:
-/// the versions of its hours and of its rolled-up minutes, and which minutes are left out for
-/// the live part (a minute that turns stale changes the key even before it is recomputed).
+/// the versions of its hours (each the sum of its minutes' versions, so a recomputed minute
+/// changes it) and of the rolled-up minutes read one by one, and which minutes are left out
+/// for the live part (a minute that turns stale changes the key even before it is
+/// recomputed). A summed-up hour is one entry: a month-long window's key has ~720 hours and
+/// the few minutes of its ragged ends, not ~43,000 minutes.
 pub(crate) fn rolled_versions(
     rolled: &Rolled,
     w: Window,
@@ -105,7 +122,20 @@ pub(crate) fn rolled_versions(
         .minutes
         .range(w.lo..c.live_lo)
         .map(|(m, mark)| (*m, mark.computed_at));
-    (hours.chain(minutes).collect(), c.live_minutes.clone())
+    // A summed-up hour not read whole (by construction none) still keys its version.
+    let summed = rolled
+        .summarized
+        .range(w.lo..c.live_lo)
+        .filter(|(h, _)| {
+            c.hours
+                .binary_search(&((**h / 1_000_000_000) as u32))
+                .is_err()
+        })
+        .map(|(h, s)| (*h, s.version));
+    (
+        hours.chain(minutes).chain(summed).collect(),
+        c.live_minutes.clone(),
+    )
 }
 
 /// `old` then `live` with rows of equal key added up (one copy of each row, no key clones).

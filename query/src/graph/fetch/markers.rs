@@ -1,22 +1,16 @@
-//! The rollup markers: what the rollup job recorded for each minute and hour, and the one rule
-//! both the job and graph readers decide by — which minutes are rolled up *and current*.
-//!
-//! A minute is current when it has a marker and the span count counted on insert
-//! (`orrery_span_minutes`) still equals the count its latest marker saw. A minute whose count
-//! changed since (spans backdated into it: a late root, a slow exporter, a replayed batch) is
-//! *stale*: readers compute it from spans until the rollup recomputes it, so late spans are in
-//! the very next graph read. A late span can change its neighbours' calls too (a late parent
-//! turns its children in the next minutes from orphans into edges; a late child makes its
-//! parent client span in the minute before no longer a virtual edge), so the minute before and
-//! the two after a stale minute are read live and recomputed with it.
+//! The rollup markers as read from ClickHouse: what the rollup job recorded for each minute,
+//! hour and 10-second slot, and the span counts counted on insert — the facts every coverage
+//! decision ([`super::coverage`]) is made from. Two reads: [`Rolled::read`], every minute of a
+//! range (the rollup job, which recomputes minutes one by one), and [`Rolled::read_window`],
+//! a graph's read, which summarises the hours that are wholly rolled up and current in one
+//! row each and reads minute markers only for the rest (the ragged edges, hours with late
+//! spans), so a month-long window costs ~hours, not ~minutes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
-
-use super::Window;
 
 pub const MINUTE_NS: i64 = 60_000_000_000;
 pub const HOUR_NS: i64 = 60 * MINUTE_NS;
@@ -102,27 +96,50 @@ struct CountRow {
     value: u64,
 }
 
-/// Spans in a window and late spans (noticed by the rollup, or pending: in stale minutes).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QualityAgg {
+/// A whole hour a graph read takes as one unit ([`Rolled::read_window`]): all 60 minutes
+/// marked, none with a count changed since its marker, nor in the hours either side (a late
+/// span changes its neighbour minutes' calls), and hour rows made from exactly the current
+/// computation of each minute. Its minutes are not in [`Rolled::minutes`] / [`Rolled::spans`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourSum {
+    /// Sum of the latest `ComputedAt` of its minutes (= its hour marker's `MinutesVersion`).
+    pub version: u64,
+    /// Spans (counted on insert, equal to what its minute markers saw).
     pub spans: u64,
+    /// Late spans its minute markers recorded.
     pub late: u64,
 }
 
+/// Per-hour sums of the latest minute markers (`level` 1) and of the span counts (`level` 2).
+#[derive(Row, Deserialize)]
+struct HourRow {
+    level: u8,
+    hour: u32,
+    marked: u64,
+    version: u64,
+    spans: u64,
+    late: u64,
+}
+
 /// The rollup markers of a time range: each marked minute's latest marker, each hour's latest
-/// `MinutesVersion`, and the span count of every minute (counted on insert), all keyed by ns.
-/// Read once (two concurrent queries) per graph and per rollup run; every decision — what a
-/// graph reads from rollups, its data quality, what the rollup recomputes — is made from it.
+/// `MinutesVersion`, and the span count of every minute (counted on insert), all keyed by ns —
+/// or, for a graph read, whole current hours summed up ([`HourSum`]) and minutes only for the
+/// rest. Read once per graph and per rollup run; every decision — what a graph reads from
+/// rollups, its data quality, what the rollup recomputes — is made from it
+/// ([`super::coverage`]).
 #[derive(Debug, Clone)]
 pub struct Rolled {
     pub minutes: BTreeMap<i64, MinuteMarker>,
+    /// Hours taken whole (graph reads only, see [`HourSum`]): their minutes are in neither
+    /// `minutes` nor `spans`.
+    pub summarized: BTreeMap<i64, HourSum>,
     pub hours: BTreeMap<i64, u64>,
     pub spans: BTreeMap<i64, u64>,
     /// Slot markers and counts of the last minutes before the range's end.
     pub slots: BTreeMap<i64, SlotMark>,
     pub slot_spans: BTreeMap<i64, u64>,
     /// How much of a window (ns) a read takes from spans where nothing is rolled up
-    /// (`--graph-max-unrolled`); the rest is left out and reported (see [`coverage_of`]).
+    /// (`--graph-max-unrolled`); the rest is left out and reported (see [`super::coverage_of`]).
     pub max_unrolled: i64,
     /// Unrolled data before this (ns) is never read from spans, only left out: the call copy
     /// the live reads use keeps ~2 days (schema v11), so older data is only in rollups (the
@@ -137,6 +154,7 @@ impl Default for Rolled {
     fn default() -> Self {
         Rolled {
             minutes: BTreeMap::new(),
+            summarized: BTreeMap::new(),
             hours: BTreeMap::new(),
             spans: BTreeMap::new(),
             slots: BTreeMap::new(),
@@ -147,7 +165,55 @@ impl Default for Rolled {
     }
 }
 
+/// `[lo, hi)` conditions on a DateTime column for up to this many ranges (one statement
+/// shape whatever the count; unused ranges are bound empty).
+pub const MAX_BOUNDS: usize = 8;
+
+/// `(col >= b0lo AND col < b0hi) OR …` for [`MAX_BOUNDS`] ranges bound by [`bind_bounds`].
+pub fn bounds_sql(col: &str) -> String {
+    (0..MAX_BOUNDS)
+        .map(|i| {
+            format!(
+                "({col} >= toDateTime(fromUnixTimestamp64Nano({{b{i}lo:Int64}})) \
+                 AND {col} < toDateTime(fromUnixTimestamp64Nano({{b{i}hi:Int64}})))"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// Binds `ranges` (at most [`MAX_BOUNDS`]; see [`cover_ranges`]) to [`bounds_sql`].
+pub fn bind_bounds(
+    mut q: clickhouse::query::Query,
+    ranges: &[(i64, i64)],
+) -> clickhouse::query::Query {
+    debug_assert!(ranges.len() <= MAX_BOUNDS);
+    for i in 0..MAX_BOUNDS {
+        let (lo, hi) = ranges.get(i).copied().unwrap_or((0, 0));
+        q = q
+            .param(&format!("b{i}lo"), lo)
+            .param(&format!("b{i}hi"), hi);
+    }
+    q
+}
+
+/// At most [`MAX_BOUNDS`] ranges covering `ranges` (ascending, disjoint): the closest
+/// neighbours are joined first, so the result is a superset only where that is needed.
+pub fn cover_ranges(ranges: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut out = ranges.to_vec();
+    while out.len() > MAX_BOUNDS {
+        let i = (1..out.len())
+            .min_by_key(|&i| out[i].0 - out[i - 1].1)
+            .unwrap_or(1);
+        out[i - 1].1 = out[i].1;
+        out.remove(i);
+    }
+    out
+}
+
 impl Rolled {
+    /// Every minute marker, hour marker and span count of `[lo, hi)`: what the rollup job
+    /// decides by.
     pub async fn read(client: &Client, lo: i64, hi: i64) -> Result<Rolled> {
         let markers = async {
             client
@@ -211,534 +277,157 @@ GROUP BY Minute",
         Ok(out)
     }
 
-    /// The marked minute's count changed since its marker (spans stored into it after it was
-    /// rolled up). A marked minute with no count at all holds spans stored before schema v4
-    /// (not counted by its view): its rollup stays good.
-    pub fn is_stale(&self, minute: i64) -> bool {
-        match (self.minutes.get(&minute), self.spans.get(&minute)) {
-            (Some(mark), Some(&now)) => mark.spans != now,
-            _ => false,
-        }
-    }
-
-    /// Late spans a stale minute holds beyond its marker (0 for a minute marked empty: its
-    /// first spans are not late, it was never rolled up with data).
-    pub fn pending_late(&self, minute: i64) -> u64 {
-        match (self.minutes.get(&minute), self.spans.get(&minute)) {
-            (Some(mark), Some(&now)) if mark.spans > 0 => now.saturating_sub(mark.spans),
-            _ => 0,
-        }
-    }
-
-    /// Marked minutes in `[lo, hi)` that are not current: the stale ones and the minute before
-    /// and two after each (when marked and inside the range), whose calls a late span changes.
-    pub fn outdated(&self, lo: i64, hi: i64) -> BTreeSet<i64> {
-        let mut out = BTreeSet::new();
-        for (&m, _) in self.minutes.range(lo..hi) {
-            if self.is_stale(m) {
-                for n in [m - MINUTE_NS, m, m + MINUTE_NS, m + 2 * MINUTE_NS] {
-                    if n >= lo && n < hi && self.minutes.contains_key(&n) {
-                        out.insert(n);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Spans in `w` (counted on insert) and late spans (as the rollup recorded them, plus
-    /// those stale minutes hold now).
-    pub fn quality(&self, w: Window) -> QualityAgg {
-        let mut q = QualityAgg::default();
-        for (m, n) in self.spans.range(w.lo..w.hi) {
-            if !self.minutes.contains_key(m) || self.is_stale(*m) {
-                q.spans += n;
-            }
-        }
-        for (m, mark) in self.minutes.range(w.lo..w.hi) {
-            if !self.is_stale(*m) {
-                q.spans += mark.spans;
-            }
-            q.late += mark.late + self.pending_late(*m);
-        }
-        q
-    }
-
-    /// Spans (counted on insert) in the ranges `c` leaves out.
-    pub fn uncovered_spans(&self, c: &Coverage) -> u64 {
-        c.uncovered
-            .iter()
-            .map(|&(lo, hi)| self.spans.range(lo..hi).map(|(_, n)| n).sum::<u64>())
-            .sum()
-    }
-
-    /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
-    pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
-        let v = self.minutes.range(hour..hour + HOUR_NS);
-        (v.clone().map(|(_, c)| c.computed_at).sum(), v.count())
-    }
-
-    /// Hours whose rows were made from the current computation of each of their minutes.
-    fn current_hours(&self) -> impl Iterator<Item = i64> + '_ {
-        self.hours
-            .iter()
-            .filter(|(h, v)| self.minutes_version(**h).0 == **v)
-            .map(|(h, _)| *h)
-    }
-
-    /// Closed hours in `[lo, hi)` with all 60 minutes marked whose hour rows are missing or
-    /// made from older minute computations.
-    pub fn stale_hours(&self, lo: i64, hi: i64) -> Vec<i64> {
+    /// A graph's read of `[lo, hi)`: first, per hour, the sums of its latest minute markers
+    /// and of its span counts (one row per hour, summed in ClickHouse) and the hour markers;
+    /// hours that are whole and current by those ([`HourSum`]) are kept as one unit each, and
+    /// only the rest — the window's ragged ends, the hours around late spans, hours not rolled
+    /// up — are then read minute by minute. A minute's count only grows, so an hour whose
+    /// counts add up to what its markers saw has every minute current: the exactness rule
+    /// holds per hour without reading its minutes.
+    pub async fn read_window(client: &Client, lo: i64, hi: i64) -> Result<Rolled> {
         let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
-        (first..hi)
-            .step_by(HOUR_NS as usize)
-            .filter(|&h| h >= lo && h + HOUR_NS <= hi)
-            .filter(|&h| {
-                let (v, n) = self.minutes_version(h);
-                n == 60 && self.hours.get(&h) != Some(&v)
-            })
-            .collect()
-    }
-
-    /// How `w` is read (the markers must cover `w`).
-    pub fn coverage(&self, w: Window) -> Coverage {
-        let marked: Vec<i64> = self.minutes.range(w.lo..w.hi).map(|(m, _)| *m).collect();
-        let busy: BTreeSet<i64> = self
-            .spans
-            .range(w.lo..w.hi)
-            .filter(|(_, n)| **n > 0)
-            .map(|(m, _)| *m)
-            .collect();
-        let mut c = coverage_of(
-            w,
-            &marked,
-            self.current_hours(),
-            &self.outdated(w.lo, w.hi),
-            &busy,
-            (self.max_unrolled, self.readable_from),
-        );
-        // The tail from the first unmarked minute: its current slots from slot rows.
-        if let Some(tail) = c.live.last_mut()
-            && tail.0 == c.live_lo
-        {
-            let hi = self.slot_frontier(c.live_lo).min(tail.1);
-            c.slots = (c.live_lo, hi);
-            tail.0 = hi;
-            if tail.0 >= tail.1 {
-                c.live.pop();
+        let end = (hi + HOUR_NS - 1).div_euclid(HOUR_NS) * HOUR_NS;
+        let sums = client
+            .query(
+                "SELECT 1 AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS hour,
+    count() AS marked, sum(c) AS version, sum(s) AS spans, sum(l) AS late
+FROM (
+    SELECT Minute, max(ComputedAt) AS c, argMax(Spans, ComputedAt) AS s,
+        argMax(Late, ComputedAt) AS l
+    FROM orrery_graph_minutes
+    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+      AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+    GROUP BY Minute
+)
+GROUP BY hour
+UNION ALL
+SELECT 2 AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS hour,
+    toUInt64(0) AS marked, toUInt64(0) AS version, sum(Spans) AS spans, toUInt64(0) AS late
+FROM orrery_span_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY hour",
+            )
+            .param("lo", first)
+            .param("hi", end)
+            .fetch_all::<HourRow>();
+        let hours = client
+            .query(
+                "SELECT 1 AS level, toUInt32(Hour) AS at, argMax(MinutesVersion, ComputedAt) AS value
+FROM orrery_graph_hours
+WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Hour",
+            )
+            .param("lo", first)
+            .param("hi", end)
+            .fetch_all::<CountRow>();
+        let slots = read_slots(client, lo.max(hi - SLOT_READ_NS), hi);
+        let (sums, hours, (slots, slot_spans)) = tokio::try_join!(
+            async { sums.await.context("reading rollup markers per hour") },
+            async { hours.await.context("reading rollup hour markers") },
+            slots
+        )?;
+        let mut marks: BTreeMap<i64, HourRow> = BTreeMap::new();
+        let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
+        for r in sums {
+            let at = r.hour as i64 * 1_000_000_000;
+            if r.level == 1 {
+                marks.insert(at, r);
+            } else {
+                counts.insert(at, r.spans);
             }
-        } else {
-            c.slots = (c.live_lo, c.live_lo);
         }
-        c
-    }
-
-    /// The end of the current slots from `lo` on: the first slot unmarked or whose count
-    /// changed since its marker — and then one slot earlier, as a late span changes the slot
-    /// before it too (a client span that was a virtual edge finds its child).
-    fn slot_frontier(&self, lo: i64) -> i64 {
-        let mut at = lo;
-        loop {
-            let Some(mark) = self.slots.get(&at) else {
-                return at;
-            };
-            if self.slot_spans.get(&at).copied().unwrap_or(0) != mark.spans {
-                return (at - SLOT_NS).max(lo);
-            }
-            at += SLOT_NS;
-        }
-    }
-}
-
-/// At most this many separate live ranges per window (each is one query per part); past it
-/// the oldest are left out (reported as uncovered) rather than merged across what lies
-/// between them, which could be days of spans.
-const MAX_LIVE_RANGES: usize = 4;
-/// Live ranges closer than this are read as one (the rolled-up minutes between them too).
-const MERGE_GAP_NS: i64 = 5 * MINUTE_NS;
-
-/// How a window is read: whole hours whose hourly rows are current, the current rolled-up
-/// minutes for the rest of `[w.lo, live_lo)`, spans for the `live` ranges, and nothing for
-/// the `uncovered` ones. `live_lo` is the end of the window's last marked minute: the rollup
-/// marks every closed minute, empty ones too, so normally the tail `[live_lo, w.hi)` is the
-/// last minute or two. Before it, unmarked stretches with spans (old data the hourly backfill
-/// has not reached, or a time the rollup did not run) and outdated minutes are read from spans
-/// while they fit `--graph-max-unrolled`, newest first; the rest is `uncovered`: left out of
-/// the answer and reported in its data quality, so no window ever joins days of spans.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Coverage {
-    /// Hours read from hourly rows (Unix seconds).
-    pub hours: Vec<u32>,
-    pub live_lo: i64,
-    /// Marked minutes before `live_lo` not read from rollups (Unix seconds): those inside the
-    /// `live` ranges (read from spans) and inside the `uncovered` ones (left out).
-    pub live_minutes: Vec<u32>,
-    /// `[lo, hi)` ranges (ns, ascending, disjoint) read from spans.
-    pub live: Vec<(i64, i64)>,
-    /// `[live_lo, hi)` read from 10-second slot rows (empty when `hi == live_lo`): the tail's
-    /// current slots; the last live range starts where they end.
-    pub slots: (i64, i64),
-    /// `[lo, hi)` ranges (ns, ascending, disjoint) with spans but neither rolled up nor read:
-    /// what the answer leaves out.
-    pub uncovered: Vec<(i64, i64)>,
-}
-
-/// Ranges `[lo, hi)` of consecutive minutes, merged when closer than [`MERGE_GAP_NS`].
-fn push_range(out: &mut Vec<(i64, i64)>, (lo, hi): (i64, i64)) {
-    match out.last_mut() {
-        Some(last) if lo - last.1 < MERGE_GAP_NS => last.1 = last.1.max(hi),
-        _ => out.push((lo, hi)),
-    }
-}
-
-/// What of `w` is rolled up, read from spans or left out, from the marked minutes
-/// (ascending, ns), the current hours, the marked minutes that are not current (`outdated`),
-/// the minutes that hold spans (`busy`, counted on insert) and the budget of spans-read time
-/// (`max_unrolled`, ns). Minutes once marked stay marked, so everything rolled up is still
-/// there when the data queries run; the live ranges are computed from spans (even minutes
-/// marked or recomputed since), and the rolled-up part leaves out exactly their minutes and
-/// the uncovered ones, so no part overlaps another. An hour is used only when it ends by
-/// `live_lo`, overlaps no live or uncovered range, and its marker was computed from the
-/// current computation of each of its minutes. Unmarked minutes without spans need nothing.
-pub fn coverage_of(
-    w: Window,
-    marked: &[i64],
-    current_hours: impl Iterator<Item = i64>,
-    outdated: &BTreeSet<i64>,
-    busy: &BTreeSet<i64>,
-    (max_unrolled, readable_from): (i64, i64),
-) -> Coverage {
-    let live_lo = marked
-        .last()
-        .map_or(w.lo, |m| m + MINUTE_NS)
-        .clamp(w.lo, w.hi);
-    // Candidates before the tail, ascending: unmarked stretches trimmed to their minutes with
-    // spans, and outdated minutes.
-    let mut holes: Vec<(i64, i64)> = Vec::new();
-    let mut at = w.lo;
-    for &m in marked.iter().chain(std::iter::once(&live_lo)) {
-        if m > at
-            && let (Some(&first), Some(&last)) =
-                (busy.range(at..m).next(), busy.range(at..m).next_back())
-        {
-            holes.push((first, last + MINUTE_NS));
-        }
-        at = at.max(m + MINUTE_NS);
-    }
-    let mut starts: Vec<(i64, i64)> = holes;
-    starts.extend(outdated.range(w.lo..live_lo).map(|&m| (m, m + MINUTE_NS)));
-    starts.sort_unstable();
-    let mut ranges: Vec<(i64, i64)> = Vec::new();
-    for r in starts {
-        push_range(&mut ranges, r);
-    }
-    let tail = live_lo < w.hi;
-    if tail {
-        push_range(&mut ranges, (live_lo, w.hi));
-    }
-    // Newest first within the budget: the tail always (its newest `max_unrolled` when a
-    // lagging rollup left more), then each older range whole if it still fits.
-    let mut budget = max_unrolled.max(0);
-    let (mut live, mut uncovered) = (Vec::new(), Vec::new());
-    for (i, &(lo, hi)) in ranges.iter().enumerate().rev() {
-        let is_tail = tail && i + 1 == ranges.len();
-        // What lies before `readable_from` is left out whatever the budget.
-        let trim = |(a, b): (i64, i64)| {
-            let (f, l) = (busy.range(a..b).next(), busy.range(a..b).next_back());
-            f.zip(l).map(|(f, l)| (*f, *l + MINUTE_NS))
+        let mut out = Rolled {
+            slots,
+            slot_spans,
+            hours: hours
+                .into_iter()
+                .map(|r| (r.at as i64 * 1_000_000_000, r.value))
+                .collect(),
+            ..Default::default()
         };
-        if hi <= readable_from {
-            uncovered.extend(trim((lo, hi)));
-            continue;
-        }
-        let lo = if lo < readable_from {
-            uncovered.extend(trim((lo, readable_from)));
-            readable_from
-        } else {
-            lo
-        };
-        // `saturating_sub`: a caller's window may reach far before 1970 (the Jaeger API clamps its
-        // ends to ±(2100 − 1970), whose span still fits, but this must not rely on it).
-        if live.len() >= MAX_LIVE_RANGES {
-            uncovered.push((lo, hi));
-        } else if hi.saturating_sub(lo) <= budget {
-            budget -= hi - lo;
-            live.push((lo, hi));
-        } else if is_tail {
-            let cut = (hi - budget.div_euclid(MINUTE_NS) * MINUTE_NS).max(lo);
-            if cut < hi {
-                live.push((cut, hi));
-            }
-            // What is left out of the tail, trimmed to its minutes with spans.
-            if let (Some(&first), Some(&last)) =
-                (busy.range(lo..cut).next(), busy.range(lo..cut).next_back())
+        // Counts equal to what the markers saw (an hour with neither is quiet too).
+        let quiet =
+            |h: i64| marks.get(&h).map_or(0, |m| m.spans) == counts.get(&h).copied().unwrap_or(0);
+        for (&h, m) in &marks {
+            let whole = h >= lo && h + HOUR_NS <= hi && m.marked == 60;
+            if whole
+                && quiet(h - HOUR_NS)
+                && quiet(h)
+                && quiet(h + HOUR_NS)
+                && out.hours.get(&h) == Some(&m.version)
             {
-                uncovered.push((first, last + MINUTE_NS));
-            }
-            budget = 0;
-        } else {
-            uncovered.push((lo, hi));
-        }
-    }
-    live.reverse();
-    uncovered.sort_unstable();
-    // Marked minutes not read from rollups: in a live or uncovered range, before `live_lo`.
-    let live_minutes: Vec<u32> = live
-        .iter()
-        .chain(&uncovered)
-        .flat_map(|&(lo, hi)| {
-            let i = marked.partition_point(|&m| m < lo);
-            let j = marked.partition_point(|&m| m < hi.min(live_lo));
-            marked[i..j.max(i)].iter()
-        })
-        .map(|m| (m / 1_000_000_000) as u32)
-        .collect::<BTreeSet<u32>>()
-        .into_iter()
-        .collect();
-    let hours = current_hours
-        .filter(|&h| h >= w.lo && h + HOUR_NS <= live_lo)
-        .filter(|&h| {
-            !live
-                .iter()
-                .chain(&uncovered)
-                .any(|&(lo, hi)| lo < h + HOUR_NS && hi > h)
-        })
-        .map(|h| (h / 1_000_000_000) as u32)
-        .collect();
-    Coverage {
-        hours,
-        live_lo,
-        live_minutes,
-        live,
-        slots: (live_lo, live_lo),
-        uncovered,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const M: i64 = MINUTE_NS;
-
-    fn w(lo: i64, hi: i64) -> Window {
-        Window { lo, hi, now: hi }
-    }
-
-    fn marked(n: i64) -> BTreeMap<i64, MinuteMarker> {
-        (0..n)
-            .map(|i| {
-                (
-                    i * M,
-                    MinuteMarker {
-                        minute: (i * 60) as u32,
-                        computed_at: 1,
-                        spans: 10,
-                        ..Default::default()
+                out.summarized.insert(
+                    h,
+                    HourSum {
+                        version: m.version,
+                        spans: m.spans,
+                        late: m.late,
                     },
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_minute_whose_count_changed_is_read_live_with_its_neighbours() {
-        let mut r = Rolled {
-            minutes: marked(120),
-            ..Default::default()
-        };
-        r.spans = r.minutes.keys().map(|m| (*m, 10)).collect();
-        // Everything current: the window's whole hours from hourly rows, no live part but the
-        // unmarked tail.
-        r.hours.insert(0, 60);
-        r.hours.insert(60 * M, 60);
-        let c = r.coverage(w(0, 125 * M));
-        assert_eq!(c.hours, vec![0, 3600]);
-        assert_eq!(c.live_lo, 120 * M);
-        assert_eq!(c.live, vec![(120 * M, 125 * M)]);
-        assert!(c.live_minutes.is_empty());
-        assert_eq!(
-            r.quality(w(0, 125 * M)),
-            QualityAgg {
-                spans: 1200,
-                late: 0
+                );
             }
-        );
-
-        // Two spans backdated into minute 30: minutes 29..=32 are read live, the first hour
-        // falls back to minute rows, the second stays hourly.
-        r.spans.insert(30 * M, 12);
-        let c = r.coverage(w(0, 125 * M));
-        assert_eq!(c.hours, vec![3600]);
-        assert_eq!(c.live, vec![(29 * M, 33 * M), (120 * M, 125 * M)]);
-        assert_eq!(c.live_minutes, vec![29 * 60, 30 * 60, 31 * 60, 32 * 60]);
-        assert_eq!(
-            r.quality(w(0, 125 * M)),
-            QualityAgg {
-                spans: 1202,
-                late: 2
+        }
+        // Everything else, minute by minute.
+        let mut rest: Vec<(i64, i64)> = Vec::new();
+        let mut at = lo;
+        for &h in out.summarized.keys() {
+            if h > at {
+                rest.push((at, h));
             }
-        );
-
-        // A minute marked empty that got spans is read live; they are not late.
-        r.minutes.get_mut(&(100 * M)).unwrap().spans = 0;
-        r.spans.insert(100 * M, 3);
-        assert_eq!(r.pending_late(100 * M), 0);
-        assert!(r.is_stale(100 * M));
-        // Near the tail: merged with it.
-        r.minutes.get_mut(&(118 * M)).unwrap().spans = 9;
-        let c = r.coverage(w(0, 125 * M));
-        assert_eq!(
-            c.live,
-            vec![(29 * M, 33 * M), (99 * M, 103 * M), (117 * M, 125 * M)]
-        );
-        assert!(c.hours.is_empty());
-        // No count at all (spans from before schema v4): the rollup stays good.
-        r.spans.remove(&(50 * M));
-        assert!(!r.is_stale(50 * M));
-    }
-
-    #[test]
-    fn current_slots_shorten_the_tail_and_a_stale_slot_ends_them_one_early() {
-        const S: i64 = SLOT_NS;
-        let mut r = Rolled {
-            minutes: marked(10),
-            ..Default::default()
-        };
-        r.spans = r.minutes.keys().map(|m| (*m, 10)).collect();
-        // Slots of minute 10 and the first half of minute 11 rolled up.
-        for i in 0..9 {
-            let at = 10 * M + i * S;
-            r.slots.insert(
-                at,
-                SlotMark {
-                    at: (at / 1_000_000_000) as u32,
-                    computed_at: 1,
-                    spans: 5,
-                },
-            );
-            r.slot_spans.insert(at, 5);
+            at = h + HOUR_NS;
         }
-        let c = r.coverage(w(0, 12 * M));
-        assert_eq!(c.live_lo, 10 * M);
-        assert_eq!(c.slots, (10 * M, 10 * M + 9 * S));
-        assert_eq!(c.live, vec![(10 * M + 9 * S, 12 * M)]);
-        // A span backdated into slot 4: slots 3.. are read from spans.
-        r.slot_spans.insert(10 * M + 4 * S, 6);
-        let c = r.coverage(w(0, 12 * M));
-        assert_eq!(c.slots, (10 * M, 10 * M + 3 * S));
-        assert_eq!(c.live, vec![(10 * M + 3 * S, 12 * M)]);
-        // A stale minute merged with the tail: no slot part (it is all read from spans).
-        r.spans.insert(8 * M, 11);
-        let c = r.coverage(w(0, 12 * M));
-        assert_eq!(c.slots.0, c.slots.1);
-        assert_eq!(c.live, vec![(7 * M, 12 * M)]);
-        // A closed window ending at the frontier has neither slots nor a tail.
-        let c = r.coverage(w(0, 10 * M));
-        assert_eq!(c.slots.0, c.slots.1);
-        assert_eq!(c.live, vec![(7 * M, 10 * M)]);
-    }
-
-    #[test]
-    fn many_outdated_ranges_keep_the_newest_and_leave_the_rest_out() {
-        let mut r = Rolled {
-            minutes: marked(200),
-            ..Default::default()
-        };
-        r.spans = r.minutes.keys().map(|m| (*m, 10)).collect();
-        for m in [10, 30, 50, 70, 90, 110] {
-            r.spans.insert(m * M, 11);
+        if hi > at {
+            rest.push((at, hi));
         }
-        let c = r.coverage(w(0, 200 * M));
-        // Six ranges (minutes 9..13, 29..33, ...): the newest four read from spans, the two
-        // oldest left out (never merged across the hour between them and the rest).
-        assert_eq!(
-            c.live,
-            vec![
-                (49 * M, 53 * M),
-                (69 * M, 73 * M),
-                (89 * M, 93 * M),
-                (109 * M, 113 * M)
-            ]
-        );
-        assert_eq!(c.uncovered, vec![(9 * M, 13 * M), (29 * M, 33 * M)]);
-        // Neither is read from rollups (their rows are stale).
-        assert_eq!(c.live_minutes.len(), 24);
-        assert_eq!(r.uncovered_spans(&c), 8 * 10 + 2);
-    }
-
-    #[test]
-    fn an_unrolled_stretch_is_read_only_while_it_fits_the_budget_newest_first() {
-        const H: i64 = HOUR_NS;
-        // Marked: hours 0, 2, 3 and 30 minutes of hour 5 (a 30-minute tail to now at 5:30
-        // + 30 minutes); spans in every minute of hours 0..6.
-        let mut r = Rolled::default();
-        for m in (0..60).chain(120..240).chain(300..330) {
-            r.minutes.insert(
-                m * M,
-                MinuteMarker {
-                    minute: (m * 60) as u32,
-                    computed_at: 1,
-                    spans: 1,
-                    ..Default::default()
-                },
-            );
+        if rest.is_empty() {
+            return Ok(out);
         }
-        r.spans = (0..360).map(|m| (m * M, 1)).collect();
-        for h in [0, 2, 3] {
-            r.hours.insert(h * H, 60);
+        let bounds = cover_ranges(&rest);
+        let skip: Vec<u32> = out
+            .summarized
+            .keys()
+            .map(|h| (h / 1_000_000_000) as u32)
+            .collect();
+        let skip_sql =
+            "NOT has({skip:Array(UInt32)}, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600))";
+        let (bounds_m, bounds_c) = (bounds_sql("Minute"), bounds_sql("Minute"));
+        let markers = bind_bounds(
+            client.query(&format!(
+                "SELECT Minute, m.1 AS ComputedAt, m.2 AS Spans, m.3 AS Orphans,
+    m.4 AS Unmatched, m.5 AS Late
+FROM (
+    SELECT Minute, argMax((ComputedAt, Spans, Orphans, Unmatched, Late), ComputedAt) AS m
+    FROM orrery_graph_minutes
+    WHERE ({bounds_m}) AND {skip_sql}
+    GROUP BY Minute
+)"
+            )),
+            &bounds,
+        )
+        .param("skip", &skip)
+        .fetch_all::<MinuteMarker>();
+        let counts = bind_bounds(
+            client.query(&format!(
+                "SELECT 2 AS level, toUInt32(Minute) AS at, sum(Spans) AS value
+FROM orrery_span_minutes
+WHERE ({bounds_c}) AND {skip_sql}
+GROUP BY Minute"
+            )),
+            &bounds,
+        )
+        .param("skip", &skip)
+        .fetch_all::<CountRow>();
+        let (markers, counts) = tokio::try_join!(
+            async { markers.await.context("reading rollup markers") },
+            async { counts.await.context("reading span counts") },
+        )?;
+        for m in markers {
+            out.minutes.insert(m.minute as i64 * 1_000_000_000, m);
         }
-        let win = w(0, 6 * H);
-        let c = r.coverage(win);
-        assert_eq!(c.live_lo, 330 * M);
-        // Tail (30 min) and hole 4:00-5:00 (60 min) do not both fit the hour: the tail is
-        // read, the hole left out, and so is the older hole 1:00-2:00 (budget spent).
-        assert_eq!(c.live, vec![(330 * M, 6 * H)]);
-        assert_eq!(c.uncovered, vec![(H, 2 * H), (4 * H, 5 * H)]);
-        assert_eq!(c.hours, vec![0, 7200, 10800]);
-        assert_eq!(r.uncovered_spans(&c), 120);
-        // A bigger budget reads both holes.
-        r.max_unrolled = 3 * H;
-        let c = r.coverage(win);
-        assert_eq!(c.live, vec![(H, 2 * H), (4 * H, 5 * H), (330 * M, 6 * H)]);
-        assert!(c.uncovered.is_empty());
-        // Minutes without spans are no hole: nothing to read, nothing left out.
-        r.max_unrolled = DEFAULT_MAX_UNROLLED_NS;
-        for m in (60..120).chain(240..300) {
-            r.spans.remove(&(m * M));
+        for r in counts {
+            out.spans.insert(r.at as i64 * 1_000_000_000, r.value);
         }
-        let c = r.coverage(win);
-        assert_eq!(c.live, vec![(330 * M, 6 * H)]);
-        assert!(c.uncovered.is_empty());
-        // An old window nothing of which is marked: its newest hour is read, the rest left out.
-        let mut old = Rolled {
-            spans: (0..600).map(|m| (m * M, 1)).collect(),
-            ..Default::default()
-        };
-        let c = old.coverage(Window {
-            lo: 0,
-            hi: 10 * H,
-            now: 100 * H,
-        });
-        assert_eq!(c.live, vec![(9 * H, 10 * H)]);
-        assert_eq!(c.uncovered, vec![(0, 9 * H)]);
-        assert_eq!(old.uncovered_spans(&c), 540);
-        // Past the call copy's life nothing is read from spans, whatever the budget.
-        old.readable_from = 9 * H + 30 * M;
-        let c = old.coverage(Window {
-            lo: 0,
-            hi: 10 * H,
-            now: 100 * H,
-        });
-        assert_eq!(c.live, vec![(9 * H + 30 * M, 10 * H)]);
-        assert_eq!(c.uncovered, vec![(0, 9 * H + 30 * M)]);
-        old.readable_from = 10 * H;
-        let c = old.coverage(Window {
-            lo: 0,
-            hi: 10 * H,
-            now: 100 * H,
-        });
-        assert!(c.live.is_empty());
-        assert_eq!(c.uncovered, vec![(0, 10 * H)]);
+        Ok(out)
     }
 }
