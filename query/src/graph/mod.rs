@@ -184,7 +184,7 @@ pub async fn graph(
     // The rollup markers of both windows, then all parts at once: each is one query.
     let base = w.baseline();
     let lo = if req.whats_wrong { base.lo } else { w.lo };
-    let mut rolled = fetch::Rolled::read(client, lo, w.hi).await?;
+    let mut rolled = fetch::Rolled::read_window(client, lo, w.hi).await?;
     rolled.max_unrolled = s.graph_max_unrolled.as_nanos().min(i64::MAX as u128) as i64;
     // Older than the call copy's reach (schema v12: 6 hours) its rows may be gone: what is
     // not rolled up there is left out, never read as if it were empty.
