@@ -60,10 +60,6 @@ pub struct Renderer {
     pace_frames: u32,
     drew_last: bool,
     next_draw_at: f64,
-    /// The WebGL canvas's resolution as a share of the device's (see `pace`), and its backing
-    /// size in px at that share.
-    gl_scale: f32,
-    gl_size: (f32, f32),
 }
 
 /// Frames further apart than this on average (ms) draw fewer particles; closer than
@@ -72,10 +68,6 @@ const SLOW_FRAME_MS: f64 = 40.0;
 const FAST_FRAME_MS: f64 = 24.0;
 /// The fewest particles `pace` goes down to.
 const MIN_PARTICLES: i32 = 1_000;
-/// The lowest resolution `pace` renders the WebGL canvas at (a share of the device's pixels
-/// per axis), and the step it goes down or up by.
-const MIN_GL_SCALE: f32 = 0.5;
-const GL_SCALE_STEP: f32 = 0.75;
 
 impl Renderer {
     pub fn new(canvas: HtmlCanvasElement, overlay: HtmlCanvasElement, force_2d: bool) -> Self {
@@ -131,8 +123,6 @@ impl Renderer {
             pace_frames: 0,
             drew_last: false,
             next_draw_at: 0.0,
-            gl_scale: 1.0,
-            gl_size: (0.0, 0.0),
         }
     }
 
@@ -156,24 +146,14 @@ impl Renderer {
     fn resize(&mut self) -> (f32, f32) {
         let w = (self.canvas.client_width() as f32 * self.dpr).max(1.0);
         let h = (self.canvas.client_height() as f32 * self.dpr).max(1.0);
-        let o = self.overlay.canvas().unwrap();
-        if o.width() != w as u32 || o.height() != h as u32 {
+        if self.canvas.width() != w as u32 || self.canvas.height() != h as u32 {
+            self.canvas.set_width(w as u32);
+            self.canvas.set_height(h as u32);
+            let o = self.overlay.canvas().unwrap();
             o.set_width(w as u32);
             o.set_height(h as u32);
             self.labels_key = None;
         }
-        // The map canvas at `gl_scale` of that (the 2D fallback always at full resolution).
-        let k = if self.gl.is_some() {
-            self.gl_scale
-        } else {
-            1.0
-        };
-        let (gw, gh) = ((w * k).round().max(1.0), (h * k).round().max(1.0));
-        if self.canvas.width() != gw as u32 || self.canvas.height() != gh as u32 {
-            self.canvas.set_width(gw as u32);
-            self.canvas.set_height(gh as u32);
-        }
-        self.gl_size = (gw, gh);
         (w, h)
     }
 
@@ -243,30 +223,6 @@ impl Renderer {
         // as the GPU takes, so leave it at least as long again between frames (at most half
         // of the time goes to drawing; the page stays responsive in between).
         let starved = self.period_ms > SLOW_FRAME_MS && cap <= MIN_PARTICLES;
-        // Then fewer pixels: on a software renderer (SwiftShader on a GPU-less machine) a frame
-        // costs per pixel — clearing, copying the edge layer, and the compositor reading the
-        // canvas back — so the map canvas is rendered at 75%, then 50% of the device's
-        // resolution per axis (the browser scales it up; labels stay sharp on their own
-        // canvas), and back up a step once frames are quick again with every particle drawn.
-        // A real GPU never gets here.
-        let scale = if starved && self.pace_frames >= 3 && self.gl_scale > MIN_GL_SCALE {
-            (self.gl_scale * GL_SCALE_STEP).max(MIN_GL_SCALE)
-        } else if self.period_ms < FAST_FRAME_MS / 2.0
-            && cap >= total
-            && self.pace_frames >= 30
-            && self.gl_scale < 1.0
-        {
-            (self.gl_scale / GL_SCALE_STEP).min(1.0)
-        } else {
-            self.gl_scale
-        };
-        if scale != self.gl_scale {
-            self.gl_scale = scale;
-            self.pace_frames = 0;
-            let _ = self
-                .canvas
-                .set_attribute("data-render-scale", &format!("{scale:.3}"));
-        }
         let draw = !starved || now >= self.next_draw_at;
         if draw && starved {
             self.next_draw_at = now + self.period_ms.min(1000.0);
@@ -293,8 +249,7 @@ impl Renderer {
         let (w, h) = self.resize();
         let cam = self.camera;
         if let Some(g) = &mut self.gl {
-            let ((gw, gh), k) = (self.gl_size, self.gl_scale);
-            g.draw(cam, self.dpr * k, gw, gh, t, s.anim_start, self.motion);
+            g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
         } else if let Some(ctx) = &self.ctx2d {
             canvas2d::draw_2d(ctx, s, cam, self.dpr, w, h, t, self.motion);
         }
