@@ -495,3 +495,90 @@ async fn bearer_token_stream_and_static_ui() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// Whole answers are gzipped for a client that asks (and only then); streamed answers — the
+/// trace by id, the live stream — go out as they are, so their first bytes are not held back
+/// until the end by the encoder.
+#[tokio::test]
+async fn whole_answers_are_gzipped_streamed_ones_are_not() {
+    use std::io::Read;
+    let ch = fresh_database().await;
+    insert(&ch, &shop(now_ns() - 2 * MINUTE)).await;
+    let s = start(&ch, None, "/nonexistent/ui".into()).await;
+    let http = reqwest::Client::new();
+    let fetch = |path: &str, gzip: bool| {
+        let mut r = http.get(format!("{}{path}", s.base));
+        if gzip {
+            r = r.header("accept-encoding", "gzip");
+        }
+        r.send()
+    };
+
+    for path in ["/orrery/api/graph?since=10m", "/api/services", "/metrics"] {
+        let plain = fetch(path, false).await.unwrap();
+        assert_eq!(plain.status(), 200, "{path}");
+        assert!(
+            plain.headers().get("content-encoding").is_none(),
+            "{path}: not compressed for a client that did not ask"
+        );
+        let plain = plain.bytes().await.unwrap();
+        let r = fetch(path, true).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-encoding"], "gzip", "{path}");
+        let zipped = r.bytes().await.unwrap();
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(&zipped[..])
+            .read_to_end(&mut text)
+            .unwrap();
+        if path.starts_with("/orrery/api/graph") {
+            // The graph's window moves with the clock: compare what it says, not its bytes.
+            let (a, b): (Value, Value) = (
+                serde_json::from_slice(&plain).unwrap(),
+                serde_json::from_slice(&text).unwrap(),
+            );
+            let calls = |g: &Value| -> Vec<(String, u64, u64)> {
+                g["edges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        let m = &e["metrics"];
+                        let n = |k: &str| m[k].as_u64().unwrap();
+                        (e["id"].as_str().unwrap().into(), n("requests"), n("errors"))
+                    })
+                    .collect()
+            };
+            assert_eq!(calls(&a), calls(&b), "{path}");
+            assert_eq!(calls(&a).len(), 2, "{a}");
+        } else if path == "/api/services" {
+            assert_eq!(plain, text, "{path}: the same answer, gzipped");
+        } else {
+            assert!(
+                String::from_utf8_lossy(&text).contains("# TYPE"),
+                "{path}: Prometheus text"
+            );
+        }
+    }
+
+    // The trace by id is streamed: never compressed, the JSON as it is.
+    let r = fetch(&format!("/orrery/api/traces/{}", tid("f2")), true)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["spans"].as_array().unwrap().len(), 3, "{t}");
+
+    // The live stream (SSE) neither: its first event arrives while the stream stays open.
+    let mut r = fetch("/orrery/api/graph/stream?since=5m&interval=1s", true)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    let chunk = tokio::time::timeout(Duration::from_secs(10), r.chunk())
+        .await
+        .expect("first event before the stream ends")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&chunk).starts_with("event: graph"));
+}

@@ -10,6 +10,8 @@ pub mod ui;
 
 use axum::routing::get;
 use axum::{Router, middleware};
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::error::ApiError;
 use crate::middleware as mw;
@@ -42,7 +44,32 @@ pub fn router(state: AppState) -> Router {
             mw::panicked,
         ))
         .layer(middleware::from_fn(mw::security_headers))
+        .layer(compression())
         .with_state(state)
+}
+
+/// gzip for whole answers when the client asks for it: a 2,000-service graph is 2.25 MB of
+/// JSON and 0.56 MB gzipped at the fastest level (~17 ms of CPU), ~0.3 s less at 50 Mbit/s.
+/// Streamed answers go out as they are: the encoder holds a streamed body until it ends
+/// (tower-http#292), which would undo the trace stream's early first rows, and the live
+/// stream (SSE) is excluded by the default predicate for the same reason.
+fn compression() -> CompressionLayer<impl Predicate> {
+    CompressionLayer::new()
+        .no_br()
+        .no_deflate()
+        .no_zstd()
+        .quality(CompressionLevel::Fastest)
+        .compress_when(DefaultPredicate::new().and(WholeBody))
+}
+
+/// Only bodies whose length is known, i.e. answers computed in full before they are sent.
+#[derive(Clone, Copy)]
+struct WholeBody;
+
+impl Predicate for WholeBody {
+    fn should_compress<B: axum::body::HttpBody>(&self, response: &axum::http::Response<B>) -> bool {
+        response.body().size_hint().exact().is_some()
+    }
 }
 
 async fn api_not_found() -> ApiError {
