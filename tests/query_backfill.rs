@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use orrery_query::graph::Level;
 use orrery_query::graph::fetch::{self, EdgeFilter, Grouping, NodeKey, Rolled, Window};
 use orrery_query::rollup::Rollup;
 use orrery_query::{GraphArgs, QueryArgs};
@@ -612,4 +613,113 @@ async fn an_old_window_nothing_rolled_up_joins_at_most_the_budget_and_says_what_
     assert_eq!(entries, n);
     assert_eq!(g.data_quality.rollup_coverage, 1.0);
     assert!(g.data_quality.uncovered.is_empty());
+}
+
+/// A 30-day window read hour by hour must lose nothing to that shortcut: an hour that is
+/// rolled up and current is taken whole (one summary, not its 60 minutes), but late spans into
+/// such an hour are in the very next read (the same parts cache too) and counted late, and an
+/// old stretch no rollup has reached is reported as left out — never summed as if rolled up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_long_window_taken_by_whole_hours_still_sees_late_spans_and_unrolled_hours() {
+    let ch = database().await;
+    let now = now_ns();
+    let trace = |t: &str, ts: i64| {
+        [
+            span(t, "1", "", "frontend", "Server", ts, 20),
+            span(t, "2", "1", "frontend", "Client", ts + MS, 10),
+            span(t, "3", "2", "checkout", "Server", ts + 2 * MS, 5),
+        ]
+    };
+    // A trace every 10 minutes for the last 7 hours, and 5 traces 20 days ago that no rollup
+    // reaches (the minute rollup only looks 8 hours back; no backfill runs here).
+    let mut rows = Vec::new();
+    let mut recent = 0;
+    let mut ts = floor_hour(now) - 7 * HOUR + 30_000 * MS;
+    while ts < now - 10 * MINUTE {
+        rows.extend(trace(&format!("r{recent}"), ts));
+        recent += 1;
+        ts += 10 * MINUTE;
+    }
+    let old_hour = floor_hour(now) - 20 * DAY;
+    for i in 0..5 {
+        rows.extend(trace(&format!("o{i}"), old_hour + i * MINUTE));
+    }
+    insert(&ch, &rows).await;
+    let job = Rollup::new(ch.client(), settings());
+    job.run_once(now_ns(), Duration::from_secs(8 * 3600))
+        .await
+        .unwrap();
+
+    let month = || window(now_ns() - 30 * DAY, now_ns());
+    let cache = Default::default();
+    let entries = |g: &orrery_query::model::Graph| {
+        g.edges
+            .iter()
+            .find(|e| e.source == "INTERNET" && e.target == "frontend")
+            .map_or(0, |e| e.metrics.requests)
+    };
+    // The closed hours are taken whole; only the ragged ends are read minute by minute.
+    let late_hour = floor_hour(now) - 3 * HOUR;
+    let w = month();
+    let rolled = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+    assert!(
+        rolled.summarized.contains_key(&late_hour),
+        "{:?}",
+        rolled.summarized.keys().collect::<Vec<_>>()
+    );
+    assert!(rolled.summarized.len() >= 4, "{:?}", rolled.summarized);
+    let c = rolled.coverage(w);
+    assert!(
+        c.hours.contains(&((late_hour / 1_000_000_000) as u32)),
+        "{c:?}"
+    );
+    let g = graph_with(&ch, &settings(), &cache, Level::Region, w).await;
+    assert_eq!(entries(&g), recent);
+    assert_eq!(g.data_quality.late_spans, 0);
+    // The old, unrolled stretch is left out and said to be: its spans are counted in the
+    // window, its range is listed, the share is what the answer is made of.
+    let dq = &g.data_quality;
+    assert_eq!(dq.spans, (recent + 5) * 3, "{dq:?}");
+    assert_eq!(
+        dq.uncovered
+            .iter()
+            .map(|r| (r.start_ms, r.end_ms))
+            .collect::<Vec<_>>(),
+        vec![(old_hour / 1_000_000, (old_hour + 5 * MINUTE) / 1_000_000)],
+        "{dq:?}"
+    );
+    let share = recent as f64 * 3.0 / ((recent + 5) as f64 * 3.0);
+    assert!((dq.rollup_coverage - share).abs() < 1e-9, "{dq:?}");
+
+    // Late spans into that whole hour, into a minute that already held a trace: the very
+    // next read has them (same cache), counted late, and the hour is no longer taken whole.
+    let late_at = late_hour + 20 * MINUTE + 40_000 * MS;
+    insert(&ch, &trace("late", late_at)).await;
+    let w = month();
+    let rolled = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+    assert!(!rolled.summarized.contains_key(&late_hour));
+    let g = graph_with(&ch, &settings(), &cache, Level::Region, w).await;
+    assert_eq!(entries(&g), recent + 1, "late spans missing from the month");
+    assert_eq!(g.data_quality.late_spans, 3);
+    assert_eq!(g.data_quality.spans, (recent + 6) * 3);
+    let checkout = |g: &orrery_query::model::Graph| {
+        g.edges
+            .iter()
+            .find(|e| e.source == "frontend" && e.target == "checkout")
+            .map_or(0, |e| e.metrics.requests)
+    };
+    assert_eq!(checkout(&g), recent + 1);
+
+    // Once the rollup has recomputed the minutes and re-merged the hour, it is whole again
+    // and the answer is the same.
+    job.run_once(now_ns(), Duration::from_secs(8 * 3600))
+        .await
+        .unwrap();
+    let w = month();
+    let rolled = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+    assert!(rolled.summarized.contains_key(&late_hour));
+    let g = graph_with(&ch, &settings(), &cache, Level::Region, w).await;
+    assert_eq!(entries(&g), recent + 1);
+    assert_eq!(checkout(&g), recent + 1);
+    assert_eq!(g.data_quality.late_spans, 3);
 }

@@ -2,6 +2,11 @@
 
 use super::markers::HOUR_NS;
 
+/// The longest "what's wrong" baseline: a day. A longer window is compared with the day
+/// before it — error rates and quantiles do not depend on the length, and a month-long graph
+/// must not read a second month of rollups (and its markers) to rank what got worse.
+pub const MAX_BASELINE_NS: i64 = 24 * HOUR_NS;
+
 /// A time window in nanoseconds, minute-aligned: `[lo, hi)`; `now` caps rates and settles
 /// spans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,14 +28,15 @@ impl Window {
         self.hi >= self.now
     }
     /// What "what's wrong" compares this window with: the previous window of the same length
-    /// (rounded up to whole hours), moved back to end on the last whole hour at or before this
-    /// window's start, so it is read from hourly rollups instead of ~60 minute rows per hour
-    /// (a 1 h window 10:23–11:23 compares with 09:00–10:00; a 15 min window with the last
-    /// whole hour before it). Error rates and quantiles do not depend on the length; rates
-    /// are per second of the baseline.
+    /// (rounded up to whole hours, at most [`MAX_BASELINE_NS`]), moved back to end on the last
+    /// whole hour at or before this window's start, so it is read from hourly rollups instead
+    /// of ~60 minute rows per hour (a 1 h window 10:23–11:23 compares with 09:00–10:00; a
+    /// 15 min window with the last whole hour before it; a 30-day window with the day before
+    /// it). Error rates and quantiles do not depend on the length; rates are per second of
+    /// the baseline.
     pub fn baseline(&self) -> Window {
         let len = (self.hi - self.lo).max(1);
-        let len = (len + HOUR_NS - 1) / HOUR_NS * HOUR_NS;
+        let len = ((len + HOUR_NS - 1) / HOUR_NS * HOUR_NS).min(MAX_BASELINE_NS);
         let hi = self.lo.div_euclid(HOUR_NS) * HOUR_NS;
         Window {
             lo: hi - len,
@@ -76,6 +82,13 @@ mod tests {
         let w = Window {
             lo: h + M,
             hi: h + 24 * HOUR_NS + M,
+            ..w
+        };
+        assert_eq!((w.baseline().lo, w.baseline().hi), (h - 24 * HOUR_NS, h));
+        // 30 days → the day before it, never a second month.
+        let w = Window {
+            lo: h + M,
+            hi: h + 30 * 24 * HOUR_NS + M,
             ..w
         };
         assert_eq!((w.baseline().lo, w.baseline().hi), (h - 24 * HOUR_NS, h));
