@@ -1042,3 +1042,133 @@ async fn namespaces_are_the_latest_known_whether_recent_or_older() {
     assert_eq!(got.get("mover").map(String::as_str), Some("blue"));
     assert_eq!(got.get("quiet").map(String::as_str), Some("ops"));
 }
+
+/// The live edge looks a child's parent up only a minute before its range (issue 14 item 2:
+/// the whole lookback is ~20 minutes of span keys per read under continuous ingest). Hostile
+/// cases for that rule: a parent that started 9 minutes before its child, a queue consumer
+/// 5 minutes after its producer, a child whose parent is still running, a decoy span with the
+/// far parent's span id in another trace, and a server span whose clock runs a second behind
+/// its client's. The live read may leave a call out but never gives it a wrong caller and never
+/// calls it an orphan; the slot rollup (whole lookback) counts the far parents' calls seconds
+/// later, and once the late parent arrives and its minute is rolled up everything is exact.
+#[tokio::test]
+async fn the_live_edge_never_gives_a_call_a_wrong_caller_and_slots_count_far_parents() {
+    use orrery_query::rollup::Rollup;
+    let ch = fresh_database().await;
+    // The children go in the last seconds of the previous minute, so that minute is closed
+    // (the minute rollup can take it) while they are still the live edge (< 1 min old).
+    while !(35_000..45_000).contains(&(now_ns().rem_euclid(MINUTE) / MS)) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let m = now_ns().div_euclid(MINUTE) * MINUTE;
+    let sec = 1_000 * MS;
+    let rows = vec![
+        // A parent that started 9 minutes before its child (ends after it).
+        span("far", "1", "", "gateway", "Server", m - 9 * MINUTE, 539_000),
+        span("far", "2", "1", "api", "Server", m - 8 * sec, 5),
+        // A decoy in another trace with the far parent's span id, inside the near range.
+        span("decoy", "1", "", "decoy", "Server", m - 7 * sec, 5),
+        // A queue consumer 5 minutes after its producer.
+        span(
+            "q",
+            "r",
+            "",
+            "orders",
+            "Server",
+            m - 5 * MINUTE - 8 * sec,
+            20,
+        ),
+        span(
+            "q",
+            "p",
+            "r",
+            "orders",
+            "Producer",
+            m - 5 * MINUTE - 8 * sec + MS,
+            2,
+        )
+        .attr("messaging.system", "kafka"),
+        span("q", "c", "p", "billing", "Consumer", m - 6 * sec, 40),
+        // A child whose parent (payments, started 3 minutes ago) is still running.
+        span("run", "l", "x", "ledger", "Server", m - 5 * sec, 5),
+        // Clock skew: the server span starts a second before its client span.
+        span("sk", "s1", "", "shop", "Server", m - 3 * sec, 100),
+        span("sk", "s2", "s1", "shop", "Client", m - 3 * sec + MS, 50),
+        span("sk", "s3", "s2", "cart", "Server", m - 4 * sec, 20),
+    ];
+    insert(&ch, &rows).await;
+    let exact_final = vec![
+        e("INTERNET", "decoy", 1, 0),
+        e("INTERNET", "gateway", 1, 0),
+        e("INTERNET", "orders", 1, 0),
+        e("INTERNET", "payments", 1, 0),
+        e("INTERNET", "shop", 1, 0),
+        e("gateway", "api", 1, 0),
+        e("orders", "billing", 1, 0),
+        e("payments", "ledger", 1, 0),
+        e("shop", "cart", 1, 0),
+    ];
+    let now = now_ns();
+    assert!(now - m < 50 * sec, "every child is inside the last minute");
+    let edge = window(now - MINUTE, now);
+
+    // Live read, nothing rolled up: the near lookup resolves the skewed pair; the far and the
+    // running parents' children are left out — not given to the decoy, not orphans.
+    let live = graph_of(&ch, Level::Region, edge).await;
+    let table = edge_table(&live);
+    for row in &table {
+        assert!(
+            exact_final.contains(row),
+            "{row:?} is not a call of the data (wrong caller or count): {table:?}"
+        );
+    }
+    assert!(table.contains(&e("shop", "cart", 1, 0)), "{table:?}");
+    assert!(table.contains(&e("INTERNET", "decoy", 1, 0)), "{table:?}");
+    assert_eq!(
+        live.data_quality.orphan_spans, 0,
+        "a child whose parent is older than the near lookup or still running is no orphan"
+    );
+
+    // The slot rollup looks parents up over the whole lookback: the far parents are found.
+    let roll = Rollup::new(ch.client(), settings());
+    roll.run_slots(now_ns()).await.unwrap();
+    let slotted = graph_of(&ch, Level::Region, window(now - MINUTE, now)).await;
+    assert_eq!(
+        edge_table(&slotted),
+        vec![
+            e("INTERNET", "decoy", 1, 0),
+            e("INTERNET", "shop", 1, 0),
+            e("gateway", "api", 1, 0),
+            e("orders", "billing", 1, 0),
+            e("shop", "cart", 1, 0),
+        ]
+    );
+    assert_eq!(
+        slotted.data_quality.orphan_spans, 1,
+        "the running parent's child, settled without a stored parent"
+    );
+
+    // The running parent ends and arrives; its child's minute is rolled up with it.
+    insert(
+        &ch,
+        &[span(
+            "run",
+            "x",
+            "",
+            "payments",
+            "Server",
+            m - 3 * MINUTE,
+            179_000,
+        )],
+    )
+    .await;
+    rollup(&ch, Duration::from_secs(900)).await;
+    roll.run_slots(now_ns()).await.unwrap();
+    let g = graph_of(&ch, Level::Region, window(m - 10 * MINUTE, now_ns())).await;
+    assert_eq!(edge_table(&g), exact_final);
+    assert_eq!(g.data_quality.orphan_spans, 0);
+    assert!(
+        g.node("queue:kafka").is_none(),
+        "the producer has its consumer"
+    );
+}

@@ -270,6 +270,20 @@ struct LiveEdgeRow {
     max_ns: u64,
 }
 
+/// A live range that starts at most this long before now is one the slot rollup computes
+/// within seconds (it keeps the slots of the last 2 minutes before the minute rollup's end).
+const LIVE_EDGE_NS: i64 = 120_000_000_000;
+
+/// Whether a live range is read with the near parent lookup
+/// (`graph_rules::live_call_rows_sql`): only while a rollup runs and only for the live edge,
+/// whose left-out calls (parent older than the near range, still running, or never coming)
+/// the slot rollup counts seconds later. Older live ranges (a lagging rollup, minutes with
+/// late spans) and every range without a rollup keep the exact lookup over the whole
+/// `--graph-parent-lookback`, orphans included.
+fn at_live_edge(s: &GraphArgs, w: Window, (lo, _): (i64, i64)) -> bool {
+    !s.graph_no_rollup && lo >= w.now - LIVE_EDGE_NS
+}
+
 async fn live_edges(
     client: &Client,
     s: &GraphArgs,
@@ -282,8 +296,9 @@ async fn live_edges(
         return Ok(Vec::new());
     }
     let (src, dst) = edge_ends(grouping);
-    let sql = format!(
-        "SELECT src AS source, dst AS target, CalleeKind AS kind,
+    let sql = |calls: String| {
+        format!(
+            "SELECT src AS source, dst AS target, CalleeKind AS kind,
     any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
     {index} AS bucket, count() AS requests, sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
     min(Duration) AS min_ns, max(Duration) AS max_ns
@@ -294,13 +309,22 @@ FROM (
     WHERE 1 {filter_sql}
 )
 GROUP BY src, dst, CalleeKind, bucket",
-        index = latency::index_sql("Duration"),
-        calls = rules::call_rows_sql(minute_filter::ALL),
-        filter_sql = edge_filter_sql(filter),
+            index = latency::index_sql("Duration"),
+            filter_sql = edge_filter_sql(filter),
+        )
+    };
+    let (exact, near) = (
+        sql(rules::call_rows_sql(minute_filter::ALL)),
+        sql(rules::live_call_rows_sql()),
     );
     // One query per live range (normally one: the tail), concurrently.
     let ranges = c.live.iter().map(|&range| {
-        bind_edge_filter(bind_live(client.query(&sql), w, range, s), filter).fetch_all()
+        let sql = if at_live_edge(s, w, range) {
+            &near
+        } else {
+            &exact
+        };
+        bind_edge_filter(bind_live(client.query(sql), w, range, s), filter).fetch_all()
     });
     let rows: Vec<Vec<LiveEdgeRow>> = futures::future::try_join_all(ranges)
         .await
