@@ -58,7 +58,9 @@ async function tabOrder(page, limit) {
   const controls = () => page.evaluate(() => {
     const name = (e) => `${e.tagName.toLowerCase()}${e.dataset.testid ? "#" + e.dataset.testid : ""}${e.dataset.nodeId ? "@" + e.dataset.nodeId : ""}`;
     return [...document.querySelectorAll("button, input, select, textarea, a[href], [tabindex]:not([tabindex='-1'])")]
-      .filter((e) => !e.disabled && e.offsetParent !== null && !e.closest("[hidden], [inert]"))
+      // (checkVisibility: the rows inside a closed <details> — the edge list — have a layout box
+      // but are not rendered, so neither shown nor focusable.)
+      .filter((e) => !e.disabled && e.offsetParent !== null && e.checkVisibility() && !e.closest("[hidden], [inert]"))
       .map(name);
   });
   // The controls present both before and after the walk (a live update may add or drop a
