@@ -80,8 +80,9 @@ impl Mesh {
         }
         // Callee j of `from`: a fixed pseudo-random service of the next layer.
         let j = rng.random_range(0..self.callees) as u64;
-        let h = (from as u64 * 0x9E37_79B9_7F4A_7C15 ^ j.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
-            .wrapping_mul(0x1656_67B1_9E37_79F9);
+        let h = ((from as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ j.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
+        .wrapping_mul(0x1656_67B1_9E37_79F9);
         Some(lo + (h >> 33) as usize % (hi - lo))
     }
 }
