@@ -25,7 +25,7 @@ mod runner;
 mod slots;
 pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
-pub use footprint::{CALLS_HOURS, CALLS_TTL_MERGE_S};
+pub use footprint::{CALLS_HOURS, CALLS_TTL_MERGE_S, SLOT_MARKER_HOURS, SLOT_ROWS_HOURS};
 
 pub use baseline::{baseline_ddl, full_ddl};
 pub use ddl::SchemaParams;

@@ -168,6 +168,23 @@ fn node_metrics(r: &NodeAgg, seconds: f64) -> Metrics {
     metrics(r.requests, r.errors, r.duration_sum_ns, &r.q, seconds)
 }
 
+/// The window services' deployment facts (namespaces, `group=attr:` values) are read for: `w`
+/// itself, or — when `w` ends before the call copy's reach (schema v12 keeps its rows 6 h), where
+/// they are read from — the copy's newest hour: an old window gets the facts known now (they
+/// rarely change) rather than none.
+pub fn facts_window(s: &GraphArgs, w: Span) -> Span {
+    if w.hi > crate::rollup::copy_from(s, w.now) {
+        w
+    } else {
+        let hour = 3_600_000_000_000;
+        Span {
+            lo: w.now - hour,
+            hi: w.now,
+            now: w.now,
+        }
+    }
+}
+
 /// Builds the graph for a request.
 pub async fn graph(
     client: &Client,
@@ -216,12 +233,14 @@ pub async fn graph(
             if req.level == Level::Global {
                 Ok(BTreeMap::new())
             } else {
-                fetch::namespaces(client, w).await
+                fetch::namespaces(client, facts_window(s, w)).await
             }
         },
         async {
             match &req.group.by {
-                Some(group::GroupBy::Attr(key)) => group::attribute_values(client, w, key).await,
+                Some(group::GroupBy::Attr(key)) => {
+                    group::attribute_values(client, facts_window(s, w), key).await
+                }
                 _ => Ok(BTreeMap::new()),
             }
         },

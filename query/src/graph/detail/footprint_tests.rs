@@ -346,8 +346,8 @@ fn requests(g: &orrery_api::Graph) -> std::collections::BTreeMap<String, u64> {
 
 #[tokio::test]
 async fn minutes_older_than_the_copy_roll_up_from_spans_late_spans_included() {
-    // Schema v12 keeps call rows 6 hours. Spans 8 hours old never enter the copy (the insert
-    // drops rows already past the TTL), yet their minutes roll up to the same graph as the
+    // Schema v12 keeps call rows 6 hours. Spans 8 hours old are gone from the copy (or
+    // partly there until a TTL merge), yet their minutes roll up to the same graph as the
     // same traces stored a few minutes ago (rolled up from the copy); spans arriving late into
     // such a minute are left out — reported, not served stale — until the next full check
     // recomputes it from the spans with them.
@@ -367,6 +367,13 @@ async fn minutes_older_than_the_copy_roll_up_from_spans_late_spans_included() {
             lo + minute
         )
     };
+    // Rows already past the TTL are stored, then dropped by the copy's next TTL merge (at
+    // most every 30 min per partition); force it here.
+    client
+        .query("OPTIMIZE TABLE orrery_span_calls FINAL")
+        .execute()
+        .await
+        .unwrap();
     assert_eq!(count(&client, &calls(old)).await, 0, "no call row that old");
     assert_eq!(count(&client, &calls(recent)).await, 200);
 
@@ -398,9 +405,9 @@ async fn minutes_older_than_the_copy_roll_up_from_spans_late_spans_included() {
     );
     assert_eq!(g_old.data_quality.orphan_spans, 40);
 
-    // Ten traces arrive 8 hours late into the old minute: not in the copy either.
+    // Ten traces arrive 8 hours late into the old minute. Their call rows sit in the copy
+    // until its next TTL merge: part of a minute, which nothing may read as the minute.
     insert(&client, &traces(10, old + 20_000 * MS, 500)).await;
-    assert_eq!(count(&client, &calls(old)).await, 0);
     let stale = shop_graph(&client, &s, old - minute, old + 3 * minute).await;
     assert!(
         stale.data_quality.rollup_coverage < 1.0 && !stale.data_quality.uncovered.is_empty(),
@@ -429,4 +436,43 @@ async fn minutes_older_than_the_copy_roll_up_from_spans_late_spans_included() {
     assert_eq!(got.get("api->shop"), Some(&50));
     assert_eq!(got.get("shop->database:postgresql"), Some(&50));
     assert_eq!(g.data_quality.orphan_spans, 50);
+}
+
+#[tokio::test]
+async fn a_window_older_than_the_copy_gets_the_namespaces_known_now() {
+    // Namespaces are read from the call copy's rows; for a window 8 hours old they are gone,
+    // so the graph takes those of the copy's newest hour rather than none.
+    let ch = orrery_store::testing::fresh_database().await;
+    let client = ch.client();
+    let s = settings();
+    let now = crate::now_ns();
+    let minute = 60_000 * MS;
+    let old = (now - 8 * 3_600_000 * MS) / minute * minute;
+    insert(&client, &traces(20, old + 5_000 * MS, 1)).await;
+    let mut recent = traces(5, now - 10 * minute, 281);
+    for r in &mut recent {
+        r.resource_attributes.push((
+            "k8s.namespace.name".into(),
+            format!("{}-ns", r.service_name),
+        ));
+    }
+    insert(&client, &recent).await;
+    crate::rollup::Rollup::new(client.clone(), s.clone())
+        .run_once(now, Duration::from_secs(9 * 3_600))
+        .await
+        .unwrap();
+    let g = shop_graph(&client, &s, old - minute, old + 3 * minute).await;
+    assert_eq!(requests(&g).get("api->shop"), Some(&20));
+    let ns = |id: &str| {
+        g.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.namespace.clone())
+    };
+    assert_eq!(ns("shop").as_deref(), Some("shop-ns"));
+    assert_eq!(ns("api").as_deref(), Some("api-ns"));
+    // A window the copy still covers reads its own last hour, as before.
+    let w = crate::params::span(now - 3 * 3_600_000 * MS, now - 2 * 3_600_000 * MS, now).unwrap();
+    let f = crate::graph::facts_window(&s, w);
+    assert_eq!((f.lo, f.hi), (w.lo, w.hi));
 }
