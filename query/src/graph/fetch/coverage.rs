@@ -397,7 +397,7 @@ pub fn coverage_of(
 
 #[cfg(test)]
 mod tests {
-    use super::super::markers::{DEFAULT_MAX_UNROLLED_NS, MinuteMarker, SlotMark};
+    use super::super::markers::{DEFAULT_MAX_UNROLLED_NS, HourSum, MinuteMarker, SlotMark};
     use super::*;
     use std::collections::BTreeMap;
 
@@ -622,5 +622,61 @@ mod tests {
         });
         assert!(c.live.is_empty());
         assert_eq!(c.uncovered, vec![(0, 10 * H)]);
+    }
+
+    #[test]
+    fn whole_hours_are_read_from_hourly_rows_and_bound_the_minute_scan_to_the_ragged_ends() {
+        const H: i64 = HOUR_NS;
+        // A window 0:30–6:10: minutes of hour 0 (from 0:30) and of 5:00–6:10 read one by one,
+        // hours 1–4 summed up (whole and current), 10 spans a minute, 2 late in hour 3.
+        let mut r = Rolled::default();
+        for m in (30..60).chain(300..365) {
+            r.minutes.insert(
+                m * M,
+                MinuteMarker {
+                    minute: (m * 60) as u32,
+                    computed_at: 1,
+                    spans: 10,
+                    ..Default::default()
+                },
+            );
+            r.spans.insert(m * M, 10);
+        }
+        for h in 1..5 {
+            r.summarized.insert(
+                h * H,
+                HourSum {
+                    version: 60 * 7,
+                    spans: 600,
+                    late: if h == 3 { 2 } else { 0 },
+                },
+            );
+            r.hours.insert(h * H, 60 * 7);
+        }
+        r.hours.insert(5 * H, 60);
+        let win = w(30 * M, 370 * M);
+        let c = r.coverage(win);
+        assert_eq!(c.hours, vec![3600, 7200, 10800, 14400, 18000]);
+        assert_eq!(c.live_lo, 365 * M);
+        assert_eq!(c.live, vec![(365 * M, 370 * M)]);
+        // Minute rows only at the ragged ends, never across the whole hours.
+        assert_eq!(c.minute_bounds, vec![(30 * M, H), (6 * H, 365 * M)]);
+        assert_eq!(
+            r.quality(win),
+            QualityAgg {
+                spans: 4 * 600 + 95 * 10,
+                late: 2
+            }
+        );
+        // A summed-up hour keys its version whole; a changed hour version drops it from the
+        // hours read (its minutes would be read from minute rows, within the bounds).
+        assert_eq!(r.minutes_version(2 * H), (60 * 7, 60));
+        r.hours.insert(2 * H, 1);
+        let c = r.coverage(win);
+        assert_eq!(c.hours, vec![3600, 10800, 14400, 18000]);
+        assert_eq!(
+            c.minute_bounds,
+            vec![(30 * M, H), (2 * H, 3 * H), (6 * H, 365 * M)]
+        );
     }
 }
