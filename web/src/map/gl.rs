@@ -1,4 +1,5 @@
-//! The WebGL2 backend: three instanced draws per frame (edges, particles, nodes), their motion
+//! The WebGL2 backend: three instanced draws per frame (edges, particles, nodes; edges and nodes
+//! from cached layers once the layout has settled), their motion
 //! and the layout animation computed in the shaders (`shaders.rs`) from per-instance data
 //! uploaded once per graph update.
 
@@ -41,6 +42,22 @@ pub(super) struct Gl {
     edge_data: Vec<f32>,
     /// The settled edges as a texture (created on first need).
     layer: Option<Layer>,
+    /// Bumped when the nodes' instance data changes: the node layer is redrawn then.
+    node_version: u64,
+    node_data: Vec<f32>,
+    /// When the last node to appear has grown in (s): the node layer waits for it.
+    nodes_grown_at: f32,
+    /// The settled nodes as a transparent texture copied over the particles: on a software
+    /// renderer 2,000 node discs were most of every frame (without them the frame's long task
+    /// went away), although they only change with the graph, the camera or the selection.
+    node_layer: Option<Layer>,
+}
+
+/// Which cached layer (see `Gl::draw`).
+#[derive(Clone, Copy)]
+enum Cached {
+    Edges,
+    Nodes,
 }
 
 impl Gl {
@@ -95,6 +112,10 @@ impl Gl {
             version: 0,
             edge_data: Vec::new(),
             layer: None,
+            node_version: 0,
+            node_data: Vec::new(),
+            nodes_grown_at: 0.0,
+            node_layer: None,
         })
     }
 
@@ -227,8 +248,14 @@ impl Gl {
                 s.born[i],
             ]);
         }
-        g.nodes.count = s.graph.nodes.len() as i32;
-        g.upload(&g.nodes.inst, &ndata);
+        let count = s.graph.nodes.len() as i32;
+        if ndata != g.node_data || count != g.nodes.count {
+            g.nodes.count = count;
+            g.upload(&g.nodes.inst, &ndata);
+            g.node_data = ndata;
+            g.node_version += 1;
+            g.nodes_grown_at = s.born.iter().fold(0.0f32, |m, b| m.max(*b)) + ANIM_SECS as f32;
+        }
     }
 
     /// Points the edge pass's corner attribute at the straight segment or the curved strip.
@@ -289,7 +316,13 @@ impl Gl {
         // a software renderer spends a 2,000-service frame on).
         let settled = !motion || t - anim >= ANIM_SECS;
         let key = (cam, self.version, wi, hi, dpr.to_bits());
-        let cached = settled && self.edges.count > 0 && self.edge_layer(key, frame);
+        let cached =
+            settled && self.edges.count > 0 && self.cached_layer(Cached::Edges, key, frame);
+        // The nodes likewise, once the last one to appear has grown in.
+        let nodes_settled = settled && (!motion || rt >= self.nodes_grown_at);
+        let nkey = (cam, self.node_version, wi, hi, dpr.to_bits());
+        let nodes_cached =
+            nodes_settled && self.nodes.count > 0 && self.cached_layer(Cached::Nodes, nkey, frame);
         let gl = &self.gl;
         gl.bind_framebuffer(GL::FRAMEBUFFER, None);
         gl.viewport(0, 0, wi, hi);
@@ -300,34 +333,58 @@ impl Gl {
             _ => self.draw_pass(&self.edges, 0, frame),
         }
         self.draw_pass(&self.particles, 1, frame);
-        self.draw_pass(&self.nodes, 2, frame);
+        match (&self.node_layer, nodes_cached) {
+            (Some(l), true) => l.copy_over(gl),
+            _ => self.draw_pass(&self.nodes, 2, frame),
+        }
         self.gl.bind_vertex_array(None);
     }
 
-    /// Makes the edge layer current for `key` (drawing it when it is not); false when there is
-    /// no layer (creation failed: the edges are drawn directly).
-    fn edge_layer(&mut self, key: LayerKey, frame: Frame) -> bool {
-        if self.layer.is_none() {
-            self.layer = Layer::new(&self.gl).ok();
+    /// Makes the edge or node layer current for `key` (drawing it when it is not); false when
+    /// there is no layer (creation failed: that pass is drawn directly).
+    fn cached_layer(&mut self, which: Cached, key: LayerKey, frame: Frame) -> bool {
+        let gl = self.gl.clone();
+        let slot = match which {
+            Cached::Edges => &mut self.layer,
+            Cached::Nodes => &mut self.node_layer,
+        };
+        if slot.is_none() {
+            *slot = Layer::new(&gl).ok();
         }
-        let Some(layer) = &mut self.layer else {
+        let Some(layer) = slot else {
             return false;
         };
         if layer.key == Some(key) {
             return true;
         }
-        if !layer.resize(&self.gl, key.2, key.3) {
-            self.layer = None;
+        if !layer.resize(&gl, key.2, key.3) {
+            *slot = None;
             return false;
         }
-        let gl = &self.gl;
         gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&layer.fbo));
         gl.viewport(0, 0, key.2, key.3);
-        gl.clear_color(0.043, 0.059, 0.09, 1.0);
+        match which {
+            Cached::Edges => gl.clear_color(0.043, 0.059, 0.09, 1.0),
+            Cached::Nodes => gl.clear_color(0.0, 0.0, 0.0, 0.0),
+        }
         gl.clear(GL::COLOR_BUFFER_BIT);
         layer.key = Some(key);
-        self.draw_pass(&self.edges, 0, frame);
-        self.gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+        match which {
+            Cached::Edges => self.draw_pass(&self.edges, 0, frame),
+            Cached::Nodes => {
+                // Premultiplied into the transparent layer (colour × alpha, alpha by "over"),
+                // so copying it over the particles with ONE, ONE_MINUS_SRC_ALPHA is exact.
+                gl.blend_func_separate(
+                    GL::SRC_ALPHA,
+                    GL::ONE_MINUS_SRC_ALPHA,
+                    GL::ONE,
+                    GL::ONE_MINUS_SRC_ALPHA,
+                );
+                self.draw_pass(&self.nodes, 2, frame);
+                gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
+            }
+        }
+        gl.bind_framebuffer(GL::FRAMEBUFFER, None);
         true
     }
 
@@ -451,6 +508,18 @@ impl Layer {
         gl.bind_vertex_array(Some(&self.vao));
         gl.draw_arrays(GL::TRIANGLES, 0, 3);
         gl.enable(GL::BLEND);
+    }
+
+    /// Copies a transparent (premultiplied) layer over what is drawn.
+    fn copy_over(&self, gl: &GL) {
+        gl.blend_func(GL::ONE, GL::ONE_MINUS_SRC_ALPHA);
+        gl.use_program(Some(&self.prog));
+        gl.active_texture(GL::TEXTURE0);
+        gl.bind_texture(GL::TEXTURE_2D, self.tex.as_ref());
+        gl.uniform1i(gl.get_uniform_location(&self.prog, "u_tex").as_ref(), 0);
+        gl.bind_vertex_array(Some(&self.vao));
+        gl.draw_arrays(GL::TRIANGLES, 0, 3);
+        gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
     }
 }
 
