@@ -385,18 +385,7 @@ async fn main() -> Result<()> {
                 cpu,
                 cpu / written.max(1) as f64 * 1e5,
             );
-            let req = GraphRequest {
-                level: Level::Region,
-                region: None,
-                focus: None,
-                window: params::span(now - 15 * 60_000 * MS, now, now).unwrap(),
-                whats_wrong: true,
-                group: Default::default(),
-            };
-            let cold = GraphArgs {
-                graph_cache_entries: 0,
-                ..settings.clone()
-            };
+            let (req, cold) = fifteen_minutes(now, &settings);
             let w = req.window;
             let c = graph::fetch::Rolled::read(&client, w.lo, w.hi)
                 .await?
@@ -741,18 +730,7 @@ async fn live_edge(
     rollup.run_once(now, Duration::from_secs(3_600)).await?;
     let again = rollup.run_slots(now).await?;
     println!("next tick: {} slots recomputed", again.len());
-    let req = GraphRequest {
-        level: Level::Region,
-        region: None,
-        focus: None,
-        window: params::span(now - 15 * 60_000 * MS, now, now).unwrap(),
-        whats_wrong: true,
-        group: Default::default(),
-    };
-    let cold = GraphArgs {
-        graph_cache_entries: 0,
-        ..settings.clone()
-    };
+    let (req, cold) = fifteen_minutes(now, settings);
     let w = req.window;
     let c = graph::fetch::Rolled::read(client, w.lo, w.hi)
         .await?
@@ -993,4 +971,22 @@ async fn footprint(client: &clickhouse::Client, spans: u64, when: &str) -> Resul
         per(total)
     );
     Ok(())
+}
+
+/// The 15-minute region graph ending at `now` (with what's wrong) and settings without the
+/// parts cache, so every run is cold: what both 15-minute figures time.
+fn fifteen_minutes(now: i64, settings: &GraphArgs) -> (GraphRequest, GraphArgs) {
+    let req = GraphRequest {
+        level: Level::Region,
+        region: None,
+        focus: None,
+        window: params::span(now - 15 * 60_000 * MS, now, now).unwrap(),
+        whats_wrong: true,
+        group: Default::default(),
+    };
+    let cold = GraphArgs {
+        graph_cache_entries: 0,
+        ..settings.clone()
+    };
+    (req, cold)
 }
