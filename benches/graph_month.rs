@@ -11,6 +11,9 @@
 //! already holds (filled and rolled up by an earlier run with `--url`) and only times the
 //! graphs — for iterating on the read path without refilling a month each time.
 
+#[path = "support/args.rs"]
+mod args;
+use args::{arg, arg_str};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -27,23 +30,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MS: i64 = 1_000_000;
 const HOUR: i64 = 3_600_000 * MS;
 const DAY: i64 = 24 * HOUR;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn arg_str(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -21,6 +21,9 @@
 //! database an earlier run filled (on a server started by hand; `--server-pid P` to count its
 //! CPU), so queries can be re-timed without refilling.
 
+#[path = "support/args.rs"]
+mod args;
+use args::{arg, arg_str};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -38,23 +41,6 @@ use rand::{Rng, SeedableRng};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MS: i64 = 1_000_000;
-
-fn arg_str(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Mesh {
     services: usize,
