@@ -419,8 +419,8 @@ GROUP BY Hour",
             for m in markers {
                 minutes.insert(m.minute as i64 * 1_000_000_000, m);
             }
-            for r in counts {
-                spans.insert(r.at as i64 * 1_000_000_000, r.value);
+            for (minute, n) in counts {
+                spans.insert(minute as i64 * 1_000_000_000, n);
             }
         }
         // An end read early whose hour turned out whole stays summed up, never counted twice.
@@ -472,12 +472,12 @@ fn subtract(ranges: &[(i64, i64)], minus: &[(i64, i64)]) -> Vec<(i64, i64)> {
 }
 
 /// The latest marker of every minute in `ranges` (at most [`MAX_BOUNDS`]) outside the hours
-/// in `skip`, and those minutes' span counts.
+/// in `skip`, and those minutes' span counts (Unix seconds, spans).
 async fn minute_markers(
     client: &Client,
     ranges: &[(i64, i64)],
     skip: &[u32],
-) -> Result<(Vec<MinuteMarker>, Vec<CountRow>)> {
+) -> Result<(Vec<MinuteMarker>, Vec<(u32, u64)>)> {
     if ranges.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -519,11 +519,7 @@ GROUP BY Minute"
                 late: r.late,
             });
         } else {
-            counts.push(CountRow {
-                level: 2,
-                at: r.minute,
-                value: r.spans,
-            });
+            counts.push((r.minute, r.spans));
         }
     }
     Ok((markers, counts))
