@@ -319,8 +319,13 @@ async fn main() -> Result<()> {
             now: i64,
             spans: u64,
         }
+        // "Now" as the fill had it: a continuous fill's spans run up to it (its newest span
+        // started a few ms before), so the live tail and the slot frontier are re-timed as
+        // the fill's run saw them; other fills end a minute before it.
+        let after_newest: i64 = if continuous { 1 } else { 60_000 * MS };
         let st: Stored = client
-            .query("SELECT toInt64(toUnixTimestamp64Nano(max(Timestamp))) + 60000000000 AS now, count() AS spans FROM otel_traces")
+            .query("SELECT toInt64(toUnixTimestamp64Nano(max(Timestamp))) + {after:Int64} AS now, count() AS spans FROM otel_traces")
+            .param("after", after_newest)
             .fetch_one()
             .await?;
         let ids: Vec<String> = client

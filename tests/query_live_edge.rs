@@ -1,0 +1,143 @@
+//! The 10-second slots at the live edge (issue 14 item 2), on the real embedded engine: a slot
+//! closes `--graph-grace` after it ends, but only once every span stored in it has settled —
+//! so a client still unsettled when its slot would close is never lost from the slot rows —
+//! and spans arriving after a slot closed (settled or not) are in the very next read.
+//!
+//! Time is simulated by passing a later "now" to the rollup and to the window (the rules only
+//! ever compare span times with it), so the test waits for nothing.
+
+mod query_support;
+
+use std::time::Duration;
+
+use orrery_query::graph::Level;
+use orrery_query::graph::fetch::Rolled;
+use orrery_query::rollup::{Rollup, SLOT_NS};
+use orrery_query::{GraphArgs, params};
+use orrery_store::testing::fresh_database;
+use query_support::*;
+
+const SEC: i64 = 1_000_000_000;
+
+/// One trace in `slot`: a root `api` server span, and an `api` call to postgres (a virtual
+/// edge once settled) that starts 9.9 s into the slot and ends at `client_end`.
+fn trace(id: &str, slot: i64, client_end: i64) -> Vec<orrery_store::SpanRow> {
+    let start = slot + 9_900 * MS;
+    vec![
+        span(id, "1", "", "api", "Server", slot + SEC, 5),
+        span(
+            id,
+            "2",
+            "1",
+            "api",
+            "Client",
+            start,
+            (client_end - start) / MS,
+        )
+        .attr("db.system.name", "postgresql"),
+    ]
+}
+
+fn calls(g: &orrery_query::model::Graph, to: &str) -> u64 {
+    edge_table(g)
+        .into_iter()
+        .find(|e| e.1 == to)
+        .map_or(0, |e| e.2)
+}
+
+#[tokio::test]
+async fn a_slot_closes_once_its_spans_settle_and_late_spans_still_count_exactly() {
+    let ch = fresh_database().await;
+    // A long grace so that "unsettled" lasts for the whole test without any waiting.
+    let grace = Duration::from_secs(20);
+    let s = GraphArgs {
+        graph_grace: grace,
+        ..settings()
+    };
+    let g = grace.as_nanos() as i64;
+    let t0 = now_ns();
+    let slot = (t0 - 45 * SEC).div_euclid(SLOT_NS) * SLOT_NS;
+    let db = "database:postgresql";
+    let roll = Rollup::new(ch.client(), s.clone());
+    let cache = orrery_query::graph::cache::RolledCache::default();
+    let at = |now: i64| params::span(t0 - 60 * SEC, t0, now).unwrap();
+    let read = |now: i64| {
+        let (ch, s, cache) = (&ch, &s, &cache);
+        async move { graph_with(ch, s, cache, Level::Region, at(now)).await }
+    };
+    let frontier = |now: i64| {
+        let ch = &ch;
+        async move {
+            let w = at(now);
+            let c = Rolled::read(&ch.client(), w.lo, w.hi)
+                .await
+                .unwrap()
+                .coverage(w);
+            // Spans from where the slots end (nothing when they reach the window's end).
+            if let Some(tail) = c.live.last() {
+                assert_eq!(tail.0, c.slots.1, "{c:?}");
+            }
+            c.slots.1
+        }
+    };
+
+    // The client ended 1 s ago: its slot ended long before the grace, but the client has
+    // not settled (it may still find a child), so the slot is not closed yet.
+    insert(&ch, &trace("a", slot, t0 - SEC)).await;
+    let done = roll.run_slots(t0).await.unwrap();
+    assert!(
+        !done.contains(&slot),
+        "closed with an unsettled span: {done:?}"
+    );
+    assert!(
+        done.iter().any(|&x| x < slot),
+        "the empty slots before it close: {done:?}"
+    );
+    assert!(frontier(t0).await <= slot, "the slot is read from spans");
+    let live = read(t0).await;
+    assert_eq!(calls(&live, "api"), 1);
+    assert_eq!(calls(&live, db), 0, "not settled: not a virtual edge yet");
+
+    // Once it settled the slot closes, with the virtual edge in its rows.
+    let t1 = t0 + g;
+    let done = roll.run_slots(t1).await.unwrap();
+    assert!(done.contains(&slot), "{done:?}");
+    assert!(frontier(t1).await > slot, "the slot is read from slot rows");
+    let g1 = read(t1).await;
+    assert_eq!((calls(&g1, "api"), calls(&g1, db)), (1, 1));
+
+    // A settled trace stored late into the closed slot: in the very next read (from spans),
+    // then in the slot's recomputed rows.
+    insert(&ch, &trace("b", slot, slot + 9_950 * MS)).await;
+    assert!(
+        frontier(t1).await <= slot,
+        "the changed slot is read from spans"
+    );
+    let g2 = read(t1).await;
+    assert_eq!((calls(&g2, "api"), calls(&g2, db)), (2, 2));
+    assert!(roll.run_slots(t1).await.unwrap().contains(&slot));
+    assert!(frontier(t1).await > slot);
+    let g2 = read(t1).await;
+    assert_eq!((calls(&g2, "api"), calls(&g2, db)), (2, 2));
+
+    // An unsettled span stored late into it: read from spans (its entry counts at once, its
+    // client once settled), and the slot is not closed again until it settles.
+    insert(&ch, &trace("c", slot, t1 - SEC)).await;
+    let g3 = read(t1).await;
+    assert_eq!((calls(&g3, "api"), calls(&g3, db)), (3, 2));
+    let done = roll.run_slots(t1).await.unwrap();
+    assert!(!done.contains(&slot), "{done:?}");
+    assert!(frontier(t1).await <= slot);
+    let t2 = t1 + g;
+    assert!(roll.run_slots(t2).await.unwrap().contains(&slot));
+    assert!(frontier(t2).await > slot);
+    let g4 = read(t2).await;
+    assert_eq!((calls(&g4, "api"), calls(&g4, db)), (3, 3));
+    // The minute rollup agrees with the slots.
+    Rollup::new(ch.client(), s.clone())
+        .run_once(t2, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let g5 = read(t2).await;
+    assert_eq!((calls(&g5, "api"), calls(&g5, db)), (3, 3));
+}
