@@ -130,7 +130,7 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         m.scene.set(g, &m.layout, now_s(), true, None, 100_000);
         perf::measure("orrery:scene", t);
         let t = perf::now();
-        m.renderer.upload(&m.scene);
+        m.renderer.upload_graph(&m.scene);
         perf::measure("orrery:upload", t);
         // Kiosk mode (wall displays) re-fits on every update: nobody is there to pan.
         if !m.fitted || flag("kiosk") {

@@ -1,7 +1,8 @@
 //! The WebGL2 backend: three instanced draws per frame (edges, particles, nodes; edges and nodes
 //! from cached layers once the layout has settled), their motion
 //! and the layout animation computed in the shaders (`shaders.rs`) from per-instance data
-//! uploaded once per graph update.
+//! uploaded once per graph update. A live update that only changes how edges or nodes look
+//! rebuilds their cached layer a chunk per frame behind the one on screen (`LayerCache`).
 
 use super::render::Camera;
 use super::scene::{self, ANIM_SECS, Scene};
@@ -15,6 +16,12 @@ use web_sys::{
 /// A straight edge: one segment (t = 0 and 1, both sides).
 const STRAIGHT: [f32; 8] = [0.0, -1.0, 0.0, 1.0, 1.0, -1.0, 1.0, 1.0];
 
+/// Most edges, and most nodes, drawn into a layer being rebuilt per frame (see `LayerCache`):
+/// on SwiftShader redrawing the 5,080 edges and 2,001 nodes of a 2,000-service map at once
+/// was one 230–285 ms task per live update; a tenth of it fits in a frame.
+pub(super) const CHUNK_EDGES: i32 = 512;
+pub(super) const CHUNK_NODES: i32 = 200;
+
 struct Pass {
     prog: WebGlProgram,
     vao: WebGlVertexArrayObject,
@@ -24,6 +31,8 @@ struct Pass {
     count: i32,
     /// Vertices of the strip drawn per instance.
     verts: i32,
+    /// Floats per instance attribute (locations 1..), to draw a range of instances.
+    attrs: Vec<i32>,
 }
 
 pub(super) struct Gl {
@@ -41,16 +50,40 @@ pub(super) struct Gl {
     /// The edges' instance data last uploaded (to skip an upload that changes nothing).
     edge_data: Vec<f32>,
     /// The settled edges as a texture (created on first need).
-    layer: Option<Layer>,
+    edge_cache: LayerCache,
     /// Bumped when the nodes' instance data changes: the node layer is redrawn then.
     node_version: u64,
     node_data: Vec<f32>,
     /// When the last node to appear has grown in (s): the node layer waits for it.
     nodes_grown_at: f32,
+    /// Every node's from, to and birth time at the last upload (see `upload_scene`).
+    places: Vec<f32>,
     /// The settled nodes as a transparent texture copied over the particles: on a software
     /// renderer 2,000 node discs were most of every frame (without them the frame's long task
     /// went away), although they only change with the graph, the camera or the selection.
-    node_layer: Option<Layer>,
+    node_cache: LayerCache,
+}
+
+/// A cached layer: the one on screen (`front`) and, while a live update's new look is drawn a
+/// chunk per frame, the one being drawn (`back`), swapped in when complete. Only a change of
+/// look (colours, widths, rings) is drawn that way, and only when the front was on screen in
+/// the last frame: then the front still shows every edge and node where it is, just as it
+/// looked a few frames ago. A new camera, canvas, selection or position is drawn at once.
+#[derive(Default)]
+struct LayerCache {
+    front: Option<Layer>,
+    back: Option<Layer>,
+    /// Instances drawn into `back` so far (for `back.key`).
+    drawn: i32,
+    /// When the back layer's first chunk was drawn (`perf::now`).
+    started: f64,
+    /// Whether the front was copied in the last frame drawn.
+    shown: bool,
+    /// The version whose content change may be drawn in chunks (a live update's, positions
+    /// unchanged); any other version is drawn at once.
+    chunked: Option<u64>,
+    /// Whether the back layer's first chunks were drawn for an older version.
+    stale: bool,
 }
 
 /// Which cached layer (see `Gl::draw`).
@@ -111,19 +144,21 @@ impl Gl {
             particle_cap: i32::MAX,
             version: 0,
             edge_data: Vec::new(),
-            layer: None,
+            edge_cache: LayerCache::default(),
             node_version: 0,
             node_data: Vec::new(),
             nodes_grown_at: 0.0,
-            node_layer: None,
+            places: Vec::new(),
+            node_cache: LayerCache::default(),
         })
     }
 
     /// Uploads the scene's instance data (on graph/layout change, never per frame). The edges
     /// are uploaded — and the cached edge layer redrawn — only when what they look like
     /// changed: a live update that moves rates a little leaves widths and alphas (quantised)
-    /// as they were, so the layer stays valid.
-    pub(super) fn upload_scene(&mut self, s: &Scene) {
+    /// as they were, so the layer stays valid. `live`: a graph update from the stream, whose
+    /// change of look (positions unchanged) may reach the cached layers over a few frames.
+    pub(super) fn upload_scene(&mut self, s: &Scene, live: bool) {
         // Straight edges (every level but global) need one segment, not a curve's strip: on a
         // 5,000-edge map that is a twelfth of the vertices, which a software renderer
         // (SwiftShader) notices.
@@ -138,6 +173,14 @@ impl Gl {
             self.set_edge_strip(straight);
             self.version += 1;
         }
+        // Whether any node moved, appeared, went or grows in (by index: a reordered graph counts
+        // as moved): if not, every edge is where it was too, and a live update changed only
+        // how things look.
+        let places: Vec<f32> = (0..s.graph.nodes.len())
+            .flat_map(|i| [s.from[i].x, s.from[i].y, s.to[i].x, s.to[i].y, s.born[i]])
+            .collect();
+        let moved = places != self.places;
+        self.places = places;
         let g = self;
         let mut pdata = Vec::with_capacity(s.particles.len() * 13);
         for &(ei, phase, speed, err, lane) in &s.particles {
@@ -218,6 +261,7 @@ impl Gl {
             g.upload(&g.edges.inst, &edata);
             g.edge_data = edata;
             g.version += 1;
+            g.edge_cache.chunked = (live && !moved).then_some(g.version);
         }
         let mut ndata = Vec::with_capacity(s.graph.nodes.len() * 9);
         for (i, n) in s.graph.nodes.iter().enumerate() {
@@ -250,6 +294,7 @@ impl Gl {
         }
         let count = s.graph.nodes.len() as i32;
         if ndata != g.node_data || count != g.nodes.count {
+            g.node_cache.chunked = (live && !moved).then_some(g.node_version + 1);
             g.nodes.count = count;
             g.upload(&g.nodes.inst, &ndata);
             g.node_data = ndata;
@@ -316,119 +361,264 @@ impl Gl {
         // a software renderer spends a 2,000-service frame on).
         let settled = !motion || t - anim >= ANIM_SECS;
         let key = (cam, self.version, wi, hi, dpr.to_bits());
-        let cached =
-            settled && self.edges.count > 0 && self.cached_layer(Cached::Edges, key, frame);
+        // At most one chunk of a layer being rebuilt per frame (the edges' first).
+        let mut budget = true;
+        let cached = settled
+            && self.edges.count > 0
+            && self.cached_layer(Cached::Edges, key, frame, &mut budget);
         // The nodes likewise, once the last one to appear has grown in.
         let nodes_settled = settled && (!motion || rt >= self.nodes_grown_at);
         let nkey = (cam, self.node_version, wi, hi, dpr.to_bits());
-        let nodes_cached =
-            nodes_settled && self.nodes.count > 0 && self.cached_layer(Cached::Nodes, nkey, frame);
+        let nodes_cached = nodes_settled
+            && self.nodes.count > 0
+            && self.cached_layer(Cached::Nodes, nkey, frame, &mut budget);
+        self.edge_cache.shown = cached;
+        self.node_cache.shown = nodes_cached;
         let gl = &self.gl;
         gl.bind_framebuffer(GL::FRAMEBUFFER, None);
         gl.viewport(0, 0, wi, hi);
         gl.clear_color(0.043, 0.059, 0.09, 1.0);
         gl.clear(GL::COLOR_BUFFER_BIT);
-        match (&self.layer, cached) {
+        match (&self.edge_cache.front, cached) {
             (Some(l), true) => l.copy(gl),
             _ => self.draw_pass(&self.edges, 0, frame),
         }
         self.draw_pass(&self.particles, 1, frame);
-        match (&self.node_layer, nodes_cached) {
+        match (&self.node_cache.front, nodes_cached) {
             (Some(l), true) => l.copy_over(gl),
             _ => self.draw_pass(&self.nodes, 2, frame),
         }
         self.gl.bind_vertex_array(None);
     }
 
-    /// Makes the edge or node layer current for `key` (drawing it when it is not); false when
-    /// there is no layer (creation failed: that pass is drawn directly).
-    fn cached_layer(&mut self, which: Cached, key: LayerKey, frame: Frame) -> bool {
+    /// Makes the edge or node layer current for `key`; false when there is no layer (creation
+    /// failed: that pass is drawn directly). A change of look from a live update (same view,
+    /// the front on screen last frame) is drawn into the back layer a chunk per frame while the
+    /// front stays on screen — one chunk per frame over both layers (`budget`) — and swapped in
+    /// when complete; anything else is drawn at once.
+    fn cached_layer(
+        &mut self,
+        which: Cached,
+        key: LayerKey,
+        frame: Frame,
+        budget: &mut bool,
+    ) -> bool {
         let gl = self.gl.clone();
-        let slot = match which {
-            Cached::Edges => &mut self.layer,
-            Cached::Nodes => &mut self.node_layer,
+        let (cache, pass, chunk) = match which {
+            Cached::Edges => (&mut self.edge_cache, &self.edges, CHUNK_EDGES),
+            Cached::Nodes => (&mut self.node_cache, &self.nodes, CHUNK_NODES),
         };
-        if slot.is_none() {
-            *slot = Layer::new(&gl).ok();
+        if cache.front.is_none() {
+            cache.front = Layer::new(&gl).ok();
         }
-        let Some(layer) = slot else {
+        let Some(front) = &cache.front else {
             return false;
         };
-        if layer.key == Some(key) {
+        if front.key == Some(key) {
             return true;
         }
-        if !layer.resize(&gl, key.2, key.3) {
-            *slot = None;
+        let same_view = front
+            .key
+            .is_some_and(|k| (k.0, k.2, k.3, k.4) == (key.0, key.2, key.3, key.4));
+        if same_view && cache.shown && cache.chunked == Some(key.1) && pass.count > chunk {
+            if !*budget {
+                // Another layer drew its chunk this frame: the front stays a frame longer.
+                return true;
+            }
+            if cache.back.is_none() {
+                cache.back = Layer::new(&gl).ok();
+            }
+            if let Some(back) = &mut cache.back
+                && back.resize(&gl, key.2, key.3)
+            {
+                *budget = false;
+                let started = super::perf::now();
+                let half_drawn = cache.drawn > 0
+                    && back
+                        .key
+                        .is_some_and(|k| (k.0, k.2, k.3, k.4) == (key.0, key.2, key.3, key.4));
+                if back.key == Some(key) || half_drawn {
+                    // Go on; a newer look than the half-drawn one's goes on where it is (its
+                    // first chunks show the older look until the next rebuild, queued at the
+                    // swap), so updates faster than a rebuild still reach the screen.
+                    cache.stale |= back.key != Some(key);
+                    back.key = Some(key);
+                    gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&back.fbo));
+                    gl.viewport(0, 0, key.2, key.3);
+                } else {
+                    begin(&gl, back, which, key);
+                    cache.drawn = 0;
+                    cache.started = started;
+                    cache.stale = false;
+                }
+                let n = chunk.min(pass.count - cache.drawn).max(0);
+                draw_into(&gl, which, || {
+                    draw_pass_with(
+                        &gl,
+                        pass,
+                        which.extra(),
+                        frame,
+                        Some((cache.drawn, n)),
+                        i32::MAX,
+                    )
+                });
+                cache.drawn += n;
+                gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+                super::perf::measure("orrery:layer-chunk", started);
+                if cache.drawn >= pass.count {
+                    std::mem::swap(&mut cache.front, &mut cache.back);
+                    super::perf::measure("orrery:layer-swap", cache.started);
+                    cache.drawn = 0;
+                    if let (true, Some(f)) = (cache.stale, &mut cache.front) {
+                        // Partly an older look: drawn again, in chunks, from the next frame.
+                        f.key = f.key.map(|k| (k.0, u64::MAX, k.2, k.3, k.4));
+                    }
+                    if let Some(b) = &mut cache.back {
+                        b.key = None;
+                    }
+                }
+                return true;
+            }
+            cache.back = None;
+        }
+        // At once, into the front.
+        let started = super::perf::now();
+        let Some(front) = &mut cache.front else {
+            return false;
+        };
+        if !front.resize(&gl, key.2, key.3) {
+            cache.front = None;
             return false;
         }
-        gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&layer.fbo));
-        gl.viewport(0, 0, key.2, key.3);
-        match which {
-            Cached::Edges => gl.clear_color(0.043, 0.059, 0.09, 1.0),
-            Cached::Nodes => gl.clear_color(0.0, 0.0, 0.0, 0.0),
-        }
-        gl.clear(GL::COLOR_BUFFER_BIT);
-        layer.key = Some(key);
-        match which {
-            Cached::Edges => self.draw_pass(&self.edges, 0, frame),
-            Cached::Nodes => {
-                // Premultiplied into the transparent layer (colour × alpha, alpha by "over"),
-                // so copying it over the particles with ONE, ONE_MINUS_SRC_ALPHA is exact.
-                gl.blend_func_separate(
-                    GL::SRC_ALPHA,
-                    GL::ONE_MINUS_SRC_ALPHA,
-                    GL::ONE,
-                    GL::ONE_MINUS_SRC_ALPHA,
-                );
-                self.draw_pass(&self.nodes, 2, frame);
-                gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
-            }
-        }
+        begin(&gl, front, which, key);
+        draw_into(&gl, which, || {
+            draw_pass_with(&gl, pass, which.extra(), frame, None, i32::MAX)
+        });
         gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+        // A half-drawn back layer is for an older look: drop its progress.
+        if let Some(back) = &mut cache.back {
+            back.key = None;
+        }
+        super::perf::measure("orrery:layer", started);
         true
     }
 
     fn draw_pass(&self, p: &Pass, extra: u8, frame: Frame) {
-        let (cam, dpr, w, h, rt, anim, motion) = frame;
-        if p.count == 0 {
-            return;
+        draw_pass_with(&self.gl, p, extra, frame, None, self.particle_cap);
+    }
+}
+
+impl Cached {
+    /// The pass's uniform set (see `draw_pass_with`).
+    fn extra(self) -> u8 {
+        match self {
+            Cached::Edges => 0,
+            Cached::Nodes => 2,
         }
-        let gl = &self.gl;
-        gl.use_program(Some(&p.prog));
-        let u = |name: &str| gl.get_uniform_location(&p.prog, name);
-        gl.uniform4f(u("u_view").as_ref(), cam.cx, cam.cy, cam.zoom, dpr);
-        gl.uniform2f(u("u_res").as_ref(), w, h);
-        gl.uniform1f(u("u_time").as_ref(), rt);
-        gl.uniform2f(
-            u("u_anim").as_ref(),
-            anim,
-            if motion { ANIM_SECS as f32 } else { 0.0 },
-        );
-        match extra {
-            1 => {
-                gl.uniform1f(u("u_size").as_ref(), (3.2 * cam.zoom).clamp(1.4, 3.5));
-                gl.uniform1f(u("u_motion").as_ref(), if motion { 1.0 } else { 0.0 });
-            }
-            2 => gl.uniform1f(u("u_min_px").as_ref(), 3.0),
-            _ => {}
+    }
+}
+
+/// Clears `layer` for `key` (opaque background for edges, transparent for nodes) and leaves its
+/// framebuffer bound.
+fn begin(gl: &GL, layer: &mut Layer, which: Cached, key: LayerKey) {
+    gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&layer.fbo));
+    gl.viewport(0, 0, key.2, key.3);
+    match which {
+        Cached::Edges => gl.clear_color(0.043, 0.059, 0.09, 1.0),
+        Cached::Nodes => gl.clear_color(0.0, 0.0, 0.0, 0.0),
+    }
+    gl.clear(GL::COLOR_BUFFER_BIT);
+    layer.key = Some(key);
+}
+
+/// Draws into a bound layer: nodes premultiplied into the transparent layer (colour × alpha,
+/// alpha by "over"), so copying it over the particles with ONE, ONE_MINUS_SRC_ALPHA is exact —
+/// and drawing it in chunks gives the same texels as at once (the same blends in order).
+fn draw_into(gl: &GL, which: Cached, draw: impl FnOnce()) {
+    match which {
+        Cached::Edges => draw(),
+        Cached::Nodes => {
+            gl.blend_func_separate(
+                GL::SRC_ALPHA,
+                GL::ONE_MINUS_SRC_ALPHA,
+                GL::ONE,
+                GL::ONE_MINUS_SRC_ALPHA,
+            );
+            draw();
+            gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
         }
-        gl.bind_vertex_array(Some(&p.vao));
-        // Particles are uploaded in a shuffled order, so any prefix is a fair sample.
-        let count = if extra == 1 {
-            p.count.min(self.particle_cap)
-        } else {
-            p.count
-        };
-        gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, count);
+    }
+}
+
+/// One pass's instanced draw: all instances, or `range` = (first, count) of them (the instance
+/// attributes re-pointed at the first one — WebGL2 has no base instance). Particles are capped
+/// at `particle_cap`.
+fn draw_pass_with(
+    gl: &GL,
+    p: &Pass,
+    extra: u8,
+    frame: Frame,
+    range: Option<(i32, i32)>,
+    particle_cap: i32,
+) {
+    let (cam, dpr, w, h, rt, anim, motion) = frame;
+    if p.count == 0 {
+        return;
+    }
+    gl.use_program(Some(&p.prog));
+    let u = |name: &str| gl.get_uniform_location(&p.prog, name);
+    gl.uniform4f(u("u_view").as_ref(), cam.cx, cam.cy, cam.zoom, dpr);
+    gl.uniform2f(u("u_res").as_ref(), w, h);
+    gl.uniform1f(u("u_time").as_ref(), rt);
+    gl.uniform2f(
+        u("u_anim").as_ref(),
+        anim,
+        if motion { ANIM_SECS as f32 } else { 0.0 },
+    );
+    match extra {
+        1 => {
+            gl.uniform1f(u("u_size").as_ref(), (3.2 * cam.zoom).clamp(1.4, 3.5));
+            gl.uniform1f(u("u_motion").as_ref(), if motion { 1.0 } else { 0.0 });
+        }
+        2 => gl.uniform1f(u("u_min_px").as_ref(), 3.0),
+        _ => {}
+    }
+    gl.bind_vertex_array(Some(&p.vao));
+    // Particles are uploaded in a shuffled order, so any prefix is a fair sample.
+    let count = if extra == 1 {
+        p.count.min(particle_cap)
+    } else {
+        p.count
+    };
+    match range {
+        Some((first, n)) if first > 0 => {
+            point_instances(gl, p, first);
+            gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, n.min(count - first));
+            point_instances(gl, p, 0);
+        }
+        Some((_, n)) => gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, n.min(count)),
+        None => gl.draw_arrays_instanced(GL::TRIANGLE_STRIP, 0, p.verts, count),
+    }
+}
+
+/// Points the pass's instance attributes (bound VAO) at instance `first` of its buffer.
+fn point_instances(gl: &GL, p: &Pass, first: i32) {
+    gl.bind_buffer(GL::ARRAY_BUFFER, Some(&p.inst));
+    let stride: i32 = p.attrs.iter().sum::<i32>() * 4;
+    let mut offset = first * stride;
+    for (k, &size) in p.attrs.iter().enumerate() {
+        gl.vertex_attrib_pointer_with_i32(k as u32 + 1, size, GL::FLOAT, false, stride, offset);
+        offset += size * 4;
     }
 }
 
 /// What a pass needs of the frame: camera, dpr, canvas size, time, animation start, motion.
 type Frame = (Camera, f32, f32, f32, f32, f32, bool);
-/// What the edge layer was drawn for: camera, scene version, canvas size, dpr bits.
+/// What a layer was drawn for: camera, edge or node version, canvas size, dpr bits.
 type LayerKey = (Camera, u64, i32, i32, u32);
 
-/// The settled edges drawn once into a texture (see `Gl::draw`).
+/// A framebuffer texture the size of the canvas holding the settled edges or nodes, and the
+/// program that copies it onto the canvas (see `Gl::draw`).
 struct Layer {
     fbo: WebGlFramebuffer,
     tex: Option<WebGlTexture>,
@@ -554,6 +744,7 @@ fn pass(gl: &GL, vs: &str, fs: &str, corners: &[f32], attrs: &[i32]) -> Result<P
         inst,
         count: 0,
         verts: (corners.len() / 2) as i32,
+        attrs: attrs.to_vec(),
     })
 }
 

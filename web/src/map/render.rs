@@ -136,10 +136,22 @@ impl Renderer {
 
     /// Uploads the scene's instance data (on graph/layout change, never per frame).
     pub fn upload(&mut self, s: &Scene) {
+        self.upload_scene(s, false);
+    }
+
+    /// The same for a graph update from the live stream: a change of look only (colours,
+    /// widths, rings; nothing moved) reaches the cached layers over a few frames instead of in
+    /// one long one (see `gl::LayerCache`). Changes the user makes (selection, drag) use
+    /// `upload` and show at once.
+    pub fn upload_graph(&mut self, s: &Scene) {
+        self.upload_scene(s, true);
+    }
+
+    fn upload_scene(&mut self, s: &Scene, live: bool) {
         self.scene_version += 1;
         self.measure_labels(s);
         if let Some(g) = &mut self.gl {
-            g.upload_scene(s);
+            g.upload_scene(s, live);
         }
     }
 
