@@ -284,6 +284,76 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// Updates without jank (issue 18 item 5): while a 400-service mesh keeps sending, live updates
+/// change how edges and nodes look (colours, widths, rings) but move nothing, and the cached
+/// layers take that in chunks, one per frame, behind the layer on screen — the app's User
+/// Timing entries `orrery:layer-chunk` (one per chunk) and `orrery:layer-swap` (the new layer
+/// shown) — never a whole layer redrawn at once in one frame (`orrery:layer`), which on a
+/// software renderer was one 230–285 ms task per update at 2,000 services. (The long tasks
+/// themselves are printed, not asserted: they depend on the machine's load.)
+#[test]
+fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_orrery, base, grpc) = start("all-in-one", dir.path());
+    // Sends until dropped.
+    let _mesh = Running(
+        orrery_store::testing::process::orrery_command(env!("CARGO_BIN_EXE_orrery"))
+            .args(["mesh", "--endpoint", &grpc])
+            .args(["--services", "400", "--regions", "1", "--rate", "2000"])
+            .args(["--duration", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Every service in: a node appearing during the watch would move the layout (drawn at once).
+    let g = wait_for_services(&base, "us-east-1", 400);
+    let nodes = g["nodes"].as_array().unwrap().len();
+    let v = browser(
+        "mesh",
+        &base,
+        &serde_json::json!({
+            "name": "400-live", "region": "us-east-1", "min_nodes": nodes, "watch_ms": 25000,
+        }),
+    );
+    let live = &v["live"];
+    println!(
+        "400-service map, live: {} graph updates, {:.1} fps, long tasks {} (longest {} ms: {}), phases {}",
+        live["graph_updates"],
+        live["fps"].as_f64().unwrap_or(0.0),
+        live["long_tasks"],
+        live["longest_task_ms"],
+        live["long_task_ms"],
+        live["phases"]
+    );
+    let count = |k: &str| live["phases"][k]["count"].as_u64().unwrap_or(0);
+    assert!(
+        live["graph_updates"].as_u64().unwrap_or(0) >= 2,
+        "the stream must deliver updates while the mesh sends: {live}"
+    );
+    assert!(
+        count("layer-swap") >= 1,
+        "a live update's new look must reach the map through a layer drawn in chunks: {live}"
+    );
+    assert!(
+        count("layer-chunk") >= 2 * count("layer-swap"),
+        "each layer rebuilt by a live update takes several frames: {live}"
+    );
+    assert_eq!(
+        count("layer"),
+        0,
+        "no live update may redraw a whole layer in one frame: {live}"
+    );
+    let log = v["log"].as_array().cloned().unwrap_or_default();
+    assert!(
+        log.iter().all(|l| {
+            let l = l.as_str().unwrap_or_default();
+            !l.contains("pageerror") && !l.contains("panicked")
+        }),
+        "page errors: {log:?}"
+    );
+}
+
 #[test]
 fn the_demo_maps_labels_do_not_collide() {
     let dir = tempfile::tempdir().unwrap();
