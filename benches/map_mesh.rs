@@ -183,7 +183,10 @@ fn main() {
         live["main_thread_ms_per_frame"].as_f64().unwrap_or(0.0)
     );
     println!("live phases (count, total, max ms): {}", live["phases"]);
-    println!("long tasks (ms): {}", live["long_task_ms"]);
+    println!(
+        "long tasks (ms): {}; by what ran in them: {}",
+        live["long_task_ms"], live["long_tasks_by_cause"]
+    );
     println!("memory: {}", v["memory"]);
     println!("page log: {}", v["log"]);
     let out = Command::new("uptime").output().unwrap();

@@ -9,7 +9,8 @@
 //                    labels shown and overlapping label pairs (from the drawn boxes)
 //   live             over opts.watch_ms while the mesh keeps sending: graph updates applied,
 //                    frames, renderer frame CPU (data-frame-stats), main-thread busy time per
-//                    frame (CDP TaskDuration), long tasks (> 50 ms) and the longest
+//                    frame (CDP TaskDuration), long tasks (> 50 ms) and the longest, and what
+//                    ran in them (long_tasks_by_cause: update, layer_chunk, layer_at_once, frame)
 //   phases           where the time to the first frame went: the app's User Timing entries
 //                    (`orrery:*`, web/src/map/perf.rs: fetch, parse, prepare, layout, lists,
 //                    scene, upload, list-nodes, apply, first-draw, labels, live-decode) up to
@@ -190,6 +191,20 @@ export async function mesh(browser, base, artifacts, opts) {
       long_tasks: long.length,
       longest_task_ms: long.reduce((m, t) => Math.max(m, t[1]), 0),
       long_task_ms: long.map((t) => Math.round(t[1])),
+      long_tasks_by_cause: await page.evaluate((long) => {
+        // What ran inside each long task, from the app's User Timing entries that start in it:
+        // applying a graph update, drawing a cached layer (a chunk or at once), or neither (a
+        // frame of copies, particles and the overlay).
+        const m = performance.getEntriesByType("measure").filter((e) => e.name.startsWith("orrery:"));
+        const by = { update: 0, layer_chunk: 0, layer_at_once: 0, frame: 0 };
+        for (const [s, d] of long) {
+          const names = m.filter((e) => e.startTime >= s && e.startTime <= s + d).map((e) => e.name.slice(7));
+          const has = (...k) => names.some((n) => k.includes(n));
+          by[has("apply", "live-decode", "live-parse") ? "update" : has("layer") ? "layer_at_once"
+            : has("layer-chunk") ? "layer_chunk" : "frame"]++;
+        }
+        return by;
+      }, long),
       phases: await page.evaluate((since) => {
         const by = {};
         for (const e of performance.getEntriesByType("measure")) {
