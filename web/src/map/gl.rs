@@ -58,9 +58,10 @@ pub(super) struct Gl {
     nodes_grown_at: f32,
     /// Every node's from, to and birth time at the last upload (see `upload_scene`).
     places: Vec<f32>,
-    /// The settled nodes as a transparent texture copied over the particles: on a software
-    /// renderer 2,000 node discs were most of every frame (without them the frame's long task
-    /// went away), although they only change with the graph, the camera or the selection.
+    /// The settled nodes drawn over a copy of the edge layer: on a software renderer 2,000
+    /// node discs were most of every frame (without them the frame's long task went away),
+    /// although they only change with the graph, the camera or the selection; and one
+    /// full-screen copy per frame costs less than two.
     node_cache: LayerCache,
 }
 
@@ -84,6 +85,9 @@ struct LayerCache {
     chunked: Option<u64>,
     /// Whether the back layer's first chunks were drawn for an older version.
     stale: bool,
+    /// Whether the front, though drawn for the current key, is partly an older look (it was
+    /// swapped in from a stale back layer): rebuilt once more.
+    redo: bool,
 }
 
 /// Which cached layer (see `Gl::draw`).
@@ -108,7 +112,7 @@ impl Gl {
             &shaders::particle_vs(),
             shaders::PARTICLE_FS,
             &quad,
-            &[4, 4, 4, 1],
+            &[4, 4, 4, 3],
         )?;
         let edges = pass(
             &gl,
@@ -182,7 +186,7 @@ impl Gl {
         let moved = places != self.places;
         self.places = places;
         let g = self;
-        let mut pdata = Vec::with_capacity(s.particles.len() * 13);
+        let mut pdata = Vec::with_capacity(s.particles.len() * 15);
         for &(ei, phase, speed, err, lane) in &s.particles {
             let (a, b) = s.edge_ends[ei as usize];
             let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
@@ -200,6 +204,8 @@ impl Gl {
                 err as u8 as f32,
                 lane,
                 s.bend[ei as usize],
+                s.radius[a],
+                s.radius[b],
             ]);
         }
         g.particles.count = s.particles.len() as i32;
@@ -366,27 +372,37 @@ impl Gl {
         let cached = settled
             && self.edges.count > 0
             && self.cached_layer(Cached::Edges, key, frame, &mut budget);
-        // The nodes likewise, once the last one to appear has grown in.
+        // The nodes likewise, once the last one to appear has grown in: drawn over a copy of
+        // the edge layer, so a frame is ONE full-screen copy plus the particles (a second,
+        // blended full-screen copy made SwiftShader's frames a third longer in a bare WebGL2
+        // page). Particles hide under their own end nodes instead (particle shader).
         let nodes_settled = settled && (!motion || rt >= self.nodes_grown_at);
-        let nkey = (cam, self.node_version, wi, hi, dpr.to_bits());
-        let nodes_cached = nodes_settled
+        let under = self
+            .edge_cache
+            .front
+            .as_ref()
+            .and_then(|l| l.key)
+            .map_or(0, |k| k.1);
+        let nkey = (cam, both(self.node_version, under), wi, hi, dpr.to_bits());
+        let composite = cached
+            && nodes_settled
             && self.nodes.count > 0
             && self.cached_layer(Cached::Nodes, nkey, frame, &mut budget);
         self.edge_cache.shown = cached;
-        self.node_cache.shown = nodes_cached;
+        self.node_cache.shown = composite;
         let gl = &self.gl;
         gl.bind_framebuffer(GL::FRAMEBUFFER, None);
         gl.viewport(0, 0, wi, hi);
         gl.clear_color(0.043, 0.059, 0.09, 1.0);
         gl.clear(GL::COLOR_BUFFER_BIT);
-        match (&self.edge_cache.front, cached) {
-            (Some(l), true) => l.copy(gl),
+        match (&self.node_cache.front, &self.edge_cache.front) {
+            (Some(l), _) if composite => l.copy(gl),
+            (_, Some(l)) if cached => l.copy(gl),
             _ => self.draw_pass(&self.edges, 0, frame),
         }
         self.draw_pass(&self.particles, 1, frame);
-        match (&self.node_cache.front, nodes_cached) {
-            (Some(l), true) => l.copy_over(gl),
-            _ => self.draw_pass(&self.nodes, 2, frame),
+        if !composite {
+            self.draw_pass(&self.nodes, 2, frame);
         }
         self.gl.bind_vertex_array(None);
     }
@@ -404,9 +420,15 @@ impl Gl {
         budget: &mut bool,
     ) -> bool {
         let gl = self.gl.clone();
-        let (cache, pass, chunk) = match which {
-            Cached::Edges => (&mut self.edge_cache, &self.edges, CHUNK_EDGES),
-            Cached::Nodes => (&mut self.node_cache, &self.nodes, CHUNK_NODES),
+        let (edges_chunked, nodes_chunked) = (self.edge_cache.chunked, self.node_cache.chunked);
+        let (cache, pass, chunk, under) = match which {
+            Cached::Edges => (&mut self.edge_cache, &self.edges, CHUNK_EDGES, None),
+            Cached::Nodes => (
+                &mut self.node_cache,
+                &self.nodes,
+                CHUNK_NODES,
+                self.edge_cache.front.as_ref(),
+            ),
         };
         if cache.front.is_none() {
             cache.front = Layer::new(&gl).ok();
@@ -414,13 +436,23 @@ impl Gl {
         let Some(front) = &cache.front else {
             return false;
         };
-        if front.key == Some(key) {
+        if front.key == Some(key) && !cache.redo {
             return true;
         }
         let same_view = front
             .key
             .is_some_and(|k| (k.0, k.2, k.3, k.4) == (key.0, key.2, key.3, key.4));
-        if same_view && cache.shown && cache.chunked == Some(key.1) && pass.count > chunk {
+        // Every part that changed since the front was drawn changed by a live update's look.
+        let was = front.key.map_or(u64::MAX, |k| k.1);
+        let chunkable = match which {
+            Cached::Edges => was == key.1 || edges_chunked == Some(key.1),
+            Cached::Nodes => {
+                let ((n0, e0), (n1, e1)) = (parts(was), parts(key.1));
+                (n0 == n1 || nodes_chunked.map(|v| v as u32) == Some(n1))
+                    && (e0 == e1 || edges_chunked.map(|v| v as u32) == Some(e1))
+            }
+        };
+        if same_view && cache.shown && chunkable && pass.count > chunk {
             if !*budget {
                 // Another layer drew its chunk this frame: the front stays a frame longer.
                 return true;
@@ -446,22 +478,21 @@ impl Gl {
                     gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&back.fbo));
                     gl.viewport(0, 0, key.2, key.3);
                 } else {
-                    begin(&gl, back, which, key);
+                    begin(&gl, back, under, key);
                     cache.drawn = 0;
                     cache.started = started;
                     cache.stale = false;
+                    cache.redo = false;
                 }
                 let n = chunk.min(pass.count - cache.drawn).max(0);
-                draw_into(&gl, which, || {
-                    draw_pass_with(
-                        &gl,
-                        pass,
-                        which.extra(),
-                        frame,
-                        Some((cache.drawn, n)),
-                        i32::MAX,
-                    )
-                });
+                draw_pass_with(
+                    &gl,
+                    pass,
+                    which.extra(),
+                    frame,
+                    Some((cache.drawn, n)),
+                    i32::MAX,
+                );
                 cache.drawn += n;
                 gl.bind_framebuffer(GL::FRAMEBUFFER, None);
                 super::perf::measure("orrery:layer-chunk", started);
@@ -469,10 +500,8 @@ impl Gl {
                     std::mem::swap(&mut cache.front, &mut cache.back);
                     super::perf::measure("orrery:layer-swap", cache.started);
                     cache.drawn = 0;
-                    if let (true, Some(f)) = (cache.stale, &mut cache.front) {
-                        // Partly an older look: drawn again, in chunks, from the next frame.
-                        f.key = f.key.map(|k| (k.0, u64::MAX, k.2, k.3, k.4));
-                    }
+                    // Partly an older look: drawn again, in chunks, from the next frame.
+                    cache.redo = cache.stale;
                     if let Some(b) = &mut cache.back {
                         b.key = None;
                     }
@@ -490,10 +519,9 @@ impl Gl {
             cache.front = None;
             return false;
         }
-        begin(&gl, front, which, key);
-        draw_into(&gl, which, || {
-            draw_pass_with(&gl, pass, which.extra(), frame, None, i32::MAX)
-        });
+        begin(&gl, front, under, key);
+        cache.redo = false;
+        draw_pass_with(&gl, pass, which.extra(), frame, None, i32::MAX);
         gl.bind_framebuffer(GL::FRAMEBUFFER, None);
         // A half-drawn back layer is for an older look: drop its progress.
         if let Some(back) = &mut cache.back {
@@ -518,36 +546,26 @@ impl Cached {
     }
 }
 
-/// Clears `layer` for `key` (opaque background for edges, transparent for nodes) and leaves its
-/// framebuffer bound.
-fn begin(gl: &GL, layer: &mut Layer, which: Cached, key: LayerKey) {
+/// Clears `layer` for `key` to the map's background, copies `under` (the edge layer under the
+/// nodes) into it, and leaves its framebuffer bound.
+fn begin(gl: &GL, layer: &mut Layer, under: Option<&Layer>, key: LayerKey) {
     gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&layer.fbo));
     gl.viewport(0, 0, key.2, key.3);
-    match which {
-        Cached::Edges => gl.clear_color(0.043, 0.059, 0.09, 1.0),
-        Cached::Nodes => gl.clear_color(0.0, 0.0, 0.0, 0.0),
-    }
+    gl.clear_color(0.043, 0.059, 0.09, 1.0);
     gl.clear(GL::COLOR_BUFFER_BIT);
+    if let Some(u) = under {
+        u.copy(gl);
+    }
     layer.key = Some(key);
 }
 
-/// Draws into a bound layer: nodes premultiplied into the transparent layer (colour × alpha,
-/// alpha by "over"), so copying it over the particles with ONE, ONE_MINUS_SRC_ALPHA is exact —
-/// and drawing it in chunks gives the same texels as at once (the same blends in order).
-fn draw_into(gl: &GL, which: Cached, draw: impl FnOnce()) {
-    match which {
-        Cached::Edges => draw(),
-        Cached::Nodes => {
-            gl.blend_func_separate(
-                GL::SRC_ALPHA,
-                GL::ONE_MINUS_SRC_ALPHA,
-                GL::ONE,
-                GL::ONE_MINUS_SRC_ALPHA,
-            );
-            draw();
-            gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
-        }
-    }
+/// The node layer's version: the nodes' and the edge layer's under them (low 32 bits each).
+fn both(nodes: u64, edges: u64) -> u64 {
+    (nodes << 32) | (edges & 0xffff_ffff)
+}
+
+fn parts(v: u64) -> (u32, u32) {
+    ((v >> 32) as u32, v as u32)
 }
 
 /// One pass's instanced draw: all instances, or `range` = (first, count) of them (the instance
@@ -698,18 +716,6 @@ impl Layer {
         gl.bind_vertex_array(Some(&self.vao));
         gl.draw_arrays(GL::TRIANGLES, 0, 3);
         gl.enable(GL::BLEND);
-    }
-
-    /// Copies a transparent (premultiplied) layer over what is drawn.
-    fn copy_over(&self, gl: &GL) {
-        gl.blend_func(GL::ONE, GL::ONE_MINUS_SRC_ALPHA);
-        gl.use_program(Some(&self.prog));
-        gl.active_texture(GL::TEXTURE0);
-        gl.bind_texture(GL::TEXTURE_2D, self.tex.as_ref());
-        gl.uniform1i(gl.get_uniform_location(&self.prog, "u_tex").as_ref(), 0);
-        gl.bind_vertex_array(Some(&self.vao));
-        gl.draw_arrays(GL::TRIANGLES, 0, 3);
-        gl.blend_func(GL::SRC_ALPHA, GL::ONE_MINUS_SRC_ALPHA);
     }
 }
 

@@ -42,7 +42,7 @@ layout(location=0) in vec2 a_corner;
 layout(location=1) in vec4 a_from;   // source.xy, target.xy before the layout change
 layout(location=2) in vec4 a_to;     // source.xy, target.xy after
 layout(location=3) in vec4 a_p;      // phase, speed (edge lengths per second), error, lane
-layout(location=4) in float a_bend;  // the edge's curve
+layout(location=4) in vec3 a_geom;   // the edge's curve, its source's and target's radius
 uniform float u_size;
 uniform float u_motion;              // 0 in reduced-motion mode: particles stand still
 out vec3 v_color;
@@ -50,8 +50,12 @@ out vec2 v_uv;
 void main() {
   vec4 e = mix(a_from, a_to, ease());
   float t = fract(a_p.x + u_time * a_p.y * u_motion);
-  vec2 w = bezier(e.xy, e.zw, a_bend, t) + bezier_normal(e.xy, e.zw, a_bend, t) * a_p.w;
-  gl_Position = clip(w, a_corner * u_size);
+  vec2 w = bezier(e.xy, e.zw, a_geom.x, t) + bezier_normal(e.xy, e.zw, a_geom.x, t) * a_p.w;
+  // Hidden over its own end nodes (drawn at least 3 px wide, as in node_vs): the cached layer
+  // has the nodes under the particles, so this keeps them looking drawn over.
+  float m = 3.0 / u_view.z;
+  bool under = distance(w, e.xy) < max(a_geom.y, m) || distance(w, e.zw) < max(a_geom.z, m);
+  gl_Position = under ? vec4(2.0, 2.0, 2.0, 1.0) : clip(w, a_corner * u_size);
   v_color = a_p.z > 0.5 ? vec3(1.0, 0.25, 0.22) : vec3(0.72, 0.88, 1.0);
   v_uv = a_corner;
 }
