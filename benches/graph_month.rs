@@ -72,9 +72,22 @@ async fn main() -> Result<()> {
     // A running query service's minute rollup keeps the live tail at seconds (it runs every
     // `--graph-rollup-interval`): one pass now, so the graphs below do not join the minutes
     // spent filling and backfilling from spans — that would time the live part, not a month.
-    Rollup::new(client.clone(), settings.clone())
+    let rollup = Rollup::new(client.clone(), settings.clone());
+    rollup
         .run_once(orrery_query::now_ns(), Duration::from_secs(15 * 60))
         .await?;
+    // The day rollup (schema v13), as the query service's backfill task runs it once a pass:
+    // every closed day whose hours are current becomes one row per edge and node.
+    let t = Instant::now();
+    let days = rollup.roll_days(orrery_query::now_ns()).await?;
+    println!(
+        "day rollup: {} days merged in {:.2} s ({} already current, {} waiting for their hours; load {})",
+        days.merged.len(),
+        t.elapsed().as_secs_f64(),
+        days.plan.done,
+        days.plan.waiting,
+        load()
+    );
 
     // The 30-day graph: cold (a new parts cache: every rolled-up part read from ClickHouse)
     // and warm (one cache, as one query service has).
@@ -171,11 +184,12 @@ async fn phases(
     let namespaces = t.elapsed();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "phases of one cold 30-day read: markers {:.1} ms, coverage+quality {:.1} ms, edges {:.1} ms ({} edges, {} hours, {} live ranges), nodes {:.1} ms, baseline edges {:.1} ms, namespaces {:.1} ms",
+        "phases of one cold 30-day read: markers {:.1} ms, coverage+quality {:.1} ms, edges {:.1} ms ({} edges, {} days, {} hours, {} live ranges), nodes {:.1} ms, baseline edges {:.1} ms, namespaces {:.1} ms",
         ms(markers),
         ms(plan),
         ms(edges),
         e.len(),
+        c.days.len(),
         c.hours.len(),
         c.live.len(),
         ms(nodes),

@@ -723,3 +723,173 @@ async fn a_month_long_window_taken_by_whole_hours_still_sees_late_spans_and_unro
     assert_eq!(checkout(&g), recent + 1);
     assert_eq!(g.data_quality.late_spans, 3);
 }
+
+/// `parts` with rows in key order (ClickHouse returns groups in any order).
+fn sorted(mut parts: Parts) -> Parts {
+    parts.0.sort_by(|a, b| a.0.cmp(&b.0));
+    parts
+        .1
+        .sort_by(|a, b| (&a.0, a.1, a.2, a.3).cmp(&(&b.0, b.1, b.2, b.3)));
+    parts
+}
+
+/// Day rollups (schema v13): a window of several whole days read from day rows is exactly the
+/// same window read from hourly rows, and from minute rows (counts, duration sums, every
+/// histogram bucket). A late span into an old day takes that day off the day rows at once:
+/// its minutes (older than the call copy) are left out and reported, never read from a day
+/// merged without them; once the backfill recomputes the hour the day is read from its hours,
+/// with the late trace; and the next day pass merges it again — the same answer from days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_its_day_off_until_merged()
+ {
+    let ch = database().await;
+    let now = now_ns();
+    let today = now.div_euclid(DAY) * DAY;
+    let end = floor_hour(now) - 2 * HOUR;
+    // The last ~5 days of `month`'s traffic (cut between traces, never inside one).
+    let (mut rows, _) = month(end);
+    let cut = end - 5 * DAY - 30 * MINUTE;
+    rows.retain(|r| r.timestamp >= cut);
+    insert(&ch, &rows).await;
+    let job = Rollup::new(ch.client(), args());
+    job.run_once(now_ns(), Duration::from_secs(8 * 3600))
+        .await
+        .unwrap();
+    let backfill_all = || async {
+        let plan = job.backfill_plan(now_ns()).await.unwrap();
+        let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
+        for group in pending.chunks(6) {
+            job.backfill_step(group, now_ns()).await.unwrap();
+        }
+    };
+    backfill_all().await;
+
+    // Ragged both ends; whole days between, up to the day before yesterday (yesterday's last
+    // hour waits for today's first to be whole).
+    let lo = cut + 7 * HOUR;
+    let hi = today - DAY + 5 * HOUR + 13 * MINUTE;
+    let w = window(lo, hi);
+    let whole: Vec<u32> = ((lo + DAY - 1).div_euclid(DAY) * DAY..today - DAY)
+        .step_by(DAY as usize)
+        .map(|d| (d / 1_000_000_000) as u32)
+        .collect();
+    assert!(whole.len() >= 2, "{whole:?}");
+    // Before any day pass: hours only.
+    let rolled = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+    assert!(rolled.coverage(w).days.is_empty());
+
+    let report = job.roll_days(now_ns()).await.unwrap();
+    for d in &whole {
+        assert!(
+            report.merged.contains(&(*d as i64 * 1_000_000_000)),
+            "{report:?}"
+        );
+    }
+    assert!(
+        report.merged.windows(2).all(|p| p[0] > p[1]),
+        "newest first"
+    );
+    // A second pass has nothing to do.
+    let again = job.roll_days(now_ns()).await.unwrap();
+    assert!(
+        again.merged.is_empty() && again.plan.pending.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(again.plan.done, report.merged.len());
+
+    let rolled = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+    let c = rolled.coverage(w);
+    assert_eq!(c.days, whole, "{c:?}");
+    assert!(c.live.is_empty() && c.uncovered.is_empty(), "{c:?}");
+    // No hour inside a day read whole is read again.
+    assert!(
+        c.hours
+            .iter()
+            .all(|h| whole.binary_search(&(h - h % 86_400)).is_err()),
+        "{c:?}"
+    );
+    let from_days = sorted(exact_parts(&ch, w, &rolled).await);
+    let mut hours_only = rolled.clone();
+    hours_only.days.clear();
+    let ch_hours = hours_only.coverage(w);
+    assert!(ch_hours.days.is_empty() && ch_hours.hours.len() >= 24 * whole.len());
+    let from_hours = sorted(exact_parts(&ch, w, &hours_only).await);
+    let minutes_only = Rolled::read(&ch.client(), w.lo, w.hi).await.unwrap();
+    let from_minutes = sorted(exact_parts(&ch, w, &minutes_only).await);
+    assert_eq!(from_days, from_hours, "days vs hours");
+    assert_eq!(from_days, from_minutes, "days vs minutes");
+    let (want_edges, want_served) = expected_calls(&rows, w.lo, w.hi);
+    assert_eq!(edge_counts(&from_days), want_edges);
+    assert_eq!(served_counts(&from_days), want_served);
+
+    // A late trace into the middle of an old day.
+    let day = whole[whole.len() / 2] as i64 * 1_000_000_000;
+    let old = day + 10 * HOUR + 30 * MINUTE + 30_000 * MS;
+    let late = [
+        span("late", "1", "", "frontend", "Server", old, 5),
+        span("late", "2", "1", "frontend", "Client", old + MS, 3),
+        span("late", "3", "2", "checkout", "Server", old + 2 * MS, 2),
+    ];
+    insert(&ch, &late).await;
+    let all: Vec<_> = rows.iter().cloned().chain(late.iter().cloned()).collect();
+    let read = || async {
+        let mut r = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+        // As a graph reads: minutes older than the call copy are never read from spans.
+        r.readable_from = orrery_query::rollup::copy_from(&args(), now_ns());
+        r
+    };
+    let rolled = read().await;
+    let c = rolled.coverage(w);
+    let day_s = (day / 1_000_000_000) as u32;
+    assert!(!c.days.contains(&day_s), "{c:?}");
+    assert_eq!(c.days.len(), whole.len() - 1, "{c:?}");
+    assert!(
+        c.uncovered.iter().any(|&(a, b)| a <= old && old < b),
+        "{c:?}"
+    );
+    // What is shown is exactly the rows outside what it says it leaves out.
+    let shown: Vec<_> = all
+        .iter()
+        .filter(|r| {
+            !c.uncovered
+                .iter()
+                .any(|&(a, b)| a <= r.timestamp && r.timestamp < b)
+        })
+        .cloned()
+        .collect();
+    let parts = exact_parts(&ch, w, &rolled).await;
+    assert_eq!(edge_counts(&parts), expected_calls(&shown, w.lo, w.hi).0);
+    // Its spans are counted in the window (a minute marked empty: not "late", it never held
+    // a rolled-up span).
+    let in_window = |rows: &[orrery_store::SpanRow]| {
+        rows.iter()
+            .filter(|r| r.timestamp >= w.lo && r.timestamp < w.hi)
+            .count() as u64
+    };
+    assert_eq!(rolled.quality(w).spans, in_window(&all));
+
+    // The backfill recomputes the hour: the day is read from its (current) hours, late trace
+    // included, while its day rows are stale.
+    backfill_all().await;
+    let rolled = read().await;
+    let c = rolled.coverage(w);
+    assert!(c.uncovered.is_empty() && c.live.is_empty(), "{c:?}");
+    assert!(!c.days.contains(&day_s), "a stale day read whole: {c:?}");
+    assert!(
+        (0..24).all(|k| c.hours.contains(&(day_s + k * 3600))),
+        "{c:?}"
+    );
+    let (want_edges, want_served) = expected_calls(&all, w.lo, w.hi);
+    let from_hours = sorted(exact_parts(&ch, w, &rolled).await);
+    assert_eq!(edge_counts(&from_hours), want_edges);
+    assert_eq!(served_counts(&from_hours), want_served);
+
+    // The day pass merges that day again; the same answer from days.
+    let report = job.roll_days(now_ns()).await.unwrap();
+    assert_eq!(report.merged, vec![day], "{report:?}");
+    let rolled = read().await;
+    let c = rolled.coverage(w);
+    assert_eq!(c.days, whole, "{c:?}");
+    let from_days = sorted(exact_parts(&ch, w, &rolled).await);
+    assert_eq!(from_days, from_hours);
+}

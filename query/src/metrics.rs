@@ -40,6 +40,12 @@ pub static ROLLUP_FAILURES: AtomicU64 = AtomicU64::new(0);
 pub static BACKFILL_HOURS_DONE: AtomicU64 = AtomicU64::new(0);
 pub static BACKFILL_HOURS_PENDING: AtomicU64 = AtomicU64::new(0);
 pub static ROLLUP_BACKFILL_HOURS: AtomicU64 = AtomicU64::new(0);
+/// Day rollups (schema v13): days merged, closed days current / waiting for a merge, and the
+/// age of the newest current day's end.
+pub static ROLLUP_DAYS: AtomicU64 = AtomicU64::new(0);
+pub static DAYS_DONE: AtomicU64 = AtomicU64::new(0);
+pub static DAYS_PENDING: AtomicU64 = AtomicU64::new(0);
+pub static DAYS_LAG_S: AtomicU64 = AtomicU64::new(0);
 
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -138,6 +144,30 @@ pub fn render(in_flight: u64, streams_open: u64) -> String {
         "counter",
         "Hours the hourly backfill computed from spans (new, or recomputed after late spans).",
         &[("", get(&ROLLUP_BACKFILL_HOURS))],
+    );
+    metric(
+        "orrery_query_rollup_days_done",
+        "gauge",
+        "Closed UTC days whose day rows are current (a long window reads each as one row per edge).",
+        &[("", get(&DAYS_DONE))],
+    );
+    metric(
+        "orrery_query_rollup_days_pending",
+        "gauge",
+        "Closed UTC days whose hours are all rolled up but whose day rows are missing or stale (read from hours until merged).",
+        &[("", get(&DAYS_PENDING))],
+    );
+    metric(
+        "orrery_query_rollup_days_lag_seconds",
+        "gauge",
+        "Seconds since the end of the newest UTC day with current day rows (normally under ~1.1 days; 0 before any).",
+        &[("", get(&DAYS_LAG_S))],
+    );
+    metric(
+        "orrery_query_rollup_days_total",
+        "counter",
+        "Day rollups merged from hour rows (new days, or days re-merged after late spans).",
+        &[("", get(&ROLLUP_DAYS))],
     );
     metric(
         "orrery_query_rollup_late_spans_total",

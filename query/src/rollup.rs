@@ -23,6 +23,7 @@ use crate::metrics;
 use orrery_store::graph_rules::{self as rules, CallSource};
 
 pub mod backfill;
+pub mod days;
 mod hours;
 mod rows;
 mod slots;

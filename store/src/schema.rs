@@ -17,6 +17,7 @@
 
 mod baseline;
 mod checks;
+mod days;
 mod ddl;
 mod exporter;
 mod footprint;

@@ -61,8 +61,19 @@ const ROLLED_HOURS: &str = "has({hours:Array(UInt32)}, toUInt32(Hour))
           AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
         GROUP BY Hour)";
 
+/// The whole days read from day rows (schema v13), each at its latest computation.
+const ROLLED_DAYS: &str = "has({days:Array(UInt32)}, toUInt32(Day))
+    AND Day >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
+    AND Day < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
+    AND (Day, ComputedAt) IN (
+        SELECT Day, max(ComputedAt) FROM orrery_graph_days
+        WHERE has({days:Array(UInt32)}, toUInt32(Day))
+          AND Day >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
+          AND Day < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
+        GROUP BY Day)";
+
 /// Binds the rolled-up part of `w`: `[w.lo, live_lo)` but the live minutes, of which
-/// `c.hours` from hourly rows.
+/// `c.days` from day rows and `c.hours` from hourly rows.
 pub(crate) fn bind_rolled(
     q: clickhouse::query::Query,
     w: Window,
@@ -72,6 +83,7 @@ pub(crate) fn bind_rolled(
         .param("rlo", w.lo)
         .param("rhi", c.live_lo)
         .param("hours", &c.hours)
+        .param("days", &c.days)
         .param("live_minutes", &c.live_minutes);
     markers::bind_bounds(q, &c.minute_bounds)
 }
@@ -92,11 +104,15 @@ pub(crate) fn bind_live(
         .param("region_attrs", &s.graph_region_attributes)
 }
 
-/// The rolled-up rows of a window: hourly rows of the covered hours, minute rows of the other
-/// marked minutes before `live_lo`, each at its latest computation.
+/// The rolled-up rows of a window: day rows of the whole days, hourly rows of the other
+/// covered hours, minute rows of the other marked minutes before `live_lo`, each at its latest
+/// computation. The day table is the hourly one's day twin (`_1h` → `_1d`, schema v13).
 pub(crate) fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> String {
+    let daily = hourly.replace("_1h", "_1d");
     format!(
-        "SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS}
+        "SELECT {cols} FROM {daily} WHERE {ROLLED_DAYS}
+    UNION ALL
+    SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS}
     UNION ALL
     SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {minutes}",
         minutes = rolled_minutes_sql(),
@@ -107,8 +123,8 @@ pub(crate) fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> Strin
 /// the versions of its hours (each the sum of its minutes' versions, so a recomputed minute
 /// changes it) and of the rolled-up minutes read one by one, and which minutes are left out
 /// for the live part (a minute that turns stale changes the key even before it is
-/// recomputed). A summed-up hour is one entry: a month-long window's key has ~720 hours and
-/// the few minutes of its ragged ends, not ~43,000 minutes.
+/// recomputed). A summed-up hour is one entry, a whole day one: a month-long window's key has
+/// ~30 days and the hours and minutes of its ragged ends, not ~43,000 minutes.
 pub(crate) fn rolled_versions(
     rolled: &Rolled,
     w: Window,
@@ -117,6 +133,12 @@ pub(crate) fn rolled_versions(
     let hours = c.hours.iter().map(|h| {
         let at = *h as i64 * 1_000_000_000;
         (at, rolled.hours.get(&at).copied().unwrap_or(0))
+    });
+    // A day read whole is one entry (its marker's version); negated, so it never reads as
+    // the hour starting at the same instant.
+    let days = c.days.iter().map(|d| {
+        let at = *d as i64 * 1_000_000_000;
+        (-at - 1, rolled.days.get(&at).copied().unwrap_or(0))
     });
     let minutes = rolled
         .minutes
@@ -127,13 +149,13 @@ pub(crate) fn rolled_versions(
         .summarized
         .range(w.lo..c.live_lo)
         .filter(|(h, _)| {
-            c.hours
-                .binary_search(&((**h / 1_000_000_000) as u32))
-                .is_err()
+            let h = (**h / 1_000_000_000) as u32;
+            let day = h - h % coverage::DAY_S;
+            c.hours.binary_search(&h).is_err() && c.days.binary_search(&day).is_err()
         })
         .map(|(h, s)| (*h, s.version));
     (
-        hours.chain(minutes).chain(summed).collect(),
+        days.chain(hours).chain(minutes).chain(summed).collect(),
         c.live_minutes.clone(),
     )
 }

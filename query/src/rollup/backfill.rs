@@ -64,7 +64,7 @@ fn floor_hour(ns: i64) -> i64 {
     ns.div_euclid(HOUR_NS) * HOUR_NS
 }
 
-fn utc(ns: i64) -> String {
+pub(super) fn utc(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since the epoch (Howard Hinnant's algorithm).
@@ -207,7 +207,11 @@ FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:I
             }
         };
         let mut announced_done = false;
+        let mut days_settled = false;
         loop {
+            // The day rollup once per pass: days whose hours this task (or the minute loop)
+            // made current since.
+            self.days_pass(&mut days_settled).await;
             let plan = match self.backfill_plan(crate::now_ns()).await {
                 Ok(p) => p,
                 Err(err) => {

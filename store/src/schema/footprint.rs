@@ -134,18 +134,10 @@ SETTINGS materialize_ttl_after_modify = 0"
         ));
     }
     for (name, keys) in ROLLUP_TABLES {
-        let mut columns: Vec<(String, &str)> = ["ComputedAt"]
-            .iter()
-            .chain(keys.iter())
-            .chain(COUNT_COLUMNS.iter())
-            .map(|c| (c.to_string(), "ZSTD(3)"))
-            .collect();
-        // Bucket counts: mostly zero or small; T64 keeps only their used bits.
-        columns.extend((0..latency::BUCKETS).map(|i| (latency::column(i), "T64, ZSTD(3)")));
         out.push(format!(
             "ALTER TABLE {} {}",
             table(name),
-            modify_codecs(columns.iter().map(|(c, k)| (c.as_str(), *k)))
+            rollup_codecs(keys)
         ));
     }
     out.push(format!(
@@ -154,6 +146,21 @@ SETTINGS materialize_ttl_after_modify = 0"
         modify_codecs(SPAN_CODECS.iter().copied())
     ));
     out
+}
+
+/// The `MODIFY COLUMN … CODEC` clauses of a rollup table with key columns `keys`: ZSTD(3) on
+/// the version, keys and counts, T64 + ZSTD(3) on the histogram buckets (v12; the day tables of
+/// v13 get the same).
+pub(super) fn rollup_codecs(keys: &[&str]) -> String {
+    let mut columns: Vec<(String, &str)> = ["ComputedAt"]
+        .iter()
+        .chain(keys.iter())
+        .chain(COUNT_COLUMNS.iter())
+        .map(|c| (c.to_string(), "ZSTD(3)"))
+        .collect();
+    // Bucket counts: mostly zero or small; T64 keeps only their used bits.
+    columns.extend((0..latency::BUCKETS).map(|i| (latency::column(i), "T64, ZSTD(3)")));
+    modify_codecs(columns.iter().map(|(c, k)| (c.as_str(), *k)))
 }
 
 /// The rollup value columns before the histogram (`ddl::histogram_value_columns_ddl`).

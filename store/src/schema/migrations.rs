@@ -6,7 +6,7 @@
 //! replaying history.
 
 use super::ddl::*;
-use super::{SchemaParams, checks, exporter, footprint, slots};
+use super::{SchemaParams, checks, days, exporter, footprint, slots};
 
 /// One schema version: a name and the statements that bring the schema to it.
 pub struct Migration {
@@ -141,6 +141,14 @@ pub fn migrations() -> &'static [Migration] {
             version: 12,
             name: "footprint: call copy kept 6 hours and slots 1-2 hours by row TTL; ZSTD codecs for rollups and span columns",
             statements: footprint::v12_footprint,
+            verify: None,
+            scratch: None,
+            fresh: Fresh::Same,
+        },
+        Migration {
+            version: 13,
+            name: "service graph day rollups (edges, service edges, nodes per UTC day) and day markers",
+            statements: days::v13_day_rollups,
             verify: None,
             scratch: None,
             fresh: Fresh::Same,

@@ -173,6 +173,15 @@ impl Rolled {
             &busy,
             (self.max_unrolled, self.readable_from),
         );
+        // Whole days of those hours from day rows (their minute bounds stay as they are).
+        c.days = self.whole_days(&c.hours);
+        if !c.days.is_empty() {
+            let days = &c.days;
+            c.hours.retain(|h| {
+                let day = *h - *h % DAY_S;
+                days.binary_search(&day).is_err()
+            });
+        }
         // The tail from the first unmarked minute: its current slots from slot rows.
         if let Some(tail) = c.live.last_mut()
             && tail.0 == c.live_lo
@@ -187,6 +196,39 @@ impl Rolled {
             c.slots = (c.live_lo, c.live_lo);
         }
         c
+    }
+
+    /// The UTC days (Unix seconds, ascending) all of whose 24 hours are in `hours` (read from
+    /// hourly rows: current, inside the window and before `live_lo`, touching no live or
+    /// uncovered range) and whose day marker was merged from exactly those hours' current
+    /// rows: its `HoursVersion` equals the sum of their markers' `MinutesVersion`. A version
+    /// only grows (a recomputed minute's `ComputedAt` is newer, and an hour's version is the
+    /// sum of its minutes'), so equal sums mean every hour is the one the day was made from;
+    /// a day whose hour was re-merged since (late spans) is read from its hours until the
+    /// day rollup merges it again.
+    pub fn whole_days(&self, hours: &[u32]) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < hours.len() {
+            let day = hours[i] - hours[i] % DAY_S;
+            // `hours` is ascending: a whole day is 24 consecutive entries from its midnight.
+            let whole = (0..24u32).all(|k| hours.get(i + k as usize) == Some(&(day + k * 3600)));
+            if whole {
+                let version: u64 = (0..24)
+                    .map(|k| {
+                        let at = (day as i64 + k * 3600) * 1_000_000_000;
+                        self.hours.get(&at).copied().unwrap_or(0)
+                    })
+                    .sum();
+                if self.days.get(&(day as i64 * 1_000_000_000)) == Some(&version) {
+                    out.push(day);
+                    i += 24;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        out
     }
 
     /// The end of the current slots from `lo` on: the first slot unmarked or whose count
@@ -206,6 +248,9 @@ impl Rolled {
     }
 }
 
+/// A UTC day in seconds (day rollups, schema v13).
+pub const DAY_S: u32 = 86_400;
+
 /// At most this many separate live ranges per window (each is one query per part); past it
 /// the oldest are left out (reported as uncovered) rather than merged across what lies
 /// between them, which could be days of spans.
@@ -223,8 +268,11 @@ const MERGE_GAP_NS: i64 = 5 * MINUTE_NS;
 /// the answer and reported in its data quality, so no window ever joins days of spans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Coverage {
-    /// Hours read from hourly rows (Unix seconds).
+    /// Hours read from hourly rows (Unix seconds), outside the `days`.
     pub hours: Vec<u32>,
+    /// Whole UTC days read from day rows (Unix seconds, schema v13): 24 current hours each
+    /// whose day marker matches them ([`Rolled::whole_days`]).
+    pub days: Vec<u32>,
     pub live_lo: i64,
     /// Marked minutes before `live_lo` not read from rollups (Unix seconds): those inside the
     /// `live` ranges (read from spans) and inside the `uncovered` ones (left out).
@@ -386,6 +434,7 @@ pub fn coverage_of(
     }
     Coverage {
         hours,
+        days: Vec::new(),
         live_lo,
         live_minutes,
         minute_bounds: cover_ranges(&rest),

@@ -126,7 +126,8 @@ pub struct HourSum {
 }
 
 /// Per-hour sums of the latest minute markers (`level` 1) and of the span counts (`level` 2),
-/// and each hour's latest marker (`level` 3: its `MinutesVersion` in `version`).
+/// each hour's latest marker (`level` 3: its `MinutesVersion` in `version`) and each day's
+/// (`level` 4: its `HoursVersion` in `version`, the day in `hour`).
 #[derive(Row, Deserialize)]
 struct HourRow {
     level: u8,
@@ -150,6 +151,10 @@ pub struct Rolled {
     /// `minutes` nor `spans`.
     pub summarized: BTreeMap<i64, HourSum>,
     pub hours: BTreeMap<i64, u64>,
+    /// Each whole UTC day's latest marker (graph reads only): its `HoursVersion`, the sum of
+    /// the hour markers' versions its day rows were merged from (schema v13, see
+    /// [`super::coverage`]'s `whole_days`).
+    pub days: BTreeMap<i64, u64>,
     pub spans: BTreeMap<i64, u64>,
     /// Slot markers and counts of the last minutes before the range's end.
     pub slots: BTreeMap<i64, SlotMark>,
@@ -172,6 +177,7 @@ impl Default for Rolled {
             minutes: BTreeMap::new(),
             summarized: BTreeMap::new(),
             hours: BTreeMap::new(),
+            days: BTreeMap::new(),
             spans: BTreeMap::new(),
             slots: BTreeMap::new(),
             slot_spans: BTreeMap::new(),
@@ -329,7 +335,14 @@ SELECT 3 AS level, toUInt32(Hour) AS hour, toUInt64(0) AS marked,
 FROM orrery_graph_hours
 WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
   AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Hour",
+GROUP BY Hour
+UNION ALL
+SELECT 4 AS level, toUInt32(Day) AS hour, toUInt64(0) AS marked,
+    argMax(HoursVersion, ComputedAt) AS version, toUInt64(0) AS spans, toUInt64(0) AS late
+FROM orrery_graph_days
+WHERE Day >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Day < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Day",
             )
             .param("lo", first)
             .param("hi", end)
@@ -346,6 +359,7 @@ GROUP BY Hour",
         let mut marks: BTreeMap<i64, HourRow> = BTreeMap::new();
         let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
         let mut hours: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut days: BTreeMap<i64, u64> = BTreeMap::new();
         for r in sums {
             let at = r.hour as i64 * 1_000_000_000;
             match r.level {
@@ -355,8 +369,11 @@ GROUP BY Hour",
                 2 => {
                     counts.insert(at, r.spans);
                 }
-                _ => {
+                3 => {
                     hours.insert(at, r.version);
+                }
+                _ => {
+                    days.insert(at, r.version);
                 }
             }
         }
@@ -364,6 +381,7 @@ GROUP BY Hour",
             slots,
             slot_spans,
             hours,
+            days,
             ..Default::default()
         };
         // Counts equal to what the markers saw (an hour with neither is quiet too).
