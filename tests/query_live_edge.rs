@@ -141,3 +141,62 @@ async fn a_slot_closes_once_its_spans_settle_and_late_spans_still_count_exactly(
     let g5 = read(t2).await;
     assert_eq!((calls(&g5, "api"), calls(&g5, db)), (3, 3));
 }
+
+/// At the live edge a parent is looked up only 15 s before the live range
+/// (`graph_rules::LIVE_PARENT_NEAR_NS`): a parent inside that is found at once, an older one
+/// is never replaced by a wrong caller or an orphan — the call is left out of the live read
+/// and counted by the slot rollup (whole lookback) when its slot closes.
+#[tokio::test]
+async fn the_live_edge_finds_near_parents_and_leaves_older_ones_to_the_slot() {
+    let ch = fresh_database().await;
+    let s = settings();
+    let slot = now_ns().div_euclid(SLOT_NS) * SLOT_NS - 60 * SEC;
+    let child = slot + 3 * SEC;
+    insert(
+        &ch,
+        &[
+            span("n", "1", "", "gateway", "Server", child - 10 * SEC, 9_000),
+            span("n", "2", "1", "api", "Server", child, 5),
+            span("f", "1", "", "web", "Server", child - 30 * SEC, 29_000),
+            span("f", "2", "1", "api", "Server", child, 5),
+        ],
+    )
+    .await;
+    let roll = Rollup::new(ch.client(), s.clone());
+    let cache = orrery_query::graph::cache::RolledCache::default();
+    let at = |now: i64| params::span(slot - 50 * SEC, now, now).unwrap();
+
+    // Slots closed up to the children's slot: the live part starts there.
+    let t1 = slot + 5 * SEC;
+    roll.run_slots(t1).await.unwrap();
+    let w = at(t1);
+    let c = Rolled::read(&ch.client(), w.lo, w.hi)
+        .await
+        .unwrap()
+        .coverage(w);
+    assert_eq!(c.slots.1, slot, "{c:?}");
+    let live = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    let table = edge_table(&live);
+    assert!(
+        table.contains(&("gateway".into(), "api".into(), 1, 0)),
+        "{table:?}"
+    );
+    assert!(
+        !table.iter().any(|e| e.1 == "api" && e.0 != "gateway"),
+        "the far parent's child has no caller yet, not a wrong one: {table:?}"
+    );
+    assert_eq!(live.data_quality.orphan_spans, 0);
+
+    // Its slot closes: the slot rollup finds the far parent.
+    let t2 = slot + 11 * SEC;
+    assert!(roll.run_slots(t2).await.unwrap().contains(&slot));
+    let g = graph_with(&ch, &s, &cache, Level::Region, at(t2)).await;
+    let table = edge_table(&g);
+    for e in [("gateway", "api"), ("web", "api")] {
+        assert!(
+            table.contains(&(e.0.into(), e.1.into(), 1, 0)),
+            "{e:?}: {table:?}"
+        );
+    }
+    assert_eq!(g.data_quality.orphan_spans, 0);
+}

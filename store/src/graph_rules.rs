@@ -170,7 +170,10 @@ pub mod minute_filter {
 
 /// A client span's children start after it does, give or take clock skew: the search for them
 /// starts this much (ns) before the client spans' range rather than a whole parent lookback
-/// before it (at 100k spans/s every minute of lookback is 6M more keys to read).
+/// before it (at 100k spans/s every minute of lookback is 6M more keys to read). Of the keys
+/// read there only those naming one of the range's own client spans are kept (a small set,
+/// the same answer): hashing every parent key of the search (~2M per read at 30k spans/s)
+/// into the `NOT IN` set cost more than reading them.
 pub const CHILD_SKEW_NS: i64 = 60_000_000_000;
 
 /// Call rows for children with `Timestamp` in `[lo, hi)` (ns), read from the time-ordered
@@ -186,8 +189,12 @@ pub fn call_rows_sql(minute_filter: &str) -> String {
 
 /// How far before a live range's start a parent is looked up at the live edge
 /// ([`live_call_rows_sql`]): a child whose parent started earlier than this is left to the
-/// rollup, which looks it up over the whole `--graph-parent-lookback`.
-pub const LIVE_PARENT_NEAR_NS: i64 = 60_000_000_000;
+/// slot rollup (seconds later), which looks it up over the whole `--graph-parent-lookback`.
+/// The live edge is the last 5–20 s (the slots close `--graph-grace` after they end), so 15 s
+/// before it still finds the parent of every call of a request shorter than ~15 s, and reads
+/// a quarter of the keys a minute did (every key of the range is read: the copy is ordered by
+/// time, keys are hashes).
+pub const LIVE_PARENT_NEAR_NS: i64 = 15_000_000_000;
 
 /// Where a child's parent is looked up, and what an unresolved child is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,19 +280,21 @@ fn call_rows(minute_filter: &str, source: CallSource, parents: Parents) -> Strin
     let err_server = call_error_expr(true);
     let err_any = call_error_expr(false);
     let (service, orphan) = (kind::SERVICE, kind::ORPHAN);
+    // The callee's region only for the rows kept (entries and calls from another service,
+    // about half a range's spans): a map lookup per row is most of what reading a row costs.
+    let callee_region = REGION_EXPR.replace("Resource[", "c.Resource[");
     format!(
         "SELECT
     toStartOfMinute(toDateTime(c.Timestamp)) AS Minute,
     multiIf(c.ParentKey = 0, '{INTERNET}', p.SpanKey != 0, p.ServiceName, '') AS Caller,
     c.ServiceName AS Callee,
     if(p.SpanKey != 0, p.Region, '') AS CallerRegion,
-    c.Region AS CalleeRegion,
+    {callee_region} AS CalleeRegion,
     multiIf(c.ParentKey = 0 OR p.SpanKey != 0, '{service}', '{orphan}') AS CalleeKind,
     c.Err AS Err,
     c.Duration AS Duration
 FROM (
-    SELECT ParentKey, ServiceName, Duration, Timestamp,
-        {REGION_EXPR} AS Region,
+    SELECT ParentKey, ServiceName, Duration, Timestamp, Resource,
         toUInt8({err_server}) AS Err,
         {IS_SERVER_OR_CONSUMER} AS Entry,
         {SETTLED} AS Settled
@@ -325,6 +334,12 @@ WHERE {IN_WINDOW}
         WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}} - {CHILD_SKEW_NS})
             AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
             AND ParentKey != 0
+            AND ParentKey IN (
+                SELECT SpanKey FROM {calls}
+                WHERE {IN_WINDOW}
+                    {minute_filter}
+                    AND {IS_CLIENT_OR_PRODUCER}
+            )
     )",
     )
 }
@@ -378,8 +393,10 @@ GROUP BY Minute, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind",
 }
 
 /// The calls a service served (its server/consumer spans) with `Timestamp` in `[lo, hi)`, one
-/// row each: `Minute, Service, Region, Instance, Err, Duration, B` (B: latency bucket). What
-/// node rows aggregate, rolled up or live. Parameters: `lo, hi, region_attrs`.
+/// row each: `Minute, Service, Region, Instance, Err, Duration, B` (B: latency bucket) and the
+/// span's kept `Resource` (a reader keyed by service can take one region per group from it
+/// instead of a map lookup per row). What node rows aggregate, rolled up or live. Parameters:
+/// `lo, hi, region_attrs`.
 pub fn served_rows_sql(minute_filter: &str) -> String {
     served_rows_from(minute_filter, CallSource::Copy)
 }
@@ -389,7 +406,7 @@ pub fn served_rows_from(minute_filter: &str, source: CallSource) -> String {
     format!(
         "SELECT toStartOfMinute(toDateTime(Timestamp)) AS Minute, ServiceName AS Service,
         {REGION_EXPR} AS Region, Resource['service.instance.id'] AS Instance,
-        toUInt8({err}) AS Err, Duration, {index} AS B
+        toUInt8({err}) AS Err, Duration, {index} AS B, Resource
     FROM {calls}
     WHERE {IN_WINDOW}
         {minute_filter}

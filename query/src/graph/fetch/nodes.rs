@@ -195,8 +195,17 @@ async fn live_nodes(
         return Ok(Vec::new());
     }
     let (key_expr, filter) = node_key_sql(key);
+    // A node's region is any of its calls' (as in its rollup rows): keyed by service or
+    // instance, it is read off one span's resource per group rather than looked up in every
+    // served span's map (most of this read's cost); keyed by region it is the key itself.
+    let region = match key {
+        NodeKey::Regions => "toString(any(Region))".to_string(),
+        NodeKey::Services | NodeKey::Instances(_) => {
+            rules::REGION_EXPR.replace("Resource[", "any(Resource)[")
+        }
+    };
     let sql = format!(
-        "SELECT {key_expr} AS id, toString(any(Region)) AS region, B AS bucket,
+        "SELECT {key_expr} AS id, {region} AS region, B AS bucket,
     count() AS requests, sum(Err) AS errors, sum(Duration) AS duration_sum_ns,
     min(Duration) AS min_ns, max(Duration) AS max_ns
 FROM (
