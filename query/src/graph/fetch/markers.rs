@@ -450,21 +450,26 @@ GROUP BY Day",
     }
 }
 
-/// The parts of `[lo, hi)` that cannot be whole hours of it: the partial hour at its start,
-/// and at its end the partial hour plus the hour before it (a window ending in the open hour
-/// never takes the hour before whole: the open hour's counts run ahead of its markers).
+/// The parts of `[lo, hi)` read minute by minute with the hour sums, in the first round: the
+/// partial hour at its start, and at its end the last two hours it touches. A window ending
+/// now never takes those whole — the open hour's counts run ahead of its markers (the last
+/// minutes wait for the rollup's delay), and an hour is summed up only when its neighbours are
+/// quiet too — so reading them early saves a second round trip; that holds as well when the
+/// end falls on the hour (the rounded end of a window ending now does so once an hour). An
+/// end read early whose hours turn out whole is still summed up.
 fn ragged_ends(lo: i64, hi: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
+    if hi <= lo {
+        return out;
+    }
     let first_whole = (lo + HOUR_NS - 1).div_euclid(HOUR_NS) * HOUR_NS;
     if lo < first_whole {
         out.push((lo, first_whole.min(hi)));
     }
-    if hi % HOUR_NS != 0 {
-        let from = (hi.div_euclid(HOUR_NS) * HOUR_NS - HOUR_NS).max(lo);
-        match out.last_mut() {
-            Some(last) if last.1 >= from => last.1 = hi,
-            _ => out.push((from, hi)),
-        }
+    let from = ((hi - 1).div_euclid(HOUR_NS) * HOUR_NS - HOUR_NS).max(lo);
+    match out.last_mut() {
+        Some(last) if last.1 >= from => last.1 = hi,
+        _ => out.push((from, hi)),
     }
     out
 }
@@ -585,8 +590,15 @@ mod tests {
                 (h + 4 * HOUR_NS, h + 5 * HOUR_NS + 10 * M)
             ]
         );
-        // Hour-aligned both ends: every hour may be whole.
-        assert_eq!(ragged_ends(h, h + 3 * HOUR_NS), vec![]);
+        // Hour-aligned both ends: the last two hours are read early all the same (a window
+        // ending now on the hour has its last minutes not rolled up yet), the first is not.
+        assert_eq!(
+            ragged_ends(h, h + 3 * HOUR_NS),
+            vec![(h + HOUR_NS, h + 3 * HOUR_NS)]
+        );
+        // An hour-aligned window of one hour: that hour.
+        assert_eq!(ragged_ends(h, h + HOUR_NS), vec![(h, h + HOUR_NS)]);
+        assert_eq!(ragged_ends(h, h), vec![]);
         // Shorter than an hour, inside one.
         assert_eq!(
             ragged_ends(h + 5 * M, h + 20 * M),
