@@ -454,48 +454,60 @@ async fn main() -> Result<()> {
             g.edges.len()
         );
         // Cold: nothing cached (every query reads ClickHouse, as after a restart or for a
-        // window nobody looked at this minute). Warm: the rolled-up part of the window (closed
-        // minutes and hours, unchanged rollup versions) comes from the query service's cache,
-        // as for a live map refreshing within the same minute; the live part is always read.
+        // window nobody looked at this minute): a new, empty parts cache for every run — the
+        // cache answers a hit whatever the capacity, so capacity 0 alone is not cold (before
+        // 2026-11-30 the "cold" 1 h runs read the parts the call above had cached, i.e. they
+        // were warm). Warm: the rolled-up part of the window (closed minutes and hours,
+        // unchanged rollup versions) comes from the query service's cache, as for a live map
+        // refreshing within the same minute; the live part is always read.
         let cold = GraphArgs {
             graph_cache_entries: 0,
             ..settings.clone()
         };
+        let fresh = graph::cache::RolledCache::default;
         for (name, since) in [("1 h", hour), ("24 h", day - 60_000 * MS)] {
             for (kind, s) in [("cold", &cold), ("warm", &settings)] {
                 time(
                     &format!("graph, {name} window (with what's-wrong), {kind}"),
                     runs,
                     |_| {
-                        let (c, s, k, r) =
-                            (client.clone(), s.clone(), cache.clone(), graph_req(since));
+                        let k = if kind == "cold" {
+                            fresh()
+                        } else {
+                            cache.clone()
+                        };
+                        let (c, s, r) = (client.clone(), s.clone(), graph_req(since));
                         async move { graph::graph(&c, &s, &k, &r).await }
                     },
                 )
                 .await?;
             }
         }
-        // The parts of a cold 1 h graph one at a time (the graph runs them concurrently).
+        // The parts of a cold 1 h graph one at a time (the graph runs them concurrently),
+        // each with a new, empty parts cache, on the markers the graph reads.
         {
             use graph::fetch::{self, EdgeFilter, Grouping, NodeKey, Rolled};
             let w = graph_req(hour).window;
             let p = w.baseline();
-            let rolled = Rolled::read(&client, p.lo, w.hi).await?;
+            let mut rolled = Rolled::read_window(&client, p.lo, w.hi).await?;
+            rolled.max_unrolled = cold.graph_max_unrolled.as_nanos() as i64;
+            rolled.readable_from = orrery_query::rollup::copy_from(&cold, w.now);
             let cw = rolled.coverage(w);
             println!(
                 "  1 h window: live from {} s before its end, {} whole hours",
                 (w.hi - cw.live_lo) / 1_000_000_000,
                 cw.hours.len()
             );
-            let (c, s, k, rolled) = (&client, &cold, &cache, &rolled);
+            let (c, s, rolled) = (&client, &cold, &rolled);
             time(
                 "  part: rollup markers + data quality (both windows)",
                 runs,
-                |_| async move { Rolled::read(c, p.lo, w.hi).await },
+                |_| async move { Rolled::read_window(c, p.lo, w.hi).await },
             )
             .await?;
             time("  part: edges", runs, |_| async move {
-                fetch::edges_in(c, s, k, w, rolled, Grouping::Services, &EdgeFilter::None).await
+                let k = fresh();
+                fetch::edges_in(c, s, &k, w, rolled, Grouping::Services, &EdgeFilter::None).await
             })
             .await?;
             let live = graph::Span {
@@ -503,19 +515,32 @@ async fn main() -> Result<()> {
                 ..w
             };
             time("  part: edges, live minutes only", runs, |_| async move {
-                fetch::edges_in(c, s, k, live, rolled, Grouping::Services, &EdgeFilter::None).await
+                let k = fresh();
+                fetch::edges_in(
+                    c,
+                    s,
+                    &k,
+                    live,
+                    rolled,
+                    Grouping::Services,
+                    &EdgeFilter::None,
+                )
+                .await
             })
             .await?;
             time(
                 "  part: edges of the baseline window (whole hours before)",
                 runs,
                 |_| async move {
-                    fetch::edges_in(c, s, k, p, rolled, Grouping::Services, &EdgeFilter::None).await
+                    let k = fresh();
+                    fetch::edges_in(c, s, &k, p, rolled, Grouping::Services, &EdgeFilter::None)
+                        .await
                 },
             )
             .await?;
             time("  part: nodes", runs, |_| async move {
-                fetch::nodes_in(c, s, k, w, rolled, &NodeKey::Services).await
+                let k = fresh();
+                fetch::nodes_in(c, s, &k, w, rolled, &NodeKey::Services).await
             })
             .await?;
             time("  part: namespaces", runs, |_| async move {
