@@ -1,7 +1,7 @@
-//! The WebGL2 backend: three instanced draws per frame (edges, particles, nodes; edges and nodes
-//! from cached layers once the layout has settled), their motion
-//! and the layout animation computed in the shaders (`shaders.rs`) from per-instance data
-//! uploaded once per graph update. A live update that only changes how edges or nodes look
+//! The WebGL2 backend: edges, particles and nodes as instanced draws, their motion and the
+//! layout animation computed in the shaders (`shaders.rs`) from per-instance data uploaded once
+//! per graph update. Once the layout has settled, the edges are a cached layer and the nodes
+//! another one drawn over a copy of it, so a frame is one full-screen copy plus the particles. A live update that only changes how edges or nodes look
 //! rebuilds their cached layer a chunk per frame behind the one on screen (`LayerCache`).
 
 use super::render::Camera;
