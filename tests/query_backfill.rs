@@ -515,13 +515,14 @@ async fn old_hours_fill_newest_first_and_a_month_long_graph_is_exact() {
     assert_eq!(edge_requests(&g, "INTERNET", "frontend"), want);
     assert!(want < entries, "{want} {entries}");
     s.stop().await;
-    // The next pass recomputes that hour (and its neighbour when the late minute's
-    // neighbours reach into it), nothing else.
+    // The next pass recomputes that hour and the hours either side (older than a day, an
+    // hour is judged by its marker's span count and its neighbours': schema v14), nothing else.
     let job = Rollup::new(ch.client(), args());
     let plan = job.backfill_plan(now_ns()).await.unwrap();
     let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
-    assert!(
-        pending.contains(&old_hour) && pending.len() <= 2,
+    assert_eq!(
+        pending,
+        vec![old_hour + HOUR, old_hour, old_hour - HOUR],
         "{pending:?}"
     );
     let (computed, late) = job.backfill_step(&pending, now_ns()).await.unwrap();
@@ -892,4 +893,183 @@ async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_
     assert_eq!(c.days, whole, "{c:?}");
     let from_days = sorted(exact_parts(&ch, w, &rolled).await);
     assert_eq!(from_days, from_hours);
+}
+
+/// Rows of the minute rollups older than `before` deleted, as schema v14's TTL drops them.
+async fn drop_minutes(ch: &ClickHouseArgs, before: i64) {
+    for t in [
+        "orrery_graph_minutes",
+        "orrery_graph_edges_1m",
+        "orrery_graph_nodes_1m",
+    ] {
+        ch.client()
+            .query(&format!(
+                "ALTER TABLE {t} DELETE WHERE Minute < toDateTime(fromUnixTimestamp64Nano({{b:Int64}}))
+                 SETTINGS mutations_sync = 2"
+            ))
+            .param("b", before)
+            .execute()
+            .await
+            .unwrap();
+    }
+}
+
+/// Schema v14 keeps minute rollups ~a day: an hour older than that stands on its hour marker
+/// (its span count). With every old minute gone, an old window of whole hours is still exact
+/// (counts, sums, histograms) and the backfill does not recompute it; its ragged ends — minutes
+/// that are gone — are left out and reported, never read as minutes without traffic; an hour
+/// whose marker has no span count (written before v14), or one with a late span, is left out
+/// and reported (with its neighbours) until the backfill recomputes them, then exact again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_whose_minutes_are_gone_stand_on_their_markers_and_missing_minutes_are_never_empty() {
+    let ch = database().await;
+    let now = now_ns();
+    let end = floor_hour(now) - 2 * HOUR;
+    let (mut rows, _) = month(end);
+    let first = end - 2 * DAY - 30 * MINUTE;
+    rows.retain(|r| r.timestamp >= first);
+    insert(&ch, &rows).await;
+    let job = Rollup::new(ch.client(), args());
+    job.run_once(now_ns(), Duration::from_secs(8 * 3600))
+        .await
+        .unwrap();
+    let backfill_all = || async {
+        let plan = job.backfill_plan(now_ns()).await.unwrap();
+        let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
+        for group in pending.chunks(6) {
+            job.backfill_step(group, now_ns()).await.unwrap();
+        }
+        pending
+    };
+    backfill_all().await;
+    let cut = orrery_query::rollup::minutes_from(now_ns());
+    drop_minutes(&ch, cut).await;
+    // Nothing to recompute: the old hours' markers still match their counts.
+    assert_eq!(
+        job.backfill_plan(now_ns()).await.unwrap().pending,
+        vec![],
+        "hours recomputed only because their minutes are gone"
+    );
+
+    let client = ch.client();
+    let read = |w: Window| {
+        let client = client.clone();
+        async move {
+            let mut r = Rolled::read_window(&client, w.lo, w.hi).await.unwrap();
+            r.readable_from = orrery_query::rollup::copy_from(&args(), now_ns());
+            r
+        }
+    };
+    let in_range = |rows: &[orrery_store::SpanRow], ranges: &[(i64, i64)]| -> Vec<_> {
+        rows.iter()
+            .filter(|r| {
+                !ranges
+                    .iter()
+                    .any(|&(a, b)| a <= r.timestamp && r.timestamp < b)
+            })
+            .cloned()
+            .collect()
+    };
+    // Whole old hours: exact.
+    let w = window(cut - 24 * HOUR, cut - 2 * HOUR);
+    let rolled = read(w).await;
+    let c = rolled.coverage(w);
+    assert!(c.uncovered.is_empty() && c.live.is_empty(), "{c:?}");
+    assert_eq!(c.hours.len() + 24 * c.days.len(), 22, "{c:?}");
+    let parts = exact_parts(&ch, w, &rolled).await;
+    let (want_edges, want_served) = expected_calls(&rows, w.lo, w.hi);
+    assert_eq!(edge_counts(&parts), want_edges);
+    assert_eq!(served_counts(&parts), want_served);
+    let spans_in = |lo: i64, hi: i64| {
+        rows.iter()
+            .filter(|r| r.timestamp >= lo && r.timestamp < hi)
+            .count() as u64
+    };
+    assert_eq!(rolled.quality(w).spans, spans_in(w.lo, w.hi));
+
+    // Ragged ends in hours whose minutes are gone: what they hold is left out and said to be.
+    let w = window(cut - 24 * HOUR + 7 * MINUTE, cut - 3 * HOUR + 50 * MINUTE);
+    let rolled = read(w).await;
+    let c = rolled.coverage(w);
+    let ends = [(w.lo, cut - 23 * HOUR), (cut - 3 * HOUR, w.hi)];
+    for (a, b) in ends {
+        if spans_in(a, b) > 0 {
+            assert!(
+                c.uncovered.iter().any(|&(x, y)| x < b && y > a),
+                "spans in {a}..{b} not reported: {c:?}"
+            );
+        }
+    }
+    assert!(
+        c.uncovered.iter().all(|&(a, b)| spans_in(a, b) > 0),
+        "{c:?}"
+    );
+    let parts = exact_parts(&ch, w, &rolled).await;
+    let shown = in_range(&rows, &c.uncovered);
+    assert_eq!(edge_counts(&parts), expected_calls(&shown, w.lo, w.hi).0);
+
+    // An hour marker without a span count (as written before v14), and a late trace into
+    // another old hour: both left out and reported with their neighbours, never summed.
+    let w = window(cut - 24 * HOUR, cut - 2 * HOUR);
+    let pre_v14 = cut - 20 * HOUR;
+    ch.client()
+        .query(
+            "INSERT INTO orrery_graph_hours (Hour, ComputedAt, MinutesVersion, Spans)
+             SELECT Hour, max(ComputedAt) + 1, argMax(MinutesVersion, ComputedAt), -1
+             FROM orrery_graph_hours WHERE Hour = toDateTime({h:UInt32}) GROUP BY Hour",
+        )
+        .param("h", (pre_v14 / 1_000_000_000) as u32)
+        .execute()
+        .await
+        .unwrap();
+    let late_hour = cut - 10 * HOUR;
+    let old = late_hour + 30 * MINUTE + 30_000 * MS;
+    let late = [
+        span("late", "1", "", "frontend", "Server", old, 5),
+        span("late", "2", "1", "frontend", "Client", old + MS, 3),
+        span("late", "3", "2", "checkout", "Server", old + 2 * MS, 2),
+    ];
+    insert(&ch, &late).await;
+    let all: Vec<_> = rows.iter().cloned().chain(late.iter().cloned()).collect();
+    let rolled = read(w).await;
+    let c = rolled.coverage(w);
+    let hours: BTreeSet<u32> = c.hours.iter().copied().collect();
+    for h in [pre_v14, late_hour] {
+        assert!(
+            !hours.contains(&((h / 1_000_000_000) as u32)),
+            "{h} read whole: {c:?}"
+        );
+        for x in [h - HOUR, h, h + HOUR] {
+            if spans_in(x, x + HOUR) > 0 {
+                assert!(
+                    c.uncovered.iter().any(|&(a, b)| a < x + HOUR && b > x),
+                    "{x} not reported: {c:?}"
+                );
+            }
+        }
+    }
+    let parts = exact_parts(&ch, w, &rolled).await;
+    let shown = in_range(&all, &c.uncovered);
+    assert_eq!(edge_counts(&parts), expected_calls(&shown, w.lo, w.hi).0);
+    // The backfill recomputes exactly those hours and their neighbours; then exact again.
+    let pending: BTreeSet<i64> = backfill_all().await.into_iter().collect();
+    for h in [pre_v14, late_hour] {
+        assert!(pending.contains(&h), "{pending:?}");
+    }
+    assert!(pending.len() <= 6, "{pending:?}");
+    assert!(
+        job.backfill_plan(now_ns())
+            .await
+            .unwrap()
+            .pending
+            .is_empty()
+    );
+    drop_minutes(&ch, cut).await;
+    let rolled = read(w).await;
+    let c = rolled.coverage(w);
+    assert!(c.uncovered.is_empty(), "{c:?}");
+    let parts = exact_parts(&ch, w, &rolled).await;
+    let (want_edges, want_served) = expected_calls(&all, w.lo, w.hi);
+    assert_eq!(edge_counts(&parts), want_edges);
+    assert_eq!(served_counts(&parts), want_served);
 }

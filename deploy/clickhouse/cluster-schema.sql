@@ -1116,3 +1116,22 @@ TTL Day + toIntervalDay(7);
 CREATE TABLE IF NOT EXISTS orrery.orrery_graph_days ON CLUSTER orrery AS orrery.orrery_graph_days_local
 ENGINE = Distributed('orrery', 'orrery', 'orrery_graph_days_local', toUnixTimestamp(Day));
 
+ALTER TABLE orrery.orrery_graph_hours_local ON CLUSTER orrery ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1;
+
+ALTER TABLE orrery.orrery_graph_hours ON CLUSTER orrery ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1;
+
+ALTER TABLE orrery.orrery_graph_edges_1m_local ON CLUSTER orrery MODIFY SETTING ttl_only_drop_parts = 0, merge_with_ttl_timeout = 1800;
+
+ALTER TABLE orrery.orrery_graph_edges_1m_local ON CLUSTER orrery MODIFY TTL greatest(Minute, toDateTime(intDiv(ComputedAt, 1000))) + toIntervalHour(26)
+SETTINGS materialize_ttl_after_modify = 0;
+
+ALTER TABLE orrery.orrery_graph_nodes_1m_local ON CLUSTER orrery MODIFY SETTING ttl_only_drop_parts = 0, merge_with_ttl_timeout = 1800;
+
+ALTER TABLE orrery.orrery_graph_nodes_1m_local ON CLUSTER orrery MODIFY TTL greatest(Minute, toDateTime(intDiv(ComputedAt, 1000))) + toIntervalHour(26)
+SETTINGS materialize_ttl_after_modify = 0;
+
+ALTER TABLE orrery.orrery_graph_minutes_local ON CLUSTER orrery MODIFY SETTING ttl_only_drop_parts = 0, merge_with_ttl_timeout = 1800;
+
+ALTER TABLE orrery.orrery_graph_minutes_local ON CLUSTER orrery MODIFY TTL greatest(Minute, toDateTime(intDiv(ComputedAt, 1000))) + toIntervalHour(25)
+SETTINGS materialize_ttl_after_modify = 0;
+

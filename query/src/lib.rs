@@ -101,7 +101,8 @@ pub struct GraphArgs {
     /// At start (and every 4 runs), minutes this far back without a rollup, or with late spans,
     /// are (re)computed (those older than the call copy's 6 hours from the spans).
     /// Two days: a day-long window and the day before it (its "what's wrong" baseline, which is
-    /// read from rollups only).
+    /// read from rollups only) — but never before the hour 24 h ago (`rollup::minutes_from`):
+    /// minute rollups are kept ~a day (schema v14); older hours are the hourly backfill's.
     #[arg(long, env = "ORRERY_GRAPH_ROLLUP_BACKFILL", default_value = "48h", value_parser = parse_duration)]
     pub graph_rollup_backfill: Duration,
 

@@ -61,6 +61,16 @@ pub fn copy_from(settings: &GraphArgs, now_ns: i64) -> i64 {
     floor_minute(now_ns - kept + lookback + COPY_MARGIN_NS) + MINUTE_NS
 }
 
+/// The first hour (ns) at `now_ns` whose minute rollups are all kept (schema v14 keeps minute
+/// markers `orrery_store::schema::MINUTE_MARKER_HOURS` after their minute or computation,
+/// whichever is later; an hour of margin for the TTL's clock and merges). Hours before it are
+/// judged by their hour marker alone (its `Spans` against the hour's span count, see
+/// `Rolled::read_window` and the backfill); the minute rollup never looks back past it.
+pub fn minutes_from(now_ns: i64) -> i64 {
+    let kept = (orrery_store::schema::MINUTE_MARKER_HOURS as i64 - 1) * HOUR_NS;
+    (now_ns - kept).div_euclid(HOUR_NS) * HOUR_NS
+}
+
 /// The call source of each minute (ns) of `todo` (newest first) and the batches it is
 /// computed in: minutes from `copy` on from the copy, older ones from the spans, in batches of
 /// at most [`MINUTES_PER_BATCH`] minutes and, over spans, at most [`SPANS_BATCH_NS`] wide.
@@ -145,9 +155,7 @@ impl Rollup {
                     // From the start of the hour: the hourly backfill (`backfill.rs`) takes
                     // the whole hours before it, so the two meet without a gap or overlap.
                     let now = crate::now_ns();
-                    let start = (now - self.settings.graph_rollup_backfill.as_nanos() as i64)
-                        .div_euclid(HOUR_NS)
-                        * HOUR_NS;
+                    let start = self.backfill_horizon(now);
                     Duration::from_nanos((now - start).max(0) as u64)
                 } else {
                     self.settings.graph_rollup_lookback

@@ -22,11 +22,13 @@ mod ddl;
 mod exporter;
 mod footprint;
 mod migrations;
+mod minutes;
 mod runner;
 mod slots;
 pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
 pub use footprint::{CALLS_HOURS, CALLS_TTL_MERGE_S, SLOT_MARKER_HOURS, SLOT_ROWS_HOURS};
+pub use minutes::{MINUTE_MARKER_HOURS, MINUTES_HOURS};
 
 pub use baseline::{baseline_ddl, full_ddl};
 pub use ddl::SchemaParams;
@@ -107,6 +109,11 @@ mod tests {
             .filter(|s| s.contains("orrery_span_calls MODIFY TTL"))
             .collect();
         assert!(ttls[0].contains("toIntervalHour(49)") && ttls[1].contains("toIntervalHour(6)"));
+        // And the minute rollups (v14): derived, kept 26 hours (markers 25) regardless.
+        let (minutes, ddl): (Vec<_>, Vec<_>) = ddl.into_iter().partition(|s| {
+            (s.contains("_1m ") || s.contains("orrery_graph_minutes ")) && s.contains("TTL")
+        });
+        assert_eq!(minutes.len(), 3, "{minutes:?}");
         let (slots, rest): (Vec<_>, Vec<_>) = ddl
             .iter()
             .partition(|s| s.contains("_10s") || s.contains("_slots"));

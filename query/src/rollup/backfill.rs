@@ -81,8 +81,17 @@ pub(super) fn utc(ns: i64) -> String {
 }
 
 /// Whether hour `h` needs a computation: a minute without a marker, a minute not current (its
-/// count changed, or a neighbour's did), or hour rows missing or made from older minutes.
-fn needs(rolled: &Rolled, outdated: &std::collections::BTreeSet<i64>, h: i64) -> bool {
+/// count changed, or a neighbour's did), or hour rows missing or made from older minutes. An
+/// hour before `cut` ([`super::minutes_from`]: its minutes may be gone, schema v14) is judged
+/// by its hour marker alone: it needs one unless the marker's span count and its neighbours'
+/// still equal the hours' counts (a late span changes its neighbour minutes' calls, across an
+/// hour boundary too, so a late span recomputes the hours either side with it).
+fn needs(rolled: &Rolled, outdated: &std::collections::BTreeSet<i64>, h: i64, cut: i64) -> bool {
+    if h + HOUR_NS <= cut {
+        return ![h - HOUR_NS, h, h + HOUR_NS]
+            .iter()
+            .all(|&x| x >= cut || rolled.hour_quiet(x));
+    }
     let (version, marked) = rolled.minutes_version(h);
     marked < 60
         || outdated.range(h..h + HOUR_NS).next().is_some()
@@ -92,8 +101,11 @@ fn needs(rolled: &Rolled, outdated: &std::collections::BTreeSet<i64>, h: i64) ->
 impl Rollup {
     /// The end of the backfill's range at `now_ns`: the whole hours before the minute
     /// rollup's horizon (`--graph-rollup-backfill`), whose long runs start at this hour.
+    /// Never before [`super::minutes_from`]: older minutes are not kept (schema v14), so the
+    /// minute rollup would find them unmarked and recompute them every run.
     pub fn backfill_horizon(&self, now_ns: i64) -> i64 {
         floor_hour(now_ns - self.settings.graph_rollup_backfill.as_nanos() as i64)
+            .max(super::minutes_from(now_ns))
     }
 
     /// The hours from the first stored span (`orrery_span_minutes`, so the retention's TTL is
@@ -125,7 +137,7 @@ FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:I
         };
         let hours: Vec<i64> = (lo..hi).step_by(HOUR_NS as usize).collect();
         for &h in hours.iter().rev() {
-            if needs(&rolled, &outdated, h) {
+            if needs(&rolled, &outdated, h, super::minutes_from(now_ns)) {
                 let spans = rolled.spans.range(h..h + HOUR_NS).map(|(_, n)| n).sum();
                 plan.pending.push((h, spans));
             }
@@ -140,17 +152,13 @@ FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:I
             return Ok((Vec::new(), 0));
         };
         // A minute beyond each end too: a neighbour's late span makes a minute outdated.
-        let rolled = Rolled::read(
-            &self.client,
-            oldest - MINUTE_NS,
-            newest + HOUR_NS + MINUTE_NS,
-        )
-        .await?;
+        // The hours either side whole: an old hour is judged with its neighbours' counts.
+        let rolled = Rolled::read(&self.client, oldest - HOUR_NS, newest + 2 * HOUR_NS).await?;
         let outdated = rolled.outdated(oldest - MINUTE_NS, newest + HOUR_NS + MINUTE_NS);
         let hours: Vec<i64> = group
             .iter()
             .copied()
-            .filter(|&h| needs(&rolled, &outdated, h))
+            .filter(|&h| needs(&rolled, &outdated, h, super::minutes_from(now_ns)))
             .collect();
         // Every minute of those hours, oldest first: (minute, (spans now, late spans so far)).
         let mut late_total = 0;

@@ -15,6 +15,7 @@ use orrery_store::graph_rules as rules;
 struct MinuteVersion {
     minute: u32,
     computed_at: u64,
+    spans: u64,
 }
 
 #[derive(Row, Serialize)]
@@ -25,6 +26,10 @@ struct HourMarker {
     computed_at: u64,
     #[serde(rename = "MinutesVersion")]
     minutes_version: u64,
+    /// Spans its minutes' markers saw (schema v14): what judges the hour once its minutes are
+    /// gone.
+    #[serde(rename = "Spans")]
+    spans: i64,
 }
 
 /// The hour (Unix seconds) a `Minute` column's value is in: arithmetic on the Unix time, not
@@ -45,7 +50,8 @@ impl Rollup {
         let minutes: Vec<MinuteVersion> = self
             .client
             .query(&format!(
-                "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at
+                "SELECT toUInt32(Minute) AS minute, max(ComputedAt) AS computed_at,
+    argMax(Spans, ComputedAt) AS spans
 FROM orrery_graph_minutes
 WHERE Minute >= toDateTime({{lo:UInt32}}) AND Minute < toDateTime({{hi:UInt32}})
     AND has({{hours:Array(UInt32)}}, {HOUR_OF_MINUTE})
@@ -57,9 +63,11 @@ GROUP BY Minute"
             .fetch_all()
             .await
             .context("reading the hours' minute markers")?;
-        let mut versions: BTreeMap<u32, u64> = secs.iter().map(|h| (*h, 0)).collect();
+        let mut versions: BTreeMap<u32, (u64, u64)> = secs.iter().map(|h| (*h, (0, 0))).collect();
         for m in &minutes {
-            *versions.entry(m.minute - m.minute % 3600).or_default() += m.computed_at;
+            let v = versions.entry(m.minute - m.minute % 3600).or_default();
+            v.0 += m.computed_at;
+            v.1 += m.spans;
         }
         let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
         let filter = "Minute >= toDateTime({lo:UInt32}) AND Minute < toDateTime({hi:UInt32})
@@ -116,12 +124,13 @@ GROUP BY Minute"
             .insert::<HourMarker>("orrery_graph_hours")
             .await
             .context("writing hour markers")?;
-        for (hour, version) in versions {
+        for (hour, (version, spans)) in versions {
             insert
                 .write(&HourMarker {
                     hour,
                     computed_at: computed,
                     minutes_version: version,
+                    spans: spans as i64,
                 })
                 .await?;
         }

@@ -6,7 +6,7 @@
 //! replaying history.
 
 use super::ddl::*;
-use super::{SchemaParams, checks, days, exporter, footprint, slots};
+use super::{SchemaParams, checks, days, exporter, footprint, minutes, slots};
 
 /// One schema version: a name and the statements that bring the schema to it.
 pub struct Migration {
@@ -149,6 +149,14 @@ pub fn migrations() -> &'static [Migration] {
             version: 13,
             name: "service graph day rollups (edges, service edges, nodes per UTC day) and day markers",
             statements: days::v13_day_rollups,
+            verify: None,
+            scratch: None,
+            fresh: Fresh::Same,
+        },
+        Migration {
+            version: 14,
+            name: "footprint: minute rollups kept 26 hours (markers 25); hour markers record the span count they saw",
+            statements: minutes::v14_minute_ttl,
             verify: None,
             scratch: None,
             fresh: Fresh::Same,

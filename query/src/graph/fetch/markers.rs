@@ -155,6 +155,10 @@ pub struct Rolled {
     /// the hour markers' versions its day rows were merged from (schema v13, see
     /// [`super::coverage`]'s `whole_days`).
     pub days: BTreeMap<i64, u64>,
+    /// Each hour marker's span count (schema v14: what its minutes' markers saw; absent for
+    /// markers written before it). An hour older than `rollup::minutes_from` — whose minutes
+    /// may be gone — is judged by it (see [`Rolled::hour_quiet`]).
+    pub hour_spans: BTreeMap<i64, u64>,
     pub spans: BTreeMap<i64, u64>,
     /// Slot markers and counts of the last minutes before the range's end.
     pub slots: BTreeMap<i64, SlotMark>,
@@ -178,6 +182,7 @@ impl Default for Rolled {
             summarized: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
+            hour_spans: BTreeMap::new(),
             spans: BTreeMap::new(),
             slots: BTreeMap::new(),
             slot_spans: BTreeMap::new(),
@@ -266,6 +271,12 @@ WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
   AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
 GROUP BY Hour
 UNION ALL
+SELECT 3 AS level, toUInt32(Hour) AS at, toUInt64(argMax(Spans, ComputedAt) + 1) AS value
+FROM orrery_graph_hours
+WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Hour
+UNION ALL
 SELECT 2 AS level, toUInt32(Minute) AS at, sum(Spans) AS value
 FROM orrery_span_minutes
 WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
@@ -290,13 +301,33 @@ GROUP BY Minute",
         }
         for r in counts {
             let at = r.at as i64 * 1_000_000_000;
-            if r.level == 1 {
-                out.hours.insert(at, r.value);
-            } else {
-                out.spans.insert(at, r.value);
+            match r.level {
+                1 => {
+                    out.hours.insert(at, r.value);
+                }
+                // `Spans + 1`: 0 for a marker written before schema v14 (no count).
+                3 => {
+                    if r.value > 0 {
+                        out.hour_spans.insert(at, r.value - 1);
+                    }
+                }
+                _ => {
+                    out.spans.insert(at, r.value);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// An hour whose marker's span count (schema v14) equals its span count now (summed from
+    /// [`Rolled::spans`], per minute or per hour), or with neither marker nor spans: nothing
+    /// arrived since it was merged. What judges an hour whose minutes are gone.
+    pub fn hour_quiet(&self, h: i64) -> bool {
+        let now: u64 = self.spans.range(h..h + HOUR_NS).map(|(_, n)| n).sum();
+        match self.hour_spans.get(&h) {
+            Some(&seen) => seen == now,
+            None => now == 0 && !self.hours.contains_key(&h),
+        }
     }
 
     /// A graph's read of `[lo, hi)`: first, per hour, the sums of its latest minute markers
@@ -331,7 +362,8 @@ WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
 GROUP BY hour
 UNION ALL
 SELECT 3 AS level, toUInt32(Hour) AS hour, toUInt64(0) AS marked,
-    argMax(MinutesVersion, ComputedAt) AS version, toUInt64(0) AS spans, toUInt64(0) AS late
+    argMax(MinutesVersion, ComputedAt) AS version,
+    toUInt64(argMax(Spans, ComputedAt) + 1) AS spans, toUInt64(0) AS late
 FROM orrery_graph_hours
 WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
   AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
@@ -360,6 +392,7 @@ GROUP BY Day",
         let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
         let mut hours: BTreeMap<i64, u64> = BTreeMap::new();
         let mut days: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut hour_spans: BTreeMap<i64, u64> = BTreeMap::new();
         for r in sums {
             let at = r.hour as i64 * 1_000_000_000;
             match r.level {
@@ -371,6 +404,10 @@ GROUP BY Day",
                 }
                 3 => {
                     hours.insert(at, r.version);
+                    // `Spans + 1`: 0 for a marker written before schema v14 (no count).
+                    if r.spans > 0 {
+                        hour_spans.insert(at, r.spans - 1);
+                    }
                 }
                 _ => {
                     days.insert(at, r.version);
@@ -382,29 +419,51 @@ GROUP BY Day",
             slot_spans,
             hours,
             days,
+            hour_spans,
             ..Default::default()
         };
+        // Hours before `cut` may have lost their minutes (schema v14 keeps them ~a day): they
+        // are judged by their hour marker's span count instead.
+        let cut = crate::rollup::minutes_from(crate::now_ns());
+        out.spans = counts;
         // Counts equal to what the markers saw (an hour with neither is quiet too).
-        let quiet =
-            |h: i64| marks.get(&h).map_or(0, |m| m.spans) == counts.get(&h).copied().unwrap_or(0);
-        for (&h, m) in &marks {
-            let whole = h >= lo && h + HOUR_NS <= hi && m.marked == 60;
-            if whole
-                && quiet(h - HOUR_NS)
-                && quiet(h)
-                && quiet(h + HOUR_NS)
-                && out.hours.get(&h) == Some(&m.version)
+        let quiet = |out: &Rolled, h: i64| {
+            marks.get(&h).map_or(0, |m| m.spans) == out.spans.get(&h).copied().unwrap_or(0)
+                || (h < cut && out.hour_quiet(h))
+        };
+        let mut whole_hours = Vec::new();
+        for h in (first..end).step_by(HOUR_NS as usize) {
+            if h < lo || h + HOUR_NS > hi {
+                continue;
+            }
+            let neighbours = quiet(&out, h - HOUR_NS) && quiet(&out, h + HOUR_NS);
+            let by_minutes = marks.get(&h).filter(|m| {
+                m.marked == 60 && quiet(&out, h) && out.hours.get(&h) == Some(&m.version)
+            });
+            let sum = match by_minutes {
+                Some(m) => Some(HourSum {
+                    version: m.version,
+                    spans: m.spans,
+                    late: m.late,
+                }),
+                // Its late spans were counted by its minutes' markers, gone with them.
+                None if h + HOUR_NS <= cut && out.hour_quiet(h) && out.hours.contains_key(&h) => {
+                    Some(HourSum {
+                        version: out.hours[&h],
+                        spans: out.hour_spans[&h],
+                        late: 0,
+                    })
+                }
+                None => None,
+            };
+            if let Some(sum) = sum
+                && neighbours
             {
-                out.summarized.insert(
-                    h,
-                    HourSum {
-                        version: m.version,
-                        spans: m.spans,
-                        late: m.late,
-                    },
-                );
+                whole_hours.push((h, sum));
             }
         }
+        out.spans = BTreeMap::new();
+        out.summarized.extend(whole_hours);
         // Everything else, minute by minute (what the ends did not already bring).
         let mut rest: Vec<(i64, i64)> = Vec::new();
         let mut at = lo;

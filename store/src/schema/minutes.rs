@@ -1,0 +1,110 @@
+//! Schema v14: minute rollups kept hours, not the retention; hour markers that stand alone.
+//!
+//! The minute rollups (`orrery_graph_edges_1m`, `_nodes_1m`, markers `orrery_graph_minutes`)
+//! were ~3.3 B/span of the steady-state footprint at 7 days' retention. Past the minute
+//! rollup's horizon they are read only for a window's ragged ends and hours around late spans;
+//! whole hours come from hour (and day) rows. So minute rows live [`MINUTES_HOURS`] after the
+//! later of their minute and their computation, and the hour marker records the span count its
+//! minutes saw (`orrery_graph_hours.Spans`; −1 on markers written before v14): an hour older
+//! than `orrery_query::rollup::minutes_from` is judged by its own marker — whole while its span
+//! count (counted on insert, kept the retention) still equals that `Spans` and its neighbours'
+//! do too — without its minutes.
+//!
+//! - The TTL runs from `greatest(Minute, computation)`: a minute the backfill (re)computes for
+//!   an old hour lives [`MINUTES_HOURS`] after it is written, so the hour merge that follows it
+//!   within seconds always finds its rows (a TTL on `Minute` alone could drop them between the
+//!   two statements).
+//! - Markers go an hour before their rows ([`MINUTE_MARKER_HOURS`]): TTL merges of two tables
+//!   run apart, and a marker without its rows would read as a minute without traffic. A
+//!   minute without a marker is never "empty": where spans were counted it is left out and
+//!   reported.
+//! - Rows go by row TTL (`ttl_only_drop_parts = 0`, TTL merges at least every 30 min), as the
+//!   call copy's (v12). Existing parts keep their TTL until merges rewrite them
+//!   (`materialize_ttl_after_modify = 0`).
+//! - A retention shorter than [`MINUTES_HOURS`] keeps its own (shorter) TTL.
+
+use super::SchemaParams;
+use super::footprint::CALLS_TTL_MERGE_S;
+
+/// Hours a minute rollup row is kept after the later of its minute and its computation
+/// (schema v14). More than a day: a 24 h window's first minutes and the minute rollup's own
+/// horizon (`orrery_query::rollup::minutes_from`) are always inside it.
+pub const MINUTES_HOURS: u32 = 26;
+/// Hours a minute marker is kept: an hour less than its rows (see the module's doc).
+pub const MINUTE_MARKER_HOURS: u32 = MINUTES_HOURS - 1;
+
+pub(super) fn v14_minute_ttl(p: &SchemaParams) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let table = |name: &str| format!("{db}.{}{oc}", p.storage_name(name));
+    let mut out = vec![format!(
+        "ALTER TABLE {} ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1",
+        table("orrery_graph_hours")
+    )];
+    if p.cluster.is_some() {
+        // The Distributed table in front has the columns it was created with.
+        out.push(format!(
+            "ALTER TABLE {db}.orrery_graph_hours{oc} ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1"
+        ));
+    }
+    let retention_hours = p.retention_days * 24;
+    for (name, hours) in [
+        ("orrery_graph_edges_1m", MINUTES_HOURS),
+        ("orrery_graph_nodes_1m", MINUTES_HOURS),
+        ("orrery_graph_minutes", MINUTE_MARKER_HOURS),
+    ] {
+        if retention_hours != 0 && retention_hours <= hours {
+            continue;
+        }
+        let t = table(name);
+        out.push(format!(
+            "ALTER TABLE {t} MODIFY SETTING ttl_only_drop_parts = 0, merge_with_ttl_timeout = {CALLS_TTL_MERGE_S}"
+        ));
+        out.push(format!(
+            "ALTER TABLE {t} MODIFY TTL greatest(Minute, toDateTime(intDiv(ComputedAt, 1000))) + toIntervalHour({hours})
+SETTINGS materialize_ttl_after_modify = 0"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(cluster: Option<&str>, days: u32) -> SchemaParams {
+        SchemaParams {
+            database: "orrery".into(),
+            retention_days: days,
+            cluster: cluster.map(String::from),
+        }
+    }
+
+    #[test]
+    fn minute_markers_go_before_their_rows_and_a_short_retention_keeps_its_own() {
+        let all = v14_minute_ttl(&params(None, 7));
+        let ttl = |all: &[String], t: &str| {
+            all.iter()
+                .find(|s| s.contains(&format!("{t} MODIFY TTL")))
+                .cloned()
+        };
+        assert!(
+            ttl(&all, "orrery_graph_minutes")
+                .unwrap()
+                .contains("ComputedAt, 1000))) + toIntervalHour(25)")
+        );
+        for rows in ["orrery_graph_edges_1m", "orrery_graph_nodes_1m"] {
+            assert!(ttl(&all, rows).unwrap().contains("toIntervalHour(26)"));
+        }
+        const { assert!(MINUTE_MARKER_HOURS < MINUTES_HOURS) };
+        // Forever keeps minutes 26 h too; a one-day retention is shorter already.
+        assert!(ttl(&v14_minute_ttl(&params(None, 0)), "orrery_graph_minutes").is_some());
+        let one_day = v14_minute_ttl(&params(None, 1));
+        assert_eq!(one_day.len(), 1, "{one_day:?}");
+        let cluster = v14_minute_ttl(&params(Some("c1"), 7));
+        assert!(
+            cluster[0].starts_with("ALTER TABLE orrery.orrery_graph_hours_local ON CLUSTER c1")
+        );
+        assert!(cluster[1].starts_with("ALTER TABLE orrery.orrery_graph_hours ON CLUSTER c1"));
+    }
+}
