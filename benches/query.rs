@@ -725,9 +725,12 @@ async fn live_edge(
         per_minute,
         per_minute / 60.0 * scale,
     );
-    // Slots after them: six a minute in steady state.
+    // Slots after them: six a minute in steady state. A running service closes slots every
+    // 5 s (`rollup::SLOT_TICK`), so when a graph is read its last slot tick was on average
+    // 2.5 s before: the slots are closed as of then, and the live tail is what it would be.
+    let slots_at = now - 2_500 * MS;
     let (t, cpu0) = (Instant::now(), cpu_now(server_pid));
-    let slots = rollup.run_slots(now).await?;
+    let slots = rollup.run_slots(slots_at).await?;
     let cpu = cpu_now(server_pid) - cpu0;
     let per_slot = cpu / slots.len().max(1) as f64;
     println!(
@@ -744,7 +747,7 @@ async fn live_edge(
     );
     // The rollup's next tick, as a running rollup job would (a no-op unless counts moved).
     rollup.run_once(now, Duration::from_secs(3_600)).await?;
-    let again = rollup.run_slots(now).await?;
+    let again = rollup.run_slots(slots_at).await?;
     println!("next tick: {} slots recomputed", again.len());
     let (req, cold) = fifteen_minutes(now, settings);
     let w = req.window;
@@ -753,10 +756,11 @@ async fn live_edge(
         .coverage(w);
     let tail = c.live.last().copied().unwrap_or((w.hi, w.hi));
     println!(
-        "15 min window: minutes to {} s before its end, slots to {} s before, spans after ({} live range(s))",
+        "15 min window: minutes to {} s before its end, slots to {} s before, spans after ({} live range(s)): a live tail of {:.1} s before now",
         (w.hi - c.live_lo) / 1_000_000_000,
         (w.hi - c.slots.1) / 1_000_000_000,
         c.live.len(),
+        (now - c.slots.1) as f64 / 1e9,
     );
     let g = graph::graph(client, &cold, cache, &req).await?;
     println!(
