@@ -1,7 +1,7 @@
 //! The 2D-canvas fallback where WebGL2 is missing (or `?renderer=2d`): the same scene, edges in
 //! draw order, particles moved on the CPU (sampled down to 20,000), nodes with their health ring.
 
-use super::render::{Camera, world_to_screen};
+use super::camera::{Camera, world_to_screen};
 use super::route;
 use super::scene::{self, Scene};
 use crate::layout::Pos;

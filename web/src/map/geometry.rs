@@ -3,8 +3,10 @@
 //! canvases — node centres and radii, label boxes, notice marks (`data-geometry` on the overlay)
 //! and frame CPU figures (`data-frame-stats` on the canvas).
 
-use super::render::{Renderer, world_to_screen};
+use super::camera::{Camera, world_to_screen};
+use super::labels::Rect;
 use super::scene::Scene;
+use web_sys::CanvasRenderingContext2d as Ctx2d;
 
 /// Whether the page asked the renderer to publish its geometry and frame figures.
 pub(super) fn wants_report() -> bool {
@@ -17,15 +19,28 @@ pub(super) fn wants_report() -> bool {
             .is_ok_and(|q| q.contains("geometry=1"))
 }
 
+/// What the renderer drew in its last label pass, as the report needs it: the renderer hands
+/// these in, so this module does not reach into it (`render.rs` stays the only one on top).
+pub(super) struct Drawn<'a> {
+    pub camera: Camera,
+    pub dpr: f32,
+    /// The canvas in device px.
+    pub w: f32,
+    pub h: f32,
+    pub scene_version: u64,
+    /// Labels drawn (device px).
+    pub label_boxes: &'a [(usize, Rect)],
+}
+
 /// `data-geometry` on the overlay: the scene version (one per graph applied), the viewport,
 /// every node's centre and drawn radius and every drawn label box with its text, in CSS px
 /// (what the browser tests measure legibility on).
-pub(super) fn publish_geometry(r: &Renderer, s: &Scene, t: f64, w: f32, h: f32) {
+pub(super) fn publish_geometry(overlay: &Ctx2d, d: &Drawn, s: &Scene, t: f64) {
     use std::fmt::Write as _;
-    let (cam, dpr) = (r.camera, r.dpr);
+    let (cam, dpr, w, h) = (d.camera, d.dpr, d.w, d.h);
     let mut out = format!(
         r#"{{"version":{},"w":{:.1},"h":{:.1},"nodes":["#,
-        r.scene_version,
+        d.scene_version,
         w / dpr,
         h / dpr
     );
@@ -36,7 +51,7 @@ pub(super) fn publish_geometry(r: &Renderer, s: &Scene, t: f64, w: f32, h: f32) 
         let _ = write!(out, "{sep}[{:.1},{:.1},{:.1}]", x / dpr, y / dpr, r);
     }
     out.push_str(r#"],"labels":["#);
-    for (k, (i, r)) in r.label_boxes.iter().enumerate() {
+    for (k, (i, r)) in d.label_boxes.iter().enumerate() {
         let sep = if k == 0 { "" } else { "," };
         let name = serde_json::to_string(&s.graph.nodes[*i].name).unwrap_or_default();
         let _ = write!(
@@ -57,7 +72,7 @@ pub(super) fn publish_geometry(r: &Renderer, s: &Scene, t: f64, w: f32, h: f32) 
         ids(nn.iter().map(|&i| s.graph.nodes[i].id.as_str()).collect()),
         ids(ne.iter().map(|&i| s.graph.edges[i].id.as_str()).collect())
     );
-    if let Some(c) = r.overlay.canvas() {
+    if let Some(c) = overlay.canvas() {
         let _ = c.set_attribute("data-geometry", &out);
     }
 }

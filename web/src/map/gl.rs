@@ -4,7 +4,7 @@
 //! another one drawn over a copy of it, so a frame is one full-screen copy plus the particles. A live update that only changes how edges or nodes look
 //! rebuilds their cached layer a chunk per frame behind the one on screen (`LayerCache`).
 
-use super::render::Camera;
+use super::camera::Camera;
 use super::scene::{self, ANIM_SECS, Scene};
 use super::shaders;
 use crate::api::Health;

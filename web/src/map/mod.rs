@@ -1,6 +1,8 @@
 //! The live service map: scene state, label placement, edge routing, shaders and renderer.
 
 #[cfg(target_arch = "wasm32")]
+pub mod camera;
+#[cfg(target_arch = "wasm32")]
 mod canvas2d;
 #[cfg(target_arch = "wasm32")]
 mod geometry;

@@ -1,8 +1,11 @@
 //! Draws a `Scene`: WebGL2 with instanced nodes, edges and particles (`gl.rs`, motion in the
 //! shaders), or the 2D-canvas fallback where WebGL2 is missing (`canvas2d.rs`). Labels go on a
-//! 2D overlay, redrawn only when the camera or layout moves. Camera, fit and hit-testing live
-//! here; what the tests read back is published by `geometry.rs`.
+//! 2D overlay, redrawn only when the camera or layout moves. Fit and hit-testing live here (the
+//! camera itself in `camera.rs`); what the tests read back is published by `geometry.rs`. This
+//! module is the top of the map's drawing: the backends and the report import none of it.
 
+use super::camera::{Camera, world_to_screen};
+use super::geometry::Drawn;
 use super::gl::Gl;
 use super::labels::{self, Rect};
 use super::scene::{ANIM_SECS, Scene};
@@ -16,13 +19,6 @@ use web_sys::{CanvasRenderingContext2d as Ctx2d, HtmlCanvasElement, WebGl2Render
 pub type FrameLoop =
     std::rc::Rc<std::cell::RefCell<Option<wasm_bindgen::closure::Closure<dyn FnMut(f64)>>>>;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Camera {
-    pub cx: f32,
-    pub cy: f32,
-    pub zoom: f32,
-}
-
 pub enum Hit {
     Node(usize),
     Edge(usize),
@@ -30,14 +26,14 @@ pub enum Hit {
 
 pub struct Renderer {
     canvas: HtmlCanvasElement,
-    pub(super) overlay: Ctx2d,
+    overlay: Ctx2d,
     gl: Option<Gl>,
     ctx2d: Option<Ctx2d>,
     pub camera: Camera,
     pub motion: bool,
     frozen_time: f64,
     labels_key: Option<(Camera, u64, bool)>,
-    pub(super) scene_version: u64,
+    scene_version: u64,
     pub dpr: f32,
     /// Label widths (device px at the label font) and priority order, refreshed on upload.
     label_w: Vec<f32>,
@@ -383,7 +379,15 @@ impl Renderer {
         draw_notices(o, s, cam, dpr, w, h, t);
         self.label_boxes = placed;
         if self.report {
-            geometry::publish_geometry(self, s, t, w, h);
+            let drawn = Drawn {
+                camera: self.camera,
+                dpr: self.dpr,
+                w,
+                h,
+                scene_version: self.scene_version,
+                label_boxes: &self.label_boxes,
+            };
+            geometry::publish_geometry(&self.overlay, &drawn, s, t);
         }
     }
 
@@ -540,11 +544,4 @@ fn now_ms() -> f64 {
 
 fn label_font(dpr: f32) -> String {
     format!("{}px system-ui, sans-serif", (12.0 * dpr) as i32)
-}
-
-pub(super) fn world_to_screen(cam: Camera, dpr: f32, w: f32, h: f32, p: Pos) -> (f32, f32) {
-    (
-        (p.x - cam.cx) * cam.zoom * dpr + w / 2.0,
-        (p.y - cam.cy) * cam.zoom * dpr + h / 2.0,
-    )
 }
