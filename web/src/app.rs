@@ -148,6 +148,24 @@ fn App() -> impl IntoView {
     }
 }
 
+/// Tries `candidate` against a cheap authenticated endpoint; keeps it when accepted. Here, by
+/// the form, rather than in `auth.rs`: the token store stays below `net.rs`, which sends it.
+async fn sign_in(candidate: &str) -> Result<(), String> {
+    use crate::net::{FetchError, OnUnauthorized, fetch_with};
+    let candidate = candidate.trim();
+    if candidate.is_empty() {
+        return Err("Enter the API token.".into());
+    }
+    match fetch_with("orrery/api/config", Some(candidate), OnUnauthorized::Report).await {
+        Ok(_) => {
+            crate::auth::accept(candidate);
+            Ok(())
+        }
+        Err(FetchError::Unauthorized) => Err(crate::signin::REFUSED.into()),
+        Err(FetchError::Other(e)) => Err(e),
+    }
+}
+
 /// The sign-in form, open while `auth.prompt` holds a message (the first 401 opens it). A modal
 /// dialog: labelled, focus moved to the token field, the result announced (`role="alert"`).
 #[component]
@@ -173,7 +191,7 @@ fn SignIn() -> impl IntoView {
         busy.set(true);
         let candidate = token.get_untracked();
         spawn_local(async move {
-            let res = crate::auth::sign_in(&candidate).await;
+            let res = sign_in(&candidate).await;
             let _ = busy.try_set(false);
             match res {
                 Ok(()) => {
