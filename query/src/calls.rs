@@ -11,7 +11,9 @@ pub use orrery_store::graph_rules::{
 #[cfg(test)]
 mod tests {
     /// The call rows as they were before the rules moved to `graph_rules` (a copy of the old
-    /// generator's output for the live filter), so the move changed no query.
+    /// generator's output for the live filter), so the move changed no query; since then a
+    /// pin, so any change is deliberate (session 5: the callee's region computed after the
+    /// join, the virtual edges' `NOT IN` set only the range's client keys — same rows).
     #[test]
     fn call_rows_are_unchanged_by_the_move() {
         let sql = super::call_rows_sql(super::minute_filter::ALL);
