@@ -2,7 +2,7 @@
 //! window changes), each graph applied through the filters and the namespace zoom to the
 //! layout, the scene and the GPU; and the URL following the open edge panel.
 
-use super::map_view::{EdgeItem, Map, MapState, NodeItem, Shared, pins_key, storage};
+use super::map_state::{EdgeItem, Map, Shared, node_items, pins_key, storage};
 use super::{Panel, flag, now_s};
 use crate::api::{Graph, GraphDiff};
 use crate::diff::{self, Marks};
@@ -163,33 +163,6 @@ fn after_next_frame(f: impl FnOnce() + 'static) {
         }
     });
     let _ = w.request_animation_frame(later.unchecked_ref());
-}
-
-/// The list mirroring the drawn nodes, with where each is on screen (CSS px in the canvas).
-pub(crate) fn node_items(m: &MapState) -> Vec<NodeItem> {
-    let cam = m.renderer.camera;
-    let (w, h) = m.renderer.size_css();
-    m.scene
-        .graph
-        .nodes
-        .iter()
-        .zip(&m.scene.to)
-        .map(|(n, p)| NodeItem {
-            id: n.id.clone(),
-            name: n.name.clone(),
-            health: if m.scene.marks.node_vanished(&n.id) {
-                "vanished".into()
-            } else {
-                n.health.as_str().into()
-            },
-            kind: n.kind.clone(),
-            namespace: n.namespace.clone().unwrap_or_default(),
-            rps: n.metrics.rps,
-            error_rate: n.metrics.error_rate,
-            x: ((p.x - cam.cx) * cam.zoom + w / 2.0) as i32,
-            y: ((p.y - cam.cy) * cam.zoom + h / 2.0) as i32,
-        })
-        .collect()
 }
 
 /// Fetches the graph whenever what it depends on changes, then follows the live stream.

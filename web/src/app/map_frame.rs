@@ -1,8 +1,7 @@
 //! The map's renderer and frame loop: created once the canvases exist, one
 //! `requestAnimationFrame` per frame until the view is gone; and the view's teardown.
 
-use super::map_data::node_items;
-use super::map_view::{Map, MapState, Shared};
+use super::map_state::{Map, MapState, Shared, node_items};
 use super::{now_s, prefers_reduced_motion};
 use crate::layout::Layout;
 use crate::map::render::Renderer;

@@ -2,7 +2,7 @@
 //! into namespaces, double-click to drill down), the keyboard (Escape goes back), locate and
 //! unpin.
 
-use super::map_view::{EXPAND_ZOOM, Map, Shared, storage};
+use super::map_state::{EXPAND_ZOOM, Map, Shared, storage};
 use super::panels::metrics_line;
 use super::{Panel, UrlState, now_s};
 use crate::layout::Pos;
