@@ -42,6 +42,8 @@ pub mod trace_graph;
 pub mod trace_info;
 #[cfg(target_arch = "wasm32")]
 mod trace_load;
+#[cfg(target_arch = "wasm32")]
+mod trace_loaded;
 pub mod trace_logfmt;
 pub mod trace_prefix;
 #[cfg(target_arch = "wasm32")]

@@ -5,7 +5,8 @@
 use crate::encoding::fmt_us;
 use crate::net::enc;
 use crate::route::{UrlState, now_s};
-use crate::trace_info::{self, Summary, service_colour};
+use crate::trace_info::{self, service_colour};
+use crate::trace_loaded::Loaded;
 use crate::trace_views::{FlameGraph, SpansTable, StatsTable, TraceGraph};
 use crate::waterfall::TraceModel;
 use leptos::prelude::*;
@@ -17,52 +18,6 @@ use wasm_bindgen::JsCast;
 const ROW_PX: f64 = 24.0;
 /// The sticky time ruler above the rows (inside the scroller, so it shares the scrollbar).
 const RULER_PX: f64 = 24.0;
-
-/// A loaded trace and what the header needs of it (computed once, O(n)).
-pub struct Loaded {
-    pub m: TraceModel,
-    pub summary: Summary,
-    /// Spans below each span (what collapsing it hides).
-    pub descendants: Vec<usize>,
-    /// Only the first rows, drawn from the first bytes of a big answer while the rest
-    /// downloads (`trace_prefix.rs`); replaced by the whole trace when it is in.
-    pub partial: bool,
-}
-
-/// Rows drawn from the first bytes of a big answer (a screen or two).
-const PREFIX_ROWS: usize = 400;
-
-/// The first rows of a big trace from the first bytes of its answer, at their final positions
-/// (the answer's start and duration are the whole trace's); figures not known yet are 0.
-fn partial(buf: &[u8]) -> Option<Loaded> {
-    let (head, rows) = crate::trace_prefix::parse_prefix(buf, PREFIX_ROWS)?;
-    if rows.is_empty() {
-        return None;
-    }
-    let rows = crate::waterfall::TraceRows {
-        spans: rows,
-        truncated: false,
-    };
-    let mut m = TraceModel::from_rows(rows, Vec::new());
-    m.start_us = head.start_us;
-    m.end_us = head.start_us + head.duration_us;
-    // The critical path needs the whole tree.
-    m.critical = vec![false; m.spans.len()];
-    let summary = Summary {
-        duration_us: head.duration_us,
-        span_count: head.span_count as usize,
-        error_count: head.error_count as usize,
-        depth: 0,
-        services: head.services.into_iter().map(|s| (s, 0)).collect(),
-    };
-    let descendants = vec![0; m.spans.len()];
-    Some(Loaded {
-        m,
-        summary,
-        descendants,
-        partial: true,
-    })
-}
 
 /// Rebuilt when the URL's trace changes (a span link opens another trace in place).
 #[component]
@@ -85,7 +40,7 @@ fn TracePage(id: String, state: RwSignal<UrlState>) -> impl IntoView {
         let t0 = now_s();
         let on_prefix = |buf: &[u8]| {
             let t1 = now_s();
-            if let Some(p) = partial(buf) {
+            if let Some(p) = Loaded::from_prefix(buf) {
                 let t2 = now_s();
                 let _ = timings.try_set(format!(
                     "start {:.0} ms · fetch {:.0} ms · parse {:.0} ms · model {:.0} ms · first {} rows",

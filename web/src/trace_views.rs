@@ -6,7 +6,7 @@ use crate::encoding::fmt_us;
 use crate::trace_flame::{self, Flame};
 use crate::trace_graph::{self, GAP_X, NODE_H, NODE_W};
 use crate::trace_info::{self, service_colour};
-use crate::trace_view::Loaded;
+use crate::trace_loaded::Loaded;
 use leptos::prelude::*;
 use std::rc::Rc;
 
