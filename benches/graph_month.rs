@@ -263,9 +263,12 @@ async fn fill_and_roll_up(
             break;
         }
     }
+    // The minute rollup's horizon: --graph-rollup-backfill, but never past the minutes kept
+    // (schema v14, `rollup::minutes_from`).
+    let now = orrery_query::now_ns();
     println!(
         "minute rollup of the last {} h: {:.1} s",
-        settings.graph_rollup_backfill.as_secs() / 3600,
+        (now - rollup.backfill_horizon(now)) / 3_600_000_000_000,
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();

@@ -85,6 +85,8 @@ pub(crate) fn bind_rolled(
         .param("hours", &c.hours)
         .param("days", &c.days)
         .param("live_minutes", &c.live_minutes);
+    let q = bind_runs(q, "d", &unit_runs(&c.days, 86_400));
+    let q = bind_runs(q, "h", &unit_runs(&c.hours, 3_600));
     markers::bind_bounds(q, &c.minute_bounds)
 }
 
@@ -110,13 +112,58 @@ pub(crate) fn bind_live(
 pub(crate) fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> String {
     let daily = hourly.replace("_1h", "_1d");
     format!(
-        "SELECT {cols} FROM {daily} WHERE {ROLLED_DAYS}
+        "SELECT {cols} FROM {daily} WHERE {ROLLED_DAYS} AND ({day_runs})
     UNION ALL
-    SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS}
+    SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS} AND ({hour_runs})
     UNION ALL
     SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {minutes}",
         minutes = rolled_minutes_sql(),
+        day_runs = runs_sql("Day", "d"),
+        hour_runs = runs_sql("Hour", "h"),
     )
+}
+
+/// `(col >= {p0lo} AND col < {p0hi}) OR …` over [`markers::MAX_BOUNDS`] ranges: the runs of
+/// days or hours a window reads whole. `has(list, col)` alone does not prune a table's
+/// granules, so without these a month-long window scanned every hourly row of the month
+/// even when 29 of its days come from day rows.
+fn runs_sql(col: &str, prefix: &str) -> String {
+    (0..markers::MAX_BOUNDS)
+        .map(|i| {
+            format!(
+                "({col} >= toDateTime({{{prefix}{i}lo:UInt32}}) AND {col} < toDateTime({{{prefix}{i}hi:UInt32}}))"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The runs of consecutive `units` (Unix seconds, ascending, each `len` long) as at most
+/// [`markers::MAX_BOUNDS`] `[lo, hi)` ranges (the closest runs joined first).
+fn unit_runs(units: &[u32], len: u32) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &u in units {
+        let (lo, hi) = (u as i64, u as i64 + len as i64);
+        match runs.last_mut() {
+            Some(last) if last.1 == lo => last.1 = hi,
+            _ => runs.push((lo, hi)),
+        }
+    }
+    markers::cover_ranges(&runs)
+}
+
+fn bind_runs(
+    mut q: clickhouse::query::Query,
+    prefix: &str,
+    runs: &[(i64, i64)],
+) -> clickhouse::query::Query {
+    for i in 0..markers::MAX_BOUNDS {
+        let (lo, hi) = runs.get(i).copied().unwrap_or((0, 0));
+        q = q
+            .param(&format!("{prefix}{i}lo"), lo as u32)
+            .param(&format!("{prefix}{i}hi"), hi as u32);
+    }
+    q
 }
 
 /// The part of a cache key that says which rollup rows a window's rolled-up part is made of:
@@ -236,6 +283,39 @@ GROUP BY ServiceName",
 mod tests {
     use super::*;
     use orrery_store::latency::Histogram;
+
+    #[test]
+    fn whole_days_and_hours_are_bound_as_their_runs() {
+        let h = 1_000 * 3_600;
+        // Two runs of hours (the window's two ends) and a lone one.
+        let hours = [
+            h,
+            h + 3_600,
+            h + 7_200,
+            h + 30 * 3_600,
+            h + 31 * 3_600,
+            h + 50 * 3_600,
+        ];
+        assert_eq!(
+            unit_runs(&hours, 3_600),
+            vec![
+                (h as i64, h as i64 + 3 * 3_600),
+                (h as i64 + 30 * 3_600, h as i64 + 32 * 3_600),
+                (h as i64 + 50 * 3_600, h as i64 + 51 * 3_600),
+            ]
+        );
+        assert_eq!(unit_runs(&[], 86_400), vec![]);
+        // Never more ranges than the statement binds: the closest runs are joined.
+        let scattered: Vec<u32> = (0..20).map(|i| h + i * 2 * 3_600).collect();
+        let runs = unit_runs(&scattered, 3_600);
+        assert_eq!(runs.len(), markers::MAX_BOUNDS);
+        assert!(
+            scattered
+                .iter()
+                .all(|&u| runs.iter().any(|&(a, b)| a <= u as i64 && (u as i64) < b))
+        );
+        assert!(runs_sql("Hour", "h").contains("Hour < toDateTime({h7hi:UInt32})"));
+    }
 
     #[test]
     fn rolled_and_live_rows_of_one_key_add_up() {
