@@ -449,6 +449,31 @@ async fn old_hours_fill_newest_first_and_a_month_long_graph_is_exact() {
         metrics.contains("orrery_query_rollup_backfill_hours_total"),
         "{metrics}"
     );
+    // The day rollup runs once per backfill pass: the closed days whose hours are all rolled
+    // up are merged (the first, partial day waits: its hours before the first span are not).
+    let days_done = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("orrery_query_rollup_days_done "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for _ in 0..200 {
+        if days_done(&metrics) >= 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = reqwest::get(format!("{}/metrics", s.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    assert!(days_done(&metrics) >= 30, "{metrics}");
+    assert!(
+        metrics.contains("orrery_query_rollup_days_pending 0"),
+        "{metrics}"
+    );
 
     // A late trace backdated into a backfilled hour 20 days ago, into a minute that already
     // held spans (the first trace of that hour).
