@@ -61,15 +61,9 @@ pub fn copy_from(settings: &GraphArgs, now_ns: i64) -> i64 {
     floor_minute(now_ns - kept + lookback + COPY_MARGIN_NS) + MINUTE_NS
 }
 
-/// The first hour (ns) at `now_ns` whose minute rollups are all kept (schema v14 keeps minute
-/// markers `orrery_store::schema::MINUTE_MARKER_HOURS` after their minute or computation,
-/// whichever is later; an hour of margin for the TTL's clock and merges). Hours before it are
-/// judged by their hour marker alone (its `Spans` against the hour's span count, see
-/// `Rolled::read_window` and the backfill); the minute rollup never looks back past it.
-pub fn minutes_from(now_ns: i64) -> i64 {
-    let kept = (orrery_store::schema::MINUTE_MARKER_HOURS as i64 - 1) * HOUR_NS;
-    (now_ns - kept).div_euclid(HOUR_NS) * HOUR_NS
-}
+/// The first hour whose minute rollups are all kept: a retention rule of the schema, defined
+/// there so the graph's marker read takes it without importing the rollup job.
+pub use orrery_store::schema::minutes_from;
 
 /// The call source of each minute (ns) of `todo` (newest first) and the batches it is
 /// computed in: minutes from `copy` on from the copy, older ones from the spans, in batches of

@@ -28,7 +28,7 @@ mod slots;
 pub use checks::CHECK_EVENTS;
 pub use exporter::{SPAN_COLUMNS, resolve_span_columns, span_select, span_select_for};
 pub use footprint::{CALLS_HOURS, CALLS_TTL_MERGE_S, SLOT_MARKER_HOURS, SLOT_ROWS_HOURS};
-pub use minutes::{MINUTE_MARKER_HOURS, MINUTES_HOURS};
+pub use minutes::{MINUTE_MARKER_HOURS, MINUTES_HOURS, minutes_from};
 
 pub use baseline::{baseline_ddl, full_ddl};
 pub use ddl::SchemaParams;

@@ -6,7 +6,7 @@
 //! whole hours come from hour (and day) rows. So minute rows live [`MINUTES_HOURS`] after the
 //! later of their minute and their computation, and the hour marker records the span count its
 //! minutes saw (`orrery_graph_hours.Spans`; −1 on markers written before v14): an hour older
-//! than `orrery_query::rollup::minutes_from` is judged by its own marker — whole while its span
+//! than [`minutes_from`] is judged by its own marker — whole while its span
 //! count (counted on insert, kept the retention) still equals that `Spans` and its neighbours'
 //! do too — without its minutes.
 //!
@@ -28,10 +28,21 @@ use super::footprint::CALLS_TTL_MERGE_S;
 
 /// Hours a minute rollup row is kept after the later of its minute and its computation
 /// (schema v14). More than a day: a 24 h window's first minutes and the minute rollup's own
-/// horizon (`orrery_query::rollup::minutes_from`) are always inside it.
+/// horizon ([`minutes_from`]) are always inside it.
 pub const MINUTES_HOURS: u32 = 26;
 /// Hours a minute marker is kept: an hour less than its rows (see the module's doc).
 pub const MINUTE_MARKER_HOURS: u32 = MINUTES_HOURS - 1;
+
+/// The first hour (ns) at `now_ns` whose minute rollups are all kept: minute markers live
+/// [`MINUTE_MARKER_HOURS`] after their minute or computation, whichever is later, less an hour
+/// of margin for the TTL's clock and merges. Hours before it are judged by their hour marker
+/// alone (its `Spans` against the hour's span count: the query service's `Rolled::read_window`
+/// and the backfill); the minute rollup never looks back past it.
+pub fn minutes_from(now_ns: i64) -> i64 {
+    const HOUR_NS: i64 = 3_600_000_000_000;
+    let kept = (MINUTE_MARKER_HOURS as i64 - 1) * HOUR_NS;
+    (now_ns - kept).div_euclid(HOUR_NS) * HOUR_NS
+}
 
 pub(super) fn v14_minute_ttl(p: &SchemaParams) -> Vec<String> {
     let db = &p.database;

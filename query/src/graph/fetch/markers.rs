@@ -156,7 +156,7 @@ pub struct Rolled {
     /// [`super::coverage`]'s `whole_days`).
     pub days: BTreeMap<i64, u64>,
     /// Each hour marker's span count (schema v14: what its minutes' markers saw; absent for
-    /// markers written before it). An hour older than `rollup::minutes_from` — whose minutes
+    /// markers written before it). An hour older than `orrery_store::schema::minutes_from` — whose minutes
     /// may be gone — is judged by it (see [`Rolled::hour_quiet`]).
     pub hour_spans: BTreeMap<i64, u64>,
     pub spans: BTreeMap<i64, u64>,
@@ -424,7 +424,7 @@ GROUP BY Day",
         };
         // Hours before `cut` may have lost their minutes (schema v14 keeps them ~a day): they
         // are judged by their hour marker's span count instead.
-        let cut = crate::rollup::minutes_from(crate::now_ns());
+        let cut = orrery_store::schema::minutes_from(crate::now_ns());
         out.spans = counts;
         // Counts equal to what the markers saw (an hour with neither is quiet too).
         let quiet = |out: &Rolled, h: i64| {
