@@ -106,21 +106,70 @@ pub(crate) fn bind_live(
         .param("region_attrs", &s.graph_region_attributes)
 }
 
+/// Which rollup tables the rolled-up part of a window reads. Every branch of the rolled-up
+/// SQL costs its planning even when it reads no row (a 69-column `UNION ALL` branch; the empty
+/// day-before baseline of a 24 h graph took ~67 ms for nothing), so only the branches a window
+/// needs are written, and a part that needs none is not queried at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RolledTables {
+    pub days: bool,
+    pub hours: bool,
+    pub minutes: bool,
+}
+
+impl RolledTables {
+    /// From the coverage: day rows for its whole days, hourly rows for its hours, minute rows
+    /// when a marked minute of `[w.lo, live_lo)` lies within its minute bounds (the minute
+    /// branch reads only marked minutes there).
+    pub(crate) fn of(rolled: &Rolled, w: Window, c: &Coverage) -> Self {
+        let in_bounds = |t: i64| c.minute_bounds.iter().any(|&(lo, hi)| lo <= t && t < hi);
+        RolledTables {
+            days: !c.days.is_empty(),
+            hours: !c.hours.is_empty(),
+            minutes: c.live_lo > w.lo
+                && rolled
+                    .minutes
+                    .range(w.lo..c.live_lo)
+                    .any(|(&t, _)| in_bounds(t)),
+        }
+    }
+
+    pub(crate) fn any(self) -> bool {
+        self.days || self.hours || self.minutes
+    }
+}
+
 /// The rolled-up rows of a window: day rows of the whole days, hourly rows of the other
 /// covered hours, minute rows of the other marked minutes before `live_lo`, each at its latest
-/// computation. The day table is the hourly one's day twin (`_1h` → `_1d`, schema v13).
-pub(crate) fn rolled_rows_sql(hourly: &str, minutely: &str, cols: &str) -> String {
+/// computation — only the branches `tables` needs (at least one). The day table is the hourly
+/// one's day twin (`_1h` → `_1d`, schema v13).
+pub(crate) fn rolled_rows_sql(
+    hourly: &str,
+    minutely: &str,
+    cols: &str,
+    tables: RolledTables,
+) -> String {
     let daily = hourly.replace("_1h", "_1d");
-    format!(
-        "SELECT {cols} FROM {daily} WHERE {ROLLED_DAYS} AND ({day_runs})
-    UNION ALL
-    SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS} AND ({hour_runs})
-    UNION ALL
-    SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {minutes}",
-        minutes = rolled_minutes_sql(),
-        day_runs = runs_sql("Day", "d"),
-        hour_runs = runs_sql("Hour", "h"),
-    )
+    let mut branches = Vec::new();
+    if tables.days {
+        branches.push(format!(
+            "SELECT {cols} FROM {daily} WHERE {ROLLED_DAYS} AND ({})",
+            runs_sql("Day", "d")
+        ));
+    }
+    if tables.hours {
+        branches.push(format!(
+            "SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS} AND ({})",
+            runs_sql("Hour", "h")
+        ));
+    }
+    if tables.minutes || branches.is_empty() {
+        branches.push(format!(
+            "SELECT {cols} FROM {minutely} WHERE {MINUTE_RANGE} AND {}",
+            rolled_minutes_sql()
+        ));
+    }
+    branches.join("\n    UNION ALL\n    ")
 }
 
 /// `(col >= {p0lo} AND col < {p0hi}) OR …` over [`markers::MAX_BOUNDS`] ranges: the runs of
@@ -283,6 +332,34 @@ GROUP BY ServiceName",
 mod tests {
     use super::*;
     use orrery_store::latency::Histogram;
+
+    #[test]
+    fn rolled_rows_sql_writes_only_the_branches_a_window_needs() {
+        let t = |days, hours, minutes| RolledTables {
+            days,
+            hours,
+            minutes,
+        };
+        let sql = |tables| {
+            rolled_rows_sql(
+                "orrery_graph_nodes_1h",
+                "orrery_graph_nodes_1m",
+                "Service",
+                tables,
+            )
+        };
+        let hours = sql(t(false, true, false));
+        assert!(hours.contains("FROM orrery_graph_nodes_1h"));
+        assert!(!hours.contains("_1d") && !hours.contains("_1m") && !hours.contains("UNION"));
+        let ends = sql(t(true, false, true));
+        assert!(
+            ends.contains("FROM orrery_graph_nodes_1d")
+                && ends.contains("FROM orrery_graph_nodes_1m")
+        );
+        assert!(!ends.contains("FROM orrery_graph_nodes_1h"));
+        assert_eq!(sql(t(true, true, true)).matches("UNION ALL").count(), 2);
+        assert!(!t(false, false, false).any() && t(false, false, true).any());
+    }
 
     #[test]
     fn whole_days_and_hours_are_bound_as_their_runs() {

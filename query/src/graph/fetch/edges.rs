@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::Coverage;
 use super::{
-    EdgeAgg, Rolled, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
+    EdgeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
     rolled_versions, slot_rows_sql,
 };
 use crate::GraphArgs;
@@ -212,7 +212,8 @@ async fn rolled_edges(
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Arc<Vec<EdgeAgg>>> {
-    if c.live_lo <= w.lo {
+    let tables = RolledTables::of(rolled, w, c);
+    if c.live_lo <= w.lo || !tables.any() {
         return Ok(Arc::default());
     }
     let key = cache::key(&(
@@ -239,7 +240,7 @@ async fn rolled_edges(
         rules::value_columns()
     );
     let sql = rolled_edges_sql(
-        &rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols),
+        &rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols, tables),
         grouping,
         filter,
     );

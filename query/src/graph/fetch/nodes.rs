@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::Coverage;
 use super::{
-    NodeAgg, Rolled, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
+    NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
     rolled_versions, slot_rows_sql,
 };
 use crate::GraphArgs;
@@ -144,7 +144,8 @@ async fn rolled_nodes(
     c: &Coverage,
     key: &NodeKey,
 ) -> Result<Arc<Vec<NodeAgg>>> {
-    if c.live_lo <= w.lo {
+    let tables = RolledTables::of(rolled, w, c);
+    if c.live_lo <= w.lo || !tables.any() {
         return Ok(Arc::default());
     }
     let cache_key = cache::key(&(
@@ -159,7 +160,12 @@ async fn rolled_nodes(
     }
     let cols = format!("Service, Region, Instance, {}", rules::value_columns());
     let sql = rolled_nodes_sql(
-        &rolled_rows_sql("orrery_graph_nodes_1h", "orrery_graph_nodes_1m", &cols),
+        &rolled_rows_sql(
+            "orrery_graph_nodes_1h",
+            "orrery_graph_nodes_1m",
+            &cols,
+            tables,
+        ),
         key,
     );
     let q = bind_node_key(bind_rolled(client.query(&sql), w, c), key);
