@@ -25,6 +25,7 @@ use orrery_store::graph_rules::{self as rules, CallSource};
 pub mod backfill;
 pub mod days;
 mod hours;
+mod merge;
 mod rows;
 mod slots;
 pub use slots::{SLOT_DELAY_NS, SLOT_NS};

@@ -408,9 +408,10 @@ async fn each_orrery_role_has_its_own_least_privilege_clickhouse_user() {
         let src = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         let code = src.split("#[cfg(test)]").next().unwrap();
         // `INSERT INTO {table}` placeholders: the tables are a `Grain`'s `edges:`/`nodes:`
-        // fields (rollup/rows.rs), so those count as inserted too.
+        // fields (rollup/rows.rs) or a `Merge`'s `edges:`/`services:`/`nodes:` (rollup/merge.rs),
+        // so those count as inserted too.
         rollups.extend(inserted_tables(code).into_iter().filter(|t| !t.is_empty()));
-        for field in ["edges: \"", "nodes: \""] {
+        for field in ["edges: \"", "services: \"", "nodes: \""] {
             for (i, _) in code.match_indices(field) {
                 let name = code[i + field.len()..].split('"').next().unwrap();
                 rollups.insert(name.to_string());

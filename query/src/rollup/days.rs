@@ -28,7 +28,6 @@ use super::Rollup;
 use crate::graph::fetch::Rolled;
 use crate::graph::fetch::markers::HOUR_NS;
 use crate::metrics;
-use orrery_store::graph_rules as rules;
 
 /// A UTC day (ns).
 pub const DAY_NS: i64 = 24 * HOUR_NS;
@@ -38,7 +37,7 @@ const MAX_DAYS_PER_PASS: usize = 64;
 
 /// The day (Unix seconds) an `Hour` column's value is in: arithmetic on the Unix time, whole
 /// UTC days whatever the server's time zone (as hours, see `hours.rs`).
-const DAY_OF_HOUR: &str = "intDiv(toUInt32(Hour), 86400) * 86400";
+const DAY_OF_HOUR: &str = super::merge::DAYS.unit_of;
 
 /// What the day rollup has left, from the markers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -200,55 +199,8 @@ GROUP BY Hour"
             .filter(|h| versions.contains_key(&(h.hour - h.hour % 86_400)))
             .map(|h| (h.hour, h.computed_at))
             .collect();
-        let filter = "Hour >= toDateTime({lo:UInt32}) AND Hour < toDateTime({hi:UInt32})
-    AND (toUInt32(Hour), ComputedAt) IN {pairs:Array(Tuple(UInt32, UInt64))}";
-        let (values, merged) = (rules::value_columns(), rules::merged_count_columns());
-        let day = format!("toDateTime({DAY_OF_HOUR}) AS D, {{computed:UInt64}}");
-        // The tables are named in the statements (the deploy test reads them for the grants).
-        let statements = [
-            (
-                format!(
-                    "INSERT INTO orrery_graph_edges_1d (Day, ComputedAt, Caller, Callee,
-                        CallerRegion, CalleeRegion, CalleeKind, {values})
-                     SELECT {day}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {merged}
-                     FROM orrery_graph_edges_1h WHERE {filter}
-                     GROUP BY D, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
-                ),
-                "edges",
-            ),
-            (
-                format!(
-                    "INSERT INTO orrery_graph_services_1d (Day, ComputedAt, Caller, Callee,
-                        CallerRegion, CalleeRegion, CalleeKind, {values})
-                     SELECT {day}, Caller, Callee, any(CallerRegion), any(CalleeRegion),
-                        CalleeKind, {merged}
-                     FROM orrery_graph_services_1h WHERE {filter}
-                     GROUP BY D, Caller, Callee, CalleeKind"
-                ),
-                "service-to-service edges",
-            ),
-            (
-                format!(
-                    "INSERT INTO orrery_graph_nodes_1d (Day, ComputedAt, Service, Region,
-                        Instance, {values})
-                     SELECT {day}, Service, Region, Instance, {merged}
-                     FROM orrery_graph_nodes_1h WHERE {filter}
-                     GROUP BY D, Service, Region, Instance"
-                ),
-                "nodes",
-            ),
-        ];
-        for (sql, what) in statements {
-            self.client
-                .query(&sql)
-                .param("lo", lo)
-                .param("hi", hi)
-                .param("pairs", &pairs)
-                .param("computed", computed)
-                .execute()
-                .await
-                .with_context(|| format!("rolling up days of {what}"))?;
-        }
+        self.merge_rows(&super::merge::DAYS, (lo, hi), &pairs, computed)
+            .await?;
         let mut insert = self
             .client
             .insert::<DayMarker>("orrery_graph_days")

@@ -9,7 +9,6 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use super::Rollup;
-use orrery_store::graph_rules as rules;
 
 #[derive(Row, Deserialize, Debug)]
 struct MinuteVersion {
@@ -35,7 +34,7 @@ struct HourMarker {
 /// The hour (Unix seconds) a `Minute` column's value is in: arithmetic on the Unix time, not
 /// `toStartOfHour`, whose hours follow the server's time zone (not whole UTC hours in every
 /// zone), while hour markers and readers count whole UTC hours.
-const HOUR_OF_MINUTE: &str = "intDiv(toUInt32(Minute), 3600) * 3600";
+const HOUR_OF_MINUTE: &str = super::merge::HOURS.unit_of;
 
 impl Rollup {
     /// Hour rows of `hours` (ns, whole hours) from the latest rows of their minutes, then
@@ -70,55 +69,8 @@ GROUP BY Minute"
             v.1 += m.spans;
         }
         let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
-        let filter = "Minute >= toDateTime({lo:UInt32}) AND Minute < toDateTime({hi:UInt32})
-    AND (toUInt32(Minute), ComputedAt) IN {pairs:Array(Tuple(UInt32, UInt64))}";
-        let (values, merged) = (rules::value_columns(), rules::merged_count_columns());
-        let hour = format!("toDateTime({HOUR_OF_MINUTE}) AS H, {{computed:UInt64}}");
-        // The tables are named in the statements (the deploy test reads them for the grants).
-        let statements = [
-            (
-                format!(
-                    "INSERT INTO orrery_graph_edges_1h (Hour, ComputedAt, Caller, Callee,
-                        CallerRegion, CalleeRegion, CalleeKind, {values})
-                     SELECT {hour}, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {merged}
-                     FROM orrery_graph_edges_1m WHERE {filter}
-                     GROUP BY H, Caller, Callee, CallerRegion, CalleeRegion, CalleeKind"
-                ),
-                "edges",
-            ),
-            (
-                format!(
-                    "INSERT INTO orrery_graph_services_1h (Hour, ComputedAt, Caller, Callee,
-                        CallerRegion, CalleeRegion, CalleeKind, {values})
-                     SELECT {hour}, Caller, Callee, any(CallerRegion), any(CalleeRegion),
-                        CalleeKind, {merged}
-                     FROM orrery_graph_edges_1m WHERE {filter}
-                     GROUP BY H, Caller, Callee, CalleeKind"
-                ),
-                "service-to-service edges",
-            ),
-            (
-                format!(
-                    "INSERT INTO orrery_graph_nodes_1h (Hour, ComputedAt, Service, Region,
-                        Instance, {values})
-                     SELECT {hour}, Service, Region, Instance, {merged}
-                     FROM orrery_graph_nodes_1m WHERE {filter}
-                     GROUP BY H, Service, Region, Instance"
-                ),
-                "nodes",
-            ),
-        ];
-        for (sql, what) in statements {
-            self.client
-                .query(&sql)
-                .param("lo", lo)
-                .param("hi", hi)
-                .param("pairs", &pairs)
-                .param("computed", computed)
-                .execute()
-                .await
-                .with_context(|| format!("rolling up hours of {what}"))?;
-        }
+        self.merge_rows(&super::merge::HOURS, (lo, hi), &pairs, computed)
+            .await?;
         let mut insert = self
             .client
             .insert::<HourMarker>("orrery_graph_hours")
