@@ -40,17 +40,42 @@ fn all_in_one(data: &std::path::Path, query_ip: &str, extra: &[&str]) -> (Runnin
     (Running(child), format!("http://127.0.0.1:{port}"), port)
 }
 
-async fn wait_healthy(base: &str) {
+/// Waits until `base` answers health; `false` when the process exited first.
+async fn wait_healthy(running: &mut Running, base: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(r) = reqwest::get(format!("{base}/orrery/api/health")).await
             && r.status() == 200
         {
-            return;
+            return true;
+        }
+        if running.0.try_wait().unwrap().is_some() {
+            return false;
         }
         assert!(Instant::now() < deadline, "orrery did not become healthy");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`all_in_one`] until healthy, with its log: a port `free_port` found free can be taken by
+/// another process before the all-in-one binds it (seen in CI: "Address already in use", the
+/// process exits at once), so an exit before health is retried on new ports, twice at most.
+async fn started(data: &std::path::Path, query_ip: &str, extra: &[&str]) -> (Running, String, Log) {
+    for attempt in 1.. {
+        let (mut running, base, _) = all_in_one(data, query_ip, extra);
+        let log = log_lines(&mut running.0);
+        if wait_healthy(&mut running, &base).await {
+            return (running, base, log);
+        }
+        assert!(
+            attempt < 3,
+            "orrery exited before it was healthy, {attempt} times"
+        );
+        eprintln!("orrery exited before it was healthy (a port taken meanwhile?): retrying");
+    }
+    unreachable!()
 }
 
 /// Collects the process's log lines (on stdout) in the background.
@@ -70,9 +95,8 @@ fn log_lines(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>>
 #[tokio::test]
 async fn sigterm_with_open_streams_exits_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut running, base, _) = all_in_one(dir.path(), "127.0.0.1", &["--query-max-streams", "3"]);
-    let log = log_lines(&mut running.0);
-    wait_healthy(&base).await;
+    let (mut running, base, log) =
+        started(dir.path(), "127.0.0.1", &["--query-max-streams", "3"]).await;
     let http = reqwest::Client::new();
     let mut streams = Vec::new();
     for _ in 0..3 {
@@ -138,9 +162,7 @@ async fn sigterm_with_open_streams_exits_within_seconds() {
 #[tokio::test]
 async fn non_loopback_without_token_warns() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut running, base, _) = all_in_one(dir.path(), "0.0.0.0", &[]);
-    let log = log_lines(&mut running.0);
-    wait_healthy(&base).await;
+    let (_running, _base, log) = started(dir.path(), "0.0.0.0", &[]).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         {
