@@ -50,27 +50,22 @@ fn rolled_minutes_sql() -> String {
 const MINUTE_RANGE: &str = "Minute >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
     AND Minute < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))";
 
-/// The hours read from hourly rows, each at its latest computation.
-const ROLLED_HOURS: &str = "has({hours:Array(UInt32)}, toUInt32(Hour))
-    AND Hour >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
-    AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
-    AND (Hour, ComputedAt) IN (
-        SELECT Hour, max(ComputedAt) FROM orrery_graph_hours
-        WHERE has({hours:Array(UInt32)}, toUInt32(Hour))
-          AND Hour >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
-          AND Hour < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
-        GROUP BY Hour)";
-
-/// The whole days read from day rows (schema v13), each at its latest computation.
-const ROLLED_DAYS: &str = "has({days:Array(UInt32)}, toUInt32(Day))
-    AND Day >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
-    AND Day < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
-    AND (Day, ComputedAt) IN (
-        SELECT Day, max(ComputedAt) FROM orrery_graph_days
-        WHERE has({days:Array(UInt32)}, toUInt32(Day))
-          AND Day >= toDateTime(fromUnixTimestamp64Nano({rlo:Int64}))
-          AND Day < toDateTime(fromUnixTimestamp64Nano({rhi:Int64}))
-        GROUP BY Day)";
+/// Rows of the units listed in `{list}` (hours or whole days) within `[rlo, rhi)`, each at
+/// its latest computation by its markers' table: one filter for hourly and day rows.
+fn rolled_units_sql(col: &str, list: &str, markers: &str) -> String {
+    let within = format!(
+        "has({{{list}:Array(UInt32)}}, toUInt32({col}))
+    AND {col} >= toDateTime(fromUnixTimestamp64Nano({{rlo:Int64}}))
+    AND {col} < toDateTime(fromUnixTimestamp64Nano({{rhi:Int64}}))"
+    );
+    format!(
+        "{within}
+    AND ({col}, ComputedAt) IN (
+        SELECT {col}, max(ComputedAt) FROM {markers}
+        WHERE {within}
+        GROUP BY {col})"
+    )
+}
 
 /// Binds the rolled-up part of `w`: `[w.lo, live_lo)` but the live minutes, of which
 /// `c.days` from day rows and `c.hours` from hourly rows.
@@ -153,13 +148,15 @@ pub(crate) fn rolled_rows_sql(
     let mut branches = Vec::new();
     if tables.days {
         branches.push(format!(
-            "SELECT {cols} FROM {daily} WHERE {ROLLED_DAYS} AND ({})",
+            "SELECT {cols} FROM {daily} WHERE {} AND ({})",
+            rolled_units_sql("Day", "days", "orrery_graph_days"),
             runs_sql("Day", "d")
         ));
     }
     if tables.hours {
         branches.push(format!(
-            "SELECT {cols} FROM {hourly} WHERE {ROLLED_HOURS} AND ({})",
+            "SELECT {cols} FROM {hourly} WHERE {} AND ({})",
+            rolled_units_sql("Hour", "hours", "orrery_graph_hours"),
             runs_sql("Hour", "h")
         ));
     }

@@ -60,6 +60,25 @@ struct SpanRange {
     first: u32,
 }
 
+impl Rollup {
+    /// The first minute (Unix seconds) with stored spans before `hi` (ns), from
+    /// `orrery_span_minutes`, so the retention's TTL is the only bound; `None` when there is
+    /// none. What the hourly backfill and the day rollup each start from.
+    pub(super) async fn first_stored_minute(&self, hi: i64) -> Result<Option<u32>> {
+        let range: SpanRange = self
+            .client
+            .query(
+                "SELECT count() AS minutes, toUInt32(min(Minute)) AS first
+FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))",
+            )
+            .param("hi", hi)
+            .fetch_one()
+            .await
+            .context("reading the first stored minute")?;
+        Ok((range.minutes > 0).then_some(range.first))
+    }
+}
+
 fn floor_hour(ns: i64) -> i64 {
     ns.div_euclid(HOUR_NS) * HOUR_NS
 }
@@ -112,20 +131,10 @@ impl Rollup {
     /// the only bound) to the horizon that need a computation, newest first.
     pub async fn backfill_plan(&self, now_ns: i64) -> Result<Plan> {
         let hi = self.backfill_horizon(now_ns);
-        let range: SpanRange = self
-            .client
-            .query(
-                "SELECT count() AS minutes, toUInt32(min(Minute)) AS first
-FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))",
-            )
-            .param("hi", hi)
-            .fetch_one()
-            .await
-            .context("reading the first stored minute")?;
-        if range.minutes == 0 {
+        let Some(first) = self.first_stored_minute(hi).await? else {
             return Ok(Plan::default());
-        }
-        let lo = floor_hour(range.first as i64 * 1_000_000_000);
+        };
+        let lo = floor_hour(first as i64 * 1_000_000_000);
         if lo >= hi {
             return Ok(Plan::default());
         }

@@ -64,12 +64,6 @@ pub struct DayReport {
 }
 
 #[derive(Row, Deserialize)]
-struct SpanRange {
-    minutes: u64,
-    first: u32,
-}
-
-#[derive(Row, Deserialize)]
 struct HourVersion {
     hour: u32,
     computed_at: u64,
@@ -119,20 +113,10 @@ impl Rollup {
     /// the bound) to the one before `now_ns`'s, and what each needs.
     pub async fn days_plan(&self, now_ns: i64) -> Result<(DayPlan, i64, i64)> {
         let hi = floor_day(now_ns);
-        let range: SpanRange = self
-            .client
-            .query(
-                "SELECT count() AS minutes, toUInt32(min(Minute)) AS first
-FROM orrery_span_minutes WHERE Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))",
-            )
-            .param("hi", hi)
-            .fetch_one()
-            .await
-            .context("reading the first stored minute")?;
-        if range.minutes == 0 {
+        let Some(first) = self.first_stored_minute(hi).await? else {
             return Ok((DayPlan::default(), hi, hi));
-        }
-        let lo = floor_day(range.first as i64 * 1_000_000_000);
+        };
+        let lo = floor_day(first as i64 * 1_000_000_000);
         if lo >= hi {
             return Ok((DayPlan::default(), lo, hi));
         }
