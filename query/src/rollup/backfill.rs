@@ -20,7 +20,10 @@
 //! left. Each step re-reads its hours' markers first and skips what another replica finished;
 //! two replicas computing one hour at once write two computations of which readers use the
 //! latest (never both). A step is bounded by `--graph-backfill-step-timeout` (the engine's
-//! `max_execution_time`) and by [`STEP_SPANS`]; a failed step is logged and retried later.
+//! `max_execution_time`) and by [`STEP_SPANS`]; a failed step ends its pass, so the next pass
+//! retries it before any older hour (newest first holds: no older hour is rolled up past a
+//! hole), and only a step that failed [`MAX_STEP_FAILURES`] passes in a row is left behind for
+//! the older ones to go on (its hours stay reported as uncovered).
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +48,9 @@ pub const STEP_SPANS: u64 = 5_000_000;
 const IDLE: Duration = Duration::from_secs(60);
 /// Pause after a failed step or plan (ClickHouse may be briefly away).
 const RETRY: Duration = Duration::from_secs(30);
+/// Passes in a row a step may fail before the backfill goes past it to older hours: one bad
+/// hour must not stop the whole retention's backfill, nor a passing hiccup reorder it.
+const MAX_STEP_FAILURES: u32 = 3;
 
 /// What the backfill has left: hours (ns) older than the minute rollup's horizon that need a
 /// computation, newest first, and how many hours the range holds.
@@ -225,6 +231,8 @@ impl Rollup {
         };
         let mut announced_done = false;
         let mut days_settled = false;
+        // Consecutive failed passes per step (keyed by the step's newest hour).
+        let mut failures: std::collections::HashMap<i64, u32> = Default::default();
         loop {
             // The day rollup once per pass: days whose hours this task (or the minute loop)
             // made current since.
@@ -288,8 +296,9 @@ impl Rollup {
                     _ = shutdown.cancelled() => return,
                     r = tokio::time::timeout(step_timeout, self.backfill_step(&group, crate::now_ns())) => r,
                 };
-                match result {
+                let failed = match result {
                     Ok(Ok((hours, late))) => {
+                        failures.remove(&group[0]);
                         metrics::ROLLUP_BACKFILL_HOURS.fetch_add(hours.len() as u64, Relaxed);
                         metrics::ROLLUP_LATE_SPANS.fetch_add(late, Relaxed);
                         computed_this_pass += group.len();
@@ -308,21 +317,43 @@ impl Rollup {
                             eta_s = (per_hour * pending as f64).round() as u64,
                             "rollup backfill: step done"
                         );
+                        false
                     }
                     Ok(Err(err)) => {
                         metrics::inc(&metrics::ROLLUP_FAILURES);
                         tracing::warn!(from = %utc(*group.last().unwrap_or(&0)), hours = group.len(),
-                            error = %format!("{err:#}"), "rollup backfill: step failed; retried next pass");
-                        if pause(RETRY).await {
-                            return;
-                        }
+                            error = %format!("{err:#}"), "rollup backfill: step failed");
+                        true
                     }
                     Err(_) => {
                         metrics::inc(&metrics::ROLLUP_FAILURES);
                         tracing::warn!(from = %utc(*group.last().unwrap_or(&0)), hours = group.len(),
                             timeout_s = step_timeout.as_secs(),
-                            "rollup backfill: step over --graph-backfill-step-timeout; retried next pass");
+                            "rollup backfill: step over --graph-backfill-step-timeout");
+                        true
                     }
+                };
+                if failed {
+                    let n = failures.entry(group[0]).or_default();
+                    *n += 1;
+                    if *n < MAX_STEP_FAILURES {
+                        // Retried first by the next pass: going on to older hours now would
+                        // roll them up past this hole.
+                        tracing::warn!(
+                            newest = %utc(group[0]),
+                            attempt = *n,
+                            "rollup backfill: pass ended at a failed step; it is retried before any older hour"
+                        );
+                        if pause(RETRY).await {
+                            return;
+                        }
+                        break;
+                    }
+                    tracing::warn!(
+                        newest = %utc(group[0]),
+                        attempts = *n,
+                        "rollup backfill: step failed every time; older hours go on, these stay uncovered until it succeeds"
+                    );
                 }
             }
         }

@@ -71,22 +71,32 @@ GROUP BY Minute"
         let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();
         self.merge_rows(&super::merge::HOURS, (lo, hi), &pairs, computed)
             .await?;
-        let mut insert = self
-            .client
-            .insert::<HourMarker>("orrery_graph_hours")
-            .await
-            .context("writing hour markers")?;
-        for (hour, (version, spans)) in versions {
-            insert
-                .write(&HourMarker {
-                    hour,
-                    computed_at: computed,
-                    minutes_version: version,
-                    spans: spans as i64,
-                })
-                .await?;
+        // One insert per day, newest first: the table is partitioned by day, and an insert
+        // across two days commits two parts one after the other (older first, as it happens),
+        // so a reader could see an older hour of the step done while a newer one is not yet —
+        // the backfill promises newest first, without a hole.
+        let mut by_day: BTreeMap<u32, Vec<(u32, (u64, u64))>> = BTreeMap::new();
+        for (hour, v) in versions {
+            by_day.entry(hour / 86_400).or_default().push((hour, v));
         }
-        insert.end().await.context("writing hour markers")?;
+        for day in by_day.into_values().rev() {
+            let mut insert = self
+                .client
+                .insert::<HourMarker>("orrery_graph_hours")
+                .await
+                .context("writing hour markers")?;
+            for (hour, (version, spans)) in day {
+                insert
+                    .write(&HourMarker {
+                        hour,
+                        computed_at: computed,
+                        minutes_version: version,
+                        spans: spans as i64,
+                    })
+                    .await?;
+            }
+            insert.end().await.context("writing hour markers")?;
+        }
         Ok(())
     }
 }
