@@ -4,8 +4,8 @@
 //! map. Prints: the graph API's latency (curl, 5 requests: p50 and max) and JSON size; the UI's
 //! navigation → first drawn frame; its legibility (node box share of the canvas, closest
 //! centres vs largest node, labels shown and overlapping); over 15 s of live updates the graph
-//! updates applied, fps, renderer frame CPU (p50/p95/max), main-thread busy time per frame,
-//! long tasks (> 50 ms: jank), particles drawn; where the time goes — the app's User Timing
+//! updates applied, fps, where WebGL runs (the renderer's worker, or the page's thread), renderer
+//! frame CPU (p50/p95/max), main-thread busy time per frame, long tasks (> 50 ms: jank), particles drawn; where the time goes — the app's User Timing
 //! entries (web/src/map/perf.rs) up to the first frame (fetch or stream decode, layout, scene,
 //! upload, first GL draw) and their count/total/max during the live phase; and the tab's
 //! memory (JS heap, wasm linear memory, DOM nodes, renderer RSS). Writes
@@ -173,10 +173,12 @@ fn main() {
     );
     let live = &v["live"];
     println!(
-        "live ({:.0} s): {} graph updates, {:.1} fps, {} long tasks (longest {} ms), renderer frame CPU {}, main thread {:.1} ms/frame",
+        "live ({:.0} s): {} graph updates, {:.1} fps (WebGL on the {} thread; {} WebGL draw calls on the page's), {} long tasks (longest {} ms), renderer frame CPU {}, main thread {:.1} ms/frame",
         live["seconds"].as_f64().unwrap_or(0.0),
         live["graph_updates"],
         live["fps"].as_f64().unwrap_or(0.0),
+        live["gl_thread"],
+        live["page_thread_gl_draws"],
         live["long_tasks"],
         live["longest_task_ms"],
         live["renderer_frame_cpu"],

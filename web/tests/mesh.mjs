@@ -8,10 +8,13 @@
 //   legibility       viewport, node bounding box, min centre distance, largest node diameter,
 //                    labels shown and overlapping label pairs (from the drawn boxes)
 //   live             over opts.watch_ms while the mesh keeps sending: graph updates applied,
-//                    frames, renderer frame CPU (data-frame-stats), main-thread busy time per
-//                    frame (CDP TaskDuration), full-screen layer copies per drawn frame (WebGL
-//                    calls wrapped), long tasks (> 50 ms) and the longest, and what
-//                    ran in them (long_tasks_by_cause: update, layer_chunk, layer_at_once, frame)
+//                    frames drawn (the renderer's data-gl-frames: in its worker or on the page),
+//                    renderer frame CPU (data-frame-stats), main-thread busy time per frame (CDP
+//                    TaskDuration), full-screen layer copies per drawn frame (data-gl-frames),
+//                    where WebGL runs (data-gl-thread) and the WebGL draw calls made on the
+//                    page's thread (WebGL2 wrapped: 0 when a worker draws), long tasks (> 50 ms)
+//                    and the longest, and what ran in them (long_tasks_by_cause: update,
+//                    layer_chunk, layer_at_once, frame)
 //   phases           where the time to the first frame went: the app's User Timing entries
 //                    (`orrery:*`, web/src/map/perf.rs: fetch, parse, prepare, layout, lists,
 //                    scene, upload, list-nodes, apply, first-draw, labels, live-decode) up to
@@ -115,22 +118,17 @@ export async function mesh(browser, base, artifacts, opts) {
         return r;
       };
     }
-    // Full-screen copies drawn onto the canvas (the WebGL pass drawn with drawArrays while no
-    // framebuffer is bound: a cached layer's copy) and frames that drew anything on it.
-    window.__copies = 0; window.__drawnFrames = 0;
+    // WebGL draw calls made on the page's thread (a worker's context is not wrapped).
+    window.__pageDraws = 0;
     {
       const P = WebGL2RenderingContext.prototype;
-      let offscreen = false, drew = false;
-      const bind = P.bindFramebuffer;
-      P.bindFramebuffer = function (t, f) { offscreen = !!f; return bind.call(this, t, f); };
-      const arrays = P.drawArrays;
-      P.drawArrays = function (...a) { if (!offscreen) { window.__copies++; drew = true; } return arrays.apply(this, a); };
-      const inst = P.drawArraysInstanced;
-      P.drawArraysInstanced = function (...a) { if (!offscreen) drew = true; return inst.apply(this, a); };
-      window.__endFrame = () => { if (drew) window.__drawnFrames++; drew = false; };
+      for (const k of ["drawArrays", "drawArraysInstanced", "drawElements", "clear"]) {
+        const f = P[k];
+        P[k] = function (...a) { window.__pageDraws++; return f.apply(this, a); };
+      }
     }
     window.__frames = 0;
-    const tick = () => { window.__frames++; window.__endFrame(); requestAnimationFrame(tick); };
+    const tick = () => { window.__frames++; requestAnimationFrame(tick); };
     requestAnimationFrame(tick);
   });
   const url = `${base}/?view=map&level=${opts.level || "region"}&region=${encodeURIComponent(opts.region || "")}`
@@ -188,21 +186,27 @@ export async function mesh(browser, base, artifacts, opts) {
     await cdp.send("Performance.enable");
     const metric = async () => Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
     const version = async () => (await geometry()).version || 0;
+    // [frames drawn, full-screen copies among them] as the renderer reports them.
+    const glFrames = () => page.$eval("[data-testid=map] canvas", (c) => (c.dataset.glFrames || "0 0").split(" ").map(Number));
     const [m0, f0, v0, t0] = [await metric(), await page.evaluate(() => window.__frames), await version(), Date.now()];
-    const copies0 = await page.evaluate(() => [window.__copies, window.__drawnFrames]);
+    const [g0, d0] = [await glFrames(), await page.evaluate(() => window.__pageDraws)];
     const longBefore = await page.evaluate(() => window.__long.length);
     const since = await page.evaluate(() => performance.now());
     await new Promise((r) => setTimeout(r, opts.watch_ms));
     const [m1, f1, v1, t1] = [await metric(), await page.evaluate(() => window.__frames), await version(), Date.now()];
     const long = (await page.evaluate(() => window.__long)).slice(longBefore);
-    const frames = f1 - f0;
-    const copies1 = await page.evaluate(() => [window.__copies, window.__drawnFrames]);
+    const [g1, d1] = [await glFrames(), await page.evaluate(() => window.__pageDraws)];
+    const drawn = g1[0] - g0[0];
+    const frames = drawn > 0 ? drawn : f1 - f0;
     out.live = {
       seconds: (t1 - t0) / 1000,
       graph_updates: v1 - v0,
       frames,
+      page_animation_frames: f1 - f0,
       fps: frames / ((t1 - t0) / 1000),
-      full_screen_copies_per_drawn_frame: (copies1[0] - copies0[0]) / Math.max(1, copies1[1] - copies0[1]),
+      gl_thread: await page.$eval("[data-testid=map] canvas", (c) => c.dataset.glThread || null),
+      page_thread_gl_draws: d1 - d0,
+      full_screen_copies_per_drawn_frame: (g1[1] - g0[1]) / Math.max(1, drawn),
       renderer_frame_cpu: JSON.parse(await page.$eval("[data-testid=map] canvas", (c) => c.dataset.frameStats || "{}")),
       main_thread_ms_per_frame: frames ? ((m1.TaskDuration - m0.TaskDuration) * 1000) / frames : null,
       script_ms_per_frame: frames ? ((m1.ScriptDuration - m0.ScriptDuration) * 1000) / frames : null,

@@ -10,6 +10,9 @@ mod geometry;
 mod gl;
 pub mod labels;
 #[cfg(target_arch = "wasm32")]
+mod offscreen;
+pub mod pace;
+#[cfg(target_arch = "wasm32")]
 pub mod perf;
 #[cfg(target_arch = "wasm32")]
 pub mod render;

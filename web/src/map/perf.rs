@@ -2,27 +2,62 @@
 //! graph costs from the request to the first drawn frame, and what each live update costs.
 //! benches/map_mesh.rs reads them (web/tests/mesh.mjs) to say where the time goes; the browser's
 //! own tools show them too. An entry is a few dozen bytes and there are a handful per update.
+//! In the renderer's worker (no `window`) entries are kept and sent to the page, which records
+//! them on its own timeline (`offscreen.rs`), so the page's timeline tells the whole story.
 
-/// `performance.now()` (ms since navigation).
+use std::cell::RefCell;
+use wasm_bindgen::JsCast;
+
+thread_local! {
+    /// Entries measured in a worker, not yet sent to the page: (name, start, end) in ms of the
+    /// worker's clock.
+    static KEPT: RefCell<Vec<(&'static str, f64, f64)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn performance() -> Option<web_sys::Performance> {
+    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
+}
+
+/// `performance.now()` (ms since navigation, or since the worker started in a worker).
 pub fn now() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now())
+    performance().map_or(0.0, |p| p.now())
 }
 
 /// Records `name` as a measure from `start` (a `now()`) to now.
-pub fn measure(name: &str, start: f64) {
-    let Some(p) = web_sys::window().and_then(|w| w.performance()) else {
+pub fn measure(name: &'static str, start: f64) {
+    let Some(p) = performance() else {
         return;
     };
+    if web_sys::window().is_none() {
+        KEPT.with(|k| {
+            let mut k = k.borrow_mut();
+            // Bounded: the page takes them every few frames.
+            if k.len() < 1000 {
+                k.push((name, start, p.now()));
+            }
+        });
+        return;
+    }
+    record(&p, name, start, p.now());
+}
+
+/// Records a measure from `start` to `end` (ms of this thread's clock).
+pub fn record(p: &web_sys::Performance, name: &str, start: f64, end: f64) {
     let opts = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&opts, &"start".into(), &start.into());
-    let _ = js_sys::Reflect::set(&opts, &"end".into(), &p.now().into());
-    if let Ok(f) = js_sys::Reflect::get(&p, &"measure".into())
-        && let Ok(f) = wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(f)
+    let _ = js_sys::Reflect::set(&opts, &"end".into(), &end.into());
+    if let Ok(f) = js_sys::Reflect::get(p, &"measure".into())
+        && let Ok(f) = f.dyn_into::<js_sys::Function>()
     {
-        let _ = f.call2(&p, &name.into(), &opts);
+        let _ = f.call2(p, &name.into(), &opts);
     }
+}
+
+/// The entries a worker kept since the last call.
+pub fn take_kept() -> Vec<(&'static str, f64, f64)> {
+    KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()))
 }
 
 /// Records a point in time (`performance.mark`).

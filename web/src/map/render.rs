@@ -1,13 +1,16 @@
 //! Draws a `Scene`: WebGL2 with instanced nodes, edges and particles (`gl.rs`, motion in the
-//! shaders), or the 2D-canvas fallback where WebGL2 is missing (`canvas2d.rs`). Labels go on a
+//! shaders) — in a worker on an `OffscreenCanvas` where the browser can (`offscreen.rs`), else
+//! on the page's thread — or the 2D-canvas fallback where WebGL2 is missing (`canvas2d.rs`). Labels go on a
 //! 2D overlay, redrawn only when the camera or layout moves. Fit and hit-testing live here (the
 //! camera itself in `camera.rs`); what the tests read back is published by `geometry.rs`. This
 //! module is the top of the map's drawing: the backends and the report import none of it.
 
 use super::camera::{Camera, world_to_screen};
 use super::geometry::Drawn;
-use super::gl::Gl;
+use super::gl::{Gl, Instances};
 use super::labels::{self, Rect};
+use super::offscreen::Offscreen;
+use super::pace::Pacer;
 use super::scene::{ANIM_SECS, Scene};
 use super::{canvas2d, geometry, route};
 use crate::api::Health;
@@ -28,6 +31,10 @@ pub struct Renderer {
     canvas: HtmlCanvasElement,
     overlay: Ctx2d,
     gl: Option<Gl>,
+    /// WebGL2 in a worker (then `gl` is None).
+    offscreen: Option<Offscreen>,
+    /// The drawing buffer's size last set (device px).
+    size: (u32, u32),
     ctx2d: Option<Ctx2d>,
     pub camera: Camera,
     pub motion: bool,
@@ -49,25 +56,24 @@ pub struct Renderer {
     report: bool,
     first_frame_done: bool,
     frame_ms: Vec<f64>,
-    /// When the last frame started and the mean time between frames (ms): frames that come
-    /// slowly (software WebGL on a busy CPU) draw fewer particles, see `pace`.
-    last_frame_at: f64,
-    period_ms: f64,
-    pace_frames: u32,
-    drew_last: bool,
-    next_draw_at: f64,
+    /// Frames that come slowly (software WebGL on a busy CPU) draw fewer particles (WebGL on
+    /// this thread; the worker paces its own frames).
+    pacer: Pacer,
 }
-
-/// Frames further apart than this on average (ms) draw fewer particles; closer than
-/// `FAST_FRAME_MS`, more again (up to all of them).
-const SLOW_FRAME_MS: f64 = 40.0;
-const FAST_FRAME_MS: f64 = 24.0;
-/// The fewest particles `pace` goes down to.
-const MIN_PARTICLES: i32 = 1_000;
 
 impl Renderer {
     pub fn new(canvas: HtmlCanvasElement, overlay: HtmlCanvasElement, force_2d: bool) -> Self {
-        let gl = if force_2d {
+        // `?renderer=page`: WebGL2 on the page's thread even where a worker could draw (to
+        // compare the two).
+        let page = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .is_some_and(|q| q.contains("renderer=page"));
+        let offscreen = if force_2d || page {
+            None
+        } else {
+            Offscreen::new(&canvas)
+        };
+        let gl = if force_2d || offscreen.is_some() {
             None
         } else {
             canvas
@@ -77,7 +83,7 @@ impl Renderer {
                 .and_then(|c| c.dyn_into::<GL>().ok())
                 .and_then(|gl| Gl::new(gl).ok())
         };
-        let ctx2d = if gl.is_none() {
+        let ctx2d = if gl.is_none() && offscreen.is_none() {
             canvas
                 .get_context("2d")
                 .ok()
@@ -86,6 +92,13 @@ impl Renderer {
         } else {
             None
         };
+        // Where WebGL draws (the browser tests check that the page's thread does not).
+        let thread = match (&offscreen, &gl) {
+            (Some(_), _) => "worker",
+            (_, Some(_)) => "page",
+            _ => "none",
+        };
+        let _ = canvas.set_attribute("data-gl-thread", thread);
         let overlay = overlay
             .get_context("2d")
             .ok()
@@ -96,6 +109,8 @@ impl Renderer {
             canvas,
             overlay,
             gl,
+            offscreen,
+            size: (0, 0),
             ctx2d,
             camera: Camera {
                 cx: 0.0,
@@ -114,16 +129,12 @@ impl Renderer {
             report: geometry::wants_report(),
             first_frame_done: false,
             frame_ms: Vec::new(),
-            last_frame_at: 0.0,
-            period_ms: 16.7,
-            pace_frames: 0,
-            drew_last: false,
-            next_draw_at: 0.0,
+            pacer: Pacer::default(),
         }
     }
 
     pub fn backend(&self) -> &'static str {
-        if self.gl.is_some() {
+        if self.gl.is_some() || self.offscreen.is_some() {
             "webgl2"
         } else {
             "canvas2d"
@@ -146,17 +157,23 @@ impl Renderer {
     fn upload_scene(&mut self, s: &Scene, live: bool) {
         self.scene_version += 1;
         self.measure_labels(s);
-        if let Some(g) = &mut self.gl {
-            g.upload_scene(s, live);
+        if let Some(o) = &self.offscreen {
+            o.upload(Instances::build(s, live));
+        } else if let Some(g) = &mut self.gl {
+            g.upload(Instances::build(s, live));
         }
     }
 
     fn resize(&mut self) -> (f32, f32) {
         let w = (self.canvas.client_width() as f32 * self.dpr).max(1.0);
         let h = (self.canvas.client_height() as f32 * self.dpr).max(1.0);
-        if self.canvas.width() != w as u32 || self.canvas.height() != h as u32 {
-            self.canvas.set_width(w as u32);
-            self.canvas.set_height(h as u32);
+        if self.size != (w as u32, h as u32) {
+            self.size = (w as u32, h as u32);
+            // A canvas handed to the worker is sized there (its element refuses it).
+            if self.offscreen.is_none() {
+                self.canvas.set_width(w as u32);
+                self.canvas.set_height(h as u32);
+            }
             let o = self.overlay.canvas().unwrap();
             o.set_width(w as u32);
             o.set_height(h as u32);
@@ -168,82 +185,90 @@ impl Renderer {
     /// One frame at time `t` (seconds).
     pub fn frame(&mut self, s: &Scene, t: f64) {
         let started = now_ms();
-        if !self.pace(started) {
-            return;
+        if let Some(g) = &mut self.gl {
+            let total = g.particle_count();
+            if !self.pacer.pace(started, total, &mut g.particle_cap) {
+                return;
+            }
         }
         self.draw_frame(s, t);
+        if self.offscreen.is_some() {
+            self.take_reported();
+            return;
+        }
         if !self.first_frame_done && !s.graph.nodes.is_empty() {
             // The first frame with nodes in it: the browser tests time navigation → map.
             self.first_frame_done = true;
             super::perf::measure("orrery:first-draw", started);
-            super::perf::mark("orrery:first-frame");
-            let _ = self
-                .canvas
-                .set_attribute("data-first-frame-ms", &format!("{:.1}", now_ms()));
+            self.first_frame(now_ms());
         }
         if self.report {
             self.frame_ms.push(now_ms() - started);
             if self.frame_ms.len().is_multiple_of(10) {
-                let _ = self.canvas.set_attribute(
-                    "data-frame-stats",
-                    &geometry::frame_stats(&self.frame_ms, self.particles_drawn()),
-                );
-            }
-            if self.frame_ms.len() >= 3000 {
-                self.frame_ms.drain(..1500);
+                self.report_frames();
             }
         }
     }
 
-    /// Adapts the particle count to the frame rate the machine sustains. The particles are the
-    /// per-frame work that scales with traffic; a GPU that cannot draw them all at a steady
-    /// pace (SwiftShader on a loaded CPU blocks the main thread for the whole frame) gets fewer
-    /// — cut by the ratio of `SLOW_FRAME_MS` to the frame period (0.25–0.7×) every three slow
-    /// frames, down to `MIN_PARTICLES` — and gets them back, 20% more per ten quick frames.
-    /// Returns whether to draw this frame (see the end). Particles are uploaded shuffled, so any count is a fair sample of
-    /// every edge's flow.
-    fn pace(&mut self, now: f64) -> bool {
-        let dt = now - self.last_frame_at;
-        self.last_frame_at = now;
-        // Only the time after a drawn frame is its cost; a hidden tab's paused frames say
-        // nothing about the GPU.
-        if self.drew_last && (0.0..1000.0).contains(&dt) {
-            self.period_ms = 0.8 * self.period_ms + 0.2 * dt;
-            self.pace_frames = self.pace_frames.saturating_add(1);
-        }
-        let Some(g) = &mut self.gl else { return true };
-        let total = g.particle_count();
-        let cap = g.particle_cap.min(total);
-        // Three frames after a change, so the mean reflects it.
-        if self.pace_frames >= 3 {
-            if self.period_ms > SLOW_FRAME_MS && cap > MIN_PARTICLES {
-                // The slower the frames, the bigger the cut (at most to a quarter at once).
-                let k = (SLOW_FRAME_MS / self.period_ms).clamp(0.25, 0.7);
-                g.particle_cap = ((f64::from(cap) * k) as i32).max(MIN_PARTICLES);
-                self.pace_frames = 0;
-            } else if self.period_ms < FAST_FRAME_MS && cap < total && self.pace_frames >= 10 {
-                let more = (f64::from(cap) * 1.2) as i32 + 100;
-                g.particle_cap = if more >= total { i32::MAX } else { more };
-                self.pace_frames = 0;
+    fn first_frame(&self, at: f64) {
+        super::perf::mark("orrery:first-frame");
+        let _ = self
+            .canvas
+            .set_attribute("data-first-frame-ms", &format!("{at:.1}"));
+    }
+
+    /// Frame CPU, particles, and (for the browser tests) frames drawn and full-screen copies
+    /// among them: `data-gl-frames` = "frames copies".
+    fn report_frames(&mut self) {
+        let _ = self.canvas.set_attribute(
+            "data-frame-stats",
+            &geometry::frame_stats(&self.frame_ms, self.particles_drawn()),
+        );
+        let (frames, copies) = match (&self.offscreen, &self.gl) {
+            (Some(o), _) => {
+                let r = o.reported.borrow();
+                (r.frames, r.copies)
             }
+            (_, Some(g)) => (g.frames_drawn, g.copies),
+            _ => (0, 0),
+        };
+        let _ = self
+            .canvas
+            .set_attribute("data-gl-frames", &format!("{frames} {copies}"));
+        if self.frame_ms.len() >= 3000 {
+            self.frame_ms.drain(..1500);
         }
-        // Still slow with the fewest particles: every drawn frame blocks the page for as long
-        // as the GPU takes, so leave it at least as long again between frames (at most half
-        // of the time goes to drawing; the page stays responsive in between).
-        let starved = self.period_ms > SLOW_FRAME_MS && cap <= MIN_PARTICLES;
-        let draw = !starved || now >= self.next_draw_at;
-        if draw && starved {
-            self.next_draw_at = now + self.period_ms.min(1000.0);
+    }
+
+    /// What the worker reported since the last frame: its first frame with nodes, its frame
+    /// CPU (its User Timing entries are already on the page's timeline, see `offscreen.rs`).
+    fn take_reported(&mut self) {
+        let Some(o) = &self.offscreen else { return };
+        let (first, times) = {
+            let mut r = o.reported.borrow_mut();
+            (r.first.take(), std::mem::take(&mut r.frame_ms))
+        };
+        if let Some((start, end)) = first
+            && !self.first_frame_done
+        {
+            self.first_frame_done = true;
+            if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+                super::perf::record(&p, "orrery:first-draw", start, end);
+            }
+            self.first_frame(end);
         }
-        self.drew_last = draw;
-        draw
+        if self.report && !times.is_empty() {
+            self.frame_ms.extend(times);
+            self.report_frames();
+        }
     }
 
     /// Particles drawn per frame now.
     pub fn particles_drawn(&self) -> i32 {
-        self.gl
-            .as_ref()
-            .map_or(0, |g| g.particle_count().min(g.particle_cap))
+        if let Some(o) = &self.offscreen {
+            return o.reported.borrow().particles;
+        }
+        self.gl.as_ref().map_or(0, |g| g.particles_drawn())
     }
 
     fn draw_frame(&mut self, s: &Scene, t: f64) {
@@ -256,7 +281,17 @@ impl Renderer {
         };
         let (w, h) = self.resize();
         let cam = self.camera;
-        if let Some(g) = &mut self.gl {
+        if let Some(o) = &mut self.offscreen {
+            o.view(
+                cam,
+                self.dpr,
+                w as u32,
+                h as u32,
+                s.anim_start,
+                self.motion,
+                t,
+            );
+        } else if let Some(g) = &mut self.gl {
             g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
         } else if let Some(ctx) = &self.ctx2d {
             canvas2d::draw_2d(ctx, s, cam, self.dpr, w, h, t, self.motion);

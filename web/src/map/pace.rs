@@ -1,0 +1,96 @@
+//! Frame pacing for the WebGL renderer (in the page or in its worker): adapts the particle
+//! count to the frame rate the machine sustains. The particles are the per-frame work that
+//! scales with traffic; a GPU that cannot draw them all at a steady pace (SwiftShader on a
+//! loaded CPU) gets fewer — cut by the ratio of `SLOW_FRAME_MS` to the frame period
+//! (0.25–0.7×) every three slow frames, down to `MIN_PARTICLES` — and gets them back, 20% more
+//! per ten quick frames. Particles are uploaded shuffled, so any count is a fair sample of
+//! every edge's flow.
+
+/// Frames further apart than this on average (ms) draw fewer particles; closer than
+/// `FAST_FRAME_MS`, more again (up to all of them).
+const SLOW_FRAME_MS: f64 = 40.0;
+const FAST_FRAME_MS: f64 = 24.0;
+/// The fewest particles `pace` goes down to.
+pub const MIN_PARTICLES: i32 = 1_000;
+
+pub struct Pacer {
+    /// When the last frame started and the mean time between frames (ms).
+    last_frame_at: f64,
+    period_ms: f64,
+    pace_frames: u32,
+    drew_last: bool,
+    next_draw_at: f64,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            last_frame_at: 0.0,
+            period_ms: 16.7,
+            pace_frames: 0,
+            drew_last: false,
+            next_draw_at: 0.0,
+        }
+    }
+}
+
+impl Pacer {
+    /// At a frame starting at `now` (ms): adjusts `cap` (particles drawn, of `total`) and
+    /// says whether to draw this frame.
+    pub fn pace(&mut self, now: f64, total: i32, cap: &mut i32) -> bool {
+        let dt = now - self.last_frame_at;
+        self.last_frame_at = now;
+        // Only the time after a drawn frame is its cost; a hidden tab's paused frames say
+        // nothing about the GPU.
+        if self.drew_last && (0.0..1000.0).contains(&dt) {
+            self.period_ms = 0.8 * self.period_ms + 0.2 * dt;
+            self.pace_frames = self.pace_frames.saturating_add(1);
+        }
+        let drawn = (*cap).min(total);
+        // Three frames after a change, so the mean reflects it.
+        if self.pace_frames >= 3 {
+            if self.period_ms > SLOW_FRAME_MS && drawn > MIN_PARTICLES {
+                // The slower the frames, the bigger the cut (at most to a quarter at once).
+                let k = (SLOW_FRAME_MS / self.period_ms).clamp(0.25, 0.7);
+                *cap = ((f64::from(drawn) * k) as i32).max(MIN_PARTICLES);
+                self.pace_frames = 0;
+            } else if self.period_ms < FAST_FRAME_MS && drawn < total && self.pace_frames >= 10 {
+                let more = (f64::from(drawn) * 1.2) as i32 + 100;
+                *cap = if more >= total { i32::MAX } else { more };
+                self.pace_frames = 0;
+            }
+        }
+        // Still slow with the fewest particles: every drawn frame keeps the GPU busy for as
+        // long as it takes, so leave it at least as long again between frames (at most half
+        // of the time goes to drawing).
+        let starved = self.period_ms > SLOW_FRAME_MS && drawn <= MIN_PARTICLES;
+        let draw = !starved || now >= self.next_draw_at;
+        if draw && starved {
+            self.next_draw_at = now + self.period_ms.min(1000.0);
+        }
+        self.drew_last = draw;
+        draw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_frames_draw_fewer_particles_and_quick_ones_more_again() {
+        let mut p = Pacer::default();
+        let mut cap = i32::MAX;
+        let mut t = 0.0;
+        for _ in 0..40 {
+            t += 100.0;
+            p.pace(t, 30_000, &mut cap);
+        }
+        assert_eq!(cap, MIN_PARTICLES);
+        for _ in 0..400 {
+            t += 16.0;
+            p.pace(t, 30_000, &mut cap);
+        }
+        assert_eq!(cap, i32::MAX);
+    }
+}
