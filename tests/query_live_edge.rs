@@ -200,3 +200,95 @@ async fn the_live_edge_finds_near_parents_and_leaves_older_ones_to_the_slot() {
     }
     assert_eq!(g.data_quality.orphan_spans, 0);
 }
+
+/// The live edge of a service-level read is read without regions (`edges::regionless`: the
+/// rolled-up and slot parts label every edge and node they hold), yet every node keeps its
+/// own region: known ones from the slot rows, a service seconds old — only in the live part,
+/// as a caller with served spans and as a callee with none (its region comes from the edge
+/// into it) — from its own spans.
+#[tokio::test]
+async fn the_live_edge_without_regions_still_gives_every_node_its_own_region() {
+    let ch = fresh_database().await;
+    let s = settings();
+    let slot = now_ns().div_euclid(SLOT_NS) * SLOT_NS - 60 * SEC;
+    let known = |trace: &str, at: i64| {
+        vec![
+            span(trace, "1", "", "gateway", "Server", at, 5).resource("cloud.region", "eu"),
+            span(trace, "2", "1", "api", "Server", at + MS, 2).resource("cloud.region", "us"),
+        ]
+    };
+    insert(&ch, &known("k1", slot + 3 * SEC)).await;
+    let roll = Rollup::new(ch.client(), s.clone());
+    assert!(
+        roll.run_slots(slot + 11 * SEC)
+            .await
+            .unwrap()
+            .contains(&slot)
+    );
+    let cache = orrery_query::graph::cache::RolledCache::default();
+    let now = slot + 15 * SEC;
+    let w = params::span(slot - 50 * SEC, now, now).unwrap();
+    let region = |g: &orrery_query::model::Graph, id: &str| {
+        g.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.region.clone())
+            .unwrap_or_else(|| panic!("no node {id}: {:?}", g.nodes))
+    };
+
+    // Only known services at the live edge: their regions come from the slot rows.
+    insert(&ch, &known("k2", slot + 12 * SEC)).await;
+    let c = Rolled::read(&ch.client(), w.lo, w.hi)
+        .await
+        .unwrap()
+        .coverage(w);
+    assert_eq!(c.slots.1, slot + SLOT_NS, "{c:?}");
+    assert!(!c.live.is_empty(), "{c:?}");
+    let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    assert!(edge_table(&g).contains(&("gateway".into(), "api".into(), 2, 0)));
+    assert_eq!(
+        (region(&g, "gateway"), region(&g, "api")),
+        ("eu".into(), "us".into())
+    );
+
+    // A new service at the live edge, and a callee of it that serves nothing (an internal
+    // span: no node rows, the node's region is the edge's callee region).
+    insert(
+        &ch,
+        &[
+            span("n", "1", "", "newbie", "Server", slot + 12 * SEC, 5)
+                .resource("cloud.region", "ap"),
+            span("n", "2", "1", "worker", "Internal", slot + 12 * SEC + MS, 1)
+                .resource("cloud.region", "sa"),
+        ],
+    )
+    .await;
+    let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    let table = edge_table(&g);
+    assert!(
+        table.contains(&("newbie".into(), "worker".into(), 1, 0)),
+        "{table:?}"
+    );
+    assert!(
+        table.contains(&("gateway".into(), "api".into(), 2, 0)),
+        "{table:?}"
+    );
+    for (id, want) in [
+        ("gateway", "eu"),
+        ("api", "us"),
+        ("newbie", "ap"),
+        ("worker", "sa"),
+    ] {
+        assert_eq!(region(&g, id), want, "{id}");
+    }
+    // The same answer as a read without rollups (every range with its regions).
+    let all = GraphArgs {
+        graph_no_rollup: true,
+        ..s.clone()
+    };
+    let plain = graph_with(&ch, &all, &Default::default(), Level::Region, w).await;
+    assert_eq!(edge_table(&plain), table);
+    for id in ["gateway", "api", "newbie", "worker"] {
+        assert_eq!(region(&plain, id), region(&g, id), "{id}");
+    }
+}
