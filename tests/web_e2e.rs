@@ -49,7 +49,6 @@ fn empty_install_says_how_to_send_spans(base: &str, otlp: &str) {
         base,
         &serde_json::json!({ "docs_images": docs_images() }),
     );
-    println!("{}", serde_json::to_string_pretty(&v).unwrap());
     let lines = v["lines"].as_str().unwrap();
     let http = otlp.trim_end_matches("/v1/traces");
     assert!(
@@ -191,7 +190,6 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
         "live_body": topology(10, 0xdef000, "fraud"),
     });
     let v = browser("e2e", &base, &opts);
-    println!("{}", serde_json::to_string_pretty(&v).unwrap());
 
     let strs = |x: &serde_json::Value| -> Vec<String> {
         x.as_array()
@@ -468,7 +466,6 @@ fn the_region_map_zooms_from_namespaces_to_services() {
         "wheel_expanded": ["payments", "namespace:shop"],
     });
     let v = browser("namespaces", &base, &opts);
-    println!("{}", serde_json::to_string_pretty(&v).unwrap());
 
     // Zoomed out: two namespace nodes; frontend -> checkout is inside "shop" and not drawn.
     let c = &v["collapsed"];
@@ -662,7 +659,6 @@ fn the_demo_map_at_first_sight_and_a_crowded_region_collapsed() {
         "docs_images": docs_images(),
     });
     let v = browser("mapux", &base, &opts);
-    println!("{}", serde_json::to_string_pretty(&v).unwrap());
     // One namespace, ~25 nodes: services shown, never one `orrery-demo` node.
     let demo_nodes = v["demo"]["nodes"].as_array().unwrap();
     assert_eq!(v["demo"]["grouped"], "false", "{v}");
@@ -774,7 +770,6 @@ fn the_demo_map_at_first_sight_and_a_crowded_region_collapsed() {
         &base,
         &serde_json::json!({ "chaos_edge": "edge-gateway->ads", "docs_images": docs_images() }),
     );
-    println!("{}", serde_json::to_string_pretty(&c).unwrap());
     assert_eq!(c["edge"]["health"], "danger", "{c}");
     orrery(&["demo", "chaos", "--control-url", &demo.control, "restore"]);
 
@@ -802,7 +797,6 @@ fn the_demo_map_at_first_sight_and_a_crowded_region_collapsed() {
         &base,
         &serde_json::json!({ "region": region, "docs_images": docs_images() }),
     );
-    println!("{}", serde_json::to_string_pretty(&v).unwrap());
     let ids = |seen: &serde_json::Value, kind: &str| -> Vec<String> {
         seen["nodes"]
             .as_array()

@@ -121,7 +121,17 @@ pub fn browser(mode: &str, target: &str, opts: &serde_json::Value) -> serde_json
         "browser run failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON")
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON");
+    // Kept as a file, not printed: a failing test's output then starts with its assertion
+    // (CI shows only the beginning and the end of a long log).
+    let dir = root().join("artifacts/web");
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join(format!("{mode}-report.json"));
+    if std::fs::write(&file, serde_json::to_string_pretty(&report).unwrap_or_default()).is_ok() {
+        println!("browser report ({mode}): {}", file.display());
+    }
+    report
 }
 
 /// Spans in the big trace of web_big_trace and benches/big_trace.rs.

@@ -268,7 +268,6 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                     if fetch_gen.get() != generation {
                         return;
                     }
-                    busy.set(false);
                     if let Some(d) = d {
                         *added.borrow_mut() = d.as_ref().ok().cloned();
                         let _ = diff.try_set(Some(d));
@@ -279,6 +278,11 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                             let _ = status.try_set(format!("Could not load the graph: {e}"));
                         }
                     }
+                    // Not busy once the frame is whole: the applier sets the lists beside the
+                    // map after the next animation frame, and this is queued after it, so a
+                    // replay (which steps only when not busy) never leaves a minute before its
+                    // nodes are listed — under load an animation frame can outlast a step.
+                    after_next_frame(move || busy.set(false));
                 });
             });
             // A live map takes its first graph from the stream, which starts with the whole
