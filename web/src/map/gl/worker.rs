@@ -43,7 +43,8 @@ struct Worker {
     gl: Gl,
     view: View,
     pacer: Pacer,
-    /// The worker's clock minus the page's (ms): `timeOrigin` difference.
+    /// How much later the worker's clock started than the page's (ms: the `timeOrigin`
+    /// difference): a worker time plus this is the page's time.
     delta: f64,
     nodes: bool,
     first_sent: bool,
@@ -227,7 +228,7 @@ fn frame() {
             }
             // The page's clock, in s: particles keep their phase across updates.
             let t = if v.motion {
-                (started - w.delta) / 1000.0
+                (started + w.delta) / 1000.0
             } else {
                 v.frozen
             };
@@ -236,7 +237,7 @@ fn frame() {
             w.frame_ms.push(ended - started);
             let first = (!w.first_sent && w.nodes).then(|| {
                 w.first_sent = true;
-                (started - w.delta, ended - w.delta)
+                (started + w.delta, ended + w.delta)
             });
             if first.is_some() || w.gl.frames_drawn >= w.sent_at + STATS_EVERY {
                 w.sent_at = w.gl.frames_drawn;
@@ -258,7 +259,7 @@ fn send_stats(w: &mut Worker, first: Option<(f64, f64)>) {
     let measures: Array = perf::take_kept()
         .into_iter()
         .map(|(n, a, b)| -> JsValue {
-            [JsValue::from(n), (a - w.delta).into(), (b - w.delta).into()]
+            [JsValue::from(n), (a + w.delta).into(), (b + w.delta).into()]
                 .iter()
                 .collect::<Array>()
                 .into()
