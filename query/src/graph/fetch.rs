@@ -4,8 +4,8 @@
 //!
 //! One file per job: [`window`] (the window and its comparison windows), [`markers`] (reading
 //! the rollup markers and span counts: every minute for the rollup job, whole current hours
-//! summed up for a graph), [`coverage`] (deciding from them which minutes, hours and slots are
-//! rolled up and current, and what a window reads where), [`edges`] and [`nodes`] (the three
+//! summed up for a graph), [`current`] (the exactness rule: which minutes, hours, days and
+//! slots are rolled up and current), [`coverage`] (what a window reads where), [`edges`] and [`nodes`] (the three
 //! parts of each and their merge); this file holds what both read paths share.
 
 use std::collections::HashMap;
@@ -18,12 +18,14 @@ use crate::GraphArgs;
 use orrery_store::graph_rules as rules;
 
 pub mod coverage;
+pub mod current;
 pub mod edges;
 pub mod markers;
 pub mod nodes;
 pub mod window;
 pub use super::agg::{EdgeAgg, NodeAgg};
-pub use coverage::{Coverage, QualityAgg, coverage_of};
+pub use coverage::{Coverage, coverage_of};
+pub use current::QualityAgg;
 pub use edges::{EdgeFilter, Grouping, edges, edges_in};
 use markers::HOUR_NS;
 pub use markers::{HourSum, MinuteMarker, Rolled};
@@ -243,7 +245,7 @@ pub(crate) fn rolled_versions(
         .range(w.lo..c.live_lo)
         .filter(|(h, _)| {
             let h = (**h / 1_000_000_000) as u32;
-            let day = h - h % coverage::DAY_S;
+            let day = h - h % current::DAY_S;
             c.hours.binary_search(&h).is_err() && c.days.binary_search(&day).is_err()
         })
         .map(|(h, s)| (*h, s.version));

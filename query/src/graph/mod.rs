@@ -198,53 +198,64 @@ pub async fn graph(
         Level::Global => NodeKey::Regions,
         _ => NodeKey::Services,
     };
-    // The rollup markers of both windows, then all parts at once: each is one query.
+    // The rollup markers of both windows, then all parts at once: each is one query. The
+    // services' deployment facts need no markers: they are read meanwhile (one round trip
+    // less on the way to the answer).
     let base = w.baseline();
     let lo = if req.whats_wrong { base.lo } else { w.lo };
-    let mut rolled = fetch::Rolled::read_window(client, lo, w.hi).await?;
-    rolled.max_unrolled = s.graph_max_unrolled.as_nanos().min(i64::MAX as u128) as i64;
-    // Older than the call copy's reach (schema v12: 6 hours) its rows may be gone: what is
-    // not rolled up there is left out, never read as if it were empty.
-    rolled.readable_from = crate::rollup::copy_from(s, w.now);
+    let facts = async {
+        tokio::try_join!(
+            async {
+                // Regions have no namespace; services at the other levels do.
+                if req.level == Level::Global {
+                    Ok(BTreeMap::new())
+                } else {
+                    fetch::namespaces(client, facts_window(s, w)).await
+                }
+            },
+            async {
+                match &req.group.by {
+                    Some(group::GroupBy::Attr(key)) => {
+                        group::attribute_values(client, facts_window(s, w), key).await
+                    }
+                    _ => Ok(BTreeMap::new()),
+                }
+            },
+        )
+    };
+    let parts = async {
+        let mut rolled = fetch::Rolled::read_window(client, lo, w.hi).await?;
+        rolled.max_unrolled = s.graph_max_unrolled.as_nanos().min(i64::MAX as u128) as i64;
+        // Older than the call copy's reach (schema v12: 6 hours) its rows may be gone: what
+        // is not rolled up there is left out, never read as if it were empty.
+        rolled.readable_from = crate::rollup::copy_from(s, w.now);
+        // The baseline is read from rollups only: it is closed, so normally all rolled up;
+        // where it is not (older than the rollup's backfill, or a lagging rollup) its unrolled
+        // tail is left out rather than joined from spans — a day-long baseline from spans
+        // would cost more than the whole graph.
+        let base = Span {
+            hi: rolled.coverage(base).live_lo.max(base.lo),
+            ..base
+        };
+        let (current, node_rows, previous) = tokio::try_join!(
+            edge_set(client, s, cache, req, w, &rolled),
+            fetch::nodes_in(client, s, cache, w, &rolled, &node_key),
+            async {
+                if req.whats_wrong {
+                    edge_set(client, s, cache, req, base, &rolled)
+                        .await
+                        .map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+        )?;
+        anyhow::Ok((rolled, current, node_rows, previous))
+    };
+    let ((rolled, current, node_rows, previous), (namespaces, group_values)) =
+        tokio::try_join!(parts, facts)?;
     let quality = rolled.quality(w);
     let coverage = rollup_coverage(&rolled, w, quality.spans);
-    // The baseline is read from rollups only: it is closed, so normally all rolled up; where
-    // it is not (older than the rollup's backfill, or a lagging rollup) its unrolled tail is
-    // left out rather than joined from spans — a day-long baseline from spans would cost more
-    // than the whole graph.
-    let base = Span {
-        hi: rolled.coverage(base).live_lo.max(base.lo),
-        ..base
-    };
-    let (current, node_rows, previous, namespaces, group_values) = tokio::try_join!(
-        edge_set(client, s, cache, req, w, &rolled),
-        fetch::nodes_in(client, s, cache, w, &rolled, &node_key),
-        async {
-            if req.whats_wrong {
-                edge_set(client, s, cache, req, base, &rolled)
-                    .await
-                    .map(Some)
-            } else {
-                Ok(None)
-            }
-        },
-        async {
-            // Regions have no namespace; services at the other levels do.
-            if req.level == Level::Global {
-                Ok(BTreeMap::new())
-            } else {
-                fetch::namespaces(client, facts_window(s, w)).await
-            }
-        },
-        async {
-            match &req.group.by {
-                Some(group::GroupBy::Attr(key)) => {
-                    group::attribute_values(client, facts_window(s, w), key).await
-                }
-                _ => Ok(BTreeMap::new()),
-            }
-        },
-    )?;
 
     let pairs: Vec<(String, String)> = current
         .edges

@@ -12,6 +12,9 @@ use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
+mod statement;
+use statement::{MarkRow, WindowReads, minute_markers};
+
 pub const MINUTE_NS: i64 = 60_000_000_000;
 pub const HOUR_NS: i64 = 60 * MINUTE_NS;
 /// The finer grain between rolled-up minutes and spans (schema v10).
@@ -123,19 +126,6 @@ pub struct HourSum {
     pub spans: u64,
     /// Late spans its minute markers recorded.
     pub late: u64,
-}
-
-/// Per-hour sums of the latest minute markers (`level` 1) and of the span counts (`level` 2),
-/// each hour's latest marker (`level` 3: its `MinutesVersion` in `version`) and each day's
-/// (`level` 4: its `HoursVersion` in `version`, the day in `hour`).
-#[derive(Row, Deserialize)]
-struct HourRow {
-    level: u8,
-    hour: u32,
-    marked: u64,
-    version: u64,
-    spans: u64,
-    late: u64,
 }
 
 /// The rollup markers of a time range: each marked minute's latest marker, each hour's latest
@@ -340,61 +330,29 @@ GROUP BY Minute",
     pub async fn read_window(client: &Client, lo: i64, hi: i64) -> Result<Rolled> {
         let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
         let end = (hi + HOUR_NS - 1).div_euclid(HOUR_NS) * HOUR_NS;
-        let sums = client
-            .query(
-                "SELECT 1 AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS hour,
-    count() AS marked, sum(c) AS version, sum(s) AS spans, sum(l) AS late
-FROM (
-    SELECT Minute, max(ComputedAt) AS c, argMax(Spans, ComputedAt) AS s,
-        argMax(Late, ComputedAt) AS l
-    FROM orrery_graph_minutes
-    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-      AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-    GROUP BY Minute
-)
-GROUP BY hour
-UNION ALL
-SELECT 2 AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS hour,
-    toUInt64(0) AS marked, toUInt64(0) AS version, sum(Spans) AS spans, toUInt64(0) AS late
-FROM orrery_span_minutes
-WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY hour
-UNION ALL
-SELECT 3 AS level, toUInt32(Hour) AS hour, toUInt64(0) AS marked,
-    argMax(MinutesVersion, ComputedAt) AS version,
-    toUInt64(argMax(Spans, ComputedAt) + 1) AS spans, toUInt64(0) AS late
-FROM orrery_graph_hours
-WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Hour
-UNION ALL
-SELECT 4 AS level, toUInt32(Day) AS hour, toUInt64(0) AS marked,
-    argMax(HoursVersion, ComputedAt) AS version, toUInt64(0) AS spans, toUInt64(0) AS late
-FROM orrery_graph_days
-WHERE Day >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Day < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Day",
-            )
-            .param("lo", first)
-            .param("hi", end)
-            .fetch_all::<HourRow>();
-        let slots = read_slots(client, lo.max(hi - SLOT_READ_NS), hi);
         // The window's ragged ends can never be whole hours: their minutes are read with the
         // hour sums, so a short window (the common 15 min / 1 h graph) needs no second round.
         let ends = ragged_ends(lo, hi);
-        let (sums, (slots, slot_spans), early) = tokio::try_join!(
-            async { sums.await.context("reading rollup markers per hour") },
-            slots,
-            minute_markers(client, &ends, &[]),
-        )?;
-        let mut marks: BTreeMap<i64, HourRow> = BTreeMap::new();
+        let reads = WindowReads::of(lo, hi, !ends.is_empty(), crate::now_ns());
+        // One statement for all of it: each costs the engine a fixed ~5–10 ms on 2 cores (the
+        // hour sums, the slots and the ends were three, ~28 ms on the 10M-span bench).
+        let q = client
+            .query(&reads.sql())
+            .param("lo", first)
+            .param("hi", end)
+            .param("slo", lo.max(hi - SLOT_READ_NS))
+            .param("shi", hi)
+            .param("skip", Vec::<u32>::new());
+        let rows = bind_bounds(q, &ends)
+            .fetch_all::<MarkRow>()
+            .await
+            .context("reading rollup markers per hour")?;
+        let mut marks: BTreeMap<i64, MarkRow> = BTreeMap::new();
         let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut hours: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut days: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut hour_spans: BTreeMap<i64, u64> = BTreeMap::new();
-        for r in sums {
-            let at = r.hour as i64 * 1_000_000_000;
+        let mut out = Rolled::default();
+        let mut early = Vec::new();
+        for r in rows {
+            let at = r.at as i64 * 1_000_000_000;
             match r.level {
                 1 => {
                     marks.insert(at, r);
@@ -403,25 +361,29 @@ GROUP BY Day",
                     counts.insert(at, r.spans);
                 }
                 3 => {
-                    hours.insert(at, r.version);
+                    out.hours.insert(at, r.version);
                     // `Spans + 1`: 0 for a marker written before schema v14 (no count).
                     if r.spans > 0 {
-                        hour_spans.insert(at, r.spans - 1);
+                        out.hour_spans.insert(at, r.spans - 1);
                     }
                 }
-                _ => {
-                    days.insert(at, r.version);
+                4 => {
+                    out.days.insert(at, r.version);
                 }
+                5 => {
+                    let mark = SlotMark {
+                        at: r.at,
+                        computed_at: r.version,
+                        spans: r.spans,
+                    };
+                    out.slots.insert(at, mark);
+                }
+                6 => {
+                    out.slot_spans.insert(at, r.spans);
+                }
+                _ => early.push(r),
             }
         }
-        let mut out = Rolled {
-            slots,
-            slot_spans,
-            hours,
-            days,
-            hour_spans,
-            ..Default::default()
-        };
         // Hours before `cut` may have lost their minutes (schema v14 keeps them ~a day): they
         // are judged by their hour marker's span count instead.
         let cut = orrery_store::schema::minutes_from(crate::now_ns());
@@ -483,7 +445,7 @@ GROUP BY Day",
             .collect();
         let rest = subtract(&rest, &ends);
         let late = if rest.is_empty() {
-            (Vec::new(), Vec::new())
+            Vec::new()
         } else {
             minute_markers(client, &cover_ranges(&rest), &skip).await?
         };
@@ -492,12 +454,12 @@ GROUP BY Day",
                 .contains_key(&(t.div_euclid(HOUR_NS) * HOUR_NS))
         };
         let (mut minutes, mut spans) = (BTreeMap::new(), BTreeMap::new());
-        for (markers, counts) in [early, late] {
-            for m in markers {
-                minutes.insert(m.minute as i64 * 1_000_000_000, m);
-            }
-            for (minute, n) in counts {
-                spans.insert(minute as i64 * 1_000_000_000, n);
+        for r in early.into_iter().chain(late) {
+            let at = r.at as i64 * 1_000_000_000;
+            if r.level == 7 {
+                minutes.insert(at, r.minute_marker());
+            } else {
+                spans.insert(at, r.spans);
             }
         }
         // An end read early whose hour turned out whole stays summed up, never counted twice.
@@ -551,79 +513,6 @@ fn subtract(ranges: &[(i64, i64)], minus: &[(i64, i64)]) -> Vec<(i64, i64)> {
         }
     }
     out
-}
-
-/// The latest marker of every minute in `ranges` (at most [`MAX_BOUNDS`]) outside the hours
-/// in `skip`, and those minutes' span counts (Unix seconds, spans).
-async fn minute_markers(
-    client: &Client,
-    ranges: &[(i64, i64)],
-    skip: &[u32],
-) -> Result<(Vec<MinuteMarker>, Vec<(u32, u64)>)> {
-    if ranges.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let skip_sql = "NOT has({skip:Array(UInt32)}, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600))";
-    let bounds = bounds_sql("Minute");
-    // One statement for both (each query costs the engine a fixed ~5–10 ms on 2 cores).
-    let rows = bind_bounds(
-        client.query(&format!(
-            "SELECT 1 AS level, Minute, m.1 AS ComputedAt, m.2 AS Spans, m.3 AS Orphans,
-    m.4 AS Unmatched, m.5 AS Late
-FROM (
-    SELECT Minute, argMax((ComputedAt, Spans, Orphans, Unmatched, Late), ComputedAt) AS m
-    FROM orrery_graph_minutes
-    WHERE ({bounds}) AND {skip_sql}
-    GROUP BY Minute
-)
-UNION ALL
-SELECT 2 AS level, Minute, toUInt64(0) AS ComputedAt, sum(Spans) AS Spans,
-    toUInt64(0) AS Orphans, toUInt64(0) AS Unmatched, toUInt64(0) AS Late
-FROM orrery_span_minutes
-WHERE ({bounds}) AND {skip_sql}
-GROUP BY Minute"
-        )),
-        ranges,
-    )
-    .param("skip", skip)
-    .fetch_all::<MinuteRow>()
-    .await
-    .context("reading rollup markers and span counts")?;
-    let (mut markers, mut counts) = (Vec::new(), Vec::new());
-    for r in rows {
-        if r.level == 1 {
-            markers.push(MinuteMarker {
-                minute: r.minute,
-                computed_at: r.computed_at,
-                spans: r.spans,
-                orphans: r.orphans,
-                unmatched: r.unmatched,
-                late: r.late,
-            });
-        } else {
-            counts.push((r.minute, r.spans));
-        }
-    }
-    Ok((markers, counts))
-}
-
-/// A row of [`minute_markers`]' one statement: a minute's latest marker (`level` 1) or its
-/// span count (`level` 2, in `Spans`).
-#[derive(Row, Deserialize)]
-struct MinuteRow {
-    level: u8,
-    #[serde(rename = "Minute")]
-    minute: u32,
-    #[serde(rename = "ComputedAt")]
-    computed_at: u64,
-    #[serde(rename = "Spans")]
-    spans: u64,
-    #[serde(rename = "Orphans")]
-    orphans: u64,
-    #[serde(rename = "Unmatched")]
-    unmatched: u64,
-    #[serde(rename = "Late")]
-    late: u64,
 }
 
 #[cfg(test)]

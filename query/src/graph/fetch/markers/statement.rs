@@ -1,0 +1,551 @@
+//! The one statement a graph's marker read ([`Rolled::read_window`]) sends per round: every
+//! marker and span count a window needs — per-hour sums of its minute markers and span
+//! counts, hour and day markers, the slots at its end, the minutes of its ragged ends — as
+//! branches of one `UNION ALL`, each row tagged with its `level`. Each statement costs the
+//! engine a fixed ~5–10 ms on 2 cores, so the three concurrent statements this replaced cost
+//! the 1 h graph more than one does; and a branch costs its planning even when it reads
+//! nothing, so a window gets only the branches it needs ([`WindowReads::of`]).
+//!
+//! [`Rolled::read_window`]: super::Rolled::read_window
+
+use anyhow::{Context, Result};
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+
+use super::{HOUR_NS, MinuteMarker, bind_bounds, bounds_sql};
+
+/// One row of a graph's marker read, by `level` (`at`: the hour, day, slot or minute, Unix
+/// seconds): 1 an hour's sums of its latest minute markers (`marked` of them, `version` the sum
+/// of their `ComputedAt`, `spans`, `late`); 2 an hour's span count (counted on insert); 3 an
+/// hour marker (`version` its `MinutesVersion`, `spans` its `Spans + 1`: 0 for a marker written
+/// before schema v14); 4 a day marker (`version` its `HoursVersion`); 5 a slot's latest marker
+/// (`version` its `ComputedAt`, `spans`); 6 a slot's span count; 7 a minute's latest marker
+/// (`version` its `ComputedAt`, and its counts); 8 a minute's span count.
+#[derive(Row, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct MarkRow {
+    pub(super) level: u8,
+    pub(super) at: u32,
+    pub(super) marked: u64,
+    pub(super) version: u64,
+    pub(super) spans: u64,
+    pub(super) orphans: u64,
+    pub(super) unmatched: u64,
+    pub(super) late: u64,
+}
+
+/// `[{lo}, {hi})` on `{col}` (the window rounded out to whole hours).
+const WITHIN: &str = ">= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+      AND {col} < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))";
+
+/// Levels 1–4 (per hour and per day, over `{lo}`–`{hi}`).
+const HOUR_SUMS_SQL: &str =
+    "SELECT toUInt8(1) AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS at,
+    count() AS marked, sum(c) AS version, sum(s) AS spans, toUInt64(0) AS orphans,
+    toUInt64(0) AS unmatched, sum(l) AS late
+FROM (
+    SELECT Minute, max(ComputedAt) AS c, argMax(Spans, ComputedAt) AS s,
+        argMax(Late, ComputedAt) AS l
+    FROM orrery_graph_minutes
+    WHERE Minute {within:Minute}
+    GROUP BY Minute
+)
+GROUP BY at";
+const HOUR_COUNTS_SQL: &str =
+    "SELECT toUInt8(2) AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS at,
+    toUInt64(0) AS marked, toUInt64(0) AS version, toUInt64(sum(Spans)) AS spans,
+    toUInt64(0) AS orphans, toUInt64(0) AS unmatched, toUInt64(0) AS late
+FROM orrery_span_minutes
+WHERE Minute {within:Minute}
+GROUP BY at";
+const HOUR_MARKERS_SQL: &str =
+    "SELECT toUInt8(3) AS level, toUInt32(Hour) AS at, toUInt64(0) AS marked,
+    toUInt64(argMax(MinutesVersion, ComputedAt)) AS version,
+    toUInt64(argMax(Spans, ComputedAt) + 1) AS spans, toUInt64(0) AS orphans,
+    toUInt64(0) AS unmatched, toUInt64(0) AS late
+FROM orrery_graph_hours
+WHERE Hour {within:Hour}
+GROUP BY Hour";
+const DAY_MARKERS_SQL: &str =
+    "SELECT toUInt8(4) AS level, toUInt32(Day) AS at, toUInt64(0) AS marked,
+    toUInt64(argMax(HoursVersion, ComputedAt)) AS version, toUInt64(0) AS spans,
+    toUInt64(0) AS orphans, toUInt64(0) AS unmatched, toUInt64(0) AS late
+FROM orrery_graph_days
+WHERE Day {within:Day}
+GROUP BY Day";
+/// Levels 5–6: the slots of `{slo}`–`{shi}`.
+const SLOTS_SQL: &str = "SELECT toUInt8(5) AS level, toUInt32(Slot) AS at, toUInt64(0) AS marked,
+    toUInt64(max(ComputedAt)) AS version, toUInt64(argMax(Spans, ComputedAt)) AS spans,
+    toUInt64(0) AS orphans, toUInt64(0) AS unmatched, toUInt64(0) AS late
+FROM orrery_graph_slots
+WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({slo:Int64}))
+  AND Slot < toDateTime(fromUnixTimestamp64Nano({shi:Int64}))
+GROUP BY Slot
+UNION ALL
+SELECT toUInt8(6) AS level, toUInt32(Slot) AS at, toUInt64(0) AS marked, toUInt64(0) AS version,
+    toUInt64(sum(Spans)) AS spans, toUInt64(0) AS orphans, toUInt64(0) AS unmatched,
+    toUInt64(0) AS late
+FROM orrery_span_slots
+WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({slo:Int64}))
+  AND Slot < toDateTime(fromUnixTimestamp64Nano({shi:Int64}))
+GROUP BY Slot";
+
+/// Levels 7–8: the latest marker and the span count of every minute within the bounds
+/// ([`bind_bounds`]) outside the hours in `{skip}`.
+fn minutes_sql() -> String {
+    let skip = "NOT has({skip:Array(UInt32)}, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600))";
+    let bounds = bounds_sql("Minute");
+    format!(
+        "SELECT toUInt8(7) AS level, toUInt32(Minute) AS at, toUInt64(0) AS marked, m.1 AS version,
+    m.2 AS spans, m.3 AS orphans, m.4 AS unmatched, m.5 AS late
+FROM (
+    SELECT Minute, argMax((ComputedAt, Spans, Orphans, Unmatched, Late), ComputedAt) AS m
+    FROM orrery_graph_minutes
+    WHERE ({bounds}) AND {skip}
+    GROUP BY Minute
+)
+UNION ALL
+SELECT toUInt8(8) AS level, toUInt32(Minute) AS at, toUInt64(0) AS marked, toUInt64(0) AS version,
+    toUInt64(sum(Spans)) AS spans, toUInt64(0) AS orphans, toUInt64(0) AS unmatched,
+    toUInt64(0) AS late
+FROM orrery_span_minutes
+WHERE ({bounds}) AND {skip}
+GROUP BY Minute"
+    )
+}
+
+/// Slot rows are kept two hours (schema v12), their markers one: a window ending before
+/// that has none to read (and reading its tail from spans instead would be exact anyway).
+const SLOTS_KEPT_NS: i64 = 2 * HOUR_NS;
+
+/// Which of [`MarkRow`]'s branches one marker statement has: a window's first round has the
+/// per-hour sums, the hour and day markers only when it holds a whole hour or UTC day (a
+/// branch costs its planning even when it reads nothing; no whole hour or day, nothing is
+/// taken whole), the slots only when it ends within their two hours, and the minutes of its
+/// ragged ends; its second round only minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WindowReads {
+    pub(super) sums: bool,
+    pub(super) hours: bool,
+    pub(super) days: bool,
+    pub(super) slots: bool,
+    pub(super) minutes: bool,
+}
+
+impl WindowReads {
+    /// The first round for `[lo, hi)` at `now`, with or without ragged ends.
+    pub(super) fn of(lo: i64, hi: i64, ends: bool, now: i64) -> Self {
+        let day = 24 * HOUR_NS;
+        let first_day = (lo + day - 1).div_euclid(day) * day;
+        let first_hour = (lo + HOUR_NS - 1).div_euclid(HOUR_NS) * HOUR_NS;
+        WindowReads {
+            sums: true,
+            hours: first_hour + HOUR_NS <= hi,
+            days: first_day + day <= hi,
+            slots: hi > now - SLOTS_KEPT_NS,
+            minutes: ends,
+        }
+    }
+
+    /// The minute markers and counts of some ranges alone (the second round).
+    pub(super) const MINUTES: WindowReads = WindowReads {
+        sums: false,
+        hours: false,
+        days: false,
+        slots: false,
+        minutes: true,
+    };
+
+    /// The statement: its branches joined by `UNION ALL`. Binds `{lo}`, `{hi}` (whole hours),
+    /// `{slo}`, `{shi}`, the minute bounds and `{skip}` — those of the branches it has.
+    pub(super) fn sql(self) -> String {
+        let within = |sql: &str, col: &str| {
+            sql.replace(&format!("{{within:{col}}}"), &WITHIN.replace("{col}", col))
+        };
+        let mut out = Vec::new();
+        if self.sums {
+            out.push(within(HOUR_SUMS_SQL, "Minute"));
+            out.push(within(HOUR_COUNTS_SQL, "Minute"));
+        }
+        if self.hours {
+            out.push(within(HOUR_MARKERS_SQL, "Hour"));
+        }
+        if self.days {
+            out.push(within(DAY_MARKERS_SQL, "Day"));
+        }
+        if self.slots {
+            out.push(SLOTS_SQL.to_string());
+        }
+        if self.minutes {
+            out.push(minutes_sql());
+        }
+        out.join("\nUNION ALL\n")
+    }
+}
+
+/// The latest marker (level 7) and the span count (level 8) of every minute in `ranges` (at
+/// most [`super::MAX_BOUNDS`]) outside the hours in `skip`: one statement.
+pub(super) async fn minute_markers(
+    client: &Client,
+    ranges: &[(i64, i64)],
+    skip: &[u32],
+) -> Result<Vec<MarkRow>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    bind_bounds(client.query(&WindowReads::MINUTES.sql()), ranges)
+        .param("skip", skip)
+        .fetch_all::<MarkRow>()
+        .await
+        .context("reading rollup markers and span counts")
+}
+
+impl MarkRow {
+    /// A level-7 row as the minute's marker.
+    pub(super) fn minute_marker(&self) -> MinuteMarker {
+        MinuteMarker {
+            minute: self.at,
+            computed_at: self.version,
+            spans: self.spans,
+            orphans: self.orphans,
+            unmatched: self.unmatched,
+            late: self.late,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: i64 = 60_000_000_000;
+
+    #[test]
+    fn a_window_reads_only_the_marker_branches_it_needs() {
+        let day = 24 * HOUR_NS;
+        let d = 20_000 * day;
+        let now = d + 5 * HOUR_NS;
+        // The 1 h graph with its baseline (09:00–11:23, ending now): sums, hours, slots and
+        // the ends in one statement; no day marker.
+        let r = WindowReads::of(now - 2 * HOUR_NS - 23 * M, now, true, now);
+        assert_eq!(
+            (r.sums, r.hours, r.days, r.slots, r.minutes),
+            (true, true, false, true, true)
+        );
+        // Seven branches: hour sums and counts, hour markers, two of slots, two of minutes.
+        assert_eq!(r.sql().matches("UNION ALL").count(), 6);
+        assert!(!r.sql().contains("orrery_graph_days"));
+        // 15 minutes: no whole hour, so no hour markers either.
+        let r = WindowReads::of(now - 15 * M, now, true, now);
+        assert!(!r.hours && !r.days && r.slots);
+        assert!(!r.sql().contains("orrery_graph_hours"));
+        // A month ending three hours ago: days and hours, no slots (gone after two hours).
+        let r = WindowReads::of(now - 31 * day, now - 3 * HOUR_NS, true, now);
+        assert!(r.hours && r.days && !r.slots);
+        assert!(!r.sql().contains("orrery_graph_slots"));
+        // A window of exactly one UTC day has its day marker.
+        assert!(WindowReads::of(d, d + day, true, now).days);
+        assert!(!WindowReads::of(d + M, d + day, true, now).days);
+        // The second round: minutes only.
+        let m = WindowReads::MINUTES.sql();
+        assert_eq!(m.matches("UNION ALL").count(), 1);
+        assert!(m.contains("orrery_span_minutes") && !m.contains("orrery_graph_hours"));
+    }
+
+    /// The first round as it was before one statement: the per-hour sums, hour and day
+    /// markers (one statement), [`super::super::read_slots`], and the ends' minute markers.
+    const OLD_SUMS: &str =
+        "SELECT 1 AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS hour,
+    count() AS marked, sum(c) AS version, sum(s) AS spans, sum(l) AS late
+FROM (
+    SELECT Minute, max(ComputedAt) AS c, argMax(Spans, ComputedAt) AS s,
+        argMax(Late, ComputedAt) AS l
+    FROM orrery_graph_minutes
+    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+      AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+    GROUP BY Minute
+)
+GROUP BY hour
+UNION ALL
+SELECT 2 AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS hour,
+    toUInt64(0) AS marked, toUInt64(0) AS version, sum(Spans) AS spans, toUInt64(0) AS late
+FROM orrery_span_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY hour
+UNION ALL
+SELECT 3 AS level, toUInt32(Hour) AS hour, toUInt64(0) AS marked,
+    argMax(MinutesVersion, ComputedAt) AS version,
+    toUInt64(argMax(Spans, ComputedAt) + 1) AS spans, toUInt64(0) AS late
+FROM orrery_graph_hours
+WHERE Hour >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Hour < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Hour
+UNION ALL
+SELECT 4 AS level, toUInt32(Day) AS hour, toUInt64(0) AS marked,
+    argMax(HoursVersion, ComputedAt) AS version, toUInt64(0) AS spans, toUInt64(0) AS late
+FROM orrery_graph_days
+WHERE Day >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+  AND Day < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+GROUP BY Day";
+
+    #[derive(Row, Deserialize)]
+    struct OldHourRow {
+        level: u8,
+        hour: u32,
+        marked: u64,
+        version: u64,
+        spans: u64,
+        late: u64,
+    }
+
+    fn old_minutes_sql() -> String {
+        let skip = "NOT has({skip:Array(UInt32)}, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600))";
+        let bounds = bounds_sql("Minute");
+        format!(
+            "SELECT 1 AS level, Minute, m.1 AS ComputedAt, m.2 AS Spans, m.3 AS Orphans,
+    m.4 AS Unmatched, m.5 AS Late
+FROM (
+    SELECT Minute, argMax((ComputedAt, Spans, Orphans, Unmatched, Late), ComputedAt) AS m
+    FROM orrery_graph_minutes
+    WHERE ({bounds}) AND {skip}
+    GROUP BY Minute
+)
+UNION ALL
+SELECT 2 AS level, Minute, toUInt64(0) AS ComputedAt, sum(Spans) AS Spans,
+    toUInt64(0) AS Orphans, toUInt64(0) AS Unmatched, toUInt64(0) AS Late
+FROM orrery_span_minutes
+WHERE ({bounds}) AND {skip}
+GROUP BY Minute"
+        )
+    }
+
+    #[derive(Row, Deserialize)]
+    struct OldMinuteRow {
+        level: u8,
+        #[serde(rename = "Minute")]
+        minute: u32,
+        #[serde(rename = "ComputedAt")]
+        computed_at: u64,
+        #[serde(rename = "Spans")]
+        spans: u64,
+        #[serde(rename = "Orphans")]
+        orphans: u64,
+        #[serde(rename = "Unmatched")]
+        unmatched: u64,
+        #[serde(rename = "Late")]
+        late: u64,
+    }
+
+    fn row(level: u8, at: u32) -> MarkRow {
+        MarkRow {
+            level,
+            at,
+            marked: 0,
+            version: 0,
+            spans: 0,
+            orphans: 0,
+            unmatched: 0,
+            late: 0,
+        }
+    }
+
+    async fn exec(client: &Client, sql: String) {
+        client.query(&sql).execute().await.unwrap();
+    }
+
+    /// The one statement returns exactly what the three did on the same data: minutes marked
+    /// twice (the latest wins), a stale minute, hours with and without a v14 count, a day
+    /// marker, slots recomputed, slot and minute counts, minutes outside every bound and in a
+    /// skipped hour.
+    #[tokio::test]
+    async fn the_one_marker_statement_returns_what_the_three_did() {
+        let ch = orrery_store::testing::fresh_database().await;
+        let client = ch.client();
+        let now = crate::now_ns() / 1_000_000_000;
+        let day = 86_400;
+        let d = (now - now % day - day) as u32; // yesterday 00:00
+        let h = (now - now % 3_600 - 3 * 3_600) as u32; // three hours ago, on the hour
+        // Minutes of the last four hours: every other one marked twice (a recomputation with
+        // more spans, late ones, orphans), one minute counted more than its marker saw.
+        let (mut minutes, mut counts) = (Vec::new(), Vec::new());
+        for i in 0..240u32 {
+            let m = h - 3_600 + i * 60;
+            let n = 10 + i as u64 % 7;
+            minutes.push(format!("(toDateTime({m}), {}, {n}, 1, 2, 0)", 1_000 + i));
+            if i % 2 == 0 {
+                minutes.push(format!(
+                    "(toDateTime({m}), {}, {}, 3, 4, 5)",
+                    5_000 + i,
+                    n + 1
+                ));
+            }
+            let now_count = n + u64::from(i % 2 == 0) + u64::from(i == 100);
+            // Counted on insert in two parts (the table sums them).
+            counts.push(format!("(toDateTime({m}), {})", now_count - 3));
+            counts.push(format!("(toDateTime({m}), 3)"));
+        }
+        exec(&client, format!("INSERT INTO orrery_graph_minutes (Minute, ComputedAt, Spans, Orphans, Unmatched, Late) VALUES {}", minutes.join(", "))).await;
+        exec(
+            &client,
+            format!(
+                "INSERT INTO orrery_span_minutes (Minute, Spans) VALUES {}",
+                counts.join(", ")
+            ),
+        )
+        .await;
+        // Hour markers: one remade (the latest wins), one without a count (before v14).
+        exec(&client, format!("INSERT INTO orrery_graph_hours (Hour, ComputedAt, MinutesVersion, Spans) VALUES (toDateTime({}), 1, 77, 500), (toDateTime({}), 2, 78, 600), (toDateTime({h}), 1, 99, 700)", h - 3_600, h - 3_600)).await;
+        exec(&client, format!("INSERT INTO orrery_graph_hours (Hour, ComputedAt, MinutesVersion) VALUES (toDateTime({}), 1, 55)", h + 3_600)).await;
+        exec(&client, format!("INSERT INTO orrery_graph_days (Day, ComputedAt, HoursVersion) VALUES (toDateTime({d}), 1, 123), (toDateTime({d}), 2, 124)")).await;
+        // Slots of the last few minutes: one recomputed, one whose count moved on.
+        let s0 = (now - now % 10 - 120) as u32;
+        let (mut slots, mut slot_counts) = (Vec::new(), Vec::new());
+        for k in 0..10u32 {
+            let s = s0 + k * 10;
+            slots.push(format!("(toDateTime({s}), {}, {})", 10 + k, 20 + k));
+            if k == 3 {
+                slots.push(format!("(toDateTime({s}), 99, 30)"));
+            }
+            slot_counts.push(format!("(toDateTime({s}), {})", 20 + k + u32::from(k == 7)));
+        }
+        exec(
+            &client,
+            format!(
+                "INSERT INTO orrery_graph_slots (Slot, ComputedAt, Spans) VALUES {}",
+                slots.join(", ")
+            ),
+        )
+        .await;
+        exec(
+            &client,
+            format!(
+                "INSERT INTO orrery_span_slots (Slot, Spans) VALUES {}",
+                slot_counts.join(", ")
+            ),
+        )
+        .await;
+
+        let ns = |t: u32| t as i64 * 1_000_000_000;
+        // A window over all of it (a whole day and hours); ends: two bounds.
+        let (lo, hi) = (ns(d), ns(now as u32 + 60));
+        let first = lo.div_euclid(HOUR_NS) * HOUR_NS;
+        let end = (hi + HOUR_NS - 1).div_euclid(HOUR_NS) * HOUR_NS;
+        let ends = [(ns(h - 1_800), ns(h + 600)), (ns(h + 3_600), hi)];
+        let (slo, shi) = (ns(s0 - 30), hi);
+        let all = WindowReads {
+            sums: true,
+            hours: true,
+            days: true,
+            slots: true,
+            minutes: true,
+        };
+        let q = client
+            .query(&all.sql())
+            .param("lo", first)
+            .param("hi", end)
+            .param("slo", slo)
+            .param("shi", shi)
+            .param("skip", Vec::<u32>::new());
+        let mut one: Vec<MarkRow> = bind_bounds(q, &ends).fetch_all().await.unwrap();
+        one.sort();
+
+        let mut three: Vec<MarkRow> = Vec::new();
+        let old: Vec<OldHourRow> = client
+            .query(OLD_SUMS)
+            .param("lo", first)
+            .param("hi", end)
+            .fetch_all()
+            .await
+            .unwrap();
+        for r in old {
+            three.push(MarkRow {
+                marked: r.marked,
+                version: r.version,
+                spans: r.spans,
+                late: r.late,
+                ..row(r.level, r.hour)
+            });
+        }
+        let (marks, slot_spans) = super::super::read_slots(&client, slo, shi).await.unwrap();
+        for (_, m) in marks {
+            three.push(MarkRow {
+                version: m.computed_at,
+                spans: m.spans,
+                ..row(5, m.at)
+            });
+        }
+        for (at, n) in slot_spans {
+            three.push(MarkRow {
+                spans: n,
+                ..row(6, (at / 1_000_000_000) as u32)
+            });
+        }
+        let old: Vec<OldMinuteRow> = bind_bounds(client.query(&old_minutes_sql()), &ends)
+            .param("skip", Vec::<u32>::new())
+            .fetch_all()
+            .await
+            .unwrap();
+        for r in old {
+            three.push(MarkRow {
+                version: r.computed_at,
+                spans: r.spans,
+                orphans: r.orphans,
+                unmatched: r.unmatched,
+                late: r.late,
+                ..row(r.level + 6, r.minute)
+            });
+        }
+        three.sort();
+        // Every level is there, with what this data makes of it.
+        for level in 1..=8u8 {
+            assert!(
+                one.iter().any(|r| r.level == level),
+                "level {level} missing"
+            );
+        }
+        assert!(one.contains(&MarkRow {
+            version: 78,
+            spans: 601,
+            ..row(3, h - 3_600)
+        }));
+        assert!(one.contains(&MarkRow {
+            version: 55,
+            ..row(3, h + 3_600)
+        }));
+        assert!(one.contains(&MarkRow {
+            version: 124,
+            ..row(4, d)
+        }));
+        assert_eq!(one, three);
+
+        // The second round (minutes only, a skipped hour) likewise.
+        let skip = vec![h];
+        let ranges = [(ns(h - 3_600), ns(h + 7_200))];
+        let mut one = minute_markers(&client, &ranges, &skip).await.unwrap();
+        one.sort();
+        let old: Vec<OldMinuteRow> = bind_bounds(client.query(&old_minutes_sql()), &ranges)
+            .param("skip", &skip)
+            .fetch_all()
+            .await
+            .unwrap();
+        let mut three: Vec<MarkRow> = old
+            .into_iter()
+            .map(|r| MarkRow {
+                version: r.computed_at,
+                spans: r.spans,
+                orphans: r.orphans,
+                unmatched: r.unmatched,
+                late: r.late,
+                ..row(r.level + 6, r.minute)
+            })
+            .collect();
+        three.sort();
+        assert_eq!(
+            one.len(),
+            2 * 120,
+            "two hours of minutes, markers and counts"
+        );
+        assert!(one.iter().all(|r| r.at < h || r.at >= h + 3_600));
+        assert_eq!(one, three);
+    }
+}
