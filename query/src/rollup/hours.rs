@@ -75,7 +75,9 @@ GROUP BY Minute"
         // across two days commits two parts one after the other (older first, as it happens),
         // so a reader could see an older hour of the step done while a newer one is not yet —
         // the backfill promises newest first, without a hole.
-        let mut by_day: BTreeMap<u32, Vec<(u32, (u64, u64))>> = BTreeMap::new();
+        // day → [(hour, (minutes version, spans))]
+        type Day = Vec<(u32, (u64, u64))>;
+        let mut by_day: BTreeMap<u32, Day> = BTreeMap::new();
         for (hour, v) in versions {
             by_day.entry(hour / 86_400).or_default().push((hour, v));
         }
