@@ -386,6 +386,27 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
         }),
         "page errors: {log:?}"
     );
+    // The page-thread renderer (`?renderer=page`, and the fallback where a worker cannot draw
+    // WebGL2) still draws the same map, one copy per settled frame.
+    let p = browser(
+        "mesh",
+        &base,
+        &serde_json::json!({
+            "name": "400-page", "region": "us-east-1", "min_nodes": nodes, "watch_ms": 5000,
+            "renderer": "page",
+        }),
+    );
+    let live = &p["live"];
+    assert_eq!(live["gl_thread"], "page", "{live}");
+    assert!(
+        live["frames"].as_u64().unwrap_or(0) >= 10
+            && live["page_thread_gl_draws"].as_u64().unwrap_or(0) >= 10,
+        "the page-thread renderer must draw: {live}"
+    );
+    let copies = live["full_screen_copies_per_drawn_frame"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    assert!((0.5..=1.1).contains(&copies), "{live}");
 }
 
 #[test]

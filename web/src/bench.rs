@@ -87,7 +87,7 @@ pub fn run_bench() {
         .unwrap()
         .dyn_into()
         .unwrap();
-    let mut renderer = Renderer::new(canvas, overlay, force_2d);
+    let mut renderer = Renderer::on_page_thread(canvas, overlay, force_2d);
     let mut scene = Scene::default();
     let t0 = now();
     scene.set(

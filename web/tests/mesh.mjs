@@ -104,6 +104,8 @@ export async function mesh(browser, base, artifacts, opts) {
   const log = [];
   page.on("pageerror", (e) => log.push(`pageerror: ${e}`));
   page.on("console", (m) => { if (m.type() === "error") log.push(`console: ${m.text()}`); });
+  // opts.renderer = "page": WebGL on the page's thread instead of the renderer's worker.
+  if (opts.renderer) await page.evaluateOnNewDocument((r) => { window.orreryRenderer = r; }, opts.renderer);
   await page.evaluateOnNewDocument(() => {
     window.orreryGeometry = true;
     window.__long = [];

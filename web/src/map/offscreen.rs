@@ -28,10 +28,20 @@ pub struct Reported {
     pub first: Option<(f64, f64)>,
 }
 
+/// The worker of a canvas handed over, kept on the canvas element: a view rebuilt on the same
+/// element (a sign-in rebuilds the map view, keeping its canvas) takes the worker over, since a
+/// canvas can be handed over only once.
+const WORKER_PROP: &str = "__orreryGlWorker";
+
+/// The view is sent at least this often (ms), changed or not: the worker stops drawing when
+/// the page has been silent for a while (the map view is gone, the tab hidden).
+const HEARTBEAT_MS: f64 = 500.0;
+
 pub struct Offscreen {
     worker: JsValue,
     pub reported: Rc<RefCell<Reported>>,
     last_view: Option<(Camera, u32, u32, u32, u64, bool, u64)>,
+    last_sent: f64,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
     _on_error: Closure<dyn FnMut(JsValue)>,
 }
@@ -68,22 +78,29 @@ fn supported(canvas: &HtmlCanvasElement) -> bool {
 impl Offscreen {
     /// Moves `canvas`'s drawing to a worker; None (the canvas untouched) where that cannot be.
     pub fn new(canvas: &HtmlCanvasElement) -> Option<Offscreen> {
-        if !supported(canvas) {
-            return None;
-        }
-        let g = js_sys::global();
-        let ctor = get(&g, "Worker").dyn_into::<Function>().ok()?;
-        let opts = Object::new();
-        set(&opts, "type", "module");
-        let args: Array = [JsValue::from("gl_worker.js"), opts.into()]
-            .iter()
-            .collect();
-        let worker = Reflect::construct(&ctor, &args).ok()?;
-        let offscreen = get(canvas, "transferControlToOffscreen")
-            .dyn_into::<Function>()
-            .ok()?
-            .call0(canvas)
-            .ok()?;
+        let kept = get(canvas, WORKER_PROP);
+        let (worker, offscreen) = if kept.is_object() {
+            (kept, None)
+        } else {
+            if !supported(canvas) {
+                return None;
+            }
+            let g = js_sys::global();
+            let ctor = get(&g, "Worker").dyn_into::<Function>().ok()?;
+            let opts = Object::new();
+            set(&opts, "type", "module");
+            let args: Array = [JsValue::from("gl_worker.js"), opts.into()]
+                .iter()
+                .collect();
+            let offscreen = get(canvas, "transferControlToOffscreen")
+                .dyn_into::<Function>()
+                .ok()?
+                .call0(canvas)
+                .ok()?;
+            let worker = Reflect::construct(&ctor, &args).ok()?;
+            let _ = Reflect::set(canvas, &WORKER_PROP.into(), &worker);
+            (worker, Some(offscreen))
+        };
         let reported = Rc::new(RefCell::new(Reported::default()));
         let r = reported.clone();
         let on_message =
@@ -100,21 +117,31 @@ impl Offscreen {
             r.borrow_mut().failed = Some(msg);
         });
         let _ = Reflect::set(&worker, &"onerror".into(), on_error.as_ref());
-        let init = Object::new();
-        set(&init, "t", "init");
-        set(&init, "canvas", offscreen.clone());
-        let origin = web_sys::window()
-            .and_then(|w| w.performance())
-            .map_or(0.0, |p| p.time_origin());
-        set(&init, "origin", origin);
         let o = Offscreen {
             worker,
             reported,
             last_view: None,
+            last_sent: 0.0,
             _on_message: on_message,
             _on_error: on_error,
         };
-        o.post(&init, Some([offscreen].iter().collect()));
+        let init = Object::new();
+        match offscreen {
+            Some(offscreen) => {
+                set(&init, "t", "init");
+                set(&init, "canvas", offscreen.clone());
+                let origin = web_sys::window()
+                    .and_then(|w| w.performance())
+                    .map_or(0.0, |p| p.time_origin());
+                set(&init, "origin", origin);
+                o.post(&init, Some([offscreen].iter().collect()));
+            }
+            // Taken over: its next first frame with nodes is reported again.
+            None => {
+                set(&init, "t", "reset");
+                o.post(&init, None);
+            }
+        }
         Some(o)
     }
 
@@ -170,10 +197,12 @@ impl Offscreen {
             motion,
             if motion { 0 } else { frozen.to_bits() },
         );
-        if self.last_view == Some(key) {
+        let now = super::perf::now();
+        if self.last_view == Some(key) && now - self.last_sent < HEARTBEAT_MS {
             return;
         }
         self.last_view = Some(key);
+        self.last_sent = now;
         let msg = Object::new();
         set(&msg, "t", "view");
         set(&msg, "cx", cam.cx);
@@ -186,14 +215,6 @@ impl Offscreen {
         set(&msg, "motion", motion);
         set(&msg, "frozen", frozen);
         self.post(&msg, None);
-    }
-}
-
-impl Drop for Offscreen {
-    fn drop(&mut self) {
-        if let Ok(f) = get(&self.worker, "terminate").dyn_into::<Function>() {
-            let _ = f.call0(&self.worker);
-        }
     }
 }
 

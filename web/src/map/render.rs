@@ -63,12 +63,37 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(canvas: HtmlCanvasElement, overlay: HtmlCanvasElement, force_2d: bool) -> Self {
+        Self::with_worker(canvas, overlay, force_2d, true)
+    }
+
+    /// WebGL on the page's thread (the bench page measures the renderer's own frame CPU there,
+    /// as it always has).
+    pub fn on_page_thread(
+        canvas: HtmlCanvasElement,
+        overlay: HtmlCanvasElement,
+        force_2d: bool,
+    ) -> Self {
+        Self::with_worker(canvas, overlay, force_2d, false)
+    }
+
+    fn with_worker(
+        canvas: HtmlCanvasElement,
+        overlay: HtmlCanvasElement,
+        force_2d: bool,
+        worker: bool,
+    ) -> Self {
         // `?renderer=page`: WebGL2 on the page's thread even where a worker could draw (to
         // compare the two).
-        let page = web_sys::window()
-            .and_then(|w| w.location().search().ok())
-            .is_some_and(|q| q.contains("renderer=page"));
-        let offscreen = if force_2d || page {
+        // (or `window.orreryRenderer = "page"` set before the app starts, as the browser tests
+        // do: the app rewrites its URL).
+        let page = web_sys::window().is_some_and(|w| {
+            w.location()
+                .search()
+                .is_ok_and(|q| q.contains("renderer=page"))
+                || js_sys::Reflect::get(&w, &"orreryRenderer".into())
+                    .is_ok_and(|v| v.as_string().as_deref() == Some("page"))
+        });
+        let offscreen = if force_2d || page || !worker {
             None
         } else {
             Offscreen::new(&canvas)

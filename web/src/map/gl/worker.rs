@@ -25,6 +25,10 @@ use web_sys::WebGl2RenderingContext as GL;
 /// Stats are sent to the page every this many drawn frames.
 const STATS_EVERY: u64 = 8;
 
+/// The worker stops drawing when the page has sent nothing for this long (ms; the page sends
+/// the view at least every 500 ms while its map is shown), and goes on at its next message.
+const SILENT_MS: f64 = 2000.0;
+
 /// What the page last asked to be drawn.
 #[derive(Clone, Copy, Default)]
 struct View {
@@ -51,6 +55,9 @@ struct Worker {
     frame_ms: Vec<f64>,
     sent_at: u64,
     tick: Option<Closure<dyn FnMut(f64)>>,
+    /// When the page last sent something (`perf::now`), and whether the frame loop stopped.
+    heard_at: f64,
+    paused: bool,
 }
 
 type Handler = Closure<dyn FnMut(web_sys::MessageEvent)>;
@@ -103,8 +110,24 @@ pub fn gl_worker_start(early: Array) {
 }
 
 fn on_message(m: &JsValue) {
+    let resume = STATE.with(|s| {
+        s.borrow_mut().as_mut().is_some_and(|w| {
+            w.heard_at = perf::now();
+            std::mem::replace(&mut w.paused, false)
+        })
+    });
+    if resume {
+        request_frame();
+    }
     match get(m, "t").as_string().as_deref() {
         Some("init") => init(m),
+        // A new view on the same canvas: its first frame with nodes is reported again.
+        Some("reset") => STATE.with(|s| {
+            if let Some(w) = s.borrow_mut().as_mut() {
+                w.first_sent = false;
+                w.nodes = false;
+            }
+        }),
         Some("scene") => STATE.with(|s| {
             if let Some(w) = s.borrow_mut().as_mut() {
                 let nodes = floats(m, "nodes");
@@ -174,6 +197,8 @@ fn init(m: &JsValue) {
                     frame_ms: Vec::new(),
                     sent_at: 0,
                     tick: None,
+                    heard_at: perf::now(),
+                    paused: false,
                 })
             });
             set(&reply, "ok", true);
@@ -212,10 +237,14 @@ fn request_frame() {
 }
 
 fn frame() {
-    STATE.with(|s| {
+    let go_on = STATE.with(|s| {
         let mut b = s.borrow_mut();
-        let Some(w) = b.as_mut() else { return };
+        let Some(w) = b.as_mut() else { return false };
         let started = perf::now();
+        if started - w.heard_at > SILENT_MS {
+            w.paused = true;
+            return false;
+        }
         let total = w.gl.particle_count();
         let v = w.view;
         if let Some(cam) = v.cam
@@ -244,8 +273,11 @@ fn frame() {
                 send_stats(w, first);
             }
         }
+        true
     });
-    request_frame();
+    if go_on {
+        request_frame();
+    }
 }
 
 fn send_stats(w: &mut Worker, first: Option<(f64, f64)>) {
