@@ -13,8 +13,8 @@
 //                    TaskDuration), full-screen layer copies per drawn frame (data-gl-frames),
 //                    where WebGL runs (data-gl-thread) and the WebGL draw calls made on the
 //                    page's thread (WebGL2 wrapped: 0 when a worker draws), long tasks (> 50 ms)
-//                    and the longest, and what ran in them (long_tasks_by_cause: update,
-//                    layer_chunk, layer_at_once, frame)
+//                    and the longest, and what ran in them (long_tasks_by_cause: update, labels,
+//                    layer_chunk, layer_at_once — page-thread WebGL only — or frame)
 //   phases           where the time to the first frame went: the app's User Timing entries
 //                    (`orrery:*`, web/src/map/perf.rs: fetch, parse, prepare, layout, lists,
 //                    scene, upload, list-nodes, apply, first-draw, labels, live-decode) up to
@@ -220,12 +220,15 @@ export async function mesh(browser, base, artifacts, opts) {
         // applying a graph update, drawing a cached layer (a chunk or at once), or neither (a
         // frame of copies, particles and the overlay).
         const m = performance.getEntriesByType("measure").filter((e) => e.name.startsWith("orrery:"));
-        const by = { update: 0, layer_chunk: 0, layer_at_once: 0, frame: 0 };
+        // With WebGL in the worker, the layer entries are the worker's (relayed): they did not
+        // run in a task of the page, whose own drawing is the label overlay.
+        const worker = document.querySelector("[data-testid=map] canvas")?.dataset.glThread === "worker";
+        const by = { update: 0, labels: 0, layer_chunk: 0, layer_at_once: 0, frame: 0 };
         for (const [s, d] of long) {
           const names = m.filter((e) => e.startTime >= s && e.startTime <= s + d).map((e) => e.name.slice(7));
           const has = (...k) => names.some((n) => k.includes(n));
-          by[has("apply", "live-decode", "live-parse") ? "update" : has("layer") ? "layer_at_once"
-            : has("layer-chunk") ? "layer_chunk" : "frame"]++;
+          by[has("apply", "live-decode", "live-parse") ? "update" : has("labels") ? "labels"
+            : !worker && has("layer") ? "layer_at_once" : !worker && has("layer-chunk") ? "layer_chunk" : "frame"]++;
         }
         return by;
       }, long),
