@@ -8,6 +8,8 @@ mod canvas2d;
 mod geometry;
 #[cfg(target_arch = "wasm32")]
 mod gl;
+#[cfg(target_arch = "wasm32")]
+mod js;
 pub mod labels;
 #[cfg(target_arch = "wasm32")]
 mod offscreen;

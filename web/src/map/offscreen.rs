@@ -7,6 +7,7 @@
 
 use super::camera::Camera;
 use super::gl::Instances;
+use super::js::{get, set};
 use js_sys::{Array, Float32Array, Function, Object, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -44,14 +45,6 @@ pub struct Offscreen {
     last_sent: f64,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
     _on_error: Closure<dyn FnMut(JsValue)>,
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
-    let _ = Reflect::set(o, &k.into(), &v.into());
 }
 
 /// Whether this browser can draw WebGL2 on an `OffscreenCanvas` and move a canvas to a

@@ -13,6 +13,7 @@
 //! every few frames — times in ms of the page's clock (`origin`: the page's `timeOrigin`).
 
 use super::super::camera::Camera;
+use super::super::js::{get, num, set};
 use super::super::pace::Pacer;
 use super::super::perf;
 use super::{Gl, Instances};
@@ -67,14 +68,6 @@ thread_local! {
     static HANDLER: RefCell<Option<Handler>> = const { RefCell::new(None) };
 }
 
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn num(o: &JsValue, k: &str) -> f64 {
-    get(o, k).as_f64().unwrap_or(0.0)
-}
-
 fn floats(o: &JsValue, k: &str) -> Vec<f32> {
     get(o, k)
         .dyn_into::<Float32Array>()
@@ -90,10 +83,6 @@ fn post(msg: &Object, transfer: Option<&Array>) {
             None => f.call1(&g, msg),
         };
     }
-}
-
-fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
-    let _ = Reflect::set(o, &k.into(), &v.into());
 }
 
 /// The worker's entry (`static/gl_worker.js` calls it once the module is loaded, with the
