@@ -128,7 +128,12 @@ pub fn browser(mode: &str, target: &str, opts: &serde_json::Value) -> serde_json
     let dir = root().join("artifacts/web");
     let _ = std::fs::create_dir_all(&dir);
     let file = dir.join(format!("{mode}-report.json"));
-    if std::fs::write(&file, serde_json::to_string_pretty(&report).unwrap_or_default()).is_ok() {
+    if std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .is_ok()
+    {
         println!("browser report ({mode}): {}", file.display());
     }
     report

@@ -245,7 +245,7 @@ pub(crate) fn rolled_versions(
         .range(w.lo..c.live_lo)
         .filter(|(h, _)| {
             let h = (**h / 1_000_000_000) as u32;
-            let day = h - h % current::DAY_S;
+            let day = h - h % markers::DAY_S;
             c.hours.binary_search(&h).is_err() && c.days.binary_search(&day).is_err()
         })
         .map(|(h, s)| (*h, s.version));

@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::Window;
-use super::current::DAY_S;
-use super::markers::{HOUR_NS, MINUTE_NS, Rolled, cover_ranges};
+use super::markers::{DAY_S, HOUR_NS, MINUTE_NS, Rolled, cover_ranges};
 
 impl Rolled {
     /// How `w` is read (the markers must cover `w`).

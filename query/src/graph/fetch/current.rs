@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use super::Window;
 use super::coverage::Coverage;
-use super::markers::{HOUR_NS, MINUTE_NS, Rolled, SLOT_NS};
+use super::markers::{DAY_S, HOUR_NS, MINUTE_NS, Rolled, SLOT_NS};
 
 /// Spans in a window and late spans (noticed by the rollup, or pending: in stale minutes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,9 +25,6 @@ pub struct QualityAgg {
     pub spans: u64,
     pub late: u64,
 }
-
-/// A UTC day in seconds (day rollups, schema v13).
-pub const DAY_S: u32 = 86_400;
 
 impl Rolled {
     /// The marked minute's count changed since its marker (spans stored into it after it was

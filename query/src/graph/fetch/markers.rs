@@ -17,6 +17,8 @@ use statement::{MarkRow, WindowReads, minute_markers};
 
 pub const MINUTE_NS: i64 = 60_000_000_000;
 pub const HOUR_NS: i64 = 60 * MINUTE_NS;
+/// A UTC day in seconds (day rollups, schema v13).
+pub const DAY_S: u32 = 86_400;
 /// The finer grain between rolled-up minutes and spans (schema v10).
 pub const SLOT_NS: i64 = 10_000_000_000;
 /// A slot is rolled up this long after it ends: the graph's 5 s grace for a client span to
