@@ -3,7 +3,7 @@
 
 use super::camera::{Camera, world_to_screen};
 use super::route;
-use super::scene::{self, Scene};
+use super::scene::Scene;
 use crate::layout::Pos;
 use web_sys::CanvasRenderingContext2d as Ctx2d;
 
@@ -23,21 +23,10 @@ pub(super) fn draw_2d(
     let pos: Vec<(f32, f32)> = (0..s.graph.nodes.len())
         .map(|i| world_to_screen(cam, dpr, w, h, s.pos_at(i, t)))
         .collect();
-    let max_rps = s
-        .graph
-        .edges
-        .iter()
-        .map(|e| e.metrics.rps)
-        .fold(0.0f64, f64::max);
-    let crowded = s.graph.edges.len() >= scene::CROWDED_EDGES;
-    for ei in scene::edge_draw_order(&s.graph, &s.marks) {
-        let (e, (a, b)) = (&s.graph.edges[ei], s.edge_ends[ei]);
-        if a == usize::MAX || b == usize::MAX {
-            continue;
-        }
-        let state = s.marks.edge_state(e);
+    for se in s.styled_edges() {
+        let (ei, (a, b), state) = (se.index, se.ends, se.state);
+        let (alpha, width) = (se.alpha, se.width);
         let c = crate::encoding::health_rgb(state);
-        let (alpha, width) = scene::edge_style(state, e.metrics.rps, max_rps, crowded);
         ctx.set_line_width((width * dpr) as f64);
         ctx.set_stroke_style_str(&format!(
             "rgba({},{},{},{})",

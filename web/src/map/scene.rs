@@ -268,6 +268,44 @@ pub fn edge_style(state: &str, rps: f64, max_rps: f64, crowded: bool) -> (f32, f
     }
 }
 
+/// An edge as both renderers draw it: its index, its ends (node indices), its health state
+/// and its style (alpha, width in CSS px) from [`edge_style`].
+pub struct StyledEdge {
+    pub index: usize,
+    pub ends: (usize, usize),
+    pub state: &'static str,
+    pub alpha: f32,
+    pub width: f32,
+}
+
+impl Scene {
+    /// The edges to draw, in drawing order ([`edge_draw_order`]), styled against the busiest
+    /// edge and the crowded rule; an edge with an end not placed is left out.
+    pub fn styled_edges(&self) -> Vec<StyledEdge> {
+        let g = &self.graph;
+        let max_rps = g.edges.iter().map(|e| e.metrics.rps).fold(0.0f64, f64::max);
+        let crowded = g.edges.len() >= CROWDED_EDGES;
+        edge_draw_order(g, &self.marks)
+            .into_iter()
+            .filter_map(|index| {
+                let (e, (a, b)) = (&g.edges[index], self.edge_ends[index]);
+                if a == usize::MAX || b == usize::MAX {
+                    return None;
+                }
+                let state = self.marks.edge_state(e);
+                let (alpha, width) = edge_style(state, e.metrics.rps, max_rps, crowded);
+                Some(StyledEdge {
+                    index,
+                    ends: (a, b),
+                    state,
+                    alpha,
+                    width,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Order in which edges are drawn (later on top): healthy by rate, then warning, then danger.
 pub fn edge_draw_order(g: &Graph, marks: &Marks) -> Vec<usize> {
     let weight = |state: &str| match state {

@@ -2,7 +2,7 @@
 //! (the scene and graph stay there) and handed to the renderer — in the page or in its worker
 //! (`worker.rs`), which then only uploads it.
 
-use super::super::scene::{self, ANIM_SECS, Scene};
+use super::super::scene::{ANIM_SECS, Scene};
 use crate::api::Health;
 
 /// Floats per particle, edge and node instance (the passes' attribute sizes summed).
@@ -34,16 +34,8 @@ impl Instances {
         let mut particles = Vec::with_capacity(s.particles.len() * PARTICLE_FLOATS);
         for &(ei, phase, speed, err, lane) in &s.particles {
             let (a, b) = s.edge_ends[ei as usize];
-            let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
+            particles.extend_from_slice(&ends(s, a, b));
             particles.extend_from_slice(&[
-                fa.x,
-                fa.y,
-                fb.x,
-                fb.y,
-                ta.x,
-                ta.y,
-                tb.x,
-                tb.y,
                 phase,
                 speed,
                 err as u8 as f32,
@@ -54,23 +46,13 @@ impl Instances {
             ]);
         }
         let mut edges = Vec::with_capacity(s.edge_ends.len() * EDGE_FLOATS);
-        let max_rps = s
-            .graph
-            .edges
-            .iter()
-            .map(|e| e.metrics.rps)
-            .fold(0.0f64, f64::max);
-        let crowded = s.graph.edges.len() >= scene::CROWDED_EDGES;
         // Unhealthy and heavy edges last, so they are drawn over the thin ones.
-        for ei in scene::edge_draw_order(&s.graph, &s.marks) {
-            let (e, (a, b)) = (&s.graph.edges[ei], s.edge_ends[ei]);
-            if a == usize::MAX || b == usize::MAX {
-                continue;
-            }
-            let state = s.marks.edge_state(e);
+        for se in s.styled_edges() {
+            let (ei, (a, b), state) = (se.index, se.ends, se.state);
+            let (style_alpha, width) = (se.alpha, se.width);
+            let e = &s.graph.edges[ei];
             let c = crate::encoding::health_rgb(state);
             let dim = s.dimmed.contains(&e.source) || s.dimmed.contains(&e.target);
-            let (style_alpha, width) = scene::edge_style(state, e.metrics.rps, max_rps, crowded);
             let selected = s.selected_edge.as_deref() == Some(e.id.as_str());
             let alpha = if selected {
                 0.9
@@ -82,16 +64,8 @@ impl Instances {
             let width = if selected { width + 1.5 } else { width };
             // Quarter pixels of width and 1/64 steps of alpha: finer changes are not visible.
             let (alpha, width) = ((alpha * 64.0).round() / 64.0, (width * 4.0).round() / 4.0);
-            let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
+            edges.extend_from_slice(&ends(s, a, b));
             edges.extend_from_slice(&[
-                fa.x,
-                fa.y,
-                fb.x,
-                fb.y,
-                ta.x,
-                ta.y,
-                tb.x,
-                tb.y,
                 c[0],
                 c[1],
                 c[2],
@@ -145,4 +119,11 @@ impl Instances {
             live,
         }
     }
+}
+
+/// An edge's two ends where the layout animation starts and where it ends (x, y each): the
+/// first eight floats of both a particle's and an edge's instance.
+fn ends(s: &Scene, a: usize, b: usize) -> [f32; 8] {
+    let (fa, fb, ta, tb) = (s.from[a], s.from[b], s.to[a], s.to[b]);
+    [fa.x, fa.y, fb.x, fb.y, ta.x, ta.y, tb.x, tb.y]
 }
