@@ -5,9 +5,8 @@
 //! Timing entries, recorded on the page's timeline. The page's thread issues no WebGL call,
 //! so the browser never makes it wait for the GPU (see `gl/worker.rs` for why that matters).
 
-use super::camera::Camera;
 use super::gl::Instances;
-use super::js::{get, set};
+use super::js::{View, get, set};
 use js_sys::{Array, Float32Array, Function, Object, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -41,7 +40,7 @@ const HEARTBEAT_MS: f64 = 500.0;
 pub struct Offscreen {
     worker: JsValue,
     pub reported: Rc<RefCell<Reported>>,
-    last_view: Option<(Camera, u32, u32, u32, u64, bool, u64)>,
+    last_view: Option<View>,
     last_sent: f64,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
     _on_error: Closure<dyn FnMut(JsValue)>,
@@ -168,46 +167,19 @@ impl Offscreen {
         self.post(&msg, Some(transfer));
     }
 
-    /// Sends the view when it changed: camera, dpr, canvas size (device px), the layout
-    /// animation's start, motion, and the time to draw at without motion.
-    #[allow(clippy::too_many_arguments)]
-    pub fn view(
-        &mut self,
-        cam: Camera,
-        dpr: f32,
-        w: u32,
-        h: u32,
-        anim: f64,
-        motion: bool,
-        frozen: f64,
-    ) {
-        let key = (
-            cam,
-            dpr.to_bits(),
-            w,
-            h,
-            anim.to_bits(),
-            motion,
-            if motion { 0 } else { frozen.to_bits() },
-        );
+    /// Sends the view when it changed (the time to draw at counts only without motion), and
+    /// at least every [`HEARTBEAT_MS`] so the worker knows its map is still shown.
+    pub fn view(&mut self, mut v: View) {
+        if v.motion {
+            v.frozen = 0.0;
+        }
         let now = super::perf::now();
-        if self.last_view == Some(key) && now - self.last_sent < HEARTBEAT_MS {
+        if self.last_view == Some(v) && now - self.last_sent < HEARTBEAT_MS {
             return;
         }
-        self.last_view = Some(key);
+        self.last_view = Some(v);
         self.last_sent = now;
-        let msg = Object::new();
-        set(&msg, "t", "view");
-        set(&msg, "cx", cam.cx);
-        set(&msg, "cy", cam.cy);
-        set(&msg, "zoom", cam.zoom);
-        set(&msg, "dpr", dpr);
-        set(&msg, "w", w);
-        set(&msg, "h", h);
-        set(&msg, "anim", anim);
-        set(&msg, "motion", motion);
-        set(&msg, "frozen", frozen);
-        self.post(&msg, None);
+        self.post(&v.to_message(), None);
     }
 }
 

@@ -307,15 +307,15 @@ impl Renderer {
         let (w, h) = self.resize();
         let cam = self.camera;
         if let Some(o) = &mut self.offscreen {
-            o.view(
+            o.view(super::js::View {
                 cam,
-                self.dpr,
-                w as u32,
-                h as u32,
-                s.anim_start,
-                self.motion,
-                t,
-            );
+                dpr: self.dpr,
+                w: w as u32,
+                h: h as u32,
+                anim: s.anim_start,
+                motion: self.motion,
+                frozen: t,
+            });
         } else if let Some(g) = &mut self.gl {
             g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
         } else if let Some(ctx) = &self.ctx2d {

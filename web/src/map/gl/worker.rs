@@ -12,8 +12,7 @@
 //! Out: `ready` {ok, err}, `stats` {frames, copies, particles, frame_ms, measures, first}
 //! every few frames — times in ms of the page's clock (`origin`: the page's `timeOrigin`).
 
-use super::super::camera::Camera;
-use super::super::js::{get, num, set};
+use super::super::js::{View, get, num, set};
 use super::super::pace::Pacer;
 use super::super::perf;
 use super::{Gl, Instances};
@@ -30,23 +29,11 @@ const STATS_EVERY: u64 = 8;
 /// the view at least every 500 ms while its map is shown), and goes on at its next message.
 const SILENT_MS: f64 = 2000.0;
 
-/// What the page last asked to be drawn.
-#[derive(Clone, Copy, Default)]
-struct View {
-    cam: Option<Camera>,
-    dpr: f32,
-    w: u32,
-    h: u32,
-    anim: f64,
-    motion: bool,
-    /// The time to draw at when motion is off (reduced motion), s.
-    frozen: f64,
-}
-
 struct Worker {
     canvas: JsValue,
     gl: Gl,
-    view: View,
+    /// What the page last asked to be drawn (nothing before its first view).
+    view: Option<View>,
     pacer: Pacer,
     /// How much later the worker's clock started than the page's (ms: the `timeOrigin`
     /// difference): a worker time plus this is the page's time.
@@ -134,19 +121,7 @@ fn on_message(m: &JsValue) {
         }),
         Some("view") => STATE.with(|s| {
             if let Some(w) = s.borrow_mut().as_mut() {
-                w.view = View {
-                    cam: Some(Camera {
-                        cx: num(m, "cx") as f32,
-                        cy: num(m, "cy") as f32,
-                        zoom: num(m, "zoom") as f32,
-                    }),
-                    dpr: num(m, "dpr") as f32,
-                    w: num(m, "w") as u32,
-                    h: num(m, "h") as u32,
-                    anim: num(m, "anim"),
-                    motion: get(m, "motion").is_truthy(),
-                    frozen: num(m, "frozen"),
-                };
+                w.view = Some(View::from_message(m));
             }
         }),
         _ => {}
@@ -178,7 +153,7 @@ fn init(m: &JsValue) {
                 *s.borrow_mut() = Some(Worker {
                     canvas,
                     gl,
-                    view: View::default(),
+                    view: None,
                     pacer: Pacer::default(),
                     delta: origin - num(m, "origin"),
                     nodes: false,
@@ -235,8 +210,7 @@ fn frame() {
             return false;
         }
         let total = w.gl.particle_count();
-        let v = w.view;
-        if let Some(cam) = v.cam
+        if let Some(v) = w.view
             && v.w > 0
             && w.pacer.pace(started, total, &mut w.gl.particle_cap)
         {
@@ -250,7 +224,7 @@ fn frame() {
             } else {
                 v.frozen
             };
-            w.gl.draw(cam, v.dpr, v.w as f32, v.h as f32, t, v.anim, v.motion);
+            w.gl.draw(v.cam, v.dpr, v.w as f32, v.h as f32, t, v.anim, v.motion);
             let ended = perf::now();
             w.frame_ms.push(ended - started);
             let first = (!w.first_sent && w.nodes).then(|| {
