@@ -320,7 +320,26 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
         &base,
         &serde_json::json!({
             "name": "400-live", "region": "us-east-1", "min_nodes": nodes, "watch_ms": 25000,
+            "idle": true,
         }),
+    );
+    // The first graph's path: the live stream is requested by main.js before the module is
+    // ready, and the app takes that request over (one stream request up to the first frame).
+    let stream = &v["stream"];
+    let ready = v["phases"]["wasm_ready"].as_f64().unwrap_or(0.0);
+    assert_eq!(stream["requests"], 1, "{stream} {}", v["phases"]);
+    assert!(
+        stream["sent"].as_f64().is_some_and(|s| s < ready),
+        "the stream must be requested before the module is ready ({ready} ms): {stream}"
+    );
+    // A map with nothing on it is drawn once, not at every frame (each frame on a software
+    // renderer is a full-screen clear read back and composited, CPU the server's first graph
+    // needs); its worker is alive and idle.
+    let idle = &v["idle"];
+    assert_eq!(idle["gl_thread"], "worker", "{idle}");
+    assert!(
+        idle["frames_drawn_in_2s"].as_u64().is_some_and(|f| f <= 2),
+        "an empty map's worker must not draw while nothing changes: {idle}"
     );
     let live = &v["live"];
     println!(

@@ -62,11 +62,16 @@ impl LiveStream {
             let mut failures = 0u32;
             while !stop.get() {
                 on_state(StreamState::Connecting);
-                let ctl = web_sys::AbortController::new().ok();
-                *ab.borrow_mut() = ctl.clone();
                 let token = crate::auth::token();
+                let early = take_early(&url, token.as_deref());
+                let ctl = match &early {
+                    Some((_, c)) => Some(c.clone()),
+                    None => web_sys::AbortController::new().ok(),
+                };
+                *ab.borrow_mut() = ctl.clone();
                 let res = connect(
                     &url,
+                    early.map(|(p, _)| p),
                     token.as_deref(),
                     ctl.as_ref(),
                     &on_update,
@@ -131,8 +136,36 @@ enum Ended {
     },
 }
 
+/// The stream `main.js` requested before the module was loaded (`__orreryEarlyStream`: the
+/// live map's URL as `UrlState::graph_query` makes it, the token it carried, its response
+/// promise and abort controller), taken once: the promise and controller when it is `url` with
+/// `token`; otherwise it is aborted (the server lets its subscription go) and `None`.
+fn take_early(
+    url: &str,
+    token: Option<&str>,
+) -> Option<(js_sys::Promise, web_sys::AbortController)> {
+    const KEY: &str = "__orreryEarlyStream";
+    let g = js_sys::global();
+    let e = js_sys::Reflect::get(&g, &KEY.into()).ok()?;
+    if !e.is_object() {
+        return None;
+    }
+    let _ = js_sys::Reflect::delete_property(g.unchecked_ref::<js_sys::Object>(), &KEY.into());
+    let field = |k: &str| js_sys::Reflect::get(&e, &k.into()).unwrap_or_default();
+    let ctl: web_sys::AbortController = field("controller").dyn_into().ok()?;
+    if field("url").as_string().as_deref() != Some(url)
+        || field("token").as_string().as_deref() != token
+    {
+        ctl.abort();
+        return None;
+    }
+    let p = field("response").dyn_into::<js_sys::Promise>().ok()?;
+    Some((p, ctl))
+}
+
 async fn connect(
     url: &str,
+    early: Option<js_sys::Promise>,
     token: Option<&str>,
     ctl: Option<&web_sys::AbortController>,
     on_update: &OnUpdate,
@@ -144,7 +177,10 @@ async fn connect(
         delivered: false,
     };
     let signal = ctl.map(|c| c.signal());
-    let promise = match crate::net::request(url, token, signal.as_ref()) {
+    let promise = match early
+        .map(Ok)
+        .unwrap_or_else(|| crate::net::request(url, token, signal.as_ref()))
+    {
         Ok(p) => p,
         Err(e) => return failed(e),
     };

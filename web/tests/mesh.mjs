@@ -98,7 +98,49 @@ function legibility(g) {
   };
 }
 
+// CPU time (ms, user + system) of Chromium's processes by type (browser, renderer, gpu-process,
+// utility…): what the browser itself took from the machine's cores over a phase.
+function chromiumCpu(browserPid) {
+  const tick = 10; // ms per clock tick (USER_HZ 100)
+  const by = {};
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    const pid = Number(d);
+    if (pid !== browserPid && !descends(pid, browserPid)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8");
+      const type = (cmd.match(/--type=([a-z-]+)/) || [null, "browser"])[1];
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      by[type] = (by[type] || 0) + (Number(f[11]) + Number(f[12])) * tick;
+    } catch { /* gone */ }
+  }
+  return by;
+}
+
+// A map with nothing on it (a region without services): frames drawn by the renderer's worker
+// over 2 s once it has settled, and the page's workers — none may be drawn while nothing changes.
+async function idleMap(browser, base) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  await page.evaluateOnNewDocument(() => { window.orreryGeometry = true; });
+  await page.goto(`${base}/?view=map&level=region&region=no-such-region&since=15m`, { waitUntil: "load" });
+  await page.waitForSelector("[data-testid=map][data-stream=live] canvas[data-gl-thread]", { timeout: 60000 });
+  const frames = () => page.$eval("[data-testid=map] canvas", (c) => Number((c.dataset.glFrames || "0 0").split(" ")[0]));
+  await new Promise((r) => setTimeout(r, 1500));
+  const f0 = await frames();
+  await new Promise((r) => setTimeout(r, 2000));
+  const out = {
+    gl_thread: await page.$eval("[data-testid=map] canvas", (c) => c.dataset.glThread),
+    frames_drawn_in_2s: (await frames()) - f0,
+    workers: page.workers().length,
+  };
+  await page.close();
+  return out;
+}
+
 export async function mesh(browser, base, artifacts, opts) {
+  const idle = opts.idle ? await idleMap(browser, base) : undefined;
   const page = await browser.newPage();
   await page.setViewport({ width: opts.width || 1280, height: opts.height || 800 });
   const log = [];
@@ -133,11 +175,31 @@ export async function mesh(browser, base, artifacts, opts) {
     const tick = () => { window.__frames++; requestAnimationFrame(tick); };
     requestAnimationFrame(tick);
   });
+  // The network as the browser saw it (CDP): when each request of the page was sent, when its
+  // answer's headers came and when its first and last bytes arrived (ms after navigation) — the
+  // live stream's first graph is the first frame's critical path.
+  const net = await page.target().createCDPSession();
+  await net.send("Network.enable");
+  const requests = new Map();
+  let navTs = null;
+  net.on("Network.requestWillBeSent", (e) => {
+    if (navTs === null && e.type === "Document") navTs = e.timestamp;
+    requests.set(e.requestId, { url: e.request.url.replace(base, ""), sent: e.timestamp });
+  });
+  net.on("Network.responseReceived", (e) => { const r = requests.get(e.requestId); if (r) r.headers = e.timestamp; });
+  net.on("Network.dataReceived", (e) => {
+    const r = requests.get(e.requestId);
+    if (r) { r.first_data ??= e.timestamp; r.last_data = e.timestamp; r.bytes = (r.bytes || 0) + e.dataLength; }
+  });
   const url = `${base}/?view=map&level=${opts.level || "region"}&region=${encodeURIComponent(opts.region || "")}`
     + `&since=${opts.since || "15m"}${opts.extra || ""}`;
+  const cpu0 = chromiumCpu(browser.process().pid);
   await page.goto(url, { waitUntil: "load" });
   await page.waitForSelector("[data-testid=map] canvas[data-first-frame-ms]", { timeout: 120000 });
-  const out = { log, url };
+  const cpu1 = chromiumCpu(browser.process().pid);
+  const out = { log, url, idle };
+  // Chromium's CPU from navigation to the first frame (polled: up to ~100 ms after it), by process type.
+  out.browser_cpu_ms_to_first_frame = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k] - (cpu0[k] || 0)]));
   out.first_frame_ms = Number(await page.$eval("[data-testid=map] canvas[data-first-frame-ms]", (c) => c.dataset.firstFrameMs));
   out.phases = await page.evaluate((ff) => {
     const r = (x) => Math.round(x * 10) / 10;
@@ -145,12 +207,24 @@ export async function mesh(browser, base, artifacts, opts) {
     const m = performance.getEntriesByType("measure").filter((e) => e.name.startsWith("orrery:") && e.startTime <= ff + 1)
       .map((e) => [e.name.slice(7), r(e.startTime), r(e.duration)]);
     const nav = performance.getEntriesByType("navigation")[0];
+    const ready = performance.getEntriesByName("orrery:wasm-ready")[0];
     return {
       dom_content_loaded: nav ? r(nav.domContentLoadedEventEnd) : null,
       wasm_loaded: wasm ? r(wasm.responseEnd) : null,
+      // main.js: the module compiled and instantiated, the app about to start.
+      wasm_ready: ready ? r(ready.startTime) : null,
       entries: m,
     };
   }, out.first_frame_ms);
+  const ms = (t) => (t === undefined || navTs === null ? null : Math.round((t - navTs) * 1000));
+  out.phases.network = [...requests.values()].filter((q) => ms(q.sent) <= out.first_frame_ms)
+    .map((q) => ({ url: q.url.slice(0, 90), sent: ms(q.sent), headers: ms(q.headers), first_data: ms(q.first_data), bytes: q.bytes || 0 }));
+  // The live stream's requests up to the first frame: main.js requests it before the module is
+  // ready and the app takes that request over (one request, sent before wasm_ready).
+  const streams = out.phases.network.filter((q) => q.url.startsWith("/orrery/api/graph/stream"));
+  out.stream = { requests: streams.length, sent: streams[0]?.sent ?? null, first_data: streams[0]?.first_data ?? null };
+  // Renderer workers alive (the page's dedicated workers).
+  out.workers = page.workers().length;
   // Wait until the map shows (nearly) all the services asked for and the layout animation ended.
   await page.waitForFunction((want) => {
     const o = document.querySelector("[data-testid=map] canvas[data-geometry]");

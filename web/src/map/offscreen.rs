@@ -126,6 +126,9 @@ impl Offscreen {
                     .and_then(|w| w.performance())
                     .map_or(0.0, |p| p.time_origin());
                 set(&init, "origin", origin);
+                // The module this page compiled: `gl_worker.js` instantiates it rather than
+                // downloading and compiling the file again.
+                set(&init, "module", wasm_bindgen::module());
                 o.post(&init, Some([offscreen].iter().collect()));
             }
             // Taken over: its next first frame with nodes is reported again.

@@ -46,6 +46,12 @@ struct Worker {
     /// When the page last sent something (`perf::now`), and whether the frame loop stopped.
     heard_at: f64,
     paused: bool,
+    /// Something to draw changed (the scene, the view, the canvas) since the last frame drawn.
+    /// A map with nothing in it (no node, no particle: before the first graph, an empty
+    /// window) is drawn once per change, not at every frame: on a software renderer each
+    /// frame is a full-screen clear, read back and composited — CPU taken from the server
+    /// computing the first graph on the same machine.
+    dirty: bool,
 }
 
 type Handler = Closure<dyn FnMut(web_sys::MessageEvent)>;
@@ -102,12 +108,14 @@ fn on_message(m: &JsValue) {
             if let Some(w) = s.borrow_mut().as_mut() {
                 w.first_sent = false;
                 w.nodes = false;
+                w.dirty = true;
             }
         }),
         Some("scene") => STATE.with(|s| {
             if let Some(w) = s.borrow_mut().as_mut() {
                 let nodes = floats(m, "nodes");
                 w.nodes = !nodes.is_empty();
+                w.dirty = true;
                 w.gl.upload(Instances {
                     particles: floats(m, "particles"),
                     edges: floats(m, "edges"),
@@ -121,7 +129,10 @@ fn on_message(m: &JsValue) {
         }),
         Some("view") => STATE.with(|s| {
             if let Some(w) = s.borrow_mut().as_mut() {
-                w.view = Some(View::from_message(m));
+                let v = Some(View::from_message(m));
+                // The heartbeat repeats an unchanged view.
+                w.dirty |= w.view != v;
+                w.view = v;
             }
         }),
         _ => {}
@@ -163,6 +174,7 @@ fn init(m: &JsValue) {
                     tick: None,
                     heard_at: perf::now(),
                     paused: false,
+                    dirty: true,
                 })
             });
             set(&reply, "ok", true);
@@ -210,10 +222,14 @@ fn frame() {
             return false;
         }
         let total = w.gl.particle_count();
+        // Nothing on the map and nothing changed: the canvas already shows it.
+        let idle = !w.nodes && total == 0 && !w.dirty;
         if let Some(v) = w.view
             && v.w > 0
+            && !idle
             && w.pacer.pace(started, total, &mut w.gl.particle_cap)
         {
+            w.dirty = false;
             if num(&w.canvas, "width") as u32 != v.w || num(&w.canvas, "height") as u32 != v.h {
                 let _ = Reflect::set(&w.canvas, &"width".into(), &v.w.into());
                 let _ = Reflect::set(&w.canvas, &"height".into(), &v.h.into());
