@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    orrery_store::testing::manifest_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn read(rel: &str) -> String {

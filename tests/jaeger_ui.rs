@@ -25,7 +25,7 @@ impl Drop for Running {
 }
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    orrery_store::testing::manifest_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn jaeger_ui_dir() -> Option<PathBuf> {

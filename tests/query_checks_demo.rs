@@ -13,7 +13,12 @@ use std::time::{Duration, Instant};
 use orrery_store::testing::process::{free_port, orrery_command};
 use serde_json::Value;
 
-const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/demo-rules.yaml");
+fn rules() -> String {
+    let dir = orrery_store::testing::manifest_dir(env!("CARGO_MANIFEST_DIR"));
+    dir.join("docs/examples/demo-rules.yaml")
+        .display()
+        .to_string()
+}
 
 fn orrery() -> Command {
     let mut cmd = orrery_command(env!("CARGO_BIN_EXE_orrery"));
@@ -83,7 +88,7 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_chaos_fires_and_clears_each_r
         .args(["--query-addr", api.trim_start_matches("http://")])
         .args(["--demo-control-addr", control.trim_start_matches("http://")])
         .args(["--demo-rate", "25"])
-        .args(["--graph-rules", RULES, "--graph-rules-interval", "3s"])
+        .args(["--graph-rules", &rules(), "--graph-rules-interval", "3s"])
         .args(["--graph-alertmanager-url", &receiver])
         .args(["--graph-webhook-url", &format!("{receiver}/hook")])
         .stdout(Stdio::null())
@@ -97,7 +102,7 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_chaos_fires_and_clears_each_r
         "--query-url",
         &api,
         "--rules",
-        RULES,
+        &rules(),
         "--wait",
         "150s",
         "--wait-interval",
@@ -211,7 +216,7 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_chaos_fires_and_clears_each_r
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     // The gate says so too: exit 1.
-    let (code, out, err) = check(args(&["--query-url", &api, "--rules", RULES])).await;
+    let (code, out, err) = check(args(&["--query-url", &api, "--rules", &rules()])).await;
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("payments-canary") && out.contains("VIOLATED"),

@@ -4,12 +4,11 @@
 //! page rendered frames and reported numbers (the budgets are recorded in docs/benchmarks.md,
 //! not enforced by a timed test). Needs `scripts/build-web.sh` (the test command runs it).
 
-use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn map_bench_page_renders_and_reports_figures() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &orrery_store::testing::manifest_dir(env!("CARGO_MANIFEST_DIR"));
     let dist = root.join("web/dist");
     assert!(
         dist.join("bench.html").exists() && dist.join("orrery_web_bg.wasm").exists(),
@@ -62,7 +61,7 @@ fn canvas_fallback_renders_frames() {
 /// Opens the bench page (with optional extra query parameters) in headless Chromium through
 /// web/tests/browser.mjs and returns the figures it reports (its last stdout line, JSON).
 fn run_bench_page(label: &str, query: Option<&str>) -> serde_json::Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &orrery_store::testing::manifest_dir(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new("node");
     cmd.arg(root.join("web/tests/browser.mjs"))
         .arg("bench")

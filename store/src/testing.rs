@@ -30,6 +30,17 @@ pub struct TestServer {
     _child: Child,
 }
 
+/// The directory of the package whose tests or benches run: `CARGO_MANIFEST_DIR` as cargo sets
+/// it when it runs them, else `built_in` (the caller's `env!("CARGO_MANIFEST_DIR")`, for a test
+/// binary started by hand). Read at run time because checkouts that share one target dir (a CI
+/// clone beside the working copy) share test binaries too: a path baked in at build time would
+/// point a test at the other checkout's files (its web/dist, its docs).
+pub fn manifest_dir(built_in: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(built_in))
+}
+
 static SHARED: OnceLock<TestServer> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
@@ -38,7 +49,7 @@ pub fn chdb_python() -> PathBuf {
     if let Some(p) = std::env::var_os("ORRERY_CHDB_PYTHON") {
         return PathBuf::from(p);
     }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = manifest_dir(env!("CARGO_MANIFEST_DIR"));
     for dir in manifest.ancestors() {
         let candidate = dir.join(".venv/bin/python");
         if candidate.exists() {

@@ -28,8 +28,8 @@ pub fn curl(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+pub fn root() -> PathBuf {
+    orrery_store::testing::manifest_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn dist() -> PathBuf {

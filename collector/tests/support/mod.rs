@@ -187,7 +187,7 @@ pub fn expected_rows(stdout: &str) -> Vec<SpanRow> {
 
 /// The repository root (for the client scripts and the venv).
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    orrery_store::testing::manifest_dir(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
