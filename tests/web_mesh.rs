@@ -341,6 +341,11 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
         idle["frames_drawn_in_2s"].as_u64().is_some_and(|f| f <= 2),
         "an empty map's worker must not draw while nothing changes: {idle}"
     );
+    assert_eq!(idle["workers"], 1, "{idle}");
+    assert_eq!(
+        idle["workers_after_leaving"], 0,
+        "the renderer's worker must end when its map view goes: {idle}"
+    );
     let live = &v["live"];
     println!(
         "400-service map, live: {} graph updates, {:.1} fps (WebGL on the {} thread, {} draw calls on the page's), {} full-screen copies per drawn frame, long tasks {} (longest {} ms: {}; by what ran in them: {}), phases {}",

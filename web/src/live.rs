@@ -26,6 +26,16 @@ pub enum Update {
     Nothing,
 }
 
+/// An event read but not yet merged into the graph held.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A whole graph and its sequence number.
+    Graph(u64, Box<Graph>),
+    Delta(Box<GraphDelta>),
+    /// Nothing to merge: what it means is known already.
+    Done(Update),
+}
+
 /// The graph of one connection and its sequence number (the `id` of its events).
 #[derive(Debug, Default)]
 pub struct LiveGraph {
@@ -37,54 +47,72 @@ impl LiveGraph {
         Self::default()
     }
 
+    /// What `ev` means for the map: `parse` then `merge`, in one go.
     pub fn on_event(&mut self, ev: &SseEvent) -> Update {
+        let p = self.parse(ev);
+        self.merge(p)
+    }
+
+    /// Reads an event's JSON (User Timing `orrery:live-parse`). The stream runs `merge` in a
+    /// task of its own: reading a 2,000-service delta and bringing the graph up to date (with
+    /// the copy handed to the map) were one task, and the map's apply a third.
+    pub fn parse(&mut self, ev: &SseEvent) -> Parsed {
         #[cfg(target_arch = "wasm32")]
         let t = crate::map::perf::now();
-        let u = self.decode(ev);
+        let p = match ev.event.as_str() {
+            "graph" => match serde_json::from_str::<Graph>(&ev.data) {
+                Ok(g) => {
+                    let seq = ev.id.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    Parsed::Graph(seq, Box::new(g))
+                }
+                Err(e) => Parsed::Done(self.resync(format!("an unreadable graph event: {e}"))),
+            },
+            "delta" => match serde_json::from_str::<GraphDelta>(&ev.data) {
+                Ok(d) => Parsed::Delta(Box::new(d)),
+                Err(e) => Parsed::Done(self.resync(format!("an unreadable delta event: {e}"))),
+            },
+            "error" => Parsed::Done(Update::Error(
+                serde_json::from_str::<orrery_api::ApiError>(&ev.data)
+                    .map(|e| e.error)
+                    .unwrap_or_else(|_| ev.data.clone()),
+            )),
+            _ => Parsed::Done(Update::Nothing),
+        };
+        #[cfg(target_arch = "wasm32")]
+        crate::map::perf::measure("orrery:live-parse", t);
+        p
+    }
+
+    /// Brings the graph held up to date with a parsed event (User Timing `orrery:live-decode`).
+    pub fn merge(&mut self, p: Parsed) -> Update {
+        #[cfg(target_arch = "wasm32")]
+        let t = crate::map::perf::now();
+        let u = match p {
+            Parsed::Done(u) => u,
+            Parsed::Graph(seq, g) => {
+                self.held = Some((seq, (*g).clone()));
+                Update::Graph(g)
+            }
+            Parsed::Delta(d) => self.merge_delta(&d),
+        };
         #[cfg(target_arch = "wasm32")]
         crate::map::perf::measure("orrery:live-decode", t);
         u
     }
 
-    fn decode(&mut self, ev: &SseEvent) -> Update {
-        match ev.event.as_str() {
-            "graph" => match serde_json::from_str::<Graph>(&ev.data) {
-                Ok(g) => {
-                    let seq = ev.id.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
-                    self.held = Some((seq, g.clone()));
-                    Update::Graph(Box::new(g))
-                }
-                Err(e) => self.resync(format!("an unreadable graph event: {e}")),
-            },
-            "delta" => {
-                #[cfg(target_arch = "wasm32")]
-                let t = crate::map::perf::now();
-                let d = match serde_json::from_str::<GraphDelta>(&ev.data) {
-                    Ok(d) => d,
-                    Err(e) => return self.resync(format!("an unreadable delta event: {e}")),
-                };
-                #[cfg(target_arch = "wasm32")]
-                crate::map::perf::measure("orrery:live-parse", t);
-                let Some((seq, g)) = self.held.as_mut() else {
-                    return self.resync("a delta before any graph".into());
-                };
-                if *seq != d.base {
-                    let msg = format!("a delta from graph {} while graph {seq} is held", d.base);
-                    return self.resync(msg);
-                }
-                if let Err(e) = apply(g, &d) {
-                    return self.resync(format!("a delta that does not fit: {e}"));
-                }
-                *seq = d.seq;
-                Update::Graph(Box::new(g.clone()))
-            }
-            "error" => Update::Error(
-                serde_json::from_str::<orrery_api::ApiError>(&ev.data)
-                    .map(|e| e.error)
-                    .unwrap_or_else(|_| ev.data.clone()),
-            ),
-            _ => Update::Nothing,
+    fn merge_delta(&mut self, d: &GraphDelta) -> Update {
+        let Some((seq, g)) = self.held.as_mut() else {
+            return self.resync("a delta before any graph".into());
+        };
+        if *seq != d.base {
+            let msg = format!("a delta from graph {} while graph {seq} is held", d.base);
+            return self.resync(msg);
         }
+        if let Err(e) = apply(g, d) {
+            return self.resync(format!("a delta that does not fit: {e}"));
+        }
+        *seq = d.seq;
+        Update::Graph(Box::new(g.clone()))
     }
 
     fn resync(&mut self, why: String) -> Update {

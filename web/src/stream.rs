@@ -272,7 +272,17 @@ async fn connect(
                         delivered = true;
                         on_state(StreamState::Live);
                     }
-                    match live.on_event(&ev) {
+                    // Read in this task, merged in the next: a 2,000-service update is two
+                    // shorter tasks (a frame can run between them), then the map's apply.
+                    let parsed = live.parse(&ev);
+                    sleep(0).await;
+                    if stop.get() {
+                        return Ended::Failed {
+                            error: "closed".into(),
+                            delivered,
+                        };
+                    }
+                    match live.merge(parsed) {
                         Update::Resync(why) => {
                             // Reopened (after the short first backoff): the whole graph comes.
                             if let Some(c) = ctl {

@@ -119,7 +119,8 @@ function chromiumCpu(browserPid) {
 }
 
 // A map with nothing on it (a region without services): frames drawn by the renderer's worker
-// over 2 s once it has settled, and the page's workers — none may be drawn while nothing changes.
+// over 2 s once it has settled (none may be drawn while nothing changes), the page's workers, and
+// the workers left once the map view is gone (its worker must end with it).
 async function idleMap(browser, base) {
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 800 });
@@ -135,6 +136,11 @@ async function idleMap(browser, base) {
     frames_drawn_in_2s: (await frames()) - f0,
     workers: page.workers().length,
   };
+  // Leaving the map (the header's "Traces"): its renderer worker ends with the view.
+  await page.click("header nav button:nth-child(2)");
+  await page.waitForFunction(() => !document.querySelector("[data-testid=map]"), { timeout: 10000 }).catch(() => {});
+  await new Promise((r) => setTimeout(r, 1000));
+  out.workers_after_leaving = page.workers().length;
   await page.close();
   return out;
 }

@@ -117,9 +117,11 @@ pub(crate) fn install(m: Map, sh: &Shared) {
             alive.set(false);
             if let Ok(mut b) = ms.try_borrow_mut()
                 && let Some(m) = b.as_mut()
-                && let Some(stream) = m.source.take()
             {
-                stream.close();
+                if let Some(stream) = m.source.take() {
+                    stream.close();
+                }
+                m.renderer.release();
             }
         });
     }

@@ -140,6 +140,27 @@ impl Offscreen {
         Some(o)
     }
 
+    /// Ends the worker of `canvas` once the canvas has left the document (its map view is gone
+    /// and no view took it over): checked after the current task, since a view rebuilt on the
+    /// same element (a sign-in) keeps it in the document and takes its worker over. A worker
+    /// holds its own copy of the module's memory and the WebGL context (~14 MB).
+    pub fn release_when_detached(canvas: HtmlCanvasElement) {
+        let check = Closure::once_into_js(move || {
+            if canvas.is_connected() {
+                return;
+            }
+            let worker = get(&canvas, WORKER_PROP);
+            if let Ok(f) = get(&worker, "terminate").dyn_into::<Function>() {
+                let _ = f.call0(&worker);
+            }
+            let _ = Reflect::delete_property(canvas.unchecked_ref::<Object>(), &WORKER_PROP.into());
+        });
+        if let Some(w) = web_sys::window() {
+            let _ =
+                w.set_timeout_with_callback_and_timeout_and_arguments_0(check.unchecked_ref(), 0);
+        }
+    }
+
     fn post(&self, msg: &Object, transfer: Option<Array>) {
         if let Ok(f) = get(&self.worker, "postMessage").dyn_into::<Function>() {
             let _ = match transfer {

@@ -62,6 +62,14 @@ pub struct Renderer {
 }
 
 impl Renderer {
+    /// The view using this renderer is gone: its worker (if any) ends once the canvas has left
+    /// the document (`Offscreen::release_when_detached`).
+    pub fn release(&self) {
+        if self.offscreen.is_some() {
+            super::offscreen::Offscreen::release_when_detached(self.canvas.clone());
+        }
+    }
+
     pub fn new(canvas: HtmlCanvasElement, overlay: HtmlCanvasElement, force_2d: bool) -> Self {
         Self::with_worker(canvas, overlay, force_2d, true)
     }
