@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod checks;
 pub use orrery_store::testing::process::free_port;
 use orrery_store::testing::process::orrery_command;
 
