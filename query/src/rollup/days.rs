@@ -45,6 +45,9 @@ pub struct DayPlan {
     /// Closed days (ns, newest first) whose 24 hours are current and whose day rows are
     /// missing or were merged from other hour rows: the days to merge.
     pub pending: Vec<i64>,
+    /// Each pending day's span count (its day and the hour either side, `Rolled::day_count`)
+    /// as this plan verified its hours quiet at: what its new marker records.
+    pub counts: BTreeMap<i64, u64>,
     /// Closed days whose day rows are current (read whole).
     pub done: usize,
     /// Closed days with an hour not rolled up or not current (the backfill has not reached
@@ -78,6 +81,10 @@ struct DayMarker {
     computed_at: u64,
     #[serde(rename = "HoursVersion")]
     hours_version: u64,
+    /// The span count of the day and the hour either side its hours were verified at
+    /// (schema v15); −1 when unknown.
+    #[serde(rename = "Spans")]
+    spans: i64,
 }
 
 pub fn floor_day(ns: i64) -> i64 {
@@ -87,7 +94,10 @@ pub fn floor_day(ns: i64) -> i64 {
 /// The day plan of `[lo, hi)` (whole days) from a graph read's markers: a day is mergeable
 /// when all 24 hours are summed up whole (`Rolled::summarized`: every minute marked and
 /// current, the hours either side quiet, the hour marker made from those minutes), and done
-/// when its marker's version is the sum of theirs.
+/// when its marker's version is the sum of theirs and its marker's span count (schema v15) is
+/// its count now — or when a graph read takes it whole by that count alone
+/// (`Rolled::days_by_count`). A day merged before v15 (no count) is merged once more, so
+/// graphs decide it by its marker and its count instead of its 24 hours.
 pub fn plan_days(rolled: &Rolled, lo: i64, hi: i64) -> DayPlan {
     let mut plan = DayPlan::default();
     let mut d = floor_day(hi - 1);
@@ -95,13 +105,21 @@ pub fn plan_days(rolled: &Rolled, lo: i64, hi: i64) -> DayPlan {
         let version: Option<u64> = (0..24)
             .map(|k| rolled.summarized.get(&(d + k * HOUR_NS)).map(|s| s.version))
             .sum();
+        let by_count = rolled.days_by_count.contains(&d);
         match version {
-            None => plan.waiting += 1,
-            Some(v) if rolled.days.get(&d) == Some(&v) => {
+            _ if by_count => {
                 plan.done += 1;
                 plan.newest_done.get_or_insert(d);
             }
-            Some(_) => plan.pending.push(d),
+            None => plan.waiting += 1,
+            Some(v) if rolled.days.get(&d) == Some(&v) && rolled.day_quiet(d) => {
+                plan.done += 1;
+                plan.newest_done.get_or_insert(d);
+            }
+            Some(_) => {
+                plan.pending.push(d);
+                plan.counts.insert(d, rolled.day_count(d));
+            }
         }
         d -= DAY_NS;
     }
@@ -137,7 +155,7 @@ impl Rollup {
         let mut merged = Vec::new();
         // A few days per statement set: each statement reads their hour rows once.
         for chunk in days.chunks(8) {
-            merged.extend(self.compute_days(chunk).await?);
+            merged.extend(self.compute_days(chunk, &plan.counts).await?);
         }
         Ok(DayReport { plan, merged })
     }
@@ -145,9 +163,17 @@ impl Rollup {
     /// Day rows of `days` (ns) from the latest rows of their hours, then their markers. Each
     /// day's version is the sum of the hour markers its rows are selected by (read once, bound
     /// to every statement), so an hour re-merged meanwhile only makes its day stale (merged
-    /// again by the next pass). A day without all 24 hour markers is skipped. Returns the
-    /// days merged.
-    pub(super) async fn compute_days(&self, days: &[i64]) -> Result<Vec<i64>> {
+    /// again by the next pass). A day without all 24 hour markers is skipped. Each marker
+    /// records the day's span count from `counts` (the plan's, at which its hours and the
+    /// hour either side were verified quiet; −1 when absent): a count, unlike the versions
+    /// read here, must never run ahead of what the rows were made from — a late span between
+    /// the plan and this merge then leaves the day to its hours until the next pass. Returns
+    /// the days merged.
+    pub(super) async fn compute_days(
+        &self,
+        days: &[i64],
+        counts: &BTreeMap<i64, u64>,
+    ) -> Result<Vec<i64>> {
         let computed = self.next_computed_at();
         let secs: Vec<u32> = days.iter().map(|d| (d / 1_000_000_000) as u32).collect();
         let lo = secs.iter().copied().min().unwrap_or(0);
@@ -196,6 +222,9 @@ GROUP BY Hour"
                     day,
                     computed_at: computed,
                     hours_version: version,
+                    spans: counts
+                        .get(&(day as i64 * 1_000_000_000))
+                        .map_or(-1, |n| *n as i64),
                 })
                 .await?;
         }
@@ -284,10 +313,33 @@ mod tests {
         let sum: u64 = (0..24).map(|k| 1_000 + k).sum();
         r.days.insert(d0, sum);
         r.days.insert(d0 + DAY_NS, sum);
+        // Two spans an hour, from the hour before the first day on.
+        for k in -1..(3 * 24 + 1) {
+            r.hour_counts.insert(d0 + k * HOUR_NS, 2);
+        }
+        // The first day's marker has no count (merged before schema v15): merged once more,
+        // recording its count (its day and the hour either side).
+        let plan = plan_days(&r, d0, d0 + 3 * DAY_NS);
+        assert_eq!(plan.pending, vec![d0 + DAY_NS, d0]);
+        assert_eq!(plan.counts[&d0], 2 * 26);
+        assert_eq!((plan.done, plan.waiting), (0, 1));
+        // With its count it is done; one span more next to it (the hour before) and it is
+        // merged again.
+        r.day_spans.insert(d0, 52);
         let plan = plan_days(&r, d0, d0 + 3 * DAY_NS);
         assert_eq!(plan.pending, vec![d0 + DAY_NS]);
         assert_eq!((plan.done, plan.waiting), (1, 1));
         assert_eq!(plan.newest_done, Some(d0));
+        r.hour_counts.insert(d0 - HOUR_NS, 3);
+        assert_eq!(
+            plan_days(&r, d0, d0 + 3 * DAY_NS).pending,
+            vec![d0 + DAY_NS, d0]
+        );
+        // A day a graph read takes whole by its count is done, whatever its hours.
+        r.days_by_count.insert(d0 + 2 * DAY_NS);
+        let plan = plan_days(&r, d0, d0 + 3 * DAY_NS);
+        assert_eq!((plan.done, plan.waiting), (1, 0));
+        assert_eq!(plan.newest_done, Some(d0 + 2 * DAY_NS));
         assert_eq!(floor_day(d0 + 5), d0);
         assert_eq!(floor_day(d0 - 5), d0 - DAY_NS);
     }

@@ -67,6 +67,28 @@ ORDER BY Day{ttl}",
     out
 }
 
+/// Schema v15: the day marker records the span count its rows were made from — of the day and
+/// the hour either side (`Spans`, −1 on markers written before v15). A reader then decides a
+/// day by one marker and one count (a count only grows, so an equal count means no span
+/// arrived in the day or next to it since it was merged), instead of by its 24 hour markers;
+/// the neighbour hours are in the count because a late span there changes the day's first or
+/// last minute's calls (the minute rule's neighbours).
+pub(super) fn v15_day_spans(p: &SchemaParams) -> Vec<String> {
+    let db = &p.database;
+    let oc = p.on_cluster();
+    let mut out = vec![format!(
+        "ALTER TABLE {db}.{}{oc} ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1",
+        p.storage_name("orrery_graph_days")
+    )];
+    if p.cluster.is_some() {
+        // The Distributed table in front has the columns it was created with.
+        out.push(format!(
+            "ALTER TABLE {db}.orrery_graph_days{oc} ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +123,18 @@ mod tests {
                 .iter()
                 .any(|s| s.contains("TTL"))
         );
+    }
+
+    #[test]
+    fn day_markers_gain_a_span_count_on_the_local_and_the_distributed_table() {
+        assert_eq!(
+            v15_day_spans(&params(None, 7)),
+            vec![
+                "ALTER TABLE orrery.orrery_graph_days ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1"
+            ]
+        );
+        let c = v15_day_spans(&params(Some("c1"), 7));
+        assert!(c[0].starts_with("ALTER TABLE orrery.orrery_graph_days_local ON CLUSTER c1 ADD"));
+        assert!(c[1].starts_with("ALTER TABLE orrery.orrery_graph_days ON CLUSTER c1 ADD"));
     }
 }

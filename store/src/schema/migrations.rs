@@ -161,6 +161,14 @@ pub fn migrations() -> &'static [Migration] {
             scratch: None,
             fresh: Fresh::Same,
         },
+        Migration {
+            version: 15,
+            name: "day markers record the span count of their day and the hour either side",
+            statements: days::v15_day_spans,
+            verify: None,
+            scratch: None,
+            fresh: Fresh::Same,
+        },
     ]
 }
 

@@ -114,7 +114,9 @@ impl Rolled {
         (v.clone().map(|(_, c)| c.computed_at).sum(), v.count())
     }
 
-    /// Hours whose rows were made from the current computation of each of their minutes.
+    /// Hours whose rows were made from the current computation of each of their minutes (the
+    /// hours of a day taken whole by its count are summed up with their hour marker's version:
+    /// current here, see [`Rolled::day_quiet`]).
     pub(super) fn current_hours(&self) -> impl Iterator<Item = i64> + '_ {
         self.hours
             .iter()
@@ -163,7 +165,8 @@ impl Rolled {
     /// only grows (a recomputed minute's `ComputedAt` is newer, and an hour's version is the
     /// sum of its minutes'), so equal sums mean every hour is the one the day was made from;
     /// a day whose hour was re-merged since (late spans) is read from its hours until the
-    /// day rollup merges it again.
+    /// day rollup merges it again. A day whose marker's span count (schema v15) still equals
+    /// its count now ([`Rolled::days_by_count`]) is whole without the version sum.
     pub fn whole_days(&self, hours: &[u32]) -> Vec<u32> {
         let mut out = Vec::new();
         let mut i = 0;
@@ -178,7 +181,8 @@ impl Rolled {
                         self.hours.get(&at).copied().unwrap_or(0)
                     })
                     .sum();
-                if self.days.get(&(day as i64 * 1_000_000_000)) == Some(&version) {
+                let at = day as i64 * 1_000_000_000;
+                if self.days_by_count.contains(&at) || self.days.get(&at) == Some(&version) {
                     out.push(day);
                     i += 24;
                     continue;

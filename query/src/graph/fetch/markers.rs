@@ -19,6 +19,7 @@ pub const MINUTE_NS: i64 = 60_000_000_000;
 pub const HOUR_NS: i64 = 60 * MINUTE_NS;
 /// A UTC day in seconds (day rollups, schema v13).
 pub const DAY_S: u32 = 86_400;
+pub const DAY_NS: i64 = 24 * HOUR_NS;
 /// The finer grain between rolled-up minutes and spans (schema v10).
 pub const SLOT_NS: i64 = 10_000_000_000;
 /// A slot is rolled up this long after it ends: the graph's 5 s grace for a client span to
@@ -147,6 +148,16 @@ pub struct Rolled {
     /// the hour markers' versions its day rows were merged from (schema v13, see
     /// [`super::coverage`]'s `whole_days`).
     pub days: BTreeMap<i64, u64>,
+    /// Each whole UTC day's marker's span count (schema v15): the spans of the day and the
+    /// hour either side its rows were made from (absent for markers written before v15).
+    pub day_spans: BTreeMap<i64, u64>,
+    /// Days taken whole by their marker's count (graph reads only, see
+    /// [`Rolled::day_quiet`]): their hours are in `summarized`, decided without their hour
+    /// markers' rule.
+    pub days_by_count: std::collections::BTreeSet<i64>,
+    /// Span count now (counted on insert) of every hour of the read and the hour either side
+    /// (graph reads only): what a day's count is summed from ([`Rolled::day_count`]).
+    pub hour_counts: BTreeMap<i64, u64>,
     /// Each hour marker's span count (schema v14: what its minutes' markers saw; absent for
     /// markers written before it). An hour older than `orrery_store::schema::minutes_from` — whose minutes
     /// may be gone — is judged by it (see [`Rolled::hour_quiet`]).
@@ -174,6 +185,9 @@ impl Default for Rolled {
             summarized: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
+            day_spans: BTreeMap::new(),
+            days_by_count: Default::default(),
+            hour_counts: BTreeMap::new(),
             hour_spans: BTreeMap::new(),
             spans: BTreeMap::new(),
             slots: BTreeMap::new(),
@@ -322,6 +336,25 @@ GROUP BY Minute",
         }
     }
 
+    /// Spans counted now in the day `d` (ns) and the hour either side, from
+    /// [`Rolled::hour_counts`]: what its day marker's `Spans` is compared with.
+    pub fn day_count(&self, d: i64) -> u64 {
+        self.hour_counts
+            .range(d - HOUR_NS..d + DAY_NS + HOUR_NS)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// A day (ns) whose marker's span count (schema v15) equals [`Rolled::day_count`]: no span
+    /// was stored in it or in the hour either side since its rows were merged (a count only
+    /// grows, and the day rollup records the counts its 26 hours were verified quiet at), so
+    /// its day rows are what merging its current hours would give — no hour marker needed. A
+    /// late span there, even one hour outside it (it changes the day's first or last minute's
+    /// calls), makes it fall back to the hour rule until the day is merged again.
+    pub fn day_quiet(&self, d: i64) -> bool {
+        self.day_spans.get(&d) == Some(&self.day_count(d))
+    }
+
     /// A graph's read of `[lo, hi)`: first, per hour, the sums of its latest minute markers
     /// and of its span counts (one row per hour, summed in ClickHouse) and the hour markers;
     /// hours that are whole and current by those ([`HourSum`]) are kept as one unit each, and
@@ -336,22 +369,79 @@ GROUP BY Minute",
         // hour sums, so a short window (the common 15 min / 1 h graph) needs no second round.
         let ends = ragged_ends(lo, hi);
         let reads = WindowReads::of(lo, hi, !ends.is_empty(), crate::now_ns());
-        // One statement for all of it: each costs the engine a fixed ~5–10 ms on 2 cores (the
-        // hour sums, the slots and the ends were three, ~28 ms on the 10M-span bench).
+        // A window holding a whole UTC day reads its day markers and the counts first, and the
+        // hours' sums and markers only outside the days their count decides (a month's minute
+        // markers summed per hour were most of a 30-day read); any other window reads all of
+        // it in one statement: each costs the engine a fixed ~5–10 ms on 2 cores (the hour
+        // sums, the slots and the ends were three, ~28 ms on the 10M-span bench).
+        // (Two whole days at least: the 24 h graph's read with its baseline holds one, and
+        // where no day is rolled up the second round would only cost its fixed price.)
+        let first_day = (lo + DAY_NS - 1).div_euclid(DAY_NS) * DAY_NS;
+        let days_first = reads.days && first_day + 2 * DAY_NS <= hi;
+        let first_round = if days_first {
+            reads.days_first()
+        } else {
+            reads
+        };
         let q = client
-            .query(&reads.sql())
+            .query(&first_round.sql())
             .param("lo", first)
             .param("hi", end)
+            .param("clo", first - HOUR_NS)
+            .param("chi", end + HOUR_NS)
             .param("slo", lo.max(hi - SLOT_READ_NS))
             .param("shi", hi)
             .param("skip", Vec::<u32>::new());
-        let rows = bind_bounds(q, &ends)
+        let mut rows = bind_bounds(q, &ends)
             .fetch_all::<MarkRow>()
             .await
             .context("reading rollup markers per hour")?;
+        let mut out = Rolled::default();
+        // The days taken whole by their count, from the first round's day markers and counts.
+        if reads.days {
+            for r in rows.iter().filter(|r| r.level == 4 && r.spans > 0) {
+                out.day_spans
+                    .insert(r.at as i64 * 1_000_000_000, r.spans - 1);
+            }
+            out.hour_counts = rows
+                .iter()
+                .filter(|r| r.level == 2)
+                .map(|r| (r.at as i64 * 1_000_000_000, r.spans))
+                .collect();
+            for d in (first_day..hi).step_by(DAY_NS as usize) {
+                if d + DAY_NS <= hi && out.day_quiet(d) {
+                    out.days_by_count.insert(d);
+                }
+            }
+        }
+        if days_first {
+            // The rest of the hours: their sums and markers.
+            let mut outside: Vec<(i64, i64)> = Vec::new();
+            let mut at = first;
+            for &d in &out.days_by_count {
+                if d > at {
+                    outside.push((at, d));
+                }
+                at = d + DAY_NS;
+            }
+            if end > at {
+                outside.push((at, end));
+            }
+            if !outside.is_empty() {
+                let q = client
+                    .query(&WindowReads::HOURS_OUTSIDE.sql())
+                    .param("lo", first)
+                    .param("hi", end);
+                rows.extend(
+                    bind_bounds(q, &cover_ranges(&outside))
+                        .fetch_all::<MarkRow>()
+                        .await
+                        .context("reading rollup markers per hour")?,
+                );
+            }
+        }
         let mut marks: BTreeMap<i64, MarkRow> = BTreeMap::new();
         let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
-        let mut out = Rolled::default();
         let mut early = Vec::new();
         for r in rows {
             let at = r.at as i64 * 1_000_000_000;
@@ -371,6 +461,10 @@ GROUP BY Minute",
                 }
                 4 => {
                     out.days.insert(at, r.version);
+                    // `Spans + 1`: 0 for a marker written before schema v15 (no count).
+                    if r.spans > 0 {
+                        out.day_spans.insert(at, r.spans - 1);
+                    }
                 }
                 5 => {
                     let mark = SlotMark {
@@ -389,10 +483,21 @@ GROUP BY Minute",
         // Hours before `cut` may have lost their minutes (schema v14 keeps them ~a day): they
         // are judged by their hour marker's span count instead.
         let cut = orrery_store::schema::minutes_from(crate::now_ns());
-        out.spans = counts;
-        // Counts equal to what the markers saw (an hour with neither is quiet too).
+        // The counts an hour beyond the read are only for the days' counts; an hour's neighbour
+        // outside it is judged as before (the day rule covers the days' edges).
+        out.hour_counts = counts;
+        out.spans = out
+            .hour_counts
+            .range(first..end)
+            .map(|(h, n)| (*h, *n))
+            .collect();
+        // Counts equal to what the markers saw (an hour with neither is quiet too); every hour
+        // of a day taken whole by its count is quiet (its sums and markers were not read).
+        let by_count = out.days_by_count.clone();
+        let in_whole_day = move |h: i64| by_count.contains(&(h.div_euclid(DAY_NS) * DAY_NS));
         let quiet = |out: &Rolled, h: i64| {
-            marks.get(&h).map_or(0, |m| m.spans) == out.spans.get(&h).copied().unwrap_or(0)
+            in_whole_day(h)
+                || marks.get(&h).map_or(0, |m| m.spans) == out.spans.get(&h).copied().unwrap_or(0)
                 || (h < cut && out.hour_quiet(h))
         };
         let mut whole_hours = Vec::new();
@@ -424,6 +529,26 @@ GROUP BY Minute",
                 && neighbours
             {
                 whole_hours.push((h, sum));
+            }
+        }
+        // The hours of the days taken whole by their count are whole, whatever their own
+        // markers say (not read: the day rows are). Keyed by their day marker's version, which
+        // a re-merged hour changes (were one read from hourly rows: see `fetch::rolled_versions`).
+        for &d in &out.days_by_count {
+            let day_version = out.days.get(&d).copied().unwrap_or(0);
+            for h in (d..d + DAY_NS).step_by(HOUR_NS as usize) {
+                if whole_hours.iter().any(|(w, _)| *w == h) {
+                    continue;
+                }
+                let version = *out.hours.entry(h).or_insert(day_version);
+                whole_hours.push((
+                    h,
+                    HourSum {
+                        version,
+                        spans: out.spans.get(&h).copied().unwrap_or(0),
+                        late: marks.get(&h).map_or(0, |m| m.late),
+                    },
+                ));
             }
         }
         out.spans = BTreeMap::new();
@@ -554,6 +679,33 @@ mod tests {
             ragged_ends(h + 5 * M, h + 20 * M),
             vec![(h + 5 * M, h + 20 * M)]
         );
+    }
+
+    #[test]
+    fn a_day_is_quiet_only_while_nothing_arrived_in_it_or_an_hour_either_side() {
+        let d = 20_000 * DAY_NS;
+        let mut r = Rolled::default();
+        for k in -3..28 {
+            r.hour_counts.insert(d + k * HOUR_NS, 10);
+        }
+        // No count on the marker (written before schema v15): never quiet by count.
+        assert!(!r.day_quiet(d));
+        r.day_spans.insert(d, 26 * 10);
+        assert!(r.day_quiet(d));
+        // Two hours before or after: not the day's business.
+        r.hour_counts.insert(d - 2 * HOUR_NS, 11);
+        r.hour_counts.insert(d + DAY_NS + HOUR_NS, 11);
+        assert!(r.day_quiet(d));
+        // A span in the hour before, in the hour after, or inside: not quiet.
+        for at in [d - HOUR_NS, d + DAY_NS, d + 7 * HOUR_NS] {
+            let mut late = r.clone();
+            *late.hour_counts.get_mut(&at).unwrap() += 1;
+            assert!(!late.day_quiet(d), "{at}");
+        }
+        // A whole hour missing from the count (its spans gone, or never counted) is not quiet.
+        let mut gone = r.clone();
+        gone.hour_counts.remove(&(d + 3 * HOUR_NS));
+        assert!(!gone.day_quiet(d));
     }
 
     #[test]

@@ -18,7 +18,8 @@ use super::{HOUR_NS, MinuteMarker, bind_bounds, bounds_sql};
 /// seconds): 1 an hour's sums of its latest minute markers (`marked` of them, `version` the sum
 /// of their `ComputedAt`, `spans`, `late`); 2 an hour's span count (counted on insert); 3 an
 /// hour marker (`version` its `MinutesVersion`, `spans` its `Spans + 1`: 0 for a marker written
-/// before schema v14); 4 a day marker (`version` its `HoursVersion`); 5 a slot's latest marker
+/// before schema v14); 4 a day marker (`version` its `HoursVersion`, `spans` its `Spans + 1`: 0
+/// for a marker written before schema v15); 5 a slot's latest marker
 /// (`version` its `ComputedAt`, `spans`); 6 a slot's span count; 7 a minute's latest marker
 /// (`version` its `ComputedAt`, and its counts); 8 a minute's span count.
 #[derive(Row, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,7 +38,9 @@ pub(super) struct MarkRow {
 const WITHIN: &str = ">= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
       AND {col} < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))";
 
-/// Levels 1–4 (per hour and per day, over `{lo}`–`{hi}`).
+/// Levels 1–4 (per hour and per day, over `{lo}`–`{hi}`; the span counts over `{clo}`–`{chi}`,
+/// an hour more each side: a day's count takes in the hour either side, see
+/// `Rolled::day_count`).
 const HOUR_SUMS_SQL: &str =
     "SELECT toUInt8(1) AS level, toUInt32(intDiv(toUInt32(Minute), 3600) * 3600) AS at,
     count() AS marked, sum(c) AS version, sum(s) AS spans, toUInt64(0) AS orphans,
@@ -55,7 +58,8 @@ const HOUR_COUNTS_SQL: &str =
     toUInt64(0) AS marked, toUInt64(0) AS version, toUInt64(sum(Spans)) AS spans,
     toUInt64(0) AS orphans, toUInt64(0) AS unmatched, toUInt64(0) AS late
 FROM orrery_span_minutes
-WHERE Minute {within:Minute}
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({clo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({chi:Int64}))
 GROUP BY at";
 const HOUR_MARKERS_SQL: &str =
     "SELECT toUInt8(3) AS level, toUInt32(Hour) AS at, toUInt64(0) AS marked,
@@ -67,8 +71,9 @@ WHERE Hour {within:Hour}
 GROUP BY Hour";
 const DAY_MARKERS_SQL: &str =
     "SELECT toUInt8(4) AS level, toUInt32(Day) AS at, toUInt64(0) AS marked,
-    toUInt64(argMax(HoursVersion, ComputedAt)) AS version, toUInt64(0) AS spans,
-    toUInt64(0) AS orphans, toUInt64(0) AS unmatched, toUInt64(0) AS late
+    toUInt64(argMax(HoursVersion, ComputedAt)) AS version,
+    toUInt64(argMax(Spans, ComputedAt) + 1) AS spans, toUInt64(0) AS orphans,
+    toUInt64(0) AS unmatched, toUInt64(0) AS late
 FROM orrery_graph_days
 WHERE Day {within:Day}
 GROUP BY Day";
@@ -118,13 +123,21 @@ GROUP BY Minute"
 const SLOTS_KEPT_NS: i64 = 2 * HOUR_NS;
 
 /// Which of [`MarkRow`]'s branches one marker statement has: a window's first round has the
-/// per-hour sums, the hour and day markers only when it holds a whole hour or UTC day (a
-/// branch costs its planning even when it reads nothing; no whole hour or day, nothing is
-/// taken whole), the slots only when it ends within their two hours, and the minutes of its
-/// ragged ends; its second round only minutes.
+/// per-hour sums and counts, the hour and day markers only when it holds a whole hour or UTC
+/// day (a branch costs its planning even when it reads nothing; no whole hour or day, nothing
+/// is taken whole), the slots only when it ends within their two hours, and the minutes of its
+/// ragged ends; its second round only minutes. A window holding a whole day reads its day
+/// markers and counts first ([`WindowReads::days_first`]) and the hours' sums and markers
+/// only outside the days those decide ([`WindowReads::HOURS_OUTSIDE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct WindowReads {
+    /// The per-hour sums of minute markers (level 1).
     pub(super) sums: bool,
+    /// The per-hour span counts (level 2).
+    pub(super) counts: bool,
+    /// The sums and the hour markers only within the bounds ([`bind_bounds`]): the hours
+    /// outside the days taken whole by their count.
+    pub(super) only: bool,
     pub(super) hours: bool,
     pub(super) days: bool,
     pub(super) slots: bool,
@@ -139,6 +152,8 @@ impl WindowReads {
         let first_hour = (lo + HOUR_NS - 1).div_euclid(HOUR_NS) * HOUR_NS;
         WindowReads {
             sums: true,
+            counts: true,
+            only: false,
             hours: first_hour + HOUR_NS <= hi,
             days: first_day + day <= hi,
             slots: hi > now - SLOTS_KEPT_NS,
@@ -146,9 +161,36 @@ impl WindowReads {
         }
     }
 
-    /// The minute markers and counts of some ranges alone (the second round).
+    /// The first round of a window holding a whole UTC day: its day markers and span counts
+    /// (with the slots and ends), not yet the hours' sums and markers. A day whose marker's
+    /// count (schema v15) still adds up is taken whole without them: the per-hour sums of a
+    /// month of minute markers were most of a 30-day graph's marker read (44k markers on a
+    /// freshly backfilled month: its minutes live a day after they are computed).
+    pub(super) fn days_first(self) -> Self {
+        WindowReads {
+            sums: false,
+            hours: false,
+            ..self
+        }
+    }
+
+    /// The second round of a window read [`WindowReads::days_first`]: the hours' sums and
+    /// markers within the bounds, the hours outside its days taken whole.
+    pub(super) const HOURS_OUTSIDE: WindowReads = WindowReads {
+        sums: true,
+        counts: false,
+        only: true,
+        hours: true,
+        days: false,
+        slots: false,
+        minutes: false,
+    };
+
+    /// The minute markers and counts of some ranges alone (the last round).
     pub(super) const MINUTES: WindowReads = WindowReads {
         sums: false,
+        counts: false,
+        only: false,
         hours: false,
         days: false,
         slots: false,
@@ -156,15 +198,22 @@ impl WindowReads {
     };
 
     /// The statement: its branches joined by `UNION ALL`. Binds `{lo}`, `{hi}` (whole hours),
-    /// `{slo}`, `{shi}`, the minute bounds and `{skip}` — those of the branches it has.
+    /// `{clo}`, `{chi}` (the counts' hours), `{slo}`, `{shi}`, the minute bounds and `{skip}` —
+    /// those of the branches it has.
     pub(super) fn sql(self) -> String {
         let within = |sql: &str, col: &str| {
-            sql.replace(&format!("{{within:{col}}}"), &WITHIN.replace("{col}", col))
+            let mut w = WITHIN.replace("{col}", col);
+            if self.only {
+                w = format!("{w} AND ({})", bounds_sql(col));
+            }
+            sql.replace(&format!("{{within:{col}}}"), &w)
         };
         let mut out = Vec::new();
         if self.sums {
             out.push(within(HOUR_SUMS_SQL, "Minute"));
-            out.push(within(HOUR_COUNTS_SQL, "Minute"));
+        }
+        if self.counts {
+            out.push(HOUR_COUNTS_SQL.to_string());
         }
         if self.hours {
             out.push(within(HOUR_MARKERS_SQL, "Hour"));
@@ -434,6 +483,8 @@ GROUP BY Minute"
         let (slo, shi) = (ns(s0 - 30), hi);
         let all = WindowReads {
             sums: true,
+            counts: true,
+            only: false,
             hours: true,
             days: true,
             slots: true,
@@ -443,6 +494,8 @@ GROUP BY Minute"
             .query(&all.sql())
             .param("lo", first)
             .param("hi", end)
+            .param("clo", first)
+            .param("chi", end)
             .param("slo", slo)
             .param("shi", shi)
             .param("skip", Vec::<u32>::new());
