@@ -837,6 +837,7 @@ async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_
     let from_days = sorted(exact_parts(&ch, w, &rolled).await);
     let mut hours_only = rolled.clone();
     hours_only.days.clear();
+    hours_only.days_by_count.clear();
     let ch_hours = hours_only.coverage(w);
     assert!(ch_hours.days.is_empty() && ch_hours.hours.len() >= 24 * whole.len());
     let from_hours = sorted(exact_parts(&ch, w, &hours_only).await);
@@ -1097,4 +1098,152 @@ async fn hours_whose_minutes_are_gone_stand_on_their_markers_and_missing_minutes
     let (want_edges, want_served) = expected_calls(&all, w.lo, w.hi);
     assert_eq!(edge_counts(&parts), want_edges);
     assert_eq!(served_counts(&parts), want_served);
+}
+
+/// Day markers with their span count (schema v15): a graph takes a day whole by its day
+/// marker and its count — of the day and the hour either side — without its hour markers. On
+/// the real engine: days taken so equal their hours and minutes; day markers from before v15
+/// (no count) fall back to the version rule and the next day pass gives them counts; and a
+/// late parent backdated into the last second of the day before — outside the day, so the
+/// day's own count does not move, yet its first minute's calls change (an orphan child becomes
+/// an edge) — takes both days off the day rows at once, until the hours are recomputed and the
+/// days merged again, then exact with the late call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_is_taken_whole_by_its_count_and_a_late_parent_next_to_it_takes_it_off() {
+    let ch = database().await;
+    let now = now_ns();
+    let today = now.div_euclid(DAY) * DAY;
+    let end = floor_hour(now) - 2 * HOUR;
+    let (mut rows, _) = month(end);
+    let cut = end - 5 * DAY - 30 * MINUTE;
+    rows.retain(|r| r.timestamp >= cut);
+    let lo = cut + 7 * HOUR;
+    let hi = today - DAY + 5 * HOUR + 13 * MINUTE;
+    let w = window(lo, hi);
+    let whole: Vec<u32> = ((lo + DAY - 1).div_euclid(DAY) * DAY..today - DAY)
+        .step_by(DAY as usize)
+        .map(|d| (d / 1_000_000_000) as u32)
+        .collect();
+    assert!(whole.len() >= 2, "{whole:?}");
+    let ns = |d: u32| d as i64 * 1_000_000_000;
+    let day = ns(whole[1]);
+    // A child stored on time in the day's first second whose parent is late: an orphan in
+    // the day's rows until its parent arrives, at the last instant of the day before.
+    let child = span("late", "3", "2", "checkout", "Server", day + 2 * MS, 4);
+    rows.push(child.clone());
+    insert(&ch, &rows).await;
+    let job = Rollup::new(ch.client(), args());
+    job.run_once(now_ns(), Duration::from_secs(8 * 3600))
+        .await
+        .unwrap();
+    let backfill_all = || async {
+        let plan = job.backfill_plan(now_ns()).await.unwrap();
+        let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
+        for group in pending.chunks(6) {
+            job.backfill_step(group, now_ns()).await.unwrap();
+        }
+    };
+    backfill_all().await;
+    let report = job.roll_days(now_ns()).await.unwrap();
+    assert!(
+        whole.iter().all(|d| report.merged.contains(&ns(*d))),
+        "{report:?}"
+    );
+    let read = || async {
+        let mut r = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+        r.readable_from = orrery_query::rollup::copy_from(&args(), now_ns());
+        r
+    };
+    let by_count = |r: &Rolled| -> Vec<u32> {
+        r.days_by_count
+            .iter()
+            .map(|d| (d / 1_000_000_000) as u32)
+            .collect()
+    };
+
+    // Every whole day by its count; the same rows as its hours and its minutes.
+    let rolled = read().await;
+    assert_eq!(by_count(&rolled), whole);
+    let c = rolled.coverage(w);
+    assert_eq!(c.days, whole, "{c:?}");
+    assert!(c.live.is_empty() && c.uncovered.is_empty(), "{c:?}");
+    let from_days = sorted(exact_parts(&ch, w, &rolled).await);
+    let minutes_only = Rolled::read(&ch.client(), w.lo, w.hi).await.unwrap();
+    assert_eq!(from_days, sorted(exact_parts(&ch, w, &minutes_only).await));
+    assert_eq!(rolled.quality(w).spans, minutes_only.quality(w).spans);
+
+    // Day markers as schema v14 wrote them (no count): the version rule decides, the same
+    // answer; the next day pass merges every day once more, with its count.
+    ch.client()
+        .query(
+            "ALTER TABLE orrery_graph_days UPDATE Spans = -1 WHERE 1 SETTINGS mutations_sync = 2",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let rolled = read().await;
+    assert!(
+        rolled.days_by_count.is_empty(),
+        "{:?}",
+        rolled.days_by_count
+    );
+    assert_eq!(rolled.coverage(w).days, whole);
+    assert_eq!(sorted(exact_parts(&ch, w, &rolled).await), from_days);
+    let report = job.roll_days(now_ns()).await.unwrap();
+    assert!(
+        whole.iter().all(|d| report.merged.contains(&ns(*d))),
+        "{report:?}"
+    );
+    assert_eq!(by_count(&read().await), whole);
+
+    // The late parent, in the day before's last second: neither day is read whole.
+    let late = [
+        span("late", "1", "", "frontend", "Server", day - 10 * MS, 20),
+        span("late", "2", "1", "frontend", "Client", day - 5 * MS, 15),
+    ];
+    insert(&ch, &late).await;
+    let all: Vec<_> = rows.iter().cloned().chain(late.iter().cloned()).collect();
+    let rolled = read().await;
+    let c = rolled.coverage(w);
+    for d in [whole[0], whole[1]] {
+        assert!(!rolled.days_by_count.contains(&ns(d)), "{d}: {c:?}");
+        assert!(
+            !c.days.contains(&d),
+            "a day read whole past a late parent: {c:?}"
+        );
+    }
+    assert!(
+        c.uncovered.iter().any(|&(a, b)| a < day && day <= b),
+        "{c:?}"
+    );
+    // Exactly the rows outside what it says it leaves out.
+    let shown: Vec<_> = all
+        .iter()
+        .filter(|r| {
+            !c.uncovered
+                .iter()
+                .any(|&(a, b)| a <= r.timestamp && r.timestamp < b)
+        })
+        .cloned()
+        .collect();
+    let parts = exact_parts(&ch, w, &rolled).await;
+    assert_eq!(edge_counts(&parts), expected_calls(&shown, w.lo, w.hi).0);
+
+    // Recomputed hours: both days from their hours, with the late call; then merged again
+    // (with counts), the same answer from days.
+    backfill_all().await;
+    let rolled = read().await;
+    let c = rolled.coverage(w);
+    assert!(c.uncovered.is_empty() && c.live.is_empty(), "{c:?}");
+    assert!(!c.days.contains(&whole[1]), "a stale day read whole: {c:?}");
+    let (want_edges, want_served) = expected_calls(&all, w.lo, w.hi);
+    let from_hours = sorted(exact_parts(&ch, w, &rolled).await);
+    assert_eq!(edge_counts(&from_hours), want_edges);
+    assert_eq!(served_counts(&from_hours), want_served);
+    let report = job.roll_days(now_ns()).await.unwrap();
+    assert!(report.merged.contains(&day), "{report:?}");
+    let rolled = read().await;
+    assert_eq!(by_count(&rolled), whole);
+    assert_eq!(rolled.coverage(w).days, whole);
+    assert_eq!(sorted(exact_parts(&ch, w, &rolled).await), from_hours);
 }

@@ -1135,3 +1135,7 @@ ALTER TABLE orrery.orrery_graph_minutes_local ON CLUSTER orrery MODIFY SETTING t
 ALTER TABLE orrery.orrery_graph_minutes_local ON CLUSTER orrery MODIFY TTL greatest(Minute, toDateTime(intDiv(ComputedAt, 1000))) + toIntervalHour(25)
 SETTINGS materialize_ttl_after_modify = 0;
 
+ALTER TABLE orrery.orrery_graph_days_local ON CLUSTER orrery ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1;
+
+ALTER TABLE orrery.orrery_graph_days ON CLUSTER orrery ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1;
+
