@@ -171,6 +171,32 @@ fn main() {
                 .unwrap_or_default()
         )
     );
+    // The first graph's path (web/static/main.js requests the stream before the module is
+    // ready) and what Chromium itself took from the cores meanwhile (the server computing that
+    // graph runs on the same machine).
+    println!(
+        "first graph's path: stream requested at {} ms ({} stream request(s) up to the first frame; module ready at {} ms), its first bytes at {} ms; Chromium CPU navigation → first frame (ms, by process): {}",
+        v["stream"]["sent"],
+        v["stream"]["requests"],
+        p["wasm_ready"],
+        v["stream"]["first_data"],
+        v["browser_cpu_ms_to_first_frame"]
+    );
+    println!(
+        "requests up to the first frame (ms after navigation: sent, headers, first bytes): {}",
+        serde_json::Value::Array(
+            p["network"]
+                .as_array()
+                .map(|n| {
+                    n.iter()
+                        .map(|q| {
+                            serde_json::json!([q["url"], q["sent"], q["headers"], q["first_data"]])
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        )
+    );
     let live = &v["live"];
     println!(
         "live ({:.0} s): {} graph updates, {:.1} fps (WebGL on the {} thread; {} WebGL draw calls on the page's), {} long tasks (longest {} ms), renderer frame CPU {}, main thread {:.1} ms/frame",

@@ -176,6 +176,31 @@ mod tests {
         }
     }
 
+    /// The stream reads an event in one task and merges it in the next: reading changes
+    /// nothing held, so what is merged is always checked against the graph as it is then.
+    #[test]
+    fn an_event_read_changes_nothing_until_it_is_merged() {
+        let g1 = graph(&[("a", 1)], 1);
+        let g2 = graph(&[("a", 2), ("b", 1)], 2);
+        let mut live = LiveGraph::new();
+        live.on_event(&graph_event(&g1, 1));
+        let first = live.parse(&delta_event(&g1, &g2, 1, 2));
+        let again = live.parse(&delta_event(&g1, &g2, 1, 2));
+        assert_eq!(live.merge(first), Update::Graph(Box::new(g2.clone())));
+        // The same delta, read before the first was merged, no longer fits graph 2.
+        assert!(matches!(live.merge(again), Update::Resync(_)));
+        // A graph event read is held only once merged.
+        let mut fresh = LiveGraph::new();
+        let read = fresh.parse(&graph_event(&g1, 5));
+        assert!(matches!(
+            fresh.merge(Parsed::Delta(Box::new(
+                orrery_api::live::delta(&g1, &g2, 5, 6).unwrap()
+            ))),
+            Update::Resync(_)
+        ));
+        assert_eq!(fresh.merge(read), Update::Graph(Box::new(g1.clone())));
+    }
+
     #[test]
     fn deltas_after_the_first_graph_give_each_tick_s_whole_graph() {
         let g1 = graph(&[("a", 1), ("b", 2)], 1);
