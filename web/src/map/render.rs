@@ -40,6 +40,11 @@ pub struct Renderer {
     pub motion: bool,
     frozen_time: f64,
     labels_key: Option<(Camera, u64, bool)>,
+    /// What the page-thread WebGL renderer last drew of a map with nothing on it (camera,
+    /// scene version, canvas size): an empty map is drawn once per change, not every frame (as
+    /// the worker does; on SwiftShader an empty 1280×800 map at every frame kept ~0.6 of a core
+    /// busy).
+    drawn_empty: Option<(Camera, u64, u32, u32)>,
     scene_version: u64,
     pub dpr: f32,
     /// Label widths (device px at the label font) and priority order, refreshed on upload.
@@ -153,6 +158,7 @@ impl Renderer {
             motion: true,
             frozen_time: 0.0,
             labels_key: None,
+            drawn_empty: None,
             scene_version: 0,
             dpr: 1.0,
             label_w: Vec::new(),
@@ -325,7 +331,12 @@ impl Renderer {
                 frozen: t,
             });
         } else if let Some(g) = &mut self.gl {
-            g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
+            let empty = s.graph.nodes.is_empty() && g.particle_count() == 0;
+            let key = Some((cam, self.scene_version, w as u32, h as u32));
+            if !empty || self.drawn_empty != key {
+                g.draw(cam, self.dpr, w, h, t, s.anim_start, self.motion);
+            }
+            self.drawn_empty = if empty { key } else { None };
         } else if let Some(ctx) = &self.ctx2d {
             canvas2d::draw_2d(ctx, s, cam, self.dpr, w, h, t, self.motion);
         }
