@@ -337,7 +337,12 @@ async fn main() -> Result<()> {
     };
     footprint(&client, written, "after the fill").await?;
 
-    let settings = GraphArgs::default();
+    // `--small-tail-spans 0`: the slots always from slot rows (the code before
+    // `--graph-small-tail-spans`), for an A/B on one fill.
+    let settings = GraphArgs {
+        graph_small_tail_spans: arg("--small-tail-spans", 200_000),
+        ..GraphArgs::default()
+    };
     // One cache of rolled-up parts for every run, as one query service has.
     let cache = graph::cache::RolledCache::default();
     let hour = 3_600_000 * MS;
@@ -482,6 +487,23 @@ async fn main() -> Result<()> {
                 )
                 .await?;
             }
+        }
+        {
+            // CPU per warm 1 h graph, engine and bench apart (load-robust beside the wall
+            // times): with the rolled-up part cached this is the live part's fixed cost.
+            use orrery_store::testing::process::cpu_seconds;
+            let engine = || server_pid.map(cpu_seconds).unwrap_or(f64::NAN);
+            let own = || cpu_seconds(std::process::id());
+            let (e0, o0) = (engine(), own());
+            for _ in 0..runs {
+                graph::graph(&client, &settings, &cache, &graph_req(hour)).await?;
+            }
+            let per = |x: f64| x / runs.max(1) as f64 * 1e3;
+            println!(
+                "graph, 1 h window, warm: CPU per graph {:.0} ms in the engine, {:.0} ms in the bench (mean of {runs})",
+                per(engine() - e0),
+                per(own() - o0),
+            );
         }
         // The parts of a cold 1 h graph one at a time (the graph runs them concurrently),
         // each with a new, empty parts cache, on the markers the graph reads.

@@ -144,6 +144,13 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_GRAPH_CACHE_ENTRIES", default_value_t = 16)]
     pub graph_cache_entries: usize,
 
+    /// A graph reads its 10-second slots from spans instead, in one statement with its live
+    /// tail, when the tail, the slots and their --graph-parent-lookback hold at most this many
+    /// spans (counted on insert): two statements of slot rows cost more than joining a few
+    /// spans (0: always slot rows).
+    #[arg(long, env = "ORRERY_GRAPH_SMALL_TAIL_SPANS", default_value_t = 200_000)]
+    pub graph_small_tail_spans: u64,
+
     /// The collector's OTLP/gRPC endpoint as the UI's empty map tells users to set
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://collector.example:4317`); `all-in-one` and
     /// `demo` fill it in from their own collector. Unset: the UI shows port 4317 on the page's
@@ -201,6 +208,7 @@ impl Default for GraphArgs {
             graph_p95_danger_ms: 2000.0,
             graph_stream_interval: Duration::from_secs(5),
             graph_cache_entries: 16,
+            graph_small_tail_spans: 200_000,
             ui_otlp_grpc_endpoint: None,
             ui_otlp_http_endpoint: None,
             graph_rules: None,

@@ -9,6 +9,7 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 
 use super::Coverage;
+use super::markers::{HOUR_NS, MINUTE_NS};
 use super::{
     EdgeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
     rolled_versions, slot_rows_sql,
@@ -121,7 +122,8 @@ pub async fn edges_in(
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
-    let c = rolled.coverage(w);
+    let mut c = rolled.coverage(w);
+    let whole = small_tail(s, rolled, w, &mut c);
     let (old, slots, (mut live, regionless)) = tokio::try_join!(
         rolled_edges(
             client,
@@ -133,7 +135,14 @@ pub async fn edges_in(
             filter
         ),
         slot_edges(client, &c, grouping, filter),
-        live_edges(client, s, w, &c, (grouping, filter), Regions::IfNeeded),
+        live_edges(
+            client,
+            s,
+            w,
+            &c,
+            (grouping, filter),
+            (Regions::IfNeeded, whole)
+        ),
     )?;
     if regionless {
         // The live edge was read without regions: an edge the rolled-up and slot parts do
@@ -141,9 +150,16 @@ pub async fn edges_in(
         // live part is read again with them — rare once the rollup runs.
         let known: HashSet<_> = old.iter().chain(&slots).map(edge_key).collect();
         if live.iter().any(|e| !known.contains(&edge_key(e))) {
-            live = live_edges(client, s, w, &c, (grouping, filter), Regions::Always)
-                .await?
-                .0;
+            live = live_edges(
+                client,
+                s,
+                w,
+                &c,
+                (grouping, filter),
+                (Regions::Always, whole),
+            )
+            .await?
+            .0;
         }
     }
     live.extend(slots);
@@ -302,6 +318,55 @@ pub(super) fn regionless(s: &GraphArgs, w: Window, range: (i64, i64), service_le
     service_level && at_live_edge(s, w, range)
 }
 
+/// Whether the 10-second slots of `c` and the live tail after them are read from spans as
+/// one live range instead, and that range (`c` is changed to read it so: no slots, the last
+/// live range starting where the slots did). Each slot-row statement costs the engine a
+/// fixed ~50 ms (planning and opening 69 columns: ~105 ms of engine CPU for the edges' and
+/// nodes' slot rows of a 1 h graph at ~100 spans/s, for a few hundred rows), so when the
+/// slots, the tail and the parent lookback before them hold at most
+/// `--graph-small-tail-spans` spans (counted on insert, per minute, as the markers read them)
+/// the tail's own statement reads the slots' spans too. That range is read with the whole
+/// parent lookback, orphans included (the slot rollup's own rule, so the same calls as the
+/// slot rows: exact, and every slot read once — from rows or from spans, never both). At
+/// high rates (30k spans/s: ~20M spans in the lookback) the slots are read as before.
+/// `None` (nothing changed) when a minute of that span is not known minute by minute (before
+/// the window, or in an hour read whole).
+pub fn small_tail(
+    s: &GraphArgs,
+    rolled: &Rolled,
+    w: Window,
+    c: &mut Coverage,
+) -> Option<(i64, i64)> {
+    let (slo, shi) = c.slots;
+    if shi <= slo || s.graph_small_tail_spans == 0 || s.graph_no_rollup {
+        return None;
+    }
+    // The tail after the slots: the last live range starts where they end.
+    let tail = c.live.last_mut().filter(|r| r.0 == shi)?;
+    let lookback = s.graph_parent_lookback.as_nanos().min(i64::MAX as u128) as i64;
+    let first = (slo.saturating_sub(lookback)).div_euclid(MINUTE_NS) * MINUTE_NS;
+    if first < w.lo {
+        return None;
+    }
+    let mut spans = 0u64;
+    for m in (first..w.hi).step_by(MINUTE_NS as usize) {
+        if rolled
+            .summarized
+            .contains_key(&(m.div_euclid(HOUR_NS) * HOUR_NS))
+        {
+            return None;
+        }
+        // A minute without a count has no spans (every minute outside whole hours is read).
+        spans += rolled.spans.get(&m).copied().unwrap_or(0);
+        if spans > s.graph_small_tail_spans {
+            return None;
+        }
+    }
+    tail.0 = slo;
+    c.slots = (slo, slo);
+    Some((slo, tail.1))
+}
+
 /// A live range that starts at most this long before now is one the slot rollup computes
 /// within seconds (it keeps the slots of the last 2 minutes before the minute rollup's end).
 const LIVE_EDGE_NS: i64 = 120_000_000_000;
@@ -323,7 +388,7 @@ async fn live_edges(
     w: Window,
     c: &Coverage,
     (grouping, filter): (Grouping, &EdgeFilter),
-    regions: Regions,
+    (regions, whole): (Regions, Option<(i64, i64)>),
 ) -> Result<(Vec<EdgeAgg>, bool)> {
     if c.live.is_empty() {
         return Ok((Vec::new(), false));
@@ -357,7 +422,12 @@ GROUP BY src, dst, CalleeKind, bucket",
         )
     };
     let service_level = grouping == Grouping::Services && !matches!(filter, EdgeFilter::Region(_));
-    let without = |range| regions == Regions::IfNeeded && regionless(s, w, range, service_level);
+    // The slots' range read from spans ([`small_tail`]) is exact and labelled: whole lookback.
+    let without = |range| {
+        Some(range) != whole
+            && regions == Regions::IfNeeded
+            && regionless(s, w, range, service_level)
+    };
     let (exact, near, near_bare) = (
         sql(rules::call_rows_sql(minute_filter::ALL), true),
         sql(rules::live_call_rows_sql(), true),
@@ -367,7 +437,7 @@ GROUP BY src, dst, CalleeKind, bucket",
     let ranges = c.live.iter().map(|&range| {
         let sql = if without(range) {
             &near_bare
-        } else if at_live_edge(s, w, range) {
+        } else if at_live_edge(s, w, range) && Some(range) != whole {
             &near
         } else {
             &exact

@@ -9,7 +9,7 @@ use clickhouse::{Client, Row};
 use serde::Deserialize;
 
 use super::Coverage;
-use super::edges::{Regions, regionless};
+use super::edges::{Regions, regionless, small_tail};
 use super::{
     NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
     rolled_versions, slot_rows_sql,
@@ -90,18 +90,22 @@ pub async fn nodes_in(
     rolled: &Rolled,
     key: &NodeKey,
 ) -> Result<Vec<NodeAgg>> {
-    let c = rolled.coverage(w);
+    let mut c = rolled.coverage(w);
+    // The same choice as the edges' (same coverage, same counts): slots from rows or spans.
+    let whole = small_tail(s, rolled, w, &mut c);
     let (old, slots, (mut live, regionless)) = tokio::try_join!(
         rolled_nodes(client, (cache, s.graph_cache_entries), w, rolled, &c, key),
         slot_nodes(client, &c, key),
-        live_nodes(client, s, w, &c, key, Regions::IfNeeded),
+        live_nodes(client, s, w, &c, key, (Regions::IfNeeded, whole)),
     )?;
     if regionless {
         // As for edges (`edges::regionless`): a service only the live edge has (seconds old)
         // takes its region from its own spans, so the live part is read again with regions.
         let known: HashSet<&String> = old.iter().chain(&slots).map(|n| &n.id).collect();
         if live.iter().any(|n| !known.contains(&n.id)) {
-            live = live_nodes(client, s, w, &c, key, Regions::Always).await?.0;
+            live = live_nodes(client, s, w, &c, key, (Regions::Always, whole))
+                .await?
+                .0;
         }
     }
     live.extend(slots);
@@ -208,7 +212,7 @@ async fn live_nodes(
     w: Window,
     c: &Coverage,
     key: &NodeKey,
-    regions: Regions,
+    (regions, whole): (Regions, Option<(i64, i64)>),
 ) -> Result<(Vec<NodeAgg>, bool)> {
     if c.live.is_empty() {
         return Ok((Vec::new(), false));
@@ -228,7 +232,11 @@ async fn live_nodes(
         }
     };
     let service_level = *key == NodeKey::Services;
-    let without = |range| regions == Regions::IfNeeded && regionless(s, w, range, service_level);
+    let without = |range| {
+        Some(range) != whole
+            && regions == Regions::IfNeeded
+            && regionless(s, w, range, service_level)
+    };
     let sql = |with_regions: bool| {
         format!(
             "SELECT {key_expr} AS id, {region} AS region, B AS bucket,
