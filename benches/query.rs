@@ -19,7 +19,10 @@
 //! `--big-trace N` also stores one trace of N spans and times its trace-by-id answer in parts
 //! (ClickHouse fetch + decode, tree building, JSON). `--url U --database D --fill 0` reuses a
 //! database an earlier run filled (on a server started by hand; `--server-pid P` to count its
-//! CPU), so queries can be re-timed without refilling.
+//! CPU), so queries can be re-timed without refilling. `--slots 1` rolls up the 10-second
+//! slots after the minute backfill, as a running service keeps them (the 1 h window's tail is
+//! then read as a service reads it); `--small-tail-spans N` sets `--graph-small-tail-spans`
+//! (0: the slots always from slot rows, the code before it) for an A/B on one fill.
 
 #[path = "support/args.rs"]
 mod args;
@@ -437,6 +440,16 @@ async fn main() -> Result<()> {
             cpu_per_span * 1e5
         );
         footprint(&client, written, "after the rollup backfill").await?;
+        if arg("--slots", 0) != 0 {
+            // `--slots 1`: the 10-second slots rolled up as a running service keeps them (its
+            // rollup loop), so the window's tail is read as a service reads it: slots, then
+            // spans — or, under `--graph-small-tail-spans`, the slots from spans too.
+            let slots = rollup.run_slots(now).await?;
+            println!(
+                "slot rollup (the service's live edge): {} slots",
+                slots.len()
+            );
+        }
         // The steady-state check every 15 s with nothing to recompute.
         time("rollup run, nothing new (15 min lookback)", runs, |_| {
             let r = &rollup;
