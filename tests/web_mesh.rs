@@ -377,6 +377,12 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
         live["graph_updates"].as_u64().unwrap_or(0) >= 2,
         "the stream must deliver updates while the mesh sends: {live}"
     );
+    // Each update is read (`live-parse`) and merged (`live-decode`) as two steps — two tasks,
+    // `stream.rs` yields between them — then applied (± one at the watch's edges).
+    assert!(
+        count("live-parse") >= 2 && count("live-parse").abs_diff(count("live-decode")) <= 1,
+        "each live update must be read and merged as two steps: {live}"
+    );
     assert!(
         count("layer-swap") >= 1,
         "a live update's new look must reach the map through a layer drawn in chunks: {live}"
