@@ -269,6 +269,23 @@ pub fn spans_as_calls_sql() -> String {
 }
 
 fn call_rows(minute_filter: &str, source: CallSource, parents: Parents) -> String {
+    call_branches(minute_filter, source, parents).join("\nUNION ALL\n")
+}
+
+/// The two branches of [`call_rows_sql`] apart — calls found by the parent join (entries,
+/// cross-service calls, orphans) and virtual edges — with the same columns, so a reader can
+/// aggregate each where it is read instead of over their `UNION ALL` (one nesting level less
+/// to plan: a live read's cost is mostly its planning, docs/decisions.md).
+pub fn call_row_branches(minute_filter: &str) -> [String; 2] {
+    call_branches(minute_filter, CallSource::Copy, Parents::Lookback)
+}
+
+/// [`live_call_rows_sql`]'s two branches apart (see [`call_row_branches`]).
+pub fn live_call_row_branches() -> [String; 2] {
+    call_branches(minute_filter::ALL, CallSource::Copy, Parents::Near)
+}
+
+fn call_branches(minute_filter: &str, source: CallSource, parents: Parents) -> [String; 2] {
     let calls = source.table();
     let (parent_lo, orphans) = match parents {
         Parents::Lookback => (
@@ -283,7 +300,7 @@ fn call_rows(minute_filter: &str, source: CallSource, parents: Parents) -> Strin
     // The callee's region only for the rows kept (entries and calls from another service,
     // about half a range's spans): a map lookup per row is most of what reading a row costs.
     let callee_region = REGION_EXPR.replace("Resource[", "c.Resource[");
-    format!(
+    let joined = format!(
         "SELECT
     toStartOfMinute(toDateTime(c.Timestamp)) AS Minute,
     multiIf(c.ParentKey = 0, '{INTERNET}', p.SpanKey != 0, p.ServiceName, '') AS Caller,
@@ -313,9 +330,10 @@ ANY LEFT JOIN (
         )
 ) AS p ON c.ParentKey = p.SpanKey
 WHERE (c.ParentKey = 0 AND c.Entry)
-    OR (p.SpanKey != 0 AND p.ServiceName != c.ServiceName){orphans}
-UNION ALL
-SELECT
+    OR (p.SpanKey != 0 AND p.ServiceName != c.ServiceName){orphans}"
+    );
+    let virtuals = format!(
+        "SELECT
     toStartOfMinute(toDateTime(Timestamp)) AS Minute,
     ServiceName AS Caller,
     toString(Virtual) AS Callee,
@@ -341,7 +359,8 @@ WHERE {IN_WINDOW}
                     AND {IS_CLIENT_OR_PRODUCER}
             )
     )",
-    )
+    );
+    [joined, virtuals]
 }
 
 /// The rollup columns after the group keys: counts, duration sum/min/max and the latency
