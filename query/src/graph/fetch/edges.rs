@@ -396,9 +396,9 @@ async fn live_edges(
     let (src, dst) = edge_ends(grouping);
     // Each branch of the call rows (joined calls, virtual edges) grouped where it is read, the
     // two groupings side by side: one nesting level less to plan than grouping their
-    // `UNION ALL` (a live read of a few spans costs mostly its planning: ~52 → ~42 ms of engine
-    // CPU for an empty tail). Their keys never meet (a branch's kinds are its own), and the
-    // merge below adds any that did.
+    // `UNION ALL` (a live read of a few spans costs mostly its planning: ~52 → ~47 ms of engine
+    // CPU for an empty tail, docs/decisions.md). Their keys never meet (a branch's kinds are its
+    // own), and the merge below adds any that did.
     let sql = |branches: [String; 2], with_regions: bool| {
         // Without regions the call rows' region expressions are never evaluated (the engine
         // drops unused subquery columns): no `Resource` map is read.
