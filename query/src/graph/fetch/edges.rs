@@ -426,25 +426,27 @@ GROUP BY source, target, kind, bucket",
             .join("\nUNION ALL\n")
     };
     let service_level = grouping == Grouping::Services && !matches!(filter, EdgeFilter::Region(_));
-    // The slots' range read from spans ([`small_tail`]) is exact and labelled: whole lookback.
+    // The slots' range read from spans ([`small_tail`]) is exact (whole lookback); at the
+    // service level it goes without regions like the live edge (the minute rows label its
+    // keys; a key only it has is read again with them).
     let without = |range| {
-        Some(range) != whole
-            && regions == Regions::IfNeeded
-            && regionless(s, w, range, service_level)
+        regions == Regions::IfNeeded
+            && (regionless(s, w, range, service_level) || service_level && Some(range) == whole)
     };
-    let (exact, near, near_bare) = (
+    let (exact, exact_bare, near, near_bare) = (
         sql(rules::call_row_branches(minute_filter::ALL), true),
+        sql(rules::call_row_branches(minute_filter::ALL), false),
         sql(rules::live_call_row_branches(), true),
         sql(rules::live_call_row_branches(), false),
     );
     // One query per live range (normally one: the tail), concurrently.
     let ranges = c.live.iter().map(|&range| {
-        let sql = if without(range) {
-            &near_bare
-        } else if at_live_edge(s, w, range) && Some(range) != whole {
-            &near
-        } else {
-            &exact
+        let near_lookup = at_live_edge(s, w, range) && Some(range) != whole;
+        let sql = match (near_lookup, without(range)) {
+            (true, true) => &near_bare,
+            (true, false) => &near,
+            (false, true) => &exact_bare,
+            (false, false) => &exact,
         };
         bind_edge_filter(bind_live(client.query(sql), w, range, s), filter).fetch_all()
     });

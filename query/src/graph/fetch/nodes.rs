@@ -233,9 +233,8 @@ async fn live_nodes(
     };
     let service_level = *key == NodeKey::Services;
     let without = |range| {
-        Some(range) != whole
-            && regions == Regions::IfNeeded
-            && regionless(s, w, range, service_level)
+        regions == Regions::IfNeeded
+            && (regionless(s, w, range, service_level) || service_level && Some(range) == whole)
     };
     let sql = |with_regions: bool| {
         format!(
