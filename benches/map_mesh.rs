@@ -212,8 +212,8 @@ fn main() {
     );
     println!("live phases (count, total, max ms): {}", live["phases"]);
     println!(
-        "long tasks (ms): {}; by what ran in them: {}",
-        live["long_task_ms"], live["long_tasks_by_cause"]
+        "long tasks (ms): {}; by what ran in them: {}; began ms after the last update applied: {}",
+        live["long_task_ms"], live["long_tasks_by_cause"], live["long_task_after_update_ms"]
     );
     println!("memory: {}", v["memory"]);
     println!("page log: {}", v["log"]);

@@ -295,6 +295,16 @@ export async function mesh(browser, base, artifacts, opts) {
       long_tasks: long.length,
       longest_task_ms: long.reduce((m, t) => Math.max(m, t[1]), 0),
       long_task_ms: long.map((t) => Math.round(t[1])),
+      // How long after the last update's apply ended each long task began (null: before any
+      // update): a task right behind an update is its aftermath (the browser restyling or
+      // rasterising what the update changed) even when none of the app's code ran in it.
+      long_task_after_update_ms: await page.evaluate((long) => {
+        const applied = performance.getEntriesByName("orrery:apply").map((e) => e.startTime + e.duration);
+        return long.map(([s]) => {
+          const before = applied.filter((t) => t <= s);
+          return before.length ? Math.round(s - Math.max(...before)) : null;
+        });
+      }, long),
       long_tasks_by_cause: await page.evaluate((long) => {
         // What ran inside each long task, from the app's User Timing entries that start in it:
         // applying a graph update, drawing a cached layer (a chunk or at once), or neither (a
