@@ -260,6 +260,18 @@ fn expected_calls(rows: &[orrery_store::SpanRow], lo: i64, hi: i64) -> (Vec<Edge
     (edges, served)
 }
 
+/// The rows a graph shows when it leaves out the `(lo, hi)` ranges its data quality names.
+fn outside(rows: &[orrery_store::SpanRow], left_out: &[(i64, i64)]) -> Vec<orrery_store::SpanRow> {
+    rows.iter()
+        .filter(|r| {
+            !left_out
+                .iter()
+                .any(|&(a, b)| a <= r.timestamp && r.timestamp < b)
+        })
+        .cloned()
+        .collect()
+}
+
 fn edge_counts(parts: &Parts) -> Vec<(String, String, u64, u64)> {
     let mut v: Vec<_> = parts
         .0
@@ -523,15 +535,7 @@ async fn old_hours_fill_newest_first_and_a_month_long_graph_is_exact() {
         span("late", "3", "2", "checkout", "Server", old + 2 * MS, 2),
     ];
     let all: Vec<_> = rows.iter().cloned().chain(late_rows).collect();
-    let shown: Vec<_> = all
-        .iter()
-        .filter(|r| {
-            !left_out
-                .iter()
-                .any(|&(a, b)| a <= r.timestamp && r.timestamp < b)
-        })
-        .cloned()
-        .collect();
+    let shown = outside(&all, &left_out);
     let (want_shown, _) = expected_calls(&shown, w.lo, w.hi);
     let want = want_shown
         .iter()
@@ -875,15 +879,7 @@ async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_
         "{c:?}"
     );
     // What is shown is exactly the rows outside what it says it leaves out.
-    let shown: Vec<_> = all
-        .iter()
-        .filter(|r| {
-            !c.uncovered
-                .iter()
-                .any(|&(a, b)| a <= r.timestamp && r.timestamp < b)
-        })
-        .cloned()
-        .collect();
+    let shown = outside(&all, &c.uncovered);
     let parts = exact_parts(&ch, w, &rolled).await;
     assert_eq!(edge_counts(&parts), expected_calls(&shown, w.lo, w.hi).0);
     // Its spans are counted in the window (a minute marked empty: not "late", it never held
@@ -1217,15 +1213,7 @@ async fn a_day_is_taken_whole_by_its_count_and_a_late_parent_next_to_it_takes_it
         "{c:?}"
     );
     // Exactly the rows outside what it says it leaves out.
-    let shown: Vec<_> = all
-        .iter()
-        .filter(|r| {
-            !c.uncovered
-                .iter()
-                .any(|&(a, b)| a <= r.timestamp && r.timestamp < b)
-        })
-        .cloned()
-        .collect();
+    let shown = outside(&all, &c.uncovered);
     let parts = exact_parts(&ch, w, &rolled).await;
     assert_eq!(edge_counts(&parts), expected_calls(&shown, w.lo, w.hi).0);
 
