@@ -274,7 +274,11 @@ export async function mesh(browser, base, artifacts, opts) {
     const [g0, d0] = [await glFrames(), await page.evaluate(() => window.__pageDraws)];
     const longBefore = await page.evaluate(() => window.__long.length);
     const since = await page.evaluate(() => performance.now());
+    // ORRERY_MESH_TRACE=<file>: a Chromium trace of the live phase, to see what a long task did.
+    const trace = process.env.ORRERY_MESH_TRACE;
+    if (trace) await page.tracing.start({ path: trace, categories: ["devtools.timeline", "blink", "v8", "cc"] });
     await new Promise((r) => setTimeout(r, opts.watch_ms));
+    if (trace) await page.tracing.stop();
     const [m1, f1, v1, t1] = [await metric(), await page.evaluate(() => window.__frames), await version(), Date.now()];
     const long = (await page.evaluate(() => window.__long)).slice(longBefore);
     const [g1, d1] = [await glFrames(), await page.evaluate(() => window.__pageDraws)];
