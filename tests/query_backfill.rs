@@ -260,6 +260,17 @@ fn expected_calls(rows: &[orrery_store::SpanRow], lo: i64, hi: i64) -> (Vec<Edge
     (edges, served)
 }
 
+/// Backfills every pending hour now, newest first, in steps of six (what `run_backfill` does,
+/// without its pauses); returns the hours it was given.
+async fn backfill_all(job: &Rollup) -> Vec<i64> {
+    let plan = job.backfill_plan(now_ns()).await.unwrap();
+    let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
+    for group in pending.chunks(6) {
+        job.backfill_step(group, now_ns()).await.unwrap();
+    }
+    pending
+}
+
 /// The rows a graph shows when it leaves out the `(lo, hi)` ranges its data quality names.
 fn outside(rows: &[orrery_store::SpanRow], left_out: &[(i64, i64)]) -> Vec<orrery_store::SpanRow> {
     rows.iter()
@@ -785,14 +796,7 @@ async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_
     job.run_once(now_ns(), Duration::from_secs(8 * 3600))
         .await
         .unwrap();
-    let backfill_all = || async {
-        let plan = job.backfill_plan(now_ns()).await.unwrap();
-        let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
-        for group in pending.chunks(6) {
-            job.backfill_step(group, now_ns()).await.unwrap();
-        }
-    };
-    backfill_all().await;
+    backfill_all(&job).await;
 
     // Ragged both ends; whole days between, up to the day before yesterday (yesterday's last
     // hour waits for today's first to be whole).
@@ -893,7 +897,7 @@ async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_
 
     // The backfill recomputes the hour: the day is read from its (current) hours, late trace
     // included, while its day rows are stale.
-    backfill_all().await;
+    backfill_all(&job).await;
     let rolled = read().await;
     let c = rolled.coverage(w);
     assert!(c.uncovered.is_empty() && c.live.is_empty(), "{c:?}");
@@ -955,15 +959,7 @@ async fn hours_whose_minutes_are_gone_stand_on_their_markers_and_missing_minutes
     job.run_once(now_ns(), Duration::from_secs(8 * 3600))
         .await
         .unwrap();
-    let backfill_all = || async {
-        let plan = job.backfill_plan(now_ns()).await.unwrap();
-        let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
-        for group in pending.chunks(6) {
-            job.backfill_step(group, now_ns()).await.unwrap();
-        }
-        pending
-    };
-    backfill_all().await;
+    backfill_all(&job).await;
     let cut = orrery_query::rollup::minutes_from(now_ns());
     drop_minutes(&ch, cut).await;
     // Nothing to recompute: the old hours' markers still match their counts.
@@ -1074,7 +1070,7 @@ async fn hours_whose_minutes_are_gone_stand_on_their_markers_and_missing_minutes
     let shown = in_range(&all, &c.uncovered);
     assert_eq!(edge_counts(&parts), expected_calls(&shown, w.lo, w.hi).0);
     // The backfill recomputes exactly those hours and their neighbours; then exact again.
-    let pending: BTreeSet<i64> = backfill_all().await.into_iter().collect();
+    let pending: BTreeSet<i64> = backfill_all(&job).await.into_iter().collect();
     for h in [pre_v14, late_hour] {
         assert!(pending.contains(&h), "{pending:?}");
     }
@@ -1132,14 +1128,7 @@ async fn a_day_is_taken_whole_by_its_count_and_a_late_parent_next_to_it_takes_it
     job.run_once(now_ns(), Duration::from_secs(8 * 3600))
         .await
         .unwrap();
-    let backfill_all = || async {
-        let plan = job.backfill_plan(now_ns()).await.unwrap();
-        let pending: Vec<i64> = plan.pending.iter().map(|p| p.0).collect();
-        for group in pending.chunks(6) {
-            job.backfill_step(group, now_ns()).await.unwrap();
-        }
-    };
-    backfill_all().await;
+    backfill_all(&job).await;
     let report = job.roll_days(now_ns()).await.unwrap();
     assert!(
         whole.iter().all(|d| report.merged.contains(&ns(*d))),
@@ -1219,7 +1208,7 @@ async fn a_day_is_taken_whole_by_its_count_and_a_late_parent_next_to_it_takes_it
 
     // Recomputed hours: both days from their hours, with the late call; then merged again
     // (with counts), the same answer from days.
-    backfill_all().await;
+    backfill_all(&job).await;
     let rolled = read().await;
     let c = rolled.coverage(w);
     assert!(c.uncovered.is_empty() && c.live.is_empty(), "{c:?}");
