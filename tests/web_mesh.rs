@@ -396,6 +396,29 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
         0,
         "no live update may redraw a whole layer in one frame: {live}"
     );
+    // The lists beside the map (200 rows each at 400 services) follow the graph a bounded
+    // chunk per task, never all their rows in one: at 2,000 services setting them in the task
+    // after an update's frame was that update's one 51–94 ms long task. Every step creates or
+    // updates at most `map_lists::LIST_CHUNK` (25) rows over both lists, so the first fill
+    // alone (400 rows) takes at least 16 steps; and the rows on screen stay bounded.
+    let chunks = &v["list_chunks"];
+    println!("400-service map, the lists' steps: {chunks}");
+    let page = &chunks["page"];
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    assert!(
+        (1..=25).contains(&n(page, "max_rows")),
+        "no step of the lists may change more than 25 rows: {chunks}"
+    );
+    assert!(
+        n(page, "rows") >= 400 && n(page, "count") >= n(page, "rows").div_ceil(25),
+        "the lists' 400 rows must be made in steps of at most 25 rows: {chunks}"
+    );
+    let on_screen = &chunks["rows_on_screen"];
+    assert_eq!(
+        (n(on_screen, "nodes"), n(on_screen, "edges")),
+        (200, 200),
+        "the lists must hold their 200 rows each after the live phase: {chunks}"
+    );
     // A settled frame copies ONE cached layer (edges and nodes together) onto the canvas, not
     // the edge layer and then the node layer over the particles: on SwiftShader a second
     // full-screen copy made most frames of a live 400-service map long tasks.

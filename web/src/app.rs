@@ -1,12 +1,13 @@
 //! The Leptos app: routing between the views (map, trace search, trace, comparison) over the
 //! URL-held state, the header, and the sign-in form. The map view lives in `map_view` (markup),
 //! `map_state` (what its parts share), `map_data` (fetch, live stream, applying a graph),
-//! `map_input` (mouse and keyboard), `map_frame` (renderer and frame loop), `panels` and
-//! `replay_bar`.
+//! `map_input` (mouse and keyboard), `map_frame` (renderer and frame loop), `map_rows` (the
+//! lists' rows following the graph in bounded steps), `panels` and `replay_bar`.
 
 mod map_data;
 mod map_frame;
 mod map_input;
+mod map_rows;
 mod map_state;
 mod map_view;
 mod onboarding;

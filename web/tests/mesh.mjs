@@ -13,8 +13,13 @@
 //                    TaskDuration), full-screen layer copies per drawn frame (data-gl-frames),
 //                    where WebGL runs (data-gl-thread) and the WebGL draw calls made on the
 //                    page's thread (WebGL2 wrapped: 0 when a worker draws), long tasks (> 50 ms)
-//                    and the longest, and what ran in them (long_tasks_by_cause: update, labels,
-//                    layer_chunk, layer_at_once — page-thread WebGL only — or frame)
+//                    and the longest, and what ran in them (long_tasks_by_cause: update — a
+//                    graph's read, merge or apply, or the lists beside the map following it —,
+//                    labels, layer_chunk, layer_at_once — page-thread WebGL only — or frame)
+//   list_chunks      the steps in which the lists' rows were created or updated (User Timing
+//                    `orrery:list-chunk`, detail.rows = rows it changed): over the page's life and
+//                    during the live phase — count, rows in all, the most rows and the longest
+//                    step; and the rows on screen at the end
 //   phases           where the time to the first frame went: the app's User Timing entries
 //                    (`orrery:*`, web/src/map/perf.rs: fetch, parse, prepare, layout, lists,
 //                    scene, upload, list-nodes, apply, first-draw, labels, live-decode) up to
@@ -321,7 +326,9 @@ export async function mesh(browser, base, artifacts, opts) {
         for (const [s, d] of long) {
           const names = m.filter((e) => e.startTime >= s && e.startTime <= s + d).map((e) => e.name.slice(7));
           const has = (...k) => names.some((n) => k.includes(n));
-          by[has("apply", "live-decode", "live-parse") ? "update" : has("labels") ? "labels"
+          // The lists beside the map following an update (setting what they want, `list-nodes`,
+          // and their rows' steps, `list-chunk`) are that update's work too.
+          by[has("apply", "live-decode", "live-parse", "list-nodes", "list-chunk") ? "update" : has("labels") ? "labels"
             : !worker && has("layer") ? "layer_at_once" : !worker && has("layer-chunk") ? "layer_chunk" : "frame"]++;
         }
         return by;
@@ -339,6 +346,26 @@ export async function mesh(browser, base, artifacts, opts) {
         return by;
       }, since),
     };
+    out.list_chunks = await page.evaluate(async (since) => {
+      // Caught up: no step for half a second (or give up after 10 s).
+      const last = () => Math.max(0, ...performance.getEntriesByName("orrery:list-chunk").map((e) => e.startTime + e.duration));
+      for (let i = 0; i < 100 && performance.now() - last() < 500; i++) await new Promise((r) => setTimeout(r, 100));
+      const stats = (es) => ({
+        count: es.length,
+        rows: es.reduce((a, e) => a + (e.detail?.rows || 0), 0),
+        max_rows: es.reduce((a, e) => Math.max(a, e.detail?.rows || 0), 0),
+        max_ms: Math.round(es.reduce((a, e) => Math.max(a, e.duration), 0) * 10) / 10,
+      });
+      const all = performance.getEntriesByName("orrery:list-chunk");
+      return {
+        page: stats(all),
+        live: stats(all.filter((e) => e.startTime >= since)),
+        rows_on_screen: {
+          nodes: document.querySelectorAll("[data-testid=map-nodes] li").length,
+          edges: document.querySelectorAll("[data-testid=map-edges] li").length,
+        },
+      };
+    }, since);
     const m = await metric();
     const dom = await cdp.send("Memory.getDOMCounters").catch(() => ({}));
     const pids = renderers(browser.process().pid);

@@ -138,8 +138,9 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         }
         let node_list = node_items(m);
         perf::measure("orrery:apply", t_apply);
-        // The lists beside the map (thousands of rows on a big mesh) are rebuilt after the next
-        // frame is drawn: the map shows first, and one update is two shorter tasks.
+        // The lists beside the map take the graph after the next frame is drawn: the map shows
+        // first. Their rows then follow it a bounded step per task (`map_rows`), the first in
+        // this task, so a big mesh's update is several short tasks, never one long one.
         after_next_frame(move || {
             let t = perf::now();
             let _ = edges.try_set(edge_items);
@@ -282,6 +283,8 @@ pub(crate) fn install(m: Map, sh: &Shared) {
                     // map after the next animation frame, and this is queued after it, so a
                     // replay (which steps only when not busy) never leaves a minute before its
                     // nodes are listed — under load an animation frame can outlast a step.
+                    // (A list of more than `LIST_CHUNK` changed rows finishes in the tasks
+                    // after; the small maps replay is tested on are listed whole by then.)
                     after_next_frame(move || busy.set(false));
                 });
             });

@@ -3,6 +3,7 @@
 //! `map_input`, `map_frame`), which share the state in `map_state`.
 
 use super::map_input::{self, drill};
+use super::map_rows::{self, EdgeRow, NodeRow, Shown};
 use super::map_state::{EdgeItem, Map, NodeItem, Shared};
 use super::onboarding::EmptyState;
 use super::panels::{DiffPanel, Legend, SidePanel};
@@ -81,9 +82,11 @@ pub(crate) fn MapView(
         map_input::on_wheel(m, &sh),
     );
     // The lists beside the map show a bounded part of the graph (`map_lists`): the entry, the
-    // failing, then the busiest, at most `LIST_CAP` rows each, of those the filter matches.
+    // failing, then the busiest, at most `LIST_CAP` rows each, of those the filter matches —
+    // as the rows should show them; the rows on screen follow that a chunk per task
+    // (`map_rows`), never all of a big map's rows in one task.
     let filter = Memo::new(move |_| map_lists::normalise(&list_filter.get()));
-    let shown_nodes = Memo::new(move |_| {
+    let picked_nodes = Memo::new(move |_| {
         let f = filter.get();
         nodes.with(|ns| {
             let s = map_lists::pick(
@@ -98,13 +101,15 @@ pub(crate) fn MapView(
                     n => map_lists::Rank::of_health(&n.health, n.rps),
                 },
             );
-            (
-                s.rows.iter().map(|&i| ns[i].clone()).collect::<Vec<_>>(),
-                s.more(),
-            )
+            let rows: Vec<(String, NodeRow)> = s
+                .rows
+                .iter()
+                .map(|&i| (ns[i].id.clone(), node_row(&ns[i])))
+                .collect();
+            (rows, s.more())
         })
     });
-    let shown_edges = Memo::new(move |_| {
+    let picked_edges = Memo::new(move |_| {
         let f = filter.get();
         edges.with(|es| {
             let s = map_lists::pick(
@@ -121,29 +126,31 @@ pub(crate) fn MapView(
                 },
                 |i| map_lists::Rank::of_health(&es[i].state, es[i].rps),
             );
-            (
-                s.rows.iter().map(|&i| es[i].clone()).collect::<Vec<_>>(),
-                s.more(),
-            )
+            let rows: Vec<((String, String), EdgeRow)> = s
+                .rows
+                .iter()
+                .map(|&i| {
+                    (
+                        (es[i].source.clone(), es[i].target.clone()),
+                        edge_row(&es[i]),
+                    )
+                })
+                .collect();
+            (rows, s.more())
         })
     });
-    // Row of each shown node / edge, for the rows' reactive figures.
-    let row = Memo::new(move |_| {
-        shown_nodes.with(|(ns, _)| {
-            ns.iter()
-                .enumerate()
-                .map(|(i, n)| (n.id.clone(), i))
-                .collect::<std::collections::HashMap<_, _>>()
-        })
-    });
-    let edge_row = Memo::new(move |_| {
-        shown_edges.with(|(es, _)| {
-            es.iter()
-                .enumerate()
-                .map(|(i, e)| ((e.source.clone(), e.target.clone()), i))
-                .collect::<std::collections::HashMap<_, _>>()
-        })
-    });
+    let shown_nodes: Shown<String, NodeRow> = RwSignal::new(Vec::new());
+    let shown_edges: Shown<(String, String), EdgeRow> = RwSignal::new(Vec::new());
+    map_rows::follow(vec![
+        map_rows::list(
+            Memo::new(move |_| picked_nodes.with(|p| p.0.clone())),
+            shown_nodes,
+        ),
+        map_rows::list(
+            Memo::new(move |_| picked_edges.with(|p| p.0.clone())),
+            shown_edges,
+        ),
+    ]);
     // The checks' notices on the map: after every graph applied (`nodes` changes) and every
     // board polled, the scene marks the targets; the same list is the marks' text alternative.
     let notice_text = RwSignal::new(Vec::<String>::new());
@@ -168,7 +175,10 @@ pub(crate) fn MapView(
                 let lines: Vec<String> = (nv.iter().map(|(id, v)| format!("{id}: {}", rules(v))))
                     .chain(ev.iter().map(|(id, v)| format!("{id}: {}", rules(v))))
                     .collect();
-                notice_text.set(lines);
+                // Unchanged (every live update): the list is not rebuilt.
+                if notice_text.with_untracked(|t| *t != lines) {
+                    notice_text.set(lines);
+                }
             }
         });
     }
@@ -226,56 +236,46 @@ pub(crate) fn MapView(
                     <ul class="node-list" data-testid="map-nodes" aria-label="services on the map">
                         // Keyed by id, the figures and position reactive: a live update never
                         // replaces the row, so keyboard focus stays on it.
-                        <For each=move || shown_nodes.with(|s| s.0.clone()) key=|n| n.id.clone() children=move |n| {
-                            let id = n.id.clone();
-                            let kind = n.kind.clone();
-                            let id2 = n.id.clone();
-                            let key = n.id.clone();
-                            let now = move |f: fn(&NodeItem) -> String| {
-                                let id = key.clone();
-                                move || row.with(|r| r.get(&id).copied()).and_then(|i| shown_nodes.with(|(ns, _)| ns.get(i).map(f))).unwrap_or_default()
-                            };
+                        <For each=move || shown_nodes.get() key=|(id, _)| id.clone() children=move |(id, r): (String, ArcRwSignal<NodeRow>)| {
+                            let at = { let r = r.clone(); move |f: fn(&NodeRow) -> String| { let r = r.clone(); move || r.with(f) } };
+                            let kind = { let r = r.clone(); move || r.with_untracked(|n| n.kind.clone()) };
+                            let (id2, kind2) = (id.clone(), kind.clone());
                             view! {
-                                <li tabindex="0" class=now(|n| n.health.clone()) data-node-id=n.id.clone() data-x=now(|n| n.x.to_string()) data-y=now(|n| n.y.to_string())
-                                    data-kind=n.kind.clone() data-health=now(|n| n.health.clone()) data-namespace=n.namespace.clone()
+                                <li tabindex="0" class=at(|n| n.health.clone()) data-node-id=id.clone() data-x=at(|n| n.x.to_string()) data-y=at(|n| n.y.to_string())
+                                    data-kind=at(|n| n.kind.clone()) data-health=at(|n| n.health.clone()) data-namespace=at(|n| n.namespace.clone())
                                     on:click={ let id = id.clone(); move |_| panel.set(Panel::Node(id.clone())) }
-                                    on:keydown={ let id = id.clone(); let kind = n.kind.clone(); move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+                                    on:keydown={ let id = id.clone(); move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
                                         // Keyboard: Enter opens the panel, Shift+Enter drills down.
-                                        "Enter" if ev.shift_key() => drill(state, id.clone(), kind.clone()),
+                                        "Enter" if ev.shift_key() => drill(state, id.clone(), kind()),
                                         "Enter" => panel.set(Panel::Node(id.clone())),
                                         _ => {}
                                     } }
-                                    on:dblclick=move |_| drill(state, id2.clone(), kind.clone())>
-                                    {now(|n| format!("{} · {} · {:.1}% err", n.name, fmt_rate(n.rps), n.error_rate * 100.0))}
+                                    on:dblclick=move |_| drill(state, id2.clone(), kind2())>
+                                    {at(|n| n.text.clone())}
                                 </li>
                             }
                         } />
                     </ul>
-                    {move || { let more = shown_nodes.with(|s| s.1); (more > 0).then(|| view! {
+                    {move || { let more = picked_nodes.with(|s| s.1); (more > 0).then(|| view! {
                         <p class="list-more" data-testid="map-nodes-more">{map_lists::more_line(more, "services")}</p> }) }}
                     // The edges as text (the keyboard's and screen readers' way to them), closed
                     // by default so Tab does not walk through them on the way to the map.
                     <details class="edge-list" data-testid="map-edges-box">
                         <summary>{move || format!("edges ({})", edges.with(Vec::len))}</summary>
                         <ul class="node-list" data-testid="map-edges" aria-label="edges on the map">
-                            <For each=move || shown_edges.with(|s| s.0.clone()) key=|e| (e.source.clone(), e.target.clone(), e.state.clone()) children=move |e| {
-                                let (s, t) = (e.source.clone(), e.target.clone());
+                            <For each=move || shown_edges.get() key=|(k, _)| k.clone() children=move |((s, t), r): ((String, String), ArcRwSignal<EdgeRow>)| {
+                                let at = move |f: fn(&EdgeRow) -> String| { let r = r.clone(); move || r.with(f) };
                                 let (s2, t2) = (s.clone(), t.clone());
                                 let id = crate::api::EdgeId::new(s.clone(), t.clone()).to_string();
                                 let id2 = id.clone();
-                                let key = (s.clone(), t.clone());
-                                let now = move |f: fn(&EdgeItem) -> String| {
-                                    let k = key.clone();
-                                    move || edge_row.with(|r| r.get(&k).copied()).and_then(|i| shown_edges.with(|(es, _)| es.get(i).map(f))).unwrap_or_default()
-                                };
-                                view! { <li tabindex="0" class=e.state.clone() data-edge-id=id data-health=e.state.clone() data-error-rate=now(|e| e.error_rate.to_string())
+                                view! { <li tabindex="0" class=at(|e| e.state.clone()) data-edge-id=id data-health=at(|e| e.state.clone()) data-error-rate=at(|e| e.error_rate.clone())
                                     data-selected=move || state.with(|s| (s.edge == id2).to_string())
                                     on:click=move |_| panel.set(Panel::Edge(s.clone(), t.clone()))
                                     on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" { panel.set(Panel::Edge(s2.clone(), t2.clone())) }>
-                                    {now(|e| format!("{} → {} · {} · {:.1}% err", e.source, e.target, fmt_rate(e.rps), e.error_rate * 100.0))}</li> }
+                                    {at(|e| e.text.clone())}</li> }
                             } />
                         </ul>
-                        {move || { let more = shown_edges.with(|s| s.1); (more > 0).then(|| view! {
+                        {move || { let more = picked_edges.with(|s| s.1); (more > 0).then(|| view! {
                             <p class="list-more" data-testid="map-edges-more">{map_lists::more_line(more, "edges")}</p> }) }}
                     </details>
                     <Legend meta=meta />
@@ -283,7 +283,7 @@ pub(crate) fn MapView(
                 </div>
             </div>
             <div class="stage" data-testid="map" data-renderer=move || backend.get() data-level=move || state.get().level
-                data-node-count=move || nodes.get().len() data-edge-count=move || edges.get().len()
+                data-node-count=move || nodes.with(Vec::len) data-edge-count=move || edges.with(Vec::len)
                 data-expanded=move || state.get().ns
                 data-grouped=move || nodes.with(|n| n.iter().any(|n| n.kind == "namespace" || n.kind == "group")).to_string()
                 data-stream=move || match stream_state.get() { StreamState::Connecting => "connecting", StreamState::Live => "live", StreamState::Retrying { .. } => "retrying", StreamState::Unauthorized => "unauthorized" }>
@@ -313,5 +313,37 @@ pub(crate) fn MapView(
             </div>
             <SidePanel panel=panel state=state />
         </div>
+    }
+}
+
+/// A service's row as the list shows it.
+fn node_row(n: &NodeItem) -> NodeRow {
+    NodeRow {
+        kind: n.kind.clone(),
+        namespace: n.namespace.clone(),
+        health: n.health.clone(),
+        x: n.x,
+        y: n.y,
+        text: format!(
+            "{} · {} · {:.1}% err",
+            n.name,
+            fmt_rate(n.rps),
+            n.error_rate * 100.0
+        ),
+    }
+}
+
+/// An edge's row as the list shows it.
+fn edge_row(e: &EdgeItem) -> EdgeRow {
+    EdgeRow {
+        state: e.state.clone(),
+        error_rate: e.error_rate.to_string(),
+        text: format!(
+            "{} → {} · {} · {:.1}% err",
+            e.source,
+            e.target,
+            fmt_rate(e.rps),
+            e.error_rate * 100.0
+        ),
     }
 }

@@ -43,9 +43,33 @@ pub fn measure(name: &'static str, start: f64) {
     record(&p, name, start, p.now());
 }
 
+/// Records `name` as a measure from `start` to now with `detail.rows = rows` (page only): how
+/// much work the entry stands for, for the tests (e.g. rows of a list chunk).
+pub fn measure_rows(name: &'static str, start: f64, rows: usize) {
+    let Some(p) = web_sys::window().and_then(|w| w.performance()) else {
+        return;
+    };
+    let detail = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&detail, &"rows".into(), &(rows as f64).into());
+    measure_with(&p, name, start, p.now(), Some(detail));
+}
+
 /// Records a measure from `start` to `end` (ms of this thread's clock).
 pub fn record(p: &web_sys::Performance, name: &str, start: f64, end: f64) {
+    measure_with(p, name, start, end, None);
+}
+
+fn measure_with(
+    p: &web_sys::Performance,
+    name: &str,
+    start: f64,
+    end: f64,
+    detail: Option<js_sys::Object>,
+) {
     let opts = js_sys::Object::new();
+    if let Some(d) = detail {
+        let _ = js_sys::Reflect::set(&opts, &"detail".into(), &d);
+    }
     let _ = js_sys::Reflect::set(&opts, &"start".into(), &start.into());
     let _ = js_sys::Reflect::set(&opts, &"end".into(), &end.into());
     if let Ok(f) = js_sys::Reflect::get(p, &"measure".into())
