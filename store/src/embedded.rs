@@ -25,8 +25,20 @@ use clap::Args;
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, watch};
 
-/// The server script, compiled into the binary so a release needs no source tree.
-pub const SERVER_SCRIPT: &str = include_str!("../embedded/chdb_server.py");
+/// The server script and the module it imports (errors, SQL guard, access config), compiled
+/// into the binary so a release needs no source tree; written side by side into a directory.
+pub const SERVER_FILES: [(&str, &str); 2] = [
+    ("chdb_server.py", include_str!("../embedded/chdb_server.py")),
+    ("chdb_guard.py", include_str!("../embedded/chdb_guard.py")),
+];
+
+/// Writes [`SERVER_FILES`] into `dir` (each only if it differs); returns the script's path.
+pub fn write_server_files(dir: &Path) -> Result<PathBuf> {
+    for (name, text) in SERVER_FILES {
+        write_if_changed(&dir.join(name), text)?;
+    }
+    Ok(dir.join(SERVER_FILES[0].0))
+}
 
 /// Settings of the embedded engine.
 #[derive(Args, Debug, Clone)]
@@ -271,8 +283,7 @@ impl EmbeddedClickHouse {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
-        let script = data_dir.join("chdb_server.py");
-        write_if_changed(&script, SERVER_SCRIPT)?;
+        let script = write_server_files(&data_dir)?;
         // A new secret at every start: whoever held the last one (a leaked copy) is out.
         let secret = generate_secret()?;
         let secret_file = data_dir.join("clickhouse.secret");

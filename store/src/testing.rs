@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::ClickHouseArgs;
-use crate::embedded::{SERVER_SCRIPT, generate_secret, with_credentials, write_secret_file};
+use crate::embedded::{generate_secret, with_credentials, write_secret_file, write_server_files};
 use crate::schema::{self, SchemaParams};
 
 pub mod process;
@@ -68,8 +68,7 @@ impl TestServer {
     /// [`TestServer::start`] with more arguments for the server (e.g. its limits).
     pub fn start_with(extra_args: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let script = dir.path().join("chdb_server.py");
-        std::fs::write(&script, SERVER_SCRIPT).expect("write server script");
+        let script = write_server_files(dir.path()).expect("write server script");
         let port_file = dir.path().join("port");
         let data_dir = dir.path().join("clickhouse");
         let secret = generate_secret().expect("secret");
