@@ -281,7 +281,11 @@ async fn main() -> Result<()> {
     };
 
     let (now, ids, written) = if fill {
-        let now = orrery_query::now_ns();
+        let now = if continuous {
+            slot_phase(orrery_query::now_ns())
+        } else {
+            orrery_query::now_ns()
+        };
         // Fill: traces spread over the last 24 h.
         let t0 = Instant::now();
         let mut written = 0u64;
@@ -715,6 +719,28 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// How long before a graph read a running service's last slot pass ran, in the continuous
+/// mode's model: the pass runs when a slot can close and its own time at 30k spans/s (~1 s
+/// quiet) plus the last spans' settling passes before the frontier moves.
+const SLOT_PASS_LAG_NS: i64 = 1_000 * MS;
+
+/// A continuous fill's "now", moved back (< 10 s) to the phase of the slot cycle at which the
+/// live tail is its average length (5–15 s after the grace and the pass's lag: 10 s + lag).
+/// The tail is most of a 15-minute graph's cost at 30k spans/s, and with an arbitrary "now"
+/// it was anything from 7.5 to 17.5 s: the live part of two fills differed by up to ±40%.
+fn slot_phase(now: i64) -> i64 {
+    use orrery_query::rollup::SLOT_NS;
+    let grace = GraphArgs::default().graph_grace.as_nanos() as i64;
+    // The tail is `now - floor(now - grace - lag)`; its middle is half a slot.
+    let phase = (grace + SLOT_PASS_LAG_NS + SLOT_NS / 2).rem_euclid(SLOT_NS);
+    let aligned = now.div_euclid(SLOT_NS) * SLOT_NS + phase;
+    if aligned > now {
+        aligned - SLOT_NS
+    } else {
+        aligned
+    }
+}
+
 /// The live edge under continuous ingest (`--rate`): minutes rolled up to the frontier, then
 /// the slots after them, then the 15-minute graph cold and its live tail in parts.
 async fn live_edge(
@@ -760,10 +786,10 @@ async fn live_edge(
         per_minute,
         per_minute / 60.0 * scale,
     );
-    // Slots after them: six a minute in steady state. A running service closes slots every
-    // 5 s (`rollup::SLOT_TICK`), so when a graph is read its last slot tick was on average
-    // 2.5 s before: the slots are closed as of then, and the live tail is what it would be.
-    let slots_at = now - 2_500 * MS;
+    // Slots after them: six a minute in steady state. A running service's slot pass runs when
+    // a slot can close (`Rollup::slot_pass`: its end + grace, its spans settled) and takes
+    // ~1 s at 30k spans/s, so when a graph is read the slots are closed as of ~1 s before.
+    let slots_at = now - SLOT_PASS_LAG_NS;
     let (t, cpu0) = (Instant::now(), cpu_now(server_pid));
     let slots = rollup.run_slots(slots_at).await?;
     let cpu = cpu_now(server_pid) - cpu0;

@@ -98,8 +98,21 @@ async fn a_slot_closes_once_its_spans_settle_and_late_spans_still_count_exactly(
     assert_eq!(calls(&live, "api"), 1);
     assert_eq!(calls(&live, db), 0, "not settled: not a virtual edge yet");
 
+    // The rollup's loop wakes when it can close a slot: no later than a millisecond after the
+    // client settles. At the very end of its grace it has not settled (it must have ended
+    // strictly before); at the moment the pass named, it has.
+    let start = slot + 9_900 * MS;
+    let end = start + (t0 - SEC - start) / MS * MS;
+    let settles = end + g + MS;
+    let pass = roll.slot_pass(end + g).await.unwrap();
+    assert!(!pass.computed.contains(&slot), "{pass:?}");
+    assert!(
+        pass.next_ns <= settles && pass.next_ns > end + g,
+        "the next pass at {} (settles at {settles}): {pass:?}",
+        pass.next_ns
+    );
     // Once it settled the slot closes, with the virtual edge in its rows.
-    let t1 = t0 + g;
+    let t1 = settles;
     let done = roll.run_slots(t1).await.unwrap();
     assert!(done.contains(&slot), "{done:?}");
     assert!(frontier(t1).await > slot, "the slot is read from slot rows");

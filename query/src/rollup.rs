@@ -28,12 +28,15 @@ mod hours;
 mod merge;
 mod rows;
 mod slots;
-pub use slots::{SLOT_DELAY_NS, SLOT_NS};
+pub use slots::{SLOT_DELAY_NS, SLOT_NS, SlotPass, next_slot_pass};
 /// Minutes recomputed per run at most (keeps one run bounded; backfill continues next run).
 const MAX_MINUTES_PER_RUN: usize = 1440;
-/// How often the 10-second slots are rolled up (half a slot: a slot is rolled up 10–15 s after
-/// it ends).
+/// The longest wait between two slot passes (half a slot): a pass also runs when a slot can
+/// close ([`SlotPass::next_ns`]), and between those this notices late spans in closed slots.
 const SLOT_TICK: Duration = Duration::from_secs(5);
+/// The shortest wait between two slot passes (one wakes a millisecond after a span settles;
+/// this keeps a clock step or a poison span time from spinning the loop).
+const SLOT_TICK_MIN: Duration = Duration::from_millis(100);
 /// Minutes computed by one set of queries.
 const MINUTES_PER_BATCH: usize = 60;
 /// Minutes one set of queries over `otel_traces` spans at most (a batch over the spans reads
@@ -119,7 +122,8 @@ impl Rollup {
     }
 
     /// Runs until `shutdown`, logging (not failing on) errors: ClickHouse may be briefly away.
-    /// Minutes every `--graph-rollup-interval`; the 10-second slots every 5 s between; and,
+    /// Minutes every `--graph-rollup-interval`; the 10-second slots as soon as one can close
+    /// (at most 5 s apart) between; and,
     /// beside them, the hourly backfill of everything older than `--graph-rollup-backfill`
     /// (`backfill.rs`), its steps bounded by `--graph-backfill-step-timeout`.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -177,17 +181,22 @@ impl Rollup {
                 runs += 1;
                 next_minutes = tokio::time::Instant::now() + self.settings.graph_rollup_interval;
             }
-            match self.run_slots(crate::now_ns()).await {
-                Ok(slots) => {
-                    let n = slots.len() as u64;
+            // The next pass when a slot can close (its end + grace, its spans settled), so the
+            // live tail a graph joins is as short as the slot rule allows; at most SLOT_TICK.
+            let mut wait = SLOT_TICK;
+            match self.slot_pass(crate::now_ns()).await {
+                Ok(pass) => {
+                    let n = pass.computed.len() as u64;
                     metrics::ROLLUP_SLOTS.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    let until = (pass.next_ns - crate::now_ns()).max(0) as u64;
+                    wait = Duration::from_nanos(until).clamp(SLOT_TICK_MIN, SLOT_TICK);
                 }
                 Err(err) => {
                     metrics::inc(&metrics::ROLLUP_FAILURES);
                     tracing::warn!(error = %format!("{err:#}"), "service-graph slot rollup failed")
                 }
             }
-            let tick = tokio::time::Instant::now() + SLOT_TICK;
+            let tick = tokio::time::Instant::now() + wait;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(tick.min(next_minutes)) => {}
