@@ -94,6 +94,28 @@ WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({slo:Int64}))
   AND Slot < toDateTime(fromUnixTimestamp64Nano({shi:Int64}))
 GROUP BY Slot";
 
+/// Levels 7–8 for every minute of a short read: the latest marker of each minute of `{lo}`–`{hi}`
+/// and the span count of each minute of `{clo}`–`{chi}`, plain ranges (no bounds, no skipped
+/// hours): [`per_minute_rows`] derives levels 1–2 and the ends' minutes from them.
+const PER_MINUTE_SQL: &str =
+    "SELECT toUInt8(7) AS level, toUInt32(Minute) AS at, toUInt64(0) AS marked,
+    m.1 AS version, m.2 AS spans, m.3 AS orphans, m.4 AS unmatched, m.5 AS late
+FROM (
+    SELECT Minute, argMax((ComputedAt, Spans, Orphans, Unmatched, Late), ComputedAt) AS m
+    FROM orrery_graph_minutes
+    WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
+      AND Minute < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
+    GROUP BY Minute
+)
+UNION ALL
+SELECT toUInt8(8) AS level, toUInt32(Minute) AS at, toUInt64(0) AS marked, toUInt64(0) AS version,
+    toUInt64(sum(Spans)) AS spans, toUInt64(0) AS orphans, toUInt64(0) AS unmatched,
+    toUInt64(0) AS late
+FROM orrery_span_minutes
+WHERE Minute >= toDateTime(fromUnixTimestamp64Nano({clo:Int64}))
+  AND Minute < toDateTime(fromUnixTimestamp64Nano({chi:Int64}))
+GROUP BY Minute";
+
 /// Levels 7–8: the latest marker and the span count of every minute within the bounds
 /// ([`bind_bounds`]) outside the hours in `{skip}`.
 fn minutes_sql() -> String {
@@ -142,6 +164,9 @@ pub(super) struct WindowReads {
     pub(super) days: bool,
     pub(super) slots: bool,
     pub(super) minutes: bool,
+    /// Every minute's marker and count instead of the per-hour sums, counts and the ends'
+    /// minutes ([`WindowReads::per_minute`]).
+    pub(super) per_minute: bool,
 }
 
 impl WindowReads {
@@ -158,6 +183,24 @@ impl WindowReads {
             days: first_day + day <= hi,
             slots: hi > now - SLOTS_KEPT_NS,
             minutes: ends,
+            per_minute: false,
+        }
+    }
+
+    /// The first round of a short window (a few hours, no whole day: the 15-minute and 1 h
+    /// graphs with their baselines): every minute's marker and span count in two branches
+    /// instead of four (the per-hour sums and counts, the ends' markers and counts), the
+    /// hours' sums derived from them here ([`per_minute_rows`]). A branch costs its planning
+    /// whatever it reads — the four cost ~35 ms of engine CPU on 2 cores for a 1 h graph's
+    /// few hundred minutes, the two ~21 (docs/decisions.md) — and the marker read is on the
+    /// critical path of every graph. Any later minute round is then answered from these rows.
+    pub(super) fn per_minute(self) -> Self {
+        WindowReads {
+            sums: false,
+            counts: false,
+            minutes: false,
+            per_minute: true,
+            ..self
         }
     }
 
@@ -184,6 +227,7 @@ impl WindowReads {
         days: false,
         slots: false,
         minutes: false,
+        per_minute: false,
     };
 
     /// The minute markers and counts of some ranges alone (the last round).
@@ -195,6 +239,7 @@ impl WindowReads {
         days: false,
         slots: false,
         minutes: true,
+        per_minute: false,
     };
 
     /// The statement: its branches joined by `UNION ALL`. Binds `{lo}`, `{hi}` (whole hours),
@@ -227,6 +272,9 @@ impl WindowReads {
         if self.minutes {
             out.push(minutes_sql());
         }
+        if self.per_minute {
+            out.push(PER_MINUTE_SQL.to_string());
+        }
         out.join("\nUNION ALL\n")
     }
 }
@@ -246,6 +294,59 @@ pub(super) async fn minute_markers(
         .fetch_all::<MarkRow>()
         .await
         .context("reading rollup markers and span counts")
+}
+
+/// Whether the minute `at` (Unix seconds) lies in one of `ranges` as the bounds' SQL reads it
+/// (`Minute >= toDateTime(lo)`, `Minute < toDateTime(hi)`: whole seconds).
+pub(super) fn in_ranges(at: u32, ranges: &[(i64, i64)]) -> bool {
+    let s = |t: i64| t.div_euclid(1_000_000_000);
+    let at = at as i64;
+    ranges.iter().any(|&(lo, hi)| s(lo) <= at && at < s(hi))
+}
+
+/// The rows of a [`WindowReads::per_minute`] read as the four branches it replaces return
+/// them: per hour the sums of its minutes' latest markers (level 1: `marked` of them,
+/// `version` the sum of their `ComputedAt`, `spans`, `late`) and its span count (level 2),
+/// the minutes' markers and counts (levels 7–8) only within `ends`; the other levels as
+/// they are. Also returns every level 7–8 row, for the minute rounds after it.
+pub(super) fn per_minute_rows(
+    rows: Vec<MarkRow>,
+    ends: &[(i64, i64)],
+) -> (Vec<MarkRow>, Vec<MarkRow>) {
+    let hour = |at: u32| at - at % 3_600;
+    let mut sums: std::collections::BTreeMap<(u8, u32), MarkRow> = Default::default();
+    let (mut out, mut minutes) = (Vec::new(), Vec::new());
+    for r in rows {
+        if r.level != 7 && r.level != 8 {
+            out.push(r);
+            continue;
+        }
+        let level = r.level - 6;
+        let e = sums.entry((level, hour(r.at))).or_insert(MarkRow {
+            level,
+            at: hour(r.at),
+            marked: 0,
+            version: 0,
+            spans: 0,
+            orphans: 0,
+            unmatched: 0,
+            late: 0,
+        });
+        // Wrapping, as the engine's `sum` of UInt64 is (a sum of 60 `ComputedAt`s may wrap:
+        // it is a version, compared for equality only).
+        e.spans = e.spans.wrapping_add(r.spans);
+        if r.level == 7 {
+            e.marked += 1;
+            e.version = e.version.wrapping_add(r.version);
+            e.late = e.late.wrapping_add(r.late);
+        }
+        if in_ranges(r.at, ends) {
+            out.push(r);
+        }
+        minutes.push(r);
+    }
+    out.extend(sums.into_values());
+    (out, minutes)
 }
 
 impl MarkRow {
@@ -489,6 +590,7 @@ GROUP BY Minute"
             days: true,
             slots: true,
             minutes: true,
+            per_minute: false,
         };
         let q = client
             .query(&all.sql())
@@ -570,6 +672,25 @@ GROUP BY Minute"
             ..row(4, d)
         }));
         assert_eq!(one, three);
+
+        // The short form (every minute's marker and count, the hours' sums derived) returns
+        // the same rows as the four branches it replaces, and every minute for later rounds.
+        let short = all.per_minute();
+        assert!(!short.sql().contains("GROUP BY at"));
+        let q = client
+            .query(&short.sql())
+            .param("lo", first)
+            .param("hi", end)
+            .param("clo", first)
+            .param("chi", end)
+            .param("slo", slo)
+            .param("shi", shi);
+        let rows: Vec<MarkRow> = q.fetch_all().await.unwrap();
+        let (mut derived, every) = per_minute_rows(rows, &ends);
+        derived.sort();
+        assert_eq!(derived, one);
+        assert_eq!(every.iter().filter(|r| r.level == 7).count(), 240);
+        assert!(every.iter().any(|r| !in_ranges(r.at, &ends)));
 
         // The second round (minutes only, a skipped hour) likewise.
         let skip = vec![h];
