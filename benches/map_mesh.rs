@@ -7,7 +7,8 @@
 //! updates applied, fps, where WebGL runs (the renderer's worker, or the page's thread), renderer
 //! frame CPU (p50/p95/max), main-thread busy time per frame, long tasks (> 50 ms: jank), particles drawn; where the time goes — the app's User Timing
 //! entries (web/src/map/perf.rs) up to the first frame (fetch or stream decode, layout, scene,
-//! upload, first GL draw) and their count/total/max during the live phase; and the tab's
+//! upload, first GL draw) and their count/total/max during the live phase; the steps in which
+//! the lists beside the map followed the updates (rows each, longest); and the tab's
 //! memory (JS heap, wasm linear memory, DOM nodes, renderer RSS). Writes
 //! docs/images/map-mesh-2000.png. Figures only: no time limit is asserted.
 //!
@@ -214,6 +215,11 @@ fn main() {
     println!(
         "long tasks (ms): {}; by what ran in them: {}; began ms after the last update applied: {}",
         live["long_task_ms"], live["long_tasks_by_cause"], live["long_task_after_update_ms"]
+    );
+    // The lists beside the map follow each update in steps of at most 25 rows, a task each.
+    println!(
+        "lists' steps (count, rows, most rows, longest ms; whole page / live phase): {}",
+        v["list_chunks"]
     );
     println!("memory: {}", v["memory"]);
     println!("page log: {}", v["log"]);
