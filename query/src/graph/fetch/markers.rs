@@ -400,10 +400,56 @@ GROUP BY Minute",
             .param("slo", lo.max(hi - SLOT_READ_NS))
             .param("shi", hi)
             .param("skip", Vec::<u32>::new());
-        let mut rows = bind_bounds(q, &ends)
-            .fetch_all::<MarkRow>()
-            .await
-            .context("reading rollup markers per hour")?;
+        // The hours outside some whole days: their sums and markers (the second round).
+        let outside_of = |days: &mut dyn Iterator<Item = i64>| {
+            let mut outside: Vec<(i64, i64)> = Vec::new();
+            let mut at = first;
+            for d in days {
+                if d > at {
+                    outside.push((at, d));
+                }
+                at = d + DAY_NS;
+            }
+            if end > at {
+                outside.push((at, end));
+            }
+            outside
+        };
+        let hours_outside = |outside: Vec<(i64, i64)>| async move {
+            if outside.is_empty() {
+                return Ok(Vec::new());
+            }
+            let q = client
+                .query(&WindowReads::HOURS_OUTSIDE.sql())
+                .param("lo", first)
+                .param("hi", end);
+            bind_bounds(q, &cover_ranges(&outside))
+                .fetch_all::<MarkRow>()
+                .await
+                .context("reading rollup markers per hour")
+        };
+        // The second round is sent with the first, for the usual outcome: every whole day
+        // of the window taken by its count (a day with late spans is the exception). Its
+        // bounds are then exactly those the first round's answer asks for, so the month's
+        // marker read costs one round trip instead of two; when they differ it is sent again
+        // with the right ones (the guess cost one statement for nothing).
+        let every_day = || {
+            (first_day..hi)
+                .step_by(DAY_NS as usize)
+                .filter(move |d| d + DAY_NS <= hi)
+        };
+        let guess = outside_of(&mut every_day());
+        let first_rows = async {
+            bind_bounds(q, &ends)
+                .fetch_all::<MarkRow>()
+                .await
+                .context("reading rollup markers per hour")
+        };
+        let (mut rows, guessed) = if days_first {
+            tokio::try_join!(first_rows, hours_outside(guess.clone()))?
+        } else {
+            (first_rows.await?, Vec::new())
+        };
         let every_minute = if per_minute {
             let (derived, every) = per_minute_rows(rows, &ends);
             rows = derived;
@@ -431,28 +477,11 @@ GROUP BY Minute",
         }
         if days_first {
             // The rest of the hours: their sums and markers.
-            let mut outside: Vec<(i64, i64)> = Vec::new();
-            let mut at = first;
-            for &d in &out.days_by_count {
-                if d > at {
-                    outside.push((at, d));
-                }
-                at = d + DAY_NS;
-            }
-            if end > at {
-                outside.push((at, end));
-            }
-            if !outside.is_empty() {
-                let q = client
-                    .query(&WindowReads::HOURS_OUTSIDE.sql())
-                    .param("lo", first)
-                    .param("hi", end);
-                rows.extend(
-                    bind_bounds(q, &cover_ranges(&outside))
-                        .fetch_all::<MarkRow>()
-                        .await
-                        .context("reading rollup markers per hour")?,
-                );
+            let outside = outside_of(&mut out.days_by_count.iter().copied());
+            if outside == guess {
+                rows.extend(guessed);
+            } else {
+                rows.extend(hours_outside(outside).await?);
             }
         }
         let mut marks: BTreeMap<i64, MarkRow> = BTreeMap::new();
