@@ -4,7 +4,7 @@
 //! then busiest) — in the map's own order, says how many more there are, and a filter reaches
 //! any row: the cap applies to what matches, so typing part of a name brings a row from far down
 //! the list into it. The rows on screen follow what is to be shown in bounded steps ([`step`],
-//! [`LIST_CHUNK`] rows a task), never all of them in one task.
+//! [`LIST_CHUNK`] rows a frame), never all of them in one task.
 
 /// Rows a list shows at most (after the filter).
 pub const LIST_CAP: usize = 200;
@@ -12,8 +12,9 @@ pub const LIST_CAP: usize = 200;
 /// Rows created or changed on screen in one task, both lists together: a live update of a big
 /// map changes the figures of nearly every shown row (400 with both lists full), and setting
 /// them all in one task, with the DOM updates they set off, was a 51–94 ms task on the test
-/// machine. The rows are brought up to date [`LIST_CHUNK`] at a time, a task each
-/// (`app::map_rows`), so a frame or a key press never waits behind more than one chunk.
+/// machine. The rows are brought up to date [`LIST_CHUNK`] at a time, one step per frame in a
+/// task of its own (`app::map_rows`), so a frame or a key press never waits behind more than
+/// one chunk, and a frame never lays out more than one chunk's rows.
 pub const LIST_CHUNK: usize = 25;
 
 /// A wanted row as the list on screen has it.

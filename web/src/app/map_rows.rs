@@ -1,16 +1,17 @@
 //! The rows of the lists beside the map as the page holds them: keyed (a node's id, an edge's
 //! source and target), each with a signal of what it shows, and brought up to date with the
 //! wanted rows (`map_view`'s memos over the graph and the filter) by `map_lists::step` — at most
-//! `LIST_CHUNK` rows created or changed per task over both lists, a task per chunk.
+//! `LIST_CHUNK` rows created or changed per step over both lists, one step per frame (in a task
+//! after it).
 //!
 //! Why: at 2,000 services both lists are full (200 rows each) and a live update changes the
 //! figures of nearly every row. Setting them in one task — each row's attributes and text read
 //! from the whole list, with the DOM updates that sets off — was one task of 51–94 ms after an
 //! update on the test machine, the map's last long task. Here a row's cells read its own signal,
 //! a row whose shown figures did not change is not touched, and the rest are set a chunk per
-//! task (each an `orrery:list-chunk` User Timing entry whose `detail.rows` says how many rows it
-//! changed), so a frame or a key press never waits behind more than one chunk; the DOM stays
-//! bounded by `LIST_CAP` rows per list.
+//! frame (each an `orrery:list-chunk` User Timing entry whose `detail.rows` says how many rows
+//! it changed), so a frame or a key press never waits behind more than one chunk and a frame
+//! never lays out more than one chunk's text; the DOM stays bounded by `LIST_CAP` rows per list.
 
 use crate::map::perf;
 use crate::map_lists::{self, LIST_CHUNK, RowState};
@@ -128,8 +129,8 @@ where
 }
 
 /// Keeps the lists' rows following what they want: whenever any of them wants other rows, steps
-/// of at most `LIST_CHUNK` rows (over all the lists, the first list first) run a task each until
-/// every list has caught up, each step on the latest wanted rows (an update arriving meanwhile
+/// of at most `LIST_CHUNK` rows (over all the lists, the first list first) run one per frame
+/// until every list has caught up, each step on the latest wanted rows (an update arriving meanwhile
 /// is taken in, never queued behind the one in progress).
 pub(crate) fn follow(lists: Vec<Box<dyn Follow>>) {
     let lists = Rc::new(RefCell::new(lists));
@@ -165,20 +166,28 @@ pub(crate) fn follow(lists: Vec<Box<dyn Follow>>) {
                 if done && !dirty.get() {
                     break;
                 }
-                next_task().await;
+                next_frame().await;
             }
             running.set(false);
         });
     });
 }
 
-/// Resolves in a task of its own (a zero timeout): what is queued meanwhile — a frame, input —
-/// runs first.
-async fn next_task() {
+/// Resolves in a task after the next animation frame (a zero timeout from the frame's
+/// callback): one step per frame, so a frame never re-lays out more than one step's rows, and
+/// the step never delays the frame. (In a hidden tab frames stop, and so do the steps; the
+/// lists catch up on the latest graph when it is shown again.)
+async fn next_frame() {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
     let p = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        }
+        let Some(w) = web_sys::window() else { return };
+        let later = Closure::once_into_js(move || {
+            if let Some(w) = web_sys::window() {
+                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+            }
+        });
+        let _ = w.request_animation_frame(later.unchecked_ref());
     });
     let _ = wasm_bindgen_futures::JsFuture::from(p).await;
 }
