@@ -14,7 +14,7 @@ pub const LIST_CAP: usize = 200;
 /// them all in one task, with the DOM updates they set off, was a 51–94 ms task on the test
 /// machine. The rows are brought up to date [`LIST_CHUNK`] at a time, one step per frame in a
 /// task of its own (`app::map_rows`), so a frame or a key press never waits behind more than
-/// one chunk, and a frame never lays out more than one chunk's rows.
+/// one chunk.
 pub const LIST_CHUNK: usize = 25;
 
 /// A wanted row as the list on screen has it.

@@ -10,8 +10,8 @@
 //! update on the test machine, the map's last long task. Here a row's cells read its own signal,
 //! a row whose shown figures did not change is not touched, and the rest are set a chunk per
 //! frame (each an `orrery:list-chunk` User Timing entry whose `detail.rows` says how many rows
-//! it changed), so a frame or a key press never waits behind more than one chunk and a frame
-//! never lays out more than one chunk's text; the DOM stays bounded by `LIST_CAP` rows per list.
+//! it changed), so a frame or a key press never waits behind more than one chunk; the DOM stays
+//! bounded by `LIST_CAP` rows per list.
 
 use crate::map::perf;
 use crate::map_lists::{self, LIST_CHUNK, RowState};
@@ -174,8 +174,8 @@ pub(crate) fn follow(lists: Vec<Box<dyn Follow>>) {
 }
 
 /// Resolves in a task after the next animation frame (a zero timeout from the frame's
-/// callback): one step per frame, so a frame never re-lays out more than one step's rows, and
-/// the step never delays the frame. (In a hidden tab frames stop, and so do the steps; the
+/// callback): one step per frame, so the lists' work is spread over frames rather than run
+/// back to back, and the step never delays the frame. (In a hidden tab frames stop, and so do the steps; the
 /// lists catch up on the latest graph when it is shown again.)
 async fn next_frame() {
     use wasm_bindgen::JsCast;
