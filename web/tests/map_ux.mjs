@@ -254,6 +254,8 @@ export async function crowded(browser, base, artifacts, opts) {
   // group=none: every service, whatever the count.
   await page.select("[data-testid=group]", "none");
   await page.waitForFunction(() => document.querySelector("[data-testid=map]").dataset.grouped === "false", { timeout: 30000 });
+  // The list's rows follow the map a step per frame: read them once it is whole (aria-busy).
+  await page.waitForFunction(() => document.querySelector("[data-testid=map-nodes]").getAttribute("aria-busy") === "false", { timeout: 30000 });
   out.ungrouped = await seen();
   return out;
 }

@@ -132,7 +132,10 @@ where
 /// of at most `LIST_CHUNK` rows (over all the lists, the first list first) run one per frame
 /// until every list has caught up, each step on the latest wanted rows (an update arriving meanwhile
 /// is taken in, never queued behind the one in progress).
-pub(crate) fn follow(lists: Vec<Box<dyn Follow>>) {
+///
+/// `busy` is true while steps remain (the lists' `aria-busy`: assistive technology and tests
+/// wait for the lists to be whole).
+pub(crate) fn follow(lists: Vec<Box<dyn Follow>>, busy: RwSignal<bool>) {
     let lists = Rc::new(RefCell::new(lists));
     let (dirty, running) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
     Effect::new(move |_| {
@@ -166,9 +169,13 @@ pub(crate) fn follow(lists: Vec<Box<dyn Follow>>) {
                 if done && !dirty.get() {
                     break;
                 }
+                if !busy.get_untracked() {
+                    let _ = busy.try_set(true);
+                }
                 next_frame().await;
             }
             running.set(false);
+            let _ = busy.try_set(false);
         });
     });
 }

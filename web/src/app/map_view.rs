@@ -141,16 +141,20 @@ pub(crate) fn MapView(
     });
     let shown_nodes: Shown<String, NodeRow> = RwSignal::new(Vec::new());
     let shown_edges: Shown<(String, String), EdgeRow> = RwSignal::new(Vec::new());
-    map_rows::follow(vec![
-        map_rows::list(
-            Memo::new(move |_| picked_nodes.with(|p| p.0.clone())),
-            shown_nodes,
-        ),
-        map_rows::list(
-            Memo::new(move |_| picked_edges.with(|p| p.0.clone())),
-            shown_edges,
-        ),
-    ]);
+    let lists_busy = RwSignal::new(false);
+    map_rows::follow(
+        vec![
+            map_rows::list(
+                Memo::new(move |_| picked_nodes.with(|p| p.0.clone())),
+                shown_nodes,
+            ),
+            map_rows::list(
+                Memo::new(move |_| picked_edges.with(|p| p.0.clone())),
+                shown_edges,
+            ),
+        ],
+        lists_busy,
+    );
     // The checks' notices on the map: after every graph applied (`nodes` changes) and every
     // board polled, the scene marks the targets; the same list is the marks' text alternative.
     let notice_text = RwSignal::new(Vec::<String>::new());
@@ -233,7 +237,7 @@ pub(crate) fn MapView(
                     <input type="search" class="list-filter" data-testid="map-list-filter" placeholder="filter services and edges"
                         aria-label="filter the services and edges listed" prop:value=move || list_filter.get()
                         on:input=move |ev| list_filter.set(event_target_value(&ev)) />
-                    <ul class="node-list" data-testid="map-nodes" aria-label="services on the map">
+                    <ul class="node-list" data-testid="map-nodes" aria-label="services on the map" aria-busy=move || lists_busy.get().to_string()>
                         // Keyed by id, the figures and position reactive: a live update never
                         // replaces the row, so keyboard focus stays on it.
                         <For each=move || shown_nodes.get() key=|(id, _)| id.clone() children=move |(id, r): (String, ArcRwSignal<NodeRow>)| {
@@ -262,7 +266,7 @@ pub(crate) fn MapView(
                     // by default so Tab does not walk through them on the way to the map.
                     <details class="edge-list" data-testid="map-edges-box">
                         <summary>{move || format!("edges ({})", edges.with(Vec::len))}</summary>
-                        <ul class="node-list" data-testid="map-edges" aria-label="edges on the map">
+                        <ul class="node-list" data-testid="map-edges" aria-label="edges on the map" aria-busy=move || lists_busy.get().to_string()>
                             <For each=move || shown_edges.get() key=|(k, _)| k.clone() children=move |((s, t), r): ((String, String), ArcRwSignal<EdgeRow>)| {
                                 let at = move |f: fn(&EdgeRow) -> String| { let r = r.clone(); move || r.with(f) };
                                 let (s2, t2) = (s.clone(), t.clone());
