@@ -27,7 +27,7 @@ pub use super::agg::{EdgeAgg, NodeAgg};
 pub use coverage::{Coverage, coverage_of};
 pub use current::QualityAgg;
 pub use edges::{EdgeFilter, Grouping, edges, edges_in};
-use markers::HOUR_NS;
+use markers::{Ends, HOUR_NS, ranges_sql, unit_runs};
 pub use markers::{HourSum, MinuteMarker, Rolled};
 pub use nodes::{NodeKey, nodes, nodes_in};
 pub use window::{Span, Window};
@@ -82,8 +82,8 @@ pub(crate) fn bind_rolled(
         .param("hours", &c.hours)
         .param("days", &c.days)
         .param("live_minutes", &c.live_minutes);
-    let q = bind_runs(q, "d", &unit_runs(&c.days, 86_400));
-    let q = bind_runs(q, "h", &unit_runs(&c.hours, 3_600));
+    let q = markers::bind_ranges(q, "d", Ends::Seconds, &unit_runs(&c.days, 86_400));
+    let q = markers::bind_ranges(q, "h", Ends::Seconds, &unit_runs(&c.hours, 3_600));
     markers::bind_bounds(q, &c.minute_bounds)
 }
 
@@ -152,14 +152,14 @@ pub(crate) fn rolled_rows_sql(
         branches.push(format!(
             "SELECT {cols} FROM {daily} WHERE {} AND ({})",
             rolled_units_sql("Day", "days", "orrery_graph_days"),
-            runs_sql("Day", "d")
+            ranges_sql("Day", "d", Ends::Seconds)
         ));
     }
     if tables.hours {
         branches.push(format!(
             "SELECT {cols} FROM {hourly} WHERE {} AND ({})",
             rolled_units_sql("Hour", "hours", "orrery_graph_hours"),
-            runs_sql("Hour", "h")
+            ranges_sql("Hour", "h", Ends::Seconds)
         ));
     }
     if tables.minutes || branches.is_empty() {
@@ -169,49 +169,6 @@ pub(crate) fn rolled_rows_sql(
         ));
     }
     branches.join("\n    UNION ALL\n    ")
-}
-
-/// `(col >= {p0lo} AND col < {p0hi}) OR …` over [`markers::MAX_BOUNDS`] ranges: the runs of
-/// days or hours a window reads whole. `has(list, col)` alone does not prune a table's
-/// granules, so without these a month-long window scanned every hourly row of the month
-/// even when 29 of its days come from day rows.
-fn runs_sql(col: &str, prefix: &str) -> String {
-    (0..markers::MAX_BOUNDS)
-        .map(|i| {
-            format!(
-                "({col} >= toDateTime({{{prefix}{i}lo:UInt32}}) AND {col} < toDateTime({{{prefix}{i}hi:UInt32}}))"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ")
-}
-
-/// The runs of consecutive `units` (Unix seconds, ascending, each `len` long) as at most
-/// [`markers::MAX_BOUNDS`] `[lo, hi)` ranges (the closest runs joined first).
-fn unit_runs(units: &[u32], len: u32) -> Vec<(i64, i64)> {
-    let mut runs: Vec<(i64, i64)> = Vec::new();
-    for &u in units {
-        let (lo, hi) = (u as i64, u as i64 + len as i64);
-        match runs.last_mut() {
-            Some(last) if last.1 == lo => last.1 = hi,
-            _ => runs.push((lo, hi)),
-        }
-    }
-    markers::cover_ranges(&runs)
-}
-
-fn bind_runs(
-    mut q: clickhouse::query::Query,
-    prefix: &str,
-    runs: &[(i64, i64)],
-) -> clickhouse::query::Query {
-    for i in 0..markers::MAX_BOUNDS {
-        let (lo, hi) = runs.get(i).copied().unwrap_or((0, 0));
-        q = q
-            .param(&format!("{prefix}{i}lo"), lo as u32)
-            .param(&format!("{prefix}{i}hi"), hi as u32);
-    }
-    q
 }
 
 /// The part of a cache key that says which rollup rows a window's rolled-up part is made of:
@@ -390,7 +347,9 @@ mod tests {
                 .iter()
                 .all(|&u| runs.iter().any(|&(a, b)| a <= u as i64 && (u as i64) < b))
         );
-        assert!(runs_sql("Hour", "h").contains("Hour < toDateTime({h7hi:UInt32})"));
+        assert!(
+            ranges_sql("Hour", "h", Ends::Seconds).contains("Hour < toDateTime({h7hi:UInt32})")
+        );
     }
 
     #[test]

@@ -12,7 +12,14 @@ use anyhow::{Context, Result};
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
+mod ranges;
+mod slots;
 mod statement;
+pub use ranges::{
+    Ends, MAX_BOUNDS, bind_bounds, bind_ranges, bounds_sql, cover_ranges, ranges_sql, unit_runs,
+};
+use ranges::{ragged_ends, subtract};
+pub use slots::{SlotMark, read_slots};
 use statement::{MarkRow, WindowReads, in_ranges, minute_markers, per_minute_rows};
 
 pub const MINUTE_NS: i64 = 60_000_000_000;
@@ -30,66 +37,6 @@ const SLOT_READ_NS: i64 = 5 * MINUTE_NS;
 /// The longest marker read (whole hours, the window and its baseline rounded out) taken minute
 /// by minute ([`WindowReads::per_minute`]): 8 hours, at most 480 markers and 600 counts.
 const PER_MINUTE_READ_NS: i64 = 8 * HOUR_NS;
-
-/// A slot's latest marker: its computation and the span count it saw.
-#[derive(Row, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SlotMark {
-    pub at: u32,
-    pub computed_at: u64,
-    pub spans: u64,
-}
-
-/// A row of [`read_slots`]' one statement: a marker (`level` 1) or a span count (`level` 2).
-#[derive(Row, Deserialize)]
-struct SlotRow {
-    level: u8,
-    at: u32,
-    computed_at: u64,
-    spans: u64,
-}
-
-/// Slot markers and slot span counts of `[lo, hi)` (ns keys).
-pub async fn read_slots(
-    client: &Client,
-    lo: i64,
-    hi: i64,
-) -> Result<(BTreeMap<i64, SlotMark>, BTreeMap<i64, u64>)> {
-    // One statement for both (each query costs the engine a fixed ~5–10 ms on 2 cores).
-    let rows = client
-        .query(
-            "SELECT 1 AS level, toUInt32(Slot) AS at, max(ComputedAt) AS computed_at,
-    argMax(Spans, ComputedAt) AS spans
-FROM orrery_graph_slots
-WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Slot < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Slot
-UNION ALL
-SELECT 2 AS level, toUInt32(Slot) AS at, toUInt64(0) AS computed_at, sum(Spans) AS spans
-FROM orrery_span_slots
-WHERE Slot >= toDateTime(fromUnixTimestamp64Nano({lo:Int64}))
-  AND Slot < toDateTime(fromUnixTimestamp64Nano({hi:Int64}))
-GROUP BY Slot",
-        )
-        .param("lo", lo)
-        .param("hi", hi)
-        .fetch_all::<SlotRow>()
-        .await
-        .context("reading slot markers")?;
-    let (marks, counts): (Vec<SlotRow>, Vec<SlotRow>) =
-        rows.into_iter().partition(|r| r.level == 1);
-    let mark = |r: SlotRow| SlotMark {
-        at: r.at,
-        computed_at: r.computed_at,
-        spans: r.spans,
-    };
-    let marks: Vec<SlotMark> = marks.into_iter().map(mark).collect();
-    let counts: Vec<SlotMark> = counts.into_iter().map(mark).collect();
-    let key = |at: u32| at as i64 * 1_000_000_000;
-    Ok((
-        marks.into_iter().map(|m| (key(m.at), m)).collect(),
-        counts.into_iter().map(|c| (key(c.at), c.spans)).collect(),
-    ))
-}
 
 /// One row of `orrery_graph_minutes`, as the rollup writes it and readers read each minute's
 /// latest (the one marker type of the project).
@@ -199,52 +146,6 @@ impl Default for Rolled {
             readable_from: i64::MIN,
         }
     }
-}
-
-/// `[lo, hi)` conditions on a DateTime column for up to this many ranges (one statement
-/// shape whatever the count; unused ranges are bound empty).
-pub const MAX_BOUNDS: usize = 8;
-
-/// `(col >= b0lo AND col < b0hi) OR …` for [`MAX_BOUNDS`] ranges bound by [`bind_bounds`].
-pub fn bounds_sql(col: &str) -> String {
-    (0..MAX_BOUNDS)
-        .map(|i| {
-            format!(
-                "({col} >= toDateTime(fromUnixTimestamp64Nano({{b{i}lo:Int64}})) \
-                 AND {col} < toDateTime(fromUnixTimestamp64Nano({{b{i}hi:Int64}})))"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ")
-}
-
-/// Binds `ranges` (at most [`MAX_BOUNDS`]; see [`cover_ranges`]) to [`bounds_sql`].
-pub fn bind_bounds(
-    mut q: clickhouse::query::Query,
-    ranges: &[(i64, i64)],
-) -> clickhouse::query::Query {
-    debug_assert!(ranges.len() <= MAX_BOUNDS);
-    for i in 0..MAX_BOUNDS {
-        let (lo, hi) = ranges.get(i).copied().unwrap_or((0, 0));
-        q = q
-            .param(&format!("b{i}lo"), lo)
-            .param(&format!("b{i}hi"), hi);
-    }
-    q
-}
-
-/// At most [`MAX_BOUNDS`] ranges covering `ranges` (ascending, disjoint): the closest
-/// neighbours are joined first, so the result is a superset only where that is needed.
-pub fn cover_ranges(ranges: &[(i64, i64)]) -> Vec<(i64, i64)> {
-    let mut out = ranges.to_vec();
-    while out.len() > MAX_BOUNDS {
-        let i = (1..out.len())
-            .min_by_key(|&i| out[i].0 - out[i - 1].1)
-            .unwrap_or(1);
-        out[i - 1].1 = out[i].1;
-        out.remove(i);
-    }
-    out
 }
 
 impl Rolled {
@@ -649,88 +550,9 @@ GROUP BY Minute",
     }
 }
 
-/// The parts of `[lo, hi)` read minute by minute with the hour sums, in the first round: the
-/// partial hour at its start, and at its end the last two hours it touches. A window ending
-/// now never takes those whole — the open hour's counts run ahead of its markers (the last
-/// minutes wait for the rollup's delay), and an hour is summed up only when its neighbours are
-/// quiet too — so reading them early saves a second round trip; that holds as well when the
-/// end falls on the hour (the rounded end of a window ending now does so once an hour). An
-/// end read early whose hours turn out whole is still summed up.
-fn ragged_ends(lo: i64, hi: i64) -> Vec<(i64, i64)> {
-    let mut out = Vec::new();
-    if hi <= lo {
-        return out;
-    }
-    let first_whole = (lo + HOUR_NS - 1).div_euclid(HOUR_NS) * HOUR_NS;
-    if lo < first_whole {
-        out.push((lo, first_whole.min(hi)));
-    }
-    let from = ((hi - 1).div_euclid(HOUR_NS) * HOUR_NS - HOUR_NS).max(lo);
-    match out.last_mut() {
-        Some(last) if last.1 >= from => last.1 = hi,
-        _ => out.push((from, hi)),
-    }
-    out
-}
-
-/// `ranges` without `minus` (both ascending and disjoint).
-fn subtract(ranges: &[(i64, i64)], minus: &[(i64, i64)]) -> Vec<(i64, i64)> {
-    let mut out = Vec::new();
-    for &(mut a, b) in ranges {
-        for &(c, d) in minus {
-            if d <= a || c >= b {
-                continue;
-            }
-            if c > a {
-                out.push((a, c));
-            }
-            a = a.max(d);
-        }
-        if a < b {
-            out.push((a, b));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const M: i64 = 60_000_000_000;
-
-    #[test]
-    fn ragged_ends_are_what_can_never_be_a_whole_hour() {
-        let h = 1_000 * HOUR_NS;
-        // 1 h window 10:23–11:23 with its baseline from 09:00: 09:00 may be whole; 10:00 is
-        // the hour before the open one, 11:00 partial.
-        assert_eq!(
-            ragged_ends(h - HOUR_NS, h + HOUR_NS + 23 * M),
-            vec![(h, h + HOUR_NS + 23 * M)]
-        );
-        // A window starting mid-hour: its first partial hour too.
-        assert_eq!(
-            ragged_ends(h + 23 * M, h + 5 * HOUR_NS + 10 * M),
-            vec![
-                (h + 23 * M, h + HOUR_NS),
-                (h + 4 * HOUR_NS, h + 5 * HOUR_NS + 10 * M)
-            ]
-        );
-        // Hour-aligned both ends: the last two hours are read early all the same (a window
-        // ending now on the hour has its last minutes not rolled up yet), the first is not.
-        assert_eq!(
-            ragged_ends(h, h + 3 * HOUR_NS),
-            vec![(h + HOUR_NS, h + 3 * HOUR_NS)]
-        );
-        // An hour-aligned window of one hour: that hour.
-        assert_eq!(ragged_ends(h, h + HOUR_NS), vec![(h, h + HOUR_NS)]);
-        assert_eq!(ragged_ends(h, h), vec![]);
-        // Shorter than an hour, inside one.
-        assert_eq!(
-            ragged_ends(h + 5 * M, h + 20 * M),
-            vec![(h + 5 * M, h + 20 * M)]
-        );
-    }
 
     #[test]
     fn a_day_is_quiet_only_while_nothing_arrived_in_it_or_an_hour_either_side() {
@@ -757,17 +579,5 @@ mod tests {
         let mut gone = r.clone();
         gone.hour_counts.remove(&(d + 3 * HOUR_NS));
         assert!(!gone.day_quiet(d));
-    }
-
-    #[test]
-    fn subtract_leaves_exactly_what_is_not_covered() {
-        assert_eq!(subtract(&[(0, 100)], &[(0, 10), (90, 100)]), vec![(10, 90)]);
-        assert_eq!(
-            subtract(&[(0, 10), (20, 30)], &[(5, 25)]),
-            vec![(0, 5), (25, 30)]
-        );
-        assert_eq!(subtract(&[(0, 10)], &[(0, 10)]), vec![]);
-        assert_eq!(subtract(&[(0, 10)], &[]), vec![(0, 10)]);
-        assert_eq!(subtract(&[(0, 10)], &[(20, 30)]), vec![(0, 10)]);
     }
 }
