@@ -400,9 +400,8 @@ async fn a_failed_step_ends_the_pass_and_no_older_hour_is_rolled_up_past_the_hol
     let horizon = floor_hour(now - HORIZON.as_nanos() as i64);
     let end = floor_hour(now) - 2 * HOUR;
     // About a day and a half of `month`'s traffic (cut between traces).
-    let (mut rows, _) = month(end);
     let first = horizon - 30 * HOUR;
-    rows.retain(|r| r.timestamp >= first - 30 * MINUTE);
+    let rows = month_since(end, first - 30 * MINUTE);
     insert(&ch, &rows).await;
     let expected: BTreeSet<u32> = (floor_hour(first - 30 * MINUTE)..horizon)
         .step_by(HOUR as usize)

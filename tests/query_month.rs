@@ -138,9 +138,8 @@ async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_
     let today = now.div_euclid(DAY) * DAY;
     let end = floor_hour(now) - 2 * HOUR;
     // The last ~5 days of `month`'s traffic (cut between traces, never inside one).
-    let (mut rows, _) = month(end);
     let cut = end - 5 * DAY - 30 * MINUTE;
-    rows.retain(|r| r.timestamp >= cut);
+    let rows = month_since(end, cut);
     let job = rolled_up(&ch, &rows).await;
 
     // Ragged both ends; whole days between, up to the day before yesterday (yesterday's last
@@ -273,9 +272,8 @@ async fn hours_whose_minutes_are_gone_stand_on_their_markers_and_missing_minutes
     let ch = database().await;
     let now = now_ns();
     let end = floor_hour(now) - 2 * HOUR;
-    let (mut rows, _) = month(end);
     let first = end - 2 * DAY - 30 * MINUTE;
-    rows.retain(|r| r.timestamp >= first);
+    let rows = month_since(end, first);
     let job = rolled_up(&ch, &rows).await;
     let cut = orrery_query::rollup::minutes_from(now_ns());
     drop_minutes(&ch, cut).await;
@@ -419,9 +417,8 @@ async fn a_day_is_taken_whole_by_its_count_and_a_late_parent_next_to_it_takes_it
     let now = now_ns();
     let today = now.div_euclid(DAY) * DAY;
     let end = floor_hour(now) - 2 * HOUR;
-    let (mut rows, _) = month(end);
     let cut = end - 5 * DAY - 30 * MINUTE;
-    rows.retain(|r| r.timestamp >= cut);
+    let mut rows = month_since(end, cut);
     let lo = cut + 7 * HOUR;
     let hi = today - DAY + 5 * HOUR + 13 * MINUTE;
     let w = window(lo, hi);

@@ -96,6 +96,13 @@ pub fn month(end: i64) -> (Vec<orrery_store::SpanRow>, u64) {
     (rows, traces)
 }
 
+/// `month(end)`'s rows from `from` on (cut between traces when `from` is half past an hour).
+pub fn month_since(end: i64, from: i64) -> Vec<orrery_store::SpanRow> {
+    let (mut rows, _) = month(end);
+    rows.retain(|r| r.timestamp >= from);
+    rows
+}
+
 pub struct Server {
     pub base: String,
     shutdown: CancellationToken,
