@@ -88,6 +88,35 @@ where
     Ok(())
 }
 
+/// Runs `f` `runs` times and prints its CPU per run, the engine's (`server_pid`) and this
+/// process's (= the query service's merge and decode) apart: on a shared machine wall times
+/// swing with the load, CPU seconds much less.
+async fn cpu_per_graph<F, Fut, T>(
+    label: &str,
+    runs: u64,
+    server_pid: Option<u32>,
+    mut f: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    use orrery_store::testing::process::cpu_seconds;
+    let engine = || server_pid.map(cpu_seconds).unwrap_or(f64::NAN);
+    let own = || cpu_seconds(std::process::id());
+    let (e0, o0) = (engine(), own());
+    for _ in 0..runs {
+        f().await?;
+    }
+    let per = |x: f64| x / runs.max(1) as f64 * 1e3;
+    println!(
+        "{label}: CPU per graph {:.0} ms in the engine, {:.0} ms in the bench (mean of {runs})",
+        per(engine() - e0),
+        per(own() - o0),
+    );
+    Ok(())
+}
+
 /// CPU seconds used so far by this process and the ClickHouse server.
 fn cpu_now(server_pid: Option<u32>) -> f64 {
     use orrery_store::testing::process::cpu_seconds;
@@ -373,23 +402,17 @@ async fn main() -> Result<()> {
                 .await?;
             }
         }
-        {
-            // CPU per warm 1 h graph, engine and bench apart (load-robust beside the wall
-            // times): with the rolled-up part cached this is the live part's fixed cost.
-            use orrery_store::testing::process::cpu_seconds;
-            let engine = || server_pid.map(cpu_seconds).unwrap_or(f64::NAN);
-            let own = || cpu_seconds(std::process::id());
-            let (e0, o0) = (engine(), own());
-            for _ in 0..runs {
-                graph::graph(&client, &settings, &cache, &graph_req(hour)).await?;
-            }
-            let per = |x: f64| x / runs.max(1) as f64 * 1e3;
-            println!(
-                "graph, 1 h window, warm: CPU per graph {:.0} ms in the engine, {:.0} ms in the bench (mean of {runs})",
-                per(engine() - e0),
-                per(own() - o0),
+        // With the rolled-up part cached, this is the live part's fixed cost.
+        cpu_per_graph("graph, 1 h window, warm", runs, server_pid, || {
+            let (c, s, k, r) = (
+                client.clone(),
+                settings.clone(),
+                cache.clone(),
+                graph_req(hour),
             );
-        }
+            async move { graph::graph(&c, &s, &k, &r).await }
+        })
+        .await?;
         // The parts of a cold 1 h graph one at a time (the graph runs them concurrently),
         // each with a new, empty parts cache, on the markers the graph reads.
         {

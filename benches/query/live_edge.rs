@@ -122,23 +122,11 @@ pub(crate) async fn live_edge(
         },
     )
     .await?;
-    {
-        // CPU per graph, engine and bench (= the query service's merge and decode) apart: on a
-        // shared machine wall times swing with the load, CPU seconds much less.
-        use orrery_store::testing::process::cpu_seconds;
-        let engine = || server_pid.map(cpu_seconds).unwrap_or(f64::NAN);
-        let own = || cpu_seconds(std::process::id());
-        let (e0, o0) = (engine(), own());
-        for _ in 0..runs {
-            graph::graph(client, &cold, cache, &req).await?;
-        }
-        let per = |x: f64| x / runs.max(1) as f64 * 1e3;
-        println!(
-            "graph, 15 min window, cold: CPU per graph {:.0} ms in the engine, {:.0} ms in the bench (mean of {runs})",
-            per(engine() - e0),
-            per(own() - o0),
-        );
-    }
+    cpu_per_graph("graph, 15 min window, cold", runs, server_pid, || {
+        let (c, s, k, r) = (client.clone(), cold.clone(), cache.clone(), req.clone());
+        async move { graph::graph(&c, &s, &k, &r).await }
+    })
+    .await?;
     {
         // Its parts one at a time (the graph runs them concurrently).
         use graph::fetch::{self, EdgeFilter, Grouping, NodeKey, Rolled};
