@@ -147,10 +147,7 @@ async fn whole_days_from_day_rows_equal_hours_and_minutes_and_a_late_span_takes_
     let lo = cut + 7 * HOUR;
     let hi = today - DAY + 5 * HOUR + 13 * MINUTE;
     let w = window(lo, hi);
-    let whole: Vec<u32> = ((lo + DAY - 1).div_euclid(DAY) * DAY..today - DAY)
-        .step_by(DAY as usize)
-        .map(|d| (d / 1_000_000_000) as u32)
-        .collect();
+    let whole = whole_days(lo, today);
     assert!(whole.len() >= 2, "{whole:?}");
     // Before any day pass: hours only.
     let rolled = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
@@ -422,10 +419,7 @@ async fn a_day_is_taken_whole_by_its_count_and_a_late_parent_next_to_it_takes_it
     let lo = cut + 7 * HOUR;
     let hi = today - DAY + 5 * HOUR + 13 * MINUTE;
     let w = window(lo, hi);
-    let whole: Vec<u32> = ((lo + DAY - 1).div_euclid(DAY) * DAY..today - DAY)
-        .step_by(DAY as usize)
-        .map(|d| (d / 1_000_000_000) as u32)
-        .collect();
+    let whole = whole_days(lo, today);
     assert!(whole.len() >= 2, "{whole:?}");
     let ns = |d: u32| d as i64 * 1_000_000_000;
     let day = ns(whole[1]);

@@ -96,6 +96,15 @@ pub fn month(end: i64) -> (Vec<orrery_store::SpanRow>, u64) {
     (rows, traces)
 }
 
+/// The UTC days (Unix s) wholly inside `[lo, today - DAY)`: up to the day before yesterday
+/// (yesterday's last hour waits for today's first to be whole).
+pub fn whole_days(lo: i64, today: i64) -> Vec<u32> {
+    ((lo + DAY - 1).div_euclid(DAY) * DAY..today - DAY)
+        .step_by(DAY as usize)
+        .map(|d| (d / 1_000_000_000) as u32)
+        .collect()
+}
+
 /// `month(end)`'s rows from `from` on (cut between traces when `from` is half past an hour).
 pub fn month_since(end: i64, from: i64) -> Vec<orrery_store::SpanRow> {
     let (mut rows, _) = month(end);
