@@ -67,8 +67,8 @@ pub struct Layout {
     pins: HashMap<String, Pos>,
     ranks: BTreeMap<u32, RankGrid>,
     aspect: f32,
-    /// Distance between rows (ROW, stretched up to 1.5× when wrapped ranks leave the picture
-    /// wider than the screen's shape).
+    /// Distance between rows (ROW, stretched up to 1.5× when the picture is wider than the
+    /// screen's shape).
     row: f32,
 }
 
@@ -432,9 +432,12 @@ pub fn wrap_height(ranks: &[(u32, usize)], aspect: f32) -> usize {
     best.1
 }
 
-/// Row pitch of a fresh layout: `ROW`, except that when ranks wrap (a big map) and the picture
-/// is still wider than `aspect` (rank columns have a fixed width), rows spread out — up to 1.5×
-/// — so the map fills the screen's height too. A map that does not wrap keeps `ROW`.
+/// Row pitch of a fresh layout: `ROW`, except that when the picture is wider than `aspect`
+/// (rank columns have a fixed width: a deep map, or one whose ranks wrapped) rows spread out —
+/// up to 1.5× — so the map fills the screen's height too. Without this a wide, shallow map (the
+/// demo's five ranks of a few services) used only about half the canvas height, its rows
+/// crowded while the space above and below stayed empty. A map already as tall as the screen
+/// keeps `ROW`.
 pub fn row_pitch(ranks: &[(u32, usize)], height: usize, aspect: f32) -> f32 {
     let (first, last) = (
         ranks.first().map_or(0, |r| r.0),
@@ -445,9 +448,6 @@ pub fn row_pitch(ranks: &[(u32, usize)], height: usize, aspect: f32) -> f32 {
         let subs = n.div_ceil(height.max(1)).max(1);
         rows = rows.max(n.div_ceil(subs));
         wraps += subs - 1;
-    }
-    if wraps == 0 {
-        return ROW;
     }
     let width = (last - first) as f32 * COLUMN + wraps as f32 * SUB_COLUMN + COLUMN;
     (width / aspect / (rows as f32 + 1.0)).clamp(ROW, 1.5 * ROW)
@@ -672,8 +672,31 @@ mod tests {
         let aspect = (x1 - x0 + COLUMN) / (y1 - y0 + ROW);
         assert!((1.0..2.0).contains(&aspect), "{aspect}");
         assert!(l.row > ROW && l.row <= 1.5 * ROW, "{}", l.row);
-        // A map that does not wrap keeps its rows.
+        // A map already as tall as the screen's shape keeps its rows.
         assert_eq!(row_pitch(&[(0, 1), (1, 3), (2, 6)], 6, 1.7), ROW);
+    }
+
+    #[test]
+    fn a_wide_shallow_map_spreads_its_rows_without_wrapping() {
+        // The demo's shape: five ranks, six rows at most — wider than the screen at ROW.
+        let sizes = [(0, 1), (1, 3), (2, 6), (3, 5), (4, 2)];
+        let h = wrap_height(&sizes, DEFAULT_ASPECT);
+        assert_eq!(h, 6, "not wrapped");
+        let pitch = row_pitch(&sizes, h, DEFAULT_ASPECT);
+        assert!(pitch > ROW && pitch <= 1.5 * ROW, "{pitch}");
+        let mut l = Layout::new();
+        let nodes: Vec<(String, u32)> = sizes
+            .iter()
+            .flat_map(|&(r, n)| (0..n).map(move |k| (format!("s{r}-{k}"), r)))
+            .collect();
+        let refs: Vec<(&str, u32)> = nodes.iter().map(|(id, r)| (id.as_str(), *r)).collect();
+        l.update_layered(&input(&refs, &[]));
+        let (x0, y0, x1, y1) = l.bounds().unwrap();
+        // The picture's shape (with a node's room around it, as the fit leaves) is closer to
+        // the screen's than at ROW: its height share of a fitted canvas is at least 60%.
+        let (w, h) = (x1 - x0 + COLUMN, y1 - y0 + ROW);
+        let share = (h / w) * DEFAULT_ASPECT;
+        assert!(share >= 0.6, "height share {share} ({w} x {h})");
     }
 
     #[test]
