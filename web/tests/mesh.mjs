@@ -327,8 +327,9 @@ export async function mesh(browser, base, artifacts, opts) {
           const names = m.filter((e) => e.startTime >= s && e.startTime <= s + d).map((e) => e.name.slice(7));
           const has = (...k) => names.some((n) => k.includes(n));
           // The lists beside the map following an update (setting what they want, `list-nodes`,
-          // and their rows' steps, `list-chunk`) are that update's work too.
-          by[has("apply", "live-decode", "live-parse", "list-nodes", "list-chunk") ? "update" : has("labels") ? "labels"
+          // and their rows' steps, `list-chunk`) and its deferred particles and GPU upload
+          // (`upload`) are that update's work too.
+          by[has("apply", "upload", "live-decode", "live-parse", "list-nodes", "list-chunk") ? "update" : has("labels") ? "labels"
             : !worker && has("layer") ? "layer_at_once" : !worker && has("layer-chunk") ? "layer_chunk" : "frame"]++;
         }
         return by;

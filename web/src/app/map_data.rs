@@ -33,6 +33,7 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         ms,
         alive,
         added_edges,
+        upload_gen,
         ..
     } = sh.clone();
     move |mut g: Graph| {
@@ -127,17 +128,43 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         perf::measure("orrery:lists", t_lists);
         let t = perf::now();
         m.scene.marks = marks;
-        m.scene.set(g, &m.layout, now_s(), true, None, 100_000);
+        // The first graph is drawn whole at once (nothing to keep smooth yet); a later one in
+        // two tasks: its geometry and labels now, its particles and GPU upload in the next
+        // task. At 2,000 services the two together took ~50 ms, one long task per update.
+        let first = m.scene.graph.nodes.is_empty();
+        m.scene
+            .set_geometry(g, &m.layout, now_s(), true, None, 100_000);
+        m.renderer.take_graph(&m.scene);
         perf::measure("orrery:scene", t);
-        let t = perf::now();
-        m.renderer.upload_graph(&m.scene);
-        perf::measure("orrery:upload", t);
+        let this = upload_gen.get() + 1;
+        upload_gen.set(this);
+        let upload = {
+            let (ms, upload_gen, alive) = (ms.clone(), upload_gen.clone(), alive.clone());
+            move || {
+                // A newer update's own upload follows; an unmounted view uploads nothing.
+                if upload_gen.get() != this || !alive.get() {
+                    return;
+                }
+                let mut guard = ms.borrow_mut();
+                let Some(m) = guard.as_mut() else { return };
+                let t = perf::now();
+                m.scene.build_particles();
+                m.renderer.upload_graph(&m.scene);
+                perf::measure("orrery:upload", t);
+            }
+        };
         // Kiosk mode (wall displays) re-fits on every update: nobody is there to pan.
         if !m.fitted || flag("kiosk") {
             m.fit();
         }
         let node_list = node_items(m);
         perf::measure("orrery:apply", t_apply);
+        drop(guard);
+        if first {
+            upload();
+        } else {
+            next_task(upload);
+        }
         // The lists beside the map take the graph after the next frame is drawn: the map shows
         // first. Their rows then follow it a bounded step per task (`map_rows`), the first in
         // this task, so a big mesh's update is several short tasks, never one long one.
@@ -150,19 +177,22 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
     }
 }
 
+/// Runs `f` in a task of its own, as soon as the browser gets to it.
+fn next_task(f: impl FnOnce() + 'static) {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    let Some(w) = web_sys::window() else { return };
+    let task = Closure::once_into_js(f);
+    let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(task.unchecked_ref(), 0);
+}
+
 /// Runs `f` in a task after the next animation frame (the frame loop's callback, registered
 /// earlier, draws first).
 fn after_next_frame(f: impl FnOnce() + 'static) {
     use wasm_bindgen::JsCast;
     use wasm_bindgen::closure::Closure;
     let Some(w) = web_sys::window() else { return };
-    let later = Closure::once_into_js(move || {
-        let task = Closure::once_into_js(f);
-        if let Some(w) = web_sys::window() {
-            let _ =
-                w.set_timeout_with_callback_and_timeout_and_arguments_0(task.unchecked_ref(), 0);
-        }
-    });
+    let later = Closure::once_into_js(move || next_task(f));
     let _ = w.request_animation_frame(later.unchecked_ref());
 }
 

@@ -120,6 +120,9 @@ pub(crate) struct Shared {
     /// Graph fetches are numbered so that a slow answer never overwrites a newer one (replay
     /// steps and window changes can overlap).
     pub(crate) fetch_gen: Rc<Cell<u64>>,
+    /// Live updates are numbered so that only the newest one's deferred upload (particles and
+    /// instance data, the task after its apply) runs.
+    pub(crate) upload_gen: Rc<Cell<u64>>,
     /// A graph fetch is under way: replay waits for the frame it asked for.
     pub(crate) busy: Rc<Cell<bool>>,
     /// False once this view is unmounted: the frame loop, stream and key handler then stop

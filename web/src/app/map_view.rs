@@ -46,6 +46,7 @@ pub(crate) fn MapView(
         ms: Rc::new(RefCell::new(None)),
         added_edges: Rc::default(),
         fetch_gen: Rc::new(Cell::new(0)),
+        upload_gen: Rc::default(),
         busy: Rc::new(Cell::new(false)),
         alive: Rc::new(Cell::new(true)),
         pending_click: Rc::default(),

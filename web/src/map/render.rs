@@ -185,17 +185,27 @@ impl Renderer {
         self.upload_scene(s, false);
     }
 
-    /// The same for a graph update from the live stream: a change of look only (colours,
-    /// widths, rings; nothing moved) reaches the cached layers over a few frames instead of in
-    /// one long one (see `gl::LayerCache`). Changes the user makes (selection, drag) use
-    /// `upload` and show at once.
+    /// A graph update from the live stream, first step: the labels' widths and order, which
+    /// index the scene's nodes and so are taken with the scene, in the same task.
+    pub fn take_graph(&mut self, s: &Scene) {
+        self.scene_version += 1;
+        self.measure_labels(s);
+    }
+
+    /// Second step, a task later: the instance data. A change of look only (colours, widths,
+    /// rings; nothing moved) reaches the cached layers over a few frames instead of in one
+    /// long one (see `gl::LayerCache`). Changes the user makes (selection, drag) use `upload`
+    /// and show at once.
     pub fn upload_graph(&mut self, s: &Scene) {
-        self.upload_scene(s, true);
+        self.upload_instances(s, true);
     }
 
     fn upload_scene(&mut self, s: &Scene, live: bool) {
-        self.scene_version += 1;
-        self.measure_labels(s);
+        self.take_graph(s);
+        self.upload_instances(s, live);
+    }
+
+    fn upload_instances(&mut self, s: &Scene, live: bool) {
         if let Some(o) = &self.offscreen {
             o.upload(Instances::build(s, live));
         } else if let Some(g) = &mut self.gl {

@@ -36,6 +36,9 @@ pub struct Scene {
     pub board: Option<Board>,
     /// Nodes and edges of this graph carrying a firing rule's notice (drawn marked).
     pub notices: Notices,
+    /// The particles of the last `set_geometry` are still to be built (with these target and
+    /// budget): `build_particles` does it.
+    particles_due: Option<(Option<u32>, u32)>,
 }
 
 impl Scene {
@@ -54,6 +57,22 @@ impl Scene {
     /// or pinned) layout position, new ones grow in place. `particle_target` scales the particle
     /// count to a fixed total (bench); otherwise it is capped at `budget`.
     pub fn set(
+        &mut self,
+        graph: Graph,
+        layout: &Layout,
+        now: f64,
+        animate: bool,
+        particle_target: Option<u32>,
+        budget: u32,
+    ) {
+        self.set_geometry(graph, layout, now, animate, particle_target, budget);
+        self.build_particles();
+    }
+
+    /// `set` without the particles: they are left empty until `build_particles`. A live
+    /// update at 2,000 services builds its geometry in one task and its particles (with their
+    /// upload) in the next, so that neither is a long task (see `app::map_data`).
+    pub fn set_geometry(
         &mut self,
         graph: Graph,
         layout: &Layout,
@@ -128,7 +147,16 @@ impl Scene {
             && (self.from.iter().zip(&self.to).any(|(a, b)| a != b)
                 || self.born.iter().any(|b| *b >= 0.0));
         self.anim_start = if moves { now } else { now - ANIM_SECS };
-        self.build_particles(particle_target, budget);
+        // The old particles index the old edges: none are drawn until the new ones are built.
+        self.particles.clear();
+        self.particles_due = Some((particle_target, budget));
+    }
+
+    /// Builds the particles the last `set_geometry` left to build (nothing when none are due).
+    pub fn build_particles(&mut self) {
+        if let Some((target, budget)) = self.particles_due.take() {
+            self.particles_for(target, budget);
+        }
     }
 
     fn notices_now(&self) -> Notices {
@@ -163,7 +191,7 @@ impl Scene {
         (nodes, edges)
     }
 
-    fn build_particles(&mut self, target: Option<u32>, budget: u32) {
+    fn particles_for(&mut self, target: Option<u32>, budget: u32) {
         // A fixed target (the bench) keeps every edge's share; a live crowded map thins.
         let crowded = target.is_none() && self.graph.edges.len() >= CROWDED_EDGES;
         let max = if self.graph.max_volume > 0.0 {
@@ -471,6 +499,27 @@ mod tests {
         };
         let (whole, part) = (errors(&s.particles), errors(&s.particles[..5000]));
         assert!((whole - part).abs() < 0.03, "{whole} vs {part}");
+    }
+
+    #[test]
+    fn geometry_first_particles_later_make_the_same_scene() {
+        let big = crate::synth::mesh(200, 500, 5, 3);
+        let small = crate::synth::mesh(30, 60, 4, 9);
+        let (lb, ls) = (laid_out(&big), laid_out(&small));
+        let mut whole = Scene::default();
+        whole.set(big.clone(), &lb, 0.0, false, None, 100_000);
+        whole.set(small.clone(), &ls, 1.0, true, None, 100_000);
+        let mut split = Scene::default();
+        split.set(big, &lb, 0.0, false, None, 100_000);
+        split.set_geometry(small, &ls, 1.0, true, None, 100_000);
+        // Between the two steps no particle points at an edge of the old, bigger graph.
+        assert!(split.particles.is_empty());
+        split.build_particles();
+        assert_eq!(split.particles, whole.particles);
+        assert!(!split.particles.is_empty());
+        // Built once: a second call (a later task) changes nothing.
+        split.build_particles();
+        assert_eq!(split.particles, whole.particles);
     }
 
     #[test]
