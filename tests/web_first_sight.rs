@@ -278,5 +278,31 @@ fn the_demo_map_at_first_sight_and_a_crowded_region_collapsed() {
             .unwrap()
             .contains("group=none")
     );
+    // Grouped by name prefix (`billing-007` → billing): every mesh service is in the group of
+    // its noun (the shop's services beside them stay when alone in their prefix), made by the
+    // graph API (named with their member count).
+    let by_prefix = ids(&v["by_prefix"], "group");
+    assert!(by_prefix.len() >= 10, "{v}");
+    let mesh_like = |id: &String| {
+        id.rsplit_once('-')
+            .is_some_and(|(_, n)| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let left = ids(&v["by_prefix"], "service");
+    assert!(!left.iter().any(mesh_like), "{left:?}");
+    let url = v["by_prefix"]["url"].as_str().unwrap();
+    assert!(url.contains("group=prefix"), "{url}");
+    let api = format!("{base}/orrery/api/graph?level=region&since=5m&region={region}&group=prefix");
+    let g: serde_json::Value = serde_json::from_str(&curl(&[&api]).unwrap()).unwrap();
+    assert_eq!(g["grouping"]["by"], "prefix", "{}", g["grouping"]);
+    for id in &by_prefix {
+        let n = g["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} not in the API's grouped map"));
+        let name = n["name"].as_str().unwrap();
+        assert!(name.starts_with(&format!("{} (", &id[6..])), "{name}");
+    }
     assert_clean_log(&v);
 }

@@ -1,6 +1,6 @@
 //! Collapsing a service map into groups, written once for the server (`group=` of the graph
-//! API, which merges the members' latency histograms exactly) and the browser (its groupings
-//! by region or name prefix, which merge what the graph JSON carries): the members of a group
+//! API, which merges the members' latency histograms exactly) and any client holding only the
+//! graph JSON ([`UpperBound`], which merges what the JSON carries): the members of a group
 //! become one node, edges are re-keyed to the group nodes, parallel edges merge into one, and
 //! calls inside one collapsed group are not drawn as self-loops — they are already part of
 //! the group node's traffic (its members' served calls), so drawing them again would count
@@ -34,7 +34,7 @@ pub fn auto_collapses(nodes: usize, namespaces: usize) -> bool {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 #[serde(default)]
 pub struct Grouping {
-    /// `namespace` or `attr:<key>`.
+    /// `namespace`, `region`, `prefix` or `attr:<key>`.
     pub by: String,
     /// The server chose whether to collapse (`group=auto`), from the ungrouped map's size.
     pub auto: bool,
@@ -108,6 +108,72 @@ pub fn sum_metrics<'a>(parts: impl Iterator<Item = &'a Metrics>) -> Metrics {
         m.avg_ms = weighted_ms / m.requests as f64;
     }
     m
+}
+
+/// Groupings by what every node of the graph already carries, so they need no lookup: its
+/// region, or its name's prefix. The server makes them (`group=region|prefix`) with exact
+/// quantiles; this is their one definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeGroup {
+    Region,
+    Prefix,
+}
+
+impl NodeGroup {
+    /// `region` / `prefix`; any other value is not one of these.
+    pub fn parse(s: &str) -> Option<NodeGroup> {
+        match s {
+            "region" => Some(NodeGroup::Region),
+            "prefix" => Some(NodeGroup::Prefix),
+            _ => None,
+        }
+    }
+
+    /// The `group=` spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NodeGroup::Region => "region",
+            NodeGroup::Prefix => "prefix",
+        }
+    }
+
+    /// A node's group: its region (none when it has none), or its name's prefix.
+    pub fn key<'a>(&self, n: &'a Node) -> Option<&'a str> {
+        match self {
+            NodeGroup::Region => (!n.region.is_empty()).then_some(n.region.as_str()),
+            NodeGroup::Prefix => Some(name_prefix(&n.name)),
+        }
+    }
+
+    /// Which services collapse into which `group:<key>` node (as [`assign`]); a group of one
+    /// service stays that service — a node renamed, nothing gained.
+    pub fn assign(&self, g: &Graph, expanded: &BTreeSet<String>) -> BTreeMap<String, NodeId> {
+        let mut to = assign(g, NodeKind::Group, expanded, |n| self.key(n));
+        let mut size: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for gid in to.values() {
+            *size.entry(gid.clone()).or_default() += 1;
+        }
+        to.retain(|_, gid| size[gid] > 1);
+        to
+    }
+
+    /// The last touch on one of its group nodes ([`Merge::finish`]): the member count in its
+    /// name (`payments (2)`: a prefix or a region alone does not say it is a group) and a
+    /// region only when all members share it.
+    pub fn finish(group: &mut Node, members: &[Node]) {
+        group.name = format!("{} ({})", group.name, members.len());
+        if members.iter().any(|m| m.region != group.region) {
+            group.region.clear();
+        }
+    }
+}
+
+/// A service name's prefix: up to the first `-`, `_`, `.` or `/` (`payments-api` → `payments`);
+/// a name without one is its own prefix.
+pub fn name_prefix(name: &str) -> &str {
+    name.find(['-', '_', '.', '/'])
+        .filter(|&i| i > 0)
+        .map_or(name, |i| &name[..i])
 }
 
 /// Which service nodes of `g` collapse into which group node: each service with a `key`
@@ -473,5 +539,178 @@ mod tests {
             serde_json::to_string(&g).unwrap(),
             r#"{"by":"namespace","auto":true,"collapsed":["pay","shop"],"nodes":312}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod node_group_tests {
+    //! `NodeGroup` (by region, by name prefix) collapsed with the JSON-only merge.
+    use super::*;
+
+    /// A JSON-only merge with the node groups' last touch.
+    struct Counted;
+
+    impl Merge for Counted {
+        fn nodes(&self, members: &[Node]) -> (Metrics, Health) {
+            UpperBound.nodes(members)
+        }
+        fn edges(&self, parallel: &[Edge]) -> (Metrics, Health) {
+            UpperBound.edges(parallel)
+        }
+        fn finish(&self, group: &mut Node, members: &[Node]) {
+            NodeGroup::finish(group, members)
+        }
+    }
+
+    fn apply(g: &mut Graph, by: NodeGroup, expanded: &BTreeSet<String>) -> bool {
+        let to = by.assign(g, expanded);
+        collapse(g, &to, &Counted)
+    }
+
+    fn node(id: &str, region: &str, rps: f64, health: Health) -> Node {
+        Node {
+            id: id.into(),
+            name: id.into(),
+            kind: "service".into(),
+            region: region.into(),
+            rank: 1,
+            health,
+            metrics: Metrics {
+                requests: (rps * 60.0) as u64,
+                errors: if health == Health::Danger { 30 } else { 0 },
+                rps,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn edge(s: &str, t: &str, requests: u64, errors: u64) -> Edge {
+        Edge {
+            id: format!("{s}->{t}"),
+            source: s.into(),
+            target: t.into(),
+            metrics: Metrics {
+                requests,
+                errors,
+                rps: requests as f64 / 60.0,
+                error_rate: errors as f64 / requests as f64,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn graph() -> Graph {
+        let mut entry = node("INTERNET", "", 0.0, Health::Normal);
+        entry.kind = "entry".into();
+        let mut db = node("orders-db", "us", 0.0, Health::Normal);
+        db.kind = "database".into();
+        Graph {
+            level: "region".into(),
+            nodes: vec![
+                entry,
+                node("payments-api", "us", 10.0, Health::Normal),
+                node("payments-worker", "us", 5.0, Health::Danger),
+                node("orders-api", "eu", 8.0, Health::Normal),
+                node("search", "eu", 1.0, Health::Warning),
+                db,
+            ],
+            edges: vec![
+                edge("INTERNET", "payments-api", 600, 0),
+                edge("INTERNET", "orders-api", 400, 4),
+                edge("payments-api", "payments-worker", 300, 30),
+                edge("orders-api", "payments-api", 100, 0),
+                edge("orders-api", "payments-worker", 50, 5),
+                edge("orders-api", "orders-db", 200, 0),
+                edge("search", "orders-api", 10, 0),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn name_prefix_groups_merge_traffic_and_drop_inner_calls() {
+        let mut g = graph();
+        assert!(apply(&mut g, NodeGroup::Prefix, &BTreeSet::new()));
+        let ids: BTreeSet<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
+        // orders-api is alone in its prefix... with orders-db, which is virtual: not grouped.
+        assert_eq!(
+            ids,
+            BTreeSet::from([
+                "INTERNET",
+                "group:payments",
+                "orders-api",
+                "orders-db",
+                "search"
+            ])
+        );
+        let pay = g.node("group:payments").unwrap();
+        assert_eq!(pay.kind, "group");
+        assert_eq!(pay.name, "payments (2)");
+        assert_eq!(pay.health, Health::Danger);
+        assert!((pay.metrics.rps - 15.0).abs() < 1e-9);
+        // orders-api's two calls into payments merge; payments' inner call is gone.
+        let e = g.edge("orders-api", "group:payments").unwrap();
+        assert_eq!((e.metrics.requests, e.metrics.errors), (150, 5));
+        assert!((e.metrics.error_rate - 5.0 / 150.0).abs() < 1e-12);
+        assert!(g.edge("group:payments", "group:payments").is_none());
+        assert_eq!(g.edges.len(), 5);
+        // The thickest edge is recomputed for the merged edges (line widths scale by it).
+        let thickest = g.edges.iter().map(|e| e.metrics.rps).fold(0.0, f64::max);
+        assert_eq!(g.max_volume, thickest);
+        // Every edge joins drawn nodes.
+        assert!(
+            g.edges
+                .iter()
+                .all(|e| ids.contains(e.source.as_str()) && ids.contains(e.target.as_str()))
+        );
+    }
+
+    #[test]
+    fn region_groups_and_expanded_groups_stay_services() {
+        let mut g = graph();
+        assert!(apply(&mut g, NodeGroup::Region, &BTreeSet::new()));
+        assert!(g.node("group:us").is_some() && g.node("group:eu").is_some());
+        assert_eq!(g.node("group:us").unwrap().region, "us");
+        assert_eq!(
+            g.edge("group:eu", "group:us").unwrap().metrics.requests,
+            150
+        );
+        let mut g = graph();
+        apply(
+            &mut g,
+            NodeGroup::Region,
+            &BTreeSet::from(["us".to_string()]),
+        );
+        assert!(g.node("group:us").is_none() && g.node("payments-api").is_some());
+        assert!(g.node("group:eu").is_some());
+        assert_eq!(
+            g.edge("group:eu", "payments-api").unwrap().metrics.requests,
+            100
+        );
+    }
+
+    #[test]
+    fn nothing_to_group_changes_nothing() {
+        let mut g = graph();
+        g.nodes
+            .retain(|n| n.id != "payments-worker" && n.id != "orders-api");
+        let before = g.clone();
+        assert!(!apply(&mut g, NodeGroup::Prefix, &BTreeSet::new()));
+        assert_eq!(g, before);
+    }
+
+    #[test]
+    fn parse_and_name_prefix() {
+        assert_eq!(NodeGroup::parse("prefix"), Some(NodeGroup::Prefix));
+        assert_eq!(
+            NodeGroup::parse("region").map(|g| g.as_str()),
+            Some("region")
+        );
+        assert_eq!(NodeGroup::parse("namespace"), None);
+        assert_eq!(name_prefix("payments-api"), "payments");
+        assert_eq!(name_prefix("-x"), "-x");
+        assert_eq!(name_prefix("search"), "search");
     }
 }

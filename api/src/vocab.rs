@@ -23,7 +23,8 @@ pub enum NodeKind {
     Instance,
     /// Services collapsed by namespace (`group=namespace`).
     Namespace,
-    /// Services collapsed by a resource attribute (`group=attr:<key>`).
+    /// Services collapsed by a resource attribute, a region or a name prefix
+    /// (`group=attr:<key>|region|prefix`).
     Group,
 }
 

@@ -275,7 +275,8 @@ pub struct GraphParams {
     pub region: Option<String>,
     /// The node a focused map is centred on (`level=focused`).
     pub service: Option<NodeId>,
-    /// `namespace` or `attr:<kept resource attribute>` (`graph/group.rs`).
+    /// `auto`, `none`, `namespace`, `region`, `prefix` or `attr:<kept resource attribute>`
+    /// (`graph/group.rs`).
     pub group: Option<String>,
     /// Comma-separated groups shown as their services.
     pub expand: Option<String>,

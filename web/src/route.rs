@@ -176,9 +176,10 @@ impl UrlState {
         }
         // Groupings the graph API does (merged histograms, so exact quantiles): the automatic
         // namespace zoom (the default; not in diff mode, which compares services), the chosen
-        // namespace level and the attribute ones; `expand=` the groups opened into services.
+        // namespace level, regions, name prefixes and attributes; `expand=` the groups opened
+        // into services.
         let server = crate::namespaces::server_group(&self.group, self.diff)
-            .or_else(|| crate::grouping::server_param(&self.group));
+            .or_else(|| crate::grouping::server_param(&self.group, self.diff));
         if let Some(by) = server.filter(|_| self.level == "region") {
             q += &format!("&group={}", enc(by));
             if !self.ns.is_empty() {

@@ -257,5 +257,10 @@ export async function crowded(browser, base, artifacts, opts) {
   // The list's rows follow the map a step per frame: read them once it is whole (aria-busy).
   await page.waitForFunction(() => document.querySelector("[data-testid=map-nodes]").getAttribute("aria-busy") === "false", { timeout: 30000 });
   out.ungrouped = await seen();
+  // group=prefix: the graph API groups the services by name prefix (`billing-007` → billing).
+  await page.select("[data-testid=group]", "prefix");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=map-nodes] li[data-kind=group]").length >= 2, { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector("[data-testid=map-nodes]").getAttribute("aria-busy") === "false", { timeout: 30000 });
+  out.by_prefix = await seen();
   return out;
 }

@@ -1,6 +1,6 @@
 //! Server-side grouping of a service map (`group=namespace`, `group=attr:<key>`,
-//! `group=auto`): services sharing a namespace (or a value of a kept resource attribute)
-//! collapse into one node, and edges are merged between the groups — by
+//! `group=region`, `group=prefix`, `group=auto`): services sharing a namespace (or a value of
+//! a kept resource attribute, a region, a name prefix) collapse into one node, and edges are merged between the groups — by
 //! `orrery_api::collapse`, the one collapse the browser uses too. Quantiles of a group node or
 //! merged edge are read off the merged latency histograms of its members ([`Exact`]) — the
 //! same estimator as every other node and edge — not approximated from the members'
@@ -21,7 +21,7 @@ use clickhouse::{Client, Row};
 use orrery_store::latency::Histogram;
 use serde::Deserialize;
 
-use orrery_api::collapse::{self, Grouping, Merge};
+use orrery_api::collapse::{self, Grouping, Merge, NodeGroup};
 
 use super::{NodeKind, Span, health, metrics};
 use crate::GraphArgs;
@@ -39,6 +39,9 @@ pub enum GroupBy {
     /// A resource attribute kept in `orrery_span_calls` (`CALL_RESOURCE_KEYS`); group nodes
     /// are `group:<value>` of kind `group`.
     Attr(String),
+    /// What each node carries (region, name prefix): `group:<value>` nodes named with their
+    /// member count; a group of one service stays that service.
+    Node(NodeGroup),
 }
 
 impl GroupBy {
@@ -46,17 +49,19 @@ impl GroupBy {
     pub fn node_kind(&self) -> NodeKind {
         match self {
             GroupBy::Namespace => NodeKind::Namespace,
-            GroupBy::Attr(_) => NodeKind::Group,
+            GroupBy::Attr(_) | GroupBy::Node(_) => NodeKind::Group,
         }
     }
 }
 
 impl std::fmt::Display for GroupBy {
-    /// The `group=` spelling (`namespace`, `attr:<key>`), as the answer's `grouping.by`.
+    /// The `group=` spelling (`namespace`, `attr:<key>`, `region`, `prefix`), as the answer's
+    /// `grouping.by`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GroupBy::Namespace => f.write_str("namespace"),
             GroupBy::Attr(key) => write!(f, "attr:{key}"),
+            GroupBy::Node(by) => f.write_str(by.as_str()),
         }
     }
 }
@@ -72,13 +77,14 @@ pub struct Group {
 }
 
 /// `group` and `expand` parameters: `group=namespace`, `group=attr:<key>` (a key listed in
-/// `CALL_RESOURCE_KEYS`) or `group=auto` (namespaces when crowded); `expand=<a>,<b>` names
-/// groups to keep as services.
+/// `CALL_RESOURCE_KEYS`), `group=region`, `group=prefix` or `group=auto` (namespaces when
+/// crowded); `expand=<a>,<b>` names groups to keep as services.
 pub fn parse(group: Option<&str>, expand: Option<&str>) -> Result<Group, String> {
     let value = group.map(str::trim).unwrap_or("");
     let by = match value {
         "" | "none" => None,
         "namespace" | "auto" => Some(GroupBy::Namespace),
+        other if NodeGroup::parse(other).is_some() => NodeGroup::parse(other).map(GroupBy::Node),
         other => match other.strip_prefix("attr:") {
             Some(key) if orrery_store::schema::CALL_RESOURCE_KEYS.contains(&key) => {
                 Some(GroupBy::Attr(key.to_string()))
@@ -92,7 +98,7 @@ pub fn parse(group: Option<&str>, expand: Option<&str>) -> Result<Group, String>
             }
             None => {
                 return Err(format!(
-                    "group: {other:?} is not one of auto, namespace, none, \
+                    "group: {other:?} is not one of auto, namespace, none, region, prefix, \
                      attr:<resource attribute>"
                 ));
             }
@@ -111,7 +117,11 @@ pub fn parse(group: Option<&str>, expand: Option<&str>) -> Result<Group, String>
         ));
     }
     if by.is_none() && !expand.is_empty() {
-        return Err("expand needs group=auto, group=namespace or group=attr:<key>".into());
+        return Err(
+            "expand needs group=auto, group=namespace, group=region, group=prefix or \
+             group=attr:<key>"
+                .into(),
+        );
     }
     Ok(Group {
         by,
@@ -211,6 +221,8 @@ struct Exact<'a> {
     s: &'a GraphArgs,
     lat: &'a Latencies,
     seconds: f64,
+    /// Node groups (region, prefix) are named with their member count.
+    counted: bool,
 }
 
 impl Exact<'_> {
@@ -242,6 +254,11 @@ impl Merge for Exact<'_> {
         }
         self.of(sum)
     }
+    fn finish(&self, group: &mut Node, members: &[Node]) {
+        if self.counted {
+            NodeGroup::finish(group, members);
+        }
+    }
 }
 
 /// Collapses `g`'s services by `group` (`values`: service → its group value) and says what
@@ -270,13 +287,23 @@ pub fn apply(
             .collect();
         collapse::auto_collapses(ungrouped, distinct.len())
     };
-    let to = if group.auto && !crowded() {
-        BTreeMap::new()
-    } else {
-        collapse::assign(g, by.node_kind(), &group.expand, value)
+    let to = match by {
+        _ if group.auto && !crowded() => BTreeMap::new(),
+        GroupBy::Node(node_group) => node_group.assign(g, &group.expand),
+        _ => collapse::assign(g, by.node_kind(), &group.expand, value),
     };
     let collapsed: BTreeSet<String> = to.values().map(|id| id.name().to_string()).collect();
-    collapse::collapse(g, &to, &Exact { s, lat, seconds });
+    let counted = matches!(by, GroupBy::Node(_));
+    collapse::collapse(
+        g,
+        &to,
+        &Exact {
+            s,
+            lat,
+            seconds,
+            counted,
+        },
+    );
     g.grouping = Some(Grouping {
         by: by.to_string(),
         auto: group.auto,
@@ -326,6 +353,129 @@ mod tests {
         assert!(check_level(Level::Global, &ns).is_err());
         assert!(check_level(Level::Focused, &ns).is_err());
         assert!(check_level(Level::Global, &Group::default()).is_ok());
+    }
+
+    /// `group=prefix` and `group=region` on the server: a group node's quantiles are read off
+    /// its members' merged histograms (not the worst member's), it is named with its member
+    /// count, and a service alone in its group stays that service.
+    #[test]
+    fn node_groups_merge_histograms_and_leave_lone_services() {
+        let part = |ms: &[i64]| {
+            let ns: Vec<u64> = ms.iter().map(|d| (d * MS) as u64).collect();
+            Part {
+                latency: Histogram::of(&ns),
+                duration_sum_ns: ns.iter().sum(),
+            }
+        };
+        // payments-api: 39 calls of 5 ms; payments-worker: one of 1 s (its own p95: ~1 s).
+        let (api, worker, search) = (vec![5i64; 39], vec![1000i64], vec![7i64; 3]);
+        let service = |id: &str, region: &str, ms: &[i64]| Node {
+            id: id.into(),
+            name: id.into(),
+            kind: "service".into(),
+            region: region.into(),
+            rank: 1,
+            metrics: Metrics {
+                requests: ms.len() as u64,
+                p95_ms: merged_p95(ms),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let edge = |a: &str, b: &str, n: u64| Edge {
+            id: format!("{a}->{b}"),
+            source: a.into(),
+            target: b.into(),
+            metrics: Metrics {
+                requests: n,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let graph = || Graph {
+            level: "region".into(),
+            nodes: vec![
+                Node {
+                    id: "INTERNET".into(),
+                    name: "INTERNET".into(),
+                    kind: "entry".into(),
+                    ..Default::default()
+                },
+                service("payments-api", "us", &api),
+                service("payments-worker", "us", &worker),
+                service("search", "eu", &search),
+            ],
+            edges: vec![
+                edge("INTERNET", "payments-api", 39),
+                edge("payments-api", "payments-worker", 1),
+                edge("INTERNET", "search", 3),
+            ],
+            ..Default::default()
+        };
+        let mut lat = Latencies::default();
+        for (id, ms) in [
+            ("payments-api", &api),
+            ("payments-worker", &worker),
+            ("search", &search),
+        ] {
+            lat.nodes.insert(id.into(), part(ms));
+        }
+        lat.edges
+            .insert(("INTERNET".into(), "payments-api".into()), part(&api));
+        lat.edges.insert(
+            ("payments-api".into(), "payments-worker".into()),
+            part(&worker),
+        );
+        lat.edges
+            .insert(("INTERNET".into(), "search".into()), part(&search));
+        let all: Vec<i64> = api.iter().chain(&worker).copied().collect();
+        let (exact, worst) = (merged_p95(&all), merged_p95(&worker));
+        assert!(exact < 10.0 && worst > 500.0, "{exact} / {worst}");
+        let none = BTreeMap::new();
+        for (by, group_id, name) in [
+            ("prefix", "group:payments", "payments (2)"),
+            ("region", "group:us", "us (2)"),
+        ] {
+            let mut g = graph();
+            apply(
+                &args(),
+                &mut g,
+                &parse(Some(by), None).unwrap(),
+                &none,
+                &lat,
+                60.0,
+            );
+            let ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
+            assert_eq!(ids, ["INTERNET", group_id, "search"], "{by}");
+            let n = g.node(group_id).unwrap();
+            assert_eq!((n.kind.as_str(), n.name.as_str()), ("group", name), "{by}");
+            assert_eq!(n.metrics.requests, 40);
+            assert_eq!(
+                n.metrics.p95_ms, exact,
+                "{by}: merged, not the worst member's"
+            );
+            assert_eq!(n.region, "us");
+            assert_eq!(g.edge("INTERNET", group_id).unwrap().metrics.requests, 39);
+            assert!(
+                g.edge(group_id, group_id).is_none(),
+                "the inner call is the group's"
+            );
+            // search is alone in its prefix and its region: it stays, untouched.
+            assert_eq!(g.node("search"), graph().node("search"));
+            let grouping = g.grouping.as_ref().unwrap();
+            assert_eq!(grouping.by, by);
+            assert_eq!(grouping.collapsed, [&group_id[6..]]);
+            // Expanded, the group's services stay.
+            let mut g = graph();
+            let expand = parse(Some(by), Some(&group_id[6..])).unwrap();
+            apply(&args(), &mut g, &expand, &none, &lat, 60.0);
+            assert_eq!(g.nodes.len(), 4, "{by}");
+        }
+        assert!(
+            parse(Some("prefixes"), None)
+                .unwrap_err()
+                .contains("prefix")
+        );
     }
 
     /// The API's one path from query parameters to a request: bad groupings are 400s that say

@@ -8,7 +8,6 @@ use crate::api::{Graph, GraphDiff};
 use crate::diff::{self, Marks};
 use crate::layout::{Input, Layout};
 use crate::map::perf;
-use crate::namespaces;
 use crate::net::get_json;
 use crate::stream::{LiveStream, StreamState};
 use leptos::prelude::*;
@@ -64,17 +63,11 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
             g.edges
                 .retain(|e| ids.contains(&e.source) && ids.contains(&e.target));
         }
-        // Namespace zoom (region level): the graph API collapsed the unexpanded namespaces
-        // (`group=auto`: only a crowded region of several namespaces; `group=namespace`:
-        // always; see `namespaces::server_group`) and says what it did.
+        // Grouping (region level): the graph API collapsed the unexpanded groups (`group=auto`:
+        // namespaces, only in a crowded region of several; `group=namespace|region|prefix|
+        // attr:<key>`: always; see `namespaces::server_group`, `grouping::server_param`) and
+        // says what it did.
         let _ = grouping.try_set(g.grouping.clone());
-        // The browser's other groupings (by region, by name prefix).
-        if g.level == "region"
-            && !s.diff
-            && let Some(by) = crate::grouping::ClientGroup::parse(&s.group)
-        {
-            crate::grouping::apply(&mut g, by, &namespaces::parse_expanded(&s.ns));
-        }
         let marks = match (s.diff, added_edges.borrow().as_ref()) {
             (true, Some(d)) => diff::merge(&mut g, d),
             _ => Marks::default(),
