@@ -16,6 +16,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 
+/// The most particles a map is drawn with (a crowded one thins further: `scene`).
+const PARTICLE_BUDGET: u32 = 100_000;
+
 /// Applies a graph: filters, namespace zoom, incremental layout, scene + GPU upload.
 fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
     let Map {
@@ -125,8 +128,7 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
         // two tasks: its geometry and labels now, its particles and GPU upload in the next
         // task. At 2,000 services the two together took ~50 ms, one long task per update.
         let first = m.scene.graph.nodes.is_empty();
-        m.scene
-            .set_geometry(g, &m.layout, now_s(), true, None, 100_000);
+        m.scene.set_geometry(g, &m.layout, now_s(), true);
         m.renderer.take_graph(&m.scene);
         perf::measure("orrery:scene", t);
         let this = upload_gen.get() + 1;
@@ -141,7 +143,7 @@ fn applier(m: Map, sh: &Shared) -> impl Fn(Graph) + 'static + use<> {
                 let mut guard = ms.borrow_mut();
                 let Some(m) = guard.as_mut() else { return };
                 let t = perf::now();
-                m.scene.build_particles();
+                m.scene.build_particles(None, PARTICLE_BUDGET);
                 m.renderer.upload_graph(&m.scene);
                 perf::measure("orrery:upload", t);
             }

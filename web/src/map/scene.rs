@@ -36,9 +36,6 @@ pub struct Scene {
     pub board: Option<Board>,
     /// Nodes and edges of this graph carrying a firing rule's notice (drawn marked).
     pub notices: Notices,
-    /// The particles of the last `set_geometry` are still to be built (with these target and
-    /// budget): `build_particles` does it.
-    particles_due: Option<(Option<u32>, u32)>,
 }
 
 impl Scene {
@@ -65,22 +62,14 @@ impl Scene {
         particle_target: Option<u32>,
         budget: u32,
     ) {
-        self.set_geometry(graph, layout, now, animate, particle_target, budget);
-        self.build_particles();
+        self.set_geometry(graph, layout, now, animate);
+        self.build_particles(particle_target, budget);
     }
 
     /// `set` without the particles: they are left empty until `build_particles`. A live
     /// update at 2,000 services builds its geometry in one task and its particles (with their
     /// upload) in the next, so that neither is a long task (see `app::map_data`).
-    pub fn set_geometry(
-        &mut self,
-        graph: Graph,
-        layout: &Layout,
-        now: f64,
-        animate: bool,
-        particle_target: Option<u32>,
-        budget: u32,
-    ) {
+    pub fn set_geometry(&mut self, graph: Graph, layout: &Layout, now: f64, animate: bool) {
         let current: HashMap<&str, Pos> = self
             .graph
             .nodes
@@ -149,14 +138,6 @@ impl Scene {
         self.anim_start = if moves { now } else { now - ANIM_SECS };
         // The old particles index the old edges: none are drawn until the new ones are built.
         self.particles.clear();
-        self.particles_due = Some((particle_target, budget));
-    }
-
-    /// Builds the particles the last `set_geometry` left to build (nothing when none are due).
-    pub fn build_particles(&mut self) {
-        if let Some((target, budget)) = self.particles_due.take() {
-            self.particles_for(target, budget);
-        }
     }
 
     fn notices_now(&self) -> Notices {
@@ -191,7 +172,8 @@ impl Scene {
         (nodes, edges)
     }
 
-    fn particles_for(&mut self, target: Option<u32>, budget: u32) {
+    /// The particles of the graph `set_geometry` installed (see `set` for the two counts).
+    pub fn build_particles(&mut self, target: Option<u32>, budget: u32) {
         // A fixed target (the bench) keeps every edge's share; a live crowded map thins.
         let crowded = target.is_none() && self.graph.edges.len() >= CROWDED_EDGES;
         let max = if self.graph.max_volume > 0.0 {
@@ -511,14 +493,14 @@ mod tests {
         whole.set(small.clone(), &ls, 1.0, true, None, 100_000);
         let mut split = Scene::default();
         split.set(big, &lb, 0.0, false, None, 100_000);
-        split.set_geometry(small, &ls, 1.0, true, None, 100_000);
+        split.set_geometry(small, &ls, 1.0, true);
         // Between the two steps no particle points at an edge of the old, bigger graph.
         assert!(split.particles.is_empty());
-        split.build_particles();
+        split.build_particles(None, 100_000);
         assert_eq!(split.particles, whole.particles);
         assert!(!split.particles.is_empty());
-        // Built once: a second call (a later task) changes nothing.
-        split.build_particles();
+        // Built again (a later task after another update's geometry): the same particles.
+        split.build_particles(None, 100_000);
         assert_eq!(split.particles, whole.particles);
     }
 
