@@ -7,20 +7,22 @@ import init, { start_app } from "./orrery_web.js";
 // downloaded and compiled, and the app takes the request over (web/src/stream.rs, `take_early`)
 // when its own stream is the same URL with the same token — else it aborts this one. This is
 // `UrlState::read` + `UrlState::graph_query` (web/src/route.rs) for the live map only: any other
-// page (a fixed window, replay, diff, a browser-side grouping) requests nothing here.
+// page (a fixed window, replay, diff) requests nothing here.
 function earlyStream() {
   const p = new URLSearchParams(location.search);
   const group = p.get("group") ?? "";
   if ((p.get("view") ?? "map") !== "map" || p.has("start") || p.get("diff") === "1") return;
-  const by = group === "" ? "auto" : group === "namespace" || group.startsWith("attr:") ? group : null;
+  // The groupings the graph API makes (`namespaces::server_group`, `grouping::server_param`);
+  // any other value (`none`) asks for none.
+  const server = ["namespace", "region", "prefix"].includes(group) || group.startsWith("attr:");
+  const by = group === "" ? "auto" : server ? group : null;
   const level = p.get("level") ?? "region";
-  if (level === "region" && by === null) return;
   const enc = encodeURIComponent;
   let q = `level=${enc(level)}&since=${enc(p.get("since") ?? "5m")}`;
   const region = p.get("region") ?? "";
   if (level === "region" && region !== "") q += `&region=${enc(region)}`;
   if (level === "focused") q += `&service=${enc(p.get("focus") ?? "")}`;
-  if (level === "region") {
+  if (level === "region" && by !== null) {
     q += `&group=${enc(by)}`;
     const ns = p.get("ns") ?? "";
     if (ns !== "") q += `&expand=${enc(ns)}`;
