@@ -396,6 +396,14 @@ async function lists(page, far) {
     far_edge_listed: !!document.querySelector(`[data-testid=map-edges] li[data-edge-id="${far.edge}"]`),
     far_node_listed: !!document.querySelector(`[data-testid=map-nodes] li[data-node-id="${far.node}"]`),
   }), far);
+  // The rows follow the graph a chunk per frame (web/src/map_lists.rs): read them once no chunk
+  // has run for half a second, not after a fixed sleep that a loaded machine outlasts.
+  const settled = () => page.waitForFunction(() => {
+    const chunks = performance.getEntriesByName("orrery:list-chunk");
+    const last = chunks.length ? chunks[chunks.length - 1] : null;
+    return !last || performance.now() - (last.startTime + last.duration) > 500;
+  }, { timeout: 15000, polling: 100 }).catch(() => {});
+  await settled();
   const out = { before: await rows() };
   // Keyboard only: focus the filter, type the edge's id, open the edge list, Enter on the row.
   await page.focus("[data-testid=map-list-filter]");
@@ -426,6 +434,7 @@ async function lists(page, far) {
   await page.click("[data-testid=map-list-filter]", { clickCount: 3 });
   await page.keyboard.press("Backspace");
   await new Promise((r) => setTimeout(r, 300));
+  await settled();
   out.after = await rows();
   return out;
 }
