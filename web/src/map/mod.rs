@@ -22,3 +22,4 @@ pub mod route;
 pub mod scene;
 #[cfg(target_arch = "wasm32")]
 pub mod shaders;
+pub mod timeline;

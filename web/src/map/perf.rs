@@ -1,17 +1,34 @@
 //! User Timing entries for the map's phases (`performance.measure`, names `orrery:*`): what a
 //! graph costs from the request to the first drawn frame, and what each live update costs.
 //! benches/map_mesh.rs reads them (web/tests/mesh.mjs) to say where the time goes; the browser's
-//! own tools show them too. An entry is a few dozen bytes and there are a handful per update.
+//! own tools show them too. An entry is a few dozen bytes and there are a few dozen per update
+//! (more while a big map's lists and layers follow it in chunks). The browser keeps User Timing
+//! entries until they are cleared, so a wall screen left on a live map for a week would hold
+//! millions: the page clears its timeline after every
+//! [`TIMELINE_CAP`](super::timeline::TIMELINE_CAP) entries it records.
 //! In the renderer's worker (no `window`) entries are kept and sent to the page, which records
 //! them on its own timeline (`offscreen.rs`), so the page's timeline tells the whole story.
 
 use std::cell::RefCell;
+
+use super::timeline::Timeline;
 use wasm_bindgen::JsCast;
 
 thread_local! {
     /// Entries measured in a worker, not yet sent to the page: (name, start, end) in ms of the
     /// worker's clock.
     static KEPT: RefCell<Vec<(&'static str, f64, f64)>> = const { RefCell::new(Vec::new()) };
+    /// Entries recorded on the page's timeline since it was last cleared.
+    static RECORDED: RefCell<Timeline> = const { RefCell::new(Timeline::new()) };
+}
+
+/// Counts one entry on the page's timeline and clears it when full (measures, and the marks
+/// made per graph request).
+fn count(p: &web_sys::Performance) {
+    if RECORDED.with(|r| r.borrow_mut().record()) {
+        p.clear_measures();
+        p.clear_marks_with_mark_name("orrery:graph-requested");
+    }
 }
 
 fn performance() -> Option<web_sys::Performance> {
@@ -76,6 +93,7 @@ fn measure_with(
         && let Ok(f) = f.dyn_into::<js_sys::Function>()
     {
         let _ = f.call2(p, &name.into(), &opts);
+        count(p);
     }
 }
 
@@ -88,5 +106,6 @@ pub fn take_kept() -> Vec<(&'static str, f64, f64)> {
 pub fn mark(name: &str) {
     if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
         let _ = p.mark(name);
+        count(&p);
     }
 }
