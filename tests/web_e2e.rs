@@ -156,6 +156,7 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
         "data_ms": data_ms,
         "otlp": otlp,
         "live_body": topology(10, 0xdef000, "fraud"),
+        "early_urls": EARLY_STREAM_URLS,
     });
     let v = browser("e2e", &base, &opts);
 
@@ -365,8 +366,30 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     assert_eq!(strs(&v["live_moved"]), Vec::<String>::new());
     assert_eq!(v["sign_in_shown"], false);
     assert_eq!(v["stream_state"], "live");
+    // main.js's early stream is the app's own for every live map URL: one request each, taken
+    // over (a second would mean the two readings of the URL differ).
+    for q in EARLY_STREAM_URLS {
+        let e = &v["early_streams"][q];
+        assert_eq!(e["state"], "live", "{q}: {e}");
+        assert_eq!(e["requests"].as_array().map(Vec::len), Some(1), "{q}: {e}");
+    }
     assert_clean_log(&v);
 }
+
+/// Live map URLs whose stream main.js requests before the app loads (web/static/main.js): every
+/// grouping, each level, a region, a focus, an expanded namespace and a window length.
+const EARLY_STREAM_URLS: [&str; 10] = [
+    "?view=map",
+    "?group=prefix",
+    "?group=region",
+    "?group=none",
+    "?group=namespace&ns=shop",
+    "?group=attr:host.name",
+    "?level=global&since=15m",
+    "?level=region&region=local",
+    "?level=focused&focus=checkout",
+    "?since=1h&group=auto",
+];
 
 /// Adds a namespace resource attribute to the resource of each named service.
 fn with_namespaces(body: &str, ns: &[(&str, &str, &str)]) -> String {

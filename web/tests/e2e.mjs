@@ -193,6 +193,28 @@ export async function e2e(browser, base, artifacts, opts) {
   out.sign_in_shown = await page.evaluate(() => !!document.querySelector("[data-testid=sign-in]"));
   out.stream_state = await page.$eval("[data-testid=map]", (e) => e.dataset.stream);
   await shot("live");
+  out.early_streams = await earlyStreams(browser, base, opts.early_urls || []);
+  return out;
+}
+
+// main.js requests a live map's stream before the app loads, from its own reading of the URL;
+// the app takes that request over only when its own stream URL (`UrlState::graph_query`) is the
+// same, else it aborts it and asks again. So one stream request per page means the two readings
+// agree for that URL — the check that keeps main.js's copy of the rule honest.
+async function earlyStreams(browser, base, urls) {
+  const out = {};
+  for (const q of urls) {
+    const page = await browser.newPage();
+    const seen = [];
+    page.on("request", (r) => { if (r.url().includes("/api/graph/stream")) seen.push(r.url().split("?")[1] ?? ""); });
+    await page.goto(`${base}/${q}`, { waitUntil: "load" });
+    await page.waitForFunction(() => document.querySelector("[data-testid=map]")?.dataset.stream === "live",
+      { timeout: 30000 }).catch(() => {});
+    // A second request would follow the app's first graph (the early one aborted): give it time.
+    await new Promise((r) => setTimeout(r, 1000));
+    out[q] = { requests: seen, state: await page.$eval("[data-testid=map]", (e) => e.dataset.stream).catch(() => null) };
+    await page.close();
+  }
   return out;
 }
 
