@@ -127,26 +127,26 @@ async fn all_in_one(
             ui = %args.query.query_addr,
             "orrery all-in-one starting"
         );
-        // The UI's empty map shows where to send spans: this instance's own collector.
-        let mut query_args = args.query;
-        let graph = &mut query_args.graph;
-        graph
-            .ui_otlp_grpc_endpoint
-            .get_or_insert_with(|| format!("http://{}", args.collector.otlp_grpc_addr));
-        graph
-            .ui_otlp_http_endpoint
-            .get_or_insert_with(|| format!("http://{}", args.collector.otlp_http_addr));
         let mut collector_args = args.collector;
         collector_args.engine_health = embedded.as_ref().map(|e| e.health());
         // The spool lives with the rest of this instance's data.
         collector_args
             .spool_dir
             .get_or_insert_with(|| args.embedded.data_dir.join("spool"));
-        let collector = tokio::spawn(orrery_collector::run(
-            collector_args,
-            ch.clone(),
-            shutdown.clone(),
-        ));
+        // The collector binds first, so the UI's empty map can show where to send spans: this
+        // instance's own collector as bound (`--otlp-grpc-addr 127.0.0.1:0` shows its real
+        // port, not 0; an unspecified host is replaced by the page's host in the UI).
+        let collector =
+            orrery_collector::start(collector_args, ch.clone(), shutdown.clone()).await?;
+        let mut query_args = args.query;
+        let graph = &mut query_args.graph;
+        graph
+            .ui_otlp_grpc_endpoint
+            .get_or_insert_with(|| format!("http://{}", collector.grpc_addr));
+        graph
+            .ui_otlp_http_endpoint
+            .get_or_insert_with(|| format!("http://{}", collector.http_addr));
+        let collector = tokio::spawn(collector.wait());
         let query = tokio::spawn(orrery_query::run(query_args, ch.clone(), shutdown.clone()));
         // If either half stops, stop the other too, then report the first error.
         let (c, q) = tokio::join!(

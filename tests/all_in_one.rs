@@ -242,6 +242,52 @@ fn a_restarting_engine_makes_the_collector_unready_and_shows_in_its_metrics() {
     assert_eq!(text.matches("# EOF").count(), 1);
 }
 
+/// The empty map's "how to send spans" names the collector as bound: with port 0 the OS picks
+/// the ports, and `/orrery/api/config` (what the UI reads) must give those, which answer.
+#[test]
+fn the_ui_is_told_the_collectors_bound_ports_not_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = free_port();
+    let _running = Running(
+        orrery()
+            .args(["--data-dir"])
+            .arg(dir.path())
+            .args(["--embedded-port", "0"])
+            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
+            .args(["--query-addr", &format!("127.0.0.1:{query}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let config = loop {
+        if let Some(c) = http_get(&format!("http://127.0.0.1:{query}/orrery/api/config")) {
+            break serde_json::from_str::<serde_json::Value>(&c).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no /orrery/api/config");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for proto in ["grpc", "http"] {
+        let url = config["otlp"][proto].as_str().unwrap_or_default();
+        let addr: std::net::SocketAddr = url
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{proto}: {config}"));
+        assert_ne!(addr.port(), 0, "{proto}: {config}");
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{proto} endpoint {addr} does not answer: {e}"));
+    }
+    // The collector answers OTLP/HTTP there (its readiness on the same listener).
+    let http = config["otlp"]["http"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_status(&format!("{http}/readyz")).0 != 200 {
+        assert!(Instant::now() < deadline, "collector at {http} never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }

@@ -153,8 +153,9 @@ pub struct GraphArgs {
 
     /// The collector's OTLP/gRPC endpoint as the UI's empty map tells users to set
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://collector.example:4317`); `all-in-one` and
-    /// `demo` fill it in from their own collector. Unset: the UI shows port 4317 on the page's
-    /// host. It sits with the graph settings because `/orrery/api/config` serves them together.
+    /// `demo` fill it in from their own collector's bound address. Unset: the UI shows port
+    /// 4317 on the page's host. It sits with the graph settings because `/orrery/api/config`
+    /// serves them together.
     #[arg(long, env = "ORRERY_UI_OTLP_GRPC_ENDPOINT")]
     pub ui_otlp_grpc_endpoint: Option<String>,
 
