@@ -1,12 +1,11 @@
-//! Collapsing a service map into groups, written once for the server (`group=` of the graph
-//! API, which merges the members' latency histograms exactly) and any client holding only the
-//! graph JSON ([`UpperBound`], which merges what the JSON carries): the members of a group
+//! Collapsing a service map into groups (`group=` of the graph API, which merges the members'
+//! latency histograms exactly; the tests merge what the JSON carries): the members of a group
 //! become one node, edges are re-keyed to the group nodes, parallel edges merge into one, and
 //! calls inside one collapsed group are not drawn as self-loops — they are already part of
 //! the group node's traffic (its members' served calls), so drawing them again would count
 //! them twice. Nodes and edges a grouping does not touch keep every field as they were.
 //!
-//! How metrics merge is the caller's [`Merge`]: the one thing the two sides do differently.
+//! How metrics merge is the caller's [`Merge`].
 //! The automatic namespace zoom's threshold ([`LEGIBLE_NODES`], [`auto_collapses`]) lives
 //! here too, so the server deciding it and any client explaining it read one number.
 
@@ -53,61 +52,6 @@ pub trait Merge {
     fn edges(&self, parallel: &[Edge]) -> (Metrics, Health);
     /// A last touch on a new group node (its name, its region); nothing by default.
     fn finish(&self, _group: &mut Node, _members: &[Node]) {}
-}
-
-/// The merge of a client that has only the graph JSON: counts and rates add, the error rate
-/// and the mean are recomputed from the sums, quantiles and health are the worst member's —
-/// an upper bound (the JSON carries no histograms). The server's groups (`group=`) have exact
-/// quantiles from merged histograms instead.
-pub struct UpperBound;
-
-impl Merge for UpperBound {
-    fn nodes(&self, members: &[Node]) -> (Metrics, Health) {
-        (
-            sum_metrics(members.iter().map(|n| &n.metrics)),
-            members
-                .iter()
-                .fold(Health::Normal, |h, n| worst(h, n.health)),
-        )
-    }
-    fn edges(&self, parallel: &[Edge]) -> (Metrics, Health) {
-        (
-            sum_metrics(parallel.iter().map(|e| &e.metrics)),
-            parallel
-                .iter()
-                .fold(Health::Normal, |h, e| worst(h, e.health)),
-        )
-    }
-}
-
-/// The worse of two health states.
-pub fn worst(a: Health, b: Health) -> Health {
-    let order = |h: Health| match h {
-        Health::Normal => 0,
-        Health::Warning => 1,
-        Health::Danger => 2,
-    };
-    if order(b) > order(a) { b } else { a }
-}
-
-/// [`UpperBound`]'s sum of parts.
-pub fn sum_metrics<'a>(parts: impl Iterator<Item = &'a Metrics>) -> Metrics {
-    let mut m = Metrics::default();
-    let mut weighted_ms = 0.0;
-    for p in parts {
-        m.requests += p.requests;
-        m.errors += p.errors;
-        m.rps += p.rps;
-        m.p50_ms = m.p50_ms.max(p.p50_ms);
-        m.p95_ms = m.p95_ms.max(p.p95_ms);
-        m.p99_ms = m.p99_ms.max(p.p99_ms);
-        weighted_ms += p.avg_ms * p.requests as f64;
-    }
-    if m.requests > 0 {
-        m.error_rate = m.errors as f64 / m.requests as f64;
-        m.avg_ms = weighted_ms / m.requests as f64;
-    }
-    m
 }
 
 /// Groupings by what every node of the graph already carries, so they need no lookup: its
@@ -286,6 +230,61 @@ pub fn collapse(g: &mut Graph, to: &BTreeMap<String, NodeId>, merge: &impl Merge
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A merge from the graph JSON alone (what a client holding only the JSON could do): counts and rates add, the error rate
+    /// and the mean are recomputed from the sums, quantiles and health are the worst member's —
+    /// an upper bound (the JSON carries no histograms). The server's groups (`group=`) have exact
+    /// quantiles from merged histograms instead.
+    struct UpperBound;
+
+    impl Merge for UpperBound {
+        fn nodes(&self, members: &[Node]) -> (Metrics, Health) {
+            (
+                sum_metrics(members.iter().map(|n| &n.metrics)),
+                members
+                    .iter()
+                    .fold(Health::Normal, |h, n| worst(h, n.health)),
+            )
+        }
+        fn edges(&self, parallel: &[Edge]) -> (Metrics, Health) {
+            (
+                sum_metrics(parallel.iter().map(|e| &e.metrics)),
+                parallel
+                    .iter()
+                    .fold(Health::Normal, |h, e| worst(h, e.health)),
+            )
+        }
+    }
+
+    /// The worse of two health states.
+    fn worst(a: Health, b: Health) -> Health {
+        let order = |h: Health| match h {
+            Health::Normal => 0,
+            Health::Warning => 1,
+            Health::Danger => 2,
+        };
+        if order(b) > order(a) { b } else { a }
+    }
+
+    /// [`UpperBound`]'s sum of parts.
+    fn sum_metrics<'a>(parts: impl Iterator<Item = &'a Metrics>) -> Metrics {
+        let mut m = Metrics::default();
+        let mut weighted_ms = 0.0;
+        for p in parts {
+            m.requests += p.requests;
+            m.errors += p.errors;
+            m.rps += p.rps;
+            m.p50_ms = m.p50_ms.max(p.p50_ms);
+            m.p95_ms = m.p95_ms.max(p.p95_ms);
+            m.p99_ms = m.p99_ms.max(p.p99_ms);
+            weighted_ms += p.avg_ms * p.requests as f64;
+        }
+        if m.requests > 0 {
+            m.error_rate = m.errors as f64 / m.requests as f64;
+            m.avg_ms = weighted_ms / m.requests as f64;
+        }
+        m
+    }
 
     fn m(requests: u64, errors: u64, rps: f64, p95: f64) -> Metrics {
         Metrics {
