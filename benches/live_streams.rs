@@ -29,28 +29,12 @@ fn env(name: &str, default: u64) -> u64 {
 const MS: i64 = 1_000_000;
 
 fn span(trace: u64, id: u64, parent: u64, service: &str, kind: &str, ts: i64) -> SpanRow {
-    SpanRow {
-        timestamp: ts,
-        trace_id: format!("{trace:032x}"),
-        span_id: format!("{id:016x}"),
-        parent_span_id: if parent == 0 {
-            String::new()
-        } else {
-            format!("{parent:016x}")
-        },
-        span_name: format!("{service} {kind}"),
-        span_kind: kind.into(),
-        service_name: service.into(),
-        resource_attributes: vec![("service.name".into(), service.into())],
-        duration: (5 + trace % 50) * 1_000_000,
-        status_code: if trace.is_multiple_of(17) {
-            "Error"
-        } else {
-            "Unset"
-        }
-        .into(),
-        ..Default::default()
+    let mut s = orrery_store::testing::span(trace, id, parent, service, kind, ts);
+    s.duration = (5 + trace % 50) * 1_000_000;
+    if trace.is_multiple_of(17) {
+        s.status_code = "Error".into();
     }
+    s
 }
 
 /// One second of traffic: every edge `i -> (7i+1) % n` and `i -> (13i+5) % n` called 1–3 times.

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::ClickHouseArgs;
 use crate::embedded::{generate_secret, with_credentials, write_secret_file, write_server_files};
 use crate::schema::{self, SchemaParams};
+use crate::{ClickHouseArgs, SpanRow};
 
 pub mod process;
 
@@ -172,4 +172,28 @@ fn ping_blocking(port: u16) -> bool {
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+}
+
+/// A span for tests, by numbers: trace `trace` (32 hex digits), span `id` (16), child of
+/// `parent` (0: a root), named "`service` `kind`", starting at `ts` (ns), with `service.name`
+/// as its only resource attribute, status `Unset` and no duration — the one shape the graph
+/// tests and benches build their traces from (each sets what it varies: duration, resource,
+/// status).
+pub fn span(trace: u64, id: u64, parent: u64, service: &str, kind: &str, ts: i64) -> SpanRow {
+    SpanRow {
+        timestamp: ts,
+        trace_id: format!("{trace:032x}"),
+        span_id: format!("{id:016x}"),
+        parent_span_id: if parent == 0 {
+            String::new()
+        } else {
+            format!("{parent:016x}")
+        },
+        span_name: format!("{service} {kind}"),
+        span_kind: kind.into(),
+        service_name: service.into(),
+        resource_attributes: vec![("service.name".into(), service.into())],
+        status_code: "Unset".into(),
+        ..Default::default()
+    }
 }

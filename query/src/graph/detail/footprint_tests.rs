@@ -11,31 +11,15 @@ const MS: i64 = 1_000_000;
 const DAY: i64 = 86_400_000 * MS;
 
 fn span(trace: u32, id: u32, parent: u32, service: &str, kind: &str, ts: i64) -> SpanRow {
-    SpanRow {
-        timestamp: ts,
-        trace_id: format!("{trace:032x}"),
-        span_id: format!("{id:016x}"),
-        parent_span_id: if parent == 0 {
-            String::new()
-        } else {
-            format!("{parent:016x}")
-        },
-        span_name: format!("{service} {kind}"),
-        span_kind: kind.into(),
-        service_name: service.into(),
-        resource_attributes: vec![
-            ("service.name".into(), service.into()),
-            ("cloud.region".into(), format!("r{}", trace % 2)),
-        ],
-        duration: (5 + trace as u64 % 40) * MS as u64,
-        status_code: if trace.is_multiple_of(7) {
-            "Error"
-        } else {
-            "Unset"
-        }
-        .into(),
-        ..Default::default()
+    let mut s =
+        orrery_store::testing::span(trace.into(), id.into(), parent.into(), service, kind, ts);
+    s.resource_attributes
+        .push(("cloud.region".into(), format!("r{}", trace % 2)));
+    s.duration = (5 + trace as u64 % 40) * MS as u64;
+    if trace.is_multiple_of(7) {
+        s.status_code = "Error".into();
     }
+    s
 }
 
 /// `n` traces from `t0`: api (root) → shop (server, operation by trace) → postgres (client),

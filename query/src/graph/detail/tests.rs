@@ -13,29 +13,14 @@ fn span(
     ts: i64,
     dur_ms: i64,
 ) -> SpanRow {
-    SpanRow {
-        timestamp: ts,
-        trace_id: format!("{trace:032x}"),
-        span_id: format!("{id:016x}"),
-        parent_span_id: if parent == 0 {
-            String::new()
-        } else {
-            format!("{parent:016x}")
-        },
-        span_name: format!("{service} {kind}"),
-        span_kind: kind.into(),
-        service_name: service.into(),
-        resource_attributes: vec![
-            ("service.name".into(), service.into()),
-            (
-                "service.instance.id".into(),
-                format!("{service}-{}", trace % 2),
-            ),
-        ],
-        duration: (dur_ms * MS) as u64,
-        status_code: "Unset".into(),
-        ..Default::default()
-    }
+    let mut s =
+        orrery_store::testing::span(trace.into(), id.into(), parent.into(), service, kind, ts);
+    s.resource_attributes.push((
+        "service.instance.id".into(),
+        format!("{service}-{}", trace % 2),
+    ));
+    s.duration = (dur_ms * MS) as u64;
+    s
 }
 
 fn settings() -> GraphArgs {

@@ -579,7 +579,10 @@ mod tests {
         let empty = empty_hours(h, h + 4 * HOUR_NS, |x| {
             !marked.contains(&x) && !counted.contains(&x)
         });
-        assert_eq!(empty, vec![(h, h + HOUR_NS), (h + 3 * HOUR_NS, h + 4 * HOUR_NS)]);
+        assert_eq!(
+            empty,
+            vec![(h, h + HOUR_NS), (h + 3 * HOUR_NS, h + 4 * HOUR_NS)]
+        );
         // What is left of a minute read over the four hours: the marked and the counted hour.
         assert_eq!(
             subtract(&[(h + 30 * 60_000_000_000, h + 4 * HOUR_NS)], &empty),

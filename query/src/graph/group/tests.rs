@@ -226,28 +226,16 @@ fn span(
     ts: i64,
     dur_ms: i64,
 ) -> SpanRow {
-    let mut resource = vec![("service.name".into(), service.to_string())];
+    let mut s =
+        orrery_store::testing::span(trace.into(), id.into(), parent.into(), service, kind, ts);
     if let Some(ns) = namespace {
-        resource.push(("k8s.namespace.name".into(), ns.to_string()));
-        resource.push(("service.namespace".into(), format!("team-{ns}")));
+        s.resource_attributes
+            .push(("k8s.namespace.name".into(), ns.to_string()));
+        s.resource_attributes
+            .push(("service.namespace".into(), format!("team-{ns}")));
     }
-    SpanRow {
-        timestamp: ts,
-        trace_id: format!("{trace:032x}"),
-        span_id: format!("{id:016x}"),
-        parent_span_id: if parent == 0 {
-            String::new()
-        } else {
-            format!("{parent:016x}")
-        },
-        span_name: format!("{service} {kind}"),
-        span_kind: kind.into(),
-        service_name: service.into(),
-        resource_attributes: resource,
-        duration: (dur_ms * MS) as u64,
-        status_code: "Unset".into(),
-        ..Default::default()
-    }
+    s.duration = (dur_ms * MS) as u64;
+    s
 }
 
 /// The quantiles `metrics` reports for these durations (ms) through one histogram.
