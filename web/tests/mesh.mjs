@@ -144,7 +144,9 @@ async function idleMap(browser, base) {
   // Leaving the map (the header's "Traces"): its renderer worker ends with the view.
   await page.click("header nav button:nth-child(2)");
   await page.waitForFunction(() => !document.querySelector("[data-testid=map]"), { timeout: 10000 }).catch(() => {});
-  await new Promise((r) => setTimeout(r, 1000));
+  // Polled (up to 10 s), not read after a fixed second: a loaded machine reports the worker's
+  // end later.
+  for (let i = 0; i < 100 && page.workers().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
   out.workers_after_leaving = page.workers().length;
   await page.close();
   return out;
