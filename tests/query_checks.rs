@@ -402,7 +402,10 @@ async fn two_replicas_send_the_same_alert_identity_to_alertmanager() {
         let a = &alerts[0];
         identities.insert(a["labels"].to_string());
         assert_eq!(a["annotations"]["subject"], "shop->fraud", "{a}");
-        assert_eq!(a["annotations"]["description"], "fraud scoring answers");
+        assert_eq!(
+            a["annotations"]["description"], "fraud scoring answers",
+            "{a}\nevery post: {posts:?}"
+        );
         assert!(
             a["annotations"]["summary"]
                 .as_str()

@@ -64,9 +64,13 @@ pub fn payload(prev: Option<&Board>, now: &Board) -> Vec<Value> {
         if s.firing {
             out.push(alert(s, s.since_ms, ahead));
         } else if let Some(b) = before.filter(|b| b.firing) {
-            let mut resolved = b.clone();
-            resolved.outcome = s.outcome.clone().or(resolved.outcome);
-            out.push(alert(&resolved, b.since_ms, now.evaluated_at_ms));
+            // The identity (labels, kind, description) comes from this evaluation's rule:
+            // `before` may be the shared history's row, which knows none of them, and a resolve
+            // with other labels would not resolve the alert in Alertmanager.
+            let mut resolved = s.clone();
+            resolved.outcome = s.outcome.clone().or_else(|| b.outcome.clone());
+            let ends = now.evaluated_at_ms.max(b.since_ms);
+            out.push(alert(&resolved, b.since_ms, ends));
         }
     }
     out

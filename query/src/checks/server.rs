@@ -149,8 +149,13 @@ pub fn fold(
                     Some(b) if !changed => b.since_ms,
                     _ => now_ms,
                 };
+                // A run that already fired keeps firing while it lasts: the shared history's
+                // `since` may be a few ms after this evaluation's clock (another replica
+                // recorded the change while this one was evaluating), and `now - since` must
+                // not then read as "not yet" and resolve a firing alert.
                 let firing = o.verdict == Verdict::Violated
-                    && now_ms - since_ms >= rule.for_duration.as_millis() as i64;
+                    && (before.is_some_and(|b| b.firing && !changed)
+                        || now_ms - since_ms >= rule.for_duration.as_millis() as i64);
                 if firing != before.is_some_and(|b| b.firing) {
                     tracing::warn!(rule = %rule.name, firing, reason = %o.reason, "check firing state changed");
                 }

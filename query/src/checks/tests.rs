@@ -492,3 +492,58 @@ fn rule_labels_route_alerts_and_bad_label_names_are_refused() {
         assert!(err.contains("line 2") && err.contains(why), "{err}");
     }
 }
+
+/// A replica whose evaluation clock reads a few ms before the shared history's `since` (another
+/// replica recorded the change while this one was evaluating) keeps the rule firing; and when a
+/// rule it learnt of only from the history resolves, the resolve carries the rule's own labels
+/// and annotations, so Alertmanager matches it to the firing alert.
+#[test]
+fn a_shared_since_after_this_clock_neither_resolves_nor_loses_the_identity() {
+    use super::board::{Board, RuleState};
+    use super::server::fold;
+    let rules = parse(
+        "rules:\n  - name: a\n    description: fraud answers\n    labels: { team: risk }\n    slo: { source: checkout, target: payments, max_error_rate: 1% }\n",
+    )
+    .unwrap()
+    .rules;
+    let every = std::time::Duration::from_secs(1);
+    // The shared history as a fresh replica reads it: firing since 5_001, nothing else known.
+    let shared = Board {
+        rules: vec![RuleState {
+            rule: "a".into(),
+            kind: "",
+            description: String::new(),
+            labels: Default::default(),
+            verdict: Verdict::Violated,
+            firing: true,
+            since_ms: 5_001,
+            evaluated_at_ms: 5_001,
+            outcome: None,
+            error: None,
+        }],
+        ..Default::default()
+    };
+    let bad = Ok(evaluate(&rules[0], &shop(m(500, 15, 1.0)), None));
+    let b = fold(Some(&shared), &rules, vec![bad], 5_000, every);
+    assert!(b.rules[0].firing, "{:?}", b.rules[0]);
+    assert_eq!(
+        super::alerts::payload(Some(&shared), &b)[0]["labels"]["kind"],
+        "slo"
+    );
+    // It clears: the resolve has the rule's identity and never ends before it started.
+    let good = Ok(evaluate(&rules[0], &shop(m(500, 0, 1.0)), None));
+    let cleared = fold(Some(&shared), &rules, vec![good], 5_000, every);
+    let sent = super::alerts::payload(Some(&shared), &cleared);
+    assert_eq!(sent.len(), 1);
+    let a = &sent[0];
+    assert_eq!(
+        a["labels"],
+        serde_json::json!({"alertname": "OrreryCheckViolated", "rule": "a", "kind": "slo", "team": "risk"}),
+        "{a}"
+    );
+    assert_eq!(a["annotations"]["description"], "fraud answers", "{a}");
+    assert!(
+        a["startsAt"].as_str().unwrap() <= a["endsAt"].as_str().unwrap(),
+        "{a}"
+    );
+}
