@@ -27,11 +27,23 @@ fn orrery() -> Command {
     cmd
 }
 
-struct Running(Child);
+/// The demo process and its log; a failing test prints the log's tail (the demo's own account
+/// of why it did not answer or did not fire), since the assertion alone cannot say.
+struct Running(Child, std::path::PathBuf);
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "--- the demo's last {} log lines ---\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
@@ -76,6 +88,9 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_chaos_fires_and_clears_each_r
     let (receiver, got) = query_checks_support::receiver().await;
     let api = format!("http://127.0.0.1:{}", free_port());
     let control = format!("http://127.0.0.1:{}", free_port());
+    // stdout (the log lines) and stderr (a panic) into one file.
+    let log = dir.path().join("orrery.log");
+    let out = std::fs::File::create(&log).unwrap();
     let child = orrery()
         .arg("demo")
         .arg("--data-dir")
@@ -91,11 +106,11 @@ async fn the_demo_rules_pass_on_a_healthy_demo_and_chaos_fires_and_clears_each_r
         .args(["--graph-rules", &rules(), "--graph-rules-interval", "3s"])
         .args(["--graph-alertmanager-url", &receiver])
         .args(["--graph-webhook-url", &format!("{receiver}/hook")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
         .spawn()
         .unwrap();
-    let _running = Running(child);
+    let _running = Running(child, log);
 
     // Healthy: the CLI gate passes once there is enough traffic (--wait covers the start).
     let (code, out, err) = check(args(&[
