@@ -242,11 +242,14 @@ async fn main() {
     // 2. End to end through a collector process.
     let ch = server.fresh_database().await;
     let spool = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = orrery_store::testing::process::free_port();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .arg(format!("--serve={}#{}", server.url, ch.clickhouse_database))
         .arg(format!("--otlp-http-addr=127.0.0.1:{port}"))
-        .arg(format!("--otlp-grpc-addr=127.0.0.1:{}", free_port()))
+        .arg(format!(
+            "--otlp-grpc-addr=127.0.0.1:{}",
+            orrery_store::testing::process::free_port()
+        ))
         .arg(format!("--spool-dir={}", spool.path().display()))
         // Spool and batch flags given to the bench go to the collector.
         .args(std::env::args().filter(|a| a.starts_with("--spool-") || a.starts_with("--batch-")))
@@ -360,14 +363,6 @@ async fn report_disk(what: &str, ch: &ClickHouseArgs) {
         "{what}: {bytes} bytes for {rows} spans = {:.1} bytes/span",
         bytes as f64 / rows.max(1) as f64
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn num_cpus() -> usize {

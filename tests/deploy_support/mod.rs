@@ -5,16 +5,14 @@
 
 pub mod splitter;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A free loopback address for a process to bind (`free_port`: outside the ephemeral range).
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    SocketAddr::from(([127, 0, 0, 1], orrery_store::testing::process::free_port()))
 }
 
 // Not every user of this module needs all of them.

@@ -5,8 +5,32 @@ use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::process::Command;
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, for a process the test starts to bind later.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`, 32768+ on Linux), not by
+/// binding port 0: a port-0 pick *is* ephemeral, so between its release and the child's bind
+/// any outgoing connection or port-0 listener on the machine (the engine, the demo fleet, a
+/// parallel test) can be given it, and the child then fails to start. Below the range only
+/// another explicit pick can collide, and this process never hands out the same port twice.
 pub fn free_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (from, to) = (10_000u16, low.max(10_001));
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..200 {
+        let port = rand::random_range(from..to);
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    // No luck below the range (a crowded machine): the kernel's pick.
     TcpListener::bind("127.0.0.1:0")
         .expect("bind 127.0.0.1:0")
         .local_addr()
@@ -96,5 +120,21 @@ mod tests {
             }
         }
         assert_ne!(free_port(), 0);
+    }
+
+    /// Picks are bindable, distinct, and outside the kernel's ephemeral range.
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32_768);
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for p in &ports {
+            assert!(*p < low, "{p} is in the ephemeral range (from {low})");
+            std::net::TcpListener::bind(("127.0.0.1", *p)).expect("still free");
+        }
     }
 }
