@@ -68,7 +68,9 @@ pub fn payload(prev: Option<&Board>, now: &Board) -> Vec<Value> {
             // `before` may be the shared history's row, which knows none of them, and a resolve
             // with other labels would not resolve the alert in Alertmanager.
             let mut resolved = s.clone();
-            resolved.outcome = s.outcome.clone().or_else(|| b.outcome.clone());
+            if resolved.outcome.is_none() {
+                resolved.outcome = b.outcome.clone();
+            }
             let ends = now.evaluated_at_ms.max(b.since_ms);
             out.push(alert(&resolved, b.since_ms, ends));
         }

@@ -5,6 +5,14 @@ use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::process::Command;
 
+/// The first port of the kernel's ephemeral range (32768 when `/proc` does not say).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
 /// A loopback port nobody listens on right now, for a process the test starts to bind later.
 ///
 /// Picked below the kernel's ephemeral range (`ip_local_port_range`, 32768+ on Linux), not by
@@ -16,10 +24,7 @@ pub fn free_port() -> u16 {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
+    let low = ephemeral_low();
     let (from, to) = (10_000u16, low.max(10_001));
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let given = given.get_or_insert_with(HashSet::new);
@@ -125,10 +130,7 @@ mod tests {
     /// Picks are bindable, distinct, and outside the kernel's ephemeral range.
     #[test]
     fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
-        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|r| r.split_whitespace().next()?.parse().ok())
-            .unwrap_or(32_768);
+        let low = ephemeral_low();
         let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
         let distinct: std::collections::HashSet<_> = ports.iter().collect();
         assert_eq!(distinct.len(), ports.len(), "{ports:?}");
