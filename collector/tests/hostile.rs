@@ -22,14 +22,28 @@ async fn post(
     extra: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, String) {
-    let mut req = http
-        .post(format!("{base}/v1/traces"))
-        .header("content-type", content_type)
-        .body(body);
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().await.unwrap();
+    // The collector refuses an over-size body by its Content-Length without reading it and
+    // closes the connection; a client still writing the body then gets a broken pipe instead
+    // of the 413 (a transport race, seen once in CI). Such a send is tried again, up to 5 times:
+    // the answer asserted stays the collector's own.
+    let mut tries = 0;
+    let r = loop {
+        let mut req = http
+            .post(format!("{base}/v1/traces"))
+            .header("content-type", content_type)
+            .body(body.clone());
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        match req.send().await {
+            Ok(r) => break r,
+            Err(e) if e.is_request() && tries < 4 => {
+                tries += 1;
+                eprintln!("send failed ({e}); trying again");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
     let status = r.status().as_u16();
     let body = r.bytes().await.unwrap();
     // Protobuf bodies are kept byte for byte (hex-escaped text would not decode).
