@@ -492,3 +492,78 @@ async fn namespaces_are_the_latest_known_whether_recent_or_older() {
     assert_eq!(got.get("mover").map(String::as_str), Some("blue"));
     assert_eq!(got.get("quiet").map(String::as_str), Some("ops"));
 }
+
+/// A graph read starts its live tail beside the rollup markers, on the tail the last read of
+/// this process found (`fetch::tail_guess`): the answer is the read after the markers, whether
+/// the markers confirm the guess or late spans refute it.
+#[tokio::test]
+async fn a_live_tail_read_on_a_guess_is_the_read_after_the_markers() {
+    use orrery_query::graph::cache::RolledCache;
+    use orrery_query::graph::fetch::{Rolled, edges::small_tail};
+    use orrery_query::rollup::Rollup;
+    let ch = fresh_database().await;
+    let now = now_ns();
+    let base = now - 35_000 * MS;
+    insert(&ch, &mesh(base)).await;
+    let s = settings();
+    let roll = Rollup::new(ch.client(), settings());
+    roll.run_slots(now_ns()).await.unwrap();
+    let w = window(now - MINUTE, now_ns());
+    // The live ranges and small-tail choice the markers give a read of `w` now.
+    let markers = || async {
+        let mut rolled = Rolled::read_window(&ch.client(), w.baseline().lo, w.hi)
+            .await
+            .unwrap();
+        rolled.max_unrolled = s.graph_max_unrolled.as_nanos() as i64;
+        rolled.readable_from = orrery_query::rollup::copy_from(&s, w.now);
+        let mut c = rolled.coverage(w);
+        let whole = small_tail(&s, &rolled, w, &mut c);
+        (c.live, whole)
+    };
+    let same = |a: &orrery_query::model::Graph, b: &orrery_query::model::Graph| {
+        let json = |g: &orrery_query::model::Graph| {
+            serde_json::to_value((&g.nodes, &g.edges, &g.whats_wrong, &g.data_quality)).unwrap()
+        };
+        assert_eq!(json(a), json(b));
+    };
+    let cache = RolledCache::default();
+    assert!(cache.last_tail().is_none());
+    let first = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    assert_eq!(edge_table(&first), expected_mesh());
+    let guess = cache
+        .last_tail()
+        .expect("the live read noted its tail")
+        .guess(w)
+        .expect("a tail at the live edge");
+    assert!(guess.live[0].0 > w.lo, "the slots are rolled up: {guess:?}");
+    assert_eq!((guess.live.clone(), guess.whole), markers().await);
+    // Confirmed: the early read's answer is kept — the same graph as a read without a guess.
+    let kept = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    same(
+        &kept,
+        &graph_with(&ch, &s, &RolledCache::default(), Level::Region, w).await,
+    );
+    same(&kept, &first);
+
+    // The same traces again under other ids, backdated into the rolled-up slots: the markers
+    // now read them from spans, so the guess is refuted and the tail read after them.
+    let late: Vec<_> = mesh(base)
+        .into_iter()
+        .map(|mut r| {
+            r.trace_id = format!("{:0>32}", format!("f{}", &r.trace_id[30..]));
+            r
+        })
+        .collect();
+    insert(&ch, &late).await;
+    assert_ne!((guess.live.clone(), guess.whole), markers().await);
+    let refuted = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    let doubled: Vec<_> = expected_mesh()
+        .into_iter()
+        .map(|(a, b, n, e)| (a, b, 2 * n, 2 * e))
+        .collect();
+    assert_eq!(edge_table(&refuted), doubled);
+    same(
+        &refuted,
+        &graph_with(&ch, &s, &RolledCache::default(), Level::Region, w).await,
+    );
+}

@@ -215,6 +215,18 @@ pub fn render(in_flight: u64, streams_open: u64) -> String {
         "Live streams dropped because their client took no event for --query-stream-stall.",
         &[("", get(&LIVE_DROPPED))],
     );
+    {
+        use crate::graph::fetch::tail_guess::{DROPPED, KEPT};
+        metric(
+            "orrery_query_graph_tail_guesses_total",
+            "counter",
+            "Graph live tails read beside the rollup markers on the last read's guess, by whether the markers confirmed the guess (kept) or not (dropped: read again after them).",
+            &[
+                ("{outcome=\"kept\"}", get(&KEPT)),
+                ("{outcome=\"dropped\"}", get(&DROPPED)),
+            ],
+        );
+    }
     metric(
         "orrery_query_limit_hits_total",
         "counter",

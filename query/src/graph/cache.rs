@@ -11,6 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use super::agg::{EdgeAgg, NodeAgg};
+use super::fetch::tail_guess::Tail;
 
 /// What a cached part holds.
 #[derive(Debug, Clone)]
@@ -23,6 +24,9 @@ pub enum Part {
 struct Inner {
     map: HashMap<u64, Part>,
     order: VecDeque<u64>,
+    /// Where the last graph read's live tail started: not an answer, a guess a read verifies
+    /// against its own markers (`fetch::tail_guess`), so it is kept whatever the capacity.
+    tail: Option<Tail>,
 }
 
 /// Shared by clones (one per query service process).
@@ -64,6 +68,15 @@ impl RolledCache {
                 inner.map.remove(&old);
             }
         }
+    }
+
+    /// The live tail the last graph read of this process found (`fetch::tail_guess`).
+    pub fn last_tail(&self) -> Option<Tail> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).tail
+    }
+
+    pub fn note_tail(&self, tail: Tail) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).tail = Some(tail);
     }
 
     pub fn len(&self) -> usize {

@@ -22,14 +22,15 @@ pub mod current;
 pub mod edges;
 pub mod markers;
 pub mod nodes;
+pub mod tail_guess;
 pub mod window;
 pub use super::agg::{EdgeAgg, NodeAgg};
 pub use coverage::{Coverage, coverage_of};
 pub use current::QualityAgg;
-pub use edges::{EdgeFilter, Grouping, edges, edges_in};
+pub use edges::{EdgeFilter, Grouping, edges, edges_guessed, edges_in, start_live_edges};
 use markers::{Ends, HOUR_NS, ranges_sql, unit_runs};
 pub use markers::{HourSum, MinuteMarker, Rolled};
-pub use nodes::{NodeKey, nodes, nodes_in};
+pub use nodes::{NodeKey, nodes, nodes_guessed, nodes_in, start_live_nodes};
 pub use window::{Span, Window};
 
 /// Rolled-up minutes of `[rlo, rhi)` outside the hours read from hourly rows and outside the

@@ -105,15 +105,9 @@ struct EdgeSet {
     unmatched: u64,
 }
 
-async fn edge_set(
-    client: &Client,
-    s: &GraphArgs,
-    cache: &crate::graph::cache::RolledCache,
-    req: &GraphRequest,
-    w: Span,
-    rolled: &fetch::Rolled,
-) -> Result<EdgeSet> {
-    let (grouping, filter) = match req.level {
+/// How a request's edges are grouped and filtered at its level.
+fn edge_shape(req: &GraphRequest) -> (Grouping, EdgeFilter) {
+    match req.level {
         Level::Global => (Grouping::Regions, EdgeFilter::None),
         Level::Region => (
             Grouping::Services,
@@ -126,8 +120,21 @@ async fn edge_set(
             Grouping::Services,
             EdgeFilter::Touching(req.focus.clone().unwrap_or_default()),
         ),
-    };
-    let rows = fetch::edges_in(client, s, cache, w, rolled, grouping, &filter).await?;
+    }
+}
+
+/// `started`: the live part begun on a guessed tail (`fetch::tail_guess`), if any.
+async fn edge_set(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    req: &GraphRequest,
+    (w, rolled): (Span, &fetch::Rolled),
+    started: Option<fetch::tail_guess::LiveStart<EdgeAgg>>,
+) -> Result<EdgeSet> {
+    let (grouping, filter) = edge_shape(req);
+    let rows =
+        fetch::edges_guessed(client, s, cache, w, rolled, (grouping, &filter), started).await?;
     let mut out = EdgeSet {
         edges: Vec::new(),
         orphans: 0,
@@ -223,6 +230,28 @@ pub async fn graph(
             },
         )
     };
+    // The live tail started beside the markers on the last read's guess (kept only if the
+    // markers say the same range: `fetch::tail_guess`).
+    let guess = (!s.graph_no_rollup)
+        .then(|| cache.last_tail())
+        .flatten()
+        .and_then(|t| t.guess(w));
+    let (started_edges, started_nodes) = match guess {
+        Some(g) => {
+            let (grouping, filter) = edge_shape(req);
+            (
+                Some(fetch::start_live_edges(
+                    client,
+                    s,
+                    w,
+                    g.clone(),
+                    (grouping, &filter),
+                )),
+                Some(fetch::start_live_nodes(client, s, w, g, &node_key)),
+            )
+        }
+        None => (None, None),
+    };
     let parts = async {
         let mut rolled = fetch::Rolled::read_window(client, lo, w.hi).await?;
         rolled.max_unrolled = s.graph_max_unrolled.as_nanos().min(i64::MAX as u128) as i64;
@@ -238,11 +267,11 @@ pub async fn graph(
             ..base
         };
         let (current, node_rows, previous) = tokio::try_join!(
-            edge_set(client, s, cache, req, w, &rolled),
-            fetch::nodes_in(client, s, cache, w, &rolled, &node_key),
+            edge_set(client, s, cache, req, (w, &rolled), started_edges),
+            fetch::nodes_guessed(client, s, cache, w, &rolled, &node_key, started_nodes),
             async {
                 if req.whats_wrong {
-                    edge_set(client, s, cache, req, base, &rolled)
+                    edge_set(client, s, cache, req, (base, &rolled), None)
                         .await
                         .map(Some)
                 } else {

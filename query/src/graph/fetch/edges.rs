@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::Coverage;
 use super::markers::{HOUR_NS, MINUTE_NS};
+use super::tail_guess::{Guess, LiveStart, Started, Tail};
 use super::{
     EdgeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
     rolled_versions, slot_rows_sql,
@@ -122,8 +123,65 @@ pub async fn edges_in(
     grouping: Grouping,
     filter: &EdgeFilter,
 ) -> Result<Vec<EdgeAgg>> {
+    edges_guessed(client, s, cache, w, rolled, (grouping, filter), None).await
+}
+
+/// The live part of a window's edges started on a guessed tail (`tail_guess`), before the
+/// markers are read: what [`edges_guessed`] keeps when the markers say the same range.
+pub fn start_live_edges(
+    client: &Client,
+    s: &GraphArgs,
+    w: Window,
+    guess: Guess,
+    (grouping, filter): (Grouping, &EdgeFilter),
+) -> LiveStart<EdgeAgg> {
+    let (client, s, filter, g) = (client.clone(), s.clone(), filter.clone(), guess.clone());
+    Started::spawn(guess, async move {
+        live_edges(
+            &client,
+            &s,
+            w,
+            &g.live,
+            (grouping, &filter),
+            (Regions::IfNeeded, g.whole),
+        )
+        .await
+    })
+}
+
+/// [`edges_in`] with the live part perhaps already started on a guessed tail: kept when the
+/// markers say that tail, else read now. Notes the tail found for the next read's guess.
+pub async fn edges_guessed(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    w: Window,
+    rolled: &Rolled,
+    (grouping, filter): (Grouping, &EdgeFilter),
+    started: Option<LiveStart<EdgeAgg>>,
+) -> Result<Vec<EdgeAgg>> {
     let mut c = rolled.coverage(w);
     let whole = small_tail(s, rolled, w, &mut c);
+    if let Some(t) = Tail::of(w, &c.live, whole) {
+        cache.note_tail(t);
+    }
+    let live_part = async {
+        if let Some(answer) = match started {
+            Some(st) => st.take(&c.live, whole).await,
+            None => None,
+        } {
+            return answer;
+        }
+        live_edges(
+            client,
+            s,
+            w,
+            &c.live,
+            (grouping, filter),
+            (Regions::IfNeeded, whole),
+        )
+        .await
+    };
     let (old, slots, (mut live, regionless)) = tokio::try_join!(
         rolled_edges(
             client,
@@ -135,14 +193,7 @@ pub async fn edges_in(
             filter
         ),
         slot_edges(client, &c, grouping, filter),
-        live_edges(
-            client,
-            s,
-            w,
-            &c,
-            (grouping, filter),
-            (Regions::IfNeeded, whole)
-        ),
+        live_part,
     )?;
     if regionless {
         // The live edge was read without regions: an edge the rolled-up and slot parts do
@@ -154,7 +205,7 @@ pub async fn edges_in(
                 client,
                 s,
                 w,
-                &c,
+                &c.live,
                 (grouping, filter),
                 (Regions::Always, whole),
             )
@@ -386,11 +437,11 @@ async fn live_edges(
     client: &Client,
     s: &GraphArgs,
     w: Window,
-    c: &Coverage,
+    live: &[(i64, i64)],
     (grouping, filter): (Grouping, &EdgeFilter),
     (regions, whole): (Regions, Option<(i64, i64)>),
 ) -> Result<(Vec<EdgeAgg>, bool)> {
-    if c.live.is_empty() {
+    if live.is_empty() {
         return Ok((Vec::new(), false));
     }
     let (src, dst) = edge_ends(grouping);
@@ -440,7 +491,7 @@ GROUP BY source, target, kind, bucket",
         sql(rules::live_call_row_branches(), false),
     );
     // One query per live range (normally one: the tail), concurrently.
-    let ranges = c.live.iter().map(|&range| {
+    let ranges = live.iter().map(|&range| {
         let near_lookup = at_live_edge(s, w, range) && Some(range) != whole;
         let sql = match (near_lookup, without(range)) {
             (true, true) => &near_bare,
@@ -469,7 +520,7 @@ GROUP BY source, target, kind, bucket",
             q: Vec::new(),
         })
         .collect();
-    let bare = c.live.iter().any(|&range| without(range));
+    let bare = live.iter().any(|&range| without(range));
     Ok((merge_by_key(&[], &parts, edge_key, EdgeAgg::add), bare))
 }
 

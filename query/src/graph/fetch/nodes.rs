@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::Coverage;
 use super::edges::{Regions, regionless, small_tail};
+use super::tail_guess::{Guess, LiveStart, Started};
 use super::{
     NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
     rolled_versions, slot_rows_sql,
@@ -90,20 +91,58 @@ pub async fn nodes_in(
     rolled: &Rolled,
     key: &NodeKey,
 ) -> Result<Vec<NodeAgg>> {
+    nodes_guessed(client, s, cache, w, rolled, key, None).await
+}
+
+/// The live part of a window's nodes started on a guessed tail (`tail_guess`), as
+/// `edges::start_live_edges`.
+pub fn start_live_nodes(
+    client: &Client,
+    s: &GraphArgs,
+    w: Window,
+    guess: Guess,
+    key: &NodeKey,
+) -> LiveStart<NodeAgg> {
+    let (client, s, key, g) = (client.clone(), s.clone(), key.clone(), guess.clone());
+    Started::spawn(guess, async move {
+        live_nodes(&client, &s, w, &g.live, &key, (Regions::IfNeeded, g.whole)).await
+    })
+}
+
+/// [`nodes_in`] with the live part perhaps already started on a guessed tail, as
+/// `edges::edges_guessed`.
+pub async fn nodes_guessed(
+    client: &Client,
+    s: &GraphArgs,
+    cache: &crate::graph::cache::RolledCache,
+    w: Window,
+    rolled: &Rolled,
+    key: &NodeKey,
+    started: Option<LiveStart<NodeAgg>>,
+) -> Result<Vec<NodeAgg>> {
     let mut c = rolled.coverage(w);
     // The same choice as the edges' (same coverage, same counts): slots from rows or spans.
     let whole = small_tail(s, rolled, w, &mut c);
+    let live_part = async {
+        if let Some(answer) = match started {
+            Some(st) => st.take(&c.live, whole).await,
+            None => None,
+        } {
+            return answer;
+        }
+        live_nodes(client, s, w, &c.live, key, (Regions::IfNeeded, whole)).await
+    };
     let (old, slots, (mut live, regionless)) = tokio::try_join!(
         rolled_nodes(client, (cache, s.graph_cache_entries), w, rolled, &c, key),
         slot_nodes(client, &c, key),
-        live_nodes(client, s, w, &c, key, (Regions::IfNeeded, whole)),
+        live_part,
     )?;
     if regionless {
         // As for edges (`edges::regionless`): a service only the live edge has (seconds old)
         // takes its region from its own spans, so the live part is read again with regions.
         let known: HashSet<&String> = old.iter().chain(&slots).map(|n| &n.id).collect();
         if live.iter().any(|n| !known.contains(&n.id)) {
-            live = live_nodes(client, s, w, &c, key, (Regions::Always, whole))
+            live = live_nodes(client, s, w, &c.live, key, (Regions::Always, whole))
                 .await?
                 .0;
         }
@@ -210,11 +249,11 @@ async fn live_nodes(
     client: &Client,
     s: &GraphArgs,
     w: Window,
-    c: &Coverage,
+    live: &[(i64, i64)],
     key: &NodeKey,
     (regions, whole): (Regions, Option<(i64, i64)>),
 ) -> Result<(Vec<NodeAgg>, bool)> {
-    if c.live.is_empty() {
+    if live.is_empty() {
         return Ok((Vec::new(), false));
     }
     let (key_expr, filter) = node_key_sql(key);
@@ -251,7 +290,7 @@ GROUP BY id, bucket",
         )
     };
     let (full, bare) = (sql(true), sql(false));
-    let ranges = c.live.iter().map(|&range| {
+    let ranges = live.iter().map(|&range| {
         let sql = if without(range) { &bare } else { &full };
         bind_node_key(bind_live(client.query(sql), w, range, s), key).fetch_all()
     });
@@ -271,6 +310,6 @@ GROUP BY id, bucket",
             q: Vec::new(),
         })
         .collect();
-    let bare = c.live.iter().any(|&range| without(range));
+    let bare = live.iter().any(|&range| without(range));
     Ok((merge_by_key(&[], &parts, |n| &n.id, NodeAgg::add), bare))
 }
