@@ -402,6 +402,18 @@ async fn main() -> Result<()> {
                 .await?;
             }
         }
+        {
+            // The 24 h graph's marker read alone (its first step; two rounds when an hour of
+            // the window is read minute by minute).
+            let w = graph_req(day - 60_000 * MS).window;
+            let (c, lo) = (&client, w.baseline().lo);
+            time(
+                "  part: rollup markers + data quality, 24 h window (both windows)",
+                runs,
+                |_| async move { graph::fetch::Rolled::read_window(c, lo, w.hi).await },
+            )
+            .await?;
+        }
         // With the rolled-up part cached, this is the live part's fixed cost.
         cpu_per_graph("graph, 1 h window, warm", runs, server_pid, || {
             let (c, s, k, r) = (

@@ -567,3 +567,41 @@ async fn a_live_tail_read_on_a_guess_is_the_read_after_the_markers() {
         &graph_with(&ch, &s, &RolledCache::default(), Level::Region, w).await,
     );
 }
+
+/// A minute rolled up while empty has no rows, and a read takes nothing from rows for it
+/// (`fetch::RolledTables`: no statement at all when every minute is such) — until a span
+/// backdated into it makes it stale: the very next read has its calls (from spans), and the
+/// rollup's recomputation (rows again) gives the same answer.
+#[tokio::test]
+async fn spans_backdated_into_minutes_rolled_up_empty_are_in_the_very_next_read() {
+    use orrery_query::graph::cache::RolledCache;
+    let ch = fresh_database().await;
+    let m = (now_ns() / MINUTE - 6) * MINUTE;
+    // Only minute m+4 has spans at first: m..m+3 are rolled up empty.
+    insert(&ch, &mesh(m + 4 * MINUTE + 10_000 * MS)).await;
+    rollup(&ch, Duration::from_secs(900)).await;
+    let (s, cache) = (settings(), RolledCache::default());
+    let w = window(m, m + 4 * MINUTE);
+    let empty = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    assert!(empty.edges.is_empty(), "{:?}", edge_table(&empty));
+    assert_eq!(empty.data_quality.spans, 0);
+
+    let late: Vec<_> = mesh(m + MINUTE + 10_000 * MS)
+        .into_iter()
+        .map(|mut r| {
+            r.trace_id = format!("{:0>32}", format!("b{}", &r.trace_id[30..]));
+            r
+        })
+        .collect();
+    insert(&ch, &late).await;
+    let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    assert_eq!(
+        edge_table(&g),
+        expected_mesh(),
+        "the next read, before any rollup"
+    );
+    rollup(&ch, Duration::from_secs(900)).await;
+    let again = graph_with(&ch, &s, &cache, Level::Region, w).await;
+    assert_eq!(edge_table(&again), expected_mesh(), "recomputed: from rows");
+    assert_eq!(g.data_quality.spans, again.data_quality.spans);
+}

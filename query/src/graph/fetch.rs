@@ -117,8 +117,11 @@ pub(crate) struct RolledTables {
 
 impl RolledTables {
     /// From the coverage: day rows for its whole days, hourly rows for its hours, minute rows
-    /// when a marked minute of `[w.lo, live_lo)` lies within its minute bounds (the minute
-    /// branch reads only marked minutes there).
+    /// when a marked minute of `[w.lo, live_lo)` that held spans lies within its minute bounds
+    /// (the minute branch reads only marked minutes there). A minute whose latest marker saw no
+    /// span has no rows, and is read from rows only while its count is still that 0 (a late
+    /// span makes it stale: read from spans) — so a part made only of such minutes (a baseline
+    /// before the data began, a quiet service's filter) sends no query.
     pub(crate) fn of(rolled: &Rolled, w: Window, c: &Coverage) -> Self {
         let in_bounds = |t: i64| c.minute_bounds.iter().any(|&(lo, hi)| lo <= t && t < hi);
         RolledTables {
@@ -128,7 +131,7 @@ impl RolledTables {
                 && rolled
                     .minutes
                     .range(w.lo..c.live_lo)
-                    .any(|(&t, _)| in_bounds(t)),
+                    .any(|(&t, m)| m.spans > 0 && in_bounds(t)),
         }
     }
 
@@ -316,6 +319,48 @@ mod tests {
         assert!(!ends.contains("FROM orrery_graph_nodes_1h"));
         assert_eq!(sql(t(true, true, true)).matches("UNION ALL").count(), 2);
         assert!(!t(false, false, false).any() && t(false, false, true).any());
+    }
+
+    #[test]
+    fn minutes_whose_markers_saw_no_span_send_no_minute_read() {
+        let m = 60_000_000_000i64;
+        let w = Window {
+            lo: 100 * m,
+            hi: 115 * m,
+            now: 115 * m,
+        };
+        let mut rolled = Rolled::default();
+        for t in 100..110 {
+            rolled.minutes.insert(
+                t * m,
+                MinuteMarker {
+                    minute: (t * 60) as u32,
+                    computed_at: 1,
+                    ..MinuteMarker::default()
+                },
+            );
+        }
+        let c = Coverage {
+            live_lo: 110 * m,
+            minute_bounds: vec![(100 * m, 110 * m)],
+            live: vec![(110 * m, 115 * m)],
+            ..Coverage::default()
+        };
+        assert!(
+            !RolledTables::of(&rolled, w, &c).any(),
+            "empty minutes: no read"
+        );
+        rolled.minutes.get_mut(&(104 * m)).unwrap().spans = 3;
+        assert!(
+            RolledTables::of(&rolled, w, &c).minutes,
+            "one minute with spans"
+        );
+        // Outside the minute bounds (an hour read whole, say) it is not a minute read.
+        let elsewhere = Coverage {
+            minute_bounds: vec![(105 * m, 110 * m)],
+            ..c
+        };
+        assert!(!RolledTables::of(&rolled, w, &elsewhere).minutes);
     }
 
     #[test]
