@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::GraphArgs;
 use orrery_store::graph_rules as rules;
+use orrery_store::latency::Histogram;
 
 pub mod coverage;
 pub mod current;
@@ -237,6 +238,40 @@ pub(crate) fn merge_by_key<'a, T: Clone, K: std::hash::Hash + Eq + 'a>(
     out
 }
 
+/// The calls of one key of a live read (an edge or a node), folded from its rows — one per
+/// latency bucket — as they arrive, never collected first (see `edges::live_edges`).
+#[derive(Debug, Default)]
+pub(crate) struct LiveCalls {
+    pub requests: u64,
+    pub errors: u64,
+    pub duration_sum_ns: u64,
+    pub latency: Histogram,
+}
+
+impl LiveCalls {
+    /// One row's calls: `(requests, errors, duration sum)` in latency bucket `bucket`, between
+    /// `(min, max)` ns.
+    pub(crate) fn bucket(
+        bucket: u8,
+        (requests, errors, sum): (u64, u64, u64),
+        (min_ns, max_ns): (u64, u64),
+    ) -> Self {
+        LiveCalls {
+            requests,
+            errors,
+            duration_sum_ns: sum,
+            latency: Histogram::one_bucket(bucket as usize, requests, min_ns, max_ns),
+        }
+    }
+
+    pub(crate) fn add(&mut self, o: &LiveCalls) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.duration_sum_ns += o.duration_sum_ns;
+        self.latency.merge(&o.latency);
+    }
+}
+
 /// Rows of a slot table in `[slo, shi)`, each slot at its latest computation.
 pub(crate) fn slot_rows_sql(table: &str, cols: &str) -> String {
     format!(
@@ -396,6 +431,25 @@ mod tests {
         assert!(
             ranges_sql("Hour", "h", Ends::Seconds).contains("Hour < toDateTime({h7hi:UInt32})")
         );
+    }
+
+    #[test]
+    fn a_live_keys_bucket_rows_fold_into_its_calls() {
+        use orrery_store::latency::index as bucket_of;
+        let ms = 1_000_000u64;
+        // Three calls of one edge in two latency buckets, as the live read returns them: one
+        // row per bucket with its count, errors, sum, min and max.
+        let (a, b, c) = (10 * ms, 10 * ms + ms / 10, 400 * ms);
+        let (fast, slow) = (bucket_of(a), bucket_of(c));
+        assert!(bucket_of(b) == fast && fast != slow);
+        let mut sum = LiveCalls::default();
+        sum.add(&LiveCalls::bucket(fast as u8, (2, 1, a + b), (a, b)));
+        sum.add(&LiveCalls::bucket(slow as u8, (1, 0, c), (c, c)));
+        assert_eq!(
+            (sum.requests, sum.errors, sum.duration_sum_ns),
+            (3, 1, a + b + c)
+        );
+        assert_eq!(sum.latency, Histogram::of(&[a, b, c]));
     }
 
     #[test]

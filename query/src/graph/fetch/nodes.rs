@@ -1,7 +1,7 @@
 //! Node aggregates of a window (services, regions or one service's instances): rolled-up
 //! part (cached), 10-second slots and live ranges, merged here like edges.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -12,8 +12,8 @@ use super::Coverage;
 use super::edges::{Regions, regionless, small_tail};
 use super::tail_guess::{Guess, LiveStart, Started};
 use super::{
-    NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key, rolled_rows_sql,
-    rolled_versions, slot_rows_sql,
+    LiveCalls, NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key,
+    rolled_rows_sql, rolled_versions, slot_rows_sql,
 };
 use crate::GraphArgs;
 use crate::graph::cache;
@@ -292,24 +292,52 @@ GROUP BY id, bucket",
     let (full, bare) = (sql(true), sql(false));
     let ranges = live.iter().map(|&range| {
         let sql = if without(range) { &bare } else { &full };
-        bind_node_key(bind_live(client.query(sql), w, range, s), key).fetch_all()
+        let q = bind_node_key(bind_live(client.query(sql), w, range, s), key);
+        // Folded as the rows arrive (one per node and latency bucket), as `edges::live_edges`.
+        async move {
+            let mut rows = q.fetch::<LiveNodeRow>()?;
+            let mut by_id: HashMap<String, (String, LiveCalls)> = HashMap::new();
+            while let Some(r) = rows.next().await? {
+                let calls = LiveCalls::bucket(
+                    r.bucket,
+                    (r.requests, r.errors, r.duration_sum_ns),
+                    (r.min_ns, r.max_ns),
+                );
+                let (region, sum) = by_id.entry(r.id).or_default();
+                if region.is_empty() {
+                    *region = r.region;
+                }
+                sum.add(&calls);
+            }
+            anyhow::Ok(by_id)
+        }
     });
-    let rows: Vec<Vec<LiveNodeRow>> = futures::future::try_join_all(ranges)
+    let mut parts = futures::future::try_join_all(ranges)
         .await
-        .context("reading service-graph nodes (live)")?;
-    let parts: Vec<NodeAgg> = rows
+        .context("reading service-graph nodes (live)")?
+        .into_iter();
+    let mut merged = parts.next().unwrap_or_default();
+    for part in parts {
+        for (id, (r, calls)) in part {
+            let (region, sum) = merged.entry(id).or_default();
+            if region.is_empty() {
+                *region = r;
+            }
+            sum.add(&calls);
+        }
+    }
+    let nodes = merged
         .into_iter()
-        .flatten()
-        .map(|r| NodeAgg {
-            latency: Histogram::one_bucket(r.bucket as usize, r.requests, r.min_ns, r.max_ns),
-            id: r.id,
-            region: r.region,
-            requests: r.requests,
-            errors: r.errors,
-            duration_sum_ns: r.duration_sum_ns,
+        .map(|(id, (region, c))| NodeAgg {
+            id,
+            region,
+            requests: c.requests,
+            errors: c.errors,
+            duration_sum_ns: c.duration_sum_ns,
+            latency: c.latency,
             q: Vec::new(),
         })
         .collect();
     let bare = live.iter().any(|&range| without(range));
-    Ok((merge_by_key(&[], &parts, |n| &n.id, NodeAgg::add), bare))
+    Ok((nodes, bare))
 }
