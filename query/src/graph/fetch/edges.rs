@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::Coverage;
 use super::markers::{HOUR_NS, MINUTE_NS};
-use super::tail_guess::{Guess, LiveStart, Started, Tail};
+use super::tail_guess::{Guess, LiveStart, Started, Tail, kept_or};
 use super::{
     EdgeAgg, LiveCalls, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key,
     rolled_rows_sql, rolled_versions, slot_rows_sql,
@@ -165,13 +165,9 @@ pub async fn edges_guessed(
     if let Some(t) = Tail::of(w, &c.live, whole) {
         cache.note_tail(t);
     }
-    let live_part = async {
-        if let Some(answer) = match started {
-            Some(st) => st.take(&c.live, whole).await,
-            None => None,
-        } {
-            return answer;
-        }
+    let live_part = kept_or(
+        started,
+        (&c.live, whole),
         live_edges(
             client,
             s,
@@ -179,9 +175,8 @@ pub async fn edges_guessed(
             &c.live,
             (grouping, filter),
             (Regions::IfNeeded, whole),
-        )
-        .await
-    };
+        ),
+    );
     let (old, slots, (mut live, regionless)) = tokio::try_join!(
         rolled_edges(
             client,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::Coverage;
 use super::edges::{Regions, regionless, small_tail};
-use super::tail_guess::{Guess, LiveStart, Started};
+use super::tail_guess::{Guess, LiveStart, Started, kept_or};
 use super::{
     LiveCalls, NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key,
     rolled_rows_sql, rolled_versions, slot_rows_sql,
@@ -123,15 +123,11 @@ pub async fn nodes_guessed(
     let mut c = rolled.coverage(w);
     // The same choice as the edges' (same coverage, same counts): slots from rows or spans.
     let whole = small_tail(s, rolled, w, &mut c);
-    let live_part = async {
-        if let Some(answer) = match started {
-            Some(st) => st.take(&c.live, whole).await,
-            None => None,
-        } {
-            return answer;
-        }
-        live_nodes(client, s, w, &c.live, key, (Regions::IfNeeded, whole)).await
-    };
+    let live_part = kept_or(
+        started,
+        (&c.live, whole),
+        live_nodes(client, s, w, &c.live, key, (Regions::IfNeeded, whole)),
+    );
     let (old, slots, (mut live, regionless)) = tokio::try_join!(
         rolled_nodes(client, (cache, s.graph_cache_entries), w, rolled, &c, key),
         slot_nodes(client, &c, key),

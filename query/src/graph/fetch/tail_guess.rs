@@ -23,6 +23,9 @@ use tokio::task::JoinHandle;
 use super::window::Window;
 use crate::metrics::inc;
 
+/// `[lo, hi)` in ns.
+type Range = (i64, i64);
+
 /// Guesses kept (the markers said the guessed range) and dropped, for `/metrics`.
 pub static KEPT: AtomicU64 = AtomicU64::new(0);
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -112,6 +115,21 @@ impl<T: Send + 'static> Started<T> {
             Err(e) => Err(anyhow::anyhow!("live read on a guessed tail: {e}")),
         })
     }
+}
+
+/// The early read's answer when `started` guessed the ranges the markers say (`live`,
+/// `whole`), else `read`'s — a future, so it runs only then.
+pub async fn kept_or<T: Send + 'static>(
+    started: Option<Started<T>>,
+    (live, whole): (&[Range], Option<Range>),
+    read: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    if let Some(st) = started
+        && let Some(answer) = st.take(live, whole).await
+    {
+        return answer;
+    }
+    read.await
 }
 
 impl<T> Drop for Started<T> {
