@@ -30,6 +30,10 @@ pub static LIVE_EVENTS_ERROR: AtomicU64 = AtomicU64::new(0);
 pub static LIVE_BYTES_SENT: AtomicU64 = AtomicU64::new(0);
 pub static LIVE_RESYNCS: AtomicU64 = AtomicU64::new(0);
 pub static LIVE_DROPPED: AtomicU64 = AtomicU64::new(0);
+// Graph reads (query/src/graph/fetch/tail_guess.rs): live tails read on a guess, kept (the
+// markers said the guessed range) and dropped.
+pub static TAIL_GUESSES_KEPT: AtomicU64 = AtomicU64::new(0);
+pub static TAIL_GUESSES_DROPPED: AtomicU64 = AtomicU64::new(0);
 // Rollup job (query/src/rollup.rs).
 pub static ROLLUP_MINUTES: AtomicU64 = AtomicU64::new(0);
 pub static ROLLUP_SLOTS: AtomicU64 = AtomicU64::new(0);
@@ -215,18 +219,15 @@ pub fn render(in_flight: u64, streams_open: u64) -> String {
         "Live streams dropped because their client took no event for --query-stream-stall.",
         &[("", get(&LIVE_DROPPED))],
     );
-    {
-        use crate::graph::fetch::tail_guess::{DROPPED, KEPT};
-        metric(
-            "orrery_query_graph_tail_guesses_total",
-            "counter",
-            "Graph live tails read beside the rollup markers on the last read's guess, by whether the markers confirmed the guess (kept) or not (dropped: read again after them).",
-            &[
-                ("{outcome=\"kept\"}", get(&KEPT)),
-                ("{outcome=\"dropped\"}", get(&DROPPED)),
-            ],
-        );
-    }
+    metric(
+        "orrery_query_graph_tail_guesses_total",
+        "counter",
+        "Graph live tails read beside the rollup markers on the last read's guess, by whether the markers confirmed the guess (kept) or not (dropped: read again after them).",
+        &[
+            ("{outcome=\"kept\"}", get(&TAIL_GUESSES_KEPT)),
+            ("{outcome=\"dropped\"}", get(&TAIL_GUESSES_DROPPED)),
+        ],
+    );
     metric(
         "orrery_query_limit_hits_total",
         "counter",

@@ -15,20 +15,15 @@
 //! [`RolledCache`]: crate::graph::cache::RolledCache
 
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
 
 use anyhow::Result;
 use tokio::task::JoinHandle;
 
 use super::window::Window;
-use crate::metrics::inc;
+use crate::metrics::{TAIL_GUESSES_DROPPED, TAIL_GUESSES_KEPT, inc};
 
 /// `[lo, hi)` in ns.
 type Range = (i64, i64);
-
-/// Guesses kept (the markers said the guessed range) and dropped, for `/metrics`.
-pub static KEPT: AtomicU64 = AtomicU64::new(0);
-pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// How far before "now" a guessed tail may start: the live edge (the slots close seconds after
 /// they end; without slots the minutes' frontier is ~1–2 minutes back). An older start is a
@@ -106,10 +101,10 @@ impl<T: Send + 'static> Started<T> {
         let handle = self.handle.take()?;
         if self.guess.live != live || self.guess.whole != whole {
             handle.abort();
-            inc(&DROPPED);
+            inc(&TAIL_GUESSES_DROPPED);
             return None;
         }
-        inc(&KEPT);
+        inc(&TAIL_GUESSES_KEPT);
         Some(match handle.await {
             Ok(r) => r,
             Err(e) => Err(anyhow::anyhow!("live read on a guessed tail: {e}")),
