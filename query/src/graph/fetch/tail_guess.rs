@@ -23,7 +23,7 @@ use super::window::Window;
 use crate::metrics::{TAIL_GUESSES_DROPPED, TAIL_GUESSES_KEPT, inc};
 
 /// `[lo, hi)` in ns.
-type Range = (i64, i64);
+pub type Range = (i64, i64);
 
 /// How far before "now" a guessed tail may start: the live edge (the slots close seconds after
 /// they end; without slots the minutes' frontier is ~1–2 minutes back). An older start is a
@@ -41,8 +41,8 @@ pub struct Tail {
 /// The live ranges a read guesses, and its small-tail range: what the markers must then say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guess {
-    pub live: Vec<(i64, i64)>,
-    pub whole: Option<(i64, i64)>,
+    pub live: Vec<Range>,
+    pub whole: Option<Range>,
 }
 
 impl Tail {
@@ -50,7 +50,7 @@ impl Tail {
     /// that runs to the window's end, when that end is now (a window of the past has no tail
     /// to share), and starts inside the window (one starting at the window's start says where
     /// the window begins, not where the rollup's frontier is).
-    pub fn of(w: Window, live: &[(i64, i64)], whole: Option<(i64, i64)>) -> Option<Tail> {
+    pub fn of(w: Window, live: &[Range], whole: Option<Range>) -> Option<Tail> {
         match live {
             [(lo, hi)] if *hi == w.hi && w.hi >= w.now && *lo > w.lo => Some(Tail {
                 lo: *lo,
@@ -92,19 +92,15 @@ impl<T: Send + 'static> Started<T> {
     }
 
     /// The early read's answer when the markers say the guessed ranges (`live`, `whole`);
-    /// `None` (the read aborted) when they do not.
-    pub async fn take(
-        mut self,
-        live: &[(i64, i64)],
-        whole: Option<(i64, i64)>,
-    ) -> Option<Result<T>> {
-        let handle = self.handle.take()?;
+    /// `None` (the read aborted) when they do not. The handle stays in `self` while it is
+    /// awaited, so a request that ends meanwhile aborts the read too (`Drop`).
+    pub async fn take(mut self, live: &[Range], whole: Option<Range>) -> Option<Result<T>> {
         if self.guess.live != live || self.guess.whole != whole {
-            handle.abort();
             inc(&TAIL_GUESSES_DROPPED);
             return None;
         }
         inc(&TAIL_GUESSES_KEPT);
+        let handle = self.handle.as_mut()?;
         Some(match handle.await {
             Ok(r) => r,
             Err(e) => Err(anyhow::anyhow!("live read on a guessed tail: {e}")),
@@ -204,12 +200,29 @@ mod tests {
         assert!(other_choice.take(&[(1, 2)], Some((1, 2))).await.is_none());
         // Dropped unused: the read is aborted, never left running.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let pending = Started::spawn(guess, async move {
+        let pending = Started::spawn(guess.clone(), async move {
             let _tx = tx;
             std::future::pending::<()>().await;
             Ok(0)
         });
         drop(pending);
         assert!(rx.await.is_err(), "the aborted read dropped its sender");
+        // Kept, then the request ends while its answer is awaited: aborted as well.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let kept = Started::spawn(guess, async move {
+            let _tx = tx;
+            std::future::pending::<()>().await;
+            Ok(0)
+        });
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            kept.take(&[(1, 2)], None),
+        );
+        assert!(waited.await.is_err(), "still pending when the request ends");
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(2), rx).await;
+        assert!(
+            matches!(ended, Ok(Err(_))),
+            "the kept read was aborted with its request"
+        );
     }
 }
