@@ -59,3 +59,37 @@ impl NodeAgg {
         }
     }
 }
+
+/// The calls of one key of a live read (an edge or a node), folded from its rows — one per
+/// latency bucket — as they arrive, never collected first (see `fetch::edges::live_edges`).
+#[derive(Debug, Default)]
+pub struct LiveCalls {
+    pub requests: u64,
+    pub errors: u64,
+    pub duration_sum_ns: u64,
+    pub latency: Histogram,
+}
+
+impl LiveCalls {
+    /// One row's calls: `(requests, errors, duration sum)` in latency bucket `bucket`, between
+    /// `(min, max)` ns.
+    pub fn bucket(
+        bucket: u8,
+        (requests, errors, sum): (u64, u64, u64),
+        (min_ns, max_ns): (u64, u64),
+    ) -> Self {
+        LiveCalls {
+            requests,
+            errors,
+            duration_sum_ns: sum,
+            latency: Histogram::one_bucket(bucket as usize, requests, min_ns, max_ns),
+        }
+    }
+
+    pub fn add(&mut self, o: &LiveCalls) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.duration_sum_ns += o.duration_sum_ns;
+        self.latency.merge(&o.latency);
+    }
+}

@@ -16,7 +16,6 @@ use serde::Deserialize;
 
 use crate::GraphArgs;
 use orrery_store::graph_rules as rules;
-use orrery_store::latency::Histogram;
 
 pub mod coverage;
 pub mod current;
@@ -25,7 +24,7 @@ pub mod markers;
 pub mod nodes;
 pub mod tail_guess;
 pub mod window;
-pub use super::agg::{EdgeAgg, NodeAgg};
+pub use super::agg::{EdgeAgg, LiveCalls, NodeAgg};
 pub use coverage::{Coverage, coverage_of};
 pub use current::QualityAgg;
 pub use edges::{EdgeFilter, Grouping, edges, edges_guessed, edges_in, start_live_edges};
@@ -238,38 +237,20 @@ pub(crate) fn merge_by_key<'a, T: Clone, K: std::hash::Hash + Eq + 'a>(
     out
 }
 
-/// The calls of one key of a live read (an edge or a node), folded from its rows — one per
-/// latency bucket — as they arrive, never collected first (see `edges::live_edges`).
-#[derive(Debug, Default)]
-pub(crate) struct LiveCalls {
-    pub requests: u64,
-    pub errors: u64,
-    pub duration_sum_ns: u64,
-    pub latency: Histogram,
-}
-
-impl LiveCalls {
-    /// One row's calls: `(requests, errors, duration sum)` in latency bucket `bucket`, between
-    /// `(min, max)` ns.
-    pub(crate) fn bucket(
-        bucket: u8,
-        (requests, errors, sum): (u64, u64, u64),
-        (min_ns, max_ns): (u64, u64),
-    ) -> Self {
-        LiveCalls {
-            requests,
-            errors,
-            duration_sum_ns: sum,
-            latency: Histogram::one_bucket(bucket as usize, requests, min_ns, max_ns),
+/// The per-key folds of a live read's ranges (normally one) as one, adding with `add` the keys
+/// two ranges share.
+pub(crate) fn merge_folds<K: std::hash::Hash + Eq, V: Default>(
+    parts: Vec<HashMap<K, V>>,
+    add: impl Fn(&mut V, V),
+) -> HashMap<K, V> {
+    let mut parts = parts.into_iter();
+    let mut merged = parts.next().unwrap_or_default();
+    for part in parts {
+        for (key, v) in part {
+            add(merged.entry(key).or_default(), v);
         }
     }
-
-    pub(crate) fn add(&mut self, o: &LiveCalls) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.duration_sum_ns += o.duration_sum_ns;
-        self.latency.merge(&o.latency);
-    }
+    merged
 }
 
 /// Rows of a slot table in `[slo, shi)`, each slot at its latest computation.

@@ -13,7 +13,7 @@ use super::markers::{HOUR_NS, MINUTE_NS};
 use super::tail_guess::{Guess, LiveStart, Started, Tail, kept_or};
 use super::{
     EdgeAgg, LiveCalls, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key,
-    rolled_rows_sql, rolled_versions, slot_rows_sql,
+    merge_folds, rolled_rows_sql, rolled_versions, slot_rows_sql,
 };
 use crate::GraphArgs;
 use crate::graph::cache;
@@ -513,19 +513,12 @@ GROUP BY source, target, kind, bucket",
             anyhow::Ok(by_key)
         }
     });
-    let mut parts = futures::future::try_join_all(ranges)
-        .await
-        .context("reading service-graph edges (live)")?
-        .into_iter();
-    let mut merged = parts.next().unwrap_or_default();
-    for part in parts {
-        for (key, e) in part {
-            merged
-                .entry(key)
-                .or_default()
-                .add(e.caller_region, e.callee_region, &e.calls);
-        }
-    }
+    let merged = merge_folds(
+        futures::future::try_join_all(ranges)
+            .await
+            .context("reading service-graph edges (live)")?,
+        |e: &mut LiveEdge, o: LiveEdge| e.add(o.caller_region, o.callee_region, &o.calls),
+    );
     let edges = merged
         .into_iter()
         .map(|((source, target, kind), e)| EdgeAgg {

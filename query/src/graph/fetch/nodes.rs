@@ -13,7 +13,7 @@ use super::edges::{Regions, regionless, small_tail};
 use super::tail_guess::{Guess, LiveStart, Started, kept_or};
 use super::{
     LiveCalls, NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key,
-    rolled_rows_sql, rolled_versions, slot_rows_sql,
+    merge_folds, rolled_rows_sql, rolled_versions, slot_rows_sql,
 };
 use crate::GraphArgs;
 use crate::graph::cache;
@@ -239,6 +239,14 @@ struct LiveNodeRow {
     max_ns: u64,
 }
 
+/// Adds one live node's region (the first non-empty one stays) and calls to its fold.
+fn add_live_node((region, sum): &mut (String, LiveCalls), (r, calls): (String, LiveCalls)) {
+    if region.is_empty() {
+        *region = r;
+    }
+    sum.add(&calls);
+}
+
 /// The live ranges' nodes, and whether any range was read without regions
 /// (`edges::regionless`: services only, at the live edge).
 async fn live_nodes(
@@ -299,29 +307,17 @@ GROUP BY id, bucket",
                     (r.requests, r.errors, r.duration_sum_ns),
                     (r.min_ns, r.max_ns),
                 );
-                let (region, sum) = by_id.entry(r.id).or_default();
-                if region.is_empty() {
-                    *region = r.region;
-                }
-                sum.add(&calls);
+                add_live_node(by_id.entry(r.id).or_default(), (r.region, calls));
             }
             anyhow::Ok(by_id)
         }
     });
-    let mut parts = futures::future::try_join_all(ranges)
-        .await
-        .context("reading service-graph nodes (live)")?
-        .into_iter();
-    let mut merged = parts.next().unwrap_or_default();
-    for part in parts {
-        for (id, (r, calls)) in part {
-            let (region, sum) = merged.entry(id).or_default();
-            if region.is_empty() {
-                *region = r;
-            }
-            sum.add(&calls);
-        }
-    }
+    let merged = merge_folds(
+        futures::future::try_join_all(ranges)
+            .await
+            .context("reading service-graph nodes (live)")?,
+        add_live_node,
+    );
     let nodes = merged
         .into_iter()
         .map(|(id, (region, c))| NodeAgg {
