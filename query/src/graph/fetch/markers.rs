@@ -35,8 +35,9 @@ pub const SLOT_DELAY_NS: i64 = 10_000_000_000;
 /// Slots are read only this close to a window's end (they only bridge the last minutes).
 const SLOT_READ_NS: i64 = 5 * MINUTE_NS;
 /// The longest marker read (whole hours, the window and its baseline rounded out) taken minute
-/// by minute ([`WindowReads::per_minute`]): 8 hours, at most 480 markers and 600 counts.
-const PER_MINUTE_READ_NS: i64 = 8 * HOUR_NS;
+/// by minute ([`WindowReads::per_minute`]): 50 hours, the 24 h graph with its baseline — at
+/// most ~1,500 markers (minute markers live 25 h, schema v14) and 3,120 counts.
+const PER_MINUTE_READ_NS: i64 = 50 * HOUR_NS;
 
 /// One row of `orrery_graph_minutes`, as the rollup writes it and readers read each minute's
 /// latest (the one marker type of the project).
@@ -282,9 +283,12 @@ GROUP BY Minute",
         // where no day is rolled up the second round would only cost its fixed price.)
         let first_day = (lo + DAY_NS - 1).div_euclid(DAY_NS) * DAY_NS;
         let days_first = reads.days && first_day + 2 * DAY_NS <= hi;
-        // A short read (the 15-minute and 1 h graphs with their baselines) takes every
-        // minute's marker and count, a few hundred rows, in two branches instead of four.
-        let per_minute = !reads.days && end - first <= PER_MINUTE_READ_NS;
+        // A read of up to two days (the 15-minute, 1 h and 24 h graphs with their baselines)
+        // takes every minute's marker and count, a few thousand rows at most, in two branches
+        // instead of four — and then never needs a second round: an hour not taken whole
+        // (a young install's first, partly marked hour; an hour just ended whose hour marker
+        // is not written yet; late spans) is answered from those rows.
+        let per_minute = !days_first && end - first <= PER_MINUTE_READ_NS;
         let first_round = if days_first {
             reads.days_first()
         } else if per_minute {

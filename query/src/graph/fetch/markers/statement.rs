@@ -187,8 +187,9 @@ impl WindowReads {
         }
     }
 
-    /// The first round of a short window (a few hours, no whole day: the 15-minute and 1 h
-    /// graphs with their baselines): every minute's marker and span count in two branches
+    /// The first round of a short window (up to two days with its baseline, no
+    /// [`WindowReads::days_first`]: the 15-minute, 1 h and 24 h graphs): every minute's marker
+    /// and span count in two branches
     /// instead of four (the per-hour sums and counts, the ends' markers and counts), the
     /// hours' sums derived from them here ([`per_minute_rows`]). A branch costs its planning
     /// whatever it reads — the four cost ~35 ms of engine CPU on 2 cores for a 1 h graph's
