@@ -12,8 +12,8 @@ use super::Coverage;
 use super::markers::{HOUR_NS, MINUTE_NS};
 use super::tail_guess::{Guess, LiveStart, Started, Tail, kept_or};
 use super::{
-    EdgeAgg, LiveCalls, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key,
-    merge_folds, rolled_rows_sql, rolled_versions, slot_rows_sql,
+    EdgeAgg, LiveCalls, Rolled, RolledAgg, RolledTables, Window, bind_live, bind_rolled,
+    bind_slots, merge_by_key, merge_folds, rolled_agg_sql, rolled_versions, slot_agg_sql,
 };
 use crate::GraphArgs;
 use crate::graph::cache;
@@ -219,27 +219,19 @@ pub async fn edges_guessed(
     Ok(out)
 }
 
-/// Edge rows of rollup rows `rows` (a subquery with the edge key and value columns), grouped
-/// by the grouping's node ids, filtered.
-fn rolled_edges_sql(rows: &str, grouping: Grouping, filter: &EdgeFilter) -> String {
+/// The SELECT list of edge rows over rollup rows, keyed by the grouping's node ids
+/// ([`RolledAgg`]; GROUP BY [`EDGE_GROUP_BY`]).
+fn rolled_edges_select(grouping: Grouping) -> String {
     let (src, dst) = edge_ends(grouping);
-    let values = rules::value_columns();
     format!(
-        "SELECT src AS source, dst AS target, CalleeKind AS kind,
-    any(CallerRegion) AS caller_region, any(CalleeRegion) AS callee_region,
-    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
-    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
-FROM (
-    SELECT {src} AS src, {dst} AS dst, toString(CalleeKind) AS CalleeKind,
-        toString(CallerRegion) AS CallerRegion, toString(CalleeRegion) AS CalleeRegion, {values}
-    FROM ({rows})
-    WHERE 1 {filter_sql}
-)
-GROUP BY src, dst, CalleeKind",
-        hist = latency::sum_array_sql(),
-        filter_sql = edge_filter_sql(filter),
+        "{src} AS source, {dst} AS target, toString(CalleeKind) AS kind,
+    toString(any(CallerRegion)) AS caller_region, toString(any(CalleeRegion)) AS callee_region,
+    {}",
+        super::summed_values()
     )
 }
+
+const EDGE_GROUP_BY: &str = "source, target, kind";
 
 /// The slot part of a window's edges (not cached: it changes every slot).
 async fn slot_edges(
@@ -251,19 +243,14 @@ async fn slot_edges(
     if c.slots.1 <= c.slots.0 {
         return Ok(Vec::new());
     }
-    let cols = format!(
-        "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {}",
-        rules::value_columns()
-    );
-    let sql = rolled_edges_sql(
-        &slot_rows_sql("orrery_graph_edges_10s", &cols),
-        grouping,
-        filter,
-    );
-    let q = client
-        .query(&sql)
-        .param("slo", c.slots.0)
-        .param("shi", c.slots.1);
+    let select = rolled_edges_select(grouping);
+    let agg = RolledAgg {
+        select: &select,
+        filter: edge_filter_sql(filter),
+        group_by: EDGE_GROUP_BY,
+    };
+    let sql = slot_agg_sql("orrery_graph_edges_10s", agg);
+    let q = bind_slots(client.query(&sql), c);
     let rows: Vec<EdgeRow> = bind_edge_filter(q, filter)
         .fetch_all()
         .await
@@ -304,21 +291,23 @@ async fn rolled_edges(
         ) => "orrery_graph_services_1h",
         _ => "orrery_graph_edges_1h",
     };
-    let cols = format!(
-        "Caller, Callee, CallerRegion, CalleeRegion, CalleeKind, {}",
-        rules::value_columns()
-    );
-    let sql = rolled_edges_sql(
-        &rolled_rows_sql(hourly, "orrery_graph_edges_1m", &cols, tables),
-        grouping,
-        filter,
-    );
+    let select = rolled_edges_select(grouping);
+    let agg = RolledAgg {
+        select: &select,
+        filter: edge_filter_sql(filter),
+        group_by: EDGE_GROUP_BY,
+    };
+    let sql = rolled_agg_sql(hourly, "orrery_graph_edges_1m", agg, tables);
     let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c), filter);
     let rows: Vec<EdgeRow> = q
         .fetch_all()
         .await
         .context("reading service-graph edges (rolled up)")?;
-    let part: Arc<Vec<EdgeAgg>> = Arc::new(rows.into_iter().map(EdgeAgg::from).collect());
+    let mut rows: Vec<EdgeAgg> = rows.into_iter().map(EdgeAgg::from).collect();
+    if tables.several() {
+        rows = merge_by_key(&rows, &[], edge_key, EdgeAgg::add);
+    }
+    let part = Arc::new(rows);
     cache.put(key, cache::Part::Edges(part.clone()), entries);
     Ok(part)
 }

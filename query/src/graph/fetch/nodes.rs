@@ -12,13 +12,13 @@ use super::Coverage;
 use super::edges::{Regions, regionless, small_tail};
 use super::tail_guess::{Guess, LiveStart, Started, kept_or};
 use super::{
-    LiveCalls, NodeAgg, Rolled, RolledTables, Window, bind_live, bind_rolled, merge_by_key,
-    merge_folds, rolled_rows_sql, rolled_versions, slot_rows_sql,
+    LiveCalls, NodeAgg, Rolled, RolledAgg, RolledTables, Window, bind_live, bind_rolled,
+    bind_slots, merge_by_key, merge_folds, rolled_agg_sql, rolled_versions, slot_agg_sql,
 };
 use crate::GraphArgs;
 use crate::graph::cache;
 use orrery_store::graph_rules::{self as rules, minute_filter};
-use orrery_store::latency::{self, Histogram};
+use orrery_store::latency::Histogram;
 
 #[derive(Row, Deserialize)]
 struct NodeRow {
@@ -152,18 +152,18 @@ pub async fn nodes_guessed(
     Ok(out)
 }
 
-/// Node rows of rollup rows `rows` (a subquery with the node key and value columns).
-fn rolled_nodes_sql(rows: &str, key: &NodeKey) -> String {
+/// Node rows over rollup rows, keyed by `key` ([`RolledAgg`]); the SELECT list is `select`'s.
+fn rolled_nodes_agg<'a>(key: &NodeKey, select: &'a mut String) -> RolledAgg<'a> {
     let (key_expr, filter) = node_key_sql(key);
-    format!(
-        "SELECT {key_expr} AS id, toString(any(Region)) AS region,
-    sum(Requests) AS requests, sum(Errors) AS errors, sum(DurationSumNs) AS duration_sum_ns,
-    min(DurationMinNs) AS min_ns, max(DurationMaxNs) AS max_ns, {hist} AS hist
-FROM ({rows})
-WHERE 1 {filter}
-GROUP BY id",
-        hist = latency::sum_array_sql(),
-    )
+    *select = format!(
+        "{key_expr} AS id, toString(any(Region)) AS region, {}",
+        super::summed_values()
+    );
+    RolledAgg {
+        select,
+        filter,
+        group_by: "id",
+    }
 }
 
 /// The slot part of a window's nodes (not cached: it changes every slot).
@@ -171,12 +171,9 @@ async fn slot_nodes(client: &Client, c: &Coverage, key: &NodeKey) -> Result<Vec<
     if c.slots.1 <= c.slots.0 {
         return Ok(Vec::new());
     }
-    let cols = format!("Service, Region, Instance, {}", rules::value_columns());
-    let sql = rolled_nodes_sql(&slot_rows_sql("orrery_graph_nodes_10s", &cols), key);
-    let q = client
-        .query(&sql)
-        .param("slo", c.slots.0)
-        .param("shi", c.slots.1);
+    let mut select = String::new();
+    let sql = slot_agg_sql("orrery_graph_nodes_10s", rolled_nodes_agg(key, &mut select));
+    let q = bind_slots(client.query(&sql), c);
     let rows: Vec<NodeRow> = bind_node_key(q, key)
         .fetch_all()
         .await
@@ -207,22 +204,23 @@ async fn rolled_nodes(
     if let Some(cache::Part::Nodes(hit)) = cache.get(cache_key) {
         return Ok(hit);
     }
-    let cols = format!("Service, Region, Instance, {}", rules::value_columns());
-    let sql = rolled_nodes_sql(
-        &rolled_rows_sql(
-            "orrery_graph_nodes_1h",
-            "orrery_graph_nodes_1m",
-            &cols,
-            tables,
-        ),
-        key,
+    let mut select = String::new();
+    let sql = rolled_agg_sql(
+        "orrery_graph_nodes_1h",
+        "orrery_graph_nodes_1m",
+        rolled_nodes_agg(key, &mut select),
+        tables,
     );
     let q = bind_node_key(bind_rolled(client.query(&sql), w, c), key);
     let rows: Vec<NodeRow> = q
         .fetch_all()
         .await
         .context("reading service-graph nodes (rolled up)")?;
-    let part: Arc<Vec<NodeAgg>> = Arc::new(rows.into_iter().map(NodeAgg::from).collect());
+    let mut rows: Vec<NodeAgg> = rows.into_iter().map(NodeAgg::from).collect();
+    if tables.several() {
+        rows = merge_by_key(&rows, &[], |n| &n.id, NodeAgg::add);
+    }
+    let part = Arc::new(rows);
     cache.put(cache_key, cache::Part::Nodes(part.clone()), entries);
     Ok(part)
 }
