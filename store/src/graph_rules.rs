@@ -269,23 +269,38 @@ pub fn spans_as_calls_sql() -> String {
 }
 
 fn call_rows(minute_filter: &str, source: CallSource, parents: Parents) -> String {
-    call_branches(minute_filter, source, parents).join("\nUNION ALL\n")
+    call_branches(minute_filter, source, parents, RegionCols::Read).join("\nUNION ALL\n")
+}
+
+/// Whether call rows carry the caller's and callee's regions (`CallerRegion`, `CalleeRegion`)
+/// or leave them empty: a reader that does not group or filter by region (the service-level
+/// map's live part) takes the empty form, whose SQL has no region expression to plan (each a
+/// lambda over the `Resource` map: ~5 ms of engine planning per live read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionCols {
+    Read,
+    Empty,
 }
 
 /// The two branches of [`call_rows_sql`] apart — calls found by the parent join (entries,
 /// cross-service calls, orphans) and virtual edges — with the same columns, so a reader can
 /// aggregate each where it is read instead of over their `UNION ALL` (one nesting level less
 /// to plan: a live read's cost is mostly its planning, docs/decisions.md).
-pub fn call_row_branches(minute_filter: &str) -> [String; 2] {
-    call_branches(minute_filter, CallSource::Copy, Parents::Lookback)
+pub fn call_row_branches(minute_filter: &str, regions: RegionCols) -> [String; 2] {
+    call_branches(minute_filter, CallSource::Copy, Parents::Lookback, regions)
 }
 
 /// [`live_call_rows_sql`]'s two branches apart (see [`call_row_branches`]).
-pub fn live_call_row_branches() -> [String; 2] {
-    call_branches(minute_filter::ALL, CallSource::Copy, Parents::Near)
+pub fn live_call_row_branches(regions: RegionCols) -> [String; 2] {
+    call_branches(minute_filter::ALL, CallSource::Copy, Parents::Near, regions)
 }
 
-fn call_branches(minute_filter: &str, source: CallSource, parents: Parents) -> [String; 2] {
+fn call_branches(
+    minute_filter: &str,
+    source: CallSource,
+    parents: Parents,
+    regions: RegionCols,
+) -> [String; 2] {
     let calls = source.table();
     let (parent_lo, orphans) = match parents {
         Parents::Lookback => (
@@ -308,19 +323,29 @@ fn call_branches(minute_filter: &str, source: CallSource, parents: Parents) -> [
     let (service, orphan) = (kind::SERVICE, kind::ORPHAN);
     // The callee's region only for the rows kept (entries and calls from another service,
     // about half a range's spans): a map lookup per row is most of what reading a row costs.
-    let callee_region = REGION_EXPR.replace("Resource[", "c.Resource[");
+    let (callee_region, c_resource, parent_region, caller_region, virtual_caller_region) =
+        match regions {
+            RegionCols::Read => (
+                REGION_EXPR.replace("Resource[", "c.Resource["),
+                ", Resource",
+                format!(", {REGION_EXPR} AS Region"),
+                "if(p.SpanKey != 0, p.Region, '')",
+                REGION_EXPR.to_string(),
+            ),
+            RegionCols::Empty => ("''".to_string(), "", String::new(), "''", "''".to_string()),
+        };
     let joined = format!(
         "SELECT
     toStartOfMinute(toDateTime(c.Timestamp)) AS Minute,
     multiIf(c.ParentKey = 0, '{INTERNET}', p.SpanKey != 0, p.ServiceName, '') AS Caller,
     c.ServiceName AS Callee,
-    if(p.SpanKey != 0, p.Region, '') AS CallerRegion,
+    {caller_region} AS CallerRegion,
     {callee_region} AS CalleeRegion,
     multiIf(c.ParentKey = 0 OR p.SpanKey != 0, '{service}', '{orphan}') AS CalleeKind,
     c.Err AS Err,
     c.Duration AS Duration
 FROM (
-    SELECT ParentKey, ServiceName, Duration, Timestamp, Resource,
+    SELECT ParentKey, ServiceName, Duration, Timestamp{c_resource},
         toUInt8({err_server}) AS Err,
         {IS_SERVER_OR_CONSUMER} AS Entry,
         {SETTLED} AS Settled
@@ -329,7 +354,7 @@ FROM (
         {minute_filter}
 ) AS c
 ANY LEFT JOIN (
-    SELECT SpanKey, ServiceName, {REGION_EXPR} AS Region
+    SELECT SpanKey, ServiceName{parent_region}
     FROM {calls}
     WHERE Timestamp >= fromUnixTimestamp64Nano({parent_lo}) AND Timestamp < fromUnixTimestamp64Nano({{chi:Int64}})
         AND SpanKey IN (
@@ -346,7 +371,7 @@ WHERE (c.ParentKey = 0 AND c.Entry)
     toStartOfMinute(toDateTime(Timestamp)) AS Minute,
     ServiceName AS Caller,
     toString(Virtual) AS Callee,
-    {REGION_EXPR} AS CallerRegion,
+    {virtual_caller_region} AS CallerRegion,
     '' AS CalleeRegion,
     splitByChar(':', toString(Virtual))[1] AS CalleeKind,
     toUInt8({err_any}) AS Err,

@@ -168,3 +168,34 @@ fn fragments_apply_one_rule_each() {
         assert!(!sql.contains("'{"), "{sql}");
     }
 }
+
+#[test]
+fn call_rows_without_regions_plan_no_region_expression_and_keep_their_columns() {
+    for (read, empty) in [
+        (
+            call_row_branches(minute_filter::ALL, RegionCols::Read),
+            call_row_branches(minute_filter::ALL, RegionCols::Empty),
+        ),
+        (
+            live_call_row_branches(RegionCols::Read),
+            live_call_row_branches(RegionCols::Empty),
+        ),
+    ] {
+        for (r, e) in read.iter().zip(&empty) {
+            assert!(r.contains("Resource["), "{r}");
+            assert!(!e.contains("Resource"), "{e}");
+            // The same columns either way: a reader's SQL over them does not change.
+            for col in [
+                "AS Minute",
+                "AS Caller",
+                "AS Callee",
+                "AS CallerRegion",
+                "AS CalleeRegion",
+                "AS CalleeKind",
+                "AS Err",
+            ] {
+                assert!(r.contains(col) && e.contains(col), "{col}");
+            }
+        }
+    }
+}

@@ -435,8 +435,8 @@ async fn live_edges(
     // CPU for an empty tail, docs/decisions.md). Their keys never meet (a branch's kinds are its
     // own), and the merge below adds any that did.
     let sql = |branches: [String; 2], with_regions: bool| {
-        // Without regions the call rows' region expressions are never evaluated (the engine
-        // drops unused subquery columns): no `Resource` map is read.
+        // Without regions the call rows carry none (`RegionCols::Empty`): no region
+        // expression to plan, no `Resource` map read.
         let regions = if with_regions {
             "any(toString(CallerRegion)) AS caller_region, any(toString(CalleeRegion)) AS callee_region,"
         } else {
@@ -468,11 +468,12 @@ GROUP BY source, target, kind, bucket",
         regions == Regions::IfNeeded
             && (regionless(s, w, range, service_level) || service_level && Some(range) == whole)
     };
+    let (read, empty) = (rules::RegionCols::Read, rules::RegionCols::Empty);
     let (exact, exact_bare, near, near_bare) = (
-        sql(rules::call_row_branches(minute_filter::ALL), true),
-        sql(rules::call_row_branches(minute_filter::ALL), false),
-        sql(rules::live_call_row_branches(), true),
-        sql(rules::live_call_row_branches(), false),
+        sql(rules::call_row_branches(minute_filter::ALL, read), true),
+        sql(rules::call_row_branches(minute_filter::ALL, empty), false),
+        sql(rules::live_call_row_branches(read), true),
+        sql(rules::live_call_row_branches(empty), false),
     );
     // One query per live range (normally one: the tail), concurrently.
     let ranges = live.iter().map(|&range| {
