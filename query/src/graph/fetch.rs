@@ -160,14 +160,14 @@ impl RolledTables {
 /// through a subquery to one outer GROUP BY cost the engine ~20 ms of planning per statement,
 /// more than reading the rows (the 15-minute graph's minute edges with no row read: 47 ms of
 /// engine CPU nested, 27 flat; docs/decisions.md).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RolledAgg<'a> {
-    pub select: &'a str,
-    pub filter: &'a str,
-    pub group_by: &'a str,
+#[derive(Debug, Clone)]
+pub(crate) struct RolledAgg {
+    pub select: String,
+    pub filter: &'static str,
+    pub group_by: &'static str,
 }
 
-impl RolledAgg<'_> {
+impl RolledAgg {
     /// This aggregate over `table`'s rows that pass `rows` (the branch's own filter).
     fn over(&self, table: &str, rows: &str) -> String {
         format!(
@@ -198,7 +198,7 @@ pub(crate) fn summed_values() -> String {
 pub(crate) fn rolled_agg_sql(
     hourly: &str,
     minutely: &str,
-    agg: RolledAgg,
+    agg: &RolledAgg,
     tables: RolledTables,
 ) -> String {
     let daily = hourly.replace("_1h", "_1d");
@@ -311,7 +311,7 @@ pub(crate) fn merge_folds<K: std::hash::Hash + Eq, V: Default>(
 }
 
 /// `agg` over the rows of a slot table in `[slo, shi)`, each slot at its latest computation.
-pub(crate) fn slot_agg_sql(table: &str, agg: RolledAgg) -> String {
+pub(crate) fn slot_agg_sql(table: &str, agg: &RolledAgg) -> String {
     agg.over(
         table,
         "Slot >= toDateTime(fromUnixTimestamp64Nano({slo:Int64}))
@@ -379,7 +379,7 @@ mod tests {
             minutes,
         };
         let agg = RolledAgg {
-            select: "toString(Service) AS id",
+            select: "toString(Service) AS id".into(),
             filter: "",
             group_by: "id",
         };
@@ -387,7 +387,7 @@ mod tests {
             rolled_agg_sql(
                 "orrery_graph_nodes_1h",
                 "orrery_graph_nodes_1m",
-                agg,
+                &agg,
                 tables,
             )
         };

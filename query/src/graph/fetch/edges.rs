@@ -219,19 +219,20 @@ pub async fn edges_guessed(
     Ok(out)
 }
 
-/// The SELECT list of edge rows over rollup rows, keyed by the grouping's node ids
-/// ([`RolledAgg`]; GROUP BY [`EDGE_GROUP_BY`]).
-fn rolled_edges_select(grouping: Grouping) -> String {
+/// Edge rows over rollup rows, keyed by the grouping's node ids, filtered ([`RolledAgg`]).
+fn rolled_edges_agg(grouping: Grouping, filter: &EdgeFilter) -> RolledAgg {
     let (src, dst) = edge_ends(grouping);
-    format!(
-        "{src} AS source, {dst} AS target, toString(CalleeKind) AS kind,
+    RolledAgg {
+        select: format!(
+            "{src} AS source, {dst} AS target, toString(CalleeKind) AS kind,
     toString(any(CallerRegion)) AS caller_region, toString(any(CalleeRegion)) AS callee_region,
     {}",
-        super::summed_values()
-    )
+            super::summed_values()
+        ),
+        filter: edge_filter_sql(filter),
+        group_by: "source, target, kind",
+    }
 }
-
-const EDGE_GROUP_BY: &str = "source, target, kind";
 
 /// The slot part of a window's edges (not cached: it changes every slot).
 async fn slot_edges(
@@ -243,13 +244,10 @@ async fn slot_edges(
     if c.slots.1 <= c.slots.0 {
         return Ok(Vec::new());
     }
-    let select = rolled_edges_select(grouping);
-    let agg = RolledAgg {
-        select: &select,
-        filter: edge_filter_sql(filter),
-        group_by: EDGE_GROUP_BY,
-    };
-    let sql = slot_agg_sql("orrery_graph_edges_10s", agg);
+    let sql = slot_agg_sql(
+        "orrery_graph_edges_10s",
+        &rolled_edges_agg(grouping, filter),
+    );
     let q = bind_slots(client.query(&sql), c);
     let rows: Vec<EdgeRow> = bind_edge_filter(q, filter)
         .fetch_all()
@@ -291,13 +289,8 @@ async fn rolled_edges(
         ) => "orrery_graph_services_1h",
         _ => "orrery_graph_edges_1h",
     };
-    let select = rolled_edges_select(grouping);
-    let agg = RolledAgg {
-        select: &select,
-        filter: edge_filter_sql(filter),
-        group_by: EDGE_GROUP_BY,
-    };
-    let sql = rolled_agg_sql(hourly, "orrery_graph_edges_1m", agg, tables);
+    let agg = rolled_edges_agg(grouping, filter);
+    let sql = rolled_agg_sql(hourly, "orrery_graph_edges_1m", &agg, tables);
     let q = bind_edge_filter(bind_rolled(client.query(&sql), w, c), filter);
     let rows: Vec<EdgeRow> = q
         .fetch_all()

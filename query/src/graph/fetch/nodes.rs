@@ -152,15 +152,14 @@ pub async fn nodes_guessed(
     Ok(out)
 }
 
-/// Node rows over rollup rows, keyed by `key` ([`RolledAgg`]); the SELECT list is `select`'s.
-fn rolled_nodes_agg<'a>(key: &NodeKey, select: &'a mut String) -> RolledAgg<'a> {
+/// Node rows over rollup rows, keyed by `key` ([`RolledAgg`]).
+fn rolled_nodes_agg(key: &NodeKey) -> RolledAgg {
     let (key_expr, filter) = node_key_sql(key);
-    *select = format!(
-        "{key_expr} AS id, toString(any(Region)) AS region, {}",
-        super::summed_values()
-    );
     RolledAgg {
-        select,
+        select: format!(
+            "{key_expr} AS id, toString(any(Region)) AS region, {}",
+            super::summed_values()
+        ),
         filter,
         group_by: "id",
     }
@@ -171,8 +170,7 @@ async fn slot_nodes(client: &Client, c: &Coverage, key: &NodeKey) -> Result<Vec<
     if c.slots.1 <= c.slots.0 {
         return Ok(Vec::new());
     }
-    let mut select = String::new();
-    let sql = slot_agg_sql("orrery_graph_nodes_10s", rolled_nodes_agg(key, &mut select));
+    let sql = slot_agg_sql("orrery_graph_nodes_10s", &rolled_nodes_agg(key));
     let q = bind_slots(client.query(&sql), c);
     let rows: Vec<NodeRow> = bind_node_key(q, key)
         .fetch_all()
@@ -204,11 +202,10 @@ async fn rolled_nodes(
     if let Some(cache::Part::Nodes(hit)) = cache.get(cache_key) {
         return Ok(hit);
     }
-    let mut select = String::new();
     let sql = rolled_agg_sql(
         "orrery_graph_nodes_1h",
         "orrery_graph_nodes_1m",
-        rolled_nodes_agg(key, &mut select),
+        &rolled_nodes_agg(key),
         tables,
     );
     let q = bind_node_key(bind_rolled(client.query(&sql), w, c), key);
