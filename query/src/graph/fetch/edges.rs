@@ -427,13 +427,20 @@ async fn live_edges(
     // `UNION ALL` (a live read of a few spans costs mostly its planning: ~52 → ~47 ms of engine
     // CPU for an empty tail, docs/decisions.md). Their keys never meet (a branch's kinds are its
     // own), and the merge below adds any that did.
-    let sql = |branches: [String; 2], with_regions: bool| {
+    // Near: the live edge's parent lookup (`live_call_row_branches`), else the whole lookback.
+    let sql = |near: bool, cols: rules::RegionCols| {
+        let branches = if near {
+            rules::live_call_row_branches(cols)
+        } else {
+            rules::call_row_branches(minute_filter::ALL, cols)
+        };
         // Without regions the call rows carry none (`RegionCols::Empty`): no region
         // expression to plan, no `Resource` map read.
-        let regions = if with_regions {
-            "any(toString(CallerRegion)) AS caller_region, any(toString(CalleeRegion)) AS callee_region,"
-        } else {
-            "'' AS caller_region, '' AS callee_region,"
+        let regions = match cols {
+            rules::RegionCols::Read => {
+                "any(toString(CallerRegion)) AS caller_region, any(toString(CalleeRegion)) AS callee_region,"
+            }
+            rules::RegionCols::Empty => "'' AS caller_region, '' AS callee_region,",
         };
         branches
             .iter()
@@ -463,10 +470,10 @@ GROUP BY source, target, kind, bucket",
     };
     let (read, empty) = (rules::RegionCols::Read, rules::RegionCols::Empty);
     let (exact, exact_bare, near, near_bare) = (
-        sql(rules::call_row_branches(minute_filter::ALL, read), true),
-        sql(rules::call_row_branches(minute_filter::ALL, empty), false),
-        sql(rules::live_call_row_branches(read), true),
-        sql(rules::live_call_row_branches(empty), false),
+        sql(false, read),
+        sql(false, empty),
+        sql(true, read),
+        sql(true, empty),
     );
     // One query per live range (normally one: the tail), concurrently.
     let ranges = live.iter().map(|&range| {
