@@ -243,6 +243,9 @@ fn the_map_and_trace_views_work_against_the_real_binary() {
     let drawn = v["diff_drawn"].as_array().unwrap();
     assert_eq!(drawn.len(), 3, "{drawn:?}");
     assert!(drawn.iter().all(|e| e["health"] == "added"), "{drawn:?}");
+    // ...and never drew them otherwise on the way: not before its diff (the stream's first
+    // graph can come first), not at a live tick after it.
+    assert_eq!(strs(&v["diff_states_seen"]), ["added"]);
     // A window after the traffic: every edge vanished, drawn as such, nodes kept (vanished).
     let mut vanished = id_health(&v["vanished_edges"]);
     vanished.sort();

@@ -12,6 +12,16 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.evaluateOnNewDocument(() => {
     document.addEventListener("securitypolicyviolation", (e) =>
       console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+    // Every state an edge row of the map was ever drawn in on this page, so a flash of a wrong
+    // state (a diff-mode map drawn unmarked before its diff) is seen, not just the final one.
+    window.__edgeStates = [];
+    const seen = (el) => {
+      if (el.nodeType === 1 && el.matches("[data-testid=map-edges] li")) window.__edgeStates.push(el.dataset.health);
+    };
+    new MutationObserver((ms) => ms.forEach((m) => {
+      if (m.type === "attributes") seen(m.target);
+      else m.addedNodes.forEach((n) => { seen(n); if (n.querySelectorAll) n.querySelectorAll("[data-testid=map-edges] li").forEach(seen); });
+    })).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-health"] });
   });
   const out = { log };
   const shot = (name) => page.screenshot({ path: path.join(artifacts, `e2e-${name}.png`) });
@@ -125,7 +135,13 @@ export async function e2e(browser, base, artifacts, opts) {
   await page.goto(`${base}/?view=map&level=region&since=15m&diff=1`, { waitUntil: "load" });
   await page.waitForSelector("[data-testid=diff] li", { timeout: 20000 });
   out.diff_added = await page.$$eval("[data-testid=diff] li.added[data-edge-id]", (els) => els.map((e) => e.dataset.edgeId));
+  // The lists beside the map follow the graph a frame later: wait for the drawn edges.
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=map-edges] li").length >= n,
+    { timeout: 20000 }, (opts.edges || []).length);
+  // Past a live tick, so a stream graph after the diff is among what was drawn.
+  await new Promise((r) => setTimeout(r, 6000));
   out.diff_drawn = await page.$$eval("[data-testid=map-edges] li", (els) => els.map((e) => ({ id: e.dataset.edgeId, health: e.dataset.health })));
+  out.diff_states_seen = [...new Set(await page.evaluate(() => window.__edgeStates))];
   await shot("diff");
 
   // Diff of a window after the traffic: every edge and node vanished, still drawn (grey, dashed).
