@@ -271,57 +271,54 @@ pub(crate) fn install(m: Map, sh: &Shared) {
             // drawn unmarked (red edges flashing before they turn green). The fetch below brings
             // the diff and a graph together; the stream's graphs after it are drawn marked.
             let diff_known = Rc::new(Cell::new(!want_diff));
+            let fetch_diff_known = diff_known.clone();
             // The one-shot graph request.
-            let fetch: Rc<dyn Fn()> = Rc::new({
-                let diff_known = diff_known.clone();
-                move || {
-                    busy.set(true);
-                    let (q, apply2, added) = (q.clone(), apply2.clone(), added.clone());
-                    let (fetch_gen, busy) = (fetch_gen.clone(), busy.clone());
-                    let diff_known = diff_known.clone();
-                    spawn_local(async move {
-                        // The diff first, so the graph that follows is drawn with its changes marked.
-                        let d = if want_diff {
-                            Some(get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await)
-                        } else {
-                            None
-                        };
-                        let t = perf::now();
-                        let g = match crate::net::get_bytes(&format!("orrery/api/graph?{q}")).await
-                        {
-                            Ok(body) => {
-                                perf::measure("orrery:fetch", t);
-                                let t = perf::now();
-                                let g = serde_json::from_slice::<Graph>(&body)
-                                    .map_err(|e| format!("unexpected response: {e}"));
-                                perf::measure("orrery:parse", t);
-                                g
-                            }
-                            Err(e) => Err(e),
-                        };
-                        if fetch_gen.get() != generation {
-                            return;
+            let fetch: Rc<dyn Fn()> = Rc::new(move || {
+                busy.set(true);
+                let (q, apply2, added) = (q.clone(), apply2.clone(), added.clone());
+                let (fetch_gen, busy) = (fetch_gen.clone(), busy.clone());
+                let diff_known = fetch_diff_known.clone();
+                spawn_local(async move {
+                    // The diff first, so the graph that follows is drawn with its changes marked.
+                    let d = if want_diff {
+                        Some(get_json::<GraphDiff>(&format!("orrery/api/graph/diff?{q}")).await)
+                    } else {
+                        None
+                    };
+                    let t = perf::now();
+                    let g = match crate::net::get_bytes(&format!("orrery/api/graph?{q}")).await {
+                        Ok(body) => {
+                            perf::measure("orrery:fetch", t);
+                            let t = perf::now();
+                            let g = serde_json::from_slice::<Graph>(&body)
+                                .map_err(|e| format!("unexpected response: {e}"));
+                            perf::measure("orrery:parse", t);
+                            g
                         }
-                        if let Some(d) = d {
-                            *added.borrow_mut() = d.as_ref().ok().cloned();
-                            let _ = diff.try_set(Some(d));
-                            diff_known.set(true);
+                        Err(e) => Err(e),
+                    };
+                    if fetch_gen.get() != generation {
+                        return;
+                    }
+                    if let Some(d) = d {
+                        *added.borrow_mut() = d.as_ref().ok().cloned();
+                        let _ = diff.try_set(Some(d));
+                        diff_known.set(true);
+                    }
+                    match g {
+                        Ok(g) => apply2(g),
+                        Err(e) => {
+                            let _ = status.try_set(format!("Could not load the graph: {e}"));
                         }
-                        match g {
-                            Ok(g) => apply2(g),
-                            Err(e) => {
-                                let _ = status.try_set(format!("Could not load the graph: {e}"));
-                            }
-                        }
-                        // Not busy once the frame is whole: the applier sets the lists beside the
-                        // map after the next animation frame, and this is queued after it, so a
-                        // replay (which steps only when not busy) never leaves a minute before its
-                        // nodes are listed — under load an animation frame can outlast a step.
-                        // (A list of more than `LIST_CHUNK` changed rows finishes in the tasks
-                        // after; the small maps replay is tested on are listed whole by then.)
-                        after_next_frame(move || busy.set(false));
-                    });
-                }
+                    }
+                    // Not busy once the frame is whole: the applier sets the lists beside the
+                    // map after the next animation frame, and this is queued after it, so a
+                    // replay (which steps only when not busy) never leaves a minute before its
+                    // nodes are listed — under load an animation frame can outlast a step.
+                    // (A list of more than `LIST_CHUNK` changed rows finishes in the tasks
+                    // after; the small maps replay is tested on are listed whole by then.)
+                    after_next_frame(move || busy.set(false));
+                });
             });
             // A live map takes its first graph from the stream, which starts with the whole
             // graph: fetching it as well would have the server compute the same 2,000-service
