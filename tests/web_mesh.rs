@@ -456,9 +456,10 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
     );
     let live = &p["live"];
     assert_eq!(live["gl_thread"], "page", "{live}");
+    // (As above, how fast is the machine's figure; that it draws is the behaviour.)
+    let frames = live["frames"].as_u64().unwrap_or(0);
     assert!(
-        live["frames"].as_u64().unwrap_or(0) >= 10
-            && live["page_thread_gl_draws"].as_u64().unwrap_or(0) >= 10,
+        frames >= 2 && live["page_thread_gl_draws"].as_u64().unwrap_or(0) >= frames,
         "the page-thread renderer must draw: {live}"
     );
     let copies = live["full_screen_copies_per_drawn_frame"]

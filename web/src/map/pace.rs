@@ -12,13 +12,19 @@ const SLOW_FRAME_MS: f64 = 40.0;
 const FAST_FRAME_MS: f64 = 24.0;
 /// The fewest particles `pace` goes down to.
 pub const MIN_PARTICLES: i32 = 1_000;
-/// A gap between frames longer than this (ms) is a pause — a hidden tab's frames stop, and so
-/// does the worker whose page went silent (it says so with [`Pacer::resume`]) — not a frame's
-/// cost. Anything shorter is a slow frame: a machine that draws a frame every few seconds (seen
-/// in CI: 0.3 fps on software WebGL under load) must get fewer particles, not be ignored.
-const PAUSE_MS: f64 = 10_000.0;
+/// In the worker, a gap between frames longer than this (ms) is a pause, not a frame's cost
+/// (the worker also says when it resumes after its page went silent: [`Pacer::resume`]).
+/// Anything shorter is a slow frame: the worker's thread does nothing but draw, so a worker
+/// that draws a frame every few seconds (seen in CI: 0.3 fps on software WebGL under load,
+/// with all 22k particles while gaps over 1 s were ignored) must get fewer particles.
+pub const WORKER_PAUSE_MS: f64 = 10_000.0;
+/// On the page's thread the gaps also hold the page's own long tasks (applying a graph, a
+/// hidden tab's stopped frames), which particles do not cause: gaps over 1 s are not counted.
+pub const PAGE_PAUSE_MS: f64 = 1_000.0;
 
 pub struct Pacer {
+    /// Gaps longer than this (ms) are pauses (`WORKER_PAUSE_MS`, `PAGE_PAUSE_MS`).
+    pause_ms: f64,
     /// When the last frame started and the mean time between frames (ms).
     last_frame_at: f64,
     period_ms: f64,
@@ -27,9 +33,10 @@ pub struct Pacer {
     next_draw_at: f64,
 }
 
-impl Default for Pacer {
-    fn default() -> Self {
+impl Pacer {
+    pub fn new(pause_ms: f64) -> Self {
         Pacer {
+            pause_ms,
             last_frame_at: 0.0,
             period_ms: 16.7,
             pace_frames: 0,
@@ -37,16 +44,14 @@ impl Default for Pacer {
             next_draw_at: 0.0,
         }
     }
-}
 
-impl Pacer {
     /// At a frame starting at `now` (ms): adjusts `cap` (particles drawn, of `total`) and
     /// says whether to draw this frame.
     pub fn pace(&mut self, now: f64, total: i32, cap: &mut i32) -> bool {
         let dt = now - self.last_frame_at;
         self.last_frame_at = now;
         // Only the time after a drawn frame is its cost; a pause says nothing about the GPU.
-        if self.drew_last && (0.0..PAUSE_MS).contains(&dt) {
+        if self.drew_last && (0.0..self.pause_ms).contains(&dt) {
             self.period_ms = 0.8 * self.period_ms + 0.2 * dt;
             self.pace_frames = self.pace_frames.saturating_add(1);
         }
@@ -89,7 +94,7 @@ mod tests {
 
     #[test]
     fn slow_frames_draw_fewer_particles_and_quick_ones_more_again() {
-        let mut p = Pacer::default();
+        let mut p = Pacer::new(WORKER_PAUSE_MS);
         let mut cap = i32::MAX;
         let mut t = 0.0;
         for _ in 0..40 {
@@ -109,7 +114,7 @@ mod tests {
     /// all 22,343 particles on a map drawn at 0.3 fps).
     #[test]
     fn frames_seconds_apart_draw_the_fewest_particles() {
-        let mut p = Pacer::default();
+        let mut p = Pacer::new(WORKER_PAUSE_MS);
         let mut cap = i32::MAX;
         let mut t = 0.0;
         for _ in 0..12 {
@@ -123,7 +128,7 @@ mod tests {
     /// pause keep every particle.
     #[test]
     fn a_pause_is_not_a_slow_frame() {
-        let mut p = Pacer::default();
+        let mut p = Pacer::new(WORKER_PAUSE_MS);
         let mut cap = i32::MAX;
         let mut t = 0.0;
         for _ in 0..20 {

@@ -61,6 +61,9 @@ pub struct Renderer {
     report: bool,
     first_frame_done: bool,
     frame_ms: Vec<f64>,
+    /// When frame figures were last published (`now_ms`): every 10 frames or 500 ms, so a
+    /// renderer drawing slowly is reported as it goes.
+    reported_at: f64,
     /// Frames that come slowly (software WebGL on a busy CPU) draw fewer particles (WebGL on
     /// this thread; the worker paces its own frames).
     pacer: Pacer,
@@ -168,7 +171,8 @@ impl Renderer {
             report: geometry::wants_report(),
             first_frame_done: false,
             frame_ms: Vec::new(),
-            pacer: Pacer::default(),
+            reported_at: 0.0,
+            pacer: Pacer::new(super::pace::PAGE_PAUSE_MS),
         }
     }
 
@@ -252,8 +256,10 @@ impl Renderer {
             self.first_frame(now_ms());
         }
         if self.report {
-            self.frame_ms.push(now_ms() - started);
-            if self.frame_ms.len().is_multiple_of(10) {
+            let ended = now_ms();
+            self.frame_ms.push(ended - started);
+            if self.frame_ms.len().is_multiple_of(10) || ended - self.reported_at >= 500.0 {
+                self.reported_at = ended;
                 self.report_frames();
             }
         }

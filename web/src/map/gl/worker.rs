@@ -173,7 +173,7 @@ fn init(m: &JsValue) {
                     canvas,
                     gl,
                     view: None,
-                    pacer: Pacer::default(),
+                    pacer: Pacer::new(super::super::pace::WORKER_PAUSE_MS),
                     delta: origin - num(m, "origin"),
                     nodes: false,
                     first_sent: false,
@@ -233,9 +233,12 @@ fn frame() {
         let total = w.gl.particle_count();
         // Nothing on the map and nothing changed: the canvas already shows it.
         let idle = !w.nodes && total == 0 && !w.dirty;
-        if let Some(v) = w.view
-            && v.w > 0
-            && !idle
+        let view = w.view.filter(|v| v.w > 0 && !idle);
+        if view.is_none() {
+            // Time spent with nothing to draw is not the next frame's cost.
+            w.pacer.resume();
+        }
+        if let Some(v) = view
             && w.pacer.pace(started, total, &mut w.gl.particle_cap)
         {
             w.dirty = false;
