@@ -4,7 +4,7 @@
 //! loaded CPU) gets fewer — cut by the ratio of `SLOW_FRAME_MS` to the frame period
 //! (0.25–0.7×) every three slow frames, down to `MIN_PARTICLES` — and gets them back, 20% more
 //! per ten quick frames. Particles are uploaded shuffled, so any count is a fair sample of
-//! every edge's flow.
+//! every edge's flow. Also when a renderer publishes its frame figures ([`Cadence`]).
 
 /// Frames further apart than this on average (ms) draw fewer particles; closer than
 /// `FAST_FRAME_MS`, more again (up to all of them).
@@ -88,25 +88,75 @@ impl Pacer {
     }
 }
 
+/// When a renderer publishes its frame figures (frame count, frame CPU): every `every` frames
+/// drawn, or once 500 ms have passed if fewer were, so a renderer drawing slowly is reported
+/// as it goes rather than a batch late. Used by the worker (its stats message) and the page
+/// renderer (the canvas's `data-gl-frames`, `data-frame-stats`).
+pub struct Cadence {
+    every: u32,
+    since: u32,
+    at: f64,
+}
+
+impl Cadence {
+    const EVERY_MS: f64 = 500.0;
+
+    pub const fn new(every: u32) -> Self {
+        Cadence {
+            every,
+            since: 0,
+            at: 0.0,
+        }
+    }
+
+    /// A frame was drawn at `now` (ms); whether to publish now (`force`: publish anyway).
+    pub fn drawn(&mut self, now: f64, force: bool) -> bool {
+        self.since += 1;
+        let due = force || self.since >= self.every || now - self.at >= Self::EVERY_MS;
+        if due {
+            self.since = 0;
+            self.at = now;
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A worker's pacer with 30,000 particles to draw, stepped frame by frame.
+    struct Run {
+        p: Pacer,
+        cap: i32,
+        t: f64,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Run {
+                p: Pacer::new(WORKER_PAUSE_MS),
+                cap: i32::MAX,
+                t: 0.0,
+            }
+        }
+
+        /// `n` frames `dt` ms apart; whether every one of them was drawn.
+        fn frames(&mut self, n: usize, dt: f64) -> bool {
+            (0..n).fold(true, |all, _| {
+                self.t += dt;
+                self.p.pace(self.t, 30_000, &mut self.cap) && all
+            })
+        }
+    }
+
     #[test]
     fn slow_frames_draw_fewer_particles_and_quick_ones_more_again() {
-        let mut p = Pacer::new(WORKER_PAUSE_MS);
-        let mut cap = i32::MAX;
-        let mut t = 0.0;
-        for _ in 0..40 {
-            t += 100.0;
-            p.pace(t, 30_000, &mut cap);
-        }
-        assert_eq!(cap, MIN_PARTICLES);
-        for _ in 0..400 {
-            t += 16.0;
-            p.pace(t, 30_000, &mut cap);
-        }
-        assert_eq!(cap, i32::MAX);
+        let mut r = Run::new();
+        r.frames(40, 100.0);
+        assert_eq!(r.cap, MIN_PARTICLES);
+        r.frames(400, 16.0);
+        assert_eq!(r.cap, i32::MAX);
     }
 
     /// A renderer that draws a frame every few seconds is the slowest case, not noise: its
@@ -114,38 +164,42 @@ mod tests {
     /// all 22,343 particles on a map drawn at 0.3 fps).
     #[test]
     fn frames_seconds_apart_draw_the_fewest_particles() {
-        let mut p = Pacer::new(WORKER_PAUSE_MS);
-        let mut cap = i32::MAX;
-        let mut t = 0.0;
-        for _ in 0..12 {
-            t += 3_000.0;
-            p.pace(t, 30_000, &mut cap);
-        }
-        assert_eq!(cap, MIN_PARTICLES);
+        let mut r = Run::new();
+        r.frames(12, 3_000.0);
+        assert_eq!(r.cap, MIN_PARTICLES);
     }
 
     /// A pause (hidden tab, silent page) is not a slow frame: quick frames around a long
     /// pause keep every particle.
     #[test]
     fn a_pause_is_not_a_slow_frame() {
-        let mut p = Pacer::new(WORKER_PAUSE_MS);
-        let mut cap = i32::MAX;
-        let mut t = 0.0;
-        for _ in 0..20 {
-            t += 16.0;
-            assert!(p.pace(t, 30_000, &mut cap));
-        }
+        let mut r = Run::new();
+        assert!(r.frames(20, 16.0));
         // A hidden tab: no frame for a minute.
-        t += 60_000.0;
-        p.pace(t, 30_000, &mut cap);
+        r.frames(1, 60_000.0);
         // The worker's page went silent for 5 s and it said so.
-        p.resume();
-        t += 5_000.0;
-        p.pace(t, 30_000, &mut cap);
-        for _ in 0..20 {
-            t += 16.0;
-            p.pace(t, 30_000, &mut cap);
-        }
-        assert_eq!(cap, i32::MAX);
+        r.p.resume();
+        r.frames(1, 5_000.0);
+        r.frames(20, 16.0);
+        assert_eq!(r.cap, i32::MAX);
+    }
+
+    #[test]
+    fn figures_go_out_every_n_frames_or_half_a_second() {
+        let mut c = Cadence::new(8);
+        // The first frame at 1 s: half a second since nothing was published.
+        assert!(c.drawn(1000.0, false));
+        // Quick frames: every 8th.
+        let due: Vec<bool> = (1..=16)
+            .map(|i| c.drawn(1000.0 + f64::from(i), false))
+            .collect();
+        assert_eq!(due.iter().filter(|d| **d).count(), 2);
+        assert!(due[7] && due[15]);
+        // A slow renderer: one frame every 3 s, each published.
+        assert!(c.drawn(4000.0, false));
+        assert!(c.drawn(7000.0, false));
+        // Forced (the worker's first frame with nodes).
+        assert!(c.drawn(7001.0, true));
+        assert!(!c.drawn(7002.0, false));
     }
 }

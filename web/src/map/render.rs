@@ -10,7 +10,7 @@ use super::geometry::Drawn;
 use super::gl::{Gl, Instances};
 use super::labels::{self, Rect};
 use super::offscreen::Offscreen;
-use super::pace::Pacer;
+use super::pace::{Cadence, Pacer};
 use super::scene::{ANIM_SECS, Scene};
 use super::{canvas2d, geometry, route};
 use crate::api::Health;
@@ -61,9 +61,8 @@ pub struct Renderer {
     report: bool,
     first_frame_done: bool,
     frame_ms: Vec<f64>,
-    /// When frame figures were last published (`now_ms`): every 10 frames or 500 ms, so a
-    /// renderer drawing slowly is reported as it goes.
-    reported_at: f64,
+    /// When frame figures are published: every 10 frames (or 500 ms).
+    reports: Cadence,
     /// Frames that come slowly (software WebGL on a busy CPU) draw fewer particles (WebGL on
     /// this thread; the worker paces its own frames).
     pacer: Pacer,
@@ -171,7 +170,7 @@ impl Renderer {
             report: geometry::wants_report(),
             first_frame_done: false,
             frame_ms: Vec::new(),
-            reported_at: 0.0,
+            reports: Cadence::new(10),
             pacer: Pacer::new(super::pace::PAGE_PAUSE_MS),
         }
     }
@@ -258,8 +257,7 @@ impl Renderer {
         if self.report {
             let ended = now_ms();
             self.frame_ms.push(ended - started);
-            if self.frame_ms.len().is_multiple_of(10) || ended - self.reported_at >= 500.0 {
-                self.reported_at = ended;
+            if self.reports.drawn(ended, false) {
                 self.report_frames();
             }
         }

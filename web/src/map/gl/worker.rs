@@ -13,7 +13,7 @@
 //! every few frames — times in ms of the page's clock (`origin`: the page's `timeOrigin`).
 
 use super::super::js::{View, get, num, set};
-use super::super::pace::Pacer;
+use super::super::pace::{Cadence, Pacer};
 use super::super::perf;
 use super::{Gl, Instances};
 use js_sys::{Array, Float32Array, Function, Object, Reflect};
@@ -22,10 +22,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::WebGl2RenderingContext as GL;
 
-/// Stats are sent to the page every this many drawn frames, or after this long (ms) if
-/// fewer were drawn: a renderer that draws slowly is reported as it goes, not in bursts.
-const STATS_EVERY: u64 = 8;
-const STATS_EVERY_MS: f64 = 500.0;
+/// Stats are sent to the page every this many drawn frames (or after 500 ms: `Cadence`).
+const STATS_EVERY: u32 = 8;
 
 /// The worker stops drawing when the page has sent nothing for this long (ms; the page sends
 /// the view at least every 500 ms while its map is shown), and goes on at its next message.
@@ -43,9 +41,8 @@ struct Worker {
     nodes: bool,
     first_sent: bool,
     frame_ms: Vec<f64>,
-    /// The frame count and the time (`perf::now`) of the last stats sent.
-    sent_at: u64,
-    sent_ms: f64,
+    /// When stats go to the page.
+    stats: Cadence,
     tick: Option<Closure<dyn FnMut(f64)>>,
     /// When the page last sent something (`perf::now`), and whether the frame loop stopped.
     heard_at: f64,
@@ -178,8 +175,7 @@ fn init(m: &JsValue) {
                     nodes: false,
                     first_sent: false,
                     frame_ms: Vec::new(),
-                    sent_at: 0,
-                    sent_ms: 0.0,
+                    stats: Cadence::new(STATS_EVERY),
                     tick: None,
                     heard_at: perf::now(),
                     paused: false,
@@ -259,12 +255,7 @@ fn frame() {
                 w.first_sent = true;
                 (started + w.delta, ended + w.delta)
             });
-            if first.is_some()
-                || w.gl.frames_drawn >= w.sent_at + STATS_EVERY
-                || ended - w.sent_ms >= STATS_EVERY_MS
-            {
-                w.sent_at = w.gl.frames_drawn;
-                w.sent_ms = ended;
+            if w.stats.drawn(ended, first.is_some()) {
                 send_stats(w, first);
             }
         }
