@@ -16,9 +16,10 @@ pub mod worker;
 pub(super) use instances::Instances;
 
 use super::camera::Camera;
+use super::rebuild::{Epoch, LayerKey};
 use super::scene::ANIM_SECS;
 use super::shaders;
-use layer::{LayerCache, LayerKey};
+use layer::LayerCache;
 use pass::{Frame, Kind, Pass};
 use web_sys::{WebGl2RenderingContext as GL, WebGlBuffer};
 
@@ -43,12 +44,17 @@ pub(super) struct Gl {
     pub(super) particle_cap: i32,
     /// Bumped when the edges' instance data changes: the edge layer is redrawn then.
     version: u64,
+    /// Bumped when the edges change other than by a live update's look: the edge layer (and
+    /// the node layer over it) is then redrawn at once, not in chunks (see `map/rebuild.rs`).
+    edge_epoch: u64,
     /// The edges' instance data last uploaded (to skip an upload that changes nothing).
     edge_data: Vec<f32>,
     /// The settled edges as a texture (created on first need).
     edge_cache: LayerCache,
     /// Bumped when the nodes' instance data changes: the node layer is redrawn then.
     node_version: u64,
+    /// The nodes' look epoch, as `edge_epoch`.
+    node_epoch: u64,
     node_data: Vec<f32>,
     /// When the last node to appear has grown in (s): the node layer waits for it.
     nodes_grown_at: f32,
@@ -122,9 +128,11 @@ impl Gl {
             strip_verts,
             particle_cap: i32::MAX,
             version: 0,
+            edge_epoch: 0,
             edge_data: Vec::new(),
             edge_cache: LayerCache::default(),
             node_version: 0,
+            node_epoch: 0,
             node_data: Vec::new(),
             nodes_grown_at: 0.0,
             places: Vec::new(),
@@ -150,11 +158,13 @@ impl Gl {
         {
             self.set_edge_strip(i.straight);
             self.version += 1;
+            self.edge_epoch += 1;
         }
         // Whether any node moved, appeared, went or grows in (by index: a reordered graph counts
         // as moved): if not, every edge is where it was too, and a live update changed only
         // how things look.
         let moved = i.places != self.places;
+        let look = i.live && !moved;
         self.places = i.places;
         let gl = self.gl.clone();
         self.particles.count = (i.particles.len() / instances::PARTICLE_FLOATS) as i32;
@@ -165,11 +175,11 @@ impl Gl {
             self.edges.upload(&gl, &i.edges);
             self.edge_data = i.edges;
             self.version += 1;
-            self.edge_cache.chunked = (i.live && !moved).then_some(self.version);
+            self.edge_epoch += u64::from(!look);
         }
         let ncount = (i.nodes.len() / instances::NODE_FLOATS) as i32;
         if i.nodes != self.node_data || ncount != self.nodes.count {
-            self.node_cache.chunked = (i.live && !moved).then_some(self.node_version + 1);
+            self.node_epoch += u64::from(!look);
             self.nodes.count = ncount;
             self.nodes.upload(&gl, &i.nodes);
             self.node_data = i.nodes;
@@ -241,19 +251,16 @@ impl Gl {
         // blended full-screen copy made SwiftShader's frames a third longer in a bare WebGL2
         // page). Particles hide under their own end nodes instead (particle shader).
         let nodes_settled = settled && (!motion || rt >= self.nodes_grown_at);
-        let under = self
-            .edge_cache
-            .front
-            .as_ref()
-            .and_then(|l| l.key)
-            .map_or(0, |k| k.1);
+        // Keyed by the edge layer's generation, so the nodes are redrawn over every new content
+        // of it — also a stale edge layer redrawn for the same version.
+        let under = self.edge_cache.state.generation;
         let nkey = (cam, both(self.node_version, under), wi, hi, dpr.to_bits());
         let composite = cached
             && nodes_settled
             && self.nodes.count > 0
             && self.cached_layer(Cached::Nodes, nkey, frame, &mut budget);
-        self.edge_cache.shown = cached;
-        self.node_cache.shown = composite;
+        self.edge_cache.state.shown = cached;
+        self.node_cache.state.shown = composite;
         let gl = &self.gl;
         gl.bind_framebuffer(GL::FRAMEBUFFER, None);
         gl.viewport(0, 0, wi, hi);
@@ -280,9 +287,7 @@ impl Gl {
     }
 
     /// Makes the edge or node layer current for `key` (see `LayerCache::current`); false when
-    /// there is no layer (that pass is drawn directly). Every part that changed since the
-    /// layer on screen was drawn must have changed by a live update's look for the rebuild to
-    /// go in chunks.
+    /// there is no layer (that pass is drawn directly).
     fn cached_layer(
         &mut self,
         which: Cached,
@@ -290,14 +295,14 @@ impl Gl {
         frame: Frame,
         budget: &mut bool,
     ) -> bool {
-        let (edges_chunked, nodes_chunked) = (self.edge_cache.chunked, self.node_cache.chunked);
-        let (cache, pass, kind, chunk, under) = match which {
+        let (cache, pass, kind, chunk, under, epoch): (_, _, _, _, _, Epoch) = match which {
             Cached::Edges => (
                 &mut self.edge_cache,
                 &self.edges,
                 Kind::Edges,
                 CHUNK_EDGES,
                 None,
+                (self.edge_epoch, 0),
             ),
             Cached::Nodes => (
                 &mut self.node_cache,
@@ -305,32 +310,17 @@ impl Gl {
                 Kind::Nodes,
                 CHUNK_NODES,
                 self.edge_cache.front.as_ref(),
+                (self.node_epoch, self.edge_epoch),
             ),
         };
-        let was = cache
-            .front
-            .as_ref()
-            .and_then(|f| f.key)
-            .map_or(u64::MAX, |k| k.1);
-        let chunkable = match which {
-            Cached::Edges => was == key.1 || edges_chunked == Some(key.1),
-            Cached::Nodes => {
-                let ((n0, e0), (n1, e1)) = (parts(was), parts(key.1));
-                (n0 == n1 || nodes_chunked.map(|v| v as u32) == Some(n1))
-                    && (e0 == e1 || edges_chunked.map(|v| v as u32) == Some(e1))
-            }
-        };
         cache.current(
-            &self.gl, pass, kind, chunk, under, key, frame, chunkable, budget,
+            &self.gl, pass, kind, chunk, under, key, epoch, frame, budget,
         )
     }
 }
 
-/// The node layer's version: the nodes' and the edge layer's under them (low 32 bits each).
+/// The node layer's version: the nodes' and the edge layer's generation under them (low 32
+/// bits each).
 fn both(nodes: u64, edges: u64) -> u64 {
     (nodes << 32) | (edges & 0xffff_ffff)
-}
-
-fn parts(v: u64) -> (u32, u32) {
-    ((v >> 32) as u32, v as u32)
 }

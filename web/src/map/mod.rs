@@ -1,6 +1,5 @@
 //! The live service map: scene state, label placement, edge routing, shaders and renderer.
 
-#[cfg(target_arch = "wasm32")]
 pub mod camera;
 #[cfg(target_arch = "wasm32")]
 mod canvas2d;
@@ -16,6 +15,7 @@ mod offscreen;
 pub mod pace;
 #[cfg(target_arch = "wasm32")]
 pub mod perf;
+pub mod rebuild;
 #[cfg(target_arch = "wasm32")]
 pub mod render;
 pub mod route;

@@ -1,17 +1,15 @@
 //! The cached layers: a framebuffer texture holding the settled edges (or the nodes over a copy
 //! of the edges), copied onto the canvas in one triangle; and the rebuild of a layer after a
-//! live update's change of look, a chunk per frame behind the layer on screen (`LayerCache`).
+//! live update's change of look, a chunk per frame behind the layer on screen (`LayerCache`;
+//! when, and how, is decided in `map/rebuild.rs`).
 
-use super::super::camera::Camera;
+use super::super::rebuild::{Epoch, LayerKey, Rebuild, Step};
 use super::super::shaders;
 use super::pass::{self, Frame, Kind, Pass};
 use web_sys::{
     WebGl2RenderingContext as GL, WebGlFramebuffer, WebGlProgram, WebGlTexture,
     WebGlUniformLocation, WebGlVertexArrayObject,
 };
-
-/// What a layer was drawn for: camera, edge or node version, canvas size, dpr bits.
-pub(super) type LayerKey = (Camera, u64, i32, i32, u32);
 
 /// A cached layer: the one on screen (`front`) and, while a live update's new look is drawn a
 /// chunk per frame, the one being drawn (`back`), swapped in when complete. Only a change of
@@ -22,30 +20,17 @@ pub(super) type LayerKey = (Camera, u64, i32, i32, u32);
 pub(super) struct LayerCache {
     pub(super) front: Option<Layer>,
     back: Option<Layer>,
-    /// Instances drawn into `back` so far (for `back.key`).
-    drawn: i32,
+    /// What each of them holds, and the rule (see `Rebuild`).
+    pub(super) state: Rebuild,
     /// When the back layer's first chunk was drawn (`perf::now`).
     started: f64,
-    /// Whether the front was copied in the last frame drawn.
-    pub(super) shown: bool,
-    /// The version whose content change may be drawn in chunks (a live update's, positions
-    /// unchanged); any other version is drawn at once.
-    pub(super) chunked: Option<u64>,
-    /// Whether the back layer's first chunks were drawn for an older version.
-    stale: bool,
-    /// Whether the front, though drawn for the current key, is partly an older look (it was
-    /// swapped in from a stale back layer): rebuilt once more.
-    redo: bool,
 }
 
 impl LayerCache {
-    /// Makes this layer current for `key`; false when there is no layer (creation failed: that
-    /// pass is drawn directly). A change of look from a live update (`chunkable`: same view,
-    /// every part that changed since the front was drawn changed by a live update's look), with
-    /// the front on screen last frame, is drawn into the back layer `chunk` instances per frame
-    /// while the front stays on screen — one chunk per frame over both layers (`budget`) — and
-    /// swapped in when complete; anything else is drawn at once. `under`: the layer copied
-    /// under this one (the edges under the nodes).
+    /// Makes this layer current for `key` at `epoch` (see `Rebuild::step`); false when there is
+    /// no layer (creation failed: that pass is drawn directly). At most one chunk per frame
+    /// over both layers (`budget`). `under`: the layer copied under this one (the edges under
+    /// the nodes).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn current(
         &mut self,
@@ -55,98 +40,85 @@ impl LayerCache {
         chunk: i32,
         under: Option<&Layer>,
         key: LayerKey,
+        epoch: Epoch,
         frame: Frame,
-        chunkable: bool,
         budget: &mut bool,
     ) -> bool {
         if self.front.is_none() {
             self.front = Layer::new(gl).ok();
+            self.state.lost();
         }
-        let Some(front) = &self.front else {
-            return false;
-        };
-        if front.key == Some(key) && !self.redo {
-            return true;
-        }
-        let unmoved = front.key.is_some_and(|k| same_view(k, key));
-        if unmoved && self.shown && chunkable && pass.count > chunk {
-            if !*budget {
-                // Another layer drew its chunk this frame: the front stays a frame longer.
-                return true;
-            }
-            if self.back.is_none() {
-                self.back = Layer::new(gl).ok();
-            }
-            if let Some(back) = &mut self.back
-                && back.resize(gl, key.2, key.3)
-            {
-                *budget = false;
-                let started = super::super::perf::now();
-                let half_drawn = self.drawn > 0 && back.key.is_some_and(|k| same_view(k, key));
-                if back.key == Some(key) || half_drawn {
-                    // Go on; a newer look than the half-drawn one's goes on where it is (its
-                    // first chunks show the older look until the next rebuild, queued at the
-                    // swap), so updates faster than a rebuild still reach the screen.
-                    self.stale |= back.key != Some(key);
-                    back.key = Some(key);
-                    gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&back.fbo));
-                    gl.viewport(0, 0, key.2, key.3);
-                } else {
-                    begin(gl, back, under, key);
-                    self.drawn = 0;
-                    self.started = started;
-                    self.stale = false;
-                    self.redo = false;
-                }
-                let n = chunk.min(pass.count - self.drawn).max(0);
-                pass.draw(gl, kind, frame, Some((self.drawn, n)), i32::MAX);
-                self.drawn += n;
-                gl.bind_framebuffer(GL::FRAMEBUFFER, None);
-                super::super::perf::measure("orrery:layer-chunk", started);
-                if self.drawn >= pass.count {
-                    std::mem::swap(&mut self.front, &mut self.back);
-                    super::super::perf::measure("orrery:layer-swap", self.started);
-                    self.drawn = 0;
-                    // Partly an older look: drawn again, in chunks, from the next frame.
-                    self.redo = self.stale;
-                    if let Some(b) = &mut self.back {
-                        b.key = None;
-                    }
-                }
-                return true;
-            }
-            self.back = None;
-        }
-        // At once, into the front.
-        let started = super::super::perf::now();
         let Some(front) = &mut self.front else {
             return false;
         };
+        // A new canvas size recreates the texture: whatever it held is gone.
+        let fresh = front.size != (key.2, key.3);
         if !front.resize(gl, key.2, key.3) {
             self.front = None;
+            self.state.lost();
             return false;
         }
-        begin(gl, front, under, key);
-        self.redo = false;
-        pass.draw(gl, kind, frame, None, i32::MAX);
-        gl.bind_framebuffer(GL::FRAMEBUFFER, None);
-        // A half-drawn back layer is for an older look: drop its progress.
-        if let Some(back) = &mut self.back {
-            back.key = None;
+        if fresh {
+            self.state.lost();
         }
-        super::super::perf::measure("orrery:layer", started);
+        let back = &mut self.back;
+        let back_ok = || {
+            if back.is_none() {
+                *back = Layer::new(gl).ok();
+            }
+            let ok = back.as_mut().is_some_and(|b| b.resize(gl, key.2, key.3));
+            if !ok {
+                *back = None;
+            }
+            ok
+        };
+        let started = super::super::perf::now();
+        match self
+            .state
+            .step(key, epoch, pass.count, chunk, budget, back_ok)
+        {
+            Step::Keep => {}
+            Step::Chunk {
+                begin: fresh_back,
+                from,
+                n,
+                swap,
+            } => {
+                let Some(back) = &mut self.back else {
+                    return true;
+                };
+                if fresh_back {
+                    start(gl, back, under, key);
+                    self.started = started;
+                } else {
+                    gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&back.fbo));
+                    gl.viewport(0, 0, key.2, key.3);
+                }
+                pass.draw(gl, kind, frame, Some((from, n)), i32::MAX);
+                gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+                super::super::perf::measure("orrery:layer-chunk", started);
+                if swap {
+                    std::mem::swap(&mut self.front, &mut self.back);
+                    super::super::perf::measure("orrery:layer-swap", self.started);
+                }
+            }
+            Step::AtOnce => {
+                let Some(front) = &mut self.front else {
+                    return false;
+                };
+                start(gl, front, under, key);
+                pass.draw(gl, kind, frame, None, i32::MAX);
+                gl.bind_framebuffer(GL::FRAMEBUFFER, None);
+                super::super::perf::measure("orrery:layer", started);
+            }
+        }
         true
     }
 }
 
-/// The same camera, canvas and dpr (the version may differ).
-fn same_view(a: LayerKey, b: LayerKey) -> bool {
-    (a.0, a.2, a.3, a.4) == (b.0, b.2, b.3, b.4)
-}
-
 /// Clears `layer` for `key` to the map's background, copies `under` (the edge layer under the
 /// nodes) into it, and leaves its framebuffer bound.
-fn begin(gl: &GL, layer: &mut Layer, under: Option<&Layer>, key: LayerKey) {
+fn start(gl: &GL, layer: &Layer, under: Option<&Layer>, key: LayerKey) {
     gl.bind_framebuffer(GL::FRAMEBUFFER, Some(&layer.fbo));
     gl.viewport(0, 0, key.2, key.3);
     gl.clear_color(0.043, 0.059, 0.09, 1.0);
@@ -154,7 +126,6 @@ fn begin(gl: &GL, layer: &mut Layer, under: Option<&Layer>, key: LayerKey) {
     if let Some(u) = under {
         u.copy(gl);
     }
-    layer.key = Some(key);
 }
 
 /// A framebuffer texture the size of the canvas holding the settled edges or nodes, and the
@@ -163,7 +134,6 @@ pub(super) struct Layer {
     fbo: WebGlFramebuffer,
     tex: Option<WebGlTexture>,
     size: (i32, i32),
-    pub(super) key: Option<LayerKey>,
     prog: WebGlProgram,
     u_tex: Option<WebGlUniformLocation>,
     vao: WebGlVertexArrayObject,
@@ -188,7 +158,6 @@ impl Layer {
             fbo: gl.create_framebuffer().ok_or("framebuffer")?,
             tex: None,
             size: (0, 0),
-            key: None,
             u_tex: gl.get_uniform_location(&prog, "u_tex"),
             prog,
             vao,
@@ -228,7 +197,6 @@ impl Layer {
         gl.bind_framebuffer(GL::FRAMEBUFFER, None);
         self.tex = Some(tex);
         self.size = (w, h);
-        self.key = None;
         complete
     }
 
