@@ -16,7 +16,7 @@ pub mod worker;
 pub(super) use instances::Instances;
 
 use super::camera::Camera;
-use super::rebuild::{Epoch, LayerKey};
+use super::rebuild::{Epoch, LayerKey, node_layer_version};
 use super::scene::ANIM_SECS;
 use super::shaders;
 use layer::LayerCache;
@@ -251,10 +251,8 @@ impl Gl {
         // blended full-screen copy made SwiftShader's frames a third longer in a bare WebGL2
         // page). Particles hide under their own end nodes instead (particle shader).
         let nodes_settled = settled && (!motion || rt >= self.nodes_grown_at);
-        // Keyed by the edge layer's generation, so the nodes are redrawn over every new content
-        // of it — also a stale edge layer redrawn for the same version.
-        let under = self.edge_cache.state.generation;
-        let nkey = (cam, both(self.node_version, under), wi, hi, dpr.to_bits());
+        let version = node_layer_version(self.node_version, self.edge_cache.state.generation);
+        let nkey = (cam, version, wi, hi, dpr.to_bits());
         let composite = cached
             && nodes_settled
             && self.nodes.count > 0
@@ -317,10 +315,4 @@ impl Gl {
             &self.gl, pass, kind, chunk, under, key, epoch, frame, budget,
         )
     }
-}
-
-/// The node layer's version: the nodes' and the edge layer's generation under them (low 32
-/// bits each).
-fn both(nodes: u64, edges: u64) -> u64 {
-    (nodes << 32) | (edges & 0xffff_ffff)
 }

@@ -22,6 +22,13 @@ pub type LayerKey = (Camera, u64, i32, i32, u32);
 /// nodes', the edges') — it is drawn over a copy of the edge layer.
 pub type Epoch = (u64, u64);
 
+/// The node layer's content version: the nodes' version and the generation of the edge layer
+/// it is drawn over (low 32 bits each), so it is redrawn over every new content of that layer —
+/// also a stale edge layer redrawn for the same version.
+pub fn node_layer_version(nodes: u64, edge_generation: u64) -> u64 {
+    (nodes << 32) | (edge_generation & 0xffff_ffff)
+}
+
 /// A layer's content: drawn for `key` at `epoch`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Drawn {
@@ -217,7 +224,7 @@ mod tests {
                 .step(key, (self.edge_epoch, 0), EDGES, 512, &mut budget, || true);
             let nkey = (
                 self.cam,
-                (self.node_version << 32) | self.edges.generation,
+                node_layer_version(self.node_version, self.edges.generation),
                 800,
                 600,
                 1,

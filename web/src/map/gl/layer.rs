@@ -46,12 +46,11 @@ impl LayerCache {
     ) -> bool {
         if self.front.is_none() {
             self.front = Layer::new(gl).ok();
-            self.state.lost();
         }
         let Some(front) = &mut self.front else {
             return false;
         };
-        // A new canvas size recreates the texture: whatever it held is gone.
+        // A new canvas size (or a new layer) recreates the texture: whatever it held is gone.
         let fresh = front.size != (key.2, key.3);
         if !front.resize(gl, key.2, key.3) {
             self.front = None;
@@ -72,7 +71,6 @@ impl LayerCache {
             }
             ok
         };
-        let started = super::super::perf::now();
         match self
             .state
             .step(key, epoch, pass.count, chunk, budget, back_ok)
@@ -87,6 +85,7 @@ impl LayerCache {
                 let Some(back) = &mut self.back else {
                     return true;
                 };
+                let started = super::super::perf::now();
                 if fresh_back {
                     start(gl, back, under, key);
                     self.started = started;
@@ -106,6 +105,7 @@ impl LayerCache {
                 let Some(front) = &mut self.front else {
                     return false;
                 };
+                let started = super::super::perf::now();
                 start(gl, front, under, key);
                 pass.draw(gl, kind, frame, None, i32::MAX);
                 gl.bind_framebuffer(GL::FRAMEBUFFER, None);
