@@ -17,7 +17,9 @@ What it implements, following https://clickhouse.com/docs/interfaces/http :
   `Content-Encoding: gzip` request bodies are inflated on the fly;
 - SELECT results streamed back in the requested format with chunked transfer encoding;
 - errors as non-2xx with `X-ClickHouse-Exception-Code` and ClickHouse's message text, with the
-  HTTP status ClickHouse itself gives each code.
+  HTTP status ClickHouse itself gives each code; an error after a streamed result has begun
+  (a time limit hit between blocks) in the body, framed by `X-ClickHouse-Exception-Tag` as
+  ClickHouse 25.11+ does, and the stream cut short.
 
 Closed by default (see docs/security.md, "Embedded engine"):
 - every query needs the secret (`--secret-file`) as `X-ClickHouse-Key` (how the `clickhouse`
@@ -528,8 +530,15 @@ class Handler(BaseHTTPRequestHandler):
                 raise chdb_error(exc)
             self.send_ok(payload, fmt, query_id, summary_of(0, 0, 0, 0, 0, len(payload), started))
             return
+        # A failure after the first block (a time limit hit mid-result) can only be told in the
+        # body. ClickHouse (25.11+) frames it between two `__exception__` markers carrying a
+        # random tag announced in this header, which is how the `clickhouse` crate tells an
+        # exception from row data; without it the crate would read the message as rows and
+        # report a parse error instead of the engine's code.
+        tag = uuid.uuid4().hex[:16]
         self.send_response(200)
         self.common_headers(fmt, query_id)
+        self.send_header("X-ClickHouse-Exception-Tag", tag)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         chunk = first
@@ -549,14 +558,23 @@ class Handler(BaseHTTPRequestHandler):
             stream.cancel()
             self.close_connection = True
         except Exception as exc:
-            # Headers are gone; like ClickHouse, put the exception in the body and cut the
-            # stream short so the client cannot mistake a partial result for a whole one.
-            message = f"\n{chdb_error(exc).message}\n".encode()
+            # Headers are gone; like ClickHouse, put the exception in the body (framed as above)
+            # and cut the stream short so no client can mistake a partial result for a whole one.
+            message = exception_block(chdb_error(exc).message, tag)
             try:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(message), message))
             except Exception:
                 pass
             self.close_connection = True
+
+
+def exception_block(message, tag):
+    r"""An exception after the result has begun, as ClickHouse 25.11+ writes it:
+    `\r\n__exception__\r\n<tag>\r\n<message>\n<length of message and newline> <tag>\r\n__exception__\r\n`
+    (one HTTP chunk, so a client sees it whole)."""
+    text = f"{message.strip()}\n".encode()
+    return (b"\r\n__exception__\r\n" + tag.encode() + b"\r\n" + text
+            + b"%d " % len(text) + tag.encode() + b"\r\n__exception__\r\n")
 
 
 def header_length(fmt, data):
