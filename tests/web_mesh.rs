@@ -336,6 +336,7 @@ fn live_updates_redraw_the_map_in_chunks_not_in_one_long_frame() {
     // renderer is a full-screen clear read back and composited, CPU the server's first graph
     // needs); its worker is alive and idle.
     let idle = &v["idle"];
+    println!("an empty map, idle: {idle}");
     assert_eq!(idle["gl_thread"], "worker", "{idle}");
     assert!(
         idle["frames_drawn_in_2s"].as_u64().is_some_and(|f| f <= 2),

@@ -119,6 +119,19 @@ impl Cadence {
         }
         due
     }
+
+    /// No frame was drawn at `now` (nothing to draw, or the renderer paused); whether to
+    /// publish now: yes if frames drawn since the last publication were not published. A
+    /// renderer that stops drawing must not leave its last frames unreported until it next
+    /// draws — they would then be counted as drawn at that later time.
+    pub fn idle(&mut self, now: f64) -> bool {
+        let due = self.since > 0;
+        if due {
+            self.since = 0;
+            self.at = now;
+        }
+        due
+    }
 }
 
 #[cfg(test)]
@@ -201,5 +214,23 @@ mod tests {
         // Forced (the worker's first frame with nodes).
         assert!(c.drawn(7001.0, true));
         assert!(!c.drawn(7002.0, false));
+    }
+
+    #[test]
+    fn frames_drawn_before_a_pause_are_published_when_it_starts() {
+        let mut c = Cadence::new(8);
+        assert!(c.drawn(1000.0, false));
+        // Three quick frames (a change drawn), none published yet…
+        assert!(!(1..=3).any(|i| c.drawn(1000.0 + f64::from(i), false)));
+        // …then nothing to draw: the three go out at once, and once only.
+        assert!(c.idle(1004.0));
+        assert!(!c.idle(1020.0));
+        assert!(!c.idle(5000.0));
+        // A frame published as it is drawn leaves nothing for the next pause.
+        assert!(
+            c.drawn(5001.0, false),
+            "half a second since the last publication"
+        );
+        assert!(!c.idle(5002.0));
     }
 }

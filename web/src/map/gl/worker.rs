@@ -224,6 +224,9 @@ fn frame() {
         let started = perf::now();
         if started - w.heard_at > SILENT_MS {
             w.paused = true;
+            if w.stats.idle(started) {
+                send_stats(w, None);
+            }
             return false;
         }
         let total = w.gl.particle_count();
@@ -233,6 +236,11 @@ fn frame() {
         if view.is_none() {
             // Time spent with nothing to draw is not the next frame's cost.
             w.pacer.resume();
+            // The frames drawn before are reported now, not at the next frame drawn (the
+            // page's figures and the idle map's test read them).
+            if w.stats.idle(started) {
+                send_stats(w, None);
+            }
         }
         if let Some(v) = view
             && w.pacer.pace(started, total, &mut w.gl.particle_cap)
