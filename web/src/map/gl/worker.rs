@@ -224,9 +224,7 @@ fn frame() {
         let started = perf::now();
         if started - w.heard_at > SILENT_MS {
             w.paused = true;
-            if w.stats.idle(started) {
-                send_stats(w, None);
-            }
+            publish_unreported(w, started);
             return false;
         }
         let total = w.gl.particle_count();
@@ -236,11 +234,7 @@ fn frame() {
         if view.is_none() {
             // Time spent with nothing to draw is not the next frame's cost.
             w.pacer.resume();
-            // The frames drawn before are reported now, not at the next frame drawn (the
-            // page's figures and the idle map's test read them).
-            if w.stats.idle(started) {
-                send_stats(w, None);
-            }
+            publish_unreported(w, started);
         }
         if let Some(v) = view
             && w.pacer.pace(started, total, &mut w.gl.particle_cap)
@@ -271,6 +265,15 @@ fn frame() {
     });
     if go_on {
         request_frame();
+    }
+}
+
+/// A frame with nothing drawn (nothing to draw, or the worker pausing): the frames drawn before
+/// it and not yet published go to the page now, not with the next frame drawn (the page's
+/// figures, and the idle map's test, read them as they are drawn).
+fn publish_unreported(w: &mut Worker, now: f64) {
+    if w.stats.idle(now) {
+        send_stats(w, None);
     }
 }
 
