@@ -136,6 +136,26 @@ fn graph(q: &Query, start_ms: i64, end_ms: i64, level: &str) -> Shape {
     (nodes, edges, g["data_quality"].clone())
 }
 
+/// What differs between two graphs, short enough to read in a CI log: the nodes and edges whose
+/// counts differ (or that only one side has) and both data-quality blocks.
+fn differences(a: &Shape, b: &Shape) -> String {
+    fn side<K: Ord + std::fmt::Debug>(
+        what: &str,
+        a: &BTreeMap<K, (u64, u64)>,
+        b: &BTreeMap<K, (u64, u64)>,
+    ) -> Vec<String> {
+        let keys: BTreeSet<&K> = a.keys().chain(b.keys()).collect();
+        keys.into_iter()
+            .filter(|k| a.get(k) != b.get(k))
+            .map(|k| format!("{what} {k:?}: {:?} vs {:?}", a.get(k), b.get(k)))
+            .collect()
+    }
+    let mut lines = side("node", &a.0, &b.0);
+    lines.extend(side("edge", &a.1, &b.1));
+    lines.push(format!("data quality: {} vs {}", a.2, b.2));
+    lines.join("\n")
+}
+
 #[test]
 fn three_collectors_two_query_replicas_store_every_span_once_and_draw_the_single_collector_graph() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -204,11 +224,33 @@ fn three_collectors_two_query_replicas_store_every_span_once_and_draw_the_single
         let b = graph(&queries[1], start_ms - 60_000, end_ms, level);
         let one = graph(&single_query, start_ms - 60_000, end_ms, level);
         assert!(!a.1.is_empty(), "{level}: no edges");
-        assert_eq!(a, b, "{level}: the two query replicas differ");
-        assert_eq!(
-            a, one,
-            "{level}: scaled-out graph differs from the single collector's"
-        );
+        // On a difference, read again a few seconds later: whether it persists tells a wrong
+        // graph from a read that raced a rollup.
+        let again = || {
+            std::thread::sleep(Duration::from_secs(5));
+            let a2 = graph(&queries[0], start_ms - 60_000, end_ms, level);
+            let b2 = graph(&queries[1], start_ms - 60_000, end_ms, level);
+            let one2 = graph(&single_query, start_ms - 60_000, end_ms, level);
+            format!(
+                "5 s later, replicas: {}\nscaled vs single: {}",
+                differences(&a2, &b2),
+                differences(&a2, &one2)
+            )
+        };
+        if a != b {
+            panic!(
+                "{level}: the two query replicas differ: {}\n{}",
+                differences(&a, &b),
+                again()
+            );
+        }
+        if a != one {
+            panic!(
+                "{level}: scaled-out graph differs from the single collector's: {}\n{}",
+                differences(&a, &one),
+                again()
+            );
+        }
     }
     let region = graph(&queries[0], start_ms - 60_000, end_ms, "region");
     let mesh_calls: u64 = scaled["edges"]
