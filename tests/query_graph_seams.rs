@@ -635,3 +635,106 @@ async fn the_live_edge_never_gives_a_call_a_wrong_caller_and_slots_count_far_par
         "the producer has its consumer"
     );
 }
+
+/// Every query replica runs the rollup, and replicas wake at the same moments (a slot closes
+/// at its end plus the grace on every replica's clock). Several replicas computing the same
+/// slots, then the same minutes, at once — round after round, as late copies of the traces
+/// make them all recompute — must never count a call twice: readers take one computation of a
+/// unit, so no two computations may share a `ComputedAt` (orrery_store::computed_at). The
+/// replicas' passes start together, in the same millisecond more often than not, as passes
+/// woken for one slot do (with the bare millisecond as `ComputedAt` this failed in the first
+/// round).
+#[tokio::test]
+async fn replicas_rolling_up_the_same_units_at_once_never_count_a_call_twice() {
+    use orrery_query::rollup::{Rollup, SLOT_NS};
+    let ch = fresh_database().await;
+    let now = now_ns();
+    let slot = (now - 50_000 * MS).div_euclid(SLOT_NS) * SLOT_NS;
+    let base = slot + 1_000 * MS;
+    // Slot rows read however few spans the tail holds (else it is read from spans).
+    let s = orrery_query::GraphArgs {
+        graph_small_tail_spans: 0,
+        ..settings()
+    };
+    let cache = orrery_query::graph::cache::RolledCache::default();
+    let replicas: Vec<Rollup> = (0..3)
+        .map(|_| Rollup::new(ch.client(), settings()))
+        .collect();
+    // Copy `n` of the mesh under trace ids of its own, into the same slot and minute.
+    let copy = |n: usize| -> Vec<_> {
+        mesh(base)
+            .into_iter()
+            .map(|mut r| {
+                r.trace_id = format!("{:0>32}", format!("{n:x}f{}", &r.trace_id[30..]));
+                r
+            })
+            .collect()
+    };
+    let times = |n: u64| -> Vec<_> {
+        expected_mesh()
+            .into_iter()
+            .map(|(a, b, calls, errors)| (a, b, n * calls, n * errors))
+            .collect()
+    };
+    let rounds = 6;
+    let mut raced = 0;
+    let mut slots_from = None;
+    for phase in ["slots", "minutes"] {
+        let unit = if phase == "slots" {
+            slot
+        } else {
+            // The minute rollup computes closed minutes only (no delay in these settings).
+            let minute = base.div_euclid(MINUTE) * MINUTE;
+            while now_ns() <= minute + MINUTE {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            minute
+        };
+        for round in 0..rounds {
+            let n = if phase == "slots" {
+                round
+            } else {
+                rounds + round
+            };
+            insert(&ch, &copy(n)).await;
+            let at = now_ns();
+            let computed: Vec<Vec<i64>> = if phase == "slots" {
+                futures::future::join_all(replicas.iter().map(|r| r.run_slots(at)))
+                    .await
+                    .into_iter()
+                    .map(|x| x.unwrap())
+                    .collect()
+            } else {
+                let lookback = Duration::from_secs(900);
+                futures::future::join_all(replicas.iter().map(|r| r.run_once(at, lookback)))
+                    .await
+                    .into_iter()
+                    .map(|x| x.unwrap().computed)
+                    .collect()
+            };
+            raced += (computed.iter().filter(|c| c.contains(&unit)).count() > 1) as u32;
+            // Slot rows are read from the first slot after the rolled-up minutes: in the slots
+            // phase (no minute marked) a window starting at the first slot the rollup marked.
+            let first_slot = *slots_from
+                .get_or_insert_with(|| computed.iter().flatten().copied().min().unwrap());
+            let lo = if phase == "slots" {
+                first_slot
+            } else {
+                now - 3 * MINUTE
+            };
+            let w = window(lo, now_ns());
+            let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
+            assert_eq!(
+                edge_table(&g),
+                times(n as u64 + 1),
+                "{phase}, round {round}: the replicas computed {computed:?}"
+            );
+            assert_eq!(g.node("api").unwrap().metrics.requests, 10 * (n as u64 + 1));
+        }
+    }
+    // The race was run: several replicas computed the same unit at once in most rounds.
+    assert!(
+        raced >= rounds as u32,
+        "several computed the unit in {raced} rounds"
+    );
+}

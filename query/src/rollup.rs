@@ -20,6 +20,7 @@ use crate::GraphArgs;
 use crate::graph::fetch::markers::{HOUR_NS, MINUTE_NS};
 use crate::graph::fetch::{MinuteMarker, Rolled};
 use crate::metrics;
+use orrery_store::computed_at::ComputedAtClock;
 use orrery_store::graph_rules::{self as rules, CallSource};
 
 pub mod backfill;
@@ -97,8 +98,8 @@ pub struct Rollup {
     client: Client,
     settings: GraphArgs,
     /// Shared with the backfill's instance (`run`), so no two computations of this process
-    /// ever share a `ComputedAt`.
-    last_computed_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// ever share a `ComputedAt`; its writer id keeps other replicas' apart too.
+    computed_at: std::sync::Arc<ComputedAtClock>,
 }
 
 /// What one run did.
@@ -117,7 +118,7 @@ impl Rollup {
         Self {
             client,
             settings,
-            last_computed_ms: Default::default(),
+            computed_at: Default::default(),
         }
     }
 
@@ -134,7 +135,7 @@ impl Rollup {
                 .clone()
                 .with_setting("max_execution_time", format!("{:.3}", step.as_secs_f64())),
             settings: self.settings.clone(),
-            last_computed_ms: self.last_computed_ms.clone(),
+            computed_at: self.computed_at.clone(),
         };
         tokio::join!(
             self.run_minutes(shutdown.clone()),
@@ -206,6 +207,7 @@ impl Rollup {
 
     /// One pass at time `now_ns` over closed minutes within `lookback`.
     pub async fn run_once(&self, now_ns: i64, lookback: Duration) -> Result<RunReport> {
+        let started_ns = crate::now_ns();
         let hi = floor_minute(now_ns - self.settings.graph_rollup_delay.as_nanos() as i64);
         let lo = floor_minute(now_ns - lookback.as_nanos() as i64);
         if hi <= lo {
@@ -265,7 +267,10 @@ impl Rollup {
             .map(|(m, v)| (*m, *v))
             .collect();
         for (source, batch) in batches(&todo, copy_from(&self.settings, now_ns)) {
-            for marker in self.compute_minutes(&batch, now_ns, source).await? {
+            for marker in self
+                .compute_minutes(&batch, now_ns, source, started_ns)
+                .await?
+            {
                 rolled
                     .minutes
                     .insert(marker.minute as i64 * 1_000_000_000, marker);
@@ -280,17 +285,13 @@ impl Rollup {
         Ok(report)
     }
 
-    fn next_computed_at(&self) -> u64 {
-        use std::sync::atomic::Ordering;
-        let now = (crate::now_ns() / 1_000_000) as u64;
-        // One atomic step: the minute loop and the backfill draw from the same sequence.
-        let prev = self
-            .last_computed_ms
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
-                Some(now.max(p + 1))
-            })
-            .unwrap_or_default();
-        now.max(prev + 1)
+    /// The `ComputedAt` of a computation by a pass that started at `started_ns` (this
+    /// process's clock when the pass began), unique across replicas
+    /// (orrery_store::computed_at). Replicas woken for one slot start their passes in the same
+    /// millisecond more often than not; only the writer id keeps their computations apart.
+    fn next_computed_at(&self, started_ns: i64) -> u64 {
+        self.computed_at
+            .next((started_ns.max(0) / 1_000_000) as u64)
     }
 
     /// Recomputes minutes `(minute, (spans, late))` from the call rows of `source`: edges,
@@ -301,8 +302,9 @@ impl Rollup {
         batch: &[(i64, (u64, u64))],
         now_ns: i64,
         source: CallSource,
+        started_ns: i64,
     ) -> Result<Vec<MinuteMarker>> {
-        let computed = self.next_computed_at();
+        let computed = self.next_computed_at(started_ns);
         // Empty minutes only get their marker: a first backfill marks a day of them.
         let busy: Vec<i64> = batch
             .iter()

@@ -7,6 +7,7 @@
 //! the embedded engine or at a real ClickHouse server or cluster.
 
 pub mod auth;
+pub mod computed_at;
 pub mod config;
 pub mod embedded;
 pub mod graph_rules;

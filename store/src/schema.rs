@@ -109,11 +109,18 @@ mod tests {
             .filter(|s| s.contains("orrery_span_calls MODIFY TTL"))
             .collect();
         assert!(ttls[0].contains("toIntervalHour(49)") && ttls[1].contains("toIntervalHour(6)"));
-        // And the minute rollups (v14): derived, kept 26 hours (markers 25) regardless.
+        // And the minute rollups (v14): derived, kept 26 hours (markers 25) regardless; v16
+        // sets the same TTLs again, reading the computation's time through the writer bits.
         let (minutes, ddl): (Vec<_>, Vec<_>) = ddl.into_iter().partition(|s| {
             (s.contains("_1m ") || s.contains("orrery_graph_minutes ")) && s.contains("TTL")
         });
-        assert_eq!(minutes.len(), 3, "{minutes:?}");
+        assert_eq!(minutes.len(), 6, "{minutes:?}");
+        let through_writer_bits = crate::computed_at::seconds_sql("ComputedAt");
+        assert!(
+            minutes[3..]
+                .iter()
+                .all(|s| s.contains(&through_writer_bits))
+        );
         let (slots, rest): (Vec<_>, Vec<_>) = ddl
             .iter()
             .partition(|s| s.contains("_10s") || s.contains("_slots"));

@@ -197,7 +197,7 @@ impl Rollup {
         let mut chunk_spans = 0;
         for m in minutes {
             if !chunk.is_empty() && chunk_spans + m.1.0 > STEP_SPANS {
-                self.compute_minutes(&chunk, now_ns, CallSource::Spans)
+                self.compute_minutes(&chunk, now_ns, CallSource::Spans, crate::now_ns())
                     .await?;
                 chunk.clear();
                 chunk_spans = 0;
@@ -206,7 +206,7 @@ impl Rollup {
             chunk.push(m);
         }
         if !chunk.is_empty() {
-            self.compute_minutes(&chunk, now_ns, CallSource::Spans)
+            self.compute_minutes(&chunk, now_ns, CallSource::Spans, crate::now_ns())
                 .await?;
         }
         if !hours.is_empty() {

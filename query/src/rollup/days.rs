@@ -102,9 +102,11 @@ pub fn plan_days(rolled: &Rolled, lo: i64, hi: i64) -> DayPlan {
     let mut plan = DayPlan::default();
     let mut d = floor_day(hi - 1);
     while d >= lo {
-        let version: Option<u64> = (0..24)
-            .map(|k| rolled.summarized.get(&(d + k * HOUR_NS)).map(|s| s.version))
-            .sum();
+        // Wrapping, as every sum of versions (they are compared for equality only).
+        let version: Option<u64> = (0..24).try_fold(0u64, |sum, k| {
+            let s = rolled.summarized.get(&(d + k * HOUR_NS))?;
+            Some(sum.wrapping_add(s.version))
+        });
         let by_count = rolled.days_by_count.contains(&d);
         match version {
             _ if by_count => {
@@ -174,7 +176,7 @@ impl Rollup {
         days: &[i64],
         counts: &BTreeMap<i64, u64>,
     ) -> Result<Vec<i64>> {
-        let computed = self.next_computed_at();
+        let computed = self.next_computed_at(crate::now_ns());
         let secs: Vec<u32> = days.iter().map(|d| (d / 1_000_000_000) as u32).collect();
         let lo = secs.iter().copied().min().unwrap_or(0);
         let hi = secs.iter().copied().max().unwrap_or(0) + 86_400;
@@ -197,7 +199,7 @@ GROUP BY Hour"
         let mut versions: BTreeMap<u32, (u64, usize)> = BTreeMap::new();
         for h in &hours {
             let v = versions.entry(h.hour - h.hour % 86_400).or_default();
-            v.0 += h.version;
+            v.0 = v.0.wrapping_add(h.version);
             v.1 += 1;
         }
         versions.retain(|_, (_, n)| *n == 24);

@@ -42,7 +42,7 @@ impl Rollup {
     /// selected by (read once, bound to every statement), so a minute recomputed meanwhile
     /// only makes its hour stale (merged again by the next run).
     pub(super) async fn compute_hours(&self, hours: &[i64]) -> Result<()> {
-        let computed = self.next_computed_at();
+        let computed = self.next_computed_at(crate::now_ns());
         let secs: Vec<u32> = hours.iter().map(|h| (h / 1_000_000_000) as u32).collect();
         let lo = secs.iter().copied().min().unwrap_or(0);
         let hi = secs.iter().copied().max().unwrap_or(0) + 3600;
@@ -65,7 +65,7 @@ GROUP BY Minute"
         let mut versions: BTreeMap<u32, (u64, u64)> = secs.iter().map(|h| (*h, (0, 0))).collect();
         for m in &minutes {
             let v = versions.entry(m.minute - m.minute % 3600).or_default();
-            v.0 += m.computed_at;
+            v.0 = v.0.wrapping_add(m.computed_at);
             v.1 += m.spans;
         }
         let pairs: Vec<(u32, u64)> = minutes.iter().map(|m| (m.minute, m.computed_at)).collect();

@@ -84,6 +84,7 @@ impl Rollup {
 
     /// [`Rollup::run_slots`], and when the next pass can close a slot ([`next_slot_pass`]).
     pub async fn slot_pass(&self, now_ns: i64) -> Result<SlotPass> {
+        let started_ns = crate::now_ns();
         let grace = self.settings.graph_grace;
         let minutes_end = floor_minute(now_ns - self.settings.graph_rollup_delay.as_nanos() as i64);
         let lo = minutes_end - SLOT_LOOKBACK_NS;
@@ -106,7 +107,7 @@ impl Rollup {
         let unsettled = self.unsettled_slots(&todo, settled).await?;
         todo.retain(|(slot, _)| !unsettled.iter().any(|u| u.0 == *slot));
         for &(slot, spans) in todo.iter().rev() {
-            self.compute_slot(slot, spans, settled).await?;
+            self.compute_slot(slot, spans, settled, started_ns).await?;
         }
         Ok(SlotPass {
             computed: todo.into_iter().map(|(s, _)| s).collect(),
@@ -147,9 +148,16 @@ GROUP BY slot"
             .collect())
     }
 
-    /// Edge and node rows of one slot from its spans, then its marker.
-    async fn compute_slot(&self, slot: i64, spans: u64, settled: i64) -> Result<()> {
-        let computed = self.next_computed_at();
+    /// Edge and node rows of one slot from its spans (those settled at `settled`), then its
+    /// marker; by a pass that started at `started_ns`.
+    async fn compute_slot(
+        &self,
+        slot: i64,
+        spans: u64,
+        settled: i64,
+        started_ns: i64,
+    ) -> Result<()> {
+        let computed = self.next_computed_at(started_ns);
         let at = (slot / 1_000_000_000) as u32;
         if spans > 0 {
             self.write_rows(

@@ -169,6 +169,14 @@ pub fn migrations() -> &'static [Migration] {
             scratch: None,
             fresh: Fresh::Same,
         },
+        Migration {
+            version: 16,
+            name: "rollup computations carry a writer id (ComputedAt): the minute rollups' TTL reads their time through it",
+            statements: minutes::v16_computed_at_writer,
+            verify: None,
+            scratch: None,
+            fresh: Fresh::Same,
+        },
     ]
 }
 

@@ -71,12 +71,37 @@ pub(super) fn v14_minute_ttl(p: &SchemaParams) -> Vec<String> {
         out.push(format!(
             "ALTER TABLE {t} MODIFY SETTING ttl_only_drop_parts = 0, merge_with_ttl_timeout = {CALLS_TTL_MERGE_S}"
         ));
-        out.push(format!(
-            "ALTER TABLE {t} MODIFY TTL greatest(Minute, toDateTime(intDiv(ComputedAt, 1000))) + toIntervalHour({hours})
-SETTINGS materialize_ttl_after_modify = 0"
-        ));
+        out.push(minute_ttl(&t, hours, "intDiv(ComputedAt, 1000)"));
     }
     out
+}
+
+/// The TTL of a minute rollup table `t` (its full name): `hours` after the later of the minute
+/// and its computation, the computation's Unix second given by `computed_s`.
+fn minute_ttl(t: &str, hours: u32, computed_s: &str) -> String {
+    format!(
+        "ALTER TABLE {t} MODIFY TTL greatest(Minute, toDateTime({computed_s})) + toIntervalHour({hours})
+SETTINGS materialize_ttl_after_modify = 0"
+    )
+}
+
+/// Schema v16: `ComputedAt` carries a writer id in its low bits (`crate::computed_at`), so
+/// the minute rollups' TTL (v14) reads the computation's time back through it. Tables whose
+/// TTL is the retention's (shorter than the minutes' hours) are left as v14 left them.
+pub(super) fn v16_computed_at_writer(p: &SchemaParams) -> Vec<String> {
+    let retention_hours = p.retention_days * 24;
+    [
+        ("orrery_graph_edges_1m", MINUTES_HOURS),
+        ("orrery_graph_nodes_1m", MINUTES_HOURS),
+        ("orrery_graph_minutes", MINUTE_MARKER_HOURS),
+    ]
+    .into_iter()
+    .filter(|&(_, hours)| retention_hours == 0 || retention_hours > hours)
+    .map(|(name, hours)| {
+        let t = format!("{}.{}{}", p.database, p.storage_name(name), p.on_cluster());
+        minute_ttl(&t, hours, &crate::computed_at::seconds_sql("ComputedAt"))
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -117,5 +142,28 @@ mod tests {
             cluster[0].starts_with("ALTER TABLE orrery.orrery_graph_hours_local ON CLUSTER c1")
         );
         assert!(cluster[1].starts_with("ALTER TABLE orrery.orrery_graph_hours ON CLUSTER c1"));
+    }
+
+    #[test]
+    fn v16_reads_the_computation_time_through_the_writer_bits_where_v14_set_a_ttl() {
+        let all = v16_computed_at_writer(&params(None, 7));
+        assert_eq!(all.len(), 3, "{all:?}");
+        for s in &all {
+            assert!(
+                s.contains(&format!(
+                    "toDateTime({})",
+                    crate::computed_at::seconds_sql("ComputedAt")
+                )),
+                "{s}"
+            );
+        }
+        assert!(all[2].contains("orrery_graph_minutes MODIFY TTL"));
+        assert!(all[2].contains("toIntervalHour(25)"));
+        // Where v14 left the retention's TTL, v16 leaves it too.
+        assert!(v16_computed_at_writer(&params(None, 1)).is_empty());
+        let cluster = v16_computed_at_writer(&params(Some("c1"), 7));
+        assert!(
+            cluster[0].starts_with("ALTER TABLE orrery.orrery_graph_edges_1m_local ON CLUSTER c1")
+        );
     }
 }

@@ -464,3 +464,57 @@ async fn a_window_older_than_the_copy_gets_the_namespaces_known_now() {
     let f = crate::graph::facts_window(&s, w);
     assert_eq!((f.lo, f.hi), (w.lo, w.hi));
 }
+
+/// The minute rollups' TTL (v14, read through the writer bits since v16): a marker lives
+/// 25 hours after the later of its minute and its computation. An old minute computed now
+/// stays; one computed as long ago goes; a value written before v16 (a bare millisecond, read
+/// as 1970) goes by its minute alone.
+#[tokio::test]
+async fn minute_markers_live_hours_after_the_later_of_their_minute_and_computation() {
+    use orrery_store::computed_at::ComputedAtClock;
+    let ch = orrery_store::testing::fresh_database().await;
+    let client = ch.client();
+    let now_ms = (crate::now_ns() / MS) as u64;
+    let hour_ms = 3_600_000u64;
+    let minute_s = |ms: u64| (ms / 60_000 * 60) as u32;
+    let old = now_ms - 30 * hour_ms;
+    let clock = ComputedAtClock::default();
+    // (minute, ComputedAt, kept?)
+    let rows = [
+        (minute_s(old), clock.next(now_ms), true),
+        (
+            minute_s(old) - 60,
+            ComputedAtClock::default().next(old),
+            false,
+        ),
+        (minute_s(old) - 120, now_ms, false),
+        (minute_s(now_ms - hour_ms), now_ms, true),
+    ];
+    for (minute, computed, _) in rows {
+        client
+            .query(
+                "INSERT INTO orrery_graph_minutes (Minute, ComputedAt, Spans, Orphans, Unmatched, Late)
+                 VALUES (toDateTime({m:UInt32}), {c:UInt64}, 1, 0, 0, 0)",
+            )
+            .param("m", minute)
+            .param("c", computed)
+            .execute()
+            .await
+            .unwrap();
+    }
+    for stmt in [
+        "ALTER TABLE orrery_graph_minutes MATERIALIZE TTL SETTINGS mutations_sync = 2",
+        "OPTIMIZE TABLE orrery_graph_minutes FINAL",
+    ] {
+        client.query(stmt).execute().await.unwrap();
+    }
+    let mut left: Vec<u32> = client
+        .query("SELECT toUInt32(Minute) FROM orrery_graph_minutes")
+        .fetch_all()
+        .await
+        .unwrap();
+    left.sort_unstable();
+    let mut kept: Vec<u32> = rows.iter().filter(|r| r.2).map(|r| r.0).collect();
+    kept.sort_unstable();
+    assert_eq!(left, kept);
+}

@@ -105,13 +105,19 @@ impl Rolled {
             .sum()
     }
 
-    /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked.
+    /// Sum of the latest `ComputedAt` of the hour's minutes, and how many are marked. The sum
+    /// wraps, as the engine's does: `ComputedAt`s are large (orrery_store::computed_at) and a
+    /// version is compared for equality only.
     pub fn minutes_version(&self, hour: i64) -> (u64, usize) {
         if let Some(h) = self.summarized.get(&hour) {
             return (h.version, 60);
         }
         let v = self.minutes.range(hour..hour + HOUR_NS);
-        (v.clone().map(|(_, c)| c.computed_at).sum(), v.count())
+        (
+            v.clone()
+                .fold(0u64, |sum, (_, c)| sum.wrapping_add(c.computed_at)),
+            v.count(),
+        )
     }
 
     /// Hours whose rows were made from the current computation of each of their minutes (the
@@ -175,12 +181,10 @@ impl Rolled {
             // `hours` is ascending: a whole day is 24 consecutive entries from its midnight.
             let whole = (0..24u32).all(|k| hours.get(i + k as usize) == Some(&(day + k * 3600)));
             if whole {
-                let version: u64 = (0..24)
-                    .map(|k| {
-                        let at = (day as i64 + k * 3600) * 1_000_000_000;
-                        self.hours.get(&at).copied().unwrap_or(0)
-                    })
-                    .sum();
+                let version: u64 = (0..24).fold(0u64, |sum, k| {
+                    let at = (day as i64 + k * 3600) * 1_000_000_000;
+                    sum.wrapping_add(self.hours.get(&at).copied().unwrap_or(0))
+                });
                 let at = day as i64 * 1_000_000_000;
                 if self.days_by_count.contains(&at) || self.days.get(&at) == Some(&version) {
                     out.push(day);
