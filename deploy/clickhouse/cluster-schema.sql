@@ -1139,3 +1139,12 @@ ALTER TABLE orrery.orrery_graph_days_local ON CLUSTER orrery ADD COLUMN IF NOT E
 
 ALTER TABLE orrery.orrery_graph_days ON CLUSTER orrery ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1;
 
+ALTER TABLE orrery.orrery_graph_edges_1m_local ON CLUSTER orrery MODIFY TTL greatest(Minute, toDateTime(intDiv(bitShiftRight(ComputedAt, 20), 1000))) + toIntervalHour(26)
+SETTINGS materialize_ttl_after_modify = 0;
+
+ALTER TABLE orrery.orrery_graph_nodes_1m_local ON CLUSTER orrery MODIFY TTL greatest(Minute, toDateTime(intDiv(bitShiftRight(ComputedAt, 20), 1000))) + toIntervalHour(26)
+SETTINGS materialize_ttl_after_modify = 0;
+
+ALTER TABLE orrery.orrery_graph_minutes_local ON CLUSTER orrery MODIFY TTL greatest(Minute, toDateTime(intDiv(bitShiftRight(ComputedAt, 20), 1000))) + toIntervalHour(25)
+SETTINGS materialize_ttl_after_modify = 0;
+
