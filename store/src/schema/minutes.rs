@@ -58,22 +58,30 @@ pub(super) fn v14_minute_ttl(p: &SchemaParams) -> Vec<String> {
             "ALTER TABLE {db}.orrery_graph_hours{oc} ADD COLUMN IF NOT EXISTS Spans Int64 DEFAULT -1"
         ));
     }
-    let retention_hours = p.retention_days * 24;
-    for (name, hours) in [
-        ("orrery_graph_edges_1m", MINUTES_HOURS),
-        ("orrery_graph_nodes_1m", MINUTES_HOURS),
-        ("orrery_graph_minutes", MINUTE_MARKER_HOURS),
-    ] {
-        if retention_hours != 0 && retention_hours <= hours {
-            continue;
-        }
-        let t = table(name);
+    for (t, hours) in ttl_tables(p) {
         out.push(format!(
             "ALTER TABLE {t} MODIFY SETTING ttl_only_drop_parts = 0, merge_with_ttl_timeout = {CALLS_TTL_MERGE_S}"
         ));
         out.push(minute_ttl(&t, hours, "intDiv(ComputedAt, 1000)"));
     }
     out
+}
+
+/// The minute rollup tables that get a TTL of their own (v14), full names, with their hours:
+/// all three, but where the retention is already shorter (those keep the retention's).
+fn ttl_tables(p: &SchemaParams) -> impl Iterator<Item = (String, u32)> + '_ {
+    let retention_hours = p.retention_days * 24;
+    [
+        ("orrery_graph_edges_1m", MINUTES_HOURS),
+        ("orrery_graph_nodes_1m", MINUTES_HOURS),
+        ("orrery_graph_minutes", MINUTE_MARKER_HOURS),
+    ]
+    .into_iter()
+    .filter(move |&(_, hours)| retention_hours == 0 || retention_hours > hours)
+    .map(|(name, hours)| {
+        let t = format!("{}.{}{}", p.database, p.storage_name(name), p.on_cluster());
+        (t, hours)
+    })
 }
 
 /// The TTL of a minute rollup table `t` (its full name): `hours` after the later of the minute
@@ -89,19 +97,10 @@ SETTINGS materialize_ttl_after_modify = 0"
 /// the minute rollups' TTL (v14) reads the computation's time back through it. Tables whose
 /// TTL is the retention's (shorter than the minutes' hours) are left as v14 left them.
 pub(super) fn v16_computed_at_writer(p: &SchemaParams) -> Vec<String> {
-    let retention_hours = p.retention_days * 24;
-    [
-        ("orrery_graph_edges_1m", MINUTES_HOURS),
-        ("orrery_graph_nodes_1m", MINUTES_HOURS),
-        ("orrery_graph_minutes", MINUTE_MARKER_HOURS),
-    ]
-    .into_iter()
-    .filter(|&(_, hours)| retention_hours == 0 || retention_hours > hours)
-    .map(|(name, hours)| {
-        let t = format!("{}.{}{}", p.database, p.storage_name(name), p.on_cluster());
-        minute_ttl(&t, hours, &crate::computed_at::seconds_sql("ComputedAt"))
-    })
-    .collect()
+    let computed_s = crate::computed_at::seconds_sql("ComputedAt");
+    ttl_tables(p)
+        .map(|(t, hours)| minute_ttl(&t, hours, &computed_s))
+        .collect()
 }
 
 #[cfg(test)]
