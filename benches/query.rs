@@ -242,9 +242,11 @@ async fn main() -> Result<()> {
     footprint(&client, written, "after the fill").await?;
 
     // `--small-tail-spans 0`: the slots always from slot rows (the code before
-    // `--graph-small-tail-spans`), for an A/B on one fill.
+    // `--graph-small-tail-spans`); `--live-edge-from-spans`: live graphs read to now (the
+    // code before the settled frontier); each for an A/B on one fill.
     let settings = GraphArgs {
         graph_small_tail_spans: arg("--small-tail-spans", 200_000),
+        graph_live_edge_from_spans: std::env::args().any(|a| a == "--live-edge-from-spans"),
         ..GraphArgs::default()
     };
     // One cache of rolled-up parts for every run, as one query service has.

@@ -162,7 +162,11 @@ async fn a_slot_closes_once_its_spans_settle_and_late_spans_still_count_exactly(
 #[tokio::test]
 async fn the_live_edge_finds_near_parents_and_leaves_older_ones_to_the_slot() {
     let ch = fresh_database().await;
-    let s = settings();
+    // The live edge read from spans: by default the graph ends before it (the last test).
+    let s = GraphArgs {
+        graph_live_edge_from_spans: true,
+        ..settings()
+    };
     let slot = now_ns().div_euclid(SLOT_NS) * SLOT_NS - 60 * SEC;
     let child = slot + 3 * SEC;
     insert(
@@ -222,7 +226,11 @@ async fn the_live_edge_finds_near_parents_and_leaves_older_ones_to_the_slot() {
 #[tokio::test]
 async fn the_live_edge_without_regions_still_gives_every_node_its_own_region() {
     let ch = fresh_database().await;
-    let s = settings();
+    // The live edge read from spans: by default the graph ends before it (the last test).
+    let s = GraphArgs {
+        graph_live_edge_from_spans: true,
+        ..settings()
+    };
     let slot = now_ns().div_euclid(SLOT_NS) * SLOT_NS - 60 * SEC;
     let known = |trace: &str, at: i64| {
         vec![
@@ -317,7 +325,12 @@ async fn the_live_edge_without_regions_still_gives_every_node_its_own_region() {
 async fn a_small_tail_reads_its_slots_from_spans_and_counts_each_call_once() {
     use orrery_query::graph::fetch::edges::small_tail;
     let ch = fresh_database().await;
-    let s = settings();
+    // With a tail after the slots (the newest seconds read from spans too); the settled graph,
+    // whose small tail is the slots alone, is the next test's.
+    let s = GraphArgs {
+        graph_live_edge_from_spans: true,
+        ..settings()
+    };
     let m = now_ns().div_euclid(60 * SEC) * 60 * SEC - 120 * SEC;
     let t = m + 40 * SEC;
     let call = |tr: &str, caller: &str, at: i64, child_at: i64| {
@@ -425,4 +438,92 @@ async fn a_small_tail_reads_its_slots_from_spans_and_counts_each_call_once() {
     // before it (read from spans either way) — still once.
     insert(&ch, &call("late", "gw", m + 22 * SEC, m + 22 * SEC + MS)).await;
     check(1).await;
+}
+
+/// By default a live graph ends at the newest 10-second slot the rollup closed
+/// (`Rolled::settled_through`): calls after it — still being exported — wait for their slot,
+/// rates are per second up to it, `window.through_ms` says where, and the next read guesses
+/// no tail. Read from slot rows and as a small tail (the slots' spans, no tail after them).
+/// With `--graph-live-edge-from-spans`, and when the slot rollup is more than a minute behind,
+/// the graph is read to now.
+#[tokio::test]
+async fn a_live_graph_ends_at_the_newest_closed_slot_and_its_rates_are_per_second_up_to_it() {
+    use orrery_query::graph::cache::RolledCache;
+    use orrery_query::graph::fetch::coverage::SETTLED_LAG_NS;
+    use orrery_query::graph::fetch::edges::small_tail;
+    let ch = fresh_database().await;
+    let s = settings();
+    // 20 s into a minute: slots of its own before it, so the small tail has slots to read.
+    let slot = now_ns().div_euclid(60 * SEC) * 60 * SEC - 40 * SEC;
+    let call = |tr: &str, at: i64| {
+        vec![
+            span(tr, "1", "", "gw", "Server", at, 1),
+            span(tr, "2", "1", "api", "Server", at + MS, 1),
+        ]
+    };
+    // Two calls in `slot`, one in the slot after it.
+    let mut rows = call("a", slot + SEC);
+    rows.extend(call("b", slot + 2 * SEC));
+    rows.extend(call("c", slot + SLOT_NS + SEC));
+    insert(&ch, &rows).await;
+    let roll = Rollup::new(ch.client(), s.clone());
+    let grace = s.graph_grace.as_nanos() as i64;
+    // `slot` closes; the next one cannot yet (its end + grace is later).
+    let t1 = slot + SLOT_NS + grace + SEC;
+    roll.run_once(t1, Duration::from_secs(900)).await.unwrap();
+    roll.run_slots(t1).await.unwrap();
+    let at = |now: i64| params::span(slot - 11 * 60 * SEC, now, now).unwrap();
+    let w = at(t1);
+    let gw_api = |g: &orrery_query::model::Graph| g.edge("gw", "api").unwrap().metrics.clone();
+    let rps = |calls: f64, through: i64| calls / ((through - w.lo) as f64 / 1e9);
+
+    // The small tail does apply to this window: its slots alone, read from spans.
+    let mut rolled = Rolled::read_window(&ch.client(), w.lo, w.hi).await.unwrap();
+    rolled.ends_settled = true;
+    let mut c = rolled.coverage(w);
+    assert_eq!(
+        (c.through, c.slots.1),
+        (Some(slot + SLOT_NS), slot + SLOT_NS)
+    );
+    let whole = small_tail(&s, &rolled, w, &mut c).expect("a few spans: a small tail");
+    assert_eq!(whole.1, slot + SLOT_NS, "{c:?}");
+    for small in [0, s.graph_small_tail_spans] {
+        let s = GraphArgs {
+            graph_small_tail_spans: small,
+            ..s.clone()
+        };
+        let cache = RolledCache::default();
+        let g = graph_with(&ch, &s, &cache, Level::Region, w).await;
+        assert_eq!(g.window.through_ms, Some((slot + SLOT_NS) / 1_000_000));
+        let m = gw_api(&g);
+        assert_eq!(m.requests, 2, "small tail {small}: the newest call waits");
+        assert!((m.rps - rps(2.0, slot + SLOT_NS)).abs() < 1e-9, "{m:?}");
+        assert!(cache.last_tail().is_none(), "no tail to start a read on");
+    }
+
+    // Read to now: every call, per second up to now.
+    let to_now = GraphArgs {
+        graph_live_edge_from_spans: true,
+        ..s.clone()
+    };
+    let g = graph_with(&ch, &to_now, &Default::default(), Level::Region, w).await;
+    assert_eq!(g.window.through_ms, None);
+    let m = gw_api(&g);
+    assert_eq!(m.requests, 3);
+    assert!((m.rps - rps(3.0, t1)).abs() < 1e-9, "{m:?}");
+
+    // The next slot closes: the third call is in.
+    let t2 = t1 + SLOT_NS;
+    roll.run_slots(t2).await.unwrap();
+    let g = graph_with(&ch, &s, &Default::default(), Level::Region, at(t2)).await;
+    assert_eq!(g.window.through_ms, Some((slot + 2 * SLOT_NS) / 1_000_000));
+    assert_eq!(gw_api(&g).requests, 3);
+
+    // The slot rollup stops: once its newest slot is more than a minute old the graph is
+    // read to now, a new call included.
+    let t3 = slot + 2 * SLOT_NS + SETTLED_LAG_NS + 2 * SEC;
+    insert(&ch, &call("d", t3 - 3 * SEC)).await;
+    let g = graph_with(&ch, &s, &Default::default(), Level::Region, at(t3)).await;
+    assert_eq!(g.window.through_ms, None);
+    assert_eq!(gw_api(&g).requests, 4);
 }

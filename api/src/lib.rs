@@ -49,6 +49,12 @@ pub struct Window {
     pub start_ms: i64,
     pub end_ms: i64,
     pub live: bool,
+    /// A live graph that ends before now: it holds the calls that started before this
+    /// instant (Unix ms), the end of the newest 10-second slot the rollup closed (5–15 s
+    /// ago); newer calls are still being exported and appear at the next slot. Rates are per
+    /// second up to it. Absent when the graph is read to now (docs/query.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through_ms: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]

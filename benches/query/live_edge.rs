@@ -109,9 +109,16 @@ pub(crate) async fn live_edge(
     );
     let g = graph::graph(client, &cold, cache, &req).await?;
     println!(
-        "graph 15 min: {} nodes, {} edges",
+        "graph 15 min: {} nodes, {} edges, {}",
         g.nodes.len(),
-        g.edges.len()
+        g.edges.len(),
+        match g.window.through_ms {
+            Some(t) => format!(
+                "ends at the settled frontier, {:.1} s before now",
+                (now / 1_000_000 - t) as f64 / 1e3
+            ),
+            None => "read to now (its live tail from spans)".into(),
+        }
     );
     time(
         "graph, 15 min window, cold (with what's-wrong)",

@@ -151,6 +151,15 @@ pub struct GraphArgs {
     #[arg(long, env = "ORRERY_GRAPH_SMALL_TAIL_SPANS", default_value_t = 200_000)]
     pub graph_small_tail_spans: u64,
 
+    /// Also read a live graph's newest seconds — after the last 10-second slot the rollup
+    /// closed, 5–15 s ago while it keeps up — from spans. Off by default: a live graph ends at
+    /// that slot (`window.throughMs`), because those seconds' calls are still being exported
+    /// (a client span leaves its SDK after its call ends, 5 s later by default) and joining
+    /// them costs about half a cold 15-minute graph's engine time at 30k spans/s
+    /// (docs/decisions.md). A rollup more than a minute behind is read to now either way.
+    #[arg(long, env = "ORRERY_GRAPH_LIVE_EDGE_FROM_SPANS")]
+    pub graph_live_edge_from_spans: bool,
+
     /// The collector's OTLP/gRPC endpoint as the UI's empty map tells users to set
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://collector.example:4317`); `all-in-one` and
     /// `demo` fill it in from their own collector's bound address. Unset: the UI shows port
@@ -210,6 +219,7 @@ impl Default for GraphArgs {
             graph_stream_interval: Duration::from_secs(5),
             graph_cache_entries: 16,
             graph_small_tail_spans: 200_000,
+            graph_live_edge_from_spans: false,
             ui_otlp_grpc_endpoint: None,
             ui_otlp_http_endpoint: None,
             graph_rules: None,

@@ -75,8 +75,10 @@ impl RolledCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).tail
     }
 
-    pub fn note_tail(&self, tail: Tail) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).tail = Some(tail);
+    /// `None`: the last live read had no tail to share (a graph ending at its settled
+    /// frontier), so the next read starts nothing on a guess.
+    pub fn note_tail(&self, tail: Option<Tail>) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).tail = tail;
     }
 
     pub fn len(&self) -> usize {

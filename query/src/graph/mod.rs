@@ -40,6 +40,7 @@ pub fn window_json(w: Span) -> Window {
         start_ms: w.lo / 1_000_000,
         end_ms: w.hi / 1_000_000,
         live: w.live(),
+        through_ms: None,
     }
 }
 
@@ -200,7 +201,6 @@ pub async fn graph(
     req: &GraphRequest,
 ) -> Result<Graph> {
     let w = req.window;
-    let seconds = w.seconds();
     let node_key = match req.level {
         Level::Global => NodeKey::Regions,
         _ => NodeKey::Services,
@@ -258,6 +258,7 @@ pub async fn graph(
         // Older than the call copy's reach (schema v12: 6 hours) its rows may be gone: what
         // is not rolled up there is left out, never read as if it were empty.
         rolled.readable_from = crate::rollup::copy_from(s, w.now);
+        rolled.ends_settled = !s.graph_live_edge_from_spans;
         // The baseline is read from rollups only: it is closed, so normally all rolled up;
         // where it is not (older than the rollup's backfill, or a lagging rollup) its unrolled
         // tail is left out rather than joined from spans — a day-long baseline from spans
@@ -284,6 +285,13 @@ pub async fn graph(
     let ((rolled, current, node_rows, previous), (namespaces, group_values)) =
         tokio::try_join!(parts, facts)?;
     let quality = rolled.quality(w);
+    // Rates are per second of what the graph holds: up to its settled end when it has one.
+    let through = rolled.settled_through(w);
+    let seconds = Span {
+        now: through.unwrap_or(w.now),
+        ..w
+    }
+    .seconds();
     let coverage = rollup_coverage(&rolled, w, quality.spans);
 
     let pairs: Vec<(String, String)> = current
@@ -475,7 +483,10 @@ pub async fn graph(
     let mut g = Graph {
         level: req.level.as_str().into(),
         name,
-        window: window_json(w),
+        window: Window {
+            through_ms: through.map(|t| t / 1_000_000),
+            ..window_json(w)
+        },
         generated_at_ms: crate::now_ns() / 1_000_000,
         max_volume,
         nodes,

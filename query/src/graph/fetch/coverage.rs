@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::Window;
-use super::markers::{DAY_S, HOUR_NS, MINUTE_NS, Rolled, cover_ranges};
+use super::markers::{DAY_S, HOUR_NS, MINUTE_NS, Rolled, SLOT_NS, cover_ranges};
 
 impl Rolled {
     /// How `w` is read (the markers must cover `w`).
@@ -48,9 +48,43 @@ impl Rolled {
         } else {
             c.slots = (c.live_lo, c.live_lo);
         }
+        c.through = self.through(w, c.live_lo);
+        if let Some(through) = c.through {
+            // The newest seconds are left to the next slot: every range read from spans ends
+            // at the settled frontier (normally the tail after the slots is then empty).
+            for r in &mut c.live {
+                r.1 = r.1.min(through);
+            }
+            c.live.retain(|r| r.0 < r.1);
+        }
         c
     }
+
+    /// Where a live window's graph ends (ns) when it is not read to now: the end of the
+    /// newest 10-second slot the rollup has closed — 5–15 s ago while it keeps up. Calls that
+    /// started after it are still being exported (a client span leaves its SDK when its call
+    /// ends, 5 s later by default), and joining them is the costliest statement of a live
+    /// read (docs/decisions.md "A live graph ends at the settled frontier"). `None` (read to
+    /// now) unless [`Rolled::ends_settled`], for a window of the past, and when the slot
+    /// rollup is more than [`SETTLED_LAG_NS`] behind or not past the minutes' frontier
+    /// (`live_lo`): a stalled rollup must not stop the map.
+    pub fn settled_through(&self, w: Window) -> Option<i64> {
+        self.coverage(w).through
+    }
+
+    fn through(&self, w: Window, live_lo: i64) -> Option<i64> {
+        if !self.ends_settled || !w.live() {
+            return None;
+        }
+        let end = self.slots.last_key_value()?.0 + SLOT_NS;
+        (end >= live_lo && end > w.lo && end < w.now && end >= w.now - SETTLED_LAG_NS)
+            .then_some(end)
+    }
 }
+
+/// How far behind now the slot rollup's newest slot may end for a live graph to end there
+/// ([`Rolled::settled_through`]); further behind, the graph reads its tail from spans to now.
+pub const SETTLED_LAG_NS: i64 = MINUTE_NS;
 
 /// At most this many separate live ranges per window (each is one query per part); past it
 /// the oldest are left out (reported as uncovered) rather than merged across what lies
@@ -90,6 +124,9 @@ pub struct Coverage {
     /// `[lo, hi)` ranges (ns, ascending, disjoint) with spans but neither rolled up nor read:
     /// what the answer leaves out.
     pub uncovered: Vec<(i64, i64)>,
+    /// Where a live window ends when it is not read to now ([`Rolled::settled_through`]):
+    /// nothing after it is read.
+    pub through: Option<i64>,
 }
 
 /// Ranges `[lo, hi)` of consecutive minutes, merged when closer than [`MERGE_GAP_NS`].
@@ -242,6 +279,7 @@ pub fn coverage_of(
         live,
         slots: (live_lo, live_lo),
         uncovered,
+        through: None,
     }
 }
 
@@ -372,6 +410,76 @@ mod tests {
         let c = r.coverage(w(0, 10 * M));
         assert_eq!(c.slots.0, c.slots.1);
         assert_eq!(c.live, vec![(7 * M, 10 * M)]);
+    }
+
+    #[test]
+    fn a_live_window_ends_at_the_newest_closed_slot_while_the_slot_rollup_keeps_up() {
+        const S: i64 = SLOT_NS;
+        const SEC: i64 = 1_000_000_000;
+        let mut r = Rolled {
+            minutes: marked(10),
+            ends_settled: true,
+            ..Default::default()
+        };
+        r.spans = r.minutes.keys().map(|m| (*m, 10)).collect();
+        for i in 0..9 {
+            let at = 10 * M + i * S;
+            let mark = SlotMark {
+                at: (at / SEC) as u32,
+                computed_at: 1,
+                spans: 5,
+            };
+            r.slots.insert(at, mark);
+            r.slot_spans.insert(at, 5);
+        }
+        let newest = 10 * M + 9 * S;
+        let at = |now: i64| Window {
+            lo: 0,
+            hi: 12 * M,
+            now,
+        };
+        // 7 s after the newest slot's end: the graph ends there, nothing read from spans.
+        let c = r.coverage(at(newest + 7 * SEC));
+        assert_eq!(c.through, Some(newest));
+        assert_eq!(c.slots, (10 * M, newest));
+        assert!(c.live.is_empty(), "{c:?}");
+        assert_eq!(r.settled_through(at(newest + 7 * SEC)), Some(newest));
+        // Read to now when asked (`--graph-live-edge-from-spans`, detail reads).
+        r.ends_settled = false;
+        let c = r.coverage(at(newest + 7 * SEC));
+        assert_eq!((c.through, c.live.clone()), (None, vec![(newest, 12 * M)]));
+        r.ends_settled = true;
+        // A span backdated into slot 4: slots 3..9 from spans, still not past the frontier.
+        r.slot_spans.insert(10 * M + 4 * S, 6);
+        let c = r.coverage(at(newest + 7 * SEC));
+        assert_eq!(c.slots, (10 * M, 10 * M + 3 * S));
+        assert_eq!(c.live, vec![(10 * M + 3 * S, newest)]);
+        r.slot_spans.insert(10 * M + 4 * S, 5);
+        // A slot rollup more than a minute behind: the tail is read to now.
+        let late = newest + SETTLED_LAG_NS + SEC;
+        let c = r.coverage(Window {
+            hi: 13 * M,
+            ..at(late)
+        });
+        assert_eq!((c.through, c.live.clone()), (None, vec![(newest, 13 * M)]));
+        // A window of the past ends where it ends.
+        let c = r.coverage(Window {
+            hi: 11 * M,
+            ..at(newest + 7 * SEC)
+        });
+        assert_eq!((c.through, c.slots), (None, (10 * M, 11 * M)));
+        // Slots behind the minutes' frontier (the minutes marked past them): read to now.
+        let mut ahead = Rolled {
+            minutes: marked(12),
+            ..r
+        };
+        ahead.spans = ahead.minutes.keys().map(|m| (*m, 10)).collect();
+        let c = ahead.coverage(Window {
+            lo: 0,
+            hi: 13 * M,
+            now: 12 * M + 10 * SEC,
+        });
+        assert_eq!((c.through, c.live.clone()), (None, vec![(12 * M, 13 * M)]));
     }
 
     #[test]

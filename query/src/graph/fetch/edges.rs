@@ -162,8 +162,8 @@ pub async fn edges_guessed(
 ) -> Result<Vec<EdgeAgg>> {
     let mut c = rolled.coverage(w);
     let whole = small_tail(s, rolled, w, &mut c);
-    if let Some(t) = Tail::of(w, &c.live, whole) {
-        cache.note_tail(t);
+    if w.live() {
+        cache.note_tail(Tail::of(w, &c.live, whole));
     }
     let live_part = kept_or(
         started,
@@ -369,8 +369,14 @@ pub fn small_tail(
     if shi <= slo || s.graph_small_tail_spans == 0 || s.graph_no_rollup {
         return None;
     }
-    // The tail after the slots: the last live range starts where they end.
-    let tail = c.live.last_mut().filter(|r| r.0 == shi)?;
+    // The tail after the slots: the last live range starts where they end — or, in a graph
+    // ending at its settled frontier (`Rolled::settled_through`), there is none and the
+    // slots' range alone is read.
+    let tail_hi = match c.live.last() {
+        Some(&(lo, hi)) if lo == shi => hi,
+        _ if c.through == Some(shi) => shi,
+        _ => return None,
+    };
     let lookback = s.graph_parent_lookback.as_nanos().min(i64::MAX as u128) as i64;
     let first = (slo.saturating_sub(lookback)).div_euclid(MINUTE_NS) * MINUTE_NS;
     if first < w.lo {
@@ -390,9 +396,12 @@ pub fn small_tail(
             return None;
         }
     }
-    tail.0 = slo;
+    match c.live.last_mut() {
+        Some(tail) if tail.0 == shi => tail.0 = slo,
+        _ => c.live.push((slo, tail_hi)),
+    }
     c.slots = (slo, slo);
-    Some((slo, tail.1))
+    Some((slo, tail_hi))
 }
 
 /// A live range that starts at most this long before now is one the slot rollup computes

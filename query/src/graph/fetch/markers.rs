@@ -124,6 +124,10 @@ pub struct Rolled {
     /// the live reads use keeps ~2 days (schema v11), so older data is only in rollups (the
     /// graph sets it to the minute rollup's horizon; `i64::MIN`: no such bound).
     pub readable_from: i64,
+    /// A live window ends at the settled frontier ([`Rolled::settled_through`]): the graph's
+    /// own reads set it (unless `--graph-live-edge-from-spans`); detail reads and unit tests
+    /// leave it off and read to now.
+    pub ends_settled: bool,
 }
 
 /// `--graph-max-unrolled`'s default: an hour of spans at most is joined per window.
@@ -145,6 +149,7 @@ impl Default for Rolled {
             slot_spans: BTreeMap::new(),
             max_unrolled: DEFAULT_MAX_UNROLLED_NS,
             readable_from: i64::MIN,
+            ends_settled: false,
         }
     }
 }
