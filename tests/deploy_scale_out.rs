@@ -219,6 +219,11 @@ fn three_collectors_two_query_replicas_store_every_span_once_and_draw_the_single
     // The graph: identical across replicas and to the single collector's, and it agrees with
     // what the generator says it sent.
     let end_ms = now_ms() + 60_000;
+    // Each replica's rollup closes its own slots: read once each has closed the mesh's last.
+    let sent_ms = now_ms();
+    for q in queries.iter().chain([&single_query]) {
+        q.wait_settled(start_ms - 60_000, end_ms, sent_ms);
+    }
     for level in ["region", "global"] {
         let a = graph(&queries[0], start_ms - 60_000, end_ms, level);
         let b = graph(&queries[1], start_ms - 60_000, end_ms, level);

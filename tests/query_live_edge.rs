@@ -444,7 +444,7 @@ async fn a_small_tail_reads_its_slots_from_spans_and_counts_each_call_once() {
 /// (`Rolled::settled_through`): calls after it — still being exported — wait for their slot,
 /// rates are per second up to it, `window.through_ms` says where, and the next read guesses
 /// no tail. Read from slot rows and as a small tail (the slots' spans, no tail after them).
-/// With `--graph-live-edge-from-spans`, and when the slot rollup is more than a minute behind,
+/// With `--graph-live-edge-from-spans`, and when the slot rollup is more than 30 s behind,
 /// the graph is read to now.
 #[tokio::test]
 async fn a_live_graph_ends_at_the_newest_closed_slot_and_its_rates_are_per_second_up_to_it() {
@@ -519,7 +519,7 @@ async fn a_live_graph_ends_at_the_newest_closed_slot_and_its_rates_are_per_secon
     assert_eq!(g.window.through_ms, Some((slot + 2 * SLOT_NS) / 1_000_000));
     assert_eq!(gw_api(&g).requests, 3);
 
-    // The slot rollup stops: once its newest slot is more than a minute old the graph is
+    // The slot rollup stops: once its newest slot is more than 30 s old the graph is
     // read to now, a new call included.
     let t3 = slot + 2 * SLOT_NS + SETTLED_LAG_NS + 2 * SEC;
     insert(&ch, &call("d", t3 - 3 * SEC)).await;

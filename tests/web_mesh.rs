@@ -74,9 +74,16 @@ pub fn run_mesh(endpoint: &str, flags: &[&str]) {
     );
 }
 
-/// Polls the region graph until it has at least `services` service nodes; returns it.
+/// Polls the region graph until it has at least `services` service nodes and holds every
+/// call made before the poll began (a live graph ends at the newest slot the rollup closed,
+/// `window.through_ms`: the map opened next must get the whole mesh first, or it is fitted
+/// to a part of it); returns it.
 pub fn wait_for_services(base: &str, region: &str, services: usize) -> serde_json::Value {
     let url = format!("{base}/orrery/api/graph?level=region&since=15m&region={region}");
+    let since_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let g: serde_json::Value = curl(&[&url])
@@ -85,7 +92,10 @@ pub fn wait_for_services(base: &str, region: &str, services: usize) -> serde_jso
         let n = g["nodes"]
             .as_array()
             .map_or(0, |n| n.iter().filter(|n| n["kind"] == "service").count());
-        if n >= services {
+        let settled = g["window"]["through_ms"]
+            .as_i64()
+            .is_none_or(|t| t >= since_ms);
+        if n >= services && settled {
             return g;
         }
         assert!(

@@ -153,10 +153,10 @@ pub struct GraphArgs {
 
     /// Also read a live graph's newest seconds — after the last 10-second slot the rollup
     /// closed, 5–15 s ago while it keeps up — from spans. Off by default: a live graph ends at
-    /// that slot (`window.throughMs`), because those seconds' calls are still being exported
+    /// that slot (`window.through_ms`), because those seconds' calls are still being exported
     /// (a client span leaves its SDK after its call ends, 5 s later by default) and joining
     /// them costs about half a cold 15-minute graph's engine time at 30k spans/s
-    /// (docs/decisions.md). A rollup more than a minute behind is read to now either way.
+    /// (docs/decisions.md). A slot rollup more than 30 s behind is read to now either way.
     #[arg(long, env = "ORRERY_GRAPH_LIVE_EDGE_FROM_SPANS")]
     pub graph_live_edge_from_spans: bool,
 

@@ -240,6 +240,30 @@ impl Query {
     pub fn get(&self, path: &str) -> (u16, String) {
         get(&format!("http://{}{path}", self.addr)).expect("query replica answers")
     }
+
+    /// Waits (at most 90 s) until this replica's live graph of `[start_ms, end_ms)` ends at or
+    /// after `sent_ms`: a live graph ends at the newest 10-second slot the rollup closed
+    /// (`window.through_ms`, 5–15 s ago), so graphs compared across replicas, or with what
+    /// was sent, are read once that slot holds everything sent.
+    pub fn wait_settled(&self, start_ms: i64, end_ms: i64, sent_ms: i64) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (code, body) = self.get(&format!(
+                "/orrery/api/graph?level=global&start={start_ms}&end={end_ms}"
+            ));
+            assert_eq!(code, 200, "{body}");
+            let g: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let through = g["window"]["through_ms"].as_i64();
+            if through.is_none_or(|t| t >= sent_ms) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the graph still ends at {through:?}, before {sent_ms}, after 90 s"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }
 
 /// `orrery query` on a free port, answering HTTP.

@@ -548,8 +548,11 @@ pub fn run(plan: &Plan) -> Outcome {
     };
     // Once from the fresh replica (its rollup has just started), once after it settled: the
     // second is the one checked; a difference in the first is reported.
+    let loaded_ms = now_ms();
     let fresh = read_graph();
     std::thread::sleep(Duration::from_secs(5));
+    // A live graph ends at the newest slot the rollup closed: read once it holds the run.
+    query.wait_settled(start_ms - 120_000, end_ms, loaded_ms);
     let settled = read_graph();
     if let Ok(graph) = settled {
         // The same per edge straight from the stored client spans (the mesh names the callee

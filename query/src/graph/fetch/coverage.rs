@@ -84,7 +84,10 @@ impl Rolled {
 
 /// How far behind now the slot rollup's newest slot may end for a live graph to end there
 /// ([`Rolled::settled_through`]); further behind, the graph reads its tail from spans to now.
-pub const SETTLED_LAG_NS: i64 = MINUTE_NS;
+/// A keeping-up rollup's is 5–15 s (the grace, a slot) plus its pass; the bound is also the
+/// most a graph's end can step back when a lagging rollup catches up (read to now, then to
+/// its frontier), so it is kept close to that.
+pub const SETTLED_LAG_NS: i64 = 30_000_000_000;
 
 /// At most this many separate live ranges per window (each is one query per part); past it
 /// the oldest are left out (reported as uncovered) rather than merged across what lies
@@ -455,7 +458,7 @@ mod tests {
         assert_eq!(c.slots, (10 * M, 10 * M + 3 * S));
         assert_eq!(c.live, vec![(10 * M + 3 * S, newest)]);
         r.slot_spans.insert(10 * M + 4 * S, 5);
-        // A slot rollup more than a minute behind: the tail is read to now.
+        // A slot rollup more than 30 s behind: the tail is read to now.
         let late = newest + SETTLED_LAG_NS + SEC;
         let c = r.coverage(Window {
             hi: 13 * M,
