@@ -162,7 +162,10 @@ pub async fn edges_guessed(
 ) -> Result<Vec<EdgeAgg>> {
     let mut c = rolled.coverage(w);
     let whole = small_tail(s, rolled, w, &mut c);
-    if w.live() {
+    // Only a read cut as the map's graph is (settled unless `--graph-live-edge-from-spans`)
+    // notes its tail: a detail read, read to now, would leave the next map read a guess its
+    // markers refute (an early live read thrown away).
+    if w.live() && rolled.ends_settled != s.graph_live_edge_from_spans {
         cache.note_tail(Tail::of(w, &c.live, whole));
     }
     let live_part = kept_or(
